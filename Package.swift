@@ -1,0 +1,74 @@
+// swift-tools-version: 6.1
+// The dependency direction is the architecture:
+//   ERPCore ← ERPStorage ← ERPTransport ← ERPServices
+//   ERPSimulation imports ERPTransport (never a service, never another backend)
+//   ERPScenario wires services onto a backend; erp is the command line.
+// Services never import a backend: ERPServices lists neither ERPSimulation nor any other backend.
+import PackageDescription
+
+let package = Package(
+    name: "retail-erp-testbed",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "erp", targets: ["erp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // Domain types, RPC contracts, event envelope and payloads, money, ids,
+        // Clock / RandomSource protocols. No I/O.
+        .target(name: "ERPCore"),
+        // SQLite through GRDB: per-service databases, migrations, outbox, inbox.
+        .target(name: "ERPStorage", dependencies: [
+            "ERPCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // The abstract transport and the Runtime handed to every service.
+        .target(name: "ERPTransport", dependencies: [
+            "ERPCore", "ERPStorage",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The services. They see only ERPTransport's protocols, never a backend.
+        .target(name: "ERPServices", dependencies: [
+            "ERPCore", "ERPStorage", "ERPTransport",
+        ]),
+        // The deterministic backend: SimWorld, virtual clock, network model, faults, trace.
+        .target(name: "ERPSimulation", dependencies: [
+            "ERPCore", "ERPStorage", "ERPTransport",
+            .product(name: "Collections", package: "swift-collections"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Latency and consistency reports.
+        .target(name: "ERPReports", dependencies: [
+            "ERPCore",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
+        // Scenario model + YAML loader, workload, fault schedule, runner, checkers.
+        .target(name: "ERPScenario", dependencies: [
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPSimulation", "ERPReports",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .executableTarget(name: "erp", dependencies: [
+            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore"]),
+        .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
+        .testTarget(name: "ERPTransportTests", dependencies: [
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation",
+        ]),
+        .testTarget(name: "ERPScenarioTests", dependencies: [
+            "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices",
+        ]),
+    ]
+)

@@ -1,0 +1,323 @@
+// The synchronous calls of the seed's four patterns, as typed contracts.
+
+// MARK: Gateway (client-facing; HTTP in production)
+
+/// `POST /orders`.
+public struct PlaceOrder: RPCRequest {
+    public typealias Response = OrderView
+    public static let method = "gateway.placeOrder"
+    public static let service = ServiceName.gateway
+    public var userId: String
+    public var shopId: String
+    public var items: [OrderLine]
+    public init(userId: String, shopId: String, items: [OrderLine]) {
+        self.userId = userId; self.shopId = shopId; self.items = items
+    }
+}
+
+/// `GET /orders/{id}`.
+public struct FetchOrder: RPCRequest {
+    public typealias Response = OrderView
+    public static let method = "gateway.getOrder"
+    public static let service = ServiceName.gateway
+    public static let isIdempotent = true
+    public var orderId: String
+    public init(orderId: String) { self.orderId = orderId }
+}
+
+/// A line as the customer asks for it: the price is the catalogue's, set by the order service.
+public struct OrderLine: Codable, Sendable, Hashable {
+    public var productId: String
+    public var quantity: Int
+    public init(productId: String, quantity: Int) { self.productId = productId; self.quantity = quantity }
+}
+
+public enum OrderStatus: String, Codable, Sendable, Hashable, CaseIterable {
+    case pending, confirmed, cancelled
+    public var isTerminal: Bool { self != .pending }
+}
+
+public struct OrderView: Codable, Sendable, Hashable {
+    public var orderId: String
+    public var userId: String
+    public var shopId: String
+    public var items: [OrderItem]
+    public var totalAmount: Money
+    public var status: OrderStatus
+    /// Why a cancelled order was cancelled (`payment_failed`, `out_of_stock`).
+    public var reason: String?
+    public init(orderId: String, userId: String, shopId: String, items: [OrderItem], totalAmount: Money,
+                status: OrderStatus, reason: String?) {
+        self.orderId = orderId; self.userId = userId; self.shopId = shopId; self.items = items
+        self.totalAmount = totalAmount; self.status = status; self.reason = reason
+    }
+}
+
+// MARK: Order service
+
+/// Gateway → Order: Create Order (REST in the seed).
+public struct CreateOrder: RPCRequest {
+    public typealias Response = OrderView
+    public static let method = "order.createOrder"
+    public static let service = ServiceName.order
+    public var userId: String
+    public var shopId: String
+    public var items: [OrderLine]
+    public init(userId: String, shopId: String, items: [OrderLine]) {
+        self.userId = userId; self.shopId = shopId; self.items = items
+    }
+}
+
+public struct GetOrder: RPCRequest {
+    public typealias Response = OrderView
+    public static let method = "order.getOrder"
+    public static let service = ServiceName.order
+    public static let isIdempotent = true
+    public var orderId: String
+    public init(orderId: String) { self.orderId = orderId }
+}
+
+// MARK: Inventory service
+
+/// Order → Inventory: stock check (REST in the seed).
+public struct CheckStock: RPCRequest {
+    public typealias Response = StockLevel
+    public static let method = "inventory.checkStock"
+    public static let service = ServiceName.inventory
+    public static let isIdempotent = true
+    public var shopId: String
+    public var productId: String
+    public init(shopId: String, productId: String) { self.shopId = shopId; self.productId = productId }
+}
+
+public struct StockLevel: Codable, Sendable, Hashable {
+    public var shopId: String
+    public var productId: String
+    public var available: Int
+    public var reserved: Int
+    public var sold: Int
+    public init(shopId: String, productId: String, available: Int, reserved: Int, sold: Int) {
+        self.shopId = shopId; self.productId = productId; self.available = available; self.reserved = reserved; self.sold = sold
+    }
+}
+
+/// Order → Inventory: Reserve Stock (gRPC in the seed). All lines or none.
+public struct ReserveStock: RPCRequest {
+    public typealias Response = StockReservation
+    public static let method = "inventory.reserveStock"
+    public static let service = ServiceName.inventory
+    public var orderId: String
+    public var shopId: String
+    public var items: [OrderLine]
+    public init(orderId: String, shopId: String, items: [OrderLine]) {
+        self.orderId = orderId; self.shopId = shopId; self.items = items
+    }
+}
+
+public struct StockReservation: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable { case reserved, released, committed }
+    public var orderId: String
+    public var status: Status
+    public init(orderId: String, status: Status) { self.orderId = orderId; self.status = status }
+}
+
+/// Order → Inventory: Release Stock (gRPC in the seed), the saga's compensation.
+public struct ReleaseStock: RPCRequest {
+    public typealias Response = StockReservation
+    public static let method = "inventory.releaseStock"
+    public static let service = ServiceName.inventory
+    public static let isIdempotent = true
+    public var orderId: String
+    public init(orderId: String) { self.orderId = orderId }
+}
+
+// MARK: Payment service
+
+/// Order → Payment: Process Payment (gRPC in the seed). One charge per order, however often asked.
+public struct ProcessPayment: RPCRequest {
+    public typealias Response = PaymentResult
+    public static let method = "payment.processPayment"
+    public static let service = ServiceName.payment
+    public var orderId: String
+    public var userId: String
+    public var amount: Money
+    public init(orderId: String, userId: String, amount: Money) {
+        self.orderId = orderId; self.userId = userId; self.amount = amount
+    }
+}
+
+public struct PaymentResult: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable { case success, failed }
+    public var paymentId: String
+    public var orderId: String
+    public var status: Status
+    public var reason: String?
+    public init(paymentId: String, orderId: String, status: Status, reason: String?) {
+        self.paymentId = paymentId; self.orderId = orderId; self.status = status; self.reason = reason
+    }
+}
+
+/// Refund what was captured for an order (compensation after an ambiguous payment).
+public struct RefundPayment: RPCRequest {
+    public typealias Response = RefundResult
+    public static let method = "payment.refund"
+    public static let service = ServiceName.payment
+    public static let isIdempotent = true
+    public var orderId: String
+    public init(orderId: String) { self.orderId = orderId }
+}
+
+public struct RefundResult: Codable, Sendable, Hashable {
+    public var orderId: String
+    /// What was refunded now or before; zero when nothing had been captured.
+    public var refunded: Money
+    public init(orderId: String, refunded: Money) { self.orderId = orderId; self.refunded = refunded }
+}
+
+// MARK: Swishpay (the external card provider, simulated)
+
+/// Payment → swishpay. The provider deduplicates on `chargeKey`.
+public struct ProviderCharge: RPCRequest {
+    public typealias Response = ProviderChargeResult
+    public static let method = "swishpay.charge"
+    public static let service = ServiceName.swishpay
+    public var chargeKey: String
+    public var customerId: String
+    public var amount: Money
+    public init(chargeKey: String, customerId: String, amount: Money) {
+        self.chargeKey = chargeKey; self.customerId = customerId; self.amount = amount
+    }
+}
+
+public struct ProviderChargeResult: Codable, Sendable, Hashable {
+    public var chargeKey: String
+    public var approved: Bool
+    public var declineReason: String?
+    public init(chargeKey: String, approved: Bool, declineReason: String?) {
+        self.chargeKey = chargeKey; self.approved = approved; self.declineReason = declineReason
+    }
+}
+
+/// Payment → swishpay: refund a charge, or void the key so that a charge still in flight is refused.
+public struct ProviderRefund: RPCRequest {
+    public typealias Response = ProviderRefundResult
+    public static let method = "swishpay.refund"
+    public static let service = ServiceName.swishpay
+    public static let isIdempotent = true
+    public var chargeKey: String
+    public init(chargeKey: String) { self.chargeKey = chargeKey }
+}
+
+public struct ProviderRefundResult: Codable, Sendable, Hashable {
+    public var chargeKey: String
+    public var refunded: Money
+    public init(chargeKey: String, refunded: Money) { self.chargeKey = chargeKey; self.refunded = refunded }
+}
+
+// MARK: Product, shop, devices (Patterns 2 and 4; served as those services arrive)
+
+/// Campaign → Product: get product info (REST in the seed).
+public struct GetProduct: RPCRequest {
+    public typealias Response = ProductInfo
+    public static let method = "product.getProduct"
+    public static let service = ServiceName.product
+    public static let isIdempotent = true
+    public var productId: String
+    public init(productId: String) { self.productId = productId }
+}
+
+public struct ProductInfo: Codable, Sendable, Hashable {
+    public var productId: String
+    public var name: String
+    public var price: Money
+    public var available: Bool
+    public init(productId: String, name: String, price: Money, available: Bool) {
+        self.productId = productId; self.name = name; self.price = price; self.available = available
+    }
+}
+
+/// IoT Gateway → Shop: Update Device Status (gRPC in the seed).
+public struct UpdateDeviceStatus: RPCRequest {
+    public typealias Response = DeviceStatusAck
+    public static let method = "shop.updateDeviceStatus"
+    public static let service = ServiceName.shop
+    public static let isIdempotent = true
+    public var deviceId: String
+    public var shopId: String
+    public var status: String
+    public var lastSeen: Int64
+    public init(deviceId: String, shopId: String, status: String, lastSeen: Int64) {
+        self.deviceId = deviceId; self.shopId = shopId; self.status = status; self.lastSeen = lastSeen
+    }
+}
+
+public struct DeviceStatusAck: Codable, Sendable, Hashable {
+    public var deviceId: String
+    /// False when the shop already knew a newer report for the device.
+    public var applied: Bool
+    public init(deviceId: String, applied: Bool) { self.deviceId = deviceId; self.applied = applied }
+}
+
+/// vm-service → Shop: a vending-machine operation (gRPC with mTLS in the seed).
+public struct VendingMachineOperation: RPCRequest {
+    public typealias Response = VendingResult
+    public static let method = "shop.vendingOperation"
+    public static let service = ServiceName.shop
+    public enum Operation: String, Codable, Sendable { case dispense, restock }
+    public var machineId: String
+    public var shopId: String
+    public var operation: Operation
+    public var productId: String
+    public var quantity: Int
+    public init(machineId: String, shopId: String, operation: Operation, productId: String, quantity: Int) {
+        self.machineId = machineId; self.shopId = shopId; self.operation = operation; self.productId = productId; self.quantity = quantity
+    }
+}
+
+public struct VendingResult: Codable, Sendable, Hashable {
+    public var machineId: String
+    public var accepted: Bool
+    public var reason: String?
+    public init(machineId: String, accepted: Bool, reason: String?) {
+        self.machineId = machineId; self.accepted = accepted; self.reason = reason
+    }
+}
+
+// MARK: Event bus
+
+/// Outbox relay → bus: append events durably. The bus answers only after its commit, and
+/// deduplicates on `eventId`, so a relay may resend freely.
+public struct AppendEvents: RPCRequest {
+    public typealias Response = AppendAck
+    public static let method = "bus.append"
+    public static let service = ServiceName.eventBus
+    public static let isIdempotent = true
+    public var events: [EventEnvelope]
+    public init(events: [EventEnvelope]) { self.events = events }
+}
+
+public struct AppendAck: Codable, Sendable, Hashable {
+    public var appended: Int
+    public var duplicates: Int
+    public init(appended: Int, duplicates: Int) { self.appended = appended; self.duplicates = duplicates }
+}
+
+/// Bus → consumer: one event for one consumer group. The consumer answers after it has committed
+/// the effect and its inbox row; the bus redelivers until it does.
+public struct DeliverEvent: RPCRequest {
+    public typealias Response = DeliveryAck
+    public static let method = "consumer.deliver"
+    /// Served by every consuming service; the bus addresses the member node directly.
+    public static let service = ServiceName.eventBus
+    public static let isIdempotent = true
+    public var group: String
+    public var event: EventEnvelope
+    public init(group: String, event: EventEnvelope) { self.group = group; self.event = event }
+}
+
+public struct DeliveryAck: Codable, Sendable, Hashable {
+    public var eventId: String
+    /// False when the inbox already had the event (a redelivery).
+    public var applied: Bool
+    public init(eventId: String, applied: Bool) { self.eventId = eventId; self.applied = applied }
+}

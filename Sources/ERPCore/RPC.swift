@@ -1,0 +1,74 @@
+/// A typed RPC contract, like one method of a proto service: the request type names its method,
+/// the service that serves it and its response type.
+public protocol RPCRequest: Codable, Sendable {
+    associatedtype Response: Codable & Sendable
+    static var method: String { get }
+    static var service: ServiceName { get }
+    /// True when doing the call twice has the effect of doing it once even without an
+    /// idempotency key (reads). Retry policies may retry these freely.
+    static var isIdempotent: Bool { get }
+}
+
+extension RPCRequest {
+    public static var isIdempotent: Bool { false }
+}
+
+/// The typed errors of a call. `rejected` carries an application answer (`out_of_stock`);
+/// the others are about the call itself.
+public enum RPCError: Error, Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The absolute deadline passed before an answer arrived (or before the server began).
+    case deadlineExceeded
+    /// The callee could not be reached (crashed, partitioned, not serving the method).
+    case unavailable(String)
+    /// The callee answered no, with a code and a message.
+    case rejected(code: String, message: String)
+    /// The callee sheds load (the seed's 429); try again after the hint.
+    case overloaded(retryAfterMilliseconds: Int64?)
+    case unauthenticated
+
+    public var description: String {
+        switch self {
+        case .deadlineExceeded: "deadline exceeded"
+        case .unavailable(let why): "unavailable: \(why)"
+        case .rejected(let code, let message): "rejected \(code): \(message)"
+        case .overloaded(let ms): "overloaded" + (ms.map { ", retry after \($0)ms" } ?? "")
+        case .unauthenticated: "unauthenticated"
+        }
+    }
+
+    /// A short label for counting errors in reports.
+    public var kind: String {
+        switch self {
+        case .deadlineExceeded: "deadline_exceeded"
+        case .unavailable: "unavailable"
+        case .rejected(let code, _): "rejected:" + code
+        case .overloaded: "overloaded"
+        case .unauthenticated: "unauthenticated"
+        }
+    }
+
+    /// Whether the callee may have done the work: only a definite answer rules it out.
+    public var outcomeIsUnknown: Bool {
+        switch self {
+        case .deadlineExceeded, .unavailable: true
+        case .rejected, .overloaded, .unauthenticated: false
+        }
+    }
+}
+
+/// What travels with every call besides the request itself.
+public struct CallMetadata: Sendable, Hashable, Codable {
+    /// Absolute: each hop passes on what remains, never a fresh timeout.
+    public var deadline: Timestamp
+    public var correlationId: String
+    public var idempotencyKey: String?
+    /// W3C-style trace parent: the id of the calling span.
+    public var traceParent: String?
+
+    public init(deadline: Timestamp, correlationId: String, idempotencyKey: String? = nil, traceParent: String? = nil) {
+        self.deadline = deadline
+        self.correlationId = correlationId
+        self.idempotencyKey = idempotencyKey
+        self.traceParent = traceParent
+    }
+}
