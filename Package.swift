@@ -33,11 +33,14 @@ let package = Package(
         // The abstract transport and the Runtime handed to every service.
         .target(name: "ERPTransport", dependencies: [
             "ERPCore", "ERPStorage",
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The services. They see only ERPTransport's protocols, never a backend.
         .target(name: "ERPServices", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // The deterministic backend: SimWorld, virtual clock, network model, faults, trace.
         .target(name: "ERPSimulation", dependencies: [

@@ -1,0 +1,191 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Where a consumer group's events go: the group's patterns and the nodes that share its events.
+public struct EventRoute: Sendable, Hashable {
+    public var subscription: Subscription
+    public var members: [NodeName]
+    public init(subscription: Subscription, members: [NodeName]) { self.subscription = subscription; self.members = members }
+}
+
+/// The event bus: a durable log of events and a durable queue per consumer group.
+/// `AppendEvents` answers only after the events and their deliveries are committed (deduplicated on
+/// `eventId`). A dispatcher per group delivers in log order with a bounded window, redelivers with
+/// capped backoff until the consumer acknowledges, and dead-letters after `attemptCountMax`.
+public final class EventBusService: ERPService, @unchecked Sendable {
+    public static let name = ServiceName.eventBus
+
+    public struct Settings: Sendable {
+        public var windowCountMax = 16
+        public var deliveryTimeout: Duration = .seconds(1)
+        public var attemptCountMax = 50
+        public var backoffInitial: Duration = .milliseconds(100)
+        public var backoffMax: Duration = .seconds(3)
+        public var idlePollInterval: Duration = .seconds(1)
+        public init() {}
+    }
+
+    let runtime: any Runtime
+    let routes: [EventRoute]
+    let settings: Settings
+    var database: ServiceDatabase!
+    private var dispatchers: [Dispatcher] = []
+
+    public init(runtime: any Runtime, routes: [EventRoute], settings: Settings = Settings()) {
+        self.runtime = runtime
+        // Sorted, so that fan-out order never depends on how the routes were gathered.
+        self.routes = routes.sorted { $0.subscription.group < $1.subscription.group }
+        self.settings = settings
+    }
+
+    static let migrations: [Migration] = [
+        ("bus-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE event (
+                  seq INTEGER PRIMARY KEY AUTOINCREMENT, eventId TEXT NOT NULL UNIQUE, topic TEXT NOT NULL,
+                  envelope TEXT NOT NULL, appendedAt INTEGER NOT NULL
+                );
+                CREATE TABLE delivery (
+                  consumerGroup TEXT NOT NULL, seq INTEGER NOT NULL,
+                  status TEXT NOT NULL, -- pending | acked | dead
+                  attempts INTEGER NOT NULL DEFAULT 0, nextAttemptAt INTEGER NOT NULL, lastError TEXT,
+                  PRIMARY KEY (consumerGroup, seq)
+                );
+                CREATE INDEX delivery_due ON delivery (consumerGroup, status, seq);
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        database = try runtime.openDatabase("bus", migrations: Self.migrations)
+        dispatchers = routes.map { Dispatcher(bus: self, route: $0) }
+        runtime.transport.register(AppendEvents.self) { [self] request, _ in try self.append(request) }
+        for dispatcher in dispatchers {
+            runtime.spawn("dispatch-\(dispatcher.route.subscription.group)") { await dispatcher.run() }
+        }
+    }
+
+    func append(_ request: AppendEvents) throws -> AppendAck {
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        var touched = Array(repeating: false, count: routes.count)
+        let ack: AppendAck = try storage {
+            try database.write { db in
+                var appended = 0, duplicates = 0
+                for event in request.events {
+                    try db.execute(sql: "INSERT INTO event (eventId, topic, envelope, appendedAt) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                   arguments: [event.eventId, event.topic, try JSONCoding.encodeString(event), now])
+                    guard db.changesCount == 1 else { duplicates += 1; continue }
+                    appended += 1
+                    let seq = db.lastInsertedRowID
+                    for (i, route) in routes.enumerated() where route.subscription.matches(event.topic) {
+                        try db.execute(sql: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
+                                       arguments: [route.subscription.group, seq, now])
+                        touched[i] = true
+                    }
+                }
+                return AppendAck(appended: appended, duplicates: duplicates)
+            }
+        }
+        runtime.record("bus appended \(ack.appended) duplicates \(ack.duplicates)")
+        for (i, dispatcher) in dispatchers.enumerated() where touched[i] { dispatcher.signal.notify() }
+        return ack
+    }
+
+    /// Delivers one group's queue.
+    final class Dispatcher: @unchecked Sendable {
+        unowned let bus: EventBusService
+        let route: EventRoute
+        let signal: WakeSignal
+        private var inFlight: Set<Int64> = []
+
+        init(bus: EventBusService, route: EventRoute) {
+            self.bus = bus
+            self.route = route
+            self.signal = WakeSignal(runtime: bus.runtime)
+        }
+
+        var group: String { route.subscription.group }
+
+        func run() async {
+            let runtime = bus.runtime, settings = bus.settings
+            while true {
+                let now = runtime.clock.now.millisecondsSinceEpoch
+                var due: [(seq: Int64, envelope: String)] = []
+                var nextDue: Int64?
+                do {
+                    try bus.database.read { db in
+                        let rows = try Row.fetchAll(db, sql: """
+                            SELECT d.seq AS seq, e.envelope AS envelope, d.nextAttemptAt AS nextAttemptAt
+                            FROM delivery d JOIN event e ON e.seq = d.seq
+                            WHERE d.consumerGroup = ? AND d.status = 'pending'
+                            ORDER BY d.seq LIMIT ?
+                            """, arguments: [group, settings.windowCountMax * 4])
+                        for row in rows {
+                            let seq: Int64 = row["seq"], at: Int64 = row["nextAttemptAt"]
+                            if inFlight.contains(seq) { continue }
+                            if at <= now { due.append((seq, row["envelope"])) } else { nextDue = min(nextDue ?? at, at) }
+                        }
+                    }
+                } catch {
+                    runtime.logger.error("bus \(group): cannot read queue: \(error)")
+                }
+                for item in due.prefix(max(0, settings.windowCountMax - inFlight.count)) {
+                    inFlight.insert(item.seq)
+                    runtime.spawn("deliver") { [self] in await self.deliver(seq: item.seq, envelopeText: item.envelope) }
+                }
+                let wait = nextDue.map { Duration.milliseconds(max(1, $0 - now)) } ?? settings.idlePollInterval
+                await signal.wait(timeout: min(wait, settings.idlePollInterval))
+            }
+        }
+
+        private func deliver(seq: Int64, envelopeText: String) async {
+            let runtime = bus.runtime, settings = bus.settings
+            defer { inFlight.remove(seq); signal.notify() }
+            let envelope: EventEnvelope
+            do {
+                envelope = try JSONCoding.decode(EventEnvelope.self, from: envelopeText)
+            } catch {
+                settle(seq: seq, error: "undecodable: \(error)", final: true)
+                return
+            }
+            let member = route.members[Int(seq % Int64(route.members.count))]
+            do {
+                _ = try await runtime.transport.call(DeliverEvent(group: group, event: envelope), to: member,
+                                                     metadata: runtime.metadata(timeout: settings.deliveryTimeout,
+                                                                                correlationId: envelope.correlationId))
+                settle(seq: seq, error: nil, final: false)
+            } catch {
+                settle(seq: seq, error: String(describing: error), final: false)
+            }
+        }
+
+        /// Records the outcome of one attempt: acked, retry later, or dead-lettered.
+        private func settle(seq: Int64, error: String?, final: Bool) {
+            let runtime = bus.runtime, settings = bus.settings
+            let now = runtime.clock.now
+            do {
+                try bus.database.write { db in
+                    guard let error else {
+                        try db.execute(sql: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
+                                       arguments: [group, seq])
+                        return
+                    }
+                    let attempts = (try Int.fetchOne(db, sql: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: [group, seq]) ?? 0) + 1
+                    if final || attempts >= settings.attemptCountMax {
+                        try db.execute(sql: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
+                                       arguments: [attempts, error, group, seq])
+                        runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
+                    } else {
+                        let delay = backoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax, random: runtime.random)
+                        try db.execute(sql: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
+                                       arguments: [attempts, (now + delay).millisecondsSinceEpoch, error, group, seq])
+                    }
+                }
+            } catch {
+                runtime.logger.error("bus \(group): cannot settle seq \(seq): \(error)")
+            }
+        }
+    }
+}

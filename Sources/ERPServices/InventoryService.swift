@@ -1,0 +1,214 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Stock per shop and product, and reservations per order. Conservation holds in every
+/// transaction: `initial + restocked = available + reserved + sold`.
+public final class InventoryService: ERPService, @unchecked Sendable {
+    public static let name = ServiceName.inventory
+    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern("order.confirmed")])]
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    var database: ServiceDatabase!
+    var relay: OutboxRelay!
+
+    public init(runtime: any Runtime, settings: ServiceSettings) {
+        self.runtime = runtime
+        self.settings = settings
+    }
+
+    static let migrations: [Migration] = [
+        ("inventory-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE stock (
+                  shopId TEXT NOT NULL, productId TEXT NOT NULL,
+                  initial INTEGER NOT NULL, restocked INTEGER NOT NULL DEFAULT 0,
+                  available INTEGER NOT NULL CHECK (available >= 0),
+                  reserved INTEGER NOT NULL CHECK (reserved >= 0),
+                  sold INTEGER NOT NULL CHECK (sold >= 0),
+                  minimumStock INTEGER NOT NULL,
+                  PRIMARY KEY (shopId, productId)
+                );
+                CREATE TABLE reservation (
+                  orderId TEXT PRIMARY KEY, shopId TEXT NOT NULL, status TEXT NOT NULL, updatedAt INTEGER NOT NULL
+                );
+                CREATE TABLE reservation_line (
+                  orderId TEXT NOT NULL, productId TEXT NOT NULL, quantity INTEGER NOT NULL,
+                  PRIMARY KEY (orderId, productId)
+                );
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        database = try runtime.openDatabase("inventory", migrations: Self.migrations)
+        try database.write { db in
+            // Seed initial stock once; a restart finds the rows already there.
+            for shop in settings.fixtures.shops {
+                for line in shop.stock {
+                    try db.execute(sql: """
+                        INSERT INTO stock (shopId, productId, initial, available, reserved, sold, minimumStock)
+                        VALUES (?, ?, ?, ?, 0, 0, ?) ON CONFLICT DO NOTHING
+                        """, arguments: [shop.id, line.productId, line.quantity, line.quantity, line.minimumStock])
+                }
+            }
+        }
+        relay = OutboxRelay(runtime: runtime, database: database)
+        relay.start()
+
+        let consumer = EventConsumer(runtime: runtime, database: database, group: "inventory")
+        consumer.skipInbox = settings.defects.skipInbox
+        consumer.afterCommit = { [relay] in relay?.notify() }
+        consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
+            try self.commitReservation(orderId: event.orderId, correlationId: envelope.correlationId, in: db)
+        }
+        consumer.start()
+
+        let transport = runtime.transport
+        transport.register(CheckStock.self) { [self] request, _ in try self.checkStock(request) }
+        transport.register(ReserveStock.self) { [self] request, context in try self.reserve(request, context) }
+        transport.register(ReleaseStock.self) { [self] request, context in try self.release(request, context) }
+    }
+
+    func checkStock(_ request: CheckStock) throws -> StockLevel {
+        try storage {
+            try database.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT available, reserved, sold FROM stock WHERE shopId = ? AND productId = ?",
+                                                 arguments: [request.shopId, request.productId]) else {
+                    throw RPCError.rejected(code: "not_found", message: "no stock of \(request.productId) in \(request.shopId)")
+                }
+                return StockLevel(shopId: request.shopId, productId: request.productId,
+                                  available: row["available"], reserved: row["reserved"], sold: row["sold"])
+            }
+        }
+    }
+
+    /// All lines or none. Idempotent per order: a repeated request gets the first answer, and a
+    /// reservation released before its request arrived is never made.
+    func reserve(_ request: ReserveStock, _ context: CallContext) throws -> StockReservation {
+        let now = runtime.clock.now
+        // A refusal is an answer too: its tombstone is committed, then the error is thrown.
+        let outcome: Result<StockReservation, RPCError> = try storage {
+            try database.write { db in
+                if let status = try String.fetchOne(db, sql: "SELECT status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) {
+                    if status == "rejected" { return .failure(.rejected(code: "out_of_stock", message: "order \(request.orderId) was refused stock")) }
+                    return .success(StockReservation(orderId: request.orderId, status: StockReservation.Status(rawValue: status)!))
+                }
+                // Merge repeated products so a line cannot be counted twice against the same stock.
+                var wanted: [(productId: String, quantity: Int)] = []
+                for line in request.items {
+                    guard line.quantity > 0 else { throw RPCError.rejected(code: "bad_request", message: "quantity must be positive") }
+                    if let i = wanted.firstIndex(where: { $0.productId == line.productId }) { wanted[i].quantity += line.quantity }
+                    else { wanted.append((line.productId, line.quantity)) }
+                }
+                var levels: [(productId: String, quantity: Int, available: Int, minimum: Int)] = []
+                for line in wanted {
+                    let row = try Row.fetchOne(db, sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
+                                               arguments: [request.shopId, line.productId])
+                    let available: Int = row?["available"] ?? 0
+                    guard available >= line.quantity else {
+                        try db.execute(sql: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'rejected', ?)",
+                                       arguments: [request.orderId, request.shopId, now.millisecondsSinceEpoch])
+                        return .failure(.rejected(code: "out_of_stock", message: "\(line.productId): \(available) available, \(line.quantity) wanted"))
+                    }
+                    levels.append((line.productId, line.quantity, available, row?["minimumStock"] ?? 0))
+                }
+                try db.execute(sql: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'reserved', ?)",
+                               arguments: [request.orderId, request.shopId, now.millisecondsSinceEpoch])
+                for level in levels {
+                    try db.execute(sql: "UPDATE stock SET available = available - ?, reserved = reserved + ? WHERE shopId = ? AND productId = ?",
+                                   arguments: [level.quantity, level.quantity, request.shopId, level.productId])
+                    try db.execute(sql: "INSERT INTO reservation_line (orderId, productId, quantity) VALUES (?, ?, ?)",
+                                   arguments: [request.orderId, level.productId, level.quantity])
+                    try runtime.appendEvent(InventoryReserved(orderId: request.orderId, shopId: request.shopId, productId: level.productId, quantity: level.quantity),
+                                source: .inventory, correlationId: context.correlationId, in: db)
+                    try stockChanged(shopId: request.shopId, productId: level.productId, previous: level.available,
+                                     new: level.available - level.quantity, minimum: level.minimum, correlationId: context.correlationId, in: db)
+                }
+                return .success(StockReservation(orderId: request.orderId, status: .reserved))
+            }
+        }
+        switch outcome {
+        case .success(let reservation):
+            runtime.record("inventory reserve \(request.orderId) -> \(reservation.status)")
+            relay.notify()
+            return reservation
+        case .failure(let error):
+            runtime.record("inventory reserve \(request.orderId) -> refused")
+            throw error
+        }
+    }
+
+    /// The saga's compensation. Idempotent; releasing an order never reserved leaves a tombstone
+    /// so that a reservation request still in flight is refused when it lands.
+    func release(_ request: ReleaseStock, _ context: CallContext) throws -> StockReservation {
+        let now = runtime.clock.now
+        let result: StockReservation = try storage {
+            try database.write { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) else {
+                    try db.execute(sql: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, '', 'released', ?)",
+                                   arguments: [request.orderId, now.millisecondsSinceEpoch])
+                    return StockReservation(orderId: request.orderId, status: .released)
+                }
+                let status: String = row["status"]
+                let shopId: String = row["shopId"]
+                switch status {
+                case "reserved":
+                    for line in try Row.fetchAll(db, sql: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [request.orderId]) {
+                        let productId: String = line["productId"], quantity: Int = line["quantity"]
+                        let stock = try Row.fetchOne(db, sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: [shopId, productId])!
+                        let available: Int = stock["available"]
+                        try db.execute(sql: "UPDATE stock SET available = available + ?, reserved = reserved - ? WHERE shopId = ? AND productId = ?",
+                                       arguments: [quantity, quantity, shopId, productId])
+                        try stockChanged(shopId: shopId, productId: productId, previous: available, new: available + quantity,
+                                         minimum: stock["minimumStock"], correlationId: context.correlationId, in: db)
+                    }
+                    try db.execute(sql: "UPDATE reservation SET status = 'released', updatedAt = ? WHERE orderId = ?",
+                                   arguments: [now.millisecondsSinceEpoch, request.orderId])
+                    return StockReservation(orderId: request.orderId, status: .released)
+                case "committed":
+                    return StockReservation(orderId: request.orderId, status: .committed)
+                default:
+                    return StockReservation(orderId: request.orderId, status: .released)
+                }
+            }
+        }
+        runtime.record("inventory released \(request.orderId) -> \(result.status)")
+        relay.notify()
+        return result
+    }
+
+    /// OrderConfirmed: reserved units become sold.
+    func commitReservation(orderId: String, correlationId: String, in db: Database) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [orderId]) else {
+            runtime.logger.error("OrderConfirmed for \(orderId) without a reservation")
+            return
+        }
+        let status: String = row["status"]
+        guard status == "reserved" || settings.defects.skipInbox else {
+            if status != "committed" { runtime.logger.error("OrderConfirmed for \(orderId) whose reservation is \(status)") }
+            return
+        }
+        let shopId: String = row["shopId"]
+        for line in try Row.fetchAll(db, sql: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [orderId]) {
+            let productId: String = line["productId"], quantity: Int = line["quantity"]
+            try db.execute(sql: "UPDATE stock SET reserved = reserved - ?, sold = sold + ? WHERE shopId = ? AND productId = ?",
+                           arguments: [quantity, quantity, shopId, productId])
+        }
+        try db.execute(sql: "UPDATE reservation SET status = 'committed', updatedAt = ? WHERE orderId = ?",
+                       arguments: [runtime.clock.now.millisecondsSinceEpoch, orderId])
+    }
+
+    private func stockChanged(shopId: String, productId: String, previous: Int, new: Int, minimum: Int,
+                              correlationId: String, in db: Database) throws {
+        try runtime.appendEvent(StockUpdated(shopId: shopId, productId: productId, newStock: new, previousStock: previous),
+                    source: .inventory, correlationId: correlationId, in: db)
+        if new < minimum && previous >= minimum {
+            try runtime.appendEvent(LowStockAlert(shopId: shopId, productId: productId, currentStock: new, minimumStock: minimum),
+                        source: .inventory, correlationId: correlationId, in: db)
+        }
+    }
+
+}

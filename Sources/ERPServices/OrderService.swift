@@ -1,0 +1,320 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Orders, and the saga that makes each one happen (the seed's Patterns 1 and 3):
+///
+///     reserve stock ──ok──▶ process payment ──success──▶ confirm (OrderCreated, OrderConfirmed)
+///          │                      │ failed                      
+///          │ out of stock         ▼                             
+///          ▼               release stock ──▶ cancel (OrderCancelled)
+///       cancel                    ▲
+///                                 │ outcome unknown too long
+///                     refund / void the charge
+///
+/// The saga's step is persisted with every transition, so a restarted order service finds each
+/// unfinished saga and drives it on: every step is idempotent per order at its callee.
+public final class OrderService: ERPService, @unchecked Sendable {
+    public static let name = ServiceName.order
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    var database: ServiceDatabase!
+    var relay: OutboxRelay!
+    /// Orders whose saga this incarnation is driving (one driver per order).
+    private var drivers: Set<String> = []
+    /// Tasks waiting for a saga to finish, per order.
+    private var activeSagas: [String: [UnsafeContinuation<Void, Never>]] = [:]
+    private let prices: [String: Money]
+
+    public init(runtime: any Runtime, settings: ServiceSettings) {
+        self.runtime = runtime
+        self.settings = settings
+        var prices: [String: Money] = [:]
+        for product in settings.fixtures.products { prices[product.id] = product.price }
+        self.prices = prices
+    }
+
+    static let migrations: [Migration] = [
+        ("order-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE orders (
+                  orderId TEXT PRIMARY KEY, userId TEXT NOT NULL, shopId TEXT NOT NULL,
+                  items TEXT NOT NULL, totalMinor INTEGER NOT NULL, currency TEXT NOT NULL,
+                  status TEXT NOT NULL, reason TEXT, correlationId TEXT NOT NULL,
+                  createdAt INTEGER NOT NULL, updatedAt INTEGER NOT NULL
+                );
+                CREATE TABLE order_request (requestKey TEXT PRIMARY KEY, orderId TEXT NOT NULL);
+                CREATE TABLE saga (
+                  orderId TEXT PRIMARY KEY,
+                  step TEXT NOT NULL, -- reserve | pay | refund | release | done
+                  reason TEXT, updatedAt INTEGER NOT NULL
+                );
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        database = try runtime.openDatabase("order", migrations: Self.migrations)
+        relay = OutboxRelay(runtime: runtime, database: database)
+        relay.start()
+        runtime.transport.register(CreateOrder.self) { [self] request, context in try await self.create(request, context) }
+        runtime.transport.register(GetOrder.self) { [self] request, _ in try self.view(request.orderId) }
+        // Recovery: drive on every saga the previous incarnation left unfinished.
+        let unfinished = try database.read { db in
+            try String.fetchAll(db, sql: "SELECT orderId FROM saga WHERE step != 'done' ORDER BY orderId")
+        }
+        if !unfinished.isEmpty { runtime.record("order recovering \(unfinished.count) sagas") }
+        for orderId in unfinished {
+            runtime.spawn("saga") { [self] in await self.drive(orderId) }
+        }
+    }
+
+    // MARK: Handlers
+
+    func create(_ request: CreateOrder, _ context: CallContext) async throws -> OrderView {
+        guard !request.items.isEmpty else { throw RPCError.rejected(code: "bad_request", message: "an order needs at least one item") }
+        var items: [OrderItem] = []
+        for line in request.items {
+            guard line.quantity > 0 else { throw RPCError.rejected(code: "bad_request", message: "quantity of \(line.productId) must be positive") }
+            guard let price = prices[line.productId] else { throw RPCError.rejected(code: "unknown_product", message: "no product \(line.productId)") }
+            items.append(OrderItem(productId: line.productId, quantity: line.quantity, unitPrice: price))
+        }
+        let total = items.dropFirst().reduce(items[0].lineTotal) { $0 + $1.lineTotal }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        let itemsJSON = try JSONCoding.encodeString(items)
+        let (orderId, isNew): (String, Bool) = try storage {
+            try database.write { db in
+                if let key = context.idempotencyKey,
+                   let existing = try String.fetchOne(db, sql: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) {
+                    return (existing, false)
+                }
+                let orderId = runtime.ids.next("order")
+                try db.execute(sql: """
+                    INSERT INTO orders (orderId, userId, shopId, items, totalMinor, currency, status, correlationId, createdAt, updatedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                    """, arguments: [orderId, request.userId, request.shopId, itemsJSON, total.minorUnits, total.currency,
+                                     context.correlationId, now, now])
+                try db.execute(sql: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, 'reserve', ?)", arguments: [orderId, now])
+                if let key = context.idempotencyKey {
+                    try db.execute(sql: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: [key, orderId])
+                }
+                return (orderId, true)
+            }
+        }
+        runtime.record(isNew ? "order \(orderId) accepted" : "order \(orderId) requested again")
+        if !drivers.contains(orderId) {
+            runtime.spawn("saga") { [self] in await self.drive(orderId) }
+        }
+        await waitForSaga(orderId)
+        return try view(orderId)
+    }
+
+    func view(_ orderId: String) throws -> OrderView {
+        try storage {
+            try database.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else {
+                    throw RPCError.rejected(code: "not_found", message: "no order \(orderId)")
+                }
+                return try Self.view(row)
+            }
+        }
+    }
+
+    static func view(_ row: Row) throws -> OrderView {
+        let itemsText: String = row["items"]
+        return OrderView(orderId: row["orderId"], userId: row["userId"], shopId: row["shopId"],
+                         items: try JSONCoding.decode([OrderItem].self, from: itemsText),
+                         totalAmount: Money(minorUnits: row["totalMinor"], currency: row["currency"]),
+                         status: OrderStatus(rawValue: row["status"]) ?? .pending, reason: row["reason"])
+    }
+
+    // MARK: The saga
+
+    private func waitForSaga(_ orderId: String) async {
+        let done = try? database.read { db in
+            try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == "done"
+        }
+        if done == true { return }
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            activeSagas[orderId, default: []].append(c)
+        }
+    }
+
+    private struct SagaState {
+        var step: String
+        var reason: String?
+        var order: OrderView
+        var correlationId: String
+    }
+
+    private func load(_ orderId: String) throws -> SagaState? {
+        try database.read { db in
+            guard let saga = try Row.fetchOne(db, sql: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: [orderId]),
+                  let order = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else { return nil }
+            return SagaState(step: saga["step"], reason: saga["reason"], order: try Self.view(order), correlationId: order["correlationId"])
+        }
+    }
+
+    /// Drives one order's saga to its end. One driver per order per incarnation.
+    func drive(_ orderId: String) async {
+        guard !drivers.contains(orderId) else { return }
+        drivers.insert(orderId)
+        defer {
+            drivers.remove(orderId)
+            let waiters = activeSagas.removeValue(forKey: orderId) ?? []
+            for waiter in waiters { waiter.resume() }
+        }
+        while true {
+            let state: SagaState
+            do {
+                guard let loaded = try load(orderId) else { return }
+                state = loaded
+            } catch {
+                runtime.logger.error("saga \(orderId): cannot read state: \(error)")
+                await runtime.sleep(for: settings.sagaBackoffMax)
+                continue
+            }
+            let order = state.order
+            switch state.step {
+            case "reserve":
+                let outcome = await attempt(ReserveStock(orderId: orderId, shopId: order.shopId, items: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
+                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax)
+                switch outcome {
+                case .answered(let reservation) where reservation.status == .reserved:
+                    advance(orderId, to: "pay")
+                case .answered:
+                    // Released before our request landed: nothing is held.
+                    finish(state, status: .cancelled, reason: state.reason ?? "reservation_released")
+                case .refused(.rejected(code: "out_of_stock", message: _)):
+                    finish(state, status: .cancelled, reason: "out_of_stock")
+                case .refused(let error):
+                    advance(orderId, to: "release", reason: "inventory_" + error.kind)
+                case .unknown:
+                    advance(orderId, to: "release", reason: "inventory_unavailable")
+                }
+            case "pay":
+                let outcome = await attempt(ProcessPayment(orderId: orderId, userId: order.userId, amount: order.totalAmount),
+                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax)
+                switch outcome {
+                case .answered(let payment) where payment.status == .success:
+                    finish(state, status: .confirmed, reason: nil)
+                case .answered(let payment):
+                    if settings.defects.confirmDeclinedPayments {
+                        finish(state, status: .confirmed, reason: nil)
+                    } else {
+                        advance(orderId, to: "release", reason: payment.reason == "insufficient_funds" || payment.reason == nil ? "payment_failed" : "payment_failed:" + payment.reason!)
+                    }
+                case .refused:
+                    advance(orderId, to: "refund", reason: "payment_rejected")
+                case .unknown:
+                    advance(orderId, to: "refund", reason: "payment_unavailable")
+                }
+            case "refund":
+                // Compensation must finish: no attempt bound short of the process's patience.
+                switch await attempt(RefundPayment(orderId: orderId), state: state, attemptCountMax: 10_000) {
+                case .answered: advance(orderId, to: "release", reason: state.reason)
+                case .refused(let error):
+                    runtime.logger.critical("saga \(orderId): refund refused: \(error)")
+                    return
+                case .unknown(let error):
+                    runtime.logger.critical("saga \(orderId): refund still unknown: \(String(describing: error))")
+                    return
+                }
+            case "release":
+                if settings.defects.skipStockRelease {
+                    finish(state, status: .cancelled, reason: state.reason ?? "cancelled")
+                    continue
+                }
+                switch await attempt(ReleaseStock(orderId: orderId), state: state, attemptCountMax: 10_000) {
+                case .answered: finish(state, status: .cancelled, reason: state.reason ?? "cancelled")
+                case .refused(let error):
+                    runtime.logger.critical("saga \(orderId): release refused: \(error)")
+                    return
+                case .unknown(let error):
+                    runtime.logger.critical("saga \(orderId): release still unknown: \(String(describing: error))")
+                    return
+                }
+            default:
+                return
+            }
+        }
+    }
+
+    enum StepOutcome<Response> {
+        case answered(Response)
+        /// A definite no from the callee.
+        case refused(RPCError)
+        /// Still unknown after every attempt; the last error seen.
+        case unknown(RPCError?)
+    }
+
+    /// Calls a saga step until it gets an answer: retries while the outcome is unknown (timeout,
+    /// unreachable, overloaded), with capped jittered backoff. Safe because every step is idempotent
+    /// per order at its callee.
+    private func attempt<R: RPCRequest>(_ request: R, state: SagaState, attemptCountMax: Int) async -> StepOutcome<R.Response> {
+        let key = "\(R.method):\(state.order.orderId)"
+        var last: RPCError?
+        for attempt in 0..<attemptCountMax {
+            if attempt > 0 {
+                await runtime.sleep(for: backoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax, random: runtime.random))
+            }
+            do {
+                let metadata = runtime.metadata(timeout: settings.sagaStepTimeout, idempotencyKey: key, correlationId: state.correlationId)
+                return .answered(try await runtime.transport.call(request, metadata: metadata))
+            } catch let error as RPCError {
+                switch error {
+                case .rejected, .unauthenticated: return .refused(error)
+                case .deadlineExceeded, .unavailable, .overloaded:
+                    last = error
+                    runtime.record("saga \(state.order.orderId) \(R.method) attempt \(attempt + 1) \(error.kind)")
+                }
+            } catch {
+                return .refused(.rejected(code: "internal", message: String(describing: error)))
+            }
+        }
+        return .unknown(last)
+    }
+
+    private func advance(_ orderId: String, to step: String, reason: String? = nil) {
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        do {
+            try database.write { db in
+                try db.execute(sql: "UPDATE saga SET step = ?, reason = COALESCE(?, reason), updatedAt = ? WHERE orderId = ?",
+                               arguments: [step, reason, now, orderId])
+            }
+            runtime.record("saga \(orderId) -> \(step)\(reason.map { " (\($0))" } ?? "")")
+        } catch {
+            runtime.logger.error("saga \(orderId): cannot persist step \(step): \(error)")
+        }
+    }
+
+    /// The terminal transition: order status, saga done and the events, in one transaction.
+    private func finish(_ state: SagaState, status: OrderStatus, reason: String?) {
+        let order = state.order
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        do {
+            try database.write { db in
+                try db.execute(sql: "UPDATE orders SET status = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
+                               arguments: [status.rawValue, reason, now, order.orderId])
+                try db.execute(sql: "UPDATE saga SET step = 'done', reason = ?, updatedAt = ? WHERE orderId = ?",
+                               arguments: [reason, now, order.orderId])
+                if status == .confirmed {
+                    try runtime.appendEvent(OrderCreated(orderId: order.orderId, shopId: order.shopId, userId: order.userId,
+                                                         items: order.items, totalAmount: order.totalAmount),
+                                            source: .order, correlationId: state.correlationId, in: db)
+                    try runtime.appendEvent(OrderConfirmed(orderId: order.orderId, shopId: order.shopId, userId: order.userId),
+                                            source: .order, correlationId: state.correlationId, in: db)
+                } else {
+                    try runtime.appendEvent(OrderCancelled(orderId: order.orderId, reason: reason ?? "cancelled"),
+                                            source: .order, correlationId: state.correlationId, in: db)
+                }
+            }
+            relay.notify()
+            runtime.record("order \(order.orderId) \(status.rawValue)\(reason.map { " (\($0))" } ?? "")")
+        } catch {
+            runtime.logger.error("saga \(order.orderId): cannot finish: \(error)")
+        }
+    }
+}

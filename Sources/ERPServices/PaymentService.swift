@@ -1,0 +1,148 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Payments per order, charged through swishpay. One charge per order however often it is asked:
+/// the order id is the payment's key here and the charge key at the provider.
+public final class PaymentService: ERPService, @unchecked Sendable {
+    public static let name = ServiceName.payment
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    var database: ServiceDatabase!
+    var relay: OutboxRelay!
+
+    public init(runtime: any Runtime, settings: ServiceSettings) {
+        self.runtime = runtime
+        self.settings = settings
+    }
+
+    static let migrations: [Migration] = [
+        ("payment-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE payment (
+                  paymentId TEXT PRIMARY KEY, orderId TEXT NOT NULL, userId TEXT NOT NULL,
+                  amountMinor INTEGER NOT NULL, currency TEXT NOT NULL,
+                  chargeKey TEXT NOT NULL,
+                  status TEXT NOT NULL, -- pending | captured | failed | refunded
+                  reason TEXT, updatedAt INTEGER NOT NULL
+                );
+                CREATE INDEX payment_order ON payment (orderId);
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        database = try runtime.openDatabase("payment", migrations: Self.migrations)
+        relay = OutboxRelay(runtime: runtime, database: database)
+        relay.start()
+        runtime.transport.register(ProcessPayment.self) { [self] request, context in try await self.process(request, context) }
+        runtime.transport.register(RefundPayment.self) { [self] request, context in try await self.refund(request, context) }
+    }
+
+    struct PaymentRow {
+        var paymentId: String
+        var status: String
+        var reason: String?
+        var chargeKey: String
+    }
+
+    func process(_ request: ProcessPayment, _ context: CallContext) async throws -> PaymentResult {
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        // Find or create the payment for this order. With the planted defect every attempt is a new
+        // payment with a new charge key: the double charge the checker must catch.
+        let payment: PaymentRow = try storage {
+            try database.write { db in
+                if !settings.defects.ignorePaymentIdempotency,
+                   let row = try Row.fetchOne(db, sql: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY updatedAt LIMIT 1", arguments: [request.orderId]) {
+                    return PaymentRow(paymentId: row["paymentId"], status: row["status"], reason: row["reason"], chargeKey: row["chargeKey"])
+                }
+                let paymentId = runtime.ids.next("pay")
+                let chargeKey = settings.defects.ignorePaymentIdempotency ? "charge:" + paymentId : "charge:" + request.orderId
+                try db.execute(sql: """
+                    INSERT INTO payment (paymentId, orderId, userId, amountMinor, currency, chargeKey, status, updatedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
+                    """, arguments: [paymentId, request.orderId, request.userId, request.amount.minorUnits, request.amount.currency, chargeKey, now])
+                return PaymentRow(paymentId: paymentId, status: "pending", reason: nil, chargeKey: chargeKey)
+            }
+        }
+        switch payment.status {
+        case "captured": return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId, status: .success, reason: nil)
+        case "failed", "refunded":
+            return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId, status: .failed, reason: payment.reason ?? payment.status)
+        default: break
+        }
+        // Pending: ask the provider (again). It deduplicates on the charge key, so asking twice
+        // charges once. If it cannot be reached the outcome stays unknown and the caller retries.
+        let charge = ProviderCharge(chargeKey: payment.chargeKey, customerId: request.userId, amount: request.amount)
+        let answer: ProviderChargeResult
+        do {
+            answer = try await runtime.transport.call(charge, metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context,
+                                                                                          idempotencyKey: payment.chargeKey))
+        } catch let error as RPCError {
+            runtime.record("payment \(request.orderId) provider \(error.kind)")
+            throw error.outcomeIsUnknown ? RPCError.unavailable("payment provider: \(error)") : error
+        }
+        let result: PaymentResult = try storage {
+            try database.write { db in
+                // Another attempt may have settled the payment while this one waited.
+                let status = try String.fetchOne(db, sql: "SELECT status FROM payment WHERE paymentId = ?", arguments: [payment.paymentId]) ?? "pending"
+                if status == "pending" {
+                    let newStatus = answer.approved ? "captured" : "failed"
+                    try db.execute(sql: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
+                                   arguments: [newStatus, answer.declineReason, runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
+                    if answer.approved {
+                        try runtime.appendEvent(PaymentProcessed(paymentId: payment.paymentId, orderId: request.orderId, amount: request.amount),
+                                    source: .payment, correlationId: context.correlationId, in: db)
+                    } else {
+                        try runtime.appendEvent(PaymentFailed(paymentId: payment.paymentId, orderId: request.orderId, reason: answer.declineReason ?? "declined"),
+                                    source: .payment, correlationId: context.correlationId, in: db)
+                    }
+                    return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId,
+                                         status: answer.approved ? .success : .failed, reason: answer.declineReason)
+                }
+                return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId,
+                                     status: status == "captured" ? .success : .failed, reason: status == "captured" ? nil : status)
+            }
+        }
+        relay.notify()
+        runtime.record("payment \(request.orderId) \(result.status)")
+        return result
+    }
+
+    /// Refunds what was captured for the order (all its payments), voiding charges still unknown.
+    func refund(_ request: RefundPayment, _ context: CallContext) async throws -> RefundResult {
+        let payments: [PaymentRow] = try storage {
+            try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY paymentId", arguments: [request.orderId]).map {
+                    PaymentRow(paymentId: $0["paymentId"], status: $0["status"], reason: $0["reason"], chargeKey: $0["chargeKey"])
+                }
+            }
+        }
+        var total = Money.zero()
+        for payment in payments where payment.status == "pending" || payment.status == "captured" {
+            let answer = try await runtime.transport.call(ProviderRefund(chargeKey: payment.chargeKey),
+                                                          metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context))
+            try storage {
+                try database.write { db in
+                    let status = try String.fetchOne(db, sql: "SELECT status FROM payment WHERE paymentId = ?", arguments: [payment.paymentId])
+                    guard status == "pending" || status == "captured" else { return }
+                    let refunded = answer.refunded.minorUnits > 0
+                    try db.execute(sql: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
+                                   arguments: [refunded ? "refunded" : "failed", refunded ? "refunded" : "voided",
+                                               runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
+                    if refunded {
+                        try runtime.appendEvent(RefundProcessed(refundId: runtime.ids.next("ref"), paymentId: payment.paymentId, amount: answer.refunded),
+                                    source: .payment, correlationId: context.correlationId, in: db)
+                    }
+                }
+            }
+            total = total + answer.refunded
+        }
+        relay.notify()
+        runtime.record("payment refund \(request.orderId) \(total)")
+        return RefundResult(orderId: request.orderId, refunded: total)
+    }
+
+}

@@ -1,0 +1,63 @@
+import ERPCore
+
+/// How one directed link behaves. Latency is uniform in `[latencyMin, latencyMax]`: the spread is
+/// the jitter.
+public struct LinkSettings: Sendable, Hashable {
+    public var latencyMin: Duration = .microseconds(500)
+    public var latencyMax: Duration = .milliseconds(2)
+    public var dropProbability: Double = 0
+    public var duplicateProbability: Double = 0
+    /// Probability that a message ignores the link's FIFO order (a TCP-like link keeps order;
+    /// a reordered message may overtake those sent before it).
+    public var reorderProbability: Double = 0
+    public init() {}
+    public init(latencyMin: Duration, latencyMax: Duration, dropProbability: Double = 0,
+                duplicateProbability: Double = 0, reorderProbability: Double = 0) {
+        self.latencyMin = latencyMin; self.latencyMax = latencyMax; self.dropProbability = dropProbability
+        self.duplicateProbability = duplicateProbability; self.reorderProbability = reorderProbability
+    }
+    /// The same link without loss, duplication or reordering: what the heal phase runs on.
+    public var healed: LinkSettings {
+        LinkSettings(latencyMin: latencyMin, latencyMax: latencyMax)
+    }
+}
+
+/// The simulated network: per-link settings, partitions and per-link FIFO state.
+/// Faults it models: latency with jitter, drop, duplicate, reorder, partitions (symmetric, one-way,
+/// isolating a node). Crashes, pauses and clock skew are the world's (they concern nodes).
+public struct NetworkModel: Sendable {
+    public var defaultLink = LinkSettings()
+    /// Per directed link overrides, looked up (never iterated) by `(from, to)` node indices.
+    var overrides: [Int: LinkSettings] = [:]
+    /// Directed links currently cut.
+    var cut: Set<Int> = []
+    /// When true (the default) each link delivers in the order it was sent, unless a message is
+    /// picked for reordering.
+    public var preserveLinkOrder = true
+    /// Latest delivery time scheduled per directed link, for FIFO.
+    var lastDelivery: [Int: Int64] = [:]
+
+    public init() {}
+
+    @inline(__always) static func key(_ from: Int, _ to: Int) -> Int { from << 20 | to }
+
+    func settings(_ from: Int, _ to: Int) -> LinkSettings {
+        overrides.isEmpty ? defaultLink : (overrides[Self.key(from, to)] ?? defaultLink)
+    }
+
+    mutating func setOverride(_ from: Int, _ to: Int, _ settings: LinkSettings?) {
+        overrides[Self.key(from, to)] = settings
+    }
+
+    func isCut(_ from: Int, _ to: Int) -> Bool { !cut.isEmpty && cut.contains(Self.key(from, to)) }
+    mutating func setCut(_ from: Int, _ to: Int, _ isCut: Bool) {
+        if isCut { cut.insert(Self.key(from, to)) } else { cut.remove(Self.key(from, to)) }
+    }
+
+    /// Removes every partition and every loss, duplication and reordering; latency stays.
+    mutating func heal() {
+        cut.removeAll()
+        defaultLink = defaultLink.healed
+        for key in overrides.keys.sorted() { overrides[key] = overrides[key]!.healed }
+    }
+}

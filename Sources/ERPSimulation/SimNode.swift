@@ -1,0 +1,197 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import Logging
+
+/// One simulated process: a service instance or a workload client. Its incarnation (`epoch`)
+/// changes at every crash, so that nothing from a dead incarnation (a timer, a reply, a task
+/// waiting on either) ever runs again.
+public final class SimNode: @unchecked Sendable {
+    public unowned let world: SimWorld
+    public let index: Int
+    public let name: NodeName
+    public let service: ServiceName?
+    let factory: (@Sendable (SimRuntime) throws -> any ERPService)?
+
+    public internal(set) var alive = false
+    public internal(set) var epoch = 0
+    public internal(set) var paused = false
+    public internal(set) var everStarted = false
+    public internal(set) var startCount = 0
+    public internal(set) var clockSkew: Duration = .zero
+    var handlers = HandlerTable()
+    var pending: [UInt64: UnsafeContinuation<any Sendable, any Error>] = [:]
+    var backlog: [SimWorld.TimerAction] = []
+    var databases: [ServiceDatabase] = []
+    public internal(set) var runtime: SimRuntime?
+    public internal(set) var instance: (any ERPService)?
+
+    init(world: SimWorld, index: Int, name: NodeName, service: ServiceName?,
+         factory: (@Sendable (SimRuntime) throws -> any ERPService)?) {
+        self.world = world
+        self.index = index
+        self.name = name
+        self.service = service
+        self.factory = factory
+    }
+
+    /// Brings the node up as a new incarnation; builds and starts its service, if it has one.
+    public func start() {
+        precondition(!alive, "\(name) started twice")
+        alive = true
+        everStarted = true
+        startCount += 1
+        let runtime = SimRuntime(node: self, epoch: epoch)
+        self.runtime = runtime
+        world.record("start \(name) incarnation \(epoch)")
+        guard let factory else { return }
+        do {
+            let service = try factory(runtime)
+            instance = service
+            runtime.spawn("start") { [name, world] in
+                do {
+                    try await service.start()
+                    world.record("started \(name)")
+                } catch {
+                    world.record("start failed \(name): \(error)")
+                    runtime.logger.critical("start failed: \(error)")
+                }
+            }
+        } catch {
+            world.record("build failed \(name): \(error)")
+        }
+    }
+
+    /// The process dies: tasks vanish (their continuations are never resumed), pending calls and
+    /// queued deliveries are forgotten, database connections close with nothing uncommitted.
+    func crash() {
+        alive = false
+        paused = false
+        epoch += 1
+        pending.removeAll()
+        backlog.removeAll()
+        handlers.removeAll()
+        for db in databases {
+            do { try db.close() } catch { world.record("close failed \(db.path): \(error)") }
+        }
+        databases.removeAll()
+        instance = nil
+        runtime = nil
+    }
+}
+
+/// Virtual time as one node sees it: the world's clock plus the node's skew.
+/// Twin of the production `SystemClock`.
+public struct SimClock: ServiceClock {
+    unowned let node: SimNode
+    public var now: Timestamp { node.world.now + node.clockSkew }
+}
+
+/// The runtime of one incarnation of a simulated node. Twin of the ZeroMQ backend's runtime.
+public final class SimRuntime: Runtime, @unchecked Sendable {
+    public let node: NodeName
+    public let clock: any ServiceClock
+    public let random: any RandomSource
+    public let ids: IDGenerator
+    public let transport: any Transport
+    public let logger: Logger
+    let simNode: SimNode
+    let epoch: Int
+    var world: SimWorld { simNode.world }
+
+    init(node: SimNode, epoch: Int) {
+        self.node = node.name
+        self.simNode = node
+        self.epoch = epoch
+        self.clock = SimClock(node: node)
+        let random = node.world.rootRandom.derived("node:\(node.name):\(epoch)")
+        self.random = random
+        self.ids = IDGenerator(random: random)
+        self.transport = SimTransport(node: node, epoch: epoch)
+        let world = node.world
+        let name = node.name
+        self.logger = Logger(label: node.name.rawValue) { label in
+            SimLogHandler(label: label, emit: { line in
+                if world.logToStandardError {
+                    FileHandleOutput.standardError("[\(SimTrace.format(world.elapsedNanoseconds))] \(name) \(line)")
+                }
+            })
+        }
+    }
+
+    var isCurrent: Bool { simNode.alive && simNode.epoch == epoch }
+
+    public func sleep(for duration: Duration) async {
+        let world = self.world
+        let index = simNode.index, epoch = self.epoch
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            world.push(world.elapsedNanoseconds + max(0, duration.nanoseconds), .wake(node: index, epoch: epoch, c))
+        }
+    }
+
+    public func spawn(_ label: String, _ body: @escaping @Sendable () async -> Void) {
+        guard isCurrent else { return }
+        Task(executorPreference: world) { await body() }
+    }
+
+    public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
+        let path = world.storageDirectory + "/" + node.rawValue + "-" + name + ".sqlite"
+        let db = try ServiceDatabase(path: path, durability: .processCrashesOnly, migrations: migrations)
+        simNode.databases.append(db)
+        return db
+    }
+
+    public func record(_ transition: @autoclosure () -> String) {
+        guard isCurrent else { return }
+        world.record(transition())
+    }
+}
+
+/// RPC over the simulated network. Payloads travel as values (no encoding): the simulator tests
+/// distributed behaviour, and the codec has its own tests. Twin of the ZeroMQ backend's transport.
+final class SimTransport: Transport, @unchecked Sendable {
+    unowned let simNode: SimNode
+    let epoch: Int
+    var node: NodeName { simNode.name }
+
+    init(node: SimNode, epoch: Int) {
+        self.simNode = node
+        self.epoch = epoch
+    }
+
+    func call<R: RPCRequest>(_ request: R, to destination: NodeName?, metadata: CallMetadata) async throws -> R.Response {
+        let world = simNode.world
+        let target: Int
+        if let destination {
+            guard let t = world.index(of: destination) else { throw RPCError.unavailable("no node \(destination)") }
+            target = t
+        } else {
+            guard let t = world.index(serving: R.service) else { throw RPCError.unavailable("no node serves \(R.service)") }
+            target = t
+        }
+        guard simNode.alive, simNode.epoch == epoch else {
+            // A dead incarnation cannot send; its task never gets an answer.
+            return try await withUnsafeThrowingContinuation { (_: UnsafeContinuation<R.Response, any Error>) in }
+        }
+        let callId = world.nextCallId()
+        let node = simNode
+        let epoch = self.epoch
+        let value = try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<any Sendable, any Error>) in
+            node.pending[callId] = c
+            let targetNode = world.nodes[target]
+            world.send(.init(from: node.index, fromEpoch: epoch, to: target, toEpoch: targetNode.epoch, callId: callId,
+                             body: .request(method: R.method, metadata: metadata, payload: request)))
+            world.push(max(world.elapsedNanoseconds, metadata.deadline.nanosecondsSinceEpoch - Timestamp.simulationEpoch.nanosecondsSinceEpoch - node.clockSkew.nanoseconds),
+                       .callTimeout(node: node.index, epoch: epoch, callId: callId))
+        }
+        guard let response = value as? R.Response else {
+            throw RPCError.rejected(code: "bad_response", message: "expected \(R.Response.self)")
+        }
+        return response
+    }
+
+    func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response) {
+        guard simNode.alive, simNode.epoch == epoch else { return }
+        simNode.handlers.register(type, handler: handler)
+    }
+}

@@ -1,0 +1,392 @@
+// ERPSimulation is the deterministic backend. One `SimWorld` owns every job of every simulated node
+// on one executor, a virtual clock, a timer heap ordered by (time, insertion), a seeded random
+// source with derived sub-seeds, and the network model.
+//
+// Faults it models: per-link latency with jitter, drop, duplicate, reorder; partitions (symmetric,
+// one-way, isolating a node); node crash (its tasks vanish, only committed SQLite state survives),
+// restart (the service starts again from its database), pause/resume, and clock skew per node.
+//
+// Why a task executor: every service task starts with `Task(executorPreference: world)`, so its
+// child tasks, hops and resumed continuations all come back to this executor, and nothing else in
+// the process is touched: tests can run beside it and several worlds can run side by side.
+import Collections
+import ERPCore
+import ERPTransport
+import Foundation
+
+public final class SimWorld: TaskExecutor, @unchecked Sendable {
+    public let seed: UInt64
+    /// Root of every random stream in the world; streams are derived by label.
+    public let rootRandom: SeededRandomSource
+    let networkRandom: SeededRandomSource
+    let schedulerRandom: SeededRandomSource
+    public var network = NetworkModel()
+    public let trace: SimTrace
+    /// Pick the next ready job at random (seeded) instead of in FIFO order, to explore interleavings.
+    public var randomizeScheduling: Bool
+    /// Where nodes keep their SQLite files.
+    public let storageDirectory: String
+    /// Print service logs to standard error with virtual timestamps.
+    public var logToStandardError = false
+
+    /// Virtual nanoseconds since the world began.
+    public private(set) var elapsedNanoseconds: Int64 = 0
+    public var now: Timestamp { Timestamp(nanosecondsSinceEpoch: Timestamp.simulationEpoch.nanosecondsSinceEpoch + elapsedNanoseconds) }
+    public var elapsed: Duration { .nanoseconds(elapsedNanoseconds) }
+
+    private var ready = Deque<UnownedJob>()
+    private var timers = Heap<TimerEntry>()
+    private var timerSequence: UInt64 = 0
+    private var callSequence: UInt64 = 0
+    private var runningThread: pthread_t?
+    var nodes: [SimNode] = []
+    private var nodeIndex: [NodeName: Int] = [:]
+    private var serviceNodes: [ServiceName: Int] = [:]
+    public private(set) var stats = Stats()
+
+    public struct Stats: Sendable, Hashable {
+        public var messagesSent = 0
+        public var messagesDelivered = 0
+        public var messagesDropped = 0
+        public var messagesDuplicated = 0
+        public var jobsRun = 0
+        public var timersFired = 0
+    }
+
+    public init(seed: UInt64, storageDirectory: String, trace: SimTrace, randomizeScheduling: Bool = true) {
+        self.seed = seed
+        self.rootRandom = SeededRandomSource(seed: seed)
+        self.networkRandom = rootRandom.derived("network")
+        self.schedulerRandom = rootRandom.derived("scheduler")
+        self.trace = trace
+        self.randomizeScheduling = randomizeScheduling
+        self.storageDirectory = storageDirectory
+    }
+
+    // MARK: Executor
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        if let runningThread, pthread_equal(runningThread, pthread_self()) == 0 {
+            // A job from another thread would make the run depend on the OS scheduler.
+            fatalError("SimWorld: a job was enqueued from outside the world's thread; some code escaped the runtime")
+        }
+        ready.append(UnownedJob(job))
+    }
+
+    // MARK: Running
+
+    /// Runs ready jobs and fires timers in virtual-time order until `limit` (from the world's start)
+    /// or until nothing is left to do. Returns the virtual time reached.
+    @discardableResult
+    public func run(until limit: Duration) -> Duration {
+        let limitNanoseconds = limit.nanoseconds
+        let previous = runningThread
+        runningThread = pthread_self()
+        defer { runningThread = previous }
+        let executor = asUnownedTaskExecutor()
+        while true {
+            while !ready.isEmpty {
+                if randomizeScheduling && ready.count > 1 {
+                    let i = Int(schedulerRandom.nextUInt64() % UInt64(ready.count))
+                    ready.swapAt(ready.startIndex, ready.startIndex + i)
+                }
+                let job = ready.removeFirst()
+                stats.jobsRun += 1
+                job.runSynchronously(on: executor)
+            }
+            guard let next = timers.min, next.time <= limitNanoseconds else { break }
+            _ = timers.removeMin()
+            elapsedNanoseconds = next.time
+            stats.timersFired += 1
+            fire(next.action)
+        }
+        if elapsedNanoseconds < limitNanoseconds { elapsedNanoseconds = limitNanoseconds }
+        return elapsed
+    }
+
+    /// Starts a task on the world that belongs to no node (a test body, a workload driver).
+    public func spawn(_ body: @escaping @Sendable () async -> Void) {
+        Task(executorPreference: self) { await body() }
+    }
+
+    /// Runs `action` at `delay` from now, in virtual time.
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) {
+        push(elapsedNanoseconds + max(0, delay.nanoseconds), .run(action))
+    }
+
+    /// Runs `action` at an absolute virtual time since the world's start (now, if that has passed).
+    public func schedule(at time: Duration, _ action: @escaping @Sendable () -> Void) {
+        push(max(elapsedNanoseconds, time.nanoseconds), .run(action))
+    }
+
+    /// Suspends a world-level task (no node) for `duration`.
+    public func sleep(for duration: Duration) async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            push(elapsedNanoseconds + max(0, duration.nanoseconds), .wake(node: -1, epoch: 0, c))
+        }
+    }
+
+    public func record(_ line: @autoclosure () -> String) {
+        trace.append(elapsedNanoseconds, line())
+    }
+
+    // MARK: Timers
+
+    enum TimerAction {
+        case wake(node: Int, epoch: Int, UnsafeContinuation<Void, Never>)
+        case deliver(SimMessage)
+        case callTimeout(node: Int, epoch: Int, callId: UInt64)
+        case run(@Sendable () -> Void)
+    }
+
+    struct TimerEntry: Comparable {
+        var time: Int64
+        var sequence: UInt64
+        var action: TimerAction
+        static func < (a: TimerEntry, b: TimerEntry) -> Bool {
+            a.time != b.time ? a.time < b.time : a.sequence < b.sequence
+        }
+        static func == (a: TimerEntry, b: TimerEntry) -> Bool { a.time == b.time && a.sequence == b.sequence }
+    }
+
+    @inline(__always) func push(_ time: Int64, _ action: TimerAction) {
+        timerSequence &+= 1
+        timers.insert(TimerEntry(time: time, sequence: timerSequence, action: action))
+    }
+
+    private func fire(_ action: TimerAction) {
+        switch action {
+        case .run(let body):
+            body()
+        case .wake(let index, let epoch, let continuation):
+            if index < 0 { continuation.resume(); return }
+            let node = nodes[index]
+            guard node.alive, node.epoch == epoch else { return } // the task died with its node
+            if node.paused { node.backlog.append(action); return }
+            continuation.resume()
+        case .deliver(let message):
+            deliver(message)
+        case .callTimeout(let index, let epoch, let callId):
+            let node = nodes[index]
+            guard node.alive, node.epoch == epoch else { return }
+            if node.paused { node.backlog.append(action); return }
+            guard let continuation = node.pending.removeValue(forKey: callId) else { return }
+            record("timeout \(node.name) call#\(callId)")
+            continuation.resume(throwing: RPCError.deadlineExceeded)
+        }
+    }
+
+    // MARK: Nodes
+
+    /// Adds a node. `factory` builds its service anew at every start (first start and restarts).
+    @discardableResult
+    public func addNode(_ name: NodeName, serving service: ServiceName? = nil,
+                        factory: (@Sendable (SimRuntime) throws -> any ERPService)? = nil) -> SimNode {
+        precondition(nodeIndex[name] == nil, "node \(name) added twice")
+        let node = SimNode(world: self, index: nodes.count, name: name, service: service, factory: factory)
+        nodes.append(node)
+        nodeIndex[name] = node.index
+        if let service, serviceNodes[service] == nil { serviceNodes[service] = node.index }
+        return node
+    }
+
+    public func node(_ name: NodeName) -> SimNode? { nodeIndex[name].map { nodes[$0] } }
+    public func node(serving service: ServiceName) -> SimNode? { serviceNodes[service].map { nodes[$0] } }
+    public var allNodes: [SimNode] { nodes }
+
+    func index(of name: NodeName) -> Int? { nodeIndex[name] }
+    func index(serving service: ServiceName) -> Int? { serviceNodes[service] }
+
+    func nextCallId() -> UInt64 { callSequence &+= 1; return callSequence }
+
+    // MARK: Messages
+
+    struct SimMessage {
+        enum Body {
+            case request(method: String, metadata: CallMetadata, payload: any Sendable)
+            case reply(Result<any Sendable, RPCError>)
+            /// The destination was down: what a TCP reset tells the caller.
+            case refused
+        }
+        var from: Int
+        var fromEpoch: Int
+        var to: Int
+        var toEpoch: Int
+        var callId: UInt64
+        var body: Body
+    }
+
+    func send(_ message: SimMessage) {
+        stats.messagesSent += 1
+        let from = message.from, to = message.to
+        if network.isCut(from, to) {
+            stats.messagesDropped += 1
+            record("drop partition \(describe(message))")
+            return
+        }
+        let link = network.settings(from, to)
+        if link.dropProbability > 0, networkRandom.chance(link.dropProbability) {
+            stats.messagesDropped += 1
+            record("drop loss \(describe(message))")
+            return
+        }
+        var copies = 1
+        if link.duplicateProbability > 0, networkRandom.chance(link.duplicateProbability) {
+            copies = 2
+            stats.messagesDuplicated += 1
+        }
+        let lo = link.latencyMin.nanoseconds, hi = link.latencyMax.nanoseconds
+        for copy in 0..<copies {
+            var at = elapsedNanoseconds + (hi > lo ? lo + Int64(networkRandom.unit() * Double(hi - lo)) : lo)
+            if network.preserveLinkOrder {
+                let key = NetworkModel.key(from, to)
+                if link.reorderProbability > 0, networkRandom.chance(link.reorderProbability) {
+                    record("reorder \(describe(message))")
+                } else {
+                    at = max(at, network.lastDelivery[key] ?? 0)
+                    network.lastDelivery[key] = at
+                }
+            }
+            if trace.enabled { record("send\(copy > 0 ? " dup" : "") \(describe(message)) arrives \(SimTrace.format(at))") }
+            push(at, .deliver(message))
+        }
+    }
+
+    private func describe(_ m: SimMessage) -> String {
+        let from = nodes[m.from].name, to = nodes[m.to].name
+        switch m.body {
+        case .request(let method, _, _): return "\(from)->\(to) call#\(m.callId) \(method)"
+        case .reply(.success): return "\(from)->\(to) reply#\(m.callId) ok"
+        case .reply(.failure(let e)): return "\(from)->\(to) reply#\(m.callId) \(e.kind)"
+        case .refused: return "\(from)->\(to) refused#\(m.callId)"
+        }
+    }
+
+    private func deliver(_ message: SimMessage) {
+        let node = nodes[message.to]
+        guard node.alive, node.epoch == message.toEpoch else {
+            stats.messagesDropped += 1
+            record("drop down \(describe(message))")
+            if case .request = message.body {
+                // The peer's connection is gone: the caller learns it at once, like a TCP reset.
+                send(SimMessage(from: message.to, fromEpoch: node.epoch, to: message.from, toEpoch: message.fromEpoch,
+                                callId: message.callId, body: .refused))
+            }
+            return
+        }
+        if node.paused { node.backlog.append(.deliver(message)); return }
+        if network.isCut(message.from, message.to) {
+            stats.messagesDropped += 1
+            record("drop partition \(describe(message))")
+            return
+        }
+        stats.messagesDelivered += 1
+        if trace.enabled { record("deliver \(describe(message))") }
+        switch message.body {
+        case .request(let method, let metadata, let payload):
+            let reply = { [self] (result: Result<any Sendable, RPCError>) in
+                // The server may have crashed while it worked: a dead incarnation says nothing.
+                guard node.alive, node.epoch == message.toEpoch else { return }
+                send(SimMessage(from: message.to, fromEpoch: message.toEpoch, to: message.from,
+                                toEpoch: message.fromEpoch, callId: message.callId, body: .reply(result)))
+            }
+            if metadata.deadline <= now {
+                record("expired \(describe(message))")
+                reply(.failure(.deadlineExceeded))
+                return
+            }
+            guard let handler = node.handlers.handler(for: method) else {
+                reply(.failure(.unavailable("\(node.name) does not serve \(method)")))
+                return
+            }
+            let context = CallContext(metadata: metadata, caller: nodes[message.from].name)
+            Task(executorPreference: self) {
+                reply(await handler(payload, context))
+            }
+        case .reply(let result):
+            guard let continuation = node.pending.removeValue(forKey: message.callId) else {
+                record("late reply#\(message.callId) to \(node.name) ignored")
+                return
+            }
+            switch result {
+            case .success(let value): continuation.resume(returning: value)
+            case .failure(let error): continuation.resume(throwing: error)
+            }
+        case .refused:
+            guard let continuation = node.pending.removeValue(forKey: message.callId) else { return }
+            continuation.resume(throwing: RPCError.unavailable("connection refused by \(nodes[message.from].name)"))
+        }
+    }
+
+    // MARK: Faults
+
+    public func crash(_ name: NodeName) {
+        guard let node = node(name), node.alive else { return }
+        node.crash()
+        record("fault crash \(name)")
+    }
+
+    public func restart(_ name: NodeName) {
+        guard let node = node(name), !node.alive else { return }
+        record("fault restart \(name)")
+        node.start()
+    }
+
+    public func pause(_ name: NodeName) {
+        guard let node = node(name), node.alive, !node.paused else { return }
+        node.paused = true
+        record("fault pause \(name)")
+    }
+
+    public func resume(_ name: NodeName) {
+        guard let node = node(name), node.paused else { return }
+        node.paused = false
+        record("fault resume \(name)")
+        let backlog = node.backlog
+        node.backlog = []
+        for action in backlog { fire(action) }
+    }
+
+    public func setClockSkew(_ name: NodeName, _ skew: Duration) {
+        guard let node = node(name) else { return }
+        node.clockSkew = skew
+        record("fault skew \(name) \(skew.shortDescription)")
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    public func partition(_ a: NodeName, _ b: NodeName) {
+        partitionOneWay(from: a, to: b)
+        partitionOneWay(from: b, to: a)
+    }
+
+    /// Cuts messages from `from` to `to` only.
+    public func partitionOneWay(from: NodeName, to: NodeName) {
+        guard let f = index(of: from), let t = index(of: to) else { return }
+        network.setCut(f, t, true)
+        record("fault partition \(from)->\(to)")
+    }
+
+    /// Cuts a node off from every other node.
+    public func isolate(_ name: NodeName) {
+        guard let i = index(of: name) else { return }
+        for other in nodes.indices where other != i {
+            network.setCut(i, other, true)
+            network.setCut(other, i, true)
+        }
+        record("fault isolate \(name)")
+    }
+
+    public func setLink(from: NodeName, to: NodeName, _ settings: LinkSettings?) {
+        guard let f = index(of: from), let t = index(of: to) else { return }
+        network.setOverride(f, t, settings)
+        record("fault link \(from)->\(to) \(settings.map { "\($0)" } ?? "default")")
+    }
+
+    /// Heal: no partitions, no loss, duplication or reordering; crashed nodes restart, paused ones resume.
+    public func heal() {
+        network.heal()
+        record("fault heal network")
+        for node in nodes where node.paused { resume(node.name) }
+        for node in nodes where !node.alive && node.everStarted { restart(node.name) }
+    }
+}

@@ -1,0 +1,101 @@
+// ERPStorage owns each service's SQLite database (through GRDB): opening it with the right
+// durability, running the service's migrations, and the tables every service shares: the outbox
+// (events written in the same transaction as the state change), the inbox (which events a consumer
+// group has applied) and the idempotency store (the response recorded for a key).
+//
+// Every call here is synchronous on purpose: GRDB's async variants resume on GRDB's own queues,
+// outside the simulator's executor, which would make runs irreproducible.
+import ERPCore
+import Foundation
+import GRDB
+
+/// How hard SQLite tries to survive an operating-system crash. The simulator models process
+/// crashes (a committed transaction is in the file, whatever the OS does later), so it can skip fsync.
+public enum Durability: Sendable {
+    /// WAL, `synchronous = NORMAL`: production.
+    case durable
+    /// WAL, `synchronous = OFF`: simulation, where only process crashes are modelled.
+    case processCrashesOnly
+}
+
+/// One step of a service's schema, applied once, in order.
+public typealias Migration = (name: String, migrate: @Sendable (Database) throws -> Void)
+
+/// One service's database. Confined to the executor of the service that owns it.
+public final class ServiceDatabase: @unchecked Sendable {
+    public let path: String
+    private var queue: DatabaseQueue?
+
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date:
+    /// the shared tables first, then the service's own migrations, in order.
+    public init(path: String, durability: Durability, migrations: [Migration]) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            switch durability {
+            case .durable: try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            case .processCrashesOnly: try db.execute(sql: "PRAGMA synchronous = OFF")
+            }
+        }
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("shared-1") { db in try SharedTables.create(db) }
+        for m in migrations { migrator.registerMigration(m.name, migrate: m.migrate) }
+        try migrator.migrate(queue)
+        self.queue = queue
+    }
+
+    /// Runs `body` in one transaction: all of it is committed, or none of it.
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        guard let queue else { throw StorageError.closed(path) }
+        return try queue.write(body)
+    }
+
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        guard let queue else { throw StorageError.closed(path) }
+        return try queue.read(body)
+    }
+
+    /// Closes the connection. Work not yet committed is gone, as in a crash.
+    public func close() throws {
+        try queue?.close()
+        queue = nil
+    }
+}
+
+public enum StorageError: Error, CustomStringConvertible {
+    case closed(String)
+    case corrupt(String)
+    public var description: String {
+        switch self {
+        case .closed(let p): "database \(p) is closed"
+        case .corrupt(let why): "stored data is unreadable: \(why)"
+        }
+    }
+}
+
+enum SharedTables {
+    static func create(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE outbox (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT,
+              eventId TEXT NOT NULL UNIQUE,
+              topic TEXT NOT NULL,
+              envelope TEXT NOT NULL
+            );
+            CREATE TABLE inbox (
+              consumerGroup TEXT NOT NULL,
+              eventId TEXT NOT NULL,
+              eventType TEXT NOT NULL,
+              appliedAt INTEGER NOT NULL,
+              PRIMARY KEY (consumerGroup, eventId)
+            );
+            CREATE TABLE idempotency (
+              key TEXT PRIMARY KEY,
+              response TEXT NOT NULL,
+              recordedAt INTEGER NOT NULL
+            );
+            """)
+    }
+}

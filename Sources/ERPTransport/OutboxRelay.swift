@@ -1,0 +1,66 @@
+import ERPCore
+import ERPStorage
+
+/// Carries a service's outbox to the event bus: reads the oldest entries, appends them to the bus,
+/// and deletes them only after the bus has acknowledged a durable append. Until then it retries
+/// with capped, jittered backoff, so an event is published at least once whatever the network does.
+public final class OutboxRelay: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var batchCountMax = 64
+        public var appendTimeout: Duration = .seconds(1)
+        public var idlePollInterval: Duration = .milliseconds(500)
+        public var backoffInitial: Duration = .milliseconds(50)
+        public var backoffMax: Duration = .seconds(2)
+        public init() {}
+    }
+
+    private let runtime: any Runtime
+    private let database: ServiceDatabase
+    private let settings: Settings
+    private let signal: WakeSignal
+
+    public init(runtime: any Runtime, database: ServiceDatabase, settings: Settings = Settings()) {
+        self.runtime = runtime
+        self.database = database
+        self.settings = settings
+        self.signal = WakeSignal(runtime: runtime)
+    }
+
+    /// Tells the relay that a transaction has just added to the outbox.
+    public func notify() { signal.notify() }
+
+    public func start() {
+        runtime.spawn("outbox-relay") { [self] in await self.loop() }
+    }
+
+    private func loop() async {
+        var failures = 0
+        while true {
+            let batch: [Outbox.Entry]
+            do {
+                batch = try database.read { try Outbox.pending(limit: settings.batchCountMax, in: $0) }
+            } catch {
+                runtime.logger.error("outbox read failed: \(error)")
+                await runtime.sleep(for: settings.backoffMax)
+                continue
+            }
+            guard let last = batch.last else {
+                await signal.wait(timeout: settings.idlePollInterval)
+                continue
+            }
+            do {
+                let metadata = runtime.metadata(timeout: settings.appendTimeout,
+                                                correlationId: batch[0].envelope.correlationId)
+                _ = try await runtime.transport.call(AppendEvents(events: batch.map(\.envelope)), metadata: metadata)
+                try database.write { try Outbox.remove(upTo: last.seq, in: $0) }
+                failures = 0
+            } catch {
+                failures += 1
+                let cap = min(settings.backoffMax.nanoseconds, settings.backoffInitial.nanoseconds << min(failures, 20))
+                let delay = Duration.nanoseconds(Int64(runtime.random.uniform(0, Double(cap))))
+                runtime.record("\(runtime.node) relay append failed (\(error)); retry in \(delay.shortDescription)")
+                await runtime.sleep(for: delay)
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+// ERPTransport is what a service sees of the world: the `Transport` (typed RPC with deadlines,
+// correlation and idempotency keys) and the `Runtime` (clock, randomness, ids, sleeping, spawning,
+// storage, logging, tracing). Backends implement these protocols; services depend on nothing else.
+// Events ride on RPC to and from the event-bus service (see `OutboxRelay` and `EventConsumer`),
+// so the delivery guarantee is the same on every backend.
+import ERPCore
+import Logging
+
+/// What a handler knows about the call it serves.
+public struct CallContext: Sendable {
+    public var metadata: CallMetadata
+    public var caller: NodeName
+    public init(metadata: CallMetadata, caller: NodeName) { self.metadata = metadata; self.caller = caller }
+    public var deadline: Timestamp { metadata.deadline }
+    public var correlationId: String { metadata.correlationId }
+    public var idempotencyKey: String? { metadata.idempotencyKey }
+}
+
+/// Typed RPC between nodes. Twins: the simulator's `SimTransport` and the ZeroMQ backend's
+/// transport. Errors thrown by `call` are always `RPCError`.
+public protocol Transport: Sendable {
+    /// The node this transport sends from.
+    var node: NodeName { get }
+
+    /// Sends `request` to `destination` (by default the node serving `R.service`) and waits for the
+    /// answer until `metadata.deadline`.
+    func call<R: RPCRequest>(_ request: R, to destination: NodeName?, metadata: CallMetadata) async throws -> R.Response
+
+    /// Serves `R.method` on this node. A handler throws `RPCError` to answer with an error;
+    /// anything else it throws is answered as `rejected(internal)`.
+    func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response)
+}
+
+extension Transport {
+    public func call<R: RPCRequest>(_ request: R, metadata: CallMetadata) async throws -> R.Response {
+        try await call(request, to: nil, metadata: metadata)
+    }
+}
+
+/// Type-erased handlers, keyed by method, for backends to dispatch on.
+public struct HandlerTable: Sendable {
+    public typealias Erased = @Sendable (any Sendable, CallContext) async -> Result<any Sendable, RPCError>
+    private var handlers: [String: Erased] = [:]
+
+    public init() {}
+
+    public mutating func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response) {
+        handlers[R.method] = { payload, context in
+            guard let request = payload as? R else {
+                return .failure(.rejected(code: "bad_request", message: "payload is not \(R.self)"))
+            }
+            do {
+                return .success(try await handler(request, context))
+            } catch let error as RPCError {
+                return .failure(error)
+            } catch {
+                return .failure(.rejected(code: "internal", message: String(describing: error)))
+            }
+        }
+    }
+
+    public func handler(for method: String) -> Erased? { handlers[method] }
+    public mutating func removeAll() { handlers.removeAll() }
+}
