@@ -39,15 +39,23 @@ public struct PlantedDefects: Sendable, Hashable, Codable {
     }
 }
 
+/// How swishpay behaves, changeable during a run (a provider fault). Shared by reference between
+/// the scenario runner and the provider; read on the provider's executor only.
+public final class ProviderKnobs: @unchecked Sendable {
+    /// Probability that swishpay declines a new charge with `insufficient_funds`.
+    public var declineRate: Double = 0
+    /// How long swishpay takes to answer a charge.
+    public var processingTime: Duration = .milliseconds(20)
+    public init() {}
+}
+
 /// Settings every service may read. One value for the whole topology, so that a scenario sets
 /// each knob in one place.
 public struct ServiceSettings: Sendable {
     public var fixtures: Fixtures
     public var defects = PlantedDefects()
-    /// Probability that swishpay declines a new charge with `insufficient_funds`.
-    public var providerDeclineRate: Double = 0
-    /// How long swishpay takes to answer a charge.
-    public var providerProcessingTime: Duration = .milliseconds(20)
+    /// The simulated provider's behaviour; a scenario may change it while the run goes on.
+    public var provider = ProviderKnobs()
     /// Timeout of one saga step call (reserve, pay, release, refund).
     public var sagaStepTimeout: Duration = .seconds(1)
     /// Attempts of one saga step whose outcome stays unknown before the saga compensates.

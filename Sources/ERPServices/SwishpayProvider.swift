@@ -38,8 +38,8 @@ public final class SwishpayProvider: ERPService, @unchecked Sendable {
     }
 
     func charge(_ request: ProviderCharge) async throws -> ProviderChargeResult {
-        await runtime.sleep(for: settings.providerProcessingTime)
-        let declines = runtime.random.chance(settings.providerDeclineRate)
+        await runtime.sleep(for: settings.provider.processingTime)
+        let declines = runtime.random.chance(settings.provider.declineRate)
         let now = runtime.clock.now.millisecondsSinceEpoch
         let result: ProviderChargeResult = try storage {
             try database.write { db in

@@ -366,6 +366,30 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         record("fault partition \(from)->\(to)")
     }
 
+    /// Restores both directions between `a` and `b`.
+    public func healPartition(_ a: NodeName, _ b: NodeName) {
+        guard let f = index(of: a), let t = index(of: b) else { return }
+        network.setCut(f, t, false)
+        network.setCut(t, f, false)
+        record("fault heal partition \(a)<->\(b)")
+    }
+
+    public func healPartitionOneWay(from: NodeName, to: NodeName) {
+        guard let f = index(of: from), let t = index(of: to) else { return }
+        network.setCut(f, t, false)
+        record("fault heal partition \(from)->\(to)")
+    }
+
+    /// Ends an isolation: every link to and from the node is restored.
+    public func rejoin(_ name: NodeName) {
+        guard let i = index(of: name) else { return }
+        for other in nodes.indices where other != i {
+            network.setCut(i, other, false)
+            network.setCut(other, i, false)
+        }
+        record("fault rejoin \(name)")
+    }
+
     /// Cuts a node off from every other node.
     public func isolate(_ name: NodeName) {
         guard let i = index(of: name) else { return }
@@ -380,6 +404,18 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         guard let f = index(of: from), let t = index(of: to) else { return }
         network.setOverride(f, t, settings)
         record("fault link \(from)->\(to) \(settings.map { "\($0)" } ?? "default")")
+    }
+
+    /// Removes every per-link override (back to the default link).
+    public func resetLinkOverrides() {
+        network.overrides.removeAll()
+        record("fault reset links")
+    }
+
+    /// Ends the world: every live node stops as in a crash (nothing is recorded), so its databases
+    /// are closed and can be read by a checker.
+    public func stopAll() {
+        for node in nodes where node.alive { node.crash() }
     }
 
     /// Heal: no partitions, no loss, duplication or reordering; crashed nodes restart, paused ones resume.

@@ -1,1 +1,141 @@
-@main struct Main { static func main() {} }
+import ArgumentParser
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPSimulation
+import Foundation
+
+@main
+struct ERPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erp",
+        abstract: "Testbed and chaos simulation harness for the retail ERP.",
+        discussion: """
+            Runs the retail ERP's services on a deterministic simulated network (virtual clock, \
+            seeded randomness, latency, drops, duplicates, reordering, partitions, crashes) and \
+            reports latency percentiles and whether stock, orders, payments and events stayed consistent.
+
+            Exit codes of `erp run`: 0 all invariants held, 1 the run could not start (bad scenario, \
+            bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
+            finished), 4 the scenario's expectations were not met.
+            """,
+        subcommands: [Run.self, Bench.self])
+}
+
+enum ExitStatus {
+    static let invalidInput: Int32 = 1
+    static let consistency: Int32 = 2
+    static let liveness: Int32 = 3
+    static let expectations: Int32 = 4
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario in simulation and write its reports.",
+        discussion: """
+            Writes DIR/summary.json, DIR/summary.md, DIR/trace.log and the services' databases in DIR/db. \
+            The same scenario and seed give the same trace hash in any process; a failing run prints \
+            the command that reproduces it.
+            """)
+
+    @Argument(help: "The scenario file (YAML), e.g. scenarios/happy-path.yaml.")
+    var scenario: String
+
+    @Option(help: "Seed of the run (default: the scenario's seed).")
+    var seed: UInt64?
+
+    @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).")
+    var outputDirectory: String?
+
+    @Option(help: "Backend: only 'simulation' in this release.")
+    var mode: String = "simulation"
+
+    @Flag(help: "Print the services' log lines (virtual timestamps) to standard error.")
+    var log = false
+
+    func run() throws {
+        guard mode == "simulation" else {
+            throw failure("--mode \(mode) is not available yet; this release runs 'simulation'")
+        }
+        let loaded: Scenario
+        do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
+        let fixturesPath = resolve(loaded.fixturesPath, relativeTo: scenario)
+        let fixtures: Fixtures
+        do {
+            fixtures = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: fixturesPath)))
+        } catch {
+            throw failure("\(scenario): fixtures \(fixturesPath) cannot be read: \(error)")
+        }
+        let seed = self.seed ?? loaded.seed
+        let out = outputDirectory ?? newReportDirectory(for: loaded.name, seed: seed)
+        // Write into a scratch folder and move it into place at the end: no half-written report.
+        let partial = out + ".partial"
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: partial)
+        var runner = SimulationRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial)
+        runner.logToStandardError = log
+        let summary = try runner.run()
+        if fm.fileExists(atPath: out) { try fm.removeItem(atPath: out) }
+        try fm.moveItem(atPath: partial, toPath: out)
+        print(summary.humanSummary)
+        print("wall time: \(summary.wallSeconds)s; reports in \(out)")
+        if !summary.livenessPass { throw ExitCode(ExitStatus.liveness) }
+        if !summary.invariantsPass { throw ExitCode(ExitStatus.consistency) }
+        if !summary.expectationFailures.isEmpty { throw ExitCode(ExitStatus.expectations) }
+    }
+
+    private func failure(_ message: String) -> Error {
+        FileHandle.standardError.write(Data(("erp: " + message + "\n").utf8))
+        return ExitCode(ExitStatus.invalidInput)
+    }
+}
+
+/// A path in a scenario is relative to the working directory if it exists there, else to the
+/// scenario's folder's parent (scenarios/ sits beside fixtures/).
+func resolve(_ path: String, relativeTo scenarioPath: String) -> String {
+    if path.hasPrefix("/") || FileManager.default.fileExists(atPath: path) { return path }
+    let scenarioDirectory = URL(fileURLWithPath: scenarioPath).deletingLastPathComponent()
+    let besideScenarios = scenarioDirectory.deletingLastPathComponent().appendingPathComponent(path).path
+    if FileManager.default.fileExists(atPath: besideScenarios) { return besideScenarios }
+    return scenarioDirectory.appendingPathComponent(path).path
+}
+
+func newReportDirectory(for scenario: String, seed: UInt64) -> String {
+    let base = "reports/\(scenario)-seed\(seed)"
+    var candidate = base
+    var n = 2
+    while FileManager.default.fileExists(atPath: candidate) {
+        candidate = "\(base)-\(n)"
+        n += 1
+    }
+    return candidate
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [SimMesh.self])
+}
+
+struct SimMesh: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim-mesh",
+        abstract: "The RPC-mesh workload of shared/bench (c_mesh.c, simpy_mesh.py) through SimWorld and SimTransport.")
+
+    @Option(help: "Virtual seconds to simulate.") var virtualSeconds: Double = 10
+    @Option(help: "Client tasks.") var clients: Int = 1_000
+    @Option(help: "Server nodes.") var servers: Int = 10
+
+    func validate() throws {
+        guard virtualSeconds > 0 else { throw ValidationError("--virtual-seconds must be positive") }
+        guard clients > 0, servers > 0 else { throw ValidationError("--clients and --servers must be positive") }
+    }
+
+    func run() throws {
+        var bench = MeshBenchmark()
+        bench.clientCount = clients
+        bench.serverCount = servers
+        bench.virtualDuration = .nanoseconds(Int64(virtualSeconds * 1e9))
+        let r = try bench.run()
+        print(String(format: "swift-sim delivered=%d wall_s=%.3f msgs_per_wall_s=%.0f virtual_per_wall=%.2f",
+                     r.delivered, r.wallSeconds, r.deliveriesPerWallSecond, r.virtualPerWall))
+    }
+}

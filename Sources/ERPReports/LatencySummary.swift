@@ -1,0 +1,41 @@
+// ERPReports: what a run produced, as data (`RunSummary`) and as text for people and machines:
+// summary.json, summary.md and the short summary printed at the end of a run.
+import ERPCore
+import Histogram
+
+/// Records latencies (HDR histogram, microsecond resolution, three significant digits) and
+/// summarises them as percentiles in milliseconds.
+public struct LatencyRecorder: Sendable {
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+
+    public init() {}
+
+    public mutating func record(_ latency: Duration) {
+        let us = max(0, latency.nanoseconds / 1_000)
+        _ = histogram.record(UInt64(us))
+    }
+
+    public var count: UInt64 { histogram.totalCount }
+
+    public var summary: LatencySummary {
+        func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 1_000).rounded() / 1_000 }
+        guard histogram.totalCount > 0 else { return LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
+        return LatencySummary(count: Int(histogram.totalCount),
+                              p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
+                              p99: ms(histogram.valueAtPercentile(99)), p999: ms(histogram.valueAtPercentile(99.9)),
+                              max: ms(histogram.max))
+    }
+}
+
+/// Percentiles in milliseconds.
+public struct LatencySummary: Codable, Sendable, Hashable {
+    public var count: Int
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+    public var p999: Double
+    public var max: Double
+    public init(count: Int, p50: Double, p90: Double, p99: Double, p999: Double, max: Double) {
+        self.count = count; self.p50 = p50; self.p90 = p90; self.p99 = p99; self.p999 = p999; self.max = max
+    }
+}

@@ -1,0 +1,121 @@
+import ERPCore
+import Foundation
+
+/// Everything a run reports, in the shape of `summary.json`.
+public struct RunSummary: Codable, Sendable {
+    public enum Verdict: String, Codable, Sendable { case pass, fail }
+
+    public struct Orders: Codable, Sendable, Hashable {
+        /// Orders the client workload tried to place.
+        public var submitted = 0
+        /// Orders the order service recorded (accepted for processing).
+        public var accepted = 0
+        public var confirmed = 0
+        public var cancelled = 0
+        /// Still pending at the end of the run: a liveness failure.
+        public var pending = 0
+        /// Requests the client gave up on after every attempt.
+        public var clientGaveUp = 0
+        /// Requests refused outright (validation), never accepted.
+        public var refused = 0
+        public var cancelReasons: [String: Int] = [:]
+        public init() {}
+    }
+
+    public struct Violation: Codable, Sendable, Hashable {
+        public var invariant: String
+        /// A counter-example: the entity and the numbers that break the invariant.
+        public var example: String
+        public init(invariant: String, example: String) { self.invariant = invariant; self.example = example }
+    }
+
+    public struct Network: Codable, Sendable, Hashable {
+        public var sent = 0, delivered = 0, dropped = 0, duplicated = 0
+        public init() {}
+    }
+
+    public var scenario: String
+    public var seed: UInt64
+    public var mode: String
+    public var traceHash: String?
+    public var reproduce: String
+    public var chaosMilliseconds: Int64
+    public var healMilliseconds: Int64
+    public var orders = Orders()
+    public var invariants: [String: Verdict] = [:]
+    public var violations: [Violation] = []
+    public var latency: [String: LatencySummary] = [:]
+    public var faults: [String] = []
+    public var serviceStarts: [String: Int] = [:]
+    public var network = Network()
+    public var deadLetters = 0
+    public var defects: [String] = []
+    public var expectationFailures: [String] = []
+    public var traceLines = 0
+    public var wallSeconds: Double = 0
+
+    public init(scenario: String, seed: UInt64, mode: String, reproduce: String, chaos: Duration, heal: Duration) {
+        self.scenario = scenario
+        self.seed = seed
+        self.mode = mode
+        self.reproduce = reproduce
+        self.chaosMilliseconds = chaos.nanoseconds / 1_000_000
+        self.healMilliseconds = heal.nanoseconds / 1_000_000
+    }
+
+    public var invariantsPass: Bool { invariants.values.allSatisfy { $0 == .pass } }
+    public var livenessPass: Bool { invariants["every-accepted-order-terminal-after-heal"] != .fail }
+
+    public func json() throws -> Data {
+        let encoder = JSONCoding.encoder()
+        encoder.outputFormatting.insert(.prettyPrinted)
+        return try encoder.encode(self)
+    }
+
+    /// The few lines printed at the end of a run.
+    public var humanSummary: String {
+        var lines: [String] = []
+        lines.append("scenario \(scenario) (\(mode)), seed \(seed)")
+        lines.append("orders: \(orders.submitted) submitted, \(orders.accepted) accepted, \(orders.confirmed) confirmed, \(orders.cancelled) cancelled, \(orders.pending) pending, \(orders.clientGaveUp) given up by the client")
+        if !orders.cancelReasons.isEmpty {
+            lines.append("cancelled because: " + orders.cancelReasons.keys.sorted().map { "\($0) \(orders.cancelReasons[$0]!)" }.joined(separator: ", "))
+        }
+        if let l = latency["orderPlacement"] {
+            lines.append("order placement latency (virtual ms): p50 \(l.p50)  p90 \(l.p90)  p99 \(l.p99)  max \(l.max)  (n=\(l.count))")
+        }
+        lines.append("stock conserved: \(invariants["stock-conservation"] == .pass ? "yes" : "NO")")
+        for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
+        for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
+        if violations.count > 10 { lines.append("  … \(violations.count - 10) more in summary.json") }
+        for e in expectationFailures { lines.append("  expectation not met: \(e)") }
+        if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
+        lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
+        if let traceHash { lines.append("trace hash: \(traceHash) (\(traceLines) lines)") }
+        lines.append("reproduce: \(reproduce)")
+        return lines.joined(separator: "\n")
+    }
+
+    /// summary.md: the same facts for a pull request or a wiki.
+    public var markdown: String {
+        var md = "# Run of `\(scenario)` (\(mode), seed \(seed))\n\n"
+        md += "Reproduce: `\(reproduce)`\n\n"
+        if let traceHash { md += "Trace hash: `\(traceHash)`\n\n" }
+        md += "## Orders\n\n| submitted | accepted | confirmed | cancelled | pending | client gave up |\n|---|---|---|---|---|---|\n"
+        md += "| \(orders.submitted) | \(orders.accepted) | \(orders.confirmed) | \(orders.cancelled) | \(orders.pending) | \(orders.clientGaveUp) |\n\n"
+        md += "## Invariants\n\n| invariant | verdict |\n|---|---|\n"
+        for name in invariants.keys.sorted() { md += "| \(name) | \(invariants[name]!.rawValue) |\n" }
+        if !violations.isEmpty {
+            md += "\n### Counter-examples\n\n"
+            for v in violations { md += "- **\(v.invariant)**: \(v.example)\n" }
+        }
+        md += "\n## Latency (virtual milliseconds)\n\n| flow | n | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n"
+        for name in latency.keys.sorted() {
+            let l = latency[name]!
+            md += "| \(name) | \(l.count) | \(l.p50) | \(l.p90) | \(l.p99) | \(l.p999) | \(l.max) |\n"
+        }
+        if !faults.isEmpty {
+            md += "\n## Faults\n\n" + faults.map { "- \($0)" }.joined(separator: "\n") + "\n"
+        }
+        return md
+    }
+}

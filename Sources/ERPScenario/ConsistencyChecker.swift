@@ -1,0 +1,179 @@
+import ERPCore
+import ERPReports
+import Foundation
+import GRDB
+
+/// Judges a finished run from outside the system: it reads the services' databases and the
+/// client's history, never asks a service whether it was right, and gives a counter-example for
+/// every invariant that does not hold.
+public struct ConsistencyChecker {
+    let databaseDirectory: String
+    let history: [ClientRecord]
+
+    public init(databaseDirectory: String, history: [ClientRecord]) {
+        self.databaseDirectory = databaseDirectory
+        self.history = history
+    }
+
+    /// Every invariant the checker knows, in report order.
+    public static let invariantNames = [
+        "stock-conservation",
+        "every-accepted-order-terminal-after-heal",
+        "confirmed-order-has-exactly-one-captured-payment",
+        "cancelled-order-has-no-net-charge",
+        "no-payment-without-order",
+        "confirmed-order-stock-taken-cancelled-order-stock-released",
+        "one-confirmation-per-confirmed-order",
+        "client-outcome-matches-order",
+        "every-event-delivered-after-heal",
+    ]
+
+    struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
+
+    func open(_ name: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.readonly = true
+        return try DatabaseQueue(path: databaseDirectory + "/" + name + ".sqlite", configuration: configuration)
+    }
+
+    public func check(into summary: inout RunSummary) throws {
+        var violations: [String: [String]] = [:]
+        func violate(_ invariant: String, _ example: String) { violations[invariant, default: []].append(example) }
+
+        // Orders: the source of truth of what was accepted.
+        let orders: [Order] = try open("order-order").read { db in
+            try Row.fetchAll(db, sql: "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId").map {
+                Order(id: $0["orderId"], status: $0["status"], reason: $0["reason"], totalMinor: $0["totalMinor"])
+            }
+        }
+        var statusById: [String: Order] = [:]
+        for order in orders { statusById[order.id] = order }
+        summary.orders.submitted = history.count
+        summary.orders.accepted = orders.count
+        summary.orders.confirmed = orders.filter { $0.status == "confirmed" }.count
+        summary.orders.cancelled = orders.filter { $0.status == "cancelled" }.count
+        summary.orders.pending = orders.filter { $0.status == "pending" }.count
+        summary.orders.clientGaveUp = history.filter { $0.outcome == .gaveUp }.count
+        summary.orders.refused = history.filter { $0.outcome == .refused }.count
+        for order in orders where order.status == "cancelled" {
+            summary.orders.cancelReasons[order.reason ?? "unknown", default: 0] += 1
+        }
+
+        for order in orders where order.status == "pending" {
+            violate("every-accepted-order-terminal-after-heal", "order \(order.id) is still pending after the heal phase")
+        }
+
+        // Stock.
+        let stock = try open("inventory-inventory")
+        try stock.read { db in
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM stock ORDER BY shopId, productId") {
+                let initial: Int = row["initial"], restocked: Int = row["restocked"]
+                let available: Int = row["available"], reserved: Int = row["reserved"], sold: Int = row["sold"]
+                if initial + restocked != available + reserved + sold || available < 0 || reserved < 0 || sold < 0 {
+                    violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): initial \(initial) + restocked \(restocked) ≠ available \(available) + reserved \(reserved) + sold \(sold)")
+                }
+            }
+            var reservationStatus: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT orderId, status FROM reservation ORDER BY orderId") {
+                reservationStatus[row["orderId"]] = row["status"]
+            }
+            for order in orders {
+                let status = reservationStatus[order.id]
+                if order.status == "confirmed", status != "committed" {
+                    violate("confirmed-order-stock-taken-cancelled-order-stock-released", "confirmed order \(order.id) has reservation \(status ?? "none"), not committed")
+                }
+                if order.status == "cancelled", status == "reserved" || status == "committed" {
+                    violate("confirmed-order-stock-taken-cancelled-order-stock-released", "cancelled order \(order.id) still holds stock (reservation \(status!))")
+                }
+            }
+        }
+
+        // Money: the provider's ledger is what customers were charged.
+        struct Charge { var key: String; var status: String; var amountMinor: Int64 }
+        let charges: [String: Charge] = try open("swishpay-swishpay").read { db in
+            var out: [String: Charge] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey") {
+                out[row["chargeKey"]] = Charge(key: row["chargeKey"], status: row["status"], amountMinor: row["amountMinor"])
+            }
+            return out
+        }
+        struct Payment { var orderId: String; var chargeKey: String; var status: String }
+        let payments: [Payment] = try open("payment-payment").read { db in
+            try Row.fetchAll(db, sql: "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId").map {
+                Payment(orderId: $0["orderId"], chargeKey: $0["chargeKey"], status: $0["status"])
+            }
+        }
+        var keysByOrder: [String: [String]] = [:]
+        for p in payments {
+            keysByOrder[p.orderId, default: []].append(p.chargeKey)
+            if statusById[p.orderId] == nil { violate("no-payment-without-order", "payment for unknown order \(p.orderId)") }
+        }
+        let knownKeys = Set(payments.map(\.chargeKey))
+        for key in charges.keys.sorted() where charges[key]!.status == "captured" || charges[key]!.status == "refunded" {
+            if !knownKeys.contains(key) { violate("no-payment-without-order", "swishpay charge \(key) has no payment record") }
+        }
+        for order in orders {
+            let captured = (keysByOrder[order.id] ?? []).compactMap { charges[$0] }.filter { $0.status == "captured" }
+            let net = captured.reduce(Int64(0)) { $0 + $1.amountMinor }
+            switch order.status {
+            case "confirmed":
+                if captured.count != 1 || net != order.totalMinor {
+                    violate("confirmed-order-has-exactly-one-captured-payment", "confirmed order \(order.id) (total \(Money(minorUnits: order.totalMinor))) has \(captured.count) captured charges netting \(Money(minorUnits: net))")
+                }
+            case "cancelled":
+                if net != 0 {
+                    violate("cancelled-order-has-no-net-charge", "cancelled order \(order.id) (\(order.reason ?? "")) has a net charge of \(Money(minorUnits: net))")
+                }
+            default: break
+            }
+        }
+
+        // Notifications: one confirmation per confirmed order, none for the others.
+        let confirmations: [String: Int] = try open("notification-notification").read { db in
+            var out: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT subject, COUNT(*) AS n FROM notification WHERE kind = 'order_confirmation' GROUP BY subject ORDER BY subject") {
+                out[row["subject"]] = row["n"]
+            }
+            return out
+        }
+        for order in orders {
+            let n = confirmations[order.id] ?? 0
+            let expected = order.status == "confirmed" ? 1 : 0
+            if n != expected {
+                violate("one-confirmation-per-confirmed-order", "\(order.status) order \(order.id) has \(n) confirmation notifications")
+            }
+        }
+        for subject in confirmations.keys.sorted() where statusById[subject] == nil {
+            violate("one-confirmation-per-confirmed-order", "confirmation sent for unknown order \(subject)")
+        }
+
+        // What the client was told must be what happened.
+        for record in history {
+            guard let orderId = record.orderId, record.outcome == .confirmed || record.outcome == .cancelled else { continue }
+            guard let order = statusById[orderId] else {
+                violate("client-outcome-matches-order", "client \(record.requestKey) was told \(record.outcome.rawValue) for unknown order \(orderId)")
+                continue
+            }
+            if order.status != record.outcome.rawValue {
+                violate("client-outcome-matches-order", "client \(record.requestKey) was told \(record.outcome.rawValue); order \(orderId) is \(order.status)")
+            }
+        }
+
+        // The bus: after heal every delivery is acknowledged.
+        try open("event-bus-bus").read { db in
+            summary.deadLetters = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE status = 'dead'") ?? 0
+            for row in try Row.fetchAll(db, sql: """
+                SELECT d.consumerGroup AS g, d.status AS s, e.eventId AS id, e.topic AS t, d.attempts AS a FROM delivery d JOIN event e ON e.seq = d.seq
+                WHERE d.status != 'acked' ORDER BY d.seq LIMIT 20
+                """) {
+                violate("every-event-delivered-after-heal", "\(row["t"] as String) \(row["id"] as String) to \(row["g"] as String) is \(row["s"] as String) after \(row["a"] as Int) attempts")
+            }
+        }
+
+        for name in Self.invariantNames {
+            let examples = violations[name] ?? []
+            summary.invariants[name] = examples.isEmpty ? .pass : .fail
+            for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
+        }
+    }
+}

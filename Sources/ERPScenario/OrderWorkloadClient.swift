@@ -1,0 +1,91 @@
+import ERPCore
+import ERPReports
+import ERPTransport
+
+/// What the client side saw of one order request.
+public struct ClientRecord: Sendable {
+    public enum Outcome: String, Sendable { case confirmed, cancelled, pending, refused, gaveUp }
+    public var requestKey: String
+    public var scheduledAt: Timestamp
+    public var completedAt: Timestamp?
+    public var outcome: Outcome
+    public var orderId: String?
+    public var attempts: Int
+}
+
+/// The customers: an open-loop generator. Orders arrive as a Poisson process whatever the system's
+/// state (a closed loop would slow down with the system and hide its latency). Each order is
+/// retried with the same idempotency key while its outcome is unknown, like a careful HTTP client.
+final class OrderWorkloadClient: @unchecked Sendable {
+    let runtime: any Runtime
+    let workload: Scenario.OrderWorkload
+    let fixtures: Fixtures
+    let until: Timestamp
+    private(set) var records: [ClientRecord] = []
+    private var submitted = 0
+
+    init(runtime: any Runtime, workload: Scenario.OrderWorkload, fixtures: Fixtures, until: Timestamp) {
+        self.runtime = runtime
+        self.workload = workload
+        self.fixtures = fixtures
+        self.until = until
+    }
+
+    func start() {
+        guard workload.ratePerSecond > 0 else { return }
+        runtime.spawn("arrivals") { [self] in
+            while true {
+                let gap = runtime.random.exponential(mean: 1 / workload.ratePerSecond)
+                await runtime.sleep(for: .nanoseconds(Int64(gap * 1e9)))
+                guard runtime.clock.now < until else { return }
+                submitted += 1
+                let number = submitted
+                runtime.spawn("order") { [self] in await self.placeOrder(number) }
+            }
+        }
+    }
+
+    private func placeOrder(_ number: Int) async {
+        let scheduledAt = runtime.clock.now
+        let random = runtime.random
+        let customer = random.pick(fixtures.customers)
+        let shop = random.pick(fixtures.shops)
+        var lines: [OrderLine] = []
+        for _ in 0..<random.int(in: workload.itemsPerOrder) {
+            let product = random.pick(shop.stock).productId
+            if lines.contains(where: { $0.productId == product }) { continue }
+            lines.append(OrderLine(productId: product, quantity: random.int(in: workload.quantity)))
+        }
+        let key = "req-\(number)"
+        let correlationId = "corr-\(number)"
+        var record = ClientRecord(requestKey: key, scheduledAt: scheduledAt, completedAt: nil, outcome: .gaveUp, orderId: nil, attempts: 0)
+        defer { records.append(record) }
+        for attempt in 0..<workload.attemptCountMax {
+            if attempt > 0 {
+                await runtime.sleep(for: .milliseconds(Int64(random.uniform(100, 100 * Double(1 << min(attempt, 5))))))
+            }
+            record.attempts = attempt + 1
+            do {
+                let metadata = CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlationId, idempotencyKey: key)
+                let view = try await runtime.transport.call(PlaceOrder(userId: customer.id, shopId: shop.id, items: lines), metadata: metadata)
+                record.orderId = view.orderId
+                record.completedAt = runtime.clock.now
+                switch view.status {
+                case .confirmed: record.outcome = .confirmed
+                case .cancelled: record.outcome = .cancelled
+                case .pending: record.outcome = .pending
+                }
+                return
+            } catch let error as RPCError {
+                if case .rejected = error {
+                    record.outcome = .refused
+                    record.completedAt = runtime.clock.now
+                    return
+                }
+            } catch {
+                record.outcome = .refused
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import ERPCore
+import ERPReports
+import ERPServices
+import ERPSimulation
+import ERPTransport
+import Foundation
+
+/// Runs a scenario on the simulator: builds the world, starts the services in order, drives the
+/// workload and the fault schedule through the chaos phase, heals, lets every flow finish, then
+/// judges the recorded state with the checkers.
+public struct SimulationRunner {
+    public struct Result {
+        public var summary: RunSummary
+        public var outputDirectory: String
+    }
+
+    public var scenario: Scenario
+    public var fixtures: Fixtures
+    public var seed: UInt64
+    /// Where summary.json, summary.md, trace.log and the databases go.
+    public var outputDirectory: String
+    public var logToStandardError = false
+
+    public init(scenario: Scenario, fixtures: Fixtures, seed: UInt64, outputDirectory: String) {
+        self.scenario = scenario
+        self.fixtures = fixtures
+        self.seed = seed
+        self.outputDirectory = outputDirectory
+    }
+
+    public func run() throws -> RunSummary {
+        let wallStart = ContinuousClock.now
+        let fm = FileManager.default
+        let databaseDirectory = outputDirectory + "/db"
+        try fm.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
+        let trace = try SimTrace(writingTo: outputDirectory + "/trace.log")
+        let world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace)
+        world.logToStandardError = logToStandardError
+        world.network.defaultLink = scenario.network.link
+        world.record("scenario \(scenario.name) seed \(seed)")
+
+        var settings = ServiceSettings(fixtures: fixtures)
+        settings.defects = scenario.defects
+        settings.provider.declineRate = scenario.payment.declineRate
+        settings.provider.processingTime = scenario.payment.processingTime
+        let services = ServiceCatalog.startOrder
+        let routes = ServiceCatalog.routes(for: services)
+        for service in services {
+            world.addNode(NodeName(service), serving: service) { [settings] runtime in
+                try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
+            }
+        }
+        let clientNode = world.addNode("client")
+
+        // Start in dependency order, a moment apart, before any order arrives.
+        for (i, service) in services.enumerated() {
+            world.schedule(after: .milliseconds(Int64(i))) { world.node(serving: service)!.start() }
+        }
+        let warmUp = Duration.milliseconds(Int64(services.count) + 10)
+        world.run(until: warmUp)
+
+        clientNode.start()
+        let chaosEnd = warmUp + scenario.duration
+        let client = OrderWorkloadClient(runtime: clientNode.runtime!, workload: scenario.workload, fixtures: fixtures,
+                                         until: world.now + scenario.duration)
+        client.start()
+        var faultLog: [String] = []
+        for fault in scenario.faults {
+            faultLog.append(schedule(fault, in: world, offset: warmUp, chaosEnd: chaosEnd, provider: settings.provider))
+        }
+        world.schedule(at: chaosEnd) { [provider = settings.provider, baseline = scenario.payment.declineRate] in
+            world.record("heal phase begins")
+            provider.declineRate = baseline
+            for node in world.allNodes { if node.clockSkew != .zero { world.setClockSkew(node.name, .zero) } }
+            world.resetLinkOverrides()
+            world.heal()
+        }
+        world.run(until: chaosEnd + scenario.heal)
+        world.record("run ends")
+        let stats = world.stats
+        let starts = world.allNodes.filter { $0.service != nil }.map { ($0.name.rawValue, $0.startCount) }
+        world.stopAll()
+        let traceHash = trace.finish()
+
+        var summary = RunSummary(scenario: scenario.name, seed: seed, mode: "simulation",
+                                 reproduce: reproduceCommand, chaos: scenario.duration, heal: scenario.heal)
+        summary.traceHash = traceHash
+        summary.traceLines = trace.lineCount
+        summary.faults = faultLog
+        summary.defects = scenario.defects.enabledNames
+        summary.network.sent = stats.messagesSent
+        summary.network.delivered = stats.messagesDelivered
+        summary.network.dropped = stats.messagesDropped
+        summary.network.duplicated = stats.messagesDuplicated
+        for (name, count) in starts { summary.serviceStarts[name] = count }
+
+        let history = client.records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+        var placement = LatencyRecorder()
+        for record in history {
+            if let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled {
+                placement.record(done - record.scheduledAt)
+            }
+        }
+        summary.latency["orderPlacement"] = placement.summary
+        try ConsistencyChecker(databaseDirectory: databaseDirectory, history: history).check(into: &summary)
+        if summary.orders.confirmed < scenario.expect.minConfirmed {
+            summary.expectationFailures.append("at least \(scenario.expect.minConfirmed) confirmed orders, got \(summary.orders.confirmed)")
+        }
+        if summary.orders.cancelled < scenario.expect.minCancelled {
+            summary.expectationFailures.append("at least \(scenario.expect.minCancelled) cancelled orders, got \(summary.orders.cancelled)")
+        }
+        let wall = ContinuousClock.now - wallStart
+        summary.wallSeconds = (wall.seconds * 1000).rounded() / 1000
+        try summary.json().write(to: URL(fileURLWithPath: outputDirectory + "/summary.json"))
+        try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: outputDirectory + "/summary.md"))
+        return summary
+    }
+
+    public var reproduceCommand: String {
+        "erp run \(scenario.path.isEmpty ? scenario.name : scenario.path) --seed \(seed)"
+    }
+
+    /// Puts one fault on the world's timeline; returns its description for the report.
+    private func schedule(_ fault: ScheduledFault, in world: SimWorld, offset: Duration, chaosEnd: Duration,
+                          provider: ProviderKnobs) -> String {
+        let start = offset + fault.at
+        let end = fault.duration.map { min(start + $0, chaosEnd) }
+        let apply: @Sendable () -> Void
+        var revert: (@Sendable () -> Void)?
+        let text: String
+        switch fault.kind {
+        case .partition(let a, let b):
+            apply = { world.partition(a, b) }
+            revert = { world.healPartition(a, b) }
+            text = "partition \(a) <-> \(b)"
+        case .partitionOneWay(let from, let to):
+            apply = { world.partitionOneWay(from: from, to: to) }
+            revert = { world.healPartitionOneWay(from: from, to: to) }
+            text = "partition \(from) -> \(to)"
+        case .isolate(let name):
+            apply = { world.isolate(name) }
+            revert = { world.rejoin(name) }
+            text = "isolate \(name)"
+        case .crash(let name, let restartAfter):
+            apply = { world.crash(name) }
+            if let restartAfter {
+                let restartAt = start + restartAfter
+                world.schedule(at: restartAt) { world.restart(name) }
+                text = "crash \(name), restart after \(restartAfter.shortDescription)"
+            } else {
+                text = "crash \(name), restart at heal"
+            }
+        case .pause(let name):
+            apply = { world.pause(name) }
+            revert = { world.resume(name) }
+            text = "pause \(name)"
+        case .clockSkew(let name, let skew):
+            apply = { world.setClockSkew(name, skew) }
+            revert = { world.setClockSkew(name, .zero) }
+            text = "clock skew \(name) by \(skew.shortDescription)"
+        case .link(let from, let to, let settings):
+            apply = { world.setLink(from: from, to: to, settings) }
+            revert = { world.setLink(from: from, to: to, nil) }
+            text = "link \(from) -> \(to): latency \(settings.latencyMin.shortDescription)..\(settings.latencyMax.shortDescription), drop \(settings.dropProbability), duplicate \(settings.duplicateProbability), reorder \(settings.reorderProbability)"
+        case .providerDeclineRate(let rate):
+            let baseline = scenario.payment.declineRate
+            apply = { world.record("fault swishpay decline rate \(rate)"); provider.declineRate = rate }
+            revert = { world.record("fault swishpay decline rate back to \(baseline)"); provider.declineRate = baseline }
+            text = "swishpay declines \(Int(rate * 100))%"
+        }
+        world.schedule(at: start, apply)
+        if let revert, let end { world.schedule(at: end, revert) }
+        return "at \(fault.at.shortDescription)\(fault.duration.map { " for \($0.shortDescription)" } ?? ""): \(text)"
+    }
+}
