@@ -68,7 +68,8 @@ let package = Package(
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices",
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices",

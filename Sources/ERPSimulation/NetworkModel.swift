@@ -2,7 +2,7 @@ import ERPCore
 
 /// How one directed link behaves. Latency is uniform in `[latencyMin, latencyMax]`: the spread is
 /// the jitter.
-public struct LinkSettings: Sendable, Hashable {
+public struct LinkSettings: Sendable, Hashable, CustomStringConvertible {
     public var latencyMin: Duration = .microseconds(500)
     public var latencyMax: Duration = .milliseconds(2)
     public var dropProbability: Double = 0
@@ -16,6 +16,10 @@ public struct LinkSettings: Sendable, Hashable {
         self.latencyMin = latencyMin; self.latencyMax = latencyMax; self.dropProbability = dropProbability
         self.duplicateProbability = duplicateProbability; self.reorderProbability = reorderProbability
     }
+    public var description: String {
+        "latency \(latencyMin.shortDescription)..\(latencyMax.shortDescription) drop \(dropProbability) duplicate \(duplicateProbability) reorder \(reorderProbability)"
+    }
+
     /// The same link without loss, duplication or reordering: what the heal phase runs on.
     public var healed: LinkSettings {
         LinkSettings(latencyMin: latencyMin, latencyMax: latencyMax)

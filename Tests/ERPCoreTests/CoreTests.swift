@@ -1,0 +1,123 @@
+import ERPCore
+import Foundation
+import Testing
+
+@Suite struct MoneyTests {
+    @Test func addsAndPrintsExactly() {
+        let a = Money(minorUnits: 10_010), b = Money(minorUnits: 5)
+        #expect((a + b).minorUnits == 10_015)
+        #expect((a + b).description == "100.15 SEK")
+        #expect(Money(minorUnits: -1_505).description == "-15.05 SEK")
+        #expect((a * 3).minorUnits == 30_030)
+    }
+
+    @Test(arguments: [("100.00", 10_000), ("12.5", 1_250), ("0.07", 7), ("-1.5", -150), ("-0.5", -50), ("3", 300)])
+    func parsesDecimalText(text: String, minor: Int64) {
+        #expect(Money(decimal: text)?.minorUnits == minor)
+    }
+
+    @Test func rejectsMalformedDecimals() {
+        for text in ["", "1.234", "abc", "1.", "1.2.3"] { #expect(Money(decimal: text) == nil, "\(text)") }
+    }
+}
+
+@Suite struct DurationParsingTests {
+    @Test(arguments: [("250ms", 250_000_000), ("3s", 3_000_000_000), ("1.5s", 1_500_000_000), ("2m", 120_000_000_000),
+                      ("40us", 40_000), ("7ns", 7)])
+    func parses(text: String, nanoseconds: Int64) {
+        #expect(Duration(parsing: text)?.nanoseconds == nanoseconds)
+    }
+
+    @Test func rejects() {
+        for text in ["", "ms", "5", "five seconds", "1x"] { #expect(Duration(parsing: text) == nil, "\(text)") }
+    }
+}
+
+@Suite struct RandomTests {
+    @Test func sameSeedSameSequence() {
+        let a = SeededRandomSource(seed: 42), b = SeededRandomSource(seed: 42), c = SeededRandomSource(seed: 43)
+        let xs = (0..<100).map { _ in a.nextUInt64() }
+        #expect(xs == (0..<100).map { _ in b.nextUInt64() })
+        #expect(xs != (0..<100).map { _ in c.nextUInt64() })
+    }
+
+    @Test func derivedStreamsDependOnLabelNotPosition() {
+        let a = SeededRandomSource(seed: 9), b = SeededRandomSource(seed: 9)
+        _ = b.nextUInt64() // consuming from the parent must not shift a derived stream
+        #expect(a.derived("network").nextUInt64() == b.derived("network").nextUInt64())
+        #expect(a.derived("network").nextUInt64() != a.derived("scheduler").nextUInt64())
+    }
+
+    @Test func rangesStayInBounds() {
+        let r = SeededRandomSource(seed: 5)
+        for _ in 0..<10_000 {
+            let u = r.unit()
+            #expect(u >= 0 && u < 1)
+            let i = r.int(in: -3...4)
+            #expect((-3...4).contains(i))
+            #expect(r.exponential(mean: 2) >= 0)
+        }
+    }
+
+    @Test func exponentialHasItsMean() {
+        let r = SeededRandomSource(seed: 11)
+        let n = 200_000
+        let mean = (0..<n).reduce(0.0) { acc, _ in acc + r.exponential(mean: 0.05) } / Double(n)
+        #expect(abs(mean - 0.05) < 0.001)
+    }
+
+    @Test func stableHashIsFNV1a() {
+        // Known FNV-1a 64 values: the hash must not depend on the process.
+        #expect(stableHash("") == 0xcbf2_9ce4_8422_2325)
+        #expect(stableHash("a") == 0xaf63_dc4c_8601_ec8c)
+    }
+}
+
+@Suite struct EventEnvelopeTests {
+    func envelope() throws -> EventEnvelope {
+        try EventEnvelope(OrderCreated(orderId: "order_1", shopId: "shop_1", userId: "user_1",
+                                       items: [OrderItem(productId: "p", quantity: 2, unitPrice: Money(minorUnits: 1_250))],
+                                       totalAmount: Money(minorUnits: 2_500)),
+                          eventId: "evt_1", source: .order, timestamp: Timestamp.simulationEpoch, correlationId: "corr_1")
+    }
+
+    @Test func carriesTheSeedsFieldsExactly() throws {
+        let json = try JSONCoding.encodeString(try envelope())
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        #expect(Set(object.keys) == ["eventId", "eventType", "eventVersion", "source", "timestamp", "correlationId", "data"])
+        #expect(object["source"] as? String == "order-service")
+        #expect(object["eventType"] as? String == "OrderCreated")
+        #expect(object["timestamp"] as? Int64 == 1_735_689_600_000)
+    }
+
+    @Test func roundTripsThroughJSON() throws {
+        let e = try envelope()
+        let decoded = try JSONCoding.decode(EventEnvelope.self, from: try JSONCoding.encode(e))
+        #expect(decoded == e)
+        #expect(try decoded.payload(as: OrderCreated.self).totalAmount == Money(minorUnits: 2_500))
+        #expect(decoded.topic == "order.created")
+    }
+
+    @Test func upcastsVersionOneOrderCreated() throws {
+        // The seed's 1.0 shape: totalAmount as a decimal number of major units.
+        let text = #"{"eventId":"evt_9","eventType":"OrderCreated","eventVersion":"1.0","source":"order-service","timestamp":1,"correlationId":"c","data":{"orderId":"order_123","shopId":"shop_456","userId":"user_789","items":[{"productId":"p","quantity":1}],"totalAmount":100.5}}"#
+        let e = try JSONCoding.decode(EventEnvelope.self, from: text)
+        let payload = try e.payload(as: OrderCreated.self)
+        #expect(payload.totalAmount == Money(minorUnits: 10_050))
+        #expect(payload.items.first?.quantity == 1)
+    }
+
+    @Test func refusesUnknownVersionsAndTypes() throws {
+        var e = try envelope()
+        e.eventVersion = "9.0"
+        #expect(throws: EventDecodingError.unsupportedVersion(type: "OrderCreated", version: "9.0")) { try e.payload(as: OrderCreated.self) }
+        #expect(throws: EventDecodingError.self) { try envelope().payload(as: OrderCancelled.self) }
+    }
+
+    @Test func everySeedEventTypeHasATopic() {
+        let types = ["OrderCreated", "OrderConfirmed", "OrderCancelled", "StockUpdated", "InventoryReserved", "LowStockAlert",
+                     "PaymentProcessed", "PaymentFailed", "RefundProcessed", "DeviceStatusUpdated", "DeviceDataReceived"]
+        for t in types { #expect(EventTypes.topic(for: t) != nil, "\(t)") }
+        #expect(EventTypes.topics.count == 11)
+    }
+}

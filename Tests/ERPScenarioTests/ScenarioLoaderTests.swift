@@ -1,0 +1,56 @@
+import ERPScenario
+import Testing
+
+@Suite struct ScenarioLoaderTests {
+    @Test func readsEverySection() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            seed: 9
+            duration: 5s
+            heal: 2s
+            network:
+              latency: {min: 1ms, max: 3ms}
+              drop: 0.1
+            workload:
+              orders: {rate: 12.5, itemsPerOrder: {min: 1, max: 2}, attempts: 2}
+            payment: {declineRate: 0.3}
+            faults:
+              - {at: 1s, partition: [order, inventory], for: 1s}
+              - {at: 2s, crash: order, restartAfter: 500ms}
+              - {at: 3s, clockSkew: {service: payment, by: -2s}}
+            defects: [skip-inbox]
+            """)
+        #expect(s.seed == 9 && s.duration == .seconds(5) && s.heal == .seconds(2))
+        #expect(s.network.link.dropProbability == 0.1 && s.network.link.latencyMax == .milliseconds(3))
+        #expect(s.workload.ratePerSecond == 12.5 && s.workload.attemptCountMax == 2)
+        #expect(s.payment.declineRate == 0.3)
+        #expect(s.faults.count == 3)
+        #expect(s.defects.skipInbox)
+    }
+
+    /// Each bad file names the line and what is wrong.
+    @Test(arguments: [
+        ("name: t\nduration: [1s\n", 3, "YAML syntax"),
+        ("name: t\nspeed: 3\n", 2, "unknown field 'speed'"),
+        ("name: t\nworkload:\n  orders:\n    rate: -5\n", 4, "must not be negative"),
+        ("name: t\nworkload:\n  orders:\n    rate: fast\n", 4, "must be a number"),
+        ("name: t\nfaults:\n  - at: 1s\n    crash: warehouse\n", 4, "unknown service 'warehouse'"),
+        ("name: t\nnetwork:\n  drop: 1.5\n", 3, "probability"),
+        ("name: t\nduration: soon\n", 2, "duration such as"),
+        ("seed: 1\n", 1, "missing field 'name'"),
+        ("name: t\nfaults:\n  - at: 1s\n", 3, "a fault needs one of"),
+        ("name: t\nduration: 5s\nfaults:\n  - {at: 9s, crash: order}\n", 4, "after the chaos phase"),
+        ("name: t\ndefects: [make-it-fail]\n", 2, "unknown defect"),
+    ])
+    func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
+        do {
+            _ = try ScenarioLoader.parse(text, file: "bad.yaml")
+            Issue.record("accepted a bad scenario")
+        } catch {
+            #expect(error.file == "bad.yaml")
+            #expect(error.line == line, "\(error)")
+            #expect(error.message.contains(message), "\(error)")
+            #expect(error.description.hasPrefix("bad.yaml:\(line): "), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import ERPCore
+import ERPReports
+import ERPScenario
+import Foundation
+import Testing
+
+/// The package root, found from this file's path.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+func loadFixtures() throws -> Fixtures {
+    try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: packageRoot + "/fixtures/retail.json")))
+}
+
+func run(_ scenario: Scenario, seed: UInt64? = nil) throws -> RunSummary {
+    let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-run-\(scenario.name)-\(UInt64.random(in: 0...UInt64.max))").path
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    return try SimulationRunner(scenario: scenario, fixtures: try loadFixtures(), seed: seed ?? scenario.seed, outputDirectory: out).run()
+}
+
+func library(_ name: String) throws -> Scenario {
+    try ScenarioLoader.load(path: packageRoot + "/scenarios/" + name + ".yaml")
+}
+
+@Suite struct FixtureTests {
+    @Test func fixturesHaveWhatTheIssueAsks() throws {
+        let f = try loadFixtures()
+        #expect(f.products.count >= 20)
+        #expect(f.shops.count >= 3)
+        #expect(f.customers.count >= 100)
+        for shop in f.shops { #expect(shop.stock.allSatisfy { f.product($0.productId) != nil && $0.quantity > 0 }) }
+    }
+}
+
+@Suite struct ScenarioLibraryTests {
+    @Test(arguments: ["happy-path", "payment-declines", "order-crash"])
+    func everyLibraryScenarioHoldsItsInvariants(name: String) throws {
+        let summary = try run(try library(name))
+        #expect(summary.invariantsPass, "\(summary.violations)")
+        #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
+        #expect(summary.orders.pending == 0)
+        #expect(summary.orders.accepted == summary.orders.confirmed + summary.orders.cancelled)
+        #expect(summary.latency["orderPlacement"]!.count > 0)
+    }
+
+    @Test func declinesGiveBothOutcomes() throws {
+        let summary = try run(try library("payment-declines"))
+        #expect(summary.orders.confirmed > 0 && summary.orders.cancelled > 0)
+        #expect(summary.orders.cancelReasons["payment_failed", default: 0] > 0)
+    }
+
+    @Test func theOrderServiceRestartsAndFinishesItsSagas() throws {
+        let summary = try run(try library("order-crash"))
+        #expect(summary.serviceStarts["order"] == 3)
+        #expect(summary.orders.pending == 0)
+        #expect(summary.invariants["every-accepted-order-terminal-after-heal"] == .pass)
+    }
+}
+
+/// A checker that never fails proves nothing: each planted defect must be caught by the invariant
+/// that guards against it, and the same scenario without the defect must pass.
+@Suite struct PlantedDefectTests {
+    func scenario(_ defect: String?, declineRate: Double = 0, duplicate: Double = 0) -> Scenario {
+        var s = Scenario(name: "defect-\(defect ?? "none")")
+        s.seed = 5
+        s.duration = .seconds(4)
+        s.heal = .seconds(10)
+        s.workload.ratePerSecond = 20
+        s.payment.declineRate = declineRate
+        s.network.link.duplicateProbability = duplicate
+        if let defect { _ = s.defects.enable(defect) }
+        return s
+    }
+
+    @Test(arguments: [
+        ("skip-stock-release", 0.5, 0.0, "confirmed-order-stock-taken-cancelled-order-stock-released"),
+        ("confirm-declined-payments", 0.5, 0.0, "confirmed-order-has-exactly-one-captured-payment"),
+        ("ignore-payment-idempotency", 0.0, 0.3, "confirmed-order-has-exactly-one-captured-payment"),
+        ("skip-inbox", 0.0, 0.3, "one-confirmation-per-confirmed-order"),
+    ])
+    func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) throws {
+        let control = try run(scenario(nil, declineRate: declineRate, duplicate: duplicate))
+        #expect(control.invariantsPass, "control run failed: \(control.violations)")
+        let broken = try run(scenario(defect, declineRate: declineRate, duplicate: duplicate))
+        #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant)")
+        #expect(broken.violations.contains { $0.invariant == invariant })
+    }
+}
+
+/// The same scenario and seed in two separate processes give the same trace hash; another seed
+/// gives another. No hashing environment variable is set.
+@Suite struct CrossProcessDeterminismTests {
+    func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let binary = packageRoot + "/.build/debug/erp"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: binary])
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "SWIFT_DETERMINISTIC_HASHING")
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func hash(_ output: String) -> String? {
+        output.split(separator: "\n").first { $0.hasPrefix("trace hash: ") }.map { String($0.split(separator: " ")[2]) }
+    }
+
+    @Test func twoProcessesOneSeedOneHash() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-cli-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try runCLI(["run", "scenarios/order-crash.yaml", "--seed", "11", "--out", dir + "/a"])
+        let b = try runCLI(["run", "scenarios/order-crash.yaml", "--seed", "11", "--out", dir + "/b"])
+        let c = try runCLI(["run", "scenarios/order-crash.yaml", "--seed", "12", "--out", dir + "/c"])
+        #expect(a.status == 0 && b.status == 0 && c.status == 0, "\(a.output)\n\(c.output)")
+        #expect(hash(a.output) != nil)
+        #expect(hash(a.output) == hash(b.output))
+        #expect(hash(a.output) != hash(c.output))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/a/summary.json"))) as! [String: Any]
+        #expect(summary["traceHash"] as? String == hash(a.output))
+        for key in ["scenario", "seed", "mode", "traceHash", "orders", "invariants", "latency"] { #expect(summary[key] != nil, "\(key)") }
+    }
+
+    @Test func aBadScenarioExitsNonZeroWithFileAndLineAndWritesNothing() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-bad-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "name: bad\nworkload:\n  orders:\n    rate: -3\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let result = try runCLI(["run", dir + "/bad.yaml", "--out", dir + "/out"])
+        #expect(result.status == 1)
+        #expect(result.output.contains("bad.yaml:4: workload.orders.rate must not be negative"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out.partial"))
+    }
+}
+
+/// Service, storage and resilience code must take time, randomness and tasks from the runtime.
+@Suite struct DeterminismLintTests {
+    static let banned = #"Date\(\)|Task\.sleep|UUID\(\)|\.random\(|Task *\{|Task\.detached|DispatchQueue|Thread\b|@MainActor|ContinuousClock"#
+
+    static func offences(in text: String, file: String) throws -> [String] {
+        let regex = try Regex(banned)
+        var out: [String] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let code = line.trimmingCharacters(in: .whitespaces)
+            if code.hasPrefix("//") { continue }
+            if line.contains(regex) { out.append("\(file):\(i + 1): \(code)") }
+        }
+        return out
+    }
+
+    @Test func theLintCatchesWhatItMust() throws {
+        #expect(try Self.offences(in: "let t = Date()\n// Date() in a comment\nTask { }\nlet x = Int.random(in: 0...1)", file: "f").count == 3)
+    }
+
+    @Test func servicesStorageAndResilienceUseOnlyTheRuntime() throws {
+        var offences: [String] = []
+        for module in ["ERPServices", "ERPStorage", "ERPResilience"] {
+            let dir = packageRoot + "/Sources/" + module
+            guard let files = FileManager.default.enumerator(atPath: dir) else { continue }
+            for case let file as String in files where file.hasSuffix(".swift") {
+                offences += try Self.offences(in: String(contentsOfFile: dir + "/" + file, encoding: .utf8), file: module + "/" + file)
+            }
+        }
+        #expect(offences.isEmpty, "\(offences.joined(separator: "\n"))")
+    }
+}

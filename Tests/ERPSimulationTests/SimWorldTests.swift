@@ -1,0 +1,155 @@
+import ERPCore
+import ERPSimulation
+import ERPTransport
+import Foundation
+import Testing
+
+/// A small world of chatty nodes: each pings the others at random intervals; every step is traced.
+func chattyWorldHash(seed: UInt64, randomize: Bool = true) throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-sim-\(seed)-\(UInt64.random(in: 0...UInt64.max))").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let trace = try SimTrace()
+    let world = SimWorld(seed: seed, storageDirectory: directory, trace: trace, randomizeScheduling: randomize)
+    world.network.defaultLink = LinkSettings(latencyMin: .milliseconds(1), latencyMax: .milliseconds(5), dropProbability: 0.05,
+                                             duplicateProbability: 0.05, reorderProbability: 0.1)
+    let names: [NodeName] = ["a", "b", "c", "d"]
+    for name in names {
+        world.addNode(name) { runtime in PingService(runtime: runtime, peers: names.filter { $0 != name }) }.start()
+    }
+    world.schedule(at: .milliseconds(300)) { world.crash("b") }
+    world.schedule(at: .milliseconds(500)) { world.restart("b") }
+    world.schedule(at: .milliseconds(200)) { world.partition("c", "d") }
+    world.run(until: .seconds(1))
+    return trace.finish()
+}
+
+struct Ping: RPCRequest {
+    typealias Response = String
+    static let method = "ping"
+    static let service = ServiceName.gateway
+    var n: Int
+}
+
+final class PingService: ERPService, @unchecked Sendable {
+    static let name = ServiceName.gateway
+    let runtime: any Runtime
+    let peers: [NodeName]
+    init(runtime: any Runtime, peers: [NodeName]) { self.runtime = runtime; self.peers = peers }
+    func start() async throws {
+        runtime.transport.register(Ping.self) { [runtime] request, _ in
+            await runtime.sleep(for: .microseconds(Int64(runtime.random.int(in: 0...500))))
+            return "pong \(request.n)"
+        }
+        for i in 0..<3 {
+            runtime.spawn("pinger") { [runtime, peers] in
+                var n = 0
+                while true {
+                    await runtime.sleep(for: .milliseconds(Int64(runtime.random.int(in: 1...20))))
+                    n += 1
+                    let peer = runtime.random.pick(peers)
+                    do {
+                        let answer = try await runtime.transport.call(Ping(n: n * 10 + i), to: peer, metadata: runtime.metadata(timeout: .milliseconds(50)))
+                        runtime.record("\(runtime.node) got \(answer) from \(peer) id \(runtime.ids.next("x"))")
+                    } catch {
+                        runtime.record("\(runtime.node) failed \(peer): \(error)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+@Suite struct SimWorldTests {
+    @Test func sameSeedSameTraceDifferentSeedDifferentTrace() throws {
+        let a = try chattyWorldHash(seed: 7), b = try chattyWorldHash(seed: 7), c = try chattyWorldHash(seed: 8)
+        #expect(a == b)
+        #expect(a != c)
+        #expect(try chattyWorldHash(seed: 7, randomize: false) == chattyWorldHash(seed: 7, randomize: false))
+    }
+
+    /// Worlds on several threads at once must not disturb each other (nor the test runner).
+    @Test func worldsRunSideBySide() async throws {
+        let expected = try chattyWorldHash(seed: 21)
+        let hashes = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<4 { group.addTask { try chattyWorldHash(seed: 21) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(hashes == Array(repeating: expected, count: 4))
+    }
+
+    @Test func timersFireInTimeThenInsertionOrder() throws {
+        let world = SimWorld(seed: 1, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let log = Log()
+        world.schedule(at: .milliseconds(5)) { log.add("b") }
+        world.schedule(at: .milliseconds(1)) { log.add("a") }
+        world.schedule(at: .milliseconds(5)) { log.add("c") }
+        world.run(until: .milliseconds(4))
+        #expect(log.entries == ["a"])
+        #expect(world.elapsed == .milliseconds(4))
+        world.run(until: .seconds(1))
+        #expect(log.entries == ["a", "b", "c"])
+    }
+
+    @Test func aCrashedNodesTasksVanishAndPausedNodesWait() throws {
+        let world = SimWorld(seed: 1, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let log = Log()
+        let node = world.addNode("n")
+        node.start()
+        let other = world.addNode("m")
+        other.start()
+        node.runtime!.spawn("sleeper") { [runtime = node.runtime!] in
+            await runtime.sleep(for: .milliseconds(100))
+            log.add("woke")
+        }
+        other.runtime!.spawn("sleeper") { [runtime = other.runtime!] in
+            await runtime.sleep(for: .milliseconds(100))
+            log.add("m woke at \(world.elapsed.nanoseconds / 1_000_000)")
+        }
+        world.schedule(at: .milliseconds(50)) { world.crash("n"); world.pause("m") }
+        world.schedule(at: .milliseconds(60)) { world.restart("n") }
+        world.schedule(at: .milliseconds(250)) { world.resume("m") }
+        world.run(until: .seconds(1))
+        #expect(log.entries == ["m woke at 250"])
+    }
+
+    @Test func clockSkewShiftsOneNodesClock() throws {
+        let world = SimWorld(seed: 1, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let a = world.addNode("a"), b = world.addNode("b")
+        a.start(); b.start()
+        world.setClockSkew("b", .seconds(2))
+        #expect(b.runtime!.clock.now - a.runtime!.clock.now == .seconds(2))
+    }
+
+    @Test func partitionsDropAndHealRestores() throws {
+        let world = SimWorld(seed: 3, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let log = Log()
+        for name in ["x", "y"] as [NodeName] {
+            world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start()
+        }
+        world.run(until: .milliseconds(1))
+        world.partitionOneWay(from: "x", to: "y")
+        let x = world.node("x")!.runtime!
+        x.spawn("caller") {
+            for _ in 0..<2 {
+                do { _ = try await x.transport.call(Ping(n: 1), to: "y", metadata: x.metadata(timeout: .milliseconds(100))); log.add("ok") }
+                catch { log.add("\(error)") }
+                world.healPartitionOneWay(from: "x", to: "y")
+            }
+        }
+        world.run(until: .seconds(1))
+        #expect(log.entries == ["deadline exceeded", "ok"])
+    }
+}
+
+final class EchoOnly: ERPService, @unchecked Sendable {
+    static let name = ServiceName.gateway
+    let runtime: any Runtime
+    init(runtime: any Runtime) { self.runtime = runtime }
+    func start() async throws { runtime.transport.register(Ping.self) { request, _ in "pong \(request.n)" } }
+}
+
+final class Log: @unchecked Sendable {
+    private(set) var entries: [String] = []
+    func add(_ s: String) { entries.append(s) }
+}

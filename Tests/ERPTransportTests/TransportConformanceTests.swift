@@ -1,0 +1,228 @@
+import ERPCore
+import ERPServices
+import ERPStorage
+import ERPTransport
+import Foundation
+import GRDB
+import Testing
+
+struct Echo: RPCRequest {
+    typealias Response = String
+    static let method = "test.echo"
+    static let service = ServiceName.inventory
+    var text: String
+}
+
+struct Slow: RPCRequest {
+    typealias Response = String
+    static let method = "test.slow"
+    static let service = ServiceName.inventory
+    var delayMilliseconds: Int64
+}
+
+struct Refuse: RPCRequest {
+    typealias Response = String
+    static let method = "test.refuse"
+    static let service = ServiceName.inventory
+}
+
+struct Unserved: RPCRequest {
+    typealias Response = String
+    static let method = "test.unserved"
+    static let service = ServiceName.inventory
+}
+
+/// Counts handler runs across restarts of a node.
+final class Counter: @unchecked Sendable { var value = 0 }
+
+func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
+    runtime.transport.register(Echo.self) { request, context in
+        runs.value += 1
+        return request.text + " from " + runtime.node.rawValue + " for " + context.caller.rawValue
+    }
+    runtime.transport.register(Slow.self) { request, _ in
+        runs.value += 1
+        await runtime.sleep(for: .milliseconds(request.delayMilliseconds))
+        return "late"
+    }
+    runtime.transport.register(Refuse.self) { _, _ in throw RPCError.rejected(code: "no_way", message: "refused on purpose") }
+}
+
+/// The transport contract, proven on every backend with the same test bodies.
+@Suite struct TransportConformanceTests {
+    @Test(arguments: Backend.allCases)
+    func callGetsTheAnswerAndCarriesTheCaller(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        let runs = Counter()
+        h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: runs) }
+        try h.run(limit: .seconds(5)) { client in
+            let answer = try await client.transport.call(Echo(text: "hello"), metadata: client.metadata(timeout: .seconds(1)))
+            #expect(answer == "hello from inventory for test-client")
+        }
+        #expect(runs.value == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deadlineExceededWhenTheAnswerIsLate(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: Counter()) }
+        try h.run(limit: .seconds(10)) { client in
+            let start = client.clock.now
+            await #expect(throws: RPCError.deadlineExceeded) {
+                try await client.transport.call(Slow(delayMilliseconds: 2_000), metadata: client.metadata(timeout: .milliseconds(300)))
+            }
+            let waited = client.clock.now - start
+            #expect(waited >= .milliseconds(300) && waited < .milliseconds(400), "waited \(waited)")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func workWhoseDeadlineHasPassedIsNotDone(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        let runs = Counter()
+        h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: runs) }
+        try h.run(limit: .seconds(5)) { client in
+            // The deadline passes while the request is on the wire (one hop takes at least 0.5 ms).
+            let metadata = CallMetadata(deadline: client.clock.now + .microseconds(100), correlationId: "c")
+            await #expect(throws: RPCError.deadlineExceeded) { try await client.transport.call(Echo(text: "x"), metadata: metadata) }
+            await client.sleep(for: .milliseconds(50))
+        }
+        #expect(runs.value == 0)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func rejectionsAndMissingMethodsAreTyped(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: Counter()) }
+        try h.run(limit: .seconds(5)) { client in
+            await #expect(throws: RPCError.rejected(code: "no_way", message: "refused on purpose")) {
+                try await client.transport.call(Refuse(), metadata: client.metadata(timeout: .seconds(1)))
+            }
+            do {
+                _ = try await client.transport.call(Unserved(), metadata: client.metadata(timeout: .seconds(1)))
+                Issue.record("an unserved method answered")
+            } catch let error as RPCError {
+                guard case .unavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+            }
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aCrashedPeerIsUnavailableNotSilent(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: Counter()) }
+        try h.run(limit: .seconds(5)) { client in
+            _ = try await client.transport.call(Echo(text: "up"), metadata: client.metadata(timeout: .seconds(1)))
+            h.crash("inventory")
+            let start = client.clock.now
+            do {
+                _ = try await client.transport.call(Echo(text: "down"), metadata: client.metadata(timeout: .seconds(2)))
+                Issue.record("a crashed node answered")
+            } catch let error as RPCError {
+                guard case .unavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+                #expect(client.clock.now - start < .seconds(1), "the refusal should come before the deadline")
+            }
+            h.restart("inventory")
+            await client.sleep(for: .milliseconds(10))
+            let again = try await client.transport.call(Echo(text: "back"), metadata: client.metadata(timeout: .seconds(1)))
+            #expect(again.hasPrefix("back"))
+        }
+    }
+
+    /// Events: outbox → relay → bus → one delivery per consumer group → inbox. With the network
+    /// duplicating a third of all messages, every event's effect still happens once per group, and
+    /// patterns route only what matches.
+    @Test(arguments: Backend.allCases)
+    func eventsReachEveryGroupOnceDespiteDuplicates(backend: Backend) throws {
+        let h = try backend.makeHarness(seed: 4)
+        h.setDuplicateProbability(0.33)
+        let routes = [
+            EventRoute(subscription: Subscription(group: "orders-watch", patterns: [TopicPattern("order.*")]), members: ["watcher-a"]),
+            EventRoute(subscription: Subscription(group: "everything", patterns: [TopicPattern("#")]), members: ["watcher-b"]),
+        ]
+        h.addNode("event-bus", serving: .eventBus) { runtime in EventBusService(runtime: runtime, routes: routes) }
+        let publisher = PublisherBox()
+        h.addNode("publisher", serving: nil) { runtime in
+            let db = try runtime.openDatabase("pub", migrations: [])
+            let relay = OutboxRelay(runtime: runtime, database: db)
+            relay.start()
+            publisher.publish = { count in
+                try db.write { db in
+                    for i in 0..<count {
+                        try runtime.appendEvent(OrderCancelled(orderId: "order_\(i)", reason: "test"), source: .order, correlationId: "c", in: db)
+                        try runtime.appendEvent(LowStockAlert(shopId: "s", productId: "p\(i)", currentStock: 1, minimumStock: 5), source: .inventory, correlationId: "c", in: db)
+                    }
+                }
+                relay.notify()
+            }
+        }
+        let effects = EffectLog()
+        for (name, group) in [("watcher-a", "orders-watch"), ("watcher-b", "everything")] {
+            h.addNode(NodeName(name), serving: nil) { runtime in
+                let db = try runtime.openDatabase("consumer", migrations: [])
+                let consumer = EventConsumer(runtime: runtime, database: db, group: group)
+                consumer.on(OrderCancelled.self) { event, _, _ in effects.add("\(group):\(event.orderId)") }
+                consumer.on(LowStockAlert.self) { event, _, _ in effects.add("\(group):\(event.productId)") }
+                consumer.start()
+            }
+        }
+        try h.run(limit: .seconds(30)) { client in
+            await client.sleep(for: .milliseconds(20))
+            try publisher.publish!(25)
+            await client.sleep(for: .seconds(10))
+        }
+        let counts = effects.counts()
+        #expect(counts.values.allSatisfy { $0 == 1 }, "an effect happened more than once: \(counts.filter { $0.value > 1 })")
+        #expect(counts.keys.filter { $0.hasPrefix("orders-watch:") }.count == 25)
+        #expect(counts.keys.filter { $0.hasPrefix("orders-watch:p") }.isEmpty, "order.* must not receive inventory events")
+        #expect(counts.keys.filter { $0.hasPrefix("everything:") }.count == 50)
+    }
+}
+
+final class PublisherBox: @unchecked Sendable { var publish: ((Int) throws -> Void)? }
+
+/// Effects as committed by consumers (appended inside the consumer's transaction).
+final class EffectLog: @unchecked Sendable {
+    private var entries: [String] = []
+    func add(_ e: String) { entries.append(e) }
+    func counts() -> [String: Int] { entries.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
+}
+
+@Suite struct TopicPatternTests {
+    @Test(arguments: [
+        ("order.*", "order.created", true), ("order.*", "order.created.v2", false), ("order.*", "inventory.reserved", false),
+        ("#", "anything.at.all", true), ("order.#", "order", true), ("order.#", "order.a.b", true),
+        ("*.created", "order.created", true), ("*.created", "created", false), ("order.created", "order.created", true),
+        ("#.low-stock", "inventory.low-stock", true),
+    ])
+    func matches(pattern: String, topic: String, expected: Bool) {
+        #expect(TopicPattern(pattern).matches(topic) == expected)
+    }
+}
+
+@Suite struct StorageTests {
+    @Test func inboxRecordsOncePerGroupAndIdempotencyKeepsTheFirstAnswer() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-storage-\(UInt64.random(in: 0...UInt64.max)).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let db = try ServiceDatabase(path: path, durability: .processCrashesOnly, migrations: [])
+        let t = Timestamp.simulationEpoch
+        let answers: [Bool] = try db.write { db in
+            [try Inbox.insertIfAbsent(group: "g", eventId: "e1", eventType: "X", at: t, in: db),
+             try Inbox.insertIfAbsent(group: "g", eventId: "e1", eventType: "X", at: t, in: db),
+             try Inbox.insertIfAbsent(group: "h", eventId: "e1", eventType: "X", at: t, in: db),
+             try IdempotencyStore.record("first", key: "k", at: t, in: db),
+             try IdempotencyStore.record("second", key: "k", at: t, in: db)]
+        }
+        #expect(answers == [true, false, true, true, false])
+        #expect(try db.read { try IdempotencyStore.lookup(String.self, key: "k", in: $0) } == "first")
+        // A transaction that throws leaves nothing behind.
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try db.write { db in
+                _ = try Inbox.insertIfAbsent(group: "g", eventId: "e2", eventType: "X", at: t, in: db)
+                throw Boom()
+            }
+        }
+        #expect(try db.write { try Inbox.insertIfAbsent(group: "g", eventId: "e2", eventType: "X", at: t, in: $0) })
+    }
+}
