@@ -47,6 +47,8 @@ public struct RunSummary: Codable, Sendable {
     public var latency: [String: LatencySummary] = [:]
     public var faults: [String] = []
     public var serviceStarts: [String: Int] = [:]
+    /// Unfinished sagas that restarted order services found in their database and drove on.
+    public var recoveredSagas = 0
     public var network = Network()
     public var deadLetters = 0
     public var defects: [String] = []
@@ -88,6 +90,11 @@ public struct RunSummary: Codable, Sendable {
         for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
         if violations.count > 10 { lines.append("  … \(violations.count - 10) more in summary.json") }
         for e in expectationFailures { lines.append("  expectation not met: \(e)") }
+        let restarted = serviceStarts.keys.sorted().filter { serviceStarts[$0]! > 1 }
+        if !restarted.isEmpty {
+            lines.append("restarts: " + restarted.map { "\($0) \(serviceStarts[$0]! - 1)×" }.joined(separator: ", ")
+                         + "; unfinished sagas recovered from the order database: \(recoveredSagas)")
+        }
         if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
         lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
         if let traceHash { lines.append("trace hash: \(traceHash) (\(traceLines) lines)") }

@@ -34,6 +34,11 @@ public struct SimulationRunner {
         let databaseDirectory = outputDirectory + "/db"
         try fm.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
         let trace = try SimTrace(writingTo: outputDirectory + "/trace.log")
+        let recovered = RecoveryCount()
+        trace.observer = { line in
+            // "order recovering 37 sagas": what each restart found unfinished and drove on.
+            if line.hasPrefix("order recovering "), let n = Int(line.split(separator: " ")[2]) { recovered.sagas += n }
+        }
         let world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace)
         world.logToStandardError = logToStandardError
         world.network.defaultLink = scenario.network.link
@@ -87,6 +92,7 @@ public struct SimulationRunner {
         summary.traceHash = traceHash
         summary.traceLines = trace.lineCount
         summary.faults = faultLog
+        summary.recoveredSagas = recovered.sagas
         summary.defects = scenario.defects.enabledNames
         summary.network.sent = stats.messagesSent
         summary.network.delivered = stats.messagesDelivered
@@ -115,6 +121,8 @@ public struct SimulationRunner {
         try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: outputDirectory + "/summary.md"))
         return summary
     }
+
+    final class RecoveryCount: @unchecked Sendable { var sagas = 0 }
 
     public var reproduceCommand: String {
         "erp run \(scenario.path.isEmpty ? scenario.name : scenario.path) --seed \(seed)"

@@ -20,7 +20,7 @@ public final class SimNode: @unchecked Sendable {
     public internal(set) var startCount = 0
     public internal(set) var clockSkew: Duration = .zero
     var handlers = HandlerTable()
-    var pending: [UInt64: UnsafeContinuation<any Sendable, any Error>] = [:]
+    var pending: [UInt64: PendingCall] = [:]
     var backlog: [SimWorld.TimerAction] = []
     var databases: [ServiceDatabase] = []
     public internal(set) var runtime: SimRuntime?
@@ -78,6 +78,12 @@ public final class SimNode: @unchecked Sendable {
         instance = nil
         runtime = nil
     }
+}
+
+/// A call waiting for its answer, and the slot of its timeout timer (-1 once that has fired).
+struct PendingCall {
+    var continuation: UnsafeContinuation<any Sendable, any Error>
+    var timeoutSlot: Int32
 }
 
 /// Virtual time as one node sees it: the world's clock plus the node's skew.
@@ -177,12 +183,13 @@ final class SimTransport: Transport, @unchecked Sendable {
         let node = simNode
         let epoch = self.epoch
         let value = try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<any Sendable, any Error>) in
-            node.pending[callId] = c
+            // The deadline is in the caller's clock; the timer runs on the world's.
+            let slot = world.push(max(world.elapsedNanoseconds, metadata.deadline.nanosecondsSinceEpoch - Timestamp.simulationEpoch.nanosecondsSinceEpoch - node.clockSkew.nanoseconds),
+                                  .callTimeout(node: node.index, epoch: epoch, callId: callId))
+            node.pending[callId] = PendingCall(continuation: c, timeoutSlot: slot)
             let targetNode = world.nodes[target]
             world.send(.init(from: node.index, fromEpoch: epoch, to: target, toEpoch: targetNode.epoch, callId: callId,
                              body: .request(method: R.method, metadata: metadata, payload: request)))
-            world.push(max(world.elapsedNanoseconds, metadata.deadline.nanosecondsSinceEpoch - Timestamp.simulationEpoch.nanosecondsSinceEpoch - node.clockSkew.nanoseconds),
-                       .callTimeout(node: node.index, epoch: epoch, callId: callId))
         }
         guard let response = value as? R.Response else {
             throw RPCError.rejected(code: "bad_response", message: "expected \(R.Response.self)")

@@ -11,6 +11,8 @@ public final class SimTrace: @unchecked Sendable {
     public private(set) var lineCount = 0
     /// When false, nothing is hashed or written (benchmarks measure the transport, not the trace).
     public let enabled: Bool
+    /// Sees every line as it is appended (a runner counting what it reports).
+    public var observer: ((String) -> Void)?
 
     public init(enabled: Bool = true, writingTo path: String? = nil) throws {
         self.enabled = enabled
@@ -29,7 +31,9 @@ public final class SimTrace: @unchecked Sendable {
         guard enabled else { return }
         var text = Self.format(time)
         text += " "
-        text += line()
+        let body = line()
+        observer?(body)
+        text += body
         text += "\n"
         let bytes = Array(text.utf8)
         hasher.update(data: bytes)

@@ -35,8 +35,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     public var elapsed: Duration { .nanoseconds(elapsedNanoseconds) }
 
     private var ready = Deque<UnownedJob>()
-    private var timers = Heap<TimerEntry>()
-    private var timerSequence: UInt64 = 0
+    private var timers = TimerQueue<TimerAction>()
     private var callSequence: UInt64 = 0
     private var runningThread: pthread_t?
     var nodes: [SimNode] = []
@@ -94,8 +93,8 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 stats.jobsRun += 1
                 job.runSynchronously(on: executor)
             }
-            guard let next = timers.min, next.time <= limitNanoseconds else { break }
-            _ = timers.removeMin()
+            guard let nextTime = timers.minTime, nextTime <= limitNanoseconds else { break }
+            let next = timers.popMin()!
             elapsedNanoseconds = next.time
             stats.timersFired += 1
             fire(next.action)
@@ -139,20 +138,12 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         case run(@Sendable () -> Void)
     }
 
-    struct TimerEntry: Comparable {
-        var time: Int64
-        var sequence: UInt64
-        var action: TimerAction
-        static func < (a: TimerEntry, b: TimerEntry) -> Bool {
-            a.time != b.time ? a.time < b.time : a.sequence < b.sequence
-        }
-        static func == (a: TimerEntry, b: TimerEntry) -> Bool { a.time == b.time && a.sequence == b.sequence }
+    @inline(__always) @discardableResult
+    func push(_ time: Int64, _ action: TimerAction) -> Int32 {
+        timers.insert(time: time, action)
     }
 
-    @inline(__always) func push(_ time: Int64, _ action: TimerAction) {
-        timerSequence &+= 1
-        timers.insert(TimerEntry(time: time, sequence: timerSequence, action: action))
-    }
+    func cancelTimer(_ slot: Int32) { timers.cancel(slot) }
 
     private func fire(_ action: TimerAction) {
         switch action {
@@ -169,10 +160,15 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         case .callTimeout(let index, let epoch, let callId):
             let node = nodes[index]
             guard node.alive, node.epoch == epoch else { return }
-            if node.paused { node.backlog.append(action); return }
-            guard let continuation = node.pending.removeValue(forKey: callId) else { return }
+            if node.paused {
+                // The timer has left the queue: a reply arriving later must not cancel its slot.
+                node.pending[callId]?.timeoutSlot = -1
+                node.backlog.append(action)
+                return
+            }
+            guard let call = node.pending.removeValue(forKey: callId) else { return }
             record("timeout \(node.name) call#\(callId)")
-            continuation.resume(throwing: RPCError.deadlineExceeded)
+            call.continuation.resume(throwing: RPCError.deadlineExceeded)
         }
     }
 
@@ -304,17 +300,19 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 reply(await handler(payload, context))
             }
         case .reply(let result):
-            guard let continuation = node.pending.removeValue(forKey: message.callId) else {
+            guard let call = node.pending.removeValue(forKey: message.callId) else {
                 record("late reply#\(message.callId) to \(node.name) ignored")
                 return
             }
+            if call.timeoutSlot >= 0 { timers.cancel(call.timeoutSlot) }
             switch result {
-            case .success(let value): continuation.resume(returning: value)
-            case .failure(let error): continuation.resume(throwing: error)
+            case .success(let value): call.continuation.resume(returning: value)
+            case .failure(let error): call.continuation.resume(throwing: error)
             }
         case .refused:
-            guard let continuation = node.pending.removeValue(forKey: message.callId) else { return }
-            continuation.resume(throwing: RPCError.unavailable("connection refused by \(nodes[message.from].name)"))
+            guard let call = node.pending.removeValue(forKey: message.callId) else { return }
+            if call.timeoutSlot >= 0 { timers.cancel(call.timeoutSlot) }
+            call.continuation.resume(throwing: RPCError.unavailable("connection refused by \(nodes[message.from].name)"))
         }
     }
 
