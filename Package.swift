@@ -67,6 +67,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore"]),
+        .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation",
