@@ -2,6 +2,7 @@
 // The dependency direction is the architecture:
 //   ERPCore ← ERPStorage ← ERPTransport ← ERPServices
 //   ERPSimulation imports ERPTransport (never a service, never another backend)
+//   ERPResilience imports only ERPCore: breakers and retries decide, callers do the I/O.
 //   ERPScenario wires services onto a backend; erp is the command line.
 // Services never import a backend: ERPServices lists neither ERPSimulation nor any other backend.
 import PackageDescription
@@ -49,6 +50,9 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Circuit breaker, retry policy, deadline budget, rate limiter: pure logic on an
+        // injected clock, random source and sleep, so the simulator can drive it.
+        .target(name: "ERPResilience", dependencies: ["ERPCore"]),
         // Latency and consistency reports.
         .target(name: "ERPReports", dependencies: [
             "ERPCore",
@@ -66,6 +70,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore"]),
+        .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices",
