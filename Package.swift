@@ -39,7 +39,7 @@ let package = Package(
         ]),
         // The services. They see only ERPTransport's protocols, never a backend.
         .target(name: "ERPServices", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPResilience",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -60,7 +60,7 @@ let package = Package(
         ]),
         // Scenario model + YAML loader, workload, fault schedule, runner, checkers.
         .target(name: "ERPScenario", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPSimulation", "ERPReports",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPSimulation", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
@@ -77,7 +77,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
-            "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices",
+            "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
         ]),
     ]
 )

@@ -34,6 +34,26 @@ public struct RunSummary: Codable, Sendable {
         public init() {}
     }
 
+    /// What the call policy of one path (`order->inventory`) did.
+    public struct PathResilience: Codable, Sendable, Hashable {
+        public var calls: Int
+        public var attempts: Int
+        public var retries: Int
+        public var failedCalls: Int
+        public var breakerRejections: Int
+        public var breakerOpened: Int
+        public var breakerHalfOpened: Int
+        public var breakerClosed: Int
+        /// The breaker's state after its last transition.
+        public var breakerState: String
+        public init(calls: Int, attempts: Int, retries: Int, failedCalls: Int, breakerRejections: Int, breakerOpened: Int,
+                    breakerHalfOpened: Int, breakerClosed: Int, breakerState: String) {
+            self.calls = calls; self.attempts = attempts; self.retries = retries; self.failedCalls = failedCalls
+            self.breakerRejections = breakerRejections; self.breakerOpened = breakerOpened; self.breakerHalfOpened = breakerHalfOpened
+            self.breakerClosed = breakerClosed; self.breakerState = breakerState
+        }
+    }
+
     public var scenario: String
     public var seed: UInt64
     public var mode: String
@@ -50,6 +70,9 @@ public struct RunSummary: Codable, Sendable {
     /// Unfinished sagas that restarted order services found in their database and drove on.
     public var recoveredSagas = 0
     public var network = Network()
+    public var resilience: [String: PathResilience] = [:]
+    /// Requests the gateway shed with overloaded (429).
+    public var rateLimited = 0
     public var deadLetters = 0
     public var defects: [String] = []
     public var expectationFailures: [String] = []
@@ -95,6 +118,12 @@ public struct RunSummary: Codable, Sendable {
             lines.append("restarts: " + restarted.map { "\($0) \(serviceStarts[$0]! - 1)×" }.joined(separator: ", ")
                          + "; unfinished sagas recovered from the order database: \(recoveredSagas)")
         }
+        for path in resilience.keys.sorted() {
+            let r = resilience[path]!
+            guard r.retries > 0 || r.breakerOpened > 0 || r.failedCalls > 0 else { continue }
+            lines.append("  \(path): \(r.calls) calls, \(r.attempts) attempts, \(r.retries) retries, \(r.failedCalls) failed; breaker opened \(r.breakerOpened)×, half-open \(r.breakerHalfOpened)×, closed \(r.breakerClosed)×, rejected \(r.breakerRejections), now \(r.breakerState)")
+        }
+        if rateLimited > 0 { lines.append("  gateway shed \(rateLimited) requests (429)") }
         if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
         lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
         if let traceHash { lines.append("trace hash: \(traceHash) (\(traceLines) lines)") }
@@ -119,6 +148,13 @@ public struct RunSummary: Codable, Sendable {
         for name in latency.keys.sorted() {
             let l = latency[name]!
             md += "| \(name) | \(l.count) | \(l.p50) | \(l.p90) | \(l.p99) | \(l.p999) | \(l.max) |\n"
+        }
+        if !resilience.isEmpty {
+            md += "\n## Call policies\n\n| path | calls | attempts | retries | failed | breaker opened | half-open | closed | rejected | state |\n|---|---|---|---|---|---|---|---|---|---|\n"
+            for path in resilience.keys.sorted() {
+                let r = resilience[path]!
+                md += "| \(path) | \(r.calls) | \(r.attempts) | \(r.retries) | \(r.failedCalls) | \(r.breakerOpened) | \(r.breakerHalfOpened) | \(r.breakerClosed) | \(r.breakerRejections) | \(r.breakerState) |\n"
+            }
         }
         if !faults.isEmpty {
             md += "\n## Faults\n\n" + faults.map { "- \($0)" }.joined(separator: "\n") + "\n"

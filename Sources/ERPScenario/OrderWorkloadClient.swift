@@ -23,6 +23,8 @@ final class OrderWorkloadClient: @unchecked Sendable {
     let until: Timestamp
     private(set) var records: [ClientRecord] = []
     private var submitted = 0
+    static let pollInterval: Duration = .milliseconds(500)
+    static let pollCountMax = 240
 
     init(runtime: any Runtime, workload: Scenario.OrderWorkload, fixtures: Fixtures, until: Timestamp) {
         self.runtime = runtime
@@ -60,15 +62,29 @@ final class OrderWorkloadClient: @unchecked Sendable {
         let correlationId = "corr-\(number)"
         var record = ClientRecord(requestKey: key, scheduledAt: scheduledAt, completedAt: nil, outcome: .gaveUp, orderId: nil, attempts: 0)
         defer { records.append(record) }
+        var retryAfter: Duration = .zero
         for attempt in 0..<workload.attemptCountMax {
             if attempt > 0 {
-                await runtime.sleep(for: .milliseconds(Int64(random.uniform(100, 100 * Double(1 << min(attempt, 5))))))
+                let backoff = Duration.milliseconds(Int64(random.uniform(100, 100 * Double(1 << min(attempt, 5)))))
+                await runtime.sleep(for: max(backoff, retryAfter))
             }
             record.attempts = attempt + 1
             do {
                 let metadata = CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlationId, idempotencyKey: key)
-                let view = try await runtime.transport.call(PlaceOrder(userId: customer.id, shopId: shop.id, items: lines), metadata: metadata)
+                var view = try await runtime.transport.call(PlaceOrder(userId: customer.id, shopId: shop.id, items: lines), metadata: metadata)
                 record.orderId = view.orderId
+                // Accepted but not finished (HTTP 202): poll until it is, within a bound.
+                var polls = 0
+                while view.status == .pending && polls < Self.pollCountMax {
+                    polls += 1
+                    await runtime.sleep(for: Self.pollInterval)
+                    do {
+                        view = try await runtime.transport.call(FetchOrder(orderId: view.orderId),
+                                                                metadata: CallMetadata(deadline: runtime.clock.now + .seconds(1), correlationId: correlationId))
+                    } catch {
+                        continue
+                    }
+                }
                 record.completedAt = runtime.clock.now
                 switch view.status {
                 case .confirmed: record.outcome = .confirmed
@@ -77,10 +93,16 @@ final class OrderWorkloadClient: @unchecked Sendable {
                 }
                 return
             } catch let error as RPCError {
-                if case .rejected = error {
+                switch error {
+                case .rejected:
                     record.outcome = .refused
                     record.completedAt = runtime.clock.now
                     return
+                case .overloaded(let ms):
+                    // A 429 says when to come back; honour it.
+                    retryAfter = .milliseconds(ms ?? 0)
+                default:
+                    retryAfter = .zero
                 }
             } catch {
                 record.outcome = .refused

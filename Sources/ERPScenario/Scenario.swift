@@ -2,6 +2,7 @@
 // runner that wires the services onto a backend, the history it records and the checkers that
 // judge that history from outside the system.
 import ERPCore
+import ERPResilience
 import ERPServices
 import ERPSimulation
 
@@ -23,6 +24,7 @@ public struct Scenario: Sendable {
     public var faults: [ScheduledFault] = []
     public var expect = Expectations()
     public var defects = PlantedDefects()
+    public var resilience = ResilienceSettings()
 
     public init(name: String) { self.name = name }
 
@@ -68,6 +70,8 @@ public struct ScheduledFault: Sendable {
         case clockSkew(NodeName, Duration)
         case link(from: NodeName, to: NodeName, LinkSettings)
         case providerDeclineRate(Double)
+        /// swishpay takes this long to answer a charge.
+        case providerDelay(Duration)
     }
     public var at: Duration
     public var duration: Duration?

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPResilience
 import ERPServices
 import ERPSimulation
 import Foundation
@@ -44,7 +45,7 @@ public struct ScenarioLoader {
             throw fail(nil, "not valid YAML: \(error)")
         }
         let top = try mapping(root, "scenario", keys: ["name", "description", "seed", "duration", "heal", "fixtures", "network",
-                                                        "workload", "payment", "faults", "expect", "defects"])
+                                                        "workload", "payment", "faults", "expect", "defects", "resilience"])
         var scenario = Scenario(name: try string(top.required("name")))
         if let v = top["description"] { scenario.description = try string(v) }
         if let v = top["seed"] { scenario.seed = try seed(v) }
@@ -59,6 +60,7 @@ public struct ScenarioLoader {
             if let t = m["processingTime"] { scenario.payment.processingTime = try duration(t, "payment.processingTime") }
         }
         if let v = top["faults"] { scenario.faults = try faults(v, scenario: scenario) }
+        if let v = top["resilience"] { scenario.resilience = try resilience(v, clientTimeout: scenario.workload.timeout) }
         if let v = top["expect"] {
             let m = try mapping(v, "expect", keys: ["minConfirmed", "minCancelled"])
             if let n = m["minConfirmed"] { scenario.expect.minConfirmed = try count(n, "expect.minConfirmed") }
@@ -97,6 +99,56 @@ public struct ScenarioLoader {
         return w
     }
 
+    /// Breaker, retry and rate-limit settings. Settings that cannot work are refused here, with
+    /// the setting's name, rather than discovered during the run.
+    private func resilience(_ node: Node, clientTimeout: Duration) throws(ScenarioError) -> ResilienceSettings {
+        let m = try mapping(node, "resilience", keys: ["circuitBreaker", "retry", "rateLimit"])
+        var settings = ResilienceSettings()
+        var policy = CallPolicySettings.seed
+        if let v = m["circuitBreaker"] {
+            let b = try mapping(v, "resilience.circuitBreaker", keys: ["timeout", "errorThresholdPercentage", "resetTimeout",
+                                                                         "rollingCountTimeout", "rollingCountBuckets", "volumeThreshold"])
+            if let x = b["timeout"] { policy.circuitBreaker.timeout = try signedDuration(x, "circuitBreaker.timeout") }
+            if let x = b["errorThresholdPercentage"] { policy.circuitBreaker.errorThresholdPercentage = try number(x, "circuitBreaker.errorThresholdPercentage") }
+            if let x = b["resetTimeout"] { policy.circuitBreaker.resetTimeout = try signedDuration(x, "circuitBreaker.resetTimeout") }
+            if let x = b["rollingCountTimeout"] { policy.circuitBreaker.rollingCountTimeout = try signedDuration(x, "circuitBreaker.rollingCountTimeout") }
+            if let x = b["rollingCountBuckets"] { policy.circuitBreaker.rollingCountBuckets = try integer(x, "circuitBreaker.rollingCountBuckets") }
+            if let x = b["volumeThreshold"] { policy.circuitBreaker.volumeThreshold = try integer(x, "circuitBreaker.volumeThreshold") }
+        }
+        if let v = m["retry"] {
+            let r = try mapping(v, "resilience.retry", keys: ["attempts", "baseDelay", "maxDelay"])
+            if let x = r["attempts"] { policy.retry.attemptCountMax = try integer(x, "retry.attempts") }
+            if let x = r["baseDelay"] { policy.retry.baseDelay = try signedDuration(x, "retry.baseDelay") }
+            if let x = r["maxDelay"] { policy.retry.maxDelay = try signedDuration(x, "retry.maxDelay") }
+        }
+        do throws(ResilienceConfigurationError) {
+            try policy.validate()
+            // A retry budget longer than the client's own deadline could never be spent.
+            try policy.validate(against: clientTimeout)
+        } catch {
+            throw fail(node, "resilience: \(error)")
+        }
+        settings.defaultPolicy = policy
+        if let v = m["rateLimit"] {
+            let r = try mapping(v, "resilience.rateLimit", keys: ["perClient", "gateway"])
+            func bucket(_ n: Node, _ what: String) throws(ScenarioError) -> TokenBucketSettings {
+                let b = try mapping(n, what, keys: ["capacity", "refillPerSecond"])
+                let settings = TokenBucketSettings(capacity: try integer(b.required("capacity"), what + ".capacity"),
+                                                   refillRatePerSecond: try number(b.required("refillPerSecond"), what + ".refillPerSecond"))
+                do throws(ResilienceConfigurationError) { try settings.validate() } catch { throw fail(n, "\(what): \(error)") }
+                return settings
+            }
+            if let x = r["perClient"] { settings.perClientRateLimit = try bucket(x, "rateLimit.perClient") }
+            if let x = r["gateway"] { settings.gatewayRateLimit = try bucket(x, "rateLimit.gateway") }
+        }
+        return settings
+    }
+
+    private func integer(_ node: Node, _ what: String) throws(ScenarioError) -> Int {
+        guard case .scalar = node, let n = node.int else { throw fail(node, "\(what) must be a whole number, got '\(node.string ?? "a structure")'") }
+        return n
+    }
+
     private func link(_ node: Node, base: LinkSettings, context: String) throws(ScenarioError) -> LinkSettings {
         let m = try mapping(node, context, keys: ["latency", "drop", "duplicate", "reorder", "from", "to"])
         var link = base
@@ -116,12 +168,12 @@ public struct ScenarioLoader {
         var out: [ScheduledFault] = []
         for item in try sequence(node, "faults") {
             let m = try mapping(item, "fault", keys: ["at", "for", "partition", "partitionOneWay", "isolate", "crash", "restartAfter",
-                                                       "pause", "clockSkew", "link", "declineRate"])
+                                                       "pause", "clockSkew", "link", "declineRate", "providerDelay"])
             let at = try duration(m.required("at"), "fault.at")
             let lasting = try m["for"].map { v throws(ScenarioError) in try positiveDuration(v, "fault.for") }
-            let kinds = ["partition", "partitionOneWay", "isolate", "crash", "pause", "clockSkew", "link", "declineRate"].filter { m[$0] != nil }
+            let kinds = ["partition", "partitionOneWay", "isolate", "crash", "pause", "clockSkew", "link", "declineRate", "providerDelay"].filter { m[$0] != nil }
             guard kinds.count == 1 else {
-                throw fail(item, kinds.isEmpty ? "a fault needs one of partition, partitionOneWay, isolate, crash, pause, clockSkew, link, declineRate"
+                throw fail(item, kinds.isEmpty ? "a fault needs one of partition, partitionOneWay, isolate, crash, pause, clockSkew, link, declineRate, providerDelay"
                                                : "a fault has one kind, found \(kinds.joined(separator: " and "))")
             }
             guard at < scenario.duration else {
@@ -148,6 +200,8 @@ public struct ScenarioLoader {
                 let l = try mapping(m["link"]!, "link", keys: ["from", "to", "latency", "drop", "duplicate", "reorder"])
                 kind = .link(from: try service(l.required("from")), to: try service(l.required("to")),
                              try link(m["link"]!, base: scenario.network.link, context: "link"))
+            case "providerDelay":
+                kind = .providerDelay(try duration(m["providerDelay"]!, "fault.providerDelay"))
             default:
                 kind = .providerDeclineRate(try probability(m["declineRate"]!, "fault.declineRate"))
             }

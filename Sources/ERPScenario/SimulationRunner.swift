@@ -48,6 +48,7 @@ public struct SimulationRunner {
         settings.defects = scenario.defects
         settings.provider.declineRate = scenario.payment.declineRate
         settings.provider.processingTime = scenario.payment.processingTime
+        settings.resilience = scenario.resilience
         let services = ServiceCatalog.startOrder
         let routes = ServiceCatalog.routes(for: services)
         for service in services {
@@ -73,9 +74,10 @@ public struct SimulationRunner {
         for fault in scenario.faults {
             faultLog.append(schedule(fault, in: world, offset: warmUp, chaosEnd: chaosEnd, provider: settings.provider))
         }
-        world.schedule(at: chaosEnd) { [provider = settings.provider, baseline = scenario.payment.declineRate] in
+        world.schedule(at: chaosEnd) { [provider = settings.provider, baseline = scenario.payment] in
             world.record("heal phase begins")
-            provider.declineRate = baseline
+            provider.declineRate = baseline.declineRate
+            provider.processingTime = baseline.processingTime
             for node in world.allNodes { if node.clockSkew != .zero { world.setClockSkew(node.name, .zero) } }
             world.resetLinkOverrides()
             world.heal()
@@ -93,6 +95,13 @@ public struct SimulationRunner {
         summary.traceLines = trace.lineCount
         summary.faults = faultLog
         summary.recoveredSagas = recovered.sagas
+        for (path, counts) in settings.resilienceMetrics.paths {
+            summary.resilience[path] = RunSummary.PathResilience(
+                calls: counts.calls, attempts: counts.attempts, retries: counts.retries, failedCalls: counts.failedCalls,
+                breakerRejections: counts.breakerRejections, breakerOpened: counts.opened, breakerHalfOpened: counts.halfOpened,
+                breakerClosed: counts.closed, breakerState: counts.lastState)
+        }
+        summary.rateLimited = settings.resilienceMetrics.rateLimited
         summary.defects = scenario.defects.enabledNames
         summary.network.sent = stats.messagesSent
         summary.network.delivered = stats.messagesDelivered
@@ -170,6 +179,11 @@ public struct SimulationRunner {
             apply = { world.setLink(from: from, to: to, settings) }
             revert = { world.setLink(from: from, to: to, nil) }
             text = "link \(from) -> \(to): latency \(settings.latencyMin.shortDescription)..\(settings.latencyMax.shortDescription), drop \(settings.dropProbability), duplicate \(settings.duplicateProbability), reorder \(settings.reorderProbability)"
+        case .providerDelay(let delay):
+            let baseline = scenario.payment.processingTime
+            apply = { world.record("fault swishpay answers in \(delay.shortDescription)"); provider.processingTime = delay }
+            revert = { world.record("fault swishpay answers in \(baseline.shortDescription) again"); provider.processingTime = baseline }
+            text = "swishpay answers in \(delay.shortDescription)"
         case .providerDeclineRate(let rate):
             let baseline = scenario.payment.declineRate
             apply = { world.record("fault swishpay decline rate \(rate)"); provider.declineRate = rate }

@@ -24,9 +24,12 @@ public final class OrderService: ERPService, @unchecked Sendable {
     var relay: OutboxRelay!
     /// Orders whose saga this incarnation is driving (one driver per order).
     private var drivers: Set<String> = []
-    /// Tasks waiting for a saga to finish, per order.
-    private var activeSagas: [String: [UnsafeContinuation<Void, Never>]] = [:]
+    /// Tasks waiting for a saga to finish, per order, each with a ticket so a timeout can take its
+    /// own waiter out.
+    private var activeSagas: [String: [(ticket: UInt64, continuation: UnsafeContinuation<Void, Never>)]] = [:]
+    private var waiterTickets: UInt64 = 0
     private let prices: [String: Money]
+    private let caller: ResilientCaller
 
     public init(runtime: any Runtime, settings: ServiceSettings) {
         self.runtime = runtime
@@ -34,6 +37,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
         var prices: [String: Money] = [:]
         for product in settings.fixtures.products { prices[product.id] = product.price }
         self.prices = prices
+        self.caller = ResilientCaller(runtime: runtime, caller: .order, settings: settings.resilience, metrics: settings.resilienceMetrics)
     }
 
     static let migrations: [Migration] = [
@@ -107,7 +111,9 @@ public final class OrderService: ERPService, @unchecked Sendable {
         if !drivers.contains(orderId) {
             runtime.spawn("saga") { [self] in await self.drive(orderId) }
         }
-        await waitForSaga(orderId)
+        // Answer before the caller's deadline even if the saga is still going (as HTTP's 202):
+        // a caller that times out learns nothing, and its breaker would count us as failing.
+        await waitForSaga(orderId, until: context.deadline - settings.answerMargin)
         return try view(orderId)
     }
 
@@ -132,13 +138,22 @@ public final class OrderService: ERPService, @unchecked Sendable {
 
     // MARK: The saga
 
-    private func waitForSaga(_ orderId: String) async {
+    private func waitForSaga(_ orderId: String, until deadline: Timestamp) async {
         let done = try? database.read { db in
             try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == "done"
         }
         if done == true { return }
+        let wait = deadline - runtime.clock.now
+        guard wait > .zero else { return }
+        waiterTickets &+= 1
+        let ticket = waiterTickets
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-            activeSagas[orderId, default: []].append(c)
+            activeSagas[orderId, default: []].append((ticket, c))
+            runtime.spawn("saga-wait-timeout") { [self] in
+                await runtime.sleep(for: wait)
+                guard let i = activeSagas[orderId]?.firstIndex(where: { $0.ticket == ticket }) else { return }
+                activeSagas[orderId]!.remove(at: i).continuation.resume()
+            }
         }
     }
 
@@ -164,7 +179,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
         defer {
             drivers.remove(orderId)
             let waiters = activeSagas.removeValue(forKey: orderId) ?? []
-            for waiter in waiters { waiter.resume() }
+            for waiter in waiters { waiter.continuation.resume() }
         }
         while true {
             let state: SagaState
@@ -180,8 +195,11 @@ public final class OrderService: ERPService, @unchecked Sendable {
             switch state.step {
             case "reserve":
                 let outcome = await attempt(ReserveStock(orderId: orderId, shopId: order.shopId, items: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
-                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax)
+                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true)
                 switch outcome {
+                case .notSent:
+                    // The breaker is open and no request ever left: nothing can be reserved.
+                    finish(state, status: .cancelled, reason: "inventory_unavailable")
                 case .answered(let reservation) where reservation.status == .reserved:
                     advance(orderId, to: "pay")
                 case .answered:
@@ -196,8 +214,11 @@ public final class OrderService: ERPService, @unchecked Sendable {
                 }
             case "pay":
                 let outcome = await attempt(ProcessPayment(orderId: orderId, userId: order.userId, amount: order.totalAmount),
-                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax)
+                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true)
                 switch outcome {
+                case .notSent:
+                    // No charge was ever asked for: release the stock, nothing to refund.
+                    advance(orderId, to: "release", reason: "payment_unavailable")
                 case .answered(let payment) where payment.status == .success:
                     finish(state, status: .confirmed, reason: nil)
                 case .answered(let payment):
@@ -221,6 +242,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
                 case .unknown(let error):
                     runtime.logger.critical("saga \(orderId): refund still unknown: \(String(describing: error))")
                     return
+                case .notSent: return
                 }
             case "release":
                 if settings.defects.skipStockRelease {
@@ -235,6 +257,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
                 case .unknown(let error):
                     runtime.logger.critical("saga \(orderId): release still unknown: \(String(describing: error))")
                     return
+                case .notSent: return
                 }
             default:
                 return
@@ -248,30 +271,34 @@ public final class OrderService: ERPService, @unchecked Sendable {
         case refused(RPCError)
         /// Still unknown after every attempt; the last error seen.
         case unknown(RPCError?)
+        /// The breaker refused before any attempt of this step left (only with `failFast`).
+        case notSent
     }
 
-    /// Calls a saga step until it gets an answer: retries while the outcome is unknown (timeout,
-    /// unreachable, overloaded), with capped jittered backoff. Safe because every step is idempotent
-    /// per order at its callee.
-    private func attempt<R: RPCRequest>(_ request: R, state: SagaState, attemptCountMax: Int) async -> StepOutcome<R.Response> {
+    /// Calls a saga step until it gets an answer: each try goes through the callee's call policy
+    /// (breaker, quick retries, per-attempt timeout); while the outcome stays unknown (timeout,
+    /// unreachable, overloaded, circuit open) the saga tries again after a capped jittered backoff.
+    /// Safe because every step is idempotent per order at its callee. With `failFast`, a step the
+    /// breaker refused before any of its requests left returns `.notSent` at once.
+    private func attempt<R: RPCRequest>(_ request: R, state: SagaState, attemptCountMax: Int, failFast: Bool = false) async -> StepOutcome<R.Response> {
         let key = "\(R.method):\(state.order.orderId)"
+        let sent = AttemptCounter()
         var last: RPCError?
         for attempt in 0..<attemptCountMax {
             if attempt > 0 {
                 await runtime.sleep(for: backoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax, random: runtime.random))
             }
-            do {
+            do throws(RPCError) {
                 let metadata = runtime.metadata(timeout: settings.sagaStepTimeout, idempotencyKey: key, correlationId: state.correlationId)
-                return .answered(try await runtime.transport.call(request, metadata: metadata))
-            } catch let error as RPCError {
+                return .answered(try await caller.call(request, metadata: metadata, attempts: sent))
+            } catch {
                 switch error {
                 case .rejected, .unauthenticated: return .refused(error)
                 case .deadlineExceeded, .unavailable, .overloaded:
+                    if failFast && sent.count == 0 { return .notSent }
                     last = error
-                    runtime.record("saga \(state.order.orderId) \(R.method) attempt \(attempt + 1) \(error.kind)")
+                    runtime.record("saga \(state.order.orderId) \(R.method) try \(attempt + 1) \(error.kind)")
                 }
-            } catch {
-                return .refused(.rejected(code: "internal", message: String(describing: error)))
             }
         }
         return .unknown(last)

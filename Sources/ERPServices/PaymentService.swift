@@ -12,6 +12,7 @@ public final class PaymentService: ERPService, @unchecked Sendable {
     let settings: ServiceSettings
     var database: ServiceDatabase!
     var relay: OutboxRelay!
+    private lazy var caller = ResilientCaller(runtime: runtime, caller: .payment, settings: settings.resilience, metrics: settings.resilienceMetrics)
 
     public init(runtime: any Runtime, settings: ServiceSettings) {
         self.runtime = runtime
@@ -77,10 +78,10 @@ public final class PaymentService: ERPService, @unchecked Sendable {
         // charges once. If it cannot be reached the outcome stays unknown and the caller retries.
         let charge = ProviderCharge(chargeKey: payment.chargeKey, customerId: request.userId, amount: request.amount)
         let answer: ProviderChargeResult
-        do {
-            answer = try await runtime.transport.call(charge, metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context,
-                                                                                          idempotencyKey: payment.chargeKey))
-        } catch let error as RPCError {
+        do throws(RPCError) {
+            answer = try await caller.call(charge, metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context,
+                                                                              idempotencyKey: payment.chargeKey))
+        } catch {
             runtime.record("payment \(request.orderId) provider \(error.kind)")
             throw error.outcomeIsUnknown ? RPCError.unavailable("payment provider: \(error)") : error
         }
@@ -122,8 +123,8 @@ public final class PaymentService: ERPService, @unchecked Sendable {
         }
         var total = Money.zero()
         for payment in payments where payment.status == "pending" || payment.status == "captured" {
-            let answer = try await runtime.transport.call(ProviderRefund(chargeKey: payment.chargeKey),
-                                                          metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context))
+            let answer = try await caller.call(ProviderRefund(chargeKey: payment.chargeKey),
+                                               metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context))
             try storage {
                 try database.write { db in
                     let status = try String.fetchOne(db, sql: "SELECT status FROM payment WHERE paymentId = ?", arguments: [payment.paymentId])

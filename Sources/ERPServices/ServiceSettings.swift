@@ -62,6 +62,13 @@ public struct ServiceSettings: Sendable {
     public var sagaStepAttemptCountMax = 40
     public var sagaBackoffInitial: Duration = .milliseconds(100)
     public var sagaBackoffMax: Duration = .seconds(2)
+    /// Breakers, retries and rate limits of every synchronous path.
+    public var resilience = ResilienceSettings()
+    /// What those policies did, shared with the runner for its report.
+    public var resilienceMetrics = ResilienceMetrics()
+    /// How long before a caller's deadline a service answers with what it has (an order still
+    /// pending) rather than let the caller time out.
+    public var answerMargin: Duration = .milliseconds(100)
     /// Timeout the gateway gives the order service for creating an order.
     public var gatewayOrderTimeout: Duration = .seconds(4)
 
