@@ -41,6 +41,10 @@ import Testing
         ("name: t\nfaults:\n  - at: 1s\n", 3, "a fault needs one of"),
         ("name: t\nduration: 5s\nfaults:\n  - {at: 9s, crash: order}\n", 4, "after the chaos phase"),
         ("name: t\ndefects: [make-it-fail]\n", 2, "unknown defect"),
+        ("name: t\nresilience:\n  circuitBreaker: {errorThresholdPercentage: 120}\n", 3, "circuitBreaker.errorThresholdPercentage"),
+        ("name: t\nresilience:\n  circuitBreaker: {timeout: -1s}\n", 3, "circuitBreaker.timeout"),
+        ("name: t\nworkload: {orders: {timeout: 1s}}\nresilience:\n  retry: {attempts: 10, baseDelay: 1s, maxDelay: 10s}\n", 4, "retry"),
+        ("name: t\nfaults:\n  - {at: 1s, providerDelay: fast}\n", 3, "fault.providerDelay"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {
