@@ -68,8 +68,9 @@ public final class ZAPAuthenticator: Sendable {
                 policy.answer(request, with: sender)
             })
             try await socket.bind(endpoint)
-            context.setAuthenticatorInstalled(true)
-            return ZAPAuthenticator(context: context, policy: policy, ioThread: ioThread, socket: socket)
+            let authenticator = ZAPAuthenticator(context: context, policy: policy, ioThread: ioThread, socket: socket)
+            context.authenticatorStarted(id: ObjectIdentifier(authenticator))
+            return authenticator
         } catch {
             await ioThread.stop()
             throw error
@@ -94,8 +95,14 @@ public final class ZAPAuthenticator: Sendable {
     /// Unbinds the handler and stops its thread. CURVE servers still open then refuse every new
     /// client (`ZMQ_ZAP_ENFORCE_DOMAIN`, where libzmq has it).
     public func stop() async {
-        context.setAuthenticatorInstalled(false)
+        context.authenticatorStopped(id: ObjectIdentifier(self))
         await ioThread.stop()
+    }
+
+    deinit {
+        // Dropped without stop(): its I/O thread stops with the last handle (IOThread's deinit);
+        // the context must stop counting on it so new CURVE servers fail closed.
+        context.authenticatorStopped(id: ObjectIdentifier(self))
     }
 }
 

@@ -17,7 +17,8 @@ public final class ZMQContext: @unchecked Sendable {
 
     private struct State {
         var terminated = false
-        var authenticatorInstalled = false
+        /// The running `ZAPAuthenticator`, if any (RFC 27 allows one handler per context).
+        var authenticatorId: ObjectIdentifier?
         var nextInprocNumber = 0
     }
 
@@ -82,9 +83,16 @@ public final class ZMQContext: @unchecked Sendable {
         return "inproc://erp.zeromq.\(purpose).\(number)"
     }
 
-    var hasAuthenticator: Bool { state.withLock { $0.authenticatorInstalled } }
+    var hasAuthenticator: Bool { state.withLock { $0.authenticatorId != nil } }
 
-    func setAuthenticatorInstalled(_ installed: Bool) {
-        state.withLock { $0.authenticatorInstalled = installed }
+    func authenticatorStarted(id: ObjectIdentifier) {
+        state.withLock { $0.authenticatorId = id }
+    }
+
+    /// Forgets the authenticator `id`, unless another one has taken its place since.
+    func authenticatorStopped(id: ObjectIdentifier) {
+        state.withLock { state in
+            if state.authenticatorId == id { state.authenticatorId = nil }
+        }
     }
 }

@@ -117,6 +117,19 @@ struct CurveTests {
         await server.finish()
     }
 
+    @Test("After the authenticator stops, an open CURVE server refuses new clients (fails closed)")
+    func authenticatorStopped() async throws {
+        let clientKeys = try CurveKeyPair.generate()
+        let server = try await Server(allowed: [clientKeys.publicKey])
+        await server.authenticator.stop()
+        let client = try await server.client(clientKeys)
+        #expect(await eventually { server.socket.counters.handshakeFailures + client.counters.handshakeFailures
+            + client.counters.authenticationFailures >= 1 })
+        #expect(client.counters.handshakesSucceeded == 0)
+        #expect(server.socket.counters.messagesReceived == 0)
+        await server.fixture.finish()
+    }
+
     @Test("A plaintext client cannot talk to a CURVE server")
     func plaintextClientToCurveServer() async throws {
         let server = try await Server(allowed: [])
