@@ -53,11 +53,13 @@ public final class IOThread: Sendable {
             zmq_close(receiver)
             throw ZeroMQError.last("zmq_socket(wake)")
         }
-        var zero: Int32 = 0
-        zmq_setsockopt(receiver, ZMQ_LINGER, &zero, MemoryLayout<Int32>.size)
-        zmq_setsockopt(sender, ZMQ_LINGER, &zero, MemoryLayout<Int32>.size)
-        guard zmq_bind(receiver, address) == 0, zmq_connect(sender, address) == 0 else {
-            let error = ZeroMQError.last("wake-up socket \(address)")
+        do {
+            try SocketConfigurator(handle: receiver).setInt(ZMQ_LINGER, 0, "ZMQ_LINGER")
+            try SocketConfigurator(handle: sender).setInt(ZMQ_LINGER, 0, "ZMQ_LINGER")
+            guard zmq_bind(receiver, address) == 0, zmq_connect(sender, address) == 0 else {
+                throw ZeroMQError.last("wake-up socket \(address)")
+            }
+        } catch {
             zmq_close(receiver)
             zmq_close(sender)
             throw error
@@ -91,7 +93,8 @@ public final class IOThread: Sendable {
         if case .stream = delivery, kind.canReceive {
             let core = self.core
             inbox = ZMQInbox(countMax: options.inboxCountMax) {
-                // Refused only when the thread is stopping, and then the inbox is being finished.
+                // Never refused for a full queue; refused only when the thread is stopping, and
+                // then the inbox is being finished anyway.
                 _ = core.enqueue(.resumeReading(socketId: id))
             }
         } else {
@@ -163,6 +166,13 @@ enum Command: Sendable {
     case close(socketId: Int, CheckedContinuation<Void, Never>?)
     case stop(CheckedContinuation<Void, Never>?)
 
+    var bypassesQueueLimit: Bool {
+        switch self {
+        case .stop, .close, .resumeReading: true
+        default: false
+        }
+    }
+
     /// Fails the command's continuation; used for commands that never ran.
     func fail(_ error: ZeroMQError) {
         switch self {
@@ -223,8 +233,10 @@ final class IOThreadCore: Sendable {
                 return mailbox.stoppedBecause
                     ?? ZeroMQError(.ioThreadStopped, message: "I/O thread \(name) is stopped")
             }
-            // A stop must always get in, or a full queue could keep the thread alive forever.
-            if case .stop = command {} else if mailbox.commands.count >= commandCountMax {
+            // Stop, close and resume-reading always get in: refusing them would leak the thread or
+            // a socket, or leave a drained inbox waiting forever. Each is bounded by its caller
+            // (one resume per pause, one close or stop per call).
+            if !command.bypassesQueueLimit && mailbox.commands.count >= commandCountMax {
                 return ZeroMQError(.commandQueueFull, message: "I/O thread \(name) has \(commandCountMax) commands waiting")
             }
             mailbox.commands.append(command)

@@ -85,6 +85,43 @@ struct SendErrorTests {
         await fixture.finish()
     }
 
+    @Test("A full command queue refuses sends with commandQueueFull (counted); close still gets in")
+    func commandQueueFull() async throws {
+        let context = try ZMQContext()
+        let io = try IOThread.start(context: context, commandCountMax: 2)
+        // A handler that blocks (never do this outside a test) holds the I/O thread, so commands pile up.
+        let release = DispatchSemaphore(value: 0)
+        let entered = DoneFlag()
+        let pull = try await io.open(.pull, options: .plaintext, delivery: .handler { message, _ in
+            guard message.frames == [bytes("block")] else { return }
+            entered.set()
+            _ = release.wait(timeout: .now() + 10)
+        })
+        let endpoint = try await pull.bind(try Transport.inproc.bindEndpoint())
+        let push = try await io.open(.push, options: .plaintext)
+        try await push.connect(endpoint)
+        try await push.send(frames: [bytes("block")])
+        #expect(await eventually { entered.isSet })
+
+        let queued = Task { try await push.send(frames: [bytes("1")]) }
+        let queuedToo = Task { try await push.send(frames: [bytes("2")]) }
+        #expect(await eventually { io.queuedCommandCount == 2 })
+        let error = await #expect(throws: ZeroMQError.self) { try await push.send(frames: [bytes("3")]) }
+        #expect(error?.code == .commandQueueFull)
+        #expect(push.counters.sendFailures == 1)
+
+        let closing = Task { await push.close() } // over the limit, and still accepted
+        #expect(await eventually { io.queuedCommandCount == 3 })
+        release.signal()
+        try await queued.value
+        try await queuedToo.value
+        await closing.value
+        #expect(push.isClosed)
+        #expect(push.counters.messagesSent == 3)
+        await io.stop()
+        #expect(await terminate(context))
+    }
+
     @Test("An empty message is refused before it reaches libzmq")
     func emptyMessage() async throws {
         let fixture = try Fixture()
