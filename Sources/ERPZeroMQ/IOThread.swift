@@ -47,7 +47,7 @@ public final class IOThread: Sendable {
         precondition(pollTimeout > .zero)
         let address = context.uniqueInprocAddress("wake")
         // Both ends are created here; the receiving end is handed to the new thread before it runs
-        // and never touched on this thread again; the sending end lives inside the mailbox Mutex.
+        // and never touched on this thread again; the sending end lives inside the mailbox lock.
         guard let receiver = zmq_socket(context.handle, ZMQ_PAIR) else { throw ZeroMQError.last("zmq_socket(wake)") }
         guard let sender = zmq_socket(context.handle, ZMQ_PAIR) else {
             zmq_close(receiver)
@@ -139,7 +139,7 @@ public struct InlineSender {
 
 /// What a `ZMQSocket` handle and the I/O thread share: counters and whether it is closed.
 final class SocketShared: Sendable {
-    let counters = Mutex(SocketCounters())
+    let counters = Locked(SocketCounters())
     let closed = Atomic<Bool>(false)
 }
 
@@ -191,9 +191,9 @@ enum Command: Sendable {
 }
 
 /// The mailbox: commands for the I/O thread and the sending end of its wake-up PAIR. The PAIR
-/// socket is touched only while the Mutex is held, which serialises every use and gives the full
+/// socket is touched only while the lock is held, which serialises every use and gives the full
 /// memory barrier libzmq asks for when a socket is used from more than one thread.
-struct Mailbox: ~Copyable {
+struct Mailbox {
     var commands = Deque<Command>()
     /// True when a wake-up byte is on its way and the thread has not yet taken the commands:
     /// coalesces wake-ups, so a burst of sends costs one byte on the PAIR.
@@ -209,7 +209,7 @@ final class IOThreadCore: Sendable {
     let name: String
     let commandCountMax: Int
     let pollTimeoutMilliseconds: Int32
-    let mailbox: Mutex<Mailbox>
+    let mailbox: Locked<Mailbox>
     private let socketIdCounter = Atomic<Int>(0)
 
     init(context: ZMQContext, name: String, commandCountMax: Int, pollTimeoutMilliseconds: Int32,
@@ -218,7 +218,7 @@ final class IOThreadCore: Sendable {
         self.name = name
         self.commandCountMax = commandCountMax
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
-        self.mailbox = Mutex(Mailbox(wakeSender: wakeSender))
+        self.mailbox = Locked(Mailbox(wakeSender: wakeSender))
     }
 
     func nextSocketId() -> Int {

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// One client the authenticator turned away, for logging.
 public struct ZAPRefusal: Sendable, Hashable, CustomStringConvertible {
@@ -113,11 +112,11 @@ final class ZAPPolicy: Sendable {
         var counters = ZAPCounters()
     }
 
-    let state: Mutex<State>
+    let state: Locked<State>
     private let onRefusal: @Sendable (ZAPRefusal) -> Void
 
     init(allowed: Set<String>, onRefusal: @escaping @Sendable (ZAPRefusal) -> Void) {
-        self.state = Mutex(State(allowed: allowed))
+        self.state = Locked(State(allowed: allowed))
         self.onRefusal = onRefusal
     }
 

@@ -1,5 +1,4 @@
 import CZeroMQ
-import Synchronization
 
 /// A libzmq context: the owner of libzmq's own background threads and of the `inproc://`
 /// namespace (the ZAP handler and the I/O threads' wake-up sockets live there).
@@ -8,12 +7,12 @@ import Synchronization
 /// `terminate()` last. Terminating while an `IOThread` still runs is safe: the thread sees `ETERM`,
 /// closes its sockets and exits, so `terminate()` returns (every socket has `ZMQ_LINGER` 0).
 public final class ZMQContext: @unchecked Sendable {
-    // @unchecked Sendable: the only stored state besides the Mutex is `handle`, a libzmq context
+    // @unchecked Sendable: the only stored state besides the lock is `handle`, a libzmq context
     // pointer that never changes after init. libzmq documents contexts as thread safe (every
     // zmq_ctx_* call and zmq_socket may be made from any thread); sockets are not, and no socket
     // is stored here.
     let handle: UnsafeMutableRawPointer
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         var terminated = false

@@ -1,5 +1,4 @@
 import DequeModule
-import Synchronization
 
 /// The received messages of one socket, as an `AsyncSequence` for a single consumer.
 ///
@@ -16,7 +15,7 @@ public final class ZMQInbox: AsyncSequence, Sendable {
 
     let countMax: Int
     private let resumeCount: Int
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Called (on the consumer's thread) when a paused inbox has room again: asks the I/O thread
     /// to poll the socket for input again.
     private let onRoomAvailable: @Sendable () -> Void
@@ -32,7 +31,7 @@ public final class ZMQInbox: AsyncSequence, Sendable {
         precondition(countMax >= 1, "inboxCountMax must be at least 1")
         self.countMax = countMax
         self.resumeCount = countMax / 2
-        self.state = Mutex(State())
+        self.state = Locked(State())
         self.onRoomAvailable = onRoomAvailable
     }
 

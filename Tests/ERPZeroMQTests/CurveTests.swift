@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 @testable import ERPZeroMQ
 
@@ -52,7 +51,7 @@ struct CurveTests {
     }
 
     final class RefusalLog: Sendable {
-        private let refusals = Mutex<[ZAPRefusal]>([])
+        private let refusals = Locked<[ZAPRefusal]>([])
         func append(_ refusal: ZAPRefusal) { refusals.withLock { $0.append(refusal) } }
         var all: [ZAPRefusal] { refusals.withLock { $0 } }
     }

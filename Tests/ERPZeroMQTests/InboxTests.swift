@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 @testable import ERPZeroMQ
 
@@ -53,7 +52,7 @@ struct InboxTests {
 }
 
 final class Seen: Sendable {
-    private let messages = Mutex<[ZMQMessage]>([])
+    private let messages = Locked<[ZMQMessage]>([])
     func append(_ message: ZMQMessage) { messages.withLock { $0.append(message) } }
     var all: [ZMQMessage] { messages.withLock { $0 } }
     var count: Int { messages.withLock { $0.count } }

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 @testable import ERPZeroMQ
 
@@ -78,7 +77,7 @@ func terminate(_ context: ZMQContext, within timeout: Duration = .seconds(5)) as
 }
 
 final class DoneFlag: Sendable {
-    private let flag = Mutex(false)
+    private let flag = Locked(false)
     func set() { flag.withLock { $0 = true } }
     var isSet: Bool { flag.withLock { $0 } }
 }
