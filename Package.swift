@@ -64,6 +64,19 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The system libzmq, through pkg-config; the apt provider names Debian's package.
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Sources/CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        // The real backend's foundation: a thin libzmq wrapper (one I/O thread per group of
+        // sockets, CURVE + ZAP). Sibling of ERPSimulation; the two never import each other.
+        .target(name: "ERPZeroMQ", dependencies: [
+            "CZeroMQ", "ERPCore",
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -79,5 +92,6 @@ let package = Package(
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
         ]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "CZeroMQ"]),
     ]
 )
