@@ -74,7 +74,12 @@ struct Run: ParsableCommand {
         try? fm.removeItem(atPath: partial)
         var runner = SimulationRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial)
         runner.logToStandardError = log
-        let summary = try runner.run()
+        let summary: RunSummary
+        do { summary = try runner.run() } catch {
+            // No half-written report: what the failed run wrote goes away with it.
+            try? fm.removeItem(atPath: partial)
+            throw error
+        }
         if fm.fileExists(atPath: out) { try fm.removeItem(atPath: out) }
         try fm.moveItem(atPath: partial, toPath: out)
         print(summary.humanSummary)
