@@ -32,7 +32,7 @@ func library(_ name: String) throws -> Scenario {
 }
 
 @Suite struct ScenarioLibraryTests {
-    @Test(arguments: ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment"])
+    @Test(arguments: ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix"])
     func everyLibraryScenarioHoldsItsInvariants(name: String) throws {
         let summary = try run(try library(name))
         #expect(summary.invariantsPass, "\(summary.violations)")
