@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Domain types, RPC contracts, event envelope and payloads, money, ids,
@@ -80,6 +81,16 @@ let package = Package(
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // The gateway's HTTP face (production mode): routes, API keys, error mapping, metrics.
+        .target(name: "ERPGatewayHTTP", dependencies: [
+            "ERPCore", "ERPTransport", "ERPServices", "ERPReports",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
+            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
 
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore"]),

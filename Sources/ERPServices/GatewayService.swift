@@ -2,11 +2,20 @@ import ERPCore
 import ERPResilience
 import ERPTransport
 
+/// What the gateway offers its clients, whatever carries the request (RPC in simulation, HTTP in
+/// production). Methods must run on the gateway node's executor.
+public protocol GatewayOperations: Sendable {
+    func placeOrder(_ request: PlaceOrder, context: CallContext) async throws(RPCError) -> OrderView
+    func fetchOrder(_ request: FetchOrder, context: CallContext) async throws(RPCError) -> OrderView
+    func checkStock(_ request: CheckStock, context: CallContext) async throws(RPCError) -> StockLevel
+    func getProduct(_ request: GetProduct, context: CallContext) async throws(RPCError) -> ProductInfo
+}
+
 /// The API gateway: routes client calls to the services (the seed's REST hop), passing on the
 /// correlation id, the idempotency key and what remains of the deadline, through the call policy
 /// of each path. It sheds load per client and as a whole with token buckets (`overloaded`, the
 /// seed's 429, with a retry-after hint).
-public final class GatewayService: ERPService, @unchecked Sendable {
+public final class GatewayService: ERPService, GatewayOperations, @unchecked Sendable {
     public static let name = ServiceName.gateway
 
     let runtime: any Runtime
@@ -42,14 +51,26 @@ public final class GatewayService: ERPService, @unchecked Sendable {
 
     public func start() async throws {
         let transport = runtime.transport
-        transport.register(PlaceOrder.self) { [self] request, context in
-            try admit(client: request.userId)
-            return try await caller.call(CreateOrder(userId: request.userId, shopId: request.shopId, items: request.items),
-                                         metadata: runtime.metadata(timeout: settings.gatewayOrderTimeout, context: context,
-                                                                    idempotencyKey: context.idempotencyKey))
-        }
-        transport.register(FetchOrder.self) { [self] request, context in
-            try await caller.call(GetOrder(orderId: request.orderId), metadata: runtime.metadata(timeout: .seconds(1), context: context))
-        }
+        transport.register(PlaceOrder.self) { [self] request, context in try await placeOrder(request, context: context) }
+        transport.register(FetchOrder.self) { [self] request, context in try await fetchOrder(request, context: context) }
+    }
+
+    public func placeOrder(_ request: PlaceOrder, context: CallContext) async throws(RPCError) -> OrderView {
+        try admit(client: request.userId)
+        return try await caller.call(CreateOrder(userId: request.userId, shopId: request.shopId, items: request.items),
+                                     metadata: runtime.metadata(timeout: settings.gatewayOrderTimeout, context: context,
+                                                                idempotencyKey: context.idempotencyKey))
+    }
+
+    public func fetchOrder(_ request: FetchOrder, context: CallContext) async throws(RPCError) -> OrderView {
+        try await caller.call(GetOrder(orderId: request.orderId), metadata: runtime.metadata(timeout: .seconds(1), context: context))
+    }
+
+    public func checkStock(_ request: CheckStock, context: CallContext) async throws(RPCError) -> StockLevel {
+        try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(1), context: context))
+    }
+
+    public func getProduct(_ request: GetProduct, context: CallContext) async throws(RPCError) -> ProductInfo {
+        try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(1), context: context))
     }
 }

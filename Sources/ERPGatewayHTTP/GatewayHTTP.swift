@@ -1,0 +1,249 @@
+// ERPGatewayHTTP: the API gateway's HTTP face in production mode. It turns HTTP requests into
+// `GatewayOperations` calls on the gateway node's executor and their answers (or typed errors)
+// into HTTP responses: API keys (401), malformed JSON or missing fields (400, saying what is
+// wrong), shed load (429 with Retry-After), correlation ids in and out, Idempotency-Key passed
+// through (a retried POST gets the first order and charges once), health and Prometheus metrics.
+import ERPCore
+import ERPReports
+import ERPServices
+import ERPTransport
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+public struct GatewayHTTPSettings: Sendable {
+    /// Keys accepted in `X-API-Key` (or `Authorization: Bearer KEY`). Empty: every request is 401.
+    public var apiKeys: [String]
+    /// The deadline given to each request.
+    public var requestTimeout: Duration = .seconds(5)
+    public var bodyByteCountMax = 1 << 20
+    public init(apiKeys: [String]) { self.apiKeys = apiKeys }
+}
+
+/// Runs a piece of work on the gateway node's executor (where the gateway service lives).
+public typealias NodeHop = @Sendable (@escaping @Sendable () async -> HTTPAnswer) async -> HTTPAnswer
+
+/// What a route decided, before it becomes a Hummingbird `Response`.
+public struct HTTPAnswer: Sendable {
+    public var status: HTTPResponse.Status
+    public var json: String
+    public var headers: [(String, String)] = []
+    public init(status: HTTPResponse.Status, json: String, headers: [(String, String)] = []) {
+        self.status = status; self.json = json; self.headers = headers
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: [(String, String)] = []) -> HTTPAnswer {
+        let body = (try? JSONCoding.encodeString(["error": code, "message": message])) ?? #"{"error":"internal"}"#
+        return HTTPAnswer(status: status, json: body, headers: headers)
+    }
+}
+
+public struct GatewayHTTP: Sendable {
+    let operations: any GatewayOperations
+    let settings: GatewayHTTPSettings
+    let clock: any ServiceClock
+    let ids: IDGenerator
+    let hop: NodeHop
+    public let metrics = HTTPMetrics()
+
+    public init(operations: any GatewayOperations, settings: GatewayHTTPSettings, clock: any ServiceClock,
+                ids: IDGenerator, hop: @escaping NodeHop) {
+        self.operations = operations
+        self.settings = settings
+        self.clock = clock
+        self.ids = ids
+        self.hop = hop
+    }
+
+    static let correlationHeader = HTTPField.Name("X-Correlation-Id")!
+    static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
+    static let apiKeyHeader = HTTPField.Name("X-API-Key")!
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("health") { _, _ in respond(HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#), correlationId: nil) }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText())))
+        }
+        router.post("orders") { request, _ in
+            await handle(request, route: "POST /orders") { request, context in
+                let body: ByteBuffer
+                do { body = try await request.body.collect(upTo: settings.bodyByteCountMax) } catch {
+                    return .error(.contentTooLarge, "body_too_large", "the body exceeds \(settings.bodyByteCountMax) bytes")
+                }
+                let order: PlaceOrder
+                switch Self.decodePlaceOrder(Data(buffer: body)) {
+                case .success(let o): order = o
+                case .failure(let failure): return .error(.badRequest, "bad_request", failure.description)
+                }
+                return await call { () async throws(RPCError) in try await operations.placeOrder(order, context: context) } success: { view in
+                    HTTPAnswer(status: view.status == .pending ? .accepted : .created, json: try JSONCoding.encodeString(view),
+                               headers: [("Location", "/orders/\(view.orderId)")])
+                }
+            }
+        }
+        router.get("orders/:id") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return await handle(request, route: "GET /orders/:id") { _, callContext in
+                await call { () async throws(RPCError) in try await operations.fetchOrder(FetchOrder(orderId: id), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        }
+        router.get("inventory/:shopId/:productId") { request, context in
+            let shop = context.parameters.get("shopId") ?? "", product = context.parameters.get("productId") ?? ""
+            return await handle(request, route: "GET /inventory/:shopId/:productId") { _, callContext in
+                await call { () async throws(RPCError) in try await operations.checkStock(CheckStock(shopId: shop, productId: product), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        }
+        router.get("products/:id") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return await handle(request, route: "GET /products/:id") { _, callContext in
+                await call { () async throws(RPCError) in try await operations.getProduct(GetProduct(productId: id), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        }
+        return router
+    }
+
+    /// Authenticates, sets up the call context (deadline, correlation and idempotency ids), runs
+    /// `body` on the node, counts and times the request, and answers.
+    private func handle(_ request: Request, route: String,
+                        _ body: @escaping @Sendable (Request, CallContext) async -> HTTPAnswer) async -> Response {
+        let started = ContinuousClock.now
+        let correlationId = request.headers[Self.correlationHeader].flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 } ?? ids.next("corr")
+        let answer: HTTPAnswer
+        if !isAuthenticated(request) {
+            answer = .error(.unauthorized, "unauthenticated", "send a valid API key in X-API-Key")
+        } else {
+            let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId,
+                                        idempotencyKey: request.headers[Self.idempotencyHeader])
+            let context = CallContext(metadata: metadata, caller: NodeName("http-client"))
+            answer = await hop { await body(request, context) }
+        }
+        metrics.record(route: route, status: Int(answer.status.code), latency: ContinuousClock.now - started)
+        return respond(answer, correlationId: correlationId)
+    }
+
+    private func isAuthenticated(_ request: Request) -> Bool {
+        var key = request.headers[Self.apiKeyHeader]
+        if key == nil, let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") { key = String(auth.dropFirst(7)) }
+        guard let key else { return false }
+        return settings.apiKeys.contains(key)
+    }
+
+    /// Maps an operation's typed error to the HTTP status a client can act on.
+    private func call<T: Sendable>(_ operation: @Sendable () async throws(RPCError) -> T,
+                                   success: (T) throws -> HTTPAnswer) async -> HTTPAnswer {
+        do {
+            let value = try await operation()
+            do { return try success(value) } catch { return .error(.internalServerError, "internal", "cannot encode the answer: \(error)") }
+        } catch {
+            return Self.answer(for: error)
+        }
+    }
+
+    static func answer(for error: RPCError) -> HTTPAnswer {
+        switch error {
+        case .rejected(let code, let message):
+            switch code {
+            case "bad_request", "unknown_product": return .error(.badRequest, code, message)
+            case "not_found": return .error(.notFound, code, message)
+            case "out_of_stock": return .error(.conflict, code, message)
+            default: return .error(.unprocessableContent, code, message)
+            }
+        case .overloaded(let ms):
+            let seconds = max(1, ((ms ?? 1_000) + 999) / 1_000)
+            return .error(.tooManyRequests, "overloaded", "too many requests; retry after \(seconds)s", headers: [("Retry-After", "\(seconds)")])
+        case .unavailable(let why): return .error(.serviceUnavailable, "unavailable", why)
+        case .deadlineExceeded: return .error(.gatewayTimeout, "deadline_exceeded", "no answer within the request's deadline")
+        case .unauthenticated: return .error(.unauthorized, "unauthenticated", "not authenticated")
+        }
+    }
+
+    private func respond(_ answer: HTTPAnswer, correlationId: String?) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let correlationId { headers[Self.correlationHeader] = correlationId }
+        for (name, value) in answer.headers { if let n = HTTPField.Name(name) { headers[n] = value } }
+        return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.json)))
+    }
+
+    /// Decodes `POST /orders`, saying precisely what is wrong when it cannot.
+    static func decodePlaceOrder(_ data: Data) -> Result<PlaceOrder, DecodeFailure> {
+        let order: PlaceOrder
+        do {
+            order = try JSONDecoder().decode(PlaceOrder.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            return .failure(DecodeFailure("missing field '\(path(context.codingPath + [key]))'"))
+        } catch let DecodingError.typeMismatch(type, context) {
+            return .failure(DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type))"))
+        } catch let DecodingError.valueNotFound(type, context) {
+            return .failure(DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type)), not null"))
+        } catch {
+            return .failure(DecodeFailure("the body is not valid JSON; expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
+        }
+        if order.items.isEmpty { return .failure(DecodeFailure("field 'items' must list at least one item")) }
+        if let i = order.items.firstIndex(where: { $0.quantity <= 0 }) {
+            return .failure(DecodeFailure("field 'items[\(i)].quantity' must be a positive whole number"))
+        }
+        if order.userId.isEmpty || order.shopId.isEmpty { return .failure(DecodeFailure("fields 'userId' and 'shopId' must not be empty")) }
+        return .success(order)
+    }
+
+    public struct DecodeFailure: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.reduce("") { acc, key in
+            if let i = key.intValue { return acc + "[\(i)]" }
+            return acc.isEmpty ? key.stringValue : acc + "." + key.stringValue
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "text"
+        case is Int.Type, is Int64.Type, is Double.Type: "a number"
+        case is [Any].Type: "a list"
+        default: "\(type)"
+        }
+    }
+}
+
+/// Requests per route and status, and latency percentiles per route, in Prometheus text format.
+/// Written from NIO's threads, hence the lock.
+public final class HTTPMetrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [String: Int] = [:]
+    private var latency: [String: LatencyRecorder] = [:]
+
+    func record(route: String, status: Int, latency duration: Duration) {
+        lock.lock(); defer { lock.unlock() }
+        counts["\(route)|\(status)", default: 0] += 1
+        latency[route, default: LatencyRecorder()].record(duration)
+    }
+
+    public func prometheusText() -> String {
+        lock.lock(); defer { lock.unlock() }
+        var out = "# HELP erp_http_requests_total HTTP requests by route and status.\n# TYPE erp_http_requests_total counter\n"
+        for key in counts.keys.sorted() {
+            let parts = key.split(separator: "|")
+            out += "erp_http_requests_total{route=\"\(parts[0])\",status=\"\(parts[1])\"} \(counts[key]!)\n"
+        }
+        out += "# HELP erp_http_request_duration_ms Request latency by route.\n# TYPE erp_http_request_duration_ms summary\n"
+        for route in latency.keys.sorted() {
+            let s = latency[route]!.summary
+            for (q, v) in [("0.5", s.p50), ("0.9", s.p90), ("0.99", s.p99), ("0.999", s.p999)] {
+                out += "erp_http_request_duration_ms{route=\"\(route)\",quantile=\"\(q)\"} \(v)\n"
+            }
+            out += "erp_http_request_duration_ms_count{route=\"\(route)\"} \(s.count)\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,164 @@
+import ERPCore
+import ERPGatewayHTTP
+import ERPServices
+import ERPTransport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Stands in for the gateway service: remembers what it was asked, answers as told.
+final class FakeGateway: GatewayOperations, @unchecked Sendable {
+    let lock = NSLock()
+    var placed: [(PlaceOrder, CallContext)] = []
+    var placeError: RPCError?
+    var status: OrderStatus = .confirmed
+
+    func placeOrder(_ request: PlaceOrder, context: CallContext) async throws(RPCError) -> OrderView {
+        let error: RPCError? = lock.withLock {
+            placed.append((request, context))
+            return placeError
+        }
+        if let error { throw error }
+        return OrderView(orderId: "order_1", userId: request.userId, shopId: request.shopId,
+                         items: request.items.map { OrderItem(productId: $0.productId, quantity: $0.quantity, unitPrice: Money(minorUnits: 1_000)) },
+                         totalAmount: Money(minorUnits: 1_000), status: status, reason: nil)
+    }
+    func fetchOrder(_ request: FetchOrder, context: CallContext) async throws(RPCError) -> OrderView {
+        throw .rejected(code: "not_found", message: "no order \(request.orderId)")
+    }
+    func checkStock(_ request: CheckStock, context: CallContext) async throws(RPCError) -> StockLevel {
+        StockLevel(shopId: request.shopId, productId: request.productId, available: 7, reserved: 1, sold: 2)
+    }
+    func getProduct(_ request: GetProduct, context: CallContext) async throws(RPCError) -> ProductInfo {
+        throw .unavailable("the product service is not running")
+    }
+}
+
+struct FixedClock: ServiceClock { var now: Timestamp { .simulationEpoch } }
+
+func makeApp(_ fake: FakeGateway) -> (some ApplicationProtocol, GatewayHTTP) {
+    let http = GatewayHTTP(operations: fake, settings: GatewayHTTPSettings(apiKeys: ["secret"]), clock: FixedClock(),
+                           ids: IDGenerator(random: SeededRandomSource(seed: 1)), hop: { body in await body() })
+    return (Application(router: http.router()), http)
+}
+
+let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productId":"prod_01","quantity":2}]}"#
+
+@Suite struct GatewayHTTPTests {
+    @Test func placesAnOrderWithCorrelationAndIdempotencyCarriedThrough() async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/orders", method: .post,
+                                     headers: [HTTPField.Name("X-API-Key")!: "secret", HTTPField.Name("X-Correlation-Id")!: "corr-42",
+                                               HTTPField.Name("Idempotency-Key")!: "key-7"],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .created)
+                #expect(response.headers[HTTPField.Name("X-Correlation-Id")!] == "corr-42")
+                #expect(response.headers[.location] == "/orders/order_1")
+                let view = try JSONDecoder().decode(OrderView.self, from: Data(buffer: response.body))
+                #expect(view.status == .confirmed)
+                #expect(view.items.first?.quantity == 2)
+            }
+        }
+        #expect(fake.placed.count == 1)
+        #expect(fake.placed.first?.1.idempotencyKey == "key-7")
+        #expect(fake.placed.first?.1.correlationId == "corr-42")
+    }
+
+    @Test func aPendingOrderIsAccepted() async throws {
+        let fake = FakeGateway()
+        fake.status = .pending
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "secret"],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .accepted)
+                #expect(response.headers[HTTPField.Name("X-Correlation-Id")!]?.hasPrefix("corr_") == true)
+            }
+        }
+    }
+
+    @Test func withoutAValidKeyItIs401AndNothingHappens() async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            for headers: HTTPFields in [[:], [HTTPField.Name("X-API-Key")!: "wrong"]] {
+                try await client.execute(uri: "/orders", method: .post, headers: headers, body: ByteBuffer(string: orderJSON)) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            try await client.execute(uri: "/orders", method: .post, headers: [.authorization: "Bearer secret"],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .created)
+            }
+        }
+        #expect(fake.placed.count == 1)
+    }
+
+    @Test(arguments: [
+        ("{not json", "not valid JSON"),
+        (#"{"shopId":"s","items":[{"productId":"p","quantity":1}]}"#, "missing field 'userId'"),
+        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":"two"}]}"#, "field 'items[0].quantity' must be a number"),
+        (#"{"userId":"u","shopId":"s","items":[]}"#, "at least one item"),
+        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":0}]}"#, "items[0].quantity' must be a positive"),
+    ])
+    func malformedBodiesAre400SayingWhatIsWrong(body: String, message: String) async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "secret"],
+                                     body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains(message), "\(String(buffer: response.body))")
+            }
+        }
+        #expect(fake.placed.isEmpty)
+    }
+
+    @Test func sheddingIs429WithRetryAfter() async throws {
+        let fake = FakeGateway()
+        fake.placeError = .overloaded(retryAfterMilliseconds: 1_500)
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "secret"],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(response.headers[.retryAfter] == "2")
+            }
+        }
+    }
+
+    @Test func readsMapErrorsToStatuses() async throws {
+        let (app, _) = makeApp(FakeGateway())
+        try await app.test(.router) { client in
+            let key: HTTPFields = [HTTPField.Name("X-API-Key")!: "secret"]
+            try await client.execute(uri: "/orders/order_9", method: .get, headers: key) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/products/prod_01", method: .get, headers: key) { #expect($0.status == .serviceUnavailable) }
+            try await client.execute(uri: "/inventory/shop_malmo/prod_01", method: .get, headers: key) { response in
+                #expect(response.status == .ok)
+                let level = try JSONDecoder().decode(StockLevel.self, from: Data(buffer: response.body))
+                #expect(level.available == 7)
+            }
+            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteAndStatus() async throws {
+        let (app, http) = makeApp(FakeGateway())
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "secret"],
+                                     body: ByteBuffer(string: orderJSON)) { _ in }
+            try await client.execute(uri: "/orders", method: .post, body: ByteBuffer(string: orderJSON)) { _ in }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"erp_http_requests_total{route="POST /orders",status="201"} 1"#), "\(text)")
+                #expect(text.contains(#"erp_http_requests_total{route="POST /orders",status="401"} 1"#))
+                #expect(text.contains(#"erp_http_request_duration_ms_count{route="POST /orders"} 2"#))
+            }
+        }
+        #expect(http.metrics.prometheusText().contains("erp_http_requests_total"))
+    }
+}
