@@ -79,7 +79,7 @@ let package = Package(
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
         .executableTarget(name: "erp", dependencies: [
-            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports",
+            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -88,6 +88,12 @@ let package = Package(
             "ERPCore", "ERPTransport", "ERPServices", "ERPReports",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
+        // Production mode: topology files, CURVE keys, serving one service, supervising them all.
+        .target(name: "ERPProduction", dependencies: [
+            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ERPCore
+import ERPProduction
 import ERPReports
 import ERPScenario
 import ERPSimulation
@@ -19,7 +20,7 @@ struct ERPCommand: ParsableCommand {
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
             finished), 4 the scenario's expectations were not met.
             """,
-        subcommands: [Run.self, Bench.self])
+        subcommands: [Run.self, Bench.self, Keys.self])
 }
 
 enum ExitStatus {
@@ -142,5 +143,36 @@ struct SimMesh: ParsableCommand {
         let r = try bench.run()
         print(String(format: "swift-sim delivered=%d wall_s=%.3f msgs_per_wall_s=%.0f virtual_per_wall=%.2f",
                      r.delivered, r.wallSeconds, r.deliveriesPerWallSecond, r.virtualPerWall))
+    }
+}
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "CURVE keys for a topology's services.", subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a CURVE key pair for every service of a topology.",
+            discussion: """
+                Writes <service>.key (the secret key, mode 0600) and <service>.pub into the topology's \
+                curveKeys folder (or --out). Existing pairs are kept unless --replace.
+                """)
+
+        @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
+        @Option(name: .customLong("out"), help: "Key folder (default: the topology's curveKeys).") var directory: String?
+        @Flag(help: "Replace existing key pairs.") var replace = false
+
+        func run() throws {
+            let loaded: Topology
+            do { loaded = try Topology.load(path: topology) } catch {
+                FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+            guard let folder = directory ?? loaded.keyDirectory else {
+                FileHandle.standardError.write(Data("erp: \(topology) runs plaintext; give --out for a key folder\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+            let made = try KeyStore(directory: folder).generate(for: loaded.services, replace: replace)
+            print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 }

@@ -1,0 +1,57 @@
+import ERPCore
+import ERPZeroMQ
+import Foundation
+
+/// CURVE key pairs of a topology's services: `<service>.key` holds the Z85 secret key (mode 0600),
+/// `<service>.pub` the public key. A service's sockets use its own pair; each peer learns the
+/// others' public keys from the `.pub` files, and the ZAP handler admits only those.
+public struct KeyStore: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    /// Makes a key pair for every service that has none (existing keys are kept unless `replace`).
+    @discardableResult
+    public func generate(for services: [ServiceName], replace: Bool = false) throws -> [ServiceName] {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var made: [ServiceName] = []
+        for service in services {
+            let secretPath = path(service, "key")
+            if fm.fileExists(atPath: secretPath) && !replace { continue }
+            let pair = try CurveKeyPair.generate()
+            guard fm.createFile(atPath: secretPath, contents: Data(pair.secretKey.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw KeyStoreError("cannot write \(secretPath)")
+            }
+            try Data(pair.publicKey.utf8).write(to: URL(fileURLWithPath: path(service, "pub")))
+            made.append(service)
+        }
+        return made
+    }
+
+    public func keyPair(of service: ServiceName) throws -> CurveKeyPair {
+        let secret = try read(path(service, "key"))
+        let pair = try CurveKeyPair(secretKey: secret)
+        if let published = try? read(path(service, "pub")), published != pair.publicKey {
+            throw KeyStoreError("\(path(service, "pub")) does not match \(path(service, "key"))")
+        }
+        return pair
+    }
+
+    public func publicKey(of service: ServiceName) throws -> String { try read(path(service, "pub")) }
+
+    private func path(_ service: ServiceName, _ ext: String) -> String { directory + "/" + service.rawValue + "." + ext }
+
+    private func read(_ path: String) throws -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw KeyStoreError("cannot read \(path): run `erp keys generate` for this topology")
+        }
+    }
+}
+
+public struct KeyStoreError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}

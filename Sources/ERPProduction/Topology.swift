@@ -1,0 +1,129 @@
+// ERPProduction: running the services for real. A topology file says where each service listens
+// (`tcp://` endpoints, so one file can place services on several hosts), where their databases
+// live, the gateway's HTTP address and API keys, and whether sockets use CURVE (with keys from a
+// folder made by `erp keys generate`). Environment variables override endpoints, as in the seed's
+// service-discovery option 3: `ERP_ORDER_ENDPOINT=tcp://10.0.0.5:7105`.
+import ERPCore
+import ERPServices
+import Foundation
+import Yams
+
+public struct Topology: Sendable {
+    public var name: String
+    /// Service → ZeroMQ endpoint, in start order.
+    public var endpoints: [(service: ServiceName, endpoint: String)]
+    public var dataDirectory: String
+    public var httpHost = "127.0.0.1"
+    public var httpPort = 8080
+    public var apiKeys: [String] = []
+    /// Folder of `<service>.key` files (Z85 secret keys); nil means plaintext sockets, which must be
+    /// asked for explicitly with `plaintext: true`.
+    public var keyDirectory: String?
+    public var plaintext = false
+    public var path = ""
+
+    public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
+    public var services: [ServiceName] { endpoints.map(\.service) }
+}
+
+public struct TopologyError: Error, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int?
+    public var message: String
+    public var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(message)" }
+}
+
+extension Topology {
+    /// Loads a topology, applying `ERP_<SERVICE>_ENDPOINT` overrides from `environment`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(TopologyError) -> Topology {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw TopologyError(file: path, line: nil, message: "cannot read the file: \(error.localizedDescription)")
+        }
+        var topology = try parse(text, file: path, environment: environment)
+        topology.path = path
+        // Paths inside the file are relative to the file's folder.
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        if let keys = topology.keyDirectory, !keys.hasPrefix("/") { topology.keyDirectory = base.appendingPathComponent(keys).path }
+        if !topology.dataDirectory.hasPrefix("/") { topology.dataDirectory = base.appendingPathComponent(topology.dataDirectory).path }
+        return topology
+    }
+
+    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(TopologyError) -> Topology {
+        func fail(_ node: Node?, _ message: String) -> TopologyError {
+            TopologyError(file: file, line: node?.mark?.line, message: message)
+        }
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw fail(nil, "the file is empty") }
+            root = node
+        } catch let error as TopologyError { throw error } catch {
+            throw TopologyError(file: file, line: nil, message: "not valid YAML: \(error)")
+        }
+        guard case .mapping(let top) = root else { throw fail(root, "a topology is a mapping") }
+        var name = "topology", data = ".erp-data", host = "127.0.0.1", port = 8080
+        var apiKeys: [String] = [], keys: String?, plaintext = false
+        var endpoints: [(ServiceName, String)] = []
+        for (k, v) in top {
+            switch k.string ?? "" {
+            case "name": name = v.string ?? name
+            case "dataDirectory": data = v.string ?? data
+            case "http":
+                guard case .mapping(let http) = v else { throw fail(v, "http must be a mapping with host, port and apiKeys") }
+                for (hk, hv) in http {
+                    switch hk.string ?? "" {
+                    case "host": host = hv.string ?? host
+                    case "port":
+                        guard let p = hv.int, (1...65_535).contains(p) else { throw fail(hv, "http.port must be a port number, 1...65535") }
+                        port = p
+                    case "apiKeys":
+                        guard case .sequence(let list) = hv else { throw fail(hv, "http.apiKeys must be a list") }
+                        apiKeys = list.compactMap(\.string)
+                    default: throw fail(hk, "unknown field '\(hk.string ?? "")' in http; expected host, port, apiKeys")
+                    }
+                }
+            case "security":
+                guard case .mapping(let sec) = v else { throw fail(v, "security must be a mapping") }
+                for (sk, sv) in sec {
+                    switch sk.string ?? "" {
+                    case "curveKeys": keys = sv.string
+                    case "plaintext": plaintext = sv.bool ?? false
+                    default: throw fail(sk, "unknown field '\(sk.string ?? "")' in security; expected curveKeys, plaintext")
+                    }
+                }
+            case "services":
+                guard case .mapping(let services) = v else { throw fail(v, "services must map service names to endpoints") }
+                for (sk, sv) in services {
+                    guard let service = sk.string.flatMap(ServiceName.init(named:)) else {
+                        throw fail(sk, "unknown service '\(sk.string ?? "")'; known: \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    guard let endpoint = sv.string, endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+                        throw fail(sv, "the endpoint of \(service) must be tcp://HOST:PORT or ipc://PATH")
+                    }
+                    endpoints.append((service, endpoint))
+                }
+            default:
+                throw fail(k, "unknown field '\(k.string ?? "")'; expected name, dataDirectory, http, security, services")
+            }
+        }
+        guard !endpoints.isEmpty else { throw fail(root, "services: no service has an endpoint") }
+        if keys == nil && !plaintext {
+            throw fail(root, "security: give curveKeys (a folder made by `erp keys generate`) or say plaintext: true")
+        }
+        // Environment overrides (option 3 of the seed's service discovery).
+        for i in endpoints.indices {
+            let variable = "ERP_" + endpoints[i].0.rawValue.uppercased().replacingOccurrences(of: "-", with: "_") + "_ENDPOINT"
+            if let override = environment[variable] { endpoints[i].1 = override }
+        }
+        // Start order: dependencies first, as the simulator starts them.
+        let ordered = ServiceCatalog.startOrder.compactMap { s in endpoints.first { $0.0 == s } }
+            + endpoints.filter { e in !ServiceCatalog.startOrder.contains(e.0) }
+        var topology = Topology(name: name, endpoints: ordered.map { (service: $0.0, endpoint: $0.1) }, dataDirectory: data)
+        topology.httpHost = host
+        topology.httpPort = port
+        topology.apiKeys = apiKeys
+        topology.keyDirectory = keys
+        topology.plaintext = plaintext
+        return topology
+    }
+}

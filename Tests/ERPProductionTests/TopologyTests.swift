@@ -1,0 +1,57 @@
+import ERPCore
+import ERPProduction
+import ERPZeroMQ
+import Foundation
+import Testing
+
+let sample = """
+    name: local
+    dataDirectory: data
+    http: {host: 127.0.0.1, port: 8080, apiKeys: [dev-key]}
+    security: {curveKeys: keys}
+    services:
+      gateway: tcp://127.0.0.1:7107
+      order: tcp://127.0.0.1:7105
+      event-bus: tcp://127.0.0.1:7101
+    """
+
+@Suite struct TopologyTests {
+    @Test func readsEndpointsInStartOrderWithEnvironmentOverrides() throws {
+        let t = try Topology.parse(sample, file: "t.yaml", environment: ["ERP_ORDER_ENDPOINT": "tcp://10.1.2.3:9000"])
+        #expect(t.services == [.eventBus, .order, .gateway])
+        #expect(t.endpoint(of: .order) == "tcp://10.1.2.3:9000")
+        #expect(t.apiKeys == ["dev-key"] && t.httpPort == 8080)
+        #expect(t.keyDirectory == "keys" && !t.plaintext)
+    }
+
+    @Test(arguments: [
+        ("services:\n  warehouse: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "unknown service 'warehouse'"),
+        ("services:\n  order: http://x\nsecurity: {plaintext: true}\n", 2, "tcp://HOST:PORT"),
+        ("services:\n  order: tcp://127.0.0.1:1\n", 1, "curveKeys"),
+        ("colour: red\n", 1, "unknown field 'colour'"),
+        ("http: {port: 70000}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 1, "http.port"),
+    ])
+    func badTopologiesNameLineAndProblem(text: String, line: Int, message: String) {
+        do {
+            _ = try Topology.parse(text, file: "t.yaml")
+            Issue.record("accepted a bad topology")
+        } catch {
+            #expect(error.line == line, "\(error)")
+            #expect(error.message.contains(message), "\(error)")
+        }
+    }
+
+    @Test func keysAreGeneratedOncePerServiceAndReadBack() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-keys-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = KeyStore(directory: dir)
+        #expect(try store.generate(for: [.order, .payment]) == [.order, .payment])
+        #expect(try store.generate(for: [.order, .payment, .inventory]) == [.inventory], "existing keys are kept")
+        let order = try store.keyPair(of: .order)
+        #expect(order.publicKey == (try store.publicKey(of: .order)))
+        #expect(order.publicKey != (try store.publicKey(of: .payment)))
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/order.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(throws: KeyStoreError.self) { try store.keyPair(of: .gateway) }
+    }
+}
