@@ -1,0 +1,50 @@
+import ERPProduction
+import Foundation
+import Testing
+
+@Suite struct SupervisorTests {
+    /// A killed child comes back with a new pid; stop ends every child.
+    @Test func restartsAKilledChildAndStopsAll() async throws {
+        let supervisor = Supervisor(children: [
+            .init(name: "a", executable: "/bin/sleep", arguments: ["30"]),
+            .init(name: "b", executable: "/bin/sleep", arguments: ["30"]),
+        ])
+        supervisor.log = { _ in }
+        supervisor.restartDelay = .milliseconds(10)
+        supervisor.stopGracePeriod = .milliseconds(500)
+        try supervisor.start()
+        let first = try #require(supervisor.processIdentifier(of: "a"))
+        kill(first, SIGKILL)
+        var second: Int32?
+        for _ in 0..<200 {
+            if let pid = supervisor.processIdentifier(of: "a"), pid != first { second = pid; break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(second != nil, "the killed child was not restarted")
+        #expect(supervisor.restartCount["a"] == 1)
+        let b = try #require(supervisor.processIdentifier(of: "b"))
+        supervisor.stop()
+        #expect(kill(second ?? first, 0) != 0, "a is still running after stop")
+        #expect(kill(b, 0) != 0, "b is still running after stop")
+    }
+
+    @Test func aChildThatKeepsDyingIsGivenUpOn() async throws {
+        let supervisor = Supervisor(children: [.init(name: "crashy", executable: "/bin/false", arguments: [])])
+        let lines = LineLog()
+        supervisor.log = { lines.add($0) }
+        supervisor.restartDelay = .milliseconds(1)
+        supervisor.restartCountMax = 3
+        try supervisor.start()
+        for _ in 0..<300 where !lines.contains("not restarting") { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(lines.contains("not restarting"))
+        #expect(supervisor.restartCount["crashy"] == 3)
+        supervisor.stop()
+    }
+}
+
+final class LineLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ s: String) { lock.withLock { lines.append(s) } }
+    func contains(_ s: String) -> Bool { lock.withLock { lines.contains { $0.contains(s) } } }
+}
