@@ -109,6 +109,12 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     // MARK: Lifecycle
 
+    /// Executors that were shut down. A task does not own the executor it prefers, so a task
+    /// left suspended by a shutdown (a continuation the I/O thread resumes later) may still enqueue
+    /// here: the object must outlive every such task, and it is small, so it is kept for the life
+    /// of the process.
+    private static let retired = Locked<[SerialTaskExecutor]>([])
+
     /// Stops the thread after the job it is running. Queued and later jobs are dropped (their
     /// tasks never resume: what a crash does to a process), pending timers never fire. Returns
     /// when the thread has exited, unless called from that thread itself.
@@ -123,7 +129,9 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         let onOwnThread = threadId.map { pthread_equal($0, pthread_self()) != 0 } ?? false
         condition.signal()
         condition.unlock()
-        if !wasStopping && !onOwnThread { exited.wait() }
+        if wasStopping { return }
+        Self.retired.withLock { $0.append(self) }
+        if !onOwnThread { exited.wait() }
     }
 
     public var isStopped: Bool { condition.lock(); defer { condition.unlock() }; return stopping }
