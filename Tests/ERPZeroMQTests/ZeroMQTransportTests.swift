@@ -185,6 +185,16 @@ struct TransportPair {
             let (reply, _) = try WireFormat.decodeReply(frames[...]).get()
             #expect(reply.error == error)
         }
+        // The forms docs/wire-format.md promises to clients in other languages.
+        func errorHeader(_ error: RPCError) -> String { String(decoding: WireFormat.replyFrames(callId: 42, result: .failure(error))[2], as: UTF8.self) }
+        #expect(errorHeader(.rejected(code: "unknown_product", message: "no p-1 in shop-1"))
+            == #"{"callId":42,"error":{"rejected":{"code":"unknown_product","message":"no p-1 in shop-1"}},"ok":false}"#)
+        #expect(errorHeader(.deadlineExceeded) == #"{"callId":42,"error":{"deadlineExceeded":{}},"ok":false}"#)
+        #expect(errorHeader(.unavailable("why")) == #"{"callId":42,"error":{"unavailable":{"_0":"why"}},"ok":false}"#)
+        #expect(errorHeader(.overloaded(retryAfterMilliseconds: 250)) == #"{"callId":42,"error":{"overloaded":{"retryAfterMilliseconds":250}},"ok":false}"#)
+        #expect(errorHeader(.overloaded(retryAfterMilliseconds: nil)) == #"{"callId":42,"error":{"overloaded":{}},"ok":false}"#)
+        #expect(errorHeader(.unauthenticated) == #"{"callId":42,"error":{"unauthenticated":{}},"ok":false}"#)
+        #expect(String(decoding: WireFormat.replyFrames(callId: 42, result: .success([]))[2], as: UTF8.self) == #"{"callId":42,"ok":true}"#)
     }
 
     @Test func executorRunsJobsAndTimersOnItsThread() async throws {
