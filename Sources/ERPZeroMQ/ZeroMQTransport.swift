@@ -370,7 +370,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             do {
                 return try await opening.value
             } catch {
-                state.withLock { s in s.opening[target] = nil }
+                // Forget this failed opening (not a newer one another call may have started since).
+                state.withLock { s in if s.opening[target] == opening { s.opening[target] = nil } }
                 throw error as? RPCError ?? RPCError.unavailable("cannot connect to \(target) at \(address.endpoint): \(error)")
             }
         }
