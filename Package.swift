@@ -74,9 +74,11 @@ let package = Package(
         ),
         // The real backend's foundation: a thin libzmq wrapper (one I/O thread per group of
         // sockets, CURVE + ZAP). Sibling of ERPSimulation; the two never import each other.
+        // The production backend on top of it: ZeroMQTransport, ZeroMQRuntime, SerialTaskExecutor.
         .target(name: "ERPZeroMQ", dependencies: [
-            "CZeroMQ", "ERPCore",
+            "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport",
             .product(name: "DequeModule", package: "swift-collections"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction",
@@ -103,12 +105,12 @@ let package = Package(
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
         ]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "CZeroMQ"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "CZeroMQ", "ERPCore", "ERPTransport"]),
     ]
 )

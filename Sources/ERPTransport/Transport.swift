@@ -4,6 +4,7 @@
 // Events ride on RPC to and from the event-bus service (see `OutboxRelay` and `EventConsumer`),
 // so the delivery guarantee is the same on every backend.
 import ERPCore
+import Foundation
 import Logging
 
 /// What a handler knows about the call it serves.
@@ -37,14 +38,41 @@ extension Transport {
     }
 }
 
-/// Type-erased handlers, keyed by method, for backends to dispatch on.
+/// Type-erased handlers, keyed by method, for backends to dispatch on. Two paths per method:
+/// values (the simulator hands requests over as they are) and JSON bytes (a backend whose requests
+/// cross a wire: the request is decoded with `JSONCoding` as `R`, the response encoded likewise).
 public struct HandlerTable: Sendable {
     public typealias Erased = @Sendable (any Sendable, CallContext) async -> Result<any Sendable, RPCError>
+    /// Takes the request's JSON, answers the response's JSON or a typed error. An undecodable
+    /// request is `rejected(bad_request)`, an unencodable response `rejected(internal)`.
+    public typealias Encoded = @Sendable ([UInt8], CallContext) async -> Result<[UInt8], RPCError>
     private var handlers: [String: Erased] = [:]
+    private var encodedHandlers: [String: Encoded] = [:]
 
     public init() {}
 
     public mutating func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response) {
+        encodedHandlers[R.method] = { body, context in
+            let request: R
+            do {
+                request = try JSONCoding.decode(R.self, from: Data(body))
+            } catch {
+                return .failure(.rejected(code: "bad_request", message: "cannot decode \(R.method) request: \(error)"))
+            }
+            let response: R.Response
+            do {
+                response = try await handler(request, context)
+            } catch let error as RPCError {
+                return .failure(error)
+            } catch {
+                return .failure(.rejected(code: "internal", message: String(describing: error)))
+            }
+            do {
+                return .success(Array(try JSONCoding.encode(response)))
+            } catch {
+                return .failure(.rejected(code: "internal", message: "cannot encode \(R.method) response: \(error)"))
+            }
+        }
         handlers[R.method] = { payload, context in
             guard let request = payload as? R else {
                 return .failure(.rejected(code: "bad_request", message: "payload is not \(R.self)"))
@@ -60,5 +88,9 @@ public struct HandlerTable: Sendable {
     }
 
     public func handler(for method: String) -> Erased? { handlers[method] }
-    public mutating func removeAll() { handlers.removeAll() }
+    public func encodedHandler(for method: String) -> Encoded? { encodedHandlers[method] }
+    public mutating func removeAll() {
+        handlers.removeAll()
+        encodedHandlers.removeAll()
+    }
 }

@@ -1,7 +1,8 @@
 // ERPZeroMQ owns the real messaging backend's foundation: a thin, thread-confined wrapper over
 // the system libzmq (4.3.x). It is the sibling of ERPSimulation; the two never import each other.
 // What it owns: the context, sockets confined to I/O threads, socket defaults, CURVE keys and the
-// ZAP authenticator. What it does not own: RPC framing, codecs, service names (a later transport).
+// ZAP authenticator; and the production backend built on it: `ZeroMQTransport` (erp/1 framing,
+// JSON codecs, address book), `ZeroMQRuntime`, `SerialTaskExecutor` and `SystemClock`.
 
 import CZeroMQ
 #if canImport(Glibc)

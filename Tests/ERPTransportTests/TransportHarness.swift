@@ -1,18 +1,21 @@
 import ERPCore
 import ERPSimulation
 import ERPTransport
+import ERPZeroMQ
 import Testing
 import Foundation
 
-/// The backends the conformance suite runs on. The ZeroMQ backend joins this list with its own
-/// harness; the test bodies stay as they are.
+/// The backends the conformance suite runs on; the test bodies are the same for each.
 enum Backend: String, CaseIterable, CustomTestStringConvertible {
     case simulation
+    /// Real sockets on loopback TCP, wall time; the seed is not used (nothing is seeded).
+    case zeromq
     var testDescription: String { rawValue }
 
     func makeHarness(seed: UInt64 = 1) throws -> any TransportHarness {
         switch self {
         case .simulation: try SimulationHarness(seed: seed)
+        case .zeromq: try ZeroMQHarness()
         }
     }
 }

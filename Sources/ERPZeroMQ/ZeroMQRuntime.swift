@@ -1,0 +1,82 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import Foundation
+import Logging
+
+/// The runtime of one production node: wall time, the operating system's randomness, a
+/// `ZeroMQTransport`, swift-log, and one `SerialTaskExecutor` that runs every task of the node.
+///
+/// Twin of the simulator's `SimRuntime`. Differences: time is `SystemClock` (wall time), randomness
+/// is `SystemRandomSource`, sleeping waits for real, databases are `.durable` (a machine may lose
+/// power, not only the process) and `record` writes to the log rather than to a hashed trace.
+public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
+    // @unchecked Sendable: every stored property is immutable except `databases`, behind a lock.
+    public let node: NodeName
+    public let clock: any ServiceClock
+    public let random: any RandomSource
+    public let ids: IDGenerator
+    public let transport: any Transport
+    public let logger: Logger
+    /// The node's one thread: every task spawned here, and every handler the transport runs.
+    public let executor: SerialTaskExecutor
+    /// Where `openDatabase` puts `<node>-<name>.sqlite`.
+    public let dataDirectory: String
+    private let databases = Locked<[ServiceDatabase]>([])
+
+    /// - Parameters:
+    ///   - transport: the node's transport; usually a `ZeroMQTransport` built on the same executor.
+    ///   - logLevel: swift-log level of `logger` (its label is the node's name).
+    public init(node: NodeName, transport: any Transport, executor: SerialTaskExecutor, dataDirectory: String,
+                clock: SystemClock = SystemClock(), logLevel: Logger.Level = .info) {
+        self.node = node
+        self.transport = transport
+        self.executor = executor
+        self.dataDirectory = dataDirectory
+        self.clock = clock
+        let random = SystemRandomSource()
+        self.random = random
+        self.ids = IDGenerator(random: random)
+        var logger = Logger(label: node.rawValue)
+        logger.logLevel = logLevel
+        self.logger = logger
+    }
+
+    /// Waits `duration` of wall time. The wake-up comes from the node's executor thread (see
+    /// `SerialTaskExecutor` for why not `Task.sleep`); if the node shuts down, the task never
+    /// resumes, as in a process that died.
+    public func sleep(for duration: Duration) async {
+        await executor.sleep(for: duration)
+    }
+
+    /// Starts `body` on the node's executor. After `shutdown` the executor drops it.
+    public func spawn(_ label: String, _ body: @escaping @Sendable () async -> Void) {
+        Task(executorPreference: executor) { await body() }
+    }
+
+    public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
+        let path = dataDirectory + "/" + node.rawValue + "-" + name + ".sqlite"
+        let database = try ServiceDatabase(path: path, durability: .durable, migrations: migrations)
+        databases.withLock { $0.append(database) }
+        return database
+    }
+
+    public func record(_ transition: @autoclosure () -> String) {
+        logger.info("\(transition())")
+    }
+
+    /// Closes every database this runtime opened (after the executor has stopped, so no task is
+    /// in the middle of a transaction). Returns the failures, which the caller reports.
+    public func closeDatabases() -> [any Error] {
+        let opened = databases.withLock { list in
+            let taken = list
+            list = []
+            return taken
+        }
+        var failures: [any Error] = []
+        for database in opened {
+            do { try database.close() } catch { failures.append(error) }
+        }
+        return failures
+    }
+}

@@ -1,0 +1,550 @@
+import ERPCore
+import ERPTransport
+import Foundation
+import Logging
+
+/// Where nodes are: each node's endpoint (and CURVE public key), and which node serves each
+/// service (for `call(_:to: nil, …)`). Shared by the transports of one process and changeable
+/// while they run (a node that restarts elsewhere, a test harness learning ephemeral ports).
+public final class AddressBook: Sendable {
+    public struct Address: Sendable, Hashable {
+        /// `tcp://host:port` or `ipc://path`.
+        public var endpoint: String
+        /// The node's CURVE server public key (Z85); needed to call it under CURVE.
+        public var curvePublicKey: String?
+        public init(endpoint: String, curvePublicKey: String? = nil) {
+            self.endpoint = endpoint
+            self.curvePublicKey = curvePublicKey
+        }
+    }
+
+    private struct Entries {
+        var nodes: [NodeName: Address]
+        var services: [ServiceName: NodeName]
+    }
+
+    private let entries: Locked<Entries>
+
+    public init(nodes: [NodeName: Address] = [:], services: [ServiceName: NodeName] = [:]) {
+        entries = Locked(Entries(nodes: nodes, services: services))
+    }
+
+    public func set(_ node: NodeName, _ address: Address) { entries.withLock { $0.nodes[node] = address } }
+    public func set(_ service: ServiceName, servedBy node: NodeName) { entries.withLock { $0.services[service] = node } }
+    public func address(of node: NodeName) -> Address? { entries.withLock { $0.nodes[node] } }
+    public func node(serving service: ServiceName) -> NodeName? { entries.withLock { $0.services[service] } }
+}
+
+/// What a `ZeroMQTransport` has done, including every message it refused or lost, so that nothing
+/// is silent.
+public struct TransportCounters: Sendable, Hashable {
+    public var callsStarted = 0
+    public var repliesReceived = 0
+    /// Calls that ended with `deadlineExceeded` on the caller's side.
+    public var callsTimedOut = 0
+    /// Calls failed because the connection to the callee dropped while they were in flight.
+    public var callsFailedByDisconnect = 0
+    /// Calls failed because the request could not be handed to libzmq (peer absent, queue full).
+    public var callsFailedToSend = 0
+    /// Replies for calls no longer waiting (timed out, or a duplicate).
+    public var lateReplies = 0
+    public var requestsReceived = 0
+    /// Requests answered `deadlineExceeded` without running the handler.
+    public var requestsExpiredOnArrival = 0
+    /// Requests for a method this node does not serve (answered `unavailable`).
+    public var requestsForUnknownMethods = 0
+    /// Malformed messages answered with a typed error (their call id was readable).
+    public var malformedAnswered = 0
+    /// Malformed messages dropped: nothing to address an answer to.
+    public var malformedDropped = 0
+    /// Replies the server could not hand to libzmq (the caller went away).
+    public var replySendFailures = 0
+    /// Messages sent twice on purpose by the duplicate fault.
+    public var duplicatesSent = 0
+}
+
+/// Typed RPC over ZeroMQ. Each node binds one ROUTER at its endpoint for incoming requests and
+/// opens one DEALER per destination node for its calls, lazily, at the first call. Requests and
+/// responses are JSON (`JSONCoding`) in the `erp/1` frames of `WireFormat`.
+///
+/// Twin of the simulator's `SimTransport`. Differences: payloads are encoded (a request type must
+/// survive a JSON round trip), the network is real (loss shows up as a dropped connection and is
+/// answered `unavailable`; there is no partition model beyond the duplicate fault), deadlines are
+/// timed on the wall clock by the node's executor, and handlers run as tasks on the node's
+/// `SerialTaskExecutor`, which plays the part of the simulated world's executor.
+///
+/// Lifecycle: `init` does no I/O; `start()` binds the ROUTER; `stop()` closes every socket, fails
+/// the calls in flight with `unavailable` and forgets the handlers (what a crash looks like).
+public final class ZeroMQTransport: Transport, @unchecked Sendable {
+    // @unchecked Sendable: the mutable state lives in `state` (a lock); the rest is immutable.
+
+    /// How the node's sockets authenticate. No default: plaintext must be asked for.
+    public enum Security: Sendable, Hashable {
+        /// ZMTP NULL: no encryption, no authentication.
+        case plaintext
+        /// CURVE with this node's key pair: server keys on the ROUTER (the context needs a running
+        /// `ZAPAuthenticator`), client keys on each DEALER with the destination's public key from
+        /// the address book.
+        case curve(CurveKeyPair)
+    }
+
+    public struct Settings: Sendable {
+        /// How long a call waits for a lost connection to come back before failing with
+        /// `unavailable` (a restarted peer is found within `reconnectInterval`); never beyond the
+        /// call's deadline.
+        public var connectWaitMax: Duration = .milliseconds(250)
+        /// The same for a destination never reached yet: the first handshake (CURVE, ZAP) may take
+        /// longer on a loaded machine.
+        public var firstConnectWaitMax: Duration = .seconds(2)
+        /// DEALER reconnect period, without exponential growth: a restarted peer is found within
+        /// this long, which matters more here than the cost of retrying a dead one on a LAN.
+        public var reconnectInterval: Duration = .milliseconds(100)
+        /// How often the node looks for dropped connections to fail their calls in flight.
+        public var connectionCheckInterval: Duration = .milliseconds(20)
+        /// Calls in flight at once; beyond it `call` fails with `overloaded`.
+        public var pendingCallCountMax = 65_536
+        /// How long `start()` retries a bind refused as in use (a previous incarnation still
+        /// closing its socket).
+        public var bindRetryMax: Duration = .seconds(2)
+        /// Fault filter: the probability that a request or reply is sent twice.
+        public var duplicateProbability = 0.0
+        public init() {}
+    }
+
+    public let node: NodeName
+    public let addressBook: AddressBook
+    /// Runs the handlers and the call timers of this node.
+    public let executor: SerialTaskExecutor
+    private let context: ZMQContext
+    private let security: Security
+    private let settings: Settings
+    private let clock: SystemClock
+    private let logger: Logger
+    private let random = SystemRandomSource()
+    private let bindEndpoint: String
+    private let state = Locked(State())
+
+    private enum Phase { case idle, running, stopped }
+
+    private struct State {
+        var phase = Phase.idle
+        var io: IOThread?
+        var router: ZMQSocket?
+        var endpoint: String?
+        var handlers = HandlerTable()
+        var peers: [NodeName: Peer] = [:]
+        var opening: [NodeName: Task<Peer, any Error>] = [:]
+        var pending: [UInt64: PendingCall] = [:]
+        var callSequence: UInt64 = 0
+        var counters = TransportCounters()
+    }
+
+    /// The DEALER to one destination node.
+    private final class Peer: @unchecked Sendable {
+        let node: NodeName
+        let endpoint: String
+        let socket: ZMQSocket
+        /// Disconnects already acted upon; touched only under the transport's lock.
+        var disconnectsSeen = 0
+        init(node: NodeName, endpoint: String, socket: ZMQSocket) {
+            self.node = node
+            self.endpoint = endpoint
+            self.socket = socket
+        }
+    }
+
+    private struct PendingCall {
+        var target: NodeName
+        var continuation: UnsafeContinuation<[UInt8], any Error>?
+        var result: Result<[UInt8], RPCError>?
+        var timer: SerialTaskExecutor.TimerToken?
+    }
+
+    /// - Parameters:
+    ///   - endpoint: where the ROUTER binds (`tcp://0.0.0.0:7001`, `tcp://127.0.0.1:*`, `ipc://…`).
+    ///   - security: `.plaintext` or `.curve(keyPair)`; there is no default on purpose.
+    public init(node: NodeName, endpoint: String, addressBook: AddressBook, context: ZMQContext,
+                security: Security, executor: SerialTaskExecutor, settings: Settings = Settings(),
+                clock: SystemClock = SystemClock(), logger: Logger? = nil) {
+        self.node = node
+        self.bindEndpoint = endpoint
+        self.addressBook = addressBook
+        self.context = context
+        self.security = security
+        self.executor = executor
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger ?? Logger(label: node.rawValue + ".transport")
+    }
+
+    public var counters: TransportCounters { state.withLock { $0.counters } }
+    /// The endpoint the ROUTER is bound to (the real port when bound to `*`), once started.
+    public var endpoint: String? { state.withLock { $0.endpoint } }
+    public var pendingCallCount: Int { state.withLock { $0.pending.count } }
+
+    // MARK: Lifecycle
+
+    /// Starts the node's I/O thread and binds its ROUTER. Returns the bound endpoint.
+    @discardableResult
+    public func start() async throws -> String {
+        try state.withLock { s in
+            guard s.phase == .idle else { throw ZeroMQError(.invalidState, message: "\(node): transport started twice") }
+        }
+        let io = try IOThread.start(context: context, name: "zmq-\(node)")
+        let serverSecurity: ZMQSecurity = switch security {
+        case .plaintext: .plaintext
+        case .curve(let keyPair): .curveServer(keyPair: keyPair)
+        }
+        do {
+            let router = try await io.open(.router, options: SocketOptions(security: serverSecurity),
+                                           delivery: .handler { [weak self] message, sender in self?.receiveRequest(message, sender) })
+            let bindEnd = ContinuousClock.now + settings.bindRetryMax
+            var bound: String
+            while true {
+                do {
+                    bound = try await router.bind(bindEndpoint)
+                    break
+                } catch let error as ZeroMQError where error.code == .addressUnavailable && ContinuousClock.now < bindEnd {
+                    await executor.sleep(for: .milliseconds(20))
+                }
+            }
+            state.withLock { s in
+                s.phase = .running
+                s.io = io
+                s.router = router
+                s.endpoint = bound
+            }
+            scheduleConnectionCheck()
+            return bound
+        } catch {
+            await io.stop()
+            throw error
+        }
+    }
+
+    /// Closes every socket and the I/O thread, fails calls in flight with `unavailable`, forgets
+    /// the handlers. Later calls fail with `unavailable`; later registrations are ignored.
+    public func stop() async {
+        let (io, waiting, opening) = state.withLock { s in
+            s.phase = .stopped
+            let io = s.io
+            s.io = nil
+            s.router = nil
+            s.peers = [:]
+            let opening = Array(s.opening.values)
+            s.opening = [:]
+            s.handlers.removeAll()
+            var waiting: [UnsafeContinuation<[UInt8], any Error>] = []
+            for (id, call) in s.pending {
+                if let continuation = call.continuation {
+                    waiting.append(continuation)
+                    s.pending[id] = nil
+                } else if call.result == nil {
+                    s.pending[id]?.result = .failure(.unavailable("\(node) stopped"))
+                }
+            }
+            return (io, waiting, opening)
+        }
+        for task in opening { task.cancel() }
+        for continuation in waiting { continuation.resume(throwing: RPCError.unavailable("\(node) stopped")) }
+        await io?.stop()
+    }
+
+    // MARK: Transport
+
+    public func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response) {
+        state.withLock { s in
+            guard s.phase != .stopped else { return }
+            s.handlers.register(type, handler: handler)
+        }
+    }
+
+    public func call<R: RPCRequest>(_ request: R, to destination: NodeName?, metadata: CallMetadata) async throws -> R.Response {
+        let target: NodeName
+        if let destination {
+            target = destination
+        } else {
+            guard let serving = addressBook.node(serving: R.service) else { throw RPCError.unavailable("no node serves \(R.service)") }
+            target = serving
+        }
+        let body: [UInt8]
+        do {
+            body = Array(try JSONCoding.encode(request))
+        } catch {
+            throw RPCError.rejected(code: "internal", message: "cannot encode \(R.method) request: \(error)")
+        }
+        let answer = try await exchange(method: R.method, body: body, target: target, metadata: metadata)
+        do {
+            return try JSONCoding.decode(R.Response.self, from: Data(answer))
+        } catch {
+            throw RPCError.rejected(code: "bad_response", message: "cannot decode \(R.method) response: \(error)")
+        }
+    }
+
+    /// Sends one encoded request and waits for its encoded answer. Every outcome — reply, timer,
+    /// send failure, lost connection, stop — goes through `complete`, and the first one wins.
+    private func exchange(method: String, body: [UInt8], target: NodeName, metadata: CallMetadata) async throws -> [UInt8] {
+        guard let address = addressBook.address(of: target) else { throw RPCError.unavailable("no address for node \(target)") }
+        let remaining = metadata.deadline - clock.now
+        guard remaining > .zero else {
+            state.withLock { $0.counters.callsTimedOut += 1 }
+            throw RPCError.deadlineExceeded
+        }
+        let callId: UInt64 = try state.withLock { s in
+            guard s.phase == .running else { throw RPCError.unavailable("\(node) is not running") }
+            guard s.pending.count < settings.pendingCallCountMax else { throw RPCError.overloaded(retryAfterMilliseconds: nil) }
+            s.callSequence &+= 1
+            s.pending[s.callSequence] = PendingCall(target: target)
+            s.counters.callsStarted += 1
+            return s.callSequence
+        }
+        let timer = executor.schedule(after: remaining) { [weak self] in
+            guard let self else { return }
+            if self.complete(callId, .failure(.deadlineExceeded)) { self.state.withLock { $0.counters.callsTimedOut += 1 } }
+        }
+        state.withLock { s in s.pending[callId]?.timer = timer }
+        do {
+            let frames = try WireFormat.requestFrames(
+                WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)
+            let peer = try await self.peer(for: target, address: address)
+            try await send(frames, via: peer, deadline: metadata.deadline)
+            if settings.duplicateProbability > 0, random.chance(settings.duplicateProbability) {
+                state.withLock { $0.counters.duplicatesSent += 1 }
+                try await send(frames, via: peer, deadline: metadata.deadline)
+            }
+        } catch {
+            let failure = error as? RPCError ?? .unavailable("call to \(target) failed: \(error)")
+            if complete(callId, .failure(failure)) { state.withLock { $0.counters.callsFailedToSend += 1 } }
+        }
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[UInt8], any Error>) in
+            let ready: Result<[UInt8], RPCError>? = state.withLock { s in
+                guard let call = s.pending[callId] else { return .failure(.unavailable("\(node) stopped")) }
+                if let result = call.result {
+                    s.pending[callId] = nil
+                    return result
+                }
+                s.pending[callId]?.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    /// Ends call `callId` with `result` unless it has already ended. Returns whether it did.
+    @discardableResult
+    private func complete(_ callId: UInt64, _ result: Result<[UInt8], RPCError>) -> Bool {
+        let (accepted, continuation, timer): (Bool, UnsafeContinuation<[UInt8], any Error>?, SerialTaskExecutor.TimerToken?) = state.withLock { s in
+            guard let call = s.pending[callId], call.result == nil else { return (false, nil, nil) }
+            if let continuation = call.continuation {
+                s.pending[callId] = nil
+                return (true, continuation, call.timer)
+            }
+            s.pending[callId]?.result = result
+            return (true, nil, call.timer)
+        }
+        if let timer { executor.cancel(timer) }
+        continuation?.resume(with: result)
+        return accepted
+    }
+
+    /// The DEALER to `target`, opened and connected at the first call (concurrent first calls
+    /// share one opening).
+    private func peer(for target: NodeName, address: AddressBook.Address) async throws -> Peer {
+        enum Step { case ready(Peer), wait(Task<Peer, any Error>) }
+        let step: Step = try state.withLock { s in
+            if let peer = s.peers[target], peer.endpoint == address.endpoint { return .ready(peer) }
+            if let task = s.opening[target] { return .wait(task) }
+            guard s.phase == .running, let io = s.io else { throw RPCError.unavailable("\(node) is not running") }
+            let previous = s.peers.removeValue(forKey: target)
+            let task = Task(executorPreference: executor) { [self] () async throws -> Peer in
+                if let previous { await previous.socket.close() }
+                return try await openPeer(target, address: address, io: io)
+            }
+            s.opening[target] = task
+            return .wait(task)
+        }
+        switch step {
+        case .ready(let peer):
+            return peer
+        case .wait(let opening):
+            do {
+                return try await opening.value
+            } catch {
+                // Forget this failed opening (not a newer one another call may have started since).
+                state.withLock { s in if s.opening[target] == opening { s.opening[target] = nil } }
+                throw error as? RPCError ?? RPCError.unavailable("cannot connect to \(target) at \(address.endpoint): \(error)")
+            }
+        }
+    }
+
+    private func openPeer(_ target: NodeName, address: AddressBook.Address, io: IOThread) async throws -> Peer {
+        let clientSecurity: ZMQSecurity
+        switch security {
+        case .plaintext:
+            clientSecurity = .plaintext
+        case .curve(let keyPair):
+            guard let serverKey = address.curvePublicKey else { throw RPCError.unavailable("no CURVE public key for \(target)") }
+            clientSecurity = .curveClient(keyPair: keyPair, serverPublicKey: serverKey)
+        }
+        var options = SocketOptions(security: clientSecurity)
+        options.reconnectInterval = settings.reconnectInterval
+        options.reconnectIntervalMax = settings.reconnectInterval
+        let socket = try await io.open(.dealer, options: options, delivery: .handler { [weak self] message, _ in
+            self?.receiveReply(message)
+        })
+        try await socket.connect(address.endpoint)
+        let peer = Peer(node: target, endpoint: address.endpoint, socket: socket)
+        let kept = state.withLock { s in
+            s.opening[target] = nil
+            guard s.phase == .running else { return false }
+            s.peers[target] = peer
+            return true
+        }
+        if !kept {
+            await socket.close()
+            throw RPCError.unavailable("\(node) stopped")
+        }
+        return peer
+    }
+
+    /// Hands `frames` to libzmq. A DEALER with no connected peer refuses at once (`ZMQ_IMMEDIATE`),
+    /// so a refusal is retried until a connection appears, for at most `connectWaitMax`.
+    private func send(_ frames: [[UInt8]], via peer: Peer, deadline: Timestamp) async throws {
+        let everConnected = peer.socket.counters.handshakesSucceeded > 0
+        let waitEnd = min(deadline, clock.now + (everConnected ? settings.connectWaitMax : settings.firstConnectWaitMax))
+        while true {
+            do {
+                try await peer.socket.send(frames: frames)
+                return
+            } catch let error as ZeroMQError where error.code == .highWaterMark {
+                let now = clock.now
+                if now >= deadline { throw RPCError.deadlineExceeded }
+                if now >= waitEnd {
+                    let counters = peer.socket.counters
+                    throw RPCError.unavailable("\(peer.node) at \(peer.endpoint) is not connected or not reading "
+                        + "(handshakes \(counters.handshakesSucceeded), disconnects \(counters.disconnects), "
+                        + "auth failures \(counters.authenticationFailures), handshake failures \(counters.handshakeFailures))")
+                }
+                await executor.sleep(for: .milliseconds(1))
+            } catch {
+                throw RPCError.unavailable("cannot send to \(peer.node): \(error)")
+            }
+        }
+    }
+
+    // MARK: Lost connections
+
+    private func scheduleConnectionCheck() {
+        executor.schedule(after: settings.connectionCheckInterval) { [weak self] in
+            guard let self else { return }
+            if self.checkConnections() { self.scheduleConnectionCheck() }
+        }
+    }
+
+    /// Fails the calls in flight to every peer whose connection dropped since the last check (what
+    /// a TCP reset tells a caller: the request may or may not have been served). False once stopped.
+    private func checkConnections() -> Bool {
+        let peers: [Peer]? = state.withLock { s in s.phase == .running ? Array(s.peers.values) : nil }
+        guard let peers else { return false }
+        var lost: [NodeName] = []
+        for peer in peers {
+            let disconnects = peer.socket.counters.disconnects
+            let isNew = state.withLock { _ in
+                defer { peer.disconnectsSeen = disconnects }
+                return disconnects > peer.disconnectsSeen
+            }
+            if isNew { lost.append(peer.node) }
+        }
+        for target in lost {
+            let ids = state.withLock { s in s.pending.filter { $0.value.target == target && $0.value.result == nil }.map(\.key) }
+            for id in ids where complete(id, .failure(.unavailable("connection to \(target) lost"))) {
+                state.withLock { $0.counters.callsFailedByDisconnect += 1 }
+            }
+        }
+        return true
+    }
+
+    // MARK: Receiving (on the I/O thread)
+
+    private func receiveReply(_ message: ZMQMessage) {
+        switch WireFormat.decodeReply(message.frames[...]) {
+        case .failure(let refusal):
+            state.withLock { $0.counters.malformedDropped += 1 }
+            logger.debug("dropped a malformed reply: \(refusal.error)")
+        case .success(let (header, body)):
+            let result: Result<[UInt8], RPCError> = header.ok
+                ? .success(body)
+                : .failure(header.error ?? .rejected(code: "bad_reply", message: "error reply without an error"))
+            let accepted = complete(header.callId, result)
+            state.withLock { s in
+                if accepted { s.counters.repliesReceived += 1 } else { s.counters.lateReplies += 1 }
+            }
+        }
+    }
+
+    private func receiveRequest(_ message: ZMQMessage, _ sender: InlineSender) {
+        let frames = message.frames
+        guard frames.count >= 2 else {
+            state.withLock { $0.counters.malformedDropped += 1 }
+            return
+        }
+        let identity = frames[0]
+        func answerNow(_ callId: UInt64, _ error: RPCError) {
+            do {
+                try sender.send(frames: [identity] + WireFormat.replyFrames(callId: callId, result: .failure(error)))
+            } catch {
+                state.withLock { $0.counters.replySendFailures += 1 }
+            }
+        }
+        switch WireFormat.decodeRequest(frames.dropFirst()) {
+        case .failure(let refusal):
+            if let callId = refusal.callId {
+                state.withLock { $0.counters.malformedAnswered += 1 }
+                answerNow(callId, refusal.error)
+            } else {
+                state.withLock { $0.counters.malformedDropped += 1 }
+            }
+            logger.debug("refused a malformed request: \(refusal.error)")
+        case .success(let (header, body)):
+            let metadata = header.metadata
+            let handler: HandlerTable.Encoded? = state.withLock { s in
+                s.counters.requestsReceived += 1
+                return s.handlers.encodedHandler(for: header.method)
+            }
+            if metadata.deadline <= clock.now {
+                state.withLock { $0.counters.requestsExpiredOnArrival += 1 }
+                answerNow(header.callId, .deadlineExceeded)
+                return
+            }
+            guard let handler else {
+                state.withLock { $0.counters.requestsForUnknownMethods += 1 }
+                answerNow(header.callId, .unavailable("\(node) does not serve \(header.method)"))
+                return
+            }
+            let context = CallContext(metadata: metadata, caller: NodeName(header.caller))
+            let callId = header.callId, method = header.method
+            Task(executorPreference: executor) { [self] in
+                let result = await handler(body, context)
+                if case .failure(.rejected("internal", let why)) = result {
+                    logger.warning("\(method) failed: \(why)", metadata: ["correlationId": "\(context.correlationId)"])
+                }
+                await reply(to: identity, callId: callId, result: result, correlationId: context.correlationId)
+            }
+        }
+    }
+
+    private func reply(to identity: [UInt8], callId: UInt64, result: Result<[UInt8], RPCError>, correlationId: String) async {
+        guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing
+        let frames = [identity] + WireFormat.replyFrames(callId: callId, result: result)
+        let copies = settings.duplicateProbability > 0 && random.chance(settings.duplicateProbability) ? 2 : 1
+        for copy in 0..<copies {
+            do {
+                try await router.send(frames: frames)
+                if copy > 0 { state.withLock { $0.counters.duplicatesSent += 1 } }
+            } catch {
+                state.withLock { $0.counters.replySendFailures += 1 }
+                logger.debug("reply to call \(callId) not sent: \(error)", metadata: ["correlationId": "\(correlationId)"])
+            }
+        }
+    }
+}

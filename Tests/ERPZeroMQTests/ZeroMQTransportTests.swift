@@ -1,0 +1,218 @@
+import ERPCore
+import ERPTransport
+import Foundation
+import Testing
+@testable import ERPZeroMQ
+
+struct Shout: RPCRequest {
+    typealias Response = String
+    static let method = "test.shout"
+    static let service = ServiceName.inventory
+    var text: String
+}
+
+/// A server transport (serving `Shout`) and a client transport on loopback, torn down by `finish`.
+struct TransportPair {
+    let context: ZMQContext
+    let book = AddressBook()
+    let server: ZeroMQTransport
+    let client: ZeroMQTransport
+    let serverExecutor = SerialTaskExecutor(name: "test-server")
+    let clientExecutor = SerialTaskExecutor(name: "test-client")
+    let endpoint: String
+
+    init(serverSecurity: ZeroMQTransport.Security = .plaintext, clientSecurity: ZeroMQTransport.Security = .plaintext,
+         context: ZMQContext? = nil, serverPublicKey: String? = nil) async throws {
+        self.context = try context ?? ZMQContext()
+        server = ZeroMQTransport(node: "server", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
+                                 security: serverSecurity, executor: serverExecutor)
+        client = ZeroMQTransport(node: "client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
+                                 security: clientSecurity, executor: clientExecutor)
+        server.register(Shout.self) { request, context in request.text.uppercased() + " to " + context.caller.rawValue }
+        endpoint = try await server.start()
+        try await client.start()
+        book.set("server", AddressBook.Address(endpoint: endpoint, curvePublicKey: serverPublicKey))
+        book.set(.inventory, servedBy: "server")
+    }
+
+    func metadata(_ timeout: Duration = .seconds(2)) -> CallMetadata {
+        CallMetadata(deadline: SystemClock().now + timeout, correlationId: "test")
+    }
+
+    func finish() async {
+        await client.stop()
+        await server.stop()
+        serverExecutor.shutdown()
+        clientExecutor.shutdown()
+        context.terminate()
+    }
+}
+
+@Suite struct ZeroMQTransportTests {
+    @Test func callsCarryTheCallerAndCounters() async throws {
+        let pair = try await TransportPair()
+        let answer = try await pair.client.call(Shout(text: "hi"), metadata: pair.metadata())
+        #expect(answer == "HI to client")
+        #expect(pair.client.counters.repliesReceived == 1)
+        #expect(pair.server.counters.requestsReceived == 1)
+        await pair.finish()
+    }
+
+    /// Garbage never crashes the server: answered with a typed error when the call id is readable,
+    /// dropped and counted otherwise; the server keeps serving.
+    @Test func badInputIsAnsweredOrDroppedAndCounted() async throws {
+        let pair = try await TransportPair()
+        let io = try IOThread.start(context: pair.context, name: "raw")
+        let raw = try await io.open(.dealer, options: .plaintext)
+        try await raw.connect(pair.endpoint)
+        let connected = await eventually { raw.counters.handshakesSucceeded >= 1 }
+        #expect(connected)
+        let header = try JSONCoding.encode(WireFormat.RequestHeader(callId: 7, method: Shout.method, caller: "raw", metadata: pair.metadata()))
+
+        func reply(to frames: [[UInt8]]) async throws -> (WireFormat.ReplyHeader, [UInt8]) {
+            try await raw.send(frames: frames)
+            let message = try await receive(raw, within: .seconds(5))
+            let decoded = try WireFormat.decodeReply(message.frames[...]).get()
+            return decoded
+        }
+        func expectRejected(_ frames: [[UInt8]], _ code: String) async throws {
+            let (answer, body) = try await reply(to: frames)
+            #expect(answer.callId == 7 && !answer.ok && body.isEmpty)
+            guard case .rejected(let got, _) = answer.error else { Issue.record("expected rejected(\(code)), got \(String(describing: answer.error))"); return }
+            #expect(got == code)
+        }
+        try await expectRejected([bytes("erp/9"), bytes("request"), Array(header), bytes("{}")], "unsupported_version")
+        try await expectRejected([bytes("erp/1"), bytes("bogus"), Array(header), bytes("{}")], "bad_kind")
+        try await expectRejected([bytes("erp/1"), bytes("request"), Array(header)], "bad_frames")
+        try await expectRejected([bytes("erp/1"), bytes("request"), Array(header), bytes("not json")], "bad_request")
+        try await expectRejected([bytes("erp/1"), bytes("request"), bytes("{\"callId\":7}"), bytes("{}")], "bad_header")
+
+        // Nothing to address an answer to: dropped and counted.
+        try await raw.send(frames: [bytes("garbage")])
+        try await raw.send(frames: [bytes("erp/1"), bytes("request"), bytes("{"), bytes("{}")])
+        try await raw.send(frames: [[], [], [], [], [], []])
+        let dropped = await eventually { pair.server.counters.malformedDropped == 3 }
+        #expect(dropped, "\(pair.server.counters)")
+        // Four were malformed; the undecodable body was answered by the handler table (bad_request).
+        #expect(pair.server.counters.malformedAnswered == 4)
+
+        // A reply nobody waits for is a late reply on the client side, not a crash.
+        let answer = try await pair.client.call(Shout(text: "still here"), metadata: pair.metadata())
+        #expect(answer == "STILL HERE to client")
+        await io.stop()
+        await pair.finish()
+    }
+
+    @Test func expiredRequestsAreNotServedAndUnknownMethodsAreUnavailable() async throws {
+        let pair = try await TransportPair()
+        let io = try IOThread.start(context: pair.context, name: "raw")
+        let raw = try await io.open(.dealer, options: .plaintext)
+        try await raw.connect(pair.endpoint)
+        _ = await eventually { raw.counters.handshakesSucceeded >= 1 }
+        let past = CallMetadata(deadline: SystemClock().now - .seconds(1), correlationId: "old")
+        let header = try JSONCoding.encode(WireFormat.RequestHeader(callId: 9, method: Shout.method, caller: "raw", metadata: past))
+        try await raw.send(frames: [bytes("erp/1"), bytes("request"), Array(header), Array(try JSONCoding.encode(Shout(text: "x")))])
+        let message = try await receive(raw, within: .seconds(5))
+        let (answer, _) = try WireFormat.decodeReply(message.frames[...]).get()
+        #expect(answer.callId == 9 && answer.error == .deadlineExceeded)
+        #expect(pair.server.counters.requestsExpiredOnArrival == 1)
+
+        struct Nobody: RPCRequest { typealias Response = String; static let method = "test.nobody"; static let service = ServiceName.inventory }
+        do {
+            _ = try await pair.client.call(Nobody(), metadata: pair.metadata())
+            Issue.record("an unserved method answered")
+        } catch let error as RPCError {
+            guard case .unavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+        }
+        await io.stop()
+        await pair.finish()
+    }
+
+    @Test func curveCallsWorkAndAWrongServerKeyIsUnavailable() async throws {
+        guard ZMQContext.hasCurve else { return }
+        let context = try ZMQContext()
+        let serverKeys = try CurveKeyPair.generate()
+        let clientKeys = try CurveKeyPair.generate()
+        let authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: [clientKeys.publicKey])
+        let pair = try await TransportPair(serverSecurity: .curve(serverKeys), clientSecurity: .curve(clientKeys),
+                                           context: context, serverPublicKey: serverKeys.publicKey)
+        #expect(try await pair.client.call(Shout(text: "secret"), metadata: pair.metadata()) == "SECRET to client")
+
+        // A client that trusts the wrong server key never completes a handshake.
+        let impostorKey = try CurveKeyPair.generate().publicKey
+        pair.book.set("server", AddressBook.Address(endpoint: pair.endpoint, curvePublicKey: impostorKey))
+        let other = ZeroMQTransport(node: "other", endpoint: "tcp://127.0.0.1:*", addressBook: pair.book, context: context,
+                                    security: .curve(clientKeys), executor: pair.clientExecutor)
+        try await other.start()
+        await #expect(throws: RPCError.self) { try await other.call(Shout(text: "x"), metadata: pair.metadata()) }
+        // No public key at all under CURVE: refused before any socket is made.
+        pair.book.set("server", AddressBook.Address(endpoint: pair.endpoint))
+        let third = ZeroMQTransport(node: "third", endpoint: "tcp://127.0.0.1:*", addressBook: pair.book, context: context,
+                                    security: .curve(clientKeys), executor: pair.clientExecutor)
+        try await third.start()
+        await #expect(throws: RPCError.unavailable("no CURVE public key for server")) {
+            try await third.call(Shout(text: "x"), metadata: pair.metadata())
+        }
+        await other.stop()
+        await third.stop()
+        await authenticator.stop()
+        await pair.finish()
+    }
+
+    @Test func stopFailsCallsInFlight() async throws {
+        let pair = try await TransportPair()
+        struct Hang: RPCRequest { typealias Response = String; static let method = "test.hang"; static let service = ServiceName.inventory }
+        let executor = pair.serverExecutor
+        pair.server.register(Hang.self) { _, _ in await executor.sleep(for: .seconds(30)); return "late" }
+        let call = Task { try await pair.client.call(Hang(), metadata: pair.metadata(.seconds(20))) }
+        _ = await eventually { pair.server.counters.requestsReceived == 1 }
+        await pair.client.stop()
+        await #expect(throws: RPCError.unavailable("client stopped")) { try await call.value }
+        await pair.finish()
+    }
+
+    @Test func theWireFormatKeepsMetadata() throws {
+        let metadata = CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: 1_764_000_000_123_456_789), correlationId: "c1",
+                                    idempotencyKey: "k", traceParent: "00-abc-def-01")
+        let header = WireFormat.RequestHeader(callId: 3, method: "m", caller: "n", metadata: metadata)
+        let decoded = try JSONCoding.decode(WireFormat.RequestHeader.self, from: JSONCoding.encode(header))
+        #expect(decoded.metadata.correlationId == "c1" && decoded.metadata.idempotencyKey == "k" && decoded.metadata.traceParent == "00-abc-def-01")
+        // Sub-millisecond precision survives, to within a microsecond.
+        #expect(abs(decoded.metadata.deadline.nanosecondsSinceEpoch - metadata.deadline.nanosecondsSinceEpoch) < 1_000)
+        for error: RPCError in [.deadlineExceeded, .unavailable("x"), .rejected(code: "c", message: "m"),
+                                .overloaded(retryAfterMilliseconds: 5), .overloaded(retryAfterMilliseconds: nil), .unauthenticated] {
+            let frames = WireFormat.replyFrames(callId: 1, result: .failure(error))
+            let (reply, _) = try WireFormat.decodeReply(frames[...]).get()
+            #expect(reply.error == error)
+        }
+        // The forms docs/wire-format.md promises to clients in other languages.
+        func errorHeader(_ error: RPCError) -> String { String(decoding: WireFormat.replyFrames(callId: 42, result: .failure(error))[2], as: UTF8.self) }
+        #expect(errorHeader(.rejected(code: "unknown_product", message: "no p-1 in shop-1"))
+            == #"{"callId":42,"error":{"rejected":{"code":"unknown_product","message":"no p-1 in shop-1"}},"ok":false}"#)
+        #expect(errorHeader(.deadlineExceeded) == #"{"callId":42,"error":{"deadlineExceeded":{}},"ok":false}"#)
+        #expect(errorHeader(.unavailable("why")) == #"{"callId":42,"error":{"unavailable":{"_0":"why"}},"ok":false}"#)
+        #expect(errorHeader(.overloaded(retryAfterMilliseconds: 250)) == #"{"callId":42,"error":{"overloaded":{"retryAfterMilliseconds":250}},"ok":false}"#)
+        #expect(errorHeader(.overloaded(retryAfterMilliseconds: nil)) == #"{"callId":42,"error":{"overloaded":{}},"ok":false}"#)
+        #expect(errorHeader(.unauthenticated) == #"{"callId":42,"error":{"unauthenticated":{}},"ok":false}"#)
+        #expect(String(decoding: WireFormat.replyFrames(callId: 42, result: .success([]))[2], as: UTF8.self) == #"{"callId":42,"ok":true}"#)
+    }
+
+    @Test func executorRunsJobsAndTimersOnItsThread() async throws {
+        let executor = SerialTaskExecutor(name: "test-executor")
+        let order = Locked<[Int]>([])
+        let done = Task(executorPreference: executor) {
+            #expect(executor.isCurrent)
+            await executor.sleep(for: .milliseconds(30))
+            order.withLock { $0.append(2) }
+            #expect(executor.isCurrent)
+        }
+        let token = executor.schedule(after: .milliseconds(10)) { order.withLock { $0.append(1) } }
+        let cancelled = executor.schedule(after: .milliseconds(5)) { order.withLock { $0.append(99) } }
+        executor.cancel(cancelled)
+        _ = token
+        await done.value
+        #expect(order.withLock { $0 } == [1, 2])
+        executor.shutdown()
+        #expect(executor.isStopped)
+    }
+}
