@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Domain types, RPC contracts, event envelope and payloads, money, ids,
@@ -92,8 +93,11 @@ let package = Package(
         ]),
         // Production mode: topology files, CURVE keys, serving one service, supervising them all.
         .target(name: "ERPProduction", dependencies: [
-            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP",
+            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport",
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [

@@ -117,7 +117,8 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
         let world = node.world
         let name = node.name
         self.logger = Logger(label: node.name.rawValue) { label in
-            SimLogHandler(label: label, emit: { line in
+            SimLogHandler(label: label, emit: { [weak world] line in
+                guard let world else { return }
                 if world.logToStandardError {
                     FileHandleOutput.standardError("[\(SimTrace.format(world.elapsedNanoseconds))] \(name) \(line)")
                 }

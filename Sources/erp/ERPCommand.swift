@@ -1,13 +1,14 @@
 import ArgumentParser
 import ERPCore
 import ERPProduction
+import ERPServices
 import ERPReports
 import ERPScenario
 import ERPSimulation
 import Foundation
 
 @main
-struct ERPCommand: ParsableCommand {
+struct ERPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "erp",
         abstract: "Testbed and chaos simulation harness for the retail ERP.",
@@ -20,7 +21,7 @@ struct ERPCommand: ParsableCommand {
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
             finished), 4 the scenario's expectations were not met.
             """,
-        subcommands: [Run.self, Bench.self, Keys.self])
+        subcommands: [Run.self, Bench.self, Keys.self, Serve.self, Up.self])
 }
 
 enum ExitStatus {
@@ -174,5 +175,87 @@ struct Keys: ParsableCommand {
             let made = try KeyStore(directory: folder).generate(for: loaded.services, replace: replace)
             print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.map(\.rawValue).joined(separator: ", "))")
         }
+    }
+}
+
+func loadTopology(_ path: String) throws -> Topology {
+    do { return try Topology.load(path: path) } catch {
+        FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
+        throw ExitCode(ExitStatus.invalidInput)
+    }
+}
+
+func loadFixtures(_ path: String) throws -> Fixtures {
+    do { return try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+        FileHandle.standardError.write(Data("erp: fixtures \(path) cannot be read: \(error)\n".utf8))
+        throw ExitCode(ExitStatus.invalidInput)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one service over ZeroMQ (production mode) until SIGTERM or Ctrl-C.",
+        discussion: """
+            The service binds its endpoint from the topology (ERP_<SERVICE>_ENDPOINT overrides it), \
+            speaks CURVE with the topology's keys, keeps its SQLite database in the topology's \
+            dataDirectory, and, for the gateway, serves HTTP on the topology's http address.
+            """)
+
+    @Argument(help: "The service: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", ")).")
+    var service: String
+    @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
+    @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
+    @Flag(help: "Log at debug level.") var verbose = false
+
+    func run() async throws {
+        guard let name = ServiceName(named: service), ServiceCatalog.startOrder.contains(name) else {
+            FileHandle.standardError.write(Data("erp: unknown service '\(service)'; known: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        let loaded = try loadTopology(topology)
+        guard loaded.endpoint(of: name) != nil else {
+            FileHandle.standardError.write(Data("erp: \(topology) gives no endpoint for \(name)\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        var host = ServiceHost(service: name, topology: loaded, fixtures: try loadFixtures(fixtures))
+        host.logLevel = verbose ? .debug : .info
+        try await ServiceHost.serve(host)
+    }
+}
+
+struct Up: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start every service of a topology as supervised processes; Ctrl-C or SIGTERM stops them all.",
+        discussion: "A service that dies is restarted (at most 5 times a minute). Prints where the gateway listens.")
+
+    @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
+    @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
+
+    func run() throws {
+        let loaded = try loadTopology(topology)
+        _ = try loadFixtures(fixtures)
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let supervisor = Supervisor(children: loaded.services.map { service in
+            .init(name: service.rawValue, executable: executable,
+                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures])
+        })
+        // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let stop = DispatchSemaphore(value: 0)
+        let sources = [SIGINT, SIGTERM].map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        try supervisor.start()
+        if loaded.endpoint(of: .gateway) != nil {
+            print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology))")
+        }
+        stop.wait()
+        print("stopping every service")
+        supervisor.stop()
+        sources.forEach { $0.cancel() }
     }
 }

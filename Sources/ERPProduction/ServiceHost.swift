@@ -1,0 +1,107 @@
+import ERPCore
+import ERPGatewayHTTP
+import ERPServices
+import ERPTransport
+import ERPZeroMQ
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// `erp serve <service>`: one service as a process on the ZeroMQ backend. It binds the service's
+/// endpoint from the topology, admits only the topology's CURVE keys (refusals are logged and
+/// counted), starts the service on its own serial executor, serves HTTP too when it is the
+/// gateway, and on SIGTERM or SIGINT stops: sockets closed, databases closed, executor shut down.
+public struct ServiceHost: Service {
+    public let service: ServiceName
+    public let topology: Topology
+    public let fixtures: Fixtures
+    public var logLevel: Logger.Level = .info
+
+    public init(service: ServiceName, topology: Topology, fixtures: Fixtures) {
+        self.service = service
+        self.topology = topology
+        self.fixtures = fixtures
+    }
+
+    public func run() async throws {
+        var logger = Logger(label: "erp.\(service.rawValue)")
+        logger.logLevel = logLevel
+        guard let endpoint = topology.endpoint(of: service) else {
+            throw KeyStoreError("\(topology.path): no endpoint for \(service)")
+        }
+        let book = AddressBook()
+        let keys = topology.keyDirectory.map(KeyStore.init(directory:))
+        for (other, otherEndpoint) in topology.endpoints {
+            book.set(NodeName(other), .init(endpoint: otherEndpoint, curvePublicKey: try keys?.publicKey(of: other)))
+            book.set(other, servedBy: NodeName(other))
+        }
+        let context = try ZMQContext()
+        var authenticator: ZAPAuthenticator?
+        let security: ZeroMQTransport.Security
+        if let keys {
+            let allowed = Set(try topology.services.map { try keys.publicKey(of: $0) })
+            authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: allowed) { [logger] refusal in
+                logger.warning("refused a connection: \(refusal)")
+            }
+            security = .curve(try keys.keyPair(of: service))
+        } else {
+            guard topology.plaintext else { throw KeyStoreError("\(topology.path): no curveKeys and plaintext not allowed") }
+            logger.warning("plaintext sockets: anyone who reaches \(endpoint) can call \(service)")
+            security = .plaintext
+        }
+        let executor = SerialTaskExecutor(name: service.rawValue)
+        let node = NodeName(service)
+        let transport = ZeroMQTransport(node: node, endpoint: endpoint, addressBook: book, context: context,
+                                        security: security, executor: executor, logger: logger)
+        let bound = try await transport.start()
+        try FileManager.default.createDirectory(atPath: topology.dataDirectory, withIntermediateDirectories: true)
+        let runtime = ZeroMQRuntime(node: node, transport: transport, executor: executor, dataDirectory: topology.dataDirectory,
+                                    logLevel: logLevel)
+        let instance = try ServiceCatalog.make(service, runtime: runtime, settings: ServiceSettings(fixtures: fixtures),
+                                               routes: ServiceCatalog.routes(for: topology.services))
+        try await onNode(runtime) { try await instance.start() }
+        logger.info("\(service) serving on \(bound)")
+
+        if service == .gateway, let operations = instance as? GatewayOperations {
+            let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys),
+                                   clock: SystemClock(), ids: runtime.ids,
+                                   hop: { body in await Self.hop(runtime, body) })
+            let app = Application(router: http.router(),
+                                  configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
+                                  logger: logger)
+            logger.info("gateway HTTP on http://\(topology.httpHost):\(topology.httpPort)")
+            // The application stops on the group's graceful shutdown, like this service.
+            try await app.runService(gracefulShutdownSignals: [])
+        } else {
+            try? await gracefulShutdown()
+        }
+        logger.info("\(service) stopping")
+        await transport.stop()
+        for error in runtime.closeDatabases() { logger.error("closing a database: \(error)") }
+        executor.shutdown()
+        await authenticator?.stop()
+        context.terminate()
+    }
+
+    /// Runs `body` on the node's executor (where the service lives) and waits for it.
+    private func onNode(_ runtime: ZeroMQRuntime, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            runtime.spawn("start") {
+                do { try await body(); c.resume() } catch { c.resume(throwing: error) }
+            }
+        }
+    }
+
+    static func hop(_ runtime: ZeroMQRuntime, _ body: @escaping @Sendable () async -> HTTPAnswer) async -> HTTPAnswer {
+        await withCheckedContinuation { (c: CheckedContinuation<HTTPAnswer, Never>) in
+            runtime.spawn("http") { c.resume(returning: await body()) }
+        }
+    }
+
+    /// Runs one service until SIGTERM or SIGINT.
+    public static func serve(_ host: ServiceHost) async throws {
+        let group = ServiceGroup(services: [host], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "erp.serve"))
+        try await group.run()
+    }
+}
