@@ -99,7 +99,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

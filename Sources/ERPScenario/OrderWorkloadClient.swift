@@ -11,6 +11,11 @@ public struct ClientRecord: Sendable {
     public var outcome: Outcome
     public var orderId: String?
     public var attempts: Int
+
+    public init(requestKey: String, scheduledAt: Timestamp, completedAt: Timestamp?, outcome: Outcome, orderId: String?, attempts: Int) {
+        self.requestKey = requestKey; self.scheduledAt = scheduledAt; self.completedAt = completedAt
+        self.outcome = outcome; self.orderId = orderId; self.attempts = attempts
+    }
 }
 
 /// The customers: an open-loop generator. Orders arrive as a Poisson process whatever the system's

@@ -1,0 +1,135 @@
+import ERPCore
+import ERPProduction
+import ERPReports
+import ERPScenario
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// A port nobody listens on now (the kernel picks it; we close and reuse it at once).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw CocoaError(.fileWriteUnknown) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Processes whose command line contains `needle` (read from /proc, so no tool is needed).
+func processes(matching needle: String) -> [Int32] {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    return entries.compactMap { entry in
+        guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+        let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+        return line.contains(needle) ? pid : nil
+    }
+}
+
+struct HTTPResult { var status: Int; var body: Data }
+
+func http(_ method: String, _ url: String, body: String? = nil, headers: [String: String] = [:]) async -> HTTPResult? {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    request.timeoutInterval = 5
+    for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+    request.httpBody = body.map { Data($0.utf8) }
+    guard let (data, response) = try? await URLSession.shared.data(for: request), let r = response as? HTTPURLResponse else { return nil }
+    return HTTPResult(status: r.statusCode, body: data)
+}
+
+/// The whole topology as processes over ZeroMQ with CURVE, orders over real HTTP, the order
+/// service SIGKILLed in the middle and respawned; afterwards every order is confirmed or
+/// cancelled, nobody was charged twice and stock is conserved (judged from the databases).
+@Suite(.serialized) struct EndToEndTests {
+    @Test func ordersOverHTTPSurviveSIGKILLOfTheOrderService() async throws {
+        let binary = packageRoot + "/.build/debug/erp"
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-e2e-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let services = ["event-bus", "swishpay", "inventory", "payment", "order", "notification", "gateway"]
+        let httpPort = try freePort()
+        var yaml = "name: e2e\ndataDirectory: data\nhttp: {host: 127.0.0.1, port: \(httpPort), apiKeys: [k1]}\nsecurity: {curveKeys: keys}\nservices:\n"
+        for s in services { yaml += "  \(s): tcp://127.0.0.1:\(try freePort())\n" }
+        let topology = dir + "/topology.yaml"
+        try yaml.write(toFile: topology, atomically: true, encoding: .utf8)
+        try KeyStore(directory: dir + "/keys").generate(for: services.compactMap(ServiceName.init(named:)))
+
+        let up = Process()
+        up.executableURL = URL(fileURLWithPath: binary)
+        up.arguments = ["up", "--topology", topology, "--fixtures", packageRoot + "/fixtures/retail.json"]
+        let log = dir + "/up.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        up.standardOutput = FileHandle(forWritingAtPath: log)
+        up.standardError = up.standardOutput
+        try up.run()
+        defer { if up.isRunning { up.terminate(); up.waitUntilExit() } }
+
+        let base = "http://127.0.0.1:\(httpPort)"
+        var healthy = false
+        for _ in 0..<100 where !healthy {
+            healthy = await http("GET", base + "/health")?.status == 200
+            if !healthy { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try #require(healthy, "the gateway never answered /health")
+
+        var records: [ClientRecord] = []
+        let customers = (1...20).map { String(format: "user_%03d", $0) }
+        for n in 0..<40 {
+            if n == 15 {
+                let victims = processes(matching: "serve order --topology \(topology)")
+                try #require(!victims.isEmpty, "no order service process found")
+                for pid in victims { kill(pid, SIGKILL) }
+            }
+            let key = "e2e-\(n)"
+            let body = #"{"userId":"\#(customers[n % 20])","shopId":"shop_stockholm","items":[{"productId":"prod_\#(String(format: "%02d", n % 20 + 1))","quantity":1}]}"#
+            var record = ClientRecord(requestKey: key, scheduledAt: .simulationEpoch, completedAt: nil, outcome: .gaveUp, orderId: nil, attempts: 0)
+            // Retry with the same Idempotency-Key while the outcome is unknown (5xx, no answer).
+            for attempt in 1...30 {
+                record.attempts = attempt
+                let r = await http("POST", base + "/orders", body: body, headers: ["X-API-Key": "k1", "Idempotency-Key": key, "Content-Type": "application/json"])
+                if let r, r.status == 201 || r.status == 202 {
+                    let view = try JSONDecoder().decode(OrderView.self, from: r.body)
+                    record.orderId = view.orderId
+                    record.outcome = view.status == .confirmed ? .confirmed : view.status == .cancelled ? .cancelled : .pending
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            records.append(record)
+        }
+        #expect(records.allSatisfy { $0.orderId != nil }, "some orders were never accepted: \(records.filter { $0.orderId == nil }.map(\.requestKey))")
+        #expect(processes(matching: "serve order --topology \(topology)").count == 1, "the order service was not respawned")
+
+        // Let pending orders finish, reading them back over HTTP.
+        for i in records.indices where records[i].outcome == .pending {
+            for _ in 0..<100 {
+                if let r = await http("GET", base + "/orders/\(records[i].orderId!)", headers: ["X-API-Key": "k1"]), r.status == 200,
+                   let view = try? JSONDecoder().decode(OrderView.self, from: r.body), view.status != .pending {
+                    records[i].outcome = view.status == .confirmed ? .confirmed : .cancelled
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        try await Task.sleep(for: .seconds(2)) // events settle (inventory commits, notifications)
+        up.terminate()
+        up.waitUntilExit()
+
+        var summary = RunSummary(scenario: "e2e", seed: 0, mode: "zmq", reproduce: "", chaos: .zero, heal: .zero)
+        try ConsistencyChecker(databaseDirectory: dir + "/data", history: records).check(into: &summary)
+        #expect(summary.orders.accepted == 40)
+        #expect(summary.invariantsPass, "\(summary.violations)\n\(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self).suffix(3000))")
+    }
+}
