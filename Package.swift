@@ -82,7 +82,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "erp", dependencies: [
-            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction",
+            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product erp
-.build/release/erp run scenarios/happy-path.yaml "$@"
+# A debug build: it is the one the test suite shares, and the simulation needs no more.
+swift build --product erp
+.build/debug/erp run scenarios/happy-path.yaml "$@"

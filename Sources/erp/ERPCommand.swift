@@ -5,6 +5,7 @@ import ERPServices
 import ERPReports
 import ERPScenario
 import ERPSimulation
+import ERPZeroMQ
 import Foundation
 
 @main
@@ -119,7 +120,7 @@ func newReportDirectory(for scenario: String, seed: UInt64) -> String {
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [SimMesh.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [SimMesh.self, TransportBench.self])
 }
 
 struct SimMesh: ParsableCommand {
@@ -257,5 +258,24 @@ struct Up: ParsableCommand {
         print("stopping every service")
         supervisor.stop()
         sources.forEach { $0.cancel() }
+    }
+}
+
+struct TransportBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transport",
+        abstract: "ZeroMQ transport RPC vs raw libzmq on loopback, in one run: round trip and pipelined (window 100).")
+
+    @Option(help: "Sequential round trips.") var roundTrips: Int = 5_000
+    @Option(help: "Pipelined calls.") var pipelined: Int = 20_000
+    @Option(help: "Payload bytes.") var payload: Int = 64
+
+    func validate() throws {
+        guard roundTrips > 0, pipelined > 0, payload > 0 else { throw ValidationError("counts and payload must be positive") }
+    }
+
+    func run() throws {
+        let result = try ZeroMQTransportBenchmark(roundTripCount: roundTrips, pipelinedCount: pipelined, window: 100, payloadSize: payload).run()
+        print(result)
     }
 }
