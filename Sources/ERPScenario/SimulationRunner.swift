@@ -20,6 +20,8 @@ public struct SimulationRunner {
     /// Where summary.json, summary.md, trace.log and the databases go.
     public var outputDirectory: String
     public var logToStandardError = false
+    /// How the reproduce command names the tool (the path it was started by, when known).
+    public var executableName = "erp"
 
     public init(scenario: Scenario, fixtures: Fixtures, seed: UInt64, outputDirectory: String) {
         self.scenario = scenario
@@ -134,7 +136,7 @@ public struct SimulationRunner {
     final class RecoveryCount: @unchecked Sendable { var sagas = 0 }
 
     public var reproduceCommand: String {
-        "erp run \(scenario.path.isEmpty ? scenario.name : scenario.path) --seed \(seed)"
+        "\(executableName) run \(scenario.path.isEmpty ? scenario.name : scenario.path) --seed \(seed)"
     }
 
     /// Puts one fault on the world's timeline; returns its description for the report.

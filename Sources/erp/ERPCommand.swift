@@ -77,6 +77,7 @@ struct Run: ParsableCommand {
         try? fm.removeItem(atPath: partial)
         var runner = SimulationRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial)
         runner.logToStandardError = log
+        runner.executableName = CommandLine.arguments.first ?? "erp"
         let summary: RunSummary
         do { summary = try runner.run() } catch {
             // No half-written report: what the failed run wrote goes away with it.
