@@ -3,11 +3,13 @@ import Foundation
 import Testing
 
 @Suite struct SupervisorTests {
-    /// A killed child comes back with a new pid; stop ends every child.
+    /// A killed child comes back with a new pid; stop ends every child. (The children sleep for an
+    /// hour: one that ended by itself would be restarted too, and this test can be slow when the
+    /// suite runs alongside it.)
     @Test func restartsAKilledChildAndStopsAll() async throws {
         let supervisor = Supervisor(children: [
-            .init(name: "a", executable: "/bin/sleep", arguments: ["30"]),
-            .init(name: "b", executable: "/bin/sleep", arguments: ["30"]),
+            .init(name: "a", executable: "/bin/sleep", arguments: ["3600"]),
+            .init(name: "b", executable: "/bin/sleep", arguments: ["3600"]),
         ])
         supervisor.log = { _ in }
         supervisor.restartDelay = .milliseconds(10)
