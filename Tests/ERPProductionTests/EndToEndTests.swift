@@ -96,7 +96,7 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
             let body = #"{"userId":"\#(customers[n % 20])","shopId":"shop_stockholm","items":[{"productId":"prod_\#(String(format: "%02d", n % 20 + 1))","quantity":1}]}"#
             var record = ClientRecord(requestKey: key, scheduledAt: .simulationEpoch, completedAt: nil, outcome: .gaveUp, orderId: nil, attempts: 0)
             // Retry with the same Idempotency-Key while the outcome is unknown (5xx, no answer).
-            for attempt in 1...30 {
+            for attempt in 1...100 {
                 record.attempts = attempt
                 let r = await http("POST", base + "/orders", body: body, headers: ["X-API-Key": "k1", "Idempotency-Key": key, "Content-Type": "application/json"])
                 if let r, r.status == 201 || r.status == 202 {
