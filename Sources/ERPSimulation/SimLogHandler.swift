@@ -1,3 +1,4 @@
+import ERPTransport
 import Foundation
 import Logging
 
@@ -8,6 +9,7 @@ struct SimLogHandler: LogHandler {
     let emit: @Sendable (String) -> Void
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
+    var metadataProvider: Logger.MetadataProvider? = CorrelationScope.metadataProvider
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -15,7 +17,8 @@ struct SimLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var all = metadata
+        var all = metadataProvider?.get() ?? [:]
+        all.merge(metadata) { $1 }
         if let extra = event.metadata { all.merge(extra) { $1 } }
         let meta = all.isEmpty ? "" : " " + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
         emit("\(event.level) \(event.message)\(meta)")

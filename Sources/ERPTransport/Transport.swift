@@ -51,7 +51,11 @@ public struct HandlerTable: Sendable {
 
     public init() {}
 
-    public mutating func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response) {
+    public mutating func register<R: RPCRequest>(_ type: R.Type, handler unscoped: @escaping @Sendable (R, CallContext) async throws -> R.Response) {
+        // Every handler runs inside its call's correlation scope, on either path.
+        let handler: @Sendable (R, CallContext) async throws -> R.Response = { request, context in
+            try await CorrelationScope.$correlationId.withValue(context.correlationId) { try await unscoped(request, context) }
+        }
         encodedHandlers[R.method] = { body, context in
             let request: R
             do {

@@ -37,7 +37,7 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
         let random = SystemRandomSource()
         self.random = random
         self.ids = IDGenerator(random: random)
-        var logger = Logger(label: node.rawValue)
+        var logger = Logger(label: node.rawValue, metadataProvider: CorrelationScope.metadataProvider)
         logger.logLevel = logLevel
         self.logger = logger
     }

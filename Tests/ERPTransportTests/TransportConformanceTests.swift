@@ -226,3 +226,20 @@ final class EffectLog: @unchecked Sendable {
         #expect(try db.write { try Inbox.insertIfAbsent(group: "g", eventId: "e2", eventType: "X", at: t, in: $0) })
     }
 }
+
+@Suite struct CorrelationScopeTests {
+    /// A handler, and a task it spawns, see the call's correlation id; log lines get it as metadata.
+    @Test func handlersRunInTheirCallsCorrelationScope() async throws {
+        var table = HandlerTable()
+        table.register(Echo.self) { request, _ in
+            let seen = CorrelationScope.correlationId ?? "none"
+            let inherited = await Task { CorrelationScope.correlationId ?? "none" }.value
+            let metadata = CorrelationScope.metadataProvider.get()
+            return "\(seen) \(inherited) \(metadata["correlation_id"].map { "\($0)" } ?? "none")"
+        }
+        let context = CallContext(metadata: CallMetadata(deadline: .simulationEpoch, correlationId: "corr-77"), caller: "c")
+        let result = await table.handler(for: Echo.method)!(Echo(text: "x"), context)
+        #expect(try result.get() as? String == "corr-77 corr-77 corr-77")
+        #expect(CorrelationScope.correlationId == nil, "the scope must end with the call")
+    }
+}
