@@ -67,11 +67,17 @@ public final class OrderService: ERPService, @unchecked Sendable {
         runtime.transport.register(GetOrder.self) { [self] request, _ in try self.view(request.orderId) }
         // Recovery: drive on every saga the previous incarnation left unfinished.
         let unfinished = try database.read { db in
-            try String.fetchAll(db, sql: "SELECT orderId FROM saga WHERE step != 'done' ORDER BY orderId")
+            try Row.fetchAll(db, sql: """
+                SELECT s.orderId AS orderId, o.correlationId AS correlationId
+                FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != 'done' ORDER BY s.orderId
+                """).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
         }
         if !unfinished.isEmpty { runtime.record("order recovering \(unfinished.count) sagas") }
-        for orderId in unfinished {
-            runtime.spawn("saga") { [self] in await self.drive(orderId) }
+        for saga in unfinished {
+            // The recovered saga logs under its order's correlation id, as the first one did.
+            runtime.spawn("saga") { [self] in
+                await CorrelationScope.$correlationId.withValue(saga.correlationId) { await self.drive(saga.orderId) }
+            }
         }
     }
 
