@@ -71,14 +71,17 @@ public final class Supervisor: @unchecked Sendable {
             return
         }
         log("\(child.name) \(how); restarting")
-        Thread.sleep(forTimeInterval: restartDelay.seconds)
-        let stillRunning = lock.withLock { !stopping }
-        guard stillRunning else { return }
-        do {
-            try launch(child)
-            lock.withLock { restartCount[child.name, default: 0] += 1 }
-        } catch {
-            log("cannot restart \(child.name): \(error)")
+        // Restart from another queue, not inside Foundation's termination handler, which must not
+        // be held up (nor re-entered by launching a process from it).
+        DispatchQueue.global().asyncAfter(deadline: .now() + restartDelay.seconds) { [self] in
+            let stillRunning = lock.withLock { !stopping }
+            guard stillRunning else { return }
+            do {
+                try launch(child)
+                lock.withLock { restartCount[child.name, default: 0] += 1 }
+            } catch {
+                log("cannot restart \(child.name): \(error)")
+            }
         }
     }
 

@@ -18,7 +18,9 @@ import Testing
         let first = try #require(supervisor.processIdentifier(of: "a"))
         kill(first, SIGKILL)
         var second: Int32?
-        for _ in 0..<200 {
+        // Bounded by wall time, not by a count of sleeps: a loaded test run may wake us late.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while second == nil && ContinuousClock.now < deadline {
             if let pid = supervisor.processIdentifier(of: "a"), pid != first { second = pid; break }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -37,7 +39,8 @@ import Testing
         supervisor.restartDelay = .milliseconds(1)
         supervisor.restartCountMax = 3
         try supervisor.start()
-        for _ in 0..<300 where !lines.contains("not restarting") { try await Task.sleep(for: .milliseconds(10)) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !lines.contains("not restarting") && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(lines.contains("not restarting"))
         #expect(supervisor.restartCount["crashy"] == 3)
         supervisor.stop()
