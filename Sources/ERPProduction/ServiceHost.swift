@@ -78,8 +78,10 @@ public struct ServiceHost: Service {
         }
         logger.info("\(service) stopping")
         await transport.stop()
-        for error in runtime.closeDatabases() { logger.error("closing a database: \(error)") }
+        // Stop the service's code first (shutdown returns once the job in progress has finished),
+        // then close its databases: closing under a running job would pull SQLite from under it.
         executor.shutdown()
+        for error in runtime.closeDatabases() { logger.error("closing a database: \(error)") }
         await authenticator?.stop()
         context.terminate()
     }

@@ -3,6 +3,10 @@ import Foundation
 /// Runs a set of child processes (one per service in `erp up`), restarts a child that dies, and
 /// stops them all, in reverse order, on request. A child that keeps dying is given up on after
 /// `restartCountMax` restarts within `restartWindow`, so a broken service does not spin forever.
+///
+/// Children are started with `posix_spawn` and each is watched by a thread of its own blocked in
+/// `waitpid`: supervision must not depend on a shared thread pool that a busy process can starve
+/// (Foundation's `Process` reports exits through dispatch queues, which was seen to stall here).
 public final class Supervisor: @unchecked Sendable {
     public struct Child: Sendable {
         public var name: String
@@ -22,41 +26,47 @@ public final class Supervisor: @unchecked Sendable {
     public var log: @Sendable (String) -> Void = { print($0) }
 
     private let lock = NSLock()
-    private var children: [Child]
-    private var processes: [String: Process] = [:]
+    private let children: [Child]
+    private var running: [String: pid_t] = [:]
     private var restarts: [String: [ContinuousClock.Instant]] = [:]
     private var stopping = false
-    public private(set) var restartCount: [String: Int] = [:]
+    private var restartCounts: [String: Int] = [:]
 
     public init(children: [Child]) { self.children = children }
+
+    public var restartCount: [String: Int] { lock.withLock { restartCounts } }
 
     /// Starts every child in order.
     public func start() throws {
         for child in children { try launch(child) }
     }
 
-    /// The running process of a child (for tests and for status lines).
-    public func processIdentifier(of name: String) -> Int32? {
-        lock.withLock { processes[name].map { $0.processIdentifier } }
-    }
+    /// The running process of a child, if any.
+    public func processIdentifier(of name: String) -> Int32? { lock.withLock { running[name] } }
 
     private func launch(_ child: Child) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: child.executable)
-        process.arguments = child.arguments
-        if let environment = child.environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        process.terminationHandler = { [weak self] p in self?.exited(child, p) }
-        try process.run()
-        lock.withLock { processes[child.name] = process }
-        log("started \(child.name) (pid \(process.processIdentifier))")
+        var environment = ProcessInfo.processInfo.environment
+        if let extra = child.environment { environment.merge(extra) { $1 } }
+        let argv = ([child.executable] + child.arguments).map { strdup($0) } + [nil]
+        let envp = environment.keys.sorted().map { strdup("\($0)=\(environment[$0]!)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, child.executable, nil, nil, argv, envp)
+        guard status == 0 else { throw SupervisorError("cannot start \(child.name): \(String(cString: strerror(status)))") }
+        lock.withLock { running[child.name] = pid }
+        log("started \(child.name) (pid \(pid))")
+        let spawned = pid
+        let watcher = Thread { [self] in watch(child, spawned) }
+        watcher.name = "supervise-\(child.name)"
+        watcher.start()
     }
 
-    private func exited(_ child: Child, _ process: Process) {
+    /// Runs on the child's own watcher thread until the child is gone (and restarted, if due).
+    private func watch(_ child: Child, _ pid: pid_t) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let (stop, recent): (Bool, Int) = lock.withLock {
-            guard processes[child.name] === process else { return (true, 0) }
-            processes[child.name] = nil
+            if running[child.name] == pid { running[child.name] = nil }
             if stopping { return (true, 0) }
             let now = ContinuousClock.now
             var times = (restarts[child.name] ?? []).filter { now - $0 < restartWindow }
@@ -65,49 +75,46 @@ public final class Supervisor: @unchecked Sendable {
             return (false, times.count)
         }
         if stop { return }
-        let how = process.terminationReason == .uncaughtSignal ? "killed by signal \(process.terminationStatus)" : "exited with \(process.terminationStatus)"
+        let signalled = status & 0x7f
+        let how = signalled != 0 ? "killed by signal \(signalled)" : "exited with \((status >> 8) & 0xff)"
         guard recent <= restartCountMax else {
             log("\(child.name) \(how); it died \(recent) times within \(restartWindow): not restarting")
             return
         }
         log("\(child.name) \(how); restarting")
-        // Restart from another queue, not inside Foundation's termination handler, which must not
-        // be held up (nor re-entered by launching a process from it).
-        DispatchQueue.global().asyncAfter(deadline: .now() + restartDelay.seconds) { [self] in
-            let stillRunning = lock.withLock { !stopping }
-            guard stillRunning else { return }
-            do {
-                try launch(child)
-                lock.withLock { restartCount[child.name, default: 0] += 1 }
-            } catch {
-                log("cannot restart \(child.name): \(error)")
-            }
+        Thread.sleep(forTimeInterval: Double(restartDelay.components.seconds) + Double(restartDelay.components.attoseconds) * 1e-18)
+        guard lock.withLock({ !stopping }) else { return }
+        do {
+            try launch(child)
+            lock.withLock { restartCounts[child.name, default: 0] += 1 }
+        } catch {
+            log("cannot restart \(child.name): \(error)")
         }
     }
 
     /// SIGTERM to every child in reverse start order, SIGKILL to those still alive after the grace period.
     public func stop() {
-        let running: [(String, Process)] = lock.withLock {
+        let targets: [(String, pid_t)] = lock.withLock {
             stopping = true
-            return children.reversed().compactMap { c in processes[c.name].map { (c.name, $0) } }
+            return children.reversed().compactMap { c in running[c.name].map { (c.name, $0) } }
         }
-        for (name, process) in running where process.isRunning {
+        for (name, pid) in targets {
             log("stopping \(name)")
-            process.terminate()
+            kill(pid, SIGTERM)
         }
         let deadline = ContinuousClock.now + stopGracePeriod
-        for (name, process) in running {
-            while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
-            if process.isRunning {
+        for (name, pid) in targets {
+            while lock.withLock({ running[name] == pid }) && ContinuousClock.now < deadline { usleep(10_000) }
+            if lock.withLock({ running[name] == pid }) {
                 log("\(name) ignored SIGTERM; killing it")
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                kill(pid, SIGKILL)
+                while lock.withLock({ running[name] == pid }) { usleep(10_000) }
             }
         }
-        lock.withLock { processes.removeAll() }
     }
 }
 
-extension Duration {
-    fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+public struct SupervisorError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
 }
