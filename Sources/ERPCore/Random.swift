@@ -28,6 +28,13 @@ extension RandomSource {
         precondition(!c.isEmpty, "pick from an empty collection")
         return c[c.startIndex + int(in: 0...(c.count - 1))]
     }
+    /// Capped exponential backoff with full jitter: uniform in [0, min(maximum, initial × 2^attempt)).
+    /// The one backoff of the services, the outbox relay and the bus.
+    public func fullJitterBackoff(attempt: Int, initial: Duration, max maximum: Duration) -> Duration {
+        let cap = min(maximum.nanoseconds, initial.nanoseconds << Swift.min(attempt, 30))
+        return .nanoseconds(Int64(uniform(0, Double(Swift.max(cap, 1)))))
+    }
+
     /// Lowercase hex of `byteCount` random bytes.
     public func hex(byteCount: Int) -> String {
         var out = ""

@@ -9,11 +9,6 @@ import Foundation
 /// workload and the fault schedule through the chaos phase, heals, lets every flow finish, then
 /// judges the recorded state with the checkers.
 public struct SimulationRunner {
-    public struct Result {
-        public var summary: RunSummary
-        public var outputDirectory: String
-    }
-
     public var scenario: Scenario
     public var fixtures: Fixtures
     public var seed: UInt64

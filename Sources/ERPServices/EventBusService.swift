@@ -178,7 +178,7 @@ public final class EventBusService: ERPService, @unchecked Sendable {
                                        arguments: [attempts, error, group, seq])
                         runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
                     } else {
-                        let delay = backoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax, random: runtime.random)
+                        let delay = runtime.random.fullJitterBackoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax)
                         try db.execute(sql: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
                                        arguments: [attempts, (now + delay).millisecondsSinceEpoch, error, group, seq])
                     }

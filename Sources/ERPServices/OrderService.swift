@@ -145,10 +145,15 @@ public final class OrderService: ERPService, @unchecked Sendable {
     // MARK: The saga
 
     private func waitForSaga(_ orderId: String, until deadline: Timestamp) async {
-        let done = try? database.read { db in
-            try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == "done"
+        do {
+            let done = try database.read { db in
+                try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == "done"
+            }
+            if done { return }
+        } catch {
+            // Unreadable now: wait as if unfinished; the driver's completion or the deadline ends the wait.
+            runtime.logger.error("saga \(orderId): cannot read its step: \(error)")
         }
-        if done == true { return }
         let wait = deadline - runtime.clock.now
         guard wait > .zero else { return }
         waiterTickets &+= 1
@@ -292,7 +297,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
         var last: RPCError?
         for attempt in 0..<attemptCountMax {
             if attempt > 0 {
-                await runtime.sleep(for: backoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax, random: runtime.random))
+                await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax))
             }
             do throws(RPCError) {
                 let metadata = runtime.metadata(timeout: settings.sagaStepTimeout, idempotencyKey: key, correlationId: state.correlationId)

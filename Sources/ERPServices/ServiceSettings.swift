@@ -127,9 +127,3 @@ func storage<T>(_ body: () throws -> T) throws -> T {
         throw RPCError.unavailable("storage: \(error)")
     }
 }
-
-/// Capped exponential backoff with full jitter from the runtime's random source.
-func backoff(attempt: Int, initial: Duration, max maximum: Duration, random: any RandomSource) -> Duration {
-    let cap = min(maximum.nanoseconds, initial.nanoseconds << Swift.min(attempt, 30))
-    return .nanoseconds(Int64(random.uniform(0, Double(Swift.max(cap, 1)))))
-}

@@ -30,10 +30,6 @@ public enum Outbox {
     public static func remove(upTo seq: Int64, in db: Database) throws {
         try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [seq])
     }
-
-    public static func count(in db: Database) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
-    }
 }
 
 /// Which events a consumer group has applied. Recorded in the same transaction as the effect, so

@@ -56,8 +56,7 @@ public final class OutboxRelay: @unchecked Sendable {
                 failures = 0
             } catch {
                 failures += 1
-                let cap = min(settings.backoffMax.nanoseconds, settings.backoffInitial.nanoseconds << min(failures, 20))
-                let delay = Duration.nanoseconds(Int64(runtime.random.uniform(0, Double(cap))))
+                let delay = runtime.random.fullJitterBackoff(attempt: failures, initial: settings.backoffInitial, max: settings.backoffMax)
                 runtime.record("\(runtime.node) relay append failed (\(error)); retry in \(delay.shortDescription)")
                 await runtime.sleep(for: delay)
             }
