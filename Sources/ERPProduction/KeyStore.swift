@@ -13,34 +13,45 @@ public struct KeyStore: Sendable {
     /// Makes a key pair for every service that has none (existing keys are kept unless `replace`).
     @discardableResult
     public func generate(for services: [ServiceName], replace: Bool = false) throws -> [ServiceName] {
+        try generate(named: services.map(\.rawValue), replace: replace).compactMap(ServiceName.init(named:))
+    }
+
+    /// Makes a key pair for every name (a service, or a client such as the scenario runner) that
+    /// has none. Returns the names it made pairs for.
+    @discardableResult
+    public func generate(named names: [String], replace: Bool = false) throws -> [String] {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var made: [ServiceName] = []
-        for service in services {
-            let secretPath = path(service, "key")
+        var made: [String] = []
+        for name in names {
+            let secretPath = path(name, "key")
             if fm.fileExists(atPath: secretPath) && !replace { continue }
             let pair = try CurveKeyPair.generate()
             guard fm.createFile(atPath: secretPath, contents: Data(pair.secretKey.utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw KeyStoreError("cannot write \(secretPath)")
             }
-            try Data(pair.publicKey.utf8).write(to: URL(fileURLWithPath: path(service, "pub")))
-            made.append(service)
+            try Data(pair.publicKey.utf8).write(to: URL(fileURLWithPath: path(name, "pub")))
+            made.append(name)
         }
         return made
     }
 
-    public func keyPair(of service: ServiceName) throws -> CurveKeyPair {
-        let secret = try read(path(service, "key"))
+    public func keyPair(of service: ServiceName) throws -> CurveKeyPair { try keyPair(named: service.rawValue) }
+
+    public func keyPair(named name: String) throws -> CurveKeyPair {
+        let secret = try read(path(name, "key"))
         let pair = try CurveKeyPair(secretKey: secret)
-        if let published = try? read(path(service, "pub")), published != pair.publicKey {
-            throw KeyStoreError("\(path(service, "pub")) does not match \(path(service, "key"))")
+        if let published = try? read(path(name, "pub")), published != pair.publicKey {
+            throw KeyStoreError("\(path(name, "pub")) does not match \(path(name, "key"))")
         }
         return pair
     }
 
-    public func publicKey(of service: ServiceName) throws -> String { try read(path(service, "pub")) }
+    public func publicKey(of service: ServiceName) throws -> String { try publicKey(named: service.rawValue) }
 
-    private func path(_ service: ServiceName, _ ext: String) -> String { directory + "/" + service.rawValue + "." + ext }
+    public func publicKey(named name: String) throws -> String { try read(path(name, "pub")) }
+
+    private func path(_ name: String, _ ext: String) -> String { directory + "/" + name + "." + ext }
 
     private func read(_ path: String) throws -> String {
         do {

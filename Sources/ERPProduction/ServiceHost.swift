@@ -15,13 +15,20 @@ import ServiceLifecycle
 public struct ServiceHost: Service {
     public let service: ServiceName
     public let topology: Topology
-    public let fixtures: Fixtures
+    /// What every service reads: fixtures, planted defects, provider behaviour, resilience policies.
+    public let settings: ServiceSettings
     public var logLevel: Logger.Level = .info
+    /// Serve the control methods of `FaultControl` (for `erp run --mode zmq`; never in production).
+    public var faultControl = false
 
     public init(service: ServiceName, topology: Topology, fixtures: Fixtures) {
+        self.init(service: service, topology: topology, settings: ServiceSettings(fixtures: fixtures))
+    }
+
+    public init(service: ServiceName, topology: Topology, settings: ServiceSettings) {
         self.service = service
         self.topology = topology
-        self.fixtures = fixtures
+        self.settings = settings
     }
 
     public func run() async throws {
@@ -40,7 +47,7 @@ public struct ServiceHost: Service {
         var authenticator: ZAPAuthenticator?
         let security: ZeroMQTransport.Security
         if let keys {
-            let allowed = Set(try topology.services.map { try keys.publicKey(of: $0) })
+            let allowed = Set(try topology.services.map { try keys.publicKey(of: $0) } + topology.clients.map { try keys.publicKey(named: $0) })
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: allowed) { [logger] refusal in
                 logger.warning("refused a connection: \(refusal)")
             }
@@ -52,20 +59,25 @@ public struct ServiceHost: Service {
         }
         let executor = SerialTaskExecutor(name: service.rawValue)
         let node = NodeName(service)
+        let clock = SystemClock()
         let transport = ZeroMQTransport(node: node, endpoint: endpoint, addressBook: book, context: context,
-                                        security: security, executor: executor, logger: logger)
+                                        security: security, executor: executor, clock: clock, logger: logger)
         let bound = try await transport.start()
         try FileManager.default.createDirectory(atPath: topology.dataDirectory, withIntermediateDirectories: true)
         let runtime = ZeroMQRuntime(node: node, transport: transport, executor: executor, dataDirectory: topology.dataDirectory,
-                                    logLevel: logLevel)
-        let instance = try ServiceCatalog.make(service, runtime: runtime, settings: ServiceSettings(fixtures: fixtures),
+                                    clock: clock, logLevel: logLevel)
+        if faultControl {
+            logger.warning("serving fault-control methods: peers with an admitted key can inject faults")
+            Self.registerFaultControl(node: node, transport: transport, clock: clock, settings: settings)
+        }
+        let instance = try ServiceCatalog.make(service, runtime: runtime, settings: settings,
                                                routes: ServiceCatalog.routes(for: topology.services))
         try await onNode(runtime) { try await instance.start() }
         logger.info("\(service) serving on \(bound)")
 
         if service == .gateway, let operations = instance as? GatewayOperations {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys),
-                                   clock: SystemClock(), ids: runtime.ids,
+                                   clock: clock, ids: runtime.ids,
                                    hop: { body in await Self.hop(runtime, body) })
             let app = Application(router: http.router(),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),

@@ -13,8 +13,12 @@ public final class Supervisor: @unchecked Sendable {
         public var executable: String
         public var arguments: [String]
         public var environment: [String: String]?
-        public init(name: String, executable: String, arguments: [String], environment: [String: String]? = nil) {
+        /// Where the child's standard output and error go (appended); nil: inherited.
+        public var logPath: String?
+        public init(name: String, executable: String, arguments: [String], environment: [String: String]? = nil,
+                    logPath: String? = nil) {
             self.name = name; self.executable = executable; self.arguments = arguments; self.environment = environment
+            self.logPath = logPath
         }
     }
 
@@ -31,6 +35,9 @@ public final class Supervisor: @unchecked Sendable {
     private var restarts: [String: [ContinuousClock.Instant]] = [:]
     private var stopping = false
     private var restartCounts: [String: Int] = [:]
+    /// Children killed on purpose (`crash`), left down until `restart`.
+    private var held: Set<String> = []
+    private var startCounts: [String: Int] = [:]
 
     public init(children: [Child]) { self.children = children }
 
@@ -44,16 +51,61 @@ public final class Supervisor: @unchecked Sendable {
     /// The running process of a child, if any.
     public func processIdentifier(of name: String) -> Int32? { lock.withLock { running[name] } }
 
+    /// How many times each child has been started (the first start included).
+    public var startCount: [String: Int] { lock.withLock { startCounts } }
+
+    /// Kills a child with SIGKILL (a crash: no shutdown, no flushing) and keeps it down until
+    /// `restart`. Returns false if it was not running.
+    @discardableResult
+    public func crash(_ name: String) -> Bool {
+        let pid: pid_t? = lock.withLock {
+            held.insert(name)
+            return running[name]
+        }
+        guard let pid else { return false }
+        kill(pid, SIGKILL)
+        // Wait for the watcher to see it go, so that a quick `restart` does not race the corpse.
+        while lock.withLock({ running[name] == pid }) { usleep(1_000) }
+        return true
+    }
+
+    /// Starts a child that `crash` keeps down (or that is down for any reason and not running).
+    public func restart(_ name: String) throws {
+        guard let child = children.first(where: { $0.name == name }) else { throw SupervisorError("no child named \(name)") }
+        let start: Bool = lock.withLock {
+            held.remove(name)
+            return running[name] == nil && !stopping
+        }
+        if start { try launch(child) }
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, …) to a running child. Returns false if it was not running.
+    @discardableResult
+    public func send(_ signal: Int32, to name: String) -> Bool {
+        guard let pid = lock.withLock({ running[name] }) else { return false }
+        return kill(pid, signal) == 0
+    }
+
     private func launch(_ child: Child) throws {
         var environment = ProcessInfo.processInfo.environment
         if let extra = child.environment { environment.merge(extra) { $1 } }
         let argv = ([child.executable] + child.arguments).map { strdup($0) } + [nil]
         let envp = environment.keys.sorted().map { strdup("\($0)=\(environment[$0]!)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let logPath = child.logPath {
+            posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, child.executable, nil, nil, argv, envp)
+        let status = posix_spawn(&pid, child.executable, &actions, nil, argv, envp)
         guard status == 0 else { throw SupervisorError("cannot start \(child.name): \(String(cString: strerror(status)))") }
-        lock.withLock { running[child.name] = pid }
+        lock.withLock {
+            running[child.name] = pid
+            startCounts[child.name, default: 0] += 1
+        }
         log("started \(child.name) (pid \(pid))")
         let spawned = pid
         let watcher = Thread { [self] in watch(child, spawned) }
@@ -67,7 +119,7 @@ public final class Supervisor: @unchecked Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let (stop, recent): (Bool, Int) = lock.withLock {
             if running[child.name] == pid { running[child.name] = nil }
-            if stopping { return (true, 0) }
+            if stopping || held.contains(child.name) { return (true, 0) }
             let now = ContinuousClock.now
             var times = (restarts[child.name] ?? []).filter { now - $0 < restartWindow }
             times.append(now)
@@ -83,7 +135,7 @@ public final class Supervisor: @unchecked Sendable {
         }
         log("\(child.name) \(how); restarting")
         Thread.sleep(forTimeInterval: Double(restartDelay.components.seconds) + Double(restartDelay.components.attoseconds) * 1e-18)
-        guard lock.withLock({ !stopping }) else { return }
+        guard lock.withLock({ !stopping && !held.contains(child.name) && running[child.name] == nil }) else { return }
         do {
             try launch(child)
             lock.withLock { restartCounts[child.name, default: 0] += 1 }
@@ -101,6 +153,7 @@ public final class Supervisor: @unchecked Sendable {
         for (name, pid) in targets {
             log("stopping \(name)")
             kill(pid, SIGTERM)
+            kill(pid, SIGCONT) // a paused child must run to act on SIGTERM
         }
         let deadline = ContinuousClock.now + stopGracePeriod
         for (name, pid) in targets {

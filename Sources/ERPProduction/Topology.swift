@@ -20,6 +20,9 @@ public struct Topology: Sendable {
     /// asked for explicitly with `plaintext: true`.
     public var keyDirectory: String?
     public var plaintext = false
+    /// Peers that are not services but may call them (their `<name>.pub` in the key folder): the
+    /// scenario runner of `erp run --mode zmq`, an operator's tool.
+    public var clients: [String] = []
     public var path = ""
 
     public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
@@ -62,7 +65,7 @@ extension Topology {
         }
         guard case .mapping(let top) = root else { throw fail(root, "a topology is a mapping") }
         var name = "topology", data = ".erp-data", host = "127.0.0.1", port = 8080
-        var apiKeys: [String] = [], keys: String?, plaintext = false
+        var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = []
         var endpoints: [(ServiceName, String)] = []
         for (k, v) in top {
             switch k.string ?? "" {
@@ -88,7 +91,12 @@ extension Topology {
                     switch sk.string ?? "" {
                     case "curveKeys": keys = sv.string
                     case "plaintext": plaintext = sv.bool ?? false
-                    default: throw fail(sk, "unknown field '\(sk.string ?? "")' in security; expected curveKeys, plaintext")
+                    case "clients":
+                        guard case .sequence(let list) = sv, list.allSatisfy({ $0.string.map { !$0.isEmpty && !$0.contains("/") } ?? false }) else {
+                            throw fail(sv, "security.clients must be a list of key names (files NAME.pub in the curveKeys folder)")
+                        }
+                        clients = list.compactMap(\.string)
+                    default: throw fail(sk, "unknown field '\(sk.string ?? "")' in security; expected curveKeys, plaintext, clients")
                     }
                 }
             case "services":
@@ -124,6 +132,7 @@ extension Topology {
         topology.apiKeys = apiKeys
         topology.keyDirectory = keys
         topology.plaintext = plaintext
+        topology.clients = clients
         return topology
     }
 }

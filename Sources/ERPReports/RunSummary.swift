@@ -79,6 +79,9 @@ public struct RunSummary: Codable, Sendable {
     public var traceLines = 0
     public var wallSeconds: Double = 0
 
+    /// Whose milliseconds the latencies are: the simulator's virtual time or the wall clock.
+    var timeBase: String { mode == "simulation" ? "virtual" : "wall-clock" }
+
     public init(scenario: String, seed: UInt64, mode: String, reproduce: String, chaos: Duration, heal: Duration) {
         self.scenario = scenario
         self.seed = seed
@@ -106,7 +109,7 @@ public struct RunSummary: Codable, Sendable {
             lines.append("cancelled because: " + orders.cancelReasons.keys.sorted().map { "\($0) \(orders.cancelReasons[$0]!)" }.joined(separator: ", "))
         }
         if let l = latency["orderPlacement"] {
-            lines.append("order placement latency (virtual ms): p50 \(l.p50)  p90 \(l.p90)  p99 \(l.p99)  max \(l.max)  (n=\(l.count))")
+            lines.append("order placement latency (\(timeBase) ms): p50 \(l.p50)  p90 \(l.p90)  p99 \(l.p99)  max \(l.max)  (n=\(l.count))")
         }
         lines.append("stock conserved: \(invariants["stock-conservation"] == .pass ? "yes" : "NO")")
         for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
@@ -144,7 +147,7 @@ public struct RunSummary: Codable, Sendable {
             md += "\n### Counter-examples\n\n"
             for v in violations { md += "- **\(v.invariant)**: \(v.example)\n" }
         }
-        md += "\n## Latency (virtual milliseconds)\n\n| flow | n | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n"
+        md += "\n## Latency (\(timeBase) milliseconds)\n\n| flow | n | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n"
         for name in latency.keys.sorted() {
             let l = latency[name]!
             md += "| \(name) | \(l.count) | \(l.p50) | \(l.p90) | \(l.p99) | \(l.p999) | \(l.max) |\n"

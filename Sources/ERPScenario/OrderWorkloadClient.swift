@@ -18,34 +18,70 @@ public struct ClientRecord: Sendable {
     }
 }
 
+/// How the customers reach the shop: RPC to the gateway node in simulation, real HTTP to the
+/// gateway in `--mode zmq`. Errors are the transport's typed errors whatever the way (an HTTP 429
+/// is `overloaded`, a 504 `deadlineExceeded`, no answer `unavailable`).
+public protocol OrderAPI: Sendable {
+    func placeOrder(_ order: PlaceOrder, metadata: CallMetadata) async throws -> OrderView
+    func fetchOrder(_ orderId: String, metadata: CallMetadata) async throws -> OrderView
+}
+
+/// The gateway's operations over the runtime's transport.
+public struct TransportOrderAPI: OrderAPI {
+    let transport: any Transport
+    public init(transport: any Transport) { self.transport = transport }
+    public func placeOrder(_ order: PlaceOrder, metadata: CallMetadata) async throws -> OrderView {
+        try await transport.call(order, metadata: metadata)
+    }
+    public func fetchOrder(_ orderId: String, metadata: CallMetadata) async throws -> OrderView {
+        try await transport.call(FetchOrder(orderId: orderId), metadata: metadata)
+    }
+}
+
 /// The customers: an open-loop generator. Orders arrive as a Poisson process whatever the system's
 /// state (a closed loop would slow down with the system and hide its latency). Each order is
 /// retried with the same idempotency key while its outcome is unknown, like a careful HTTP client.
-final class OrderWorkloadClient: @unchecked Sendable {
+public final class OrderWorkloadClient: @unchecked Sendable {
+    // @unchecked Sendable: its state is touched only by tasks on `runtime`'s executor (one thread).
     let runtime: any Runtime
+    let api: any OrderAPI
     let workload: Scenario.OrderWorkload
     let fixtures: Fixtures
     let until: Timestamp
-    private(set) var records: [ClientRecord] = []
+    public private(set) var records: [ClientRecord] = []
     private var submitted = 0
+    /// Orders whose outcome the client is still waiting for.
+    public private(set) var inFlight = 0
+    /// True once no further order will arrive.
+    public private(set) var arrivalsEnded = false
+    /// Every order has arrived and finished (as far as the client will wait for it).
+    public var isDone: Bool { arrivalsEnded && inFlight == 0 }
     static let pollInterval: Duration = .milliseconds(500)
     static let pollCountMax = 240
 
-    init(runtime: any Runtime, workload: Scenario.OrderWorkload, fixtures: Fixtures, until: Timestamp) {
+    public init(runtime: any Runtime, api: any OrderAPI, workload: Scenario.OrderWorkload, fixtures: Fixtures, until: Timestamp) {
         self.runtime = runtime
+        self.api = api
         self.workload = workload
         self.fixtures = fixtures
         self.until = until
     }
 
-    func start() {
-        guard workload.ratePerSecond > 0 else { return }
+    public func start() {
+        guard workload.ratePerSecond > 0 else {
+            arrivalsEnded = true
+            return
+        }
         runtime.spawn("arrivals") { [self] in
             while true {
                 let gap = runtime.random.exponential(mean: 1 / workload.ratePerSecond)
                 await runtime.sleep(for: .nanoseconds(Int64(gap * 1e9)))
-                guard runtime.clock.now < until else { return }
+                guard runtime.clock.now < until else {
+                    arrivalsEnded = true
+                    return
+                }
                 submitted += 1
+                inFlight += 1
                 let number = submitted
                 runtime.spawn("order") { [self] in await self.placeOrder(number) }
             }
@@ -66,7 +102,10 @@ final class OrderWorkloadClient: @unchecked Sendable {
         let key = "req-\(number)"
         let correlationId = "corr-\(number)"
         var record = ClientRecord(requestKey: key, scheduledAt: scheduledAt, completedAt: nil, outcome: .gaveUp, orderId: nil, attempts: 0)
-        defer { records.append(record) }
+        defer {
+            records.append(record)
+            inFlight -= 1
+        }
         var retryAfter: Duration = .zero
         for attempt in 0..<workload.attemptCountMax {
             if attempt > 0 {
@@ -76,7 +115,7 @@ final class OrderWorkloadClient: @unchecked Sendable {
             record.attempts = attempt + 1
             do {
                 let metadata = CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlationId, idempotencyKey: key)
-                var view = try await runtime.transport.call(PlaceOrder(userId: customer.id, shopId: shop.id, items: lines), metadata: metadata)
+                var view = try await api.placeOrder(PlaceOrder(userId: customer.id, shopId: shop.id, items: lines), metadata: metadata)
                 record.orderId = view.orderId
                 // Accepted but not finished (HTTP 202): poll until it is, within a bound.
                 var polls = 0
@@ -84,9 +123,10 @@ final class OrderWorkloadClient: @unchecked Sendable {
                     polls += 1
                     await runtime.sleep(for: Self.pollInterval)
                     do {
-                        view = try await runtime.transport.call(FetchOrder(orderId: view.orderId),
-                                                                metadata: CallMetadata(deadline: runtime.clock.now + .seconds(1), correlationId: correlationId))
+                        view = try await api.fetchOrder(view.orderId,
+                                                        metadata: CallMetadata(deadline: runtime.clock.now + .seconds(1), correlationId: correlationId))
                     } catch {
+                        runtime.logger.debug("polling \(view.orderId) failed: \(error)")
                         continue
                     }
                 }

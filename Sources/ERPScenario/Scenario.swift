@@ -83,3 +83,59 @@ public struct ScheduledFault: Sendable {
         self.at = at; self.duration = duration; self.kind = kind; self.line = line
     }
 }
+
+extension Scenario {
+    /// The settings every service of this scenario reads: planted defects, the provider's
+    /// behaviour, resilience policies.
+    public func serviceSettings(fixtures: Fixtures) -> ServiceSettings {
+        var settings = ServiceSettings(fixtures: fixtures)
+        settings.defects = defects
+        settings.provider.declineRate = payment.declineRate
+        settings.provider.processingTime = payment.processingTime
+        settings.resilience = resilience
+        return settings
+    }
+
+    /// The same scenario with its chaos phase lasting `chaos`: fault times, fault durations,
+    /// restart delays, the heal phase and the expected order counts scale by the same factor
+    /// (the arrival rate does not), so a long scenario can run in seconds.
+    public func scaled(toChaos chaos: Duration) -> Scenario {
+        guard duration > .zero, chaos != duration else { return self }
+        let factor = chaos.seconds / duration.seconds
+        func scale(_ d: Duration) -> Duration { .nanoseconds(Int64((Double(d.nanoseconds) * factor).rounded())) }
+        var scaled = self
+        scaled.duration = chaos
+        scaled.heal = scale(heal)
+        scaled.faults = faults.map { fault in
+            var f = fault
+            f.at = scale(fault.at)
+            f.duration = fault.duration.map(scale)
+            if case .crash(let node, let restartAfter) = fault.kind { f.kind = .crash(node, restartAfter: restartAfter.map(scale)) }
+            return f
+        }
+        scaled.expect.minConfirmed = Int((Double(expect.minConfirmed) * factor).rounded(.down))
+        scaled.expect.minCancelled = Int((Double(expect.minCancelled) * factor).rounded(.down))
+        return scaled
+    }
+}
+
+extension ScheduledFault {
+    /// One line for the run's report: when, for how long, what.
+    public var summaryText: String {
+        let what: String
+        switch kind {
+        case .partition(let a, let b): what = "partition \(a) <-> \(b)"
+        case .partitionOneWay(let from, let to): what = "partition \(from) -> \(to)"
+        case .isolate(let name): what = "isolate \(name)"
+        case .crash(let name, let restartAfter):
+            what = "crash \(name), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+        case .pause(let name): what = "pause \(name)"
+        case .clockSkew(let name, let skew): what = "clock skew \(name) by \(skew.shortDescription)"
+        case .link(let from, let to, let settings):
+            what = "link \(from) -> \(to): latency \(settings.latencyMin.shortDescription)..\(settings.latencyMax.shortDescription), drop \(settings.dropProbability), duplicate \(settings.duplicateProbability), reorder \(settings.reorderProbability)"
+        case .providerDelay(let delay): what = "swishpay answers in \(delay.shortDescription)"
+        case .providerDeclineRate(let rate): what = "swishpay declines \(Int(rate * 100))%"
+        }
+        return "at \(at.shortDescription)\(duration.map { " for \($0.shortDescription)" } ?? ""): \(what)"
+    }
+}

@@ -41,11 +41,7 @@ public struct SimulationRunner {
         world.network.defaultLink = scenario.network.link
         world.record("scenario \(scenario.name) seed \(seed)")
 
-        var settings = ServiceSettings(fixtures: fixtures)
-        settings.defects = scenario.defects
-        settings.provider.declineRate = scenario.payment.declineRate
-        settings.provider.processingTime = scenario.payment.processingTime
-        settings.resilience = scenario.resilience
+        let settings = scenario.serviceSettings(fixtures: fixtures)
         let services = ServiceCatalog.startOrder
         let routes = ServiceCatalog.routes(for: services)
         for service in services {
@@ -64,8 +60,8 @@ public struct SimulationRunner {
 
         clientNode.start()
         let chaosEnd = warmUp + scenario.duration
-        let client = OrderWorkloadClient(runtime: clientNode.runtime!, workload: scenario.workload, fixtures: fixtures,
-                                         until: world.now + scenario.duration)
+        let client = OrderWorkloadClient(runtime: clientNode.runtime!, api: TransportOrderAPI(transport: clientNode.runtime!.transport),
+                                         workload: scenario.workload, fixtures: fixtures, until: world.now + scenario.duration)
         client.start()
         var faultLog: [String] = []
         for fault in scenario.faults {
@@ -92,12 +88,7 @@ public struct SimulationRunner {
         summary.traceLines = trace.lineCount
         summary.faults = faultLog
         summary.recoveredSagas = recovered.sagas
-        for (path, counts) in settings.resilienceMetrics.paths {
-            summary.resilience[path] = RunSummary.PathResilience(
-                calls: counts.calls, attempts: counts.attempts, retries: counts.retries, failedCalls: counts.failedCalls,
-                breakerRejections: counts.breakerRejections, breakerOpened: counts.opened, breakerHalfOpened: counts.halfOpened,
-                breakerClosed: counts.closed, breakerState: counts.lastState)
-        }
+        for (path, counts) in settings.resilienceMetrics.paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
         summary.rateLimited = settings.resilienceMetrics.rateLimited
         summary.defects = scenario.defects.enabledNames
         summary.network.sent = stats.messagesSent
@@ -106,7 +97,18 @@ public struct SimulationRunner {
         summary.network.duplicated = stats.messagesDuplicated
         for (name, count) in starts { summary.serviceStarts[name] = count }
 
-        let history = client.records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+        try Self.judge(into: &summary, scenario: scenario, history: client.records, databaseDirectory: databaseDirectory)
+        let wall = ContinuousClock.now - wallStart
+        summary.wallSeconds = (wall.seconds * 1000).rounded() / 1000
+        try Self.write(summary, to: outputDirectory)
+        return summary
+    }
+
+    /// What every runner does at the end, whatever the backend: order latency from the client's
+    /// history, the invariants judged from the databases, the scenario's expectations.
+    public static func judge(into summary: inout RunSummary, scenario: Scenario, history records: [ClientRecord],
+                             databaseDirectory: String) throws {
+        let history = records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
         var placement = LatencyRecorder()
         for record in history {
             if let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled {
@@ -121,18 +123,22 @@ public struct SimulationRunner {
         if summary.orders.cancelled < scenario.expect.minCancelled {
             summary.expectationFailures.append("at least \(scenario.expect.minCancelled) cancelled orders, got \(summary.orders.cancelled)")
         }
-        let wall = ContinuousClock.now - wallStart
-        summary.wallSeconds = (wall.seconds * 1000).rounded() / 1000
-        try summary.json().write(to: URL(fileURLWithPath: outputDirectory + "/summary.json"))
-        try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: outputDirectory + "/summary.md"))
-        return summary
+    }
+
+    /// Writes summary.json and summary.md into `directory`.
+    public static func write(_ summary: RunSummary, to directory: String) throws {
+        try summary.json().write(to: URL(fileURLWithPath: directory + "/summary.json"))
+        try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: directory + "/summary.md"))
     }
 
     final class RecoveryCount: @unchecked Sendable { var sagas = 0 }
 
+    /// The command the report gives to run this again (the caller may spell it out in full).
     public var reproduceCommand: String {
-        "\(executableName) run \(scenario.path.isEmpty ? scenario.name : scenario.path) --seed \(seed)"
+        get { reproduceOverride ?? "\(executableName) run \(scenario.path.isEmpty ? scenario.name : scenario.path) --seed \(seed)" }
+        set { reproduceOverride = newValue }
     }
+    private var reproduceOverride: String?
 
     /// Puts one fault on the world's timeline; returns its description for the report.
     private func schedule(_ fault: ScheduledFault, in world: SimWorld, offset: Duration, chaosEnd: Duration,
@@ -141,54 +147,51 @@ public struct SimulationRunner {
         let end = fault.duration.map { min(start + $0, chaosEnd) }
         let apply: @Sendable () -> Void
         var revert: (@Sendable () -> Void)?
-        let text: String
         switch fault.kind {
         case .partition(let a, let b):
             apply = { world.partition(a, b) }
             revert = { world.healPartition(a, b) }
-            text = "partition \(a) <-> \(b)"
         case .partitionOneWay(let from, let to):
             apply = { world.partitionOneWay(from: from, to: to) }
             revert = { world.healPartitionOneWay(from: from, to: to) }
-            text = "partition \(from) -> \(to)"
         case .isolate(let name):
             apply = { world.isolate(name) }
             revert = { world.rejoin(name) }
-            text = "isolate \(name)"
         case .crash(let name, let restartAfter):
             apply = { world.crash(name) }
             if let restartAfter {
                 let restartAt = start + restartAfter
                 world.schedule(at: restartAt) { world.restart(name) }
-                text = "crash \(name), restart after \(restartAfter.shortDescription)"
-            } else {
-                text = "crash \(name), restart at heal"
             }
         case .pause(let name):
             apply = { world.pause(name) }
             revert = { world.resume(name) }
-            text = "pause \(name)"
         case .clockSkew(let name, let skew):
             apply = { world.setClockSkew(name, skew) }
             revert = { world.setClockSkew(name, .zero) }
-            text = "clock skew \(name) by \(skew.shortDescription)"
         case .link(let from, let to, let settings):
             apply = { world.setLink(from: from, to: to, settings) }
             revert = { world.setLink(from: from, to: to, nil) }
-            text = "link \(from) -> \(to): latency \(settings.latencyMin.shortDescription)..\(settings.latencyMax.shortDescription), drop \(settings.dropProbability), duplicate \(settings.duplicateProbability), reorder \(settings.reorderProbability)"
         case .providerDelay(let delay):
             let baseline = scenario.payment.processingTime
             apply = { world.record("fault swishpay answers in \(delay.shortDescription)"); provider.processingTime = delay }
             revert = { world.record("fault swishpay answers in \(baseline.shortDescription) again"); provider.processingTime = baseline }
-            text = "swishpay answers in \(delay.shortDescription)"
         case .providerDeclineRate(let rate):
             let baseline = scenario.payment.declineRate
             apply = { world.record("fault swishpay decline rate \(rate)"); provider.declineRate = rate }
             revert = { world.record("fault swishpay decline rate back to \(baseline)"); provider.declineRate = baseline }
-            text = "swishpay declines \(Int(rate * 100))%"
         }
         world.schedule(at: start, apply)
         if let revert, let end { world.schedule(at: end, revert) }
-        return "at \(fault.at.shortDescription)\(fault.duration.map { " for \($0.shortDescription)" } ?? ""): \(text)"
+        return fault.summaryText
+    }
+}
+
+extension RunSummary.PathResilience {
+    /// A call path's figures as the report shows them.
+    public init(_ counts: ResilienceMetrics.PathCounts) {
+        self.init(calls: counts.calls, attempts: counts.attempts, retries: counts.retries, failedCalls: counts.failedCalls,
+                  breakerRejections: counts.breakerRejections, breakerOpened: counts.opened, breakerHalfOpened: counts.halfOpened,
+                  breakerClosed: counts.closed, breakerState: counts.lastState)
     }
 }

@@ -32,6 +32,19 @@ public final class ResilienceMetrics: @unchecked Sendable {
         public var closed = 0
         public var lastState = "closed"
         public init() {}
+
+        /// Adds a later period's (or a later process's) figures; the state becomes the later one.
+        public mutating func add(_ later: PathCounts) {
+            calls += later.calls
+            attempts += later.attempts
+            retries += later.retries
+            failedCalls += later.failedCalls
+            breakerRejections += later.breakerRejections
+            opened += later.opened
+            halfOpened += later.halfOpened
+            closed += later.closed
+            lastState = later.lastState
+        }
     }
     public private(set) var paths: [String: PathCounts] = [:]
     public private(set) var rateLimited = 0

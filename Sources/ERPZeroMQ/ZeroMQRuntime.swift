@@ -26,15 +26,17 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
 
     /// - Parameters:
     ///   - transport: the node's transport; usually a `ZeroMQTransport` built on the same executor.
+    ///   - random: the node's randomness; the operating system's unless given (a scenario runner
+    ///     seeds its workload so that runs draw the same orders).
     ///   - logLevel: swift-log level of `logger` (its label is the node's name).
     public init(node: NodeName, transport: any Transport, executor: SerialTaskExecutor, dataDirectory: String,
-                clock: SystemClock = SystemClock(), logLevel: Logger.Level = .info) {
+                clock: SystemClock = SystemClock(), random: (any RandomSource)? = nil, logLevel: Logger.Level = .info) {
         self.node = node
         self.transport = transport
         self.executor = executor
         self.dataDirectory = dataDirectory
         self.clock = clock
-        let random = SystemRandomSource()
+        let random = random ?? SystemRandomSource()
         self.random = random
         self.ids = IDGenerator(random: random)
         var logger = Logger(label: node.rawValue, metadataProvider: CorrelationScope.metadataProvider)

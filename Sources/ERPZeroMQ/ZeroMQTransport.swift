@@ -37,7 +37,7 @@ public final class AddressBook: Sendable {
 
 /// What a `ZeroMQTransport` has done, including every message it refused or lost, so that nothing
 /// is silent.
-public struct TransportCounters: Sendable, Hashable {
+public struct TransportCounters: Sendable, Hashable, Codable {
     public var callsStarted = 0
     public var repliesReceived = 0
     /// Calls that ended with `deadlineExceeded` on the caller's side.
@@ -69,7 +69,8 @@ public struct TransportCounters: Sendable, Hashable {
 ///
 /// Twin of the simulator's `SimTransport`. Differences: payloads are encoded (a request type must
 /// survive a JSON round trip), the network is real (loss shows up as a dropped connection and is
-/// answered `unavailable`; there is no partition model beyond the duplicate fault), deadlines are
+/// answered `unavailable`; partitions, drops, delays and duplicates come from the `faults` filter
+/// that a scenario runner sets at run time, on the sending side), deadlines are
 /// timed on the wall clock by the node's executor, and handlers run as tasks on the node's
 /// `SerialTaskExecutor`, which plays the part of the simulated world's executor.
 ///
@@ -121,6 +122,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     private let clock: SystemClock
     private let logger: Logger
     private let random = SystemRandomSource()
+    /// What a scenario does to this node's outgoing messages (nothing unless set).
+    public let faults = FaultFilter()
     private let bindEndpoint: String
     private let state = Locked(State())
 
@@ -307,10 +310,15 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             let frames = try WireFormat.requestFrames(
                 WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)
             let peer = try await self.peer(for: target, address: address)
-            try await send(frames, via: peer, deadline: metadata.deadline)
-            if settings.duplicateProbability > 0, random.chance(settings.duplicateProbability) {
-                state.withLock { $0.counters.duplicatesSent += 1 }
+            // The fault filter may lose the request (the call then ends by its timer, as across a
+            // partition), hold it back or send it twice.
+            if case .send(let copies, let delay) = faults.decide(to: target) {
+                if delay > .zero { await executor.sleep(for: delay) }
                 try await send(frames, via: peer, deadline: metadata.deadline)
+                if copies > 1 || (settings.duplicateProbability > 0 && random.chance(settings.duplicateProbability)) {
+                    state.withLock { $0.counters.duplicatesSent += 1 }
+                    try await send(frames, via: peer, deadline: metadata.deadline)
+                }
             }
         } catch {
             let failure = error as? RPCError ?? .unavailable("call to \(target) failed: \(error)")
@@ -528,15 +536,18 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 if case .failure(.rejected("internal", let why)) = result {
                     logger.warning("\(method) failed: \(why)", metadata: ["correlationId": "\(context.correlationId)"])
                 }
-                await reply(to: identity, callId: callId, result: result, correlationId: context.correlationId)
+                await reply(to: identity, caller: context.caller, callId: callId, result: result, correlationId: context.correlationId)
             }
         }
     }
 
-    private func reply(to identity: [UInt8], callId: UInt64, result: Result<[UInt8], RPCError>, correlationId: String) async {
+    private func reply(to identity: [UInt8], caller: NodeName, callId: UInt64, result: Result<[UInt8], RPCError>,
+                       correlationId: String) async {
+        guard case .send(var copies, let delay) = faults.decide(to: caller) else { return } // lost on the way
+        if delay > .zero { await executor.sleep(for: delay) }
         guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing
         let frames = [identity] + WireFormat.replyFrames(callId: callId, result: result)
-        let copies = settings.duplicateProbability > 0 && random.chance(settings.duplicateProbability) ? 2 : 1
+        if settings.duplicateProbability > 0 && random.chance(settings.duplicateProbability) { copies = 2 }
         for copy in 0..<copies {
             do {
                 try await router.send(frames: frames)

@@ -32,13 +32,21 @@ enum ExitStatus {
     static let expectations: Int32 = 4
 }
 
-struct Run: ParsableCommand {
+struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a scenario in simulation and write its reports.",
+        abstract: "Run a scenario (in simulation, or on real processes over ZeroMQ) and write its reports.",
         discussion: """
-            Writes DIR/summary.json, DIR/summary.md, DIR/trace.log and the services' databases in DIR/db. \
-            The same scenario and seed give the same trace hash in any process; a failing run prints \
-            the command that reproduces it.
+            Writes DIR/summary.json, DIR/summary.md and the services' databases in DIR/db. In simulation \
+            also DIR/trace.log: the same scenario and seed give the same trace hash in any process, and \
+            a failing run prints the command that reproduces it.
+
+            --mode zmq starts every service as its own process (CURVE over ipc:// sockets in a \
+            temporary folder, the gateway on a free loopback HTTP port), sends the workload as HTTP \
+            requests, and plays the faults for real: crash = SIGKILL then respawn, pause = \
+            SIGSTOP/SIGCONT, partitions, link faults, clock skew and provider faults through each \
+            process's fault filter. Time is real there, so --duration shortens the chaos phase and \
+            scales the fault schedule, the heal phase and the expected counts with it. It also writes \
+            DIR/logs/<service>.log, DIR/runner.log and DIR/topology.yaml; there is no trace hash.
             """)
 
     @Argument(help: "The scenario file (YAML), e.g. scenarios/happy-path.yaml.")
@@ -50,18 +58,30 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).")
     var outputDirectory: String?
 
-    @Option(help: "Backend: only 'simulation' in this release.")
+    @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: String = "simulation"
 
-    @Flag(help: "Print the services' log lines (virtual timestamps) to standard error.")
+    @Option(help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase and the expectations.",
+                               valueName: "duration"))
+    var duration: String?
+
+    @Flag(help: "Print the services' log lines to standard error (simulation: virtual timestamps).")
     var log = false
 
-    func run() throws {
-        guard mode == "simulation" else {
-            throw failure("--mode \(mode) is not available yet; this release runs 'simulation'")
+    func run() async throws {
+        guard mode == "simulation" || mode == "zmq" else {
+            throw failure("--mode must be 'simulation' or 'zmq', not '\(mode)'")
         }
-        let loaded: Scenario
+        var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
+        var reproduce = [CommandLine.arguments.first ?? "erp", "run", loaded.path.isEmpty ? scenario : loaded.path]
+        if let duration {
+            guard let chaos = Duration(parsing: duration), chaos > .zero else {
+                throw failure("--duration must be a positive duration such as 5s or 1500ms, not '\(duration)'")
+            }
+            loaded = loaded.scaled(toChaos: chaos)
+            reproduce += ["--duration", duration]
+        }
         let fixturesPath = resolve(loaded.fixturesPath, relativeTo: scenario)
         let fixtures: Fixtures
         do {
@@ -70,19 +90,30 @@ struct Run: ParsableCommand {
             throw failure("\(scenario): fixtures \(fixturesPath) cannot be read: \(error)")
         }
         let seed = self.seed ?? loaded.seed
-        let out = outputDirectory ?? newReportDirectory(for: loaded.name, seed: seed)
+        let out = outputDirectory ?? newReportDirectory(for: loaded.name + (mode == "zmq" ? "-zmq" : ""), seed: seed)
         // Write into a scratch folder and move it into place at the end: no half-written report.
         let partial = out + ".partial"
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
-        var runner = SimulationRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial)
-        runner.logToStandardError = log
-        runner.executableName = CommandLine.arguments.first ?? "erp"
         let summary: RunSummary
-        do { summary = try runner.run() } catch {
+        do {
+            if mode == "zmq" {
+                let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+                var runner = ZeroMQScenarioRunner(scenario: loaded, scenarioPath: absolute(scenario), fixturesPath: absolute(fixturesPath),
+                                                  fixtures: fixtures, seed: seed, outputDirectory: partial, executable: executable)
+                runner.reproduce = (reproduce + ["--mode", "zmq"]).joined(separator: " ")
+                if !log { runner.log = { _ in } }
+                summary = try await runner.run()
+            } else {
+                var runner = SimulationRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial)
+                runner.logToStandardError = log
+                runner.reproduceCommand = (reproduce + ["--seed", "\(seed)"]).joined(separator: " ")
+                summary = try runner.run()
+            }
+        } catch {
             // No half-written report: what the failed run wrote goes away with it.
             try? fm.removeItem(atPath: partial)
-            throw error
+            throw failure("the run failed: \(error)")
         }
         if fm.fileExists(atPath: out) { try fm.removeItem(atPath: out) }
         try fm.moveItem(atPath: partial, toPath: out)
@@ -91,6 +122,10 @@ struct Run: ParsableCommand {
         if !summary.livenessPass { throw ExitCode(ExitStatus.liveness) }
         if !summary.invariantsPass { throw ExitCode(ExitStatus.consistency) }
         if !summary.expectationFailures.isEmpty { throw ExitCode(ExitStatus.expectations) }
+    }
+
+    private func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
     }
 
     private func failure(_ message: String) -> Error {
@@ -207,6 +242,10 @@ struct Serve: AsyncParsableCommand {
     var service: String
     @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
     @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
+    @Option(help: "Take the settings of this scenario file: planted defects, the payment provider's behaviour, resilience policies.")
+    var scenario: String?
+    @Flag(help: "Serve the fault-control methods (used by `erp run --mode zmq`; never in production).")
+    var faultControl = false
     @Flag(help: "Log at debug level.") var verbose = false
 
     func run() async throws {
@@ -219,8 +258,16 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("erp: \(topology) gives no endpoint for \(name)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
-        var host = ServiceHost(service: name, topology: loaded, fixtures: try loadFixtures(fixtures))
+        var settings = ServiceSettings(fixtures: try loadFixtures(fixtures))
+        if let scenario {
+            do { settings = try ScenarioLoader.load(path: scenario).serviceSettings(fixtures: settings.fixtures) } catch {
+                FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+        }
+        var host = ServiceHost(service: name, topology: loaded, settings: settings)
         host.logLevel = verbose ? .debug : .info
+        host.faultControl = faultControl
         try await ServiceHost.serve(host)
     }
 }

@@ -187,9 +187,12 @@ struct CallPolicyTests {
         #expect(fixture.policy.circuitBreaker.state == .closed)
     }
 
-    /// A timeout counts against the callee only when the breaker's own timeout bounded the
-    /// attempt; a caller's short deadline says nothing about the callee.
-    @Test(arguments: [(Duration.seconds(1), CircuitBreaker.State.closed), (.seconds(10), .open)])
+    /// A timeout counts against the callee only when the attempt had (nearly) the breaker's whole
+    /// timeout; a caller's short deadline says nothing about the callee. A caller whose timeout
+    /// equals the breaker's (3 s) reaches the policy a few microseconds later on a wall clock:
+    /// that still counts.
+    @Test(arguments: [(Duration.seconds(1), CircuitBreaker.State.closed), (.seconds(10), .open),
+                      (.seconds(3) - .microseconds(5), .open), (.milliseconds(2_500), .closed)])
     func timeoutsCountOnlyWhenTheBreakerTimeoutBoundTheAttempt(deadline: Duration, expected: CircuitBreaker.State) async {
         var settings = CallPolicySettings.seed
         // A window long enough to hold all five 3-second attempts (the volume threshold).

@@ -1,0 +1,75 @@
+import ERPCore
+import ERPServices
+import ERPTransport
+import ERPZeroMQ
+import Foundation
+
+// The control methods a service serves when started with `erp serve --fault-control`, so that the
+// scenario runner of `erp run --mode zmq` can apply a scenario's network and provider faults to a
+// running process and read back what the process did. A production service never serves them.
+// Both are called with an explicit node (every node serves them); `service` only satisfies the
+// contract.
+
+/// Replaces the node's fault state as a whole (so that a repeated call changes nothing).
+public struct ApplyFaults: RPCRequest {
+    public typealias Response = ControlAck
+    public static let method = "_control.applyFaults"
+    public static let service = ServiceName.gateway
+    public static let isIdempotent = true
+    /// What the node's transport does to the messages it sends.
+    public var rules: FaultFilter.Rules
+    public var clockSkew: Duration
+    /// swishpay only: the provider's behaviour (nil leaves it as started).
+    public var providerDeclineRate: Double?
+    public var providerProcessingTime: Duration?
+
+    public init(rules: FaultFilter.Rules = .init(), clockSkew: Duration = .zero,
+                providerDeclineRate: Double? = nil, providerProcessingTime: Duration? = nil) {
+        self.rules = rules; self.clockSkew = clockSkew
+        self.providerDeclineRate = providerDeclineRate; self.providerProcessingTime = providerProcessingTime
+    }
+}
+
+public struct ControlAck: Codable, Sendable, Hashable {
+    public var node: String
+    public var processId: Int32
+}
+
+/// What one process has done so far: its transport's and fault filter's counters and the
+/// resilience policies' figures per call path.
+public struct ReadControlReport: RPCRequest {
+    public typealias Response = ControlReport
+    public static let method = "_control.report"
+    public static let service = ServiceName.gateway
+    public static let isIdempotent = true
+    public init() {}
+}
+
+public struct ControlReport: Codable, Sendable, Hashable {
+    public var node: String
+    public var processId: Int32
+    public var transport: TransportCounters
+    public var faults: FaultFilter.Counters
+    public var resilience: [String: ResilienceMetrics.PathCounts]
+    public var rateLimited: Int
+}
+
+extension ServiceHost {
+    /// Serves the control methods on `transport`. Runs on the node's executor, like the service.
+    static func registerFaultControl(node: NodeName, transport: ZeroMQTransport, clock: SystemClock,
+                                     settings: ServiceSettings) {
+        let processId = ProcessInfo.processInfo.processIdentifier
+        transport.register(ApplyFaults.self) { request, _ in
+            transport.faults.set(request.rules)
+            clock.skew.set(request.clockSkew)
+            if let rate = request.providerDeclineRate { settings.provider.declineRate = rate }
+            if let time = request.providerProcessingTime { settings.provider.processingTime = time }
+            return ControlAck(node: node.rawValue, processId: processId)
+        }
+        transport.register(ReadControlReport.self) { _, _ in
+            ControlReport(node: node.rawValue, processId: processId, transport: transport.counters,
+                          faults: transport.faults.counters, resilience: settings.resilienceMetrics.paths,
+                          rateLimited: settings.resilienceMetrics.rateLimited)
+        }
+    }
+}

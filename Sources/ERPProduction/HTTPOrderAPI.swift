@@ -1,0 +1,63 @@
+import ERPCore
+import ERPScenario
+import ERPZeroMQ
+import Foundation
+import NIOHTTP1
+
+/// The workload's way to the shop in `--mode zmq`: real HTTP requests to the gateway, with the
+/// API key, `Idempotency-Key` and `X-Correlation-Id` a careful client sends. HTTP answers become
+/// the transport's typed errors, so the workload client treats both backends alike: 429 is
+/// `overloaded` (with `Retry-After`), 504 `deadlineExceeded`, 503/5xx and no answer at all
+/// `unavailable`, other 4xx `rejected` with the body's error code.
+public struct HTTPOrderAPI: OrderAPI {
+    public let client: LoopbackHTTPClient
+    public let apiKey: String
+    /// The clock the caller's deadlines are read on.
+    private let clock = SystemClock()
+
+    public init(client: LoopbackHTTPClient, apiKey: String) {
+        self.client = client
+        self.apiKey = apiKey
+    }
+
+    public func placeOrder(_ order: PlaceOrder, metadata: CallMetadata) async throws -> OrderView {
+        try await exchange(.POST, "/orders", body: try JSONCoding.encode(order), metadata: metadata)
+    }
+
+    public func fetchOrder(_ orderId: String, metadata: CallMetadata) async throws -> OrderView {
+        let escaped = orderId.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? orderId
+        return try await exchange(.GET, "/orders/" + escaped, body: nil, metadata: metadata)
+    }
+
+    private func exchange(_ method: HTTPMethod, _ path: String, body: Data?, metadata: CallMetadata) async throws -> OrderView {
+        let remaining = metadata.deadline - clock.now
+        guard remaining > .zero else { throw RPCError.deadlineExceeded }
+        var headers = [("X-API-Key", apiKey), ("X-Correlation-Id", metadata.correlationId)]
+        if let key = metadata.idempotencyKey { headers.append(("Idempotency-Key", key)) }
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let response: LoopbackHTTPClient.Response
+        do {
+            response = try await client.send(method, path, headers: headers, body: body, timeout: remaining)
+        } catch LoopbackHTTPClient.Failure.timedOut {
+            throw RPCError.deadlineExceeded
+        } catch {
+            throw RPCError.unavailable("\(method) \(path): \(error)")
+        }
+        switch response.status {
+        case 200, 201, 202:
+            do { return try JSONCoding.decode(OrderView.self, from: response.body) } catch {
+                throw RPCError.rejected(code: "bad_response", message: "\(method) \(path) answered \(response.status) with an unreadable order: \(error)")
+            }
+        case 429:
+            let seconds = response.header("Retry-After").flatMap(Int64.init) ?? 1
+            throw RPCError.overloaded(retryAfterMilliseconds: seconds * 1_000)
+        case 504:
+            throw RPCError.deadlineExceeded
+        case 400..<500:
+            let answer = try? JSONDecoder().decode([String: String].self, from: response.body)
+            throw RPCError.rejected(code: answer?["error"] ?? "http_\(response.status)", message: answer?["message"] ?? "HTTP \(response.status)")
+        default:
+            throw RPCError.unavailable("\(method) \(path) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
+        }
+    }
+}
