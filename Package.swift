@@ -104,7 +104,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports", "ERPSimulation"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -55,3 +55,28 @@ final class LineLog: @unchecked Sendable {
     func add(_ s: String) { lock.withLock { lines.append(s) } }
     func contains(_ s: String) -> Bool { lock.withLock { lines.contains { $0.contains(s) } } }
 }
+
+@Suite struct SupervisorCrashTests {
+    /// A scripted crash stays down (no automatic restart) until `restart`; pause and resume reach
+    /// the child.
+    @Test func aCrashedChildStaysDownUntilRestarted() async throws {
+        let supervisor = Supervisor(children: [.init(name: "a", executable: "/bin/sleep", arguments: ["3600"])])
+        supervisor.log = { _ in }
+        supervisor.restartDelay = .milliseconds(10)
+        supervisor.stopGracePeriod = .milliseconds(500)
+        try supervisor.start()
+        let first = try #require(supervisor.processIdentifier(of: "a"))
+        #expect(supervisor.send(SIGSTOP, to: "a"))
+        #expect(supervisor.send(SIGCONT, to: "a"))
+        #expect(supervisor.crash("a"))
+        #expect(kill(first, 0) != 0, "the crashed child is still alive")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(supervisor.processIdentifier(of: "a") == nil, "a crashed child came back without restart")
+        try supervisor.restart("a")
+        let second = try #require(supervisor.processIdentifier(of: "a"))
+        #expect(second != first)
+        #expect(supervisor.startCount["a"] == 2)
+        supervisor.stop()
+        #expect(kill(second, 0) != 0)
+    }
+}

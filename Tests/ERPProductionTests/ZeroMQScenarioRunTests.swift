@@ -1,0 +1,64 @@
+import ERPCore
+import ERPReports
+import Foundation
+import Testing
+
+/// `erp run --mode zmq` end to end: real processes, real sockets, HTTP workload, faults played for
+/// real, judged by the same checkers as simulation.
+@Suite(.serialized) struct ZeroMQScenarioRunTests {
+    /// Runs the erp binary on a library scenario in zmq mode; returns its exit status and summary.
+    func run(_ scenario: String, duration: String) throws -> (status: Int32, summary: RunSummary?, output: String, directory: String) {
+        let binary = packageRoot + "/.build/debug/erp"
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-zmq-run-\(UInt64.random(in: 0...UInt64.max))").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        process.arguments = ["run", "scenarios/\(scenario).yaml", "--mode", "zmq", "--duration", duration, "--out", out]
+        let log = out + ".log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = process.standardOutput
+        try process.run()
+        process.waitUntilExit()
+        let output = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
+        let summary = FileManager.default.contents(atPath: out + "/summary.json").flatMap { try? JSONDecoder().decode(RunSummary.self, from: $0) }
+        return (process.terminationStatus, summary, output, out)
+    }
+
+    /// order-crash: the order service is SIGKILLed twice and respawned, inventory is partitioned
+    /// from it, the link to payment loses and delays messages, payment is paused (SIGSTOP).
+    @Test func orderCrashOverZeroMQHoldsEveryInvariant() throws {
+        let result = try run("order-crash", duration: "4s")
+        defer { try? FileManager.default.removeItem(atPath: result.directory) }
+        let summary = try #require(result.summary, "no summary.json:\n\(result.output)")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(summary.mode == "zmq")
+        #expect(summary.traceHash == nil)
+        #expect(summary.serviceStarts["order"] == 3, "two scripted crashes mean three starts: \(summary.serviceStarts)")
+        #expect(summary.serviceStarts["inventory"] == 1)
+        #expect(summary.orders.accepted > 0)
+        #expect(summary.invariantsPass, "\(summary.violations)")
+        #expect(summary.chaosMilliseconds == 4_000)
+        let orderLog = String(decoding: FileManager.default.contents(atPath: result.directory + "/logs/order.log") ?? Data(), as: UTF8.self)
+        #expect(orderLog.components(separatedBy: "order serving on").count - 1 == 3, "the order log should show three starts")
+        let runnerLog = String(decoding: FileManager.default.contents(atPath: result.directory + "/runner.log") ?? Data(), as: UTF8.self)
+        #expect(runnerLog.contains("pause payment") && runnerLog.contains("partition order <-> inventory"))
+    }
+
+    /// inventory-outage (#4 "once over ZeroMQ"): the breaker on order->inventory opens while
+    /// inventory is isolated, fails orders fast, and closes after heal.
+    @Test func inventoryOutageOverZeroMQOpensAndClosesTheBreaker() throws {
+        let result = try run("inventory-outage", duration: "10s")
+        defer { try? FileManager.default.removeItem(atPath: result.directory) }
+        let summary = try #require(result.summary, "no summary.json:\n\(result.output)")
+        #expect(result.status == 0, "\(result.output)")
+        let path = try #require(summary.resilience["order->inventory"], "no figures for order->inventory: \(summary.resilience.keys.sorted())")
+        #expect(path.breakerOpened >= 1, "\(path)")
+        #expect(path.breakerClosed >= 1, "\(path)")
+        #expect(path.breakerRejections > 0, "\(path)")
+        #expect(path.breakerState == "closed")
+        #expect((summary.orders.cancelReasons["inventory_unavailable"] ?? 0) > 0)
+        #expect(summary.invariantsPass, "\(summary.violations)")
+    }
+}

@@ -1,0 +1,86 @@
+import ERPCore
+import ERPTransport
+import Foundation
+import Testing
+@testable import ERPZeroMQ
+
+@Suite struct FaultFilterTests {
+    @Test func rulesPickTheLinkThenTheFallbackAndSpareTheExempt() {
+        let rules = FaultFilter.Rules(fallback: .partition, links: ["order": LinkFault(dropProbability: 0.5)], exempt: ["runner"])
+        #expect(rules.fault(to: "order") == LinkFault(dropProbability: 0.5))
+        #expect(rules.fault(to: "payment") == .partition)
+        #expect(rules.fault(to: "runner") == .none)
+    }
+
+    @Test func decisionsFollowTheRulesAndAreCounted() {
+        let filter = FaultFilter(random: SeededRandomSource(seed: 3))
+        #expect(filter.decide(to: "order") == .untouched)
+        filter.set(.init(links: [
+            "cut": .partition,
+            "lossy": LinkFault(dropProbability: 1),
+            "twice": LinkFault(duplicateProbability: 1),
+            "slow": LinkFault(delayMin: .milliseconds(5), delayMax: .milliseconds(9)),
+        ]))
+        #expect(filter.decide(to: "cut") == .drop)
+        #expect(filter.decide(to: "lossy") == .drop)
+        #expect(filter.decide(to: "twice") == .send(copies: 2, delay: .zero))
+        for _ in 0..<200 {
+            guard case .send(1, let delay) = filter.decide(to: "slow") else { Issue.record("slow link dropped or duplicated"); return }
+            #expect(delay >= .milliseconds(5) && delay <= .milliseconds(9))
+        }
+        #expect(filter.decide(to: "other") == .untouched)
+        let counters = filter.counters
+        #expect(counters.blocked == 1 && counters.dropped == 1 && counters.duplicated == 1 && counters.delayed == 200)
+    }
+
+    @Test func aDropProbabilityDropsAboutThatShare() {
+        let filter = FaultFilter(random: SeededRandomSource(seed: 9))
+        filter.set(.init(fallback: LinkFault(dropProbability: 0.3)))
+        let dropped = (0..<10_000).filter { _ in filter.decide(to: "x") == .drop }.count
+        #expect((2_700...3_300).contains(dropped), "dropped \(dropped) of 10000 at p=0.3")
+    }
+}
+
+/// The filter inside a running transport: what a partition, a delay and a duplicate do to calls.
+@Suite(.serialized) struct TransportFaultTests {
+    @Test func aPartitionedDestinationTimesOutAndHealingLetsCallsThrough() async throws {
+        let pair = try await TransportPair()
+        #expect(try await pair.client.call(Shout(text: "a"), metadata: pair.metadata()) == "A to client")
+        pair.client.faults.set(.init(links: ["server": .partition]))
+        let started = ContinuousClock.now
+        await #expect(throws: RPCError.deadlineExceeded) {
+            try await pair.client.call(Shout(text: "b"), metadata: pair.metadata(.milliseconds(300)))
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(250), "the call ended before its deadline")
+        #expect(pair.server.counters.requestsReceived == 1, "a blocked request reached the server")
+        #expect(pair.client.faults.counters.blocked == 1)
+        pair.client.faults.set(.init())
+        #expect(try await pair.client.call(Shout(text: "c"), metadata: pair.metadata()) == "C to client")
+        await pair.finish()
+    }
+
+    @Test func aBlockedReplyLeavesTheCallerWaitingThoughTheServerDidTheWork() async throws {
+        let pair = try await TransportPair()
+        pair.server.faults.set(.init(links: ["client": .partition]))
+        await #expect(throws: RPCError.deadlineExceeded) {
+            try await pair.client.call(Shout(text: "a"), metadata: pair.metadata(.milliseconds(300)))
+        }
+        #expect(pair.server.counters.requestsReceived == 1)
+        #expect(pair.server.faults.counters.blocked == 1)
+        await pair.finish()
+    }
+
+    @Test func delayedAndDuplicatedRequests() async throws {
+        let pair = try await TransportPair()
+        pair.client.faults.set(.init(links: ["server": LinkFault(duplicateProbability: 1, delayMin: .milliseconds(80), delayMax: .milliseconds(80))]))
+        let started = ContinuousClock.now
+        #expect(try await pair.client.call(Shout(text: "a"), metadata: pair.metadata()) == "A to client")
+        #expect(ContinuousClock.now - started >= .milliseconds(80))
+        // The copy is served too; its reply arrives late and is counted, not lost silently.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while pair.client.counters.lateReplies < 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(pair.server.counters.requestsReceived == 2)
+        #expect(pair.client.counters.lateReplies == 1)
+        await pair.finish()
+    }
+}
