@@ -79,7 +79,7 @@ let package = Package(
         // sockets, CURVE + ZAP). Sibling of ERPSimulation; the two never import each other.
         // The production backend on top of it: ZeroMQTransport, ZeroMQRuntime, SerialTaskExecutor.
         .target(name: "ERPZeroMQ", dependencies: [
-            "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport",
+            "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "DequeModule", package: "swift-collections"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -110,7 +110,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
 
-        .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore"]),
+        .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports"]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [

@@ -44,15 +44,18 @@ public struct GatewayHTTP: Sendable {
     let clock: any ServiceClock
     let ids: IDGenerator
     let hop: NodeHop
-    public let metrics = HTTPMetrics()
+    public let metrics = RequestMetrics.http()
+    /// More Prometheus text for `/metrics` (the node's RPC metrics in production).
+    let moreMetrics: @Sendable () -> String
 
     public init(operations: any GatewayOperations, settings: GatewayHTTPSettings, clock: any ServiceClock,
-                ids: IDGenerator, hop: @escaping NodeHop) {
+                ids: IDGenerator, hop: @escaping NodeHop, moreMetrics: @escaping @Sendable () -> String = { "" }) {
         self.operations = operations
         self.settings = settings
         self.clock = clock
         self.ids = ids
         self.hop = hop
+        self.moreMetrics = moreMetrics
     }
 
     static let correlationHeader = HTTPField.Name("X-Correlation-Id")!
@@ -64,7 +67,7 @@ public struct GatewayHTTP: Sendable {
         router.get("health") { _, _ in respond(HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#), correlationId: nil) }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText())))
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText() + moreMetrics())))
         }
         router.post("orders") { request, _ in
             await handle(request, route: "POST /orders") { request, context in
@@ -125,7 +128,7 @@ public struct GatewayHTTP: Sendable {
             let context = CallContext(metadata: metadata, caller: NodeName("http-client"))
             answer = await hop { await body(request, context) }
         }
-        metrics.record(route: route, status: Int(answer.status.code), latency: ContinuousClock.now - started)
+        metrics.record(route, outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
         return respond(answer, correlationId: correlationId)
     }
 
@@ -217,33 +220,12 @@ public struct GatewayHTTP: Sendable {
 }
 
 /// Requests per route and status, and latency percentiles per route, in Prometheus text format.
-/// Written from NIO's threads, hence the lock.
-public final class HTTPMetrics: @unchecked Sendable {
-    private let lock = NSLock()
-    private var counts: [String: Int] = [:]
-    private var latency: [String: LatencyRecorder] = [:]
+public typealias HTTPMetrics = RequestMetrics
 
-    func record(route: String, status: Int, latency duration: Duration) {
-        lock.lock(); defer { lock.unlock() }
-        counts["\(route)|\(status)", default: 0] += 1
-        latency[route, default: LatencyRecorder()].record(duration)
-    }
-
-    public func prometheusText() -> String {
-        lock.lock(); defer { lock.unlock() }
-        var out = "# HELP erp_http_requests_total HTTP requests by route and status.\n# TYPE erp_http_requests_total counter\n"
-        for key in counts.keys.sorted() {
-            let parts = key.split(separator: "|")
-            out += "erp_http_requests_total{route=\"\(parts[0])\",status=\"\(parts[1])\"} \(counts[key]!)\n"
-        }
-        out += "# HELP erp_http_request_duration_ms Request latency by route.\n# TYPE erp_http_request_duration_ms summary\n"
-        for route in latency.keys.sorted() {
-            let s = latency[route]!.summary
-            for (q, v) in [("0.5", s.p50), ("0.9", s.p90), ("0.99", s.p99), ("0.999", s.p999)] {
-                out += "erp_http_request_duration_ms{route=\"\(route)\",quantile=\"\(q)\"} \(v)\n"
-            }
-            out += "erp_http_request_duration_ms_count{route=\"\(route)\"} \(s.count)\n"
-        }
-        return out
+extension RequestMetrics {
+    /// The gateway's HTTP family: `erp_http_requests_total{route,status}`, `erp_http_request_duration_ms`.
+    public static func http() -> RequestMetrics {
+        RequestMetrics(counterName: "erp_http_requests_total", durationName: "erp_http_request_duration_ms",
+                       help: "HTTP requests by route and status.", keyLabel: "route", outcomeLabel: "status")
     }
 }

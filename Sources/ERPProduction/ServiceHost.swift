@@ -78,12 +78,26 @@ public struct ServiceHost: Service {
         if service == .gateway, let operations = instance as? GatewayOperations {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys),
                                    clock: clock, ids: runtime.ids,
-                                   hop: { body in await Self.hop(runtime, body) })
+                                   hop: { body in await Self.hop(runtime, body) },
+                                   moreMetrics: { transport.prometheusText() })
             let app = Application(router: http.router(),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
                                   logger: logger)
             logger.info("gateway HTTP on http://\(topology.httpHost):\(topology.httpPort)")
             // The application stops on the group's graceful shutdown, like this service.
+            try await app.runService(gracefulShutdownSignals: [])
+        } else if let metrics = topology.metricsAddresses[service] {
+            // Prometheus scrapes this service's RPC metrics (served and called, per method) here.
+            let router = Router()
+            router.get("metrics") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                         body: .init(byteBuffer: ByteBuffer(string: transport.prometheusText())))
+            }
+            router.get("health") { _, _ in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+            }
+            let app = Application(router: router, configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
+            logger.info("\(service) metrics on http://\(metrics.host):\(metrics.port)/metrics")
             try await app.runService(gracefulShutdownSignals: [])
         } else {
             try? await gracefulShutdown()

@@ -23,6 +23,9 @@ public struct Topology: Sendable {
     /// Peers that are not services but may call them (their `<name>.pub` in the key folder): the
     /// scenario runner of `erp run --mode zmq`, an operator's tool.
     public var clients: [String] = []
+    /// Where each service (but the gateway, which has `/metrics` on its HTTP port) serves
+    /// Prometheus metrics over HTTP: `host:port`. A service without one exposes none.
+    public var metricsAddresses: [ServiceName: (host: String, port: Int)] = [:]
     public var path = ""
 
     public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
@@ -67,6 +70,7 @@ extension Topology {
         var name = "topology", data = ".erp-data", host = "127.0.0.1", port = 8080
         var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = []
         var endpoints: [(ServiceName, String)] = []
+        var metrics: [ServiceName: (host: String, port: Int)] = [:]
         for (k, v) in top {
             switch k.string ?? "" {
             case "name": name = v.string ?? name
@@ -105,8 +109,26 @@ extension Topology {
                     guard let service = sk.string.flatMap(ServiceName.init(named:)) else {
                         throw fail(sk, "unknown service '\(sk.string ?? "")'; known: \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
                     }
-                    guard let endpoint = sv.string, endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
-                        throw fail(sv, "the endpoint of \(service) must be tcp://HOST:PORT or ipc://PATH")
+                    // `order: tcp://…`, or `order: {endpoint: tcp://…, metrics: 127.0.0.1:9105}`.
+                    var endpointNode = sv
+                    if case .mapping(let fields) = sv {
+                        guard let e = fields["endpoint"] else { throw fail(sv, "\(service) needs an endpoint") }
+                        endpointNode = e
+                        for (fk, fv) in fields {
+                            switch fk.string ?? "" {
+                            case "endpoint": break
+                            case "metrics":
+                                guard let text = fv.string, let colon = text.lastIndex(of: ":"),
+                                      let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port), colon > text.startIndex else {
+                                    throw fail(fv, "the metrics address of \(service) must be HOST:PORT, e.g. 127.0.0.1:9105")
+                                }
+                                metrics[service] = (String(text[..<colon]), port)
+                            default: throw fail(fk, "unknown field '\(fk.string ?? "")' for \(service); expected endpoint, metrics")
+                            }
+                        }
+                    }
+                    guard let endpoint = endpointNode.string, endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+                        throw fail(endpointNode, "the endpoint of \(service) must be tcp://HOST:PORT or ipc://PATH")
                     }
                     endpoints.append((service, endpoint))
                 }
@@ -133,6 +155,7 @@ extension Topology {
         topology.keyDirectory = keys
         topology.plaintext = plaintext
         topology.clients = clients
+        topology.metricsAddresses = metrics
         return topology
     }
 }

@@ -76,7 +76,16 @@ public struct ZeroMQScenarioRunner: Sendable {
             services:
 
             """
-        for service in services { yaml += "  \(service): ipc://\(scratch)/\(service).sock\n" }
+        var metricsPorts: [ServiceName: Int] = [:]
+        for service in services {
+            if service == .gateway {
+                yaml += "  \(service): ipc://\(scratch)/\(service).sock\n"
+            } else {
+                let port = try Self.freeLoopbackPort()
+                metricsPorts[service] = port
+                yaml += "  \(service): {endpoint: ipc://\(scratch)/\(service).sock, metrics: 127.0.0.1:\(port)}\n"
+            }
+        }
         let topologyPath = scratch + "/topology.yaml"
         try yaml.write(toFile: topologyPath, atomically: true, encoding: .utf8)
         try yaml.write(toFile: out + "/topology.yaml", atomically: true, encoding: .utf8)
@@ -160,6 +169,7 @@ public struct ZeroMQScenarioRunner: Sendable {
             journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
             poller.cancel()
             await reports.collect(services, control: control, faults: faults)
+            await saveMetrics(services, gatewayPort: httpPort, metricsPorts: metricsPorts, into: out + "/metrics", journal: journal)
         } catch {
             journal.note("run failed: \(error)")
             await tearDown()
@@ -282,6 +292,25 @@ public struct ZeroMQScenarioRunner: Sendable {
         let restarts = faults.crashed.sorted().map { restart($0, faults: faults, supervisor: supervisor, control: control) }
         for task in restarts { await task.value }
         await control.push(faults, to: services)
+    }
+
+    /// Scrapes every service's Prometheus metrics (RPC served and called per method; HTTP routes
+    /// at the gateway) into `<service>.prom`: the per-call latency percentiles of this run, as the
+    /// last incarnation of each process saw them.
+    private func saveMetrics(_ services: [ServiceName], gatewayPort: Int, metricsPorts: [ServiceName: Int], into directory: String,
+                             journal: Journal) async {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for service in services {
+            guard let port = service == .gateway ? gatewayPort : metricsPorts[service] else { continue }
+            let client = LoopbackHTTPClient(host: "127.0.0.1", port: port)
+            do {
+                let response = try await client.send(.GET, "/metrics", timeout: .seconds(2))
+                try response.body.write(to: URL(fileURLWithPath: directory + "/\(service).prom"))
+            } catch {
+                journal.note("could not read the metrics of \(service): \(error)")
+            }
+            await client.shutdown()
+        }
     }
 
     // MARK: Helpers

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPReports
 import ERPTransport
 import Foundation
 import Logging
@@ -124,6 +125,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     private let random = SystemRandomSource()
     /// What a scenario does to this node's outgoing messages (nothing unless set).
     public let faults = FaultFilter()
+    /// Requests this node served, by method and outcome (`ok` or the error's kind), with the
+    /// handlers' latency.
+    public let served = RequestMetrics(counterName: "erp_rpc_served_total", durationName: "erp_rpc_served_duration_ms",
+                                       help: "RPC requests this node served, by method and outcome.", keyLabel: "method", outcomeLabel: "outcome")
+    /// Calls this node made, by method and outcome, with their round-trip latency.
+    public let calls = RequestMetrics(counterName: "erp_rpc_calls_total", durationName: "erp_rpc_call_duration_ms",
+                                      help: "RPC calls this node made, by method and outcome.", keyLabel: "method", outcomeLabel: "outcome")
     private let bindEndpoint: String
     private let state = Locked(State())
 
@@ -276,7 +284,15 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         } catch {
             throw RPCError.rejected(code: "internal", message: "cannot encode \(R.method) request: \(error)")
         }
-        let answer = try await exchange(method: R.method, body: body, target: target, metadata: metadata)
+        let started = ContinuousClock.now
+        let answer: [UInt8]
+        do {
+            answer = try await exchange(method: R.method, body: body, target: target, metadata: metadata)
+            calls.record(R.method, outcome: "ok", latency: ContinuousClock.now - started)
+        } catch {
+            calls.record(R.method, outcome: (error as? RPCError)?.kind ?? "error", latency: ContinuousClock.now - started)
+            throw error
+        }
         do {
             return try JSONCoding.decode(R.Response.self, from: Data(answer))
         } catch {
@@ -521,6 +537,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             }
             if metadata.deadline <= clock.now {
                 state.withLock { $0.counters.requestsExpiredOnArrival += 1 }
+                served.record(header.method, outcome: RPCError.deadlineExceeded.kind, latency: .zero)
                 answerNow(header.callId, .deadlineExceeded)
                 return
             }
@@ -531,8 +548,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             }
             let context = CallContext(metadata: metadata, caller: NodeName(header.caller))
             let callId = header.callId, method = header.method
+            let arrived = ContinuousClock.now
             Task(executorPreference: executor) { [self] in
                 let result = await handler(body, context)
+                switch result {
+                case .success: served.record(method, outcome: "ok", latency: ContinuousClock.now - arrived)
+                case .failure(let error): served.record(method, outcome: error.kind, latency: ContinuousClock.now - arrived)
+                }
                 if case .failure(.rejected("internal", let why)) = result {
                     logger.warning("\(method) failed: \(why)", metadata: ["correlationId": "\(context.correlationId)"])
                 }
@@ -558,4 +580,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             }
         }
     }
+}
+
+extension ZeroMQTransport {
+    /// This node's RPC metrics (served and called, per method) in Prometheus text format.
+    public func prometheusText() -> String { served.prometheusText() + calls.prometheusText() }
 }

@@ -300,7 +300,10 @@ struct Up: ParsableCommand {
         }
         try supervisor.start()
         if loaded.endpoint(of: .gateway) != nil {
-            print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology))")
+            print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology)); metrics at /metrics")
+        }
+        for service in loaded.services {
+            if let m = loaded.metricsAddresses[service] { print("\(service) metrics: http://\(m.host):\(m.port)/metrics") }
         }
         stop.wait()
         print("stopping every service")

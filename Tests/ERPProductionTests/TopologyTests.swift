@@ -30,6 +30,9 @@ let sample = """
         ("services:\n  order: tcp://127.0.0.1:1\n", 1, "curveKeys"),
         ("colour: red\n", 1, "unknown field 'colour'"),
         ("http: {port: 70000}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 1, "http.port"),
+        ("services:\n  order: {endpoint: tcp://127.0.0.1:1, metrics: localhost}\nsecurity: {plaintext: true}\n", 2, "HOST:PORT"),
+        ("services:\n  order: {metrics: 127.0.0.1:9}\nsecurity: {plaintext: true}\n", 2, "needs an endpoint"),
+        ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true, clients: [../x]}\n", 3, "security.clients"),
     ])
     func badTopologiesNameLineAndProblem(text: String, line: Int, message: String) {
         do {
@@ -39,6 +42,19 @@ let sample = """
             #expect(error.line == line, "\(error)")
             #expect(error.message.contains(message), "\(error)")
         }
+    }
+
+    @Test func aServiceMayGiveAMetricsAddressAndClientsMayBeAdmitted() throws {
+        let t = try Topology.parse("""
+            services:
+              order: {endpoint: tcp://127.0.0.1:7105, metrics: 127.0.0.1:9105}
+              inventory: tcp://127.0.0.1:7103
+            security: {curveKeys: keys, clients: [runner]}
+            """, file: "t.yaml")
+        #expect(t.endpoint(of: .order) == "tcp://127.0.0.1:7105")
+        #expect(t.metricsAddresses[.order]?.host == "127.0.0.1" && t.metricsAddresses[.order]?.port == 9105)
+        #expect(t.metricsAddresses[.inventory] == nil)
+        #expect(t.clients == ["runner"])
     }
 
     @Test func keysAreGeneratedOncePerServiceAndReadBack() throws {

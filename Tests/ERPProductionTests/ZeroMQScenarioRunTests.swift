@@ -44,6 +44,12 @@ import Testing
         #expect(orderLog.components(separatedBy: "order serving on").count - 1 == 3, "the order log should show three starts")
         let runnerLog = String(decoding: FileManager.default.contents(atPath: result.directory + "/runner.log") ?? Data(), as: UTF8.self)
         #expect(runnerLog.contains("pause payment") && runnerLog.contains("partition order <-> inventory"))
+        // Every service's Prometheus metrics, scraped at the end: per-method counts and latency.
+        let inventory = String(decoding: FileManager.default.contents(atPath: result.directory + "/metrics/inventory.prom") ?? Data(), as: UTF8.self)
+        #expect(inventory.contains(#"erp_rpc_served_total{method="inventory.reserveStock",outcome="ok"}"#), "\(inventory)")
+        #expect(inventory.contains(#"erp_rpc_served_duration_ms{method="inventory.reserveStock",quantile="0.99"}"#))
+        let gateway = String(decoding: FileManager.default.contents(atPath: result.directory + "/metrics/gateway.prom") ?? Data(), as: UTF8.self)
+        #expect(gateway.contains(#"erp_http_requests_total{route="POST /orders""#) && gateway.contains("erp_rpc_calls_total"))
     }
 
     /// inventory-outage (#4 "once over ZeroMQ"): the breaker on order->inventory opens while

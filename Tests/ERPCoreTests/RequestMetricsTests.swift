@@ -1,0 +1,20 @@
+import ERPReports
+import Testing
+
+@Suite struct RequestMetricsTests {
+    @Test func prometheusTextCountsByKeyAndOutcomeWithPercentiles() {
+        let metrics = RequestMetrics(counterName: "erp_rpc_served_total", durationName: "erp_rpc_served_duration_ms",
+                                     help: "h", keyLabel: "method", outcomeLabel: "outcome")
+        for ms in 1...100 { metrics.record("inventory.reserveStock", outcome: "ok", latency: .milliseconds(ms)) }
+        metrics.record("inventory.reserveStock", outcome: "rejected:out_of_stock", latency: .milliseconds(1))
+        metrics.record(#"odd"name"#, outcome: "ok", latency: .zero)
+        let text = metrics.prometheusText()
+        #expect(text.contains(#"erp_rpc_served_total{method="inventory.reserveStock",outcome="ok"} 100"#))
+        #expect(text.contains(#"erp_rpc_served_total{method="inventory.reserveStock",outcome="rejected:out_of_stock"} 1"#))
+        #expect(text.contains(#"erp_rpc_served_duration_ms_count{method="inventory.reserveStock"} 101"#))
+        #expect(text.contains(#"erp_rpc_served_total{method="odd\"name",outcome="ok"} 1"#), "label values must be escaped")
+        #expect(text.contains("# TYPE erp_rpc_served_total counter") && text.contains("# TYPE erp_rpc_served_duration_ms summary"))
+        let p99 = metrics.latencySummary("inventory.reserveStock")!.p99
+        #expect(p99 >= 98 && p99 <= 101, "p99 of 1...100 ms was \(p99)")
+    }
+}
