@@ -20,6 +20,9 @@ public struct ServiceHost: Service {
     public var logLevel: Logger.Level = .info
     /// Serve the control methods of `FaultControl` (for `erp run --mode zmq`; never in production).
     public var faultControl = false
+    /// Stop gracefully when the parent process dies (a supervisor killed with SIGKILL must not
+    /// leave its services running).
+    public var exitWithParent = false
 
     public init(service: ServiceName, topology: Topology, fixtures: Fixtures) {
         self.init(service: service, topology: topology, settings: ServiceSettings(fixtures: fixtures))
@@ -127,9 +130,23 @@ public struct ServiceHost: Service {
         }
     }
 
-    /// Runs one service until SIGTERM or SIGINT.
+    /// Runs one service until SIGTERM or SIGINT (or, with `exitWithParent`, until the process
+    /// that started it is gone).
     public static func serve(_ host: ServiceHost) async throws {
+        if host.exitWithParent { watchParent() }
         let group = ServiceGroup(services: [host], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "erp.serve"))
         try await group.run()
+    }
+
+    /// Sends this process SIGTERM once it has been re-parented (its parent died). A plain thread:
+    /// it must keep watching however busy the service's executor is.
+    private static func watchParent() {
+        let parent = getppid()
+        let watcher = Thread {
+            while getppid() == parent { usleep(200_000) }
+            kill(getpid(), SIGTERM)
+        }
+        watcher.name = "watch-parent"
+        watcher.start()
     }
 }

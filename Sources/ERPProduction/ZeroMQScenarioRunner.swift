@@ -96,7 +96,7 @@ public struct ZeroMQScenarioRunner: Sendable {
         let supervisor = Supervisor(children: services.map { service in
             Supervisor.Child(name: service.rawValue, executable: executable,
                              arguments: ["serve", service.rawValue, "--topology", topologyPath, "--fixtures", fixturesPath,
-                                         "--scenario", scenarioPath, "--fault-control"],
+                                         "--scenario", scenarioPath, "--fault-control", "--exit-with-parent"],
                              logPath: logDirectory + "/\(service).log")
         })
         supervisor.log = { journal.note($0) }
@@ -120,6 +120,26 @@ public struct ZeroMQScenarioRunner: Sendable {
                                         context: context, security: .curve(try keys.keyPair(named: Self.runnerNode.rawValue)),
                                         executor: executor, clock: clock, logger: transportLogger)
         let http = LoopbackHTTPClient(host: "127.0.0.1", port: httpPort)
+        // Ctrl-C or SIGTERM: stop the services, drop the unfinished report, exit 130.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let interrupts = [SIGINT, SIGTERM].map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                journal.note("interrupted: stopping every service")
+                supervisor.stop()
+                try? FileManager.default.removeItem(atPath: out)
+                try? FileManager.default.removeItem(atPath: scratch)
+                exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer {
+            interrupts.forEach { $0.cancel() }
+            signal(SIGINT, SIG_DFL)
+            signal(SIGTERM, SIG_DFL)
+        }
         var started = false
         func tearDown() async {
             if started { supervisor.stop() }

@@ -246,6 +246,8 @@ struct Serve: AsyncParsableCommand {
     var scenario: String?
     @Flag(help: "Serve the fault-control methods (used by `erp run --mode zmq`; never in production).")
     var faultControl = false
+    @Flag(help: "Stop when the process that started this one exits (how `erp up` and `erp run --mode zmq` start services).")
+    var exitWithParent = false
     @Flag(help: "Log at debug level.") var verbose = false
 
     func run() async throws {
@@ -268,6 +270,7 @@ struct Serve: AsyncParsableCommand {
         var host = ServiceHost(service: name, topology: loaded, settings: settings)
         host.logLevel = verbose ? .debug : .info
         host.faultControl = faultControl
+        host.exitWithParent = exitWithParent
         try await ServiceHost.serve(host)
     }
 }
@@ -286,7 +289,7 @@ struct Up: ParsableCommand {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: executable,
-                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures])
+                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"])
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
         signal(SIGINT, SIG_IGN)
