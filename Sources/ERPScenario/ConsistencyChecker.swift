@@ -26,6 +26,7 @@ public struct ConsistencyChecker {
         "one-confirmation-per-confirmed-order",
         "client-outcome-matches-order",
         "every-event-delivered-after-heal",
+        "product-availability-follows-stock",
     ]
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
@@ -85,6 +86,31 @@ public struct ConsistencyChecker {
                 if order.status == "cancelled", status == "reserved" || status == "committed" {
                     violate("confirmed-order-stock-taken-cancelled-order-stock-released", "cancelled order \(order.id) still holds stock (reservation \(status!))")
                 }
+            }
+        }
+
+        // The catalogue's availability: built only from StockUpdated events, it must end equal to
+        // inventory's available units (every event applied once, whatever the delivery order).
+        // A topology without the product service has nothing to judge here.
+        let hasProductService = FileManager.default.fileExists(atPath: databaseDirectory + "/product-product.sqlite")
+        if hasProductService {
+            let available: [String: Int] = try stock.read { db in
+                var out: [String: Int] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT shopId, productId, available FROM stock ORDER BY shopId, productId") {
+                    out[(row["shopId"] as String) + "/" + (row["productId"] as String)] = row["available"]
+                }
+                return out
+            }
+            let units: [String: Int] = try open("product-product").read { db in
+                var out: [String: Int] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT shopId, productId, units FROM availability ORDER BY shopId, productId") {
+                    out[(row["shopId"] as String) + "/" + (row["productId"] as String)] = row["units"]
+                }
+                return out
+            }
+            for key in Set(available.keys).union(units.keys).sorted() where available[key] != units[key] {
+                violate("product-availability-follows-stock",
+                        "\(key): inventory has \(available[key].map(String.init) ?? "no row") available, the catalogue counts \(units[key].map(String.init) ?? "no row")")
             }
         }
 
@@ -170,7 +196,7 @@ public struct ConsistencyChecker {
             }
         }
 
-        for name in Self.invariantNames {
+        for name in Self.invariantNames where hasProductService || name != "product-availability-follows-stock" {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }

@@ -77,13 +77,14 @@ public struct ServiceSettings: Sendable {
 
 /// The services of the order slice, in the order they start (dependencies first).
 public enum ServiceCatalog {
-    public static let startOrder: [ServiceName] = [.eventBus, .swishpay, .inventory, .payment, .order, .notification, .gateway]
+    public static let startOrder: [ServiceName] = [.eventBus, .swishpay, .inventory, .product, .payment, .order, .notification, .gateway]
 
     /// Every consumer group: what the bus must route to whom.
     public static func subscriptions(of service: ServiceName) -> [Subscription] {
         switch service {
         case .inventory: InventoryService.subscriptions
         case .notification: NotificationService.subscriptions
+        case .product: ProductService.subscriptions
         default: []
         }
     }
@@ -106,7 +107,8 @@ public enum ServiceCatalog {
         case .order: return OrderService(runtime: runtime, settings: settings)
         case .notification: return NotificationService(runtime: runtime, settings: settings)
         case .gateway: return GatewayService(runtime: runtime, settings: settings)
-        case .report, .product, .shop, .iotGateway, .campaign:
+        case .product: return ProductService(runtime: runtime, settings: settings)
+        case .report, .shop, .iotGateway, .campaign:
             throw ServiceCatalogError.notInThisRelease(service)
         }
     }

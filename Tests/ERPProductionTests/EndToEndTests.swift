@@ -58,7 +58,7 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-e2e-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let services = ["event-bus", "swishpay", "inventory", "payment", "order", "notification", "gateway"]
+        let services = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
         let httpPort = try freePort()
         var yaml = "name: e2e\ndataDirectory: data\nhttp: {host: 127.0.0.1, port: \(httpPort), apiKeys: [k1]}\nsecurity: {curveKeys: keys}\nservices:\n"
         for s in services { yaml += "  \(s): tcp://127.0.0.1:\(try freePort())\n" }
@@ -83,6 +83,11 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
             if !healthy { try await Task.sleep(for: .milliseconds(100)) }
         }
         try #require(healthy, "the gateway never answered /health")
+        let product = await http("GET", base + "/products/prod_01", headers: ["X-API-Key": "k1"])
+        #expect(product?.status == 200)
+        let info = try product.map { try JSONDecoder().decode(ProductInfo.self, from: $0.body) }
+        #expect(info?.name == "Espresso beans 500g" && info?.available == true)
+        #expect(await http("GET", base + "/products/prod_nope", headers: ["X-API-Key": "k1"])?.status == 404)
 
         var records: [ClientRecord] = []
         let customers = (1...20).map { String(format: "user_%03d", $0) }

@@ -1,0 +1,83 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// The product catalogue: name and price per product, and whether any shop has it in stock.
+/// Answers `GetProduct` (the seed's "get product info", asked by the gateway and by campaigns)
+/// and follows inventory's `StockUpdated` events to keep availability current (the seed's
+/// "Update Product Availability").
+///
+/// Availability is kept as units per shop, moved by each event's `change`, not set to its
+/// `newStock`: with the inbox making each event count once, changes add up to the same total
+/// whatever order the bus delivers them in, where "last newStock wins" would let a late, older
+/// event undo a newer one.
+public final class ProductService: ERPService, @unchecked Sendable {
+    public static let name = ServiceName.product
+    public static let subscriptions = [Subscription(group: "product", patterns: [TopicPattern("inventory.stock-updated")])]
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    var database: ServiceDatabase!
+
+    public init(runtime: any Runtime, settings: ServiceSettings) {
+        self.runtime = runtime
+        self.settings = settings
+    }
+
+    static let migrations: [Migration] = [
+        ("product-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE product (
+                  productId TEXT PRIMARY KEY, name TEXT NOT NULL, priceMinor INTEGER NOT NULL, currency TEXT NOT NULL
+                );
+                CREATE TABLE availability (
+                  productId TEXT NOT NULL, shopId TEXT NOT NULL, units INTEGER NOT NULL,
+                  PRIMARY KEY (productId, shopId)
+                );
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        database = try runtime.openDatabase("product", migrations: Self.migrations)
+        try database.write { db in
+            // Seed the catalogue and the initial stock once; a restart finds the rows already there.
+            for product in settings.fixtures.products {
+                try db.execute(sql: "INSERT INTO product (productId, name, priceMinor, currency) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [product.id, product.name, product.price.minorUnits, product.price.currency])
+            }
+            for shop in settings.fixtures.shops {
+                for line in shop.stock {
+                    try db.execute(sql: "INSERT INTO availability (productId, shopId, units) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                   arguments: [line.productId, shop.id, line.quantity])
+                }
+            }
+        }
+        let consumer = EventConsumer(runtime: runtime, database: database, group: "product")
+        consumer.skipInbox = settings.defects.skipInbox
+        consumer.on(StockUpdated.self) { event, _, db in
+            try db.execute(sql: """
+                INSERT INTO availability (productId, shopId, units) VALUES (?, ?, ?)
+                ON CONFLICT (productId, shopId) DO UPDATE SET units = units + excluded.units
+                """, arguments: [event.productId, event.shopId, event.change])
+        }
+        consumer.start()
+        runtime.transport.register(GetProduct.self) { [self] request, _ in try self.getProduct(request) }
+    }
+
+    func getProduct(_ request: GetProduct) throws -> ProductInfo {
+        try storage {
+            try database.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT name, priceMinor, currency FROM product WHERE productId = ?",
+                                                 arguments: [request.productId]) else {
+                    throw RPCError.rejected(code: "not_found", message: "no product \(request.productId)")
+                }
+                let units = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(MAX(units, 0)), 0) FROM availability WHERE productId = ?",
+                                             arguments: [request.productId]) ?? 0
+                return ProductInfo(productId: request.productId, name: row["name"],
+                                   price: Money(minorUnits: row["priceMinor"], currency: row["currency"]), available: units > 0)
+            }
+        }
+    }
+}
