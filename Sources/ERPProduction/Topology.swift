@@ -4,7 +4,9 @@
 // folder made by `erp keys generate`). Environment variables override endpoints, as in the seed's
 // service-discovery option 3: `ERP_ORDER_ENDPOINT=tcp://10.0.0.5:7105`.
 import ERPCore
+import ERPScenario
 import ERPServices
+import ERPGatewayHTTP
 import Foundation
 import Yams
 
@@ -26,6 +28,9 @@ public struct Topology: Sendable {
     /// Where each service (but the gateway, which has `/metrics` on its HTTP port) serves
     /// Prometheus metrics over HTTP: `host:port`. A service without one exposes none.
     public var metricsAddresses: [ServiceName: (host: String, port: Int)] = [:]
+    /// Breakers, retries and rate limits of every synchronous path (the seed's defaults unless
+    /// the file has a `resilience:` block, written as in a scenario).
+    public var resilience = ResilienceSettings()
     public var path = ""
 
     public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
@@ -71,6 +76,7 @@ extension Topology {
         var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = []
         var endpoints: [(ServiceName, String)] = []
         var metrics: [ServiceName: (host: String, port: Int)] = [:]
+        var resilience = ResilienceSettings()
         for (k, v) in top {
             switch k.string ?? "" {
             case "name": name = v.string ?? name
@@ -132,8 +138,12 @@ extension Topology {
                     }
                     endpoints.append((service, endpoint))
                 }
+            case "resilience":
+                do { resilience = try ScenarioLoader.resilience(v, file: file, clientTimeout: GatewayHTTPSettings(apiKeys: []).requestTimeout) } catch {
+                    throw TopologyError(file: file, line: error.line, message: error.message)
+                }
             default:
-                throw fail(k, "unknown field '\(k.string ?? "")'; expected name, dataDirectory, http, security, services")
+                throw fail(k, "unknown field '\(k.string ?? "")'; expected name, dataDirectory, http, security, services, resilience")
             }
         }
         guard !endpoints.isEmpty else { throw fail(root, "services: no service has an endpoint") }
@@ -156,6 +166,7 @@ extension Topology {
         topology.plaintext = plaintext
         topology.clients = clients
         topology.metricsAddresses = metrics
+        topology.resilience = resilience
         return topology
     }
 }

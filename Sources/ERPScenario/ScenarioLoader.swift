@@ -32,6 +32,13 @@ public struct ScenarioLoader {
         try ScenarioLoader(file: file).parse(text)
     }
 
+    /// A `resilience:` block read on its own (a topology file has one too), with the same checks:
+    /// settings that cannot work are refused with the setting's name. `clientTimeout` is the
+    /// deadline of the requests these policies serve; a retry budget must fit in it.
+    public static func resilience(_ node: Node, file: String, clientTimeout: Duration) throws(ScenarioError) -> ResilienceSettings {
+        try ScenarioLoader(file: file).resilience(node, clientTimeout: clientTimeout)
+    }
+
     func parse(_ text: String) throws(ScenarioError) -> Scenario {
         let root: Node
         do {

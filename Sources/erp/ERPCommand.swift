@@ -261,6 +261,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(ExitStatus.invalidInput)
         }
         var settings = ServiceSettings(fixtures: try loadFixtures(fixtures))
+        settings.resilience = loaded.resilience
         if let scenario {
             do { settings = try ScenarioLoader.load(path: scenario).serviceSettings(fixtures: settings.fixtures) } catch {
                 FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))

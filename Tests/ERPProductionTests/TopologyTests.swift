@@ -33,6 +33,8 @@ let sample = """
         ("services:\n  order: {endpoint: tcp://127.0.0.1:1, metrics: localhost}\nsecurity: {plaintext: true}\n", 2, "HOST:PORT"),
         ("services:\n  order: {metrics: 127.0.0.1:9}\nsecurity: {plaintext: true}\n", 2, "needs an endpoint"),
         ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true, clients: [../x]}\n", 3, "security.clients"),
+        ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\nresilience:\n  circuitBreaker: {errorThresholdPercentage: 150}\n", 5, "errorThresholdPercentage"),
+        ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\nresilience:\n  circuitBreaker: {timeout: -1s}\n", 5, "timeout"),
     ])
     func badTopologiesNameLineAndProblem(text: String, line: Int, message: String) {
         do {
@@ -55,6 +57,16 @@ let sample = """
         #expect(t.metricsAddresses[.order]?.host == "127.0.0.1" && t.metricsAddresses[.order]?.port == 9105)
         #expect(t.metricsAddresses[.inventory] == nil)
         #expect(t.clients == ["runner"])
+        #expect(t.resilience.defaultPolicy == .seed, "no resilience block: the seed's defaults")
+    }
+
+    @Test func theShippedTopologyLoadsWithTheSeedsResilienceDefaults() throws {
+        let t = try Topology.load(path: packageRoot + "/fixtures/topology.yaml")
+        #expect(t.resilience.defaultPolicy.circuitBreaker.timeout == .seconds(3))
+        #expect(t.resilience.defaultPolicy.circuitBreaker.errorThresholdPercentage == 50)
+        #expect(t.resilience.defaultPolicy.circuitBreaker.resetTimeout == .seconds(30))
+        #expect(t.resilience.defaultPolicy.retry.attemptCountMax == 4)
+        #expect(t.services.contains(.product) && t.metricsAddresses[.order]?.port == 9105)
     }
 
     @Test func keysAreGeneratedOncePerServiceAndReadBack() throws {
