@@ -191,8 +191,9 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a CURVE key pair for every service of a topology.",
             discussion: """
-                Writes <service>.key (the secret key, mode 0600) and <service>.pub into the topology's \
-                curveKeys folder (or --out). Existing pairs are kept unless --replace.
+                Writes <name>.key (the secret key, mode 0600) and <name>.pub for every service and every \
+                client the topology admits (security.clients) into its curveKeys folder (or --out). \
+                Existing pairs are kept unless --replace.
                 """)
 
         @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
@@ -209,8 +210,8 @@ struct Keys: ParsableCommand {
                 FileHandle.standardError.write(Data("erp: \(topology) runs plaintext; give --out for a key folder\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
-            let made = try KeyStore(directory: folder).generate(for: loaded.services, replace: replace)
-            print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.map(\.rawValue).joined(separator: ", "))")
+            let made = try KeyStore(directory: folder).generate(named: loaded.services.map(\.rawValue) + loaded.clients, replace: replace)
+            print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.joined(separator: ", "))")
         }
     }
 }
