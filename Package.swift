@@ -49,7 +49,7 @@ let package = Package(
         ]),
         // The deterministic backend: SimWorld, virtual clock, network model, faults, trace.
         .target(name: "ERPSimulation", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Collections", package: "swift-collections"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPReports
 import ERPServices
 import ERPTransport
 import ERPZeroMQ
@@ -52,6 +53,8 @@ public struct ControlReport: Codable, Sendable, Hashable {
     public var faults: FaultFilter.Counters
     public var resilience: [String: ResilienceMetrics.PathCounts]
     public var rateLimited: Int
+    /// Latency of the calls this process made, per method, as histograms (mergeable).
+    public var callLatency: [String: [LatencyBucket]]
 }
 
 extension ServiceHost {
@@ -69,7 +72,7 @@ extension ServiceHost {
         transport.register(ReadControlReport.self) { _, _ in
             ControlReport(node: node.rawValue, processId: processId, transport: transport.counters,
                           faults: transport.faults.counters, resilience: settings.resilienceMetrics.paths,
-                          rateLimited: settings.resilienceMetrics.rateLimited)
+                          rateLimited: settings.resilienceMetrics.rateLimited, callLatency: transport.calls.latencyBuckets())
         }
     }
 }

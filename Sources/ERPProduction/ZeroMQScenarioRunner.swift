@@ -551,8 +551,10 @@ final class ReportBook: @unchecked Sendable {
     func fill(_ summary: inout RunSummary) {
         let (latest, order) = lock.withLock { (self.latest, self.order) }
         var paths: [String: ResilienceMetrics.PathCounts] = [:]
+        var callLatency: [String: LatencyRecorder] = [:]
         for key in order {
             let report = latest[key]!
+            for (method, buckets) in report.callLatency { callLatency[method, default: LatencyRecorder()].merge(buckets) }
             summary.network.sent += report.transport.callsStarted
             summary.network.delivered += report.transport.requestsReceived
             summary.network.dropped += report.faults.blocked + report.faults.dropped
@@ -561,5 +563,6 @@ final class ReportBook: @unchecked Sendable {
             for (path, counts) in report.resilience { paths[path, default: .init()].add(counts) }
         }
         for (path, counts) in paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
+        for (method, recorder) in callLatency { summary.latency["rpc " + method] = recorder.summary }
     }
 }

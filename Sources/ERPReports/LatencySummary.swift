@@ -17,6 +17,18 @@ public struct LatencyRecorder: Sendable {
 
     public var count: UInt64 { histogram.totalCount }
 
+    /// The recorded values (microseconds) with their counts: what another process needs to merge
+    /// this recorder into its own (percentiles cannot be averaged; histograms can be added).
+    public var buckets: [LatencyBucket] {
+        histogram.recordedValues().map { LatencyBucket(microseconds: $0.value, count: $0.count) }
+    }
+
+    public mutating func merge(_ buckets: [LatencyBucket]) {
+        for bucket in buckets where bucket.count > 0 {
+            _ = histogram.record(bucket.microseconds, count: bucket.count)
+        }
+    }
+
     public var summary: LatencySummary {
         func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 1_000).rounded() / 1_000 }
         guard histogram.totalCount > 0 else { return LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
@@ -38,4 +50,11 @@ public struct LatencySummary: Codable, Sendable, Hashable {
     public init(count: Int, p50: Double, p90: Double, p99: Double, p999: Double, max: Double) {
         self.count = count; self.p50 = p50; self.p90 = p90; self.p99 = p99; self.p999 = p999; self.max = max
     }
+}
+
+/// A histogram bucket as it travels between processes.
+public struct LatencyBucket: Codable, Sendable, Hashable {
+    public var microseconds: UInt64
+    public var count: UInt64
+    public init(microseconds: UInt64, count: UInt64) { self.microseconds = microseconds; self.count = count }
 }

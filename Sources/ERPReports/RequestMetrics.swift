@@ -37,6 +37,12 @@ public final class RequestMetrics: @unchecked Sendable {
 
     public func latencySummary(_ key: String) -> LatencySummary? { lock.withLock { latency[key]?.summary } }
 
+    /// Every key's latency histogram, to merge elsewhere.
+    public func latencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { latency.mapValues(\.buckets) } }
+
+    /// Every key's latency percentiles.
+    public func latencySummaries() -> [String: LatencySummary] { lock.withLock { latency.mapValues(\.summary) } }
+
     /// Every family's samples, keys and outcomes in sorted order (so that two scrapes diff cleanly).
     public func prometheusText() -> String {
         lock.withLock {
@@ -62,5 +68,19 @@ public final class RequestMetrics: @unchecked Sendable {
     /// Label values escape backslash, double quote and newline.
     static func escape(_ value: String) -> String {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+extension RequestMetrics {
+    /// RPC calls a node (or a simulated world) made: `erp_rpc_calls_total{method,outcome}`.
+    public static func rpcCalls() -> RequestMetrics {
+        RequestMetrics(counterName: "erp_rpc_calls_total", durationName: "erp_rpc_call_duration_ms",
+                       help: "RPC calls made, by method and outcome.", keyLabel: "method", outcomeLabel: "outcome")
+    }
+
+    /// RPC requests a node served: `erp_rpc_served_total{method,outcome}`.
+    public static func rpcServed() -> RequestMetrics {
+        RequestMetrics(counterName: "erp_rpc_served_total", durationName: "erp_rpc_served_duration_ms",
+                       help: "RPC requests this node served, by method and outcome.", keyLabel: "method", outcomeLabel: "outcome")
     }
 }

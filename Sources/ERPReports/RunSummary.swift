@@ -147,7 +147,7 @@ public struct RunSummary: Codable, Sendable {
             md += "\n### Counter-examples\n\n"
             for v in violations { md += "- **\(v.invariant)**: \(v.example)\n" }
         }
-        md += "\n## Latency (\(timeBase) milliseconds)\n\n| flow | n | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n"
+        md += "\n## Latency (\(timeBase) milliseconds)\n\nA flow is timed from the client's side; `rpc METHOD` is every call of that method, from the caller's side, failures (timeouts) included.\n\n| flow or call | n | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n"
         for name in latency.keys.sorted() {
             let l = latency[name]!
             md += "| \(name) | \(l.count) | \(l.p50) | \(l.p90) | \(l.p99) | \(l.p999) | \(l.max) |\n"

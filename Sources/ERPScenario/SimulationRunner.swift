@@ -89,6 +89,7 @@ public struct SimulationRunner {
         summary.faults = faultLog
         summary.recoveredSagas = recovered.sagas
         for (path, counts) in settings.resilienceMetrics.paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
+        for (method, latency) in world.callMetrics?.latencySummaries() ?? [:] { summary.latency["rpc " + method] = latency }
         summary.rateLimited = settings.resilienceMetrics.rateLimited
         summary.defects = scenario.defects.enabledNames
         summary.network.sent = stats.messagesSent

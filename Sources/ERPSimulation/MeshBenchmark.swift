@@ -44,6 +44,7 @@ public struct MeshBenchmark {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let world = SimWorld(seed: seed, storageDirectory: directory, trace: try SimTrace(enabled: false), randomizeScheduling: false)
+        world.callMetrics = nil // measured like c_mesh: no per-call bookkeeping
         world.network.defaultLink = LinkSettings(latencyMin: .microseconds(500), latencyMax: .milliseconds(2))
         world.network.preserveLinkOrder = false
         let servers: [NodeName] = (0..<serverCount).map { NodeName("server-\($0)") }

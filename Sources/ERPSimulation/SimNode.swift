@@ -183,7 +183,25 @@ final class SimTransport: Transport, @unchecked Sendable {
         let callId = world.nextCallId()
         let node = simNode
         let epoch = self.epoch
-        let value = try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<any Sendable, any Error>) in
+        let started = world.elapsedNanoseconds
+        let value: any Sendable
+        do {
+            value = try await exchange(request, callId: callId, target: target, metadata: metadata, node: node, epoch: epoch)
+            world.callMetrics?.record(R.method, outcome: "ok", latency: .nanoseconds(world.elapsedNanoseconds - started))
+        } catch {
+            world.callMetrics?.record(R.method, outcome: (error as? RPCError)?.kind ?? "error", latency: .nanoseconds(world.elapsedNanoseconds - started))
+            throw error
+        }
+        guard let response = value as? R.Response else {
+            throw RPCError.rejected(code: "bad_response", message: "expected \(R.Response.self)")
+        }
+        return response
+    }
+
+    private func exchange<R: RPCRequest>(_ request: R, callId: UInt64, target: Int, metadata: CallMetadata, node: SimNode,
+                                         epoch: Int) async throws -> any Sendable {
+        let world = simNode.world
+        return try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<any Sendable, any Error>) in
             // The deadline is in the caller's clock; the timer runs on the world's.
             let slot = world.push(max(world.elapsedNanoseconds, metadata.deadline.nanosecondsSinceEpoch - Timestamp.simulationEpoch.nanosecondsSinceEpoch - node.clockSkew.nanoseconds),
                                   .callTimeout(node: node.index, epoch: epoch, callId: callId))
@@ -192,10 +210,6 @@ final class SimTransport: Transport, @unchecked Sendable {
             world.send(.init(from: node.index, fromEpoch: epoch, to: target, toEpoch: targetNode.epoch, callId: callId,
                              body: .request(method: R.method, metadata: metadata, payload: request)))
         }
-        guard let response = value as? R.Response else {
-            throw RPCError.rejected(code: "bad_response", message: "expected \(R.Response.self)")
-        }
-        return response
     }
 
     func register<R: RPCRequest>(_ type: R.Type, handler: @escaping @Sendable (R, CallContext) async throws -> R.Response) {

@@ -11,6 +11,7 @@
 // the process is touched: tests can run beside it and several worlds can run side by side.
 import Collections
 import ERPCore
+import ERPReports
 import ERPTransport
 import Foundation
 
@@ -28,6 +29,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     public let storageDirectory: String
     /// Print service logs to standard error with virtual timestamps.
     public var logToStandardError = false
+    /// Every RPC made in this world, by method and outcome, with its virtual round-trip latency
+    /// (nil: not recorded, as in the throughput benchmark).
+    public var callMetrics: RequestMetrics? = RequestMetrics.rpcCalls()
 
     /// Virtual nanoseconds since the world began.
     public private(set) var elapsedNanoseconds: Int64 = 0

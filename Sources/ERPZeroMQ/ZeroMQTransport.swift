@@ -127,11 +127,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     public let faults = FaultFilter()
     /// Requests this node served, by method and outcome (`ok` or the error's kind), with the
     /// handlers' latency.
-    public let served = RequestMetrics(counterName: "erp_rpc_served_total", durationName: "erp_rpc_served_duration_ms",
-                                       help: "RPC requests this node served, by method and outcome.", keyLabel: "method", outcomeLabel: "outcome")
+    public let served = RequestMetrics.rpcServed()
     /// Calls this node made, by method and outcome, with their round-trip latency.
-    public let calls = RequestMetrics(counterName: "erp_rpc_calls_total", durationName: "erp_rpc_call_duration_ms",
-                                      help: "RPC calls this node made, by method and outcome.", keyLabel: "method", outcomeLabel: "outcome")
+    public let calls = RequestMetrics.rpcCalls()
     private let bindEndpoint: String
     private let state = Locked(State())
 

@@ -40,6 +40,9 @@ import Testing
         #expect(summary.orders.accepted > 0)
         #expect(summary.invariantsPass, "\(summary.violations)")
         #expect(summary.chaosMilliseconds == 4_000)
+        // Per-call latency, merged from every process's histograms (incarnations included).
+        #expect((summary.latency["rpc inventory.reserveStock"]?.count ?? 0) > 0, "\(summary.latency.keys.sorted())")
+        #expect((summary.latency["rpc bus.append"]?.count ?? 0) > 0)
         let orderLog = String(decoding: FileManager.default.contents(atPath: result.directory + "/logs/order.log") ?? Data(), as: UTF8.self)
         #expect(orderLog.components(separatedBy: "order serving on").count - 1 == 3, "the order log should show three starts")
         let runnerLog = String(decoding: FileManager.default.contents(atPath: result.directory + "/runner.log") ?? Data(), as: UTF8.self)

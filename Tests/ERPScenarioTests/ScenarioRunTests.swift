@@ -40,6 +40,8 @@ func library(_ name: String) throws -> Scenario {
         #expect(summary.orders.pending == 0)
         #expect(summary.orders.accepted == summary.orders.confirmed + summary.orders.cancelled)
         #expect(summary.latency["orderPlacement"]!.count > 0)
+        // Per call too: every reservation the sagas made, timed from the caller's side.
+        #expect((summary.latency["rpc inventory.reserveStock"]?.count ?? 0) >= summary.orders.accepted - summary.orders.cancelled)
     }
 
     @Test func declinesGiveBothOutcomes() throws {
