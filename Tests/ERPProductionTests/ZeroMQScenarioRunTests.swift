@@ -70,4 +70,19 @@ import Testing
         #expect((summary.orders.cancelReasons["inventory_unavailable"] ?? 0) > 0)
         #expect(summary.invariantsPass, "\(summary.violations)")
     }
+
+    /// slow-payment (#4 "once over ZeroMQ"): swishpay answers after the deadline for a while
+    /// (the provider fault reaches the swishpay process through its control method); calls time
+    /// out and are asked again with the same key, and nobody is charged twice.
+    @Test func slowPaymentOverZeroMQNeverChargesTwice() throws {
+        let result = try run("slow-payment", duration: "8s")
+        defer { try? FileManager.default.removeItem(atPath: result.directory) }
+        let summary = try #require(result.summary, "no summary.json:\n\(result.output)")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(summary.invariants["confirmed-order-has-exactly-one-captured-payment"] == .pass, "\(summary.violations)")
+        #expect(summary.invariants["cancelled-order-has-no-net-charge"] == .pass, "\(summary.violations)")
+        let toProvider = try #require(summary.resilience["payment->swishpay"], "\(summary.resilience.keys.sorted())")
+        #expect(toProvider.failedCalls > 0, "the slow provider should have timed calls out: \(toProvider)")
+        #expect(summary.faults.contains { $0.contains("swishpay answers in 1500ms") })
+    }
 }
