@@ -143,6 +143,33 @@ final class IOLoop {
         for (offset, item) in polled.enumerated() where item.revents & Int16(ZMQ_POLLIN) != 0 {
             ready.append(pollTargets[offset])
         }
+        return serveReady()
+    }
+
+    /// For a host with work queued, instead of a `zmq_poll` without timeout: asks libzmq which
+    /// sockets are readable (`ZMQ_EVENTS`, what `zmq_poll` asks after its `poll(2)`, without the
+    /// system call) and reads them. Returns false if libzmq refused (ETERM): the host must then
+    /// `zmq_poll`, which reports the error.
+    func readReadableSockets() -> Bool {
+        if pollItemsStale { rebuildPollItems() }
+        ready.removeAll(keepingCapacity: true)
+        for index in pollItems.indices {
+            guard let socket = pollItems[index].socket else { continue }
+            var events: Int32 = 0
+            var length = MemoryLayout<Int32>.size
+            guard zmq_getsockopt(socket, ZMQ_EVENTS, &events, &length) == 0 else {
+                if zmq_errno() == EINTR { continue }
+                return false
+            }
+            if events & Int32(ZMQ_POLLIN) != 0 { ready.append(pollTargets[index]) }
+        }
+        serveReady()
+        return true
+    }
+
+    /// Serves `ready`. Returns whether the wake-up was among them.
+    @discardableResult
+    private func serveReady() -> Bool {
         var woken = false
         for target in ready {
             switch target {

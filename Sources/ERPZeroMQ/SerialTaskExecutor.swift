@@ -277,9 +277,14 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
                 itemsStale = false
             }
             var woken = false
-            // With work waiting and no socket to look at, skip the system call: a byte left in the
-            // pipe is drained at the next sleep.
-            if timeout > 0 || items.count > 1 {
+            // With work waiting, do not wait and skip the system call: ask libzmq which sockets
+            // are readable (a byte left in the pipe is drained at the next sleep). A refusal
+            // (ETERM) falls through to zmq_poll, which reports it.
+            var polled = false
+            if timeout == 0 {
+                polled = loops.allSatisfy { $0.readReadableSockets() }
+            }
+            if !polled && (timeout > 0 || items.count > 1) {
                 // zmq_poll's timeout is in milliseconds (libzmq ≥ 3).
                 let readyCount = zmq_poll(&items, Int32(items.count), timeout)
                 if readyCount > 0 {
