@@ -223,16 +223,45 @@ enum FastHeaderJSON {
         case null
     }
 
+    private static let callIdKey = Array("callId".utf8), methodKey = Array("method".utf8),
+                       callerKey = Array("caller".utf8), deadlineMsKey = Array("deadlineMs".utf8),
+                       correlationIdKey = Array("correlationId".utf8), idempotencyKeyKey = Array("idempotencyKey".utf8),
+                       traceParentKey = Array("traceParent".utf8), okKey = Array("ok".utf8), errorKey = Array("error".utf8)
+
     static func requestHeader(_ bytes: [UInt8]) -> WireFormat.RequestHeader? {
-        guard let object = parseFlatObject(bytes),
-              case .number(let callIdText)? = object["callId"], let callId = UInt64(callIdText),
-              case .string(let method)? = object["method"],
-              case .string(let caller)? = object["caller"],
-              case .number(let deadlineText)? = object["deadlineMs"], let deadlineMs = Double(deadlineText),
-              case .string(let correlationId)? = object["correlationId"],
-              let idempotencyKey = optionalString(object["idempotencyKey"]),
-              let traceParent = optionalString(object["traceParent"])
-        else { return nil }
+        var callId: UInt64?, method: String?, caller: String?, deadlineMs: Double?, correlationId: String?
+        var idempotencyKey: String?, traceParent: String?
+        var seen: UInt8 = 0
+        let read = forEachMember(bytes) { key, value in
+            let slot: UInt8
+            if key.elementsEqual(callIdKey) {
+                guard case .number(let text) = value, let number = UInt64(text) else { return false }
+                callId = number; slot = 0
+            } else if key.elementsEqual(methodKey) {
+                guard case .string(let text) = value else { return false }
+                method = text; slot = 1
+            } else if key.elementsEqual(callerKey) {
+                guard case .string(let text) = value else { return false }
+                caller = text; slot = 2
+            } else if key.elementsEqual(deadlineMsKey) {
+                guard case .number(let text) = value, let number = Double(text) else { return false }
+                deadlineMs = number; slot = 3
+            } else if key.elementsEqual(correlationIdKey) {
+                guard case .string(let text) = value else { return false }
+                correlationId = text; slot = 4
+            } else if key.elementsEqual(idempotencyKeyKey) {
+                guard let text = optionalString(value) else { return false }
+                idempotencyKey = text; slot = 5
+            } else if key.elementsEqual(traceParentKey) {
+                guard let text = optionalString(value) else { return false }
+                traceParent = text; slot = 6
+            } else {
+                return true // unknown keys are ignored, as JSONDecoder ignores them
+            }
+            defer { seen |= 1 << slot }
+            return seen & (1 << slot) == 0
+        }
+        guard read, let callId, let method, let caller, let deadlineMs, let correlationId else { return nil }
         var header = WireFormat.RequestHeader(
             callId: callId, method: method, caller: caller,
             metadata: CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: 0), correlationId: correlationId))
@@ -243,53 +272,98 @@ enum FastHeaderJSON {
     }
 
     static func replyHeader(_ bytes: [UInt8]) -> WireFormat.ReplyHeader? {
-        guard let object = parseFlatObject(bytes),
-              case .number(let callIdText)? = object["callId"], let callId = UInt64(callIdText),
-              case .bool(let ok)? = object["ok"]
-        else { return nil }
-        // An error is an object: JSONDecoder reads it.
-        if let error = object["error"], error != .null { return nil }
+        var callId: UInt64?, ok: Bool?
+        var seen: UInt8 = 0
+        let read = forEachMember(bytes) { key, value in
+            let slot: UInt8
+            if key.elementsEqual(callIdKey) {
+                guard case .number(let text) = value, let number = UInt64(text) else { return false }
+                callId = number; slot = 0
+            } else if key.elementsEqual(okKey) {
+                guard case .bool(let flag) = value else { return false }
+                ok = flag; slot = 1
+            } else if key.elementsEqual(errorKey) {
+                // An error is an object: JSONDecoder reads it. Null is no error.
+                guard value == .null else { return false }
+                slot = 2
+            } else {
+                return true
+            }
+            defer { seen |= 1 << slot }
+            return seen & (1 << slot) == 0
+        }
+        guard read, let callId, let ok else { return nil }
         var header = WireFormat.ReplyHeader(callId: callId, result: .success([]))
         header.ok = ok
         return header
     }
 
-    /// `.some(nil)` when absent or null, `.some(text)` for a string, nil for another type.
-    private static func optionalString(_ value: Value?) -> String?? {
+    /// `.some(nil)` for null, `.some(text)` for a string, nil for another type.
+    private static func optionalString(_ value: Value) -> String?? {
         switch value {
-        case nil, .null?: return .some(nil)
-        case .string(let text)?: return .some(text)
+        case .null: return .some(nil)
+        case .string(let text): return .some(text)
         default: return nil
         }
     }
 
-    static func parseFlatObject(_ bytes: [UInt8]) -> [String: Value]? {
+    /// Calls `body` with each member of a flat object (its key as raw bytes: keys with escapes are
+    /// refused). False if the text is not such an object or `body` refused a member.
+    private static func forEachMember(_ bytes: [UInt8], _ body: (ArraySlice<UInt8>, Value) -> Bool) -> Bool {
         var parser = Parser(bytes: bytes)
-        return parser.object()
+        return parser.object(body)
+    }
+
+    /// A flat object's members as a dictionary (nil as for the headers, or on a duplicate key).
+    static func parseFlatObject(_ bytes: [UInt8]) -> [String: Value]? {
+        var members: [String: Value] = [:]
+        let read = forEachMember(bytes) { key, value in
+            members.updateValue(value, forKey: String(decoding: key, as: UTF8.self)) == nil
+        }
+        return read ? members : nil
     }
 
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
 
-        mutating func object() -> [String: Value]? {
-            var members: [String: Value] = [:]
+        mutating func object(_ visit: (ArraySlice<UInt8>, Value) -> Bool) -> Bool {
             skipSpace()
-            guard take(UInt8(ascii: "{")) else { return nil }
+            guard take(UInt8(ascii: "{")) else { return false }
             skipSpace()
-            if take(UInt8(ascii: "}")) { return atEnd() ? members : nil }
+            if take(UInt8(ascii: "}")) { return atEnd() }
             while true {
                 skipSpace()
-                guard let key = string() else { return nil }
+                guard let key = rawKey() else { return false }
                 skipSpace()
-                guard take(UInt8(ascii: ":")) else { return nil }
+                guard take(UInt8(ascii: ":")) else { return false }
                 skipSpace()
-                guard let value = value(), members.updateValue(value, forKey: key) == nil else { return nil }
+                guard let value = value(), visit(key, value) else { return false }
                 skipSpace()
                 if take(UInt8(ascii: ",")) { continue }
-                guard take(UInt8(ascii: "}")) else { return nil }
-                return atEnd() ? members : nil
+                guard take(UInt8(ascii: "}")) else { return false }
+                return atEnd()
             }
+        }
+
+        /// A key's bytes between its quotes, if it has no escape, no control character and is
+        /// valid UTF-8; nil otherwise (the header then goes to JSONDecoder).
+        private mutating func rawKey() -> ArraySlice<UInt8>? {
+            guard take(UInt8(ascii: "\"")) else { return nil }
+            let start = index
+            var ascii = true
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    let key = bytes[start..<index]
+                    index += 1
+                    return ascii || String(validating: key, as: UTF8.self) != nil ? key : nil
+                }
+                if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+                if byte >= 0x80 { ascii = false }
+                index += 1
+            }
+            return nil
         }
 
         private mutating func atEnd() -> Bool {
