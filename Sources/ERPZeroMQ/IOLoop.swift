@@ -6,15 +6,27 @@ import Glibc
 import Darwin
 #endif
 
-/// The body of an I/O thread. Created on that thread and never seen by another: it is the only
+/// The body of an I/O thread. Created on that thread and never used by another: it is the only
 /// code that holds libzmq socket pointers (apart from the mailbox's wake-up sender, used under
-/// its lock). Not Sendable, on purpose.
+/// its lock). Not Sendable, on purpose. It runs either on a thread of its own (`run()`) or on a
+/// hosting `SerialTaskExecutor`'s thread, which polls `currentPollItems()` with its own wake-up
+/// and calls `dispatch`, `runCommands` and `shutdown` between its jobs; code on that thread may
+/// send directly (`sendDirect`).
 final class IOLoop {
+    enum PollOutcome {
+        /// Sockets were read; `wake` says whether the wake-up was readable.
+        case polled(wake: Bool)
+        /// `zmq_poll` failed (ETERM when the context terminates): call `shutdown`.
+        case failed(ZeroMQError)
+    }
+
     /// Messages read from one socket per wake-up, so one busy socket cannot starve the others.
     static let receiveBatchMax = 256
 
     private let core: IOThreadCore
-    private let wakeReceiver: UnsafeMutableRawPointer
+    /// The receiving end of the loop's inproc PAIR when it has a thread of its own; nil when hosted
+    /// (the hosting executor polls its own wake-up pipe beside the loop's sockets).
+    private let wakeReceiver: UnsafeMutableRawPointer?
     private let ownerThread: pthread_t
     /// One reusable `zmq_msg_t` for receiving, aligned as libzmq asks (pointer size or more).
     private let frame: UnsafeMutablePointer<zmq_msg_t>
@@ -41,7 +53,7 @@ final class IOLoop {
         func count(_ update: (inout SocketCounters) -> Void) { request.shared.counters.withLock { update(&$0) } }
     }
 
-    init(core: IOThreadCore, wakeReceiver: UnsafeMutableRawPointer) {
+    init(core: IOThreadCore, wakeReceiver: UnsafeMutableRawPointer?) {
         self.core = core
         self.wakeReceiver = wakeReceiver
         self.ownerThread = pthread_self()
@@ -49,7 +61,11 @@ final class IOLoop {
             byteCount: MemoryLayout<zmq_msg_t>.size, alignment: max(16, MemoryLayout<zmq_msg_t>.alignment)
         )
         self.frame = raw.bindMemory(to: zmq_msg_t.self, capacity: 1)
+        core.setOwner(self)
     }
+
+    var isRunning: Bool { running }
+    var name: String { core.name }
 
     deinit {
         UnsafeMutableRawPointer(frame).deallocate()
@@ -57,48 +73,124 @@ final class IOLoop {
 
     // MARK: The loop
 
+    /// The loop of a thread of its own.
     func run() {
-        var ready: [PollTarget] = []
         while running {
-            if pollItemsStale { rebuildPollItems() }
-            // zmq_poll's timeout is in milliseconds (libzmq ≥ 3; it was microseconds in 2.x).
-            let readyCount = zmq_poll(&pollItems, Int32(pollItems.count), Int(core.pollTimeoutMilliseconds))
-            if readyCount < 0 {
-                let number = zmq_errno()
-                if number == EINTR { continue }
-                shutdown(ZeroMQError.fromErrno(number, "zmq_poll"))
+            switch pollOnce(timeoutMilliseconds: Int(core.pollTimeoutMilliseconds)) {
+            case .failed(let error):
+                shutdown(error)
                 return
-            }
-            if readyCount == 0 {
-                // Timed out: a safety net only (every command comes with a wake-up byte).
-                drainWakeSocket()
-                runCommands()
-                continue
-            }
-            ready.removeAll(keepingCapacity: true)
-            for index in pollItems.indices where pollItems[index].revents & Int16(ZMQ_POLLIN) != 0 {
-                ready.append(pollTargets[index])
-            }
-            for target in ready {
-                switch target {
-                case .wake:
+            case .polled(let woken):
+                // A timeout runs the commands too: a safety net only (every command comes with a
+                // wake-up byte).
+                if woken || lastPollTimedOut {
                     drainWakeSocket()
                     runCommands()
-                case .socket(let id):
-                    if let live = sockets[id] { receive(live) }
-                case .monitor(let id):
-                    if let live = sockets[id] { readMonitor(live) }
                 }
             }
         }
         shutdown(ZeroMQError(.ioThreadStopped, message: "I/O thread \(core.name) was stopped"))
     }
 
+    private var lastPollTimedOut = false
+    private var ready: [PollTarget] = []
+
+    /// One `zmq_poll` over the wake-up and the sockets (at most `timeoutMilliseconds`; 0 does not
+    /// wait), then reads every socket that is readable, up to `receiveBatchMax` messages each.
+    private func pollOnce(timeoutMilliseconds: Int) -> PollOutcome {
+        if pollItemsStale { rebuildPollItems() }
+        // zmq_poll's timeout is in milliseconds (libzmq ≥ 3; it was microseconds in 2.x).
+        let readyCount = zmq_poll(&pollItems, Int32(pollItems.count), timeoutMilliseconds)
+        lastPollTimedOut = readyCount == 0
+        if readyCount < 0 {
+            let number = zmq_errno()
+            if number == EINTR { return .polled(wake: false) }
+            return .failed(ZeroMQError.fromErrno(number, "zmq_poll"))
+        }
+        if readyCount == 0 { return .polled(wake: false) }
+        return .polled(wake: dispatch(pollItems[...]))
+    }
+
+    // MARK: Hosted on an executor
+
+    /// True when the sockets to poll changed since `currentPollItems()` was last called.
+    var pollItemsChanged: Bool { pollItemsStale }
+
+    /// The items a hosting executor polls for this loop (its wake-up excluded), in the order
+    /// `dispatch` expects their `revents`.
+    func currentPollItems() -> [zmq_pollitem_t] {
+        if pollItemsStale { rebuildPollItems() }
+        return pollItems
+    }
+
+    /// Looks whether `zmq_poll` fails on this loop's sockets alone (ETERM once their context
+    /// terminates), without waiting: how a host that polls several loops finds the failed one.
+    func probe() -> ZeroMQError? {
+        if pollItemsStale { rebuildPollItems() }
+        if pollItems.isEmpty { return nil }
+        while zmq_poll(&pollItems, Int32(pollItems.count), 0) < 0 {
+            let number = zmq_errno()
+            if number != EINTR { return ZeroMQError.fromErrno(number, "zmq_poll") }
+        }
+        return nil
+    }
+
+    /// Reads every socket whose item in `polled` (the `revents` of `currentPollItems()` after a
+    /// poll) is readable. Returns whether the wake-up was.
+    @discardableResult
+    func dispatch(_ polled: ArraySlice<zmq_pollitem_t>) -> Bool {
+        ready.removeAll(keepingCapacity: true)
+        for (offset, item) in polled.enumerated() where item.revents & Int16(ZMQ_POLLIN) != 0 {
+            ready.append(pollTargets[offset])
+        }
+        return serveReady()
+    }
+
+    /// For a host with work queued, instead of a `zmq_poll` without timeout: asks libzmq which
+    /// sockets are readable (`ZMQ_EVENTS`, what `zmq_poll` asks after its `poll(2)`, without the
+    /// system call) and reads them. Returns false if libzmq refused (ETERM): the host must then
+    /// `zmq_poll`, which reports the error.
+    func readReadableSockets() -> Bool {
+        if pollItemsStale { rebuildPollItems() }
+        ready.removeAll(keepingCapacity: true)
+        for index in pollItems.indices {
+            guard let socket = pollItems[index].socket else { continue }
+            var events: Int32 = 0
+            var length = MemoryLayout<Int32>.size
+            guard zmq_getsockopt(socket, ZMQ_EVENTS, &events, &length) == 0 else {
+                if zmq_errno() == EINTR { continue }
+                return false
+            }
+            if events & Int32(ZMQ_POLLIN) != 0 { ready.append(pollTargets[index]) }
+        }
+        serveReady()
+        return true
+    }
+
+    /// Serves `ready`. Returns whether the wake-up was among them.
+    @discardableResult
+    private func serveReady() -> Bool {
+        var woken = false
+        for target in ready {
+            switch target {
+            case .wake:
+                woken = true
+            case .socket(let id):
+                if let live = sockets[id] { receive(live) }
+            case .monitor(let id):
+                if let live = sockets[id] { readMonitor(live) }
+            }
+        }
+        return woken
+    }
+
     private func rebuildPollItems() {
         pollItems.removeAll(keepingCapacity: true)
         pollTargets.removeAll(keepingCapacity: true)
-        pollItems.append(zmq_pollitem_t(socket: wakeReceiver, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
-        pollTargets.append(.wake)
+        if let wakeReceiver {
+            pollItems.append(zmq_pollitem_t(socket: wakeReceiver, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+            pollTargets.append(.wake)
+        }
         for live in sockets.values.sorted(by: { $0.id < $1.id }) {
             if live.request.kind.canReceive && !live.readingPaused {
                 pollItems.append(zmq_pollitem_t(socket: live.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
@@ -113,12 +205,14 @@ final class IOLoop {
     }
 
     private func drainWakeSocket() {
+        guard let receiver = wakeReceiver else { return }
         var byte: UInt8 = 0
-        while zmq_recv(wakeReceiver, &byte, 1, ZMQ_DONTWAIT) >= 0 {}
+        while zmq_recv(receiver, &byte, 1, ZMQ_DONTWAIT) >= 0 {}
         // EAGAIN: drained. ETERM: zmq_poll reports it next and the loop ends there.
     }
 
-    private func runCommands() {
+    /// Runs the queued commands (a hosting executor calls it when told commands arrived).
+    func runCommands() {
         for command in core.takeCommands() {
             if running {
                 execute(command)
@@ -130,9 +224,10 @@ final class IOLoop {
     }
 
     /// Closes every socket, refuses later commands, fails those that never ran, and wakes `stop()`.
-    private func shutdown(_ reason: ZeroMQError) {
+    func shutdown(_ reason: ZeroMQError) {
+        running = false
         for id in Array(sockets.keys) { closeSocket(id) }
-        zmq_close(wakeReceiver)
+        if let wakeReceiver { zmq_close(wakeReceiver) }
         let stopped = ZeroMQError(.ioThreadStopped, message: "I/O thread \(core.name) stopped: \(reason)")
         for command in core.close(because: stopped) { command.fail(stopped) }
         for waiter in stopWaiters { waiter.resume() }
@@ -286,6 +381,14 @@ final class IOLoop {
         guard !frames.isEmpty else {
             throw ZeroMQError(.invalidArgument, message: "a message has at least one frame")
         }
+        try sendDirect(socketId: socketId, frames: frames)
+    }
+
+    /// Sends now, on the loop's own thread (`ZMQSocket.send` from a task of the hosting executor):
+    /// the same `send` as a queued command, errors counted the same way, without the hand-off.
+    func sendDirect(socketId: Int, frames: [[UInt8]]) throws {
+        precondition(pthread_equal(pthread_self(), ownerThread) != 0, "direct send off its I/O thread")
+        guard running else { throw ZeroMQError(.ioThreadStopped, message: "I/O thread \(core.name) is stopping") }
         let live = try socket(socketId)
         if let error = send(live, frames) { throw error }
     }

@@ -19,9 +19,10 @@ public enum Delivery: Sendable {
 /// PAIR). Other threads hand it commands through a locked queue and wake it with one byte on that
 /// PAIR; async callers get their answer through a continuation resumed by the I/O thread.
 ///
-/// Start it with `IOThread.start(context:)`, open sockets with `open(_:options:delivery:)`, and
-/// end it with `stop()`, which closes its sockets. Twin of the simulator's in-memory network, which
-/// needs no thread because it runs on virtual time.
+/// Start it with `IOThread.start(context:)` (a thread of its own) or `IOThread.start(context:on:)`
+/// (the loop runs on a `SerialTaskExecutor`'s thread, between its jobs), open sockets with
+/// `open(_:options:delivery:)`, and end it with `stop()`, which closes its sockets. Twin of the
+/// simulator's in-memory network, which needs no thread because it runs on virtual time.
 public final class IOThread: Sendable {
     let core: IOThreadCore
 
@@ -66,7 +67,7 @@ public final class IOThread: Sendable {
         }
         let core = IOThreadCore(
             context: context, name: name, commandCountMax: commandCountMax,
-            pollTimeoutMilliseconds: pollTimeout.millisecondsInt32, wakeSender: sender
+            pollTimeoutMilliseconds: pollTimeout.millisecondsInt32, waker: .socket(sender)
         )
         let handOver = SocketHandOver(receiver)
         let thread = Thread {
@@ -75,6 +76,29 @@ public final class IOThread: Sendable {
         }
         thread.name = name
         thread.start()
+        return IOThread(core: core)
+    }
+
+    /// Starts an I/O thread that runs on `executor`'s thread instead of a thread of its own: the
+    /// executor polls these sockets between its jobs. A task on that executor then sends straight
+    /// into the socket (`ZMQSocket.send` runs libzmq at once, with no hand-off and no wait), and
+    /// `.handler` deliveries run on the executor's thread, where the continuations they resume
+    /// run too. Other threads still go through the command queue. An executor may host several
+    /// I/O threads (one `zmq_poll` covers them all); `stop()` detaches one and leaves the
+    /// executor running, `SerialTaskExecutor.shutdown()` stops it with the executor, and a
+    /// terminated context closes its sockets as for a thread of its own.
+    public static func start(
+        context: ZMQContext,
+        name: String = "zmq-io",
+        on executor: SerialTaskExecutor,
+        commandCountMax: Int = 65_536
+    ) throws -> IOThread {
+        precondition(commandCountMax >= 1)
+        let core = IOThreadCore(
+            context: context, name: name, commandCountMax: commandCountMax,
+            pollTimeoutMilliseconds: Duration.seconds(1).millisecondsInt32, waker: .executor(executor)
+        )
+        try executor.host(core)
         return IOThread(core: core)
     }
 
@@ -190,17 +214,35 @@ enum Command: Sendable {
     }
 }
 
-/// The mailbox: commands for the I/O thread and the sending end of its wake-up PAIR. The PAIR
-/// socket is touched only while the lock is held, which serialises every use and gives the full
-/// memory barrier libzmq asks for when a socket is used from more than one thread.
+/// How commands wake the thread that runs an I/O loop.
+enum Waker {
+    /// The sending end of the loop's inproc PAIR (a thread of its own).
+    case socket(UnsafeMutableRawPointer)
+    /// The executor whose thread hosts the loop (it has its own wake-up pipe).
+    case executor(SerialTaskExecutor)
+}
+
+/// The mailbox: commands for the I/O thread and how to wake it. A PAIR socket is touched only
+/// while the lock is held, which serialises every use and gives the full memory barrier libzmq
+/// asks for when a socket is used from more than one thread.
 struct Mailbox {
     var commands = Deque<Command>()
-    /// True when a wake-up byte is on its way and the thread has not yet taken the commands:
-    /// coalesces wake-ups, so a burst of sends costs one byte on the PAIR.
+    /// True when a wake-up is on its way and the thread has not yet taken the commands:
+    /// coalesces wake-ups, so a burst of sends costs one byte on the PAIR (or one on the pipe).
     var wakePending = false
     var accepting = true
-    var wakeSender: UnsafeMutableRawPointer?
+    var waker: Waker?
     var stoppedBecause: ZeroMQError?
+}
+
+/// The loop running a core, registered by the loop on its own thread. Lets a caller that is on
+/// that thread (a task on the hosting executor, a handler) use the loop directly.
+struct LoopOwner: @unchecked Sendable {
+    // @unchecked Sendable: `loop` is not Sendable and is used only after checking that the
+    // current thread is `thread`, the loop's own (`IOThreadCore.loopOnCurrentThread()`); on any
+    // other thread only this struct is copied, the loop never touched.
+    let thread: pthread_t
+    let loop: IOLoop
 }
 
 /// The part of an I/O thread shared by its handle, its sockets' handles and the thread itself.
@@ -210,49 +252,69 @@ final class IOThreadCore: Sendable {
     let commandCountMax: Int
     let pollTimeoutMilliseconds: Int32
     let mailbox: Locked<Mailbox>
+    private let owner = Locked<LoopOwner?>(nil)
     private let socketIdCounter = Atomic<Int>(0)
 
     init(context: ZMQContext, name: String, commandCountMax: Int, pollTimeoutMilliseconds: Int32,
-         wakeSender: sending UnsafeMutableRawPointer) {
+         waker: sending Waker) {
         self.context = context
         self.name = name
         self.commandCountMax = commandCountMax
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
-        self.mailbox = Locked(Mailbox(wakeSender: wakeSender))
+        self.mailbox = Locked(Mailbox(waker: waker))
     }
 
     func nextSocketId() -> Int {
         socketIdCounter.wrappingAdd(1, ordering: .relaxed).newValue
     }
 
+    /// Called by a loop on its thread when it starts (`loop`) and when it ends (nil).
+    func setOwner(_ loop: IOLoop?) {
+        let entry = loop.map { LoopOwner(thread: pthread_self(), loop: $0) }
+        owner.withLock { $0 = entry }
+    }
+
+    /// The running loop, if the caller is on its thread; nil on every other thread.
+    func loopOnCurrentThread() -> IOLoop? {
+        guard let entry = owner.withLock({ $0 }), pthread_equal(entry.thread, pthread_self()) != 0 else { return nil }
+        return entry.loop
+    }
+
     /// Queues a command and wakes the thread. Returns the error instead of resuming the
     /// command's continuation, so the caller resumes it outside the lock.
     func enqueue(_ command: Command) -> ZeroMQError? {
-        mailbox.withLock { mailbox in
-            guard mailbox.accepting, let sender = mailbox.wakeSender else {
-                return mailbox.stoppedBecause
-                    ?? ZeroMQError(.ioThreadStopped, message: "I/O thread \(name) is stopped")
+        let (error, host): (ZeroMQError?, SerialTaskExecutor?) = mailbox.withLock { mailbox in
+            guard mailbox.accepting, let waker = mailbox.waker else {
+                return (mailbox.stoppedBecause
+                    ?? ZeroMQError(.ioThreadStopped, message: "I/O thread \(name) is stopped"), nil)
             }
             // Stop, close and resume-reading always get in: refusing them would leak the thread or
             // a socket, or leave a drained inbox waiting forever. Each is bounded by its caller
             // (one resume per pause, one close or stop per call).
             if !command.bypassesQueueLimit && mailbox.commands.count >= commandCountMax {
-                return ZeroMQError(.commandQueueFull, message: "I/O thread \(name) has \(commandCountMax) commands waiting")
+                return (ZeroMQError(.commandQueueFull, message: "I/O thread \(name) has \(commandCountMax) commands waiting"), nil)
             }
             mailbox.commands.append(command)
-            if !mailbox.wakePending {
-                mailbox.wakePending = true
+            if mailbox.wakePending { return (nil, nil) }
+            mailbox.wakePending = true
+            switch waker {
+            case .socket(let sender):
                 // One byte. It cannot hit the PAIR's HWM: at most one is in flight (wakePending).
                 // If the context is terminating it fails with ETERM, and the thread, which sees
                 // ETERM from zmq_poll too, fails every queued command: nothing is lost silently.
                 var byte: UInt8 = 1
                 _ = zmq_send(sender, &byte, 1, ZMQ_DONTWAIT)
+                return (nil, nil)
+            case .executor(let executor):
+                return (nil, executor)
             }
-            return nil
         }
+        // Outside the mailbox lock: the executor takes its own.
+        host?.ioCommandsArrived()
+        return error
     }
 
-    /// Takes every queued command; called by the I/O thread after draining its wake-up socket.
+    /// Takes every queued command; called by the I/O thread after its wake-up.
     func takeCommands() -> Deque<Command> {
         mailbox.withLock { mailbox in
             mailbox.wakePending = false
@@ -265,11 +327,12 @@ final class IOThreadCore: Sendable {
     /// Refuses every later command, closes the wake-up sender and returns the commands that
     /// never ran. Called once, by the I/O thread, when it ends.
     func close(because reason: ZeroMQError) -> Deque<Command> {
-        mailbox.withLock { mailbox in
+        owner.withLock { $0 = nil }
+        return mailbox.withLock { mailbox in
             mailbox.accepting = false
             mailbox.stoppedBecause = reason
-            if let sender = mailbox.wakeSender { zmq_close(sender) }
-            mailbox.wakeSender = nil
+            if case .socket(let sender) = mailbox.waker { zmq_close(sender) }
+            mailbox.waker = nil
             let taken = mailbox.commands
             mailbox.commands = Deque()
             return taken

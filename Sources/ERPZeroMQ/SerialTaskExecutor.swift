@@ -1,8 +1,18 @@
+import CZeroMQ
 import DequeModule
+import ERPCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// A `TaskExecutor` backed by one dedicated thread: a locked job queue and a condition variable,
-/// jobs run in FIFO order with `runSynchronously(on:)`, plus a timer queue served by the same thread.
+/// A `TaskExecutor` backed by one dedicated thread: a locked job queue, jobs run in FIFO order with
+/// `runSynchronously(on:)`, a timer queue served by the same thread, and optionally the sockets of
+/// I/O threads hosted on it (`IOThread.start(context:on:)`): the thread sleeps in `zmq_poll`
+/// over those sockets and a wake-up pipe, so a task of the node sends straight into its sockets
+/// and received messages are handled on the thread that will run their continuations.
 ///
 /// A production node starts every task with `Task(executorPreference: executor)`, so its child
 /// tasks, hops and resumed continuations all come back to this one thread, and service classes
@@ -16,9 +26,10 @@ import Foundation
 /// a blocked caller (a synchronous test waiting on a semaphore, two cores) can starve; a node whose
 /// every wake-up stays on its own thread keeps running whatever the pool does.
 public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked Sendable: every mutable field is reached only while `condition` is locked.
+    // @unchecked Sendable: every mutable field is reached only while `lock` is held, except the
+    // wake-up pipe's descriptors (immutable; written only under the lock, read only by the thread).
     public let name: String
-    private let condition = NSCondition()
+    private let lock = NSLock()
     private var jobs = Deque<UnownedJob>()
     private var timers: [Timer] = []            // binary min-heap on (deadline, sequence)
     /// Timers scheduled and neither fired nor cancelled (a cancelled one leaves the heap when due).
@@ -28,6 +39,20 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     private var threadId: pthread_t?
     private var counters = Counters()
     private let exited = DispatchSemaphore(value: 0)
+    /// The thread decided to block in `zmq_poll` (nothing to run): a producer must wake it.
+    private var sleeping = false
+    /// A byte is in the wake-up pipe and the thread has not drained it yet: wake-ups coalesce.
+    private var wakePending = false
+    /// A hosted I/O thread has commands waiting in its mailbox.
+    private var ioCommandsPending = false
+    /// I/O threads to host, waiting for this thread to build their loops.
+    private var attaching: [IOThreadCore] = []
+    /// The wake-up pipe: producers write one byte when the thread sleeps, the thread polls the
+    /// reading end together with its hosted sockets.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    /// The longest one `zmq_poll` waits: a safety net, every producer wakes the thread.
+    private static let pollTimeoutMaxMilliseconds = 1_000
 
     /// What the executor has done, for reports and tests.
     public struct Counters: Sendable, Hashable {
@@ -36,6 +61,8 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         /// Jobs enqueued after `shutdown()`: their tasks never run again, as in a crashed process.
         public var jobsDropped = 0
         public var jobsQueuedMax = 0
+        /// Bytes written to the wake-up pipe: producers that found the thread asleep.
+        public var wakeUps = 0
     }
 
     struct Timer {
@@ -53,6 +80,15 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// Starts the executor's thread at once.
     public init(name: String) {
         self.name = name
+        var fds: [Int32] = [-1, -1]
+        let made = pipe(&fds)
+        precondition(made == 0, "pipe() failed for executor \(name): errno \(errno)")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
         let thread = Thread { [self] in self.runLoop() }
         thread.name = name
         thread.start()
@@ -62,12 +98,23 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        condition.lock()
-        defer { condition.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if stopping { counters.jobsDropped += 1; return }
         jobs.append(job)
         if jobs.count > counters.jobsQueuedMax { counters.jobsQueuedMax = jobs.count }
-        condition.signal()
+        wakeLocked()
+    }
+
+    /// Writes one byte on the wake-up pipe if the thread sleeps and no byte is on its way yet. A
+    /// producer on the executor's own thread never finds it asleep, so costs no system call. Lock held.
+    private func wakeLocked() {
+        guard sleeping && !wakePending && !stopping else { return }
+        wakePending = true
+        counters.wakeUps += 1
+        var byte: UInt8 = 1
+        // Cannot fill the pipe: at most one byte is in it (wakePending).
+        _ = write(wakeWrite, &byte, 1)
     }
 
     // MARK: Timers
@@ -81,21 +128,21 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// Runs `action` on this executor's thread at `deadline` (at once if it has passed).
     @discardableResult
     public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> TimerToken {
-        condition.lock()
-        defer { condition.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         timerSequence &+= 1
         let token = TimerToken(sequence: timerSequence)
         if stopping { return token }
         armedTimers.insert(timerSequence)
         push(Timer(deadline: deadline, sequence: timerSequence, action: action))
-        condition.signal()
+        wakeLocked()
         return token
     }
 
     /// Cancels a timer that has not fired yet; harmless otherwise.
     public func cancel(_ token: TimerToken) {
-        condition.lock()
-        defer { condition.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         armedTimers.remove(token.sequence)
     }
 
@@ -107,6 +154,27 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    // MARK: Hosted I/O thread
+
+    /// Makes `core` an I/O thread that runs on this executor's thread (`IOThread.start(context:on:)`).
+    /// The thread builds its loop before it runs the next job; commands queued meanwhile wait.
+    func host(_ core: IOThreadCore) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if stopping { throw ZeroMQError(.ioThreadStopped, message: "executor \(name) is stopped") }
+        attaching.append(core)
+        ioCommandsPending = true
+        wakeLocked()
+    }
+
+    /// Called by a hosted I/O thread's mailbox when commands arrive (from any thread).
+    func ioCommandsArrived() {
+        lock.lock()
+        defer { lock.unlock() }
+        ioCommandsPending = true
+        wakeLocked()
+    }
+
     // MARK: Lifecycle
 
     /// Executors that were shut down. A task does not own the executor it prefers, so a task
@@ -116,70 +184,176 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     private static let retired = Locked<[SerialTaskExecutor]>([])
 
     /// Stops the thread after the job it is running. Queued and later jobs are dropped (their
-    /// tasks never resume: what a crash does to a process), pending timers never fire. Returns
-    /// when the thread has exited, unless called from that thread itself.
+    /// tasks never resume: what a crash does to a process), pending timers never fire. Hosted
+    /// I/O threads are stopped too: its sockets are closed before the thread exits. Returns when the
+    /// thread has exited, unless called from that thread itself.
     public func shutdown() {
-        condition.lock()
+        lock.lock()
         let wasStopping = stopping
-        stopping = true
         counters.jobsDropped += jobs.count
         jobs.removeAll()
         timers.removeAll()
         armedTimers.removeAll()
         let onOwnThread = threadId.map { pthread_equal($0, pthread_self()) != 0 } ?? false
-        condition.signal()
-        condition.unlock()
+        if !wasStopping {
+            // Wake it (ignoring `sleeping`: it may be about to poll) before refusing later wake-ups.
+            if !wakePending {
+                wakePending = true
+                var byte: UInt8 = 1
+                _ = write(wakeWrite, &byte, 1)
+            }
+        }
+        stopping = true
+        lock.unlock()
         if wasStopping { return }
         Self.retired.withLock { $0.append(self) }
         if !onOwnThread { exited.wait() }
     }
 
-    public var isStopped: Bool { condition.lock(); defer { condition.unlock() }; return stopping }
-    public var counterSnapshot: Counters { condition.lock(); defer { condition.unlock() }; return counters }
+    public var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
+    public var counterSnapshot: Counters { lock.lock(); defer { lock.unlock() }; return counters }
 
     /// True on this executor's thread.
     public var isCurrent: Bool {
-        condition.lock(); defer { condition.unlock() }
+        lock.lock(); defer { lock.unlock() }
         return threadId.map { pthread_equal($0, pthread_self()) != 0 } ?? false
     }
 
     // MARK: The thread
 
+    /// One thread for the node's jobs, timers and (when hosted) sockets. Each turn: decide whether
+    /// anything is runnable (then poll without waiting) or sleep in `zmq_poll` until the next timer,
+    /// a wake-up byte or a readable socket; read every readable socket (handlers run here); run the
+    /// hosted thread's commands, the due timers and the queued jobs in arrival order.
     private func runLoop() {
         let executor = asUnownedTaskExecutor()
-        condition.lock()
+        lock.lock()
         threadId = pthread_self()
-        condition.unlock()
+        lock.unlock()
         var batch: [UnownedJob] = []
         var due: [@Sendable () -> Void] = []
+        // The hosted loops, and one poll array: the wake-up pipe, then each loop's items.
+        var loops: [IOLoop] = []
+        var items = [zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0)]
+        var ranges: [Range<Int>] = []
+        var itemsStale = false
+        func detach(_ index: Int, _ reason: ZeroMQError) {
+            loops.remove(at: index).shutdown(reason)
+            itemsStale = true
+        }
         while true {
-            condition.lock()
-            while true {
-                if stopping { break }
-                collectDueTimers(into: &due)
-                if !jobs.isEmpty || !due.isEmpty { break }
+            lock.lock()
+            if stopping { lock.unlock(); break }
+            let attach = attaching
+            attaching.removeAll()
+            var timeout = 0
+            if jobs.isEmpty && !ioCommandsPending && attach.isEmpty {
+                let now = ContinuousClock.now
                 if let next = timers.first {
-                    let wait = ContinuousClock.now.duration(to: next.deadline)
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: max(0, wait.seconds)))
+                    if next.deadline > now {
+                        let nanoseconds = now.duration(to: next.deadline).nanoseconds
+                        // Rounded up: waking early would only spin until the deadline.
+                        timeout = Int(max(1, min(Int64(Self.pollTimeoutMaxMilliseconds), (nanoseconds &+ 999_999) / 1_000_000)))
+                    }
                 } else {
-                    condition.wait()
+                    timeout = Self.pollTimeoutMaxMilliseconds
+                }
+                if timeout > 0 { sleeping = true }
+            }
+            lock.unlock()
+
+            for core in attach {
+                loops.append(IOLoop(core: core, wakeReceiver: nil))
+                itemsStale = true
+            }
+            if itemsStale || loops.contains(where: \.pollItemsChanged) {
+                items.removeSubrange(1...)
+                ranges.removeAll(keepingCapacity: true)
+                for loop in loops {
+                    let own = loop.currentPollItems()
+                    ranges.append(items.count..<(items.count + own.count))
+                    items.append(contentsOf: own)
+                }
+                itemsStale = false
+            }
+            var woken = false
+            // With work waiting, do not wait and skip the system call: ask libzmq which sockets
+            // are readable (a byte left in the pipe is drained at the next sleep). A refusal
+            // (ETERM) falls through to zmq_poll, which reports it.
+            var polled = false
+            if timeout == 0 {
+                polled = loops.allSatisfy { $0.readReadableSockets() }
+            }
+            if !polled && (timeout > 0 || items.count > 1) {
+                // zmq_poll's timeout is in milliseconds (libzmq ≥ 3).
+                let readyCount = zmq_poll(&items, Int32(items.count), timeout)
+                if readyCount > 0 {
+                    woken = items[0].revents & Int16(ZMQ_POLLIN) != 0
+                    for (index, loop) in loops.enumerated() { loop.dispatch(items[ranges[index]]) }
+                } else if readyCount < 0, zmq_errno() != EINTR {
+                    // ETERM: a hosted loop's context is terminating. Its sockets go, the executor
+                    // and the other loops go on. Find it by polling each loop alone.
+                    let number = zmq_errno()
+                    var failed = false
+                    for index in loops.indices.reversed() {
+                        if let error = loops[index].probe() {
+                            detach(index, error)
+                            failed = true
+                        }
+                    }
+                    if !failed {
+                        // Not attributable (never seen): stop every hosted loop rather than spin.
+                        let error = ZeroMQError.fromErrno(number, "zmq_poll")
+                        for index in loops.indices.reversed() { detach(index, error) }
+                    }
                 }
             }
-            if stopping {
-                condition.unlock()
-                exited.signal()
-                return
-            }
+            if woken { drainWakePipe() }
+
+            lock.lock()
+            sleeping = false
+            if woken { wakePending = false }
+            // A loop attached this turn runs its commands in any case: the flag may have been
+            // consumed by an earlier turn, before the loop existed.
+            let runCommands = ioCommandsPending || !attach.isEmpty
+            ioCommandsPending = false
+            collectDueTimers(into: &due)
             batch.append(contentsOf: jobs)
             jobs.removeAll(keepingCapacity: true)
             counters.jobsRun += batch.count
             counters.timersFired += due.count
-            condition.unlock()
+            lock.unlock()
+
+            if runCommands {
+                for loop in loops { loop.runCommands() }
+                for index in loops.indices.reversed() where !loops[index].isRunning {
+                    detach(index, ZeroMQError(.ioThreadStopped, message: "I/O thread \(loops[index].name) was stopped"))
+                }
+            }
             for action in due { action() }
             due.removeAll(keepingCapacity: true)
             for job in batch { job.runSynchronously(on: executor) }
             batch.removeAll(keepingCapacity: true)
         }
+        // Stopping: close the hosted sockets (and refuse their later commands) before saying so.
+        let reason = ZeroMQError(.ioThreadStopped, message: "executor \(name) was shut down")
+        for loop in loops { loop.shutdown(reason) }
+        let never = lock.withLock {
+            let never = attaching
+            attaching.removeAll()
+            return never
+        }
+        for core in never {
+            for command in core.close(because: reason) { command.fail(reason) }
+        }
+        close(wakeRead)
+        close(wakeWrite)
+        exited.signal()
+    }
+
+    private func drainWakePipe() {
+        var buffer = (UInt64(0), UInt64(0))
+        while withUnsafeMutableBytes(of: &buffer, { read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     /// Moves every timer whose deadline has passed into `due`, in deadline order. Lock held.

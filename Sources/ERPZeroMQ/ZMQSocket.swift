@@ -1,7 +1,9 @@
 import CZeroMQ
 
 /// A handle on one libzmq socket owned by an `IOThread`. The handle may be used from any thread
-/// or task: every method hands a command to the I/O thread, which alone touches the socket.
+/// or task: every method hands a command to the I/O thread, which alone touches the socket —
+/// except `send` called on that thread itself (a task of the executor hosting the I/O thread),
+/// which sends at once.
 ///
 /// Keep the handle while you use the socket; `close()` it when done (or `stop()` the thread).
 public final class ZMQSocket: Sendable, CustomStringConvertible {
@@ -55,7 +57,8 @@ public final class ZMQSocket: Sendable, CustomStringConvertible {
     }
 
     /// Sends one multipart message, without blocking (`ZMQ_DONTWAIT`). Returns once libzmq has
-    /// accepted the message into its queue — not when the peer has it.
+    /// accepted the message into its queue — not when the peer has it. On the socket's own thread
+    /// (see `IOThread.start(context:on:)`) it calls libzmq directly and never suspends.
     /// - Throws: `ZeroMQError` with `unroutable` (ROUTER: unknown routing id), `highWaterMark`
     ///   (over the HWM or no connected peer), `invalidState`, `socketClosed`, `commandQueueFull`,
     ///   `ioThreadStopped`… Every failure is also counted in `counters`.
@@ -65,7 +68,13 @@ public final class ZMQSocket: Sendable, CustomStringConvertible {
             throw ZeroMQError(.invalidArgument, message: "a message has at least one frame")
         }
         do {
-            try await perform { .send(socketId: id, frames: frames, $0) }
+            if let loop = ioThread.core.loopOnCurrentThread() {
+                // On the socket's own thread (a task of the executor hosting the I/O thread): send
+                // now, no hand-off and no suspension; the error, if any, is synchronous.
+                try loop.sendDirect(socketId: id, frames: frames)
+            } else {
+                try await perform { .send(socketId: id, frames: frames, $0) }
+            }
         } catch let error as ZeroMQError where error.code == .commandQueueFull || error.code == .ioThreadStopped
             || error.code == .socketClosed {
             // The I/O thread never ran this send (or no longer had the socket), so it could not

@@ -193,13 +193,14 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     // MARK: Lifecycle
 
-    /// Starts the node's I/O thread and binds its ROUTER. Returns the bound endpoint.
+    /// Starts the node's I/O thread (hosted on the node's executor, so the node's tasks send
+    /// straight into their sockets) and binds its ROUTER. Returns the bound endpoint.
     @discardableResult
     public func start() async throws -> String {
         try state.withLock { s in
             guard s.phase == .idle else { throw ZeroMQError(.invalidState, message: "\(node): transport started twice") }
         }
-        let io = try IOThread.start(context: context, name: "zmq-\(node)")
+        let io = try IOThread.start(context: context, name: "zmq-\(node)", on: executor)
         let serverSecurity: ZMQSecurity = switch security {
         case .plaintext: .plaintext
         case .curve(let keyPair): .curveServer(keyPair: keyPair)

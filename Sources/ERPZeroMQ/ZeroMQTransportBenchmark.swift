@@ -10,8 +10,8 @@ import Foundation
 /// round trip; DEALER/ROUTER with the same window), on dedicated threads and blocking calls.
 ///
 /// The transport's figures include everything a service call pays: JSON encoding of request and
-/// response, the header, the pending-call table and deadline timer, two hops onto the I/O threads
-/// and one onto each node's executor.
+/// response, the header, the pending-call table and deadline timer, and each node's executor (which
+/// also hosts the node's sockets, so a call crosses no thread of ours: only libzmq's own).
 public struct ZeroMQTransportBenchmark: Sendable {
     public var roundTripCount: Int
     public var pipelinedCount: Int

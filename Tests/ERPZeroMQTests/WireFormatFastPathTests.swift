@@ -1,0 +1,60 @@
+import ERPCore
+import Foundation
+import Testing
+@testable import ERPZeroMQ
+
+/// The hand-written header JSON (`FastHeaderJSON`) agrees with Foundation's JSONEncoder and
+/// JSONDecoder both ways, and leaves to JSONDecoder whatever it does not read itself.
+@Suite struct WireFormatFastPathTests {
+    static let headers: [WireFormat.RequestHeader] = [
+        WireFormat.RequestHeader(callId: 1, method: "inventory.reserve", caller: "orders",
+                                 metadata: CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: 1_764_000_000_123_456_789), correlationId: "c-1")),
+        WireFormat.RequestHeader(callId: UInt64.max, method: "m/with/slashes", caller: "qu\"ote\\back\nline\u{01}tab\t",
+                                 metadata: CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: 1_764_000_000_000_000_000), correlationId: "é – 日本 🙂",
+                                                        idempotencyKey: "k", traceParent: "00-abc-def-01")),
+        WireFormat.RequestHeader(callId: 0, method: "", caller: "", metadata: CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: -5), correlationId: "")),
+    ]
+
+    @Test func requestHeadersRoundTripBothWays() throws {
+        for header in Self.headers {
+            let fast = try #require(FastHeaderJSON.encode(header))
+            #expect(try JSONCoding.decode(WireFormat.RequestHeader.self, from: Data(fast)) == header)
+            let reference = Array(try JSONCoding.encode(header))
+            #expect(FastHeaderJSON.requestHeader(reference) == header)
+            #expect(FastHeaderJSON.requestHeader(fast) == header)
+        }
+    }
+
+    @Test func replyHeaders() throws {
+        let ok = WireFormat.ReplyHeader(callId: 42, result: .success([1]))
+        #expect(FastHeaderJSON.encode(ok).map { String(decoding: $0, as: UTF8.self) } == #"{"callId":42,"ok":true}"#)
+        #expect(FastHeaderJSON.replyHeader(Array(#"{ "ok" : true , "callId" : 42 }"#.utf8)) == ok)
+        // Errors are objects: encoded and decoded by Foundation.
+        let failed = WireFormat.ReplyHeader(callId: 42, result: .failure(.deadlineExceeded))
+        #expect(FastHeaderJSON.encode(failed) == nil)
+        #expect(FastHeaderJSON.replyHeader(Array(try JSONCoding.encode(failed))) == nil)
+        let frames = WireFormat.replyFrames(callId: 42, result: .failure(.unavailable("x")))
+        #expect(try WireFormat.decodeReply(frames[...]).get().0.error == .unavailable("x"))
+    }
+
+    @Test func whatItDoesNotReadGoesToJSONDecoder() {
+        let refused = [
+            #"{"callId":1,"ok":true,"callId":2}"#,           // duplicate key
+            #"{"callId":1.5,"ok":true}"#,                     // not an integer
+            #"{"callId":-1,"ok":true}"#,
+            #"{"callId":01,"ok":true}"#,
+            #"{"callId":1,"ok":"yes"}"#,                      // wrong type
+            #"{"callId":1}"#,                                 // missing
+            #"{"callId":1,"ok":true} x"#,                     // trailing garbage
+            #"{"callId":1,"ok":true,"extra":[1]}"#,           // nested value
+            #"[1]"#, "", "{",
+        ]
+        for text in refused { #expect(FastHeaderJSON.replyHeader(Array(text.utf8)) == nil, "\(text)") }
+        // Unknown plain keys are ignored, as JSONDecoder ignores them.
+        #expect(FastHeaderJSON.replyHeader(Array(#"{"callId":1,"ok":false,"later":"x","error":null}"#.utf8))?.ok == false)
+        // Escapes it reads, and those it leaves (surrogate pairs) to JSONDecoder.
+        #expect(FastHeaderJSON.parseFlatObject(Array(#"{"a":"\u00e9\/\"\\"}"#.utf8)) == ["a": .string("é/\"\\")])
+        #expect(FastHeaderJSON.parseFlatObject(Array(#"{"a":"\ud83d\ude42"}"#.utf8)) == nil)
+        #expect(FastHeaderJSON.parseFlatObject([UInt8(ascii: "{"), UInt8(ascii: "\""), 0xFF, UInt8(ascii: "\""), UInt8(ascii: ":"), UInt8(ascii: "1"), UInt8(ascii: "}")]) == nil)
+    }
+}
