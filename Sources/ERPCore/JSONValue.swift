@@ -49,12 +49,17 @@ public enum JSONCoding {
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }
-    public static func encode<T: Encodable>(_ value: T) throws -> Data { try encoder().encode(value) }
+    /// One encoder and one decoder for every call: they are Sendable and keep no state between
+    /// calls, and making a new one per message was a measurable part of an RPC's cost.
+    private static let sharedEncoder = encoder()
+    private static let sharedDecoder = JSONDecoder()
+
+    public static func encode<T: Encodable>(_ value: T) throws -> Data { try sharedEncoder.encode(value) }
     public static func encodeString<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encode(value), as: UTF8.self)
     }
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try JSONDecoder().decode(type, from: data)
+        try sharedDecoder.decode(type, from: data)
     }
     public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
         try decode(type, from: Data(text.utf8))
