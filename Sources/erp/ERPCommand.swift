@@ -16,7 +16,9 @@ struct ERPCommand: AsyncParsableCommand {
         discussion: """
             Runs the retail ERP's services on a deterministic simulated network (virtual clock, \
             seeded randomness, latency, drops, duplicates, reordering, partitions, crashes) and \
-            reports latency percentiles and whether stock, orders, payments and events stayed consistent.
+            reports latency percentiles and whether stock, orders, payments and events stayed consistent. \
+            The same services also run as real processes over ZeroMQ with an HTTP gateway (`erp up`, \
+            `erp serve`), and a scenario can run on them (`erp run --mode zmq`).
 
             Exit codes of `erp run`: 0 all invariants held, 1 the run could not start (bad scenario, \
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
@@ -46,13 +48,14 @@ struct Run: AsyncParsableCommand {
             SIGSTOP/SIGCONT, partitions, link faults, clock skew and provider faults through each \
             process's fault filter. Time is real there, so --duration shortens the chaos phase and \
             scales the fault schedule, the heal phase and the expected counts with it. It also writes \
-            DIR/logs/<service>.log, DIR/runner.log and DIR/topology.yaml; there is no trace hash.
+            DIR/logs/<service>.log, DIR/metrics/<service>.prom, DIR/runner.log and DIR/topology.yaml; \
+            there is no trace hash, and the seed only decides the workload's orders.
             """)
 
     @Argument(help: "The scenario file (YAML), e.g. scenarios/happy-path.yaml.")
     var scenario: String
 
-    @Option(help: "Seed of the run (default: the scenario's seed).")
+    @Option(help: "Seed of the run (default: the scenario's seed). In zmq mode it seeds the workload only.")
     var seed: UInt64?
 
     @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).")
