@@ -219,9 +219,6 @@ public struct GatewayHTTP: Sendable {
     }
 }
 
-/// Requests per route and status, and latency percentiles per route, in Prometheus text format.
-public typealias HTTPMetrics = RequestMetrics
-
 extension RequestMetrics {
     /// The gateway's HTTP family: `erp_http_requests_total{route,status}`, `erp_http_request_duration_ms`.
     public static func http() -> RequestMetrics {

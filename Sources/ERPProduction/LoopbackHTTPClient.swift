@@ -1,3 +1,4 @@
+import ERPCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -44,16 +45,16 @@ public final class LoopbackHTTPClient: Sendable {
         try? await group.shutdownGracefully()
     }
 
-    /// Sends one request and waits for the whole response, at most `timeout`.
-    public func send(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: Data? = nil,
+    /// Sends one request and waits for the whole response, at most `timeout`. `port` overrides
+    /// the client's port for this request (another service's metrics, say).
+    public func send(_ method: HTTPMethod, _ path: String, port: Int? = nil, headers: [(String, String)] = [], body: Data? = nil,
                      timeout: Duration) async throws -> Response {
+        let port = port ?? self.port
         let loop = group.next()
         let promise = loop.makePromise(of: Response.self)
-        let timer = loop.scheduleTask(in: .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
-            promise.fail(Failure.timedOut)
-        }
+        let timer = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { promise.fail(Failure.timedOut) }
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.nanoseconds(max(1, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)))
+            .connectTimeout(.nanoseconds(max(1, timeout.nanoseconds)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -63,11 +64,11 @@ public final class LoopbackHTTPClient: Sendable {
         bootstrap.connect(host: host, port: port).whenComplete { result in
             switch result {
             case .failure(let error):
-                promise.fail(Failure.connection("cannot connect to \(self.host):\(self.port): \(error)"))
+                promise.fail(Failure.connection("cannot connect to \(self.host):\(port): \(error)"))
             case .success(let channel):
                 promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-                head.headers.add(name: "Host", value: "\(self.host):\(self.port)")
+                head.headers.add(name: "Host", value: "\(self.host):\(port)")
                 head.headers.add(name: "Connection", value: "close")
                 head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
                 for (name, value) in headers { head.headers.add(name: name, value: value) }

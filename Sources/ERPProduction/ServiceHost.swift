@@ -75,13 +75,13 @@ public struct ServiceHost: Service {
         }
         let instance = try ServiceCatalog.make(service, runtime: runtime, settings: settings,
                                                routes: ServiceCatalog.routes(for: topology.services))
-        try await onNode(runtime) { try await instance.start() }
+        try await executor.run { try await instance.start() }
         logger.info("\(service) serving on \(bound)")
 
         if service == .gateway, let operations = instance as? GatewayOperations {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys),
                                    clock: clock, ids: runtime.ids,
-                                   hop: { body in await Self.hop(runtime, body) },
+                                   hop: { body in await executor.run(body) },
                                    moreMetrics: { transport.prometheusText() })
             let app = Application(router: http.router(),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
@@ -113,21 +113,6 @@ public struct ServiceHost: Service {
         for error in runtime.closeDatabases() { logger.error("closing a database: \(error)") }
         await authenticator?.stop()
         context.terminate()
-    }
-
-    /// Runs `body` on the node's executor (where the service lives) and waits for it.
-    private func onNode(_ runtime: ZeroMQRuntime, _ body: @escaping @Sendable () async throws -> Void) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            runtime.spawn("start") {
-                do { try await body(); c.resume() } catch { c.resume(throwing: error) }
-            }
-        }
-    }
-
-    static func hop(_ runtime: ZeroMQRuntime, _ body: @escaping @Sendable () async -> HTTPAnswer) async -> HTTPAnswer {
-        await withCheckedContinuation { (c: CheckedContinuation<HTTPAnswer, Never>) in
-            runtime.spawn("http") { c.resume(returning: await body()) }
-        }
     }
 
     /// Runs one service until SIGTERM or SIGINT (or, with `exitWithParent`, until the process

@@ -92,6 +92,7 @@ public struct ZeroMQScenarioRunner: Sendable {
         let topology: Topology
         do { topology = try Topology.load(path: topologyPath) } catch { throw RunnerError("the generated topology is invalid: \(error)") }
 
+        let healPhase = max(scenario.heal, healMinimum)
         let journal = Journal(start: wallStart, path: out + "/runner.log", echo: log)
         let supervisor = Supervisor(children: services.map { service in
             Supervisor.Child(name: service.rawValue, executable: executable,
@@ -121,25 +122,14 @@ public struct ZeroMQScenarioRunner: Sendable {
                                         executor: executor, clock: clock, logger: transportLogger)
         let http = LoopbackHTTPClient(host: "127.0.0.1", port: httpPort)
         // Ctrl-C or SIGTERM: stop the services, drop the unfinished report, exit 130.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let interrupts = [SIGINT, SIGTERM].map { sig in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                journal.note("interrupted: stopping every service")
-                supervisor.stop()
-                try? FileManager.default.removeItem(atPath: out)
-                try? FileManager.default.removeItem(atPath: scratch)
-                exit(130)
-            }
-            source.resume()
-            return source
+        let interrupts = TerminationSignals {
+            journal.note("interrupted: stopping every service")
+            supervisor.stop()
+            try? FileManager.default.removeItem(atPath: out)
+            try? FileManager.default.removeItem(atPath: scratch)
+            exit(130)
         }
-        defer {
-            interrupts.forEach { $0.cancel() }
-            signal(SIGINT, SIG_DFL)
-            signal(SIGTERM, SIG_DFL)
-        }
+        defer { interrupts.cancel() }
         var started = false
         func tearDown() async {
             if started { supervisor.stop() }
@@ -173,35 +163,34 @@ public struct ZeroMQScenarioRunner: Sendable {
             let chaosStart = ContinuousClock.now
             client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: http, apiKey: apiKey),
                                          workload: scenario.workload, fixtures: fixtures, until: clock.now + scenario.duration)
-            await on(executor) { client.start() }
+            await executor.run { client.start() }
             let poller = Task { await reports.poll(services, control: control, faults: faults, every: .seconds(1)) }
             await playFaults(from: chaosStart, faults: faults, supervisor: supervisor, control: control, services: services)
             await heal(faults: faults, supervisor: supervisor, control: control, services: services)
 
             // The heal phase: no new orders; flows finish. It lasts its time, and longer (up to as
             // long again) while the client still waits for an order's outcome.
-            let heal = max(scenario.heal, healMinimum)
             let healStart = ContinuousClock.now
-            try? await Task.sleep(until: healStart + heal)
-            while !(await on(executor) { client.isDone }) && ContinuousClock.now < healStart + heal * 2 {
+            try? await Task.sleep(until: healStart + healPhase)
+            while !(await executor.run { client.isDone }) && ContinuousClock.now < healStart + healPhase * 2 {
                 try? await Task.sleep(for: .milliseconds(200))
             }
             journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
             poller.cancel()
             await reports.collect(services, control: control, faults: faults)
-            await saveMetrics(services, gatewayPort: httpPort, metricsPorts: metricsPorts, into: out + "/metrics", journal: journal)
+            await saveMetrics(services, http: http, metricsPorts: metricsPorts, into: out + "/metrics", journal: journal)
         } catch {
             journal.note("run failed: \(error)")
             await tearDown()
             throw error
         }
-        let history = await on(executor) { client.records }
+        let history = await executor.run { client.records }
         let starts = supervisor.startCount
         await tearDown()
         journal.note("services stopped")
 
         var summary = RunSummary(scenario: scenario.name, seed: seed, mode: "zmq", reproduce: reproduce,
-                                 chaos: scenario.duration, heal: max(scenario.heal, healMinimum))
+                                 chaos: scenario.duration, heal: healPhase)
         summary.faults = scenario.faults.map(\.summaryText)
         summary.defects = scenario.defects.enabledNames
         for service in services { summary.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
@@ -317,19 +306,17 @@ public struct ZeroMQScenarioRunner: Sendable {
     /// Scrapes every service's Prometheus metrics (RPC served and called per method; HTTP routes
     /// at the gateway) into `<service>.prom`: the per-call latency percentiles of this run, as the
     /// last incarnation of each process saw them.
-    private func saveMetrics(_ services: [ServiceName], gatewayPort: Int, metricsPorts: [ServiceName: Int], into directory: String,
+    private func saveMetrics(_ services: [ServiceName], http: LoopbackHTTPClient, metricsPorts: [ServiceName: Int], into directory: String,
                              journal: Journal) async {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for service in services {
-            guard let port = service == .gateway ? gatewayPort : metricsPorts[service] else { continue }
-            let client = LoopbackHTTPClient(host: "127.0.0.1", port: port)
+            guard let port = service == .gateway ? http.port : metricsPorts[service] else { continue }
             do {
-                let response = try await client.send(.GET, "/metrics", timeout: .seconds(2))
+                let response = try await http.send(.GET, "/metrics", port: port, timeout: .seconds(2))
                 try response.body.write(to: URL(fileURLWithPath: directory + "/\(service).prom"))
             } catch {
                 journal.note("could not read the metrics of \(service): \(error)")
             }
-            await client.shutdown()
         }
     }
 
@@ -338,10 +325,7 @@ public struct ZeroMQScenarioRunner: Sendable {
     static func recoveredSagas(inLog path: String) -> Int {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
         var total = 0
-        for line in text.split(separator: "\n") {
-            guard let range = line.range(of: "order recovering ") else { continue }
-            if let n = Int(line[range.upperBound...].prefix { $0.isNumber }) { total += n }
-        }
+        for line in text.split(separator: "\n") { total += OrderService.recoveredSagaCount(in: line) ?? 0 }
         return total
     }
 
@@ -353,7 +337,7 @@ public struct ZeroMQScenarioRunner: Sendable {
     }
 
     /// A loopback TCP port nobody listens on now (the kernel picks it).
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RunnerError("socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -372,13 +356,6 @@ public struct ZeroMQScenarioRunner: Sendable {
 public struct RunnerError: Error, CustomStringConvertible {
     public let description: String
     init(_ d: String) { description = d }
-}
-
-/// Runs `body` on `executor` (where the workload client's state lives) and returns its result.
-func on<T: Sendable>(_ executor: SerialTaskExecutor, _ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
-        Task(executorPreference: executor) { c.resume(returning: body()) }
-    }
 }
 
 /// What the runner did and when, in wall-clock offsets from the start: runner.log in the report.
@@ -404,9 +381,9 @@ final class Journal: @unchecked Sendable {
     }
 }
 
-/// The faults in force, and what each process's filter must be because of them. Touched only by
-/// the runner's main task and the restart tasks it awaits (never two at once in practice; the lock
-/// makes that a guarantee).
+/// The faults in force, and what each process's filter must be because of them. Only the runner's
+/// main task changes it (a compound update such as `active[i] = x` is a read, then a write); the
+/// lock lets the restart, push and report tasks read it meanwhile.
 final class FaultPlan: @unchecked Sendable {
     private let lock = NSLock()
     private let scenario: Scenario

@@ -32,11 +32,6 @@ public final class RequestMetrics: @unchecked Sendable {
         }
     }
 
-    /// Requests of `key` that ended with `outcome` so far.
-    public func count(_ key: String, outcome: String) -> Int { lock.withLock { counts[key]?[outcome] ?? 0 } }
-
-    public func latencySummary(_ key: String) -> LatencySummary? { lock.withLock { latency[key]?.summary } }
-
     /// Every key's latency histogram, to merge elsewhere.
     public func latencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { latency.mapValues(\.buckets) } }
 

@@ -34,7 +34,7 @@ public struct SimulationRunner {
         let recovered = RecoveryCount()
         trace.observer = { line in
             // "order recovering 37 sagas": what each restart found unfinished and drove on.
-            if line.hasPrefix("order recovering "), let n = Int(line.split(separator: " ")[2]) { recovered.sagas += n }
+            if let n = OrderService.recoveredSagaCount(in: line) { recovered.sagas += n }
         }
         let world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace)
         world.logToStandardError = logToStandardError

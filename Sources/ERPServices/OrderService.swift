@@ -31,6 +31,19 @@ public final class OrderService: ERPService, @unchecked Sendable {
     private let prices: [String: Money]
     private let caller: ResilientCaller
 
+    /// What a restart records (trace line, log line) about the unfinished sagas it found.
+    static func recoveryRecord(_ count: Int) -> String { "order recovering \(count) sagas" }
+
+    /// The saga count of a trace or log line holding a `recoveryRecord`, or nil: how a runner
+    /// counts what restarts recovered.
+    public static func recoveredSagaCount<Line: StringProtocol>(in line: Line) -> Int? {
+        let words = line.split(separator: " ")
+        for i in words.indices.dropFirst().dropLast() where words[i] == "recovering" && words[i - 1] == "order" {
+            if let count = Int(words[i + 1]) { return count }
+        }
+        return nil
+    }
+
     public init(runtime: any Runtime, settings: ServiceSettings) {
         self.runtime = runtime
         self.settings = settings
@@ -72,7 +85,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
                 FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != 'done' ORDER BY s.orderId
                 """).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
         }
-        if !unfinished.isEmpty { runtime.record("order recovering \(unfinished.count) sagas") }
+        if !unfinished.isEmpty { runtime.record(Self.recoveryRecord(unfinished.count)) }
         for saga in unfinished {
             // The recovered saga logs under its order's correlation id, as the first one did.
             runtime.spawn("saga") { [self] in

@@ -395,3 +395,23 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         return top
     }
 }
+
+extension SerialTaskExecutor {
+    /// Runs `body` as a task on this executor (where a node's state lives) and waits for its
+    /// result, from any thread. If the executor has shut down, the task never runs and this
+    /// never returns, like a call into a process that is gone.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
+            Task(executorPreference: self) { c.resume(returning: await body()) }
+        }
+    }
+
+    /// The same for a body that throws.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            Task(executorPreference: self) {
+                do { c.resume(returning: try await body()) } catch { c.resume(throwing: error) }
+            }
+        }
+    }
+}

@@ -297,15 +297,8 @@ struct Up: ParsableCommand {
                   arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"])
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
         let stop = DispatchSemaphore(value: 0)
-        let sources = [SIGINT, SIGTERM].map { sig in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            return source
-        }
+        let signals = TerminationSignals { stop.signal() }
         try supervisor.start()
         if loaded.endpoint(of: .gateway) != nil {
             print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology)); metrics at /metrics")
@@ -316,7 +309,7 @@ struct Up: ParsableCommand {
         stop.wait()
         print("stopping every service")
         supervisor.stop()
-        sources.forEach { $0.cancel() }
+        signals.cancel()
     }
 }
 

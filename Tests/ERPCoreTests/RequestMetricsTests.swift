@@ -14,7 +14,7 @@ import Testing
         #expect(text.contains(#"erp_rpc_served_duration_ms_count{method="inventory.reserveStock"} 101"#))
         #expect(text.contains(#"erp_rpc_served_total{method="odd\"name",outcome="ok"} 1"#), "label values must be escaped")
         #expect(text.contains("# TYPE erp_rpc_served_total counter") && text.contains("# TYPE erp_rpc_served_duration_ms summary"))
-        let p99 = metrics.latencySummary("inventory.reserveStock")!.p99
+        let p99 = metrics.latencySummaries()["inventory.reserveStock"]!.p99
         #expect(p99 >= 98 && p99 <= 101, "p99 of 1...100 ms was \(p99)")
     }
 }
