@@ -7,7 +7,9 @@ import Testing
 /// real, judged by the same checkers as simulation.
 @Suite(.serialized) struct ZeroMQScenarioRunTests {
     /// Runs the erp binary on a library scenario in zmq mode; returns its exit status and summary.
-    func run(_ scenario: String, duration: String) throws -> (status: Int32, summary: RunSummary?, output: String, directory: String) {
+    /// It waits for the process on a thread of its own: blocking one of the two threads of the
+    /// test run's shared pool for half a minute starved the other tests' calls past their deadlines.
+    func run(_ scenario: String, duration: String) async throws -> (status: Int32, summary: RunSummary?, output: String, directory: String) {
         let binary = packageRoot + "/.build/debug/erp"
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-zmq-run-\(UInt64.random(in: 0...UInt64.max))").path
@@ -20,7 +22,9 @@ import Testing
         process.standardOutput = FileHandle(forWritingAtPath: log)
         process.standardError = process.standardOutput
         try process.run()
-        process.waitUntilExit()
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread { process.waitUntilExit(); done.resume() }.start()
+        }
         let output = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
         let summary = FileManager.default.contents(atPath: out + "/summary.json").flatMap { try? JSONDecoder().decode(RunSummary.self, from: $0) }
         return (process.terminationStatus, summary, output, out)
@@ -28,8 +32,8 @@ import Testing
 
     /// order-crash: the order service is SIGKILLed twice and respawned, inventory is partitioned
     /// from it, the link to payment loses and delays messages, payment is paused (SIGSTOP).
-    @Test func orderCrashOverZeroMQHoldsEveryInvariant() throws {
-        let result = try run("order-crash", duration: "4s")
+    @Test func orderCrashOverZeroMQHoldsEveryInvariant() async throws {
+        let result = try await run("order-crash", duration: "4s")
         defer { try? FileManager.default.removeItem(atPath: result.directory) }
         let summary = try #require(result.summary, "no summary.json:\n\(result.output)")
         #expect(result.status == 0, "\(result.output)")
@@ -57,8 +61,8 @@ import Testing
 
     /// inventory-outage (#4 "once over ZeroMQ"): the breaker on order->inventory opens while
     /// inventory is isolated, fails orders fast, and closes after heal.
-    @Test func inventoryOutageOverZeroMQOpensAndClosesTheBreaker() throws {
-        let result = try run("inventory-outage", duration: "10s")
+    @Test func inventoryOutageOverZeroMQOpensAndClosesTheBreaker() async throws {
+        let result = try await run("inventory-outage", duration: "10s")
         defer { try? FileManager.default.removeItem(atPath: result.directory) }
         let summary = try #require(result.summary, "no summary.json:\n\(result.output)")
         #expect(result.status == 0, "\(result.output)")
@@ -74,8 +78,8 @@ import Testing
     /// slow-payment (#4 "once over ZeroMQ"): swishpay answers after the deadline for a while
     /// (the provider fault reaches the swishpay process through its control method); calls time
     /// out and are asked again with the same key, and nobody is charged twice.
-    @Test func slowPaymentOverZeroMQNeverChargesTwice() throws {
-        let result = try run("slow-payment", duration: "8s")
+    @Test func slowPaymentOverZeroMQNeverChargesTwice() async throws {
+        let result = try await run("slow-payment", duration: "8s")
         defer { try? FileManager.default.removeItem(atPath: result.directory) }
         let summary = try #require(result.summary, "no summary.json:\n\(result.output)")
         #expect(result.status == 0, "\(result.output)")
