@@ -177,7 +177,10 @@ public struct ZeroMQScenarioRunner: Sendable {
             }
             journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
             poller.cancel()
-            await reports.collect(services, control: control, faults: faults)
+            // The last word of every process: on a loaded machine the periodic polls may all have
+            // missed one, so this one waits longer and asks again.
+            let silent = await reports.collect(services, control: control, faults: faults, timeout: .seconds(3), attempts: 3)
+            if !silent.isEmpty { journal.note("no final report from \(silent.map(\.rawValue).joined(separator: ", ")): their figures are missing from the summary") }
             await saveMetrics(services, http: http, metricsPorts: metricsPorts, into: out + "/metrics", journal: journal)
         } catch {
             journal.note("run failed: \(error)")
@@ -509,12 +512,25 @@ final class ReportBook: @unchecked Sendable {
         }
     }
 
-    func collect(_ services: [ServiceName], control: Control, faults: FaultPlan) async {
-        await withTaskGroup(of: ControlReport?.self) { group in
+    /// Asks every reachable service for its report, each at most `attempts` times. Returns the
+    /// services that never answered.
+    @discardableResult
+    func collect(_ services: [ServiceName], control: Control, faults: FaultPlan, timeout: Duration = .milliseconds(700),
+                 attempts: Int = 1) async -> [ServiceName] {
+        await withTaskGroup(of: (ServiceName, ControlReport?).self) { group in
             for service in services where faults.isReachable(NodeName(service)) {
-                group.addTask { try? await control.report(service, timeout: .milliseconds(700)) }
+                group.addTask {
+                    for _ in 0..<attempts {
+                        if let report = try? await control.report(service, timeout: timeout) { return (service, report) }
+                    }
+                    return (service, nil)
+                }
             }
-            for await report in group { if let report { store(report) } }
+            var silent: [ServiceName] = []
+            for await (service, report) in group {
+                if let report { store(report) } else { silent.append(service) }
+            }
+            return silent.sorted()
         }
     }
 
