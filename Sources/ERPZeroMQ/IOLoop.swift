@@ -37,7 +37,7 @@ final class IOLoop {
     private var running = true
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
 
-    private enum PollTarget { case wake, socket(Int), monitor(Int) }
+    enum PollTarget { case wake, socket(Int), monitor(Int) }
 
     private final class LiveSocket {
         let request: OpenRequest
@@ -45,6 +45,13 @@ final class IOLoop {
         var monitor: UnsafeMutableRawPointer?
         var readingPaused = false
         var hasConnected = false
+        /// `ZMQ_FD` of the socket and of its monitor (-1 until read): readable when libzmq has
+        /// commands for the socket, which may mean messages (hosted mode polls these).
+        var descriptor: Int32 = -1
+        var monitorDescriptor: Int32 = -1
+        /// Hosted mode: the socket (its monitor) must be read until EAGAIN before the host sleeps.
+        var readPending = false
+        var monitorReadPending = false
         init(request: OpenRequest, handle: UnsafeMutableRawPointer) {
             self.request = request
             self.handle = handle
@@ -113,58 +120,108 @@ final class IOLoop {
 
     // MARK: Hosted on an executor
 
-    /// True when the sockets to poll changed since `currentPollItems()` was last called.
-    var pollItemsChanged: Bool { pollItemsStale }
-
-    /// The items a hosting executor polls for this loop (its wake-up excluded), in the order
-    /// `dispatch` expects their `revents`.
-    func currentPollItems() -> [zmq_pollitem_t] {
-        if pollItemsStale { rebuildPollItems() }
-        return pollItems
+    /// A descriptor the hosting executor polls with `poll(2)` for this loop, and what it stands for.
+    struct HostedDescriptor {
+        var fd: Int32
+        var target: PollTarget
     }
 
-    /// Looks whether `zmq_poll` fails on this loop's sockets alone (ETERM once their context
-    /// terminates), without waiting: how a host that polls several loops finds the failed one.
-    func probe() -> ZeroMQError? {
-        if pollItemsStale { rebuildPollItems() }
-        if pollItems.isEmpty { return nil }
-        while zmq_poll(&pollItems, Int32(pollItems.count), 0) < 0 {
-            let number = zmq_errno()
-            if number != EINTR { return ZeroMQError.fromErrno(number, "zmq_poll") }
+    /// Hosted mode: sockets (and monitors) to read before the host may sleep, in the order they
+    /// became due. A socket is due when its descriptor was readable, and after every other use of
+    /// it (send, bind, connect, open): libzmq reads a socket's pending commands during any call on
+    /// it, which consumes the descriptor's signal, so only a read that ends in EAGAIN proves that
+    /// nothing waits. This is libzmq's documented `ZMQ_FD` contract (edge-triggered, re-checked
+    /// after each operation), and it replaces a `zmq_poll` per turn, which asks every socket for
+    /// `ZMQ_EVENTS` (a `poll(2)` and a `getpid(2)` each) before and after its own `poll(2)`.
+    private var dueReads: [PollTarget] = []
+    private var hostedDescriptorsStale = true
+
+    /// True when some socket must be read before the host sleeps.
+    var hasDueReads: Bool { !dueReads.isEmpty }
+
+    /// True when the descriptors to poll changed since `hostedDescriptors()` was last called.
+    var descriptorsChanged: Bool { hostedDescriptorsStale }
+
+    /// The descriptors a hosting executor polls for this loop: each readable socket's `ZMQ_FD`
+    /// (unless its reading is paused) and each monitor's.
+    func hostedDescriptors() -> [HostedDescriptor] {
+        hostedDescriptorsStale = false
+        var result: [HostedDescriptor] = []
+        for live in sockets.values.sorted(by: { $0.id < $1.id }) {
+            if live.request.kind.canReceive && !live.readingPaused && live.descriptor >= 0 {
+                result.append(HostedDescriptor(fd: live.descriptor, target: .socket(live.id)))
+            }
+            if live.monitorDescriptor >= 0 {
+                result.append(HostedDescriptor(fd: live.monitorDescriptor, target: .monitor(live.id)))
+            }
+        }
+        return result
+    }
+
+    /// The host saw `target`'s descriptor readable.
+    func descriptorReadable(_ target: PollTarget) {
+        guard let live = socketOf(target) else { return }
+        switch target {
+        case .socket: markReadDue(live)
+        case .monitor: markMonitorReadDue(live)
+        case .wake: break
+        }
+    }
+
+    /// Reads every due socket until EAGAIN (at most `receiveBatchMax` messages each: one left
+    /// with more stays due). Returns the error when libzmq refuses because the context is
+    /// terminating: the host then shuts this loop down.
+    func readDueSockets() -> ZeroMQError? {
+        guard !dueReads.isEmpty else { return nil }
+        let batch = dueReads
+        dueReads.removeAll(keepingCapacity: true)
+        for target in batch {
+            guard let live = socketOf(target) else { continue }
+            let outcome: ReadOutcome
+            switch target {
+            case .socket:
+                live.readPending = false
+                outcome = receive(live)
+                if case .more = outcome { markReadDue(live) }
+            case .monitor:
+                live.monitorReadPending = false
+                outcome = readMonitor(live)
+                if case .more = outcome { markMonitorReadDue(live) }
+            case .wake:
+                continue
+            }
+            if case .failed(let error) = outcome, error.code == .contextTerminated { return error }
         }
         return nil
     }
 
-    /// Reads every socket whose item in `polled` (the `revents` of `currentPollItems()` after a
-    /// poll) is readable. Returns whether the wake-up was.
-    @discardableResult
-    func dispatch(_ polled: ArraySlice<zmq_pollitem_t>) -> Bool {
+    private func socketOf(_ target: PollTarget) -> LiveSocket? {
+        switch target {
+        case .socket(let id), .monitor(let id): sockets[id]
+        case .wake: nil
+        }
+    }
+
+    private func markReadDue(_ live: LiveSocket) {
+        guard !live.readPending, !live.readingPaused, live.request.kind.canReceive else { return }
+        live.readPending = true
+        dueReads.append(.socket(live.id))
+    }
+
+    private func markMonitorReadDue(_ live: LiveSocket) {
+        guard !live.monitorReadPending, live.monitor != nil else { return }
+        live.monitorReadPending = true
+        dueReads.append(.monitor(live.id))
+    }
+
+    /// Reads every socket whose item in `polled` (the `revents` of `pollItems` after a poll) is
+    /// readable. Returns whether the wake-up was.
+    private func dispatch(_ polled: ArraySlice<zmq_pollitem_t>) -> Bool {
         ready.removeAll(keepingCapacity: true)
         for (offset, item) in polled.enumerated() where item.revents & Int16(ZMQ_POLLIN) != 0 {
             ready.append(pollTargets[offset])
         }
         return serveReady()
-    }
-
-    /// For a host with work queued, instead of a `zmq_poll` without timeout: asks libzmq which
-    /// sockets are readable (`ZMQ_EVENTS`, what `zmq_poll` asks after its `poll(2)`, without the
-    /// system call) and reads them. Returns false if libzmq refused (ETERM): the host must then
-    /// `zmq_poll`, which reports the error.
-    func readReadableSockets() -> Bool {
-        if pollItemsStale { rebuildPollItems() }
-        ready.removeAll(keepingCapacity: true)
-        for index in pollItems.indices {
-            guard let socket = pollItems[index].socket else { continue }
-            var events: Int32 = 0
-            var length = MemoryLayout<Int32>.size
-            guard zmq_getsockopt(socket, ZMQ_EVENTS, &events, &length) == 0 else {
-                if zmq_errno() == EINTR { continue }
-                return false
-            }
-            if events & Int32(ZMQ_POLLIN) != 0 { ready.append(pollTargets[index]) }
-        }
-        serveReady()
-        return true
     }
 
     /// Serves `ready`. Returns whether the wake-up was among them.
@@ -176,12 +233,18 @@ final class IOLoop {
             case .wake:
                 woken = true
             case .socket(let id):
-                if let live = sockets[id] { receive(live) }
+                if let live = sockets[id] { _ = receive(live) }
             case .monitor(let id):
-                if let live = sockets[id] { readMonitor(live) }
+                if let live = sockets[id] { _ = readMonitor(live) }
             }
         }
         return woken
+    }
+
+    /// The set of sockets to poll, or their readability, changed.
+    private func socketsChanged() {
+        pollItemsStale = true
+        hostedDescriptorsStale = true
     }
 
     private func rebuildPollItems() {
@@ -269,7 +332,8 @@ final class IOLoop {
         case .resumeReading(let id):
             if let live = sockets[id], live.readingPaused {
                 live.readingPaused = false
-                pollItemsStale = true
+                socketsChanged()
+                markReadDue(live)
             }
         case .close(let id, let continuation):
             closeSocket(id)
@@ -304,8 +368,19 @@ final class IOLoop {
             zmq_close(handle)
             throw error
         }
+        live.descriptor = Self.descriptor(of: handle)
+        if let monitor = live.monitor { live.monitorDescriptor = Self.descriptor(of: monitor) }
         sockets[request.id] = live
-        pollItemsStale = true
+        socketsChanged()
+        markReadDue(live)
+        markMonitorReadDue(live)
+    }
+
+    /// The socket's `ZMQ_FD` (an `int` on POSIX), or -1 if libzmq will not say.
+    private static func descriptor(of handle: UnsafeMutableRawPointer) -> Int32 {
+        var fd: Int32 = -1
+        var length = MemoryLayout<Int32>.size
+        return zmq_getsockopt(handle, ZMQ_FD, &fd, &length) == 0 ? fd : -1
     }
 
     private func attachMonitor(_ live: LiveSocket) throws {
@@ -337,10 +412,11 @@ final class IOLoop {
         precondition(closed == 0, "zmq_close: \(ZeroMQError.last("zmq_close"))")
         live.request.shared.closed.store(true, ordering: .releasing)
         live.request.inbox.finish()
-        pollItemsStale = true
+        socketsChanged()
     }
 
     private func bind(_ live: LiveSocket, _ endpoint: String) throws -> String {
+        defer { markReadDue(live); markMonitorReadDue(live) }
         guard zmq_bind(live.handle, endpoint) == 0 else { throw ZeroMQError.last("zmq_bind \(endpoint)") }
         var buffer = [CChar](repeating: 0, count: 1024)
         var length = buffer.count
@@ -351,6 +427,7 @@ final class IOLoop {
     }
 
     private func connect(_ live: LiveSocket, _ endpoint: String) throws {
+        defer { markReadDue(live); markMonitorReadDue(live) }
         if !live.hasConnected && live.request.options.immediate == nil {
             // The default for sockets that connect: queue only to completed connections, so a
             // send to a peer that is not (yet) there fails at once instead of waiting in a pipe.
@@ -395,6 +472,8 @@ final class IOLoop {
 
     /// Sends one multipart message with `ZMQ_DONTWAIT`, counting the outcome. Returns the error.
     private func send(_ live: LiveSocket, _ frames: [[UInt8]]) -> ZeroMQError? {
+        // libzmq may have read the socket's commands (and the descriptor's signal) meanwhile.
+        defer { markReadDue(live) }
         var byteCount = 0
         for (index, frame) in frames.enumerated() {
             let flags = ZMQ_DONTWAIT | (index < frames.count - 1 ? ZMQ_SNDMORE : 0)
@@ -463,17 +542,26 @@ final class IOLoop {
         }
     }
 
-    private func receive(_ live: LiveSocket) {
-        if live.readingPaused { return }
+    enum ReadOutcome {
+        /// Read until EAGAIN (or reading paused): nothing waits.
+        case drained
+        /// Stopped at `receiveBatchMax` messages: more may wait.
+        case more
+        /// libzmq refused (counted); ETERM means the context is terminating.
+        case failed(ZeroMQError)
+    }
+
+    private func receive(_ live: LiveSocket) -> ReadOutcome {
+        if live.readingPaused { return .drained }
         for _ in 0..<Self.receiveBatchMax {
             switch receiveMessage(live.handle) {
             case .nothing:
-                return
-            case .failure:
-                // Counted, not thrown: there is no caller to throw to. ETERM also lands here, and
-                // zmq_poll reports it next, which ends the loop.
+                return .drained
+            case .failure(let error):
+                // Counted, not thrown: there is no caller to throw to. ETERM also lands here; the
+                // poll (or the host, told by the outcome) then ends the loop.
                 live.count { $0.receiveFailures += 1 }
-                return
+                return .failed(error)
             case .message(let message):
                 live.count { counters in
                     counters.messagesReceived += 1
@@ -484,24 +572,30 @@ final class IOLoop {
                     if !live.request.inbox.offer(message) {
                         live.readingPaused = true
                         live.count { $0.inboxFullPauses += 1 }
-                        pollItemsStale = true
-                        return
+                        socketsChanged()
+                        return .drained
                     }
                 case .handler(let handler):
                     handler(message, InlineSender(loop: self, socketId: live.id))
                     // The handler may not close sockets, but be safe if one went away.
-                    if sockets[live.id] == nil { return }
+                    if sockets[live.id] == nil { return .drained }
                 }
             }
         }
+        return .more
     }
 
     // MARK: Monitor events
 
-    private func readMonitor(_ live: LiveSocket) {
-        guard let monitor = live.monitor else { return }
+    private func readMonitor(_ live: LiveSocket) -> ReadOutcome {
+        guard let monitor = live.monitor else { return .drained }
         for _ in 0..<Self.receiveBatchMax {
-            guard case .message(let message) = receiveMessage(monitor) else { return }
+            let message: ZMQMessage
+            switch receiveMessage(monitor) {
+            case .nothing: return .drained
+            case .failure(let error): return .failed(error)
+            case .message(let received): message = received
+            }
             // Frame 1: 16-bit event number and 32-bit value, in host order; frame 2: endpoint.
             guard let header = message.frames.first, header.count >= 6 else { continue }
             let event = Int32(header.withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) })
@@ -516,5 +610,6 @@ final class IOLoop {
                 }
             }
         }
+        return .more
     }
 }

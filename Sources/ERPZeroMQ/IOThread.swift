@@ -84,7 +84,7 @@ public final class IOThread: Sendable {
     /// into the socket (`ZMQSocket.send` runs libzmq at once, with no hand-off and no wait), and
     /// `.handler` deliveries run on the executor's thread, where the continuations they resume
     /// run too. Other threads still go through the command queue. An executor may host several
-    /// I/O threads (one `zmq_poll` covers them all); `stop()` detaches one and leaves the
+    /// I/O threads (one `poll(2)` covers them all); `stop()` detaches one and leaves the
     /// executor running, `SerialTaskExecutor.shutdown()` stops it with the executor, and a
     /// terminated context closes its sockets as for a thread of its own.
     public static func start(

@@ -10,8 +10,8 @@ import Darwin
 
 /// A `TaskExecutor` backed by one dedicated thread: a locked job queue, jobs run in FIFO order with
 /// `runSynchronously(on:)`, a timer queue served by the same thread, and optionally the sockets of
-/// I/O threads hosted on it (`IOThread.start(context:on:)`): the thread sleeps in `zmq_poll`
-/// over those sockets and a wake-up pipe, so a task of the node sends straight into its sockets
+/// I/O threads hosted on it (`IOThread.start(context:on:)`): the thread sleeps in `poll(2)`
+/// over those sockets' descriptors and a wake-up pipe, so a task of the node sends straight into its sockets
 /// and received messages are handled on the thread that will run their continuations.
 ///
 /// A production node starts every task with `Task(executorPreference: executor)`, so its child
@@ -39,7 +39,7 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     private var threadId: pthread_t?
     private var counters = Counters()
     private let exited = DispatchSemaphore(value: 0)
-    /// The thread decided to block in `zmq_poll` (nothing to run): a producer must wake it.
+    /// The thread decided to block in `poll(2)` (nothing to run): a producer must wake it.
     private var sleeping = false
     /// A byte is in the wake-up pipe and the thread has not drained it yet: wake-ups coalesce.
     private var wakePending = false
@@ -51,8 +51,10 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// reading end together with its hosted sockets.
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    /// The longest one `zmq_poll` waits: a safety net, every producer wakes the thread.
+    /// The longest one `poll(2)` waits: a safety net, every producer wakes the thread.
     private static let pollTimeoutMaxMilliseconds = 1_000
+    /// While jobs keep the thread busy, how often it still looks at its sockets' descriptors.
+    private static let busyPollInterval = Duration.microseconds(50)
 
     /// What the executor has done, for reports and tests.
     public struct Counters: Sendable, Hashable {
@@ -221,9 +223,10 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     // MARK: The thread
 
-    /// One thread for the node's jobs, timers and (when hosted) sockets. Each turn: decide whether
-    /// anything is runnable (then poll without waiting) or sleep in `zmq_poll` until the next timer,
-    /// a wake-up byte or a readable socket; read every readable socket (handlers run here); run the
+    /// One thread for the node's jobs, timers and (when hosted) sockets. Each turn: read the due
+    /// sockets (handlers run here; see `IOLoop.readDueSockets`); decide whether anything is
+    /// runnable (then look at the descriptors without waiting, at most every `busyPollInterval`)
+    /// or sleep in `poll(2)` until the next timer, a wake-up byte or a signalled socket; run the
     /// hosted thread's commands, the due timers and the queued jobs in arrival order.
     private func runLoop() {
         let executor = asUnownedTaskExecutor()
@@ -232,31 +235,42 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         lock.unlock()
         var batch: [UnownedJob] = []
         var due: [@Sendable () -> Void] = []
-        // The hosted loops, and one poll array: the wake-up pipe, then each loop's items.
+        // The hosted loops, and one poll(2) array: the wake-up pipe, then each loop's descriptors
+        // (`owners[i]` names the loop and socket of `descriptors[i + 1]`).
         var loops: [IOLoop] = []
-        var items = [zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0)]
-        var ranges: [Range<Int>] = []
-        var itemsStale = false
+        var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        var owners: [(loop: Int, target: IOLoop.PollTarget)] = []
+        var descriptorsStale = false
         func detach(_ index: Int, _ reason: ZeroMQError) {
             loops.remove(at: index).shutdown(reason)
-            itemsStale = true
+            descriptorsStale = true
         }
+        var lastPoll = ContinuousClock.now
         while true {
+            // Read what is due first (readable at the last poll, or used since): messages go to
+            // their handlers here, on this thread, and the jobs they enqueue run this turn. A loop
+            // whose context is terminating is shut down (its sockets closed); the executor goes on.
+            for index in loops.indices.reversed() {
+                if let error = loops[index].readDueSockets() { detach(index, error) }
+            }
+            // Sockets left to read (more than a batch waiting) keep the thread from sleeping, like
+            // queued jobs.
+            let readsDue = loops.contains(where: \.hasDueReads)
             lock.lock()
             if stopping { lock.unlock(); break }
             let attach = attaching
             attaching.removeAll()
-            var timeout = 0
-            if jobs.isEmpty && !ioCommandsPending && attach.isEmpty {
+            var timeout: Int32 = 0
+            if jobs.isEmpty && !ioCommandsPending && attach.isEmpty && !readsDue {
                 let now = ContinuousClock.now
                 if let next = timers.first {
                     if next.deadline > now {
                         let nanoseconds = now.duration(to: next.deadline).nanoseconds
                         // Rounded up: waking early would only spin until the deadline.
-                        timeout = Int(max(1, min(Int64(Self.pollTimeoutMaxMilliseconds), (nanoseconds &+ 999_999) / 1_000_000)))
+                        timeout = Int32(max(1, min(Int64(Self.pollTimeoutMaxMilliseconds), (nanoseconds &+ 999_999) / 1_000_000)))
                     }
                 } else {
-                    timeout = Self.pollTimeoutMaxMilliseconds
+                    timeout = Int32(Self.pollTimeoutMaxMilliseconds)
                 }
                 if timeout > 0 { sleeping = true }
             }
@@ -264,49 +278,37 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
 
             for core in attach {
                 loops.append(IOLoop(core: core, wakeReceiver: nil))
-                itemsStale = true
+                descriptorsStale = true
             }
-            if itemsStale || loops.contains(where: \.pollItemsChanged) {
-                items.removeSubrange(1...)
-                ranges.removeAll(keepingCapacity: true)
-                for loop in loops {
-                    let own = loop.currentPollItems()
-                    ranges.append(items.count..<(items.count + own.count))
-                    items.append(contentsOf: own)
+            if descriptorsStale || loops.contains(where: \.descriptorsChanged) {
+                descriptors.removeSubrange(1...)
+                owners.removeAll(keepingCapacity: true)
+                for (index, loop) in loops.enumerated() {
+                    for item in loop.hostedDescriptors() {
+                        descriptors.append(pollfd(fd: item.fd, events: Int16(POLLIN), revents: 0))
+                        owners.append((index, item.target))
+                    }
                 }
-                itemsStale = false
+                descriptorsStale = false
             }
             var woken = false
-            // With work waiting, do not wait and skip the system call: ask libzmq which sockets
-            // are readable (a byte left in the pipe is drained at the next sleep). A refusal
-            // (ETERM) falls through to zmq_poll, which reports it.
-            var polled = false
-            if timeout == 0 {
-                polled = loops.allSatisfy { $0.readReadableSockets() }
-            }
-            if !polled && (timeout > 0 || items.count > 1) {
-                // zmq_poll's timeout is in milliseconds (libzmq ≥ 3).
-                let readyCount = zmq_poll(&items, Int32(items.count), timeout)
+            // One poll(2) over the wake-up pipe and the sockets' ZMQ_FDs: a sleep when there is
+            // nothing to do, a look without waiting otherwise (skipped with no socket to look at;
+            // a byte left in the pipe is drained at the next sleep).
+            // While busy, look at most every `busyPollInterval`: each look is a system call, and
+            // the jobs of a turn are short.
+            let now = ContinuousClock.now
+            if timeout > 0 || (descriptors.count > 1 && now - lastPoll >= Self.busyPollInterval) {
+                let readyCount = poll(&descriptors, nfds_t(descriptors.count), timeout)
+                lastPoll = timeout > 0 ? ContinuousClock.now : now
                 if readyCount > 0 {
-                    woken = items[0].revents & Int16(ZMQ_POLLIN) != 0
-                    for (index, loop) in loops.enumerated() { loop.dispatch(items[ranges[index]]) }
-                } else if readyCount < 0, zmq_errno() != EINTR {
-                    // ETERM: a hosted loop's context is terminating. Its sockets go, the executor
-                    // and the other loops go on. Find it by polling each loop alone.
-                    let number = zmq_errno()
-                    var failed = false
-                    for index in loops.indices.reversed() {
-                        if let error = loops[index].probe() {
-                            detach(index, error)
-                            failed = true
-                        }
-                    }
-                    if !failed {
-                        // Not attributable (never seen): stop every hosted loop rather than spin.
-                        let error = ZeroMQError.fromErrno(number, "zmq_poll")
-                        for index in loops.indices.reversed() { detach(index, error) }
+                    woken = descriptors[0].revents != 0
+                    for index in 1..<descriptors.count where descriptors[index].revents != 0 {
+                        let owner = owners[index - 1]
+                        loops[owner.loop].descriptorReadable(owner.target)
                     }
                 }
+                // readyCount < 0: EINTR, or EINVAL/ENOMEM, which a later turn retries.
             }
             if woken { drainWakePipe() }
 
