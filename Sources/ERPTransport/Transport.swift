@@ -40,7 +40,7 @@ extension Transport {
 
 /// Type-erased handlers, keyed by method, for backends to dispatch on. Two paths per method:
 /// values (the simulator hands requests over as they are) and JSON bytes (a backend whose requests
-/// cross a wire: the request is decoded with `JSONCoding` as `R`, the response encoded likewise).
+/// cross a wire: the request is decoded with `WireJSON` as `R`, the response encoded likewise).
 public struct HandlerTable: Sendable {
     public typealias Erased = @Sendable (any Sendable, CallContext) async -> Result<any Sendable, RPCError>
     /// Takes the request's JSON, answers the response's JSON or a typed error. An undecodable
@@ -59,7 +59,7 @@ public struct HandlerTable: Sendable {
         encodedHandlers[R.method] = { body, context in
             let request: R
             do {
-                request = try JSONCoding.decode(R.self, from: Data(body))
+                request = try WireJSON.decode(R.self, from: body)
             } catch {
                 return .failure(.rejected(code: "bad_request", message: "cannot decode \(R.method) request: \(error)"))
             }
@@ -72,7 +72,7 @@ public struct HandlerTable: Sendable {
                 return .failure(.rejected(code: "internal", message: String(describing: error)))
             }
             do {
-                return .success(Array(try JSONCoding.encode(response)))
+                return .success(try WireJSON.encode(response))
             } catch {
                 return .failure(.rejected(code: "internal", message: "cannot encode \(R.method) response: \(error)"))
             }

@@ -66,7 +66,7 @@ public struct TransportCounters: Sendable, Hashable, Codable {
 
 /// Typed RPC over ZeroMQ. Each node binds one ROUTER at its endpoint for incoming requests and
 /// opens one DEALER per destination node for its calls, lazily, at the first call. Requests and
-/// responses are JSON (`JSONCoding`) in the `erp/1` frames of `WireFormat`.
+/// responses are JSON (`WireJSON`, the bytes `JSONCoding` writes) in the `erp/1` frames of `WireFormat`.
 ///
 /// Twin of the simulator's `SimTransport`. Differences: payloads are encoded (a request type must
 /// survive a JSON round trip), the network is real (loss shows up as a dropped connection and is
@@ -279,7 +279,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
         let body: [UInt8]
         do {
-            body = Array(try JSONCoding.encode(request))
+            body = try WireJSON.encode(request)
         } catch {
             throw RPCError.rejected(code: "internal", message: "cannot encode \(R.method) request: \(error)")
         }
@@ -293,7 +293,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             throw error
         }
         do {
-            return try JSONCoding.decode(R.Response.self, from: Data(answer))
+            return try WireJSON.decode(R.Response.self, from: answer)
         } catch {
             throw RPCError.rejected(code: "bad_response", message: "cannot decode \(R.method) response: \(error)")
         }
