@@ -168,10 +168,15 @@ final class IOLoop {
         }
     }
 
-    /// Reads every due socket until EAGAIN (at most `receiveBatchMax` messages each: one left
-    /// with more stays due). Returns the error when libzmq refuses because the context is
-    /// terminating: the host then shuts this loop down.
-    func readDueSockets() -> ZeroMQError? {
+    /// Reads every due socket until EAGAIN, at most `limit` messages each (a socket left with
+    /// more stays due). Returns the error when libzmq refuses because the context is terminating:
+    /// the host then shuts this loop down.
+    ///
+    /// A host that just woke for a message passes a limit of 1: the message's handler and the
+    /// jobs it starts run at once, and the read that proves the socket empty comes in the next
+    /// turn, where it also covers the sends those jobs made (one `EAGAIN` read instead of two,
+    /// and none on the way from request to reply).
+    func readDueSockets(limit: Int = IOLoop.receiveBatchMax) -> ZeroMQError? {
         guard !dueReads.isEmpty else { return nil }
         let batch = dueReads
         dueReads.removeAll(keepingCapacity: true)
@@ -181,7 +186,7 @@ final class IOLoop {
             switch target {
             case .socket:
                 live.readPending = false
-                outcome = receive(live)
+                outcome = receive(live, limit: limit)
                 if case .more = outcome { markReadDue(live) }
             case .monitor:
                 live.monitorReadPending = false
@@ -551,9 +556,9 @@ final class IOLoop {
         case failed(ZeroMQError)
     }
 
-    private func receive(_ live: LiveSocket) -> ReadOutcome {
+    private func receive(_ live: LiveSocket, limit: Int = IOLoop.receiveBatchMax) -> ReadOutcome {
         if live.readingPaused { return .drained }
-        for _ in 0..<Self.receiveBatchMax {
+        for _ in 0..<limit {
             switch receiveMessage(live.handle) {
             case .nothing:
                 return .drained

@@ -246,12 +246,17 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
             descriptorsStale = true
         }
         var lastPoll = ContinuousClock.now
+        var wokeForMessages = false
         while true {
             // Read what is due first (readable at the last poll, or used since): messages go to
             // their handlers here, on this thread, and the jobs they enqueue run this turn. A loop
             // whose context is terminating is shut down (its sockets closed); the executor goes on.
+            // After a sleep ended by a socket, one message each: its handler and jobs run at
+            // once, and the read that finds the socket empty waits for the next turn.
+            let limit = wokeForMessages ? 1 : IOLoop.receiveBatchMax
+            wokeForMessages = false
             for index in loops.indices.reversed() {
-                if let error = loops[index].readDueSockets() { detach(index, error) }
+                if let error = loops[index].readDueSockets(limit: limit) { detach(index, error) }
             }
             // Sockets left to read (more than a batch waiting) keep the thread from sleeping, like
             // queued jobs.
@@ -306,6 +311,7 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
                     for index in 1..<descriptors.count where descriptors[index].revents != 0 {
                         let owner = owners[index - 1]
                         loops[owner.loop].descriptorReadable(owner.target)
+                        if timeout > 0 { wokeForMessages = true }
                     }
                 }
                 // readyCount < 0: EINTR, or EINVAL/ENOMEM, which a later turn retries.

@@ -70,7 +70,7 @@ public enum WireFormat {
 
     public static func requestFrames(_ header: RequestHeader, body: [UInt8]) throws -> [[UInt8]] {
         let headerBytes = try FastHeaderJSON.encode(header) ?? Array(JSONCoding.encode(header))
-        return [versionBytes, Array(Kind.request.rawValue.utf8), headerBytes, body]
+        return [versionBytes, requestKindBytes, headerBytes, body]
     }
 
     /// Reply frames; an error reply has an empty body. Never fails: the header has only plain fields.
@@ -87,7 +87,7 @@ public enum WireFormat {
         case .success(let bytes): body = bytes
         case .failure: body = []
         }
-        return [versionBytes, Array(Kind.reply.rawValue.utf8), headerBytes, body]
+        return [versionBytes, replyKindBytes, headerBytes, body]
     }
 
     // MARK: Decoding
@@ -104,27 +104,30 @@ public enum WireFormat {
 
     private struct CallIdOnly: Decodable { var callId: UInt64 }
 
+    static let requestKindBytes = Array(Kind.request.rawValue.utf8)
+    static let replyKindBytes = Array(Kind.reply.rawValue.utf8)
+
     private static func decode<H: Decodable>(_ frames: ArraySlice<[UInt8]>, expecting kind: Kind, _ type: H.Type,
                                              fast: ([UInt8]) -> H?) -> Result<(H, [UInt8]), Refusal> {
-        let parts = Array(frames)
+        let first = frames.startIndex
         // The call id, if a header frame is where it should be and has one: enough to answer.
         // Read only for a refusal (it costs a JSON decode).
-        var callId: UInt64? { parts.count >= 3 ? peekCallId(parts[2]) : nil }
-        guard parts.count == 4 else {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_frames", message: "expected 4 frames (version, kind, header, body), got \(parts.count)")))
+        var callId: UInt64? { frames.count >= 3 ? peekCallId(frames[first + 2]) : nil }
+        guard frames.count == 4 else {
+            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_frames", message: "expected 4 frames (version, kind, header, body), got \(frames.count)")))
         }
-        guard parts[0] == versionBytes else {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "unsupported_version", message: "this node speaks \(version), not \(printable(parts[0]))")))
+        guard frames[first] == versionBytes else {
+            return .failure(Refusal(callId: callId, error: .rejected(code: "unsupported_version", message: "this node speaks \(version), not \(printable(frames[first]))")))
         }
-        guard parts[1] == Array(kind.rawValue.utf8) else {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_kind", message: "expected kind \(kind.rawValue), got \(printable(parts[1]))")))
+        guard frames[first + 1] == (kind == .request ? requestKindBytes : replyKindBytes) else {
+            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_kind", message: "expected kind \(kind.rawValue), got \(printable(frames[first + 1]))")))
         }
         // The usual header (flat, plain fields) is read by hand; anything else goes to
         // JSONDecoder, whose verdict and errors are the reference.
-        if let header = fast(parts[2]) { return .success((header, parts[3])) }
+        let header = frames[first + 2], body = frames[first + 3]
+        if let fastHeader = fast(header) { return .success((fastHeader, body)) }
         do {
-            let header = try JSONCoding.decode(H.self, from: Data(parts[2]))
-            return .success((header, parts[3]))
+            return .success((try JSONCoding.decode(H.self, from: Data(header)), body))
         } catch {
             return .failure(Refusal(callId: callId, error: .rejected(code: "bad_header", message: "undecodable \(kind.rawValue) header: \(error)")))
         }

@@ -9,6 +9,11 @@ import Foundation
 /// throughput with `window` calls in flight; then the same two with the C API directly (REQ/REP
 /// round trip; DEALER/ROUTER with the same window), on dedicated threads and blocking calls.
 ///
+/// The machine is shared and noisy (a figure moves by tens of per cent from one second to the
+/// next, raw libzmq's too), so the two are measured in `rounds` alternating rounds — transport,
+/// then raw, for each shape — and compared round by round: the result is the median of the
+/// per-round ratios, with every round's figures kept for the report.
+///
 /// The transport's figures include everything a service call pays: JSON encoding of request and
 /// response, the header, the pending-call table and deadline timer, and each node's executor (which
 /// also hosts the node's sockets, so a call crosses no thread of ours: only libzmq's own).
@@ -17,50 +22,92 @@ public struct ZeroMQTransportBenchmark: Sendable {
     public var pipelinedCount: Int
     public var window: Int
     public var payloadSize: Int
+    public var rounds: Int
 
-    public init(roundTripCount: Int = 5_000, pipelinedCount: Int = 20_000, window: Int = 100, payloadSize: Int = 64) {
-        precondition(roundTripCount >= 1 && pipelinedCount >= window && window >= 1 && payloadSize >= 1)
+    public init(roundTripCount: Int = 5_000, pipelinedCount: Int = 20_000, window: Int = 100, payloadSize: Int = 64,
+                rounds: Int = 5) {
+        precondition(rounds >= 1 && roundTripCount >= rounds && pipelinedCount >= window * rounds && window >= 1 && payloadSize >= 1)
         self.roundTripCount = roundTripCount
         self.pipelinedCount = pipelinedCount
         self.window = window
         self.payloadSize = payloadSize
+        self.rounds = rounds
+    }
+
+    /// One round: each shape, transport then raw, back to back.
+    public struct Round: Sendable {
+        public var transportRoundTrip: Duration
+        public var rawRoundTrip: Duration
+        public var transportPipelinedCallsPerSecond: Double
+        public var rawPipelinedCallsPerSecond: Double
+
+        public var roundTripRatio: Double { transportRoundTrip.seconds / rawRoundTrip.seconds }
+        public var pipelinedThroughputRatio: Double { transportPipelinedCallsPerSecond / rawPipelinedCallsPerSecond }
     }
 
     public struct Result: Sendable, CustomStringConvertible {
         public var settings: ZeroMQTransportBenchmark
-        /// Mean time of one sequential `ZeroMQTransport.call`.
-        public var transportRoundTrip: Duration
-        /// Calls completed per second with `window` in flight.
-        public var transportPipelinedCallsPerSecond: Double
-        /// Mean REQ/REP round trip with the C API.
-        public var rawRoundTrip: Duration
-        /// DEALER/ROUTER messages echoed per second with `window` in flight, C API.
-        public var rawPipelinedCallsPerSecond: Double
+        public var rounds: [Round]
 
-        /// How many times slower the transport's round trip is than raw libzmq's.
-        public var roundTripRatio: Double { transportRoundTrip.seconds / rawRoundTrip.seconds }
-        /// The transport's share of raw libzmq's pipelined throughput (1 = as fast).
-        public var pipelinedThroughputRatio: Double { transportPipelinedCallsPerSecond / rawPipelinedCallsPerSecond }
+        /// Median over rounds of the mean time of one sequential `ZeroMQTransport.call`.
+        public var transportRoundTrip: Duration { .seconds(Self.median(rounds.map(\.transportRoundTrip.seconds))) }
+        /// Median over rounds of the calls completed per second with `window` in flight.
+        public var transportPipelinedCallsPerSecond: Double { Self.median(rounds.map(\.transportPipelinedCallsPerSecond)) }
+        /// Median over rounds of the mean REQ/REP round trip with the C API.
+        public var rawRoundTrip: Duration { .seconds(Self.median(rounds.map(\.rawRoundTrip.seconds))) }
+        /// Median over rounds of DEALER/ROUTER messages echoed per second with `window` in flight.
+        public var rawPipelinedCallsPerSecond: Double { Self.median(rounds.map(\.rawPipelinedCallsPerSecond)) }
+
+        /// How many times slower the transport's round trip is than raw libzmq's (median of the
+        /// per-round ratios).
+        public var roundTripRatio: Double { Self.median(rounds.map(\.roundTripRatio)) }
+        /// The transport's share of raw libzmq's pipelined throughput, 1 = as fast (median of the
+        /// per-round ratios).
+        public var pipelinedThroughputRatio: Double { Self.median(rounds.map(\.pipelinedThroughputRatio)) }
+
+        static func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            let middle = sorted.count / 2
+            return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+        }
 
         public var description: String {
-            String(format: """
-                ZeroMQ transport vs raw libzmq, loopback TCP, %d-byte payload
-                  round trip (sequential, %d calls): transport %.1f us, raw REQ/REP %.1f us, transport/raw %.2fx
-                  pipelined (window %d, %d calls):    transport %.0f calls/s, raw DEALER/ROUTER %.0f/s, transport/raw %.3f
+            var text = String(format: """
+                ZeroMQ transport vs raw libzmq, loopback TCP, %d-byte payload, %d alternating rounds
+                  round trip (sequential, %d calls): transport %.1f us, raw REQ/REP %.1f us, transport/raw %.2fx (target <= 1.25x)
+                  pipelined (window %d, %d calls):    transport %.0f calls/s, raw DEALER/ROUTER %.0f/s, transport/raw %.3f (target >= 0.5)
                 """,
-                settings.payloadSize, settings.roundTripCount, transportRoundTrip.seconds * 1e6, rawRoundTrip.seconds * 1e6,
-                roundTripRatio, settings.window, settings.pipelinedCount, transportPipelinedCallsPerSecond,
-                rawPipelinedCallsPerSecond, pipelinedThroughputRatio)
+                settings.payloadSize, rounds.count, settings.roundTripCount, transportRoundTrip.seconds * 1e6,
+                rawRoundTrip.seconds * 1e6, roundTripRatio, settings.window, settings.pipelinedCount,
+                transportPipelinedCallsPerSecond, rawPipelinedCallsPerSecond, pipelinedThroughputRatio)
+            text += "\n  (medians; ratios are medians of the per-round ratios)\n  rounds:"
+            for (index, round) in rounds.enumerated() {
+                text += String(format: "\n    %d: round trip %.1f / %.1f us = %.2fx; pipelined %.0f / %.0f calls/s = %.3f",
+                               index + 1, round.transportRoundTrip.seconds * 1e6, round.rawRoundTrip.seconds * 1e6,
+                               round.roundTripRatio, round.transportPipelinedCallsPerSecond,
+                               round.rawPipelinedCallsPerSecond, round.pipelinedThroughputRatio)
+            }
+            return text
         }
     }
 
-    /// Runs both measurements; blocks the calling thread (everything runs on threads of its own).
+    /// Runs the rounds; blocks the calling thread (everything runs on threads of its own).
     public func run() throws -> Result {
-        let transport = try measureTransport()
-        let raw = try measureRaw()
-        return Result(settings: self, transportRoundTrip: transport.roundTrip,
-                      transportPipelinedCallsPerSecond: transport.callsPerSecond,
-                      rawRoundTrip: raw.roundTrip, rawPipelinedCallsPerSecond: raw.callsPerSecond)
+        let roundTripsPerRound = roundTripCount / rounds
+        let pipelinedPerRound = pipelinedCount / rounds
+        let rig = try TransportRig(payloadSize: payloadSize)
+        defer { rig.stop() }
+        var measured: [Round] = []
+        for _ in 0..<rounds {
+            let transportRoundTrip = try rig.roundTrips(roundTripsPerRound)
+            let rawRoundTrip = try Self.rawRoundTrip(count: roundTripsPerRound, payloadSize: payloadSize)
+            let transportPipelined = try rig.pipelined(pipelinedPerRound, window: window)
+            let rawPipelined = try Self.rawPipelined(count: pipelinedPerRound, window: window, payloadSize: payloadSize)
+            measured.append(Round(transportRoundTrip: transportRoundTrip, rawRoundTrip: rawRoundTrip,
+                                  transportPipelinedCallsPerSecond: transportPipelined,
+                                  rawPipelinedCallsPerSecond: rawPipelined))
+        }
+        return Result(settings: self, rounds: measured)
     }
 
     // MARK: The transport
@@ -73,53 +120,83 @@ public struct ZeroMQTransportBenchmark: Sendable {
         var text: String
     }
 
-    private func measureTransport() throws -> (roundTrip: Duration, callsPerSecond: Double) {
-        let context = try ZMQContext()
-        defer { context.terminate() }
-        let book = AddressBook()
+    /// Two nodes, each with its own executor, the server echoing: set up once, measured per round.
+    private final class TransportRig: Sendable {
+        let context: ZMQContext
         let serverExecutor = SerialTaskExecutor(name: "bench-server")
         let clientExecutor = SerialTaskExecutor(name: "bench-client")
-        defer {
-            serverExecutor.shutdown()
-            clientExecutor.shutdown()
-        }
-        let server = ZeroMQTransport(node: "bench-server", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: context,
-                                     security: .plaintext, executor: serverExecutor)
-        let client = ZeroMQTransport(node: "bench-client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: context,
-                                     security: .plaintext, executor: clientExecutor)
-        server.register(BenchEcho.self) { request, _ in request.text }
-        book.set(.inventory, servedBy: "bench-server")
-        let text = String(repeating: "x", count: payloadSize)
-        let (roundTripCount, pipelinedCount, window) = (self.roundTripCount, self.pipelinedCount, self.window)
+        let server: ZeroMQTransport
+        let client: ZeroMQTransport
+        let text: String
         let clock = SystemClock()
-        return try Self.blocking(on: clientExecutor) {
-            book.set("bench-server", AddressBook.Address(endpoint: try await server.start()))
-            try await client.start()
-            func metadata() -> CallMetadata { CallMetadata(deadline: clock.now + .seconds(10), correlationId: "bench") }
-            for _ in 0..<100 { _ = try await client.call(BenchEcho(text: text), metadata: metadata()) } // connect, warm up
-            var start = ContinuousClock.now
-            for _ in 0..<roundTripCount { _ = try await client.call(BenchEcho(text: text), metadata: metadata()) }
-            let roundTrip = (ContinuousClock.now - start) / roundTripCount
-            start = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                // `window` callers, each with one call in flight at a time: `window` calls in flight.
-                for lane in 0..<window {
-                    let share = pipelinedCount / window + (lane < pipelinedCount % window ? 1 : 0)
-                    group.addTask {
-                        for _ in 0..<share { _ = try await client.call(BenchEcho(text: text), metadata: metadata()) }
+
+        init(payloadSize: Int) throws {
+            context = try ZMQContext()
+            let book = AddressBook()
+            server = ZeroMQTransport(node: "bench-server", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: context,
+                                     security: .plaintext, executor: serverExecutor)
+            client = ZeroMQTransport(node: "bench-client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: context,
+                                     security: .plaintext, executor: clientExecutor)
+            server.register(BenchEcho.self) { request, _ in request.text }
+            book.set(.inventory, servedBy: "bench-server")
+            text = String(repeating: "x", count: payloadSize)
+            let (server, client, text, clock) = (self.server, self.client, self.text, self.clock)
+            do {
+                try ZeroMQTransportBenchmark.blocking(on: clientExecutor) {
+                    book.set("bench-server", AddressBook.Address(endpoint: try await server.start()))
+                    try await client.start()
+                    for _ in 0..<100 { // connect, warm up
+                        _ = try await client.call(BenchEcho(text: text), metadata: CallMetadata(deadline: clock.now + .seconds(10), correlationId: "bench"))
                     }
                 }
-                try await group.waitForAll()
+            } catch {
+                stop()
+                throw error
             }
-            let elapsed = ContinuousClock.now - start
-            await client.stop()
-            await server.stop()
-            return (roundTrip, Double(pipelinedCount) / elapsed.seconds)
+        }
+
+        private func metadata() -> CallMetadata { CallMetadata(deadline: clock.now + .seconds(10), correlationId: "bench") }
+
+        /// The mean time of one of `count` sequential calls.
+        func roundTrips(_ count: Int) throws -> Duration {
+            try ZeroMQTransportBenchmark.blocking(on: clientExecutor) { [self] in
+                let start = ContinuousClock.now
+                for _ in 0..<count { _ = try await client.call(BenchEcho(text: text), metadata: metadata()) }
+                return (ContinuousClock.now - start) / count
+            }
+        }
+
+        /// Calls per second with `window` callers, each with one call in flight at a time.
+        func pipelined(_ count: Int, window: Int) throws -> Double {
+            try ZeroMQTransportBenchmark.blocking(on: clientExecutor) { [self] in
+                let start = ContinuousClock.now
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for lane in 0..<window {
+                        let share = count / window + (lane < count % window ? 1 : 0)
+                        group.addTask {
+                            for _ in 0..<share { _ = try await self.client.call(BenchEcho(text: self.text), metadata: self.metadata()) }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                return Double(count) / (ContinuousClock.now - start).seconds
+            }
+        }
+
+        func stop() {
+            let (server, client) = (self.server, self.client)
+            _ = try? ZeroMQTransportBenchmark.blocking(on: clientExecutor) {
+                await client.stop()
+                await server.stop()
+            }
+            serverExecutor.shutdown()
+            clientExecutor.shutdown()
+            context.terminate()
         }
     }
 
     /// Runs `body` as a task on `executor` and waits for it on the calling thread.
-    private static func blocking<T: Sendable>(on executor: SerialTaskExecutor,
+    fileprivate static func blocking<T: Sendable>(on executor: SerialTaskExecutor,
                                               _ body: @escaping @Sendable () async throws -> T) throws -> T {
         let box = Locked<Swift.Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
@@ -136,42 +213,52 @@ public struct ZeroMQTransportBenchmark: Sendable {
 
     // MARK: Raw libzmq
 
-    private func measureRaw() throws -> (roundTrip: Duration, callsPerSecond: Double) {
+    /// Mean REQ/REP round trip over `count` exchanges, C API, blocking calls on two threads.
+    private static func rawRoundTrip(count: Int, payloadSize: Int) throws -> Duration {
         guard let context = zmq_ctx_new() else { throw ZeroMQError.last("zmq_ctx_new") }
         defer { zmq_ctx_term(context) }
-        let handle = RawHandle(context)
         var payload = [UInt8](repeating: 1, count: payloadSize)
         var buffer = [UInt8](repeating: 0, count: max(4096, payloadSize))
-
-        // REQ/REP round trip.
-        let (repEndpoint, repDone) = try Self.serve(handle, kind: ZMQ_REP, count: roundTripCount) { socket, buffer, _ in
+        let (endpoint, done) = try serve(RawHandle(context), kind: ZMQ_REP, count: count + 10) { socket, buffer, _ in
             let received = zmq_recv(socket, &buffer, buffer.count, 0)
             zmq_send(socket, buffer, Int(received), 0)
         }
         guard let request = zmq_socket(context, ZMQ_REQ) else { throw ZeroMQError.last("zmq_socket") }
-        zmq_connect(request, repEndpoint)
-        var start = ContinuousClock.now
-        for _ in 0..<roundTripCount {
+        defer { zmq_close(request) }
+        zmq_connect(request, endpoint)
+        for _ in 0..<10 { // connect, warm up
             zmq_send(request, &payload, payload.count, 0)
             zmq_recv(request, &buffer, buffer.count, 0)
         }
-        let roundTrip = (ContinuousClock.now - start) / roundTripCount
-        repDone.wait()
-        zmq_close(request)
+        let start = ContinuousClock.now
+        for _ in 0..<count {
+            zmq_send(request, &payload, payload.count, 0)
+            zmq_recv(request, &buffer, buffer.count, 0)
+        }
+        let roundTrip = (ContinuousClock.now - start) / count
+        done.wait()
+        return roundTrip
+    }
 
-        // DEALER/ROUTER, `window` in flight.
-        let (routerEndpoint, routerDone) = try Self.serve(handle, kind: ZMQ_ROUTER, count: pipelinedCount) { socket, buffer, identity in
+    /// DEALER/ROUTER echoes per second with `window` in flight, C API.
+    private static func rawPipelined(count: Int, window: Int, payloadSize: Int) throws -> Double {
+        guard let context = zmq_ctx_new() else { throw ZeroMQError.last("zmq_ctx_new") }
+        defer { zmq_ctx_term(context) }
+        var payload = [UInt8](repeating: 1, count: payloadSize)
+        var buffer = [UInt8](repeating: 0, count: max(4096, payloadSize))
+        let (endpoint, done) = try serve(RawHandle(context), kind: ZMQ_ROUTER, count: count) { socket, buffer, identity in
             let identityLength = zmq_recv(socket, &identity, identity.count, 0)
             let received = zmq_recv(socket, &buffer, buffer.count, 0)
             zmq_send(socket, identity, Int(identityLength), ZMQ_SNDMORE)
             zmq_send(socket, buffer, Int(received), 0)
         }
         guard let dealer = zmq_socket(context, ZMQ_DEALER) else { throw ZeroMQError.last("zmq_socket") }
-        zmq_connect(dealer, routerEndpoint)
-        start = ContinuousClock.now
+        defer { zmq_close(dealer) }
+        zmq_connect(dealer, endpoint)
+        let start = ContinuousClock.now
         var sent = 0, received = 0
-        while received < pipelinedCount {
-            while sent < pipelinedCount && sent - received < window {
+        while received < count {
+            while sent < count && sent - received < window {
                 zmq_send(dealer, &payload, payload.count, 0)
                 sent += 1
             }
@@ -179,9 +266,8 @@ public struct ZeroMQTransportBenchmark: Sendable {
             received += 1
         }
         let elapsed = ContinuousClock.now - start
-        routerDone.wait()
-        zmq_close(dealer)
-        return (roundTrip, Double(pipelinedCount) / elapsed.seconds)
+        done.wait()
+        return Double(count) / elapsed.seconds
     }
 
     private struct RawHandle: @unchecked Sendable {

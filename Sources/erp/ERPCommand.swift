@@ -316,18 +316,32 @@ struct Up: ParsableCommand {
 struct TransportBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transport",
-        abstract: "ZeroMQ transport RPC vs raw libzmq on loopback, in one run: round trip and pipelined (window 100).")
+        abstract: "ZeroMQ transport RPC vs raw libzmq on loopback, in one run: round trip and pipelined (window 100).",
+        discussion: """
+            The transport and raw libzmq are measured in alternating rounds (transport, then raw, for \
+            each shape), and the ratios printed are medians of the per-round ratios: on a shared \
+            machine the figures drift by tens of per cent within a minute, raw libzmq's too. Build \
+            with -c release for figures worth quoting.
+            """)
 
-    @Option(help: "Sequential round trips.") var roundTrips: Int = 5_000
-    @Option(help: "Pipelined calls.") var pipelined: Int = 20_000
+    static let window = 100
+
+    @Option(help: "Sequential round trips, over all rounds.") var roundTrips: Int = 10_000
+    @Option(help: "Pipelined calls, over all rounds.") var pipelined: Int = 50_000
     @Option(help: "Payload bytes.") var payload: Int = 64
+    @Option(help: "Alternating rounds (transport, then raw).") var rounds: Int = 5
 
     func validate() throws {
-        guard roundTrips > 0, pipelined > 0, payload > 0 else { throw ValidationError("counts and payload must be positive") }
+        guard rounds > 0, payload > 0 else { throw ValidationError("--rounds and --payload must be positive") }
+        guard roundTrips >= rounds else { throw ValidationError("--round-trips must be at least --rounds (\(rounds))") }
+        guard pipelined >= Self.window * rounds else {
+            throw ValidationError("--pipelined must be at least the window (\(Self.window)) times --rounds: \(Self.window * rounds)")
+        }
     }
 
     func run() throws {
-        let result = try ZeroMQTransportBenchmark(roundTripCount: roundTrips, pipelinedCount: pipelined, window: 100, payloadSize: payload).run()
+        let result = try ZeroMQTransportBenchmark(roundTripCount: roundTrips, pipelinedCount: pipelined, window: Self.window,
+                                                  payloadSize: payload, rounds: rounds).run()
         print(result)
     }
 }
