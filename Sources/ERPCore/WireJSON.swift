@@ -26,25 +26,65 @@ public enum WireJSON {
         return out
     }
 
+    /// Appends `text` as a JSON string: quotes, backslashes and control characters escaped (the
+    /// short forms where JSON has them, `\u00XX` otherwise), everything else as it is, slashes
+    /// included. Runs without escapes are copied whole.
+    public static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                runStart = index + 1
+                out.append(UInt8(ascii: "\\"))
+                switch byte {
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
+                case 0x0A: out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                case 0x08: out.append(UInt8(ascii: "b"))
+                case 0x0C: out.append(UInt8(ascii: "f"))
+                default:
+                    out.append(contentsOf: "u00".utf8)
+                    out.append(hexDigits[Int(byte >> 4)])
+                    out.append(hexDigits[Int(byte & 0x0F)])
+                }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        let value = try bytes.withUnsafeBufferPointer { buffer in
+        try T(from: WireDecoder(value: parse(bytes), path: nil))
+    }
+
+    /// The document as a value tree (what `decode` reads from). Throws `DecodingError.dataCorrupted`.
+    public static func parse(_ bytes: [UInt8]) throws -> WireValue {
+        try bytes.withUnsafeBufferPointer { buffer in
             var parser = Parser(bytes: buffer)
             return try parser.document()
         }
-        return try T(from: WireDecoder(value: value, path: nil))
     }
 }
 
 // MARK: - Values
 
 /// A parsed JSON value. Numbers keep their text until a type asks for them.
-enum WireValue {
+public enum WireValue: Sendable {
     case null
     case bool(Bool)
     case number(String)
     case string(String)
     case array([WireValue])
-    /// Members in document order (small objects: a linear search beats hashing).
+    /// Members in document order, repeated keys included (small objects: a linear search beats
+    /// hashing).
     case object([(String, WireValue)])
 
     var kindName: String {
@@ -228,17 +268,20 @@ private struct Parser {
     private mutating func parseString() throws -> String {
         index += 1
         let start = index
-        // Fast path: no escape before the closing quote.
+        // Fast path: no escape before the closing quote. ASCII needs no validation.
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
+                if ascii { return String(decoding: raw, as: UTF8.self) }
                 guard let text = String(validating: raw, as: UTF8.self) else { throw corrupt("a string is not valid UTF-8") }
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw corrupt("a control character in a string") }
+            if byte >= 0x80 { ascii = false }
             index += 1
         }
         var scratch = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
@@ -589,27 +632,7 @@ enum WireNode {
         }
     }
 
-    static func writeString(_ text: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(0x5C); out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C); out.append(0x5C)
-            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
-            case 0x08: out.append(0x5C); out.append(UInt8(ascii: "b"))
-            case 0x0C: out.append(0x5C); out.append(UInt8(ascii: "f"))
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    static func writeString(_ text: String, into out: inout [UInt8]) { WireJSON.appendString(text, to: &out) }
 
     static func number<T: BinaryInteger>(_ value: T) -> WireNode { .number(String(value)) }
 

@@ -48,6 +48,8 @@ public struct ZeroMQTransportBenchmark: Sendable {
     public struct Result: Sendable, CustomStringConvertible {
         public var settings: ZeroMQTransportBenchmark
         public var rounds: [Round]
+        /// `wirePathCost`: the encoding and decoding a call pays, without sockets or tasks.
+        public var wirePath: Duration
 
         /// Median over rounds of the mean time of one sequential `ZeroMQTransport.call`.
         public var transportRoundTrip: Duration { .seconds(Self.median(rounds.map(\.transportRoundTrip.seconds))) }
@@ -80,6 +82,8 @@ public struct ZeroMQTransportBenchmark: Sendable {
                 settings.payloadSize, rounds.count, settings.roundTripCount, transportRoundTrip.seconds * 1e6,
                 rawRoundTrip.seconds * 1e6, roundTripRatio, settings.window, settings.pipelinedCount,
                 transportPipelinedCallsPerSecond, rawPipelinedCallsPerSecond, pipelinedThroughputRatio)
+            text += String(format: "\n  wire format alone (encode and decode request, header, response, reply header): %.2f us per call",
+                           wirePath.seconds * 1e6)
             text += "\n  (medians; ratios are medians of the per-round ratios)\n  rounds:"
             for (index, round) in rounds.enumerated() {
                 text += String(format: "\n    %d: round trip %.1f / %.1f us = %.2fx; pipelined %.0f / %.0f calls/s = %.3f",
@@ -107,7 +111,36 @@ public struct ZeroMQTransportBenchmark: Sendable {
                                   transportPipelinedCallsPerSecond: transportPipelined,
                                   rawPipelinedCallsPerSecond: rawPipelined))
         }
-        return Result(settings: self, rounds: measured)
+        return Result(settings: self, rounds: measured, wirePath: try Self.wirePathCost(payloadSize: payloadSize))
+    }
+
+    // MARK: The wire path alone
+
+    /// The CPU one call spends on the wire format, without sockets or tasks: the caller encodes
+    /// the request and its header, the server reads them and encodes the response and its reply
+    /// header, the caller reads those. Mean over `count` calls on this thread.
+    public static func wirePathCost(count: Int = 100_000, payloadSize: Int = 64) throws -> Duration {
+        let request = BenchEcho(text: String(repeating: "x", count: payloadSize))
+        let metadata = CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: 1_764_000_000_000_000_000), correlationId: "bench")
+        var checksum = 0
+        let start = ContinuousClock.now
+        for callId in 0..<UInt64(count) {
+            let body = try WireJSON.encode(request)
+            let frames = try WireFormat.requestFrames(
+                WireFormat.RequestHeader(callId: callId, method: BenchEcho.method, caller: "bench-client", metadata: metadata), body: body)
+            guard case .success(let (header, received)) = WireFormat.decodeRequest(frames[...]) else {
+                throw ZeroMQError(.invalidArgument, message: "the bench request did not decode")
+            }
+            let served = try WireJSON.decode(BenchEcho.self, from: received)
+            let reply = WireFormat.replyFrames(callId: header.callId, result: .success(try WireJSON.encode(served.text)))
+            guard case .success(let (_, answer)) = WireFormat.decodeReply(reply[...]) else {
+                throw ZeroMQError(.invalidArgument, message: "the bench reply did not decode")
+            }
+            checksum &+= try WireJSON.decode(String.self, from: answer).utf8.count
+        }
+        let elapsed = ContinuousClock.now - start
+        precondition(checksum == count * payloadSize, "the wire path lost bytes")
+        return elapsed / count
     }
 
     // MARK: The transport
