@@ -318,7 +318,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
         let timer = executor.schedule(after: remaining) { [weak self] in
             guard let self else { return }
-            if self.complete(callId, .failure(.deadlineExceeded)) { self.state.withLock { $0.counters.callsTimedOut += 1 } }
+            self.complete(callId, .failure(.deadlineExceeded), counting: \.callsTimedOut)
         }
         state.withLock { s in s.pending[callId]?.timer = timer }
         do {
@@ -337,7 +337,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             }
         } catch {
             let failure = error as? RPCError ?? .unavailable("call to \(target) failed: \(error)")
-            if complete(callId, .failure(failure)) { state.withLock { $0.counters.callsFailedToSend += 1 } }
+            complete(callId, .failure(failure), counting: \.callsFailedToSend)
         }
         return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[UInt8], any Error>) in
             let ready: Result<[UInt8], RPCError>? = state.withLock { s in
@@ -354,10 +354,19 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     }
 
     /// Ends call `callId` with `result` unless it has already ended. Returns whether it did.
+    /// `accepted` (or `refused`, when the call had already ended) names the counter to bump; it
+    /// is bumped under the lock before the caller resumes, so a caller that reads the counters
+    /// right after its call returns sees its own outcome counted.
     @discardableResult
-    private func complete(_ callId: UInt64, _ result: Result<[UInt8], RPCError>) -> Bool {
-        let (accepted, continuation, timer): (Bool, UnsafeContinuation<[UInt8], any Error>?, SerialTaskExecutor.TimerToken?) = state.withLock { s in
-            guard let call = s.pending[callId], call.result == nil else { return (false, nil, nil) }
+    private func complete(_ callId: UInt64, _ result: Result<[UInt8], RPCError>,
+                          counting accepted: WritableKeyPath<TransportCounters, Int>? = nil,
+                          orElse refused: WritableKeyPath<TransportCounters, Int>? = nil) -> Bool {
+        let (ended, continuation, timer): (Bool, UnsafeContinuation<[UInt8], any Error>?, SerialTaskExecutor.TimerToken?) = state.withLock { s in
+            guard let call = s.pending[callId], call.result == nil else {
+                if let refused { s.counters[keyPath: refused] += 1 }
+                return (false, nil, nil)
+            }
+            if let accepted { s.counters[keyPath: accepted] += 1 }
             if let continuation = call.continuation {
                 s.pending[callId] = nil
                 return (true, continuation, call.timer)
@@ -367,7 +376,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
         if let timer { executor.cancel(timer) }
         continuation?.resume(with: result)
-        return accepted
+        return ended
     }
 
     /// The DEALER to `target`, opened and connected at the first call (concurrent first calls
@@ -480,9 +489,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
         for target in lost {
             let ids = state.withLock { s in s.pending.filter { $0.value.target == target && $0.value.result == nil }.map(\.key) }
-            for id in ids where complete(id, .failure(.unavailable("connection to \(target) lost"))) {
-                state.withLock { $0.counters.callsFailedByDisconnect += 1 }
-            }
+            for id in ids { complete(id, .failure(.unavailable("connection to \(target) lost")), counting: \.callsFailedByDisconnect) }
         }
         return true
     }
@@ -498,10 +505,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             let result: Result<[UInt8], RPCError> = header.ok
                 ? .success(body)
                 : .failure(header.error ?? .rejected(code: "bad_reply", message: "error reply without an error"))
-            let accepted = complete(header.callId, result)
-            state.withLock { s in
-                if accepted { s.counters.repliesReceived += 1 } else { s.counters.lateReplies += 1 }
-            }
+            complete(header.callId, result, counting: \.repliesReceived, orElse: \.lateReplies)
         }
     }
 

@@ -181,11 +181,14 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
 
 final class PublisherBox: @unchecked Sendable { var publish: ((Int) throws -> Void)? }
 
-/// Effects as committed by consumers (appended inside the consumer's transaction).
+/// Effects as committed by consumers (appended inside the consumer's transaction). Consumers on
+/// the ZeroMQ backend run on their nodes' own threads, hence the lock.
 final class EffectLog: @unchecked Sendable {
+    // @unchecked Sendable: `entries` is only touched under `lock`.
+    private let lock = NSLock()
     private var entries: [String] = []
-    func add(_ e: String) { entries.append(e) }
-    func counts() -> [String: Int] { entries.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
+    func add(_ e: String) { lock.withLock { entries.append(e) } }
+    func counts() -> [String: Int] { lock.withLock { entries.reduce(into: [:]) { $0[$1, default: 0] += 1 } } }
 }
 
 @Suite struct TopicPatternTests {
