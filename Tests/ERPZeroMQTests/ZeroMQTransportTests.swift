@@ -216,3 +216,50 @@ struct TransportPair {
         #expect(executor.isStopped)
     }
 }
+
+/// The hosted loop sleeps in poll(2) on the sockets' ZMQ_FDs, which are edge-triggered: a socket
+/// used without being read to EAGAIN afterwards can leave a message unseen until the call's
+/// deadline. Many calls in every shape — from the node's own tasks and from other threads, one at
+/// a time and overlapping, on fresh and warm connections — must each be answered long before it.
+@Suite struct HostedLoopWakeUpTests {
+    @Test func noCallWaitsForItsDeadline() async throws {
+        let slowest = Locked(Duration.zero)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for pairIndex in 0..<3 {
+                group.addTask {
+                    let pair = try await TransportPair()
+                    @Sendable func timed(_ text: String) async throws {
+                        let start = ContinuousClock.now
+                        let answer = try await pair.client.call(Shout(text: text), metadata: pair.metadata(.seconds(5)))
+                        #expect(answer == text.uppercased() + " to client")
+                        let took = ContinuousClock.now - start
+                        slowest.withLock { $0 = max($0, took) }
+                    }
+                    // From a thread of the test (off the node's executor).
+                    for round in 0..<100 { try await timed("off \(pairIndex) \(round)") }
+                    // From the client node's own executor: direct sends.
+                    try await pair.clientExecutor.run {
+                        for round in 0..<100 { try await timed("on \(pairIndex) \(round)") }
+                    }
+                    // Overlapping, on the node's executor.
+                    try await pair.clientExecutor.run {
+                        try await withThrowingTaskGroup(of: Void.self) { lanes in
+                            for lane in 0..<10 {
+                                lanes.addTask { for round in 0..<20 { try await timed("lane \(pairIndex) \(lane) \(round)") } }
+                            }
+                            try await lanes.waitForAll()
+                        }
+                    }
+                    #expect(pair.client.counters.repliesReceived == 400)
+                    #expect(pair.client.counters.callsTimedOut == 0)
+                    await pair.finish()
+                }
+            }
+            try await group.waitForAll()
+        }
+        // A lost wake-up shows as a call answered only by its deadline (5 s) or by the loop's
+        // 1 s safety poll; a loaded machine stays far below both.
+        let worst = slowest.withLock { $0 }
+        #expect(worst < .milliseconds(900), "slowest call took \(worst)")
+    }
+}
