@@ -320,11 +320,14 @@ final class IOLoop {
         case .unbind(let id, let endpoint, let continuation):
             continuation.resume(with: Result {
                 let live = try socket(id)
+                // libzmq reads the socket's commands here too (see `dueReads`).
+                defer { markReadDue(live) }
                 if zmq_unbind(live.handle, endpoint) != 0 { throw ZeroMQError.last("zmq_unbind \(endpoint)") }
             })
         case .disconnect(let id, let endpoint, let continuation):
             continuation.resume(with: Result {
                 let live = try socket(id)
+                defer { markReadDue(live) }
                 if zmq_disconnect(live.handle, endpoint) != 0 { throw ZeroMQError.last("zmq_disconnect \(endpoint)") }
             })
         case .send(let id, let frames, let continuation):
@@ -443,6 +446,8 @@ final class IOLoop {
     }
 
     private func readOption(_ live: LiveSocket, _ option: Int32, width: Int) throws -> Int64 {
+        // ZMQ_EVENTS, for one, reads the socket's commands (see `dueReads`).
+        defer { markReadDue(live) }
         if width == 8 {
             var value: Int64 = 0
             var length = MemoryLayout<Int64>.size
