@@ -290,7 +290,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 send(SimMessage(from: message.to, fromEpoch: message.toEpoch, to: message.from,
                                 toEpoch: message.fromEpoch, callId: message.callId, body: .reply(result)))
             }
-            if metadata.deadline <= now {
+            // The deadline is absolute, and the receiver judges it on its own clock, skew and all,
+            // as a real process does (a node running ahead refuses work its callers still want).
+            if metadata.deadline <= now + node.clockSkew {
                 record("expired \(describe(message))")
                 reply(.failure(.deadlineExceeded))
                 return

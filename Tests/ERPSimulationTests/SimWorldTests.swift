@@ -121,6 +121,27 @@ final class PingService: ERPService, @unchecked Sendable {
         #expect(b.runtime!.clock.now - a.runtime!.clock.now == .seconds(2))
     }
 
+    /// A request's absolute deadline is judged on the receiver's clock (as over ZeroMQ): a node
+    /// running 2 s ahead refuses a call with 1 s left as already expired, without serving it.
+    @Test func aSkewedReceiverJudgesDeadlinesOnItsOwnClock() throws {
+        let world = SimWorld(seed: 5, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let log = Log(), served = Log()
+        world.addNode("x") { runtime in EchoOnly(runtime: runtime) }.start()
+        world.addNode("y") { runtime in CountingEcho(runtime: runtime, served: served) }.start()
+        world.run(until: .milliseconds(1))
+        let x = world.node("x")!.runtime!
+        x.spawn("caller") {
+            for skew in [Duration.seconds(2), .zero, .seconds(-2)] {
+                world.setClockSkew("y", skew)
+                do { _ = try await x.transport.call(Ping(n: 1), to: "y", metadata: x.metadata(timeout: .seconds(1))); log.add("ok") }
+                catch { log.add("\(error)") }
+            }
+        }
+        world.run(until: .seconds(10))
+        #expect(log.entries == ["deadline exceeded", "ok", "ok"])
+        #expect(served.entries.count == 2)
+    }
+
     @Test func partitionsDropAndHealRestores() throws {
         let world = SimWorld(seed: 3, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
         let log = Log()
@@ -147,6 +168,20 @@ final class EchoOnly: ERPService, @unchecked Sendable {
     let runtime: any Runtime
     init(runtime: any Runtime) { self.runtime = runtime }
     func start() async throws { runtime.transport.register(Ping.self) { request, _ in "pong \(request.n)" } }
+}
+
+/// Echoes and notes every request it serves.
+final class CountingEcho: ERPService, @unchecked Sendable {
+    static let name = ServiceName.gateway
+    let runtime: any Runtime
+    let served: Log
+    init(runtime: any Runtime, served: Log) { self.runtime = runtime; self.served = served }
+    func start() async throws {
+        runtime.transport.register(Ping.self) { [served] request, _ in
+            served.add("\(request.n)")
+            return "pong \(request.n)"
+        }
+    }
 }
 
 final class Log: @unchecked Sendable {
