@@ -17,6 +17,12 @@ import Foundation
 /// The transport's figures include everything a service call pays: JSON encoding of request and
 /// response, the header, the pending-call table and deadline timer, and each node's executor (which
 /// also hosts the node's sockets, so a call crosses no thread of ours: only libzmq's own).
+///
+/// A third pair of figures, the socket layer alone, splits the gap: the same two executors with
+/// their hosted sockets (`IOThread.start(context:on:)`, a ROUTER echoing from its handler, a
+/// DEALER whose handler sends the next message), carrying the transport's own request frames but
+/// doing no RPC work (no encoding, task, continuation, pending call, timer or metric). What it
+/// costs beyond raw libzmq is the I/O layer's; what the transport costs beyond it is the RPC's.
 public struct ZeroMQTransportBenchmark: Sendable {
     public var roundTripCount: Int
     public var pipelinedCount: Int
@@ -40,7 +46,11 @@ public struct ZeroMQTransportBenchmark: Sendable {
         public var rawRoundTrip: Duration
         public var transportPipelinedCallsPerSecond: Double
         public var rawPipelinedCallsPerSecond: Double
+        public var socketRoundTrip: Duration
+        public var socketPipelinedMessagesPerSecond: Double
 
+        public var socketRoundTripRatio: Double { socketRoundTrip.seconds / rawRoundTrip.seconds }
+        public var socketPipelinedRatio: Double { socketPipelinedMessagesPerSecond / rawPipelinedCallsPerSecond }
         public var roundTripRatio: Double { transportRoundTrip.seconds / rawRoundTrip.seconds }
         public var pipelinedThroughputRatio: Double { transportPipelinedCallsPerSecond / rawPipelinedCallsPerSecond }
     }
@@ -59,6 +69,13 @@ public struct ZeroMQTransportBenchmark: Sendable {
         public var rawRoundTrip: Duration { .seconds(Self.median(rounds.map(\.rawRoundTrip.seconds))) }
         /// Median over rounds of DEALER/ROUTER messages echoed per second with `window` in flight.
         public var rawPipelinedCallsPerSecond: Double { Self.median(rounds.map(\.rawPipelinedCallsPerSecond)) }
+
+        /// Median over rounds of the socket layer's round trip and of its ratio to raw libzmq's.
+        public var socketRoundTrip: Duration { .seconds(Self.median(rounds.map(\.socketRoundTrip.seconds))) }
+        public var socketRoundTripRatio: Double { Self.median(rounds.map(\.socketRoundTripRatio)) }
+        /// Median over rounds of the socket layer's echoes per second and of its share of raw's.
+        public var socketPipelinedMessagesPerSecond: Double { Self.median(rounds.map(\.socketPipelinedMessagesPerSecond)) }
+        public var socketPipelinedRatio: Double { Self.median(rounds.map(\.socketPipelinedRatio)) }
 
         /// How many times slower the transport's round trip is than raw libzmq's (median of the
         /// per-round ratios).
@@ -82,14 +99,17 @@ public struct ZeroMQTransportBenchmark: Sendable {
                 settings.payloadSize, rounds.count, settings.roundTripCount, transportRoundTrip.seconds * 1e6,
                 rawRoundTrip.seconds * 1e6, roundTripRatio, settings.window, settings.pipelinedCount,
                 transportPipelinedCallsPerSecond, rawPipelinedCallsPerSecond, pipelinedThroughputRatio)
+            text += String(format: "\n  socket layer alone (same executors and frames, no RPC work): round trip %.1f us = %.2fx raw; pipelined %.0f echoes/s = %.3f of raw",
+                           socketRoundTrip.seconds * 1e6, socketRoundTripRatio, socketPipelinedMessagesPerSecond, socketPipelinedRatio)
             text += String(format: "\n  wire format alone (encode and decode request, header, response, reply header): %.2f us per call",
                            wirePath.seconds * 1e6)
             text += "\n  (medians; ratios are medians of the per-round ratios)\n  rounds:"
             for (index, round) in rounds.enumerated() {
-                text += String(format: "\n    %d: round trip %.1f / %.1f us = %.2fx; pipelined %.0f / %.0f calls/s = %.3f",
+                text += String(format: "\n    %d: round trip %.1f / %.1f us = %.2fx (socket layer %.1f us); pipelined %.0f / %.0f calls/s = %.3f (socket layer %.0f/s)",
                                index + 1, round.transportRoundTrip.seconds * 1e6, round.rawRoundTrip.seconds * 1e6,
-                               round.roundTripRatio, round.transportPipelinedCallsPerSecond,
-                               round.rawPipelinedCallsPerSecond, round.pipelinedThroughputRatio)
+                               round.roundTripRatio, round.socketRoundTrip.seconds * 1e6, round.transportPipelinedCallsPerSecond,
+                               round.rawPipelinedCallsPerSecond, round.pipelinedThroughputRatio,
+                               round.socketPipelinedMessagesPerSecond)
             }
             return text
         }
@@ -101,17 +121,23 @@ public struct ZeroMQTransportBenchmark: Sendable {
         let pipelinedPerRound = pipelinedCount / rounds
         let rig = try TransportRig(payloadSize: payloadSize)
         defer { rig.stop() }
+        let sockets = try SocketLayerRig(payloadSize: payloadSize)
+        defer { sockets.stop() }
         var measured: [Round] = []
         for _ in 0..<rounds {
             let transportRoundTrip = try rig.roundTrips(roundTripsPerRound)
+            let socketRoundTrip = try sockets.echo(roundTripsPerRound, window: 1).perMessage
             let rawRoundTrip = try Self.rawRoundTrip(count: roundTripsPerRound, payloadSize: payloadSize)
             let transportPipelined = try rig.pipelined(pipelinedPerRound, window: window)
+            let socketPipelined = try sockets.echo(pipelinedPerRound, window: window).perSecond
             let rawPipelined = try Self.rawPipelined(count: pipelinedPerRound, window: window, payloadSize: payloadSize)
             measured.append(Round(transportRoundTrip: transportRoundTrip, rawRoundTrip: rawRoundTrip,
                                   transportPipelinedCallsPerSecond: transportPipelined,
-                                  rawPipelinedCallsPerSecond: rawPipelined))
+                                  rawPipelinedCallsPerSecond: rawPipelined,
+                                  socketRoundTrip: socketRoundTrip, socketPipelinedMessagesPerSecond: socketPipelined))
         }
-        return Result(settings: self, rounds: measured, wirePath: try Self.wirePathCost(payloadSize: payloadSize))
+        let wirePath = try Self.wirePathCost(count: min(100_000, max(1_000, roundTripCount * 10)), payloadSize: payloadSize)
+        return Result(settings: self, rounds: measured, wirePath: wirePath)
     }
 
     // MARK: The wire path alone
@@ -221,6 +247,132 @@ public struct ZeroMQTransportBenchmark: Sendable {
             _ = try? ZeroMQTransportBenchmark.blocking(on: clientExecutor) {
                 await client.stop()
                 await server.stop()
+            }
+            serverExecutor.shutdown()
+            clientExecutor.shutdown()
+            context.terminate()
+        }
+    }
+
+    // MARK: The socket layer alone
+
+    /// The transport's I/O layer without its RPC layer: two executors hosting their sockets as the
+    /// transport's nodes do, a ROUTER that echoes each message from its receive handler, and a
+    /// DEALER whose receive handler sends the next message, all with the frames of a transport
+    /// request. No encoding, task, continuation, pending call, timer or metric per message.
+    private final class SocketLayerRig: @unchecked Sendable {
+        // @unchecked Sendable: `run` is touched only on the client executor's thread (the
+        // measuring task and the DEALER's handler both run there); the rest is immutable.
+        let context: ZMQContext
+        let serverExecutor = SerialTaskExecutor(name: "bench-socket-server")
+        let clientExecutor = SerialTaskExecutor(name: "bench-socket-client")
+        private var router: ZMQSocket?
+        private var dealer: ZMQSocket?
+        let frames: [[UInt8]]
+
+        /// One measurement: messages to send, sent and echoed so far, and who waits for the end.
+        private final class Run {
+            let count: Int
+            var sent = 0
+            var echoed = 0
+            var failure: (any Error)?
+            var done: UnsafeContinuation<Void, Never>?
+            init(count: Int) { self.count = count }
+            var isOver: Bool { echoed == count || failure != nil }
+        }
+        private var run: Run?
+
+        init(payloadSize: Int) throws {
+            context = try ZMQContext()
+            let header = WireFormat.RequestHeader(
+                callId: 1, method: BenchEcho.method, caller: "bench-client",
+                metadata: CallMetadata(deadline: SystemClock().now + .seconds(10), correlationId: "bench"))
+            frames = try WireFormat.requestFrames(header, body: WireJSON.encode(BenchEcho(text: String(repeating: "x", count: payloadSize))))
+            do {
+                try ZeroMQTransportBenchmark.blocking(on: clientExecutor) { [self] in
+                    let serverIO = try await serverExecutor.run { [self] in try IOThread.start(context: context, on: serverExecutor) }
+                    let clientIO = try IOThread.start(context: context, on: clientExecutor)
+                    let router = try await serverIO.open(.router, options: SocketOptions(security: .plaintext),
+                                                         delivery: .handler { message, sender in try? sender.send(frames: message.frames) })
+                    self.router = router
+                    let endpoint = try await router.bind("tcp://127.0.0.1:*")
+                    let dealer = try await clientIO.open(.dealer, options: SocketOptions(security: .plaintext),
+                                                         delivery: .handler { [self] _, sender in echoed(sender) })
+                    self.dealer = dealer
+                    try await dealer.connect(endpoint)
+                    // ZMQ_IMMEDIATE refuses a send until the connection is up: retry the first one.
+                    let first = Run(count: 1)
+                    run = first
+                    let connectedBy = ContinuousClock.now + .seconds(5)
+                    while (try? await dealer.send(frames: frames)) == nil {
+                        guard ContinuousClock.now < connectedBy else {
+                            throw ZeroMQError(.invalidState, message: "the socket-layer bench did not connect")
+                        }
+                        await clientExecutor.sleep(for: .milliseconds(1))
+                    }
+                    first.sent = 1
+                    await waitForEnd(of: first)
+                    _ = try await measure(100, window: 1) // warm up
+                }
+            } catch {
+                stop()
+                throw error
+            }
+        }
+
+        /// The DEALER's handler, on the client executor's thread: counts the echo, sends the next
+        /// message if any is left, and ends the run at the last echo.
+        private func echoed(_ sender: InlineSender) {
+            guard let run, !run.isOver else { return }
+            run.echoed += 1
+            if run.sent < run.count {
+                do {
+                    try sender.send(frames: frames)
+                    run.sent += 1
+                } catch {
+                    run.failure = error
+                }
+            }
+            if run.isOver {
+                self.run = nil
+                run.done?.resume()
+            }
+        }
+
+        private func waitForEnd(of run: Run) async {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                if run.isOver { continuation.resume() } else { run.done = continuation }
+            }
+        }
+
+        /// On the client executor: sends the first `window` messages (a send on the socket's own
+        /// thread never suspends, so no echo is handled before they are all out), then waits for
+        /// the handler to have sent the rest and received every echo.
+        private func measure(_ count: Int, window: Int) async throws -> Duration {
+            guard let dealer else { throw ZeroMQError(.invalidState, message: "the socket-layer bench is stopped") }
+            let current = Run(count: count)
+            run = current
+            let start = ContinuousClock.now
+            while current.sent < min(window, count) {
+                try await dealer.send(frames: frames)
+                current.sent += 1
+            }
+            await waitForEnd(of: current)
+            if let failure = current.failure { throw failure }
+            return ContinuousClock.now - start
+        }
+
+        /// `count` echoes with `window` in flight: the mean time per echo and echoes per second.
+        func echo(_ count: Int, window: Int) throws -> (perMessage: Duration, perSecond: Double) {
+            let elapsed = try ZeroMQTransportBenchmark.blocking(on: clientExecutor) { [self] in try await measure(count, window: window) }
+            return (elapsed / count, Double(count) / elapsed.seconds)
+        }
+
+        func stop() {
+            let (router, dealer) = (self.router, self.dealer)
+            _ = try? ZeroMQTransportBenchmark.blocking(on: clientExecutor) {
+                await dealer?.close()
+                await router?.close()
             }
             serverExecutor.shutdown()
             clientExecutor.shutdown()

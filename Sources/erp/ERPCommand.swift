@@ -322,6 +322,10 @@ struct TransportBench: ParsableCommand {
             each shape), and the ratios printed are medians of the per-round ratios: on a shared \
             machine the figures drift by tens of per cent within a minute, raw libzmq's too. Build \
             with -c release for figures worth quoting.
+
+            Each round also measures the socket layer alone: the transport's executors, hosted \
+            sockets and request frames, echoed with no RPC work. Its distance to raw libzmq is \
+            the I/O layer's cost; the transport's distance to it is the RPC layer's.
             """)
 
     static let window = 100
@@ -329,7 +333,7 @@ struct TransportBench: ParsableCommand {
     @Option(help: "Sequential round trips, over all rounds.") var roundTrips: Int = 10_000
     @Option(help: "Pipelined calls, over all rounds.") var pipelined: Int = 50_000
     @Option(help: "Payload bytes.") var payload: Int = 64
-    @Option(help: "Alternating rounds (transport, then raw).") var rounds: Int = 5
+    @Option(help: "Alternating rounds (transport, socket layer, then raw).") var rounds: Int = 5
 
     func validate() throws {
         guard rounds > 0, payload > 0 else { throw ValidationError("--rounds and --payload must be positive") }

@@ -1,0 +1,28 @@
+import Foundation
+import Testing
+@testable import ERPZeroMQ
+
+/// `erp bench transport` with small counts: every shape runs to its end (each echo and call is
+/// answered, nothing hangs) and reports figures a reader can use. Not a timing test: the figures
+/// are only checked to be measurements (positive, finite), never against a threshold.
+@Suite("Transport benchmark")
+struct TransportBenchmarkTests {
+    @Test("Small run: transport, socket layer and raw libzmq each measured in every round", .timeLimit(.minutes(2)))
+    func smallRun() throws {
+        let bench = ZeroMQTransportBenchmark(roundTripCount: 40, pipelinedCount: 600, window: 30, payloadSize: 64, rounds: 2)
+        let result = try bench.run()
+        #expect(result.rounds.count == 2)
+        for round in result.rounds {
+            for duration in [round.transportRoundTrip, round.socketRoundTrip, round.rawRoundTrip] {
+                #expect(duration > .zero && duration < .seconds(1))
+            }
+            for rate in [round.transportPipelinedCallsPerSecond, round.socketPipelinedMessagesPerSecond, round.rawPipelinedCallsPerSecond] {
+                #expect(rate.isFinite && rate > 0)
+            }
+        }
+        let text = result.description
+        #expect(text.contains("socket layer alone"))
+        #expect(text.contains("transport/raw"))
+        #expect(result.wirePath > .zero)
+    }
+}
