@@ -90,12 +90,12 @@ let package = Package(
 
         // The gateway's HTTP face (production mode): routes, API keys, error mapping, metrics.
         .target(name: "ERPGatewayHTTP", dependencies: [
-            "ERPCore", "ERPTransport", "ERPServices", "ERPReports",
+            "ERPCore", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         // Production mode: topology files, CURVE keys, serving one service, supervising them all.
         .target(name: "ERPProduction", dependencies: [
-            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPScenario", "ERPReports",
+            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPScenario", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,7 +106,7 @@ let package = Package(
         ]),
         .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports", "ERPSimulation"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
-            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP",
+            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
 

@@ -1,10 +1,12 @@
 // ERPGatewayHTTP: the API gateway's HTTP face in production mode. It turns HTTP requests into
 // `GatewayOperations` calls on the gateway node's executor and their answers (or typed errors)
 // into HTTP responses: API keys (401), malformed JSON or missing fields (400, saying what is
-// wrong), shed load (429 with Retry-After), correlation ids in and out, Idempotency-Key passed
+// wrong), a request rate per API key and shed load (429 with Retry-After), correlation ids in and
+// out, Idempotency-Key passed
 // through (a retried POST gets the first order and charges once), health and Prometheus metrics.
 import ERPCore
 import ERPReports
+import ERPResilience
 import ERPServices
 import ERPTransport
 import Foundation
@@ -17,7 +19,31 @@ public struct GatewayHTTPSettings: Sendable {
     /// The deadline given to each request.
     public var requestTimeout: Duration = .seconds(5)
     public var bodyByteCountMax = 1 << 20
-    public init(apiKeys: [String]) { self.apiKeys = apiKeys }
+    /// Requests per API key: each key gets a token bucket of this shape, every API request takes
+    /// one token, and a request that finds none is answered 429 with `Retry-After` (the seconds
+    /// until a token is back) without reaching the services. `/health` and `/metrics` are never
+    /// limited. Nil: no limit per key (the gateway service's own admission, per user and as a
+    /// whole, still applies to orders; see `ResilienceSettings`).
+    public var rateLimitPerKey: TokenBucketSettings?
+    public init(apiKeys: [String], rateLimitPerKey: TokenBucketSettings? = nil) {
+        self.apiKeys = apiKeys
+        self.rateLimitPerKey = rateLimitPerKey
+    }
+}
+
+/// The per-key limiter, shared by the HTTP server's threads.
+final class KeyRateLimiter: @unchecked Sendable {
+    // @unchecked Sendable: `limiter` is touched only under `lock`.
+    private let lock = NSLock()
+    private var limiter: RateLimiter
+
+    init(bucket: TokenBucketSettings) {
+        limiter = RateLimiter(settings: RateLimiterSettings(bucket: bucket))
+    }
+
+    func acquire(key: String, now: Timestamp) -> TokenBucket.Decision {
+        lock.withLock { limiter.tryAcquire(key: key, now: now) }
+    }
 }
 
 /// Runs a piece of work on the gateway node's executor (where the gateway service lives).
@@ -44,6 +70,7 @@ public struct GatewayHTTP: Sendable {
     let clock: any ServiceClock
     let ids: IDGenerator
     let hop: NodeHop
+    let limiter: KeyRateLimiter?
     public let metrics = RequestMetrics.http()
     /// More Prometheus text for `/metrics` (the node's RPC metrics in production).
     let moreMetrics: @Sendable () -> String
@@ -56,6 +83,7 @@ public struct GatewayHTTP: Sendable {
         self.ids = ids
         self.hop = hop
         self.moreMetrics = moreMetrics
+        limiter = settings.rateLimitPerKey.map { KeyRateLimiter(bucket: $0) }
     }
 
     static let correlationHeader = HTTPField.Name("X-Correlation-Id")!
@@ -120,23 +148,42 @@ public struct GatewayHTTP: Sendable {
         let started = ContinuousClock.now
         let correlationId = request.headers[Self.correlationHeader].flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 } ?? ids.next("corr")
         let answer: HTTPAnswer
-        if !isAuthenticated(request) {
-            answer = .error(.unauthorized, "unauthenticated", "send a valid API key in X-API-Key")
+        if let key = apiKey(of: request), settings.apiKeys.contains(key) {
+            if let limiter, case .limited(let retryAfter) = limiter.acquire(key: key, now: clock.now), let bucket = settings.rateLimitPerKey {
+                answer = Self.rateLimited(retryAfter: retryAfter, bucket: bucket)
+            } else {
+                answer = await authenticated(request, correlationId: correlationId, body)
+            }
         } else {
-            let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId,
-                                        idempotencyKey: request.headers[Self.idempotencyHeader])
-            let context = CallContext(metadata: metadata, caller: NodeName("http-client"))
-            answer = await hop { await body(request, context) }
+            answer = .error(.unauthorized, "unauthenticated", "send a valid API key in X-API-Key")
         }
         metrics.record(route, outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
         return respond(answer, correlationId: correlationId)
     }
 
-    private func isAuthenticated(_ request: Request) -> Bool {
-        var key = request.headers[Self.apiKeyHeader]
-        if key == nil, let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") { key = String(auth.dropFirst(7)) }
-        guard let key else { return false }
-        return settings.apiKeys.contains(key)
+    private func authenticated(_ request: Request, correlationId: String,
+                               _ body: @escaping @Sendable (Request, CallContext) async -> HTTPAnswer) async -> HTTPAnswer {
+        let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId,
+                                    idempotencyKey: request.headers[Self.idempotencyHeader])
+        let context = CallContext(metadata: metadata, caller: NodeName("http-client"))
+        return await hop { await body(request, context) }
+    }
+
+    /// 429 for a key past its rate: when to come back (whole seconds, rounded up), and the limit.
+    static func rateLimited(retryAfter: Duration, bucket: TokenBucketSettings) -> HTTPAnswer {
+        let seconds = max(1, Int((retryAfter.seconds).rounded(.up)))
+        let rate = bucket.refillRatePerSecond == bucket.refillRatePerSecond.rounded()
+            ? String(Int(bucket.refillRatePerSecond)) : String(bucket.refillRatePerSecond)
+        return .error(.tooManyRequests, "rate_limited",
+                      "this API key is over its rate (bursts of \(bucket.capacity), then \(rate) requests per second); retry after \(seconds)s",
+                      headers: [("Retry-After", "\(seconds)")])
+    }
+
+    /// The key in `X-API-Key`, or in `Authorization: Bearer KEY`.
+    private func apiKey(of request: Request) -> String? {
+        if let key = request.headers[Self.apiKeyHeader] { return key }
+        if let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") { return String(auth.dropFirst(7)) }
+        return nil
     }
 
     /// Maps an operation's typed error to the HTTP status a client can act on.

@@ -79,7 +79,7 @@ public struct ServiceHost: Service {
         logger.info("\(service) serving on \(bound)")
 
         if service == .gateway, let operations = instance as? GatewayOperations {
-            let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys),
+            let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys, rateLimitPerKey: topology.httpRateLimit),
                                    clock: clock, ids: runtime.ids,
                                    hop: { body in await executor.run(body) },
                                    moreMetrics: { transport.prometheusText() })

@@ -4,6 +4,7 @@
 // folder made by `erp keys generate`). Environment variables override endpoints, as in the seed's
 // service-discovery option 3: `ERP_ORDER_ENDPOINT=tcp://10.0.0.5:7105`.
 import ERPCore
+import ERPResilience
 import ERPScenario
 import ERPServices
 import ERPGatewayHTTP
@@ -18,6 +19,8 @@ public struct Topology: Sendable {
     public var httpHost = "127.0.0.1"
     public var httpPort = 8080
     public var apiKeys: [String] = []
+    /// The gateway's request rate per API key (`http.rateLimit`); nil: none.
+    public var httpRateLimit: TokenBucketSettings?
     /// Folder of `<service>.key` files (Z85 secret keys); nil means plaintext sockets, which must be
     /// asked for explicitly with `plaintext: true`.
     public var keyDirectory: String?
@@ -74,6 +77,7 @@ extension Topology {
         guard case .mapping(let top) = root else { throw fail(root, "a topology is a mapping") }
         var name = "topology", data = ".erp-data", host = "127.0.0.1", port = 8080
         var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = []
+        var httpRateLimit: TokenBucketSettings?
         var endpoints: [(ServiceName, String)] = []
         var metrics: [ServiceName: (host: String, port: Int)] = [:]
         var resilience = ResilienceSettings()
@@ -92,7 +96,28 @@ extension Topology {
                     case "apiKeys":
                         guard case .sequence(let list) = hv else { throw fail(hv, "http.apiKeys must be a list") }
                         apiKeys = list.compactMap(\.string)
-                    default: throw fail(hk, "unknown field '\(hk.string ?? "")' in http; expected host, port, apiKeys")
+                    case "rateLimit":
+                        let what = "http.rateLimit must be {capacity: N, refillPerSecond: R}: a burst of N requests per API key, then R per second"
+                        guard case .mapping(let limit) = hv else { throw fail(hv, what) }
+                        var capacity: Int?, refill: Double?
+                        for (lk, lv) in limit {
+                            switch lk.string ?? "" {
+                            case "capacity":
+                                guard case .scalar = lv, let n = lv.int else { throw fail(lv, "http.rateLimit.capacity must be a whole number") }
+                                capacity = n
+                            case "refillPerSecond":
+                                guard case .scalar = lv, let r = lv.float ?? lv.int.map(Double.init), r.isFinite else {
+                                    throw fail(lv, "http.rateLimit.refillPerSecond must be a number")
+                                }
+                                refill = r
+                            default: throw fail(lk, "unknown field '\(lk.string ?? "")' in http.rateLimit; expected capacity, refillPerSecond")
+                            }
+                        }
+                        guard let capacity, let refill else { throw fail(hv, what) }
+                        let bucket = TokenBucketSettings(capacity: capacity, refillRatePerSecond: refill)
+                        do throws(ResilienceConfigurationError) { try bucket.validate() } catch { throw fail(hv, "http.rateLimit: \(error)") }
+                        httpRateLimit = bucket
+                    default: throw fail(hk, "unknown field '\(hk.string ?? "")' in http; expected host, port, apiKeys, rateLimit")
                     }
                 }
             case "security":
@@ -162,6 +187,7 @@ extension Topology {
         topology.httpHost = host
         topology.httpPort = port
         topology.apiKeys = apiKeys
+        topology.httpRateLimit = httpRateLimit
         topology.keyDirectory = keys
         topology.plaintext = plaintext
         topology.clients = clients

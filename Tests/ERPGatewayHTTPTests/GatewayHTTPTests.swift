@@ -1,5 +1,6 @@
 import ERPCore
 import ERPGatewayHTTP
+import ERPResilience
 import ERPServices
 import ERPTransport
 import Foundation
@@ -37,6 +38,14 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
 }
 
 struct FixedClock: ServiceClock { var now: Timestamp { .simulationEpoch } }
+
+/// A clock the test moves by hand.
+final class ManualClock: ServiceClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = Timestamp.simulationEpoch
+    var now: Timestamp { lock.withLock { current } }
+    func advance(by duration: Duration) { lock.withLock { current = current + duration } }
+}
 
 func makeApp(_ fake: FakeGateway) -> (some ApplicationProtocol, GatewayHTTP) {
     let http = GatewayHTTP(operations: fake, settings: GatewayHTTPSettings(apiKeys: ["secret"]), clock: FixedClock(),
@@ -127,6 +136,58 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                                      body: ByteBuffer(string: orderJSON)) { response in
                 #expect(response.status == .tooManyRequests)
                 #expect(response.headers[.retryAfter] == "2")
+            }
+        }
+    }
+
+    @Test func eachAPIKeyHasItsOwnRateAndPastItIs429WithRetryAfter() async throws {
+        let fake = FakeGateway()
+        let clock = ManualClock()
+        var settings = GatewayHTTPSettings(apiKeys: ["secret", "other"], rateLimitPerKey: TokenBucketSettings(capacity: 3, refillRatePerSecond: 0.5))
+        settings.requestTimeout = .seconds(5)
+        let http = GatewayHTTP(operations: fake, settings: settings, clock: clock,
+                               ids: IDGenerator(random: SeededRandomSource(seed: 1)), hop: { body in await body() })
+        let app = Application(router: http.router())
+        let secret: HTTPFields = [HTTPField.Name("X-API-Key")!: "secret"]
+        try await app.test(.router) { client in
+            // A burst of 3 passes (orders and reads alike take a token), the 4th is shed.
+            for _ in 0..<2 {
+                try await client.execute(uri: "/orders", method: .post, headers: secret, body: ByteBuffer(string: orderJSON)) { #expect($0.status == .created) }
+            }
+            try await client.execute(uri: "/inventory/shop_malmo/prod_01", method: .get, headers: secret) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/orders", method: .post, headers: secret, body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(response.headers[.retryAfter] == "2", "one token every 2 s")
+                let text = String(buffer: response.body)
+                #expect(text.contains("rate_limited") && text.contains("bursts of 3"), "\(text)")
+            }
+            // The same key as a bearer token is the same client; another key has its own bucket.
+            try await client.execute(uri: "/inventory/shop_malmo/prod_01", method: .get, headers: [.authorization: "Bearer secret"]) {
+                #expect($0.status == .tooManyRequests)
+            }
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "other"],
+                                     body: ByteBuffer(string: orderJSON)) { #expect($0.status == .created) }
+            // Health and metrics are never limited; a bad key is still 401, not 429.
+            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "wrong"],
+                                     body: ByteBuffer(string: orderJSON)) { #expect($0.status == .unauthorized) }
+            // After the refill interval, one more request passes.
+            clock.advance(by: .seconds(2))
+            try await client.execute(uri: "/orders", method: .post, headers: secret, body: ByteBuffer(string: orderJSON)) { #expect($0.status == .created) }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"erp_http_requests_total{route="POST /orders",status="429"} 1"#), "\(text)")
+            }
+        }
+        #expect(fake.placed.count == 4, "a shed request never reaches the gateway service")
+    }
+
+    @Test func withoutARateLimitNoKeyIsShed() async throws {
+        let (app, _) = makeApp(FakeGateway())
+        try await app.test(.router) { client in
+            for _ in 0..<200 {
+                try await client.execute(uri: "/inventory/shop_malmo/prod_01", method: .get,
+                                         headers: [HTTPField.Name("X-API-Key")!: "secret"]) { #expect($0.status == .ok) }
             }
         }
     }

@@ -35,6 +35,11 @@ let sample = """
         ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true, clients: [../x]}\n", 3, "security.clients"),
         ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\nresilience:\n  circuitBreaker: {errorThresholdPercentage: 150}\n", 5, "errorThresholdPercentage"),
         ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\nresilience:\n  circuitBreaker: {timeout: -1s}\n", 5, "timeout"),
+        ("http:\n  rateLimit: {capacity: 0, refillPerSecond: 5}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "capacity"),
+        ("http:\n  rateLimit: {capacity: 10, refillPerSecond: fast}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "refillPerSecond must be a number"),
+        ("http:\n  rateLimit: {capacity: 10}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "{capacity: N, refillPerSecond: R}"),
+        ("http:\n  rateLimit: 10\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "http.rateLimit must be"),
+        ("http:\n  rateLimit: {capacity: 10, refillPerSecond: 5, burst: 3}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "unknown field 'burst'"),
     ])
     func badTopologiesNameLineAndProblem(text: String, line: Int, message: String) {
         do {
@@ -67,6 +72,8 @@ let sample = """
         #expect(t.resilience.defaultPolicy.circuitBreaker.resetTimeout == .seconds(30))
         #expect(t.resilience.defaultPolicy.retry.attemptCountMax == 4)
         #expect(t.services.contains(.product) && t.metricsAddresses[.order]?.port == 9105)
+        #expect(t.httpRateLimit?.capacity == 50 && t.httpRateLimit?.refillRatePerSecond == 25, "the shipped gateway limits each API key")
+        #expect(try Topology.parse(sample, file: "t.yaml").httpRateLimit == nil, "no http.rateLimit: no limit per key")
     }
 
     @Test func keysAreGeneratedOncePerServiceAndReadBack() throws {
