@@ -90,8 +90,35 @@ public struct GatewayHTTP: Sendable {
     static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
     static let apiKeyHeader = HTTPField.Name("X-API-Key")!
 
+    /// The API, for answers that say what exists: method and path pattern.
+    static let routes: [(method: HTTPRequest.Method, path: String)] = [
+        (.post, "/orders"), (.get, "/orders/{id}"), (.get, "/inventory/{shopId}/{productId}"),
+        (.get, "/products/{id}"), (.get, "/health"), (.get, "/metrics"),
+    ]
+
+    /// The answer for a request no route took: 405 with `Allow` when the path is served with
+    /// other methods, 404 naming the API otherwise; JSON either way, like every other error.
+    static func unrouted(method: HTTPRequest.Method, path: String) -> HTTPAnswer {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let allowed = routes.filter { route in
+            let pattern = route.path.split(separator: "/")
+            return pattern.count == segments.count
+                && zip(pattern, segments).allSatisfy { part, segment in part.hasPrefix("{") || part == segment }
+        }.map(\.method.rawValue)
+        let shown = path.count > 100 ? String(path.prefix(100)) + "…" : path
+        if !allowed.isEmpty {
+            return .error(.methodNotAllowed, "method_not_allowed",
+                          "\(method.rawValue) is not served at \(shown); use \(allowed.joined(separator: " or "))",
+                          headers: [("Allow", allowed.joined(separator: ", "))])
+        }
+        let api = routes.map { "\($0.method.rawValue) \($0.path)" }.joined(separator: ", ")
+        return .error(.notFound, "not_found", "no route \(shown); the API is \(api)")
+    }
+
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
+        // First, so that it also wraps the router's not-found answer (an empty 404 otherwise).
+        router.add(middleware: UnroutedAnswer(gateway: self))
         router.get("health") { _, _ in respond(HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#), correlationId: nil) }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -215,7 +242,7 @@ public struct GatewayHTTP: Sendable {
         }
     }
 
-    private func respond(_ answer: HTTPAnswer, correlationId: String?) -> Response {
+    fileprivate func respond(_ answer: HTTPAnswer, correlationId: String?) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let correlationId { headers[Self.correlationHeader] = correlationId }
         for (name, value) in answer.headers { if let n = HTTPField.Name(name) { headers[n] = value } }
@@ -271,5 +298,23 @@ extension RequestMetrics {
     public static func http() -> RequestMetrics {
         RequestMetrics(counterName: "erp_http_requests_total", durationName: "erp_http_request_duration_ms",
                        help: "HTTP requests by route and status.", keyLabel: "route", outcomeLabel: "status")
+    }
+}
+
+/// Turns the router's bare "no such route" (an `HTTPError(.notFound)` thrown when no route takes
+/// the path and method) into `GatewayHTTP.unrouted`'s JSON answer, counted under `unrouted`.
+struct UnroutedAnswer: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let gateway: GatewayHTTP
+
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let answer = GatewayHTTP.unrouted(method: request.method, path: request.uri.path)
+            gateway.metrics.record("unrouted", outcome: "\(answer.status.code)", latency: .zero)
+            return gateway.respond(answer, correlationId: nil)
+        }
     }
 }

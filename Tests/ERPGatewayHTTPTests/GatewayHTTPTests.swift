@@ -192,6 +192,32 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         }
     }
 
+    @Test func unknownPathsAre404AndWrongMethods405SayingWhatExists() async throws {
+        let (app, _) = makeApp(FakeGateway())
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/nothing/here", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[.contentType] == "application/json")
+                let text = String(buffer: response.body)
+                #expect(text.contains("no route /nothing/here") && text.contains("POST /orders"), "\(text)")
+            }
+            try await client.execute(uri: "/orders/order_1", method: .delete, headers: [HTTPField.Name("X-API-Key")!: "secret"]) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET")
+                #expect(String(buffer: response.body).contains("DELETE is not served at /orders/order_1; use GET"))
+            }
+            try await client.execute(uri: "/orders", method: .get) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "POST")
+            }
+            // A route's own 404 (an unknown order) is still the route's answer.
+            try await client.execute(uri: "/orders/order_9", method: .get, headers: [HTTPField.Name("X-API-Key")!: "secret"]) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).contains("no order order_9"))
+            }
+        }
+    }
+
     @Test func readsMapErrorsToStatuses() async throws {
         let (app, _) = makeApp(FakeGateway())
         try await app.test(.router) { client in
