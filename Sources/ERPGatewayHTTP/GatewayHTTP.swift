@@ -253,13 +253,18 @@ public struct GatewayHTTP: Sendable {
     static func decodePlaceOrder(_ data: Data) -> Result<PlaceOrder, DecodeFailure> {
         let order: PlaceOrder
         do {
-            order = try JSONDecoder().decode(PlaceOrder.self, from: data)
+            order = try WireJSON.decode(PlaceOrder.self, from: [UInt8](data))
         } catch let DecodingError.keyNotFound(key, context) {
             return .failure(DecodeFailure("missing field '\(path(context.codingPath + [key]))'"))
         } catch let DecodingError.typeMismatch(type, context) {
             return .failure(DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type))"))
         } catch let DecodingError.valueNotFound(type, context) {
             return .failure(DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type)), not null"))
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            // Valid JSON, but a value the field cannot hold: 2.5 or 1e30 as a quantity.
+            return .failure(DecodeFailure("field '\(path(context.codingPath))' has a value it cannot hold: \(context.debugDescription)"))
+        } catch let DecodingError.dataCorrupted(context) {
+            return .failure(DecodeFailure("the body is not valid JSON (\(context.debugDescription)); expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
         } catch {
             return .failure(DecodeFailure("the body is not valid JSON; expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
         }

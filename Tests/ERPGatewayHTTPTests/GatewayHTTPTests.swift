@@ -113,6 +113,8 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":"two"}]}"#, "field 'items[0].quantity' must be a number"),
         (#"{"userId":"u","shopId":"s","items":[]}"#, "at least one item"),
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":0}]}"#, "items[0].quantity' must be a positive"),
+        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":99999999999999999999}]}"#, "field 'items[0].quantity' has a value it cannot hold"),
+        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":2.5}]}"#, "field 'items[0].quantity' has a value it cannot hold"),
     ])
     func malformedBodiesAre400SayingWhatIsWrong(body: String, message: String) async throws {
         let fake = FakeGateway()
