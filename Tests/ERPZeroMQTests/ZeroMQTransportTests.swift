@@ -224,6 +224,7 @@ struct TransportPair {
 @Suite struct HostedLoopWakeUpTests {
     @Test func noCallWaitsForItsDeadline() async throws {
         let slowest = Locked(Duration.zero)
+        let slowCount = Locked(0)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for pairIndex in 0..<3 {
                 group.addTask {
@@ -234,6 +235,7 @@ struct TransportPair {
                         #expect(answer == text.uppercased() + " to client")
                         let took = ContinuousClock.now - start
                         slowest.withLock { $0 = max($0, took) }
+                        if took >= .milliseconds(900) { slowCount.withLock { $0 += 1 } }
                     }
                     // From a thread of the test (off the node's executor).
                     for round in 0..<100 { try await timed("off \(pairIndex) \(round)") }
@@ -257,9 +259,15 @@ struct TransportPair {
             }
             try await group.waitForAll()
         }
-        // A lost wake-up shows as a call answered only by its deadline (5 s) or by the loop's
-        // 1 s safety poll; a loaded machine stays far below both.
+        // A lost wake-up shows as a call answered only by its deadline (5 s: the call fails, or
+        // nearly so), or rescued after about a second by the next ZMTP heartbeat or the loop's
+        // safety poll. A loaded machine (this suite runs beside scenario runs that start whole
+        // topologies) can stall every thread of the test process for a second or more at once,
+        // which slows at most the calls in flight at that moment: 30 (3 pairs of 10 lanes). A
+        // wake-up that is lost now and then slows many more of the 1,200.
         let worst = slowest.withLock { $0 }
-        #expect(worst < .milliseconds(900), "slowest call took \(worst)")
+        let slow = slowCount.withLock { $0 }
+        #expect(worst < .seconds(4), "slowest call took \(worst)")
+        #expect(slow <= 30, "\(slow) calls took 900 ms or more (slowest \(worst))")
     }
 }
