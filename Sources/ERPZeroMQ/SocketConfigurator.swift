@@ -18,6 +18,7 @@ struct SocketConfigurator {
             try setInt(ZMQ_HEARTBEAT_TIMEOUT, options.heartbeatTimeout.millisecondsInt32, "ZMQ_HEARTBEAT_TIMEOUT")
             try setInt(ZMQ_HEARTBEAT_TTL, options.heartbeatTimeToLive.millisecondsInt32, "ZMQ_HEARTBEAT_TTL")
         }
+        try setInt(ZMQ_HANDSHAKE_IVL, options.handshakeTimeout.millisecondsInt32, "ZMQ_HANDSHAKE_IVL")
         try setInt(ZMQ_RECONNECT_IVL, options.reconnectInterval.millisecondsInt32, "ZMQ_RECONNECT_IVL")
         try setInt(ZMQ_RECONNECT_IVL_MAX, options.reconnectIntervalMax.millisecondsInt32, "ZMQ_RECONNECT_IVL_MAX")
         if kind == .router {

@@ -68,6 +68,10 @@ public struct SocketOptions: Sendable, Hashable {
     /// `ZMQ_HEARTBEAT_TTL`: told to the peer, which closes the connection after this long with
     /// no traffic from us (libzmq keeps it in tenths of a second).
     public var heartbeatTimeToLive: Duration = .seconds(5)
+    /// `ZMQ_HANDSHAKE_IVL`: a connection whose ZMTP handshake (CURVE and its ZAP check included)
+    /// has not completed in this long is closed and counted as a handshake failure. libzmq's own
+    /// default; zero waits for ever.
+    public var handshakeTimeout: Duration = .seconds(30)
     /// `ZMQ_RECONNECT_IVL`: first reconnect delay.
     public var reconnectInterval: Duration = .milliseconds(100)
     /// `ZMQ_RECONNECT_IVL_MAX`: the exponential backoff stops growing here.
@@ -106,6 +110,7 @@ extension SocketOptions {
         // libzmq keeps the TTL in tenths of a second in 16 bits.
         try check(heartbeatTimeToLive >= .zero && heartbeatTimeToLive <= .milliseconds(6_553_599), "heartbeatTimeToLive is 0…6553.599 s")
         try check(reconnectInterval >= .zero && reconnectIntervalMax >= .zero, "reconnect intervals are not negative")
+        try check(handshakeTimeout >= .zero, "handshakeTimeout is not negative")
         try check(inboxCountMax >= 1, "inboxCountMax is at least 1")
         if let routingId {
             // Routing ids starting with a zero byte are reserved by libzmq for generated ids.

@@ -32,7 +32,12 @@ struct CurveTests {
                 context: fixture.context, allowedClientPublicKeys: allowed, onRefusal: { log.append($0) }
             )
             keyPair = try CurveKeyPair.generate()
-            socket = try await fixture.io.open(.router, options: SocketOptions(security: .curveServer(keyPair: keyPair, zapDomain: "erp-test")))
+            var options = SocketOptions(security: .curveServer(keyPair: keyPair, zapDomain: "erp-test"))
+            // A handshake that stalls fails in 2 s, not libzmq's 30: when the authenticator stops
+            // while a client connects, the server's ZAP request may reach a handler that is
+            // closing and never be answered; the test waits 10 s for the failure.
+            options.handshakeTimeout = .seconds(2)
+            socket = try await fixture.io.open(.router, options: options)
             endpoint = try await socket.bind("tcp://127.0.0.1:*")
         }
 

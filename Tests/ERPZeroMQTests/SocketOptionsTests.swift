@@ -16,6 +16,7 @@ struct SocketOptionsTests {
             (ZMQ_HEARTBEAT_IVL, 1_000, "HEARTBEAT_IVL"),
             (ZMQ_HEARTBEAT_TIMEOUT, 5_000, "HEARTBEAT_TIMEOUT"),
             (ZMQ_HEARTBEAT_TTL, 5_000, "HEARTBEAT_TTL"),
+            (ZMQ_HANDSHAKE_IVL, 30_000, "HANDSHAKE_IVL"),
             (ZMQ_RECONNECT_IVL, 100, "RECONNECT_IVL"),
             (ZMQ_RECONNECT_IVL_MAX, 5_000, "RECONNECT_IVL_MAX"),
             (ZMQ_IMMEDIATE, 0, "IMMEDIATE (bound socket)"),
