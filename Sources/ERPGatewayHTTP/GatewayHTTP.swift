@@ -1,9 +1,9 @@
 // ERPGatewayHTTP: the API gateway's HTTP face in production mode. It turns HTTP requests into
 // `GatewayOperations` calls on the gateway node's executor and their answers (or typed errors)
 // into HTTP responses: API keys (401), malformed JSON or missing fields (400, saying what is
-// wrong), a request rate per API key and shed load (429 with Retry-After), correlation ids in and
-// out, Idempotency-Key passed
-// through (a retried POST gets the first order and charges once), health and Prometheus metrics.
+// wrong), a request rate per API key and shed load (429 with Retry-After), 404/405 naming the API,
+// correlation ids in and out, Idempotency-Key passed through (a retried POST gets the first order
+// and charges once), health and Prometheus metrics.
 import ERPCore
 import ERPReports
 import ERPResilience
@@ -33,11 +33,13 @@ public struct GatewayHTTPSettings: Sendable {
 
 /// The per-key limiter, shared by the HTTP server's threads.
 final class KeyRateLimiter: @unchecked Sendable {
-    // @unchecked Sendable: `limiter` is touched only under `lock`.
+    // @unchecked Sendable: `limiter` is touched only under `lock`; `bucket` is immutable.
     private let lock = NSLock()
     private var limiter: RateLimiter
+    let bucket: TokenBucketSettings
 
     init(bucket: TokenBucketSettings) {
+        self.bucket = bucket
         limiter = RateLimiter(settings: RateLimiterSettings(bucket: bucket))
     }
 
@@ -90,28 +92,40 @@ public struct GatewayHTTP: Sendable {
     static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
     static let apiKeyHeader = HTTPField.Name("X-API-Key")!
 
-    /// The API, for answers that say what exists: method and path pattern.
-    static let routes: [(method: HTTPRequest.Method, path: String)] = [
-        (.post, "/orders"), (.get, "/orders/{id}"), (.get, "/inventory/{shopId}/{productId}"),
-        (.get, "/products/{id}"), (.get, "/health"), (.get, "/metrics"),
-    ]
+    /// The API. Each case is a route's method and path (Hummingbird's `:parameter` syntax), which
+    /// is also its metrics label; `router()` registers every case and nothing else, so what a
+    /// 404 or 405 names is what is served.
+    enum Route: String, CaseIterable {
+        case placeOrder = "POST /orders"
+        case fetchOrder = "GET /orders/:id"
+        case checkStock = "GET /inventory/:shopId/:productId"
+        case getProduct = "GET /products/:id"
+        case health = "GET /health"
+        case metrics = "GET /metrics"
+
+        var method: HTTPRequest.Method { HTTPRequest.Method(String(rawValue.prefix { $0 != " " }))! }
+        var path: String { String(rawValue.drop { $0 != " " }.dropFirst()) }
+
+        /// Whether `segments` (a request path split at "/") fits this route's path.
+        func matches(_ segments: [Substring]) -> Bool {
+            let pattern = path.split(separator: "/")
+            return pattern.count == segments.count
+                && zip(pattern, segments).allSatisfy { part, segment in part.hasPrefix(":") || part == segment }
+        }
+    }
 
     /// The answer for a request no route took: 405 with `Allow` when the path is served with
     /// other methods, 404 naming the API otherwise; JSON either way, like every other error.
     static func unrouted(method: HTTPRequest.Method, path: String) -> HTTPAnswer {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let allowed = routes.filter { route in
-            let pattern = route.path.split(separator: "/")
-            return pattern.count == segments.count
-                && zip(pattern, segments).allSatisfy { part, segment in part.hasPrefix("{") || part == segment }
-        }.map(\.method.rawValue)
+        let allowed = Route.allCases.filter { $0.matches(segments) }.map(\.method.rawValue)
         let shown = path.count > 100 ? String(path.prefix(100)) + "…" : path
         if !allowed.isEmpty {
             return .error(.methodNotAllowed, "method_not_allowed",
                           "\(method.rawValue) is not served at \(shown); use \(allowed.joined(separator: " or "))",
                           headers: [("Allow", allowed.joined(separator: ", "))])
         }
-        let api = routes.map { "\($0.method.rawValue) \($0.path)" }.joined(separator: ", ")
+        let api = Route.allCases.map(\.rawValue).joined(separator: ", ")
         return .error(.notFound, "not_found", "no route \(shown); the API is \(api)")
     }
 
@@ -119,13 +133,21 @@ public struct GatewayHTTP: Sendable {
         let router = Router()
         // First, so that it also wraps the router's not-found answer (an empty 404 otherwise).
         router.add(middleware: UnroutedAnswer(gateway: self))
-        router.get("health") { _, _ in respond(HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#), correlationId: nil) }
-        router.get("metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText() + moreMetrics())))
+        for route in Route.allCases {
+            router.on(RouterPath(route.path), method: route.method) { request, context in await respond(to: route, request, context) }
         }
-        router.post("orders") { request, _ in
-            await handle(request, route: "POST /orders") { request, context in
+        return router
+    }
+
+    private func respond(to route: Route, _ request: Request, _ context: BasicRequestContext) async -> Response {
+        switch route {
+        case .health:
+            return respond(HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#), correlationId: nil)
+        case .metrics:
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText() + moreMetrics())))
+        case .placeOrder:
+            return await handle(request, route: route) { request, context in
                 let body: ByteBuffer
                 do { body = try await request.body.collect(upTo: settings.bodyByteCountMax) } catch {
                     return .error(.contentTooLarge, "body_too_large", "the body exceeds \(settings.bodyByteCountMax) bytes")
@@ -140,51 +162,47 @@ public struct GatewayHTTP: Sendable {
                                headers: [("Location", "/orders/\(view.orderId)")])
                 }
             }
-        }
-        router.get("orders/:id") { request, context in
+        case .fetchOrder:
             let id = context.parameters.get("id") ?? ""
-            return await handle(request, route: "GET /orders/:id") { _, callContext in
+            return await handle(request, route: route) { _, callContext in
                 await call { () async throws(RPCError) in try await operations.fetchOrder(FetchOrder(orderId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
-        }
-        router.get("inventory/:shopId/:productId") { request, context in
+        case .checkStock:
             let shop = context.parameters.get("shopId") ?? "", product = context.parameters.get("productId") ?? ""
-            return await handle(request, route: "GET /inventory/:shopId/:productId") { _, callContext in
+            return await handle(request, route: route) { _, callContext in
                 await call { () async throws(RPCError) in try await operations.checkStock(CheckStock(shopId: shop, productId: product), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
-        }
-        router.get("products/:id") { request, context in
+        case .getProduct:
             let id = context.parameters.get("id") ?? ""
-            return await handle(request, route: "GET /products/:id") { _, callContext in
+            return await handle(request, route: route) { _, callContext in
                 await call { () async throws(RPCError) in try await operations.getProduct(GetProduct(productId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
         }
-        return router
     }
 
     /// Authenticates, sets up the call context (deadline, correlation and idempotency ids), runs
     /// `body` on the node, counts and times the request, and answers.
-    private func handle(_ request: Request, route: String,
+    private func handle(_ request: Request, route: Route,
                         _ body: @escaping @Sendable (Request, CallContext) async -> HTTPAnswer) async -> Response {
         let started = ContinuousClock.now
         let correlationId = request.headers[Self.correlationHeader].flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 } ?? ids.next("corr")
         let answer: HTTPAnswer
         if let key = apiKey(of: request), settings.apiKeys.contains(key) {
-            if let limiter, case .limited(let retryAfter) = limiter.acquire(key: key, now: clock.now), let bucket = settings.rateLimitPerKey {
-                answer = Self.rateLimited(retryAfter: retryAfter, bucket: bucket)
+            if let limiter, case .limited(let retryAfter) = limiter.acquire(key: key, now: clock.now) {
+                answer = Self.rateLimited(retryAfter: retryAfter, bucket: limiter.bucket)
             } else {
                 answer = await authenticated(request, correlationId: correlationId, body)
             }
         } else {
             answer = .error(.unauthorized, "unauthenticated", "send a valid API key in X-API-Key")
         }
-        metrics.record(route, outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
+        metrics.record(route.rawValue, outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
         return respond(answer, correlationId: correlationId)
     }
 
@@ -263,10 +281,10 @@ public struct GatewayHTTP: Sendable {
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             // Valid JSON, but a value the field cannot hold: 2.5 or 1e30 as a quantity.
             return .failure(DecodeFailure("field '\(path(context.codingPath))' has a value it cannot hold: \(context.debugDescription)"))
-        } catch let DecodingError.dataCorrupted(context) {
-            return .failure(DecodeFailure("the body is not valid JSON (\(context.debugDescription)); expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
         } catch {
-            return .failure(DecodeFailure("the body is not valid JSON; expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
+            // Syntax or encoding (WireJSON says at which byte): `dataCorrupted` with no field.
+            let why = if case DecodingError.dataCorrupted(let context) = error { " (\(context.debugDescription))" } else { "" }
+            return .failure(DecodeFailure("the body is not valid JSON\(why); expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
         }
         if order.items.isEmpty { return .failure(DecodeFailure("field 'items' must list at least one item")) }
         if let i = order.items.firstIndex(where: { $0.quantity <= 0 }) {
@@ -314,11 +332,12 @@ struct UnroutedAnswer: RouterMiddleware {
 
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             let answer = GatewayHTTP.unrouted(method: request.method, path: request.uri.path)
-            gateway.metrics.record("unrouted", outcome: "\(answer.status.code)", latency: .zero)
+            gateway.metrics.record("unrouted", outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
             return gateway.respond(answer, correlationId: nil)
         }
     }

@@ -97,26 +97,9 @@ extension Topology {
                         guard case .sequence(let list) = hv else { throw fail(hv, "http.apiKeys must be a list") }
                         apiKeys = list.compactMap(\.string)
                     case "rateLimit":
-                        let what = "http.rateLimit must be {capacity: N, refillPerSecond: R}: a burst of N requests per API key, then R per second"
-                        guard case .mapping(let limit) = hv else { throw fail(hv, what) }
-                        var capacity: Int?, refill: Double?
-                        for (lk, lv) in limit {
-                            switch lk.string ?? "" {
-                            case "capacity":
-                                guard case .scalar = lv, let n = lv.int else { throw fail(lv, "http.rateLimit.capacity must be a whole number") }
-                                capacity = n
-                            case "refillPerSecond":
-                                guard case .scalar = lv, let r = lv.float ?? lv.int.map(Double.init), r.isFinite else {
-                                    throw fail(lv, "http.rateLimit.refillPerSecond must be a number")
-                                }
-                                refill = r
-                            default: throw fail(lk, "unknown field '\(lk.string ?? "")' in http.rateLimit; expected capacity, refillPerSecond")
-                            }
+                        do { httpRateLimit = try ScenarioLoader.tokenBucket(hv, file: file, what: "http.rateLimit") } catch {
+                            throw TopologyError(file: file, line: error.line, message: error.message)
                         }
-                        guard let capacity, let refill else { throw fail(hv, what) }
-                        let bucket = TokenBucketSettings(capacity: capacity, refillRatePerSecond: refill)
-                        do throws(ResilienceConfigurationError) { try bucket.validate() } catch { throw fail(hv, "http.rateLimit: \(error)") }
-                        httpRateLimit = bucket
                     default: throw fail(hk, "unknown field '\(hk.string ?? "")' in http; expected host, port, apiKeys, rateLimit")
                     }
                 }

@@ -39,6 +39,23 @@ public struct ScenarioLoader {
         try ScenarioLoader(file: file).resilience(node, clientTimeout: clientTimeout)
     }
 
+    /// A token bucket `{capacity: N, refillPerSecond: R}` read on its own (a topology's
+    /// `http.rateLimit`), with the same checks as the scenario's `rateLimit` buckets.
+    public static func tokenBucket(_ node: Node, file: String, what: String) throws(ScenarioError) -> TokenBucketSettings {
+        try ScenarioLoader(file: file).tokenBucket(node, what)
+    }
+
+    func tokenBucket(_ node: Node, _ what: String) throws(ScenarioError) -> TokenBucketSettings {
+        let b = try mapping(node, what, keys: ["capacity", "refillPerSecond"])
+        guard let capacity = b["capacity"], let refill = b["refillPerSecond"] else {
+            throw fail(node, "\(what) must be {capacity: N, refillPerSecond: R}: a burst of N requests, then R per second")
+        }
+        let settings = TokenBucketSettings(capacity: try integer(capacity, what + ".capacity"),
+                                           refillRatePerSecond: try number(refill, what + ".refillPerSecond"))
+        do throws(ResilienceConfigurationError) { try settings.validate() } catch { throw fail(node, "\(what): \(error)") }
+        return settings
+    }
+
     func parse(_ text: String) throws(ScenarioError) -> Scenario {
         let root: Node
         do {
@@ -138,15 +155,8 @@ public struct ScenarioLoader {
         settings.defaultPolicy = policy
         if let v = m["rateLimit"] {
             let r = try mapping(v, "resilience.rateLimit", keys: ["perClient", "gateway"])
-            func bucket(_ n: Node, _ what: String) throws(ScenarioError) -> TokenBucketSettings {
-                let b = try mapping(n, what, keys: ["capacity", "refillPerSecond"])
-                let settings = TokenBucketSettings(capacity: try integer(b.required("capacity"), what + ".capacity"),
-                                                   refillRatePerSecond: try number(b.required("refillPerSecond"), what + ".refillPerSecond"))
-                do throws(ResilienceConfigurationError) { try settings.validate() } catch { throw fail(n, "\(what): \(error)") }
-                return settings
-            }
-            if let x = r["perClient"] { settings.perClientRateLimit = try bucket(x, "rateLimit.perClient") }
-            if let x = r["gateway"] { settings.gatewayRateLimit = try bucket(x, "rateLimit.gateway") }
+            if let x = r["perClient"] { settings.perClientRateLimit = try tokenBucket(x, "rateLimit.perClient") }
+            if let x = r["gateway"] { settings.gatewayRateLimit = try tokenBucket(x, "rateLimit.gateway") }
         }
         return settings
     }
