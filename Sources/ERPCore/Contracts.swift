@@ -30,6 +30,27 @@ public struct OrderLine: Codable, Sendable, Hashable {
     public var productId: String
     public var quantity: Int
     public init(productId: String, quantity: Int) { self.productId = productId; self.quantity = quantity }
+
+    /// The most lines one order may have.
+    public static let countMax = 100
+    /// The most units one line may ask for. Together with `countMax` it keeps every sum of
+    /// quantities and every priced total far inside 64 bits, so no request can make the services
+    /// that add them up trap.
+    public static let quantityMax = 1_000_000
+
+    /// What is wrong with `lines` as an order's lines (naming the field, `items[3].quantity`), or
+    /// nil. Every entry point checks this: the HTTP gateway, the order service, inventory.
+    public static func problem(in lines: [OrderLine]) -> String? {
+        if lines.isEmpty { return "field 'items' must list at least one item" }
+        if lines.count > countMax { return "field 'items' lists \(lines.count) items; an order takes at most \(countMax)" }
+        for (i, line) in lines.enumerated() {
+            if line.productId.isEmpty { return "field 'items[\(i)].productId' must not be empty" }
+            if line.quantity <= 0 || line.quantity > quantityMax {
+                return "field 'items[\(i)].quantity' must be a whole number from 1 to \(quantityMax)"
+            }
+        }
+        return nil
+    }
 }
 
 public enum OrderStatus: String, Codable, Sendable, Hashable, CaseIterable {

@@ -105,7 +105,8 @@ public struct OrderItem: Codable, Sendable, Hashable {
     public init(productId: String, quantity: Int, unitPrice: Money) {
         self.productId = productId; self.quantity = quantity; self.unitPrice = unitPrice
     }
-    public var lineTotal: Money { unitPrice * quantity }
+    /// `unitPrice × quantity`, or `.overflow`: the quantity came from a request.
+    public var lineTotal: Money { get throws(MoneyError) { try unitPrice.multiplied(by: quantity) } }
 }
 
 // MARK: Order events
@@ -128,7 +129,11 @@ public struct OrderCreated: EventPayload {
         guard version == "1.0", case .object(var o) = data else { return nil }
         let minor: Int64
         switch o["totalAmount"] {
-        case .int(let whole)?: minor = whole * 100
+        case .int(let whole)?:
+            // An event from outside: a total too large for minor units is refused, not a trap.
+            let (scaled, overflow) = whole.multipliedReportingOverflow(by: 100)
+            guard !overflow else { return nil }
+            minor = scaled
         // A 1.0 producer wrote a JSON number such as 100.5; its shortest decimal text is exact
         // to the cent, so parse the text rather than multiply the double.
         case .double(let d)?: guard let m = Money(decimal: String(d)) else { return nil }; minor = m.minorUnits

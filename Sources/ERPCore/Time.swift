@@ -13,14 +13,21 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.nanosecondsSinceEpoch < b.nanosecondsSinceEpoch }
 
+    // Saturating, never trapping or wrapping: a deadline or a time read off the wire may be absurd
+    // (Int64.min, a year 2262), and a sum past the range must stay at its end, not wrap to the
+    // other one (a far-future deadline minus a margin must not become the distant past).
     public static func + (t: Timestamp, d: Duration) -> Timestamp {
-        Timestamp(nanosecondsSinceEpoch: t.nanosecondsSinceEpoch &+ d.nanoseconds)
+        Timestamp(nanosecondsSinceEpoch: saturating(t.nanosecondsSinceEpoch.addingReportingOverflow(d.nanoseconds), positive: d > .zero))
     }
     public static func - (t: Timestamp, d: Duration) -> Timestamp {
-        Timestamp(nanosecondsSinceEpoch: t.nanosecondsSinceEpoch &- d.nanoseconds)
+        Timestamp(nanosecondsSinceEpoch: saturating(t.nanosecondsSinceEpoch.subtractingReportingOverflow(d.nanoseconds), positive: d < .zero))
     }
     public static func - (a: Timestamp, b: Timestamp) -> Duration {
-        .nanoseconds(a.nanosecondsSinceEpoch - b.nanosecondsSinceEpoch)
+        .nanoseconds(saturating(a.nanosecondsSinceEpoch.subtractingReportingOverflow(b.nanosecondsSinceEpoch), positive: a > b))
+    }
+
+    private static func saturating(_ result: (partialValue: Int64, overflow: Bool), positive: Bool) -> Int64 {
+        result.overflow ? (positive ? .max : .min) : result.partialValue
     }
 
     /// The virtual epoch every simulated world starts at: 2025-01-01T00:00:00Z.
@@ -30,10 +37,15 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 }
 
 extension Duration {
-    /// Whole nanoseconds (saturating; durations here never approach the limits).
+    /// Whole nanoseconds, saturating at Int64's ends (about ±292 years): a duration read from
+    /// outside (a retry-after hint, a scenario) may be absurd and must not trap or wrap.
     public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflow2) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflow2 { return seconds < 0 ? .min : .max }
+        return sum
     }
     public var milliseconds: Double { Double(nanoseconds) / 1_000_000 }
     public var seconds: Double { Double(nanoseconds) / 1_000_000_000 }
@@ -46,7 +58,10 @@ extension Duration {
             let number = trimmed.dropLast(suffix.count)
             // `ms` also ends in `s`: only accept a suffix when what precedes it is a number.
             guard let value = Double(number), value.isFinite else { continue }
-            self = .nanoseconds(Int64((value * nanosPerUnit).rounded()))
+            // Past about 292 years a duration does not fit in nanoseconds: refuse it, no trap.
+            let nanos = (value * nanosPerUnit).rounded()
+            guard nanos.magnitude < 9.2e18 else { return nil }
+            self = .nanoseconds(Int64(nanos))
             return
         }
         return nil

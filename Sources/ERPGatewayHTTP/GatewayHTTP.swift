@@ -246,13 +246,14 @@ public struct GatewayHTTP: Sendable {
         switch error {
         case .rejected(let code, let message):
             switch code {
-            case "bad_request", "unknown_product": return .error(.badRequest, code, message)
+            case "bad_request", "unknown_product", "unknown_shop": return .error(.badRequest, code, message)
             case "not_found": return .error(.notFound, code, message)
             case "out_of_stock": return .error(.conflict, code, message)
             default: return .error(.unprocessableContent, code, message)
             }
         case .overloaded(let ms):
-            let seconds = max(1, ((ms ?? 1_000) + 999) / 1_000)
+            // The hint came off the wire: clamp it (a day at most) before any arithmetic.
+            let seconds = max(1, (min(max(ms ?? 1_000, 0), 86_400_000) + 999) / 1_000)
             return .error(.tooManyRequests, "overloaded", "too many requests; retry after \(seconds)s", headers: [("Retry-After", "\(seconds)")])
         case .unavailable(let why): return .error(.serviceUnavailable, "unavailable", why)
         case .deadlineExceeded: return .error(.gatewayTimeout, "deadline_exceeded", "no answer within the request's deadline")
@@ -286,10 +287,7 @@ public struct GatewayHTTP: Sendable {
             let why = if case DecodingError.dataCorrupted(let context) = error { " (\(context.debugDescription))" } else { "" }
             return .failure(DecodeFailure("the body is not valid JSON\(why); expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
         }
-        if order.items.isEmpty { return .failure(DecodeFailure("field 'items' must list at least one item")) }
-        if let i = order.items.firstIndex(where: { $0.quantity <= 0 }) {
-            return .failure(DecodeFailure("field 'items[\(i)].quantity' must be a positive whole number"))
-        }
+        if let problem = OrderLine.problem(in: order.items) { return .failure(DecodeFailure(problem)) }
         if order.userId.isEmpty || order.shopId.isEmpty { return .failure(DecodeFailure("fields 'userId' and 'shopId' must not be empty")) }
         return .success(order)
     }

@@ -49,7 +49,8 @@ public struct HTTPOrderAPI: OrderAPI {
                 throw RPCError.rejected(code: "bad_response", message: "\(method) \(path) answered \(response.status) with an unreadable order: \(error)")
             }
         case 429:
-            let seconds = response.header("Retry-After").flatMap(Int64.init) ?? 1
+            // A server's hint, clamped to a day before it is scaled: no absurd header can trap.
+            let seconds = min(max(response.header("Retry-After").flatMap(Int64.init) ?? 1, 0), 86_400)
             throw RPCError.overloaded(retryAfterMilliseconds: seconds * 1_000)
         case 504:
             throw RPCError.deadlineExceeded

@@ -28,6 +28,21 @@ public struct Scenario: Sendable {
 
     public init(name: String) { self.name = name }
 
+    /// What a scenario may ask for. A run has a bound on everything, so a typo (a rate of 1e9, a
+    /// duration of a year) is refused when the file is loaded instead of running until killed.
+    public enum Limits {
+        /// The chaos phase and the heal phase, each, in virtual time.
+        public static let phaseDurationMax: Duration = .seconds(24 * 3600)
+        /// Orders per second offered by the workload.
+        public static let orderRatePerSecondMax: Double = 100_000
+        /// Orders the whole chaos phase may offer (rate × duration): room for a million-order run.
+        public static let orderCountMax: Double = 5_000_000
+        /// Attempts of one client request.
+        public static let attemptCountMax = 100
+        /// Any other duration in a scenario (timeouts, latencies, fault lengths, skews).
+        public static let durationMax: Duration = .seconds(24 * 3600)
+    }
+
     public struct NetworkSettings: Sendable {
         public var link = LinkSettings(latencyMin: .milliseconds(1), latencyMax: .milliseconds(4))
         public init() {}

@@ -73,11 +73,18 @@ public struct ScenarioLoader {
         var scenario = Scenario(name: try string(top.required("name")))
         if let v = top["description"] { scenario.description = try string(v) }
         if let v = top["seed"] { scenario.seed = try seed(v) }
-        if let v = top["duration"] { scenario.duration = try positiveDuration(v, "duration") }
-        if let v = top["heal"] { scenario.heal = try positiveDuration(v, "heal") }
+        if let v = top["duration"] { scenario.duration = try positiveDuration(v, "duration", max: Scenario.Limits.phaseDurationMax) }
+        if let v = top["heal"] { scenario.heal = try positiveDuration(v, "heal", max: Scenario.Limits.phaseDurationMax) }
         if let v = top["fixtures"] { scenario.fixturesPath = try string(v) }
         if let v = top["network"] { scenario.network.link = try link(v, base: scenario.network.link, context: "network") }
-        if let v = top["workload"] { scenario.workload = try workload(v) }
+        if let v = top["workload"] {
+            scenario.workload = try workload(v)
+            let offered = scenario.workload.ratePerSecond * scenario.duration.seconds
+            guard offered <= Scenario.Limits.orderCountMax else {
+                throw fail(v, "workload.orders.rate \(scenario.workload.ratePerSecond)/s over duration \(scenario.duration.shortDescription) "
+                           + "offers \(Int(offered)) orders; a run offers at most \(Int(Scenario.Limits.orderCountMax))")
+            }
+        }
         if let v = top["payment"] {
             let m = try mapping(v, "payment", keys: ["declineRate", "processingTime"])
             if let r = m["declineRate"] { scenario.payment.declineRate = try probability(r, "payment.declineRate") }
@@ -111,14 +118,20 @@ public struct ScenarioLoader {
         if let v = m["rate"] {
             let rate = try number(v, "workload.orders.rate")
             guard rate >= 0 else { throw fail(v, "workload.orders.rate must not be negative, got \(rate)") }
+            guard rate <= Scenario.Limits.orderRatePerSecondMax else {
+                throw fail(v, "workload.orders.rate must be at most \(Int(Scenario.Limits.orderRatePerSecondMax)) orders per second, got \(rate)")
+            }
             w.ratePerSecond = rate
         }
-        if let v = m["itemsPerOrder"] { w.itemsPerOrder = try intRange(v, "workload.orders.itemsPerOrder", minimum: 1) }
-        if let v = m["quantity"] { w.quantity = try intRange(v, "workload.orders.quantity", minimum: 1) }
+        // An order the services would refuse is not a workload: the same bounds as theirs.
+        if let v = m["itemsPerOrder"] { w.itemsPerOrder = try intRange(v, "workload.orders.itemsPerOrder", minimum: 1, maximum: OrderLine.countMax) }
+        if let v = m["quantity"] { w.quantity = try intRange(v, "workload.orders.quantity", minimum: 1, maximum: OrderLine.quantityMax) }
         if let v = m["timeout"] { w.timeout = try positiveDuration(v, "workload.orders.timeout") }
         if let v = m["attempts"] {
             w.attemptCountMax = try count(v, "workload.orders.attempts")
-            guard w.attemptCountMax >= 1 else { throw fail(v, "workload.orders.attempts must be at least 1") }
+            guard (1...Scenario.Limits.attemptCountMax).contains(w.attemptCountMax) else {
+                throw fail(v, "workload.orders.attempts must be from 1 to \(Scenario.Limits.attemptCountMax)")
+            }
         }
         return w
     }
@@ -297,6 +310,9 @@ public struct ScenarioLoader {
         guard let d = Duration(parsing: negative ? String(text.dropFirst()) : text) else {
             throw fail(node, "\(what) must be a duration such as 250ms or 3s, got '\(text)'")
         }
+        guard d <= Scenario.Limits.durationMax else {
+            throw fail(node, "\(what) must be at most \(Scenario.Limits.durationMax.shortDescription), got '\(text)'")
+        }
         return negative ? .zero - d : d
     }
 
@@ -306,16 +322,18 @@ public struct ScenarioLoader {
         return d
     }
 
-    private func positiveDuration(_ node: Node, _ what: String) throws(ScenarioError) -> Duration {
+    private func positiveDuration(_ node: Node, _ what: String, max: Duration = Scenario.Limits.durationMax) throws(ScenarioError) -> Duration {
         let d = try duration(node, what)
         guard d > .zero else { throw fail(node, "\(what) must be longer than zero") }
+        guard d <= max else { throw fail(node, "\(what) must be at most \(max.shortDescription), got \(d.shortDescription)") }
         return d
     }
 
-    private func intRange(_ node: Node, _ what: String, minimum: Int) throws(ScenarioError) -> ClosedRange<Int> {
+    private func intRange(_ node: Node, _ what: String, minimum: Int, maximum: Int) throws(ScenarioError) -> ClosedRange<Int> {
         let m = try mapping(node, what, keys: ["min", "max"])
         let lo = try count(m.required("min"), what + ".min"), hi = try count(m.required("max"), what + ".max")
         guard lo >= minimum else { throw fail(m["min"], "\(what).min must be at least \(minimum)") }
+        guard hi <= maximum else { throw fail(m["max"], "\(what).max must be at most \(maximum)") }
         guard lo <= hi else { throw fail(node, "\(what).min must not exceed max") }
         return lo...hi
     }

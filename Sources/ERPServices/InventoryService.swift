@@ -88,6 +88,8 @@ public final class InventoryService: ERPService, @unchecked Sendable {
     /// All lines or none. Idempotent per order: a repeated request gets the first answer, and a
     /// reservation released before its request arrived is never made.
     func reserve(_ request: ReserveStock, _ context: CallContext) throws -> StockReservation {
+        // Bounded before any sum: a peer's absurd quantities are a refusal, not an overflow trap.
+        if let problem = OrderLine.problem(in: request.items) { throw RPCError.rejected(code: "bad_request", message: problem) }
         let now = runtime.clock.now
         // A refusal is an answer too: its tombstone is committed, then the error is thrown.
         let outcome: Result<StockReservation, RPCError> = try storage {
@@ -99,7 +101,6 @@ public final class InventoryService: ERPService, @unchecked Sendable {
                 // Merge repeated products so a line cannot be counted twice against the same stock.
                 var wanted: [(productId: String, quantity: Int)] = []
                 for line in request.items {
-                    guard line.quantity > 0 else { throw RPCError.rejected(code: "bad_request", message: "quantity must be positive") }
                     if let i = wanted.firstIndex(where: { $0.productId == line.productId }) { wanted[i].quantity += line.quantity }
                     else { wanted.append((line.productId, line.quantity)) }
                 }

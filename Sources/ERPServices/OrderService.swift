@@ -29,6 +29,8 @@ public final class OrderService: ERPService, @unchecked Sendable {
     private var activeSagas: [String: [(ticket: UInt64, continuation: UnsafeContinuation<Void, Never>)]] = [:]
     private var waiterTickets: UInt64 = 0
     private let prices: [String: Money]
+    /// The shops that exist: an order for any other is refused, not cancelled as out of stock.
+    private let shops: Set<String>
     private let caller: ResilientCaller
 
     /// What a restart records (trace line, log line) about the unfinished sagas it found.
@@ -50,6 +52,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
         var prices: [String: Money] = [:]
         for product in settings.fixtures.products { prices[product.id] = product.price }
         self.prices = prices
+        self.shops = Set(settings.fixtures.shops.map(\.id))
         self.caller = ResilientCaller(runtime: runtime, caller: .order, settings: settings.resilience, metrics: settings.resilienceMetrics)
     }
 
@@ -97,20 +100,41 @@ public final class OrderService: ERPService, @unchecked Sendable {
     // MARK: Handlers
 
     func create(_ request: CreateOrder, _ context: CallContext) async throws -> OrderView {
-        guard !request.items.isEmpty else { throw RPCError.rejected(code: "bad_request", message: "an order needs at least one item") }
+        // Every number here came from outside: bounded first, then priced with checked arithmetic,
+        // so an absurd request is a refusal, never a trap that takes the service down.
+        if let problem = OrderLine.problem(in: request.items) { throw RPCError.rejected(code: "bad_request", message: problem) }
+        guard shops.contains(request.shopId) else { throw RPCError.rejected(code: "unknown_shop", message: "no shop \(request.shopId)") }
         var items: [OrderItem] = []
+        var total: Money?
         for line in request.items {
-            guard line.quantity > 0 else { throw RPCError.rejected(code: "bad_request", message: "quantity of \(line.productId) must be positive") }
             guard let price = prices[line.productId] else { throw RPCError.rejected(code: "unknown_product", message: "no product \(line.productId)") }
-            items.append(OrderItem(productId: line.productId, quantity: line.quantity, unitPrice: price))
+            let item = OrderItem(productId: line.productId, quantity: line.quantity, unitPrice: price)
+            do throws(MoneyError) {
+                let lineTotal = try item.lineTotal
+                total = try total?.adding(lineTotal) ?? lineTotal
+            } catch {
+                throw RPCError.rejected(code: "bad_request", message: "the order's total cannot be computed: \(error)")
+            }
+            items.append(item)
         }
-        let total = items.dropFirst().reduce(items[0].lineTotal) { $0 + $1.lineTotal }
+        guard let total else { preconditionFailure("an order with lines has a total") }
         let now = runtime.clock.now.millisecondsSinceEpoch
         let itemsJSON = try JSONCoding.encodeString(items)
         let (orderId, isNew): (String, Bool) = try storage {
             try database.write { db in
                 if let key = context.idempotencyKey,
                    let existing = try String.fetchOne(db, sql: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) {
+                    // A key names one request: the same key with another body is a client bug
+                    // (the IETF idempotency-key draft answers 422), never the first order again.
+                    if let row = try Row.fetchOne(db, sql: "SELECT userId, shopId, items FROM orders WHERE orderId = ?", arguments: [existing]) {
+                        let stored = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
+                        let same = row["userId"] == request.userId && row["shopId"] == request.shopId
+                            && stored.map { OrderLine(productId: $0.productId, quantity: $0.quantity) } == request.items
+                        if !same {
+                            throw RPCError.rejected(code: "idempotency_key_reused",
+                                                    message: "Idempotency-Key '\(key)' was first used for another request (order \(existing)); use a new key for a new order")
+                        }
+                    }
                     return (existing, false)
                 }
                 let orderId = runtime.ids.next("order")

@@ -3,12 +3,29 @@ import Foundation
 import Testing
 
 @Suite struct MoneyTests {
-    @Test func addsAndPrintsExactly() {
+    @Test func addsAndPrintsExactly() throws {
         let a = Money(minorUnits: 10_010), b = Money(minorUnits: 5)
         #expect((a + b).minorUnits == 10_015)
         #expect((a + b).description == "100.15 SEK")
         #expect(Money(minorUnits: -1_505).description == "-15.05 SEK")
-        #expect((a * 3).minorUnits == 30_030)
+        #expect((try a.multiplied(by: 3)).minorUnits == 30_030)
+        #expect((try a.adding(b)).minorUnits == 10_015)
+    }
+
+    /// Amounts from outside never trap: too large is a typed refusal.
+    @Test func checkedArithmeticRefusesWhatDoesNotFit() {
+        let big = Money(minorUnits: .max / 2 + 1)
+        #expect(throws: MoneyError.overflow) { try big.adding(big) }
+        #expect(throws: MoneyError.overflow) { try Money(minorUnits: 1_000).multiplied(by: .max) }
+        #expect(throws: MoneyError.overflow) { try Money(minorUnits: -2).multiplied(by: .max) }
+        #expect(throws: MoneyError.currencyMismatch("SEK", "EUR")) { try Money(minorUnits: 1).adding(Money(minorUnits: 1, currency: "EUR")) }
+        #expect(Money(decimal: "92233720368547758.08") == nil)
+        #expect(Money(decimal: "-92233720368547759") == nil)
+        #expect(Money(decimal: "1.-5") == nil)
+        // The very ends still parse.
+        #expect(Money(decimal: "92233720368547758.07")?.minorUnits == .max)
+        let item = OrderItem(productId: "p", quantity: .max, unitPrice: Money(minorUnits: 2))
+        #expect(throws: MoneyError.overflow) { try item.lineTotal }
     }
 
     @Test(arguments: [("100.00", 10_000), ("12.5", 1_250), ("0.07", 7), ("-1.5", -150), ("-0.5", -50), ("3", 300)])
@@ -30,6 +47,25 @@ import Testing
 
     @Test func rejects() {
         for text in ["", "ms", "5", "five seconds", "1x"] { #expect(Duration(parsing: text) == nil, "\(text)") }
+    }
+
+    @Test func refusesWhatDoesNotFitInsteadOfTrapping() {
+        for text in ["1e30s", "3000000h", "-1e19ns"] { #expect(Duration(parsing: text) == nil, "\(text)") }
+    }
+}
+
+@Suite struct TimestampArithmeticTests {
+    /// A deadline off the wire may be anything: sums saturate at the ends, never trap or wrap.
+    @Test func saturatesAtTheEnds() {
+        let now = Timestamp.simulationEpoch
+        #expect(Timestamp(nanosecondsSinceEpoch: .min) - now == .nanoseconds(Int64.min))
+        #expect(Timestamp(nanosecondsSinceEpoch: .max) - Timestamp(nanosecondsSinceEpoch: -1) == .nanoseconds(Int64.max))
+        #expect((Timestamp(nanosecondsSinceEpoch: .max) + .seconds(1)).nanosecondsSinceEpoch == .max)
+        #expect((Timestamp(nanosecondsSinceEpoch: .min) - .seconds(1)).nanosecondsSinceEpoch == .min)
+        #expect((Timestamp(nanosecondsSinceEpoch: .min) + .seconds(-1)).nanosecondsSinceEpoch == .min)
+        #expect(Duration.seconds(Int64.max).nanoseconds == .max)
+        #expect(Duration.seconds(Int64.min).nanoseconds == .min)
+        #expect((now + .milliseconds(5)) - now == .milliseconds(5))
     }
 }
 
@@ -105,6 +141,14 @@ import Testing
         let payload = try e.payload(as: OrderCreated.self)
         #expect(payload.totalAmount == Money(minorUnits: 10_050))
         #expect(payload.items.first?.quantity == 1)
+    }
+
+    @Test func aVersionOneTotalTooLargeForMinorUnitsIsRefusedNotATrap() throws {
+        for total in ["92233720368547759", "1e300"] {
+            let text = #"{"eventId":"evt_9","eventType":"OrderCreated","eventVersion":"1.0","source":"order-service","timestamp":1,"correlationId":"c","data":{"orderId":"o","shopId":"s","userId":"u","items":[],"totalAmount":"# + total + "}}"
+            let e = try JSONCoding.decode(EventEnvelope.self, from: text)
+            #expect(throws: EventDecodingError.self) { try e.payload(as: OrderCreated.self) }
+        }
     }
 
     @Test func refusesUnknownVersionsAndTypes() throws {

@@ -112,7 +112,12 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         (#"{"shopId":"s","items":[{"productId":"p","quantity":1}]}"#, "missing field 'userId'"),
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":"two"}]}"#, "field 'items[0].quantity' must be a number"),
         (#"{"userId":"u","shopId":"s","items":[]}"#, "at least one item"),
-        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":0}]}"#, "items[0].quantity' must be a positive"),
+        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":0}]}"#, "items[0].quantity' must be a whole number from 1 to 1000000"),
+        // Legal JSON, absurd numbers: refused here before any service prices them.
+        (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":1},{"productId":"q","quantity":9223372036854775807}]}"#,
+         "items[1].quantity' must be a whole number from 1 to 1000000"),
+        (#"{"userId":"u","shopId":"s","items":["# + Array(repeating: #"{"productId":"p","quantity":1}"#, count: 101).joined(separator: ",") + "]}",
+         "lists 101 items; an order takes at most 100"),
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":99999999999999999999}]}"#, "field 'items[0].quantity' has a value it cannot hold"),
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":2.5}]}"#, "field 'items[0].quantity' has a value it cannot hold"),
     ])
@@ -216,6 +221,27 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
             try await client.execute(uri: "/orders/order_9", method: .get, headers: [HTTPField.Name("X-API-Key")!: "secret"]) { response in
                 #expect(response.status == .notFound)
                 #expect(String(buffer: response.body).contains("no order order_9"))
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (RPCError.rejected(code: "unknown_shop", message: "no shop shop_x"), HTTPResponse.Status.badRequest, "no shop shop_x"),
+        (RPCError.rejected(code: "idempotency_key_reused", message: "Idempotency-Key 'k' was first used for another request"),
+         .unprocessableContent, "Idempotency-Key 'k'"),
+        // A retry-after hint off the wire as large as it gets: clamped to a day, no trap.
+        (RPCError.overloaded(retryAfterMilliseconds: .max), .tooManyRequests, "retry after 86400s"),
+        (RPCError.overloaded(retryAfterMilliseconds: .min), .tooManyRequests, "retry after 1s"),
+    ])
+    func orderRefusalsMapToStatuses(error: RPCError, status: HTTPResponse.Status, message: String) async throws {
+        let fake = FakeGateway()
+        fake.placeError = error
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/orders", method: .post, headers: [HTTPField.Name("X-API-Key")!: "secret"],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == status)
+                #expect(String(buffer: response.body).contains(message), "\(String(buffer: response.body))")
             }
         }
     }

@@ -45,6 +45,15 @@ import Testing
         ("name: t\nresilience:\n  circuitBreaker: {timeout: -1s}\n", 3, "circuitBreaker.timeout"),
         ("name: t\nworkload: {orders: {timeout: 1s}}\nresilience:\n  retry: {attempts: 10, baseDelay: 1s, maxDelay: 10s}\n", 4, "retry"),
         ("name: t\nfaults:\n  - {at: 1s, providerDelay: fast}\n", 3, "fault.providerDelay"),
+        // What a run may ask for is bounded: an absurd scenario is refused, not run until killed.
+        ("name: t\nworkload:\n  orders:\n    rate: 1e9\n", 4, "at most 100000 orders per second"),
+        ("name: t\nduration: 10h\nworkload:\n  orders: {rate: 50000}\n", 4, "a run offers at most 5000000"),
+        ("name: t\nduration: 400d\n", 2, "duration such as"),
+        ("name: t\nduration: 48h\n", 2, "duration must be at most 86400s"),
+        ("name: t\nheal: 1e30s\n", 2, "duration such as"),
+        ("name: t\nworkload:\n  orders: {quantity: {min: 1, max: 9223372036854775807}}\n", 3, "quantity.max must be at most 1000000"),
+        ("name: t\nworkload:\n  orders: {itemsPerOrder: {min: 1, max: 500}}\n", 3, "itemsPerOrder.max must be at most 100"),
+        ("name: t\nworkload:\n  orders: {attempts: 100000}\n", 3, "attempts must be from 1 to 100"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {

@@ -1,0 +1,123 @@
+import ERPCore
+import ERPServices
+import ERPSimulation
+import ERPTransport
+import Foundation
+import Testing
+
+/// Requests that are well-formed but absurd or contradictory, sent straight to the services (past
+/// the gateway's own checks, as any admitted peer could): each gets a typed refusal, and no service
+/// stops. Before the checked arithmetic, the first one trapped the order service while it priced
+/// the order.
+@Suite struct HostileRequestTests {
+    /// Every service of the catalogue on one simulated world; `body` runs as a client.
+    private func withServices(_ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) throws -> SimWorld {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-hostile-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let world = SimWorld(seed: 7, storageDirectory: directory, trace: try SimTrace())
+        let settings = ServiceSettings(fixtures: try loadFixtures())
+        let services = ServiceCatalog.startOrder
+        let routes = ServiceCatalog.routes(for: services)
+        for service in services {
+            world.addNode(NodeName(service), serving: service) { runtime in
+                try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
+            }
+        }
+        for service in services { world.node(serving: service)!.start() }
+        let client = world.addNode("client")
+        client.start()
+        world.run(until: world.elapsed + .milliseconds(50))
+        let outcome = Outcome()
+        client.runtime!.spawn("test") {
+            do { try await body(client.runtime!.transport, client.runtime!); outcome.finished = true } catch { outcome.error = error }
+        }
+        world.run(until: world.elapsed + .seconds(30))
+        if let error = outcome.error { throw error }
+        #expect(outcome.finished, "the client's calls did not finish within 30 s of virtual time")
+        world.stopAll()
+        return world
+    }
+
+    final class Outcome: @unchecked Sendable {
+        var finished = false
+        var error: (any Error)?
+    }
+
+    /// The code of the refusal `call` ends with, or a failure naming what came instead.
+    private static func refusal<R>(_ call: () async throws -> R) async -> String {
+        do {
+            let answer = try await call()
+            return "answered: \(answer)"
+        } catch RPCError.rejected(let code, _) {
+            return code
+        } catch {
+            return "failed: \(error)"
+        }
+    }
+
+    @Test func absurdQuantitiesAreRefusedAndNoServiceStops() throws {
+        let fixtures = try loadFixtures()
+        let shop = fixtures.shops[0].id
+        let product = fixtures.shops[0].stock[0].productId
+        let world = try withServices { transport, runtime in
+            let metadata = { runtime.metadata(timeout: .seconds(2)) }
+            // Int.max units: pricing it overflowed and trapped the order service.
+            let huge = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: .max)])
+            #expect(await Self.refusal { try await transport.call(huge, metadata: metadata()) } == "bad_request")
+            // Two lines that only overflow when added up.
+            let half = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: .max / 2 + 1),
+                                                                            OrderLine(productId: product, quantity: .max / 2 + 1)])
+            #expect(await Self.refusal { try await transport.call(half, metadata: metadata()) } == "bad_request")
+            let many = CreateOrder(userId: "user_001", shopId: shop,
+                                   items: Array(repeating: OrderLine(productId: product, quantity: 1), count: OrderLine.countMax + 1))
+            #expect(await Self.refusal { try await transport.call(many, metadata: metadata()) } == "bad_request")
+            // Inventory's own sum over repeated lines, asked directly.
+            let reserve = ReserveStock(orderId: "order_hostile", shopId: shop, items: [OrderLine(productId: product, quantity: .max),
+                                                                                         OrderLine(productId: product, quantity: .max)])
+            #expect(await Self.refusal { try await transport.call(reserve, metadata: metadata()) } == "bad_request")
+            // The service is still there and still serves a sane order.
+            let sane = try await transport.call(CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: 1)]),
+                                                metadata: metadata())
+            #expect(sane.status == .confirmed)
+        }
+        for node in world.allNodes where node.service != nil {
+            #expect(node.startCount == 1, "\(node.name) started \(node.startCount) times")
+        }
+    }
+
+    @Test func anOrderForAShopThatDoesNotExistIsRefused() throws {
+        let fixtures = try loadFixtures()
+        let product = fixtures.shops[0].stock[0].productId
+        _ = try withServices { transport, runtime in
+            let order = CreateOrder(userId: "user_001", shopId: "shop_atlantis", items: [OrderLine(productId: product, quantity: 1)])
+            #expect(await Self.refusal { try await transport.call(order, metadata: runtime.metadata(timeout: .seconds(2))) } == "unknown_shop")
+        }
+    }
+
+    @Test func anIdempotencyKeyReusedWithAnotherBodyIsRefusedNamingTheKey() throws {
+        let fixtures = try loadFixtures()
+        let shop = fixtures.shops[0].id
+        let stock = fixtures.shops[0].stock
+        _ = try withServices { transport, runtime in
+            let first = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: stock[0].productId, quantity: 1)])
+            let placed = try await transport.call(first, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: "key-1"))
+            // The same request again: the first order, not a second one.
+            let again = try await transport.call(first, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: "key-1"))
+            #expect(again.orderId == placed.orderId)
+            // Another body under the same key, in each field the key covers.
+            var otherQuantity = first; otherQuantity.items[0].quantity = 2
+            var otherProduct = first; otherProduct.items[0].productId = stock[1].productId
+            var otherUser = first; otherUser.userId = "user_002"
+            for other in [otherQuantity, otherProduct, otherUser] {
+                do {
+                    _ = try await transport.call(other, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: "key-1"))
+                    Issue.record("a reused key with another body was answered")
+                } catch RPCError.rejected(let code, let message) {
+                    #expect(code == "idempotency_key_reused")
+                    #expect(message.contains("key-1") && message.contains(placed.orderId))
+                }
+            }
+        }
+    }
+}
