@@ -112,6 +112,7 @@ let package = Package(
 
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports"]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
+        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",

@@ -68,32 +68,30 @@ public enum EventDecodingError: Error, Equatable, CustomStringConvertible {
 public protocol EventPayload: Codable, Sendable, Hashable {
     static var eventType: String { get }
     static var eventVersion: String { get }
+    /// The dotted routing key the bus routes this type on (`order.created`). A requirement with no
+    /// default, so a new event type without a topic does not compile.
+    static var topic: String { get }
     /// Turns `data` of an older supported version into the current shape, or nil if unsupported.
     static func upcast(from version: String, _ data: JSONValue) -> JSONValue?
 }
 
 extension EventPayload {
     public static func upcast(from version: String, _ data: JSONValue) -> JSONValue? { nil }
-    public static var topic: String { EventTypes.topic(for: eventType)! }
 }
 
-/// Every event type of the seed with its routing key.
+/// Every event type of the seed: the list the bus and the reports read (an envelope carries only
+/// its type's name). A new type is one entry here.
 public enum EventTypes {
-    public static let topics: [(eventType: String, topic: String)] = [
-        (OrderCreated.eventType, "order.created"),
-        (OrderConfirmed.eventType, "order.confirmed"),
-        (OrderCancelled.eventType, "order.cancelled"),
-        (StockUpdated.eventType, "inventory.stock-updated"),
-        (InventoryReserved.eventType, "inventory.reserved"),
-        (LowStockAlert.eventType, "inventory.low-stock"),
-        (PaymentProcessed.eventType, "payment.processed"),
-        (PaymentFailed.eventType, "payment.failed"),
-        (RefundProcessed.eventType, "payment.refunded"),
-        (DeviceStatusUpdated.eventType, "device.status-updated"),
-        (DeviceDataReceived.eventType, "device.data-received"),
+    public static let all: [any EventPayload.Type] = [
+        OrderCreated.self, OrderConfirmed.self, OrderCancelled.self,
+        StockUpdated.self, InventoryReserved.self, LowStockAlert.self,
+        PaymentProcessed.self, PaymentFailed.self, RefundProcessed.self,
+        DeviceStatusUpdated.self, DeviceDataReceived.self,
     ]
+
+    /// The routing key of the type named `eventType`, or nil for a type this build does not know.
     public static func topic(for eventType: String) -> String? {
-        topics.first { $0.eventType == eventType }?.topic
+        all.first { $0.eventType == eventType }?.topic
     }
 }
 
@@ -113,6 +111,7 @@ public struct OrderItem: Codable, Sendable, Hashable {
 
 public struct OrderCreated: EventPayload {
     public static let eventType = "OrderCreated"
+    public static let topic = "order.created"
     /// 2.0 carries `totalAmount` as `Money` (minor units). 1.0, the seed's shape, carried a decimal
     /// number of major units and items without prices; it is upcast on read.
     public static let eventVersion = "2.0"
@@ -153,6 +152,7 @@ public struct OrderCreated: EventPayload {
 
 public struct OrderConfirmed: EventPayload {
     public static let eventType = "OrderConfirmed"
+    public static let topic = "order.confirmed"
     public static let eventVersion = "1.0"
     public var orderId: String
     public var status: String
@@ -166,6 +166,7 @@ public struct OrderConfirmed: EventPayload {
 
 public struct OrderCancelled: EventPayload {
     public static let eventType = "OrderCancelled"
+    public static let topic = "order.cancelled"
     public static let eventVersion = "1.0"
     public var orderId: String
     public var reason: String
@@ -176,6 +177,7 @@ public struct OrderCancelled: EventPayload {
 
 public struct StockUpdated: EventPayload {
     public static let eventType = "StockUpdated"
+    public static let topic = "inventory.stock-updated"
     public static let eventVersion = "1.0"
     public var shopId: String
     public var productId: String
@@ -190,6 +192,7 @@ public struct StockUpdated: EventPayload {
 
 public struct InventoryReserved: EventPayload {
     public static let eventType = "InventoryReserved"
+    public static let topic = "inventory.reserved"
     public static let eventVersion = "1.0"
     public var orderId: String
     public var shopId: String
@@ -202,6 +205,7 @@ public struct InventoryReserved: EventPayload {
 
 public struct LowStockAlert: EventPayload {
     public static let eventType = "LowStockAlert"
+    public static let topic = "inventory.low-stock"
     public static let eventVersion = "1.0"
     public var shopId: String
     public var productId: String
@@ -216,6 +220,7 @@ public struct LowStockAlert: EventPayload {
 
 public struct PaymentProcessed: EventPayload {
     public static let eventType = "PaymentProcessed"
+    public static let topic = "payment.processed"
     public static let eventVersion = "1.0"
     public var paymentId: String
     public var orderId: String
@@ -229,6 +234,7 @@ public struct PaymentProcessed: EventPayload {
 
 public struct PaymentFailed: EventPayload {
     public static let eventType = "PaymentFailed"
+    public static let topic = "payment.failed"
     public static let eventVersion = "1.0"
     public var paymentId: String
     public var orderId: String
@@ -240,6 +246,7 @@ public struct PaymentFailed: EventPayload {
 
 public struct RefundProcessed: EventPayload {
     public static let eventType = "RefundProcessed"
+    public static let topic = "payment.refunded"
     public static let eventVersion = "1.0"
     public var refundId: String
     public var paymentId: String
@@ -254,6 +261,7 @@ public struct RefundProcessed: EventPayload {
 
 public struct DeviceStatusUpdated: EventPayload {
     public static let eventType = "DeviceStatusUpdated"
+    public static let topic = "device.status-updated"
     public static let eventVersion = "1.0"
     public var deviceId: String
     public var shopId: String
@@ -266,6 +274,7 @@ public struct DeviceStatusUpdated: EventPayload {
 
 public struct DeviceDataReceived: EventPayload {
     public static let eventType = "DeviceDataReceived"
+    public static let topic = "device.data-received"
     public static let eventVersion = "1.0"
     public var deviceId: String
     public var shopId: String

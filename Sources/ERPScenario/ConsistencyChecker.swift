@@ -1,5 +1,6 @@
 import ERPCore
 import ERPReports
+import ERPServices
 import Foundation
 import GRDB
 
@@ -31,10 +32,16 @@ public struct ConsistencyChecker {
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
 
-    func open(_ name: String) throws -> DatabaseQueue {
+    /// The path of `service`'s database in this run, where the catalogue says it keeps it.
+    func path(of service: ServiceName) -> String {
+        guard let file = ServiceCatalog.databaseFileName(of: service) else { preconditionFailure("\(service) keeps no database") }
+        return databaseDirectory + "/" + file
+    }
+
+    func open(_ service: ServiceName) throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.readonly = true
-        return try DatabaseQueue(path: databaseDirectory + "/" + name + ".sqlite", configuration: configuration)
+        return try DatabaseQueue(path: path(of: service), configuration: configuration)
     }
 
     public func check(into summary: inout RunSummary) throws {
@@ -42,7 +49,7 @@ public struct ConsistencyChecker {
         func violate(_ invariant: String, _ example: String) { violations[invariant, default: []].append(example) }
 
         // Orders: the source of truth of what was accepted.
-        let orders: [Order] = try open("order-order").read { db in
+        let orders: [Order] = try open(.order).read { db in
             try Row.fetchAll(db, sql: "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId").map {
                 Order(id: $0["orderId"], status: $0["status"], reason: $0["reason"], totalMinor: $0["totalMinor"])
             }
@@ -65,7 +72,7 @@ public struct ConsistencyChecker {
         }
 
         // Stock.
-        let stock = try open("inventory-inventory")
+        let stock = try open(.inventory)
         try stock.read { db in
             for row in try Row.fetchAll(db, sql: "SELECT * FROM stock ORDER BY shopId, productId") {
                 let initial: Int = row["initial"], restocked: Int = row["restocked"]
@@ -92,7 +99,7 @@ public struct ConsistencyChecker {
         // The catalogue's availability: built only from StockUpdated events, it must end equal to
         // inventory's available units (every event applied once, whatever the delivery order).
         // A topology without the product service has nothing to judge here.
-        let hasProductService = FileManager.default.fileExists(atPath: databaseDirectory + "/product-product.sqlite")
+        let hasProductService = FileManager.default.fileExists(atPath: path(of: .product))
         if hasProductService {
             let available: [String: Int] = try stock.read { db in
                 var out: [String: Int] = [:]
@@ -101,7 +108,7 @@ public struct ConsistencyChecker {
                 }
                 return out
             }
-            let units: [String: Int] = try open("product-product").read { db in
+            let units: [String: Int] = try open(.product).read { db in
                 var out: [String: Int] = [:]
                 for row in try Row.fetchAll(db, sql: "SELECT shopId, productId, units FROM availability ORDER BY shopId, productId") {
                     out[(row["shopId"] as String) + "/" + (row["productId"] as String)] = row["units"]
@@ -116,7 +123,7 @@ public struct ConsistencyChecker {
 
         // Money: the provider's ledger is what customers were charged.
         struct Charge { var key: String; var status: String; var amountMinor: Int64 }
-        let charges: [String: Charge] = try open("swishpay-swishpay").read { db in
+        let charges: [String: Charge] = try open(.swishpay).read { db in
             var out: [String: Charge] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey") {
                 out[row["chargeKey"]] = Charge(key: row["chargeKey"], status: row["status"], amountMinor: row["amountMinor"])
@@ -124,7 +131,7 @@ public struct ConsistencyChecker {
             return out
         }
         struct Payment { var orderId: String; var chargeKey: String; var status: String }
-        let payments: [Payment] = try open("payment-payment").read { db in
+        let payments: [Payment] = try open(.payment).read { db in
             try Row.fetchAll(db, sql: "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId").map {
                 Payment(orderId: $0["orderId"], chargeKey: $0["chargeKey"], status: $0["status"])
             }
@@ -155,7 +162,7 @@ public struct ConsistencyChecker {
         }
 
         // Notifications: one confirmation per confirmed order, none for the others.
-        let confirmations: [String: Int] = try open("notification-notification").read { db in
+        let confirmations: [String: Int] = try open(.notification).read { db in
             var out: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT subject, COUNT(*) AS n FROM notification WHERE kind = 'order_confirmation' GROUP BY subject ORDER BY subject") {
                 out[row["subject"]] = row["n"]
@@ -186,7 +193,7 @@ public struct ConsistencyChecker {
         }
 
         // The bus: after heal every delivery is acknowledged.
-        try open("event-bus-bus").read { db in
+        try open(.eventBus).read { db in
             summary.deadLetters = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE status = 'dead'") ?? 0
             for row in try Row.fetchAll(db, sql: """
                 SELECT d.consumerGroup AS g, d.status AS s, e.eventId AS id, e.topic AS t, d.attempts AS a FROM delivery d JOIN event e ON e.seq = d.seq

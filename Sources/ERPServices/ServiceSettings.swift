@@ -3,40 +3,46 @@
 import ERPCore
 import ERPTransport
 
-/// Defects that can be planted on purpose, to prove the consistency checker catches each one.
-/// All off in a normal run.
-public struct PlantedDefects: Sendable, Hashable, Codable {
+/// A defect planted on purpose, to prove the consistency checker catches it. The one list every
+/// reader uses: the loader's names, the report's, and the services' switches.
+public enum PlantedDefect: String, CaseIterable, Sendable, Codable {
     /// The order saga skips the stock release when a payment fails.
-    public var skipStockRelease = false
+    case skipStockRelease = "skip-stock-release"
     /// The payment service forgets its per-order idempotency and charges on every attempt.
-    public var ignorePaymentIdempotency = false
+    case ignorePaymentIdempotency = "ignore-payment-idempotency"
     /// Event consumers apply an effect even when the inbox already has the event.
-    public var skipInbox = false
+    case skipInbox = "skip-inbox"
     /// The order service confirms an order even when the payment was declined.
-    public var confirmDeclinedPayments = false
+    case confirmDeclinedPayments = "confirm-declined-payments"
+}
+
+/// The defects planted in a run; all off in a normal run.
+public struct PlantedDefects: Sendable, Hashable, Codable {
+    /// In `PlantedDefect.allCases` order, so that names and encodings never depend on hashing.
+    public private(set) var enabled: [PlantedDefect] = []
     public init() {}
 
-    public static let names = ["skip-stock-release", "ignore-payment-idempotency", "skip-inbox", "confirm-declined-payments"]
+    public func contains(_ defect: PlantedDefect) -> Bool { enabled.contains(defect) }
 
+    public mutating func enable(_ defect: PlantedDefect) {
+        guard !enabled.contains(defect) else { return }
+        enabled = PlantedDefect.allCases.filter { $0 == defect || enabled.contains($0) }
+    }
+
+    /// Enables the defect named `name`; false when there is none of that name.
     public mutating func enable(_ name: String) -> Bool {
-        switch name {
-        case "skip-stock-release": skipStockRelease = true
-        case "ignore-payment-idempotency": ignorePaymentIdempotency = true
-        case "skip-inbox": skipInbox = true
-        case "confirm-declined-payments": confirmDeclinedPayments = true
-        default: return false
-        }
+        guard let defect = PlantedDefect(rawValue: name) else { return false }
+        enable(defect)
         return true
     }
 
-    public var enabledNames: [String] {
-        var out: [String] = []
-        if skipStockRelease { out.append("skip-stock-release") }
-        if ignorePaymentIdempotency { out.append("ignore-payment-idempotency") }
-        if skipInbox { out.append("skip-inbox") }
-        if confirmDeclinedPayments { out.append("confirm-declined-payments") }
-        return out
-    }
+    public static var names: [String] { PlantedDefect.allCases.map(\.rawValue) }
+    public var enabledNames: [String] { enabled.map(\.rawValue) }
+
+    public var skipStockRelease: Bool { contains(.skipStockRelease) }
+    public var ignorePaymentIdempotency: Bool { contains(.ignorePaymentIdempotency) }
+    public var skipInbox: Bool { contains(.skipInbox) }
+    public var confirmDeclinedPayments: Bool { contains(.confirmDeclinedPayments) }
 }
 
 /// How swishpay behaves, changeable during a run (a provider fault). Shared by reference between
@@ -73,54 +79,6 @@ public struct ServiceSettings: Sendable {
     public var gatewayOrderTimeout: Duration = .seconds(4)
 
     public init(fixtures: Fixtures) { self.fixtures = fixtures }
-}
-
-/// The services of the order slice, in the order they start (dependencies first).
-public enum ServiceCatalog {
-    public static let startOrder: [ServiceName] = [.eventBus, .swishpay, .inventory, .product, .payment, .order, .notification, .gateway]
-
-    /// Every consumer group: what the bus must route to whom.
-    public static func subscriptions(of service: ServiceName) -> [Subscription] {
-        switch service {
-        case .inventory: InventoryService.subscriptions
-        case .notification: NotificationService.subscriptions
-        case .product: ProductService.subscriptions
-        default: []
-        }
-    }
-
-    /// Routes for the bus when each service in `services` runs as one node named after it.
-    public static func routes(for services: [ServiceName]) -> [EventRoute] {
-        services.flatMap { service in
-            subscriptions(of: service).map { EventRoute(subscription: $0, members: [NodeName(service)]) }
-        }
-    }
-
-    /// Builds a service (doing no work: `start` does that).
-    public static func make(_ service: ServiceName, runtime: any Runtime, settings: ServiceSettings,
-                            routes: [EventRoute]) throws -> any ERPService {
-        switch service {
-        case .eventBus: return EventBusService(runtime: runtime, routes: routes)
-        case .swishpay: return SwishpayProvider(runtime: runtime, settings: settings)
-        case .inventory: return InventoryService(runtime: runtime, settings: settings)
-        case .payment: return PaymentService(runtime: runtime, settings: settings)
-        case .order: return OrderService(runtime: runtime, settings: settings)
-        case .notification: return NotificationService(runtime: runtime, settings: settings)
-        case .gateway: return GatewayService(runtime: runtime, settings: settings)
-        case .product: return ProductService(runtime: runtime, settings: settings)
-        case .report, .shop, .iotGateway, .campaign:
-            throw ServiceCatalogError.notInThisRelease(service)
-        }
-    }
-}
-
-public enum ServiceCatalogError: Error, CustomStringConvertible {
-    case notInThisRelease(ServiceName)
-    public var description: String {
-        switch self {
-        case .notInThisRelease(let s): "the \(s) service is not implemented yet; this release runs \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))"
-        }
-    }
 }
 
 /// Runs a storage transaction, turning a storage failure into the RPC error a caller can act on.

@@ -142,7 +142,7 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
     }
 
     public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
-        let path = world.storageDirectory + "/" + node.rawValue + "-" + name + ".sqlite"
+        let path = world.storageDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
         let db = try ServiceDatabase(path: path, durability: .processCrashesOnly, migrations: migrations)
         simNode.databases.append(db)
         return db

@@ -26,6 +26,12 @@ public final class ServiceDatabase: @unchecked Sendable {
     public let path: String
     private var queue: DatabaseQueue?
 
+    /// The file a node keeps a database in: `<node>-<database>.sqlite`. Both runtimes and the
+    /// checker that reads the files after a run use this one spelling.
+    public static func fileName(node: NodeName, database: String) -> String {
+        node.rawValue + "-" + database + ".sqlite"
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date:
     /// the shared tables first, then the service's own migrations, in order.
     public init(path: String, durability: Durability, migrations: [Migration]) throws {

@@ -57,7 +57,7 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     }
 
     public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
-        let path = dataDirectory + "/" + node.rawValue + "-" + name + ".sqlite"
+        let path = dataDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
         let database = try ServiceDatabase(path: path, durability: .durable, migrations: migrations)
         databases.withLock { $0.append(database) }
         return database

@@ -162,6 +162,6 @@ import Testing
         let types = ["OrderCreated", "OrderConfirmed", "OrderCancelled", "StockUpdated", "InventoryReserved", "LowStockAlert",
                      "PaymentProcessed", "PaymentFailed", "RefundProcessed", "DeviceStatusUpdated", "DeviceDataReceived"]
         for t in types { #expect(EventTypes.topic(for: t) != nil, "\(t)") }
-        #expect(EventTypes.topics.count == 11)
+        #expect(EventTypes.all.count == 11)
     }
 }

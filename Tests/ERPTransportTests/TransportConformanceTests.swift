@@ -140,7 +140,10 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
             EventRoute(subscription: Subscription(group: "orders-watch", patterns: [TopicPattern("order.*")]), members: ["watcher-a"]),
             EventRoute(subscription: Subscription(group: "everything", patterns: [TopicPattern("#")]), members: ["watcher-b"]),
         ]
-        h.addNode("event-bus", serving: .eventBus) { runtime in EventBusService(runtime: runtime, routes: routes) }
+        h.addNode("event-bus", serving: .eventBus) { runtime in
+            EventBusService(context: try ServiceContext(for: EventBusService.self, runtime: runtime,
+                                                        settings: ServiceSettings(fixtures: Fixtures(products: [], shops: [], customers: [])), routes: routes))
+        }
         let publisher = PublisherBox()
         h.addNode("publisher", serving: nil) { runtime in
             let db = try runtime.openDatabase("pub", migrations: [])

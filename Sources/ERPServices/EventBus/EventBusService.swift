@@ -14,8 +14,9 @@ public struct EventRoute: Sendable, Hashable {
 /// `AppendEvents` answers only after the events and their deliveries are committed (deduplicated on
 /// `eventId`). A dispatcher per group delivers in log order with a bounded window, redelivers with
 /// capped backoff until the consumer acknowledges, and dead-letters after `attemptCountMax`.
-public final class EventBusService: ERPService, @unchecked Sendable {
+public final class EventBusService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.eventBus
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("bus", migrations: migrations)
 
     public struct Settings: Sendable {
         public var windowCountMax = 16
@@ -30,14 +31,15 @@ public final class EventBusService: ERPService, @unchecked Sendable {
     let runtime: any Runtime
     let routes: [EventRoute]
     let settings: Settings
-    var database: ServiceDatabase!
+    let database: ServiceDatabase
     private var dispatchers: [Dispatcher] = []
 
-    public init(runtime: any Runtime, routes: [EventRoute], settings: Settings = Settings()) {
-        self.runtime = runtime
+    public init(context: ServiceContext) {
+        runtime = context.runtime
         // Sorted, so that fan-out order never depends on how the routes were gathered.
-        self.routes = routes.sorted { $0.subscription.group < $1.subscription.group }
-        self.settings = settings
+        routes = context.routes.sorted { $0.subscription.group < $1.subscription.group }
+        settings = Settings()
+        database = context.database
     }
 
     static let migrations: [Migration] = [
@@ -59,7 +61,6 @@ public final class EventBusService: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("bus", migrations: Self.migrations)
         dispatchers = routes.map { Dispatcher(bus: self, route: $0) }
         runtime.transport.register(AppendEvents.self) { [self] request, _ in try self.append(request) }
         for dispatcher in dispatchers {

@@ -5,18 +5,23 @@ import GRDB
 
 /// Payments per order, charged through swishpay. One charge per order however often it is asked:
 /// the order id is the payment's key here and the charge key at the provider.
-public final class PaymentService: ERPService, @unchecked Sendable {
+public final class PaymentService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.payment
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("payment", migrations: migrations)
+    public static let publishes: [any EventPayload.Type] = [PaymentProcessed.self, PaymentFailed.self, RefundProcessed.self]
+    public static let calls: [ServiceName] = [.swishpay]
 
     let runtime: any Runtime
     let settings: ServiceSettings
-    var database: ServiceDatabase!
-    var relay: OutboxRelay!
+    let database: ServiceDatabase
+    let relay: OutboxRelay
     private lazy var caller = ResilientCaller(runtime: runtime, caller: .payment, settings: settings.resilience, metrics: settings.resilienceMetrics)
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
+        relay = context.relay!
     }
 
     static let migrations: [Migration] = [
@@ -35,8 +40,6 @@ public final class PaymentService: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("payment", migrations: Self.migrations)
-        relay = OutboxRelay(runtime: runtime, database: database)
         relay.start()
         runtime.transport.register(ProcessPayment.self) { [self] request, context in try await self.process(request, context) }
         runtime.transport.register(RefundPayment.self) { [self] request, context in try await self.refund(request, context) }

@@ -12,17 +12,19 @@ import GRDB
 /// `newStock`: with the inbox making each event count once, changes add up to the same total
 /// whatever order the bus delivers them in, where "last newStock wins" would let a late, older
 /// event undo a newer one.
-public final class ProductService: ERPService, @unchecked Sendable {
+public final class ProductService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.product
-    public static let subscriptions = [Subscription(group: "product", patterns: [TopicPattern("inventory.stock-updated")])]
+    public static let subscriptions = [Subscription(group: "product", patterns: [TopicPattern(StockUpdated.topic)])]
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("product", migrations: migrations)
 
-    let runtime: any Runtime
+    let context: ServiceContext
     let settings: ServiceSettings
-    var database: ServiceDatabase!
+    let database: ServiceDatabase
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
+    public init(context: ServiceContext) {
+        self.context = context
+        settings = context.settings
+        database = context.database
     }
 
     static let migrations: [Migration] = [
@@ -40,7 +42,6 @@ public final class ProductService: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("product", migrations: Self.migrations)
         try database.write { db in
             // Seed the catalogue and the initial stock once; a restart finds the rows already there.
             for product in settings.fixtures.products {
@@ -54,8 +55,7 @@ public final class ProductService: ERPService, @unchecked Sendable {
                 }
             }
         }
-        let consumer = EventConsumer(runtime: runtime, database: database, group: "product")
-        consumer.skipInbox = settings.defects.skipInbox
+        let consumer = context.consumer(group: "product")
         consumer.on(StockUpdated.self) { event, _, db in
             try db.execute(sql: """
                 INSERT INTO availability (productId, shopId, units) VALUES (?, ?, ?)
@@ -63,7 +63,7 @@ public final class ProductService: ERPService, @unchecked Sendable {
                 """, arguments: [event.productId, event.shopId, event.change])
         }
         consumer.start()
-        runtime.transport.register(GetProduct.self) { [self] request, _ in try self.getProduct(request) }
+        context.runtime.transport.register(GetProduct.self) { [self] request, _ in try self.getProduct(request) }
     }
 
     func getProduct(_ request: GetProduct) throws -> ProductInfo {

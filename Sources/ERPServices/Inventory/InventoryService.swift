@@ -5,18 +5,24 @@ import GRDB
 
 /// Stock per shop and product, and reservations per order. Conservation holds in every
 /// transaction: `initial + restocked = available + reserved + sold`.
-public final class InventoryService: ERPService, @unchecked Sendable {
+public final class InventoryService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.inventory
-    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern("order.confirmed")])]
+    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern(OrderConfirmed.topic)])]
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("inventory", migrations: migrations)
+    public static let publishes: [any EventPayload.Type] = [StockUpdated.self, InventoryReserved.self, LowStockAlert.self]
 
+    let context: ServiceContext
     let runtime: any Runtime
     let settings: ServiceSettings
-    var database: ServiceDatabase!
-    var relay: OutboxRelay!
+    let database: ServiceDatabase
+    let relay: OutboxRelay
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
+    public init(context: ServiceContext) {
+        self.context = context
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
+        relay = context.relay!
     }
 
     static let migrations: [Migration] = [
@@ -43,7 +49,6 @@ public final class InventoryService: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("inventory", migrations: Self.migrations)
         try database.write { db in
             // Seed initial stock once; a restart finds the rows already there.
             for shop in settings.fixtures.shops {
@@ -55,12 +60,9 @@ public final class InventoryService: ERPService, @unchecked Sendable {
                 }
             }
         }
-        relay = OutboxRelay(runtime: runtime, database: database)
         relay.start()
 
-        let consumer = EventConsumer(runtime: runtime, database: database, group: "inventory")
-        consumer.skipInbox = settings.defects.skipInbox
-        consumer.afterCommit = { [relay] in relay?.notify() }
+        let consumer = context.consumer(group: "inventory")
         consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
             try self.commitReservation(orderId: event.orderId, correlationId: envelope.correlationId, in: db)
         }

@@ -5,19 +5,19 @@ import GRDB
 
 /// Sends the customer a confirmation per confirmed order and a notice per cancelled one, and
 /// records low-stock alerts for the shop. "Sending" is a row in its database: the checker counts them.
-public final class NotificationService: ERPService, @unchecked Sendable {
+public final class NotificationService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.notification
     public static let subscriptions = [Subscription(group: "notification", patterns: [
-        TopicPattern("order.confirmed"), TopicPattern("order.cancelled"), TopicPattern("inventory.low-stock"),
+        TopicPattern(OrderConfirmed.topic), TopicPattern(OrderCancelled.topic), TopicPattern(LowStockAlert.topic),
     ])]
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("notification", migrations: migrations)
 
+    let context: ServiceContext
     let runtime: any Runtime
-    let settings: ServiceSettings
-    var database: ServiceDatabase!
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
+    public init(context: ServiceContext) {
+        self.context = context
+        runtime = context.runtime
     }
 
     static let migrations: [Migration] = [
@@ -33,9 +33,7 @@ public final class NotificationService: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("notification", migrations: Self.migrations)
-        let consumer = EventConsumer(runtime: runtime, database: database, group: "notification")
-        consumer.skipInbox = settings.defects.skipInbox
+        let consumer = context.consumer(group: "notification")
         consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
             try self.send("order_confirmation", subject: event.orderId, recipient: event.userId, envelope: envelope, in: db)
         }

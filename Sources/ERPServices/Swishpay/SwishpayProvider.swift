@@ -6,16 +6,18 @@ import GRDB
 /// The external card provider "swishpay", simulated. Its ledger is the ground truth of money
 /// movement that the checker audits. Like real providers it deduplicates on the charge key, and a
 /// refund of a key it has not seen voids the key, so a charge still in flight is refused on arrival.
-public final class SwishpayProvider: ERPService, @unchecked Sendable {
+public final class SwishpayProvider: RetailService, @unchecked Sendable {
     public static let name = ServiceName.swishpay
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("swishpay", migrations: migrations)
 
     let runtime: any Runtime
     let settings: ServiceSettings
-    var database: ServiceDatabase!
+    let database: ServiceDatabase
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
     }
 
     static let migrations: [Migration] = [
@@ -32,7 +34,6 @@ public final class SwishpayProvider: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("swishpay", migrations: Self.migrations)
         runtime.transport.register(ProviderCharge.self) { [self] request, _ in try await self.charge(request) }
         runtime.transport.register(ProviderRefund.self) { [self] request, _ in try self.refund(request) }
     }

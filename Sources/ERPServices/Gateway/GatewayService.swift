@@ -15,8 +15,9 @@ public protocol GatewayOperations: Sendable {
 /// correlation id, the idempotency key and what remains of the deadline, through the call policy
 /// of each path. It sheds load per client and as a whole with token buckets (`overloaded`, the
 /// seed's 429, with a retry-after hint).
-public final class GatewayService: ERPService, GatewayOperations, @unchecked Sendable {
+public final class GatewayService: RetailService, GatewayOperations, @unchecked Sendable {
     public static let name = ServiceName.gateway
+    public static let calls: [ServiceName] = [.order, .inventory, .product]
 
     let runtime: any Runtime
     let settings: ServiceSettings
@@ -24,10 +25,10 @@ public final class GatewayService: ERPService, GatewayOperations, @unchecked Sen
     private var perClient: RateLimiter?
     private var whole: TokenBucket?
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
-        self.caller = ResilientCaller(runtime: runtime, caller: .gateway, settings: settings.resilience, metrics: settings.resilienceMetrics)
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        caller = ResilientCaller(runtime: runtime, caller: .gateway, settings: settings.resilience, metrics: settings.resilienceMetrics)
     }
 
     /// Admits a request from `client`, or answers overloaded with when to come back.

@@ -15,13 +15,16 @@ import GRDB
 ///
 /// The saga's step is persisted with every transition, so a restarted order service finds each
 /// unfinished saga and drives it on: every step is idempotent per order at its callee.
-public final class OrderService: ERPService, @unchecked Sendable {
+public final class OrderService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.order
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("order", migrations: migrations)
+    public static let publishes: [any EventPayload.Type] = [OrderCreated.self, OrderConfirmed.self, OrderCancelled.self]
+    public static let calls: [ServiceName] = [.inventory, .payment]
 
     let runtime: any Runtime
     let settings: ServiceSettings
-    var database: ServiceDatabase!
-    var relay: OutboxRelay!
+    let database: ServiceDatabase
+    let relay: OutboxRelay
     /// Orders whose saga this incarnation is driving (one driver per order).
     private var drivers: Set<String> = []
     /// Tasks waiting for a saga to finish, per order, each with a ticket so a timeout can take its
@@ -46,14 +49,16 @@ public final class OrderService: ERPService, @unchecked Sendable {
         return nil
     }
 
-    public init(runtime: any Runtime, settings: ServiceSettings) {
-        self.runtime = runtime
-        self.settings = settings
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
+        relay = context.relay!
         var prices: [String: Money] = [:]
         for product in settings.fixtures.products { prices[product.id] = product.price }
         self.prices = prices
         self.shops = Set(settings.fixtures.shops.map(\.id))
-        self.caller = ResilientCaller(runtime: runtime, caller: .order, settings: settings.resilience, metrics: settings.resilienceMetrics)
+        caller = ResilientCaller(runtime: runtime, caller: .order, settings: settings.resilience, metrics: settings.resilienceMetrics)
     }
 
     static let migrations: [Migration] = [
@@ -76,8 +81,6 @@ public final class OrderService: ERPService, @unchecked Sendable {
     ]
 
     public func start() async throws {
-        database = try runtime.openDatabase("order", migrations: Self.migrations)
-        relay = OutboxRelay(runtime: runtime, database: database)
         relay.start()
         runtime.transport.register(CreateOrder.self) { [self] request, context in try await self.create(request, context) }
         runtime.transport.register(GetOrder.self) { [self] request, _ in try self.view(request.orderId) }
@@ -85,8 +88,8 @@ public final class OrderService: ERPService, @unchecked Sendable {
         let unfinished = try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT s.orderId AS orderId, o.correlationId AS correlationId
-                FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != 'done' ORDER BY s.orderId
-                """).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
+                FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != ? ORDER BY s.orderId
+                """, arguments: [SagaStep.done.rawValue]).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
         }
         if !unfinished.isEmpty { runtime.record(Self.recoveryRecord(unfinished.count)) }
         for saga in unfinished {
@@ -143,7 +146,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
                     """, arguments: [orderId, request.userId, request.shopId, itemsJSON, total.minorUnits, total.currency,
                                      context.correlationId, now, now])
-                try db.execute(sql: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, 'reserve', ?)", arguments: [orderId, now])
+                try db.execute(sql: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, ?, ?)", arguments: [orderId, SagaStep.reserve.rawValue, now])
                 if let key = context.idempotencyKey {
                     try db.execute(sql: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: [key, orderId])
                 }
@@ -184,7 +187,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
     private func waitForSaga(_ orderId: String, until deadline: Timestamp) async {
         do {
             let done = try database.read { db in
-                try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == "done"
+                try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == SagaStep.done.rawValue
             }
             if done { return }
         } catch {
@@ -206,7 +209,8 @@ public final class OrderService: ERPService, @unchecked Sendable {
     }
 
     private struct SagaState {
-        var step: String
+        /// Nil for a step this build does not know (a database from elsewhere): not driven.
+        var step: SagaStep?
         var reason: String?
         var order: OrderView
         var correlationId: String
@@ -216,11 +220,12 @@ public final class OrderService: ERPService, @unchecked Sendable {
         try database.read { db in
             guard let saga = try Row.fetchOne(db, sql: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: [orderId]),
                   let order = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else { return nil }
-            return SagaState(step: saga["step"], reason: saga["reason"], order: try Self.view(order), correlationId: order["correlationId"])
+            return SagaState(step: SagaStep(rawValue: saga["step"]), reason: saga["reason"], order: try Self.view(order), correlationId: order["correlationId"])
         }
     }
 
-    /// Drives one order's saga to its end. One driver per order per incarnation.
+    /// Drives one order's saga to its end: makes each step's call and persists what `OrderSaga`
+    /// decides. One driver per order per incarnation.
     func drive(_ orderId: String) async {
         guard !drivers.contains(orderId) else { return }
         drivers.insert(orderId)
@@ -239,88 +244,49 @@ public final class OrderService: ERPService, @unchecked Sendable {
                 await runtime.sleep(for: settings.sagaBackoffMax)
                 continue
             }
-            let order = state.order
-            switch state.step {
-            case "reserve":
-                let outcome = await attempt(ReserveStock(orderId: orderId, shopId: order.shopId, items: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
-                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true)
-                switch outcome {
-                case .notSent:
-                    // The breaker is open and no request ever left: nothing can be reserved.
-                    finish(state, status: .cancelled, reason: "inventory_unavailable")
-                case .answered(let reservation) where reservation.status == .reserved:
-                    advance(orderId, to: "pay")
-                case .answered:
-                    // Released before our request landed: nothing is held.
-                    finish(state, status: .cancelled, reason: state.reason ?? "reservation_released")
-                case .refused(.rejected(code: "out_of_stock", message: _)):
-                    finish(state, status: .cancelled, reason: "out_of_stock")
-                case .refused(let error):
-                    advance(orderId, to: "release", reason: "inventory_" + error.kind)
-                case .unknown:
-                    advance(orderId, to: "release", reason: "inventory_unavailable")
-                }
-            case "pay":
-                let outcome = await attempt(ProcessPayment(orderId: orderId, userId: order.userId, amount: order.totalAmount),
-                                            state: state, attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true)
-                switch outcome {
-                case .notSent:
-                    // No charge was ever asked for: release the stock, nothing to refund.
-                    advance(orderId, to: "release", reason: "payment_unavailable")
-                case .answered(let payment) where payment.status == .success:
-                    finish(state, status: .confirmed, reason: nil)
-                case .answered(let payment):
-                    if settings.defects.confirmDeclinedPayments {
-                        finish(state, status: .confirmed, reason: nil)
-                    } else {
-                        advance(orderId, to: "release", reason: payment.reason == "insufficient_funds" || payment.reason == nil ? "payment_failed" : "payment_failed:" + payment.reason!)
-                    }
-                case .refused:
-                    advance(orderId, to: "refund", reason: "payment_rejected")
-                case .unknown:
-                    advance(orderId, to: "refund", reason: "payment_unavailable")
-                }
-            case "refund":
-                // Compensation must finish: no attempt bound short of the process's patience.
-                switch await attempt(RefundPayment(orderId: orderId), state: state, attemptCountMax: 10_000) {
-                case .answered: advance(orderId, to: "release", reason: state.reason)
-                case .refused(let error):
-                    runtime.logger.critical("saga \(orderId): refund refused: \(error)")
-                    return
-                case .unknown(let error):
-                    runtime.logger.critical("saga \(orderId): refund still unknown: \(String(describing: error))")
-                    return
-                case .notSent: return
-                }
-            case "release":
-                if settings.defects.skipStockRelease {
-                    finish(state, status: .cancelled, reason: state.reason ?? "cancelled")
-                    continue
-                }
-                switch await attempt(ReleaseStock(orderId: orderId), state: state, attemptCountMax: 10_000) {
-                case .answered: finish(state, status: .cancelled, reason: state.reason ?? "cancelled")
-                case .refused(let error):
-                    runtime.logger.critical("saga \(orderId): release refused: \(error)")
-                    return
-                case .unknown(let error):
-                    runtime.logger.critical("saga \(orderId): release still unknown: \(String(describing: error))")
-                    return
-                case .notSent: return
-                }
-            default:
+            guard let step = state.step else {
+                runtime.logger.critical("saga \(orderId): unknown step in the database; not driven")
+                return
+            }
+            guard step != .done else { return }
+            let decision: SagaDecision
+            if let early = OrderSaga.before(step, reason: state.reason, defects: settings.defects) {
+                decision = early
+            } else {
+                decision = OrderSaga.decide(step, await call(step, state), reason: state.reason, defects: settings.defects)
+            }
+            switch decision {
+            case .advance(let step, let reason): advance(orderId, to: step, reason: reason)
+            case .finish(let status, let reason): finish(state, status: status, reason: reason)
+            case .halt(let why):
+                runtime.logger.critical("saga \(orderId): \(why)")
                 return
             }
         }
     }
 
-    enum StepOutcome<Response> {
-        case answered(Response)
-        /// A definite no from the callee.
-        case refused(RPCError)
-        /// Still unknown after every attempt; the last error seen.
-        case unknown(RPCError?)
-        /// The breaker refused before any attempt of this step left (only with `failFast`).
-        case notSent
+    /// Makes the call of `step` for the order in `state`.
+    private func call(_ step: SagaStep, _ state: SagaState) async -> SagaStepResult {
+        let order = state.order
+        switch step {
+        case .reserve:
+            let lines = order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }
+            return await attempt(ReserveStock(orderId: order.orderId, shopId: order.shopId, items: lines), state: state,
+                                 attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true) {
+                $0.status == .reserved ? .reserved : .notReserved
+            }
+        case .pay:
+            return await attempt(ProcessPayment(orderId: order.orderId, userId: order.userId, amount: order.totalAmount), state: state,
+                                 attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true) {
+                $0.status == .success ? .paid : .declined(reason: $0.reason)
+            }
+        case .refund:
+            return await attempt(RefundPayment(orderId: order.orderId), state: state, attemptCountMax: 10_000) { _ in .completed }
+        case .release:
+            return await attempt(ReleaseStock(orderId: order.orderId), state: state, attemptCountMax: 10_000) { _ in .completed }
+        case .done:
+            preconditionFailure("a finished saga makes no call")
+        }
     }
 
     /// Calls a saga step until it gets an answer: each try goes through the callee's call policy
@@ -328,7 +294,8 @@ public final class OrderService: ERPService, @unchecked Sendable {
     /// unreachable, overloaded, circuit open) the saga tries again after a capped jittered backoff.
     /// Safe because every step is idempotent per order at its callee. With `failFast`, a step the
     /// breaker refused before any of its requests left returns `.notSent` at once.
-    private func attempt<R: RPCRequest>(_ request: R, state: SagaState, attemptCountMax: Int, failFast: Bool = false) async -> StepOutcome<R.Response> {
+    private func attempt<R: RPCRequest>(_ request: R, state: SagaState, attemptCountMax: Int, failFast: Bool = false,
+                                        answer: (R.Response) -> SagaAnswer) async -> SagaStepResult {
         let key = "\(R.method):\(state.order.orderId)"
         let sent = AttemptCounter()
         var last: RPCError?
@@ -338,7 +305,7 @@ public final class OrderService: ERPService, @unchecked Sendable {
             }
             do throws(RPCError) {
                 let metadata = runtime.metadata(timeout: settings.sagaStepTimeout, idempotencyKey: key, correlationId: state.correlationId)
-                return .answered(try await caller.call(request, metadata: metadata, attempts: sent))
+                return .answered(answer(try await caller.call(request, metadata: metadata, attempts: sent)))
             } catch {
                 switch error {
                 case .rejected, .unauthenticated: return .refused(error)
@@ -352,16 +319,16 @@ public final class OrderService: ERPService, @unchecked Sendable {
         return .unknown(last)
     }
 
-    private func advance(_ orderId: String, to step: String, reason: String? = nil) {
+    private func advance(_ orderId: String, to step: SagaStep, reason: String? = nil) {
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
             try database.write { db in
                 try db.execute(sql: "UPDATE saga SET step = ?, reason = COALESCE(?, reason), updatedAt = ? WHERE orderId = ?",
-                               arguments: [step, reason, now, orderId])
+                               arguments: [step.rawValue, reason, now, orderId])
             }
-            runtime.record("saga \(orderId) -> \(step)\(reason.map { " (\($0))" } ?? "")")
+            runtime.record("saga \(orderId) -> \(step.rawValue)\(reason.map { " (\($0))" } ?? "")")
         } catch {
-            runtime.logger.error("saga \(orderId): cannot persist step \(step): \(error)")
+            runtime.logger.error("saga \(orderId): cannot persist step \(step.rawValue): \(error)")
         }
     }
 
@@ -373,8 +340,8 @@ public final class OrderService: ERPService, @unchecked Sendable {
             try database.write { db in
                 try db.execute(sql: "UPDATE orders SET status = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
                                arguments: [status.rawValue, reason, now, order.orderId])
-                try db.execute(sql: "UPDATE saga SET step = 'done', reason = ?, updatedAt = ? WHERE orderId = ?",
-                               arguments: [reason, now, order.orderId])
+                try db.execute(sql: "UPDATE saga SET step = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
+                               arguments: [SagaStep.done.rawValue, reason, now, order.orderId])
                 if status == .confirmed {
                     try runtime.appendEvent(OrderCreated(orderId: order.orderId, shopId: order.shopId, userId: order.userId,
                                                          items: order.items, totalAmount: order.totalAmount),

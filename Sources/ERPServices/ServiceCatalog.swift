@@ -1,0 +1,92 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+
+/// The services this release runs, derived from one list of types. A new service is one folder
+/// under `ERPServices/` and one entry in `serviceTypes`; start order, the bus's routes, what
+/// `erp up` starts, which names a scenario accepts and where the checker finds each database
+/// all follow from it.
+public enum ServiceCatalog {
+    /// Every service type. The order is a tie-break only: `startOrder` puts each service after
+    /// the services it calls and after the bus when it publishes or consumes.
+    static let serviceTypes: [any RetailService.Type] = [
+        EventBusService.self, SwishpayProvider.self, InventoryService.self, ProductService.self,
+        PaymentService.self, OrderService.self, NotificationService.self, GatewayService.self,
+    ]
+
+    /// The services in the order they start: dependencies first (a stable topological order of
+    /// `serviceTypes`).
+    public static let startOrder: [ServiceName] = derivedStartOrder()
+
+    /// The type serving `service`, or nil when this release does not run it.
+    public static func type(of service: ServiceName) -> (any RetailService.Type)? {
+        serviceTypes.first { $0.name == service }
+    }
+
+    /// Every consumer group of `service`.
+    public static func subscriptions(of service: ServiceName) -> [Subscription] {
+        type(of: service)?.subscriptions ?? []
+    }
+
+    /// Routes for the bus when each service in `services` runs as one node named after it.
+    public static func routes(for services: [ServiceName]) -> [EventRoute] {
+        services.flatMap { service in
+            subscriptions(of: service).map { EventRoute(subscription: $0, members: [NodeName(service)]) }
+        }
+    }
+
+    /// Builds a service with a fresh context (its database opened and migrated, doing no other
+    /// work: `start` does that).
+    public static func make(_ service: ServiceName, runtime: any Runtime, settings: ServiceSettings,
+                            routes: [EventRoute]) throws -> any ERPService {
+        guard let type = type(of: service) else { throw ServiceCatalogError.notInThisRelease(service) }
+        return try make(type, runtime: runtime, settings: settings, routes: routes)
+    }
+
+    private static func make<Service: RetailService>(_ type: Service.Type, runtime: any Runtime, settings: ServiceSettings,
+                                                     routes: [EventRoute]) throws -> any ERPService {
+        Service(context: try ServiceContext(for: type, runtime: runtime, settings: settings, routes: routes))
+    }
+
+    /// The database files of a run, as `(service, file name)`: `<node>-<database>.sqlite` for
+    /// each service that declares a database, its node named after it.
+    public static var databaseFiles: [(service: ServiceName, fileName: String)] {
+        startOrder.compactMap { service in
+            type(of: service)?.database.map { (service, ServiceDatabase.fileName(node: NodeName(service), database: $0.name)) }
+        }
+    }
+
+    /// The file name of `service`'s database (as a node named after the service keeps it), or
+    /// nil when it declares none.
+    public static func databaseFileName(of service: ServiceName) -> String? {
+        type(of: service)?.database.map { ServiceDatabase.fileName(node: NodeName(service), database: $0.name) }
+    }
+
+    /// What a service waits for: the services it calls, and the bus when it publishes or consumes.
+    static func dependencies(of type: any RetailService.Type) -> [ServiceName] {
+        let usesBus = !type.publishes.isEmpty || !type.subscriptions.isEmpty
+        return type.calls + (usesBus && type.name != .eventBus ? [.eventBus] : [])
+    }
+
+    private static func derivedStartOrder() -> [ServiceName] {
+        var placed: [ServiceName] = []
+        var waiting = serviceTypes
+        while !waiting.isEmpty {
+            guard let next = waiting.firstIndex(where: { type in dependencies(of: type).allSatisfy(placed.contains) }) else {
+                let stuck = waiting.map { "\($0.name) (calls \(dependencies(of: $0).map(\.rawValue).joined(separator: ", ")))" }
+                preconditionFailure("the service catalogue has a cycle or a missing service: \(stuck.joined(separator: "; "))")
+            }
+            placed.append(waiting.remove(at: next).name)
+        }
+        return placed
+    }
+}
+
+public enum ServiceCatalogError: Error, CustomStringConvertible {
+    case notInThisRelease(ServiceName)
+    public var description: String {
+        switch self {
+        case .notInThisRelease(let s): "the \(s) service is not implemented yet; this release runs \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))"
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import ERPCore
+@testable import ERPServices
+import Testing
+
+/// Every row of the order saga's decision table (the seed's Patterns 1 and 3), without a
+/// network or a database.
+@Suite struct OrderSagaTests {
+    static let none = PlantedDefects()
+
+    @Test(arguments: [
+        // reserve
+        (SagaStep.reserve, SagaStepResult.notSent, nil as String?, SagaDecision.finish(.cancelled, reason: "inventory_unavailable")),
+        (.reserve, .answered(.reserved), nil, .advance(.pay, reason: nil)),
+        (.reserve, .answered(.notReserved), nil, .finish(.cancelled, reason: "reservation_released")),
+        (.reserve, .answered(.notReserved), "payment_failed", .finish(.cancelled, reason: "payment_failed")),
+        (.reserve, .refused(.rejected(code: "out_of_stock", message: "2 left")), nil, .finish(.cancelled, reason: "out_of_stock")),
+        (.reserve, .refused(.rejected(code: "bad_request", message: "")), nil, .advance(.release, reason: "inventory_rejected:bad_request")),
+        (.reserve, .refused(.unauthenticated), nil, .advance(.release, reason: "inventory_unauthenticated")),
+        (.reserve, .unknown(.deadlineExceeded), nil, .advance(.release, reason: "inventory_unavailable")),
+        (.reserve, .unknown(nil), nil, .advance(.release, reason: "inventory_unavailable")),
+        // pay
+        (.pay, .notSent, nil, .advance(.release, reason: "payment_unavailable")),
+        (.pay, .answered(.paid), nil, .finish(.confirmed, reason: nil)),
+        (.pay, .answered(.declined(reason: "insufficient_funds")), nil, .advance(.release, reason: "payment_failed")),
+        (.pay, .answered(.declined(reason: nil)), nil, .advance(.release, reason: "payment_failed")),
+        (.pay, .answered(.declined(reason: "voided")), nil, .advance(.release, reason: "payment_failed:voided")),
+        (.pay, .refused(.rejected(code: "bad_request", message: "")), nil, .advance(.refund, reason: "payment_rejected")),
+        (.pay, .unknown(.unavailable("down")), nil, .advance(.refund, reason: "payment_unavailable")),
+        // refund: compensation goes on to release, keeping the reason
+        (.refund, .answered(.completed), "payment_unavailable", .advance(.release, reason: "payment_unavailable")),
+        (.refund, .refused(.rejected(code: "x", message: "y")), nil, .halt("refund refused: rejected x: y")),
+        (.refund, .unknown(.deadlineExceeded), nil, .halt("refund still unknown: Optional(deadline exceeded)")),
+        (.refund, .notSent, nil, .halt("refund not sent")),
+        // release: the order ends cancelled with the recorded reason
+        (.release, .answered(.completed), "payment_failed", .finish(.cancelled, reason: "payment_failed")),
+        (.release, .answered(.completed), nil, .finish(.cancelled, reason: "cancelled")),
+        (.release, .refused(.unauthenticated), nil, .halt("release refused: unauthenticated")),
+        (.release, .unknown(nil), nil, .halt("release still unknown: nil")),
+    ])
+    func decides(step: SagaStep, result: SagaStepResult, reason: String?, expected: SagaDecision) {
+        #expect(OrderSaga.before(step, reason: reason, defects: Self.none) == nil)
+        #expect(OrderSaga.decide(step, result, reason: reason, defects: Self.none) == expected)
+    }
+
+    @Test func plantedDefectsChangeExactlyTheirRows() {
+        var confirm = PlantedDefects()
+        confirm.enable(.confirmDeclinedPayments)
+        #expect(OrderSaga.decide(.pay, .answered(.declined(reason: "insufficient_funds")), reason: nil, defects: confirm)
+                == .finish(.confirmed, reason: nil))
+        #expect(OrderSaga.decide(.pay, .answered(.paid), reason: nil, defects: confirm) == .finish(.confirmed, reason: nil))
+
+        var skip = PlantedDefects()
+        skip.enable(.skipStockRelease)
+        #expect(OrderSaga.before(.release, reason: "payment_failed", defects: skip) == .finish(.cancelled, reason: "payment_failed"))
+        for step in [SagaStep.reserve, .pay, .refund] { #expect(OrderSaga.before(step, reason: nil, defects: skip) == nil) }
+    }
+
+    /// Every path through the table ends: from each step, following decisions whatever the calls
+    /// answer reaches a finish or a halt, never a loop.
+    @Test func everyPathEnds() {
+        let results: [SagaStepResult] = [.notSent, .answered(.reserved), .answered(.notReserved), .answered(.paid),
+                                         .answered(.declined(reason: nil)), .answered(.completed),
+                                         .refused(.rejected(code: "out_of_stock", message: "")), .refused(.unauthenticated),
+                                         .unknown(nil)]
+        func answers(_ step: SagaStep) -> [SagaStepResult] {
+            results.filter { result in
+                guard case .answered(let answer) = result else { return true }
+                switch step {
+                case .reserve: return answer == .reserved || answer == .notReserved
+                case .pay: return answer == .paid || answer == .declined(reason: nil)
+                default: return answer == .completed
+                }
+            }
+        }
+        func walk(_ step: SagaStep, depth: Int) {
+            #expect(depth < 5, "the saga loops through \(step)")
+            guard depth < 5 else { return }
+            for result in answers(step) {
+                if case .advance(let next, _) = OrderSaga.decide(step, result, reason: nil, defects: Self.none) {
+                    walk(next, depth: depth + 1)
+                }
+            }
+        }
+        walk(.reserve, depth: 0)
+    }
+}
