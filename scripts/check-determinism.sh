@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pattern='Date\(\)|Task\.sleep|UUID\(\)|\.random\(|Task *\{|Task\.detached|DispatchQueue|Thread\b|@MainActor|ContinuousClock'
 dirs=()
-for d in Sources/ERPServices Sources/ERPStorage Sources/ERPResilience; do [[ -d $d ]] && dirs+=("$d"); done
+for d in Sources/ERPServices Sources/ERPStorage Sources/ERPResilience Sources/ERPTransport; do [[ -d $d ]] && dirs+=("$d"); done
 hits=$(grep -rnE "$pattern" "${dirs[@]}" | awk -F: '{l=$0; sub(/^[^:]*:[^:]*:/,"",l); if (l !~ /^[ \t]*\/\//) print}' || true)
 if [[ -n $hits ]]; then
   echo "determinism check failed: ambient time, randomness or threads in simulated code:" >&2

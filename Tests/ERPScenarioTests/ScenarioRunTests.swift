@@ -187,7 +187,8 @@ func library(_ name: String) throws -> Scenario {
     }
 }
 
-/// Service, storage and resilience code must take time, randomness and tasks from the runtime.
+/// Service, storage, resilience and transport code (the relay and the consumers run in simulation
+/// too) must take time, randomness and tasks from the runtime.
 @Suite struct DeterminismLintTests {
     static let banned = #"Date\(\)|Task\.sleep|UUID\(\)|\.random\(|Task *\{|Task\.detached|DispatchQueue|Thread\b|@MainActor|ContinuousClock"#
 
@@ -206,9 +207,9 @@ func library(_ name: String) throws -> Scenario {
         #expect(try Self.offences(in: "let t = Date()\n// Date() in a comment\nTask { }\nlet x = Int.random(in: 0...1)", file: "f").count == 3)
     }
 
-    @Test func servicesStorageAndResilienceUseOnlyTheRuntime() throws {
+    @Test func servicesStorageResilienceAndTransportUseOnlyTheRuntime() throws {
         var offences: [String] = []
-        for module in ["ERPServices", "ERPStorage", "ERPResilience"] {
+        for module in ["ERPServices", "ERPStorage", "ERPResilience", "ERPTransport"] {
             let dir = packageRoot + "/Sources/" + module
             guard let files = FileManager.default.enumerator(atPath: dir) else { continue }
             for case let file as String in files where file.hasSuffix(".swift") {
