@@ -62,11 +62,31 @@ let package = Package(
             "ERPCore",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
-        // Scenario model + YAML loader, workload, fault schedule, runner, checkers.
+        // Strict YAML reading shared by scenario and topology files (file:line errors, the
+        // resilience and token-bucket blocks).
+        .target(name: "ERPConfiguration", dependencies: [
+            "ERPCore", "ERPResilience",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // Scenario model + loader, the fault vocabulary and the FaultInjector interface, the one
+        // runner over a ScenarioBackend, the workload, the checkers. Knows no backend.
         .target(name: "ERPScenario", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPSimulation", "ERPReports", "ERPResilience",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience", "ERPConfiguration",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // The runner's simulation adapter: the catalogue on a SimWorld, faults on virtual time.
+        .target(name: "ERPSimulationBackend", dependencies: [
+            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPTransport", "ERPReports",
+        ]),
+        // The runner's ZeroMQ adapter: supervised `erp serve` processes, HTTP workload, faults by
+        // signals and control calls.
+        .target(name: "ERPZeroMQBackend", dependencies: [
+            "ERPCore", "ERPScenario", "ERPServices", "ERPProduction", "ERPZeroMQ", "ERPTransport", "ERPReports",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // The system libzmq, through pkg-config; the apt provider names Debian's package.
         .systemLibrary(
@@ -85,6 +105,7 @@ let package = Package(
         ]),
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices",
+            "ERPSimulationBackend", "ERPZeroMQBackend",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -95,7 +116,7 @@ let package = Package(
         ]),
         // Production mode: topology files, CURVE keys, serving one service, supervising them all.
         .target(name: "ERPProduction", dependencies: [
-            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPScenario", "ERPReports", "ERPResilience",
+            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,7 +125,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports", "ERPSimulation"]),
+        // What every test target shares: paths, the erp binary (one setting: ERP_BINARY), fixtures,
+        // a scenario run in simulation, running erp as a process.
+        .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
+        .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -119,7 +144,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
-            "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
+            "ERPCore", "ERPScenario", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
         ]),
         .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "CZeroMQ", "ERPCore", "ERPTransport"]),
     ]

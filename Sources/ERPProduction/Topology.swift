@@ -5,7 +5,7 @@
 // service-discovery option 3: `ERP_ORDER_ENDPOINT=tcp://10.0.0.5:7105`.
 import ERPCore
 import ERPResilience
-import ERPScenario
+import ERPConfiguration
 import ERPServices
 import ERPGatewayHTTP
 import Foundation
@@ -40,12 +40,8 @@ public struct Topology: Sendable {
     public var services: [ServiceName] { endpoints.map(\.service) }
 }
 
-public struct TopologyError: Error, CustomStringConvertible, Equatable {
-    public var file: String
-    public var line: Int?
-    public var message: String
-    public var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(message)" }
-}
+/// A topology file that cannot be used: `file:line: reason`, as for scenarios.
+public typealias TopologyError = ConfigurationError
 
 extension Topology {
     /// Loads a topology, applying `ERP_<SERVICE>_ENDPOINT` overrides from `environment`.
@@ -64,16 +60,10 @@ extension Topology {
     }
 
     public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(TopologyError) -> Topology {
-        func fail(_ node: Node?, _ message: String) -> TopologyError {
-            TopologyError(file: file, line: node?.mark?.line, message: message)
-        }
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else { throw fail(nil, "the file is empty") }
-            root = node
-        } catch let error as TopologyError { throw error } catch {
-            throw TopologyError(file: file, line: nil, message: "not valid YAML: \(error)")
-        }
+        // The scenario loader's reader: the same messages, limits and blocks.
+        let read = ConfigurationReader(file: file)
+        func fail(_ node: Node?, _ message: String) -> TopologyError { read.fail(node, message) }
+        let root = try read.root(of: text)
         guard case .mapping(let top) = root else { throw fail(root, "a topology is a mapping") }
         var name = "topology", data = ".erp-data", host = "127.0.0.1", port = 8080
         var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = []
@@ -97,9 +87,7 @@ extension Topology {
                         guard case .sequence(let list) = hv else { throw fail(hv, "http.apiKeys must be a list") }
                         apiKeys = list.compactMap(\.string)
                     case "rateLimit":
-                        do { httpRateLimit = try ScenarioLoader.tokenBucket(hv, file: file, what: "http.rateLimit") } catch {
-                            throw TopologyError(file: file, line: error.line, message: error.message)
-                        }
+                        httpRateLimit = try read.tokenBucket(hv, "http.rateLimit")
                     default: throw fail(hk, "unknown field '\(hk.string ?? "")' in http; expected host, port, apiKeys, rateLimit")
                     }
                 }
@@ -147,9 +135,7 @@ extension Topology {
                     endpoints.append((service, endpoint))
                 }
             case "resilience":
-                do { resilience = try ScenarioLoader.resilience(v, file: file, clientTimeout: GatewayHTTPSettings(apiKeys: []).requestTimeout) } catch {
-                    throw TopologyError(file: file, line: error.line, message: error.message)
-                }
+                resilience = try read.resilience(v, clientTimeout: GatewayHTTPSettings(apiKeys: []).requestTimeout)
             default:
                 throw fail(k, "unknown field '\(k.string ?? "")'; expected name, dataDirectory, http, security, services, resilience")
             }

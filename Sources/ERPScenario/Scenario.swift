@@ -4,7 +4,6 @@
 import ERPCore
 import ERPResilience
 import ERPServices
-import ERPSimulation
 
 /// A run's recipe: workload, network, faults and expectations. Runs unchanged whatever the seed.
 public struct Scenario: Sendable {
@@ -44,7 +43,7 @@ public struct Scenario: Sendable {
     }
 
     public struct NetworkSettings: Sendable {
-        public var link = LinkSettings(latencyMin: .milliseconds(1), latencyMax: .milliseconds(4))
+        public var link = LinkBehaviour(latencyMin: .milliseconds(1), latencyMax: .milliseconds(4))
         public init() {}
     }
 
@@ -70,32 +69,6 @@ public struct Scenario: Sendable {
         public var minConfirmed = 0
         public var minCancelled = 0
         public init() {}
-    }
-}
-
-/// A fault at a virtual time, lasting `duration` (nil: until the heal phase).
-public struct ScheduledFault: Sendable {
-    public enum Kind: Sendable {
-        case partition(NodeName, NodeName)
-        case partitionOneWay(from: NodeName, to: NodeName)
-        case isolate(NodeName)
-        /// Crash; restart after the given delay, or at heal if nil.
-        case crash(NodeName, restartAfter: Duration?)
-        case pause(NodeName)
-        case clockSkew(NodeName, Duration)
-        case link(from: NodeName, to: NodeName, LinkSettings)
-        case providerDeclineRate(Double)
-        /// swishpay takes this long to answer a charge.
-        case providerDelay(Duration)
-    }
-    public var at: Duration
-    public var duration: Duration?
-    public var kind: Kind
-    /// Line in the scenario file, for messages.
-    public var line: Int
-
-    public init(at: Duration, duration: Duration?, kind: Kind, line: Int = 0) {
-        self.at = at; self.duration = duration; self.kind = kind; self.line = line
     }
 }
 
@@ -125,32 +98,11 @@ extension Scenario {
             var f = fault
             f.at = scale(fault.at)
             f.duration = fault.duration.map(scale)
-            if case .crash(let node, let restartAfter) = fault.kind { f.kind = .crash(node, restartAfter: restartAfter.map(scale)) }
+            f.kind = fault.kind.scaled(scale)
             return f
         }
         scaled.expect.minConfirmed = Int((Double(expect.minConfirmed) * factor).rounded(.down))
         scaled.expect.minCancelled = Int((Double(expect.minCancelled) * factor).rounded(.down))
         return scaled
-    }
-}
-
-extension ScheduledFault {
-    /// One line for the run's report: when, for how long, what.
-    public var summaryText: String {
-        let what: String
-        switch kind {
-        case .partition(let a, let b): what = "partition \(a) <-> \(b)"
-        case .partitionOneWay(let from, let to): what = "partition \(from) -> \(to)"
-        case .isolate(let name): what = "isolate \(name)"
-        case .crash(let name, let restartAfter):
-            what = "crash \(name), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
-        case .pause(let name): what = "pause \(name)"
-        case .clockSkew(let name, let skew): what = "clock skew \(name) by \(skew.shortDescription)"
-        case .link(let from, let to, let settings):
-            what = "link \(from) -> \(to): latency \(settings.latencyMin.shortDescription)..\(settings.latencyMax.shortDescription), drop \(settings.dropProbability), duplicate \(settings.duplicateProbability), reorder \(settings.reorderProbability)"
-        case .providerDelay(let delay): what = "swishpay answers in \(delay.shortDescription)"
-        case .providerDeclineRate(let rate): what = "swishpay declines \(Int(rate * 100))%"
-        }
-        return "at \(at.shortDescription)\(duration.map { " for \($0.shortDescription)" } ?? ""): \(what)"
     }
 }

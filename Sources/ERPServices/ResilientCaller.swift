@@ -2,22 +2,6 @@ import ERPCore
 import ERPResilience
 import ERPTransport
 
-/// The resilience of every synchronous path, configured in one place: which policy (breaker,
-/// retries, per-attempt timeout) governs calls from one service to another. Defaults are the seed's.
-public struct ResilienceSettings: Sendable {
-    public var defaultPolicy = CallPolicySettings.seed
-    /// Per path overrides, e.g. `"order->inventory"`.
-    public var overrides: [String: CallPolicySettings] = [:]
-    /// Gateway admission: per client (user) and for the gateway as a whole. Nil: no limit.
-    public var perClientRateLimit: TokenBucketSettings?
-    public var gatewayRateLimit: TokenBucketSettings?
-    public init() {}
-
-    public func policy(from caller: ServiceName, to callee: ServiceName) -> CallPolicySettings {
-        overrides[ResilienceMetrics.path(caller, callee)] ?? defaultPolicy
-    }
-}
-
 /// Counts of what the policies did, per path, for reports and metrics. Shared by reference;
 /// written on the executor of the service that makes the calls.
 public final class ResilienceMetrics: @unchecked Sendable {
@@ -50,7 +34,7 @@ public final class ResilienceMetrics: @unchecked Sendable {
     public private(set) var rateLimited = 0
     public init() {}
 
-    static func path(_ caller: ServiceName, _ callee: ServiceName) -> String { "\(caller.rawValue)->\(callee.rawValue)" }
+    static func path(_ caller: ServiceName, _ callee: ServiceName) -> String { ResilienceSettings.pathName(caller, callee) }
 
     func record(_ path: String, _ stats: CallStatistics) {
         var counts = paths[path] ?? PathCounts()

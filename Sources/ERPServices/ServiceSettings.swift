@@ -1,6 +1,7 @@
 // ERPServices: the retail ERP's services, written against ERPTransport only. They take time,
 // randomness, ids, sleeps and new tasks from their Runtime and never know which backend runs them.
 import ERPCore
+import ERPResilience
 import ERPTransport
 
 /// A defect planted on purpose, to prove the consistency checker catches it. The one list every

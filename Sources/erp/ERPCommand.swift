@@ -4,6 +4,8 @@ import ERPProduction
 import ERPServices
 import ERPReports
 import ERPScenario
+import ERPSimulationBackend
+import ERPZeroMQBackend
 import ERPSimulation
 import ERPZeroMQ
 import Foundation
@@ -62,7 +64,7 @@ struct Run: AsyncParsableCommand {
     var outputDirectory: String?
 
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
-    var mode: String = "simulation"
+    var mode: RunMode = .simulation
 
     @Option(help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase and the expectations.",
                                valueName: "duration"))
@@ -72,9 +74,6 @@ struct Run: AsyncParsableCommand {
     var log = false
 
     func run() async throws {
-        guard mode == "simulation" || mode == "zmq" else {
-            throw failure("--mode must be 'simulation' or 'zmq', not '\(mode)'")
-        }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
         var reproduce = [CommandLine.arguments.first ?? "erp", "run", loaded.path.isEmpty ? scenario : loaded.path]
@@ -93,26 +92,31 @@ struct Run: AsyncParsableCommand {
             throw failure("\(scenario): fixtures \(fixturesPath) cannot be read: \(error)")
         }
         let seed = self.seed ?? loaded.seed
-        let out = outputDirectory ?? newReportDirectory(for: loaded.name + (mode == "zmq" ? "-zmq" : ""), seed: seed)
+        let out = outputDirectory ?? newReportDirectory(for: loaded.name + (mode == .zmq ? "-zmq" : ""), seed: seed)
         // Write into a scratch folder and move it into place at the end: no half-written report.
         let partial = out + ".partial"
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
         let summary: RunSummary
         do {
-            if mode == "zmq" {
+            try fm.createDirectory(atPath: partial, withIntermediateDirectories: true)
+            let backend: any ScenarioBackend
+            switch mode {
+            case .zmq:
                 let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-                var runner = ZeroMQScenarioRunner(scenario: loaded, scenarioPath: absolute(scenario), fixturesPath: absolute(fixturesPath),
-                                                  fixtures: fixtures, seed: seed, outputDirectory: partial, executable: executable)
-                runner.reproduce = (reproduce + ["--mode", "zmq"]).joined(separator: " ")
-                if !log { runner.log = { _ in } }
-                summary = try await runner.run()
-            } else {
-                var runner = SimulationRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial)
-                runner.logToStandardError = log
-                runner.reproduceCommand = (reproduce + ["--seed", "\(seed)"]).joined(separator: " ")
-                summary = try runner.run()
+                let zmq = ZeroMQBackend(scenario: loaded, scenarioPath: absolute(scenario), fixturesPath: absolute(fixturesPath),
+                                        outputDirectory: partial, executable: executable)
+                if !log { zmq.log = { _ in } }
+                backend = zmq
+                reproduce += ["--mode", "zmq"]
+            case .simulation:
+                backend = try SimulationBackend(scenario: loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
+                                                logToStandardError: log)
+                reproduce += ["--seed", "\(seed)"]
             }
+            let runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,
+                                        reproduce: reproduce.joined(separator: " "))
+            summary = try await runner.run(on: backend)
         } catch {
             // No half-written report: what the failed run wrote goes away with it.
             try? fm.removeItem(atPath: partial)
@@ -349,3 +353,5 @@ struct TransportBench: ParsableCommand {
         print(result)
     }
 }
+
+extension RunMode: ExpressibleByArgument {}

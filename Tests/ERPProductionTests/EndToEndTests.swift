@@ -6,12 +6,12 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import ERPTestSupport
 import Testing
 
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 /// A port nobody listens on now (the kernel picks it; we close and reuse it at once).
-func freePort() throws -> Int { try ZeroMQScenarioRunner.freeLoopbackPort() }
+func freePort() throws -> Int { try freeLoopbackPort() }
 
 /// Processes whose command line contains `needle` (read from /proc, so no tool is needed).
 func processes(matching needle: String) -> [Int32] {
@@ -40,7 +40,7 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
 /// cancelled, nobody was charged twice and stock is conserved (judged from the databases).
 @Suite(.serialized) struct EndToEndTests {
     @Test func ordersOverHTTPSurviveSIGKILLOfTheOrderService() async throws {
-        let binary = packageRoot + "/.build/debug/erp"
+        let binary = erpBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-e2e-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,6 +1,7 @@
 import ERPCore
 import ERPProduction
 import Foundation
+import ERPTestSupport
 import Testing
 
 /// Runs a command, returning its exit status and output.
@@ -34,7 +35,7 @@ enum NetworkNamespaces {
 @Suite(.serialized) struct NetworkNamespaceTests {
     @Test(.enabled(if: NetworkNamespaces.permitted, "network namespaces are not permitted here (needs root and iproute2); skipped"))
     func servicesInTwoNamespacesTalkOverAVethPair() async throws {
-        let binary = packageRoot + "/.build/debug/erp"
+        let binary = erpBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
         let tag = String(getpid() % 10_000)
         let (nsA, nsB, vethA, vethB) = ("erpA-\(tag)", "erpB-\(tag)", "veA\(tag)", "veB\(tag)")

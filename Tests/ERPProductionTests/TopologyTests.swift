@@ -2,6 +2,7 @@ import ERPCore
 import ERPProduction
 import ERPZeroMQ
 import Foundation
+import ERPTestSupport
 import Testing
 
 let sample = """

@@ -3,6 +3,7 @@ import ERPServices
 import ERPSimulation
 import ERPTransport
 import Foundation
+import ERPTestSupport
 import Testing
 
 /// Requests that are well-formed but absurd or contradictory, sent straight to the services (past

@@ -1,24 +1,13 @@
 import ERPCore
 import ERPReports
 import ERPScenario
+import ERPTestSupport
 import Foundation
 import Testing
 
-/// The package root, found from this file's path.
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
-func loadFixtures() throws -> Fixtures {
-    try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: packageRoot + "/fixtures/retail.json")))
-}
-
-func run(_ scenario: Scenario, seed: UInt64? = nil) throws -> RunSummary {
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-run-\(scenario.name)-\(UInt64.random(in: 0...UInt64.max))").path
-    defer { try? FileManager.default.removeItem(atPath: out) }
-    return try SimulationRunner(scenario: scenario, fixtures: try loadFixtures(), seed: seed ?? scenario.seed, outputDirectory: out).run()
-}
-
-func library(_ name: String) throws -> Scenario {
-    try ScenarioLoader.load(path: packageRoot + "/scenarios/" + name + ".yaml")
+/// A scenario in simulation, its report removed afterwards.
+func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
+    try await runInSimulation(scenario, seed: seed)
 }
 
 @Suite struct FixtureTests {
@@ -33,8 +22,8 @@ func library(_ name: String) throws -> Scenario {
 
 @Suite struct ScenarioLibraryTests {
     @Test(arguments: ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix"])
-    func everyLibraryScenarioHoldsItsInvariants(name: String) throws {
-        let summary = try run(try library(name))
+    func everyLibraryScenarioHoldsItsInvariants(name: String) async throws {
+        let summary = try await run(try library(name))
         #expect(summary.invariantsPass, "\(summary.violations)")
         #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
         #expect(summary.orders.pending == 0)
@@ -44,14 +33,14 @@ func library(_ name: String) throws -> Scenario {
         #expect((summary.latency["rpc inventory.reserveStock"]?.count ?? 0) >= summary.orders.accepted - summary.orders.cancelled)
     }
 
-    @Test func declinesGiveBothOutcomes() throws {
-        let summary = try run(try library("payment-declines"))
+    @Test func declinesGiveBothOutcomes() async throws {
+        let summary = try await run(try library("payment-declines"))
         #expect(summary.orders.confirmed > 0 && summary.orders.cancelled > 0)
         #expect(summary.orders.cancelReasons["payment_failed", default: 0] > 0)
     }
 
-    @Test func theOrderServiceRestartsAndFinishesItsSagas() throws {
-        let summary = try run(try library("order-crash"))
+    @Test func theOrderServiceRestartsAndFinishesItsSagas() async throws {
+        let summary = try await run(try library("order-crash"))
         #expect(summary.serviceStarts["order"] == 3)
         #expect(summary.orders.pending == 0)
         #expect(summary.invariants["every-accepted-order-terminal-after-heal"] == .pass)
@@ -62,8 +51,8 @@ func library(_ name: String) throws -> Scenario {
     /// While inventory is away the breaker opens, orders that arrive then are cancelled at once
     /// (nothing was reserved), and after heal the breaker closes.
     @Test(arguments: [11, 12, 13] as [UInt64])
-    func inventoryOutageOpensAndClosesTheBreaker(seed: UInt64) throws {
-        let summary = try run(try library("inventory-outage"), seed: seed)
+    func inventoryOutageOpensAndClosesTheBreaker(seed: UInt64) async throws {
+        let summary = try await run(try library("inventory-outage"), seed: seed)
         #expect(summary.invariantsPass, "\(summary.violations)")
         let path = try #require(summary.resilience["order->inventory"])
         #expect(path.breakerOpened >= 1)
@@ -76,8 +65,8 @@ func library(_ name: String) throws -> Scenario {
     /// The provider answers after the deadline: charges are retried with the same key, and no
     /// customer is ever charged twice (the invariants read swishpay's ledger).
     @Test(arguments: [5, 6, 7] as [UInt64])
-    func slowProviderNeverChargesTwice(seed: UInt64) throws {
-        let summary = try run(try library("slow-payment"), seed: seed)
+    func slowProviderNeverChargesTwice(seed: UInt64) async throws {
+        let summary = try await run(try library("slow-payment"), seed: seed)
         #expect(summary.invariants["confirmed-order-has-exactly-one-captured-payment"] == .pass, "\(summary.violations)")
         #expect(summary.invariants["cancelled-order-has-no-net-charge"] == .pass)
         let payments = try #require(summary.resilience["order->payment"])
@@ -85,14 +74,14 @@ func library(_ name: String) throws -> Scenario {
         #expect(payments.failedCalls > 0)
     }
 
-    @Test func theGatewayShedsBurstsAndClientsComeBackLater() throws {
+    @Test func theGatewayShedsBurstsAndClientsComeBackLater() async throws {
         var s = Scenario(name: "rate-limited")
         s.duration = .seconds(5)
         s.heal = .seconds(20)
         s.workload.ratePerSecond = 40
         s.workload.attemptCountMax = 8
         s.resilience.gatewayRateLimit = .init(capacity: 10, refillRatePerSecond: 20)
-        let summary = try run(s)
+        let summary = try await run(s)
         #expect(summary.rateLimited > 0)
         #expect(summary.invariantsPass, "\(summary.violations)")
         #expect(summary.orders.confirmed > 0)
@@ -122,10 +111,10 @@ func library(_ name: String) throws -> Scenario {
         // The catalogue counts a redelivered StockUpdated twice.
         ("skip-inbox", 0.0, 0.3, "product-availability-follows-stock"),
     ])
-    func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) throws {
-        let control = try run(scenario(nil, declineRate: declineRate, duplicate: duplicate))
+    func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) async throws {
+        let control = try await run(scenario(nil, declineRate: declineRate, duplicate: duplicate))
         #expect(control.invariantsPass, "control run failed: \(control.violations)")
-        let broken = try run(scenario(defect, declineRate: declineRate, duplicate: duplicate))
+        let broken = try await run(scenario(defect, declineRate: declineRate, duplicate: duplicate))
         #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant)")
         #expect(broken.violations.contains { $0.invariant == invariant })
     }
@@ -135,12 +124,11 @@ func library(_ name: String) throws -> Scenario {
 /// gives another. No hashing environment variable is set.
 @Suite struct CrossProcessDeterminismTests {
     func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let binary = packageRoot + "/.build/debug/erp"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: binary])
+        guard FileManager.default.isExecutableFile(atPath: erpBinary) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: erpBinary])
         }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: erpBinary)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         var environment = ProcessInfo.processInfo.environment

@@ -1,6 +1,7 @@
 import ERPCore
 import ERPReports
 import Foundation
+import ERPTestSupport
 import Testing
 
 /// `erp run --mode zmq` end to end: real processes, real sockets, HTTP workload, faults played for
@@ -10,7 +11,7 @@ import Testing
     /// It waits for the process on a thread of its own: blocking one of the two threads of the
     /// test run's shared pool for half a minute starved the other tests' calls past their deadlines.
     func run(_ scenario: String, duration: String) async throws -> (status: Int32, summary: RunSummary?, output: String, directory: String) {
-        let binary = packageRoot + "/.build/debug/erp"
+        let binary = erpBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-zmq-run-\(UInt64.random(in: 0...UInt64.max))").path
         let process = Process()

@@ -1,0 +1,219 @@
+import ERPCore
+
+/// How one directed link behaves, whichever backend carries it: the simulator's network model
+/// turns it into its `LinkSettings`, the ZeroMQ harness into each process's transport fault
+/// filter. Latency is uniform in `[latencyMin, latencyMax]`.
+public struct LinkBehaviour: Sendable, Hashable {
+    public var latencyMin: Duration
+    public var latencyMax: Duration
+    public var dropProbability: Double
+    public var duplicateProbability: Double
+    /// Probability that a message ignores the link's FIFO order.
+    public var reorderProbability: Double
+
+    public init(latencyMin: Duration = .milliseconds(1), latencyMax: Duration = .milliseconds(4), dropProbability: Double = 0,
+                duplicateProbability: Double = 0, reorderProbability: Double = 0) {
+        self.latencyMin = latencyMin; self.latencyMax = latencyMax; self.dropProbability = dropProbability
+        self.duplicateProbability = duplicateProbability; self.reorderProbability = reorderProbability
+    }
+
+    /// The same link without loss, duplication or reordering: what the heal phase runs on.
+    public var healed: LinkBehaviour { LinkBehaviour(latencyMin: latencyMin, latencyMax: latencyMax) }
+
+    public var summaryText: String {
+        "latency \(latencyMin.shortDescription)..\(latencyMax.shortDescription), drop \(dropProbability), duplicate \(duplicateProbability), reorder \(reorderProbability)"
+    }
+}
+
+/// Applies faults to a running system: one method per kind of fault, implemented by each backend
+/// (the simulator's world; the ZeroMQ harness's supervisor and control calls). A new kind of
+/// fault is one case of `ScheduledFault.Kind` plus one method here per injector.
+///
+/// Methods are called in schedule order on the runner's side and must not block: a backend that
+/// needs to talk to its processes does so in `propagate()`, which the runner awaits after each
+/// step.
+public protocol FaultInjector: AnyObject, Sendable {
+    /// Cuts (or, with `on` false, restores) both directions between `a` and `b`.
+    func partition(_ a: NodeName, _ b: NodeName, on: Bool)
+    /// Cuts (or restores) messages from `from` to `to` only.
+    func partitionOneWay(from: NodeName, to: NodeName, on: Bool)
+    /// Cuts a node off from every other node (or lets it rejoin).
+    func isolate(_ node: NodeName, on: Bool)
+    /// Kills the node's process: its tasks vanish, its uncommitted work is lost.
+    func crash(_ node: NodeName)
+    /// Starts a crashed node again from its database.
+    func restart(_ node: NodeName)
+    /// Stops scheduling the node (or lets it run again).
+    func pause(_ node: NodeName, on: Bool)
+    /// Offsets the node's clock (`.zero` takes the skew away).
+    func clockSkew(_ node: NodeName, by skew: Duration)
+    /// Overrides the directed link (nil: back to the base network).
+    func link(from: NodeName, to: NodeName, _ behaviour: LinkBehaviour?)
+    /// swishpay declines new charges with this probability (nil: the scenario's own rate).
+    func providerDeclineRate(_ rate: Double?)
+    /// swishpay takes this long to answer a charge (nil: the scenario's own time).
+    func providerDelay(_ delay: Duration?)
+    /// The end of the chaos phase: every fault off, the base network without loss, crashed
+    /// nodes restarted, paused ones resumed.
+    func heal()
+    /// Makes what the calls above decided take effect where that needs I/O. Awaited by the runner
+    /// after each step; a no-op where the calls act at once (the simulator).
+    func propagate() async
+}
+
+extension FaultInjector {
+    public func propagate() async {}
+}
+
+/// A fault at a time of the chaos phase, lasting `duration` (nil: until the heal phase).
+public struct ScheduledFault: Sendable, Hashable {
+    /// Every kind of fault a scenario can schedule. What each means on a backend is that
+    /// backend's `FaultInjector` method; `begin`, `end`, `summaryText` and the loader's table are
+    /// the only places that know the cases.
+    public enum Kind: Sendable, Hashable {
+        case partition(NodeName, NodeName)
+        case partitionOneWay(from: NodeName, to: NodeName)
+        case isolate(NodeName)
+        /// Crash; restart after the given delay, or at heal if nil.
+        case crash(NodeName, restartAfter: Duration?)
+        case pause(NodeName)
+        case clockSkew(NodeName, Duration)
+        case link(from: NodeName, to: NodeName, LinkBehaviour)
+        case providerDeclineRate(Double)
+        /// swishpay takes this long to answer a charge.
+        case providerDelay(Duration)
+    }
+    public var at: Duration
+    public var duration: Duration?
+    public var kind: Kind
+    /// Line in the scenario file, for messages.
+    public var line: Int
+
+    public init(at: Duration, duration: Duration?, kind: Kind, line: Int = 0) {
+        self.at = at; self.duration = duration; self.kind = kind; self.line = line
+    }
+}
+
+extension ScheduledFault.Kind {
+    /// Applies the fault.
+    public func begin(on injector: any FaultInjector) {
+        switch self {
+        case .partition(let a, let b): injector.partition(a, b, on: true)
+        case .partitionOneWay(let from, let to): injector.partitionOneWay(from: from, to: to, on: true)
+        case .isolate(let node): injector.isolate(node, on: true)
+        case .crash(let node, _): injector.crash(node)
+        case .pause(let node): injector.pause(node, on: true)
+        case .clockSkew(let node, let skew): injector.clockSkew(node, by: skew)
+        case .link(let from, let to, let behaviour): injector.link(from: from, to: to, behaviour)
+        case .providerDeclineRate(let rate): injector.providerDeclineRate(rate)
+        case .providerDelay(let delay): injector.providerDelay(delay)
+        }
+    }
+
+    /// Takes the fault away when its `for` is over (a crash ends by its restart instead).
+    public func end(on injector: any FaultInjector) {
+        switch self {
+        case .partition(let a, let b): injector.partition(a, b, on: false)
+        case .partitionOneWay(let from, let to): injector.partitionOneWay(from: from, to: to, on: false)
+        case .isolate(let node): injector.isolate(node, on: false)
+        case .crash: break
+        case .pause(let node): injector.pause(node, on: false)
+        case .clockSkew(let node, _): injector.clockSkew(node, by: .zero)
+        case .link(let from, let to, _): injector.link(from: from, to: to, nil)
+        case .providerDeclineRate: injector.providerDeclineRate(nil)
+        case .providerDelay: injector.providerDelay(nil)
+        }
+    }
+
+    /// Whether the fault has an end before heal (a crash is over when its node restarts).
+    var ends: Bool {
+        if case .crash = self { return false }
+        return true
+    }
+
+    /// The node a crash takes down and when it comes back, if this is a crash with a restart time.
+    var restart: (node: NodeName, after: Duration)? {
+        if case .crash(let node, let after?) = self { return (node, after) }
+        return nil
+    }
+
+    /// The same fault with its own durations scaled (a crash's restart delay).
+    func scaled(_ scale: (Duration) -> Duration) -> Self {
+        if case .crash(let node, let restartAfter) = self { return .crash(node, restartAfter: restartAfter.map(scale)) }
+        return self
+    }
+
+    /// What the fault does, for reports.
+    public var summaryText: String {
+        switch self {
+        case .partition(let a, let b): "partition \(a) <-> \(b)"
+        case .partitionOneWay(let from, let to): "partition \(from) -> \(to)"
+        case .isolate(let name): "isolate \(name)"
+        case .crash(let name, let restartAfter):
+            "crash \(name), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+        case .pause(let name): "pause \(name)"
+        case .clockSkew(let name, let skew): "clock skew \(name) by \(skew.shortDescription)"
+        case .link(let from, let to, let behaviour): "link \(from) -> \(to): \(behaviour.summaryText)"
+        case .providerDelay(let delay): "swishpay answers in \(delay.shortDescription)"
+        case .providerDeclineRate(let rate): "swishpay declines \(Int(rate * 100))%"
+        }
+    }
+}
+
+extension ScheduledFault {
+    /// One line for the run's report: when, for how long, what.
+    public var summaryText: String {
+        "at \(at.shortDescription)\(duration.map { " for \($0.shortDescription)" } ?? ""): \(kind.summaryText)"
+    }
+}
+
+/// One moment of a run's fault schedule.
+public struct FaultStep: Sendable, Hashable {
+    public enum Action: Sendable, Hashable {
+        case begin(ScheduledFault)
+        case end(ScheduledFault)
+        case restart(NodeName)
+    }
+    /// From the start of the chaos phase.
+    public var at: Duration
+    public var action: Action
+
+    /// Plays the step through `injector`.
+    public func apply(to injector: any FaultInjector) {
+        switch action {
+        case .begin(let fault): fault.kind.begin(on: injector)
+        case .end(let fault): fault.kind.end(on: injector)
+        case .restart(let node): injector.restart(node)
+        }
+    }
+
+    /// For the run's log.
+    public var summaryText: String {
+        switch action {
+        case .begin(let fault): "fault \(fault.summaryText)"
+        case .end(let fault): "fault over: \(fault.summaryText)"
+        case .restart(let node): "restart \(node)"
+        }
+    }
+}
+
+extension Scenario {
+    /// The fault schedule as steps in order of time (ties in file order; a fault's own steps as
+    /// begin, end, restart). An end past the chaos phase happens when it ends, before the heal;
+    /// a restart past it is the heal's.
+    ///
+    /// The simulator puts these on its timeline before the run starts, so their order at equal
+    /// times is part of the trace: changing it changes every trace hash.
+    public var faultTimeline: [FaultStep] {
+        var steps: [FaultStep] = []
+        for fault in faults where fault.at < duration {
+            steps.append(FaultStep(at: fault.at, action: .begin(fault)))
+            if fault.kind.ends, let length = fault.duration { steps.append(FaultStep(at: min(fault.at + length, duration), action: .end(fault))) }
+            if let restart = fault.kind.restart, fault.at + restart.after <= duration {
+                steps.append(FaultStep(at: fault.at + restart.after, action: .restart(restart.node)))
+            }
+        }
+        // Stable: equal times keep the order above.
+        return steps.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+    }
+}

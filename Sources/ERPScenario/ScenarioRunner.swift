@@ -1,0 +1,134 @@
+import ERPCore
+import ERPReports
+import ERPServices
+import Foundation
+
+/// The backends a scenario runs on.
+public enum RunMode: String, CaseIterable, Sendable {
+    /// Every service in one process on the deterministic simulator: virtual time, seeded
+    /// randomness; the same seed gives the same trace.
+    case simulation
+    /// Every service its own process over ZeroMQ, real time, the workload as real HTTP.
+    case zmq
+}
+
+/// What the runner needs from a backend. The runner plays the same phases on each:
+/// services up → workload → chaos phase (the fault timeline through the backend's
+/// `FaultInjector`) → heal → heal phase → judge from the databases. Two adapters implement it:
+/// `SimulationBackend` (ERPSimulationBackend) and `ZeroMQBackend` (ERPZeroMQBackend).
+public protocol ScenarioBackend: AnyObject {
+    var mode: RunMode { get }
+    /// Where the backend's faults land.
+    var injector: any FaultInjector { get }
+    /// Starts `services` (dependencies first) and returns once they serve.
+    func startServices(_ services: [ServiceName]) async throws
+    /// Starts the open-loop workload; it offers orders for `chaos` from now.
+    func startWorkload(_ workload: Scenario.OrderWorkload, fixtures: Fixtures, seed: UInt64, chaos: Duration) async throws
+    /// The chaos phase: each step of `timeline` at its time through `injector` (awaiting
+    /// `propagate()` after each), then `injector.heal()` at its end.
+    func runChaosPhase(_ timeline: [FaultStep], chaos: Duration) async
+    /// The heal phase: no new orders, every flow has `heal` to finish. Returns how long it lasted.
+    func runHealPhase(_ heal: Duration) async -> Duration
+    /// Stops everything and hands over what the run left: the client's history, where the
+    /// databases are, and the backend's own figures.
+    func finish() async throws -> BackendOutcome
+}
+
+/// What a backend hands the runner at the end of a run.
+public struct BackendOutcome: Sendable {
+    public var history: [ClientRecord]
+    /// The services' databases, closed, for the checker.
+    public var databaseDirectory: String
+    /// Incarnations per service.
+    public var serviceStarts: [String: Int] = [:]
+    /// Unfinished sagas that restarted order services found and drove on.
+    public var recoveredSagas = 0
+    /// Simulation only: SHA-256 of the trace and its line count.
+    public var traceHash: String?
+    public var traceLines = 0
+    /// Figures only this backend has (network counters, per-path resilience, per-method latency).
+    public var fill: @Sendable (inout RunSummary) -> Void = { _ in }
+
+    public init(history: [ClientRecord], databaseDirectory: String) {
+        self.history = history
+        self.databaseDirectory = databaseDirectory
+    }
+}
+
+/// Runs a scenario on a backend and writes its report: the one runner of every mode.
+public struct ScenarioRunner: Sendable {
+    public var scenario: Scenario
+    public var fixtures: Fixtures
+    public var seed: UInt64
+    /// Where summary.json and summary.md go (the backend writes the rest beside them).
+    public var outputDirectory: String
+    /// The command the report gives to run this again.
+    public var reproduce: String
+
+    public init(scenario: Scenario, fixtures: Fixtures, seed: UInt64, outputDirectory: String, reproduce: String) {
+        self.scenario = scenario
+        self.fixtures = fixtures
+        self.seed = seed
+        self.outputDirectory = outputDirectory
+        self.reproduce = reproduce
+    }
+
+    public func run(on backend: any ScenarioBackend) async throws -> RunSummary {
+        let wallStart = ContinuousClock.now
+        try await backend.startServices(ServiceCatalog.startOrder)
+        try await backend.startWorkload(scenario.workload, fixtures: fixtures, seed: seed, chaos: scenario.duration)
+        await backend.runChaosPhase(scenario.faultTimeline, chaos: scenario.duration)
+        let heal = await backend.runHealPhase(scenario.heal)
+        let outcome = try await backend.finish()
+
+        var summary = RunSummary(scenario: scenario.name, seed: seed, mode: backend.mode.rawValue, reproduce: reproduce,
+                                 chaos: scenario.duration, heal: heal)
+        summary.traceHash = outcome.traceHash
+        summary.traceLines = outcome.traceLines
+        summary.faults = scenario.faults.map(\.summaryText)
+        summary.defects = scenario.defects.enabledNames
+        summary.recoveredSagas = outcome.recoveredSagas
+        for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
+        outcome.fill(&summary)
+        try Self.judge(into: &summary, scenario: scenario, history: outcome.history, databaseDirectory: outcome.databaseDirectory)
+        summary.wallSeconds = ((ContinuousClock.now - wallStart).seconds * 1000).rounded() / 1000
+        try Self.write(summary, to: outputDirectory)
+        return summary
+    }
+
+    /// What every run ends with, whatever the backend: order latency from the client's history,
+    /// the invariants judged from the databases, the scenario's expectations.
+    public static func judge(into summary: inout RunSummary, scenario: Scenario, history records: [ClientRecord],
+                             databaseDirectory: String) throws {
+        let history = records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+        var placement = LatencyRecorder()
+        for record in history {
+            if let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled {
+                placement.record(done - record.scheduledAt)
+            }
+        }
+        summary.latency["orderPlacement"] = placement.summary
+        try ConsistencyChecker(databaseDirectory: databaseDirectory, history: history).check(into: &summary)
+        if summary.orders.confirmed < scenario.expect.minConfirmed {
+            summary.expectationFailures.append("at least \(scenario.expect.minConfirmed) confirmed orders, got \(summary.orders.confirmed)")
+        }
+        if summary.orders.cancelled < scenario.expect.minCancelled {
+            summary.expectationFailures.append("at least \(scenario.expect.minCancelled) cancelled orders, got \(summary.orders.cancelled)")
+        }
+    }
+
+    /// Writes summary.json and summary.md into `directory`.
+    public static func write(_ summary: RunSummary, to directory: String) throws {
+        try summary.json().write(to: URL(fileURLWithPath: directory + "/summary.json"))
+        try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: directory + "/summary.md"))
+    }
+}
+
+extension RunSummary.PathResilience {
+    /// A call path's figures as the report shows them.
+    public init(_ counts: ResilienceMetrics.PathCounts) {
+        self.init(calls: counts.calls, attempts: counts.attempts, retries: counts.retries, failedCalls: counts.failedCalls,
+                  breakerRejections: counts.breakerRejections, breakerOpened: counts.opened, breakerHalfOpened: counts.halfOpened,
+                  breakerClosed: counts.closed, breakerState: counts.lastState)
+    }
+}

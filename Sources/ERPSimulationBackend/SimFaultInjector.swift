@@ -1,0 +1,74 @@
+import ERPCore
+import ERPScenario
+import ERPServices
+import ERPSimulation
+
+/// Faults on a simulated world: each acts at once, at the virtual time its timer fires, and is a
+/// line of the trace. Twin of the ZeroMQ harness's `ZeroMQFaultInjector`, which turns the same
+/// calls into signals and control calls to real processes.
+final class SimFaultInjector: FaultInjector, @unchecked Sendable {
+    // @unchecked Sendable: called only from the world's timers, on the world's thread.
+    let world: SimWorld
+    let provider: ProviderKnobs
+    let baseline: Scenario.PaymentSettings
+
+    init(world: SimWorld, provider: ProviderKnobs, baseline: Scenario.PaymentSettings) {
+        self.world = world
+        self.provider = provider
+        self.baseline = baseline
+    }
+
+    func partition(_ a: NodeName, _ b: NodeName, on: Bool) {
+        if on { world.partition(a, b) } else { world.healPartition(a, b) }
+    }
+
+    func partitionOneWay(from: NodeName, to: NodeName, on: Bool) {
+        if on { world.partitionOneWay(from: from, to: to) } else { world.healPartitionOneWay(from: from, to: to) }
+    }
+
+    func isolate(_ node: NodeName, on: Bool) {
+        if on { world.isolate(node) } else { world.rejoin(node) }
+    }
+
+    func crash(_ node: NodeName) { world.crash(node) }
+    func restart(_ node: NodeName) { world.restart(node) }
+
+    func pause(_ node: NodeName, on: Bool) {
+        if on { world.pause(node) } else { world.resume(node) }
+    }
+
+    func clockSkew(_ node: NodeName, by skew: Duration) { world.setClockSkew(node, skew) }
+
+    func link(from: NodeName, to: NodeName, _ behaviour: LinkBehaviour?) {
+        world.setLink(from: from, to: to, behaviour.map(LinkSettings.init))
+    }
+
+    func providerDeclineRate(_ rate: Double?) {
+        if let rate {
+            world.record("fault swishpay decline rate \(rate)")
+            provider.declineRate = rate
+        } else {
+            world.record("fault swishpay decline rate back to \(baseline.declineRate)")
+            provider.declineRate = baseline.declineRate
+        }
+    }
+
+    func providerDelay(_ delay: Duration?) {
+        if let delay {
+            world.record("fault swishpay answers in \(delay.shortDescription)")
+            provider.processingTime = delay
+        } else {
+            world.record("fault swishpay answers in \(baseline.processingTime.shortDescription) again")
+            provider.processingTime = baseline.processingTime
+        }
+    }
+
+    func heal() {
+        world.record("heal phase begins")
+        provider.declineRate = baseline.declineRate
+        provider.processingTime = baseline.processingTime
+        for node in world.allNodes where node.clockSkew != .zero { world.setClockSkew(node.name, .zero) }
+        world.resetLinkOverrides()
+        world.heal()
+    }
+}

@@ -1,0 +1,144 @@
+// ERPSimulationBackend: the scenario runner's simulation adapter. It puts every service of the
+// catalogue on one SimWorld, drives the workload from a client node, schedules the fault timeline
+// on virtual time through `SimFaultInjector`, and hands the runner the trace hash and the world's
+// counters. Twin of ERPZeroMQBackend's `ZeroMQBackend`.
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPServices
+import ERPSimulation
+import ERPTransport
+import Foundation
+
+/// A scenario on the deterministic simulator. Virtual time: a phase takes as long as the CPU
+/// needs, and the same seed gives the same trace in any process. The world runs on a thread of
+/// its own for each phase, never on the cooperative pool, so asynchronous work beside it (tests
+/// running in parallel) is not starved while it computes.
+public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
+    // @unchecked Sendable: the runner calls one phase at a time; the world is touched by one
+    // thread at a time (the phase's).
+    public let mode = RunMode.simulation
+    public let world: SimWorld
+    let scenario: Scenario
+    let trace: SimTrace
+    let databaseDirectory: String
+    let settings: ServiceSettings
+    let recovered = RecoveryCount()
+    private let simInjector: SimFaultInjector
+    public var injector: any FaultInjector { simInjector }
+    private var client: OrderWorkloadClient?
+    private var clientNode: SimNode?
+    private var warmUp: Duration = .zero
+
+    /// A world for `scenario` at `seed`, writing trace.log and the databases (db/) into
+    /// `outputDirectory`.
+    public init(scenario: Scenario, seed: UInt64, fixtures: Fixtures, outputDirectory: String, logToStandardError: Bool = false) throws {
+        self.scenario = scenario
+        databaseDirectory = outputDirectory + "/db"
+        try FileManager.default.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
+        trace = try SimTrace(writingTo: outputDirectory + "/trace.log")
+        trace.observer = { [recovered] line in
+            // "order recovering 37 sagas": what each restart found unfinished and drove on.
+            if let n = OrderService.recoveredSagaCount(in: line) { recovered.sagas += n }
+        }
+        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace)
+        world.logToStandardError = logToStandardError
+        world.network.defaultLink = LinkSettings(scenario.network.link)
+        world.record("scenario \(scenario.name) seed \(seed)")
+        settings = scenario.serviceSettings(fixtures: fixtures)
+        simInjector = SimFaultInjector(world: world, provider: settings.provider, baseline: scenario.payment)
+    }
+
+    public func startServices(_ services: [ServiceName]) async throws {
+        let routes = ServiceCatalog.routes(for: services)
+        for service in services {
+            world.addNode(NodeName(service), serving: service) { [settings] runtime in
+                try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
+            }
+        }
+        clientNode = world.addNode("client")
+        // Start in dependency order, a moment apart, before any order arrives.
+        for (i, service) in services.enumerated() {
+            world.schedule(after: .milliseconds(Int64(i))) { [world] in world.node(serving: service)!.start() }
+        }
+        warmUp = .milliseconds(Int64(services.count) + 10)
+        await onWorldThread { [world, warmUp] in world.run(until: warmUp) }
+    }
+
+    public func startWorkload(_ workload: Scenario.OrderWorkload, fixtures: Fixtures, seed: UInt64, chaos: Duration) async throws {
+        guard let clientNode else { preconditionFailure("services start before the workload") }
+        clientNode.start()
+        let runtime = clientNode.runtime!
+        let client = OrderWorkloadClient(runtime: runtime, api: TransportOrderAPI(transport: runtime.transport),
+                                         workload: workload, fixtures: fixtures, until: world.now + chaos)
+        client.start()
+        self.client = client
+    }
+
+    public func runChaosPhase(_ timeline: [FaultStep], chaos: Duration) async {
+        // The whole schedule goes on the world's timeline before the phase runs: faults happen at
+        // their virtual times, between the services' own events, in the same order in every run.
+        for step in timeline {
+            world.schedule(at: warmUp + step.at) { [simInjector] in step.apply(to: simInjector) }
+        }
+        let chaosEnd = warmUp + chaos
+        world.schedule(at: chaosEnd) { [simInjector] in simInjector.heal() }
+        await onWorldThread { [world] in world.run(until: chaosEnd) }
+    }
+
+    public func runHealPhase(_ heal: Duration) async -> Duration {
+        let end = world.elapsed + heal
+        await onWorldThread { [world] in
+            world.run(until: end)
+            world.record("run ends")
+        }
+        return heal
+    }
+
+    public func finish() async throws -> BackendOutcome {
+        let stats = world.stats
+        let starts = world.allNodes.filter { $0.service != nil }.map { ($0.name.rawValue, $0.startCount) }
+        world.stopAll()
+        var outcome = BackendOutcome(history: client?.records ?? [], databaseDirectory: databaseDirectory)
+        outcome.traceHash = trace.finish()
+        outcome.traceLines = trace.lineCount
+        outcome.recoveredSagas = recovered.sagas
+        for (name, count) in starts { outcome.serviceStarts[name] = count }
+        let metrics = settings.resilienceMetrics
+        let latency = world.callMetrics?.latencySummaries() ?? [:]
+        outcome.fill = { summary in
+            for (path, counts) in metrics.paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
+            for (method, summaryOfMethod) in latency { summary.latency["rpc " + method] = summaryOfMethod }
+            summary.rateLimited = metrics.rateLimited
+            summary.network.sent = stats.messagesSent
+            summary.network.delivered = stats.messagesDelivered
+            summary.network.dropped = stats.messagesDropped
+            summary.network.duplicated = stats.messagesDuplicated
+        }
+        return outcome
+    }
+
+    /// Runs `body` on a thread of its own and waits for it: a world computes for seconds at a
+    /// time, which must not hold one of the cooperative pool's few threads.
+    private func onWorldThread(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread {
+                body()
+                done.resume()
+            }
+            thread.name = "sim-world"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    final class RecoveryCount: @unchecked Sendable { var sagas = 0 }
+}
+
+extension LinkSettings {
+    /// The simulator's form of a scenario's link behaviour.
+    init(_ behaviour: LinkBehaviour) {
+        self.init(latencyMin: behaviour.latencyMin, latencyMax: behaviour.latencyMax, dropProbability: behaviour.dropProbability,
+                  duplicateProbability: behaviour.duplicateProbability, reorderProbability: behaviour.reorderProbability)
+    }
+}

@@ -1,0 +1,320 @@
+// ERPZeroMQBackend: the scenario runner's adapter for real processes. It writes a topology of its
+// own, runs every service as an `erp serve` child under a supervisor, sends the workload as HTTP,
+// plays the fault timeline on the wall clock through `ZeroMQFaultInjector`, and gathers each
+// process's figures. Twin of ERPSimulationBackend's `SimulationBackend`.
+import ERPCore
+import ERPProduction
+import ERPReports
+import ERPScenario
+import ERPServices
+import ERPTransport
+import ERPZeroMQ
+import Foundation
+import Logging
+
+/// A scenario on real processes and real sockets (`erp run --mode zmq`).
+///
+/// The topology is its own: an `ipc://` endpoint per service in a scratch folder, a free loopback
+/// port for HTTP, fresh CURVE keys for the services and for the runner. Every service runs as
+/// `erp serve … --fault-control --exit-with-parent`. Crash → SIGKILL, kept down until its restart;
+/// pause → SIGSTOP/SIGCONT; partitions, isolation, link faults, clock skew and provider faults →
+/// the `ApplyFaults` control method. At the end the services are stopped with SIGTERM and the
+/// runner judges their databases. Real time is not reproducible: there is no trace hash, and the
+/// seed decides only the workload's orders.
+public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
+    // @unchecked Sendable: the runner calls one phase at a time; what the phases share with
+    // concurrent tasks (plan, reports, journal) locks itself.
+    public let mode = RunMode.zmq
+    let scenario: Scenario
+    /// The scenario file, which each child reads for its settings (defects, provider, resilience).
+    let scenarioPath: String
+    let fixturesPath: String
+    let outputDirectory: String
+    /// The erp binary the children run.
+    let executable: String
+    /// The heal phase never lasts less than this: real processes need real time to finish flows
+    /// (saga retries, event redelivery backoff) however short the scenario was scaled.
+    public var healMinimum: Duration = .seconds(8)
+    /// How long the services get to come up and answer.
+    public var startTimeout: Duration = .seconds(60)
+    public var log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    static let runnerNode = NodeName("runner")
+
+    private var running: Running?
+    private var client: OrderWorkloadClient?
+    private var poller: Task<Void, Never>?
+
+    /// What a started run holds.
+    private struct Running {
+        var services: [ServiceName]
+        var scratch: String
+        var databaseDirectory: String
+        var logDirectory: String
+        var httpPort: Int
+        var apiKey: String
+        var metricsPorts: [ServiceName: Int]
+        var journal: Journal
+        var supervisor: Supervisor
+        var context: ZMQContext
+        var authenticator: ZAPAuthenticator
+        var executor: SerialTaskExecutor
+        var clock: SystemClock
+        var transport: ZeroMQTransport
+        var http: LoopbackHTTPClient
+        var interrupts: TerminationSignals
+        var control: Control
+        var injector: ZeroMQFaultInjector
+        var reports = ReportBook()
+    }
+
+    public init(scenario: Scenario, scenarioPath: String, fixturesPath: String, outputDirectory: String, executable: String) {
+        self.scenario = scenario
+        self.scenarioPath = scenarioPath
+        self.fixturesPath = fixturesPath
+        self.outputDirectory = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
+        self.executable = executable
+    }
+
+    public var injector: any FaultInjector {
+        guard let running else { preconditionFailure("services start before faults") }
+        return running.injector
+    }
+
+    // MARK: Phases
+
+    public func startServices(_ services: [ServiceName]) async throws {
+        let wallStart = ContinuousClock.now
+        let fm = FileManager.default
+        let out = outputDirectory
+        let databaseDirectory = out + "/db", logDirectory = out + "/logs"
+        try fm.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let scratch = try Self.makeScratchDirectory()
+
+        // A topology of our own: ipc endpoints, a free HTTP port, fresh keys (the runner's too).
+        let keys = KeyStore(directory: scratch + "/keys")
+        try keys.generate(named: services.map(\.rawValue) + [Self.runnerNode.rawValue])
+        let httpPort = try freeLoopbackPort()
+        let apiKey = "run-\(UInt64.random(in: 0...UInt64.max))"
+        var yaml = """
+            name: \(scenario.name)-zmq
+            dataDirectory: \(databaseDirectory)
+            http: {host: 127.0.0.1, port: \(httpPort), apiKeys: [\(apiKey)]}
+            security: {curveKeys: \(scratch)/keys, clients: [\(Self.runnerNode)]}
+            services:
+
+            """
+        var metricsPorts: [ServiceName: Int] = [:]
+        for service in services {
+            if service == .gateway {
+                yaml += "  \(service): ipc://\(scratch)/\(service).sock\n"
+            } else {
+                let port = try freeLoopbackPort()
+                metricsPorts[service] = port
+                yaml += "  \(service): {endpoint: ipc://\(scratch)/\(service).sock, metrics: 127.0.0.1:\(port)}\n"
+            }
+        }
+        let topologyPath = scratch + "/topology.yaml"
+        try yaml.write(toFile: topologyPath, atomically: true, encoding: .utf8)
+        try yaml.write(toFile: out + "/topology.yaml", atomically: true, encoding: .utf8)
+        let topology: Topology
+        do { topology = try Topology.load(path: topologyPath) } catch { throw RunnerError("the generated topology is invalid: \(error)") }
+
+        let journal = Journal(start: wallStart, path: out + "/runner.log", echo: log)
+        let supervisor = Supervisor(children: services.map { service in
+            Supervisor.Child(name: service.rawValue, executable: executable,
+                             arguments: ["serve", service.rawValue, "--topology", topologyPath, "--fixtures", fixturesPath,
+                                         "--scenario", scenarioPath, "--fault-control", "--exit-with-parent"],
+                             logPath: logDirectory + "/\(service).log")
+        })
+        supervisor.log = { journal.note($0) }
+        // Scripted crashes are the only restarts that should happen; a child that dies on its own
+        // is still restarted, as in production, and shows in serviceStarts.
+        supervisor.restartCountMax = 20
+
+        // The runner's own node: the workload's runtime and the control calls.
+        let context = try ZMQContext()
+        let book = AddressBook()
+        for (service, endpoint) in topology.endpoints {
+            book.set(NodeName(service), .init(endpoint: endpoint, curvePublicKey: try keys.publicKey(of: service)))
+            book.set(service, servedBy: NodeName(service))
+        }
+        let authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: []) { _ in }
+        let executor = SerialTaskExecutor(name: "runner")
+        let clock = SystemClock()
+        var transportLogger = Logger(label: "runner.transport")
+        transportLogger.logLevel = .error
+        let transport = ZeroMQTransport(node: Self.runnerNode, endpoint: "ipc://\(scratch)/runner.sock", addressBook: book,
+                                        context: context, security: .curve(try keys.keyPair(named: Self.runnerNode.rawValue)),
+                                        executor: executor, clock: clock, logger: transportLogger)
+        let http = LoopbackHTTPClient(host: "127.0.0.1", port: httpPort)
+        // Ctrl-C or SIGTERM: stop the services, drop the unfinished report, exit 130.
+        let interrupts = TerminationSignals {
+            journal.note("interrupted: stopping every service")
+            supervisor.stop()
+            try? FileManager.default.removeItem(atPath: out)
+            try? FileManager.default.removeItem(atPath: scratch)
+            exit(130)
+        }
+        let skews = scenario.faults.compactMap { fault -> Duration? in
+            if case .clockSkew(_, let by) = fault.kind { return by < .zero ? .zero - by : by }
+            return nil
+        }
+        let control = Control(transport: transport, clock: clock, journal: journal, skewAllowance: skews.max() ?? .zero)
+        let plan = FaultPlan(scenario: scenario, exempt: [Self.runnerNode.rawValue])
+        let injector = ZeroMQFaultInjector(plan: plan, supervisor: supervisor, control: control, services: services,
+                                           startTimeout: startTimeout)
+        running = Running(services: services, scratch: scratch, databaseDirectory: databaseDirectory, logDirectory: logDirectory,
+                          httpPort: httpPort, apiKey: apiKey, metricsPorts: metricsPorts, journal: journal, supervisor: supervisor,
+                          context: context, authenticator: authenticator, executor: executor, clock: clock, transport: transport,
+                          http: http, interrupts: interrupts, control: control, injector: injector)
+        do {
+            try await transport.start()
+            try supervisor.start()
+            journal.note("services starting; gateway http://127.0.0.1:\(httpPort)")
+            try await waitUntilReady(services, control: control, http: http)
+            journal.note("every service answers")
+            await control.push(plan, to: services)
+        } catch {
+            journal.note("run failed: \(error)")
+            await tearDown()
+            throw error
+        }
+    }
+
+    public func startWorkload(_ workload: Scenario.OrderWorkload, fixtures: Fixtures, seed: UInt64, chaos: Duration) async throws {
+        guard let running else { preconditionFailure("services start before the workload") }
+        let runtime = ZeroMQRuntime(node: Self.runnerNode, transport: running.transport, executor: running.executor,
+                                    dataDirectory: running.scratch, clock: running.clock, random: SeededRandomSource(seed: seed))
+        let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
+                                         workload: workload, fixtures: fixtures, until: running.clock.now + chaos)
+        await running.executor.run { client.start() }
+        self.client = client
+        let reports = running.reports, services = running.services, control = running.control, plan = running.injector.plan
+        poller = Task { await reports.poll(services, control: control, faults: plan, every: .seconds(1)) }
+    }
+
+    public func runChaosPhase(_ timeline: [FaultStep], chaos: Duration) async {
+        guard let running else { preconditionFailure("services start before faults") }
+        let chaosStart = ContinuousClock.now
+        for step in timeline where step.at < chaos {
+            try? await Task.sleep(until: chaosStart + step.at)
+            running.journal.note(step.summaryText)
+            step.apply(to: running.injector)
+            await running.injector.propagate()
+        }
+        try? await Task.sleep(until: chaosStart + chaos)
+        await running.injector.awaitRestarts()
+        running.injector.heal()
+        await running.injector.propagate()
+        await running.injector.awaitRestarts()
+    }
+
+    public func runHealPhase(_ heal: Duration) async -> Duration {
+        guard let running, let client else { preconditionFailure("the workload starts before the heal phase") }
+        // No new orders; flows finish. It lasts its time, and longer (up to as long again) while
+        // the client still waits for an order's outcome.
+        let healPhase = max(heal, healMinimum)
+        let healStart = ContinuousClock.now
+        try? await Task.sleep(until: healStart + healPhase)
+        while !(await running.executor.run { client.isDone }) && ContinuousClock.now < healStart + healPhase * 2 {
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        running.journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
+        poller?.cancel()
+        // The last word of every process: on a loaded machine the periodic polls may all have
+        // missed one, so this one waits longer and asks again.
+        let silent = await running.reports.collect(running.services, control: running.control, faults: running.injector.plan,
+                                                   timeout: .seconds(3), attempts: 3)
+        if !silent.isEmpty {
+            running.journal.note("no final report from \(silent.map(\.rawValue).joined(separator: ", ")): their figures are missing from the summary")
+        }
+        await saveMetrics(running)
+        return healPhase
+    }
+
+    public func finish() async throws -> BackendOutcome {
+        guard let running, let client else { preconditionFailure("a run finishes after it started") }
+        let history = await running.executor.run { client.records }
+        let starts = running.supervisor.startCount
+        await tearDown()
+        running.journal.note("services stopped")
+        var outcome = BackendOutcome(history: history, databaseDirectory: running.databaseDirectory)
+        for service in running.services { outcome.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
+        outcome.recoveredSagas = Self.recoveredSagas(inLog: running.logDirectory + "/order.log")
+        let reports = running.reports
+        outcome.fill = { reports.fill(&$0) }
+        return outcome
+    }
+
+    // MARK: Steps
+
+    private func tearDown() async {
+        guard let running else { return }
+        poller?.cancel()
+        running.interrupts.cancel()
+        running.supervisor.stop()
+        await running.http.shutdown()
+        await running.transport.stop()
+        running.executor.shutdown()
+        await running.authenticator.stop()
+        running.context.terminate()
+        try? FileManager.default.removeItem(atPath: running.scratch)
+    }
+
+    private func waitUntilReady(_ services: [ServiceName], control: Control, http: LoopbackHTTPClient) async throws {
+        let end = ContinuousClock.now + startTimeout
+        for service in services {
+            while (try? await control.report(service)) == nil {
+                guard ContinuousClock.now < end else {
+                    throw RunnerError("\(service) did not answer within \(startTimeout.shortDescription); see \(outputDirectory)/logs/\(service).log")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        while true {
+            if (try? await http.send(.GET, "/health", timeout: .seconds(1)))?.status == 200 { return }
+            guard ContinuousClock.now < end else { throw RunnerError("the gateway's HTTP never answered /health") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Scrapes every service's Prometheus metrics (RPC served and called per method; HTTP routes
+    /// at the gateway) into `metrics/<service>.prom`: the per-call latency percentiles of this
+    /// run, as the last incarnation of each process saw them.
+    private func saveMetrics(_ running: Running) async {
+        let directory = outputDirectory + "/metrics"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for service in running.services {
+            guard let port = service == .gateway ? running.http.port : running.metricsPorts[service] else { continue }
+            do {
+                let response = try await running.http.send(.GET, "/metrics", port: port, timeout: .seconds(2))
+                try response.body.write(to: URL(fileURLWithPath: directory + "/\(service).prom"))
+            } catch {
+                running.journal.note("could not read the metrics of \(service): \(error)")
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    static func recoveredSagas(inLog path: String) -> Int {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        var total = 0
+        for line in text.split(separator: "\n") { total += OrderService.recoveredSagaCount(in: line) ?? 0 }
+        return total
+    }
+
+    static func makeScratchDirectory() throws -> String {
+        // Short, because ipc:// paths must fit in a socket address (about 100 bytes).
+        var template = Array("/tmp/erp-zmq-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw RunnerError("cannot make a scratch folder in /tmp: \(String(cString: strerror(errno)))") }
+        return String(cString: made)
+    }
+}
+
+public struct RunnerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,233 @@
+import ERPCore
+import ERPProduction
+import ERPScenario
+import ERPZeroMQ
+import Foundation
+
+/// Faults on real processes. A crash is SIGKILL (the supervisor respawns the child only when told
+/// to restart), a pause SIGSTOP/SIGCONT; every other fault changes the `FaultPlan`, and
+/// `propagate()` sends each reachable process its whole fault state through the `ApplyFaults`
+/// control method (its transport's fault filter, its clock skew, swishpay's behaviour). Twin of
+/// the simulator's `SimFaultInjector`, whose faults act inside the world at once.
+final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
+    // @unchecked Sendable: the plan locks its own state; `pending` and `dirty` are touched only by
+    // the runner's task, which makes every call.
+    let plan: FaultPlan
+    let supervisor: Supervisor
+    let control: Control
+    let services: [ServiceName]
+    let startTimeout: Duration
+    /// Restarted services being waited for, to give each its share of the faults once it answers.
+    private var pending: [Task<Void, Never>] = []
+    /// Whether the plan changed since the last push to every process.
+    private var dirty = false
+
+    init(plan: FaultPlan, supervisor: Supervisor, control: Control, services: [ServiceName], startTimeout: Duration) {
+        self.plan = plan
+        self.supervisor = supervisor
+        self.control = control
+        self.services = services
+        self.startTimeout = startTimeout
+    }
+
+    func partition(_ a: NodeName, _ b: NodeName, on: Bool) { change { $0.set(\.partitions, Pair(a, b), on) } }
+    func partitionOneWay(from: NodeName, to: NodeName, on: Bool) { change { $0.set(\.oneWay, Pair(from, to), on) } }
+    func isolate(_ node: NodeName, on: Bool) { change { $0.set(\.isolated, node, on) } }
+
+    func crash(_ node: NodeName) {
+        plan.update { $0.crashed.insert(node) }
+        if !supervisor.crash(node.rawValue) { control.journal.note("\(node) was not running") }
+    }
+
+    func restart(_ node: NodeName) {
+        do { try supervisor.restart(node.rawValue) } catch { control.journal.note("cannot restart \(node): \(error)") }
+        plan.update { $0.crashed.remove(node) }
+        guard let service = ServiceName(named: node.rawValue) else { return }
+        let control = control, plan = plan, end = ContinuousClock.now + startTimeout
+        pending.append(Task {
+            while (try? await control.report(service)) == nil, ContinuousClock.now < end {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            await control.push(plan, to: [service])
+        })
+    }
+
+    func pause(_ node: NodeName, on: Bool) {
+        if on {
+            plan.update { $0.paused.insert(node) }
+            _ = supervisor.send(SIGSTOP, to: node.rawValue)
+        } else {
+            _ = supervisor.send(SIGCONT, to: node.rawValue)
+            plan.update { $0.paused.remove(node) }
+            // What changed while it was stopped reaches it now.
+            dirty = true
+        }
+    }
+
+    func clockSkew(_ node: NodeName, by skew: Duration) { change { $0.skews[node] = skew == .zero ? nil : skew } }
+
+    func link(from: NodeName, to: NodeName, _ behaviour: LinkBehaviour?) {
+        change { state in
+            state.links.removeAll { $0.link == Pair(from, to) }
+            if let behaviour { state.links.append((Pair(from, to), behaviour)) }
+        }
+    }
+
+    func providerDeclineRate(_ rate: Double?) { change { $0.declineRate = rate } }
+    func providerDelay(_ delay: Duration?) { change { $0.processingTime = delay } }
+
+    func heal() {
+        control.journal.note("heal phase begins")
+        let (paused, crashed) = plan.update { state -> ([NodeName], [NodeName]) in
+            let taken = (state.paused.sorted(), state.crashed.sorted())
+            state = FaultPlan.State(crashed: state.crashed, healed: true)
+            return taken
+        }
+        for node in paused { _ = supervisor.send(SIGCONT, to: node.rawValue) }
+        for node in crashed {
+            control.journal.note("restart \(node)")
+            restart(node)
+        }
+        dirty = true
+    }
+
+    func propagate() async {
+        if dirty {
+            dirty = false
+            await control.push(plan, to: services)
+        }
+    }
+
+    /// Waits for every restarted service to answer and take its faults.
+    func awaitRestarts() async {
+        let waiting = pending
+        pending = []
+        for task in waiting { await task.value }
+    }
+
+    private func change(_ body: (inout FaultPlan.State) -> Void) {
+        plan.update(body)
+        dirty = true
+    }
+}
+
+/// A directed pair of nodes.
+struct Pair: Hashable, Sendable {
+    var from: NodeName
+    var to: NodeName
+    init(_ from: NodeName, _ to: NodeName) { self.from = from; self.to = to }
+}
+
+/// The faults in force, and what each process's filter must be because of them. The runner's
+/// task changes it; restart, push and report tasks read it meanwhile, hence the lock.
+final class FaultPlan: @unchecked Sendable {
+    struct State {
+        /// Symmetric partitions, in the order they began.
+        var partitions: [Pair] = []
+        var oneWay: [Pair] = []
+        var isolated: [NodeName] = []
+        /// Link overrides from one node to another; the latest for a pair wins.
+        var links: [(link: Pair, behaviour: LinkBehaviour)] = []
+        var skews: [NodeName: Duration] = [:]
+        var declineRate: Double?
+        var processingTime: Duration?
+        var crashed: Set<NodeName> = []
+        var paused: Set<NodeName> = []
+        /// After the chaos phase the base network loses nothing (latency only), as in simulation.
+        var healed = false
+
+        /// Adds (`on`) or removes one occurrence of `element` in the list at `path`.
+        mutating func set<Element: Equatable>(_ path: WritableKeyPath<State, [Element]>, _ element: Element, _ on: Bool) {
+            if on { self[keyPath: path].append(element) } else if let i = self[keyPath: path].firstIndex(of: element) {
+                self[keyPath: path].remove(at: i)
+            }
+        }
+    }
+
+    private let lock = NSLock()
+    private var state = State()
+    private let scenario: Scenario
+    /// Nodes no fault ever touches: the runner, which must keep control of an isolated node.
+    let exempt: [String]
+
+    init(scenario: Scenario, exempt: [String]) {
+        self.scenario = scenario
+        self.exempt = exempt
+    }
+
+    @discardableResult
+    func update<T>(_ body: (inout State) -> T) -> T { lock.withLock { body(&state) } }
+
+    var current: State { lock.withLock { state } }
+
+    /// A process that can take a control call now (not killed, not stopped).
+    func isReachable(_ node: NodeName) -> Bool {
+        lock.withLock { !state.crashed.contains(node) && !state.paused.contains(node) }
+    }
+
+    static func linkFault(_ behaviour: LinkBehaviour) -> LinkFault {
+        LinkFault(dropProbability: behaviour.dropProbability, duplicateProbability: behaviour.duplicateProbability,
+                  delayMin: behaviour.latencyMin, delayMax: behaviour.latencyMax, reorderProbability: behaviour.reorderProbability)
+    }
+
+    /// The whole fault state of one node's process. A partition or an isolation always wins over
+    /// a link fault on the same link.
+    func command(for node: NodeName) -> ApplyFaults {
+        let state = current
+        let base = state.healed ? scenario.network.link.healed : scenario.network.link
+        var rules = FaultFilter.Rules(fallback: Self.linkFault(base), exempt: exempt)
+        for (link, behaviour) in state.links where link.from == node { rules.links[link.to.rawValue] = Self.linkFault(behaviour) }
+        for pair in state.partitions {
+            if node == pair.from { rules.links[pair.to.rawValue] = .partition }
+            if node == pair.to { rules.links[pair.from.rawValue] = .partition }
+        }
+        for pair in state.oneWay where node == pair.from { rules.links[pair.to.rawValue] = .partition }
+        for target in state.isolated where target != node { rules.links[target.rawValue] = .partition }
+        if state.isolated.contains(node) {
+            rules.fallback = .partition
+            for key in rules.links.keys { rules.links[key] = .partition }
+        }
+        let isProvider = node == NodeName(ServiceName.swishpay)
+        return ApplyFaults(rules: rules, clockSkew: state.skews[node] ?? .zero,
+                           providerDeclineRate: isProvider ? (state.declineRate ?? scenario.payment.declineRate) : nil,
+                           providerProcessingTime: isProvider ? (state.processingTime ?? scenario.payment.processingTime) : nil)
+    }
+}
+
+/// The runner's control calls to the services.
+struct Control: Sendable {
+    let transport: ZeroMQTransport
+    let clock: SystemClock
+    let journal: Journal
+    /// The largest clock skew the scenario gives a node. A node whose clock runs ahead drops
+    /// requests whose deadline it thinks has passed, as it should; the runner's own calls must
+    /// still reach it (to take the skew away), so they carry that much more time.
+    let skewAllowance: Duration
+
+    private func metadata(_ timeout: Duration) -> CallMetadata {
+        CallMetadata(deadline: clock.now + timeout + skewAllowance, correlationId: "runner-control")
+    }
+
+    func report(_ service: ServiceName, timeout: Duration = .seconds(1)) async throws -> ControlReport {
+        try await transport.call(ReadControlReport(), to: NodeName(service), metadata: metadata(timeout))
+    }
+
+    /// Sends each reachable service its whole fault state (idempotent), a few times if need be.
+    func push(_ plan: FaultPlan, to services: [ServiceName]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for service in services where plan.isReachable(NodeName(service)) {
+                let command = plan.command(for: NodeName(service))
+                group.addTask {
+                    for attempt in 1...3 {
+                        do {
+                            _ = try await transport.call(command, to: NodeName(service), metadata: metadata(.seconds(1)))
+                            return
+                        } catch {
+                            if attempt == 3 { journal.note("could not set the faults of \(service): \(error)") }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
