@@ -127,7 +127,7 @@ let package = Package(
         ]),
         // What every test target shares: paths, the erp binary (one setting: ERP_BINARY), fixtures,
         // a scenario run in simulation, running erp as a process.
-        .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend"]),
+        .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend", "ERPZeroMQBackend"]),
         .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [

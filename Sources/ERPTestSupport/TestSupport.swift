@@ -5,7 +5,14 @@ import ERPCore
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
+import ERPZeroMQBackend
 import Foundation
+import Testing
+
+extension Tag {
+    /// Tests that start real processes and sockets (ZeroMQ mode): slower, and run in CI too.
+    @Tag public static var zeromq: Self
+}
 
 /// The package's root folder, found from this file's path (Sources/ERPTestSupport/…).
 public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -35,6 +42,10 @@ public func scratchDirectory(_ label: String) -> String {
 /// Runs `scenario` in simulation (its own seed unless given) and returns the summary; the report
 /// folder is removed afterwards. The world computes on a thread of its own.
 public func runInSimulation(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
+    try await HeavyWork.shared.run { try await simulate(scenario, seed: seed) }
+}
+
+private func simulate(_ scenario: Scenario, seed: UInt64?) async throws -> RunSummary {
     let out = scratchDirectory("run-\(scenario.name)")
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: out) }
@@ -45,6 +56,42 @@ public func runInSimulation(_ scenario: Scenario, seed: UInt64? = nil) async thr
     return try await runner.run(on: backend)
 }
 
+/// Work that keeps a core busy for seconds (a simulated world, a scenario over real processes):
+/// at most `countMax` at once in a test process. Without a bound, a test run starts every such
+/// test at once, and the tests beside them that talk over real sockets wait seconds for a core.
+public actor HeavyWork {
+    public static let shared = HeavyWork(countMax: max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
+    let countMax: Int
+    private var running = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(countMax: Int) { self.countMax = countMax }
+
+    /// Runs `body` once a place is free (first come, first served).
+    public func run<T: Sendable>(_ body: @Sendable () async throws -> T) async rethrows -> T {
+        if running < countMax {
+            running += 1
+        } else {
+            // The place is handed over by the one that leaves, so `running` stays counted.
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        defer {
+            if waiting.isEmpty { running -= 1 } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}
+
+/// Runs `body` on a thread of its own and waits for it: work that blocks for long (a simulated
+/// world computing, waiting for a process) must not hold one of the cooperative pool's threads.
+public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (done: CheckedContinuation<T, any Error>) in
+        let thread = Thread { done.resume(with: Result { try body() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
 /// What a finished erp process left.
 public struct ProcessResult: Sendable {
     public var status: Int32
@@ -52,9 +99,14 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs the erp binary with `arguments` in the package's root and waits for it on a thread of its
-/// own (blocking one of the cooperative pool's threads for half a minute starves other tests).
-/// Standard output and error are collected together.
-public func runErp(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
+/// own (blocking one of the cooperative pool's threads for half a minute starves other tests), as
+/// heavy work. Standard output and error are collected together; `environment` adds to (or, with
+/// a nil value, removes from) this process's environment.
+public func runErp(_ arguments: [String], environment: [String: String?] = [:]) async throws -> ProcessResult {
+    try await HeavyWork.shared.run { try await runErpNow(arguments, environment: environment) }
+}
+
+private func runErpNow(_ arguments: [String], environment: [String: String?]) async throws -> ProcessResult {
     guard FileManager.default.isExecutableFile(atPath: erpBinary) else {
         throw TestSupportError("no erp binary at \(erpBinary): build it first (swift build) or set ERP_BINARY")
     }
@@ -65,7 +117,9 @@ public func runErp(_ arguments: [String], environment: [String: String] = [:]) a
     process.executableURL = URL(fileURLWithPath: erpBinary)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    var merged = ProcessInfo.processInfo.environment
+    for (name, value) in environment { merged[name] = value }
+    process.environment = merged
     process.standardOutput = FileHandle(forWritingAtPath: log)
     process.standardError = process.standardOutput
     try process.run()
@@ -79,4 +133,34 @@ public func runErp(_ arguments: [String], environment: [String: String] = [:]) a
 public struct TestSupportError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Runs a library scenario on `mode`'s backend and returns the summary; the report folder is
+/// removed afterwards. Over ZeroMQ the scenario is scaled to a chaos phase of `zmqChaos` (real
+/// time), its services are `erp serve` children of the binary at `erpBinary`.
+public func runScenario(_ scenario: Scenario, on mode: RunMode, seed: UInt64? = nil, zmqChaos: Duration = .seconds(4)) async throws -> RunSummary {
+    switch mode {
+    case .simulation:
+        return try await runInSimulation(scenario, seed: seed)
+    case .zmq:
+        return try await HeavyWork.shared.run { try await overZeroMQ(scenario, seed: seed, chaos: zmqChaos) }
+    }
+}
+
+private func overZeroMQ(_ scenario: Scenario, seed: UInt64?, chaos zmqChaos: Duration) async throws -> RunSummary {
+    guard !scenario.path.isEmpty else { throw TestSupportError("a scenario runs over ZeroMQ from its file; \(scenario.name) has none") }
+    guard FileManager.default.isExecutableFile(atPath: erpBinary) else {
+        throw TestSupportError("no erp binary at \(erpBinary): build it first (swift build) or set ERP_BINARY")
+    }
+    let scaled = scenario.scaled(toChaos: zmqChaos)
+    let out = scratchDirectory("zmq-\(scenario.name)")
+    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let seed = seed ?? scenario.seed
+    let backend = ZeroMQBackend(scenario: scaled, scenarioPath: scenario.path, fixturesPath: packageRoot + "/fixtures/retail.json",
+                                outputDirectory: out, executable: erpBinary)
+    backend.log = { _ in }
+    let runner = ScenarioRunner(scenario: scaled, fixtures: try loadFixtures(), seed: seed, outputDirectory: out,
+                                reproduce: "erp run \(scenario.path) --mode zmq --duration \(zmqChaos.shortDescription)")
+    return try await runner.run(on: backend)
 }

@@ -11,24 +11,10 @@ import Testing
     /// It waits for the process on a thread of its own: blocking one of the two threads of the
     /// test run's shared pool for half a minute starved the other tests' calls past their deadlines.
     func run(_ scenario: String, duration: String) async throws -> (status: Int32, summary: RunSummary?, output: String, directory: String) {
-        let binary = erpBinary
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "build erp first (swift build)")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-zmq-run-\(UInt64.random(in: 0...UInt64.max))").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
-        process.arguments = ["run", "scenarios/\(scenario).yaml", "--mode", "zmq", "--duration", duration, "--out", out]
-        let log = out + ".log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: log)
-        process.standardError = process.standardOutput
-        try process.run()
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread { process.waitUntilExit(); done.resume() }.start()
-        }
-        let output = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
+        let out = scratchDirectory("zmq-run")
+        let result = try await runErp(["run", "scenarios/\(scenario).yaml", "--mode", "zmq", "--duration", duration, "--out", out])
         let summary = FileManager.default.contents(atPath: out + "/summary.json").flatMap { try? JSONDecoder().decode(RunSummary.self, from: $0) }
-        return (process.terminationStatus, summary, output, out)
+        return (result.status, summary, result.output, out)
     }
 
     /// order-crash: the order service is SIGKILLed twice and respawned, inventory is partitioned

@@ -1,0 +1,38 @@
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// A checker that never fails proves nothing: each planted defect must be caught by the invariant
+/// that guards against it, and the same scenario without the defect must pass.
+@Suite struct PlantedDefectTests {
+    func scenario(_ defect: String?, declineRate: Double = 0, duplicate: Double = 0) -> Scenario {
+        var s = Scenario(name: "defect-\(defect ?? "none")")
+        s.seed = 5
+        s.duration = .seconds(4)
+        s.heal = .seconds(10)
+        s.workload.ratePerSecond = 20
+        s.payment.declineRate = declineRate
+        s.network.link.duplicateProbability = duplicate
+        if let defect { _ = s.defects.enable(defect) }
+        return s
+    }
+
+    @Test(arguments: [
+        ("skip-stock-release", 0.5, 0.0, "confirmed-order-stock-taken-cancelled-order-stock-released"),
+        ("confirm-declined-payments", 0.5, 0.0, "confirmed-order-has-exactly-one-captured-payment"),
+        ("ignore-payment-idempotency", 0.0, 0.3, "confirmed-order-has-exactly-one-captured-payment"),
+        ("skip-inbox", 0.0, 0.3, "one-confirmation-per-confirmed-order"),
+        // The catalogue counts a redelivered StockUpdated twice.
+        ("skip-inbox", 0.0, 0.3, "product-availability-follows-stock"),
+    ])
+    func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) async throws {
+        let control = try await run(scenario(nil, declineRate: declineRate, duplicate: duplicate))
+        #expect(control.invariantsPass, "control run failed: \(control.violations)")
+        let broken = try await run(scenario(defect, declineRate: declineRate, duplicate: duplicate))
+        #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant)")
+        #expect(broken.violations.contains { $0.invariant == invariant })
+    }
+}

@@ -1,0 +1,47 @@
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPTestSupport
+import Foundation
+import Testing
+
+@Suite struct ResilienceScenarioTests {
+    /// While inventory is away the breaker opens, orders that arrive then are cancelled at once
+    /// (nothing was reserved), and after heal the breaker closes.
+    @Test(arguments: [11, 12, 13] as [UInt64])
+    func inventoryOutageOpensAndClosesTheBreaker(seed: UInt64) async throws {
+        let summary = try await run(try library("inventory-outage"), seed: seed)
+        #expect(summary.invariantsPass, "\(summary.violations)")
+        let path = try #require(summary.resilience["order->inventory"])
+        #expect(path.breakerOpened >= 1)
+        #expect(path.breakerRejections > 0)
+        #expect(path.breakerState == "closed")
+        #expect(path.breakerClosed >= 1)
+        #expect(summary.orders.cancelReasons["inventory_unavailable", default: 0] > 0)
+    }
+
+    /// The provider answers after the deadline: charges are retried with the same key, and no
+    /// customer is ever charged twice (the invariants read swishpay's ledger).
+    @Test(arguments: [5, 6, 7] as [UInt64])
+    func slowProviderNeverChargesTwice(seed: UInt64) async throws {
+        let summary = try await run(try library("slow-payment"), seed: seed)
+        #expect(summary.invariants["confirmed-order-has-exactly-one-captured-payment"] == .pass, "\(summary.violations)")
+        #expect(summary.invariants["cancelled-order-has-no-net-charge"] == .pass)
+        let payments = try #require(summary.resilience["order->payment"])
+        #expect(payments.calls > summary.orders.accepted, "the slow window must make the saga ask again")
+        #expect(payments.failedCalls > 0)
+    }
+
+    @Test func theGatewayShedsBurstsAndClientsComeBackLater() async throws {
+        var s = Scenario(name: "rate-limited")
+        s.duration = .seconds(5)
+        s.heal = .seconds(20)
+        s.workload.ratePerSecond = 40
+        s.workload.attemptCountMax = 8
+        s.resilience.gatewayRateLimit = .init(capacity: 10, refillRatePerSecond: 20)
+        let summary = try await run(s)
+        #expect(summary.rateLimited > 0)
+        #expect(summary.invariantsPass, "\(summary.violations)")
+        #expect(summary.orders.confirmed > 0)
+    }
+}

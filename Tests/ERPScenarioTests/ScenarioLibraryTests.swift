@@ -1,0 +1,57 @@
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// A scenario in simulation, its report removed afterwards.
+func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
+    try await runInSimulation(scenario, seed: seed)
+}
+
+/// Every library scenario, on each backend: the same checks, the backend an argument.
+@Suite struct ScenarioLibraryTests {
+    static let scenarios = ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix"]
+
+    @Test(arguments: scenarios)
+    func inSimulation(name: String) async throws {
+        let summary = try await check(name, on: .simulation)
+        // Simulation runs the full scenario, so its expectations (minimum counts) hold too.
+        #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
+        // Per call too: every reservation the sagas made, timed from the caller's side.
+        #expect((summary.latency["rpc inventory.reserveStock"]?.count ?? 0) >= summary.orders.accepted - summary.orders.cancelled)
+    }
+
+    /// Real processes, 4 s of chaos (the schedule scaled to it). The expectations' counts are
+    /// calibrated for the full length in simulation, so only invariants and liveness are judged.
+    @Test(.tags(.zeromq), arguments: scenarios)
+    func overZeroMQ(name: String) async throws {
+        let summary = try await check(name, on: .zmq)
+        #expect(summary.mode == "zmq" && summary.traceHash == nil)
+    }
+
+    /// What must hold of any library scenario on any backend.
+    func check(_ name: String, on mode: RunMode) async throws -> RunSummary {
+        let summary = try await runScenario(try library(name), on: mode)
+        #expect(summary.invariantsPass, "\(mode) \(name): \(summary.violations)")
+        #expect(summary.orders.pending == 0)
+        #expect(summary.orders.accepted > 0)
+        #expect(summary.orders.accepted == summary.orders.confirmed + summary.orders.cancelled)
+        #expect(summary.latency["orderPlacement"]!.count > 0)
+        return summary
+    }
+
+    @Test func declinesGiveBothOutcomes() async throws {
+        let summary = try await run(try library("payment-declines"))
+        #expect(summary.orders.confirmed > 0 && summary.orders.cancelled > 0)
+        #expect(summary.orders.cancelReasons["payment_failed", default: 0] > 0)
+    }
+
+    @Test func theOrderServiceRestartsAndFinishesItsSagas() async throws {
+        let summary = try await run(try library("order-crash"))
+        #expect(summary.serviceStarts["order"] == 3)
+        #expect(summary.orders.pending == 0)
+        #expect(summary.invariants["every-accepted-order-terminal-after-heal"] == .pass)
+    }
+}
