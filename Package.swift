@@ -75,12 +75,15 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
-        // The real backend's foundation: a thin libzmq wrapper (one I/O thread per group of
-        // sockets, CURVE + ZAP). Sibling of ERPSimulation; the two never import each other.
-        // The production backend on top of it: ZeroMQTransport, ZeroMQRuntime, SerialTaskExecutor.
-        .target(name: "ERPZeroMQ", dependencies: [
-            "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
+        // A thin libzmq wrapper (one I/O thread per group of sockets, CURVE + ZAP). No RPC.
+        .target(name: "ZeroMQ", dependencies: [
+            "CZeroMQ",
             .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // The real backend on the wrapper: ZeroMQTransport, ZeroMQRuntime, SystemClock.
+        // Sibling of ERPSimulation; the two never import each other.
+        .target(name: "ERPZeroMQ", dependencies: [
+            "ZeroMQ", "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "erp", dependencies: [
@@ -121,6 +124,7 @@ let package = Package(
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
         ]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "CZeroMQ", "ERPCore", "ERPTransport"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPTransport"]),
     ]
 )

@@ -1,5 +1,5 @@
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("CURVE and the ZAP authenticator")
 struct CurveTests {
