@@ -83,11 +83,15 @@ let package = Package(
         // The real backend on the wrapper: ZeroMQTransport, ZeroMQRuntime, SystemClock.
         // Sibling of ERPSimulation; the two never import each other.
         .target(name: "ERPZeroMQ", dependencies: [
-            "ZeroMQ", "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
+            "ZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Benchmarks that print figures: the simulator's RPC mesh, the ZeroMQ transport vs raw libzmq.
+        .target(name: "ERPBenchmarks", dependencies: [
+            "ERPCore", "ERPTransport", "ERPSimulation", "ERPZeroMQ", "ZeroMQ", "CZeroMQ",
+        ]),
         .executableTarget(name: "erp", dependencies: [
-            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices",
+            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -126,5 +130,6 @@ let package = Package(
         ]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPTransport"]),
+        .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]
 )
