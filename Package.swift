@@ -30,6 +30,8 @@ let package = Package(
         // Domain types, RPC contracts, event envelope and payloads, money, ids,
         // Clock / RandomSource protocols. No I/O.
         .target(name: "ERPCore"),
+        // WireJSON: the JSON of RPC headers and bodies on a real wire. Imports nothing.
+        .target(name: "ERPWire"),
         // SQLite through GRDB: per-service databases, migrations, outbox, inbox.
         .target(name: "ERPStorage", dependencies: [
             "ERPCore",
@@ -37,7 +39,7 @@ let package = Package(
         ]),
         // The abstract transport and the Runtime handed to every service.
         .target(name: "ERPTransport", dependencies: [
-            "ERPCore", "ERPStorage",
+            "ERPCore", "ERPWire", "ERPStorage",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -83,12 +85,12 @@ let package = Package(
         // The real backend on the wrapper: ZeroMQTransport, ZeroMQRuntime, SystemClock.
         // Sibling of ERPSimulation; the two never import each other.
         .target(name: "ERPZeroMQ", dependencies: [
-            "ZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
+            "ZeroMQ", "ERPCore", "ERPWire", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Benchmarks that print figures: the simulator's RPC mesh, the ZeroMQ transport vs raw libzmq.
         .target(name: "ERPBenchmarks", dependencies: [
-            "ERPCore", "ERPTransport", "ERPSimulation", "ERPZeroMQ", "ZeroMQ", "CZeroMQ",
+            "ERPCore", "ERPWire", "ERPTransport", "ERPSimulation", "ERPZeroMQ", "ZeroMQ", "CZeroMQ",
         ]),
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
@@ -97,7 +99,7 @@ let package = Package(
 
         // The gateway's HTTP face (production mode): routes, API keys, error mapping, metrics.
         .target(name: "ERPGatewayHTTP", dependencies: [
-            "ERPCore", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
+            "ERPCore", "ERPWire", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         // Production mode: topology files, CURVE keys, serving one service, supervising them all.
@@ -118,6 +120,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports"]),
+        .testTarget(name: "ERPWireTests", dependencies: ["ERPWire", "ERPCore"]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
@@ -129,7 +132,7 @@ let package = Package(
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
         ]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPTransport"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport"]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]
 )

@@ -2,6 +2,7 @@ import CZeroMQ
 import Dispatch
 import ERPCore
 import ERPTransport
+import ERPWire
 import ERPZeroMQ
 import Foundation
 import ZeroMQ

@@ -1,6 +1,7 @@
 import ERPCore
 import ERPReports
 import ERPTransport
+import ERPWire
 import Foundation
 import Logging
 
