@@ -1,10 +1,49 @@
 // swift-tools-version: 6.1
-// The dependency direction is the architecture:
-//   ERPCore ← ERPStorage ← ERPTransport ← ERPServices
-//   ERPSimulation imports ERPTransport (never a service, never another backend)
-//   ERPResilience imports only ERPCore: breakers and retries decide, callers do the I/O.
-//   ERPScenario wires services onto a backend; erp is the command line.
-// Services never import a backend: ERPServices lists neither ERPSimulation nor any other backend.
+// The dependency direction is the architecture. Targets are listed floor by floor; a target
+// imports only targets on its own floor or below, never one above (package dependencies such as
+// GRDB or swift-log are left out here).
+//
+// 1. Domain
+//   ERPCore        domain vocabulary: ids, money, time, RPC contracts, events, Clock and
+//                  RandomSource protocols, JSONCoding for persisted JSON. No I/O; imports nothing.
+//   ERPWire        WireJSON, the one JSON writer of RPC headers and bodies on a real wire.
+//                  Imports nothing.
+// 2. Storage, transport, resilience, reports
+//   ERPStorage     per-service SQLite through GRDB: migrations, outbox, inbox, idempotency store.
+//                  Imports ERPCore.
+//   ERPTransport   the Transport and Runtime protocols every service sees, the handler table,
+//                  outbox relay, event consumer. Imports ERPCore, ERPWire, ERPStorage.
+//   ERPResilience  breaker, retry, deadline budget, rate limiter: pure logic on an injected clock.
+//                  Imports ERPCore.
+//   ERPReports     run summaries, latency histograms, per-method request metrics. Imports ERPCore.
+//                  (On this floor, not at the top: the backends and the gateway record metrics.)
+// 3. Services
+//   ERPServices    the services, one folder each, and their catalogue. Imports ERPCore, ERPStorage,
+//                  ERPTransport, ERPResilience; never a backend.
+// 4. Backends: siblings that never import each other
+//   ERPSimulation  the deterministic backend: SimWorld, network model, faults, trace. Imports
+//                  ERPCore, ERPStorage, ERPTransport, ERPReports.
+//   CZeroMQ        <zmq.h> as a system library (pkg-config libzmq).
+//   ZeroMQ         the libzmq wrapper: context, I/O threads, sockets, CURVE + ZAP, the executor
+//                  that hosts them. No RPC, nothing of the ERP; imports only CZeroMQ.
+//   ERPZeroMQ      the real backend: RPC over the wrapper (ZeroMQTransport, WireFormat,
+//                  ZeroMQRuntime, SystemClock, FaultFilter). Imports ZeroMQ (re-exported), ERPCore,
+//                  ERPWire, ERPStorage, ERPTransport, ERPReports.
+// 5. Scenario and production
+//   ERPScenario    scenario model and loader, workload, runner, checkers. Imports floors 1-3 and
+//                  ERPSimulation.
+//   ERPGatewayHTTP the gateway's HTTP face: routes, API keys, error mapping, metrics. Imports
+//                  ERPCore, ERPWire, ERPTransport, ERPServices, ERPReports, ERPResilience.
+//   ERPProduction  topology files, CURVE keys, `erp serve` / `erp up`, supervisor, the zmq scenario
+//                  runner. Imports floors 1-3, ERPZeroMQ, ERPGatewayHTTP, ERPScenario (through
+//                  which it still links ERPSimulation).
+// 6. Benchmarks and the command line
+//   ERPBenchmarks  `erp bench`: the simulator's RPC mesh, the ZeroMQ transport vs raw libzmq.
+//                  Imports both backends and what they stand on.
+//   erp            the command line. Imports any library above.
+// Tests: one test target per library target, in the same order (ERPStorage and ERPReports have
+// none of their own: ERPTransportTests and ERPCoreTests cover them); ERPTransportTests runs the
+// transport contract on both backends.
 import PackageDescription
 
 let package = Package(
@@ -27,48 +66,40 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // Domain types, RPC contracts, event envelope and payloads, money, ids,
-        // Clock / RandomSource protocols. No I/O.
+        // 1. Domain
         .target(name: "ERPCore"),
-        // WireJSON: the JSON of RPC headers and bodies on a real wire. Imports nothing.
         .target(name: "ERPWire"),
-        // SQLite through GRDB: per-service databases, migrations, outbox, inbox.
+
+        // 2. Storage, transport, resilience, reports
         .target(name: "ERPStorage", dependencies: [
             "ERPCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // The abstract transport and the Runtime handed to every service.
         .target(name: "ERPTransport", dependencies: [
             "ERPCore", "ERPWire", "ERPStorage",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The services. They see only ERPTransport's protocols, never a backend.
+        // Pure logic on an injected clock, random source and sleep, so the simulator can drive it.
+        .target(name: "ERPResilience", dependencies: ["ERPCore"]),
+        .target(name: "ERPReports", dependencies: [
+            "ERPCore",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
+
+        // 3. Services: they see only ERPTransport's protocols, never a backend.
         .target(name: "ERPServices", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPResilience",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The deterministic backend: SimWorld, virtual clock, network model, faults, trace.
+
+        // 4. Backends: ERPSimulation and ERPZeroMQ never import each other.
         .target(name: "ERPSimulation", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Collections", package: "swift-collections"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
-        // Circuit breaker, retry policy, deadline budget, rate limiter: pure logic on an
-        // injected clock, random source and sleep, so the simulator can drive it.
-        .target(name: "ERPResilience", dependencies: ["ERPCore"]),
-        // Latency and consistency reports.
-        .target(name: "ERPReports", dependencies: [
-            "ERPCore",
-            .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ]),
-        // Scenario model + YAML loader, workload, fault schedule, runner, checkers.
-        .target(name: "ERPScenario", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPSimulation", "ERPReports", "ERPResilience",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // The system libzmq, through pkg-config; the apt provider names Debian's package.
         .systemLibrary(
@@ -77,32 +108,25 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
-        // A thin libzmq wrapper (one I/O thread per group of sockets, CURVE + ZAP). No RPC.
         .target(name: "ZeroMQ", dependencies: [
             "CZeroMQ",
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
-        // The real backend on the wrapper: ZeroMQTransport, ZeroMQRuntime, SystemClock.
-        // Sibling of ERPSimulation; the two never import each other.
         .target(name: "ERPZeroMQ", dependencies: [
             "ZeroMQ", "ERPCore", "ERPWire", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Benchmarks that print figures: the simulator's RPC mesh, the ZeroMQ transport vs raw libzmq.
-        .target(name: "ERPBenchmarks", dependencies: [
-            "ERPCore", "ERPWire", "ERPTransport", "ERPSimulation", "ERPZeroMQ", "ZeroMQ", "CZeroMQ",
-        ]),
-        .executableTarget(name: "erp", dependencies: [
-            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
 
-        // The gateway's HTTP face (production mode): routes, API keys, error mapping, metrics.
+        // 5. Scenario and production
+        .target(name: "ERPScenario", dependencies: [
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPSimulation", "ERPReports", "ERPResilience",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .target(name: "ERPGatewayHTTP", dependencies: [
             "ERPCore", "ERPWire", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
-        // Production mode: topology files, CURVE keys, serving one service, supervising them all.
         .target(name: "ERPProduction", dependencies: [
             "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPScenario", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
@@ -113,26 +137,36 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports", "ERPSimulation"]),
-        .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
-            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
+
+        // 6. Benchmarks and the command line
+        .target(name: "ERPBenchmarks", dependencies: [
+            "ERPCore", "ERPWire", "ERPTransport", "ERPSimulation", "ERPZeroMQ", "ZeroMQ", "CZeroMQ",
+        ]),
+        .executableTarget(name: "erp", dependencies: [
+            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Tests, in the same order
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports"]),
         .testTarget(name: "ERPWireTests", dependencies: ["ERPWire", "ERPCore"]),
-        .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
-        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
-        .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
+        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
+        .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport"]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPReports", "ERPServices", "ERPResilience",
         ]),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport"]),
+        .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
+            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPScenario", "ERPReports", "ERPSimulation"]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]
 )
