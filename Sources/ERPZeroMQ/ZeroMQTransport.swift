@@ -4,6 +4,7 @@ import ERPTransport
 import ERPWire
 import Foundation
 import Logging
+import ZeroMQ
 
 /// Where nodes are: each node's endpoint (and CURVE public key), and which node serves each
 /// service (for `call(_:to: nil, …)`). Shared by the transports of one process and changeable
