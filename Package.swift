@@ -1,10 +1,60 @@
 // swift-tools-version: 6.1
-// The dependency direction is the architecture:
-//   ERPCore ← ERPStorage ← ERPTransport ← ERPServices
-//   ERPSimulation imports ERPTransport (never a service, never another backend)
-//   ERPResilience imports only ERPCore: breakers and retries decide, callers do the I/O.
-//   ERPScenario wires services onto a backend; erp is the command line.
-// Services never import a backend: ERPServices lists neither ERPSimulation nor any other backend.
+// The dependency direction is the architecture. Targets are listed floor by floor; a target
+// imports only targets on its own floor or below, never one above (package dependencies such as
+// GRDB or swift-log are left out here).
+//
+// 1. Domain
+//   ERPCore        domain vocabulary: ids, money, time, RPC contracts, events, Clock and
+//                  RandomSource protocols, JSONCoding for persisted JSON. No I/O; imports nothing.
+//   ERPWire        WireJSON, the one JSON writer of RPC headers and bodies on a real wire.
+//                  Imports nothing.
+// 2. Storage, transport, resilience, reports
+//   ERPStorage     per-service SQLite through GRDB: migrations, outbox, inbox, idempotency store.
+//                  Imports ERPCore.
+//   ERPTransport   the Transport and Runtime protocols every service sees, the handler table,
+//                  outbox relay, event consumer. Imports ERPCore, ERPWire, ERPStorage.
+//   ERPResilience  breaker, retry, deadline budget, rate limiter, ResilienceSettings: pure logic on
+//                  an injected clock. Imports ERPCore.
+//   ERPReports     run summaries, latency histograms, per-method request metrics. Imports ERPCore.
+//                  (On this floor, not at the top: the backends and the gateway record metrics.)
+// 3. Services and configuration
+//   ERPServices    the services, one folder each, each built from a ServiceContext, and the
+//                  catalogue derived from their types. Imports ERPCore, ERPStorage, ERPTransport,
+//                  ERPResilience; never a backend.
+//   ERPConfiguration  strict YAML reading shared by scenario and topology files (file:line errors,
+//                  the resilience and token-bucket blocks). Imports ERPCore, ERPResilience.
+// 4. Backends: siblings that never import each other
+//   ERPSimulation  the deterministic backend: SimWorld, network model, faults, trace. Imports
+//                  ERPCore, ERPStorage, ERPTransport, ERPReports.
+//   CZeroMQ        <zmq.h> as a system library (pkg-config libzmq).
+//   ZeroMQ         the libzmq wrapper: context, I/O threads, sockets, CURVE + ZAP, the executor
+//                  that hosts them. No RPC, nothing of the ERP; imports only CZeroMQ.
+//   ERPZeroMQ      the real backend: RPC over the wrapper (ZeroMQTransport, WireFormat,
+//                  ZeroMQRuntime, SystemClock, FaultFilter). Imports ZeroMQ (re-exported), ERPCore,
+//                  ERPWire, ERPStorage, ERPTransport, ERPReports.
+// 5. Scenario, its two backend adapters, and production
+//   ERPScenario    scenario model and loader, the fault vocabulary and FaultInjector, the one
+//                  ScenarioRunner over a ScenarioBackend, workload, checkers. Imports floors 1-3 and
+//                  ERPConfiguration; no backend.
+//   ERPGatewayHTTP the gateway's HTTP face: routes, API keys, error mapping, metrics. Imports
+//                  ERPCore, ERPWire, ERPTransport, ERPServices, ERPReports, ERPResilience.
+//   ERPProduction  topology files, CURVE keys, `erp serve` / `erp up`, supervisor, fault-control
+//                  methods. Imports floors 1-3, ERPConfiguration, ERPZeroMQ, ERPGatewayHTTP; never
+//                  ERPScenario or the simulator.
+//   ERPSimulationBackend  the runner's simulation adapter (SimulationBackend, SimFaultInjector).
+//                  Imports ERPScenario, ERPSimulation.
+//   ERPZeroMQBackend  the runner's ZeroMQ adapter: supervised `erp serve` processes, the HTTP
+//                  workload, ZeroMQFaultInjector. Imports ERPScenario, ERPProduction, ERPZeroMQ.
+// 6. Benchmarks, the command line, test support
+//   ERPBenchmarks  `erp bench`: the simulator's RPC mesh, the ZeroMQ transport vs raw libzmq.
+//                  Imports both backends and what they stand on.
+//   erp            the command line. Imports any library above.
+//   ERPTestSupport what test targets share: package root, the erp binary (ERP_BINARY), fixtures,
+//                  the HeavyWork gate, a scenario run on either backend. Linked only by tests.
+// Tests: one test target per library target, in the same order (ERPStorage and ERPReports have
+// none of their own: ERPTransportTests and ERPCoreTests cover them; ERPConfiguration is covered
+// through the scenario and topology loaders' tests); ERPTransportTests runs the transport
+// contract on both backends, ERPScenarioTests every library scenario on both.
 import PackageDescription
 
 let package = Package(
@@ -27,66 +77,44 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // Domain types, RPC contracts, event envelope and payloads, money, ids,
-        // Clock / RandomSource protocols. No I/O.
+        // 1. Domain
         .target(name: "ERPCore"),
-        // SQLite through GRDB: per-service databases, migrations, outbox, inbox.
+        .target(name: "ERPWire"),
+
+        // 2. Storage, transport, resilience, reports
         .target(name: "ERPStorage", dependencies: [
             "ERPCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // The abstract transport and the Runtime handed to every service.
         .target(name: "ERPTransport", dependencies: [
-            "ERPCore", "ERPStorage",
+            "ERPCore", "ERPWire", "ERPStorage",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The services. They see only ERPTransport's protocols, never a backend.
+        // Pure logic on an injected clock, random source and sleep, so the simulator can drive it.
+        .target(name: "ERPResilience", dependencies: ["ERPCore"]),
+        .target(name: "ERPReports", dependencies: [
+            "ERPCore",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
+
+        // 3. Services: they see only ERPTransport's protocols, never a backend.
         .target(name: "ERPServices", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPResilience",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The deterministic backend: SimWorld, virtual clock, network model, faults, trace.
+        .target(name: "ERPConfiguration", dependencies: [
+            "ERPCore", "ERPResilience",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // 4. Backends: ERPSimulation and ERPZeroMQ never import each other.
         .target(name: "ERPSimulation", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Collections", package: "swift-collections"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
-        // Circuit breaker, retry policy, deadline budget, rate limiter: pure logic on an
-        // injected clock, random source and sleep, so the simulator can drive it.
-        .target(name: "ERPResilience", dependencies: ["ERPCore"]),
-        // Latency and consistency reports.
-        .target(name: "ERPReports", dependencies: [
-            "ERPCore",
-            .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ]),
-        // Strict YAML reading shared by scenario and topology files (file:line errors, the
-        // resilience and token-bucket blocks).
-        .target(name: "ERPConfiguration", dependencies: [
-            "ERPCore", "ERPResilience",
-            .product(name: "Yams", package: "Yams"),
-        ]),
-        // Scenario model + loader, the fault vocabulary and the FaultInjector interface, the one
-        // runner over a ScenarioBackend, the workload, the checkers. Knows no backend.
-        .target(name: "ERPScenario", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience", "ERPConfiguration",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
-        // The runner's simulation adapter: the catalogue on a SimWorld, faults on virtual time.
-        .target(name: "ERPSimulationBackend", dependencies: [
-            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPTransport", "ERPReports",
-        ]),
-        // The runner's ZeroMQ adapter: supervised `erp serve` processes, HTTP workload, faults by
-        // signals and control calls.
-        .target(name: "ERPZeroMQBackend", dependencies: [
-            "ERPCore", "ERPScenario", "ERPServices", "ERPProduction", "ERPZeroMQ", "ERPTransport", "ERPReports",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // The system libzmq, through pkg-config; the apt provider names Debian's package.
         .systemLibrary(
@@ -95,57 +123,75 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
-        // The real backend's foundation: a thin libzmq wrapper (one I/O thread per group of
-        // sockets, CURVE + ZAP). Sibling of ERPSimulation; the two never import each other.
-        // The production backend on top of it: ZeroMQTransport, ZeroMQRuntime, SerialTaskExecutor.
-        .target(name: "ERPZeroMQ", dependencies: [
-            "CZeroMQ", "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
+        .target(name: "ZeroMQ", dependencies: [
+            "CZeroMQ",
             .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        .target(name: "ERPZeroMQ", dependencies: [
+            "ZeroMQ", "ERPCore", "ERPWire", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "erp", dependencies: [
-            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices",
-            "ERPSimulationBackend", "ERPZeroMQBackend",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
 
-        // The gateway's HTTP face (production mode): routes, API keys, error mapping, metrics.
+        // 5. Scenario and production
+        .target(name: "ERPScenario", dependencies: [
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience", "ERPConfiguration",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .target(name: "ERPGatewayHTTP", dependencies: [
-            "ERPCore", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
+            "ERPCore", "ERPWire", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
-        // Production mode: topology files, CURVE keys, serving one service, supervising them all.
         .target(name: "ERPProduction", dependencies: [
             "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "ERPSimulationBackend", dependencies: [
+            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPTransport", "ERPReports",
+        ]),
+        .target(name: "ERPZeroMQBackend", dependencies: [
+            "ERPCore", "ERPScenario", "ERPServices", "ERPProduction", "ERPZeroMQ", "ERPTransport", "ERPReports",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        // What every test target shares: paths, the erp binary (one setting: ERP_BINARY), fixtures,
-        // a scenario run in simulation, running erp as a process.
-        .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend", "ERPZeroMQBackend"]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
-        .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
-        .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
-            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-        ]),
 
+        // 6. Benchmarks and the command line
+        .target(name: "ERPBenchmarks", dependencies: [
+            "ERPCore", "ERPWire", "ERPTransport", "ERPSimulation", "ERPZeroMQ", "ZeroMQ", "CZeroMQ",
+        ]),
+        .executableTarget(name: "erp", dependencies: [
+            "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
+            "ERPSimulationBackend", "ERPZeroMQBackend",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend", "ERPZeroMQBackend"]),
+
+        // Tests, in the same order
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports"]),
-        .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
-        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
-        .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
+        .testTarget(name: "ERPWireTests", dependencies: ["ERPWire", "ERPCore"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
             "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
+        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
+        .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport"]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
         ]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "CZeroMQ", "ERPCore", "ERPTransport"]),
+        .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
+            "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
+        .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
+        .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]
 )

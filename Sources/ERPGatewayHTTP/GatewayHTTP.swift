@@ -9,6 +9,7 @@ import ERPReports
 import ERPResilience
 import ERPServices
 import ERPTransport
+import ERPWire
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -4,6 +4,7 @@
 // Events ride on RPC to and from the event-bus service (see `OutboxRelay` and `EventConsumer`),
 // so the delivery guarantee is the same on every backend.
 import ERPCore
+import ERPWire
 import Foundation
 import Logging
 

@@ -1,4 +1,5 @@
 import ERPCore
+import ZeroMQ
 
 /// What the network does to the messages one node sends to another, when a scenario says so.
 /// All zero (the default) means the message goes out untouched.

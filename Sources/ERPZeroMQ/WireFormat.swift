@@ -1,9 +1,11 @@
 import ERPCore
+import ERPWire
 import Foundation
 
 /// The `erp/1` wire format of `ZeroMQTransport` (written down for other languages in
 /// docs/wire-format.md). A message is four frames — version, kind, header JSON, body JSON — and a
-/// ROUTER adds (on receipt) or strips (on send) the peer's routing id in front.
+/// ROUTER adds (on receipt) or strips (on send) the peer's routing id in front. Headers and bodies
+/// are written by one writer, `WireJSON`.
 public enum WireFormat {
     /// The first frame of every message.
     public static let version = "erp/1"
@@ -68,9 +70,9 @@ public enum WireFormat {
 
     // MARK: Encoding
 
+    /// Throws `EncodingError` only for a header JSON cannot carry (a deadline that is not finite).
     public static func requestFrames(_ header: RequestHeader, body: [UInt8]) throws -> [[UInt8]] {
-        let headerBytes = try FastHeaderJSON.encode(header) ?? Array(JSONCoding.encode(header))
-        return [versionBytes, requestKindBytes, headerBytes, body]
+        [versionBytes, requestKindBytes, try WireJSON.encode(header), body]
     }
 
     /// Reply frames; an error reply has an empty body. Never fails: the header has only plain fields.
@@ -78,7 +80,7 @@ public enum WireFormat {
         let header = ReplyHeader(callId: callId, result: result)
         let headerBytes: [UInt8]
         do {
-            headerBytes = try FastHeaderJSON.encode(header) ?? Array(JSONCoding.encode(header))
+            headerBytes = try WireJSON.encode(header)
         } catch {
             preconditionFailure("a reply header always encodes: \(error)")
         }
@@ -143,69 +145,12 @@ public enum WireFormat {
     }
 }
 
-/// The two headers on the path of every call, without Foundation's JSONEncoder and JSONDecoder
-/// (they cost more than the rest of a call together). Encoding is written by hand and writes what
-/// JSONEncoder with `.sortedKeys` and `.withoutEscapingSlashes` writes; decoding reads the header
-/// with `WireJSON`'s parser and accepts a flat object of strings, numbers, booleans and nulls,
+/// The two headers on the path of every call, read without Foundation's JSONDecoder (it costs
+/// more than the rest of a call together); they are written by `WireJSON`, as bodies are. Reading
+/// uses `WireJSON`'s parser and accepts a flat object of strings, numbers, booleans and nulls,
 /// returning nil for anything else (nested values, odd numbers, repeated keys, a wrong type, bad
 /// syntax or UTF-8), which then goes to JSONDecoder, whose verdict and errors are the reference.
 enum FastHeaderJSON {
-    // MARK: Encoding
-
-    static func encode(_ header: WireFormat.RequestHeader) -> [UInt8]? {
-        guard header.deadlineMs.isFinite else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(160)
-        append(&out, "{\"callId\":")
-        append(&out, String(header.callId))
-        append(&out, ",\"caller\":")
-        appendString(&out, header.caller)
-        append(&out, ",\"correlationId\":")
-        appendString(&out, header.correlationId)
-        append(&out, ",\"deadlineMs\":")
-        append(&out, number(header.deadlineMs))
-        if let key = header.idempotencyKey {
-            append(&out, ",\"idempotencyKey\":")
-            appendString(&out, key)
-        }
-        append(&out, ",\"method\":")
-        appendString(&out, header.method)
-        if let trace = header.traceParent {
-            append(&out, ",\"traceParent\":")
-            appendString(&out, trace)
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
-
-    /// Only the success header (`{"callId":N,"ok":true}`); error replies take JSONEncoder.
-    static func encode(_ header: WireFormat.ReplyHeader) -> [UInt8]? {
-        guard header.ok, header.error == nil else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(40)
-        append(&out, "{\"callId\":")
-        append(&out, String(header.callId))
-        append(&out, ",\"ok\":true}")
-        return out
-    }
-
-    private static func append(_ out: inout [UInt8], _ text: String) {
-        out.append(contentsOf: text.utf8)
-    }
-
-    /// An integral value as an integer (as JSONEncoder writes it), otherwise Swift's shortest
-    /// round-tripping form.
-    private static func number(_ value: Double) -> String {
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
-    }
-
-    private static func appendString(_ out: inout [UInt8], _ text: String) {
-        WireJSON.appendString(text, to: &out)
-    }
-
-    // MARK: Decoding
-
     /// The members of a flat object — strings, numbers, booleans and nulls, each key once — read
     /// with `WireJSON`'s parser; nil for anything else (bad JSON, a nested value, a repeated key),
     /// which the caller then leaves to JSONDecoder.

@@ -3,6 +3,7 @@ import ERPStorage
 import ERPTransport
 import Foundation
 import Logging
+import ZeroMQ
 
 /// The runtime of one production node: wall time, the operating system's randomness, a
 /// `ZeroMQTransport`, swift-log, and one `SerialTaskExecutor` that runs every task of the node.

@@ -1,8 +1,10 @@
 import ERPCore
 import ERPReports
 import ERPTransport
+import ERPWire
 import Foundation
 import Logging
+import ZeroMQ
 
 /// Where nodes are: each node's endpoint (and CURVE public key), and which node serves each
 /// service (for `call(_:to: nil, …)`). Shared by the transports of one process and changeable

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ERPBenchmarks
 import ERPCore
 import ERPProduction
 import ERPServices

@@ -1,11 +1,12 @@
 import ERPCore
+import ERPWire
 import Foundation
 import Testing
 @testable import ERPZeroMQ
 
-/// The header fast path (`FastHeaderJSON`: hand-written encoding, WireJSON's parser) agrees with
-/// Foundation's JSONEncoder and JSONDecoder both ways, and leaves to JSONDecoder whatever it does
-/// not read itself.
+/// Headers are written by the one writer, `WireJSON` (the bytes Foundation's JSONEncoder writes);
+/// the reading fast path (`FastHeaderJSON`, WireJSON's parser) agrees with JSONDecoder both ways,
+/// and leaves to JSONDecoder whatever it does not read itself.
 @Suite struct WireFormatFastPathTests {
     static let headers: [WireFormat.RequestHeader] = [
         WireFormat.RequestHeader(callId: 1, method: "inventory.reserve", caller: "orders",
@@ -18,21 +19,28 @@ import Testing
 
     @Test func requestHeadersRoundTripBothWays() throws {
         for header in Self.headers {
-            let fast = try #require(FastHeaderJSON.encode(header))
-            #expect(try JSONCoding.decode(WireFormat.RequestHeader.self, from: Data(fast)) == header)
+            let written = try WireFormat.requestFrames(header, body: [])[2]
             let reference = Array(try JSONCoding.encode(header))
+            #expect(written == (try WireJSON.encode(header)))
+            #expect(String(decoding: written, as: UTF8.self) == String(decoding: reference, as: UTF8.self))
+            #expect(try JSONCoding.decode(WireFormat.RequestHeader.self, from: Data(written)) == header)
             #expect(FastHeaderJSON.requestHeader(reference) == header)
-            #expect(FastHeaderJSON.requestHeader(fast) == header)
+            #expect(FastHeaderJSON.requestHeader(written) == header)
         }
     }
 
     @Test func replyHeaders() throws {
         let ok = WireFormat.ReplyHeader(callId: 42, result: .success([1]))
-        #expect(FastHeaderJSON.encode(ok).map { String(decoding: $0, as: UTF8.self) } == #"{"callId":42,"ok":true}"#)
+        let okFrames = WireFormat.replyFrames(callId: 42, result: .success([1]))
+        #expect(String(decoding: okFrames[2], as: UTF8.self) == #"{"callId":42,"ok":true}"#)
+        #expect(okFrames[2] == Array(try JSONCoding.encode(ok)))
         #expect(FastHeaderJSON.replyHeader(Array(#"{ "ok" : true , "callId" : 42 }"#.utf8)) == ok)
-        // Errors are objects: encoded and decoded by Foundation.
+        // Errors are objects: written by WireJSON like every header (JSONEncoder's bytes), read by
+        // JSONDecoder.
         let failed = WireFormat.ReplyHeader(callId: 42, result: .failure(.deadlineExceeded))
-        #expect(FastHeaderJSON.encode(failed) == nil)
+        let failedFrames = WireFormat.replyFrames(callId: 42, result: .failure(.deadlineExceeded))
+        #expect(String(decoding: failedFrames[2], as: UTF8.self) == String(decoding: try JSONCoding.encode(failed), as: UTF8.self))
+        #expect(FastHeaderJSON.replyHeader(failedFrames[2]) == nil)
         #expect(FastHeaderJSON.replyHeader(Array(try JSONCoding.encode(failed))) == nil)
         let frames = WireFormat.replyFrames(callId: 42, result: .failure(.unavailable("x")))
         #expect(try WireFormat.decodeReply(frames[...]).get().0.error == .unavailable("x"))

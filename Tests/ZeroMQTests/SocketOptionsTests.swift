@@ -1,6 +1,6 @@
 import CZeroMQ
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("Socket defaults")
 struct SocketOptionsTests {

@@ -1,9 +1,3 @@
-// ERPZeroMQ owns the real messaging backend's foundation: a thin, thread-confined wrapper over
-// the system libzmq (4.3.x). It is the sibling of ERPSimulation; the two never import each other.
-// What it owns: the context, sockets confined to I/O threads, socket defaults, CURVE keys and the
-// ZAP authenticator; and the production backend built on it: `ZeroMQTransport` (erp/1 framing,
-// JSON codecs, address book), `ZeroMQRuntime`, `SerialTaskExecutor` and `SystemClock`.
-
 import CZeroMQ
 #if canImport(Glibc)
 import Glibc
@@ -63,8 +57,9 @@ public struct ZeroMQError: Error, Hashable, Sendable, CustomStringConvertible {
         errno == 0 ? "\(code.rawValue): \(message)" : "\(code.rawValue) (errno \(errno)): \(message)"
     }
 
-    /// The error for the `zmq_errno()` of the call that just failed on this thread.
-    static func last(_ operation: String) -> ZeroMQError {
+    /// The error for the `zmq_errno()` of the call that just failed on this thread (for code that
+    /// calls libzmq directly, as the benchmarks' raw loops do).
+    public static func last(_ operation: String) -> ZeroMQError {
         fromErrno(zmq_errno(), operation)
     }
 

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPSimulation
 import ERPTransport
 import Foundation
 

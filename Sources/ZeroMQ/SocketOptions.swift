@@ -1,5 +1,4 @@
 import CZeroMQ
-import ERPCore
 
 /// The socket types the wrapper offers (libzmq's names in the comments).
 public enum SocketKind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
@@ -132,9 +131,21 @@ extension SocketOptions {
 }
 
 extension Duration {
-    /// Whole milliseconds, clamped to `Int32` as libzmq's int options and `zmq_poll` want them.
-    var millisecondsInt32: Int32 {
-        let milliseconds = nanoseconds / 1_000_000
-        return Int32(clamping: milliseconds)
+    /// Whole milliseconds (truncated), clamped to `Int32` as libzmq's int options and `zmq_poll`
+    /// want them.
+    var millisecondsInt32: Int32 { milliseconds(roundingUp: false) }
+
+    /// The same, rounded up: a poll that wakes before a deadline would only spin until it.
+    var millisecondsInt32RoundedUp: Int32 { milliseconds(roundingUp: true) }
+
+    private func milliseconds(roundingUp: Bool) -> Int32 {
+        let (seconds, attoseconds) = components
+        // Beyond ±3,000,000 s the result is past Int32's milliseconds (±24.8 days) anyway: clamping
+        // first keeps the arithmetic from overflowing for any Duration.
+        let whole = Swift.max(-3_000_000, Swift.min(3_000_000, seconds)) * 1_000
+        let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+        var fraction = attoseconds / attosecondsPerMillisecond
+        if roundingUp && attoseconds % attosecondsPerMillisecond > 0 { fraction += 1 }
+        return Int32(clamping: whole + fraction)
     }
 }

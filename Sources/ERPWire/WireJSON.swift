@@ -1,5 +1,11 @@
-/// JSON for the bodies of RPC requests and replies on a real wire (the ZeroMQ transport): the same
-/// JSON as `JSONCoding` writes (sorted keys, slashes unescaped, integral numbers without a
+// ERPWire owns the JSON of RPC messages on a real wire. `WireJSON` below is the one JSON writer of
+// the ZeroMQ transport's `erp/1` frames (headers and bodies) and of the handler table's encoded
+// path, and reads their bodies, the headers' usual shape and the HTTP gateway's request bodies.
+// It imports nothing. Persisted and hashed JSON (outbox rows, envelopes, reports, traces) stays
+// with ERPCore's `JSONCoding`, whose bytes it writes.
+
+/// JSON for RPC requests and replies on a real wire (the ZeroMQ transport): headers and bodies, the
+/// same JSON as `JSONCoding` writes (sorted keys, slashes unescaped, integral numbers without a
 /// fraction) through a small `Encoder`/`Decoder` of our own, because Foundation's spent about
 /// 7 µs per message on the types of an RPC (type checks for its special cases on every value,
 /// coding paths, `Data` conversions), a quarter of a call's CPU.
@@ -28,8 +34,9 @@ public enum WireJSON {
 
     /// Appends `text` as a JSON string: quotes, backslashes and control characters escaped (the
     /// short forms where JSON has them, `\u00XX` otherwise), everything else as it is, slashes
-    /// included. Runs without escapes are copied whole.
-    public static func appendString(_ text: String, to out: inout [UInt8]) {
+    /// included. Runs without escapes are copied whole. Not public: JSON leaves this module only
+    /// through `encode`, so nothing else writes it by hand.
+    static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var text = text
         text.withUTF8 { bytes in

@@ -1,5 +1,5 @@
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("Bounded inbox")
 struct InboxTests {

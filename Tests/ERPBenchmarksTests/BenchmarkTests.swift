@@ -1,6 +1,7 @@
+import ERPCore
 import Foundation
 import Testing
-@testable import ERPZeroMQ
+import ZeroMQ
 
 /// The wrapper against /work/shared/bench/zmq_raw.c's raw libzmq loops, same shapes: REQ/REP-like
 /// round trip, DEALER/ROUTER pipelined RPC (window 100), PUSH/PULL. Off by default (timing on a

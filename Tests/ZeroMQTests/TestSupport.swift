@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 /// The transports the wrapper is exercised on: loopback TCP, IPC in a temporary folder, inproc.
 enum Transport: String, CaseIterable, CustomTestStringConvertible, Sendable {

@@ -1,5 +1,5 @@
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("CURVE and the ZAP authenticator")
 struct CurveTests {
@@ -89,6 +89,9 @@ struct CurveTests {
 
         let refused = await eventually { server.authenticator.counters.refused >= 1 }
         #expect(refused, "the authenticator never refused the intruder")
+        // The policy counts a refusal, sends its reply, then reports it: wait for the report too.
+        let reported = await eventually { !server.refusals.all.isEmpty }
+        #expect(reported, "the refusal was counted but never reported")
         let refusal = try #require(server.refusals.all.first)
         #expect(refusal.clientPublicKey == intruderKeys.publicKey)
         #expect(refusal.mechanism == "CURVE")

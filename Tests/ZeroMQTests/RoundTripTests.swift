@@ -1,5 +1,5 @@
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("Round trips")
 struct RoundTripTests {

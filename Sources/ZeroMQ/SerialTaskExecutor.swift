@@ -1,6 +1,5 @@
 import CZeroMQ
 import DequeModule
-import ERPCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -270,9 +269,9 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
                 let now = ContinuousClock.now
                 if let next = timers.first {
                     if next.deadline > now {
-                        let nanoseconds = now.duration(to: next.deadline).nanoseconds
                         // Rounded up: waking early would only spin until the deadline.
-                        timeout = Int32(max(1, min(Int64(Self.pollTimeoutMaxMilliseconds), (nanoseconds &+ 999_999) / 1_000_000)))
+                        let wait = now.duration(to: next.deadline).millisecondsInt32RoundedUp
+                        timeout = max(1, min(Int32(Self.pollTimeoutMaxMilliseconds), wait))
                     }
                 } else {
                     timeout = Int32(Self.pollTimeoutMaxMilliseconds)

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPWire
 import Foundation
 import Testing
 

@@ -1,7 +1,7 @@
 import CZeroMQ
 import Foundation
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 /// An I/O thread hosted on a `SerialTaskExecutor` (`IOThread.start(context:on:)`): sends from the
 /// executor's tasks go straight to libzmq, other threads still use the command queue, and the

@@ -6,18 +6,19 @@ import Foundation
 /// ThreadSanitizer does not see, so `swift test --sanitize=thread` reports every Mutex-protected
 /// access of this threaded module as a race. `NSLock` is a pthread mutex, which ThreadSanitizer
 /// understands, so the sanitizer checks the real synchronisation here instead of drowning in noise.
-final class Locked<Value>: @unchecked Sendable {
+/// Public for the modules built on the wrapper, whose state is shared with its threads the same way.
+public final class Locked<Value>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only reached through `withLock`, while `lock` is held. As with
     // Mutex, `init` and `withLock` traffic in `sending` values, so non-Sendable state inside (the
     // wake-up socket pointer of an I/O thread's mailbox) cannot escape the lock's region.
     private let lock = NSLock()
     private var value: Value
 
-    init(_ value: sending Value) {
+    public init(_ value: sending Value) {
         self.value = value
     }
 
-    func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
+    public func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)

@@ -1,5 +1,5 @@
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("Large messages and ZMQ_MAXMSGSIZE")
 struct LargeMessageTests {

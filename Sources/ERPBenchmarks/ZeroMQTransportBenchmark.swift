@@ -2,7 +2,10 @@ import CZeroMQ
 import Dispatch
 import ERPCore
 import ERPTransport
+import ERPWire
+import ERPZeroMQ
 import Foundation
+import ZeroMQ
 
 /// Measures `ZeroMQTransport` against raw libzmq on loopback TCP, in one run and the shapes of
 /// `shared/bench/zmq_raw.c`: (a) sequential RPC round trip with a small payload, (b) pipelined RPC

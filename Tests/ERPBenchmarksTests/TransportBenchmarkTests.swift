@@ -1,6 +1,6 @@
+import ERPBenchmarks
 import Foundation
 import Testing
-@testable import ERPZeroMQ
 
 /// `erp bench transport` with small counts: every shape runs to its end (each echo and call is
 /// answered, nothing hangs) and reports figures a reader can use. Not a timing test: the figures

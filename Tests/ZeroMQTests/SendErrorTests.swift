@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import ERPZeroMQ
+@testable import ZeroMQ
 
 @Suite("Send errors are typed and counted")
 struct SendErrorTests {
