@@ -8,21 +8,22 @@ public struct LinkFault: Sendable, Hashable, Codable {
     public var blocked = false
     public var dropProbability = 0.0
     public var duplicateProbability = 0.0
-    /// Extra one-way latency, uniform in `delayMin...delayMax`.
-    public var delayMin: Duration = .zero
-    public var delayMax: Duration = .zero
+    /// One-way latency added on top of the real network's, uniform in `latencyMin...latencyMax`
+    /// (named as its twin in the scenario model, `LinkBehaviour`).
+    public var latencyMin: Duration = .zero
+    public var latencyMax: Duration = .zero
     /// Probability of a further delay of up to `reorderWindow`, so that this message overtakes
     /// or is overtaken by its neighbours.
     public var reorderProbability = 0.0
     public var reorderWindow: Duration = .milliseconds(10)
 
     public init(blocked: Bool = false, dropProbability: Double = 0, duplicateProbability: Double = 0,
-                delayMin: Duration = .zero, delayMax: Duration = .zero, reorderProbability: Double = 0) {
+                latencyMin: Duration = .zero, latencyMax: Duration = .zero, reorderProbability: Double = 0) {
         self.blocked = blocked
         self.dropProbability = dropProbability
         self.duplicateProbability = duplicateProbability
-        self.delayMin = delayMin
-        self.delayMax = delayMax
+        self.latencyMin = latencyMin
+        self.latencyMax = latencyMax
         self.reorderProbability = reorderProbability
     }
 
@@ -100,8 +101,8 @@ public final class FaultFilter: Sendable {
                 return .drop
             }
             var delay = Duration.zero
-            if fault.delayMax > .zero {
-                let low = fault.delayMin.nanoseconds, high = max(fault.delayMin, fault.delayMax).nanoseconds
+            if fault.latencyMax > .zero {
+                let low = fault.latencyMin.nanoseconds, high = max(fault.latencyMin, fault.latencyMax).nanoseconds
                 delay = .nanoseconds(low + Int64(random.uniform(0, Double(high - low))))
             }
             if random.chance(fault.reorderProbability) {

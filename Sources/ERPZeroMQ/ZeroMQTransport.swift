@@ -110,8 +110,6 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         /// How long `start()` retries a bind refused as in use (a previous incarnation still
         /// closing its socket).
         public var bindRetryMax: Duration = .seconds(2)
-        /// Fault filter: the probability that a request or reply is sent twice.
-        public var duplicateProbability = 0.0
         public init() {}
     }
 
@@ -124,7 +122,6 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     private let settings: Settings
     private let clock: SystemClock
     private let logger: Logger
-    private let random = SystemRandomSource()
     /// What a scenario does to this node's outgoing messages (nothing unless set).
     public let faults = FaultFilter()
     /// Requests this node served, by method and outcome (`ok` or the error's kind), with the
@@ -332,7 +329,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             if case .send(let copies, let delay) = faults.decide(to: target) {
                 if delay > .zero { await executor.sleep(for: delay) }
                 try await send(frames, via: peer, deadline: metadata.deadline)
-                if copies > 1 || (settings.duplicateProbability > 0 && random.chance(settings.duplicateProbability)) {
+                if copies > 1 {
                     state.withLock { $0.counters.duplicatesSent += 1 }
                     try await send(frames, via: peer, deadline: metadata.deadline)
                 }
@@ -570,11 +567,10 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     private func reply(to identity: [UInt8], caller: NodeName, callId: UInt64, result: Result<[UInt8], RPCError>,
                        correlationId: String) async {
-        guard case .send(var copies, let delay) = faults.decide(to: caller) else { return } // lost on the way
+        guard case .send(let copies, let delay) = faults.decide(to: caller) else { return } // lost on the way
         if delay > .zero { await executor.sleep(for: delay) }
         guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing
         let frames = [identity] + WireFormat.replyFrames(callId: callId, result: result)
-        if settings.duplicateProbability > 0 && random.chance(settings.duplicateProbability) { copies = 2 }
         for copy in 0..<copies {
             do {
                 try await router.send(frames: frames)

@@ -167,7 +167,7 @@ final class FaultPlan: @unchecked Sendable {
 
     static func linkFault(_ behaviour: LinkBehaviour) -> LinkFault {
         LinkFault(dropProbability: behaviour.dropProbability, duplicateProbability: behaviour.duplicateProbability,
-                  delayMin: behaviour.latencyMin, delayMax: behaviour.latencyMax, reorderProbability: behaviour.reorderProbability)
+                  latencyMin: behaviour.latencyMin, latencyMax: behaviour.latencyMax, reorderProbability: behaviour.reorderProbability)
     }
 
     /// The whole fault state of one node's process. A partition or an isolation always wins over

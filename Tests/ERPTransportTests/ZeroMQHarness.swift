@@ -113,13 +113,11 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
     private func start(_ spec: Spec) throws -> LiveNode {
         let context = try ZMQContext()
         let executor = SerialTaskExecutor(name: "node-\(spec.name)")
-        var settings = ZeroMQTransport.Settings()
-        let endpoint: String = lock.withLock {
-            settings.duplicateProbability = duplicateProbability
-            return endpoints[spec.name] ?? "tcp://127.0.0.1:*"
-        }
+        let (endpoint, duplicateProbability) = lock.withLock { (endpoints[spec.name] ?? "tcp://127.0.0.1:*", self.duplicateProbability) }
         let transport = ZeroMQTransport(node: spec.name, endpoint: endpoint, addressBook: addressBook, context: context,
-                                        security: .plaintext, executor: executor, settings: settings)
+                                        security: .plaintext, executor: executor)
+        // Duplication is the fault filter's, as every fault of this backend.
+        transport.faults.set(FaultFilter.Rules(fallback: LinkFault(duplicateProbability: duplicateProbability)))
         let bound: String
         do {
             bound = try blocking { try await transport.start() }

@@ -19,7 +19,7 @@ import Testing
         #expect(plan.command(for: "inventory").rules.fault(to: "order") == .partition)
         // Everyone else keeps the scenario's base network (1–4 ms by default), nothing more.
         let base = plan.command(for: "payment").rules
-        #expect(base.links.isEmpty && !base.fallback.blocked && base.fallback.delayMax == .milliseconds(4))
+        #expect(base.links.isEmpty && !base.fallback.blocked && base.fallback.latencyMax == .milliseconds(4))
         #expect(plan.command(for: "order").rules.fault(to: "payment") == base.fallback)
         plan.update { $0.set(\.partitions, Pair("order", "inventory"), false) }
         #expect(plan.command(for: "order").rules.links.isEmpty)
@@ -57,10 +57,10 @@ import Testing
     @Test func theBaseNetworkAppliesEverywhereAndHealsToLatencyOnly() throws {
         let plan = try plan("network: {latency: {min: 1ms, max: 8ms}, drop: 0.03}\n")
         let chaos = plan.command(for: "order").rules.fallback
-        #expect(chaos.dropProbability == 0.03 && chaos.delayMax == .milliseconds(8))
+        #expect(chaos.dropProbability == 0.03 && chaos.latencyMax == .milliseconds(8))
         plan.update { $0.healed = true }
         let healed = plan.command(for: "order").rules.fallback
-        #expect(healed.dropProbability == 0 && healed.delayMax == .milliseconds(8))
+        #expect(healed.dropProbability == 0 && healed.latencyMax == .milliseconds(8))
     }
 
     @Test func skewAndProviderFaultsGoOnlyWhereTheyBelong() throws {

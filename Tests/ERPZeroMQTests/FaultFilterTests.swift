@@ -19,7 +19,7 @@ import Testing
             "cut": .partition,
             "lossy": LinkFault(dropProbability: 1),
             "twice": LinkFault(duplicateProbability: 1),
-            "slow": LinkFault(delayMin: .milliseconds(5), delayMax: .milliseconds(9)),
+            "slow": LinkFault(latencyMin: .milliseconds(5), latencyMax: .milliseconds(9)),
         ]))
         #expect(filter.decide(to: "cut") == .drop)
         #expect(filter.decide(to: "lossy") == .drop)
@@ -72,7 +72,7 @@ import Testing
 
     @Test func delayedAndDuplicatedRequests() async throws {
         let pair = try await TransportPair()
-        pair.client.faults.set(.init(links: ["server": LinkFault(duplicateProbability: 1, delayMin: .milliseconds(80), delayMax: .milliseconds(80))]))
+        pair.client.faults.set(.init(links: ["server": LinkFault(duplicateProbability: 1, latencyMin: .milliseconds(80), latencyMax: .milliseconds(80))]))
         let started = ContinuousClock.now
         #expect(try await pair.client.call(Shout(text: "a"), metadata: pair.metadata()) == "A to client")
         #expect(ContinuousClock.now - started >= .milliseconds(80))
