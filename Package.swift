@@ -51,6 +51,7 @@
 //   erp            the command line. Imports any library above.
 //   ERPTestSupport what test targets share: package root, the erp binary (ERP_BINARY), fixtures,
 //                  the HeavyWork gate, a scenario run on either backend. Linked only by tests.
+//   ZeroMQTestSupport  socket helpers the wrapper's and the backend's tests share; imports ZeroMQ.
 // Tests: one test target per library target, in the same order (ERPStorage and ERPReports have
 // none of their own: ERPTransportTests and ERPCoreTests cover them; ERPConfiguration is covered
 // through the scenario and topology loaders' tests); ERPTransportTests runs the transport
@@ -181,8 +182,9 @@ let package = Package(
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport"]),
+        .target(name: "ZeroMQTestSupport", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "ZeroMQTestSupport"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
         ]),

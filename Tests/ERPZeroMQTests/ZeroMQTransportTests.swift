@@ -2,6 +2,7 @@ import ERPCore
 import ERPTransport
 import Foundation
 import Testing
+import ZeroMQTestSupport
 @testable import ERPZeroMQ
 
 struct Shout: RPCRequest {

@@ -1,19 +1,20 @@
+// ZeroMQTestSupport: helpers the wrapper's tests and the ZeroMQ backend's tests share. Imports
+// only the wrapper; linked only by test targets.
 import Foundation
-import Testing
 import ZeroMQ
 
-// The three helpers of ZeroMQTests' TestSupport that the transport tests use (test targets cannot
-// share code; these belong in a support target both depend on).
-
-struct TestTimeout: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
+public struct TestTimeout: Error, CustomStringConvertible {
+    public var what: String
+    public init(what: String) { self.what = what }
+    public var description: String { "timed out waiting for \(what)" }
 }
 
-struct InboxEnded: Error {}
+public struct InboxEnded: Error {
+    public init() {}
+}
 
 /// The next message of `socket`, or a `TestTimeout` after `timeout`.
-func receive(_ socket: ZMQSocket, within timeout: Duration = .seconds(10)) async throws -> ZMQMessage {
+public func receive(_ socket: ZMQSocket, within timeout: Duration = .seconds(10)) async throws -> ZMQMessage {
     let inbox = socket.messages
     return try await withThrowingTaskGroup(of: ZMQMessage?.self) { group in
         group.addTask {
@@ -31,7 +32,7 @@ func receive(_ socket: ZMQSocket, within timeout: Duration = .seconds(10)) async
 }
 
 /// Waits until `condition` holds, polling every 10 ms; false if it still does not after `timeout`.
-func eventually(within timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+public func eventually(within timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }
@@ -40,4 +41,4 @@ func eventually(within timeout: Duration = .seconds(10), _ condition: () -> Bool
     return condition()
 }
 
-func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+public func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
