@@ -257,7 +257,67 @@ public struct ProductInfo: Codable, Sendable, Hashable {
     }
 }
 
-/// IoT Gateway → Shop: Update Device Status (gRPC in the seed).
+/// A device's state as the shop keeps it (one spelling for Swift, SQL and events).
+public enum DeviceStatus: String, Codable, Sendable, Hashable, CaseIterable {
+    case online, offline, fault
+}
+
+/// Orders the reports of one device: the device's own sequence number × 2, plus 1 when the IoT
+/// gateway declares the device offline after its silence. A device's next report (sequence + 1)
+/// then outranks the gateway's declaration, which outranks the report it followed. The shop
+/// applies a status only with a higher revision than it holds, so stale or replayed reports never
+/// overwrite newer ones, whatever order they arrive in.
+public struct DeviceRevision: Codable, Sendable, Hashable, Comparable {
+    public var value: Int64
+    public init(value: Int64) { self.value = value }
+    /// The largest sequence a device may send: twice it still fits in 64 bits.
+    public static let sequenceMax: Int64 = Int64.max / 2 - 1
+    /// The revision of the device's report `sequence` (0...`sequenceMax`), or nil past the range.
+    public static func reported(sequence: Int64) -> DeviceRevision? {
+        (0...sequenceMax).contains(sequence) ? DeviceRevision(value: sequence * 2) : nil
+    }
+    /// The gateway's declaration that the device fell silent after this revision's report.
+    public var silenced: DeviceRevision { DeviceRevision(value: value | 1) }
+    public static func < (a: DeviceRevision, b: DeviceRevision) -> Bool { a.value < b.value }
+
+    /// A plain number on the wire and in events.
+    public init(from decoder: any Decoder) throws { value = try decoder.singleValueContainer().decode(Int64.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// Device → IoT Gateway: a heartbeat with the device's status (MQTT/gRPC in the seed).
+/// Deduplicated per (device, sequence); a sequence at or below the last accepted one is stale.
+public struct ReportDevice: RPCRequest {
+    public typealias Response = DeviceReportAck
+    public static let method = "iot.reportDevice"
+    public static let service = ServiceName.iotGateway
+    public static let isIdempotent = true
+    public var deviceId: String
+    /// Increases with every report the device sends (a restarted device goes on from its last).
+    public var sequence: Int64
+    public var status: DeviceStatus
+    public init(deviceId: String, sequence: Int64, status: DeviceStatus) {
+        self.deviceId = deviceId; self.sequence = sequence; self.status = status
+    }
+}
+
+public struct DeviceReportAck: Codable, Sendable, Hashable {
+    public var deviceId: String
+    public var sequence: Int64
+    /// False for a report already seen or older than one seen (dropped, counted).
+    public var accepted: Bool
+    /// Whether the shop confirmed the status (the seed's "needs confirmation"); when it could not
+    /// be reached the event still carries the status to it.
+    public var confirmedByShop: Bool
+    public init(deviceId: String, sequence: Int64, accepted: Bool, confirmedByShop: Bool) {
+        self.deviceId = deviceId; self.sequence = sequence; self.accepted = accepted; self.confirmedByShop = confirmedByShop
+    }
+}
+
+/// IoT Gateway → Shop: Update Device Status (gRPC in the seed). Idempotent per revision.
 public struct UpdateDeviceStatus: RPCRequest {
     public typealias Response = DeviceStatusAck
     public static let method = "shop.updateDeviceStatus"
@@ -265,10 +325,12 @@ public struct UpdateDeviceStatus: RPCRequest {
     public static let isIdempotent = true
     public var deviceId: String
     public var shopId: String
-    public var status: String
+    public var status: DeviceStatus
+    /// Milliseconds since the epoch, on the gateway's clock, when the report arrived.
     public var lastSeen: Int64
-    public init(deviceId: String, shopId: String, status: String, lastSeen: Int64) {
-        self.deviceId = deviceId; self.shopId = shopId; self.status = status; self.lastSeen = lastSeen
+    public var revision: DeviceRevision
+    public init(deviceId: String, shopId: String, status: DeviceStatus, lastSeen: Int64, revision: DeviceRevision) {
+        self.deviceId = deviceId; self.shopId = shopId; self.status = status; self.lastSeen = lastSeen; self.revision = revision
     }
 }
 

@@ -262,13 +262,22 @@ public struct RefundProcessed: EventPayload {
 public struct DeviceStatusUpdated: EventPayload {
     public static let eventType = "DeviceStatusUpdated"
     public static let topic = "device.status-updated"
-    public static let eventVersion = "1.0"
+    /// 2.0 adds `revision` (see `DeviceRevision`), so consumers can order a device's reports.
+    /// 1.0, the seed's shape, is upcast with revision 0: any report with a revision outranks it.
+    public static let eventVersion = "2.0"
     public var deviceId: String
     public var shopId: String
     public var status: String
     public var lastSeen: Int64
-    public init(deviceId: String, shopId: String, status: String, lastSeen: Int64) {
-        self.deviceId = deviceId; self.shopId = shopId; self.status = status; self.lastSeen = lastSeen
+    public var revision: DeviceRevision
+    public init(deviceId: String, shopId: String, status: DeviceStatus, lastSeen: Int64, revision: DeviceRevision) {
+        self.deviceId = deviceId; self.shopId = shopId; self.status = status.rawValue; self.lastSeen = lastSeen; self.revision = revision
+    }
+
+    public static func upcast(from version: String, _ data: JSONValue) -> JSONValue? {
+        guard version == "1.0", case .object(var o) = data else { return nil }
+        o["revision"] = .int(0)
+        return .object(o)
     }
 }
 

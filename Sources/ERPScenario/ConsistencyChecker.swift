@@ -10,6 +10,9 @@ import GRDB
 public struct ConsistencyChecker {
     let databaseDirectory: String
     let history: [ClientRecord]
+    /// What each device saw; empty when the run had no device workload (then device status is
+    /// not judged).
+    public var devices: [DeviceRecord] = []
 
     public init(databaseDirectory: String, history: [ClientRecord]) {
         self.databaseDirectory = databaseDirectory
@@ -28,6 +31,7 @@ public struct ConsistencyChecker {
         "client-outcome-matches-order",
         "every-event-delivered-after-heal",
         "product-availability-follows-stock",
+        "device-status-converges",
     ]
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
@@ -203,10 +207,67 @@ public struct ConsistencyChecker {
             }
         }
 
-        for name in Self.invariantNames where hasProductService || name != "product-availability-follows-stock" {
+        if !devices.isEmpty { try checkDevices(violate) }
+
+        for name in Self.invariantNames where (hasProductService || name != "product-availability-follows-stock")
+            && (!devices.isEmpty || name != "device-status-converges") {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
+        }
+    }
+
+    /// Pattern 4 after heal: the IoT gateway holds, per device, the newest report it accepted (and
+    /// never less than the device saw accepted); the shop holds the same status at the same
+    /// revision; a device that fell silent during the chaos phase is offline, one that kept
+    /// reporting is not.
+    func checkDevices(_ violate: (String, String) -> Void) throws {
+        struct Held { var status: String; var revision: Int64; var lastSequence: Int64 }
+        let gateway: [String: Held] = try open(.iotGateway).read { db in
+            var out: [String: Held] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT deviceId, status, revision, lastSequence FROM device ORDER BY deviceId") {
+                out[row["deviceId"]] = Held(status: row["status"], revision: row["revision"], lastSequence: row["lastSequence"])
+            }
+            return out
+        }
+        let shop: [String: Held] = try open(.shop).read { db in
+            var out: [String: Held] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT deviceId, status, revision FROM device ORDER BY deviceId") {
+                out[row["deviceId"]] = Held(status: row["status"], revision: row["revision"], lastSequence: -1)
+            }
+            return out
+        }
+        let name = "device-status-converges"
+        // The shop's history: each device's applied revisions only ever grow.
+        try open(.shop).read { db in
+            var last: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT deviceId, revision FROM device_history ORDER BY seq") {
+                let id: String = row["deviceId"], revision: Int64 = row["revision"]
+                if let previous = last[id], revision <= previous {
+                    violate(name, "\(id): the shop applied revision \(revision) after revision \(previous) (a stale or repeated report was applied)")
+                }
+                last[id] = max(last[id] ?? revision, revision)
+            }
+        }
+        for device in devices {
+            let id = device.deviceId
+            guard let held = gateway[id] else { violate(name, "the IoT gateway has no record of \(id)"); continue }
+            if held.lastSequence < device.lastAcceptedSequence {
+                violate(name, "\(id): the gateway accepted report #\(device.lastAcceptedSequence) but holds #\(held.lastSequence)")
+            }
+            if held.lastSequence > device.lastSentSequence {
+                violate(name, "\(id): the gateway holds report #\(held.lastSequence), the device sent only up to #\(device.lastSentSequence)")
+            }
+            guard let inShop = shop[id] else { violate(name, "the shop has no device \(id)"); continue }
+            if inShop.status != held.status || inShop.revision != held.revision {
+                violate(name, "\(id): the shop holds \(inShop.status) at revision \(inShop.revision), the gateway \(held.status) at revision \(held.revision)")
+            }
+            if device.silentFrom != nil && device.lastAcceptedSequence >= 0 && held.status != DeviceStatus.offline.rawValue {
+                violate(name, "\(id) fell silent after report #\(device.lastAcceptedSequence) but is \(held.status), not offline")
+            }
+            if device.silentFrom == nil && device.acceptedCount > 0 && held.status == DeviceStatus.offline.rawValue {
+                violate(name, "\(id) kept reporting (last accepted #\(device.lastAcceptedSequence)) but was declared offline")
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ public struct Scenario: Sendable {
     public var fixturesPath: String = "fixtures/retail.json"
     public var network = NetworkSettings()
     public var workload = OrderWorkload()
+    /// The shops' devices reporting to the IoT gateway (off unless the scenario says `devices:`).
+    public var devices = DeviceWorkload()
     public var payment = PaymentSettings()
     public var faults: [ScheduledFault] = []
     public var expect = Expectations()
@@ -38,6 +40,8 @@ public struct Scenario: Sendable {
         public static let orderCountMax: Double = 5_000_000
         /// Attempts of one client request.
         public static let attemptCountMax = 100
+        /// The shortest device heartbeat: a device workload of a million reports a second is a typo.
+        public static let deviceHeartbeatMin: Duration = .milliseconds(10)
         /// Any other duration in a scenario (timeouts, latencies, fault lengths, skews).
         public static let durationMax: Duration = .seconds(24 * 3600)
     }
@@ -56,6 +60,17 @@ public struct Scenario: Sendable {
         public var timeout: Duration = .seconds(5)
         /// Attempts of one order (same idempotency key) before the client gives up.
         public var attemptCountMax = 4
+        public init() {}
+    }
+
+    /// Devices reporting their status every heartbeat (the seed's Pattern 4).
+    public struct DeviceWorkload: Sendable {
+        public var enabled = false
+        public var heartbeat: Duration = .seconds(1)
+        /// Probability that a report says `fault` rather than `online`.
+        public var faultRate = 0.0
+        /// Share of the devices that fall silent for good during the chaos phase.
+        public var silentShare = 0.0
         public init() {}
     }
 
@@ -81,6 +96,7 @@ extension Scenario {
         settings.provider.declineRate = payment.declineRate
         settings.provider.processingTime = payment.processingTime
         settings.resilience = resilience
+        settings.deviceHeartbeatInterval = devices.heartbeat
         return settings
     }
 

@@ -43,6 +43,7 @@ public struct ScenarioLoader {
         if let v = top["network"] { scenario.network.link = try link(v, base: scenario.network.link, context: "network") }
         if let v = top["workload"] {
             scenario.workload = try workload(v)
+            scenario.devices = try devices(v)
             let offered = scenario.workload.ratePerSecond * scenario.duration.seconds
             guard offered <= Scenario.Limits.orderCountMax else {
                 throw read.fail(v, "workload.orders.rate \(scenario.workload.ratePerSecond)/s over duration \(scenario.duration.shortDescription) "
@@ -53,6 +54,10 @@ public struct ScenarioLoader {
             let m = try read.mapping(v, "payment", keys: ["declineRate", "processingTime"])
             if let r = m["declineRate"] { scenario.payment.declineRate = try read.probability(r, "payment.declineRate") }
             if let t = m["processingTime"] { scenario.payment.processingTime = try read.duration(t, "payment.processingTime") }
+        }
+        if scenario.devices.enabled && scenario.heal < scenario.devices.heartbeat * 6 {
+            // Silent devices must be declared offline (3 missed heartbeats) and the rest settle.
+            throw read.fail(top["heal"] ?? top["workload"], "with devices, heal must last at least 6 heartbeats (\((scenario.devices.heartbeat * 6).shortDescription))")
         }
         if let v = top["faults"] { scenario.faults = try faults(v, scenario: scenario) }
         if let v = top["resilience"] { scenario.resilience = try read.resilience(v, clientTimeout: scenario.workload.timeout) }
@@ -75,7 +80,7 @@ public struct ScenarioLoader {
     // MARK: Sections
 
     private func workload(_ node: Node) throws(ScenarioError) -> Scenario.OrderWorkload {
-        let top = try read.mapping(node, "workload", keys: ["orders"])
+        let top = try read.mapping(node, "workload", keys: ["orders", "devices"])
         var w = Scenario.OrderWorkload()
         guard let orders = top["orders"] else { return w }
         let m = try read.mapping(orders, "workload.orders", keys: ["rate", "itemsPerOrder", "quantity", "timeout", "attempts"])
@@ -98,6 +103,22 @@ public struct ScenarioLoader {
             }
         }
         return w
+    }
+
+    private func devices(_ workload: Node) throws(ScenarioError) -> Scenario.DeviceWorkload {
+        var d = Scenario.DeviceWorkload()
+        guard let node = try read.mapping(workload, "workload", keys: ["orders", "devices"])["devices"] else { return d }
+        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare"])
+        d.enabled = true
+        if let v = m["heartbeat"] {
+            d.heartbeat = try read.positiveDuration(v, "workload.devices.heartbeat")
+            guard d.heartbeat >= Scenario.Limits.deviceHeartbeatMin else {
+                throw read.fail(v, "workload.devices.heartbeat must be at least \(Scenario.Limits.deviceHeartbeatMin.shortDescription)")
+            }
+        }
+        if let v = m["faultRate"] { d.faultRate = try read.probability(v, "workload.devices.faultRate") }
+        if let v = m["silentShare"] { d.silentShare = try read.probability(v, "workload.devices.silentShare") }
+        return d
     }
 
     private func link(_ node: Node, base: LinkBehaviour, context: String) throws(ScenarioError) -> LinkBehaviour {

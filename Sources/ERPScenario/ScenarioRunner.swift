@@ -22,8 +22,9 @@ public protocol ScenarioBackend: AnyObject {
     var injector: any FaultInjector { get }
     /// Starts `services` (dependencies first) and returns once they serve.
     func startServices(_ services: [ServiceName]) async throws
-    /// Starts the open-loop workload; it offers orders for `chaos` from now.
-    func startWorkload(_ workload: Scenario.OrderWorkload, fixtures: Fixtures, seed: UInt64, chaos: Duration) async throws
+    /// Starts the workloads of `scenario`: open-loop orders for its chaos phase, and its devices
+    /// (reporting into the heal phase).
+    func startWorkload(_ scenario: Scenario, fixtures: Fixtures, seed: UInt64) async throws
     /// The chaos phase: each step of `timeline` at its time through `injector` (awaiting
     /// `propagate()` after each), then `injector.heal()` at its end.
     func runChaosPhase(_ timeline: [FaultStep], chaos: Duration) async
@@ -37,6 +38,8 @@ public protocol ScenarioBackend: AnyObject {
 /// What a backend hands the runner at the end of a run.
 public struct BackendOutcome: Sendable {
     public var history: [ClientRecord]
+    /// What each device saw (empty without a device workload).
+    public var devices: [DeviceRecord] = []
     /// The services' databases, closed, for the checker.
     public var databaseDirectory: String
     /// Incarnations per service.
@@ -76,7 +79,7 @@ public struct ScenarioRunner: Sendable {
     public func run(on backend: any ScenarioBackend) async throws -> RunSummary {
         let wallStart = ContinuousClock.now
         try await backend.startServices(ServiceCatalog.startOrder)
-        try await backend.startWorkload(scenario.workload, fixtures: fixtures, seed: seed, chaos: scenario.duration)
+        try await backend.startWorkload(scenario, fixtures: fixtures, seed: seed)
         await backend.runChaosPhase(scenario.faultTimeline, chaos: scenario.duration)
         let heal = await backend.runHealPhase(scenario.heal)
         let outcome = try await backend.finish()
@@ -90,7 +93,8 @@ public struct ScenarioRunner: Sendable {
         summary.recoveredSagas = outcome.recoveredSagas
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
         outcome.fill(&summary)
-        try Self.judge(into: &summary, scenario: scenario, history: outcome.history, databaseDirectory: outcome.databaseDirectory)
+        try Self.judge(into: &summary, scenario: scenario, history: outcome.history, devices: outcome.devices,
+                       databaseDirectory: outcome.databaseDirectory)
         summary.wallSeconds = ((ContinuousClock.now - wallStart).seconds * 1000).rounded() / 1000
         try Self.write(summary, to: outputDirectory)
         return summary
@@ -99,7 +103,7 @@ public struct ScenarioRunner: Sendable {
     /// What every run ends with, whatever the backend: order latency from the client's history,
     /// the invariants judged from the databases, the scenario's expectations.
     public static func judge(into summary: inout RunSummary, scenario: Scenario, history records: [ClientRecord],
-                             databaseDirectory: String) throws {
+                             devices: [DeviceRecord] = [], databaseDirectory: String) throws {
         let history = records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
         var placement = LatencyRecorder()
         for record in history {
@@ -108,7 +112,9 @@ public struct ScenarioRunner: Sendable {
             }
         }
         summary.latency["orderPlacement"] = placement.summary
-        try ConsistencyChecker(databaseDirectory: databaseDirectory, history: history).check(into: &summary)
+        var checker = ConsistencyChecker(databaseDirectory: databaseDirectory, history: history)
+        checker.devices = devices
+        try checker.check(into: &summary)
         if summary.orders.confirmed < scenario.expect.minConfirmed {
             summary.expectationFailures.append("at least \(scenario.expect.minConfirmed) confirmed orders, got \(summary.orders.confirmed)")
         }

@@ -15,6 +15,9 @@ public enum PlantedDefect: String, CaseIterable, Sendable, Codable {
     case skipInbox = "skip-inbox"
     /// The order service confirms an order even when the payment was declined.
     case confirmDeclinedPayments = "confirm-declined-payments"
+    /// The shop applies a device's status whatever its revision: a stale report that arrives late
+    /// overwrites a newer one.
+    case applyStaleDeviceStatus = "apply-stale-device-status"
 }
 
 /// The defects planted in a run; all off in a normal run.
@@ -44,6 +47,7 @@ public struct PlantedDefects: Sendable, Hashable, Codable {
     public var ignorePaymentIdempotency: Bool { contains(.ignorePaymentIdempotency) }
     public var skipInbox: Bool { contains(.skipInbox) }
     public var confirmDeclinedPayments: Bool { contains(.confirmDeclinedPayments) }
+    public var applyStaleDeviceStatus: Bool { contains(.applyStaleDeviceStatus) }
 }
 
 /// How swishpay behaves, changeable during a run (a provider fault). Shared by reference between
@@ -78,6 +82,16 @@ public struct ServiceSettings: Sendable {
     public var answerMargin: Duration = .milliseconds(100)
     /// Timeout the gateway gives the order service for creating an order.
     public var gatewayOrderTimeout: Duration = .seconds(4)
+    /// How often devices report; the IoT gateway checks for silent devices this often.
+    public var deviceHeartbeatInterval: Duration = .seconds(1)
+    /// Heartbeats a device may miss before the IoT gateway declares it offline.
+    public var deviceMissedHeartbeatCountMax = 3
+    /// Timeout of the IoT gateway's confirmation call to the shop.
+    public var deviceConfirmationTimeout: Duration = .milliseconds(500)
+
+    /// How long a device may stay silent before it is declared offline (checked every heartbeat,
+    /// so the declaration comes at most one interval later).
+    public var deviceSilenceMax: Duration { deviceHeartbeatInterval * deviceMissedHeartbeatCountMax }
 
     public init(fixtures: Fixtures) { self.fixtures = fixtures }
 }

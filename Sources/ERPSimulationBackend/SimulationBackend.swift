@@ -27,6 +27,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
     private let simInjector: SimFaultInjector
     public var injector: any FaultInjector { simInjector }
     private var client: OrderWorkloadClient?
+    private var devices: DeviceWorkloadClient?
     private var clientNode: SimNode?
     private var warmUp: Duration = .zero
 
@@ -65,14 +66,19 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         await onWorldThread { [world, warmUp] in world.run(until: warmUp) }
     }
 
-    public func startWorkload(_ workload: Scenario.OrderWorkload, fixtures: Fixtures, seed: UInt64, chaos: Duration) async throws {
+    public func startWorkload(_ scenario: Scenario, fixtures: Fixtures, seed: UInt64) async throws {
         guard let clientNode else { preconditionFailure("services start before the workload") }
         clientNode.start()
         let runtime = clientNode.runtime!
         let client = OrderWorkloadClient(runtime: runtime, api: TransportOrderAPI(transport: runtime.transport),
-                                         workload: workload, fixtures: fixtures, until: world.now + chaos)
+                                         workload: scenario.workload, fixtures: fixtures, until: world.now + scenario.duration)
         client.start()
         self.client = client
+        let devices = DeviceWorkloadClient(runtime: runtime, transport: runtime.transport, workload: scenario.devices, fixtures: fixtures,
+                                           chaosEnd: world.now + scenario.duration,
+                                           until: world.now + scenario.duration + scenario.heal - scenario.devices.heartbeat)
+        devices.start()
+        self.devices = devices
     }
 
     public func runChaosPhase(_ timeline: [FaultStep], chaos: Duration) async {
@@ -100,6 +106,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         let starts = world.allNodes.filter { $0.service != nil }.map { ($0.name.rawValue, $0.startCount) }
         world.stopAll()
         var outcome = BackendOutcome(history: client?.records ?? [], databaseDirectory: databaseDirectory)
+        outcome.devices = devices?.records ?? []
         outcome.traceHash = trace.finish()
         outcome.traceLines = trace.lineCount
         outcome.recoveredSagas = recovered.sagas

@@ -43,6 +43,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
 
     private var running: Running?
     private var client: OrderWorkloadClient?
+    private var devices: DeviceWorkloadClient?
     private var poller: Task<Void, Never>?
 
     /// What a started run holds.
@@ -183,14 +184,23 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         }
     }
 
-    public func startWorkload(_ workload: Scenario.OrderWorkload, fixtures: Fixtures, seed: UInt64, chaos: Duration) async throws {
+    public func startWorkload(_ scenario: Scenario, fixtures: Fixtures, seed: UInt64) async throws {
         guard let running else { preconditionFailure("services start before the workload") }
         let runtime = ZeroMQRuntime(node: Self.runnerNode, transport: running.transport, executor: running.executor,
                                     dataDirectory: running.scratch, clock: running.clock, random: SeededRandomSource(seed: seed))
         let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
-                                         workload: workload, fixtures: fixtures, until: running.clock.now + chaos)
-        await running.executor.run { client.start() }
+                                         workload: scenario.workload, fixtures: fixtures, until: running.clock.now + scenario.duration)
+        // Devices report straight to the IoT gateway over ZeroMQ, as the runner's node.
+        let healPhase = max(scenario.heal, healMinimum)
+        let devices = DeviceWorkloadClient(runtime: runtime, transport: running.transport, workload: scenario.devices, fixtures: fixtures,
+                                           chaosEnd: running.clock.now + scenario.duration,
+                                           until: running.clock.now + scenario.duration + healPhase - scenario.devices.heartbeat)
+        await running.executor.run {
+            client.start()
+            devices.start()
+        }
         self.client = client
+        self.devices = devices
         let reports = running.reports, services = running.services, control = running.control, plan = running.injector.plan
         poller = Task { await reports.poll(services, control: control, faults: plan, every: .seconds(1)) }
     }
@@ -236,11 +246,13 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
 
     public func finish() async throws -> BackendOutcome {
         guard let running, let client else { preconditionFailure("a run finishes after it started") }
-        let history = await running.executor.run { client.records }
+        let devices = self.devices
+        let (history, deviceRecords) = await running.executor.run { (client.records, devices?.records ?? []) }
         let starts = running.supervisor.startCount
         await tearDown()
         running.journal.note("services stopped")
         var outcome = BackendOutcome(history: history, databaseDirectory: running.databaseDirectory)
+        outcome.devices = deviceRecords
         for service in running.services { outcome.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
         outcome.recoveredSagas = Self.recoveredSagas(inLog: running.logDirectory + "/order.log")
         let reports = running.reports

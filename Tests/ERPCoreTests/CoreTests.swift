@@ -151,6 +151,22 @@ import Testing
         }
     }
 
+    @Test func upcastsVersionOneDeviceStatusUpdatedBelowEveryRevision() throws {
+        let text = #"{"eventId":"evt_1","eventType":"DeviceStatusUpdated","eventVersion":"1.0","source":"iot-gateway","timestamp":1,"correlationId":"c","data":{"deviceId":"device_123","shopId":"shop_456","status":"online","lastSeen":1234567890}}"#
+        let payload = try JSONCoding.decode(EventEnvelope.self, from: text).payload(as: DeviceStatusUpdated.self)
+        #expect(payload.deviceId == "device_123" && payload.status == "online" && payload.revision == DeviceRevision(value: 0))
+        #expect(DeviceRevision.reported(sequence: 1)! > payload.revision)
+    }
+
+    @Test func deviceRevisionsOrderReportsAndSilences() {
+        let fifth = DeviceRevision.reported(sequence: 5)!
+        #expect(fifth < fifth.silenced && fifth.silenced < DeviceRevision.reported(sequence: 6)!)
+        #expect(fifth.silenced.silenced == fifth.silenced)
+        #expect(DeviceRevision.reported(sequence: -1) == nil)
+        #expect(DeviceRevision.reported(sequence: .max) == nil, "a sequence from outside must not overflow")
+        #expect(DeviceRevision.reported(sequence: DeviceRevision.sequenceMax) != nil)
+    }
+
     @Test func refusesUnknownVersionsAndTypes() throws {
         var e = try envelope()
         e.eventVersion = "9.0"

@@ -125,4 +125,34 @@ import Testing
             }
         }
     }
+
+    /// A device report the gateway cannot use gets a typed refusal or a counted drop, never a crash
+    /// and never a half-applied change.
+    @Test func badDeviceReportsAreRefusedOrDropped() async throws {
+        let fixtures = try loadFixtures()
+        let device = fixtures.devices[0].id
+        _ = try await withServices { transport, runtime in
+            let metadata = { runtime.metadata(timeout: .seconds(2)) }
+            #expect(await Self.refusal { try await transport.call(ReportDevice(deviceId: "device_nobody", sequence: 1, status: .online),
+                                                                  metadata: metadata()) } == "unknown_device")
+            #expect(await Self.refusal { try await transport.call(ReportDevice(deviceId: device, sequence: .max, status: .online),
+                                                                  metadata: metadata()) } == "bad_request")
+            #expect(await Self.refusal { try await transport.call(ReportDevice(deviceId: device, sequence: -5, status: .online),
+                                                                  metadata: metadata()) } == "bad_request")
+            let first = try await transport.call(ReportDevice(deviceId: device, sequence: 7, status: .fault), metadata: metadata())
+            #expect(first.accepted && first.confirmedByShop)
+            // The same report again, and an older one: dropped, not applied.
+            let again = try await transport.call(ReportDevice(deviceId: device, sequence: 7, status: .online), metadata: metadata())
+            let older = try await transport.call(ReportDevice(deviceId: device, sequence: 3, status: .online), metadata: metadata())
+            #expect(!again.accepted && !older.accepted)
+            // The shop refuses a device it does not have, and a stale revision changes nothing.
+            #expect(await Self.refusal { try await transport.call(UpdateDeviceStatus(deviceId: "device_nobody", shopId: "shop_malmo", status: .online,
+                                                                                     lastSeen: 0, revision: DeviceRevision(value: 2)),
+                                                                  metadata: metadata()) } == "unknown_device")
+            let shopId = fixtures.devices[0].shopId
+            let stale = try await transport.call(UpdateDeviceStatus(deviceId: device, shopId: shopId, status: .online, lastSeen: 0,
+                                                                    revision: DeviceRevision.reported(sequence: 3)!), metadata: metadata())
+            #expect(!stale.applied)
+        }
+    }
 }

@@ -35,4 +35,18 @@ import Testing
         #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant)")
         #expect(broken.violations.contains { $0.invariant == invariant })
     }
+
+    /// The shop applying device reports without comparing revisions: the repeated or late reports
+    /// it applies show in its device history, whatever the final state looks like.
+    @Test func aShopThatIgnoresRevisionsIsCaught() async throws {
+        var s = try library("iot-partition").scaled(toChaos: .seconds(6))
+        s.heal = .seconds(5)
+        let control = try await run(s)
+        #expect(control.invariants["device-status-converges"] == .pass, "control run failed: \(control.violations)")
+        #expect(control.invariantsPass, "\(control.violations)")
+        _ = s.defects.enable("apply-stale-device-status")
+        let broken = try await run(s)
+        #expect(broken.invariants["device-status-converges"] == .fail)
+        #expect(broken.violations.contains { $0.invariant == "device-status-converges" && $0.example.contains("was applied") })
+    }
 }

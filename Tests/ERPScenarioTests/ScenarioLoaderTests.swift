@@ -1,3 +1,4 @@
+import ERPCore
 import ERPScenario
 import Testing
 
@@ -26,6 +27,14 @@ import Testing
         #expect(s.payment.declineRate == 0.3)
         #expect(s.faults.count == 3)
         #expect(s.defects.skipInbox)
+        #expect(!s.devices.enabled)
+    }
+
+    @Test func readsTheDeviceWorkload() throws {
+        let s = try ScenarioLoader.parse("name: t\nheal: 10s\nworkload:\n  devices: {heartbeat: 500ms, faultRate: 0.1, silentShare: 0.2}\n")
+        #expect(s.devices.enabled && s.devices.heartbeat == .milliseconds(500))
+        #expect(s.devices.faultRate == 0.1 && s.devices.silentShare == 0.2)
+        #expect(s.serviceSettings(fixtures: Fixtures(products: [], shops: [], customers: [])).deviceHeartbeatInterval == .milliseconds(500))
     }
 
     /// Each bad file names the line and what is wrong.
@@ -54,6 +63,10 @@ import Testing
         ("name: t\nworkload:\n  orders: {quantity: {min: 1, max: 9223372036854775807}}\n", 3, "quantity.max must be at most 1000000"),
         ("name: t\nworkload:\n  orders: {itemsPerOrder: {min: 1, max: 500}}\n", 3, "itemsPerOrder.max must be at most 100"),
         ("name: t\nworkload:\n  orders: {attempts: 100000}\n", 3, "attempts must be from 1 to 100"),
+        ("name: t\nheal: 2s\nworkload:\n  devices: {heartbeat: 1s}\n", 2, "heal must last at least 6 heartbeats"),
+        ("name: t\nworkload:\n  devices: {heartbeat: 1ms}\n", 3, "heartbeat must be at least 10ms"),
+        ("name: t\nworkload:\n  devices: {silentShare: 2}\n", 3, "probability"),
+        ("name: t\nfaults:\n  - {at: 1s, crash: campaign}\n", 3, "does not run in this release"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {

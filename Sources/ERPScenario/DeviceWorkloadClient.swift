@@ -1,0 +1,96 @@
+import ERPCore
+import ERPTransport
+
+/// What the device side saw of one device over a run.
+public struct DeviceRecord: Sendable {
+    public var deviceId: String
+    public var shopId: String
+    /// Reports sent, and the last one's sequence and status (-1: none).
+    public var sentCount = 0
+    public var lastSentSequence: Int64 = -1
+    public var lastSentStatus: DeviceStatus?
+    /// The highest sequence the gateway acknowledged as accepted (-1: none).
+    public var lastAcceptedSequence: Int64 = -1
+    public var acceptedCount = 0
+    public var confirmedCount = 0
+    /// Reports whose answer never came (lost, timed out, refused).
+    public var failedCount = 0
+    /// When the device fell silent for good (before the end of the run), if it did.
+    public var silentFrom: Timestamp?
+
+    public init(deviceId: String, shopId: String) { self.deviceId = deviceId; self.shopId = shopId }
+}
+
+/// The shops' devices: each fixture device reports its status every heartbeat (jittered ±20 %)
+/// with a sequence that only grows; a report that fails is not resent (the next heartbeat is the
+/// retry, as for a real sensor). A share of the devices falls silent for good at a random moment of
+/// the chaos phase, which the IoT gateway must notice. Devices keep reporting through the heal
+/// phase until `until`, one heartbeat before the run ends: their last report (at most 2.2
+/// heartbeats before the end) has settled by then, and none of them is silent long enough (3
+/// heartbeats) to be declared offline.
+public final class DeviceWorkloadClient: @unchecked Sendable {
+    // @unchecked Sendable: its state is touched only by tasks on `runtime`'s executor (one thread).
+    let runtime: any Runtime
+    let transport: any Transport
+    let workload: Scenario.DeviceWorkload
+    let fixtures: Fixtures
+    let chaosEnd: Timestamp
+    let until: Timestamp
+    private var recordsByIndex: [DeviceRecord]
+
+    /// `chaos`: how long the chaos phase lasts from now (silences begin within it); `until`: when
+    /// devices stop reporting.
+    public init(runtime: any Runtime, transport: any Transport, workload: Scenario.DeviceWorkload, fixtures: Fixtures,
+                chaosEnd: Timestamp, until: Timestamp) {
+        self.runtime = runtime
+        self.transport = transport
+        self.workload = workload
+        self.fixtures = fixtures
+        self.chaosEnd = chaosEnd
+        self.until = until
+        recordsByIndex = fixtures.devices.map { DeviceRecord(deviceId: $0.id, shopId: $0.shopId) }
+    }
+
+    public var records: [DeviceRecord] { recordsByIndex }
+
+    public func start() {
+        guard workload.enabled else { return }
+        let now = runtime.clock.now
+        for index in recordsByIndex.indices {
+            // Drawn in fixture order, before any device runs: the same silences for the same seed.
+            let silentAt: Timestamp? = runtime.random.chance(workload.silentShare)
+                ? now + .nanoseconds(Int64(runtime.random.uniform(0, Double((chaosEnd - now).nanoseconds)))) : nil
+            runtime.spawn("device") { [self] in await run(index, silentAt: silentAt) }
+        }
+    }
+
+    private func run(_ index: Int, silentAt: Timestamp?) async {
+        let deviceId = recordsByIndex[index].deviceId
+        var sequence: Int64 = 0
+        while true {
+            await runtime.sleep(for: workload.heartbeat * runtime.random.uniform(0.8, 1.2))
+            let now = runtime.clock.now
+            if let silentAt, now >= silentAt {
+                recordsByIndex[index].silentFrom = now
+                return
+            }
+            guard now < until else { return }
+            sequence += 1
+            let status: DeviceStatus = runtime.random.chance(workload.faultRate) ? .fault : .online
+            recordsByIndex[index].sentCount += 1
+            recordsByIndex[index].lastSentSequence = sequence
+            recordsByIndex[index].lastSentStatus = status
+            do {
+                let metadata = CallMetadata(deadline: now + workload.heartbeat, correlationId: "\(deviceId)-\(sequence)")
+                let ack = try await transport.call(ReportDevice(deviceId: deviceId, sequence: sequence, status: status), metadata: metadata)
+                if ack.accepted {
+                    recordsByIndex[index].acceptedCount += 1
+                    recordsByIndex[index].lastAcceptedSequence = max(recordsByIndex[index].lastAcceptedSequence, sequence)
+                }
+                if ack.confirmedByShop { recordsByIndex[index].confirmedCount += 1 }
+            } catch {
+                recordsByIndex[index].failedCount += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Device ingress (the seed's Pattern 4): devices report their status; the gateway keeps each
+/// device's last accepted report, deduplicates per (device, sequence) and refuses stale ones,
+/// publishes `DeviceStatusUpdated` through its outbox in the same transaction, and asks the shop to
+/// confirm (`UpdateDeviceStatus`, through the call policy). A device silent for longer than its
+/// allowance of missed heartbeats is declared offline, as an event too.
+///
+///     Device ─ReportDevice─▶ IoT gateway ─UpdateDeviceStatus─▶ Shop
+///                                  └─DeviceStatusUpdated─▶ bus ─▶ shop (the same report again)
+public final class IoTGatewayService: RetailService, @unchecked Sendable {
+    public static let name = ServiceName.iotGateway
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("iot", migrations: migrations)
+    public static let publishes: [any EventPayload.Type] = [DeviceStatusUpdated.self]
+    public static let calls: [ServiceName] = [.shop]
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    let database: ServiceDatabase
+    let relay: OutboxRelay
+    private let caller: ResilientCaller
+
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
+        relay = context.relay!
+        caller = ResilientCaller(runtime: runtime, caller: .iotGateway, settings: settings.resilience, metrics: settings.resilienceMetrics)
+    }
+
+    static let migrations: [Migration] = [
+        ("iot-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE device (
+                  deviceId TEXT PRIMARY KEY, shopId TEXT NOT NULL,
+                  lastSequence INTEGER NOT NULL, -- -1: never reported
+                  revision INTEGER NOT NULL, status TEXT NOT NULL, -- DeviceStatus
+                  lastReportAt INTEGER NOT NULL, -- ms on this gateway's clock
+                  silent INTEGER NOT NULL -- 1 once declared offline for silence, until its next report
+                );
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        try database.write { db in
+            // The devices the fixtures admit, once; a restart finds the rows already there.
+            for device in settings.fixtures.devices {
+                try db.execute(sql: """
+                    INSERT INTO device (deviceId, shopId, lastSequence, revision, status, lastReportAt, silent)
+                    VALUES (?, ?, -1, -1, ?, 0, 0) ON CONFLICT DO NOTHING
+                    """, arguments: [device.id, device.shopId, DeviceStatus.offline.rawValue])
+            }
+        }
+        relay.start()
+        runtime.transport.register(ReportDevice.self) { [self] request, context in try await report(request, context) }
+        runtime.spawn("silence-watch") { [self] in await watchForSilence() }
+    }
+
+    func report(_ request: ReportDevice, _ context: CallContext) async throws -> DeviceReportAck {
+        guard let revision = DeviceRevision.reported(sequence: request.sequence) else {
+            throw RPCError.rejected(code: "bad_request", message: "sequence must be from 0 to \(DeviceRevision.sequenceMax)")
+        }
+        let lastSeen = runtime.clock.now.millisecondsSinceEpoch
+        // The report and its event in one transaction; nil for a report already seen or older.
+        let shopId: String? = try storage {
+            try database.write { db in
+                let select = try db.cachedStatement(sql: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?")
+                guard let row = try Row.fetchOne(select, arguments: [request.deviceId]) else {
+                    throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
+                }
+                guard request.sequence > row["lastSequence"] as Int64 else { return nil }
+                let shopId: String = row["shopId"]
+                let update = try db.cachedStatement(sql: """
+                    UPDATE device SET lastSequence = ?, revision = ?, status = ?, lastReportAt = ?, silent = 0 WHERE deviceId = ?
+                    """)
+                try update.execute(arguments: [request.sequence, revision.value, request.status.rawValue, lastSeen, request.deviceId])
+                try runtime.appendEvent(DeviceStatusUpdated(deviceId: request.deviceId, shopId: shopId, status: request.status,
+                                                            lastSeen: lastSeen, revision: revision),
+                                        source: .iotGateway, correlationId: context.correlationId, in: db)
+                return shopId
+            }
+        }
+        guard let shopId else {
+            runtime.record("iot \(request.deviceId) #\(request.sequence) stale")
+            return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: false, confirmedByShop: false)
+        }
+        relay.notify()
+        runtime.record("iot \(request.deviceId) #\(request.sequence) \(request.status.rawValue)")
+        let confirmed: Bool
+        do throws(RPCError) {
+            let ack = try await caller.call(UpdateDeviceStatus(deviceId: request.deviceId, shopId: shopId, status: request.status,
+                                                               lastSeen: lastSeen, revision: revision),
+                                            metadata: runtime.metadata(timeout: settings.deviceConfirmationTimeout, context: context))
+            confirmed = ack.applied
+        } catch {
+            // The event carries the status to the shop anyway; the device learns it was not confirmed.
+            runtime.record("iot \(request.deviceId) #\(request.sequence) shop \(error.kind)")
+            confirmed = false
+        }
+        return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: true, confirmedByShop: confirmed)
+    }
+
+    /// Every heartbeat interval: each device that reported once and has been silent for longer
+    /// than its allowance is declared offline (its revision's silenced successor), in the same
+    /// transaction as the event.
+    private func watchForSilence() async {
+        while true {
+            await runtime.sleep(for: settings.deviceHeartbeatInterval)
+            let now = runtime.clock.now.millisecondsSinceEpoch
+            let cutoff = now - Int64(settings.deviceSilenceMax.milliseconds)
+            do {
+                let declared: [String] = try database.write { db in
+                    let silent = try Row.fetchAll(db, sql: """
+                        SELECT deviceId, shopId, revision FROM device
+                        WHERE silent = 0 AND lastSequence >= 0 AND lastReportAt < ? ORDER BY deviceId
+                        """, arguments: [cutoff])
+                    for row in silent {
+                        let revision = DeviceRevision(value: row["revision"]).silenced
+                        let deviceId: String = row["deviceId"]
+                        try db.execute(sql: "UPDATE device SET silent = 1, status = ?, revision = ? WHERE deviceId = ?",
+                                       arguments: [DeviceStatus.offline.rawValue, revision.value, deviceId])
+                        try runtime.appendEvent(DeviceStatusUpdated(deviceId: deviceId, shopId: row["shopId"], status: .offline,
+                                                                    lastSeen: now, revision: revision),
+                                                source: .iotGateway, correlationId: runtime.ids.next("corr"), in: db)
+                    }
+                    return silent.map { $0["deviceId"] }
+                }
+                if !declared.isEmpty {
+                    relay.notify()
+                    runtime.record("iot declared offline after silence: \(declared.joined(separator: ", "))")
+                }
+            } catch {
+                runtime.logger.error("silence watch: \(error)")
+            }
+        }
+    }
+}
