@@ -366,6 +366,110 @@ public struct VendingResult: Codable, Sendable, Hashable {
     }
 }
 
+// MARK: Report service (read models fed only by events; served through the gateway)
+
+/// `GET /reports/sales`: confirmed orders and their value per shop and product, cancellations by
+/// reason, and revenue (payments processed less refunds).
+public struct GetSalesReport: RPCRequest {
+    public typealias Response = SalesReport
+    public static let method = "report.sales"
+    public static let service = ServiceName.report
+    public static let isIdempotent = true
+    public init() {}
+}
+
+public struct SalesReport: Codable, Sendable, Hashable {
+    public struct Line: Codable, Sendable, Hashable {
+        public var shopId: String
+        public var productId: String
+        public var orders: Int
+        public var units: Int
+        public var amount: Money
+        public init(shopId: String, productId: String, orders: Int, units: Int, amount: Money) {
+            self.shopId = shopId; self.productId = productId; self.orders = orders; self.units = units; self.amount = amount
+        }
+    }
+    public struct ShopTotal: Codable, Sendable, Hashable {
+        public var shopId: String
+        /// Confirmed orders and their total value.
+        public var orders: Int
+        public var amount: Money
+        public init(shopId: String, orders: Int, amount: Money) { self.shopId = shopId; self.orders = orders; self.amount = amount }
+    }
+    public struct Cancellations: Codable, Sendable, Hashable {
+        public var reason: String
+        public var orders: Int
+        public init(reason: String, orders: Int) { self.reason = reason; self.orders = orders }
+    }
+    /// Lists, sorted by key, not dictionaries: the same report gives the same bytes.
+    public var lines: [Line]
+    public var shops: [ShopTotal]
+    public var cancellations: [Cancellations]
+    public var paymentsProcessed: Money
+    public var refunds: Money
+    public init(lines: [Line], shops: [ShopTotal], cancellations: [Cancellations], paymentsProcessed: Money, refunds: Money) {
+        self.lines = lines; self.shops = shops; self.cancellations = cancellations
+        self.paymentsProcessed = paymentsProcessed; self.refunds = refunds
+    }
+}
+
+/// `GET /reports/inventory`: stock levels per shop and product, and the low-stock history.
+public struct GetInventoryReport: RPCRequest {
+    public typealias Response = InventoryReport
+    public static let method = "report.inventory"
+    public static let service = ServiceName.report
+    public static let isIdempotent = true
+    public init() {}
+}
+
+public struct InventoryReport: Codable, Sendable, Hashable {
+    public struct Level: Codable, Sendable, Hashable {
+        public var shopId: String
+        public var productId: String
+        public var available: Int
+        public init(shopId: String, productId: String, available: Int) { self.shopId = shopId; self.productId = productId; self.available = available }
+    }
+    public struct LowStock: Codable, Sendable, Hashable {
+        public var shopId: String
+        public var productId: String
+        public var currentStock: Int
+        public var minimumStock: Int
+        /// Milliseconds since the epoch, from the event.
+        public var at: Int64
+        public init(shopId: String, productId: String, currentStock: Int, minimumStock: Int, at: Int64) {
+            self.shopId = shopId; self.productId = productId; self.currentStock = currentStock; self.minimumStock = minimumStock; self.at = at
+        }
+    }
+    public var levels: [Level]
+    public var lowStock: [LowStock]
+    public init(levels: [Level], lowStock: [LowStock]) { self.levels = levels; self.lowStock = lowStock }
+}
+
+/// `GET /reports/devices`: each device's newest status and how many status changes it had.
+public struct GetDeviceReport: RPCRequest {
+    public typealias Response = DeviceReport
+    public static let method = "report.devices"
+    public static let service = ServiceName.report
+    public static let isIdempotent = true
+    public init() {}
+}
+
+public struct DeviceReport: Codable, Sendable, Hashable {
+    public struct Line: Codable, Sendable, Hashable {
+        public var deviceId: String
+        public var shopId: String
+        public var status: DeviceStatus
+        public var revision: DeviceRevision
+        /// Status updates the report applied for this device.
+        public var updates: Int
+        public init(deviceId: String, shopId: String, status: DeviceStatus, revision: DeviceRevision, updates: Int) {
+            self.deviceId = deviceId; self.shopId = shopId; self.status = status; self.revision = revision; self.updates = updates
+        }
+    }
+    public var devices: [Line]
+    public init(devices: [Line]) { self.devices = devices }
+}
+
 // MARK: Event bus
 
 /// Outbox relay → bus: append events durably. The bus answers only after its commit, and

@@ -101,6 +101,9 @@ public struct GatewayHTTP: Sendable {
         case fetchOrder = "GET /orders/:id"
         case checkStock = "GET /inventory/:shopId/:productId"
         case getProduct = "GET /products/:id"
+        case salesReport = "GET /reports/sales"
+        case inventoryReport = "GET /reports/inventory"
+        case deviceReport = "GET /reports/devices"
         case health = "GET /health"
         case metrics = "GET /metrics"
 
@@ -181,6 +184,24 @@ public struct GatewayHTTP: Sendable {
             let id = context.parameters.get("id") ?? ""
             return await handle(request, route: route) { _, callContext in
                 await call { () async throws(RPCError) in try await operations.getProduct(GetProduct(productId: id), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        case .salesReport:
+            return await handle(request, route: route) { _, callContext in
+                await call { () async throws(RPCError) in try await operations.salesReport(GetSalesReport(), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        case .inventoryReport:
+            return await handle(request, route: route) { _, callContext in
+                await call { () async throws(RPCError) in try await operations.inventoryReport(GetInventoryReport(), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        case .deviceReport:
+            return await handle(request, route: route) { _, callContext in
+                await call { () async throws(RPCError) in try await operations.deviceReport(GetDeviceReport(), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }

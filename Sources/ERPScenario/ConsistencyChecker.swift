@@ -32,6 +32,7 @@ public struct ConsistencyChecker {
         "every-event-delivered-after-heal",
         "product-availability-follows-stock",
         "device-status-converges",
+        "report-converges",
     ]
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
@@ -208,9 +209,11 @@ public struct ConsistencyChecker {
         }
 
         if !devices.isEmpty { try checkDevices(violate) }
+        let hasReportService = FileManager.default.fileExists(atPath: path(of: .report))
+        if hasReportService { try checkReport(violate) }
 
         for name in Self.invariantNames where (hasProductService || name != "product-availability-follows-stock")
-            && (!devices.isEmpty || name != "device-status-converges") {
+            && (!devices.isEmpty || name != "device-status-converges") && (hasReportService || name != "report-converges") {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
@@ -268,6 +271,50 @@ public struct ConsistencyChecker {
             if device.silentFrom == nil && device.acceptedCount > 0 && held.status == DeviceStatus.offline.rawValue {
                 violate(name, "\(id) kept reporting (last accepted #\(device.lastAcceptedSequence)) but was declared offline")
             }
+        }
+    }
+
+    /// The report's read models, fed only by events, equal the sources of truth after heal:
+    /// confirmed orders and their value per shop and the sales lines (order), cancellations by
+    /// reason (order), stock levels (inventory), each device's newest status (shop).
+    func checkReport(_ violate: (String, String) -> Void) throws {
+        let name = "report-converges"
+        let report = try open(.report)
+        struct Total: Equatable { var orders: Int; var amountMinor: Int64 }
+        func table<Value: Equatable>(_ db: DatabaseQueue, _ sql: String, _ value: (Row) -> Value) throws -> [String: Value] {
+            try db.read { db in
+                var out: [String: Value] = [:]
+                for row in try Row.fetchAll(db, sql: sql) { out[row["k"]] = value(row) }
+                return out
+            }
+        }
+        func compare<Value: Equatable>(_ what: String, truth: [String: Value], reported: [String: Value]) {
+            for key in Set(truth.keys).union(reported.keys).sorted() where truth[key] != reported[key] {
+                violate(name, "\(what) \(key): the source holds \(truth[key].map { "\($0)" } ?? "nothing"), the report \(reported[key].map { "\($0)" } ?? "nothing")")
+            }
+        }
+        let orders = try open(.order)
+        compare("confirmed orders of", truth: try table(orders, """
+            SELECT shopId AS k, COUNT(*) AS n, SUM(totalMinor) AS a FROM orders WHERE status = 'confirmed' GROUP BY shopId
+            """) { Total(orders: $0["n"], amountMinor: $0["a"]) },
+                reported: try table(report, "SELECT shopId AS k, orders AS n, amountMinor AS a FROM order_total") {
+                    Total(orders: $0["n"], amountMinor: $0["a"])
+                })
+        let salesAmount = try report.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(SUM(amountMinor), 0) FROM sales") ?? 0 }
+        let confirmedAmount = try orders.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(SUM(totalMinor), 0) FROM orders WHERE status = 'confirmed'") ?? 0 }
+        if salesAmount != confirmedAmount {
+            violate(name, "sales lines add up to \(Money(minorUnits: salesAmount)), confirmed orders to \(Money(minorUnits: confirmedAmount))")
+        }
+        compare("cancellations for", truth: try table(orders, """
+            SELECT COALESCE(reason, 'cancelled') AS k, COUNT(*) AS n FROM orders WHERE status = 'cancelled' GROUP BY k
+            """) { $0["n"] as Int },
+                reported: try table(report, "SELECT reason AS k, orders AS n FROM cancellation") { $0["n"] as Int })
+        compare("stock of", truth: try table(try open(.inventory), "SELECT shopId || '/' || productId AS k, available AS n FROM stock") { $0["n"] as Int },
+                reported: try table(report, "SELECT shopId || '/' || productId AS k, available AS n FROM stock_level") { $0["n"] as Int })
+        if !devices.isEmpty {
+            // Devices that reported: the report's newest status is the shop's.
+            compare("device", truth: try table(try open(.shop), "SELECT deviceId AS k, status || ' r' || revision AS v FROM device WHERE revision >= 0") { $0["v"] as String },
+                    reported: try table(report, "SELECT deviceId AS k, status || ' r' || revision AS v FROM device_status") { $0["v"] as String })
         }
     }
 }

@@ -35,6 +35,16 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
     func getProduct(_ request: GetProduct, context: CallContext) async throws(RPCError) -> ProductInfo {
         throw .unavailable("the product service is not running")
     }
+    func salesReport(_ request: GetSalesReport, context: CallContext) async throws(RPCError) -> SalesReport {
+        SalesReport(lines: [], shops: [.init(shopId: "shop_malmo", orders: 3, amount: Money(minorUnits: 4_500))], cancellations: [],
+                    paymentsProcessed: Money(minorUnits: 4_500), refunds: .zero())
+    }
+    func inventoryReport(_ request: GetInventoryReport, context: CallContext) async throws(RPCError) -> InventoryReport {
+        throw .deadlineExceeded
+    }
+    func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport {
+        DeviceReport(devices: [.init(deviceId: "device_malmo_01", shopId: "shop_malmo", status: .fault, revision: DeviceRevision(value: 8), updates: 4)])
+    }
 }
 
 struct FixedClock: ServiceClock { var now: Timestamp { .simulationEpoch } }
@@ -258,6 +268,17 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                 #expect(level.available == 7)
             }
             try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/reports/sales", method: .get, headers: key) { response in
+                #expect(response.status == .ok)
+                let report = try JSONDecoder().decode(SalesReport.self, from: Data(buffer: response.body))
+                #expect(report.shops.first?.orders == 3)
+            }
+            try await client.execute(uri: "/reports/inventory", method: .get, headers: key) { #expect($0.status == .gatewayTimeout) }
+            try await client.execute(uri: "/reports/devices", method: .get, headers: key) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""status":"fault""#))
+            }
+            try await client.execute(uri: "/reports/devices", method: .get) { #expect($0.status == .unauthorized) }
         }
     }
 

@@ -27,6 +27,8 @@ import Testing
         ("skip-inbox", 0.0, 0.3, "one-confirmation-per-confirmed-order"),
         // The catalogue counts a redelivered StockUpdated twice.
         ("skip-inbox", 0.0, 0.3, "product-availability-follows-stock"),
+        // The report counts a redelivered OrderCreated or StockUpdated twice.
+        ("skip-inbox", 0.0, 0.3, "report-converges"),
     ])
     func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) async throws {
         let control = try await run(scenario(nil, declineRate: declineRate, duplicate: duplicate))

@@ -9,6 +9,9 @@ public protocol GatewayOperations: Sendable {
     func fetchOrder(_ request: FetchOrder, context: CallContext) async throws(RPCError) -> OrderView
     func checkStock(_ request: CheckStock, context: CallContext) async throws(RPCError) -> StockLevel
     func getProduct(_ request: GetProduct, context: CallContext) async throws(RPCError) -> ProductInfo
+    func salesReport(_ request: GetSalesReport, context: CallContext) async throws(RPCError) -> SalesReport
+    func inventoryReport(_ request: GetInventoryReport, context: CallContext) async throws(RPCError) -> InventoryReport
+    func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport
 }
 
 /// The API gateway: routes client calls to the services (the seed's REST hop), passing on the
@@ -17,7 +20,7 @@ public protocol GatewayOperations: Sendable {
 /// seed's 429, with a retry-after hint).
 public final class GatewayService: RetailService, GatewayOperations, @unchecked Sendable {
     public static let name = ServiceName.gateway
-    public static let calls: [ServiceName] = [.order, .inventory, .product]
+    public static let calls: [ServiceName] = [.order, .inventory, .product, .report]
 
     let runtime: any Runtime
     let settings: ServiceSettings
@@ -73,5 +76,17 @@ public final class GatewayService: RetailService, GatewayOperations, @unchecked 
 
     public func getProduct(_ request: GetProduct, context: CallContext) async throws(RPCError) -> ProductInfo {
         try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(1), context: context))
+    }
+
+    public func salesReport(_ request: GetSalesReport, context: CallContext) async throws(RPCError) -> SalesReport {
+        try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(2), context: context))
+    }
+
+    public func inventoryReport(_ request: GetInventoryReport, context: CallContext) async throws(RPCError) -> InventoryReport {
+        try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(2), context: context))
+    }
+
+    public func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport {
+        try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(2), context: context))
     }
 }

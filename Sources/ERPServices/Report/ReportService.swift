@@ -1,0 +1,185 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Read models fed only by events (the seed's "Update Sales Metrics", "Update Inventory Metrics"):
+/// sales per shop, product and hour (OrderCreated, published when an order is confirmed),
+/// cancellations by reason (OrderCancelled), revenue (PaymentProcessed less RefundProcessed),
+/// stock levels (StockUpdated: each event's `change`, so delivery order does not matter) and the
+/// low-stock history (LowStockAlert), and each device's newest status (DeviceStatusUpdated, by
+/// revision). Every effect commits with its inbox row, so each event counts once.
+public final class ReportService: RetailService, @unchecked Sendable {
+    public static let name = ServiceName.report
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("report", migrations: migrations)
+    public static let subscriptions = [Subscription(group: "report", patterns: [
+        TopicPattern(OrderCreated.topic), TopicPattern(OrderCancelled.topic),
+        TopicPattern(PaymentProcessed.topic), TopicPattern(RefundProcessed.topic),
+        TopicPattern(StockUpdated.topic), TopicPattern(LowStockAlert.topic), TopicPattern(DeviceStatusUpdated.topic),
+    ])]
+
+    let context: ServiceContext
+    let database: ServiceDatabase
+
+    public init(context: ServiceContext) {
+        self.context = context
+        database = context.database
+    }
+
+    static let migrations: [Migration] = [
+        ("report-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE sales (
+                  shopId TEXT NOT NULL, productId TEXT NOT NULL, hour INTEGER NOT NULL, -- hours since the epoch
+                  orders INTEGER NOT NULL, units INTEGER NOT NULL, amountMinor INTEGER NOT NULL, currency TEXT NOT NULL,
+                  PRIMARY KEY (shopId, productId, hour)
+                );
+                CREATE TABLE order_total (
+                  shopId TEXT PRIMARY KEY, orders INTEGER NOT NULL, amountMinor INTEGER NOT NULL, currency TEXT NOT NULL
+                );
+                CREATE TABLE cancellation (reason TEXT PRIMARY KEY, orders INTEGER NOT NULL);
+                CREATE TABLE revenue (
+                  kind TEXT PRIMARY KEY, -- processed | refunded
+                  amountMinor INTEGER NOT NULL, currency TEXT NOT NULL
+                );
+                CREATE TABLE stock_level (
+                  shopId TEXT NOT NULL, productId TEXT NOT NULL, available INTEGER NOT NULL, PRIMARY KEY (shopId, productId)
+                );
+                CREATE TABLE low_stock (
+                  eventId TEXT PRIMARY KEY, shopId TEXT NOT NULL, productId TEXT NOT NULL,
+                  currentStock INTEGER NOT NULL, minimumStock INTEGER NOT NULL, at INTEGER NOT NULL
+                );
+                CREATE TABLE device_status (
+                  deviceId TEXT PRIMARY KEY, shopId TEXT NOT NULL, status TEXT NOT NULL,
+                  revision INTEGER NOT NULL, updates INTEGER NOT NULL
+                );
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        try database.write { db in
+            // Stock starts where inventory's does; a restart finds the rows already there.
+            for shop in context.settings.fixtures.shops {
+                for line in shop.stock {
+                    try db.execute(sql: "INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                   arguments: [shop.id, line.productId, line.quantity])
+                }
+            }
+        }
+        let consumer = context.consumer(group: "report")
+        consumer.on(OrderCreated.self) { event, envelope, db in
+            let hour = envelope.timestamp / 3_600_000
+            for item in event.items {
+                // Checked: an event from outside must not trap the report.
+                let amount: Money
+                do { amount = try item.lineTotal } catch {
+                    throw RPCError.rejected(code: "bad_event", message: "order \(event.orderId): \(error)")
+                }
+                try db.cachedStatement(sql: """
+                    INSERT INTO sales (shopId, productId, hour, orders, units, amountMinor, currency) VALUES (?, ?, ?, 1, ?, ?, ?)
+                    ON CONFLICT (shopId, productId, hour) DO UPDATE SET orders = orders + 1, units = units + excluded.units,
+                      amountMinor = amountMinor + excluded.amountMinor
+                    """).execute(arguments: [event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency])
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO order_total (shopId, orders, amountMinor, currency) VALUES (?, 1, ?, ?)
+                ON CONFLICT (shopId) DO UPDATE SET orders = orders + 1, amountMinor = amountMinor + excluded.amountMinor
+                """).execute(arguments: [event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency])
+        }
+        consumer.on(OrderCancelled.self) { event, _, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO cancellation (reason, orders) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET orders = orders + 1
+                """).execute(arguments: [event.reason])
+        }
+        consumer.on(PaymentProcessed.self) { event, _, db in try Self.addRevenue("processed", event.amount, in: db) }
+        consumer.on(RefundProcessed.self) { event, _, db in try Self.addRevenue("refunded", event.amount, in: db) }
+        consumer.on(StockUpdated.self) { event, _, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?)
+                ON CONFLICT (shopId, productId) DO UPDATE SET available = available + excluded.available
+                """).execute(arguments: [event.shopId, event.productId, event.change])
+        }
+        consumer.on(LowStockAlert.self) { event, envelope, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO low_stock (eventId, shopId, productId, currentStock, minimumStock, at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """).execute(arguments: [envelope.eventId, event.shopId, event.productId, event.currentStock, event.minimumStock,
+                                         envelope.timestamp])
+        }
+        consumer.on(DeviceStatusUpdated.self) { event, _, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO device_status (deviceId, shopId, status, revision, updates) VALUES (?, ?, ?, ?, 1)
+                ON CONFLICT (deviceId) DO UPDATE SET
+                  status = CASE WHEN excluded.revision > revision THEN excluded.status ELSE status END,
+                  revision = MAX(revision, excluded.revision), updates = updates + 1
+                """).execute(arguments: [event.deviceId, event.shopId, event.status, event.revision.value])
+        }
+        consumer.start()
+        let transport = context.runtime.transport
+        transport.register(GetSalesReport.self) { [self] _, _ in try sales() }
+        transport.register(GetInventoryReport.self) { [self] _, _ in try inventory() }
+        transport.register(GetDeviceReport.self) { [self] _, _ in try devices() }
+    }
+
+    private static func addRevenue(_ kind: String, _ amount: Money, in db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO revenue (kind, amountMinor, currency) VALUES (?, ?, ?)
+            ON CONFLICT (kind) DO UPDATE SET amountMinor = amountMinor + excluded.amountMinor
+            """).execute(arguments: [kind, amount.minorUnits, amount.currency])
+    }
+
+    func sales() throws -> SalesReport {
+        try storage {
+            try database.read { db in
+                let lines = try Row.fetchAll(db, sql: """
+                    SELECT shopId, productId, SUM(orders) AS orders, SUM(units) AS units, SUM(amountMinor) AS amount, currency
+                    FROM sales GROUP BY shopId, productId, currency ORDER BY shopId, productId
+                    """).map {
+                    SalesReport.Line(shopId: $0["shopId"], productId: $0["productId"], orders: $0["orders"], units: $0["units"],
+                                     amount: Money(minorUnits: $0["amount"], currency: $0["currency"]))
+                }
+                let shops = try Row.fetchAll(db, sql: "SELECT shopId, orders, amountMinor, currency FROM order_total ORDER BY shopId").map {
+                    SalesReport.ShopTotal(shopId: $0["shopId"], orders: $0["orders"], amount: Money(minorUnits: $0["amountMinor"], currency: $0["currency"]))
+                }
+                let cancellations = try Row.fetchAll(db, sql: "SELECT reason, orders FROM cancellation ORDER BY reason").map {
+                    SalesReport.Cancellations(reason: $0["reason"], orders: $0["orders"])
+                }
+                func revenue(_ kind: String) throws -> Money {
+                    guard let row = try Row.fetchOne(db, sql: "SELECT amountMinor, currency FROM revenue WHERE kind = ?", arguments: [kind]) else {
+                        return .zero()
+                    }
+                    return Money(minorUnits: row["amountMinor"], currency: row["currency"])
+                }
+                return SalesReport(lines: lines, shops: shops, cancellations: cancellations,
+                                   paymentsProcessed: try revenue("processed"), refunds: try revenue("refunded"))
+            }
+        }
+    }
+
+    func inventory() throws -> InventoryReport {
+        try storage {
+            try database.read { db in
+                InventoryReport(
+                    levels: try Row.fetchAll(db, sql: "SELECT shopId, productId, available FROM stock_level ORDER BY shopId, productId").map {
+                        InventoryReport.Level(shopId: $0["shopId"], productId: $0["productId"], available: $0["available"])
+                    },
+                    lowStock: try Row.fetchAll(db, sql: "SELECT * FROM low_stock ORDER BY at, eventId").map {
+                        InventoryReport.LowStock(shopId: $0["shopId"], productId: $0["productId"], currentStock: $0["currentStock"],
+                                                 minimumStock: $0["minimumStock"], at: $0["at"])
+                    })
+            }
+        }
+    }
+
+    func devices() throws -> DeviceReport {
+        try storage {
+            try database.read { db in
+                DeviceReport(devices: try Row.fetchAll(db, sql: "SELECT * FROM device_status ORDER BY deviceId").map {
+                    DeviceReport.Line(deviceId: $0["deviceId"], shopId: $0["shopId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
+                                      revision: DeviceRevision(value: $0["revision"]), updates: $0["updates"])
+                })
+            }
+        }
+    }
+}
