@@ -317,6 +317,41 @@ public struct DeviceReportAck: Codable, Sendable, Hashable {
     }
 }
 
+/// What a device's data report is about (the seed's `DeviceDataReceived.dataType`).
+public enum DeviceDataType: String, Codable, Sendable, Hashable, CaseIterable {
+    /// A shelf sensor's count of a product's units on the shelf: recorded by inventory, compared
+    /// with what it holds, never moving stock by itself.
+    case stockUpdate = "stock_update"
+    /// A delivery put on the shelf: inventory adds the units to the shop's stock (`restocked`).
+    case restock
+}
+
+/// Device → IoT Gateway: data from a device (a shelf count, a restock delivery). Shares the
+/// device's sequence with its status reports: deduplicated per (device, sequence), stale refused.
+public struct ReportDeviceData: RPCRequest {
+    public typealias Response = DeviceReportAck
+    public static let method = "iot.reportDeviceData"
+    public static let service = ServiceName.iotGateway
+    public static let isIdempotent = true
+    public var deviceId: String
+    public var sequence: Int64
+    public var dataType: DeviceDataType
+    public var productId: String
+    /// Units counted or delivered: 0...`OrderLine.quantityMax`.
+    public var quantity: Int
+    public init(deviceId: String, sequence: Int64, dataType: DeviceDataType, productId: String, quantity: Int) {
+        self.deviceId = deviceId; self.sequence = sequence; self.dataType = dataType; self.productId = productId; self.quantity = quantity
+    }
+}
+
+/// The `data` of a `DeviceDataReceived` event about stock.
+public struct DeviceStockData: Codable, Sendable, Hashable {
+    public var productId: String
+    public var quantity: Int
+    public var sequence: Int64
+    public init(productId: String, quantity: Int, sequence: Int64) { self.productId = productId; self.quantity = quantity; self.sequence = sequence }
+}
+
 /// IoT Gateway → Shop: Update Device Status (gRPC in the seed). Idempotent per revision.
 public struct UpdateDeviceStatus: RPCRequest {
     public typealias Response = DeviceStatusAck

@@ -33,6 +33,7 @@ public struct ConsistencyChecker {
         "product-availability-follows-stock",
         "device-status-converges",
         "report-converges",
+        "every-restock-applied-once",
     ]
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
@@ -208,12 +209,16 @@ public struct ConsistencyChecker {
             }
         }
 
-        if !devices.isEmpty { try checkDevices(violate) }
+        if !devices.isEmpty {
+            try checkDevices(violate)
+            try checkRestocks(violate)
+        }
         let hasReportService = FileManager.default.fileExists(atPath: path(of: .report))
         if hasReportService { try checkReport(violate) }
 
         for name in Self.invariantNames where (hasProductService || name != "product-availability-follows-stock")
-            && (!devices.isEmpty || name != "device-status-converges") && (hasReportService || name != "report-converges") {
+            && (!devices.isEmpty || (name != "device-status-converges" && name != "every-restock-applied-once"))
+            && (hasReportService || name != "report-converges") {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
@@ -271,6 +276,25 @@ public struct ConsistencyChecker {
             if device.silentFrom == nil && device.acceptedCount > 0 && held.status == DeviceStatus.offline.rawValue {
                 violate(name, "\(id) kept reporting (last accepted #\(device.lastAcceptedSequence)) but was declared offline")
             }
+        }
+    }
+
+    /// Every restock delivery the IoT gateway accepted was added to inventory exactly once: per shop
+    /// and product, `restocked` equals the sum of the accepted deliveries.
+    func checkRestocks(_ violate: (String, String) -> Void) throws {
+        func sums(_ db: DatabaseQueue, _ sql: String) throws -> [String: Int] {
+            try db.read { db in
+                var out: [String: Int] = [:]
+                for row in try Row.fetchAll(db, sql: sql) { out[row["k"]] = row["n"] }
+                return out
+            }
+        }
+        let delivered = try sums(try open(.iotGateway), """
+            SELECT shopId || '/' || productId AS k, SUM(quantity) AS n FROM device_data WHERE dataType = 'restock' GROUP BY k
+            """)
+        let restocked = try sums(try open(.inventory), "SELECT shopId || '/' || productId AS k, restocked AS n FROM stock WHERE restocked != 0")
+        for key in Set(delivered.keys).union(restocked.keys).sorted() where delivered[key] != restocked[key] {
+            violate("every-restock-applied-once", "\(key): devices delivered \(delivered[key] ?? 0) units, inventory restocked \(restocked[key] ?? 0)")
         }
     }
 

@@ -5,16 +5,20 @@ import ERPTransport
 public struct DeviceRecord: Sendable {
     public var deviceId: String
     public var shopId: String
-    /// Reports sent, and the last one's sequence and status (-1: none).
+    /// Status reports sent, and the status of the last one.
     public var sentCount = 0
-    public var lastSentSequence: Int64 = -1
     public var lastSentStatus: DeviceStatus?
-    /// The highest sequence the gateway acknowledged as accepted (-1: none).
+    /// The sequence of the last message sent, status or data (-1: none): they share it.
+    public var lastSentSequence: Int64 = -1
+    /// The highest sequence, status or data, the gateway acknowledged as accepted (-1: none).
     public var lastAcceptedSequence: Int64 = -1
     public var acceptedCount = 0
     public var confirmedCount = 0
     /// Reports whose answer never came (lost, timed out, refused).
     public var failedCount = 0
+    /// Data reports (restocks, shelf counts) sent, and those acknowledged as accepted.
+    public var dataSentCount = 0
+    public var dataAcceptedCount = 0
     /// When the device fell silent for good (before the end of the run), if it did.
     public var silentFrom: Timestamp?
 
@@ -76,6 +80,11 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
             }
             guard now < until else { return }
             sequence += 1
+            let kind = runtime.random.unit()
+            if kind < workload.restockShare + workload.countShare {
+                await sendData(index, sequence: sequence, restock: kind < workload.restockShare, now: now)
+                continue
+            }
             let status: DeviceStatus = runtime.random.chance(workload.faultRate) ? .fault : .online
             recordsByIndex[index].sentCount += 1
             recordsByIndex[index].lastSentSequence = sequence
@@ -91,6 +100,28 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
             } catch {
                 recordsByIndex[index].failedCount += 1
             }
+        }
+    }
+
+    /// A restock delivery (1–10 units) or a shelf count (0–60) of a product the device's shop stocks.
+    private func sendData(_ index: Int, sequence: Int64, restock: Bool, now: Timestamp) async {
+        let record = recordsByIndex[index]
+        guard let shop = fixtures.shops.first(where: { $0.id == record.shopId }), !shop.stock.isEmpty else { return }
+        let product = runtime.random.pick(shop.stock).productId
+        let quantity = restock ? runtime.random.int(in: 1...10) : runtime.random.int(in: 0...60)
+        recordsByIndex[index].dataSentCount += 1
+        recordsByIndex[index].lastSentSequence = sequence
+        do {
+            let metadata = CallMetadata(deadline: now + workload.heartbeat, correlationId: "\(record.deviceId)-\(sequence)")
+            let ack = try await transport.call(ReportDeviceData(deviceId: record.deviceId, sequence: sequence,
+                                                                dataType: restock ? .restock : .stockUpdate, productId: product, quantity: quantity),
+                                               metadata: metadata)
+            if ack.accepted {
+                recordsByIndex[index].dataAcceptedCount += 1
+                recordsByIndex[index].lastAcceptedSequence = max(recordsByIndex[index].lastAcceptedSequence, sequence)
+            }
+        } catch {
+            recordsByIndex[index].failedCount += 1
         }
     }
 }

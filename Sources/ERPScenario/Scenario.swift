@@ -71,6 +71,12 @@ public struct Scenario: Sendable {
         public var faultRate = 0.0
         /// Share of the devices that fall silent for good during the chaos phase.
         public var silentShare = 0.0
+        /// Per heartbeat, the probability that a device sends a restock delivery (1–10 units of a
+        /// product its shop stocks) instead of its status; inventory adds it to `restocked`.
+        public var restockShare = 0.0
+        /// Per heartbeat, the probability that it sends a shelf count (inventory records a
+        /// discrepancy, stock does not move).
+        public var countShare = 0.0
         public init() {}
     }
 

@@ -108,7 +108,7 @@ public struct ScenarioLoader {
     private func devices(_ workload: Node) throws(ScenarioError) -> Scenario.DeviceWorkload {
         var d = Scenario.DeviceWorkload()
         guard let node = try read.mapping(workload, "workload", keys: ["orders", "devices"])["devices"] else { return d }
-        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare"])
+        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare", "restockShare", "countShare"])
         d.enabled = true
         if let v = m["heartbeat"] {
             d.heartbeat = try read.positiveDuration(v, "workload.devices.heartbeat")
@@ -118,6 +118,11 @@ public struct ScenarioLoader {
         }
         if let v = m["faultRate"] { d.faultRate = try read.probability(v, "workload.devices.faultRate") }
         if let v = m["silentShare"] { d.silentShare = try read.probability(v, "workload.devices.silentShare") }
+        if let v = m["restockShare"] { d.restockShare = try read.probability(v, "workload.devices.restockShare") }
+        if let v = m["countShare"] { d.countShare = try read.probability(v, "workload.devices.countShare") }
+        guard d.restockShare + d.countShare <= 1 else {
+            throw read.fail(node, "workload.devices: restockShare + countShare must not exceed 1 (the rest of the heartbeats are status reports)")
+        }
         return d
     }
 

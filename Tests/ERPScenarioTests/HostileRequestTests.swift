@@ -150,6 +150,11 @@ import Testing
                                                                                      lastSeen: 0, revision: DeviceRevision(value: 2)),
                                                                   metadata: metadata()) } == "unknown_device")
             let shopId = fixtures.devices[0].shopId
+            // Data out of range, or about a product the device's shop does not stock.
+            #expect(await Self.refusal { try await transport.call(ReportDeviceData(deviceId: device, sequence: 8, dataType: .restock,
+                                                                                   productId: "prod_01", quantity: .max), metadata: metadata()) } == "bad_request")
+            #expect(await Self.refusal { try await transport.call(ReportDeviceData(deviceId: device, sequence: 8, dataType: .restock,
+                                                                                   productId: "prod_nothing", quantity: 1), metadata: metadata()) } == "unknown_product")
             let stale = try await transport.call(UpdateDeviceStatus(deviceId: device, shopId: shopId, status: .online, lastSeen: 0,
                                                                     revision: DeviceRevision.reported(sequence: 3)!), metadata: metadata())
             #expect(!stale.applied)

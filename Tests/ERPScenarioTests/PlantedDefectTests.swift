@@ -51,4 +51,18 @@ import Testing
         #expect(broken.invariants["device-status-converges"] == .fail)
         #expect(broken.violations.contains { $0.invariant == "device-status-converges" && $0.example.contains("was applied") })
     }
+
+    /// A consumer without its inbox applies a redelivered restock twice: inventory's `restocked`
+    /// then exceeds what the devices delivered.
+    @Test func aRestockAppliedTwiceIsCaught() async throws {
+        var s = try library("restock-race").scaled(toChaos: .seconds(6))
+        s.heal = .seconds(6)
+        s.network.link.duplicateProbability = 0.3
+        let control = try await run(s)
+        #expect(control.invariants["every-restock-applied-once"] == .pass, "control run failed: \(control.violations)")
+        #expect(control.invariantsPass, "\(control.violations)")
+        _ = s.defects.enable("skip-inbox")
+        let broken = try await run(s)
+        #expect(broken.invariants["every-restock-applied-once"] == .fail, "\(broken.violations)")
+    }
 }

@@ -66,6 +66,7 @@ import Testing
         ("name: t\nheal: 2s\nworkload:\n  devices: {heartbeat: 1s}\n", 2, "heal must last at least 6 heartbeats"),
         ("name: t\nworkload:\n  devices: {heartbeat: 1ms}\n", 3, "heartbeat must be at least 10ms"),
         ("name: t\nworkload:\n  devices: {silentShare: 2}\n", 3, "probability"),
+        ("name: t\nworkload:\n  devices: {restockShare: 0.7, countShare: 0.5}\n", 3, "must not exceed 1"),
         ("name: t\nfaults:\n  - {at: 1s, crash: campaign}\n", 3, "does not run in this release"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {

@@ -7,7 +7,8 @@ import GRDB
 /// transaction: `initial + restocked = available + reserved + sold`.
 public final class InventoryService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.inventory
-    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern(OrderConfirmed.topic)])]
+    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern(OrderConfirmed.topic),
+                                                                                   TopicPattern(DeviceDataReceived.topic)])]
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("inventory", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [StockUpdated.self, InventoryReserved.self, LowStockAlert.self]
 
@@ -46,6 +47,15 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("inventory-2", { db in
+            // A shelf sensor's count that differs from the units held: recorded, never moving stock.
+            try db.execute(sql: """
+                CREATE TABLE shelf_discrepancy (
+                  eventId TEXT PRIMARY KEY, deviceId TEXT NOT NULL, shopId TEXT NOT NULL, productId TEXT NOT NULL,
+                  counted INTEGER NOT NULL, available INTEGER NOT NULL, at INTEGER NOT NULL
+                );
+                """)
+        }),
     ]
 
     public func start() async throws {
@@ -65,6 +75,9 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let consumer = context.consumer(group: "inventory")
         consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
             try self.commitReservation(orderId: event.orderId, correlationId: envelope.correlationId, in: db)
+        }
+        consumer.on(DeviceDataReceived.self) { [self] event, envelope, db in
+            try self.applyDeviceData(event, envelope: envelope, in: db)
         }
         consumer.start()
 
@@ -202,6 +215,41 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         }
         try db.execute(sql: "UPDATE reservation SET status = 'committed', updatedAt = ? WHERE orderId = ?",
                        arguments: [runtime.clock.now.millisecondsSinceEpoch, orderId])
+    }
+
+    /// DeviceDataReceived (the seed's "Update Stock from Device"): a restock delivery adds units
+    /// (`restocked`, so conservation still holds); a shelf count that differs from what is held is
+    /// recorded as a discrepancy. Other data types are not inventory's.
+    func applyDeviceData(_ event: DeviceDataReceived, envelope: EventEnvelope, in db: Database) throws {
+        guard let type = DeviceDataType(rawValue: event.dataType) else { return }
+        let data: DeviceStockData
+        do { data = try JSONCoding.fromJSONValue(DeviceStockData.self, event.data) } catch {
+            throw RPCError.rejected(code: "bad_event", message: "\(event.dataType) data of \(event.deviceId): \(error)")
+        }
+        guard (0...OrderLine.quantityMax).contains(data.quantity) else {
+            throw RPCError.rejected(code: "bad_event", message: "\(event.deviceId): quantity \(data.quantity) out of range")
+        }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?"),
+                                         arguments: [event.shopId, data.productId]) else {
+            throw RPCError.rejected(code: "bad_event", message: "\(event.shopId) stocks no \(data.productId)")
+        }
+        let available: Int = row["available"]
+        switch type {
+        case .restock:
+            guard data.quantity > 0 else { return }
+            try db.cachedStatement(sql: "UPDATE stock SET restocked = restocked + ?, available = available + ? WHERE shopId = ? AND productId = ?")
+                .execute(arguments: [data.quantity, data.quantity, event.shopId, data.productId])
+            try stockChanged(shopId: event.shopId, productId: data.productId, previous: available, new: available + data.quantity,
+                             minimum: row["minimumStock"], correlationId: envelope.correlationId, in: db)
+            runtime.record("inventory restock \(event.shopId)/\(data.productId) +\(data.quantity)")
+        case .stockUpdate:
+            guard data.quantity != available else { return }
+            try db.cachedStatement(sql: """
+                INSERT INTO shelf_discrepancy (eventId, deviceId, shopId, productId, counted, available, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """).execute(arguments: [envelope.eventId, event.deviceId, event.shopId, data.productId, data.quantity, available,
+                                         envelope.timestamp])
+        }
     }
 
     private func stockChanged(shopId: String, productId: String, previous: Int, new: Int, minimum: Int,

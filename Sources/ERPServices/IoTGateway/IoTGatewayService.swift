@@ -14,7 +14,7 @@ import GRDB
 public final class IoTGatewayService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.iotGateway
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("iot", migrations: migrations)
-    public static let publishes: [any EventPayload.Type] = [DeviceStatusUpdated.self]
+    public static let publishes: [any EventPayload.Type] = [DeviceStatusUpdated.self, DeviceDataReceived.self]
     public static let calls: [ServiceName] = [.shop]
 
     let runtime: any Runtime
@@ -22,6 +22,8 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
     let database: ServiceDatabase
     let relay: OutboxRelay
     private let caller: ResilientCaller
+    /// "shop/product" for every product a shop stocks: what a device's stock data may be about.
+    private let stocked: Set<String>
 
     public init(context: ServiceContext) {
         runtime = context.runtime
@@ -29,6 +31,7 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
         database = context.database
         relay = context.relay!
         caller = ResilientCaller(runtime: runtime, caller: .iotGateway, settings: settings.resilience, metrics: settings.resilienceMetrics)
+        stocked = Set(settings.fixtures.shops.flatMap { shop in shop.stock.map { shop.id + "/" + $0.productId } })
     }
 
     static let migrations: [Migration] = [
@@ -40,6 +43,16 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
                   revision INTEGER NOT NULL, status TEXT NOT NULL, -- DeviceStatus
                   lastReportAt INTEGER NOT NULL, -- ms on this gateway's clock
                   silent INTEGER NOT NULL -- 1 once declared offline for silence, until its next report
+                );
+                """)
+        }),
+        ("iot-2", { db in
+            // Every data report accepted, as published: what the checker adds restocks up from.
+            try db.execute(sql: """
+                CREATE TABLE device_data (
+                  deviceId TEXT NOT NULL, sequence INTEGER NOT NULL, shopId TEXT NOT NULL,
+                  dataType TEXT NOT NULL, productId TEXT NOT NULL, quantity INTEGER NOT NULL, at INTEGER NOT NULL,
+                  PRIMARY KEY (deviceId, sequence)
                 );
                 """)
         }),
@@ -57,6 +70,7 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
         }
         relay.start()
         runtime.transport.register(ReportDevice.self) { [self] request, context in try await report(request, context) }
+        runtime.transport.register(ReportDeviceData.self) { [self] request, context in try data(request, context) }
         runtime.spawn("silence-watch") { [self] in await watchForSilence() }
     }
 
@@ -102,6 +116,46 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
             confirmed = false
         }
         return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: true, confirmedByShop: confirmed)
+    }
+
+    /// A device's data: deduplicated on the device's sequence like its status reports, logged and
+    /// published as `DeviceDataReceived` in one transaction. Inventory applies it.
+    func data(_ request: ReportDeviceData, _ context: CallContext) throws -> DeviceReportAck {
+        guard (0...DeviceRevision.sequenceMax).contains(request.sequence) else {
+            throw RPCError.rejected(code: "bad_request", message: "sequence must be from 0 to \(DeviceRevision.sequenceMax)")
+        }
+        guard (0...OrderLine.quantityMax).contains(request.quantity) else {
+            throw RPCError.rejected(code: "bad_request", message: "quantity must be from 0 to \(OrderLine.quantityMax)")
+        }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        let accepted: Bool = try storage {
+            try database.write { db in
+                let select = try db.cachedStatement(sql: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?")
+                guard let row = try Row.fetchOne(select, arguments: [request.deviceId]) else {
+                    throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
+                }
+                let shopId: String = row["shopId"]
+                guard stocked.contains(shopId + "/" + request.productId) else {
+                    throw RPCError.rejected(code: "unknown_product", message: "\(shopId) stocks no \(request.productId)")
+                }
+                guard request.sequence > row["lastSequence"] as Int64 else { return false }
+                // A data report counts as a sign of life too.
+                try db.cachedStatement(sql: "UPDATE device SET lastSequence = ?, lastReportAt = ? WHERE deviceId = ?")
+                    .execute(arguments: [request.sequence, now, request.deviceId])
+                try db.cachedStatement(sql: """
+                    INSERT INTO device_data (deviceId, sequence, shopId, dataType, productId, quantity, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [request.deviceId, request.sequence, shopId, request.dataType.rawValue, request.productId,
+                                             request.quantity, now])
+                let data = try JSONCoding.toJSONValue(DeviceStockData(productId: request.productId, quantity: request.quantity,
+                                                                      sequence: request.sequence))
+                try runtime.appendEvent(DeviceDataReceived(deviceId: request.deviceId, shopId: shopId, dataType: request.dataType.rawValue, data: data),
+                                        source: .iotGateway, correlationId: context.correlationId, in: db)
+                return true
+            }
+        }
+        if accepted { relay.notify() }
+        runtime.record("iot \(request.deviceId) #\(request.sequence) \(request.dataType.rawValue) \(request.productId) \(request.quantity)\(accepted ? "" : " stale")")
+        return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: accepted, confirmedByShop: false)
     }
 
     /// Every heartbeat interval: each device that reported once and has been silent for longer
