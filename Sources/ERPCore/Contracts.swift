@@ -369,6 +369,32 @@ public struct UpdateDeviceStatus: RPCRequest {
     }
 }
 
+/// `GET /shops/{id}/devices`: a shop's devices as the shop holds them.
+public struct GetShopDevices: RPCRequest {
+    public typealias Response = ShopDevices
+    public static let method = "shop.devices"
+    public static let service = ServiceName.shop
+    public static let isIdempotent = true
+    public var shopId: String
+    public init(shopId: String) { self.shopId = shopId }
+}
+
+public struct ShopDevices: Codable, Sendable, Hashable {
+    public struct Device: Codable, Sendable, Hashable {
+        public var deviceId: String
+        public var status: DeviceStatus
+        /// Milliseconds since the epoch (0: never seen).
+        public var lastSeen: Int64
+        public var revision: DeviceRevision
+        public init(deviceId: String, status: DeviceStatus, lastSeen: Int64, revision: DeviceRevision) {
+            self.deviceId = deviceId; self.status = status; self.lastSeen = lastSeen; self.revision = revision
+        }
+    }
+    public var shopId: String
+    public var devices: [Device]
+    public init(shopId: String, devices: [Device]) { self.shopId = shopId; self.devices = devices }
+}
+
 public struct DeviceStatusAck: Codable, Sendable, Hashable {
     public var deviceId: String
     /// False when the shop already knew a newer report for the device.

@@ -104,6 +104,7 @@ public struct GatewayHTTP: Sendable {
         case salesReport = "GET /reports/sales"
         case inventoryReport = "GET /reports/inventory"
         case deviceReport = "GET /reports/devices"
+        case shopDevices = "GET /shops/:id/devices"
         case health = "GET /health"
         case metrics = "GET /metrics"
 
@@ -202,6 +203,13 @@ public struct GatewayHTTP: Sendable {
         case .deviceReport:
             return await handle(request, route: route) { _, callContext in
                 await call { () async throws(RPCError) in try await operations.deviceReport(GetDeviceReport(), context: callContext) } success: {
+                    HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
+                }
+            }
+        case .shopDevices:
+            let id = context.parameters.get("id") ?? ""
+            return await handle(request, route: route) { _, callContext in
+                await call { () async throws(RPCError) in try await operations.shopDevices(GetShopDevices(shopId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }

@@ -42,6 +42,10 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
     func inventoryReport(_ request: GetInventoryReport, context: CallContext) async throws(RPCError) -> InventoryReport {
         throw .deadlineExceeded
     }
+    func shopDevices(_ request: GetShopDevices, context: CallContext) async throws(RPCError) -> ShopDevices {
+        guard request.shopId == "shop_malmo" else { throw .rejected(code: "not_found", message: "no shop \(request.shopId)") }
+        return ShopDevices(shopId: "shop_malmo", devices: [.init(deviceId: "device_malmo_01", status: .online, lastSeen: 1, revision: DeviceRevision(value: 2))])
+    }
     func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport {
         DeviceReport(devices: [.init(deviceId: "device_malmo_01", shopId: "shop_malmo", status: .fault, revision: DeviceRevision(value: 8), updates: 4)])
     }
@@ -279,6 +283,12 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                 #expect(String(buffer: response.body).contains(#""status":"fault""#))
             }
             try await client.execute(uri: "/reports/devices", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/shops/shop_malmo/devices", method: .get, headers: key) { response in
+                #expect(response.status == .ok)
+                let devices = try JSONDecoder().decode(ShopDevices.self, from: Data(buffer: response.body))
+                #expect(devices.devices.map(\.status) == [.online])
+            }
+            try await client.execute(uri: "/shops/shop_atlantis/devices", method: .get, headers: key) { #expect($0.status == .notFound) }
         }
     }
 

@@ -12,6 +12,7 @@ public protocol GatewayOperations: Sendable {
     func salesReport(_ request: GetSalesReport, context: CallContext) async throws(RPCError) -> SalesReport
     func inventoryReport(_ request: GetInventoryReport, context: CallContext) async throws(RPCError) -> InventoryReport
     func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport
+    func shopDevices(_ request: GetShopDevices, context: CallContext) async throws(RPCError) -> ShopDevices
 }
 
 /// The API gateway: routes client calls to the services (the seed's REST hop), passing on the
@@ -20,7 +21,7 @@ public protocol GatewayOperations: Sendable {
 /// seed's 429, with a retry-after hint).
 public final class GatewayService: RetailService, GatewayOperations, @unchecked Sendable {
     public static let name = ServiceName.gateway
-    public static let calls: [ServiceName] = [.order, .inventory, .product, .report]
+    public static let calls: [ServiceName] = [.order, .inventory, .product, .report, .shop]
 
     let runtime: any Runtime
     let settings: ServiceSettings
@@ -88,5 +89,9 @@ public final class GatewayService: RetailService, GatewayOperations, @unchecked 
 
     public func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport {
         try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(2), context: context))
+    }
+
+    public func shopDevices(_ request: GetShopDevices, context: CallContext) async throws(RPCError) -> ShopDevices {
+        try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(1), context: context))
     }
 }

@@ -66,6 +66,23 @@ public final class ShopService: RetailService, @unchecked Sendable {
         }
         consumer.start()
         runtime.transport.register(UpdateDeviceStatus.self) { [self] request, _ in try update(request) }
+        runtime.transport.register(GetShopDevices.self) { [self] request, _ in try devices(of: request.shopId) }
+    }
+
+    func devices(of shopId: String) throws -> ShopDevices {
+        try storage {
+            try database.read { db in
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM shop WHERE shopId = ?", arguments: [shopId]) != nil else {
+                    throw RPCError.rejected(code: "not_found", message: "no shop \(shopId)")
+                }
+                let devices = try Row.fetchAll(db, sql: "SELECT deviceId, status, lastSeen, revision FROM device WHERE shopId = ? ORDER BY deviceId",
+                                               arguments: [shopId]).map {
+                    ShopDevices.Device(deviceId: $0["deviceId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
+                                       lastSeen: $0["lastSeen"], revision: DeviceRevision(value: $0["revision"]))
+                }
+                return ShopDevices(shopId: shopId, devices: devices)
+            }
+        }
     }
 
     func update(_ request: UpdateDeviceStatus) throws -> DeviceStatusAck {
