@@ -192,7 +192,7 @@ let package = Package(
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]

@@ -78,6 +78,19 @@ public struct ServiceHost: Service {
         try await executor.run { try await instance.start() }
         logger.info("\(service) serving on \(bound)")
 
+        // Real devices, each with a key of its own, reach the IoT gateway through its own door.
+        var ingress: DeviceIngress?
+        if service == .iotGateway, let deviceEndpoint = topology.deviceEndpoint, let operations = instance as? DeviceOperations {
+            guard let keys, let folder = topology.deviceKeyDirectory else {
+                throw KeyStoreError("\(topology.path): devices need CURVE (security.curveKeys) and devices.keys")
+            }
+            let deviceKeys = try DeviceIngress.deviceKeys(in: folder, devices: settings.fixtures.devices)
+            let door = DeviceIngress(endpoint: deviceEndpoint, serverKeys: try keys.keyPair(of: service), deviceKeys: deviceKeys,
+                                     operations: operations, logger: logger, hop: { body in await executor.run(body) })
+            _ = try await door.start()
+            ingress = door
+        }
+
         if service == .gateway, let operations = instance as? GatewayOperations {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys, rateLimitPerKey: topology.httpRateLimit),
                                    clock: clock, ids: runtime.ids,
@@ -106,6 +119,7 @@ public struct ServiceHost: Service {
             try? await gracefulShutdown()
         }
         logger.info("\(service) stopping")
+        await ingress?.stop()
         await transport.stop()
         // Stop the service's code first (shutdown returns once the job in progress has finished),
         // then close its databases: closing under a running job would pull SQLite from under it.

@@ -28,6 +28,11 @@ public struct Topology: Sendable {
     /// Peers that are not services but may call them (their `<name>.pub` in the key folder): the
     /// scenario runner of `erp run --mode zmq`, an operator's tool.
     public var clients: [String] = []
+    /// Where the IoT gateway listens for devices (`devices.endpoint`), and the folder of the
+    /// devices' public keys (`devices.keys`: `<deviceId>.pub`, Z85): each device has a key of its
+    /// own, and only a key of this folder is admitted. Nil: no device ingress.
+    public var deviceEndpoint: String?
+    public var deviceKeyDirectory: String?
     /// Where each service (but the gateway, which has `/metrics` on its HTTP port) serves
     /// Prometheus metrics over HTTP: `host:port`. A service without one exposes none.
     public var metricsAddresses: [ServiceName: (host: String, port: Int)] = [:]
@@ -55,6 +60,7 @@ extension Topology {
         // Paths inside the file are relative to the file's folder.
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         if let keys = topology.keyDirectory, !keys.hasPrefix("/") { topology.keyDirectory = base.appendingPathComponent(keys).path }
+        if let keys = topology.deviceKeyDirectory, !keys.hasPrefix("/") { topology.deviceKeyDirectory = base.appendingPathComponent(keys).path }
         if !topology.dataDirectory.hasPrefix("/") { topology.dataDirectory = base.appendingPathComponent(topology.dataDirectory).path }
         return topology
     }
@@ -71,6 +77,7 @@ extension Topology {
         var endpoints: [(ServiceName, String)] = []
         var metrics: [ServiceName: (host: String, port: Int)] = [:]
         var resilience = ResilienceSettings()
+        var deviceEndpoint: String?, deviceKeys: String?
         for (k, v) in top {
             switch k.string ?? "" {
             case "name": name = v.string ?? name
@@ -134,10 +141,21 @@ extension Topology {
                     }
                     endpoints.append((service, endpoint))
                 }
+            case "devices":
+                let d = try read.mapping(v, "devices", keys: ["endpoint", "keys"])
+                guard let endpoint = try d["endpoint"].map({ n throws(TopologyError) in try read.string(n) }),
+                      endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+                    throw fail(v, "devices.endpoint must be tcp://HOST:PORT or ipc://PATH (where the IoT gateway listens for devices)")
+                }
+                guard let keys = try d["keys"].map({ n throws(TopologyError) in try read.string(n) }) else {
+                    throw fail(v, "devices.keys must name the folder of the devices' public keys (<deviceId>.pub)")
+                }
+                deviceEndpoint = endpoint
+                deviceKeys = keys
             case "resilience":
                 resilience = try read.resilience(v, clientTimeout: GatewayHTTPSettings(apiKeys: []).requestTimeout)
             default:
-                throw fail(k, "unknown field '\(k.string ?? "")'; expected name, dataDirectory, http, security, services, resilience")
+                throw fail(k, "unknown field '\(k.string ?? "")'; expected name, dataDirectory, http, security, services, devices, resilience")
             }
         }
         guard !endpoints.isEmpty else { throw fail(root, "services: no service has an endpoint") }
@@ -162,6 +180,8 @@ extension Topology {
         topology.clients = clients
         topology.metricsAddresses = metrics
         topology.resilience = resilience
+        topology.deviceEndpoint = deviceEndpoint
+        topology.deviceKeyDirectory = deviceKeys
         return topology
     }
 }

@@ -523,8 +523,9 @@ final class IOLoop {
 
     /// Receives one whole multipart message with `zmq_msg_recv` (no fixed buffer, so nothing is
     /// truncated), following `ZMQ_RCVMORE` to the last frame.
-    private func receiveMessage(_ handle: UnsafeMutableRawPointer) -> Received {
+    private func receiveMessage(_ handle: UnsafeMutableRawPointer, readsUserId: Bool = false) -> Received {
         var frames: [[UInt8]] = []
+        var userId: String?
         while true {
             zmq_msg_init(frame)
             var result: Int32
@@ -541,6 +542,8 @@ final class IOLoop {
                 return .failure(ZeroMQError.fromErrno(number, "zmq_msg_recv"))
             }
             let size = zmq_msg_size(frame)
+            // Not on a ROUTER's first frame (the routing id it adds): on the frames from the wire.
+            if readsUserId && userId == nil, let property = zmq_msg_gets(frame, "User-Id") { userId = String(cString: property) }
             frames.append([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(frame), count: size)))
             zmq_msg_close(frame)
             var more: Int32 = 0
@@ -548,7 +551,7 @@ final class IOLoop {
             guard zmq_getsockopt(handle, ZMQ_RCVMORE, &more, &length) == 0 else {
                 return .failure(ZeroMQError.last("zmq_getsockopt(ZMQ_RCVMORE)"))
             }
-            if more == 0 { return .message(ZMQMessage(frames: frames)) }
+            if more == 0 { return .message(ZMQMessage(frames: frames, userId: userId)) }
         }
     }
 
@@ -564,7 +567,7 @@ final class IOLoop {
     private func receive(_ live: LiveSocket, limit: Int = IOLoop.receiveBatchMax) -> ReadOutcome {
         if live.readingPaused { return .drained }
         for _ in 0..<limit {
-            switch receiveMessage(live.handle) {
+            switch receiveMessage(live.handle, readsUserId: live.request.options.readsUserId) {
             case .nothing:
                 return .drained
             case .failure(let error):

@@ -87,6 +87,9 @@ public struct SocketOptions: Sendable, Hashable {
     /// the I/O thread stops reading the socket, so libzmq's `ZMQ_RCVHWM` and TCP push back on the
     /// sender instead of the process growing without bound.
     public var inboxCountMax: Int = 4_096
+    /// Read each received message's `User-Id` property into `ZMQMessage.userId` (one libzmq call
+    /// per message; off by default). A CURVE server uses it to know which client key sent what.
+    public var readsUserId = false
 
     public init(security: ZMQSecurity) {
         self.security = security

@@ -3,9 +3,14 @@
 /// frame sent names the peer to send to.
 public struct ZMQMessage: Sendable, Hashable {
     public var frames: [[UInt8]]
+    /// On a CURVE server opened with `readsUserId`: the `User-Id` the ZAP handler gave the
+    /// sender's connection (the client's public key, Z85), so that a server can tell which key
+    /// sent each message. Nil otherwise.
+    public var userId: String?
 
-    public init(frames: [[UInt8]]) {
+    public init(frames: [[UInt8]], userId: String? = nil) {
         self.frames = frames
+        self.userId = userId
     }
 
     /// The bytes of all frames together.

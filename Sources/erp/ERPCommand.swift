@@ -200,13 +200,16 @@ struct Keys: ParsableCommand {
             abstract: "Make a CURVE key pair for every service of a topology.",
             discussion: """
                 Writes <name>.key (the secret key, mode 0600) and <name>.pub for every service and every \
-                client the topology admits (security.clients) into its curveKeys folder (or --out). \
-                Existing pairs are kept unless --replace.
+                client the topology admits (security.clients) into its curveKeys folder (or --out), and, \
+                when the topology has a devices section, a pair per device of the fixtures into its \
+                devices.keys folder (the device registry: each device has a key of its own). Existing \
+                pairs are kept unless --replace.
                 """)
 
         @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
         @Option(name: .customLong("out"), help: "Key folder (default: the topology's curveKeys).") var directory: String?
         @Flag(help: "Replace existing key pairs.") var replace = false
+        @Option(help: "The fixtures whose devices get keys (with a devices section).") var fixtures: String = "fixtures/retail.json"
 
         func run() throws {
             let loaded: Topology
@@ -220,6 +223,15 @@ struct Keys: ParsableCommand {
             }
             let made = try KeyStore(directory: folder).generate(named: loaded.services.map(\.rawValue) + loaded.clients, replace: replace)
             print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.joined(separator: ", "))")
+            if let deviceFolder = loaded.deviceKeyDirectory {
+                let devices: Fixtures
+                do { devices = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: self.fixtures))) } catch {
+                    FileHandle.standardError.write(Data("erp: fixtures \(self.fixtures) cannot be read: \(error)\n".utf8))
+                    throw ExitCode(ExitStatus.invalidInput)
+                }
+                let madeForDevices = try KeyStore(directory: deviceFolder).generate(named: devices.devices.map(\.id), replace: replace)
+                print("device keys in \(deviceFolder): \(madeForDevices.isEmpty ? "all present, none made" : "made for \(madeForDevices.count) devices")")
+            }
         }
     }
 }

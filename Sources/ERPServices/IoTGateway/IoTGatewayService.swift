@@ -11,7 +11,15 @@ import GRDB
 ///
 ///     Device ─ReportDevice─▶ IoT gateway ─UpdateDeviceStatus─▶ Shop
 ///                                  └─DeviceStatusUpdated─▶ bus ─▶ shop (the same report again)
-public final class IoTGatewayService: RetailService, @unchecked Sendable {
+/// What the IoT gateway offers devices, whatever carries their messages (RPC in simulation, the
+/// device protocol in production: docs/device-protocol.md). Methods must run on the IoT gateway
+/// node's executor.
+public protocol DeviceOperations: Sendable {
+    func report(_ request: ReportDevice, _ context: CallContext) async throws -> DeviceReportAck
+    func data(_ request: ReportDeviceData, _ context: CallContext) throws -> DeviceReportAck
+}
+
+public final class IoTGatewayService: RetailService, DeviceOperations, @unchecked Sendable {
     public static let name = ServiceName.iotGateway
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("iot", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [DeviceStatusUpdated.self, DeviceDataReceived.self]
@@ -74,7 +82,7 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
         runtime.spawn("silence-watch") { [self] in await watchForSilence() }
     }
 
-    func report(_ request: ReportDevice, _ context: CallContext) async throws -> DeviceReportAck {
+    public func report(_ request: ReportDevice, _ context: CallContext) async throws -> DeviceReportAck {
         guard let revision = DeviceRevision.reported(sequence: request.sequence) else {
             throw RPCError.rejected(code: "bad_request", message: "sequence must be from 0 to \(DeviceRevision.sequenceMax)")
         }
@@ -120,7 +128,7 @@ public final class IoTGatewayService: RetailService, @unchecked Sendable {
 
     /// A device's data: deduplicated on the device's sequence like its status reports, logged and
     /// published as `DeviceDataReceived` in one transaction. Inventory applies it.
-    func data(_ request: ReportDeviceData, _ context: CallContext) throws -> DeviceReportAck {
+    public func data(_ request: ReportDeviceData, _ context: CallContext) throws -> DeviceReportAck {
         guard (0...DeviceRevision.sequenceMax).contains(request.sequence) else {
             throw RPCError.rejected(code: "bad_request", message: "sequence must be from 0 to \(DeviceRevision.sequenceMax)")
         }
