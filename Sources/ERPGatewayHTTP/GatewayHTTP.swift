@@ -223,7 +223,7 @@ public struct GatewayHTTP: Sendable {
         let started = ContinuousClock.now
         let correlationId = request.headers[Self.correlationHeader].flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 } ?? ids.next("corr")
         let answer: HTTPAnswer
-        if let key = apiKey(of: request), settings.apiKeys.contains(key) {
+        if let key = apiKey(of: request), Self.isAdmitted(key, among: settings.apiKeys) {
             if let limiter, case .limited(let retryAfter) = limiter.acquire(key: key, now: clock.now) {
                 answer = Self.rateLimited(retryAfter: retryAfter, bucket: limiter.bucket)
             } else {
@@ -252,6 +252,23 @@ public struct GatewayHTTP: Sendable {
         return .error(.tooManyRequests, "rate_limited",
                       "this API key is over its rate (bursts of \(bucket.capacity), then \(rate) requests per second); retry after \(seconds)s",
                       headers: [("Retry-After", "\(seconds)")])
+    }
+
+    /// Whether `key` is one of `keys`, in time that depends on neither where a guess first differs
+    /// from a key nor which key matched: every key is compared over every byte, so response times
+    /// do not leak a key a byte at a time.
+    static func isAdmitted(_ key: String, among keys: [String]) -> Bool {
+        let candidate = Array(key.utf8)
+        var admitted = false
+        for known in keys {
+            let bytes = Array(known.utf8)
+            var difference = UInt8(truncatingIfNeeded: candidate.count ^ bytes.count)
+            for i in 0..<max(candidate.count, bytes.count) {
+                difference |= (i < candidate.count ? candidate[i] : 0) ^ (i < bytes.count ? bytes[i] : 0)
+            }
+            admitted = admitted || difference == 0
+        }
+        return admitted
     }
 
     /// The key in `X-API-Key`, or in `Authorization: Bearer KEY`.

@@ -1,5 +1,5 @@
 import ERPCore
-import ERPGatewayHTTP
+@testable import ERPGatewayHTTP
 import ERPResilience
 import ERPServices
 import ERPTransport
@@ -258,6 +258,15 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                 #expect(String(buffer: response.body).contains(message), "\(String(buffer: response.body))")
             }
         }
+    }
+
+    @Test func apiKeysAreComparedWholly() {
+        let keys = ["secret", "other-key"]
+        #expect(GatewayHTTP.isAdmitted("secret", among: keys) && GatewayHTTP.isAdmitted("other-key", among: keys))
+        for guess in ["", "s", "secre", "secret ", "secreT", "secrets", "other-ke", "\u{0}secret", "sécret"] {
+            #expect(!GatewayHTTP.isAdmitted(guess, among: keys), "\(guess)")
+        }
+        #expect(!GatewayHTTP.isAdmitted("secret", among: []))
     }
 
     @Test func readsMapErrorsToStatuses() async throws {
