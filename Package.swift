@@ -167,8 +167,9 @@ let package = Package(
         ]),
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
-            "ERPSimulationBackend", "ERPZeroMQBackend",
+            "ERPSimulationBackend", "ERPZeroMQBackend", "ERPStorage", "ERPTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend", "ERPZeroMQBackend"]),
 
@@ -180,7 +181,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
-        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices"]),
+        .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices", "ERPStorage", "ERPTransport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
         .target(name: "ZeroMQTestSupport", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "ZeroMQTestSupport"]),

@@ -569,3 +569,63 @@ public struct DeliveryAck: Codable, Sendable, Hashable {
     public var applied: Bool
     public init(eventId: String, applied: Bool) { self.eventId = eventId; self.applied = applied }
 }
+
+/// A consumer (or an operator) → bus: deliver again to `group` every event of its topics from log
+/// position `fromSequence` on (0: the whole log), whatever was delivered before. A consumer whose
+/// inbox still holds an event acknowledges it without a second effect; one whose database was
+/// lost rebuilds its read model from the log.
+public struct ReplayGroup: RPCRequest {
+    public typealias Response = ReplayAck
+    public static let method = "bus.replay"
+    public static let service = ServiceName.eventBus
+    public static let isIdempotent = true
+    public var group: String
+    public var fromSequence: Int64
+    public init(group: String, fromSequence: Int64 = 0) { self.group = group; self.fromSequence = fromSequence }
+}
+
+public struct ReplayAck: Codable, Sendable, Hashable {
+    /// Deliveries made pending again (or for the first time).
+    public var queued: Int
+    public init(queued: Int) { self.queued = queued }
+}
+
+/// Operator → bus: the dead letters, oldest first, of one group or all.
+public struct ListDeadLetters: RPCRequest {
+    public typealias Response = DeadLetters
+    public static let method = "bus.deadLetters"
+    public static let service = ServiceName.eventBus
+    public static let isIdempotent = true
+    public var group: String?
+    public var limit: Int
+    public init(group: String? = nil, limit: Int = 100) { self.group = group; self.limit = limit }
+}
+
+public struct DeadLetters: Codable, Sendable, Hashable {
+    public struct Letter: Codable, Sendable, Hashable {
+        public var group: String
+        public var sequence: Int64
+        public var eventId: String
+        public var eventType: String
+        public var attempts: Int
+        public var lastError: String?
+        public init(group: String, sequence: Int64, eventId: String, eventType: String, attempts: Int, lastError: String?) {
+            self.group = group; self.sequence = sequence; self.eventId = eventId; self.eventType = eventType
+            self.attempts = attempts; self.lastError = lastError
+        }
+    }
+    public var letters: [Letter]
+    public init(letters: [Letter]) { self.letters = letters }
+}
+
+/// Operator → bus: put a group's dead letters (all, or those at the given log positions) back in
+/// its queue, with their attempts reset.
+public struct RequeueDeadLetters: RPCRequest {
+    public typealias Response = ReplayAck
+    public static let method = "bus.requeue"
+    public static let service = ServiceName.eventBus
+    public static let isIdempotent = true
+    public var group: String
+    public var sequences: [Int64]?
+    public init(group: String, sequences: [Int64]? = nil) { self.group = group; self.sequences = sequences }
+}

@@ -43,6 +43,9 @@ public protocol FaultInjector: AnyObject, Sendable {
     func crash(_ node: NodeName)
     /// Starts a crashed node again from its database.
     func restart(_ node: NodeName)
+    /// Kills the node's process and loses its disk: its databases are gone, and it restarts (at
+    /// its restart) from nothing, as a replacement machine would.
+    func loseDisk(_ node: NodeName)
     /// Stops scheduling the node (or lets it run again).
     func pause(_ node: NodeName, on: Bool)
     /// Offsets the node's clock (`.zero` takes the skew away).
@@ -76,6 +79,8 @@ public struct ScheduledFault: Sendable, Hashable {
         case isolate(NodeName)
         /// Crash; restart after the given delay, or at heal if nil.
         case crash(NodeName, restartAfter: Duration?)
+        /// Crash and lose every database of the node; restart (empty) as for a crash.
+        case diskLoss(NodeName, restartAfter: Duration?)
         case pause(NodeName)
         case clockSkew(NodeName, Duration)
         case link(from: NodeName, to: NodeName, LinkBehaviour)
@@ -102,6 +107,7 @@ extension ScheduledFault.Kind {
         case .partitionOneWay(let from, let to): injector.partitionOneWay(from: from, to: to, on: true)
         case .isolate(let node): injector.isolate(node, on: true)
         case .crash(let node, _): injector.crash(node)
+        case .diskLoss(let node, _): injector.loseDisk(node)
         case .pause(let node): injector.pause(node, on: true)
         case .clockSkew(let node, let skew): injector.clockSkew(node, by: skew)
         case .link(let from, let to, let behaviour): injector.link(from: from, to: to, behaviour)
@@ -116,7 +122,7 @@ extension ScheduledFault.Kind {
         case .partition(let a, let b): injector.partition(a, b, on: false)
         case .partitionOneWay(let from, let to): injector.partitionOneWay(from: from, to: to, on: false)
         case .isolate(let node): injector.isolate(node, on: false)
-        case .crash: break
+        case .crash, .diskLoss: break
         case .pause(let node): injector.pause(node, on: false)
         case .clockSkew(let node, _): injector.clockSkew(node, by: .zero)
         case .link(let from, let to, _): injector.link(from: from, to: to, nil)
@@ -127,20 +133,27 @@ extension ScheduledFault.Kind {
 
     /// Whether the fault has an end before heal (a crash is over when its node restarts).
     var ends: Bool {
-        if case .crash = self { return false }
-        return true
+        switch self {
+        case .crash, .diskLoss: false
+        default: true
+        }
     }
 
     /// The node a crash takes down and when it comes back, if this is a crash with a restart time.
     var restart: (node: NodeName, after: Duration)? {
-        if case .crash(let node, let after?) = self { return (node, after) }
-        return nil
+        switch self {
+        case .crash(let node, let after?), .diskLoss(let node, let after?): (node, after)
+        default: nil
+        }
     }
 
     /// The same fault with its own durations scaled (a crash's restart delay).
     func scaled(_ scale: (Duration) -> Duration) -> Self {
-        if case .crash(let node, let restartAfter) = self { return .crash(node, restartAfter: restartAfter.map(scale)) }
-        return self
+        switch self {
+        case .crash(let node, let restartAfter): .crash(node, restartAfter: restartAfter.map(scale))
+        case .diskLoss(let node, let restartAfter): .diskLoss(node, restartAfter: restartAfter.map(scale))
+        default: self
+        }
     }
 
     /// What the fault does, for reports.
@@ -151,6 +164,8 @@ extension ScheduledFault.Kind {
         case .isolate(let name): "isolate \(name)"
         case .crash(let name, let restartAfter):
             "crash \(name), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+        case .diskLoss(let name, let restartAfter):
+            "disk loss \(name), " + (restartAfter.map { "restart empty after \($0.shortDescription)" } ?? "restart empty at heal")
         case .pause(let name): "pause \(name)"
         case .clockSkew(let name, let skew): "clock skew \(name) by \(skew.shortDescription)"
         case .link(let from, let to, let behaviour): "link \(from) -> \(to): \(behaviour.summaryText)"

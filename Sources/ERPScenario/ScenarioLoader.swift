@@ -158,6 +158,9 @@ public struct ScenarioLoader {
             ("crash", { v, f throws(ScenarioError) in
                 .crash(try service(v), restartAfter: try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") })
             }),
+            ("diskLoss", { v, f throws(ScenarioError) in
+                .diskLoss(try service(v), restartAfter: try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") })
+            }),
             ("pause", { v, f throws(ScenarioError) in .pause(try service(v)) }),
             ("clockSkew", { v, f throws(ScenarioError) in
                 let s = try read.mapping(v, "clockSkew", keys: ["service", "by"])
@@ -195,8 +198,8 @@ public struct ScenarioLoader {
             guard at < scenario.duration else {
                 throw read.fail(m["at"], "fault at \(at.shortDescription) is after the chaos phase (duration \(scenario.duration.shortDescription))")
             }
-            if m["restartAfter"] != nil && chosen.key != "crash" {
-                throw read.fail(m["restartAfter"], "restartAfter belongs to a crash fault")
+            if m["restartAfter"] != nil && chosen.key != "crash" && chosen.key != "diskLoss" {
+                throw read.fail(m["restartAfter"], "restartAfter belongs to a crash or diskLoss fault")
             }
             let kind = try chosen.read(value, ReadFault(scenario: scenario, restartAfter: m["restartAfter"]))
             out.append(ScheduledFault(at: at, duration: lasting, kind: kind, line: read.line(item) ?? 0))

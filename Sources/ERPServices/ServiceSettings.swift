@@ -18,6 +18,9 @@ public enum PlantedDefect: String, CaseIterable, Sendable, Codable {
     /// The shop applies a device's status whatever its revision: a stale report that arrives late
     /// overwrites a newer one.
     case applyStaleDeviceStatus = "apply-stale-device-status"
+    /// The report service starts on an empty database without asking the bus to replay its group:
+    /// after a lost disk its read models miss everything before.
+    case skipReportRebuild = "skip-report-rebuild"
 }
 
 /// The defects planted in a run; all off in a normal run.
@@ -48,6 +51,7 @@ public struct PlantedDefects: Sendable, Hashable, Codable {
     public var skipInbox: Bool { contains(.skipInbox) }
     public var confirmDeclinedPayments: Bool { contains(.confirmDeclinedPayments) }
     public var applyStaleDeviceStatus: Bool { contains(.applyStaleDeviceStatus) }
+    public var skipReportRebuild: Bool { contains(.skipReportRebuild) }
 }
 
 /// How swishpay behaves, changeable during a run (a provider fault). Shared by reference between

@@ -165,7 +165,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let control = Control(transport: transport, clock: clock, journal: journal, skewAllowance: skews.max() ?? .zero)
         let plan = FaultPlan(scenario: scenario, exempt: [Self.runnerNode.rawValue])
         let injector = ZeroMQFaultInjector(plan: plan, supervisor: supervisor, control: control, services: services,
-                                           startTimeout: startTimeout)
+                                           startTimeout: startTimeout, databaseDirectory: databaseDirectory)
         running = Running(services: services, scratch: scratch, databaseDirectory: databaseDirectory, logDirectory: logDirectory,
                           httpPort: httpPort, apiKey: apiKey, metricsPorts: metricsPorts, journal: journal, supervisor: supervisor,
                           context: context, authenticator: authenticator, executor: executor, clock: clock, transport: transport,

@@ -17,12 +17,16 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     let control: Control
     let services: [ServiceName]
     let startTimeout: Duration
+    /// Where the services keep their databases (a lost disk takes its node's files).
+    let databaseDirectory: String
     /// Restarted services being waited for, to give each its share of the faults once it answers.
     private var pending: [Task<Void, Never>] = []
     /// Whether the plan changed since the last push to every process.
     private var dirty = false
 
-    init(plan: FaultPlan, supervisor: Supervisor, control: Control, services: [ServiceName], startTimeout: Duration) {
+    init(plan: FaultPlan, supervisor: Supervisor, control: Control, services: [ServiceName], startTimeout: Duration,
+         databaseDirectory: String) {
+        self.databaseDirectory = databaseDirectory
         self.plan = plan
         self.supervisor = supervisor
         self.control = control
@@ -37,6 +41,18 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     func crash(_ node: NodeName) {
         plan.update { $0.crashed.insert(node) }
         if !supervisor.crash(node.rawValue) { control.journal.note("\(node) was not running") }
+    }
+
+    func loseDisk(_ node: NodeName) {
+        crash(node)
+        // SIGKILL is immediate; the files go while the process is down.
+        let prefix = node.rawValue + "-"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: databaseDirectory)) ?? []
+        for file in files.sorted() where file.hasPrefix(prefix) && file.contains(".sqlite") {
+            do { try FileManager.default.removeItem(atPath: databaseDirectory + "/" + file) } catch {
+                control.journal.note("disk loss of \(node): cannot remove \(file): \(error)")
+            }
+        }
     }
 
     func restart(_ node: NodeName) {

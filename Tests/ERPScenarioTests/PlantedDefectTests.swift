@@ -52,6 +52,18 @@ import Testing
         #expect(broken.violations.contains { $0.invariant == "device-status-converges" && $0.example.contains("was applied") })
     }
 
+    /// A report that loses its disk and does not rebuild from the log misses everything before.
+    @Test func aReportThatDoesNotRebuildIsCaught() async throws {
+        var s = try library("report-rebuild").scaled(toChaos: .seconds(8))
+        s.heal = .seconds(6)
+        let control = try await run(s)
+        #expect(control.invariants["report-converges"] == .pass, "control run failed: \(control.violations)")
+        #expect(control.invariantsPass, "\(control.violations)")
+        _ = s.defects.enable("skip-report-rebuild")
+        let broken = try await run(s)
+        #expect(broken.invariants["report-converges"] == .fail, "\(broken.violations)")
+    }
+
     /// A consumer without its inbox applies a redelivered restock twice: inventory's `restocked`
     /// then exceeds what the devices delivered.
     @Test func aRestockAppliedTwiceIsCaught() async throws {

@@ -12,7 +12,7 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
 
 /// Every library scenario, on each backend: the same checks, the backend an argument.
 @Suite struct ScenarioLibraryTests {
-    static let scenarios = ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix", "iot-partition", "restock-race"]
+    static let scenarios = ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix", "iot-partition", "restock-race", "report-rebuild"]
 
     @Test(arguments: scenarios)
     func inSimulation(name: String) async throws {

@@ -63,6 +63,11 @@ public final class EventBusService: RetailService, @unchecked Sendable {
     public func start() async throws {
         dispatchers = routes.map { Dispatcher(bus: self, route: $0) }
         runtime.transport.register(AppendEvents.self) { [self] request, _ in try self.append(request) }
+        runtime.transport.register(ReplayGroup.self) { [self] request, _ in try self.replay(request) }
+        runtime.transport.register(ListDeadLetters.self) { [self] request, _ in
+            try storage { try database.read { try EventLog.deadLetters(group: request.group, limit: request.limit, in: $0) } }
+        }
+        runtime.transport.register(RequeueDeadLetters.self) { [self] request, _ in try self.requeue(request) }
         for dispatcher in dispatchers {
             runtime.spawn("dispatch-\(dispatcher.route.subscription.group)") { await dispatcher.run() }
         }
@@ -92,6 +97,30 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         runtime.record("bus appended \(ack.appended) duplicates \(ack.duplicates)")
         for (i, dispatcher) in dispatchers.enumerated() where touched[i] { dispatcher.signal.notify() }
         return ack
+    }
+
+    func replay(_ request: ReplayGroup) throws -> ReplayAck {
+        guard let index = routes.firstIndex(where: { $0.subscription.group == request.group }) else {
+            throw RPCError.rejected(code: "unknown_group", message: "no consumer group \(request.group); groups: \(routes.map(\.subscription.group).joined(separator: ", "))")
+        }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        let queued = try storage {
+            try database.write { try EventLog.replay(routes[index].subscription, fromSequence: max(0, request.fromSequence), now: now, in: $0) }
+        }
+        runtime.record("bus replay \(request.group) from \(request.fromSequence): \(queued) queued")
+        dispatchers[index].signal.notify()
+        return ReplayAck(queued: queued)
+    }
+
+    func requeue(_ request: RequeueDeadLetters) throws -> ReplayAck {
+        guard let index = routes.firstIndex(where: { $0.subscription.group == request.group }) else {
+            throw RPCError.rejected(code: "unknown_group", message: "no consumer group \(request.group)")
+        }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        let queued = try storage { try database.write { try EventLog.requeue(group: request.group, sequences: request.sequences, now: now, in: $0) } }
+        runtime.record("bus requeue \(request.group): \(queued) dead letters")
+        dispatchers[index].signal.notify()
+        return ReplayAck(queued: queued)
     }
 
     /// Delivers one group's queue.

@@ -9,6 +9,10 @@ import GRDB
 /// stock levels (StockUpdated: each event's `change`, so delivery order does not matter) and the
 /// low-stock history (LowStockAlert), and each device's newest status (DeviceStatusUpdated, by
 /// revision). Every effect commits with its inbox row, so each event counts once.
+///
+/// Rebuildable: a report service that starts on an empty database (its disk lost) asks the bus
+/// to replay its group from the start of the log, and the read models are built again from the
+/// events; its inbox makes a replay over a model that was not lost change nothing.
 public final class ReportService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.report
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("report", migrations: migrations)
@@ -25,6 +29,8 @@ public final class ReportService: RetailService, @unchecked Sendable {
         self.context = context
         database = context.database
     }
+
+    static let group = "report"
 
     static let migrations: [Migration] = [
         ("report-1", { db in
@@ -55,6 +61,10 @@ public final class ReportService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("report-2", { db in
+            // Set once the bus has acknowledged the replay this database was built from.
+            try db.execute(sql: "CREATE TABLE report_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        }),
     ]
 
     public func start() async throws {
@@ -67,7 +77,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
                 }
             }
         }
-        let consumer = context.consumer(group: "report")
+        let consumer = context.consumer(group: Self.group)
         consumer.on(OrderCreated.self) { event, envelope, db in
             let hour = envelope.timestamp / 3_600_000
             for item in event.items {
@@ -120,6 +130,32 @@ public final class ReportService: RetailService, @unchecked Sendable {
         transport.register(GetSalesReport.self) { [self] _, _ in try sales() }
         transport.register(GetInventoryReport.self) { [self] _, _ in try inventory() }
         transport.register(GetDeviceReport.self) { [self] _, _ in try devices() }
+        let built = try database.read { try String.fetchOne($0, sql: "SELECT value FROM report_meta WHERE key = 'replayed'") } != nil
+        if !built && !context.settings.defects.skipReportRebuild {
+            context.runtime.spawn("report-rebuild") { [self] in await rebuild() }
+        }
+    }
+
+    /// Asks the bus to replay this group from the start of the log, until it acknowledges; then
+    /// records that this database was built from the log.
+    private func rebuild() async {
+        let runtime = context.runtime
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let ack = try await runtime.transport.call(ReplayGroup(group: Self.group), metadata: runtime.metadata(timeout: .seconds(2)))
+                try database.write { db in
+                    try db.execute(sql: "INSERT INTO report_meta (key, value) VALUES ('replayed', ?) ON CONFLICT DO NOTHING",
+                                   arguments: ["\(ack.queued)"])
+                }
+                runtime.record("report rebuilt from the log: \(ack.queued) events queued")
+                return
+            } catch {
+                runtime.record("report rebuild try \(attempt) failed (\(error))")
+                await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: .milliseconds(200), max: .seconds(3)))
+            }
+        }
     }
 
     private static func addRevenue(_ kind: String, _ amount: Money, in db: Database) throws {

@@ -1,0 +1,57 @@
+import ERPCore
+import ERPTransport
+import GRDB
+
+/// The bus's log and queues as SQL, shared by the running bus (its RPCs) and by `erp events` on a
+/// stopped system's data directory, so both do exactly the same thing.
+public enum EventLog {
+    /// Makes every event of `subscription`'s topics from log position `fromSequence` on pending
+    /// again for its group (attempts reset), adding the deliveries it never had.
+    public static func replay(_ subscription: Subscription, fromSequence: Int64, now: Int64, in db: Database) throws -> Int {
+        var queued = 0
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO delivery (consumerGroup, seq, status, attempts, nextAttemptAt) VALUES (?, ?, 'pending', 0, ?)
+            ON CONFLICT (consumerGroup, seq) DO UPDATE SET status = 'pending', attempts = 0, nextAttemptAt = excluded.nextAttemptAt,
+              lastError = NULL
+            """)
+        for row in try Row.fetchAll(db, sql: "SELECT seq, topic FROM event WHERE seq >= ? ORDER BY seq", arguments: [fromSequence]) {
+            guard subscription.matches(row["topic"]) else { continue }
+            try upsert.execute(arguments: [subscription.group, row["seq"] as Int64, now])
+            queued += 1
+        }
+        return queued
+    }
+
+    /// The dead letters of `group` (or of every group), oldest first.
+    public static func deadLetters(group: String?, limit: Int, in db: Database) throws -> DeadLetters {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT d.consumerGroup AS g, d.seq AS seq, d.attempts AS a, d.lastError AS e, e.eventId AS id, e.envelope AS envelope
+            FROM delivery d JOIN event e ON e.seq = d.seq
+            WHERE d.status = 'dead' AND (? IS NULL OR d.consumerGroup = ?) ORDER BY d.seq, d.consumerGroup LIMIT ?
+            """, arguments: [group, group, max(0, min(limit, 10_000))])
+        return DeadLetters(letters: rows.map { row in
+            let envelope = try? JSONCoding.decode(EventEnvelope.self, from: row["envelope"] as String)
+            return DeadLetters.Letter(group: row["g"], sequence: row["seq"], eventId: row["id"], eventType: envelope?.eventType ?? "undecodable",
+                                      attempts: row["a"], lastError: row["e"])
+        })
+    }
+
+    /// Puts `group`'s dead letters (all, or those at `sequences`) back in its queue.
+    public static func requeue(group: String, sequences: [Int64]?, now: Int64, in db: Database) throws -> Int {
+        if let sequences {
+            var queued = 0
+            for seq in sequences {
+                try db.execute(sql: """
+                    UPDATE delivery SET status = 'pending', attempts = 0, nextAttemptAt = ?, lastError = NULL
+                    WHERE consumerGroup = ? AND seq = ? AND status = 'dead'
+                    """, arguments: [now, group, seq])
+                queued += db.changesCount
+            }
+            return queued
+        }
+        try db.execute(sql: """
+            UPDATE delivery SET status = 'pending', attempts = 0, nextAttemptAt = ?, lastError = NULL WHERE consumerGroup = ? AND status = 'dead'
+            """, arguments: [now, group])
+        return db.changesCount
+    }
+}
