@@ -160,4 +160,34 @@ import Testing
             #expect(!stale.applied)
         }
     }
+
+    /// An event no consumer can ever apply (an unsupported major version, a payload its consumer
+    /// refuses) is dead-lettered at once with its reason, and the rest of the log flows on.
+    @Test func poisonEventsAreDeadLetteredAtOnceWithTheirReason() async throws {
+        let fixtures = try loadFixtures()
+        let device = fixtures.devices[0]
+        _ = try await withServices { transport, runtime in
+            let future = EventEnvelope(eventId: "evt_future", eventType: "OrderCreated", eventVersion: "9.0", source: "order-service",
+                                       timestamp: 1, correlationId: "c", data: .object(["orderId": .string("o")]))
+            let exploded = try EventEnvelope(DeviceStatusUpdated(deviceId: device.id, shopId: device.shopId, status: .online, lastSeen: 1,
+                                                                 revision: DeviceRevision(value: 4)),
+                                             eventId: "evt_exploded", source: .iotGateway, timestamp: .simulationEpoch, correlationId: "c")
+            var broken = exploded
+            broken.data = .object(["deviceId": .string(device.id), "shopId": .string(device.shopId), "status": .string("exploded"),
+                                   "lastSeen": .int(1), "revision": .int(4)])
+            _ = try await transport.call(AppendEvents(events: [future, broken]), metadata: runtime.metadata(timeout: .seconds(2)))
+            await runtime.sleep(for: .seconds(3))
+            let letters = try await transport.call(ListDeadLetters(), metadata: runtime.metadata(timeout: .seconds(2))).letters
+            let reportFuture = letters.first { $0.eventId == "evt_future" && $0.group == "report" }
+            #expect(reportFuture?.attempts == 1, "\(letters)")
+            #expect(reportFuture?.lastError?.contains("undecodable_event") == true && reportFuture?.lastError?.contains("9.0") == true)
+            let shopExploded = letters.first { $0.eventId == "evt_exploded" && $0.group == "shop" }
+            #expect(shopExploded?.attempts == 1 && shopExploded?.lastError?.contains("exploded") == true, "\(letters)")
+            // The bus goes on: a good order after them still completes.
+            let order = try await transport.call(CreateOrder(userId: "user_001", shopId: fixtures.shops[0].id,
+                                                             items: [OrderLine(productId: fixtures.shops[0].stock[0].productId, quantity: 1)]),
+                                                 metadata: runtime.metadata(timeout: .seconds(2)))
+            #expect(order.status == .confirmed)
+        }
+    }
 }

@@ -123,6 +123,9 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         return ReplayAck(queued: queued)
     }
 
+    /// Refusals that mean an event can never be applied, whatever the retries.
+    static let poisonCodes: Set<String> = ["undecodable_event", "bad_event"]
+
     /// Delivers one group's queue.
     final class Dispatcher: @unchecked Sendable {
         unowned let bus: EventBusService
@@ -186,6 +189,10 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                                                      metadata: runtime.metadata(timeout: settings.deliveryTimeout,
                                                                                 correlationId: envelope.correlationId))
                 settle(seq: seq, error: nil, final: false)
+            } catch RPCError.rejected(let code, let message) where EventBusService.poisonCodes.contains(code) {
+                // The consumer can never apply this event (an unsupported version, a malformed
+                // payload): dead-lettered at once with its reason, not retried fifty times.
+                settle(seq: seq, error: "\(code): \(message)", final: true)
             } catch {
                 settle(seq: seq, error: String(describing: error), final: false)
             }
