@@ -39,7 +39,7 @@
 //   ERPGatewayHTTP the gateway's HTTP face: routes, API keys, error mapping, metrics. Imports
 //                  ERPCore, ERPWire, ERPTransport, ERPServices, ERPReports, ERPResilience.
 //   ERPProduction  topology files, CURVE keys, `erp serve` / `erp up`, supervisor, fault-control
-//                  methods. Imports floors 1-3, ERPConfiguration, ERPZeroMQ, ERPGatewayHTTP; never
+//                  methods, the devices' door (DeviceIngress). Imports floors 1-3, ERPConfiguration, ERPZeroMQ, ERPGatewayHTTP; never
 //                  ERPScenario or the simulator.
 //   ERPSimulationBackend  the runner's simulation adapter (SimulationBackend, SimFaultInjector).
 //                  Imports ERPScenario, ERPSimulation.
