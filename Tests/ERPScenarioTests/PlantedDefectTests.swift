@@ -38,17 +38,25 @@ import Testing
         #expect(broken.violations.contains { $0.invariant == invariant })
     }
 
+    /// Runs `scenario` as is (every invariant must hold), then with `defect` planted (`invariant`
+    /// must fail); returns the broken run.
+    func expectCaught(_ scenario: Scenario, defect: String, by invariant: String) async throws -> RunSummary {
+        var s = scenario
+        let control = try await run(s)
+        #expect(control.invariants[invariant] == .pass, "control run failed: \(control.violations)")
+        #expect(control.invariantsPass, "\(control.violations)")
+        _ = s.defects.enable(defect)
+        let broken = try await run(s)
+        #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant): \(broken.violations)")
+        return broken
+    }
+
     /// The shop applying device reports without comparing revisions: the repeated or late reports
     /// it applies show in its device history, whatever the final state looks like.
     @Test func aShopThatIgnoresRevisionsIsCaught() async throws {
         var s = try library("iot-partition").scaled(toChaos: .seconds(6))
         s.heal = .seconds(5)
-        let control = try await run(s)
-        #expect(control.invariants["device-status-converges"] == .pass, "control run failed: \(control.violations)")
-        #expect(control.invariantsPass, "\(control.violations)")
-        _ = s.defects.enable("apply-stale-device-status")
-        let broken = try await run(s)
-        #expect(broken.invariants["device-status-converges"] == .fail)
+        let broken = try await expectCaught(s, defect: "apply-stale-device-status", by: "device-status-converges")
         #expect(broken.violations.contains { $0.invariant == "device-status-converges" && $0.example.contains("was applied") })
     }
 
@@ -56,12 +64,7 @@ import Testing
     @Test func aReportThatDoesNotRebuildIsCaught() async throws {
         var s = try library("report-rebuild").scaled(toChaos: .seconds(8))
         s.heal = .seconds(6)
-        let control = try await run(s)
-        #expect(control.invariants["report-converges"] == .pass, "control run failed: \(control.violations)")
-        #expect(control.invariantsPass, "\(control.violations)")
-        _ = s.defects.enable("skip-report-rebuild")
-        let broken = try await run(s)
-        #expect(broken.invariants["report-converges"] == .fail, "\(broken.violations)")
+        _ = try await expectCaught(s, defect: "skip-report-rebuild", by: "report-converges")
     }
 
     /// A consumer without its inbox applies a redelivered restock twice: inventory's `restocked`
@@ -70,11 +73,6 @@ import Testing
         var s = try library("restock-race").scaled(toChaos: .seconds(6))
         s.heal = .seconds(6)
         s.network.link.duplicateProbability = 0.3
-        let control = try await run(s)
-        #expect(control.invariants["every-restock-applied-once"] == .pass, "control run failed: \(control.violations)")
-        #expect(control.invariantsPass, "\(control.violations)")
-        _ = s.defects.enable("skip-inbox")
-        let broken = try await run(s)
-        #expect(broken.invariants["every-restock-applied-once"] == .fail, "\(broken.violations)")
+        _ = try await expectCaught(s, defect: "skip-inbox", by: "every-restock-applied-once")
     }
 }
