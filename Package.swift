@@ -151,10 +151,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ERPSimulationBackend", dependencies: [
-            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPTransport", "ERPReports",
+            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPStorage", "ERPTransport", "ERPReports",
         ]),
         .target(name: "ERPZeroMQBackend", dependencies: [
-            "ERPCore", "ERPScenario", "ERPServices", "ERPProduction", "ERPZeroMQ", "ERPTransport", "ERPReports",
+            "ERPCore", "ERPScenario", "ERPServices", "ERPProduction", "ERPZeroMQ", "ERPStorage", "ERPTransport", "ERPReports",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

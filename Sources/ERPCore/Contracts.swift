@@ -521,7 +521,8 @@ public struct DeviceReport: Codable, Sendable, Hashable {
         public var shopId: String
         public var status: DeviceStatus
         public var revision: DeviceRevision
-        /// Status updates the report applied for this device.
+        /// DeviceStatusUpdated events the report took for this device (stale ones included: only a
+        /// higher revision changes `status`).
         public var updates: Int
         public init(deviceId: String, shopId: String, status: DeviceStatus, revision: DeviceRevision, updates: Int) {
             self.deviceId = deviceId; self.shopId = shopId; self.status = status; self.revision = revision; self.updates = updates

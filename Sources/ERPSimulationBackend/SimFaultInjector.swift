@@ -2,7 +2,7 @@ import ERPCore
 import ERPScenario
 import ERPServices
 import ERPSimulation
-import Foundation
+import ERPStorage
 
 /// Faults on a simulated world: each acts at once, at the virtual time its timer fires, and is a
 /// line of the trace. Twin of the ZeroMQ harness's `ZeroMQFaultInjector`, which turns the same
@@ -37,12 +37,8 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
         world.crash(node)
         world.record("fault disk lost \(node)")
         // The crash closed its databases; what is left on disk goes, journals included.
-        let prefix = node.rawValue + "-"
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: world.storageDirectory)) ?? []
-        for file in files.sorted() where file.hasPrefix(prefix) && file.contains(".sqlite") {
-            do { try FileManager.default.removeItem(atPath: world.storageDirectory + "/" + file) } catch {
-                world.record("fault disk loss of \(node) could not remove \(file): \(error)")
-            }
+        for (file, error) in ServiceDatabase.removeFiles(ofNode: node, in: world.storageDirectory) {
+            world.record("fault disk loss of \(node) could not remove \(file): \(error)")
         }
     }
     func restart(_ node: NodeName) { world.restart(node) }

@@ -32,6 +32,19 @@ public final class ServiceDatabase: @unchecked Sendable {
         node.rawValue + "-" + database + ".sqlite"
     }
 
+    /// Deletes every database file of `node` in `directory` (its WAL and shared-memory files too),
+    /// as a lost disk would: the files named by `fileName(node:database:)`, whatever the database.
+    /// Returns the files that could not be removed, with why. The node must be down.
+    public static func removeFiles(ofNode node: NodeName, in directory: String) -> [(file: String, error: any Error)] {
+        let prefix = node.rawValue + "-"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var failures: [(file: String, error: any Error)] = []
+        for file in files.sorted() where file.hasPrefix(prefix) && file.contains(".sqlite") {
+            do { try FileManager.default.removeItem(atPath: directory + "/" + file) } catch { failures.append((file, error)) }
+        }
+        return failures
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date:
     /// the shared tables first, then the service's own migrations, in order.
     public init(path: String, durability: Durability, migrations: [Migration]) throws {

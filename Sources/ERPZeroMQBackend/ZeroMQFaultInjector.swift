@@ -1,6 +1,7 @@
 import ERPCore
 import ERPProduction
 import ERPScenario
+import ERPStorage
 import ERPZeroMQ
 import Foundation
 
@@ -46,12 +47,8 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     func loseDisk(_ node: NodeName) {
         crash(node)
         // SIGKILL is immediate; the files go while the process is down.
-        let prefix = node.rawValue + "-"
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: databaseDirectory)) ?? []
-        for file in files.sorted() where file.hasPrefix(prefix) && file.contains(".sqlite") {
-            do { try FileManager.default.removeItem(atPath: databaseDirectory + "/" + file) } catch {
-                control.journal.note("disk loss of \(node): cannot remove \(file): \(error)")
-            }
+        for (file, error) in ServiceDatabase.removeFiles(ofNode: node, in: databaseDirectory) {
+            control.journal.note("disk loss of \(node): cannot remove \(file): \(error)")
         }
     }
 
