@@ -468,9 +468,12 @@ public struct SalesReport: Codable, Sendable, Hashable {
     public var cancellations: [Cancellations]
     public var paymentsProcessed: Money
     public var refunds: Money
-    public init(lines: [Line], shops: [ShopTotal], cancellations: [Cancellations], paymentsProcessed: Money, refunds: Money) {
+    /// Declined payments by reason (PaymentFailed).
+    public var paymentFailures: [Cancellations]
+    public init(lines: [Line], shops: [ShopTotal], cancellations: [Cancellations], paymentsProcessed: Money, refunds: Money,
+                paymentFailures: [Cancellations] = []) {
         self.lines = lines; self.shops = shops; self.cancellations = cancellations
-        self.paymentsProcessed = paymentsProcessed; self.refunds = refunds
+        self.paymentsProcessed = paymentsProcessed; self.refunds = refunds; self.paymentFailures = paymentFailures
     }
 }
 

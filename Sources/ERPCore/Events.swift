@@ -25,12 +25,19 @@ public struct EventEnvelope: Hashable, Sendable, Codable {
     /// a publisher cannot file an event under the wrong topic.
     public var topic: String { EventTypes.topic(for: eventType) ?? "unknown." + eventType }
 
-    /// Wraps a typed payload.
+    /// Wraps a typed payload, written at `version` (the current one unless told; an older one the
+    /// type can write is produced by `P.downcast`).
     public init<P: EventPayload>(_ payload: P, eventId: String, source: ServiceName, timestamp: Timestamp,
-                                 correlationId: String) throws {
-        self.init(eventId: eventId, eventType: P.eventType, eventVersion: P.eventVersion,
+                                 correlationId: String, version: String? = nil) throws {
+        var data = try JSONCoding.toJSONValue(payload)
+        let version = version ?? P.eventVersion
+        if version != P.eventVersion {
+            guard let older = P.downcast(to: version, data) else { throw EventVersionError.notWritable(type: P.eventType, version: version) }
+            data = older
+        }
+        self.init(eventId: eventId, eventType: P.eventType, eventVersion: version,
                   source: source.sourceName, timestamp: timestamp.millisecondsSinceEpoch,
-                  correlationId: correlationId, data: try JSONCoding.toJSONValue(payload))
+                  correlationId: correlationId, data: data)
     }
 
     /// Reads the payload as `P`, upcasting an older supported version to the current one.
@@ -77,6 +84,50 @@ public protocol EventPayload: Codable, Sendable, Hashable {
 
 extension EventPayload {
     public static func upcast(from version: String, _ data: JSONValue) -> JSONValue? { nil }
+    public static func downcast(to version: String, _ data: JSONValue) -> JSONValue? { nil }
+    /// The versions a producer of this build can write: the current one and every older one
+    /// `downcast` produces.
+    public static var writableVersions: [String] { [eventVersion] + olderWritableVersions }
+    public static var olderWritableVersions: [String] { [] }
+}
+
+public enum EventVersionError: Error, Equatable, CustomStringConvertible {
+    case unknownType(String)
+    case notWritable(type: String, version: String)
+    public var description: String {
+        switch self {
+        case .unknownType(let t):
+            "no event type \(t); the types are \(EventTypes.all.map { $0.eventType }.joined(separator: ", "))"
+        case .notWritable(let t, let v):
+            "this build cannot write \(t) \(v); it writes \(EventTypes.writableVersions(of: t).joined(separator: ", "))"
+        }
+    }
+}
+
+/// Which version of each event type the producers of a process write: the current one unless a
+/// run says otherwise (a rolling upgrade changes it while the run goes on). Shared by reference by
+/// every service of a process; read and changed on the services' executor only.
+public final class EventWriterVersions: @unchecked Sendable {
+    // @unchecked Sendable: confined to the executor the services run on (one thread).
+    private var versions: [String: String] = [:]
+    public init() {}
+
+    /// The version producers write `P` at.
+    public func version<P: EventPayload>(of type: P.Type) -> String { versions[P.eventType] ?? P.eventVersion }
+
+    /// From now on, producers write `eventType` at `version`. Refused for an unknown type or a
+    /// version this build cannot write.
+    public func set(_ eventType: String, to version: String) throws(EventVersionError) {
+        let writable = EventTypes.writableVersions(of: eventType)
+        guard let current = writable.first else { throw .unknownType(eventType) }
+        guard writable.contains(version) else { throw .notWritable(type: eventType, version: version) }
+        versions[eventType] = version == current ? nil : version
+    }
+
+    /// Every type written at other than its current version, sorted by type.
+    public var overrides: [(eventType: String, version: String)] {
+        versions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
 }
 
 /// Every event type of the seed: the list the bus and the reports read (an envelope carries only
@@ -91,7 +142,17 @@ public enum EventTypes {
 
     /// The routing key of the type named `eventType`, or nil for a type this build does not know.
     public static func topic(for eventType: String) -> String? {
-        all.first { $0.eventType == eventType }?.topic
+        type(named: eventType)?.topic
+    }
+
+    public static func type(named eventType: String) -> (any EventPayload.Type)? {
+        all.first { $0.eventType == eventType }
+    }
+
+    /// The versions this build writes the type named `eventType` at (none for an unknown type).
+    public static func writableVersions(of eventType: String) -> [String] {
+        guard let type = type(named: eventType) else { return [] }
+        return type.writableVersions
     }
 }
 
@@ -127,6 +188,9 @@ public struct OrderCreated: EventPayload {
     public static func upcast(from version: String, _ data: JSONValue) -> JSONValue? {
         guard version == "1.0", case .object(var o) = data else { return nil }
         let minor: Int64
+        // 1.0 had no currency; this build's 1.0 writer adds it beside the number (see `downcast`).
+        var currency = "SEK"
+        if case .string(let c)? = o["currency"] { currency = c; o["currency"] = nil }
         switch o["totalAmount"] {
         case .int(let whole)?:
             // An event from outside: a total too large for minor units is refused, not a trap.
@@ -138,14 +202,27 @@ public struct OrderCreated: EventPayload {
         case .double(let d)?: guard let m = Money(decimal: String(d)) else { return nil }; minor = m.minorUnits
         default: return nil
         }
-        o["totalAmount"] = .object(["minorUnits": .int(minor), "currency": .string("SEK")])
+        o["totalAmount"] = .object(["minorUnits": .int(minor), "currency": .string(currency)])
         if case .array(let items)? = o["items"] {
             o["items"] = .array(items.map { item in
                 guard case .object(var i) = item else { return item }
-                if i["unitPrice"] == nil { i["unitPrice"] = .object(["minorUnits": .int(0), "currency": .string("SEK")]) }
+                if i["unitPrice"] == nil { i["unitPrice"] = .object(["minorUnits": .int(0), "currency": .string(currency)]) }
                 return .object(i)
             })
         }
+        return .object(o)
+    }
+
+    public static let olderWritableVersions = ["1.0"]
+
+    /// The seed's 1.0 shape, as a producer not yet upgraded writes it: `totalAmount` a decimal
+    /// number of major units. Additions a 1.0 reader ignores are kept, so nothing is lost on the
+    /// way back up: each item's `unitPrice` and the total's `currency`.
+    public static func downcast(to version: String, _ data: JSONValue) -> JSONValue? {
+        guard version == "1.0", case .object(var o) = data, case .object(let total)? = o["totalAmount"],
+              case .int(let minor)? = total["minorUnits"], case .string(let currency)? = total["currency"] else { return nil }
+        o["totalAmount"] = minor % 100 == 0 ? .int(minor / 100) : .double(Double(minor) / 100)
+        o["currency"] = .string(currency)
         return .object(o)
     }
 }
@@ -277,6 +354,16 @@ public struct DeviceStatusUpdated: EventPayload {
     public static func upcast(from version: String, _ data: JSONValue) -> JSONValue? {
         guard version == "1.0", case .object(var o) = data else { return nil }
         o["revision"] = .int(0)
+        return .object(o)
+    }
+
+    public static let olderWritableVersions = ["1.0"]
+
+    /// 1.0 without `revision`: a consumer cannot order such reports (it upcasts them to revision
+    /// 0), which is why 2.0 exists.
+    public static func downcast(to version: String, _ data: JSONValue) -> JSONValue? {
+        guard version == "1.0", case .object(var o) = data else { return nil }
+        o["revision"] = nil
         return .object(o)
     }
 }

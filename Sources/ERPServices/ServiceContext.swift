@@ -1,6 +1,7 @@
 import ERPCore
 import ERPStorage
 import ERPTransport
+import GRDB
 
 /// A service of the retail ERP as the catalogue knows it: its type declares what it owns and what
 /// it needs, and the host (simulator or `erp serve`) builds its `ServiceContext` from that. Start
@@ -38,6 +39,7 @@ public struct DatabaseDeclaration: Sendable {
 public final class ServiceContext: @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable; the objects it hands out are
     // confined to the node's executor like the service itself.
+    public let service: ServiceName
     public let runtime: any Runtime
     public let settings: ServiceSettings
     /// Every consumer group of the topology and the nodes that share its events (the bus reads it).
@@ -50,6 +52,7 @@ public final class ServiceContext: @unchecked Sendable {
     /// be opened or migrated.
     public init<Service: RetailService>(for service: Service.Type, runtime: any Runtime, settings: ServiceSettings,
                                         routes: [EventRoute]) throws {
+        self.service = Service.name
         self.runtime = runtime
         self.settings = settings
         self.routes = routes
@@ -67,6 +70,14 @@ public final class ServiceContext: @unchecked Sendable {
     public var database: ServiceDatabase {
         guard let openedDatabase else { preconditionFailure("\(runtime.node) declares no database") }
         return openedDatabase
+    }
+
+    /// Writes an event to the outbox inside the caller's transaction, at the version this run's
+    /// producers write its type, stamped with the runtime's clock and a fresh id, the service as
+    /// its source. The relay publishes it after the commit.
+    public func publish<P: EventPayload>(_ payload: P, correlationId: String, in db: Database) throws {
+        try Outbox.append(EventEnvelope(payload, eventId: runtime.ids.next("evt"), source: service, timestamp: runtime.clock.now,
+                                        correlationId: correlationId, version: settings.eventVersions.version(of: P.self)), in: db)
     }
 
     /// A consumer reading events as `group`, with the run's planted defects, whose commits wake

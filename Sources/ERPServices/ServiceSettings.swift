@@ -71,6 +71,8 @@ public struct ServiceSettings: Sendable {
     public var defects = PlantedDefects()
     /// The simulated provider's behaviour; a scenario may change it while the run goes on.
     public var provider = ProviderKnobs()
+    /// The version each event type is written at; a rolling upgrade changes it while the run goes on.
+    public var eventVersions = EventWriterVersions()
     /// Timeout of one saga step call (reserve, pay, release, refund).
     public var sagaStepTimeout: Duration = .seconds(1)
     /// Attempts of one saga step whose outcome stays unknown before the saga compensates.

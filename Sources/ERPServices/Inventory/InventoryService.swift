@@ -7,7 +7,7 @@ import GRDB
 /// transaction: `initial + restocked = available + reserved + sold`.
 public final class InventoryService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.inventory
-    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern(OrderConfirmed.topic),
+    public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern(OrderCreated.topic), TopicPattern(OrderConfirmed.topic),
                                                                                    TopicPattern(DeviceDataReceived.topic)])]
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("inventory", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [StockUpdated.self, InventoryReserved.self, LowStockAlert.self]
@@ -56,6 +56,16 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("inventory-3", { db in
+            // The seed's "Update Stock History" on OrderCreated: what each order took, and at what price.
+            try db.execute(sql: """
+                CREATE TABLE stock_history (
+                  orderId TEXT NOT NULL, shopId TEXT NOT NULL, productId TEXT NOT NULL, quantity INTEGER NOT NULL,
+                  unitPriceMinor INTEGER NOT NULL, at INTEGER NOT NULL,
+                  PRIMARY KEY (orderId, productId)
+                );
+                """)
+        }),
     ]
 
     public func start() async throws {
@@ -73,6 +83,14 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         relay.start()
 
         let consumer = context.consumer(group: "inventory")
+        consumer.on(OrderCreated.self) { event, envelope, db in
+            for item in event.items {
+                try db.cachedStatement(sql: """
+                    INSERT INTO stock_history (orderId, shopId, productId, quantity, unitPriceMinor, at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (orderId, productId) DO UPDATE SET quantity = quantity + excluded.quantity
+                    """).execute(arguments: [event.orderId, event.shopId, item.productId, item.quantity, item.unitPrice.minorUnits, envelope.timestamp])
+            }
+        }
         consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
             try self.commitReservation(orderId: event.orderId, correlationId: envelope.correlationId, in: db)
         }
@@ -138,8 +156,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                                    arguments: [level.quantity, level.quantity, request.shopId, level.productId])
                     try db.execute(sql: "INSERT INTO reservation_line (orderId, productId, quantity) VALUES (?, ?, ?)",
                                    arguments: [request.orderId, level.productId, level.quantity])
-                    try runtime.appendEvent(InventoryReserved(orderId: request.orderId, shopId: request.shopId, productId: level.productId, quantity: level.quantity),
-                                source: .inventory, correlationId: context.correlationId, in: db)
+                    try self.context.publish(InventoryReserved(orderId: request.orderId, shopId: request.shopId, productId: level.productId, quantity: level.quantity), correlationId: context.correlationId, in: db)
                     try stockChanged(shopId: request.shopId, productId: level.productId, previous: level.available,
                                      new: level.available - level.quantity, minimum: level.minimum, correlationId: context.correlationId, in: db)
                 }
@@ -254,11 +271,9 @@ public final class InventoryService: RetailService, @unchecked Sendable {
 
     private func stockChanged(shopId: String, productId: String, previous: Int, new: Int, minimum: Int,
                               correlationId: String, in db: Database) throws {
-        try runtime.appendEvent(StockUpdated(shopId: shopId, productId: productId, newStock: new, previousStock: previous),
-                    source: .inventory, correlationId: correlationId, in: db)
+        try self.context.publish(StockUpdated(shopId: shopId, productId: productId, newStock: new, previousStock: previous), correlationId: correlationId, in: db)
         if new < minimum && previous >= minimum {
-            try runtime.appendEvent(LowStockAlert(shopId: shopId, productId: productId, currentStock: new, minimumStock: minimum),
-                        source: .inventory, correlationId: correlationId, in: db)
+            try self.context.publish(LowStockAlert(shopId: shopId, productId: productId, currentStock: new, minimumStock: minimum), correlationId: correlationId, in: db)
         }
     }
 

@@ -25,6 +25,7 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
     public static let publishes: [any EventPayload.Type] = [DeviceStatusUpdated.self, DeviceDataReceived.self]
     public static let calls: [ServiceName] = [.shop]
 
+    let context: ServiceContext
     let runtime: any Runtime
     let settings: ServiceSettings
     let database: ServiceDatabase
@@ -34,6 +35,7 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
     private let stocked: Set<String>
 
     public init(context: ServiceContext) {
+        self.context = context
         runtime = context.runtime
         settings = context.settings
         database = context.database
@@ -100,9 +102,8 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                     UPDATE device SET lastSequence = ?, revision = ?, status = ?, lastReportAt = ?, silent = 0 WHERE deviceId = ?
                     """)
                 try update.execute(arguments: [request.sequence, revision.value, request.status.rawValue, lastSeen, request.deviceId])
-                try runtime.appendEvent(DeviceStatusUpdated(deviceId: request.deviceId, shopId: shopId, status: request.status,
-                                                            lastSeen: lastSeen, revision: revision),
-                                        source: .iotGateway, correlationId: context.correlationId, in: db)
+                try self.context.publish(DeviceStatusUpdated(deviceId: request.deviceId, shopId: shopId, status: request.status,
+                                                            lastSeen: lastSeen, revision: revision), correlationId: context.correlationId, in: db)
                 return shopId
             }
         }
@@ -156,8 +157,7 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                                              request.quantity, now])
                 let data = try JSONCoding.toJSONValue(DeviceStockData(productId: request.productId, quantity: request.quantity,
                                                                       sequence: request.sequence))
-                try runtime.appendEvent(DeviceDataReceived(deviceId: request.deviceId, shopId: shopId, dataType: request.dataType.rawValue, data: data),
-                                        source: .iotGateway, correlationId: context.correlationId, in: db)
+                try self.context.publish(DeviceDataReceived(deviceId: request.deviceId, shopId: shopId, dataType: request.dataType.rawValue, data: data), correlationId: context.correlationId, in: db)
                 return true
             }
         }
@@ -185,9 +185,8 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                         let deviceId: String = row["deviceId"]
                         try db.execute(sql: "UPDATE device SET silent = 1, status = ?, revision = ? WHERE deviceId = ?",
                                        arguments: [DeviceStatus.offline.rawValue, revision.value, deviceId])
-                        try runtime.appendEvent(DeviceStatusUpdated(deviceId: deviceId, shopId: row["shopId"], status: .offline,
-                                                                    lastSeen: now, revision: revision),
-                                                source: .iotGateway, correlationId: runtime.ids.next("corr"), in: db)
+                        try self.context.publish(DeviceStatusUpdated(deviceId: deviceId, shopId: row["shopId"], status: .offline,
+                                                                    lastSeen: now, revision: revision), correlationId: runtime.ids.next("corr"), in: db)
                     }
                     return silent.map { $0["deviceId"] }
                 }

@@ -20,7 +20,13 @@ public final class OrderService: RetailService, @unchecked Sendable {
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("order", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [OrderCreated.self, OrderConfirmed.self, OrderCancelled.self]
     public static let calls: [ServiceName] = [.inventory, .payment]
+    /// The payment events (the seed's "Payment processed → Order service"): each order's payment
+    /// record, what the order service knows of its money without asking payment.
+    public static let subscriptions = [Subscription(group: "order", patterns: [
+        TopicPattern(PaymentProcessed.topic), TopicPattern(PaymentFailed.topic), TopicPattern(RefundProcessed.topic),
+    ])]
 
+    let context: ServiceContext
     let runtime: any Runtime
     let settings: ServiceSettings
     let database: ServiceDatabase
@@ -50,6 +56,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     }
 
     public init(context: ServiceContext) {
+        self.context = context
         runtime = context.runtime
         settings = context.settings
         database = context.database
@@ -78,10 +85,37 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("order-2", { db in
+            // The payment record, from payment's events. A refund names the payment, not the
+            // order: it finds its order through the payment's row, whichever event came first.
+            try db.execute(sql: """
+                CREATE TABLE payment_event (
+                  eventId TEXT PRIMARY KEY,
+                  kind TEXT NOT NULL, -- processed | failed | refunded
+                  paymentId TEXT NOT NULL, orderId TEXT, amountMinor INTEGER NOT NULL, currency TEXT NOT NULL,
+                  reason TEXT, at INTEGER NOT NULL
+                );
+                CREATE INDEX payment_event_payment ON payment_event (paymentId);
+                """)
+        }),
     ]
 
     public func start() async throws {
         relay.start()
+        let consumer = context.consumer(group: "order")
+        consumer.on(PaymentProcessed.self) { event, envelope, db in
+            try Self.recordPayment("processed", paymentId: event.paymentId, orderId: event.orderId, amount: event.amount, reason: nil,
+                                   envelope: envelope, in: db)
+        }
+        consumer.on(PaymentFailed.self) { event, envelope, db in
+            try Self.recordPayment("failed", paymentId: event.paymentId, orderId: event.orderId, amount: .zero(), reason: event.reason,
+                                   envelope: envelope, in: db)
+        }
+        consumer.on(RefundProcessed.self) { event, envelope, db in
+            try Self.recordPayment("refunded", paymentId: event.paymentId, orderId: nil, amount: event.amount, reason: nil,
+                                   envelope: envelope, in: db)
+        }
+        consumer.start()
         runtime.transport.register(CreateOrder.self) { [self] request, context in try await self.create(request, context) }
         runtime.transport.register(GetOrder.self) { [self] request, _ in try self.view(request.orderId) }
         // Recovery: drive on every saga the previous incarnation left unfinished.
@@ -98,6 +132,14 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 await CorrelationScope.$correlationId.withValue(saga.correlationId) { await self.drive(saga.orderId) }
             }
         }
+    }
+
+    private static func recordPayment(_ kind: String, paymentId: String, orderId: String?, amount: Money, reason: String?,
+                                      envelope: EventEnvelope, in db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO payment_event (eventId, kind, paymentId, orderId, amountMinor, currency, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """).execute(arguments: [envelope.eventId, kind, paymentId, orderId, amount.minorUnits, amount.currency, reason, envelope.timestamp])
     }
 
     // MARK: Handlers
@@ -343,14 +385,11 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 try db.execute(sql: "UPDATE saga SET step = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
                                arguments: [SagaStep.done.rawValue, reason, now, order.orderId])
                 if status == .confirmed {
-                    try runtime.appendEvent(OrderCreated(orderId: order.orderId, shopId: order.shopId, userId: order.userId,
-                                                         items: order.items, totalAmount: order.totalAmount),
-                                            source: .order, correlationId: state.correlationId, in: db)
-                    try runtime.appendEvent(OrderConfirmed(orderId: order.orderId, shopId: order.shopId, userId: order.userId),
-                                            source: .order, correlationId: state.correlationId, in: db)
+                    try self.context.publish(OrderCreated(orderId: order.orderId, shopId: order.shopId, userId: order.userId,
+                                                         items: order.items, totalAmount: order.totalAmount), correlationId: state.correlationId, in: db)
+                    try self.context.publish(OrderConfirmed(orderId: order.orderId, shopId: order.shopId, userId: order.userId), correlationId: state.correlationId, in: db)
                 } else {
-                    try runtime.appendEvent(OrderCancelled(orderId: order.orderId, reason: reason ?? "cancelled"),
-                                            source: .order, correlationId: state.correlationId, in: db)
+                    try self.context.publish(OrderCancelled(orderId: order.orderId, reason: reason ?? "cancelled"), correlationId: state.correlationId, in: db)
                 }
             }
             relay.notify()

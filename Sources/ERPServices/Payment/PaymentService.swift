@@ -11,6 +11,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
     public static let publishes: [any EventPayload.Type] = [PaymentProcessed.self, PaymentFailed.self, RefundProcessed.self]
     public static let calls: [ServiceName] = [.swishpay]
 
+    let context: ServiceContext
     let runtime: any Runtime
     let settings: ServiceSettings
     let database: ServiceDatabase
@@ -18,6 +19,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
     private lazy var caller = ResilientCaller(runtime: runtime, caller: .payment, settings: settings.resilience, metrics: settings.resilienceMetrics)
 
     public init(context: ServiceContext) {
+        self.context = context
         runtime = context.runtime
         settings = context.settings
         database = context.database
@@ -97,11 +99,9 @@ public final class PaymentService: RetailService, @unchecked Sendable {
                     try db.execute(sql: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
                                    arguments: [newStatus, answer.declineReason, runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
                     if answer.approved {
-                        try runtime.appendEvent(PaymentProcessed(paymentId: payment.paymentId, orderId: request.orderId, amount: request.amount),
-                                    source: .payment, correlationId: context.correlationId, in: db)
+                        try self.context.publish(PaymentProcessed(paymentId: payment.paymentId, orderId: request.orderId, amount: request.amount), correlationId: context.correlationId, in: db)
                     } else {
-                        try runtime.appendEvent(PaymentFailed(paymentId: payment.paymentId, orderId: request.orderId, reason: answer.declineReason ?? "declined"),
-                                    source: .payment, correlationId: context.correlationId, in: db)
+                        try self.context.publish(PaymentFailed(paymentId: payment.paymentId, orderId: request.orderId, reason: answer.declineReason ?? "declined"), correlationId: context.correlationId, in: db)
                     }
                     return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId,
                                          status: answer.approved ? .success : .failed, reason: answer.declineReason)
@@ -137,8 +137,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
                                    arguments: [refunded ? "refunded" : "failed", refunded ? "refunded" : "voided",
                                                runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
                     if refunded {
-                        try runtime.appendEvent(RefundProcessed(refundId: runtime.ids.next("ref"), paymentId: payment.paymentId, amount: answer.refunded),
-                                    source: .payment, correlationId: context.correlationId, in: db)
+                        try self.context.publish(RefundProcessed(refundId: runtime.ids.next("ref"), paymentId: payment.paymentId, amount: answer.refunded), correlationId: context.correlationId, in: db)
                     }
                 }
             }

@@ -18,7 +18,8 @@ public final class ReportService: RetailService, @unchecked Sendable {
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("report", migrations: migrations)
     public static let subscriptions = [Subscription(group: "report", patterns: [
         TopicPattern(OrderCreated.topic), TopicPattern(OrderCancelled.topic),
-        TopicPattern(PaymentProcessed.topic), TopicPattern(RefundProcessed.topic),
+        TopicPattern(PaymentProcessed.topic), TopicPattern(PaymentFailed.topic), TopicPattern(RefundProcessed.topic),
+        TopicPattern(InventoryReserved.topic),
         TopicPattern(StockUpdated.topic), TopicPattern(LowStockAlert.topic), TopicPattern(DeviceStatusUpdated.topic),
     ])]
 
@@ -65,6 +66,15 @@ public final class ReportService: RetailService, @unchecked Sendable {
             // Set once the bus has acknowledged the replay this database was built from.
             try db.execute(sql: "CREATE TABLE report_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         }),
+        ("report-3", { db in
+            try db.execute(sql: """
+                CREATE TABLE payment_failure (reason TEXT PRIMARY KEY, payments INTEGER NOT NULL);
+                CREATE TABLE reservation (
+                  shopId TEXT NOT NULL, productId TEXT NOT NULL, reservations INTEGER NOT NULL, units INTEGER NOT NULL,
+                  PRIMARY KEY (shopId, productId)
+                );
+                """)
+        }),
     ]
 
     public func start() async throws {
@@ -104,6 +114,17 @@ public final class ReportService: RetailService, @unchecked Sendable {
         }
         consumer.on(PaymentProcessed.self) { event, _, db in try Self.addRevenue("processed", event.amount, in: db) }
         consumer.on(RefundProcessed.self) { event, _, db in try Self.addRevenue("refunded", event.amount, in: db) }
+        consumer.on(PaymentFailed.self) { event, _, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO payment_failure (reason, payments) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET payments = payments + 1
+                """).execute(arguments: [event.reason])
+        }
+        consumer.on(InventoryReserved.self) { event, _, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO reservation (shopId, productId, reservations, units) VALUES (?, ?, 1, ?)
+                ON CONFLICT (shopId, productId) DO UPDATE SET reservations = reservations + 1, units = units + excluded.units
+                """).execute(arguments: [event.shopId, event.productId, event.quantity])
+        }
         consumer.on(StockUpdated.self) { event, _, db in
             try db.cachedStatement(sql: """
                 INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?)
@@ -187,8 +208,11 @@ public final class ReportService: RetailService, @unchecked Sendable {
                     }
                     return Money(minorUnits: row["amountMinor"], currency: row["currency"])
                 }
+                let failures = try Row.fetchAll(db, sql: "SELECT reason, payments FROM payment_failure ORDER BY reason").map {
+                    SalesReport.Cancellations(reason: $0["reason"], orders: $0["payments"])
+                }
                 return SalesReport(lines: lines, shops: shops, cancellations: cancellations,
-                                   paymentsProcessed: try revenue("processed"), refunds: try revenue("refunded"))
+                                   paymentsProcessed: try revenue("processed"), refunds: try revenue("refunded"), paymentFailures: failures)
             }
         }
     }

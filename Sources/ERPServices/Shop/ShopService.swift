@@ -61,8 +61,14 @@ public final class ShopService: RetailService, @unchecked Sendable {
             guard let status = DeviceStatus(rawValue: event.status) else {
                 throw RPCError.rejected(code: "bad_event", message: "unknown device status '\(event.status)'")
             }
-            _ = try apply(deviceId: event.deviceId, shopId: event.shopId, status: status, lastSeen: event.lastSeen,
-                          revision: event.revision, in: db)
+            do {
+                _ = try apply(deviceId: event.deviceId, shopId: event.shopId, status: status, lastSeen: event.lastSeen,
+                              revision: event.revision, in: db)
+            } catch RPCError.rejected(let code, let message) where code == "unknown_device" {
+                // An event about a device this shop does not have will never apply: a poison
+                // event for the dead-letter queue at once, not fifty redeliveries.
+                throw RPCError.rejected(code: "bad_event", message: message)
+            }
         }
         consumer.start()
         runtime.transport.register(UpdateDeviceStatus.self) { [self] request, _ in try update(request) }
