@@ -80,6 +80,11 @@ public protocol EventPayload: Codable, Sendable, Hashable {
     static var topic: String { get }
     /// Turns `data` of an older supported version into the current shape, or nil if unsupported.
     static func upcast(from version: String, _ data: JSONValue) -> JSONValue?
+    /// Turns `data` of the current version into an older one producers may still write (a rolling
+    /// upgrade not yet done), or nil if this build cannot write it.
+    static func downcast(to version: String, _ data: JSONValue) -> JSONValue?
+    /// The older versions `downcast` produces.
+    static var olderWritableVersions: [String] { get }
 }
 
 extension EventPayload {
@@ -104,6 +109,14 @@ public enum EventVersionError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// "Producers write `eventType` at `version`": a scenario's starting versions and each step of a
+/// rolling upgrade.
+public struct EventVersionSetting: Sendable, Hashable, Codable {
+    public var eventType: String
+    public var version: String
+    public init(eventType: String, version: String) { self.eventType = eventType; self.version = version }
+}
+
 /// Which version of each event type the producers of a process write: the current one unless a
 /// run says otherwise (a rolling upgrade changes it while the run goes on). Shared by reference by
 /// every service of a process; read and changed on the services' executor only.
@@ -123,6 +136,8 @@ public final class EventWriterVersions: @unchecked Sendable {
         guard writable.contains(version) else { throw .notWritable(type: eventType, version: version) }
         versions[eventType] = version == current ? nil : version
     }
+
+    public func set(_ setting: EventVersionSetting) throws(EventVersionError) { try set(setting.eventType, to: setting.version) }
 
     /// Every type written at other than its current version, sorted by type.
     public var overrides: [(eventType: String, version: String)] {

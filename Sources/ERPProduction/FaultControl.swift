@@ -23,11 +23,14 @@ public struct ApplyFaults: RPCRequest {
     /// swishpay only: the provider's behaviour (nil leaves it as started).
     public var providerDeclineRate: Double?
     public var providerProcessingTime: Duration?
+    /// The versions the node's producers write at (types not listed: their current version).
+    public var eventVersions: [EventVersionSetting]
 
     public init(rules: FaultFilter.Rules = .init(), clockSkew: Duration = .zero,
-                providerDeclineRate: Double? = nil, providerProcessingTime: Duration? = nil) {
+                providerDeclineRate: Double? = nil, providerProcessingTime: Duration? = nil, eventVersions: [EventVersionSetting] = []) {
         self.rules = rules; self.clockSkew = clockSkew
         self.providerDeclineRate = providerDeclineRate; self.providerProcessingTime = providerProcessingTime
+        self.eventVersions = eventVersions
     }
 }
 
@@ -67,6 +70,15 @@ extension ServiceHost {
             clock.skew.set(request.clockSkew)
             if let rate = request.providerDeclineRate { settings.provider.declineRate = rate }
             if let time = request.providerProcessingTime { settings.provider.processingTime = time }
+            let listed = request.eventVersions.map(\.eventType)
+            for type in EventTypes.all where !listed.contains(type.eventType) {
+                try? settings.eventVersions.set(type.eventType, to: type.eventVersion)
+            }
+            for setting in request.eventVersions {
+                do throws(EventVersionError) { try settings.eventVersions.set(setting) } catch {
+                    throw RPCError.rejected(code: "bad_request", message: error.description)
+                }
+            }
             return ControlAck(node: node.rawValue, processId: processId)
         }
         transport.register(ReadControlReport.self) { _, _ in

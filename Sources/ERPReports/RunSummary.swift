@@ -74,6 +74,8 @@ public struct RunSummary: Codable, Sendable {
     /// Requests the gateway shed with overloaded (429).
     public var rateLimited = 0
     public var deadLetters = 0
+    /// Events the bus logged, by type and the version they were written at ("OrderCreated 2.0").
+    public var eventVersions: [String: Int] = [:]
     public var defects: [String] = []
     public var expectationFailures: [String] = []
     public var traceLines = 0
@@ -129,6 +131,11 @@ public struct RunSummary: Codable, Sendable {
         if rateLimited > 0 { lines.append("  gateway shed \(rateLimited) requests (429)") }
         if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
         lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
+        // Shown when a type was on the bus at more than one version (a rolling upgrade).
+        let types = eventVersions.keys.map { $0.prefix { $0 != " " } }
+        if Set(types).count < types.count {
+            lines.append("events by version: " + eventVersions.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        }
         if let traceHash { lines.append("trace hash: \(traceHash) (\(traceLines) lines)") }
         lines.append("reproduce: \(reproduce)")
         return lines.joined(separator: "\n")

@@ -34,6 +34,7 @@ public struct ConsistencyChecker {
         "device-status-converges",
         "report-converges",
         "every-restock-applied-once",
+        "every-event-applied-once",
     ]
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
@@ -209,6 +210,8 @@ public struct ConsistencyChecker {
             }
         }
 
+        try checkEventsApplied(into: &summary, violate)
+
         if !devices.isEmpty {
             try checkDevices(violate)
             try checkRestocks(violate)
@@ -225,6 +228,44 @@ public struct ConsistencyChecker {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
+        }
+    }
+
+    /// Every event the bus logged for a consumer group is in that group's inbox, once, whatever
+    /// version it was written at; nothing is in an inbox that the bus never logged for the group;
+    /// a dead letter is the only excuse, and it is counted. Also counts the log by type and version.
+    func checkEventsApplied(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
+        let name = "every-event-applied-once"
+        var logged: [String: [String: String]] = [:]   // group → eventId → status
+        try open(.eventBus).read { db in
+            for row in try Row.fetchAll(db, sql: """
+                SELECT json_extract(envelope, '$.eventType') || ' ' || json_extract(envelope, '$.eventVersion') AS v, COUNT(*) AS n
+                FROM event GROUP BY v ORDER BY v
+                """) {
+                summary.eventVersions[row["v"]] = row["n"]
+            }
+            for row in try Row.fetchAll(db, sql: """
+                SELECT d.consumerGroup AS g, e.eventId AS id, d.status AS s FROM delivery d JOIN event e ON e.seq = d.seq ORDER BY d.seq
+                """) {
+                logged[row["g"], default: [:]][row["id"]] = row["s"]
+            }
+        }
+        for service in ServiceCatalog.startOrder {
+            for subscription in ServiceCatalog.subscriptions(of: service) {
+                let group = subscription.group
+                guard FileManager.default.fileExists(atPath: path(of: service)) else { continue }
+                let applied = try open(service).read { db in
+                    try String.fetchAll(db, sql: "SELECT eventId FROM inbox WHERE consumerGroup = ? ORDER BY eventId", arguments: [group])
+                }
+                let log = logged[group] ?? [:]
+                for id in applied where log[id] == nil {
+                    violate(name, "\(service) applied \(id) as \(group), an event the bus never logged for that group")
+                }
+                let inbox = Set(applied)
+                for (id, status) in log.sorted(by: { $0.key < $1.key }) where status == "acked" && !inbox.contains(id) {
+                    violate(name, "the bus holds \(id) as delivered to \(group), but \(service) never applied it")
+                }
+            }
         }
     }
 

@@ -56,6 +56,9 @@ public protocol FaultInjector: AnyObject, Sendable {
     func providerDeclineRate(_ rate: Double?)
     /// swishpay takes this long to answer a charge (nil: the scenario's own time).
     func providerDelay(_ delay: Duration?)
+    /// From now on every producer writes the event type at the version (a rolling upgrade, or a
+    /// rollback); it stays so through the heal phase.
+    func writeEvents(_ setting: EventVersionSetting)
     /// The end of the chaos phase: every fault off, the base network without loss, crashed
     /// nodes restarted, paused ones resumed.
     func heal()
@@ -87,6 +90,8 @@ public struct ScheduledFault: Sendable, Hashable {
         case providerDeclineRate(Double)
         /// swishpay takes this long to answer a charge.
         case providerDelay(Duration)
+        /// Producers switch the version they write an event type at (a rolling upgrade).
+        case upgrade(EventVersionSetting)
     }
     public var at: Duration
     public var duration: Duration?
@@ -113,6 +118,7 @@ extension ScheduledFault.Kind {
         case .link(let from, let to, let behaviour): injector.link(from: from, to: to, behaviour)
         case .providerDeclineRate(let rate): injector.providerDeclineRate(rate)
         case .providerDelay(let delay): injector.providerDelay(delay)
+        case .upgrade(let setting): injector.writeEvents(setting)
         }
     }
 
@@ -128,13 +134,14 @@ extension ScheduledFault.Kind {
         case .link(let from, let to, _): injector.link(from: from, to: to, nil)
         case .providerDeclineRate: injector.providerDeclineRate(nil)
         case .providerDelay: injector.providerDelay(nil)
+        case .upgrade: break
         }
     }
 
     /// Whether the fault has an end before heal (a crash is over when its node restarts).
     var ends: Bool {
         switch self {
-        case .crash, .diskLoss: false
+        case .crash, .diskLoss, .upgrade: false
         default: true
         }
     }
@@ -171,6 +178,7 @@ extension ScheduledFault.Kind {
         case .link(let from, let to, let behaviour): "link \(from) -> \(to): \(behaviour.summaryText)"
         case .providerDelay(let delay): "swishpay answers in \(delay.shortDescription)"
         case .providerDeclineRate(let rate): "swishpay declines \(Int(rate * 100))%"
+        case .upgrade(let setting): "producers write \(setting.eventType) \(setting.version)"
         }
     }
 }

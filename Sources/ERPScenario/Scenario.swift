@@ -26,6 +26,8 @@ public struct Scenario: Sendable {
     public var expect = Expectations()
     public var defects = PlantedDefects()
     public var resilience = ResilienceSettings()
+    /// The versions producers start writing at (`events:`); an `upgrade` fault changes one.
+    public var eventVersions: [EventVersionSetting] = []
 
     public init(name: String) { self.name = name }
 
@@ -89,6 +91,9 @@ public struct Scenario: Sendable {
     public struct Expectations: Sendable {
         public var minConfirmed = 0
         public var minCancelled = 0
+        /// Event types and versions that must have been on the bus ("OrderCreated 1.0"): what a
+        /// rolling upgrade must show.
+        public var onTheBus: [String] = []
         public init() {}
     }
 }
@@ -103,6 +108,10 @@ extension Scenario {
         settings.provider.processingTime = payment.processingTime
         settings.resilience = resilience
         settings.deviceHeartbeatInterval = devices.heartbeat
+        for setting in eventVersions {
+            // Checked by the loader; a scenario built in code with a bad version fails here.
+            do { try settings.eventVersions.set(setting) } catch { preconditionFailure("scenario \(name): \(error)") }
+        }
         return settings
     }
 

@@ -33,7 +33,7 @@ public struct ScenarioLoader {
     func parse(_ text: String) throws(ScenarioError) -> Scenario {
         let root = try read.root(of: text)
         let top = try read.mapping(root, "scenario", keys: ["name", "description", "seed", "duration", "heal", "fixtures", "network",
-                                                        "workload", "payment", "faults", "expect", "defects", "resilience"])
+                                                        "workload", "payment", "faults", "expect", "defects", "resilience", "events"])
         var scenario = Scenario(name: try read.string(top.required("name")))
         if let v = top["description"] { scenario.description = try read.string(v) }
         if let v = top["seed"] { scenario.seed = try read.seed(v) }
@@ -59,10 +59,24 @@ public struct ScenarioLoader {
             // Silent devices must be declared offline (3 missed heartbeats) and the rest settle.
             throw read.fail(top["heal"] ?? top["workload"], "with devices, heal must last at least 6 heartbeats (\((scenario.devices.heartbeat * 6).shortDescription))")
         }
+        if let v = top["events"] {
+            for (key, value) in try read.mapping(v, "events", keys: EventTypes.all.map { $0.eventType }).entries {
+                scenario.eventVersions.append(try eventVersion(type: key, value, at: value))
+            }
+        }
         if let v = top["faults"] { scenario.faults = try faults(v, scenario: scenario) }
         if let v = top["resilience"] { scenario.resilience = try read.resilience(v, clientTimeout: scenario.workload.timeout) }
         if let v = top["expect"] {
-            let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled"])
+            let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus"])
+            if let list = m["onTheBus"] {
+                for item in try read.sequence(list, "expect.onTheBus") {
+                    let words = try read.string(item).split(separator: " ").map(String.init)
+                    guard words.count == 2, EventTypes.type(named: words[0]) != nil else {
+                        throw read.fail(item, "expect.onTheBus takes 'EventType version' (e.g. 'OrderCreated 1.0')")
+                    }
+                    scenario.expect.onTheBus.append(words.joined(separator: " "))
+                }
+            }
             if let n = m["minConfirmed"] { scenario.expect.minConfirmed = try read.count(n, "expect.minConfirmed") }
             if let n = m["minCancelled"] { scenario.expect.minCancelled = try read.count(n, "expect.minCancelled") }
         }
@@ -173,6 +187,10 @@ public struct ScenarioLoader {
             }),
             ("declineRate", { v, f throws(ScenarioError) in .providerDeclineRate(try read.probability(v, "fault.declineRate")) }),
             ("providerDelay", { v, f throws(ScenarioError) in .providerDelay(try read.duration(v, "fault.providerDelay")) }),
+            ("upgrade", { v, f throws(ScenarioError) in
+                let u = try read.mapping(v, "upgrade", keys: ["event", "version"])
+                return .upgrade(try eventVersion(type: try read.string(u.required("event")), u.required("version"), at: v))
+            }),
         ]
     }
 
@@ -205,6 +223,14 @@ public struct ScenarioLoader {
             out.append(ScheduledFault(at: at, duration: lasting, kind: kind, line: read.line(item) ?? 0))
         }
         return out
+    }
+
+    /// A version producers of this build can write the type at ("2.0"; YAML's 2.0 reads as text).
+    private func eventVersion(type: String, _ node: Node, at place: Node) throws(ScenarioError) -> EventVersionSetting {
+        let version = try read.string(node)
+        let check = EventWriterVersions()
+        do { try check.set(type, to: version) } catch { throw read.fail(place, "\(error)") }
+        return EventVersionSetting(eventType: type, version: version)
     }
 
     private func service(_ node: Node) throws(ScenarioError) -> NodeName {

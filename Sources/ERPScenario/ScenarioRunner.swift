@@ -118,6 +118,9 @@ public struct ScenarioRunner: Sendable {
         if summary.orders.confirmed < scenario.expect.minConfirmed {
             summary.expectationFailures.append("at least \(scenario.expect.minConfirmed) confirmed orders, got \(summary.orders.confirmed)")
         }
+        for expected in scenario.expect.onTheBus where (summary.eventVersions[expected] ?? 0) == 0 {
+            summary.expectationFailures.append("\(expected) events on the bus, found none")
+        }
         if summary.orders.cancelled < scenario.expect.minCancelled {
             summary.expectationFailures.append("at least \(scenario.expect.minCancelled) cancelled orders, got \(summary.orders.cancelled)")
         }

@@ -11,11 +11,13 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
     // @unchecked Sendable: called only from the world's timers, on the world's thread.
     let world: SimWorld
     let provider: ProviderKnobs
+    let eventVersions: EventWriterVersions
     let baseline: Scenario.PaymentSettings
 
-    init(world: SimWorld, provider: ProviderKnobs, baseline: Scenario.PaymentSettings) {
+    init(world: SimWorld, provider: ProviderKnobs, eventVersions: EventWriterVersions, baseline: Scenario.PaymentSettings) {
         self.world = world
         self.provider = provider
+        self.eventVersions = eventVersions
         self.baseline = baseline
     }
 
@@ -70,6 +72,16 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
         } else {
             world.record("fault swishpay answers in \(baseline.processingTime.shortDescription) again")
             provider.processingTime = baseline.processingTime
+        }
+    }
+
+    func writeEvents(_ setting: EventVersionSetting) {
+        // Every service of the world shares the run's settings: the switch is one moment for all.
+        do {
+            try eventVersions.set(setting)
+            world.record("fault producers write \(setting.eventType) \(setting.version)")
+        } catch {
+            world.record("fault upgrade refused: \(error)")
         }
     }
 

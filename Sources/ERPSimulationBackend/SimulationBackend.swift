@@ -47,7 +47,8 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         world.network.defaultLink = LinkSettings(scenario.network.link)
         world.record("scenario \(scenario.name) seed \(seed)")
         settings = scenario.serviceSettings(fixtures: fixtures)
-        simInjector = SimFaultInjector(world: world, provider: settings.provider, baseline: scenario.payment)
+        simInjector = SimFaultInjector(world: world, provider: settings.provider, eventVersions: settings.eventVersions,
+                                       baseline: scenario.payment)
     }
 
     public func startServices(_ services: [ServiceName]) async throws {

@@ -88,12 +88,18 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
 
     func providerDeclineRate(_ rate: Double?) { change { $0.declineRate = rate } }
     func providerDelay(_ delay: Duration?) { change { $0.processingTime = delay } }
+    func writeEvents(_ setting: EventVersionSetting) {
+        change { state in
+            state.eventVersions.removeAll { $0.eventType == setting.eventType }
+            state.eventVersions.append(setting)
+        }
+    }
 
     func heal() {
         control.journal.note("heal phase begins")
         let (paused, crashed) = plan.update { state -> ([NodeName], [NodeName]) in
             let taken = (state.paused.sorted(), state.crashed.sorted())
-            state = FaultPlan.State(crashed: state.crashed, healed: true)
+            state = FaultPlan.State(crashed: state.crashed, eventVersions: state.eventVersions, healed: true)
             return taken
         }
         for node in paused { _ = supervisor.send(SIGCONT, to: node.rawValue) }
@@ -146,6 +152,8 @@ final class FaultPlan: @unchecked Sendable {
         var processingTime: Duration?
         var crashed: Set<NodeName> = []
         var paused: Set<NodeName> = []
+        /// The versions producers write at: the scenario's, then each upgrade's (kept at heal).
+        var eventVersions: [EventVersionSetting] = []
         /// After the chaos phase the base network loses nothing (latency only), as in simulation.
         var healed = false
 
@@ -166,6 +174,7 @@ final class FaultPlan: @unchecked Sendable {
     init(scenario: Scenario, exempt: [String]) {
         self.scenario = scenario
         self.exempt = exempt
+        state.eventVersions = scenario.eventVersions
     }
 
     @discardableResult
@@ -203,7 +212,8 @@ final class FaultPlan: @unchecked Sendable {
         let isProvider = node == NodeName(ServiceName.swishpay)
         return ApplyFaults(rules: rules, clockSkew: state.skews[node] ?? .zero,
                            providerDeclineRate: isProvider ? (state.declineRate ?? scenario.payment.declineRate) : nil,
-                           providerProcessingTime: isProvider ? (state.processingTime ?? scenario.payment.processingTime) : nil)
+                           providerProcessingTime: isProvider ? (state.processingTime ?? scenario.payment.processingTime) : nil,
+                           eventVersions: state.eventVersions)
     }
 }
 
