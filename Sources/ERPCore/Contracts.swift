@@ -67,10 +67,13 @@ public struct OrderView: Codable, Sendable, Hashable {
     public var status: OrderStatus
     /// Why a cancelled order was cancelled (`payment_failed`, `out_of_stock`).
     public var reason: String?
+    /// How it was priced: `list`, `campaign` (some line at a campaign price) or `fallback` (list
+    /// prices because campaign could not be asked).
+    public var pricing: String?
     public init(orderId: String, userId: String, shopId: String, items: [OrderItem], totalAmount: Money,
-                status: OrderStatus, reason: String?) {
+                status: OrderStatus, reason: String?, pricing: String? = nil) {
         self.orderId = orderId; self.userId = userId; self.shopId = shopId; self.items = items
-        self.totalAmount = totalAmount; self.status = status; self.reason = reason
+        self.totalAmount = totalAmount; self.status = status; self.reason = reason; self.pricing = pricing
     }
 }
 
@@ -400,31 +403,6 @@ public struct DeviceStatusAck: Codable, Sendable, Hashable {
     /// False when the shop already knew a newer report for the device.
     public var applied: Bool
     public init(deviceId: String, applied: Bool) { self.deviceId = deviceId; self.applied = applied }
-}
-
-/// vm-service → Shop: a vending-machine operation (gRPC with mTLS in the seed).
-public struct VendingMachineOperation: RPCRequest {
-    public typealias Response = VendingResult
-    public static let method = "shop.vendingOperation"
-    public static let service = ServiceName.shop
-    public enum Operation: String, Codable, Sendable { case dispense, restock }
-    public var machineId: String
-    public var shopId: String
-    public var operation: Operation
-    public var productId: String
-    public var quantity: Int
-    public init(machineId: String, shopId: String, operation: Operation, productId: String, quantity: Int) {
-        self.machineId = machineId; self.shopId = shopId; self.operation = operation; self.productId = productId; self.quantity = quantity
-    }
-}
-
-public struct VendingResult: Codable, Sendable, Hashable {
-    public var machineId: String
-    public var accepted: Bool
-    public var reason: String?
-    public init(machineId: String, accepted: Bool, reason: String?) {
-        self.machineId = machineId; self.accepted = accepted; self.reason = reason
-    }
 }
 
 // MARK: Report service (read models fed only by events; served through the gateway)

@@ -176,8 +176,10 @@ public struct OrderItem: Codable, Sendable, Hashable {
     public var quantity: Int
     /// Price of one unit at the time of ordering.
     public var unitPrice: Money
-    public init(productId: String, quantity: Int, unitPrice: Money) {
-        self.productId = productId; self.quantity = quantity; self.unitPrice = unitPrice
+    /// The campaign whose price `unitPrice` is; nil for the list price.
+    public var campaignId: String?
+    public init(productId: String, quantity: Int, unitPrice: Money, campaignId: String? = nil) {
+        self.productId = productId; self.quantity = quantity; self.unitPrice = unitPrice; self.campaignId = campaignId
     }
     /// `unitPrice × quantity`, or `.overflow`: the quantity came from a request.
     public var lineTotal: Money { get throws(MoneyError) { try unitPrice.multiplied(by: quantity) } }

@@ -28,9 +28,22 @@ public struct Fixtures: Codable, Sendable, Hashable {
         public init(id: String, name: String) { self.id = id; self.name = name }
     }
     public struct Device: Codable, Sendable, Hashable {
+        public enum Kind: String, Codable, Sendable, Hashable, CaseIterable {
+            case shelfSensor = "shelf_sensor", vendingMachine = "vending_machine", pos
+        }
         public var id: String
         public var shopId: String
-        public init(id: String, shopId: String) { self.id = id; self.shopId = shopId }
+        /// A shelf sensor when the fixtures do not say.
+        public var kind: Kind
+        public init(id: String, shopId: String, kind: Kind = .shelfSensor) { self.id = id; self.shopId = shopId; self.kind = kind }
+
+        enum CodingKeys: String, CodingKey { case id, shopId, kind }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(String.self, forKey: .id)
+            shopId = try c.decode(String.self, forKey: .shopId)
+            kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .shelfSensor
+        }
     }
 
     public var products: [Product]

@@ -11,6 +11,7 @@ public enum ServiceName: String, CaseIterable, Sendable, Codable, Comparable, Cu
     case shop
     case iotGateway = "iot-gateway"
     case campaign
+    case vmService = "vm-service"
     case eventBus = "event-bus"
     /// The external card provider the payment service charges through, simulated.
     case swishpay
@@ -21,6 +22,7 @@ public enum ServiceName: String, CaseIterable, Sendable, Codable, Comparable, Cu
         case .iotGateway: "iot-gateway"
         case .eventBus: "event-bus"
         case .swishpay: "swishpay"
+        case .vmService: "vm-service"
         default: rawValue + "-service"
         }
     }

@@ -105,6 +105,12 @@ public struct GatewayHTTP: Sendable {
         case inventoryReport = "GET /reports/inventory"
         case deviceReport = "GET /reports/devices"
         case shopDevices = "GET /shops/:id/devices"
+        case listProducts = "GET /products"
+        case listShops = "GET /shops"
+        case createCampaign = "POST /campaigns"
+        case listCampaigns = "GET /campaigns"
+        case vend = "POST /vends"
+        case getVend = "GET /vends/:id"
         case health = "GET /health"
         case metrics = "GET /metrics"
 
@@ -206,12 +212,47 @@ public struct GatewayHTTP: Sendable {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
+        case .listProducts: return await relay(request, route: route) { _ in ListProducts() }
+        case .listShops: return await relay(request, route: route) { _ in ListShops() }
+        case .listCampaigns: return await relay(request, route: route) { _ in ListCampaigns() }
+        case .getVend:
+            let id = context.parameters.get("id") ?? ""
+            return await relay(request, route: route) { _ in GetVend(vendId: id) }
+        case .createCampaign:
+            return await relay(request, route: route, status: .created) { body throws(DecodeFailure) in
+                try Self.decode(CreateCampaign.self, body, expected: #"{"name", "productIds": [...], "percentOff", "endsAt" or "lastsSeconds"}"#)
+            }
+        case .vend:
+            return await relay(request, route: route) { body throws(DecodeFailure) in
+                let vend = try Self.decode(Vend.self, body, expected: #"{"vendId", "machineId", "productId", "quantity"}"#)
+                if let problem = vend.problem { throw DecodeFailure(problem) }
+                return vend
+            }
         case .shopDevices:
             let id = context.parameters.get("id") ?? ""
             return await handle(request, route: route) { _, callContext in
                 await call { () async throws(RPCError) in try await operations.shopDevices(GetShopDevices(shopId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
+            }
+        }
+    }
+
+    /// A route that relays one request to its service: reads the body (for a POST), builds the
+    /// request (a 400 naming the field when it cannot), and answers with the service's JSON.
+    private func relay<R: GatewayExposed>(_ request: Request, route: Route, status: HTTPResponse.Status = .ok,
+                                          _ make: @escaping @Sendable (Data) throws(DecodeFailure) -> R) async -> Response {
+        await handle(request, route: route) { request, context in
+            var data = Data()
+            if R.httpMethod == "POST" {
+                do { data = Data(buffer: try await request.body.collect(upTo: settings.bodyByteCountMax)) } catch {
+                    return .error(.contentTooLarge, "body_too_large", "the body exceeds \(settings.bodyByteCountMax) bytes")
+                }
+            }
+            let built: R
+            do throws(DecodeFailure) { built = try make(data) } catch { return .error(.badRequest, "bad_request", error.description) }
+            return await call { () async throws(RPCError) in try await operations.relay(built, context: context) } success: {
+                HTTPAnswer(status: status, json: try JSONCoding.encodeString($0))
             }
         }
     }
@@ -293,7 +334,8 @@ public struct GatewayHTTP: Sendable {
         switch error {
         case .rejected(let code, let message):
             switch code {
-            case "bad_request", "unknown_product", "unknown_shop": return .error(.badRequest, code, message)
+            case "bad_request", "unknown_product", "unknown_shop", "unknown_machine": return .error(.badRequest, code, message)
+            case "vend_id_reused", "idempotency_key_reused": return .error(.unprocessableContent, code, message)
             case "not_found": return .error(.notFound, code, message)
             case "out_of_stock": return .error(.conflict, code, message)
             default: return .error(.unprocessableContent, code, message)
@@ -315,24 +357,34 @@ public struct GatewayHTTP: Sendable {
         return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.json)))
     }
 
-    /// Decodes `POST /orders`, saying precisely what is wrong when it cannot.
-    static func decodePlaceOrder(_ data: Data) -> Result<PlaceOrder, DecodeFailure> {
-        let order: PlaceOrder
+    /// Decodes a JSON body as `T`, saying precisely what is wrong when it cannot; `expected`
+    /// shows the shape in the message for a body that is not JSON at all.
+    static func decode<T: Decodable>(_ type: T.Type, _ data: Data, expected: String) throws(DecodeFailure) -> T {
         do {
-            order = try WireJSON.decode(PlaceOrder.self, from: [UInt8](data))
+            return try WireJSON.decode(T.self, from: [UInt8](data))
         } catch let DecodingError.keyNotFound(key, context) {
-            return .failure(DecodeFailure("missing field '\(path(context.codingPath + [key]))'"))
+            throw DecodeFailure("missing field '\(path(context.codingPath + [key]))'")
         } catch let DecodingError.typeMismatch(type, context) {
-            return .failure(DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type))"))
+            throw DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type))")
         } catch let DecodingError.valueNotFound(type, context) {
-            return .failure(DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type)), not null"))
+            throw DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type)), not null")
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             // Valid JSON, but a value the field cannot hold: 2.5 or 1e30 as a quantity.
-            return .failure(DecodeFailure("field '\(path(context.codingPath))' has a value it cannot hold: \(context.debugDescription)"))
+            throw DecodeFailure("field '\(path(context.codingPath))' has a value it cannot hold: \(context.debugDescription)")
         } catch {
             // Syntax or encoding (WireJSON says at which byte): `dataCorrupted` with no field.
             let why = if case DecodingError.dataCorrupted(let context) = error { " (\(context.debugDescription))" } else { "" }
-            return .failure(DecodeFailure("the body is not valid JSON\(why); expected {\"userId\", \"shopId\", \"items\": [{\"productId\", \"quantity\"}]}"))
+            throw DecodeFailure("the body is not valid JSON\(why); expected \(expected)")
+        }
+    }
+
+    /// Decodes `POST /orders`, saying precisely what is wrong when it cannot.
+    static func decodePlaceOrder(_ data: Data) -> Result<PlaceOrder, DecodeFailure> {
+        let order: PlaceOrder
+        do throws(DecodeFailure) {
+            order = try decode(PlaceOrder.self, data, expected: #"{"userId", "shopId", "items": [{"productId", "quantity"}]}"#)
+        } catch {
+            return .failure(error)
         }
         if let problem = OrderLine.problem(in: order.items) { return .failure(DecodeFailure(problem)) }
         if order.userId.isEmpty || order.shopId.isEmpty { return .failure(DecodeFailure("fields 'userId' and 'shopId' must not be empty")) }

@@ -22,6 +22,28 @@ public struct RunSummary: Codable, Sendable {
         public init() {}
     }
 
+    /// The vending workload, from the client's side and vm-service's.
+    public struct Vends: Codable, Sendable, Hashable {
+        public var submitted = 0
+        public var dispensed = 0
+        public var refused = 0
+        /// Still pending at vm-service after heal: a liveness failure.
+        public var pending = 0
+        public var clientGaveUp = 0
+        public init() {}
+    }
+
+    /// The rest of the client side: campaigns created, reads made, orders by pricing.
+    public struct Store: Codable, Sendable, Hashable {
+        public var campaignsCreated = 0
+        public var campaignsFailed = 0
+        public var reads = 0
+        public var readsFailed = 0
+        /// Orders by how the order service priced them: list, campaign, fallback.
+        public var pricing: [String: Int] = [:]
+        public init() {}
+    }
+
     public struct Violation: Codable, Sendable, Hashable {
         public var invariant: String
         /// A counter-example: the entity and the numbers that break the invariant.
@@ -62,6 +84,8 @@ public struct RunSummary: Codable, Sendable {
     public var chaosMilliseconds: Int64
     public var healMilliseconds: Int64
     public var orders = Orders()
+    public var vends = Vends()
+    public var store = Store()
     public var invariants: [String: Verdict] = [:]
     public var violations: [Violation] = []
     public var latency: [String: LatencySummary] = [:]
@@ -113,6 +137,15 @@ public struct RunSummary: Codable, Sendable {
         if let l = latency["orderPlacement"] {
             lines.append("order placement latency (\(timeBase) ms): p50 \(l.p50)  p90 \(l.p90)  p99 \(l.p99)  max \(l.max)  (n=\(l.count))")
         }
+        if vends.submitted > 0 || vends.pending > 0 {
+            lines.append("vends: \(vends.submitted) submitted, \(vends.dispensed) dispensed, \(vends.refused) refused, \(vends.pending) pending, \(vends.clientGaveUp) given up by the client")
+        }
+        if !store.pricing.isEmpty {
+            lines.append("orders priced at: " + store.pricing.keys.sorted().map { "\($0) \(store.pricing[$0]!)" }.joined(separator: ", "))
+        }
+        if store.campaignsCreated + store.campaignsFailed + store.reads + store.readsFailed > 0 {
+            lines.append("campaigns created: \(store.campaignsCreated) (\(store.campaignsFailed) failed); reads: \(store.reads) (\(store.readsFailed) failed)")
+        }
         lines.append("stock conserved: \(invariants["stock-conservation"] == .pass ? "yes" : "NO")")
         for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
         for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
@@ -148,6 +181,16 @@ public struct RunSummary: Codable, Sendable {
         if let traceHash { md += "Trace hash: `\(traceHash)`\n\n" }
         md += "## Orders\n\n| submitted | accepted | confirmed | cancelled | pending | client gave up |\n|---|---|---|---|---|---|\n"
         md += "| \(orders.submitted) | \(orders.accepted) | \(orders.confirmed) | \(orders.cancelled) | \(orders.pending) | \(orders.clientGaveUp) |\n\n"
+        if !store.pricing.isEmpty {
+            md += "Priced at: " + store.pricing.keys.sorted().map { "\($0) \(store.pricing[$0]!)" }.joined(separator: ", ") + "\n\n"
+        }
+        if vends.submitted > 0 || vends.pending > 0 {
+            md += "## Vends\n\n| submitted | dispensed | refused | pending | client gave up |\n|---|---|---|---|---|\n"
+            md += "| \(vends.submitted) | \(vends.dispensed) | \(vends.refused) | \(vends.pending) | \(vends.clientGaveUp) |\n\n"
+        }
+        if store.campaignsCreated + store.campaignsFailed + store.reads + store.readsFailed > 0 {
+            md += "Campaigns created: \(store.campaignsCreated) (\(store.campaignsFailed) failed); reads: \(store.reads) (\(store.readsFailed) failed)\n\n"
+        }
         md += "## Invariants\n\n| invariant | verdict |\n|---|---|\n"
         for name in invariants.keys.sorted() { md += "| \(name) | \(invariants[name]!.rawValue) |\n" }
         if !violations.isEmpty {

@@ -13,6 +13,8 @@ public struct ConsistencyChecker {
     /// What each device saw; empty when the run had no device workload (then device status is
     /// not judged).
     public var devices: [DeviceRecord] = []
+    /// What the vending client saw; empty when the run had no vends.
+    public var vends: [VendRecord] = []
 
     public init(databaseDirectory: String, history: [ClientRecord]) {
         self.databaseDirectory = databaseDirectory
@@ -35,6 +37,8 @@ public struct ConsistencyChecker {
         "report-converges",
         "every-restock-applied-once",
         "every-event-applied-once",
+        "order-charged-its-priced-total",
+        "every-vend-sold-once",
     ]
 
     struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
@@ -87,6 +91,16 @@ public struct ConsistencyChecker {
                 if initial + restocked != available + reserved + sold || available < 0 || reserved < 0 || sold < 0 {
                     violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): initial \(initial) + restocked \(restocked) ≠ available \(available) + reserved \(reserved) + sold \(sold)")
                 }
+            }
+            // Sold units are the committed orders' and the vends' (sales), nothing else.
+            for row in try Row.fetchAll(db, sql: """
+                SELECT s.shopId AS shopId, s.productId AS productId, s.sold AS sold,
+                  COALESCE((SELECT SUM(l.quantity) FROM reservation_line l JOIN reservation r ON r.orderId = l.orderId
+                            WHERE r.status = 'committed' AND r.shopId = s.shopId AND l.productId = s.productId), 0) AS ordered,
+                  COALESCE((SELECT SUM(quantity) FROM sale WHERE status = 'sold' AND shopId = s.shopId AND productId = s.productId), 0) AS vended
+                FROM stock s ORDER BY s.shopId, s.productId
+                """) where (row["sold"] as Int) != (row["ordered"] as Int) + (row["vended"] as Int) {
+                violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): sold \(row["sold"] as Int) ≠ committed orders \(row["ordered"] as Int) + vends \(row["vended"] as Int)")
             }
             var reservationStatus: [String: String] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT orderId, status FROM reservation ORDER BY orderId") {
@@ -199,6 +213,11 @@ public struct ConsistencyChecker {
             }
         }
 
+        if hasProductService { try checkPricing(into: &summary, orders: orders, captured: { orderId in
+            (keysByOrder[orderId] ?? []).compactMap { charges[$0] }.filter { $0.status == "captured" }.map(\.amountMinor)
+        }, violate) }
+        if FileManager.default.fileExists(atPath: path(of: .vmService)) { try checkVends(into: &summary, violate) }
+
         // The bus: after heal every delivery is acknowledged.
         try open(.eventBus).read { db in
             summary.deadLetters = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE status = 'dead'") ?? 0
@@ -221,13 +240,117 @@ public struct ConsistencyChecker {
 
         // What a run cannot show is not judged: no product or report service, no devices.
         var notJudged: [String] = []
-        if !hasProductService { notJudged.append("product-availability-follows-stock") }
+        if !hasProductService { notJudged += ["product-availability-follows-stock", "order-charged-its-priced-total"] }
         if devices.isEmpty { notJudged += ["device-status-converges", "every-restock-applied-once"] }
         if !hasReportService { notJudged.append("report-converges") }
+        if vends.isEmpty { notJudged.append("every-vend-sold-once") }
         for name in Self.invariantNames where !notJudged.contains(name) {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
+        }
+    }
+
+    /// Each order's lines are at their list price or at the price of the campaign they name (a
+    /// campaign that exists and covers the product), its total is their sum, and a confirmed
+    /// order was charged exactly that total. Counts orders by how they were priced.
+    func checkPricing(into summary: inout RunSummary, orders: [Order], captured: (String) -> [Int64],
+                      _ violate: (String, String) -> Void) throws {
+        let name = "order-charged-its-priced-total"
+        var list: [String: Int64] = [:]
+        for row in try open(.product).read({ try Row.fetchAll($0, sql: "SELECT productId, priceMinor FROM product") }) {
+            list[row["productId"]] = row["priceMinor"]
+        }
+        var discounts: [String: Int] = [:]   // "campaignId/productId" → percent off
+        if FileManager.default.fileExists(atPath: path(of: .campaign)) {
+            for row in try open(.campaign).read({ try Row.fetchAll($0, sql: """
+                SELECT p.campaignId || '/' || p.productId AS k, c.percentOff AS off FROM campaign_product p JOIN campaign c ON c.campaignId = p.campaignId
+                """) }) {
+                discounts[row["k"]] = row["off"]
+            }
+        }
+        let rows = try open(.order).read { try Row.fetchAll($0, sql: "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId") }
+        let byId = Dictionary(uniqueKeysWithValues: orders.map { ($0.id, $0) })
+        for row in rows {
+            let orderId: String = row["orderId"], totalMinor: Int64 = row["totalMinor"]
+            summary.store.pricing[row["pricing"] ?? "list", default: 0] += 1
+            let items = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
+            var sum: Int64 = 0
+            for item in items {
+                sum += item.unitPrice.minorUnits * Int64(item.quantity)
+                guard let listPrice = list[item.productId] else {
+                    violate(name, "order \(orderId): \(item.productId) is not in the catalogue")
+                    continue
+                }
+                let expected: Int64
+                if let campaignId = item.campaignId {
+                    guard let off = discounts[campaignId + "/" + item.productId] else {
+                        violate(name, "order \(orderId): \(item.productId) is priced by campaign \(campaignId), which does not cover it")
+                        continue
+                    }
+                    expected = Money(minorUnits: listPrice).discounted(percentOff: off).minorUnits
+                } else {
+                    expected = listPrice
+                }
+                if item.unitPrice.minorUnits != expected {
+                    violate(name, "order \(orderId): \(item.productId) at \(item.unitPrice), expected \(Money(minorUnits: expected))\(item.campaignId.map { " (campaign \($0))" } ?? " (list)")")
+                }
+            }
+            if sum != totalMinor { violate(name, "order \(orderId): lines add up to \(Money(minorUnits: sum)), the total says \(Money(minorUnits: totalMinor))") }
+            if byId[orderId]?.status == "confirmed" {
+                let charged = captured(orderId)
+                if charged.reduce(0, +) != totalMinor {
+                    violate(name, "confirmed order \(orderId) priced at \(Money(minorUnits: totalMinor)) was charged \(Money(minorUnits: charged.reduce(0, +)))")
+                }
+            }
+        }
+    }
+
+    /// Each vend vm-service dispensed is one sale at inventory (same shop, product and units),
+    /// each refused one sold nothing, none is pending after heal, inventory sold nothing no vend
+    /// asked for, and what the client was told is what vm-service holds.
+    func checkVends(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
+        let name = "every-vend-sold-once"
+        struct Vended { var status: String; var shop: String; var product: String; var quantity: Int }
+        var vms: [String: Vended] = [:]
+        for row in try open(.vmService).read({ try Row.fetchAll($0, sql: "SELECT * FROM vend ORDER BY vendId") }) {
+            vms[row["vendId"]] = Vended(status: row["status"], shop: row["shopId"], product: row["productId"], quantity: row["quantity"])
+        }
+        var sales: [String: Vended] = [:]
+        for row in try open(.inventory).read({ try Row.fetchAll($0, sql: "SELECT * FROM sale ORDER BY saleId") }) {
+            sales[row["saleId"]] = Vended(status: row["status"], shop: row["shopId"], product: row["productId"], quantity: row["quantity"])
+        }
+        summary.vends.submitted = vends.count
+        summary.vends.dispensed = vms.values.filter { $0.status == "dispensed" }.count
+        summary.vends.refused = vms.values.filter { $0.status == "refused" }.count
+        summary.vends.pending = vms.values.filter { $0.status == "pending" }.count
+        summary.vends.clientGaveUp = vends.filter { $0.outcome == .gaveUp }.count
+        for id in vms.keys.sorted() {
+            let vend = vms[id]!, sale = sales[id]
+            switch vend.status {
+            case "dispensed":
+                if sale?.status != "sold" || sale?.quantity != vend.quantity || sale?.shop != vend.shop || sale?.product != vend.product {
+                    violate(name, "vend \(id) dispensed \(vend.quantity) × \(vend.product) in \(vend.shop); inventory's sale: \(sale.map { "\($0.status) \($0.quantity) × \($0.product) in \($0.shop)" } ?? "none")")
+                }
+            case "refused":
+                if sale?.status == "sold" { violate(name, "vend \(id) was refused but inventory sold \(sale!.quantity) × \(sale!.product)") }
+            default:
+                violate(name, "vend \(id) is still \(vend.status) after the heal phase")
+            }
+        }
+        for id in sales.keys.sorted() where sales[id]!.status == "sold" && vms[id] == nil {
+            violate(name, "inventory sold \(sales[id]!.quantity) × \(sales[id]!.product) for \(id), a vend vm-service does not know")
+        }
+        for record in vends {
+            guard let held = vms[record.vendId]?.status else {
+                if record.outcome == .dispensed || record.outcome == .refused {
+                    violate(name, "client was told vend \(record.vendId) \(record.outcome.rawValue); vm-service has no such vend")
+                }
+                continue
+            }
+            if (record.outcome == .dispensed || record.outcome == .refused) && held != record.outcome.rawValue {
+                violate(name, "client was told vend \(record.vendId) \(record.outcome.rawValue); vm-service holds \(held)")
+            }
         }
     }
 

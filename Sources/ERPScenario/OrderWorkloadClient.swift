@@ -24,6 +24,8 @@ public struct ClientRecord: Sendable {
 public protocol OrderAPI: Sendable {
     func placeOrder(_ order: PlaceOrder, metadata: CallMetadata) async throws -> OrderView
     func fetchOrder(_ orderId: String, metadata: CallMetadata) async throws -> OrderView
+    /// Any other request a client sends through the gateway (vends, campaigns, reads).
+    func send<R: GatewayExposed>(_ request: R, metadata: CallMetadata) async throws -> R.Response
 }
 
 /// The gateway's operations over the runtime's transport.
@@ -35,6 +37,9 @@ public struct TransportOrderAPI: OrderAPI {
     }
     public func fetchOrder(_ orderId: String, metadata: CallMetadata) async throws -> OrderView {
         try await transport.call(FetchOrder(orderId: orderId), metadata: metadata)
+    }
+    public func send<R: GatewayExposed>(_ request: R, metadata: CallMetadata) async throws -> R.Response {
+        try await transport.call(Relayed(request), metadata: metadata)
     }
 }
 

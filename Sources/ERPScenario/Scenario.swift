@@ -21,6 +21,8 @@ public struct Scenario: Sendable {
     public var workload = OrderWorkload()
     /// The shops' devices reporting to the IoT gateway (off unless the scenario says `devices:`).
     public var devices = DeviceWorkload()
+    /// Vends, campaigns and reads through the gateway (each off unless the scenario asks).
+    public var store = StoreWorkload()
     public var payment = PaymentSettings()
     public var faults: [ScheduledFault] = []
     public var expect = Expectations()
@@ -44,6 +46,8 @@ public struct Scenario: Sendable {
         public static let attemptCountMax = 100
         /// The shortest device heartbeat: a device workload of a million reports a second is a typo.
         public static let deviceHeartbeatMin: Duration = .milliseconds(10)
+        /// Devices a scenario may add to each shop.
+        public static let extraDevicesPerShopMax = 100_000
         /// Any other duration in a scenario (timeouts, latencies, fault lengths, skews).
         public static let durationMax: Duration = .seconds(24 * 3600)
     }
@@ -79,7 +83,34 @@ public struct Scenario: Sendable {
         /// Per heartbeat, the probability that it sends a shelf count (inventory records a
         /// discrepancy, stock does not move).
         public var countShare = 0.0
+        /// Shelf sensors added to each shop beyond the fixtures' devices (a storm of thousands):
+        /// `<shop>-sensor-0001`… in the registry of every service, reporting like the rest.
+        public var extraPerShop = 0
         public init() {}
+    }
+
+    /// The rest of the shop's traffic through the gateway: vending machines selling, campaigns
+    /// being created, and reads of reports, products and campaigns.
+    public struct StoreWorkload: Sendable {
+        /// Vends per second (Poisson), each at a random vending machine of the fixtures, a product
+        /// its shop stocks; 0: none.
+        public var vendRatePerSecond: Double = 0
+        public var vendQuantity: ClosedRange<Int> = 1...2
+        /// A new campaign this often during the chaos phase (nil: none), on `campaignProducts`
+        /// random products, `campaignPercentOff` off, lasting `campaignLength` from its creation.
+        public var campaignEvery: Duration?
+        public var campaignProducts: ClosedRange<Int> = 1...3
+        public var campaignPercentOff: ClosedRange<Int> = 10...40
+        public var campaignLength: Duration = .seconds(10)
+        /// Reads per second, spread over the sales, inventory and device reports, the product
+        /// list and the campaign list; 0: none.
+        public var readRatePerSecond: Double = 0
+        /// Deadline of one request, and attempts of one vend (same vend id) before giving up.
+        public var timeout: Duration = .seconds(3)
+        public var attemptCountMax = 4
+        public init() {}
+
+        public var isEmpty: Bool { vendRatePerSecond == 0 && campaignEvery == nil && readRatePerSecond == 0 }
     }
 
     public struct PaymentSettings: Sendable {
@@ -94,6 +125,12 @@ public struct Scenario: Sendable {
         /// Event types and versions that must have been on the bus ("OrderCreated 1.0"): what a
         /// rolling upgrade must show.
         public var onTheBus: [String] = []
+        /// At most this many cancelled orders (nil: any number).
+        public var maxCancelled: Int?
+        /// At least this many vends dispensed.
+        public var minDispensed = 0
+        /// At least this many orders priced each way ("fallback": 1).
+        public var minPriced: [(pricing: String, count: Int)] = []
         public init() {}
     }
 }
@@ -102,7 +139,7 @@ extension Scenario {
     /// The settings every service of this scenario reads: planted defects, the provider's
     /// behaviour, resilience policies.
     public func serviceSettings(fixtures: Fixtures) -> ServiceSettings {
-        var settings = ServiceSettings(fixtures: fixtures)
+        var settings = ServiceSettings(fixtures: fixturesForRun(fixtures))
         settings.defects = defects
         settings.provider.declineRate = payment.declineRate
         settings.provider.processingTime = payment.processingTime
@@ -113,6 +150,22 @@ extension Scenario {
             do { try settings.eventVersions.set(setting) } catch { preconditionFailure("scenario \(name): \(error)") }
         }
         return settings
+    }
+
+    /// The fixtures this scenario runs on: the file's, plus the extra devices it asks for. The same
+    /// for the runner, the simulator and every `erp serve` given the scenario; idempotent.
+    public func fixturesForRun(_ fixtures: Fixtures) -> Fixtures {
+        guard devices.enabled, devices.extraPerShop > 0 else { return fixtures }
+        var out = fixtures
+        let known = Set(fixtures.devices.map(\.id))
+        for shop in fixtures.shops {
+            for n in 1...devices.extraPerShop {
+                let digits = String(n)
+                let id = "\(shop.id)-sensor-" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+                if !known.contains(id) { out.devices.append(Fixtures.Device(id: id, shopId: shop.id, kind: .shelfSensor)) }
+            }
+        }
+        return out
     }
 
     /// The same scenario with its chaos phase lasting `chaos`: fault times, fault durations,
@@ -134,6 +187,7 @@ extension Scenario {
         }
         scaled.expect.minConfirmed = Int((Double(expect.minConfirmed) * factor).rounded(.down))
         scaled.expect.minCancelled = Int((Double(expect.minCancelled) * factor).rounded(.down))
+        scaled.expect.minDispensed = Int((Double(expect.minDispensed) * factor).rounded(.down))
         return scaled
     }
 }

@@ -44,6 +44,7 @@ public struct ScenarioLoader {
         if let v = top["workload"] {
             scenario.workload = try workload(v)
             scenario.devices = try devices(v)
+            scenario.store = try store(v)
             let offered = scenario.workload.ratePerSecond * scenario.duration.seconds
             guard offered <= Scenario.Limits.orderCountMax else {
                 throw read.fail(v, "workload.orders.rate \(scenario.workload.ratePerSecond)/s over duration \(scenario.duration.shortDescription) "
@@ -67,7 +68,14 @@ public struct ScenarioLoader {
         if let v = top["faults"] { scenario.faults = try faults(v, scenario: scenario) }
         if let v = top["resilience"] { scenario.resilience = try read.resilience(v, clientTimeout: scenario.workload.timeout) }
         if let v = top["expect"] {
-            let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus"])
+            let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus", "maxCancelled", "minDispensed", "minPriced"])
+            if let n = m["maxCancelled"] { scenario.expect.maxCancelled = try read.count(n, "expect.maxCancelled") }
+            if let n = m["minDispensed"] { scenario.expect.minDispensed = try read.count(n, "expect.minDispensed") }
+            if let priced = m["minPriced"] {
+                for (key, value) in try read.mapping(priced, "expect.minPriced", keys: ["list", "campaign", "fallback"]).entries {
+                    scenario.expect.minPriced.append((key, try read.count(value, "expect.minPriced.\(key)")))
+                }
+            }
             if let list = m["onTheBus"] {
                 for item in try read.sequence(list, "expect.onTheBus") {
                     let words = try read.string(item).split(separator: " ").map(String.init)
@@ -94,7 +102,7 @@ public struct ScenarioLoader {
     // MARK: Sections
 
     private func workload(_ node: Node) throws(ScenarioError) -> Scenario.OrderWorkload {
-        let top = try read.mapping(node, "workload", keys: ["orders", "devices"])
+        let top = try read.mapping(node, "workload", keys: Self.workloadKeys)
         var w = Scenario.OrderWorkload()
         guard let orders = top["orders"] else { return w }
         let m = try read.mapping(orders, "workload.orders", keys: ["rate", "itemsPerOrder", "quantity", "timeout", "attempts"])
@@ -121,8 +129,8 @@ public struct ScenarioLoader {
 
     private func devices(_ workload: Node) throws(ScenarioError) -> Scenario.DeviceWorkload {
         var d = Scenario.DeviceWorkload()
-        guard let node = try read.mapping(workload, "workload", keys: ["orders", "devices"])["devices"] else { return d }
-        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare", "restockShare", "countShare"])
+        guard let node = try read.mapping(workload, "workload", keys: Self.workloadKeys)["devices"] else { return d }
+        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare", "restockShare", "countShare", "extraPerShop"])
         d.enabled = true
         if let v = m["heartbeat"] {
             d.heartbeat = try read.positiveDuration(v, "workload.devices.heartbeat")
@@ -134,10 +142,52 @@ public struct ScenarioLoader {
         if let v = m["silentShare"] { d.silentShare = try read.probability(v, "workload.devices.silentShare") }
         if let v = m["restockShare"] { d.restockShare = try read.probability(v, "workload.devices.restockShare") }
         if let v = m["countShare"] { d.countShare = try read.probability(v, "workload.devices.countShare") }
+        if let v = m["extraPerShop"] {
+            d.extraPerShop = try read.count(v, "workload.devices.extraPerShop")
+            guard d.extraPerShop <= Scenario.Limits.extraDevicesPerShopMax else {
+                throw read.fail(v, "workload.devices.extraPerShop must be at most \(Scenario.Limits.extraDevicesPerShopMax)")
+            }
+        }
         guard d.restockShare + d.countShare <= 1 else {
             throw read.fail(node, "workload.devices: restockShare + countShare must not exceed 1 (the rest of the heartbeats are status reports)")
         }
         return d
+    }
+
+    static let workloadKeys = ["orders", "devices", "vending", "campaigns", "reads"]
+
+    private func store(_ workload: Node) throws(ScenarioError) -> Scenario.StoreWorkload {
+        var s = Scenario.StoreWorkload()
+        let top = try read.mapping(workload, "workload", keys: Self.workloadKeys)
+        if let node = top["vending"] {
+            let m = try read.mapping(node, "workload.vending", keys: ["rate", "quantity"])
+            if let v = m["rate"] { s.vendRatePerSecond = try rate(v, "workload.vending.rate") }
+            if let v = m["quantity"] { s.vendQuantity = try read.intRange(v, "workload.vending.quantity", minimum: 1, maximum: Vend.quantityMax) }
+        }
+        if let node = top["campaigns"] {
+            let m = try read.mapping(node, "workload.campaigns", keys: ["every", "products", "percentOff", "length"])
+            s.campaignEvery = try read.positiveDuration(m.required("every"), "workload.campaigns.every")
+            if let v = m["products"] { s.campaignProducts = try read.intRange(v, "workload.campaigns.products", minimum: 1, maximum: CreateCampaign.productCountMax) }
+            if let v = m["percentOff"] {
+                s.campaignPercentOff = try read.intRange(v, "workload.campaigns.percentOff", minimum: CreateCampaign.percentOffRange.lowerBound,
+                                                         maximum: CreateCampaign.percentOffRange.upperBound)
+            }
+            if let v = m["length"] { s.campaignLength = try read.positiveDuration(v, "workload.campaigns.length") }
+        }
+        if let node = top["reads"] {
+            let m = try read.mapping(node, "workload.reads", keys: ["rate"])
+            if let v = m["rate"] { s.readRatePerSecond = try rate(v, "workload.reads.rate") }
+        }
+        return s
+    }
+
+    /// A rate per second: not negative, at most what a run may offer.
+    private func rate(_ node: Node, _ what: String) throws(ScenarioError) -> Double {
+        let rate = try read.number(node, what)
+        guard rate >= 0, rate <= Scenario.Limits.orderRatePerSecondMax else {
+            throw read.fail(node, "\(what) must be from 0 to \(Int(Scenario.Limits.orderRatePerSecondMax)) per second, got \(rate)")
+        }
+        return rate
     }
 
     private func link(_ node: Node, base: LinkBehaviour, context: String) throws(ScenarioError) -> LinkBehaviour {

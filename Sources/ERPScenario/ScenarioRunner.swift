@@ -40,6 +40,8 @@ public struct BackendOutcome: Sendable {
     public var history: [ClientRecord]
     /// What each device saw (empty without a device workload).
     public var devices: [DeviceRecord] = []
+    /// Vends, campaigns and reads (empty without a store workload).
+    public var store = StoreOutcome()
     /// The services' databases, closed, for the checker.
     public var databaseDirectory: String
     /// Incarnations per service.
@@ -70,7 +72,7 @@ public struct ScenarioRunner: Sendable {
 
     public init(scenario: Scenario, fixtures: Fixtures, seed: UInt64, outputDirectory: String, reproduce: String) {
         self.scenario = scenario
-        self.fixtures = fixtures
+        self.fixtures = scenario.fixturesForRun(fixtures)
         self.seed = seed
         self.outputDirectory = outputDirectory
         self.reproduce = reproduce
@@ -93,7 +95,7 @@ public struct ScenarioRunner: Sendable {
         summary.recoveredSagas = outcome.recoveredSagas
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
         outcome.fill(&summary)
-        try Self.judge(into: &summary, scenario: scenario, history: outcome.history, devices: outcome.devices,
+        try Self.judge(into: &summary, scenario: scenario, history: outcome.history, devices: outcome.devices, store: outcome.store,
                        databaseDirectory: outcome.databaseDirectory)
         summary.wallSeconds = ((ContinuousClock.now - wallStart).seconds * 1000).rounded() / 1000
         try Self.write(summary, to: outputDirectory)
@@ -103,7 +105,7 @@ public struct ScenarioRunner: Sendable {
     /// What every run ends with, whatever the backend: order latency from the client's history,
     /// the invariants judged from the databases, the scenario's expectations.
     public static func judge(into summary: inout RunSummary, scenario: Scenario, history records: [ClientRecord],
-                             devices: [DeviceRecord] = [], databaseDirectory: String) throws {
+                             devices: [DeviceRecord] = [], store: StoreOutcome = StoreOutcome(), databaseDirectory: String) throws {
         let history = records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
         var placement = LatencyRecorder()
         for record in history {
@@ -112,11 +114,31 @@ public struct ScenarioRunner: Sendable {
             }
         }
         summary.latency["orderPlacement"] = placement.summary
+        var vend = LatencyRecorder()
+        for record in store.vends {
+            if let done = record.completedAt, record.outcome == .dispensed || record.outcome == .refused { vend.record(done - record.scheduledAt) }
+        }
+        if !store.vends.isEmpty { summary.latency["vend"] = vend.summary }
+        if store.reads > 0 { summary.latency["read"] = store.readLatency.summary }
+        summary.store.campaignsCreated = store.campaignsCreated
+        summary.store.campaignsFailed = store.campaignsFailed
+        summary.store.reads = store.reads
+        summary.store.readsFailed = store.readsFailed
         var checker = ConsistencyChecker(databaseDirectory: databaseDirectory, history: history)
         checker.devices = devices
+        checker.vends = store.vends
         try checker.check(into: &summary)
         if summary.orders.confirmed < scenario.expect.minConfirmed {
             summary.expectationFailures.append("at least \(scenario.expect.minConfirmed) confirmed orders, got \(summary.orders.confirmed)")
+        }
+        if let most = scenario.expect.maxCancelled, summary.orders.cancelled > most {
+            summary.expectationFailures.append("at most \(most) cancelled orders, got \(summary.orders.cancelled)")
+        }
+        if summary.vends.dispensed < scenario.expect.minDispensed {
+            summary.expectationFailures.append("at least \(scenario.expect.minDispensed) vends dispensed, got \(summary.vends.dispensed)")
+        }
+        for (pricing, count) in scenario.expect.minPriced where summary.store.pricing[pricing, default: 0] < count {
+            summary.expectationFailures.append("at least \(count) orders priced at \(pricing), got \(summary.store.pricing[pricing, default: 0])")
         }
         for expected in scenario.expect.onTheBus where (summary.eventVersions[expected] ?? 0) == 0 {
             summary.expectationFailures.append("\(expected) events on the bus, found none")

@@ -12,7 +12,7 @@ public enum ServiceCatalog {
     static let serviceTypes: [any RetailService.Type] = [
         EventBusService.self, SwishpayProvider.self, InventoryService.self, ProductService.self,
         PaymentService.self, OrderService.self, NotificationService.self, GatewayService.self,
-        ShopService.self, IoTGatewayService.self, ReportService.self,
+        ShopService.self, IoTGatewayService.self, ReportService.self, CampaignService.self, VendingMachineService.self,
     ]
 
     /// The services in the order they start: dependencies first (a stable topological order of

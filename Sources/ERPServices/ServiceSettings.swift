@@ -21,6 +21,9 @@ public enum PlantedDefect: String, CaseIterable, Sendable, Codable {
     /// The report service starts on an empty database without asking the bus to replay its group:
     /// after a lost disk its read models miss everything before.
     case skipReportRebuild = "skip-report-rebuild"
+    /// The order saga charges the list price of every line, whatever campaign price the order
+    /// was priced at.
+    case chargeListPrice = "charge-list-price"
 }
 
 /// The defects planted in a run; all off in a normal run.
@@ -52,6 +55,7 @@ public struct PlantedDefects: Sendable, Hashable, Codable {
     public var confirmDeclinedPayments: Bool { contains(.confirmDeclinedPayments) }
     public var applyStaleDeviceStatus: Bool { contains(.applyStaleDeviceStatus) }
     public var skipReportRebuild: Bool { contains(.skipReportRebuild) }
+    public var chargeListPrice: Bool { contains(.chargeListPrice) }
 }
 
 /// How swishpay behaves, changeable during a run (a provider fault). Shared by reference between
@@ -86,6 +90,8 @@ public struct ServiceSettings: Sendable {
     /// How long before a caller's deadline a service answers with what it has (an order still
     /// pending) rather than let the caller time out.
     public var answerMargin: Duration = .milliseconds(100)
+    /// How long the order service waits for campaign's prices before it prices at list price.
+    public var campaignQuoteTimeout: Duration = .milliseconds(300)
     /// Timeout the gateway gives the order service for creating an order.
     public var gatewayOrderTimeout: Duration = .seconds(4)
     /// How often devices report; the IoT gateway checks for silent devices this often.

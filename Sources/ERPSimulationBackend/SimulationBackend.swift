@@ -28,6 +28,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
     public var injector: any FaultInjector { simInjector }
     private var client: OrderWorkloadClient?
     private var devices: DeviceWorkloadClient?
+    private var store: StoreWorkloadClient?
     private var clientNode: SimNode?
     private var warmUp: Duration = .zero
 
@@ -80,6 +81,10 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
                                            until: world.now + scenario.duration + scenario.heal - scenario.devices.heartbeat)
         devices.start()
         self.devices = devices
+        let store = StoreWorkloadClient(runtime: runtime, api: TransportOrderAPI(transport: runtime.transport), workload: scenario.store,
+                                        fixtures: fixtures, until: world.now + scenario.duration)
+        store.start()
+        self.store = store
     }
 
     public func runChaosPhase(_ timeline: [FaultStep], chaos: Duration) async {
@@ -108,6 +113,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         world.stopAll()
         var outcome = BackendOutcome(history: client?.records ?? [], databaseDirectory: databaseDirectory)
         outcome.devices = devices?.records ?? []
+        outcome.store = store?.outcome ?? StoreOutcome()
         outcome.traceHash = trace.finish()
         outcome.traceLines = trace.lineCount
         outcome.recoveredSagas = recovered.sagas

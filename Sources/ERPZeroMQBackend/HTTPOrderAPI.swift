@@ -29,7 +29,12 @@ public struct HTTPOrderAPI: OrderAPI {
         return try await exchange(.GET, "/orders/" + escaped, body: nil, metadata: metadata)
     }
 
-    private func exchange(_ method: HTTPMethod, _ path: String, body: Data?, metadata: CallMetadata) async throws -> OrderView {
+    public func send<R: GatewayExposed>(_ request: R, metadata: CallMetadata) async throws -> R.Response {
+        try await exchange(R.httpMethod == "POST" ? .POST : .GET, request.httpPath, body: request.sendsBody ? try JSONCoding.encode(request) : nil,
+                           metadata: metadata)
+    }
+
+    private func exchange<Answer: Decodable>(_ method: HTTPMethod, _ path: String, body: Data?, metadata: CallMetadata) async throws -> Answer {
         let remaining = metadata.deadline - clock.now
         guard remaining > .zero else { throw RPCError.deadlineExceeded }
         var headers = [("X-API-Key", apiKey), ("X-Correlation-Id", metadata.correlationId)]
@@ -45,8 +50,8 @@ public struct HTTPOrderAPI: OrderAPI {
         }
         switch response.status {
         case 200, 201, 202:
-            do { return try JSONCoding.decode(OrderView.self, from: response.body) } catch {
-                throw RPCError.rejected(code: "bad_response", message: "\(method) \(path) answered \(response.status) with an unreadable order: \(error)")
+            do { return try JSONCoding.decode(Answer.self, from: response.body) } catch {
+                throw RPCError.rejected(code: "bad_response", message: "\(method) \(path) answered \(response.status) with an unreadable \(Answer.self): \(error)")
             }
         case 429:
             // A server's hint, clamped to a day before it is scaled: no absurd header can trap.

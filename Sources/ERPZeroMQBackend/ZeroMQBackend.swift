@@ -44,6 +44,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private var running: Running?
     private var client: OrderWorkloadClient?
     private var devices: DeviceWorkloadClient?
+    private var store: StoreWorkloadClient?
     private var poller: Task<Void, Never>?
 
     /// What a started run holds.
@@ -195,12 +196,16 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let devices = DeviceWorkloadClient(runtime: runtime, transport: running.transport, workload: scenario.devices, fixtures: fixtures,
                                            chaosEnd: running.clock.now + scenario.duration,
                                            until: running.clock.now + scenario.duration + healPhase - scenario.devices.heartbeat)
+        let store = StoreWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
+                                        workload: scenario.store, fixtures: fixtures, until: running.clock.now + scenario.duration)
         await running.executor.run {
             client.start()
             devices.start()
+            store.start()
         }
         self.client = client
         self.devices = devices
+        self.store = store
         let reports = running.reports, services = running.services, control = running.control, plan = running.injector.plan
         poller = Task { await reports.poll(services, control: control, faults: plan, every: .seconds(1)) }
     }
@@ -228,7 +233,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let healPhase = max(heal, healMinimum)
         let healStart = ContinuousClock.now
         try? await Task.sleep(until: healStart + healPhase)
-        while !(await running.executor.run { client.isDone }) && ContinuousClock.now < healStart + healPhase * 2 {
+        let store = self.store
+        while !(await running.executor.run { client.isDone && store?.isDone != false }) && ContinuousClock.now < healStart + healPhase * 2 {
             try? await Task.sleep(for: .milliseconds(200))
         }
         running.journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
@@ -247,12 +253,16 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     public func finish() async throws -> BackendOutcome {
         guard let running, let client else { preconditionFailure("a run finishes after it started") }
         let devices = self.devices
-        let (history, deviceRecords) = await running.executor.run { (client.records, devices?.records ?? []) }
+        let store = self.store
+        let (history, deviceRecords, storeOutcome) = await running.executor.run {
+            (client.records, devices?.records ?? [], store?.outcome ?? StoreOutcome())
+        }
         let starts = running.supervisor.startCount
         await tearDown()
         running.journal.note("services stopped")
         var outcome = BackendOutcome(history: history, databaseDirectory: running.databaseDirectory)
         outcome.devices = deviceRecords
+        outcome.store = storeOutcome
         for service in running.services { outcome.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
         outcome.recoveredSagas = Self.recoveredSagas(inLog: running.logDirectory + "/order.log")
         let reports = running.reports

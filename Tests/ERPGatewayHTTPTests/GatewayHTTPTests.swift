@@ -49,6 +49,17 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
     func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport {
         DeviceReport(devices: [.init(deviceId: "device_malmo_01", shopId: "shop_malmo", status: .fault, revision: DeviceRevision(value: 8), updates: 4)])
     }
+    /// Relayed requests, as their method and JSON.
+    var relayed: [String] = []
+    func relay<R: GatewayExposed>(_ request: R, context: CallContext) async throws(RPCError) -> R.Response {
+        lock.withLock { relayed.append(R.method + " " + ((try? JSONCoding.encodeString(request)) ?? "?")) }
+        if let vend = request as? Vend {
+            return VendResult(vendId: vend.vendId, machineId: vend.machineId, shopId: "shop_malmo", productId: vend.productId,
+                              quantity: vend.quantity, status: .dispensed, reason: nil) as! R.Response
+        }
+        if request is ListCampaigns { return CampaignList(campaigns: []) as! R.Response }
+        throw .unavailable("\(R.service) is down")
+    }
 }
 
 struct FixedClock: ServiceClock { var now: Timestamp { .simulationEpoch } }
@@ -315,5 +326,39 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
             }
         }
         #expect(http.metrics.prometheusText().contains("erp_http_requests_total"))
+    }
+
+    /// The relayed routes: a POST's body is decoded and checked at the door (a 400 naming the
+    /// field), a good one reaches its service once; a GET relays without a body; a service that
+    /// cannot answer is a 503.
+    @Test func relayedRoutesCheckTheirBodiesAndReachTheirServices() async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            let headers: HTTPFields = [.init("X-API-Key")!: "secret", .contentType: "application/json"]
+            let good = #"{"vendId":"v1","machineId":"device_malmo_01","productId":"prod_01","quantity":2}"#
+            try await client.execute(uri: "/vends", method: .post, headers: headers, body: ByteBuffer(string: good)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""status":"dispensed""#))
+            }
+            let tooMany = #"{"vendId":"v2","machineId":"device_malmo_01","productId":"prod_01","quantity":500}"#
+            try await client.execute(uri: "/vends", method: .post, headers: headers, body: ByteBuffer(string: tooMany)) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("'quantity'"))
+            }
+            try await client.execute(uri: "/campaigns", method: .post, headers: headers, body: ByteBuffer(string: #"{"name":"x"}"#)) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("missing field 'productIds'"))
+            }
+            try await client.execute(uri: "/campaigns", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == #"{"campaigns":[]}"#)
+            }
+            try await client.execute(uri: "/products", method: .get, headers: headers) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+        }
+        // Only the well-formed requests reached a service.
+        #expect(fake.relayed.map { $0.prefix { $0 != " " } } == ["vm.vend", "campaign.list", "product.list"])
     }
 }

@@ -13,6 +13,9 @@ public protocol GatewayOperations: Sendable {
     func inventoryReport(_ request: GetInventoryReport, context: CallContext) async throws(RPCError) -> InventoryReport
     func deviceReport(_ request: GetDeviceReport, context: CallContext) async throws(RPCError) -> DeviceReport
     func shopDevices(_ request: GetShopDevices, context: CallContext) async throws(RPCError) -> ShopDevices
+    /// Relays a client request (products, shops, campaigns, vends) to its service through that
+    /// path's call policy; writes are admitted like orders.
+    func relay<R: GatewayExposed>(_ request: R, context: CallContext) async throws(RPCError) -> R.Response
 }
 
 /// The API gateway: routes client calls to the services (the seed's REST hop), passing on the
@@ -21,7 +24,7 @@ public protocol GatewayOperations: Sendable {
 /// seed's 429, with a retry-after hint).
 public final class GatewayService: RetailService, GatewayOperations, @unchecked Sendable {
     public static let name = ServiceName.gateway
-    public static let calls: [ServiceName] = [.order, .inventory, .product, .report, .shop]
+    public static let calls: [ServiceName] = [.order, .inventory, .product, .report, .shop, .campaign, .vmService]
 
     let runtime: any Runtime
     let settings: ServiceSettings
@@ -58,6 +61,26 @@ public final class GatewayService: RetailService, GatewayOperations, @unchecked 
         let transport = runtime.transport
         transport.register(PlaceOrder.self) { [self] request, context in try await placeOrder(request, context: context) }
         transport.register(FetchOrder.self) { [self] request, context in try await fetchOrder(request, context: context) }
+        registerRelay(ListProducts.self)
+        registerRelay(ListShops.self)
+        registerRelay(CreateCampaign.self)
+        registerRelay(ListCampaigns.self)
+        registerRelay(Vend.self)
+        registerRelay(GetVend.self)
+        registerRelay(GetSalesReport.self)
+        registerRelay(GetInventoryReport.self)
+        registerRelay(GetDeviceReport.self)
+    }
+
+    /// Serves `Relayed<R>` (the simulated client's way to the route HTTP serves in production).
+    private func registerRelay<R: GatewayExposed>(_ type: R.Type) {
+        runtime.transport.register(Relayed<R>.self) { [self] request, context in try await relay(request.inner, context: context) }
+    }
+
+    public func relay<R: GatewayExposed>(_ request: R, context: CallContext) async throws(RPCError) -> R.Response {
+        if !R.isIdempotent { try admit(client: R.method) }
+        return try await caller.call(request, metadata: runtime.metadata(timeout: .seconds(2), context: context,
+                                                                         idempotencyKey: context.idempotencyKey))
     }
 
     public func placeOrder(_ request: PlaceOrder, context: CallContext) async throws(RPCError) -> OrderView {

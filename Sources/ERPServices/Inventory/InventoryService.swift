@@ -66,6 +66,16 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("inventory-4", { db in
+            // Units sold outside the order flow (vends), once per sale id; a refusal is kept too.
+            try db.execute(sql: """
+                CREATE TABLE sale (
+                  saleId TEXT PRIMARY KEY, shopId TEXT NOT NULL, productId TEXT NOT NULL, quantity INTEGER NOT NULL,
+                  status TEXT NOT NULL, -- sold | refused
+                  reason TEXT, at INTEGER NOT NULL
+                );
+                """)
+        }),
     ]
 
     public func start() async throws {
@@ -103,6 +113,37 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         transport.register(CheckStock.self) { [self] request, _ in try self.checkStock(request) }
         transport.register(ReserveStock.self) { [self] request, context in try self.reserve(request, context) }
         transport.register(ReleaseStock.self) { [self] request, context in try self.release(request, context) }
+        transport.register(SellStock.self) { [self] request, context in try self.sell(request, context) }
+    }
+
+    /// A vend: units leave `available` for `sold` at once (no reservation). Idempotent per sale.
+    func sell(_ request: SellStock, _ context: CallContext) throws -> SaleResult {
+        guard (1...Vend.quantityMax).contains(request.quantity) else {
+            throw RPCError.rejected(code: "bad_request", message: "a sale takes 1 to \(Vend.quantityMax) units")
+        }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        let result: SaleResult = try storage {
+            try database.write { db in
+                if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT status, reason FROM sale WHERE saleId = ?"), arguments: [request.saleId]) {
+                    return SaleResult(saleId: request.saleId, sold: row["status"] == "sold", reason: row["reason"])
+                }
+                let stock = try Row.fetchOne(db.cachedStatement(sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?"),
+                                             arguments: [request.shopId, request.productId])
+                let available: Int = stock?["available"] ?? 0
+                let refusal: String? = stock == nil ? "unknown_product" : available < request.quantity ? "out_of_stock" : nil
+                try db.cachedStatement(sql: "INSERT INTO sale (saleId, shopId, productId, quantity, status, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    .execute(arguments: [request.saleId, request.shopId, request.productId, request.quantity, refusal == nil ? "sold" : "refused", refusal, now])
+                guard refusal == nil, let stock else { return SaleResult(saleId: request.saleId, sold: false, reason: refusal) }
+                try db.cachedStatement(sql: "UPDATE stock SET available = available - ?, sold = sold + ? WHERE shopId = ? AND productId = ?")
+                    .execute(arguments: [request.quantity, request.quantity, request.shopId, request.productId])
+                try stockChanged(shopId: request.shopId, productId: request.productId, previous: available, new: available - request.quantity,
+                                 minimum: stock["minimumStock"], correlationId: context.correlationId, in: db)
+                return SaleResult(saleId: request.saleId, sold: true, reason: nil)
+            }
+        }
+        runtime.record("inventory sale \(request.saleId) \(result.sold ? "sold" : "refused (\(result.reason ?? ""))")")
+        if result.sold { relay.notify() }
+        return result
     }
 
     func checkStock(_ request: CheckStock) throws -> StockLevel {

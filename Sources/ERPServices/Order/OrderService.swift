@@ -19,7 +19,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.order
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("order", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [OrderCreated.self, OrderConfirmed.self, OrderCancelled.self]
-    public static let calls: [ServiceName] = [.inventory, .payment]
+    public static let calls: [ServiceName] = [.inventory, .payment, .campaign]
     /// The payment events (the seed's "Payment processed → Order service"): each order's payment
     /// record, what the order service knows of its money without asking payment.
     public static let subscriptions = [Subscription(group: "order", patterns: [
@@ -98,6 +98,11 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 CREATE INDEX payment_event_payment ON payment_event (paymentId);
                 """)
         }),
+        ("order-3", { db in
+            // How the order was priced: list (no campaign in force), campaign (some line at a
+            // campaign price), fallback (campaign could not be asked: list prices).
+            try db.execute(sql: "ALTER TABLE orders ADD COLUMN pricing TEXT NOT NULL DEFAULT 'list'")
+        }),
     ]
 
     public func start() async throws {
@@ -149,11 +154,21 @@ public final class OrderService: RetailService, @unchecked Sendable {
         // so an absurd request is a refusal, never a trap that takes the service down.
         if let problem = OrderLine.problem(in: request.items) { throw RPCError.rejected(code: "bad_request", message: problem) }
         guard shops.contains(request.shopId) else { throw RPCError.rejected(code: "unknown_shop", message: "no shop \(request.shopId)") }
+        for line in request.items where prices[line.productId] == nil {
+            throw RPCError.rejected(code: "unknown_product", message: "no product \(line.productId)")
+        }
+        // A repeated request is answered from what the first one stored: no second price quote.
+        let repeated = try context.idempotencyKey.flatMap { key in
+            try storage { try database.read { try String.fetchOne($0, sql: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) } }
+        }
+        let (discounts, pricing) = repeated == nil ? await campaignPrices(request.items, context) : ([:], "list")
         var items: [OrderItem] = []
         var total: Money?
         for line in request.items {
-            guard let price = prices[line.productId] else { throw RPCError.rejected(code: "unknown_product", message: "no product \(line.productId)") }
-            let item = OrderItem(productId: line.productId, quantity: line.quantity, unitPrice: price)
+            let list = prices[line.productId]!
+            let discount = discounts[line.productId]
+            let item = OrderItem(productId: line.productId, quantity: line.quantity,
+                                 unitPrice: discount.map { list.discounted(percentOff: $0.percentOff) } ?? list, campaignId: discount?.campaignId)
             do throws(MoneyError) {
                 let lineTotal = try item.lineTotal
                 total = try total?.adding(lineTotal) ?? lineTotal
@@ -184,10 +199,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 }
                 let orderId = runtime.ids.next("order")
                 try db.execute(sql: """
-                    INSERT INTO orders (orderId, userId, shopId, items, totalMinor, currency, status, correlationId, createdAt, updatedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                    INSERT INTO orders (orderId, userId, shopId, items, totalMinor, currency, status, correlationId, createdAt, updatedAt, pricing)
+                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """, arguments: [orderId, request.userId, request.shopId, itemsJSON, total.minorUnits, total.currency,
-                                     context.correlationId, now, now])
+                                     context.correlationId, now, now, pricing])
                 try db.execute(sql: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, ?, ?)", arguments: [orderId, SagaStep.reserve.rawValue, now])
                 if let key = context.idempotencyKey {
                     try db.execute(sql: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: [key, orderId])
@@ -203,6 +218,24 @@ public final class OrderService: RetailService, @unchecked Sendable {
         // a caller that times out learns nothing, and its breaker would count us as failing.
         await waitForSaga(orderId, until: context.deadline - settings.answerMargin)
         return try view(orderId)
+    }
+
+    /// The campaign in force per product, and how the order is priced. Campaign is asked through
+    /// its call policy with a short deadline; when it cannot answer, every line is at its list
+    /// price ("fallback"): an order never fails for want of a campaign.
+    private func campaignPrices(_ lines: [OrderLine], _ context: CallContext) async -> ([String: PriceQuote.Discount], String) {
+        var productIds: [String] = []
+        for line in lines where !productIds.contains(line.productId) { productIds.append(line.productId) }
+        do {
+            let quote = try await caller.call(QuotePrices(productIds: productIds),
+                                              metadata: runtime.metadata(timeout: settings.campaignQuoteTimeout, context: context))
+            var discounts: [String: PriceQuote.Discount] = [:]
+            for discount in quote.discounts where (1...100).contains(discount.percentOff) { discounts[discount.productId] = discount }
+            return (discounts, discounts.isEmpty ? "list" : "campaign")
+        } catch {
+            runtime.record("order pricing at list prices: campaign \(error.kind)")
+            return ([:], "fallback")
+        }
     }
 
     func view(_ orderId: String) throws -> OrderView {
@@ -221,7 +254,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         return OrderView(orderId: row["orderId"], userId: row["userId"], shopId: row["shopId"],
                          items: try JSONCoding.decode([OrderItem].self, from: itemsText),
                          totalAmount: Money(minorUnits: row["totalMinor"], currency: row["currency"]),
-                         status: OrderStatus(rawValue: row["status"]) ?? .pending, reason: row["reason"])
+                         status: OrderStatus(rawValue: row["status"]) ?? .pending, reason: row["reason"], pricing: row["pricing"])
     }
 
     // MARK: The saga
@@ -318,7 +351,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 $0.status == .reserved ? .reserved : .notReserved
             }
         case .pay:
-            return await attempt(ProcessPayment(orderId: order.orderId, userId: order.userId, amount: order.totalAmount), state: state,
+            // The planted defect charges list prices, whatever the order was priced at.
+            let amount = settings.defects.chargeListPrice ? listTotal(order) : order.totalAmount
+            return await attempt(ProcessPayment(orderId: order.orderId, userId: order.userId, amount: amount), state: state,
                                  attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true) {
                 $0.status == .success ? .paid : .declined(reason: $0.reason)
             }
@@ -329,6 +364,15 @@ public final class OrderService: RetailService, @unchecked Sendable {
         case .done:
             preconditionFailure("a finished saga makes no call")
         }
+    }
+
+    private func listTotal(_ order: OrderView) -> Money {
+        var total = Money(minorUnits: 0, currency: order.totalAmount.currency)
+        for item in order.items {
+            let price = prices[item.productId] ?? item.unitPrice
+            total = (try? total.adding(price.multiplied(by: item.quantity))) ?? total
+        }
+        return total
     }
 
     /// Calls a saga step until it gets an answer: each try goes through the callee's call policy

@@ -64,6 +64,22 @@ public final class ProductService: RetailService, @unchecked Sendable {
         }
         consumer.start()
         context.runtime.transport.register(GetProduct.self) { [self] request, _ in try self.getProduct(request) }
+        context.runtime.transport.register(ListProducts.self) { [self] _, _ in try self.list() }
+    }
+
+    func list() throws -> ProductList {
+        try storage {
+            try database.read { db in
+                ProductList(products: try Row.fetchAll(db, sql: """
+                    SELECT p.productId AS productId, p.name AS name, p.priceMinor AS priceMinor, p.currency AS currency,
+                      COALESCE((SELECT SUM(MAX(units, 0)) FROM availability a WHERE a.productId = p.productId), 0) AS units
+                    FROM product p ORDER BY p.productId
+                    """).map {
+                    ProductInfo(productId: $0["productId"], name: $0["name"], price: Money(minorUnits: $0["priceMinor"], currency: $0["currency"]),
+                                available: ($0["units"] as Int) > 0)
+                })
+            }
+        }
     }
 
     func getProduct(_ request: GetProduct) throws -> ProductInfo {

@@ -13,15 +13,19 @@ public final class ShopService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.shop
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("shop", migrations: migrations)
     public static let subscriptions = [Subscription(group: "shop", patterns: [TopicPattern(DeviceStatusUpdated.topic)])]
+    /// Vending: vm-service's operations sell through inventory.
+    public static let calls: [ServiceName] = [.inventory]
 
     let context: ServiceContext
     let runtime: any Runtime
     let database: ServiceDatabase
+    private let caller: ResilientCaller
 
     public init(context: ServiceContext) {
         self.context = context
         runtime = context.runtime
         database = context.database
+        caller = ResilientCaller(runtime: runtime, caller: .shop, settings: context.settings.resilience, metrics: context.settings.resilienceMetrics)
     }
 
     static let migrations: [Migration] = [
@@ -41,6 +45,9 @@ public final class ShopService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("shop-2", { db in
+            try db.execute(sql: "ALTER TABLE device ADD COLUMN kind TEXT NOT NULL DEFAULT 'shelf_sensor'")
+        }),
     ]
 
     public func start() async throws {
@@ -52,8 +59,9 @@ public final class ShopService: RetailService, @unchecked Sendable {
             }
             for device in fixtures.devices {
                 try db.execute(sql: """
-                    INSERT INTO device (deviceId, shopId, status, lastSeen, revision) VALUES (?, ?, ?, 0, -1) ON CONFLICT DO NOTHING
-                    """, arguments: [device.id, device.shopId, DeviceStatus.offline.rawValue])
+                    INSERT INTO device (deviceId, shopId, status, lastSeen, revision, kind) VALUES (?, ?, ?, 0, -1, ?)
+                    ON CONFLICT (deviceId) DO UPDATE SET kind = excluded.kind
+                    """, arguments: [device.id, device.shopId, DeviceStatus.offline.rawValue, device.kind.rawValue])
             }
         }
         let consumer = context.consumer(group: "shop")
@@ -73,6 +81,42 @@ public final class ShopService: RetailService, @unchecked Sendable {
         consumer.start()
         runtime.transport.register(UpdateDeviceStatus.self) { [self] request, _ in try update(request) }
         runtime.transport.register(GetShopDevices.self) { [self] request, _ in try devices(of: request.shopId) }
+        runtime.transport.register(ListShops.self) { [self] _, _ in try shops() }
+        runtime.transport.register(VendingMachineOperation.self) { [self] request, context in try await vendingOperation(request, context) }
+    }
+
+    func shops() throws -> ShopList {
+        try storage {
+            try database.read { db in
+                ShopList(shops: try Row.fetchAll(db, sql: """
+                    SELECT s.shopId AS shopId, s.name AS name, COUNT(d.deviceId) AS devices,
+                      COALESCE(SUM(d.status = 'online'), 0) AS online, COALESCE(SUM(d.status = 'offline'), 0) AS offline,
+                      COALESCE(SUM(d.status = 'fault'), 0) AS fault
+                    FROM shop s LEFT JOIN device d ON d.shopId = s.shopId GROUP BY s.shopId ORDER BY s.shopId
+                    """).map {
+                    ShopList.Shop(shopId: $0["shopId"], name: $0["name"], devices: $0["devices"], online: $0["online"],
+                                  offline: $0["offline"], fault: $0["fault"])
+                })
+            }
+        }
+    }
+
+    /// vm-service → Shop: a vending machine dispenses. The machine must be one of this shop's
+    /// vending machines; the units are sold through inventory under the operation's id, so a
+    /// repeated operation sells once.
+    func vendingOperation(_ request: VendingMachineOperation, _ context: CallContext) async throws -> VendingResult {
+        let machine = try storage {
+            try database.read { db in
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT shopId, kind FROM device WHERE deviceId = ?"), arguments: [request.machineId])
+            }
+        }
+        guard let machine, machine["kind"] == Fixtures.Device.Kind.vendingMachine.rawValue else {
+            throw RPCError.rejected(code: "not_a_vending_machine", message: "\(request.machineId) is not a vending machine of any shop")
+        }
+        let shopId: String = machine["shopId"]
+        let sale = try await caller.call(SellStock(saleId: request.operationId, shopId: shopId, productId: request.productId, quantity: request.quantity),
+                                         metadata: runtime.metadata(timeout: .seconds(1), context: context, idempotencyKey: request.operationId))
+        return VendingResult(machineId: request.machineId, shopId: shopId, accepted: sale.sold, reason: sale.reason)
     }
 
     func devices(of shopId: String) throws -> ShopDevices {

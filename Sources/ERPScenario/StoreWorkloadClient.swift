@@ -1,0 +1,187 @@
+import ERPCore
+import ERPReports
+import ERPTransport
+
+/// What the client side saw of one vend.
+public struct VendRecord: Sendable {
+    public enum Outcome: String, Sendable { case dispensed, refused, pending, gaveUp }
+    public var vendId: String
+    public var scheduledAt: Timestamp
+    public var completedAt: Timestamp?
+    public var outcome: Outcome
+    public var attempts: Int
+}
+
+/// What the store workload leaves for the report.
+public struct StoreOutcome: Sendable {
+    public var vends: [VendRecord] = []
+    public var campaignsCreated = 0
+    public var campaignsFailed = 0
+    public var reads = 0
+    public var readsFailed = 0
+    public var readLatency = LatencyRecorder()
+    public init() {}
+}
+
+/// The shop's traffic besides orders, through the gateway like a real client: vending machines
+/// selling (open loop, each vend retried under its own vend id while its outcome is unknown, then
+/// polled until final), campaigns created on a timer, and reads of reports, products and campaigns.
+public final class StoreWorkloadClient: @unchecked Sendable {
+    // @unchecked Sendable: its state is touched only by tasks on `runtime`'s executor (one thread).
+    let runtime: any Runtime
+    let api: any OrderAPI
+    let workload: Scenario.StoreWorkload
+    let fixtures: Fixtures
+    let until: Timestamp
+    public private(set) var vends: [VendRecord] = []
+    public private(set) var campaignsCreated = 0
+    public private(set) var campaignsFailed = 0
+    public private(set) var reads = 0
+    public private(set) var readsFailed = 0
+    public private(set) var readLatency = LatencyRecorder()
+    private var inFlight = 0
+    private var arrivalsEnded = false
+    /// Every vend has arrived and finished (as far as the client waits for it).
+    public var isDone: Bool { (arrivalsEnded || workload.vendRatePerSecond == 0) && inFlight == 0 }
+    private let machines: [Fixtures.Device]
+
+    public var outcome: StoreOutcome {
+        var o = StoreOutcome()
+        o.vends = vends
+        o.campaignsCreated = campaignsCreated
+        o.campaignsFailed = campaignsFailed
+        o.reads = reads
+        o.readsFailed = readsFailed
+        o.readLatency = readLatency
+        return o
+    }
+
+    public init(runtime: any Runtime, api: any OrderAPI, workload: Scenario.StoreWorkload, fixtures: Fixtures, until: Timestamp) {
+        self.runtime = runtime
+        self.api = api
+        self.workload = workload
+        self.fixtures = fixtures
+        self.until = until
+        machines = fixtures.devices.filter { $0.kind == .vendingMachine }
+    }
+
+    public func start() {
+        if workload.vendRatePerSecond > 0 && !machines.isEmpty {
+            runtime.spawn("vend-arrivals") { [self] in await arrivals(rate: workload.vendRatePerSecond) { [self] n in await vend(n) } }
+        }
+        if let every = workload.campaignEvery {
+            runtime.spawn("campaigns") { [self] in
+                var n = 0
+                while true {
+                    await runtime.sleep(for: every)
+                    guard runtime.clock.now < until else { return }
+                    n += 1
+                    await createCampaign(n)
+                }
+            }
+        }
+        if workload.readRatePerSecond > 0 {
+            runtime.spawn("read-arrivals") { [self] in await arrivals(rate: workload.readRatePerSecond) { [self] _ in await read() } }
+        }
+    }
+
+    /// A Poisson process until `until`: `body` runs as its own task for each arrival.
+    private func arrivals(rate: Double, _ body: @escaping @Sendable (Int) async -> Void) async {
+        var n = 0
+        while true {
+            await runtime.sleep(for: .nanoseconds(Int64(runtime.random.exponential(mean: 1 / rate) * 1e9)))
+            guard runtime.clock.now < until else {
+                arrivalsEnded = true
+                return
+            }
+            n += 1
+            let number = n
+            runtime.spawn("arrival") { await body(number) }
+        }
+    }
+
+    private func metadata(_ correlation: String, key: String? = nil) -> CallMetadata {
+        CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlation, idempotencyKey: key)
+    }
+
+    private func vend(_ n: Int) async {
+        let machine = runtime.random.pick(machines)
+        guard let shop = fixtures.shops.first(where: { $0.id == machine.shopId }), !shop.stock.isEmpty else { return }
+        let product = runtime.random.pick(shop.stock).productId
+        let quantity = runtime.random.int(in: workload.vendQuantity)
+        let request = Vend(vendId: "vend-\(n)", machineId: machine.id, productId: product, quantity: quantity)
+        let index = vends.count
+        vends.append(VendRecord(vendId: request.vendId, scheduledAt: runtime.clock.now, completedAt: nil, outcome: .gaveUp, attempts: 0))
+        inFlight += 1
+        defer { inFlight -= 1 }
+        var status: VendResult.Status?
+        for attempt in 1...workload.attemptCountMax {
+            vends[index].attempts = attempt
+            do {
+                status = try await api.send(request, metadata: metadata(request.vendId)).status
+                break
+            } catch RPCError.rejected {
+                status = .refused
+                break
+            } catch {
+                await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: .milliseconds(200), max: .seconds(2)))
+            }
+        }
+        // Pending: vm-service drives it on; ask until it is final (or the client stops caring).
+        var polls = 0
+        while status == .pending && polls < 120 {
+            polls += 1
+            await runtime.sleep(for: .milliseconds(500))
+            if let answer = try? await api.send(GetVend(vendId: request.vendId), metadata: metadata(request.vendId)) { status = answer.status }
+        }
+        guard let status else { return }
+        vends[index].completedAt = runtime.clock.now
+        vends[index].outcome = switch status {
+        case .dispensed: .dispensed
+        case .refused: .refused
+        case .pending: .pending
+        }
+    }
+
+    private func createCampaign(_ n: Int) async {
+        let count = min(runtime.random.int(in: workload.campaignProducts), fixtures.products.count)
+        var products: [String] = []
+        while products.count < count {
+            let id = runtime.random.pick(fixtures.products).id
+            if !products.contains(id) { products.append(id) }
+        }
+        let request = CreateCampaign(name: "campaign \(n)", productIds: products, percentOff: runtime.random.int(in: workload.campaignPercentOff),
+                                     endsAt: (runtime.clock.now + workload.campaignLength).millisecondsSinceEpoch)
+        // One key for every attempt: a retried creation makes one campaign.
+        for attempt in 1...workload.attemptCountMax {
+            do {
+                _ = try await api.send(request, metadata: metadata("campaign-\(n)", key: "campaign-\(n)"))
+                campaignsCreated += 1
+                return
+            } catch RPCError.rejected {
+                break
+            } catch {
+                await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: .milliseconds(200), max: .seconds(2)))
+            }
+        }
+        campaignsFailed += 1
+    }
+
+    private func read() async {
+        let started = runtime.clock.now
+        let correlation = runtime.ids.next("read")
+        do {
+            switch runtime.random.int(in: 0...4) {
+            case 0: _ = try await api.send(GetSalesReport(), metadata: metadata(correlation))
+            case 1: _ = try await api.send(GetInventoryReport(), metadata: metadata(correlation))
+            case 2: _ = try await api.send(GetDeviceReport(), metadata: metadata(correlation))
+            case 3: _ = try await api.send(ListProducts(), metadata: metadata(correlation))
+            default: _ = try await api.send(ListCampaigns(), metadata: metadata(correlation))
+            }
+            reads += 1
+            readLatency.record(runtime.clock.now - started)
+        } catch {
+            readsFailed += 1
+        }
+    }
+}

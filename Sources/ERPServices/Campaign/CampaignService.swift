@@ -1,0 +1,147 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// Campaigns: a percentage off some products for a time window. Created and listed through the
+/// gateway; each product is looked up at product when a campaign is created (the seed's Campaign →
+/// Product), so a campaign names only real products and shows their list and campaign prices. The
+/// order service asks `QuotePrices` for the campaign in force when it prices an order, and falls
+/// back to the list price when campaign cannot answer: a campaign outage never fails an order.
+public final class CampaignService: RetailService, @unchecked Sendable {
+    public static let name = ServiceName.campaign
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("campaign", migrations: migrations)
+    public static let calls: [ServiceName] = [.product]
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    let database: ServiceDatabase
+    private let caller: ResilientCaller
+
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
+        caller = ResilientCaller(runtime: runtime, caller: .campaign, settings: settings.resilience, metrics: settings.resilienceMetrics)
+    }
+
+    static let migrations: [Migration] = [
+        ("campaign-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE campaign (
+                  campaignId TEXT PRIMARY KEY, name TEXT NOT NULL, percentOff INTEGER NOT NULL,
+                  startsAt INTEGER NOT NULL, endsAt INTEGER NOT NULL, createdAt INTEGER NOT NULL
+                );
+                CREATE TABLE campaign_product (
+                  campaignId TEXT NOT NULL REFERENCES campaign (campaignId), productId TEXT NOT NULL,
+                  name TEXT NOT NULL, listPriceMinor INTEGER NOT NULL, currency TEXT NOT NULL,
+                  PRIMARY KEY (campaignId, productId)
+                );
+                CREATE INDEX campaign_product_product ON campaign_product (productId);
+                CREATE TABLE campaign_request (requestKey TEXT PRIMARY KEY, campaignId TEXT NOT NULL);
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        let transport = runtime.transport
+        transport.register(CreateCampaign.self) { [self] request, context in try await create(request, context) }
+        transport.register(ListCampaigns.self) { [self] _, _ in try list() }
+        transport.register(QuotePrices.self) { [self] request, _ in try quote(request) }
+    }
+
+    func create(_ request: CreateCampaign, _ context: CallContext) async throws -> Campaign {
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        if let problem = request.problem(now: now) { throw RPCError.rejected(code: "bad_request", message: problem) }
+        guard let window = request.window(now: now) else { preconditionFailure("problem(now:) checks the window") }
+        if let key = context.idempotencyKey,
+           let existing = try storage({ try database.read { try String.fetchOne($0, sql: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) } }) {
+            return try campaign(existing)
+        }
+        // Campaign → Product: each product's name and list price, once per product.
+        var productIds: [String] = []
+        for id in request.productIds where !productIds.contains(id) { productIds.append(id) }
+        var products: [ProductInfo] = []
+        for id in productIds {
+            do throws(RPCError) {
+                products.append(try await caller.call(GetProduct(productId: id), metadata: runtime.metadata(timeout: .seconds(1), context: context)))
+            } catch {
+                if case .rejected(let code, _) = error, code == "not_found" {
+                    throw RPCError.rejected(code: "unknown_product", message: "no product \(id)")
+                }
+                throw error
+            }
+        }
+        let campaignId: String = try storage {
+            try database.write { db in
+                if let key = context.idempotencyKey,
+                   let existing = try String.fetchOne(db, sql: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) {
+                    return existing
+                }
+                let campaignId = runtime.ids.next("camp")
+                try db.execute(sql: "INSERT INTO campaign (campaignId, name, percentOff, startsAt, endsAt, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [campaignId, request.name, request.percentOff, window.start, window.end, now])
+                for product in products {
+                    try db.execute(sql: "INSERT INTO campaign_product (campaignId, productId, name, listPriceMinor, currency) VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [campaignId, product.productId, product.name, product.price.minorUnits, product.price.currency])
+                }
+                if let key = context.idempotencyKey {
+                    try db.execute(sql: "INSERT INTO campaign_request (requestKey, campaignId) VALUES (?, ?)", arguments: [key, campaignId])
+                }
+                return campaignId
+            }
+        }
+        runtime.record("campaign \(campaignId) \(request.percentOff)% off \(productIds.joined(separator: ",")) [\(window.start), \(window.end))")
+        return try campaign(campaignId)
+    }
+
+    private func campaign(_ id: String) throws -> Campaign {
+        guard let found = try campaigns(where: "WHERE campaignId = ?", [id]).first else {
+            throw RPCError.rejected(code: "not_found", message: "no campaign \(id)")
+        }
+        return found
+    }
+
+    func list() throws -> CampaignList { CampaignList(campaigns: try campaigns(where: "", [])) }
+
+    private func campaigns(where filter: String, _ arguments: StatementArguments) throws -> [Campaign] {
+        try storage {
+            try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM campaign \(filter) ORDER BY createdAt, campaignId", arguments: arguments).map { row in
+                    let percentOff: Int = row["percentOff"]
+                    let products = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM campaign_product WHERE campaignId = ? ORDER BY productId"),
+                                                    arguments: [row["campaignId"] as String]).map { p in
+                        let list = Money(minorUnits: p["listPriceMinor"], currency: p["currency"])
+                        return Campaign.Product(productId: p["productId"], name: p["name"], listPrice: list,
+                                                campaignPrice: list.discounted(percentOff: percentOff))
+                    }
+                    return Campaign(campaignId: row["campaignId"], name: row["name"], percentOff: percentOff,
+                                    startsAt: row["startsAt"], endsAt: row["endsAt"], products: products)
+                }
+            }
+        }
+    }
+
+    /// The campaign in force now for each product: the largest discount, the oldest among equals.
+    func quote(_ request: QuotePrices) throws -> PriceQuote {
+        guard request.productIds.count <= OrderLine.countMax else {
+            throw RPCError.rejected(code: "bad_request", message: "at most \(OrderLine.countMax) products per quote")
+        }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        return try storage {
+            try database.read { db in
+                let statement = try db.cachedStatement(sql: """
+                    SELECT c.campaignId AS campaignId, c.percentOff AS percentOff FROM campaign_product p JOIN campaign c ON c.campaignId = p.campaignId
+                    WHERE p.productId = ? AND c.startsAt <= ? AND ? < c.endsAt ORDER BY c.percentOff DESC, c.createdAt, c.campaignId LIMIT 1
+                    """)
+                var discounts: [PriceQuote.Discount] = []
+                for productId in request.productIds where !discounts.contains(where: { $0.productId == productId }) {
+                    if let row = try Row.fetchOne(statement, arguments: [productId, now, now]) {
+                        discounts.append(PriceQuote.Discount(productId: productId, campaignId: row["campaignId"], percentOff: row["percentOff"]))
+                    }
+                }
+                return PriceQuote(discounts: discounts)
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import ERPCore
+import ERPStorage
+import ERPTransport
+import GRDB
+
+/// vm-service: the vending machines' own service. A vend sells units straight from the machine's
+/// shop stock, not through the order flow: vm-service → shop (`VendingMachineOperation`, the
+/// seed's gRPC pair) → inventory (`SellStock`). Idempotent per vend id: the vend is recorded
+/// pending before any call, every call carries the vend id (inventory sells once per id), and a
+/// vend whose outcome is not known yet is driven on, after a restart too, until shop answers.
+public final class VendingMachineService: RetailService, @unchecked Sendable {
+    public static let name = ServiceName.vmService
+    public static let database: DatabaseDeclaration? = DatabaseDeclaration("vm", migrations: migrations)
+    public static let calls: [ServiceName] = [.shop]
+
+    let runtime: any Runtime
+    let settings: ServiceSettings
+    let database: ServiceDatabase
+    private let caller: ResilientCaller
+    /// Machine id → its shop, from the fixtures' vending machines.
+    private let machines: [String: String]
+    /// Vends this incarnation is driving (one driver per vend).
+    private var drivers: Set<String> = []
+
+    public init(context: ServiceContext) {
+        runtime = context.runtime
+        settings = context.settings
+        database = context.database
+        caller = ResilientCaller(runtime: runtime, caller: .vmService, settings: settings.resilience, metrics: settings.resilienceMetrics)
+        var machines: [String: String] = [:]
+        for device in settings.fixtures.devices where device.kind == .vendingMachine { machines[device.id] = device.shopId }
+        self.machines = machines
+    }
+
+    static let migrations: [Migration] = [
+        ("vm-1", { db in
+            try db.execute(sql: """
+                CREATE TABLE vend (
+                  vendId TEXT PRIMARY KEY, machineId TEXT NOT NULL, shopId TEXT NOT NULL, productId TEXT NOT NULL,
+                  quantity INTEGER NOT NULL,
+                  status TEXT NOT NULL, -- pending | dispensed | refused
+                  reason TEXT, createdAt INTEGER NOT NULL, updatedAt INTEGER NOT NULL
+                );
+                CREATE INDEX vend_pending ON vend (status) WHERE status = 'pending';
+                """)
+        }),
+    ]
+
+    public func start() async throws {
+        runtime.transport.register(Vend.self) { [self] request, context in try await vend(request, context) }
+        runtime.transport.register(GetVend.self) { [self] request, _ in try view(request.vendId) }
+        let pending = try database.read { db in
+            try String.fetchAll(db, sql: "SELECT vendId FROM vend WHERE status = 'pending' ORDER BY vendId")
+        }
+        if !pending.isEmpty { runtime.record("vm recovering \(pending.count) vends") }
+        for vendId in pending { runtime.spawn("vend") { [self] in await drive(vendId) } }
+    }
+
+    func vend(_ request: Vend, _ context: CallContext) async throws -> VendResult {
+        if let problem = request.problem { throw RPCError.rejected(code: "bad_request", message: problem) }
+        guard let shopId = machines[request.machineId] else {
+            throw RPCError.rejected(code: "unknown_machine", message: "no vending machine \(request.machineId)")
+        }
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        let isNew: Bool = try storage {
+            try database.write { db in
+                if let row = try Row.fetchOne(db, sql: "SELECT machineId, productId, quantity FROM vend WHERE vendId = ?", arguments: [request.vendId]) {
+                    guard row["machineId"] == request.machineId, row["productId"] == request.productId, row["quantity"] == request.quantity else {
+                        throw RPCError.rejected(code: "vend_id_reused", message: "vend \(request.vendId) was another machine, product or quantity; use a new vendId")
+                    }
+                    return false
+                }
+                try db.execute(sql: """
+                    INSERT INTO vend (vendId, machineId, shopId, productId, quantity, status, createdAt, updatedAt) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+                    """, arguments: [request.vendId, request.machineId, shopId, request.productId, request.quantity, now, now])
+                return true
+            }
+        }
+        runtime.record(isNew ? "vend \(request.vendId) accepted" : "vend \(request.vendId) requested again")
+        await drive(request.vendId, until: context.deadline - settings.answerMargin)
+        return try view(request.vendId)
+    }
+
+    func view(_ vendId: String) throws -> VendResult {
+        try storage {
+            try database.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM vend WHERE vendId = ?", arguments: [vendId]) else {
+                    throw RPCError.rejected(code: "not_found", message: "no vend \(vendId)")
+                }
+                return VendResult(vendId: vendId, machineId: row["machineId"], shopId: row["shopId"], productId: row["productId"],
+                                  quantity: row["quantity"], status: VendResult.Status(rawValue: row["status"]) ?? .pending, reason: row["reason"])
+            }
+        }
+    }
+
+    /// Asks shop to dispense until it answers; each answer is final. With `until`, gives up the
+    /// wait at that time and leaves a driver of its own to go on (the caller gets "pending").
+    private func drive(_ vendId: String, until deadline: Timestamp? = nil) async {
+        guard !drivers.contains(vendId) else { return }
+        drivers.insert(vendId)
+        defer { drivers.remove(vendId) }
+        var attempt = 0
+        while true {
+            guard let vend = try? view(vendId), vend.status == .pending else { return }
+            if let deadline, runtime.clock.now >= deadline {
+                // Hand over to a driver without a deadline once this one returns.
+                runtime.spawn("vend") { [self] in await drive(vendId) }
+                return
+            }
+            attempt += 1
+            let operation = VendingMachineOperation(operationId: vendId, machineId: vend.machineId, operation: .dispense,
+                                                    productId: vend.productId, quantity: vend.quantity)
+            var timeout = Duration.seconds(1)
+            if let deadline { timeout = min(timeout, deadline - runtime.clock.now) }
+            do throws(RPCError) {
+                let result = try await caller.call(operation, metadata: runtime.metadata(timeout: timeout, idempotencyKey: "vend:" + vendId))
+                finish(vendId, status: result.accepted ? .dispensed : .refused, reason: result.reason)
+                return
+            } catch {
+                switch error {
+                case .rejected(let code, _):
+                    finish(vendId, status: .refused, reason: code)
+                    return
+                case .unauthenticated:
+                    finish(vendId, status: .refused, reason: "unauthenticated")
+                    return
+                default:
+                    runtime.record("vend \(vendId) try \(attempt) \(error.kind)")
+                    await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax))
+                }
+            }
+        }
+    }
+
+    private func finish(_ vendId: String, status: VendResult.Status, reason: String?) {
+        let now = runtime.clock.now.millisecondsSinceEpoch
+        do {
+            try database.write { db in
+                try db.execute(sql: "UPDATE vend SET status = ?, reason = ?, updatedAt = ? WHERE vendId = ? AND status = 'pending'",
+                               arguments: [status.rawValue, reason, now, vendId])
+            }
+            runtime.record("vend \(vendId) \(status.rawValue)\(reason.map { " (\($0))" } ?? "")")
+        } catch {
+            runtime.logger.error("vend \(vendId): cannot record \(status.rawValue): \(error)")
+        }
+    }
+}
