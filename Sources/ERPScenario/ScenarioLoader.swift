@@ -288,9 +288,6 @@ public struct ScenarioLoader {
         guard let s = ServiceName(named: name) else {
             throw read.fail(node, "unknown service '\(name)'; known: \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard ServiceCatalog.startOrder.contains(s) else {
-            throw read.fail(node, "service '\(name)' does not run in this release; running: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))")
-        }
         return NodeName(s)
     }
 

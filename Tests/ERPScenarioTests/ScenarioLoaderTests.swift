@@ -67,7 +67,11 @@ import Testing
         ("name: t\nworkload:\n  devices: {heartbeat: 1ms}\n", 3, "heartbeat must be at least 10ms"),
         ("name: t\nworkload:\n  devices: {silentShare: 2}\n", 3, "probability"),
         ("name: t\nworkload:\n  devices: {restockShare: 0.7, countShare: 0.5}\n", 3, "must not exceed 1"),
-        ("name: t\nfaults:\n  - {at: 1s, crash: campaign}\n", 3, "does not run in this release"),
+        ("name: t\nfaults:\n  - {at: 1s, upgrade: {event: OrderCreated, version: \"3.0\"}}\n", 3, "cannot write OrderCreated 3.0"),
+        ("name: t\nevents: {OrderMade: \"1.0\"}\n", 2, "unknown field 'OrderMade'"),
+        ("name: t\nworkload:\n  vending: {rate: 5, quantity: {min: 1, max: 50}}\n", 3, "workload.vending.quantity"),
+        ("name: t\nworkload:\n  campaigns: {products: 2}\n", 3, "every"),
+        ("name: t\nexpect: {onTheBus: [OrderCreated]}\n", 2, "EventType version"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {
