@@ -188,6 +188,10 @@ extension Scenario {
         scaled.expect.minConfirmed = Int((Double(expect.minConfirmed) * factor).rounded(.down))
         scaled.expect.minCancelled = Int((Double(expect.minCancelled) * factor).rounded(.down))
         scaled.expect.minDispensed = Int((Double(expect.minDispensed) * factor).rounded(.down))
+        scaled.expect.minPriced = expect.minPriced.map { ($0.pricing, Int((Double($0.count) * factor).rounded(.down))) }
+        // Campaigns come as often relative to the phase, and last as long relative to it.
+        scaled.store.campaignEvery = store.campaignEvery.map(scale)
+        scaled.store.campaignLength = scale(store.campaignLength)
         return scaled
     }
 }

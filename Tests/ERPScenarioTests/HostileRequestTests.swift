@@ -91,6 +91,52 @@ import Testing
         for (node, count) in starts { #expect(count == 1, "\(node) started \(count) times") }
     }
 
+    /// Vends and campaigns from a hostile peer: absurd quantities, percentages and windows, an
+    /// unknown machine or product, a vend id reused for another sale, a sale straight to
+    /// inventory past the vending bounds. Each is a typed refusal; a repeated vend sells once.
+    @Test func hostileVendsAndCampaignsAreRefusedAndNoServiceStops() async throws {
+        let fixtures = try loadFixtures()
+        let machine = try #require(fixtures.devices.first { $0.kind == .vendingMachine })
+        let sensor = try #require(fixtures.devices.first { $0.kind == .shelfSensor })
+        let product = try #require(fixtures.shops.first { $0.id == machine.shopId }?.stock.first).productId
+        let starts = try await withServices { transport, runtime in
+            let metadata = { runtime.metadata(timeout: .seconds(3)) }
+            for bad in [Vend(vendId: "v-huge", machineId: machine.id, productId: product, quantity: .max),
+                        Vend(vendId: "v-zero", machineId: machine.id, productId: product, quantity: 0),
+                        Vend(vendId: "", machineId: machine.id, productId: product, quantity: 1)] {
+                #expect(await Self.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
+            }
+            #expect(await Self.refusal { try await transport.call(Vend(vendId: "v-1", machineId: "nope", productId: product, quantity: 1),
+                                                                 metadata: metadata()) } == "unknown_machine")
+            // A shelf sensor is no vending machine, whoever asks the shop.
+            let operation = VendingMachineOperation(operationId: "op-1", machineId: sensor.id, operation: .dispense, productId: product, quantity: 1)
+            #expect(await Self.refusal { try await transport.call(operation, metadata: metadata()) } == "not_a_vending_machine")
+            #expect(await Self.refusal { try await transport.call(SellStock(saleId: "s-1", shopId: machine.shopId, productId: product, quantity: .max),
+                                                                 metadata: metadata()) } == "bad_request")
+            // The same vend twice sells once; the same id for another sale is refused.
+            let vend = Vend(vendId: "v-2", machineId: machine.id, productId: product, quantity: 2)
+            let first = try await transport.call(vend, metadata: metadata())
+            let again = try await transport.call(vend, metadata: metadata())
+            #expect(first.status == .dispensed && again.status == .dispensed)
+            var other = vend
+            other.quantity = 3
+            #expect(await Self.refusal { try await transport.call(other, metadata: metadata()) } == "vend_id_reused")
+            let level = try await transport.call(CheckStock(shopId: machine.shopId, productId: product), metadata: metadata())
+            let initial = try #require(fixtures.shops.first { $0.id == machine.shopId }?.stock.first).quantity
+            #expect(level.sold == 2 && level.available == initial - 2)
+            for bad in [CreateCampaign(name: "x", productIds: [product], percentOff: 1_000, lastsSeconds: 60),
+                        CreateCampaign(name: "x", productIds: [product], percentOff: 10, lastsSeconds: .max),
+                        CreateCampaign(name: "x", productIds: [product], percentOff: 10, startsAt: .max, lastsSeconds: 60),
+                        CreateCampaign(name: "x", productIds: [product], percentOff: 10, endsAt: 1),
+                        CreateCampaign(name: "x", productIds: [], percentOff: 10, lastsSeconds: 60)] {
+                #expect(await Self.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
+            }
+            #expect(await Self.refusal { try await transport.call(CreateCampaign(name: "x", productIds: ["prod_nope"], percentOff: 10, lastsSeconds: 60),
+                                                                 metadata: metadata()) } == "unknown_product")
+        }
+        for (node, count) in starts { #expect(count == 1, "\(node) started \(count) times") }
+    }
+
     @Test func anOrderForAShopThatDoesNotExistIsRefused() async throws {
         let fixtures = try loadFixtures()
         let product = fixtures.shops[0].stock[0].productId

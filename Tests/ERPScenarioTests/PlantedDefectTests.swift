@@ -67,6 +67,15 @@ import Testing
         _ = try await expectCaught(s, defect: "skip-report-rebuild", by: "report-converges")
     }
 
+    /// An order priced at a campaign price but charged the list price is caught: the charge is not
+    /// the priced total.
+    @Test func aCampaignPriceNotChargedIsCaught() async throws {
+        var s = try library("campaign-outage").scaled(toChaos: .seconds(8))
+        s.heal = .seconds(6)
+        let broken = try await expectCaught(s, defect: "charge-list-price", by: "order-charged-its-priced-total")
+        #expect(broken.violations.contains { $0.invariant == "order-charged-its-priced-total" && $0.example.contains("was charged") })
+    }
+
     /// A consumer without its inbox applies a redelivered restock twice: inventory's `restocked`
     /// then exceeds what the devices delivered.
     @Test func aRestockAppliedTwiceIsCaught() async throws {
