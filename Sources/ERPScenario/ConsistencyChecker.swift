@@ -496,6 +496,16 @@ public struct ConsistencyChecker {
         if salesAmount != confirmedAmount {
             violate(name, "sales lines add up to \(Money(minorUnits: salesAmount)), confirmed orders to \(Money(minorUnits: confirmedAmount))")
         }
+        // Revenue: payments processed less refunds is what the provider holds as captured.
+        let revenue = try report.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(CASE kind WHEN 'processed' THEN amountMinor ELSE -amountMinor END), 0) FROM revenue
+                """) ?? 0
+        }
+        let captured = try open(.swishpay).read { try Int64.fetchOne($0, sql: "SELECT COALESCE(SUM(amountMinor), 0) FROM charge WHERE status = 'captured'") ?? 0 }
+        if revenue != captured {
+            violate(name, "revenue (payments processed less refunds) is \(Money(minorUnits: revenue)); swishpay holds \(Money(minorUnits: captured)) captured")
+        }
         compare("cancellations for", truth: try table(orders, """
             SELECT COALESCE(reason, 'cancelled') AS k, COUNT(*) AS n FROM orders WHERE status = 'cancelled' GROUP BY k
             """) { $0["n"] as Int },

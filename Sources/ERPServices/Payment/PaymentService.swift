@@ -136,6 +136,13 @@ public final class PaymentService: RetailService, @unchecked Sendable {
                     try db.execute(sql: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
                                    arguments: [refunded ? "refunded" : "failed", refunded ? "refunded" : "voided",
                                                runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
+                    if refunded && status == "pending" {
+                        // The provider had captured a charge this service never heard back about:
+                        // the capture is news too, so revenue (processed less refunded) nets to zero.
+                        let orderId = request.orderId
+                        try self.context.publish(PaymentProcessed(paymentId: payment.paymentId, orderId: orderId, amount: answer.refunded),
+                                                 correlationId: context.correlationId, in: db)
+                    }
                     if refunded {
                         try self.context.publish(RefundProcessed(refundId: runtime.ids.next("ref"), paymentId: payment.paymentId, amount: answer.refunded), correlationId: context.correlationId, in: db)
                     }
