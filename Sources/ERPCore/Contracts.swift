@@ -563,7 +563,11 @@ public struct ReplayGroup: RPCRequest {
     public static let isIdempotent = true
     public var group: String
     public var fromSequence: Int64
-    public init(group: String, fromSequence: Int64 = 0) { self.group = group; self.fromSequence = fromSequence }
+    /// Instead of a position: events appended at or after this time (Unix milliseconds).
+    public var sinceMilliseconds: Int64?
+    public init(group: String, fromSequence: Int64 = 0, sinceMilliseconds: Int64? = nil) {
+        self.group = group; self.fromSequence = fromSequence; self.sinceMilliseconds = sinceMilliseconds
+    }
 }
 
 public struct ReplayAck: Codable, Sendable, Hashable {

@@ -25,6 +25,25 @@ public struct DeviceRecord: Sendable {
     public init(deviceId: String, shopId: String) { self.deviceId = deviceId; self.shopId = shopId }
 }
 
+/// How devices reach the IoT gateway: its RPCs in simulation (`TransportDeviceLink`), the device
+/// protocol over ZeroMQ with a key per device in `--mode zmq`.
+public protocol DeviceLink: Sendable {
+    func report(_ request: ReportDevice, metadata: CallMetadata) async throws -> DeviceReportAck
+    func reportData(_ request: ReportDeviceData, metadata: CallMetadata) async throws -> DeviceReportAck
+}
+
+/// The IoT gateway's RPCs over a runtime's transport.
+public struct TransportDeviceLink: DeviceLink {
+    let transport: any Transport
+    public init(transport: any Transport) { self.transport = transport }
+    public func report(_ request: ReportDevice, metadata: CallMetadata) async throws -> DeviceReportAck {
+        try await transport.call(request, metadata: metadata)
+    }
+    public func reportData(_ request: ReportDeviceData, metadata: CallMetadata) async throws -> DeviceReportAck {
+        try await transport.call(request, metadata: metadata)
+    }
+}
+
 /// The shops' devices: each fixture device reports its status every heartbeat (jittered ±20 %)
 /// with a sequence that only grows; a report that fails is not resent (the next heartbeat is the
 /// retry, as for a real sensor). A share of the devices falls silent for good at a random moment of
@@ -35,7 +54,7 @@ public struct DeviceRecord: Sendable {
 public final class DeviceWorkloadClient: @unchecked Sendable {
     // @unchecked Sendable: its state is touched only by tasks on `runtime`'s executor (one thread).
     let runtime: any Runtime
-    let transport: any Transport
+    let link: any DeviceLink
     let workload: Scenario.DeviceWorkload
     let fixtures: Fixtures
     let chaosEnd: Timestamp
@@ -44,10 +63,10 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
 
     /// `chaos`: how long the chaos phase lasts from now (silences begin within it); `until`: when
     /// devices stop reporting.
-    public init(runtime: any Runtime, transport: any Transport, workload: Scenario.DeviceWorkload, fixtures: Fixtures,
+    public init(runtime: any Runtime, link: any DeviceLink, workload: Scenario.DeviceWorkload, fixtures: Fixtures,
                 chaosEnd: Timestamp, until: Timestamp) {
         self.runtime = runtime
-        self.transport = transport
+        self.link = link
         self.workload = workload
         self.fixtures = fixtures
         self.chaosEnd = chaosEnd
@@ -93,7 +112,7 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
             recordsByIndex[index].lastSentStatus = status
             do {
                 let metadata = CallMetadata(deadline: now + workload.heartbeat, correlationId: "\(deviceId)-\(sequence)")
-                let ack = try await transport.call(ReportDevice(deviceId: deviceId, sequence: sequence, status: status), metadata: metadata)
+                let ack = try await link.report(ReportDevice(deviceId: deviceId, sequence: sequence, status: status), metadata: metadata)
                 if ack.accepted {
                     recordsByIndex[index].acceptedCount += 1
                     recordsByIndex[index].lastAcceptedSequence = max(recordsByIndex[index].lastAcceptedSequence, sequence)
@@ -115,7 +134,7 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
         recordsByIndex[index].lastSentSequence = sequence
         do {
             let metadata = CallMetadata(deadline: now + workload.heartbeat, correlationId: "\(record.deviceId)-\(sequence)")
-            let ack = try await transport.call(ReportDeviceData(deviceId: record.deviceId, sequence: sequence,
+            let ack = try await link.reportData(ReportDeviceData(deviceId: record.deviceId, sequence: sequence,
                                                                 dataType: restock ? .restock : .stockUpdate, productId: product, quantity: quantity),
                                                metadata: metadata)
             if ack.accepted {

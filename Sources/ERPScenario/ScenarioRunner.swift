@@ -148,10 +148,14 @@ public struct ScenarioRunner: Sendable {
         }
     }
 
-    /// Writes summary.json and summary.md into `directory`.
+    /// Writes summary.json, summary.md and junit.xml into `directory`.
     public static func write(_ summary: RunSummary, to directory: String) throws {
         try summary.json().write(to: URL(fileURLWithPath: directory + "/summary.json"))
         try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: directory + "/summary.md"))
+        let junit = JUnitReport.xml(suite: "\(summary.scenario) (\(summary.mode), seed \(summary.seed))",
+                                    cases: JUnitReport.cases(of: summary, invariantNames: ConsistencyChecker.invariantNames),
+                                    seconds: summary.wallSeconds)
+        try Data(junit.utf8).write(to: URL(fileURLWithPath: directory + "/junit.xml"))
     }
 }
 

@@ -76,7 +76,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
                                          workload: scenario.workload, fixtures: fixtures, until: world.now + scenario.duration)
         client.start()
         self.client = client
-        let devices = DeviceWorkloadClient(runtime: runtime, transport: runtime.transport, workload: scenario.devices, fixtures: fixtures,
+        let devices = DeviceWorkloadClient(runtime: runtime, link: TransportDeviceLink(transport: runtime.transport), workload: scenario.devices, fixtures: fixtures,
                                            chaosEnd: world.now + scenario.duration,
                                            until: world.now + scenario.duration + scenario.heal - scenario.devices.heartbeat)
         devices.start()

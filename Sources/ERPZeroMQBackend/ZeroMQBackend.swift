@@ -68,6 +68,9 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var control: Control
         var injector: ZeroMQFaultInjector
         var reports = ReportBook()
+        /// The devices' way in, when the scenario has devices: the device protocol, a key each.
+        var deviceLink: DeviceProtocolLink?
+        var deviceIO: IOThread?
     }
 
     public init(scenario: Scenario, scenarioPath: String, fixturesPath: String, outputDirectory: String, executable: String) {
@@ -104,9 +107,21 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             dataDirectory: \(databaseDirectory)
             http: {host: 127.0.0.1, port: \(httpPort), apiKeys: [\(apiKey)]}
             security: {curveKeys: \(scratch)/keys, clients: [\(Self.runnerNode)]}
-            services:
 
             """
+        // With devices, each fixture device (and each the scenario adds) gets a key pair of its own
+        // in the run's device registry, and reaches the IoT gateway's device door with it.
+        let deviceEndpoint = "ipc://\(scratch)/devices.sock"
+        let deviceKeys = KeyStore(directory: scratch + "/device-keys")
+        if scenario.devices.enabled {
+            let fixtures: Fixtures
+            do { fixtures = scenario.fixturesForRun(try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: fixturesPath)))) } catch {
+                throw RunnerError("\(fixturesPath): cannot read the fixtures: \(error)")
+            }
+            try deviceKeys.generate(named: fixtures.devices.map(\.id))
+            yaml += "devices: {endpoint: \(deviceEndpoint), keys: \(scratch)/device-keys}\n"
+        }
+        yaml += "services:\n"
         var metricsPorts: [ServiceName: Int] = [:]
         for service in services {
             if service == .gateway {
@@ -171,6 +186,12 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
                           httpPort: httpPort, apiKey: apiKey, metricsPorts: metricsPorts, journal: journal, supervisor: supervisor,
                           context: context, authenticator: authenticator, executor: executor, clock: clock, transport: transport,
                           http: http, interrupts: interrupts, control: control, injector: injector)
+        if scenario.devices.enabled {
+            let io = try IOThread.start(context: context, name: "devices")
+            running?.deviceIO = io
+            running?.deviceLink = DeviceProtocolLink(io: io, endpoint: deviceEndpoint, serverPublicKey: try keys.publicKey(of: .iotGateway),
+                                                     keys: deviceKeys)
+        }
         do {
             try await transport.start()
             try supervisor.start()
@@ -191,9 +212,10 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
                                     dataDirectory: running.scratch, clock: running.clock, random: SeededRandomSource(seed: seed))
         let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
                                          workload: scenario.workload, fixtures: fixtures, until: running.clock.now + scenario.duration)
-        // Devices report straight to the IoT gateway over ZeroMQ, as the runner's node.
+        // Devices speak the device protocol to the IoT gateway's device door, each with its own key.
         let healPhase = max(scenario.heal, healMinimum)
-        let devices = DeviceWorkloadClient(runtime: runtime, transport: running.transport, workload: scenario.devices, fixtures: fixtures,
+        let link: any DeviceLink = running.deviceLink ?? TransportDeviceLink(transport: running.transport)
+        let devices = DeviceWorkloadClient(runtime: runtime, link: link, workload: scenario.devices, fixtures: fixtures,
                                            chaosEnd: running.clock.now + scenario.duration,
                                            until: running.clock.now + scenario.duration + healPhase - scenario.devices.heartbeat)
         let store = StoreWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
@@ -276,11 +298,13 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         guard let running else { return }
         poller?.cancel()
         running.interrupts.cancel()
+        await running.deviceLink?.close()
         running.supervisor.stop()
         await running.http.shutdown()
         await running.transport.stop()
         running.executor.shutdown()
         await running.authenticator.stop()
+        await running.deviceIO?.stop()
         running.context.terminate()
         try? FileManager.default.removeItem(atPath: running.scratch)
     }

@@ -35,6 +35,8 @@ enum ExitStatus {
     static let consistency: Int32 = 2
     static let liveness: Int32 = 3
     static let expectations: Int32 = 4
+    /// A running system did not answer (or refused) a tool's call.
+    static let unreachable: Int32 = 5
 }
 
 struct Run: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ERPCore
+import ERPProduction
 import ERPServices
 import ERPStorage
 import ERPTransport
@@ -7,22 +8,35 @@ import Foundation
 import GRDB
 
 /// `erp events`: the bus's dead letters and replays, on a data directory (a report's `db/`, or a
-/// topology's `dataDirectory`). Safe beside a running bus: SQLite serialises the writes, and the
-/// bus's dispatchers find the requeued deliveries at their next look (within a second).
-struct Events: ParsableCommand {
+/// topology's `dataDirectory`) or against a running bus (`--topology`, through its RPCs, with a
+/// client key the topology admits). On a directory it is safe beside a running bus: SQLite
+/// serialises the writes, and the bus's dispatchers find the requeued deliveries at their next look
+/// (within a second); through the bus, a requeue or replay wakes its dispatcher at once.
+struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Dead letters and replays of the event bus, on a data directory.",
+        abstract: "Dead letters and replays of the event bus, on a data directory or a running bus.",
         discussion: """
             DIR is a folder holding the bus's database (event-bus-bus.sqlite): a run's report/db, or \
-            the dataDirectory of a topology (.erp-data for fixtures/topology.yaml).
+            the dataDirectory of a topology (.erp-data for fixtures/topology.yaml). Or, instead of DIR, \
+            --topology FILE asks the running bus of that topology, as the client --as (default: the \
+            first of the topology's security.clients).
             """,
         subcommands: [DeadLettersCommand.self, Requeue.self, Replay.self])
 
+    /// Where the bus is: its data directory, or a running topology.
     struct Location: ParsableArguments {
-        @Argument(help: "The data directory holding event-bus-bus.sqlite.") var directory: String
+        @Argument(help: "The data directory holding event-bus-bus.sqlite (or give --topology).") var directory: String?
+        @Option(help: "Ask the running bus of this topology instead of reading a directory.") var topology: String?
+        @Option(name: .customLong("as"), help: "The client key to call with (one of the topology's security.clients).") var client: String?
+
+        func validate() throws {
+            guard (directory == nil) != (topology == nil) else {
+                throw ValidationError("give a data directory or --topology FILE (one of them)")
+            }
+        }
 
         func open() throws -> DatabaseQueue {
-            guard let file = ServiceCatalog.databaseFileName(of: .eventBus) else { preconditionFailure("the bus keeps a database") }
+            guard let directory, let file = ServiceCatalog.databaseFileName(of: .eventBus) else { preconditionFailure("validated: a directory") }
             let path = directory + "/" + file
             guard FileManager.default.fileExists(atPath: path) else {
                 FileHandle.standardError.write(Data("erp: no bus database at \(path)\n".utf8))
@@ -31,6 +45,30 @@ struct Events: ParsableCommand {
             var configuration = Configuration()
             configuration.busyMode = .timeout(5)
             return try DatabaseQueue(path: path, configuration: configuration)
+        }
+
+        /// Calls the running bus with `request`, or nil when reading a directory.
+        func callBus<R: RPCRequest>(_ request: R) async throws -> R.Response? {
+            guard let topology else { return nil }
+            let loaded: Topology
+            do { loaded = try Topology.load(path: topology) } catch {
+                FileHandle.standardError.write(Data("erp: \(error)\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+            guard let client = client ?? loaded.clients.first else {
+                FileHandle.standardError.write(Data("erp: \(topology) admits no client key (security.clients); a tool needs one\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+            let connection = try await TopologyClient.connect(to: loaded, as: client)
+            do {
+                let answer = try await connection.call(request)
+                await connection.close()
+                return answer
+            } catch {
+                await connection.close()
+                FileHandle.standardError.write(Data("erp: the bus of \(topology) answered: \(error)\n".utf8))
+                throw ExitCode(ExitStatus.unreachable)
+            }
         }
     }
 
@@ -47,16 +85,19 @@ struct Events: ParsableCommand {
 
     static var nowMilliseconds: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    struct DeadLettersCommand: ParsableCommand {
+    struct DeadLettersCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "dead-letters", abstract: "List dead letters, oldest first.")
         @OptionGroup var location: Location
         @Option(help: "Only this consumer group's.") var group: String?
         @Option(help: "At most this many.") var limit = 100
         @Flag(help: "One JSON object instead of a table.") var json = false
 
-        func run() throws {
+        func run() async throws {
             if let group { _ = try Events.subscription(group) }
-            let letters = try location.open().read { try EventLog.deadLetters(group: group, limit: limit, in: $0) }
+            let letters: DeadLetters
+            if let answer = try await location.callBus(ListDeadLetters(group: group, limit: limit)) { letters = answer } else {
+                letters = try await location.open().read { try EventLog.deadLetters(group: group, limit: limit, in: $0) }
+            }
             if json {
                 print(String(decoding: try JSONCoding.encode(letters), as: UTF8.self))
                 return
@@ -68,22 +109,24 @@ struct Events: ParsableCommand {
         }
     }
 
-    struct Requeue: ParsableCommand {
+    struct Requeue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Put a group's dead letters back in its queue.")
         @OptionGroup var location: Location
         @Option(help: "The consumer group.") var group: String
         @Option(name: .customLong("seq"), help: "Only the dead letter at this log position (repeatable).") var sequences: [Int64] = []
 
-        func run() throws {
+        func run() async throws {
             _ = try Events.subscription(group)
-            let queued = try location.open().write {
-                try EventLog.requeue(group: group, sequences: sequences.isEmpty ? nil : sequences, now: Events.nowMilliseconds, in: $0)
+            let chosen = sequences.isEmpty ? nil : sequences
+            let queued: Int
+            if let answer = try await location.callBus(RequeueDeadLetters(group: group, sequences: chosen)) { queued = answer.queued } else {
+                queued = try await location.open().write { try EventLog.requeue(group: group, sequences: chosen, now: Events.nowMilliseconds, in: $0) }
             }
             print("requeued \(queued) dead letters of \(group)")
         }
     }
 
-    struct Replay: ParsableCommand {
+    struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Deliver a group's events again from a log position or a time.",
             discussion: """
@@ -97,18 +140,20 @@ struct Events: ParsableCommand {
         @Option(help: "First log position to replay.") var from: Int64?
         @Option(help: "Replay events appended at or after this time (ms since the epoch).") var since: Int64?
 
-        func run() throws {
+        func validate() throws {
+            guard from == nil || since == nil else { throw ValidationError("give --from or --since, not both") }
+        }
+
+        func run() async throws {
             let subscription = try Events.subscription(group)
-            guard from == nil || since == nil else {
-                FileHandle.standardError.write(Data("erp: give --from or --since, not both\n".utf8))
-                throw ExitCode(ExitStatus.invalidInput)
-            }
-            let queued = try location.open().write { db in
-                var start = max(0, from ?? 0)
-                if let since {
-                    start = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM event WHERE appendedAt >= ?", arguments: [since]) ?? Int64.max
+            let queued: Int
+            if let answer = try await location.callBus(ReplayGroup(group: group, fromSequence: max(0, from ?? 0), sinceMilliseconds: since)) {
+                queued = answer.queued
+            } else {
+                queued = try await location.open().write { db in
+                    let start = try since.map { try EventLog.firstSequence(since: $0, in: db) } ?? max(0, from ?? 0)
+                    return try EventLog.replay(subscription, fromSequence: start, now: Events.nowMilliseconds, in: db)
                 }
-                return try EventLog.replay(subscription, fromSequence: start, now: Events.nowMilliseconds, in: db)
             }
             print("queued \(queued) events for \(group)")
         }

@@ -47,11 +47,12 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let services = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
         let httpPort = try freePort()
-        var yaml = "name: e2e\ndataDirectory: data\nhttp: {host: 127.0.0.1, port: \(httpPort), apiKeys: [k1]}\nsecurity: {curveKeys: keys}\nservices:\n"
+        var yaml = "name: e2e\ndataDirectory: data\nhttp: {host: 127.0.0.1, port: \(httpPort), apiKeys: [k1]}\nsecurity: {curveKeys: keys, clients: [tool]}\nservices:\n"
         for s in services { yaml += "  \(s): tcp://127.0.0.1:\(try freePort())\n" }
         let topology = dir + "/topology.yaml"
         try yaml.write(toFile: topology, atomically: true, encoding: .utf8)
         try KeyStore(directory: dir + "/keys").generate(for: services.compactMap(ServiceName.init(named:)))
+        _ = try KeyStore(directory: dir + "/keys").generate(named: ["tool"])
 
         let up = Process()
         up.executableURL = URL(fileURLWithPath: binary)
@@ -116,6 +117,16 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
             }
         }
         try await Task.sleep(for: .seconds(2)) // events settle (inventory commits, notifications)
+        // A tool with the topology's client key asks the running bus: no dead letters; a replay of
+        // notification's group from the start is queued, and its inbox makes it change nothing
+        // (one-confirmation-per-confirmed-order below still holds).
+        let letters = try await runErp(["events", "dead-letters", "--topology", topology, "--as", "tool"])
+        #expect(letters.status == 0 && letters.output.contains("no dead letters"), "\(letters.output)")
+        let replay = try await runErp(["events", "replay", "--topology", topology, "--as", "tool", "--group", "notification", "--from", "0"])
+        #expect(replay.status == 0 && replay.output.contains("queued"), "\(replay.output)")
+        let refused = try await runErp(["events", "dead-letters", "--topology", topology, "--as", "order"])
+        #expect(refused.status != 0, "a service's key is not a tool's: \(refused.output)")
+        try await Task.sleep(for: .seconds(2)) // the replayed deliveries are acknowledged
         up.terminate()
         up.waitUntilExit()
 

@@ -105,7 +105,10 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
         let queued = try storage {
-            try database.write { try EventLog.replay(routes[index].subscription, fromSequence: max(0, request.fromSequence), now: now, in: $0) }
+            try database.write { db in
+                let start = try request.sinceMilliseconds.map { try EventLog.firstSequence(since: $0, in: db) } ?? max(0, request.fromSequence)
+                return try EventLog.replay(routes[index].subscription, fromSequence: start, now: now, in: db)
+            }
         }
         runtime.record("bus replay \(request.group) from \(request.fromSequence): \(queued) queued")
         dispatchers[index].signal.notify()

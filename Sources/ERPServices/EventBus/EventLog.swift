@@ -7,6 +7,11 @@ import GRDB
 public enum EventLog {
     /// Makes every event of `subscription`'s topics from log position `fromSequence` on pending
     /// again for its group (attempts reset), adding the deliveries it never had.
+    /// The first log position appended at or after `milliseconds` (past the end when none is).
+    public static func firstSequence(since milliseconds: Int64, in db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM event WHERE appendedAt >= ?", arguments: [milliseconds]) ?? Int64.max
+    }
+
     public static func replay(_ subscription: Subscription, fromSequence: Int64, now: Int64, in db: Database) throws -> Int {
         var queued = 0
         let upsert = try db.cachedStatement(sql: """
