@@ -155,12 +155,22 @@ private func overZeroMQ(_ scenario: Scenario, seed: UInt64?, chaos zmqChaos: Dur
     let scaled = scenario.scaled(toChaos: zmqChaos)
     let out = scratchDirectory("zmq-\(scenario.name)")
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: out) }
     let seed = seed ?? scenario.seed
     let backend = ZeroMQBackend(scenario: scaled, scenarioPath: scenario.path, fixturesPath: packageRoot + "/fixtures/retail.json",
                                 outputDirectory: out, executable: erpBinary)
     backend.log = { _ in }
     let runner = ScenarioRunner(scenario: scaled, fixtures: try loadFixtures(), seed: seed, outputDirectory: out,
                                 reproduce: "erp run \(scenario.path) --mode zmq --duration \(zmqChaos.shortDescription)")
-    return try await runner.run(on: backend)
+    let summary: RunSummary
+    do { summary = try await runner.run(on: backend) } catch {
+        FileHandle.standardError.write(Data("zmq run of \(scenario.name) failed (\(error)); what it wrote is kept in \(out)\n".utf8))
+        throw error
+    }
+    // A run that broke an invariant keeps its report, logs and databases for whoever reads the failure.
+    if summary.invariantsPass && summary.orders.pending == 0 {
+        try? FileManager.default.removeItem(atPath: out)
+    } else {
+        FileHandle.standardError.write(Data("zmq run of \(scenario.name) failed its checks; report, logs and databases kept in \(out)\n".utf8))
+    }
+    return summary
 }
