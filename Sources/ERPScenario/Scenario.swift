@@ -127,6 +127,8 @@ public struct Scenario: Sendable {
         public var onTheBus: [String] = []
         /// At most this many cancelled orders (nil: any number).
         public var maxCancelled: Int?
+        /// The only reasons an order may be cancelled for (empty: any reason).
+        public var cancelReasons: [String] = []
         /// At least this many vends dispensed.
         public var minDispensed = 0
         /// At least this many orders priced each way ("fallback": 1).

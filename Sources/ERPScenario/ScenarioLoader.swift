@@ -68,7 +68,10 @@ public struct ScenarioLoader {
         if let v = top["faults"] { scenario.faults = try faults(v, scenario: scenario) }
         if let v = top["resilience"] { scenario.resilience = try read.resilience(v, clientTimeout: scenario.workload.timeout) }
         if let v = top["expect"] {
-            let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus", "maxCancelled", "minDispensed", "minPriced"])
+            let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus", "maxCancelled", "minDispensed", "minPriced", "cancelReasons"])
+            if let list = m["cancelReasons"] {
+                for item in try read.sequence(list, "expect.cancelReasons") { scenario.expect.cancelReasons.append(try read.string(item)) }
+            }
             if let n = m["maxCancelled"] { scenario.expect.maxCancelled = try read.count(n, "expect.maxCancelled") }
             if let n = m["minDispensed"] { scenario.expect.minDispensed = try read.count(n, "expect.minDispensed") }
             if let priced = m["minPriced"] {

@@ -134,6 +134,11 @@ public struct ScenarioRunner: Sendable {
         if let most = scenario.expect.maxCancelled, summary.orders.cancelled > most {
             summary.expectationFailures.append("at most \(most) cancelled orders, got \(summary.orders.cancelled)")
         }
+        if !scenario.expect.cancelReasons.isEmpty {
+            for (reason, count) in summary.orders.cancelReasons.sorted(by: { $0.key < $1.key }) where !scenario.expect.cancelReasons.contains(reason) {
+                summary.expectationFailures.append("orders cancelled only for \(scenario.expect.cancelReasons.joined(separator: ", ")); \(count) for \(reason)")
+            }
+        }
         if summary.vends.dispensed < scenario.expect.minDispensed {
             summary.expectationFailures.append("at least \(scenario.expect.minDispensed) vends dispensed, got \(summary.vends.dispensed)")
         }

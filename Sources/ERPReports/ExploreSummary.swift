@@ -1,0 +1,131 @@
+import Foundation
+
+/// What `erp explore` found over many seeds: the shape of its `summary.json` (documented in
+/// docs/report-format.md; `version` changes when a field changes meaning or goes away).
+public struct ExploreSummary: Codable, Sendable {
+    public static let currentVersion = 1
+
+    /// One finished seed.
+    public struct Seed: Codable, Sendable, Hashable {
+        public var scenario: String
+        public var seed: UInt64
+        /// `erp run`'s exit status: 0 pass, 2 an invariant failed, 3 liveness, 4 expectations, else an error.
+        public var exitStatus: Int32
+        public var failedInvariants: [String]
+        public var expectationFailures: [String]
+        public var wallSeconds: Double
+        public var traceHash: String?
+        public var reproduce: String
+        /// Where its full report is (kept for failing seeds, or all with --keep-passing).
+        public var report: String?
+        public init(scenario: String, seed: UInt64, exitStatus: Int32, failedInvariants: [String], expectationFailures: [String],
+                    wallSeconds: Double, traceHash: String?, reproduce: String, report: String?) {
+            self.scenario = scenario; self.seed = seed; self.exitStatus = exitStatus; self.failedInvariants = failedInvariants
+            self.expectationFailures = expectationFailures; self.wallSeconds = wallSeconds; self.traceHash = traceHash
+            self.reproduce = reproduce; self.report = report
+        }
+        public var failed: Bool { exitStatus != 0 }
+    }
+
+    /// Per scenario: seeds run, failing seeds, failures by invariant, the slowest seeds.
+    public struct ScenarioTotals: Codable, Sendable, Hashable {
+        public var scenario: String
+        public var seedsRun: Int
+        public var failingSeeds: [UInt64]
+        public var failuresByInvariant: [String: Int]
+        public var slowest: [Seed]
+    }
+
+    public var version = ExploreSummary.currentVersion
+    public var mode: String
+    public var scenarios: [ScenarioTotals]
+    /// Every finished seed, in scenario then seed order.
+    public var seeds: [Seed]
+    /// Seeds asked for but not run (an interruption or the time budget), per scenario, as ranges.
+    public var notRun: [String: String]
+    public var interrupted: Bool
+    public var wallSeconds: Double
+    public var seedsPerMinute: Double
+
+    public init(mode: String, seeds: [Seed], notRun: [String: String], interrupted: Bool, wallSeconds: Double) {
+        self.mode = mode
+        let sorted = seeds.sorted { ($0.scenario, $0.seed) < ($1.scenario, $1.seed) }
+        self.seeds = sorted
+        self.notRun = notRun
+        self.interrupted = interrupted
+        self.wallSeconds = wallSeconds
+        seedsPerMinute = wallSeconds > 0 ? (Double(seeds.count) / wallSeconds * 60 * 10).rounded() / 10 : 0
+        var names: [String] = []
+        for seed in sorted where !names.contains(seed.scenario) { names.append(seed.scenario) }
+        scenarios = names.map { name in
+            let mine = sorted.filter { $0.scenario == name }
+            var byInvariant: [String: Int] = [:]
+            for seed in mine { for invariant in seed.failedInvariants { byInvariant[invariant, default: 0] += 1 } }
+            for seed in mine where seed.failedInvariants.isEmpty && !seed.expectationFailures.isEmpty { byInvariant["expectations", default: 0] += 1 }
+            for seed in mine where seed.failed && seed.failedInvariants.isEmpty && seed.expectationFailures.isEmpty {
+                byInvariant["run-error", default: 0] += 1
+            }
+            return ScenarioTotals(scenario: name, seedsRun: mine.count, failingSeeds: mine.filter(\.failed).map(\.seed),
+                                  failuresByInvariant: byInvariant,
+                                  slowest: Array(mine.sorted { ($1.wallSeconds, $0.seed) < ($0.wallSeconds, $1.seed) }.prefix(3)))
+        }
+    }
+
+    public var failures: [Seed] { seeds.filter(\.failed) }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// summary.md: per scenario, then every failing seed with its reproduce command.
+    public var markdown: String {
+        var md = "# erp explore (\(mode))\n\n"
+        md += "\(seeds.count) seeds in \(String(format: "%.1f", wallSeconds)) s (\(seedsPerMinute) seeds per minute), \(failures.count) failing"
+        md += interrupted ? "; **interrupted**" : ""
+        md += "\n\n| scenario | seeds | failing | failures by invariant | slowest seeds (s) |\n|---|---|---|---|---|\n"
+        for s in scenarios {
+            let by = s.failuresByInvariant.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            let slow = s.slowest.map { "\($0.seed): \(String(format: "%.2f", $0.wallSeconds))" }.joined(separator: ", ")
+            md += "| \(s.scenario) | \(s.seedsRun) | \(s.failingSeeds.count) | \(by.isEmpty ? "—" : by) | \(slow) |\n"
+        }
+        if !failures.isEmpty {
+            md += "\n## Failing seeds\n\n"
+            for f in failures {
+                let what = f.failedInvariants + f.expectationFailures
+                md += "- `\(f.scenario)` seed \(f.seed): \(what.isEmpty ? "exit \(f.exitStatus)" : what.joined(separator: "; "))  \n"
+                md += "  reproduce: `\(f.reproduce)`\(f.report.map { "  \n  report: \($0)" } ?? "")\n"
+            }
+        }
+        if !notRun.isEmpty {
+            md += "\n## Not run\n\n" + notRun.sorted { $0.key < $1.key }.map { "- \($0.key): seeds \($0.value)" }.joined(separator: "\n") + "\n"
+        }
+        return md
+    }
+
+    /// junit.xml: one test case per seed.
+    public var junit: String {
+        let cases = seeds.map { seed in
+            JUnitReport.Case(name: "seed \(seed.seed)", className: "\(seed.scenario).\(mode)", seconds: seed.wallSeconds,
+                             failure: seed.failed ? ("\((seed.failedInvariants + seed.expectationFailures).first ?? "exit \(seed.exitStatus)")",
+                                                     (seed.failedInvariants + seed.expectationFailures).map { "- \($0)" }.joined(separator: "\n")
+                                                        + "\n\nreproduce: \(seed.reproduce)") : nil)
+        }
+        return JUnitReport.xml(suite: "erp explore", cases: cases, seconds: wallSeconds)
+    }
+
+    /// `1..5, 8, 10..12`: a sorted list of seeds as ranges.
+    public static func ranges(_ seeds: [UInt64]) -> String {
+        var parts: [String] = []
+        var i = 0
+        let sorted = seeds.sorted()
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(sorted[i])" : "\(sorted[i])..\(sorted[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,262 @@
+import ArgumentParser
+import ERPCore
+import ERPProduction
+import ERPReports
+import ERPScenario
+import Foundation
+
+/// `erp explore`: many seeds of one or more scenarios, each an `erp run` worker process, as many
+/// at a time as there are cores. Writes a summary (per scenario: seeds run, failures by invariant,
+/// the slowest seeds), a JUnit file (a case per seed) and the full report of every failing seed
+/// with the command that reproduces it. Exit status 0 when every seed passed.
+struct Explore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run many seeds of scenarios in worker processes and report the failing ones.",
+        discussion: """
+            Each seed is `erp run SCENARIO --seed N` in a process of its own (--jobs at a time). DIR \
+            (--out, default a new reports/explore-… folder) gets summary.json (its schema is in \
+            docs/report-format.md), summary.md, junit.xml and runs/<scenario>/seed-<N>/ for every \
+            failing seed (every seed with --keep-passing). On a terminal a progress line shows seeds \
+            done, failures, seeds per minute and the time left. Ctrl-C stops the workers, writes the \
+            summary of the seeds that finished and prints the --seeds that resume the rest. Exit \
+            status: 0 all passed, 2 some seed broke an invariant or liveness, 4 only expectations \
+            failed, 1 bad arguments, 130 interrupted.
+            """)
+
+    @Argument(help: "Scenario files (YAML).") var scenarios: [String]
+    @Option(help: ArgumentHelp("Seeds: a range and/or single seeds, e.g. 1..100 or 1..5,9,20..30.", valueName: "seeds"))
+    var seeds: String = "1..20"
+    @Option(help: "Worker processes at a time (default: the machine's cores).") var jobs: Int?
+    @Option(help: ArgumentHelp("Stop starting seeds after this long, e.g. 10m (the running ones finish).", valueName: "duration"))
+    var time: String?
+    @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).") var outputDirectory: String?
+    @Option(help: "Backend of every run: simulation or zmq.") var mode: RunMode = .simulation
+    @Option(help: ArgumentHelp("Passed to each run: length of the chaos phase (zmq mode).", valueName: "duration")) var duration: String?
+    @Flag(help: "Keep the full report of passing seeds too.") var keepPassing = false
+
+    /// Bad arguments: the message names the argument, the exit status is 1 (as for `erp run`).
+    func validate() throws {
+        guard !scenarios.isEmpty else { throw bad("name at least one scenario file") }
+        for path in scenarios where !FileManager.default.fileExists(atPath: path) { throw bad("no scenario file \(path)") }
+        do { _ = try Self.parseSeeds(seeds) } catch let error as ValidationError { throw bad(error.message) }
+        if let jobs, !(1...256).contains(jobs) { throw bad("--jobs must be from 1 to 256, not \(jobs)") }
+        if let time { guard let d = Duration(parsing: time), d > .zero else { throw bad("--time must be a duration such as 10m, not '\(time)'") } }
+        if let duration { guard let d = Duration(parsing: duration), d > .zero else { throw bad("--duration must be a duration such as 5s, not '\(duration)'") } }
+    }
+
+    private func bad(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("erp explore: \(message)\n".utf8))
+        return ExitCode(ExitStatus.invalidInput)
+    }
+
+    /// `1..100` or `1..5,9,20..30` as a sorted list without repeats; refuses what is not.
+    static func parseSeeds(_ text: String) throws -> [UInt64] {
+        var out: [UInt64] = []
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            let bounds = part.components(separatedBy: "..")
+            guard bounds.count <= 2, let low = UInt64(bounds[0]), let high = UInt64(bounds.last!) else {
+                throw ValidationError("--seeds takes ranges and seeds such as 1..100 or 1..5,9; '\(part)' is neither")
+            }
+            guard low <= high else { throw ValidationError("--seeds: \(part) is an empty range (\(low) > \(high))") }
+            guard high - low < 1_000_000, out.count + Int(high - low) < 1_000_000 else { throw ValidationError("--seeds: at most a million seeds") }
+            out += Array(low...high)
+        }
+        guard !out.isEmpty else { throw ValidationError("--seeds names no seed") }
+        return Array(Set(out)).sorted()
+    }
+
+    /// One unit of work.
+    struct Job: Sendable { var scenarioPath: String; var scenario: String; var seed: UInt64 }
+
+    func run() async throws {
+        let seedList = try Self.parseSeeds(seeds)
+        var named: [(path: String, name: String)] = []
+        for path in scenarios {
+            do { named.append((path, try ScenarioLoader.load(path: path).name)) } catch {
+                FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+        }
+        let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
+        try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
+        let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0) } }
+        let started = ContinuousClock.now
+        let budget = time.flatMap(Duration.init(parsing:))
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1)
+        let interrupts = TerminationSignals { state.interrupt() }
+        defer { interrupts.cancel() }
+        print("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(jobs_()) at a time; reports in \(out)")
+
+        await withTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                guard next < jobs.count, !state.stopped else { return }
+                if let budget, ContinuousClock.now - started > budget { state.timeUp(); return }
+                let job = jobs[next]
+                next += 1
+                group.addTask { await runSeed(job, out: out, executable: executable, state: state) }
+            }
+            for _ in 0..<jobs_() { launch() }
+            while await group.next() != nil { launch() }
+        }
+        state.endProgress()
+
+        let finished = state.results
+        var notRun: [String: String] = [:]
+        for s in named {
+            let done = Set(finished.filter { $0.scenario == s.name }.map(\.seed))
+            let missing = seedList.filter { !done.contains($0) }
+            if !missing.isEmpty { notRun[s.name] = ExploreSummary.ranges(missing) }
+        }
+        let summary = ExploreSummary(mode: mode.rawValue, seeds: finished, notRun: notRun, interrupted: state.wasInterrupted,
+                                     wallSeconds: (ContinuousClock.now - started).seconds)
+        try summary.json().write(to: URL(fileURLWithPath: out + "/summary.json"))
+        try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: out + "/summary.md"))
+        try Data(summary.junit.utf8).write(to: URL(fileURLWithPath: out + "/junit.xml"))
+
+        print("\(summary.seeds.count) seeds, \(summary.failures.count) failing, \(summary.seedsPerMinute) seeds per minute")
+        for totals in summary.scenarios {
+            let by = totals.failuresByInvariant.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            print("  \(totals.scenario): \(totals.seedsRun) seeds, \(totals.failingSeeds.count) failing\(by.isEmpty ? "" : " (\(by))")")
+        }
+        for failure in summary.failures.prefix(10) { print("  failing: \(failure.reproduce)") }
+        if summary.failures.count > 10 { print("  … \(summary.failures.count - 10) more in \(out)/summary.md") }
+        print("summary: \(out)/summary.md")
+        if !notRun.isEmpty {
+            let why = state.wasInterrupted ? "interrupted" : "time budget spent"
+            print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
+                let path = named.first { $0.name == name }!.path
+                return "erp explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))"
+            }.joined(separator: "; "))
+        }
+        if state.wasInterrupted { throw ExitCode(130) }
+        if summary.failures.contains(where: { !$0.failedInvariants.isEmpty || ($0.exitStatus != 0 && $0.exitStatus != ExitStatus.expectations) }) {
+            throw ExitCode(ExitStatus.consistency)
+        }
+        if !summary.failures.isEmpty { throw ExitCode(ExitStatus.expectations) }
+    }
+
+    private func jobs_() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// Runs one seed as `erp run` in its own process and reads what it wrote.
+    private func runSeed(_ job: Job, out: String, executable: String, state: ExploreState) async {
+        let directory = "\(out)/runs/\(job.scenario)/seed-\(job.seed)"
+        try? FileManager.default.createDirectory(atPath: "\(out)/runs/\(job.scenario)", withIntermediateDirectories: true)
+        var arguments = ["run", job.scenarioPath, "--seed", "\(job.seed)", "--out", directory, "--mode", mode.rawValue]
+        if let duration { arguments += ["--duration", duration] }
+        let log = directory + ".log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = await withCheckedContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+                state.started(process)
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(returning: -1)
+            }
+        }
+        state.ended(process)
+        if state.wasInterrupted && status != 0 && !FileManager.default.fileExists(atPath: directory + "/summary.json") { return }
+        var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
+                                       wallSeconds: 0, traceHash: nil,
+                                       reproduce: "erp run \(job.scenarioPath) --seed \(job.seed)" + (mode == .zmq ? " --mode zmq" : "")
+                                           + (duration.map { " --duration \($0)" } ?? ""),
+                                       report: directory)
+        if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
+           let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {
+            seed.failedInvariants = summary.invariants.filter { $0.value == .fail }.map(\.key).sorted()
+            seed.expectationFailures = summary.expectationFailures
+            seed.wallSeconds = summary.wallSeconds
+            seed.traceHash = summary.traceHash
+        } else if status == 0 {
+            seed.exitStatus = -2   // it said it passed but wrote no summary
+        }
+        if !seed.failed && !keepPassing {
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: log)
+            seed.report = nil
+        }
+        state.finished(seed)
+    }
+
+    private func newExploreDirectory(_ names: [String], _ seeds: [UInt64]) -> String {
+        let label = names.count == 1 ? names[0] : "\(names[0])-and-\(names.count - 1)-more"
+        let base = "reports/explore-\(label)-seeds\(seeds.first!)-\(seeds.last!)"
+        var candidate = base
+        var n = 2
+        while FileManager.default.fileExists(atPath: candidate) { candidate = "\(base)-\(n)"; n += 1 }
+        return candidate
+    }
+}
+
+/// What the workers share: results, the running processes (to stop them on Ctrl-C) and the
+/// progress line. Touched from the workers' tasks and the signal handler, hence the lock.
+final class ExploreState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done: [ExploreSummary.Seed] = []
+    private var running: [ObjectIdentifier: Process] = [:]
+    private var interrupted = false
+    private var outOfTime = false
+    private let total: Int
+    private let tty: Bool
+    private let started = ContinuousClock.now
+
+    init(total: Int, tty: Bool) { self.total = total; self.tty = tty }
+
+    var results: [ExploreSummary.Seed] { lock.withLock { done } }
+    var wasInterrupted: Bool { lock.withLock { interrupted } }
+    var stopped: Bool { lock.withLock { interrupted || outOfTime } }
+
+    func started(_ process: Process) {
+        let stop = lock.withLock { () -> Bool in
+            running[ObjectIdentifier(process)] = process
+            return interrupted
+        }
+        if stop { process.terminate() }
+    }
+    func ended(_ process: Process) { _ = lock.withLock { running.removeValue(forKey: ObjectIdentifier(process)) } }
+    func timeUp() { lock.withLock { outOfTime = true } }
+
+    /// Ctrl-C: no new seeds; the running workers are stopped (their runs are not counted).
+    func interrupt() {
+        let victims = lock.withLock { () -> [Process] in
+            interrupted = true
+            return Array(running.values)
+        }
+        for process in victims where process.isRunning { process.terminate() }
+    }
+
+    func finished(_ seed: ExploreSummary.Seed) {
+        let (count, failures) = lock.withLock { () -> (Int, Int) in
+            done.append(seed)
+            return (done.count, done.filter(\.failed).count)
+        }
+        let elapsed = (ContinuousClock.now - started).seconds
+        let perMinute = elapsed > 0 ? Double(count) / elapsed * 60 : 0
+        let left = perMinute > 0 ? Double(total - count) / perMinute * 60 : 0
+        let line = String(format: "%d/%d seeds, %d failing, %.1f seeds/min, ETA %@", count, total, failures, perMinute, Self.clock(left))
+        if tty {
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line)".utf8))
+        } else if seed.failed || count == total || count % max(1, total / 10) == 0 {
+            print(line + (seed.failed ? " — \(seed.scenario) seed \(seed.seed) failed" : ""))
+        }
+        if tty && seed.failed {
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(seed.scenario) seed \(seed.seed) failed: \((seed.failedInvariants + seed.expectationFailures).joined(separator: "; "))\n".utf8))
+        }
+    }
+
+    func endProgress() { if tty { FileHandle.standardOutput.write(Data("\n".utf8)) } }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s / 60 % 60) : String(format: "%dm%02ds", s / 60, s % 60)
+    }
+}

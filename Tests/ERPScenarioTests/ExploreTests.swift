@@ -1,0 +1,67 @@
+import ERPReports
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// `erp explore` over worker processes: a planted defect is found in the seeds it breaks, with
+/// the invariant that caught it and a reproduce command; passing seeds leave no report, failing
+/// ones keep theirs; the summary, its JUnit file and the exit status say so. Bad arguments name
+/// themselves and exit 1.
+@Suite(.serialized) struct ExploreTests {
+    @Test func findsAPlantedDefectAndKeepsOnlyTheFailingReports() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-explore-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Half the payments declined and the stock release skipped: every seed keeps stock it
+        // should have released.
+        let scenario = dir + "/defect.yaml"
+        try """
+            name: defect
+            duration: 3s
+            heal: 6s
+            fixtures: \(packageRoot)/fixtures/retail.json
+            workload:
+              orders: {rate: 10}
+            payment: {declineRate: 0.5}
+            defects: [skip-stock-release]
+            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let control = dir + "/control.yaml"
+        try String(contentsOfFile: scenario, encoding: .utf8).replacingOccurrences(of: "defects: [skip-stock-release]", with: "")
+            .replacingOccurrences(of: "name: defect", with: "name: control").write(toFile: control, atomically: true, encoding: .utf8)
+        let out = dir + "/explore"
+        let result = try await runErp(["explore", scenario, control, "--seeds", "1..3", "--jobs", "2", "--out", out])
+        #expect(result.status == 2, "\(result.output)")
+        let summary = try JSONDecoder().decode(ExploreSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        #expect(summary.version == ExploreSummary.currentVersion)
+        #expect(summary.seeds.count == 6 && summary.notRun.isEmpty && !summary.interrupted)
+        let defect = try #require(summary.scenarios.first { $0.scenario == "defect" })
+        #expect(defect.failingSeeds == [1, 2, 3])
+        #expect(defect.failuresByInvariant["confirmed-order-stock-taken-cancelled-order-stock-released"] == 3)
+        #expect(summary.scenarios.first { $0.scenario == "control" }?.failingSeeds == [])
+        for failure in summary.failures {
+            #expect(failure.reproduce.hasSuffix("--seed \(failure.seed)"))
+            #expect(FileManager.default.fileExists(atPath: out + "/runs/defect/seed-\(failure.seed)/summary.json"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: out + "/runs/control/seed-1"), "a passing seed's report is not kept")
+        let junit = try String(contentsOfFile: out + "/junit.xml", encoding: .utf8)
+        #expect(junit.contains(#"tests="6" failures="3""#))
+        #expect(result.output.contains("defect: 3 seeds, 3 failing"))
+    }
+
+    @Test(arguments: [
+        (["--seeds", "5..1"], "--seeds: 5..1 is an empty range"),
+        (["--seeds", "a..b"], "'a..b' is neither"),
+        (["--jobs", "0"], "--jobs must be from 1 to 256"),
+        (["--time", "soon"], "--time must be a duration"),
+    ])
+    func badArgumentsNameThemselves(arguments: [String], message: String) async throws {
+        let result = try await runErp(["explore", "scenarios/happy-path.yaml"] + arguments)
+        #expect(result.status == 1)
+        #expect(result.output.contains(message), "\(result.output)")
+    }
+
+    @Test func aMissingScenarioIsNamed() async throws {
+        let result = try await runErp(["explore", "scenarios/nope.yaml"])
+        #expect(result.status == 1 && result.output.contains("no scenario file scenarios/nope.yaml"))
+    }
+}
