@@ -76,7 +76,11 @@ public struct RunSummary: Codable, Sendable {
         }
     }
 
+    /// The schema's version (docs/report-format.md): it changes when a field changes meaning or goes.
+    public var version = 1
     public var scenario: String
+    /// The scenario file the run was loaded from (empty for a scenario built in code).
+    public var scenarioPath = ""
     public var seed: UInt64
     public var mode: String
     public var traceHash: String?

@@ -27,7 +27,7 @@ struct ERPCommand: AsyncParsableCommand {
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
             finished), 4 the scenario's expectations were not met.
             """,
-        subcommands: [Run.self, Explore.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
+        subcommands: [Run.self, Explore.self, Replay.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
 }
 
 enum ExitStatus {
@@ -37,6 +37,8 @@ enum ExitStatus {
     static let expectations: Int32 = 4
     /// A running system did not answer (or refused) a tool's call.
     static let unreachable: Int32 = 5
+    /// A replay (or --check-determinism) gave another trace.
+    static let diverged: Int32 = 6
 }
 
 struct Run: AsyncParsableCommand {
@@ -75,6 +77,9 @@ struct Run: AsyncParsableCommand {
 
     @Flag(help: "Print the services' log lines to standard error (simulation: virtual timestamps).")
     var log = false
+
+    @Flag(help: "Simulation: run it a second time and compare the traces line by line (exit 6 on the first difference).")
+    var checkDeterminism = false
 
     func run() async throws {
         var loaded: Scenario
@@ -129,6 +134,20 @@ struct Run: AsyncParsableCommand {
         try fm.moveItem(atPath: partial, toPath: out)
         print(summary.humanSummary)
         print("wall time: \(summary.wallSeconds)s; reports in \(out)")
+        if checkDeterminism {
+            guard mode == .simulation else { throw failure("--check-determinism compares traces: simulation only") }
+            // In a process of its own: hashing is seeded per process, so only another process shows
+            // an order that depends on it.
+            let again = out + "/replay"
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            child.arguments = ["run", scenario, "--seed", "\(seed)", "--out", again] + (duration.map { ["--duration", $0] } ?? [])
+            child.standardOutput = FileHandle.nullDevice
+            try child.run()
+            child.waitUntilExit()
+            guard FileManager.default.fileExists(atPath: again + "/trace.log") else { throw failure("the second run wrote no trace (exit \(child.terminationStatus))") }
+            try compare(expected: out + "/trace.log", actual: again + "/trace.log", labels: ("first run", "second run (another process)"), context: 3)
+        }
         if !summary.livenessPass { throw ExitCode(ExitStatus.liveness) }
         if !summary.invariantsPass { throw ExitCode(ExitStatus.consistency) }
         if !summary.expectationFailures.isEmpty { throw ExitCode(ExitStatus.expectations) }

@@ -1,0 +1,75 @@
+import ArgumentParser
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPSimulationBackend
+import Foundation
+
+/// `erp replay REPORT`: runs a simulation report's scenario and seed again and compares the new
+/// trace with the report's, line by line. A difference is printed as the first diverging line
+/// with the lines around it from both runs, and exits 6.
+struct Replay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a simulation report's scenario and seed again and compare the traces line by line.",
+        discussion: """
+            REPORT is a folder `erp run` wrote in simulation (summary.json and trace.log). The scenario \
+            file named in its summary is loaded again (scaled to the report's chaos phase when that \
+            differs), run with the report's seed into REPORT/replay, and its trace compared with the \
+            report's. Exit status: 0 the same trace, 6 a divergence (its first line is printed with \
+            context from both), 1 a report that cannot be replayed.
+            """)
+
+    @Argument(help: "The report folder.") var report: String
+    @Option(help: "Lines shown around the first difference.") var context = 3
+
+    func run() async throws {
+        let summaryPath = report + "/summary.json", tracePath = report + "/trace.log"
+        guard let data = FileManager.default.contents(atPath: summaryPath) else { throw fail("no summary.json in \(report)") }
+        let summary: RunSummary
+        do { summary = try JSONDecoder().decode(RunSummary.self, from: data) } catch {
+            throw fail("\(summaryPath) is not a run summary this build reads: \(error)")
+        }
+        guard summary.mode == RunMode.simulation.rawValue, FileManager.default.fileExists(atPath: tracePath) else {
+            throw fail("\(report) is a \(summary.mode) run: only a simulation run has a trace to replay")
+        }
+        guard !summary.scenarioPath.isEmpty else { throw fail("\(summaryPath) does not name its scenario file") }
+        let outcome = try await rerun(scenarioPath: summary.scenarioPath, seed: summary.seed,
+                                      chaos: .milliseconds(summary.chaosMilliseconds), into: report + "/replay")
+        try compare(expected: tracePath, actual: outcome + "/trace.log", labels: ("\(report)/trace.log", "\(outcome)/trace.log"),
+                    context: context)
+    }
+
+    private func fail(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("erp replay: \(message)\n".utf8))
+        return ExitCode(ExitStatus.invalidInput)
+    }
+}
+
+/// Runs `scenarioPath` with `seed` in simulation into `directory` (replaced), its chaos phase
+/// `chaos` long; returns the directory.
+func rerun(scenarioPath: String, seed: UInt64, chaos: Duration, into directory: String) async throws -> String {
+    var scenario: Scenario
+    do { scenario = try ScenarioLoader.load(path: scenarioPath) } catch {
+        FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
+        throw ExitCode(ExitStatus.invalidInput)
+    }
+    if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
+    let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))
+    try? FileManager.default.removeItem(atPath: directory)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
+    let runner = ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
+                                reproduce: "erp run \(scenarioPath) --seed \(seed)")
+    _ = try await runner.run(on: backend)
+    return directory
+}
+
+/// Compares two traces; prints the first divergence and exits 6 when they differ.
+func compare(expected: String, actual: String, labels: (String, String), context: Int) throws {
+    if let divergence = try TraceDiff.firstDivergence(expected: expected, actual: actual, context: max(0, context)) {
+        print(divergence.rendered(expectedLabel: labels.0, actualLabel: labels.1))
+        throw ExitCode(ExitStatus.diverged)
+    }
+    let lines = try String(contentsOfFile: expected, encoding: .utf8).reduce(0) { $1 == "\n" ? $0 + 1 : $0 }
+    print("same trace, line for line (\(lines) lines)")
+}

@@ -1,0 +1,42 @@
+import ERPReports
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// `erp replay` reruns a report in another process and compares its trace line by line; a trace
+/// that differs (here: edited, as a changed build would change it) is shown at its first
+/// diverging line with context from both runs, exit 6. `--check-determinism` does both in one go.
+@Suite(.serialized) struct ReplayTests {
+    @Test func aReplayMatchesAndADivergenceIsShownAtItsFirstLine() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-replay-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let report = dir + "/run"
+        let run = try await runErp(["run", "scenarios/payment-declines.yaml", "--duration", "3s", "--out", report, "--check-determinism"])
+        #expect(run.status == 0 && run.output.contains("same trace, line for line"), "\(run.output)")
+        let same = try await runErp(["replay", report])
+        #expect(same.status == 0 && same.output.contains("same trace, line for line"), "\(same.output)")
+
+        var lines = try String(contentsOfFile: report + "/trace.log", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        lines[199] = "a line the build changed"
+        try lines.joined(separator: "\n").write(toFile: report + "/trace.log", atomically: true, encoding: .utf8)
+        let diverged = try await runErp(["replay", report, "--context", "1"])
+        #expect(diverged.status == 6)
+        #expect(diverged.output.contains("first difference at line 200"), "\(diverged.output)")
+        #expect(diverged.output.contains("> 200: a line the build changed"))
+
+        let notAReport = try await runErp(["replay", dir])
+        #expect(notAReport.status == 1 && notAReport.output.contains("no summary.json"))
+    }
+}
+
+@Suite struct TraceDiffTests {
+    @Test func findsTheFirstDifferenceOrNone() {
+        #expect(TraceDiff.firstDivergence(["a", "b"], ["a", "b"]) == nil)
+        let changed = TraceDiff.firstDivergence(["a", "b", "c", "d"], ["a", "b", "x", "d"], context: 1)
+        #expect(changed?.line == 3 && changed?.expected == ["b", "c", "d"] && changed?.actual == ["b", "x", "d"] && changed?.firstShown == 2)
+        // One trace stops early: the first line only the other has.
+        let shorter = TraceDiff.firstDivergence(["a", "b", "c"], ["a", "b"], context: 0)
+        #expect(shorter?.line == 3 && shorter?.expected == ["c"] && shorter?.actual == [])
+    }
+}
