@@ -24,6 +24,14 @@ public enum PlantedDefect: String, CaseIterable, Sendable, Codable {
     /// The order saga charges the list price of every line, whatever campaign price the order
     /// was priced at.
     case chargeListPrice = "charge-list-price"
+    /// The payment service marks a charge refunded without asking the provider to refund it: the
+    /// customer keeps paying for a cancelled order.
+    case refundSkipsProvider = "refund-skips-provider"
+    /// Inventory forgets a sale's id when the same sale is asked again (a retried or duplicated
+    /// vend): the units are sold twice.
+    case sellTwice = "sell-twice"
+    /// The IoT gateway never declares a silent device offline.
+    case skipSilenceWatch = "skip-silence-watch"
 }
 
 /// The defects planted in a run; all off in a normal run.
@@ -56,6 +64,9 @@ public struct PlantedDefects: Sendable, Hashable, Codable {
     public var applyStaleDeviceStatus: Bool { contains(.applyStaleDeviceStatus) }
     public var skipReportRebuild: Bool { contains(.skipReportRebuild) }
     public var chargeListPrice: Bool { contains(.chargeListPrice) }
+    public var refundSkipsProvider: Bool { contains(.refundSkipsProvider) }
+    public var sellTwice: Bool { contains(.sellTwice) }
+    public var skipSilenceWatch: Bool { contains(.skipSilenceWatch) }
 }
 
 /// How swishpay behaves, changeable during a run (a provider fault). Shared by reference between

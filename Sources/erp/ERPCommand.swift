@@ -81,6 +81,10 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Simulation: run it a second time and compare the traces line by line (exit 6 on the first difference).")
     var checkDeterminism = false
 
+    @Option(name: .customLong("defect"), help: ArgumentHelp("Plant a defect (repeatable), to see the checker catch it: \(PlantedDefects.names.joined(separator: ", ")).",
+                                                             valueName: "name"))
+    var defects: [String] = []
+
     func run() async throws {
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
@@ -91,6 +95,12 @@ struct Run: AsyncParsableCommand {
             }
             loaded = loaded.scaled(toChaos: chaos)
             reproduce += ["--duration", duration]
+        }
+        for name in defects {
+            guard loaded.defects.enable(name) else {
+                throw failure("--defect \(name): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))")
+            }
+            reproduce += ["--defect", name]
         }
         let fixturesPath = resolve(loaded.fixturesPath, relativeTo: scenario)
         let fixtures: Fixtures
@@ -142,6 +152,7 @@ struct Run: AsyncParsableCommand {
             let child = Process()
             child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             child.arguments = ["run", scenario, "--seed", "\(seed)", "--out", again] + (duration.map { ["--duration", $0] } ?? [])
+                + defects.flatMap { ["--defect", $0] }
             child.standardOutput = FileHandle.nullDevice
             try child.run()
             child.waitUntilExit()

@@ -3,6 +3,7 @@ import ERPCore
 import ERPProduction
 import ERPReports
 import ERPScenario
+import ERPServices
 import Foundation
 
 /// `erp explore`: many seeds of one or more scenarios, each an `erp run` worker process, as many
@@ -33,6 +34,8 @@ struct Explore: AsyncParsableCommand {
     @Option(help: "Backend of every run: simulation or zmq.") var mode: RunMode = .simulation
     @Option(help: ArgumentHelp("Passed to each run: length of the chaos phase (zmq mode).", valueName: "duration")) var duration: String?
     @Flag(help: "Keep the full report of passing seeds too.") var keepPassing = false
+    @Option(name: .customLong("defect"), help: ArgumentHelp("Plant a defect in every run (repeatable): does exploring find it?", valueName: "name"))
+    var defects: [String] = []
 
     /// Bad arguments: the message names the argument, the exit status is 1 (as for `erp run`).
     func validate() throws {
@@ -42,6 +45,9 @@ struct Explore: AsyncParsableCommand {
         if let jobs, !(1...256).contains(jobs) { throw bad("--jobs must be from 1 to 256, not \(jobs)") }
         if let time { guard let d = Duration(parsing: time), d > .zero else { throw bad("--time must be a duration such as 10m, not '\(time)'") } }
         if let duration { guard let d = Duration(parsing: duration), d > .zero else { throw bad("--duration must be a duration such as 5s, not '\(duration)'") } }
+        for name in defects where !PlantedDefects.names.contains(name) {
+            throw bad("--defect \(name): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))")
+        }
     }
 
     private func bad(_ message: String) -> ExitCode {
@@ -145,6 +151,7 @@ struct Explore: AsyncParsableCommand {
         try? FileManager.default.createDirectory(atPath: "\(out)/runs/\(job.scenario)", withIntermediateDirectories: true)
         var arguments = ["run", job.scenarioPath, "--seed", "\(job.seed)", "--out", directory, "--mode", mode.rawValue]
         if let duration { arguments += ["--duration", duration] }
+        arguments += defects.flatMap { ["--defect", $0] }
         let log = directory + ".log"
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
@@ -168,7 +175,7 @@ struct Explore: AsyncParsableCommand {
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
                                        reproduce: "erp run \(job.scenarioPath) --seed \(job.seed)" + (mode == .zmq ? " --mode zmq" : "")
-                                           + (duration.map { " --duration \($0)" } ?? ""),
+                                           + (duration.map { " --duration \($0)" } ?? "") + defects.map { " --defect \($0)" }.joined(),
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
            let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {

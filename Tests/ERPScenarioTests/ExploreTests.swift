@@ -1,4 +1,5 @@
 import ERPReports
+import ERPServices
 import ERPTestSupport
 import Foundation
 import Testing
@@ -63,5 +64,36 @@ import Testing
     @Test func aMissingScenarioIsNamed() async throws {
         let result = try await runErp(["explore", "scenarios/nope.yaml"])
         #expect(result.status == 1 && result.output.contains("no scenario file scenarios/nope.yaml"))
+    }
+
+    /// Every planted defect, planted in every run of a library scenario, is found by `erp explore`
+    /// in the first seed it runs, by the invariant that guards against it. (Stated bound: one seed.)
+    static let defectCases = [
+        ("skip-stock-release", "payment-declines", "confirmed-order-stock-taken-cancelled-order-stock-released"),
+        ("confirm-declined-payments", "payment-declines", "confirmed-order-has-exactly-one-captured-payment"),
+        ("ignore-payment-idempotency", "happy-path", "confirmed-order-has-exactly-one-captured-payment"),
+        ("skip-inbox", "happy-path", "one-confirmation-per-confirmed-order"),
+        ("apply-stale-device-status", "iot-partition", "device-status-converges"),
+        ("skip-report-rebuild", "report-rebuild", "report-converges"),
+        ("charge-list-price", "campaign-outage", "order-charged-its-priced-total"),
+        ("refund-skips-provider", "payment-blackout", "cancelled-order-has-no-net-charge"),
+        ("sell-twice", "restock-race", "stock-conservation"),
+        ("skip-silence-watch", "iot-partition", "device-status-converges"),
+    ]
+
+    @Test(arguments: defectCases)
+    func exploreFindsEachPlantedDefect(defect: String, scenario: String, invariant: String) async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-explore-\(defect)-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["explore", "scenarios/\(scenario).yaml", "--seeds", "1", "--defect", defect, "--out", out])
+        #expect(result.status == 2, "\(result.output)")
+        let summary = try JSONDecoder().decode(ExploreSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        #expect(summary.scenarios.first?.failuresByInvariant[invariant] == 1, "\(defect) on \(scenario): \(summary.scenarios.first?.failuresByInvariant ?? [:])")
+        #expect(summary.failures.first?.reproduce.contains("--defect \(defect)") == true)
+    }
+
+    /// Every planted defect has its case above (a new defect cannot go unproven).
+    @Test func everyDefectHasAnExploreCase() {
+        #expect(Set(Self.defectCases.map(\.0)) == Set(PlantedDefects.names))
     }
 }

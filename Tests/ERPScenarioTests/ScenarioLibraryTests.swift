@@ -13,7 +13,7 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
 /// Every library scenario, on each backend: the same checks, the backend an argument.
 @Suite struct ScenarioLibraryTests {
     static let scenarios = ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix", "iot-partition",
-                            "restock-race", "report-rebuild", "rolling-upgrade", "campaign-outage"]
+                            "restock-race", "report-rebuild", "rolling-upgrade", "campaign-outage", "payment-blackout"]
 
     /// Every scenario file in scenarios/ is in one of the lists (a new one cannot be forgotten).
     @Test func theListsCoverTheLibrary() throws {

@@ -125,6 +125,11 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let result: SaleResult = try storage {
             try database.write { db in
                 if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT status, reason FROM sale WHERE saleId = ?"), arguments: [request.saleId]) {
+                    if settings.defects.sellTwice && row["status"] == "sold" {
+                        // The planted defect: a repeated sale takes the units again.
+                        try db.cachedStatement(sql: "UPDATE stock SET available = MAX(available - ?, 0), sold = sold + ? WHERE shopId = ? AND productId = ?")
+                            .execute(arguments: [request.quantity, request.quantity, request.shopId, request.productId])
+                    }
                     return SaleResult(saleId: request.saleId, sold: row["status"] == "sold", reason: row["reason"])
                 }
                 let stock = try Row.fetchOne(db.cachedStatement(sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?"),

@@ -81,7 +81,9 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         relay.start()
         runtime.transport.register(ReportDevice.self) { [self] request, context in try await report(request, context) }
         runtime.transport.register(ReportDeviceData.self) { [self] request, context in try data(request, context) }
-        runtime.spawn("silence-watch") { [self] in await watchForSilence() }
+        if !context.settings.defects.skipSilenceWatch {
+            runtime.spawn("silence-watch") { [self] in await watchForSilence() }
+        }
     }
 
     public func report(_ request: ReportDevice, _ context: CallContext) async throws -> DeviceReportAck {

@@ -126,8 +126,17 @@ public final class PaymentService: RetailService, @unchecked Sendable {
         }
         var total = Money.zero()
         for payment in payments where payment.status == "pending" || payment.status == "captured" {
-            let answer = try await caller.call(ProviderRefund(chargeKey: payment.chargeKey),
+            let answer: ProviderRefundResult
+            if settings.defects.refundSkipsProvider {
+                // The planted defect: the provider is never asked; the charge is called refunded.
+                let amount = try storage { try database.read { db in
+                    try Int64.fetchOne(db, sql: "SELECT amountMinor FROM payment WHERE paymentId = ?", arguments: [payment.paymentId]) ?? 0
+                } }
+                answer = ProviderRefundResult(chargeKey: payment.chargeKey, refunded: Money(minorUnits: amount))
+            } else {
+                answer = try await caller.call(ProviderRefund(chargeKey: payment.chargeKey),
                                                metadata: runtime.metadata(timeout: settings.sagaStepTimeout, context: context))
+            }
             try storage {
                 try database.write { db in
                     let status = try String.fetchOne(db, sql: "SELECT status FROM payment WHERE paymentId = ?", arguments: [payment.paymentId])
