@@ -34,6 +34,8 @@ struct Explore: AsyncParsableCommand {
     @Option(help: "Backend of every run: simulation or zmq.") var mode: RunMode = .simulation
     @Option(help: ArgumentHelp("Passed to each run: length of the chaos phase (zmq mode).", valueName: "duration")) var duration: String?
     @Flag(help: "Keep the full report of passing seeds too.") var keepPassing = false
+    @Flag(help: "Swarm: each seed draws its own fault schedule and order rate from the scenario's vocabulary, written beside its report as seed-N.yaml (its reproduce command runs that file).")
+    var swarm = false
     @Option(name: .customLong("defect"), help: ArgumentHelp("Plant a defect in every run (repeatable): does exploring find it?", valueName: "name"))
     var defects: [String] = []
 
@@ -72,20 +74,20 @@ struct Explore: AsyncParsableCommand {
     }
 
     /// One unit of work.
-    struct Job: Sendable { var scenarioPath: String; var scenario: String; var seed: UInt64 }
+    struct Job: Sendable { var scenarioPath: String; var scenario: String; var seed: UInt64; var loaded: Scenario }
 
     func run() async throws {
         let seedList = try Self.parseSeeds(seeds)
-        var named: [(path: String, name: String)] = []
+        var named: [(path: String, name: String, loaded: Scenario)] = []
         for path in scenarios {
-            do { named.append((path, try ScenarioLoader.load(path: path).name)) } catch {
+            do { let loaded = try ScenarioLoader.load(path: path); named.append((path, loaded.name, loaded)) } catch {
                 FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }
         let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
         try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
-        let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0) } }
+        let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
         let budget = time.flatMap(Duration.init(parsing:))
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -149,7 +151,18 @@ struct Explore: AsyncParsableCommand {
     private func runSeed(_ job: Job, out: String, executable: String, state: ExploreState) async {
         let directory = "\(out)/runs/\(job.scenario)/seed-\(job.seed)"
         try? FileManager.default.createDirectory(atPath: "\(out)/runs/\(job.scenario)", withIntermediateDirectories: true)
-        var arguments = ["run", job.scenarioPath, "--seed", "\(job.seed)", "--out", directory, "--mode", mode.rawValue]
+        var scenarioPath = job.scenarioPath
+        if swarm {
+            // This seed's own schedule, as a file its reproduce command runs.
+            let drawn = Swarm.draw(from: job.loaded, seed: job.seed)
+            scenarioPath = directory + ".yaml"
+            let fixtures = URL(fileURLWithPath: resolve(job.loaded.fixturesPath, relativeTo: job.scenarioPath)).standardizedFileURL.path
+            let yaml = ScenarioWriter.yaml(drawn, header: ["Drawn by erp explore --swarm from \(job.scenarioPath), seed \(job.seed):",
+                                                          "the scenario's fault vocabulary on services, times and lengths of this seed's own."],
+                                           fixturesPath: fixtures)
+            try? yaml.write(toFile: scenarioPath, atomically: true, encoding: .utf8)
+        }
+        var arguments = ["run", scenarioPath, "--seed", "\(job.seed)", "--out", directory, "--mode", mode.rawValue]
         if let duration { arguments += ["--duration", duration] }
         arguments += defects.flatMap { ["--defect", $0] }
         let log = directory + ".log"
@@ -174,7 +187,7 @@ struct Explore: AsyncParsableCommand {
         if state.wasInterrupted && status != 0 && !FileManager.default.fileExists(atPath: directory + "/summary.json") { return }
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
-                                       reproduce: "erp run \(job.scenarioPath) --seed \(job.seed)" + (mode == .zmq ? " --mode zmq" : "")
+                                       reproduce: "erp run \(scenarioPath) --seed \(job.seed)" + (mode == .zmq ? " --mode zmq" : "")
                                            + (duration.map { " --duration \($0)" } ?? "") + defects.map { " --defect \($0)" }.joined(),
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
@@ -189,6 +202,7 @@ struct Explore: AsyncParsableCommand {
         if !seed.failed && !keepPassing {
             try? FileManager.default.removeItem(atPath: directory)
             try? FileManager.default.removeItem(atPath: log)
+            if swarm { try? FileManager.default.removeItem(atPath: scenarioPath) }
             seed.report = nil
         }
         state.finished(seed)

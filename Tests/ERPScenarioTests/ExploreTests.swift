@@ -1,4 +1,5 @@
 import ERPReports
+import ERPScenario
 import ERPServices
 import ERPTestSupport
 import Foundation
@@ -95,5 +96,29 @@ import Testing
     /// Every planted defect has its case above (a new defect cannot go unproven).
     @Test func everyDefectHasAnExploreCase() {
         #expect(Set(Self.defectCases.map(\.0)) == Set(PlantedDefects.names))
+    }
+
+    /// Swarm: each seed draws its own schedule from the scenario's vocabulary, the same one for the
+    /// same seed in any process, and a failing seed's drawn file reproduces the failure.
+    @Test func swarmDrawsItsOwnScheduleAndItsFileReproduces() async throws {
+        let base = try library("chaos-mix")
+        let a = ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4)), b = ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4))
+        #expect(a == b)
+        #expect(a != ScenarioWriter.yaml(Swarm.draw(from: base, seed: 5)))
+        let drawn = Swarm.draw(from: base, seed: 4)
+        #expect((1...max(2, 2 * base.faults.count)).contains(drawn.faults.count))
+        #expect(drawn.faults.allSatisfy { $0.at < base.duration })
+
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-swarm-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["explore", "scenarios/payment-declines.yaml", "--swarm", "--seeds", "1..2", "--defect", "skip-stock-release",
+                                       "--out", out])
+        #expect(result.status == 2, "\(result.output)")
+        let summary = try JSONDecoder().decode(ExploreSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        let failure = try #require(summary.failures.first)
+        #expect(failure.reproduce.contains("runs/payment-declines/seed-\(failure.seed).yaml"))
+        let file = out + "/runs/payment-declines/seed-\(failure.seed).yaml"
+        let again = try await runErp(["run", file, "--seed", "\(failure.seed)", "--defect", "skip-stock-release", "--out", out + "/again"])
+        #expect(again.status == 2 && again.output.contains("FAIL  confirmed-order-stock-taken-cancelled-order-stock-released"), "\(again.output)")
     }
 }

@@ -1,0 +1,80 @@
+import ERPCore
+import ERPServices
+
+/// Swarm testing (Groce et al.): each seed draws its own fault schedule and workload mix from a
+/// scenario's vocabulary, so a library explores schedules nobody wrote. The vocabulary is the kinds
+/// of fault the scenario schedules (crash, partition, link, pause, …; a scenario with none lends
+/// the default: crash, partition, link loss, pause); a drawn schedule has 1 to twice as many faults
+/// as the scenario (at least 2), each at a random time of the chaos phase, for a random length, on
+/// random services; the order rate is the scenario's times 0.5–1.5. The same scenario and seed draw
+/// the same schedule in any process.
+public enum Swarm {
+    /// The services a drawn fault may strike: every service of the catalogue.
+    static let targets = ServiceCatalog.startOrder.map(NodeName.init)
+
+    public static func draw(from scenario: Scenario, seed: UInt64) -> Scenario {
+        let random = SeededRandomSource(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ 0x5357_4152_4D00_0000)
+        let templates = scenario.faults.isEmpty ? defaultVocabulary : scenario.faults.map(\.kind)
+        let chaos = scenario.duration
+        var drawn = scenario
+        drawn.name = scenario.name + "-swarm"
+        drawn.description = "Drawn by erp explore --swarm from \(scenario.name), seed \(seed)"
+        drawn.workload.ratePerSecond = (scenario.workload.ratePerSecond * random.uniform(0.5, 1.5) * 10).rounded() / 10
+        let count = random.int(in: 1...max(2, 2 * scenario.faults.count))
+        drawn.faults = (0..<count).map { _ in
+            let kind = retarget(random.pick(templates), random: random)
+            let at = millisecondsCeiling(chaos.seconds * random.uniform(0, 0.8))
+            let lasting: Duration? = kind.endsBeforeHeal ? millisecondsCeiling(random.uniform(0.5, max(0.5, chaos.seconds / 3))) : nil
+            return ScheduledFault(at: at, duration: lasting, kind: kind)
+        }.sorted { $0.at < $1.at }
+        // Scaled expectations would not fit a schedule nobody calibrated: only the invariants judge.
+        drawn.expect = Scenario.Expectations()
+        return drawn
+    }
+
+    static let defaultVocabulary: [ScheduledFault.Kind] = [
+        .crash(NodeName(ServiceName.order), restartAfter: .seconds(1)),
+        .partition(NodeName(ServiceName.order), NodeName(ServiceName.inventory)),
+        .link(from: NodeName(ServiceName.order), to: NodeName(ServiceName.payment), LinkBehaviour(dropProbability: 0.3)),
+        .pause(NodeName(ServiceName.payment)),
+    ]
+
+    /// The same kind of fault on services drawn afresh, with its own numbers drawn around the
+    /// template's. A disk loss stays on its own service (only some services are built to lose one).
+    static func retarget(_ kind: ScheduledFault.Kind, random: SeededRandomSource) -> ScheduledFault.Kind {
+        func node() -> NodeName { random.pick(targets) }
+        func pair() -> (NodeName, NodeName) {
+            let a = node()
+            var b = node()
+            while b == a { b = node() }
+            return (a, b)
+        }
+        func restart() -> Duration { millisecondsCeiling(random.uniform(0.2, 3)) }
+        switch kind {
+        case .partition: let (a, b) = pair(); return .partition(a, b)
+        case .partitionOneWay: let (a, b) = pair(); return .partitionOneWay(from: a, to: b)
+        case .isolate: return .isolate(node())
+        case .crash: return .crash(node(), restartAfter: restart())
+        case .diskLoss(let target, _): return .diskLoss(target, restartAfter: restart())
+        case .pause: return .pause(node())
+        case .clockSkew: return .clockSkew(node(), millisecondsCeiling(random.uniform(-2, 2)))
+        case .link(_, _, var behaviour):
+            let (a, b) = pair()
+            behaviour.dropProbability = (random.uniform(0, 0.5) * 100).rounded() / 100
+            behaviour.duplicateProbability = (random.uniform(0, 0.05) * 100).rounded() / 100
+            return .link(from: a, to: b, behaviour)
+        case .providerDeclineRate: return .providerDeclineRate((random.uniform(0, 0.8) * 100).rounded() / 100)
+        case .providerDelay: return .providerDelay(millisecondsCeiling(random.uniform(0.1, 2)))
+        case .upgrade: return kind
+        }
+    }
+
+    /// Seconds as a whole number of milliseconds (so a written schedule reads back exactly).
+    static func millisecondsCeiling(_ seconds: Double) -> Duration { .milliseconds(Int64((seconds * 1000).rounded(.up))) }
+}
+
+extension ScheduledFault.Kind {
+    /// Whether the fault is over before the heal phase when given a length (not a crash, a disk
+    /// loss or an upgrade).
+    var endsBeforeHeal: Bool { ends }
+}
