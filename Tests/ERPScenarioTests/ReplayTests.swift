@@ -40,3 +40,28 @@ import Testing
         #expect(shorter?.line == 3 && shorter?.expected == ["c"] && shorter?.actual == [])
     }
 }
+
+/// `erp shrink` turns a failing run into a smaller scenario that still breaks the same invariant,
+/// writes it, proves it, and says how much smaller; a passing run is refused.
+@Suite(.serialized) struct ShrinkTests {
+    @Test func aFailingRunShrinksToAScenarioThatStillFails() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-shrink-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let invariant = "confirmed-order-stock-taken-cancelled-order-stock-released"
+        let failing = try await runErp(["run", "scenarios/chaos-mix.yaml", "--duration", "4s", "--defect", "skip-stock-release", "--out", dir + "/run"])
+        #expect(failing.status == 2 && failing.output.contains("FAIL  \(invariant)"), "\(failing.output)")
+        let shrunk = try await runErp(["shrink", dir + "/run", "--out", dir + "/shrink"])
+        #expect(shrunk.status == 0, "\(shrunk.output)")
+        #expect(shrunk.output.contains("before: 12 faults, chaos 4s"))
+        let after = try #require(shrunk.output.split(separator: "\n").first { $0.hasPrefix("after:") })
+        #expect(!after.contains("12 faults"), "\(after)")
+        // The written file, run as a user would, breaks the same invariant.
+        let again = try await runErp(["run", dir + "/shrink/minimal.yaml", "--seed", "17", "--out", dir + "/again"])
+        #expect(again.status == 2 && again.output.contains("FAIL  \(invariant)"), "\(again.output)")
+
+        let passing = try await runErp(["run", "scenarios/happy-path.yaml", "--duration", "2s", "--out", dir + "/passing"])
+        #expect(passing.status == 0)
+        let refused = try await runErp(["shrink", dir + "/passing"])
+        #expect(refused.status == 1 && refused.output.contains("no invariant failed"))
+    }
+}

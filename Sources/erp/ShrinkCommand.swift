@@ -1,0 +1,176 @@
+import ArgumentParser
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPSimulationBackend
+import Foundation
+
+/// `erp shrink REPORT`: from a failing simulation run, a smaller scenario that still breaks the
+/// same invariant. Delta debugging over the fault schedule (ddmin: drop chunks of faults, then
+/// single faults), then halving the chaos phase, the order rate and the heal phase, then dropping
+/// the workloads the failure does not need; every candidate is run with the report's seed and
+/// kept only when the invariant still fails. Writes minimal.yaml, runs it again to prove it, and
+/// prints the sizes before and after.
+struct Shrink: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Shrink a failing simulation run to a smaller scenario that still breaks the same invariant.",
+        discussion: """
+            REPORT is a folder `erp run` or `erp explore` wrote for a failing simulation run. The \
+            invariant kept broken is --invariant, or the report's first failing one. Writes \
+            DIR/minimal.yaml (DIR: --out, default REPORT/shrink) and DIR/run/, the proof run of it. \
+            Exit status: 0 shrunk and proven, 1 a report that cannot be shrunk (not a failing \
+            simulation run, or one whose failure does not reproduce).
+            """)
+
+    @Argument(help: "The failing run's report folder.") var report: String
+    @Option(help: "The invariant that must stay broken (default: the report's first failing one).") var invariant: String?
+    @Option(name: .customLong("out"), help: "Output folder (default: REPORT/shrink).") var outputDirectory: String?
+    @Option(help: "At most this many candidate runs.") var budget = 200
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: report + "/summary.json"),
+              let summary = try? JSONDecoder().decode(RunSummary.self, from: data) else { throw fail("no run summary in \(report)") }
+        guard summary.mode == RunMode.simulation.rawValue else { throw fail("\(report) is a \(summary.mode) run; shrinking runs in simulation") }
+        let failing = summary.invariants.filter { $0.value == .fail }.map(\.key).sorted()
+        guard let target = invariant ?? failing.first else { throw fail("\(report): no invariant failed, nothing to shrink") }
+        guard failing.contains(target) else { throw fail("\(report): \(target) did not fail there (failing: \(failing.joined(separator: ", ")))") }
+        guard !summary.scenarioPath.isEmpty else { throw fail("\(report)/summary.json does not name its scenario file") }
+        var scenario: Scenario
+        do { scenario = try ScenarioLoader.load(path: summary.scenarioPath) } catch { throw fail(error.description) }
+        for name in summary.defects { _ = scenario.defects.enable(name) }
+        let chaos = Duration.milliseconds(summary.chaosMilliseconds)
+        if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
+        scenario.expect = Scenario.Expectations()
+        let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path
+        let fixtures = try loadFixtures(fixturesPath)
+        let out = outputDirectory ?? report + "/shrink"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+
+        var runs = 0
+        /// Whether `candidate` still breaks `target` with the report's seed.
+        func fails(_ candidate: Scenario, _ what: String) async -> Bool {
+            guard runs < budget else { return false }
+            runs += 1
+            let scratch = out + "/candidate"
+            try? FileManager.default.removeItem(atPath: scratch)
+            do {
+                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+                let backend = try SimulationBackend(scenario: candidate, seed: summary.seed, fixtures: fixtures, outputDirectory: scratch)
+                let result = try await ScenarioRunner(scenario: candidate, fixtures: fixtures, seed: summary.seed, outputDirectory: scratch,
+                                                      reproduce: "").run(on: backend)
+                let broken = result.invariants[target] == .fail
+                print("  \(runs). \(what): \(broken ? "still fails" : "passes")")
+                return broken
+            } catch {
+                print("  \(runs). \(what): cannot run (\(error))")
+                return false
+            }
+        }
+
+        print("shrinking \(summary.scenario) seed \(summary.seed), keeping \(target) broken")
+        let before = Self.size(scenario)
+        guard await fails(scenario, "the report's scenario as is") else {
+            throw fail("\(target) does not fail when the report's scenario runs again: nothing to shrink")
+        }
+        var best = scenario
+
+        // 1. The fault schedule: ddmin over the list (drop complements of n chunks, then chunks).
+        var granularity = 2
+        while best.faults.count >= 1 {
+            let chunks = Self.split(best.faults.indices.map { $0 }, into: min(granularity, best.faults.count))
+            var reduced = false
+            for chunk in chunks {
+                var candidate = best
+                candidate.faults = best.faults.enumerated().filter { !chunk.contains($0.offset) }.map(\.element)
+                if await fails(candidate, "drop \(chunk.count) of \(best.faults.count) faults") {
+                    best = candidate
+                    granularity = max(granularity - 1, 2)
+                    reduced = true
+                    break
+                }
+            }
+            if !reduced {
+                if granularity >= best.faults.count { break }
+                granularity = min(best.faults.count, granularity * 2)
+            }
+        }
+        // 2. A shorter chaos phase (the schedule scales with it).
+        while best.duration > .seconds(1) {
+            let candidate = best.scaled(toChaos: max(.seconds(1), best.duration / 2))
+            guard await fails(candidate, "chaos \(best.duration.shortDescription) → \(candidate.duration.shortDescription)") else { break }
+            best = candidate
+        }
+        // 3. A lower order rate.
+        while best.workload.ratePerSecond > 1 {
+            var candidate = best
+            candidate.workload.ratePerSecond = max(1, (best.workload.ratePerSecond / 2).rounded())
+            guard await fails(candidate, "order rate \(best.workload.ratePerSecond)/s → \(candidate.workload.ratePerSecond)/s") else { break }
+            best = candidate
+        }
+        // 4. A shorter heal phase (devices need six heartbeats of it).
+        let healMin = best.devices.enabled ? best.devices.heartbeat * 6 : .seconds(1)
+        while best.heal / 2 >= healMin {
+            var candidate = best
+            candidate.heal = best.heal / 2
+            guard await fails(candidate, "heal \(best.heal.shortDescription) → \(candidate.heal.shortDescription)") else { break }
+            best = candidate
+        }
+        // 5. Workloads the failure does not need.
+        if !best.store.isEmpty {
+            var candidate = best
+            candidate.store = Scenario.StoreWorkload()
+            if await fails(candidate, "no vends, campaigns or reads") { best = candidate }
+        }
+        if best.devices.enabled {
+            var candidate = best
+            candidate.devices.enabled = false
+            if await fails(candidate, "no devices") { best = candidate }
+        }
+
+        best.name = scenario.name + "-minimal"
+        best.description = "Shrunk by erp shrink from \(report): still breaks \(target) at seed \(summary.seed)"
+        let yaml = ScenarioWriter.yaml(best, header: ["Shrunk by erp shrink from \(report) (\(runs) candidate runs):",
+                                                      "still breaks \(target) at seed \(summary.seed)."], fixturesPath: fixturesPath)
+        let minimal = out + "/minimal.yaml"
+        try yaml.write(toFile: minimal, atomically: true, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: out + "/candidate")
+
+        // The proof: the written file, loaded and run afresh.
+        let proof = try ScenarioLoader.load(path: minimal)
+        let proofDirectory = out + "/run"
+        try? FileManager.default.removeItem(atPath: proofDirectory)
+        try FileManager.default.createDirectory(atPath: proofDirectory, withIntermediateDirectories: true)
+        let backend = try SimulationBackend(scenario: proof, seed: summary.seed, fixtures: fixtures, outputDirectory: proofDirectory)
+        let proven = try await ScenarioRunner(scenario: proof, fixtures: fixtures, seed: summary.seed, outputDirectory: proofDirectory,
+                                              reproduce: "erp run \(minimal) --seed \(summary.seed)").run(on: backend)
+        guard proven.invariants[target] == .fail else { throw fail("the written \(minimal) no longer breaks \(target)") }
+        let after = Self.size(best)
+        print("before: \(before)")
+        print("after:  \(after)")
+        print("\(target) still fails: \(proven.violations.first { $0.invariant == target }?.example ?? "")")
+        print("minimal scenario: \(minimal)  (reproduce: erp run \(minimal) --seed \(summary.seed))")
+    }
+
+    static func size(_ s: Scenario) -> String {
+        "\(s.faults.count) faults, chaos \(s.duration.shortDescription), heal \(s.heal.shortDescription), \(s.workload.ratePerSecond) orders/s"
+            + (s.devices.enabled ? ", devices" : "") + (s.store.isEmpty ? "" : ", vends/campaigns/reads")
+    }
+
+    /// `items` in `n` nearly equal consecutive chunks.
+    static func split(_ items: [Int], into n: Int) -> [[Int]] {
+        guard n > 0, !items.isEmpty else { return [] }
+        var out: [[Int]] = []
+        var start = 0
+        for i in 0..<n {
+            let end = start + (items.count - start) / (n - i)
+            out.append(Array(items[start..<end]))
+            start = end
+        }
+        return out.filter { !$0.isEmpty }
+    }
+
+    private func fail(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("erp shrink: \(message)\n".utf8))
+        return ExitCode(ExitStatus.invalidInput)
+    }
+}
