@@ -360,6 +360,7 @@ public struct ConsistencyChecker {
     func checkEventsApplied(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
         let name = "every-event-applied-once"
         var logged: [String: [String: String]] = [:]   // group → eventId → status
+        var published: [String: (topic: String, at: Int64)] = [:]   // eventId → topic, producer's timestamp (ms)
         try open(.eventBus).read { db in
             for row in try Row.fetchAll(db, sql: """
                 SELECT json_extract(envelope, '$.eventType') || ' ' || json_extract(envelope, '$.eventVersion') AS v, COUNT(*) AS n
@@ -372,14 +373,26 @@ public struct ConsistencyChecker {
                 """) {
                 logged[row["g"], default: [:]][row["id"]] = row["s"]
             }
+            for row in try Row.fetchAll(db, sql: "SELECT eventId, topic, json_extract(envelope, '$.timestamp') AS at FROM event ORDER BY seq") {
+                published[row["eventId"]] = (row["topic"], row["at"])
+            }
         }
         for service in ServiceCatalog.startOrder {
             for subscription in ServiceCatalog.subscriptions(of: service) {
                 let group = subscription.group
                 guard FileManager.default.fileExists(atPath: path(of: service)) else { continue }
-                let applied = try open(service).read { db in
-                    try String.fetchAll(db, sql: "SELECT eventId FROM inbox WHERE consumerGroup = ? ORDER BY eventId", arguments: [group])
+                let inboxRows = try open(service).read { db in
+                    try Row.fetchAll(db, sql: "SELECT eventId, appliedAt FROM inbox WHERE consumerGroup = ? ORDER BY eventId", arguments: [group])
                 }
+                let applied = inboxRows.map { $0["eventId"] as String }
+                // Event hop: the producer's timestamp to the consumer's commit, per topic and group
+                // (milliseconds; each side's own clock, so a skewed clock shows in it).
+                var hops: [String: LatencyRecorder] = [:]
+                for row in inboxRows {
+                    guard let event = published[row["eventId"]] else { continue }
+                    hops[event.topic, default: LatencyRecorder()].record(.milliseconds(max(0, (row["appliedAt"] as Int64) - event.at)))
+                }
+                for (topic, recorder) in hops { summary.latency["hop \(topic) → \(group)"] = recorder.summary }
                 let log = logged[group] ?? [:]
                 for id in applied where log[id] == nil {
                     violate(name, "\(service) applied \(id) as \(group), an event the bus never logged for that group")

@@ -42,6 +42,8 @@ public struct BackendOutcome: Sendable {
     public var devices: [DeviceRecord] = []
     /// Vends, campaigns and reads (empty without a store workload).
     public var store = StoreOutcome()
+    /// When the chaos phase began, on the clock of the history's timestamps.
+    public var chaosStart: Timestamp?
     /// The services' databases, closed, for the checker.
     public var databaseDirectory: String
     /// Incarnations per service.
@@ -98,8 +100,11 @@ public struct ScenarioRunner: Sendable {
         outcome.fill(&summary)
         try Self.judge(into: &summary, scenario: scenario, history: outcome.history, devices: outcome.devices, store: outcome.store,
                        databaseDirectory: outcome.databaseDirectory)
+        let timeline = Self.timeline(scenario: scenario, history: outcome.history, chaosStart: outcome.chaosStart, heal: heal)
+        Self.phaseLatency(into: &summary, timeline: timeline)
         summary.wallSeconds = ((ContinuousClock.now - wallStart).seconds * 1000).rounded() / 1000
         try Self.write(summary, to: outputDirectory)
+        try Data(HTMLReport.render(summary, timeline: timeline).utf8).write(to: URL(fileURLWithPath: outputDirectory + "/report.html"))
         return summary
     }
 
@@ -152,6 +157,43 @@ public struct ScenarioRunner: Sendable {
         if summary.orders.cancelled < scenario.expect.minCancelled {
             summary.expectationFailures.append("at least \(scenario.expect.minCancelled) cancelled orders, got \(summary.orders.cancelled)")
         }
+    }
+
+    /// Each order's latency at its send time, the fault windows and the phases, from the start of
+    /// the chaos phase (the first order's send time when the backend does not say).
+    public static func timeline(scenario: Scenario, history: [ClientRecord], chaosStart: Timestamp?, heal: Duration) -> RunTimeline {
+        let start = chaosStart ?? history.map(\.scheduledAt).min() ?? Timestamp.simulationEpoch
+        let points = history.compactMap { record -> RunTimeline.Point? in
+            guard let done = record.completedAt else { return nil }
+            return RunTimeline.Point(t: (record.scheduledAt - start).seconds, milliseconds: (done - record.scheduledAt).seconds * 1000,
+                                     outcome: record.outcome.rawValue)
+        }.sorted { $0.t < $1.t }
+        let chaos = scenario.duration.seconds
+        let windows = scenario.faults.map { fault -> RunTimeline.Window in
+            let begin = fault.at.seconds
+            var end = chaos
+            if let length = fault.duration, fault.kind.ends { end = min(chaos, begin + length.seconds) }
+            if let restart = fault.kind.restart { end = min(chaos, begin + restart.after.seconds) }
+            return RunTimeline.Window(start: begin, end: max(end, begin), label: fault.kind.summaryText)
+        }
+        return RunTimeline(points: points, faults: windows, chaosSeconds: chaos, healSeconds: heal.seconds)
+    }
+
+    /// Order placement split by phase: sent before the first fault, while a fault was on, between
+    /// faults (after the first, none on), or in the heal phase.
+    static func phaseLatency(into summary: inout RunSummary, timeline: RunTimeline) {
+        guard !timeline.faults.isEmpty else { return }
+        let first = timeline.faults.map(\.start).min()!
+        var phases: [String: LatencyRecorder] = [:]
+        for p in timeline.points where p.outcome == "confirmed" || p.outcome == "cancelled" {
+            let phase: String
+            if p.t >= timeline.chaosSeconds { phase = "heal" }
+            else if p.t < first { phase = "before faults" }
+            else if timeline.faults.contains(where: { $0.start <= p.t && p.t < $0.end }) { phase = "under faults" }
+            else { phase = "between faults" }
+            phases[phase, default: LatencyRecorder()].record(.nanoseconds(Int64(p.milliseconds * 1e6)))
+        }
+        for (phase, recorder) in phases { summary.latency["orderPlacement (\(phase))"] = recorder.summary }
     }
 
     /// Writes summary.json, summary.md and junit.xml into `directory`.

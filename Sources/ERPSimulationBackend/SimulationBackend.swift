@@ -29,6 +29,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
     private var client: OrderWorkloadClient?
     private var devices: DeviceWorkloadClient?
     private var store: StoreWorkloadClient?
+    private var chaosStart: Timestamp?
     private var clientNode: SimNode?
     private var warmUp: Duration = .zero
 
@@ -72,6 +73,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         guard let clientNode else { preconditionFailure("services start before the workload") }
         clientNode.start()
         let runtime = clientNode.runtime!
+        chaosStart = world.now
         let client = OrderWorkloadClient(runtime: runtime, api: TransportOrderAPI(transport: runtime.transport),
                                          workload: scenario.workload, fixtures: fixtures, until: world.now + scenario.duration)
         client.start()
@@ -114,6 +116,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         var outcome = BackendOutcome(history: client?.records ?? [], databaseDirectory: databaseDirectory)
         outcome.devices = devices?.records ?? []
         outcome.store = store?.outcome ?? StoreOutcome()
+        outcome.chaosStart = chaosStart
         outcome.traceHash = trace.finish()
         outcome.traceLines = trace.lineCount
         outcome.recoveredSagas = recovered.sagas

@@ -45,6 +45,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private var client: OrderWorkloadClient?
     private var devices: DeviceWorkloadClient?
     private var store: StoreWorkloadClient?
+    private var chaosStart: Timestamp?
     private var poller: Task<Void, Never>?
 
     /// What a started run holds.
@@ -208,6 +209,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
 
     public func startWorkload(_ scenario: Scenario, fixtures: Fixtures, seed: UInt64) async throws {
         guard let running else { preconditionFailure("services start before the workload") }
+        chaosStart = running.clock.now
         let runtime = ZeroMQRuntime(node: Self.runnerNode, transport: running.transport, executor: running.executor,
                                     dataDirectory: running.scratch, clock: running.clock, random: SeededRandomSource(seed: seed))
         let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
@@ -285,6 +287,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var outcome = BackendOutcome(history: history, databaseDirectory: running.databaseDirectory)
         outcome.devices = deviceRecords
         outcome.store = storeOutcome
+        outcome.chaosStart = chaosStart
         for service in running.services { outcome.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
         outcome.recoveredSagas = Self.recoveredSagas(inLog: running.logDirectory + "/order.log")
         let reports = running.reports
