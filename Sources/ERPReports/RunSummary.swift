@@ -88,6 +88,17 @@ public struct RunSummary: Codable, Sendable {
     public var chaosMilliseconds: Int64
     public var healMilliseconds: Int64
     public var orders = Orders()
+    /// The open-loop workload's rates over the chaos phase, orders per second: what the scenario
+    /// asked for, what the client sent (Poisson arrivals, whatever the system's state), and what
+    /// came back with an outcome before the phase ended. Latencies are timed from each order's
+    /// intended send time, so a stalled system shows as slow orders, not as fewer of them.
+    public var openLoop = OpenLoop()
+    public struct OpenLoop: Codable, Sendable, Hashable {
+        public var targetPerSecond = 0.0
+        public var offeredPerSecond = 0.0
+        public var completedPerSecond = 0.0
+        public init() {}
+    }
     public var vends = Vends()
     public var store = Store()
     public var invariants: [String: Verdict] = [:]
@@ -141,6 +152,7 @@ public struct RunSummary: Codable, Sendable {
         if let l = latency["orderPlacement"] {
             lines.append("order placement latency (\(timeBase) ms): p50 \(l.p50)  p90 \(l.p90)  p99 \(l.p99)  max \(l.max)  (n=\(l.count))")
         }
+        lines.append("open loop: target \(openLoop.targetPerSecond)/s, offered \(openLoop.offeredPerSecond)/s, completed in the chaos phase \(openLoop.completedPerSecond)/s")
         if vends.submitted > 0 || vends.pending > 0 {
             lines.append("vends: \(vends.submitted) submitted, \(vends.dispensed) dispensed, \(vends.refused) refused, \(vends.pending) pending, \(vends.clientGaveUp) given up by the client")
         }

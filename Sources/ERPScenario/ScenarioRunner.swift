@@ -102,6 +102,13 @@ public struct ScenarioRunner: Sendable {
                        databaseDirectory: outcome.databaseDirectory)
         let timeline = Self.timeline(scenario: scenario, history: outcome.history, chaosStart: outcome.chaosStart, heal: heal)
         Self.phaseLatency(into: &summary, timeline: timeline)
+        let chaosSeconds = scenario.duration.seconds
+        func rate(_ n: Int) -> Double { chaosSeconds > 0 ? (Double(n) / chaosSeconds * 100).rounded() / 100 : 0 }
+        summary.openLoop.targetPerSecond = scenario.workload.ratePerSecond
+        summary.openLoop.offeredPerSecond = rate(outcome.history.count)
+        summary.openLoop.completedPerSecond = rate(timeline.points.filter {
+            ($0.outcome == "confirmed" || $0.outcome == "cancelled") && $0.t + $0.milliseconds / 1000 < chaosSeconds
+        }.count)
         summary.wallSeconds = ((ContinuousClock.now - wallStart).seconds * 1000).rounded() / 1000
         try Self.write(summary, to: outputDirectory)
         try Data(HTMLReport.render(summary, timeline: timeline).utf8).write(to: URL(fileURLWithPath: outputDirectory + "/report.html"))

@@ -13,7 +13,8 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
 /// Every library scenario, on each backend: the same checks, the backend an argument.
 @Suite struct ScenarioLibraryTests {
     static let scenarios = ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix", "iot-partition",
-                            "restock-race", "report-rebuild", "rolling-upgrade", "campaign-outage", "payment-blackout"]
+                            "restock-race", "report-rebuild", "rolling-upgrade", "campaign-outage", "payment-blackout",
+                            "bus-outage", "skewed-clocks"]
 
     /// Every scenario file in scenarios/ is in one of the lists (a new one cannot be forgotten).
     @Test func theListsCoverTheLibrary() throws {
