@@ -528,7 +528,7 @@ public struct ConsistencyChecker {
         if !devices.isEmpty {
             // Devices that reported: the report's newest status is the shop's.
             compare("device", truth: try table(try open(.shop), "SELECT deviceId AS k, status || ' r' || revision AS v FROM device WHERE revision >= 0") { $0["v"] as String },
-                    reported: try table(report, "SELECT deviceId AS k, status || ' r' || revision AS v FROM device_status") { $0["v"] as String })
+                    reported: try table(report, "SELECT deviceId AS k, status || ' r' || revision AS v FROM device_status WHERE revision >= 0") { $0["v"] as String })
         }
     }
 }

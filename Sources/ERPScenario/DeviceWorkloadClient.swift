@@ -21,6 +21,8 @@ public struct DeviceRecord: Sendable {
     public var dataAcceptedCount = 0
     /// When the device fell silent for good (before the end of the run), if it did.
     public var silentFrom: Timestamp?
+    /// Times it fell silent for a while and came back (a flapping device).
+    public var flapCount = 0
 
     public init(deviceId: String, shopId: String) { self.deviceId = deviceId; self.shopId = shopId }
 }
@@ -85,11 +87,12 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
             // Drawn in fixture order, before any device runs: the same silences for the same seed.
             let silentAt: Timestamp? = runtime.random.chance(workload.silentShare)
                 ? now + .nanoseconds(Int64(runtime.random.uniform(0, Double((chaosEnd - now).nanoseconds)))) : nil
-            runtime.spawn("device") { [self] in await run(index, silentAt: silentAt) }
+            let flaps = workload.flapShare > 0 && runtime.random.chance(workload.flapShare)
+            runtime.spawn("device") { [self] in await run(index, silentAt: silentAt, flaps: flaps) }
         }
     }
 
-    private func run(_ index: Int, silentAt: Timestamp?) async {
+    private func run(_ index: Int, silentAt: Timestamp?, flaps: Bool = false) async {
         let deviceId = recordsByIndex[index].deviceId
         var sequence: Int64 = 0
         while true {
@@ -100,6 +103,16 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
                 return
             }
             guard now < until else { return }
+            if flaps && runtime.random.chance(0.1) {
+                // A flap: silent for 4 to 6 heartbeats (declared offline after 3), then back, all
+                // within the chaos phase (so every flapping device has reported again by the end).
+                let silence = workload.heartbeat * Double(runtime.random.int(in: 4...6))
+                if now + silence < chaosEnd {
+                    recordsByIndex[index].flapCount += 1
+                    await runtime.sleep(for: silence)
+                    continue
+                }
+            }
             sequence += 1
             let kind = runtime.random.unit()
             if kind < workload.restockShare + workload.countShare {

@@ -83,6 +83,10 @@ public struct Scenario: Sendable {
         /// Per heartbeat, the probability that it sends a shelf count (inventory records a
         /// discrepancy, stock does not move).
         public var countShare = 0.0
+        /// Share of the devices that flap during the chaos phase: now and then (one heartbeat in
+        /// ten) such a device falls silent for 4 to 6 heartbeats, long enough to be declared
+        /// offline, then reports again.
+        public var flapShare = 0.0
         /// Shelf sensors added to each shop beyond the fixtures' devices (a storm of thousands):
         /// `<shop>-sensor-0001`… in the registry of every service, reporting like the rest.
         public var extraPerShop = 0

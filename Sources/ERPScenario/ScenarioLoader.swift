@@ -133,7 +133,7 @@ public struct ScenarioLoader {
     private func devices(_ workload: Node) throws(ScenarioError) -> Scenario.DeviceWorkload {
         var d = Scenario.DeviceWorkload()
         guard let node = try read.mapping(workload, "workload", keys: Self.workloadKeys)["devices"] else { return d }
-        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare", "restockShare", "countShare", "extraPerShop"])
+        let m = try read.mapping(node, "workload.devices", keys: ["heartbeat", "faultRate", "silentShare", "restockShare", "countShare", "extraPerShop", "flapShare"])
         d.enabled = true
         if let v = m["heartbeat"] {
             d.heartbeat = try read.positiveDuration(v, "workload.devices.heartbeat")
@@ -145,6 +145,7 @@ public struct ScenarioLoader {
         if let v = m["silentShare"] { d.silentShare = try read.probability(v, "workload.devices.silentShare") }
         if let v = m["restockShare"] { d.restockShare = try read.probability(v, "workload.devices.restockShare") }
         if let v = m["countShare"] { d.countShare = try read.probability(v, "workload.devices.countShare") }
+        if let v = m["flapShare"] { d.flapShare = try read.probability(v, "workload.devices.flapShare") }
         if let v = m["extraPerShop"] {
             d.extraPerShop = try read.count(v, "workload.devices.extraPerShop")
             guard d.extraPerShop <= Scenario.Limits.extraDevicesPerShopMax else {

@@ -25,7 +25,7 @@ public enum ScenarioWriter {
         out.append("  orders: {rate: \(w.ratePerSecond), itemsPerOrder: \(range(w.itemsPerOrder)), quantity: \(range(w.quantity)), timeout: \(d(w.timeout)), attempts: \(w.attemptCountMax)}")
         if s.devices.enabled {
             let v = s.devices
-            out.append("  devices: {heartbeat: \(d(v.heartbeat)), faultRate: \(v.faultRate), silentShare: \(v.silentShare), restockShare: \(v.restockShare), countShare: \(v.countShare), extraPerShop: \(v.extraPerShop)}")
+            out.append("  devices: {heartbeat: \(d(v.heartbeat)), faultRate: \(v.faultRate), silentShare: \(v.silentShare), restockShare: \(v.restockShare), countShare: \(v.countShare), extraPerShop: \(v.extraPerShop), flapShare: \(v.flapShare)}")
         }
         let st = s.store
         if st.vendRatePerSecond > 0 { out.append("  vending: {rate: \(st.vendRatePerSecond), quantity: \(range(st.vendQuantity))}") }

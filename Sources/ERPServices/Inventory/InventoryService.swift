@@ -8,7 +8,8 @@ import GRDB
 public final class InventoryService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.inventory
     public static let subscriptions = [Subscription(group: "inventory", patterns: [TopicPattern(OrderCreated.topic), TopicPattern(OrderConfirmed.topic),
-                                                                                   TopicPattern(DeviceDataReceived.topic)])]
+                                                                                   TopicPattern(DeviceDataReceived.topic),
+                                                                                   TopicPattern(DeviceStatusUpdated.topic)])]
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("inventory", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [StockUpdated.self, InventoryReserved.self, LowStockAlert.self]
 
@@ -76,6 +77,14 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 );
                 """)
         }),
+        ("inventory-5", { db in
+            // Each device's newest status (DeviceStatusUpdated, newest revision wins): a shelf
+            // count from a sensor whose last word was `fault` is recorded as untrusted.
+            try db.execute(sql: """
+                CREATE TABLE device_state (deviceId TEXT PRIMARY KEY, status TEXT NOT NULL, revision INTEGER NOT NULL);
+                ALTER TABLE shelf_discrepancy ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1;
+                """)
+        }),
     ]
 
     public func start() async throws {
@@ -103,6 +112,12 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         }
         consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
             try self.commitReservation(orderId: event.orderId, correlationId: envelope.correlationId, in: db)
+        }
+        consumer.on(DeviceStatusUpdated.self) { event, _, db in
+            try db.cachedStatement(sql: """
+                INSERT INTO device_state (deviceId, status, revision) VALUES (?, ?, ?)
+                ON CONFLICT (deviceId) DO UPDATE SET status = excluded.status, revision = excluded.revision WHERE excluded.revision > revision
+                """).execute(arguments: [event.deviceId, event.status, event.revision.value])
         }
         consumer.on(DeviceDataReceived.self) { [self] event, envelope, db in
             try self.applyDeviceData(event, envelope: envelope, in: db)
@@ -307,11 +322,12 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             runtime.record("inventory restock \(event.shopId)/\(data.productId) +\(data.quantity)")
         case .stockUpdate:
             guard data.quantity != available else { return }
+            let sensor = try String.fetchOne(db.cachedStatement(sql: "SELECT status FROM device_state WHERE deviceId = ?"), arguments: [event.deviceId])
             try db.cachedStatement(sql: """
-                INSERT INTO shelf_discrepancy (eventId, deviceId, shopId, productId, counted, available, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO shelf_discrepancy (eventId, deviceId, shopId, productId, counted, available, at, trusted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING
                 """).execute(arguments: [envelope.eventId, event.deviceId, event.shopId, data.productId, data.quantity, available,
-                                         envelope.timestamp])
+                                         envelope.timestamp, sensor != DeviceStatus.fault.rawValue])
         }
     }
 
