@@ -94,7 +94,7 @@ struct Explore: AsyncParsableCommand {
         let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1)
         let interrupts = TerminationSignals { state.interrupt() }
         defer { interrupts.cancel() }
-        print("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(jobs_()) at a time; reports in \(out)")
+        FileHandle.standardOutput.write(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(jobs_()) at a time; reports in \(out)\n".utf8))
 
         await withTaskGroup(of: Void.self) { group in
             var next = 0
@@ -184,7 +184,13 @@ struct Explore: AsyncParsableCommand {
             }
         }
         state.ended(process)
-        if state.wasInterrupted && status != 0 && !FileManager.default.fileExists(atPath: directory + "/summary.json") { return }
+        if state.wasInterrupted && status != 0 && !FileManager.default.fileExists(atPath: directory + "/summary.json") {
+            // Stopped half-way: not a result, and nothing of it is left behind.
+            for leftover in [directory, directory + ".partial", log] + (swarm ? [scenarioPath] : []) {
+                try? FileManager.default.removeItem(atPath: leftover)
+            }
+            return
+        }
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
                                        reproduce: "erp run \(scenarioPath) --seed \(job.seed)" + (mode == .zmq ? " --mode zmq" : "")
@@ -267,7 +273,8 @@ final class ExploreState: @unchecked Sendable {
         if tty {
             FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line)".utf8))
         } else if seed.failed || count == total || count % max(1, total / 10) == 0 {
-            print(line + (seed.failed ? " — \(seed.scenario) seed \(seed.seed) failed" : ""))
+            // Written at once (print is buffered when not on a terminal): a log shows progress live.
+            FileHandle.standardOutput.write(Data((line + (seed.failed ? " — \(seed.scenario) seed \(seed.seed) failed" : "") + "\n").utf8))
         }
         if tty && seed.failed {
             FileHandle.standardOutput.write(Data("\r\u{1B}[K\(seed.scenario) seed \(seed.seed) failed: \((seed.failedInvariants + seed.expectationFailures).joined(separator: "; "))\n".utf8))

@@ -121,4 +121,39 @@ import Testing
         let again = try await runErp(["run", file, "--seed", "\(failure.seed)", "--defect", "skip-stock-release", "--out", out + "/again"])
         #expect(again.status == 2 && again.output.contains("FAIL  confirmed-order-stock-taken-cancelled-order-stock-released"), "\(again.output)")
     }
+
+    /// Ctrl-C: the seeds that finished keep their results, the runs it stopped leave nothing
+    /// behind, and the output says which --seeds resume the rest; exit 130.
+    @Test func anInterruptedExploreSaysHowToResume() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-explore-int-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let (status, output) = try await HeavyWork.shared.run { () async throws -> (Int32, String) in
+            let log = out + ".log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: erpBinary)
+            process.arguments = ["explore", "scenarios/happy-path.yaml", "--seeds", "1..20", "--jobs", "1", "--out", out]
+            process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+            process.standardOutput = FileHandle(forWritingAtPath: log)
+            process.standardError = process.standardOutput
+            try process.run()
+            // Interrupt once two seeds have finished (without a terminal it prints every 10 %).
+            var waited = 0
+            while !(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self).contains("2/20 seeds")) && waited < 600 {
+                try await Task.sleep(for: .milliseconds(100))
+                waited += 1
+            }
+            process.interrupt()
+            try await Task.detached { process.waitUntilExit() }.value
+            return (process.terminationStatus, String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
+        }
+        #expect(status == 130, "\(output)")
+        let summary = try JSONDecoder().decode(ExploreSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+        #expect(summary.interrupted && summary.seeds.count >= 2 && summary.seeds.count < 20)
+        let rest = try #require(summary.notRun["happy-path"])
+        #expect(output.contains("erp explore scenarios/happy-path.yaml --seeds \(rest.replacingOccurrences(of: " ", with: ""))"), "\(output)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: out + "/runs/happy-path")) ?? []
+        #expect(left.isEmpty, "the stopped run left \(left)")
+    }
 }
