@@ -143,7 +143,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let supervisor = Supervisor(children: services.map { service in
             Supervisor.Child(name: service.rawValue, executable: executable,
                              arguments: ["serve", service.rawValue, "--topology", topologyPath, "--fixtures", fixturesPath,
-                                         "--scenario", scenarioPath, "--fault-control", "--exit-with-parent"],
+                                         "--scenario", scenarioPath, "--fault-control", "--exit-with-parent"]
+                                + scenario.defects.enabledNames.flatMap { ["--defect", $0] },
                              logPath: logDirectory + "/\(service).log")
         })
         supervisor.log = { journal.note($0) }

@@ -297,6 +297,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
     @Option(help: "Take the settings of this scenario file: planted defects, the payment provider's behaviour, resilience policies.")
     var scenario: String?
+    @Option(name: .customLong("defect"), help: ArgumentHelp("Plant a defect in this service (repeatable; how `erp run --mode zmq --defect` reaches every process).",
+                                                             valueName: "name"))
+    var defects: [String] = []
     @Flag(help: "Serve the fault-control methods (used by `erp run --mode zmq`; never in production).")
     var faultControl = false
     @Flag(help: "Stop when the process that started this one exits (how `erp up` and `erp run --mode zmq` start services).")
@@ -321,6 +324,11 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }
+        for defect in defects where !settings.defects.enable(defect) {
+            FileHandle.standardError.write(Data("erp: --defect \(defect): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        if !settings.defects.enabled.isEmpty { FileHandle.standardError.write(Data("erp: planted defects: \(settings.defects.enabledNames.joined(separator: ", "))\n".utf8)) }
         var host = ServiceHost(service: name, topology: loaded, settings: settings)
         host.logLevel = verbose ? .debug : .info
         host.faultControl = faultControl

@@ -156,4 +156,21 @@ import Testing
         let left = (try? FileManager.default.contentsOfDirectory(atPath: out + "/runs/happy-path")) ?? []
         #expect(left.isEmpty, "the stopped run left \(left)")
     }
+
+    /// Three defects planted in real processes (`erp run --mode zmq --defect`, which hands the
+    /// defect to every `erp serve`) are caught by the same invariants as in simulation.
+    @Test(.tags(.zeromq), arguments: [
+        ("skip-stock-release", "payment-declines", "confirmed-order-stock-taken-cancelled-order-stock-released"),
+        ("confirm-declined-payments", "payment-declines", "confirmed-order-has-exactly-one-captured-payment"),
+        ("charge-list-price", "campaign-outage", "order-charged-its-priced-total"),
+    ])
+    func defectsAreCaughtOverZeroMQ(defect: String, scenario: String, invariant: String) async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-zmq-defect-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["run", "scenarios/\(scenario).yaml", "--mode", "zmq", "--duration", "4s", "--defect", defect, "--out", out])
+        #expect(result.status == 2, "\(result.output)")
+        #expect(result.output.contains("FAIL  \(invariant)"), "\(result.output)")
+        let log = String(decoding: FileManager.default.contents(atPath: out + "/logs/order.log") ?? Data(), as: UTF8.self)
+        #expect(log.contains("planted defects: \(defect)"), "the services were started with the defect")
+    }
 }
