@@ -232,6 +232,13 @@ public struct ConsistencyChecker {
         try checkEventsApplied(into: &summary, violate)
 
         if !devices.isEmpty {
+            // The device-status flow: the IoT gateway took the report (`lastSeen`) → the shop
+            // applied it, by RPC or by event (ms, each side's clock).
+            var propagation = LatencyRecorder()
+            for row in try open(.shop).read({ try Row.fetchAll($0, sql: "SELECT lastSeen, appliedAt FROM device_history WHERE appliedAt IS NOT NULL AND lastSeen > 0") }) {
+                propagation.record(.milliseconds(max(0, (row["appliedAt"] as Int64) - (row["lastSeen"] as Int64))))
+            }
+            if propagation.count > 0 { summary.latency["deviceStatusPropagation"] = propagation.summary }
             try checkDevices(violate)
             try checkRestocks(violate)
         }

@@ -48,6 +48,11 @@ public final class ShopService: RetailService, @unchecked Sendable {
         ("shop-2", { db in
             try db.execute(sql: "ALTER TABLE device ADD COLUMN kind TEXT NOT NULL DEFAULT 'shelf_sensor'")
         }),
+        ("shop-3", { db in
+            // When the shop applied each status (its clock): with `lastSeen`, the IoT gateway's time
+            // of the report, the device-status flow's latency.
+            try db.execute(sql: "ALTER TABLE device_history ADD COLUMN appliedAt INTEGER")
+        }),
     ]
 
     public func start() async throws {
@@ -157,8 +162,8 @@ public final class ShopService: RetailService, @unchecked Sendable {
             """)
         try update.execute(arguments: [status.rawValue, lastSeen, revision.value, deviceId, shopId, newerThan])
         if db.changesCount == 1 {
-            let history = try db.cachedStatement(sql: "INSERT INTO device_history (deviceId, status, revision, lastSeen) VALUES (?, ?, ?, ?)")
-            try history.execute(arguments: [deviceId, status.rawValue, revision.value, lastSeen])
+            let history = try db.cachedStatement(sql: "INSERT INTO device_history (deviceId, status, revision, lastSeen, appliedAt) VALUES (?, ?, ?, ?, ?)")
+            try history.execute(arguments: [deviceId, status.rawValue, revision.value, lastSeen, runtime.clock.now.millisecondsSinceEpoch])
             return true
         }
         let known = try db.cachedStatement(sql: "SELECT 1 FROM device WHERE deviceId = ? AND shopId = ?")
