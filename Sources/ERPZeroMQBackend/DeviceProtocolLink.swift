@@ -67,7 +67,7 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
         while true {
             let remaining = deadline - clock.now
             guard remaining > .zero else { throw RPCError.deadlineExceeded }
-            let message = try await Self.receive(socket, within: remaining)
+            guard let message = await socket.receive(within: remaining) else { throw RPCError.deadlineExceeded }
             guard message.frames.count == 2, message.frames[0] == Array(Self.version.utf8) else {
                 throw RPCError.rejected(code: "bad_response", message: "the device door answered \(message.frames.count) frames")
             }
@@ -83,23 +83,6 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
             guard answer.sequence == sequence else { continue }
             return DeviceReportAck(deviceId: deviceId, sequence: sequence, accepted: answer.accepted ?? false,
                                    confirmedByShop: answer.confirmedByShop ?? false)
-        }
-    }
-
-    private static func receive(_ socket: ZMQSocket, within timeout: Duration) async throws -> ZMQMessage {
-        let inbox = socket.messages
-        return try await withThrowingTaskGroup(of: ZMQMessage?.self) { group in
-            group.addTask {
-                var iterator = inbox.makeAsyncIterator()
-                return await iterator.next()
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let message = first else { throw RPCError.deadlineExceeded }
-            return message
         }
     }
 

@@ -109,3 +109,23 @@ public final class ZMQSocket: Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension ZMQSocket {
+    /// The next received message (`.stream` delivery), or nil when none came within `timeout` or
+    /// the inbox has ended. A message that arrives after the timeout stays for the next call.
+    public func receive(within timeout: Duration) async -> ZMQMessage? {
+        let inbox = messages
+        return await withTaskGroup(of: ZMQMessage?.self) { group in
+            group.addTask {
+                var iterator = inbox.makeAsyncIterator()
+                return await iterator.next()
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? nil
+        }
+    }
+}

@@ -15,20 +15,12 @@ public struct InboxEnded: Error {
 
 /// The next message of `socket`, or a `TestTimeout` after `timeout`.
 public func receive(_ socket: ZMQSocket, within timeout: Duration = .seconds(10)) async throws -> ZMQMessage {
-    let inbox = socket.messages
-    return try await withThrowingTaskGroup(of: ZMQMessage?.self) { group in
-        group.addTask {
-            var iterator = inbox.makeAsyncIterator()
-            return await iterator.next()
-        }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw TestTimeout(what: "a message on \(socket)")
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let message = first else { throw InboxEnded() }
-        return message
+    let started = ContinuousClock.now
+    guard let message = await socket.receive(within: timeout) else {
+        if ContinuousClock.now - started < timeout { throw InboxEnded() }
+        throw TestTimeout(what: "a message on \(socket)")
     }
+    return message
 }
 
 /// Waits until `condition` holds, polling every 10 ms; false if it still does not after `timeout`.
