@@ -138,11 +138,6 @@ public final class EventWriterVersions: @unchecked Sendable {
     }
 
     public func set(_ setting: EventVersionSetting) throws(EventVersionError) { try set(setting.eventType, to: setting.version) }
-
-    /// Every type written at other than its current version, sorted by type.
-    public var overrides: [(eventType: String, version: String)] {
-        versions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
 }
 
 /// Every event type of the seed: the list the bus and the reports read (an envelope carries only

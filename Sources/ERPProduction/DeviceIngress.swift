@@ -179,15 +179,15 @@ struct DeviceMessage: Codable, Sendable {
     var quantity: Int?
 }
 
-/// The answer to a device.
-struct DeviceAnswer: Codable, Sendable {
-    var ok: Bool
-    var sequence: Int64?
-    var accepted: Bool?
-    var confirmedByShop: Bool?
-    var error: String?
-    var message: String?
-    init(ok: Bool, sequence: Int64? = nil, accepted: Bool? = nil, confirmedByShop: Bool? = nil, error: String? = nil, message: String? = nil) {
+/// The answer to a device (docs/device-protocol.md): what the door sends and a device reads.
+public struct DeviceAnswer: Codable, Sendable {
+    public var ok: Bool
+    public var sequence: Int64?
+    public var accepted: Bool?
+    public var confirmedByShop: Bool?
+    public var error: String?
+    public var message: String?
+    public init(ok: Bool, sequence: Int64? = nil, accepted: Bool? = nil, confirmedByShop: Bool? = nil, error: String? = nil, message: String? = nil) {
         self.ok = ok; self.sequence = sequence; self.accepted = accepted; self.confirmedByShop = confirmedByShop
         self.error = error; self.message = message
     }

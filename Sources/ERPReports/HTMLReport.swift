@@ -177,17 +177,5 @@ public enum HTMLReport {
     static func ms(_ v: Double) -> String { v >= 1000 ? String(format: "%.1fs", v / 1000) : String(format: "%.0fms", v) }
 
     /// HTML-escaped text.
-    static func e(_ text: String) -> String {
-        var out = ""
-        for c in text.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    static func e(_ text: String) -> String { markupEscaped(text) }
 }

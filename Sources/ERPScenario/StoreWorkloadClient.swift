@@ -33,28 +33,13 @@ public final class StoreWorkloadClient: @unchecked Sendable {
     let workload: Scenario.StoreWorkload
     let fixtures: Fixtures
     let until: Timestamp
-    public private(set) var vends: [VendRecord] = []
-    public private(set) var campaignsCreated = 0
-    public private(set) var campaignsFailed = 0
-    public private(set) var reads = 0
-    public private(set) var readsFailed = 0
-    public private(set) var readLatency = LatencyRecorder()
+    /// What the client saw so far.
+    public private(set) var outcome = StoreOutcome()
     private var inFlight = 0
     private var arrivalsEnded = false
     /// Every vend has arrived and finished (as far as the client waits for it).
     public var isDone: Bool { (arrivalsEnded || workload.vendRatePerSecond == 0) && inFlight == 0 }
     private let machines: [Fixtures.Device]
-
-    public var outcome: StoreOutcome {
-        var o = StoreOutcome()
-        o.vends = vends
-        o.campaignsCreated = campaignsCreated
-        o.campaignsFailed = campaignsFailed
-        o.reads = reads
-        o.readsFailed = readsFailed
-        o.readLatency = readLatency
-        return o
-    }
 
     public init(runtime: any Runtime, api: any OrderAPI, workload: Scenario.StoreWorkload, fixtures: Fixtures, until: Timestamp) {
         self.runtime = runtime
@@ -110,13 +95,13 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         let product = runtime.random.pick(shop.stock).productId
         let quantity = runtime.random.int(in: workload.vendQuantity)
         let request = Vend(vendId: "vend-\(n)", machineId: machine.id, productId: product, quantity: quantity)
-        let index = vends.count
-        vends.append(VendRecord(vendId: request.vendId, scheduledAt: runtime.clock.now, completedAt: nil, outcome: .gaveUp, attempts: 0))
+        let index = outcome.vends.count
+        outcome.vends.append(VendRecord(vendId: request.vendId, scheduledAt: runtime.clock.now, completedAt: nil, outcome: .gaveUp, attempts: 0))
         inFlight += 1
         defer { inFlight -= 1 }
         var status: VendResult.Status?
         for attempt in 1...workload.attemptCountMax {
-            vends[index].attempts = attempt
+            outcome.vends[index].attempts = attempt
             do {
                 status = try await api.send(request, metadata: metadata(request.vendId)).status
                 break
@@ -135,8 +120,8 @@ public final class StoreWorkloadClient: @unchecked Sendable {
             if let answer = try? await api.send(GetVend(vendId: request.vendId), metadata: metadata(request.vendId)) { status = answer.status }
         }
         guard let status else { return }
-        vends[index].completedAt = runtime.clock.now
-        vends[index].outcome = switch status {
+        outcome.vends[index].completedAt = runtime.clock.now
+        outcome.vends[index].outcome = switch status {
         case .dispensed: .dispensed
         case .refused: .refused
         case .pending: .pending
@@ -156,7 +141,7 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         for attempt in 1...workload.attemptCountMax {
             do {
                 _ = try await api.send(request, metadata: metadata("campaign-\(n)", key: "campaign-\(n)"))
-                campaignsCreated += 1
+                outcome.campaignsCreated += 1
                 return
             } catch RPCError.rejected {
                 break
@@ -164,7 +149,7 @@ public final class StoreWorkloadClient: @unchecked Sendable {
                 await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: .milliseconds(200), max: .seconds(2)))
             }
         }
-        campaignsFailed += 1
+        outcome.campaignsFailed += 1
     }
 
     private func read() async {
@@ -178,10 +163,10 @@ public final class StoreWorkloadClient: @unchecked Sendable {
             case 3: _ = try await api.send(ListProducts(), metadata: metadata(correlation))
             default: _ = try await api.send(ListCampaigns(), metadata: metadata(correlation))
             }
-            reads += 1
-            readLatency.record(runtime.clock.now - started)
+            outcome.reads += 1
+            outcome.readLatency.record(runtime.clock.now - started)
         } catch {
-            readsFailed += 1
+            outcome.readsFailed += 1
         }
     }
 }

@@ -24,7 +24,7 @@ public enum Swarm {
         drawn.faults = (0..<count).map { _ in
             let kind = retarget(random.pick(templates), random: random)
             let at = millisecondsCeiling(chaos.seconds * random.uniform(0, 0.8))
-            let lasting: Duration? = kind.endsBeforeHeal ? millisecondsCeiling(random.uniform(0.5, max(0.5, chaos.seconds / 3))) : nil
+            let lasting: Duration? = kind.ends ? millisecondsCeiling(random.uniform(0.5, max(0.5, chaos.seconds / 3))) : nil
             return ScheduledFault(at: at, duration: lasting, kind: kind)
         }.sorted { $0.at < $1.at }
         // Scaled expectations would not fit a schedule nobody calibrated: only the invariants judge.
@@ -71,10 +71,4 @@ public enum Swarm {
 
     /// Seconds as a whole number of milliseconds (so a written schedule reads back exactly).
     static func millisecondsCeiling(_ seconds: Double) -> Duration { .milliseconds(Int64((seconds * 1000).rounded(.up))) }
-}
-
-extension ScheduledFault.Kind {
-    /// Whether the fault is over before the heal phase when given a length (not a crash, a disk
-    /// loss or an upgrade).
-    var endsBeforeHeal: Bool { ends }
 }

@@ -50,15 +50,6 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
         return socket
     }
 
-    private struct Answer: Decodable {
-        var ok: Bool
-        var sequence: Int64?
-        var accepted: Bool?
-        var confirmedByShop: Bool?
-        var error: String?
-        var message: String?
-    }
-
     /// Sends one message and waits for its answer (the one naming its sequence; a late answer to an
     /// earlier message that timed out is skipped) until `deadline`.
     private func exchange(_ deviceId: String, sequence: Int64, _ body: [String: JSONValue], deadline: Timestamp) async throws -> DeviceReportAck {
@@ -71,7 +62,7 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
             guard message.frames.count == 2, message.frames[0] == Array(Self.version.utf8) else {
                 throw RPCError.rejected(code: "bad_response", message: "the device door answered \(message.frames.count) frames")
             }
-            let answer = try JSONDecoder().decode(Answer.self, from: Data(message.frames[1]))
+            let answer = try JSONDecoder().decode(DeviceAnswer.self, from: Data(message.frames[1]))
             guard answer.ok else {
                 let code = answer.error ?? "error"
                 switch code {

@@ -94,7 +94,7 @@ struct Explore: AsyncParsableCommand {
         let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1)
         let interrupts = TerminationSignals { state.interrupt() }
         defer { interrupts.cancel() }
-        FileHandle.standardOutput.write(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(jobs_()) at a time; reports in \(out)\n".utf8))
+        FileHandle.standardOutput.write(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(workerCount()) at a time; reports in \(out)\n".utf8))
 
         await withTaskGroup(of: Void.self) { group in
             var next = 0
@@ -105,7 +105,7 @@ struct Explore: AsyncParsableCommand {
                 next += 1
                 group.addTask { await runSeed(job, out: out, executable: executable, state: state) }
             }
-            for _ in 0..<jobs_() { launch() }
+            for _ in 0..<workerCount() { launch() }
             while await group.next() != nil { launch() }
         }
         state.endProgress()
@@ -145,7 +145,7 @@ struct Explore: AsyncParsableCommand {
         if !summary.failures.isEmpty { throw ExitCode(ExitStatus.expectations) }
     }
 
-    private func jobs_() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    private func workerCount() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Runs one seed as `erp run` in its own process and reads what it wrote.
     private func runSeed(_ job: Job, out: String, executable: String, state: ExploreState) async {
