@@ -58,6 +58,12 @@ public struct ControlReport: Codable, Sendable, Hashable {
     public var rateLimited: Int
     /// Latency of the calls this process made, per method, as histograms (mergeable).
     public var callLatency: [String: [LatencyBucket]]
+    /// For calibration, over the requests that ended `ok` only: latency of the calls it made, of
+    /// the requests it served (handler time), and the handlers' own time (less their waits on
+    /// calls and sleeps), per method.
+    public var okCallLatency: [String: [LatencyBucket]]
+    public var servedLatency: [String: [LatencyBucket]]
+    public var ownLatency: [String: [LatencyBucket]]
 }
 
 extension ServiceHost {
@@ -84,7 +90,9 @@ extension ServiceHost {
         transport.register(ReadControlReport.self) { _, _ in
             ControlReport(node: node.rawValue, processId: processId, transport: transport.counters,
                           faults: transport.faults.counters, resilience: settings.resilienceMetrics.paths,
-                          rateLimited: settings.resilienceMetrics.rateLimited, callLatency: transport.calls.latencyBuckets())
+                          rateLimited: settings.resilienceMetrics.rateLimited, callLatency: transport.calls.latencyBuckets(),
+                          okCallLatency: transport.calls.okLatencyBuckets(), servedLatency: transport.served.okLatencyBuckets(),
+                          ownLatency: transport.ownTime.okLatencyBuckets())
         }
     }
 }

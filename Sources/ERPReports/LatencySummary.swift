@@ -29,6 +29,12 @@ public struct LatencyRecorder: Sendable {
         }
     }
 
+    /// The latency at `percentile` (0...100), in microseconds; 0 when nothing was recorded.
+    public func microseconds(atPercentile percentile: Double) -> UInt64 {
+        guard histogram.totalCount > 0 else { return 0 }
+        return percentile <= 0 ? histogram.min : histogram.valueAtPercentile(percentile)
+    }
+
     public var summary: LatencySummary {
         func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 1_000).rounded() / 1_000 }
         guard histogram.totalCount > 0 else { return LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
@@ -57,4 +63,23 @@ public struct LatencyBucket: Codable, Sendable, Hashable {
     public var microseconds: UInt64
     public var count: UInt64
     public init(microseconds: UInt64, count: UInt64) { self.microseconds = microseconds; self.count = count }
+}
+
+/// The latency histograms one node recorded over a run, its process incarnations merged, by RPC
+/// method, over the requests that ended `ok`: the round trips of the calls it made, the time its
+/// handlers took on the requests it served, and their own share of it (less waits on calls and
+/// sleeps). What `erp calibrate` fits.
+public struct NodeLatency: Sendable {
+    public var node: String
+    public var calls: [String: LatencyRecorder] = [:]
+    public var served: [String: LatencyRecorder] = [:]
+    public var own: [String: LatencyRecorder] = [:]
+
+    public init(node: String) { self.node = node }
+
+    public mutating func add(calls: [String: [LatencyBucket]], served: [String: [LatencyBucket]], own: [String: [LatencyBucket]]) {
+        for (method, buckets) in calls { self.calls[method, default: LatencyRecorder()].merge(buckets) }
+        for (method, buckets) in served { self.served[method, default: LatencyRecorder()].merge(buckets) }
+        for (method, buckets) in own { self.own[method, default: LatencyRecorder()].merge(buckets) }
+    }
 }

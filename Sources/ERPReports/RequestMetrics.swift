@@ -16,6 +16,9 @@ public final class RequestMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: [String: [String: Int]] = [:]
     private var latency: [String: LatencyRecorder] = [:]
+    /// The same, for requests that ended `ok` only: what a model of the working system is fitted to
+    /// (a timed-out call measures the timeout, not the network).
+    private var okLatency: [String: LatencyRecorder] = [:]
 
     public init(counterName: String, durationName: String, help: String, keyLabel: String, outcomeLabel: String) {
         self.counterName = counterName
@@ -29,11 +32,15 @@ public final class RequestMetrics: @unchecked Sendable {
         lock.withLock {
             counts[key, default: [:]][outcome, default: 0] += 1
             latency[key, default: LatencyRecorder()].record(duration)
+            if outcome == "ok" { okLatency[key, default: LatencyRecorder()].record(duration) }
         }
     }
 
     /// Every key's latency histogram, to merge elsewhere.
     public func latencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { latency.mapValues(\.buckets) } }
+
+    /// Every key's latency histogram over the requests that ended `ok`.
+    public func okLatencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { okLatency.mapValues(\.buckets) } }
 
     /// Every key's latency percentiles.
     public func latencySummaries() -> [String: LatencySummary] { lock.withLock { latency.mapValues(\.summary) } }

@@ -2,26 +2,35 @@ import ERPCore
 
 /// How one directed link behaves, whichever backend carries it: the simulator's network model
 /// turns it into its `LinkSettings`, the ZeroMQ harness into each process's transport fault
-/// filter. Latency is uniform in `[latencyMin, latencyMax]`.
+/// filter. Latency is uniform in `[min, max]` unless a calibration gave it quantiles (the ZeroMQ
+/// fault filter, which adds latency to a real network, draws uniformly in `[min, max]` even then).
 public struct LinkBehaviour: Sendable, Hashable {
-    public var latencyMin: Duration
-    public var latencyMax: Duration
+    public var latency: LatencyDistribution
     public var dropProbability: Double
     public var duplicateProbability: Double
     /// Probability that a message ignores the link's FIFO order.
     public var reorderProbability: Double
 
-    public init(latencyMin: Duration = .milliseconds(1), latencyMax: Duration = .milliseconds(4), dropProbability: Double = 0,
-                duplicateProbability: Double = 0, reorderProbability: Double = 0) {
-        self.latencyMin = latencyMin; self.latencyMax = latencyMax; self.dropProbability = dropProbability
+    public init(latency: LatencyDistribution, dropProbability: Double = 0, duplicateProbability: Double = 0,
+                reorderProbability: Double = 0) {
+        self.latency = latency; self.dropProbability = dropProbability
         self.duplicateProbability = duplicateProbability; self.reorderProbability = reorderProbability
     }
 
+    public init(latencyMin: Duration = .milliseconds(1), latencyMax: Duration = .milliseconds(4), dropProbability: Double = 0,
+                duplicateProbability: Double = 0, reorderProbability: Double = 0) {
+        self.init(latency: .uniform(latencyMin, latencyMax), dropProbability: dropProbability,
+                  duplicateProbability: duplicateProbability, reorderProbability: reorderProbability)
+    }
+
+    public var latencyMin: Duration { latency.min }
+    public var latencyMax: Duration { latency.max }
+
     /// The same link without loss, duplication or reordering: what the heal phase runs on.
-    public var healed: LinkBehaviour { LinkBehaviour(latencyMin: latencyMin, latencyMax: latencyMax) }
+    public var healed: LinkBehaviour { LinkBehaviour(latency: latency) }
 
     public var summaryText: String {
-        "latency \(latencyMin.shortDescription)..\(latencyMax.shortDescription), drop \(dropProbability), duplicate \(duplicateProbability), reorder \(reorderProbability)"
+        "latency \(latency), drop \(dropProbability), duplicate \(duplicateProbability), reorder \(reorderProbability)"
     }
 }
 

@@ -53,8 +53,25 @@ public struct Scenario: Sendable {
     }
 
     public struct NetworkSettings: Sendable {
+        /// Every link's behaviour, unless `links` names it.
         public var link = LinkBehaviour(latencyMin: .milliseconds(1), latencyMax: .milliseconds(4))
+        /// Directed links that behave otherwise (`erp calibrate` writes one per measured link).
+        /// Simulation only: over ZeroMQ the base latency is added to a real network, whose links
+        /// already differ.
+        public var links: [LinkSetting] = []
+        /// Per RPC method, the time the serving handler takes on its own, which virtual time does
+        /// not otherwise see (`erp calibrate` measures it). Sorted by method. Simulation only.
+        public var serviceTimes: [(method: String, time: LatencyDistribution)] = []
         public init() {}
+
+        public struct LinkSetting: Sendable, Hashable {
+            public var from: ServiceName
+            public var to: ServiceName
+            public var behaviour: LinkBehaviour
+            public init(from: ServiceName, to: ServiceName, behaviour: LinkBehaviour) {
+                self.from = from; self.to = to; self.behaviour = behaviour
+            }
+        }
     }
 
     /// Open-loop order arrivals: Poisson at `ratePerSecond`, whatever the system's state.

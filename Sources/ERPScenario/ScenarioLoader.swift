@@ -40,7 +40,7 @@ public struct ScenarioLoader {
         if let v = top["duration"] { scenario.duration = try read.positiveDuration(v, "duration", max: Scenario.Limits.phaseDurationMax) }
         if let v = top["heal"] { scenario.heal = try read.positiveDuration(v, "heal", max: Scenario.Limits.phaseDurationMax) }
         if let v = top["fixtures"] { scenario.fixturesPath = try read.string(v) }
-        if let v = top["network"] { scenario.network.link = try link(v, base: scenario.network.link, context: "network") }
+        if let v = top["network"] { scenario.network = try network(v, base: scenario.network) }
         if let v = top["workload"] {
             scenario.workload = try workload(v)
             scenario.devices = try devices(v)
@@ -194,19 +194,66 @@ public struct ScenarioLoader {
         return rate
     }
 
-    private func link(_ node: Node, base: LinkBehaviour, context: String) throws(ScenarioError) -> LinkBehaviour {
-        let m = try read.mapping(node, context, keys: ["latency", "drop", "duplicate", "reorder", "from", "to"])
-        var link = base
-        if let v = m["latency"] {
-            let l = try read.mapping(v, context + ".latency", keys: ["min", "max"])
-            link.latencyMin = try read.duration(l.required("min"), context + ".latency.min")
-            link.latencyMax = try read.duration(l.required("max"), context + ".latency.max")
-            guard link.latencyMin <= link.latencyMax else { throw read.fail(v, "\(context).latency.min must not exceed max") }
+    /// `network:` is a link's behaviour for every link, plus (from `erp calibrate`) the links that
+    /// differ and each method's service time.
+    private func network(_ node: Node, base: Scenario.NetworkSettings) throws(ScenarioError) -> Scenario.NetworkSettings {
+        let m = try read.mapping(node, "network", keys: ["latency", "drop", "duplicate", "reorder", "links", "serviceTime"])
+        var network = base
+        network.link = try link(node, base: base.link, context: "network", extraKeys: ["links", "serviceTime"])
+        if let v = m["links"] {
+            network.links = []
+            for item in try read.sequence(v, "network.links") {
+                let l = try read.mapping(item, "network.links entry", keys: ["from", "to", "latency", "drop", "duplicate", "reorder"])
+                let setting = Scenario.NetworkSettings.LinkSetting(
+                    from: try serviceName(l.required("from")), to: try serviceName(l.required("to")),
+                    behaviour: try link(item, base: network.link, context: "network.links entry"))
+                guard !network.links.contains(where: { $0.from == setting.from && $0.to == setting.to }) else {
+                    throw read.fail(item, "network.links names \(setting.from) -> \(setting.to) twice")
+                }
+                network.links.append(setting)
+            }
         }
+        if let v = m["serviceTime"] {
+            guard case .mapping(let methods) = v else { throw read.fail(v, "network.serviceTime must map RPC methods to latencies") }
+            network.serviceTimes = []
+            for (key, value) in methods {
+                guard let method = key.string, !method.isEmpty else { throw read.fail(key, "network.serviceTime: a method name must be text") }
+                guard !network.serviceTimes.contains(where: { $0.method == method }) else {
+                    throw read.fail(key, "network.serviceTime names \(method) twice")
+                }
+                network.serviceTimes.append((method, try latency(value, context: "network.serviceTime.\(method)")))
+            }
+            network.serviceTimes.sort { $0.method < $1.method }
+        }
+        return network
+    }
+
+    private func link(_ node: Node, base: LinkBehaviour, context: String, extraKeys: [String] = []) throws(ScenarioError) -> LinkBehaviour {
+        let m = try read.mapping(node, context, keys: ["latency", "drop", "duplicate", "reorder", "from", "to"] + extraKeys)
+        var link = base
+        if let v = m["latency"] { link.latency = try latency(v, context: context + ".latency") }
         if let v = m["drop"] { link.dropProbability = try read.probability(v, context + ".drop") }
         if let v = m["duplicate"] { link.duplicateProbability = try read.probability(v, context + ".duplicate") }
         if let v = m["reorder"] { link.reorderProbability = try read.probability(v, context + ".reorder") }
         return link
+    }
+
+    /// `{min, max}` (uniform) or with quantiles between: `{min, p50, p90, p99, p999, max}`, each
+    /// at least the one before it.
+    private func latency(_ node: Node, context: String) throws(ScenarioError) -> LatencyDistribution {
+        let names = LatencyDistribution.namedQuantiles
+        let l = try read.mapping(node, context, keys: ["min"] + names.map(\.name) + ["max"])
+        let min = try read.duration(l.required("min"), context + ".min")
+        let max = try read.duration(l.required("max"), context + ".max")
+        var points: [(quantile: Double, latency: Duration)] = []
+        for (name, quantile) in names {
+            if let v = l[name] { points.append((quantile, try read.duration(v, context + "." + name))) }
+        }
+        guard let distribution = LatencyDistribution(min: min, points: points, max: max) else {
+            throw read.fail(node, "\(context): min, " + points.map { q in names.first { $0.quantile == q.quantile }!.name + ", " }.joined()
+                            + "max must each be at least the one before")
+        }
+        return distribution
     }
 
     /// Every kind of fault a scenario can name: the key that names it and how its value reads.
@@ -287,12 +334,14 @@ public struct ScenarioLoader {
         return EventVersionSetting(eventType: type, version: version)
     }
 
-    private func service(_ node: Node) throws(ScenarioError) -> NodeName {
+    private func service(_ node: Node) throws(ScenarioError) -> NodeName { NodeName(try serviceName(node)) }
+
+    private func serviceName(_ node: Node) throws(ScenarioError) -> ServiceName {
         let name = try read.string(node)
         guard let s = ServiceName(named: name) else {
             throw read.fail(node, "unknown service '\(name)'; known: \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        return NodeName(s)
+        return s
     }
 
 }

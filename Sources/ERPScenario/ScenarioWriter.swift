@@ -10,8 +10,11 @@ public enum ScenarioWriter {
         var out = header.map { "# " + $0 }
         func d(_ duration: Duration) -> String { duration.shortDescription }
         func range(_ r: ClosedRange<Int>) -> String { "{min: \(r.lowerBound), max: \(r.upperBound)}" }
+        func latency(_ l: LatencyDistribution) -> String {
+            "{min: \(d(l.min)), " + l.innerPoints.map { "\($0.name): \(d($0.latency)), " }.joined() + "max: \(d(l.max))}"
+        }
         func link(_ l: LinkBehaviour) -> String {
-            "latency: {min: \(d(l.latencyMin)), max: \(d(l.latencyMax))}, drop: \(l.dropProbability), duplicate: \(l.duplicateProbability), reorder: \(l.reorderProbability)"
+            "latency: \(latency(l.latency)), drop: \(l.dropProbability), duplicate: \(l.duplicateProbability), reorder: \(l.reorderProbability)"
         }
         out.append("name: \(quoted(s.name))")
         if !s.description.isEmpty { out.append("description: \(quoted(s.description))") }
@@ -19,7 +22,22 @@ public enum ScenarioWriter {
         out.append("duration: \(d(s.duration))")
         out.append("heal: \(d(s.heal))")
         out.append("fixtures: \(quoted(fixturesPath ?? s.fixturesPath))")
-        out.append("network: {\(link(s.network.link))}")
+        if s.network.links.isEmpty && s.network.serviceTimes.isEmpty {
+            out.append("network: {\(link(s.network.link))}")
+        } else {
+            out.append("network:")
+            let l = s.network.link
+            out += ["  latency: \(latency(l.latency))", "  drop: \(l.dropProbability)", "  duplicate: \(l.duplicateProbability)",
+                    "  reorder: \(l.reorderProbability)"]
+            if !s.network.links.isEmpty {
+                out.append("  links:")
+                for l in s.network.links { out.append("    - {from: \(l.from), to: \(l.to), \(link(l.behaviour))}") }
+            }
+            if !s.network.serviceTimes.isEmpty {
+                out.append("  serviceTime:")
+                for (method, time) in s.network.serviceTimes { out.append("    \(quoted(method)): \(latency(time))") }
+            }
+        }
         out.append("workload:")
         let w = s.workload
         out.append("  orders: {rate: \(w.ratePerSecond), itemsPerOrder: \(range(w.itemsPerOrder)), quantity: \(range(w.quantity)), timeout: \(d(w.timeout)), attempts: \(w.attemptCountMax)}")

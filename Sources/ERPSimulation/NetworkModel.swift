@@ -1,29 +1,31 @@
 import ERPCore
 
-/// How one directed link behaves. Latency is uniform in `[latencyMin, latencyMax]`: the spread is
-/// the jitter.
+/// How one directed link behaves. Latency follows `latency`: uniform in a range unless a
+/// calibration gave it a measured shape; its spread is the jitter.
 public struct LinkSettings: Sendable, Hashable, CustomStringConvertible {
-    public var latencyMin: Duration = .microseconds(500)
-    public var latencyMax: Duration = .milliseconds(2)
+    public var latency = LatencyDistribution.uniform(.microseconds(500), .milliseconds(2))
     public var dropProbability: Double = 0
     public var duplicateProbability: Double = 0
     /// Probability that a message ignores the link's FIFO order (a TCP-like link keeps order;
     /// a reordered message may overtake those sent before it).
     public var reorderProbability: Double = 0
     public init() {}
-    public init(latencyMin: Duration, latencyMax: Duration, dropProbability: Double = 0,
+    public init(latency: LatencyDistribution, dropProbability: Double = 0,
                 duplicateProbability: Double = 0, reorderProbability: Double = 0) {
-        self.latencyMin = latencyMin; self.latencyMax = latencyMax; self.dropProbability = dropProbability
+        self.latency = latency; self.dropProbability = dropProbability
         self.duplicateProbability = duplicateProbability; self.reorderProbability = reorderProbability
     }
+    public init(latencyMin: Duration, latencyMax: Duration, dropProbability: Double = 0,
+                duplicateProbability: Double = 0, reorderProbability: Double = 0) {
+        self.init(latency: .uniform(latencyMin, latencyMax), dropProbability: dropProbability,
+                  duplicateProbability: duplicateProbability, reorderProbability: reorderProbability)
+    }
     public var description: String {
-        "latency \(latencyMin.shortDescription)..\(latencyMax.shortDescription) drop \(dropProbability) duplicate \(duplicateProbability) reorder \(reorderProbability)"
+        "latency \(latency) drop \(dropProbability) duplicate \(duplicateProbability) reorder \(reorderProbability)"
     }
 
     /// The same link without loss, duplication or reordering: what the heal phase runs on.
-    public var healed: LinkSettings {
-        LinkSettings(latencyMin: latencyMin, latencyMax: latencyMax)
-    }
+    public var healed: LinkSettings { LinkSettings(latency: latency) }
 }
 
 /// The simulated network: per-link settings, partitions and per-link FIFO state.
@@ -31,8 +33,12 @@ public struct LinkSettings: Sendable, Hashable, CustomStringConvertible {
 /// isolating a node). Crashes, pauses and clock skew are the world's (they concern nodes).
 public struct NetworkModel: Sendable {
     public var defaultLink = LinkSettings()
-    /// Per directed link overrides, looked up (never iterated) by `(from, to)` node indices.
+    /// Per directed link overrides set by faults, looked up (never iterated) by `(from, to)` node
+    /// indices.
     var overrides: [Int: LinkSettings] = [:]
+    /// Per directed link settings of the scenario itself (a calibrated network): what a link
+    /// returns to when its fault ends.
+    var base: [Int: LinkSettings] = [:]
     /// Directed links currently cut.
     var cut: Set<Int> = []
     /// When true (the default) each link delivers in the order it was sent, unless a message is
@@ -46,11 +52,17 @@ public struct NetworkModel: Sendable {
     @inline(__always) static func key(_ from: Int, _ to: Int) -> Int { from << 20 | to }
 
     func settings(_ from: Int, _ to: Int) -> LinkSettings {
-        overrides.isEmpty ? defaultLink : (overrides[Self.key(from, to)] ?? defaultLink)
+        if overrides.isEmpty && base.isEmpty { return defaultLink }
+        let key = Self.key(from, to)
+        return overrides[key] ?? base[key] ?? defaultLink
     }
 
     mutating func setOverride(_ from: Int, _ to: Int, _ settings: LinkSettings?) {
         overrides[Self.key(from, to)] = settings
+    }
+
+    mutating func setBase(_ from: Int, _ to: Int, _ settings: LinkSettings) {
+        base[Self.key(from, to)] = settings
     }
 
     func isCut(_ from: Int, _ to: Int) -> Bool { !cut.isEmpty && cut.contains(Self.key(from, to)) }
@@ -63,5 +75,6 @@ public struct NetworkModel: Sendable {
         cut.removeAll()
         defaultLink = defaultLink.healed
         for key in overrides.keys.sorted() { overrides[key] = overrides[key]!.healed }
+        for key in base.keys.sorted() { base[key] = base[key]!.healed }
     }
 }

@@ -32,6 +32,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// Every RPC made in this world, by method and outcome, with its virtual round-trip latency
     /// (nil: not recorded, as in the throughput benchmark).
     public var callMetrics: RequestMetrics? = RequestMetrics.rpcCalls()
+    /// Per RPC method, the time its handler takes on its own (besides the calls and sleeps it makes,
+    /// which the world already times): a calibrated model of real services' work. Empty: none.
+    public var serviceTimes: [String: LatencyDistribution] = [:]
 
     /// Virtual nanoseconds since the world began.
     public private(set) var elapsedNanoseconds: Int64 = 0
@@ -216,7 +219,8 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         var body: Body
     }
 
-    func send(_ message: SimMessage) {
+    /// Sends `message` over its link; `delay` is time spent before it leaves (a reply's service time).
+    func send(_ message: SimMessage, after delay: Int64 = 0) {
         stats.messagesSent += 1
         let from = message.from, to = message.to
         if network.isCut(from, to) {
@@ -235,9 +239,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             copies = 2
             stats.messagesDuplicated += 1
         }
-        let lo = link.latencyMin.nanoseconds, hi = link.latencyMax.nanoseconds
+        let lo = link.latency.min.nanoseconds, hi = link.latency.max.nanoseconds
         for copy in 0..<copies {
-            var at = elapsedNanoseconds + (hi > lo ? lo + Int64(networkRandom.unit() * Double(hi - lo)) : lo)
+            var at = elapsedNanoseconds &+ delay &+ (hi > lo ? link.latency.sample(networkRandom.unit()) : lo)
             if network.preserveLinkOrder {
                 let key = NetworkModel.key(from, to)
                 if link.reorderProbability > 0, networkRandom.chance(link.reorderProbability) {
@@ -287,8 +291,11 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             let reply = { [self] (result: Result<any Sendable, RPCError>) in
                 // The server may have crashed while it worked: a dead incarnation says nothing.
                 guard node.alive, node.epoch == message.toEpoch else { return }
+                // A calibrated service time: the method's own work, which virtual time otherwise
+                // does not see, delays its reply.
+                let work = serviceTimes.isEmpty ? 0 : serviceTimes[method].map { $0.sample(networkRandom.unit()) } ?? 0
                 send(SimMessage(from: message.to, fromEpoch: message.toEpoch, to: message.from,
-                                toEpoch: message.fromEpoch, callId: message.callId, body: .reply(result)))
+                                toEpoch: message.fromEpoch, callId: message.callId, body: .reply(result)), after: work)
             }
             // The deadline is absolute, and the receiver judges it on its own clock, skew and all,
             // as a real process does (a node running ahead refuses work its callers still want).
@@ -402,6 +409,13 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             network.setCut(other, i, true)
         }
         record("fault isolate \(name)")
+    }
+
+    /// The scenario's own settings of one directed link (a calibrated network); faults override it
+    /// for a while and it returns after.
+    public func setBaseLink(from: NodeName, to: NodeName, _ settings: LinkSettings) {
+        guard let f = index(of: from), let t = index(of: to) else { return }
+        network.setBase(f, t, settings)
     }
 
     public func setLink(from: NodeName, to: NodeName, _ settings: LinkSettings?) {

@@ -47,6 +47,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace)
         world.logToStandardError = logToStandardError
         world.network.defaultLink = LinkSettings(scenario.network.link)
+        for (method, time) in scenario.network.serviceTimes { world.serviceTimes[method] = time }
         world.record("scenario \(scenario.name) seed \(seed)")
         settings = scenario.serviceSettings(fixtures: fixtures)
         simInjector = SimFaultInjector(world: world, provider: settings.provider, eventVersions: settings.eventVersions,
@@ -61,6 +62,9 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             }
         }
         clientNode = world.addNode("client")
+        for link in scenario.network.links {
+            world.setBaseLink(from: NodeName(link.from), to: NodeName(link.to), LinkSettings(link.behaviour))
+        }
         // Start in dependency order, a moment apart, before any order arrives.
         for (i, service) in services.enumerated() {
             world.schedule(after: .milliseconds(Int64(i))) { [world] in world.node(serving: service)!.start() }
@@ -155,7 +159,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
 extension LinkSettings {
     /// The simulator's form of a scenario's link behaviour.
     init(_ behaviour: LinkBehaviour) {
-        self.init(latencyMin: behaviour.latencyMin, latencyMax: behaviour.latencyMax, dropProbability: behaviour.dropProbability,
+        self.init(latency: behaviour.latency, dropProbability: behaviour.dropProbability,
                   duplicateProbability: behaviour.duplicateProbability, reorderProbability: behaviour.reorderProbability)
     }
 }

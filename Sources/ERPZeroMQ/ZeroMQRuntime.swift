@@ -49,7 +49,9 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     /// `SerialTaskExecutor` for why not `Task.sleep`); if the node shuts down, the task never
     /// resumes, as in a process that died.
     public func sleep(for duration: Duration) async {
+        let started = ContinuousClock.now
         await executor.sleep(for: duration)
+        HandlerWaits.add(ContinuousClock.now - started)
     }
 
     /// Starts `body` on the node's executor. After `shutdown` the executor drops it.

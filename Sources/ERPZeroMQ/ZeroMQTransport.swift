@@ -127,6 +127,11 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     /// Requests this node served, by method and outcome (`ok` or the error's kind), with the
     /// handlers' latency.
     public let served = RequestMetrics.rpcServed()
+    /// The same requests' own time: what each handler took minus its waits on calls and sleeps
+    /// (`HandlerWaits`). Not exported to Prometheus; `erp calibrate` reads it.
+    public let ownTime = RequestMetrics(counterName: "erp_rpc_own_total", durationName: "erp_rpc_own_duration_ms",
+                                        help: "RPC requests served, by method, with the handlers' own time.", keyLabel: "method",
+                                        outcomeLabel: "outcome")
     /// Calls this node made, by method and outcome, with their round-trip latency.
     public let calls = RequestMetrics.rpcCalls()
     private let bindEndpoint: String
@@ -286,9 +291,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         let answer: [UInt8]
         do {
             answer = try await exchange(method: R.method, body: body, target: target, metadata: metadata)
-            calls.record(R.method, outcome: "ok", latency: ContinuousClock.now - started)
+            let took = ContinuousClock.now - started
+            calls.record(R.method, outcome: "ok", latency: took)
+            HandlerWaits.add(took)
         } catch {
-            calls.record(R.method, outcome: (error as? RPCError)?.kind ?? "error", latency: ContinuousClock.now - started)
+            let took = ContinuousClock.now - started
+            calls.record(R.method, outcome: (error as? RPCError)?.kind ?? "error", latency: took)
+            HandlerWaits.add(took)
             throw error
         }
         do {
@@ -552,11 +561,12 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             let callId = header.callId, method = header.method
             let arrived = ContinuousClock.now
             Task(executorPreference: executor) { [self] in
-                let result = await handler(body, context)
-                switch result {
-                case .success: served.record(method, outcome: "ok", latency: ContinuousClock.now - arrived)
-                case .failure(let error): served.record(method, outcome: error.kind, latency: ContinuousClock.now - arrived)
-                }
+                let waits = HandlerWaits()
+                let result = await HandlerWaits.$current.withValue(waits) { await handler(body, context) }
+                let took = ContinuousClock.now - arrived
+                let outcome = switch result { case .success: "ok"; case .failure(let error): error.kind }
+                served.record(method, outcome: outcome, latency: took)
+                ownTime.record(method, outcome: outcome, latency: waits.ownTime(of: took))
                 if case .failure(.rejected("internal", let why)) = result {
                     logger.warning("\(method) failed: \(why)", metadata: ["correlationId": "\(context.correlationId)"])
                 }

@@ -72,6 +72,19 @@ final class ReportBook: @unchecked Sendable {
         }
     }
 
+    /// Each node's latency histograms, its incarnations merged, in node order.
+    func latencyByNode() -> [NodeLatency] {
+        let (latest, order) = lock.withLock { (self.latest, self.order) }
+        var byNode: [String: NodeLatency] = [:]
+        for key in order {
+            let report = latest[key]!
+            var node = byNode[report.node] ?? NodeLatency(node: report.node)
+            node.add(calls: report.okCallLatency, served: report.servedLatency, own: report.ownLatency)
+            byNode[report.node] = node
+        }
+        return byNode.keys.sorted().map { byNode[$0]! }
+    }
+
     func fill(_ summary: inout RunSummary) {
         let (latest, order) = lock.withLock { (self.latest, self.order) }
         var paths: [String: ResilienceMetrics.PathCounts] = [:]

@@ -74,6 +74,9 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var deviceIO: IOThread?
     }
 
+    /// Every node's RPC latency histograms, once the run is over (what `erp calibrate` fits).
+    public private(set) var measuredLatency: [NodeLatency] = []
+
     public init(scenario: Scenario, scenarioPath: String, fixturesPath: String, outputDirectory: String, executable: String) {
         self.scenario = scenario
         self.scenarioPath = scenarioPath
@@ -292,6 +295,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         for service in running.services { outcome.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
         outcome.recoveredSagas = Self.recoveredSagas(inLog: running.logDirectory + "/order.log")
         let reports = running.reports
+        measuredLatency = reports.latencyByNode()
         outcome.fill = { reports.fill(&$0) }
         return outcome
     }
