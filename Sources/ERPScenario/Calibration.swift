@@ -6,10 +6,11 @@ import ERPReports
 ///
 /// The model has two parts, both distributions given by quantiles (min, p50, p90, p99, p99.9,
 /// max; linear between):
-/// - **one-way latency per directed link** (caller → server): half of what the caller's round
-///   trips took beyond the server's handler time, quantile by quantile, averaged over the methods
-///   on that link weighted by their calls. Links nobody measured (the workload's, which is HTTP
-///   over ZeroMQ) get the average of all measured links.
+/// - **one-way latency per pair of services**: half of what callers' round trips took beyond the
+///   server's handler time, quantile by quantile, averaged over the methods called between the two
+///   (either way) weighted by their calls, and given to both directions (a round trip cannot tell
+///   them apart). A pair with fewer than `minimumCalls` calls, or that nobody measured (the
+///   workload's, HTTP over ZeroMQ), gets the average of all measured calls.
 /// - **service time per RPC method**: the handlers' own time (`HandlerWaits`): what a handler took
 ///   less its waits on the calls it made and the sleeps it took, which the simulator times itself.
 ///
@@ -18,7 +19,11 @@ import ERPReports
 public enum Calibration {
     /// The percentiles every fitted distribution is given at (0 is the minimum, 100 the maximum).
     static let percentiles: [Double] = [0] + LatencyDistribution.namedQuantiles.map { $0.quantile * 100 } + [100]
+    /// Calls a pair of services needs for a distribution of its own (a handful of calls at start-up
+    /// would make a link of a single sample).
+    public static let minimumCalls = 20
 
+    /// The fitted latency between two services, both directions.
     public struct MeasuredLink: Sendable, Hashable {
         public var from: ServiceName
         public var to: ServiceName
@@ -82,8 +87,9 @@ public enum Calibration {
                 }
                 let weight = Int(trips.count)
                 for target in targets where target != caller {
-                    let key = "\(caller.rawValue)>\(target.rawValue)"
-                    var entry = perLink[key] ?? (caller, target, Accumulated())
+                    let (a, b) = caller < target ? (caller, target) : (target, caller)
+                    let key = "\(a.rawValue)|\(b.rawValue)"
+                    var entry = perLink[key] ?? (a, b, Accumulated())
                     entry.sum.weight += weight
                     for i in oneWay.indices { entry.sum.sums[i] += oneWay[i] * Double(weight) }
                     perLink[key] = entry
@@ -98,14 +104,15 @@ public enum Calibration {
         }
         network.link.latency = averaged(all)
         var links: [MeasuredLink] = []
-        for key in perLink.keys.sorted() {
+        for key in perLink.keys.sorted() where perLink[key]!.sum.weight >= minimumCalls {
             let entry = perLink[key]!
             links.append(MeasuredLink(from: entry.from, to: entry.to, calls: entry.sum.weight, latency: averaged(entry.sum)))
         }
-        network.links = links.map {
+        network.links = links.flatMap { link in
             var behaviour = base.link
-            behaviour.latency = $0.latency
-            return Scenario.NetworkSettings.LinkSetting(from: $0.from, to: $0.to, behaviour: behaviour)
+            behaviour.latency = link.latency
+            return [Scenario.NetworkSettings.LinkSetting(from: link.from, to: link.to, behaviour: behaviour),
+                    Scenario.NetworkSettings.LinkSetting(from: link.to, to: link.from, behaviour: behaviour)]
         }
         return Fit(network: network, links: links, serviceSamples: serviceSamples)
     }

@@ -8,7 +8,7 @@ import Foundation
 
 /// `erp calibrate SCENARIO`: the simulator's latency model fitted to real processes, and how close
 /// the simulation then comes. Runs the scenario over ZeroMQ on this machine with no latency added
-/// (the machine's own network and services), fits one-way latency per link and service time per
+/// (the machine's own network and services), fits one-way latency per pair and service time per
 /// method (`Calibration.fit`), writes the scenario with the fitted `network:` block, runs it in
 /// simulation, and prints the fidelity table: p50 and p99 per RPC method and per flow, simulated
 /// against real, with their ratio, beside the ratio the uncalibrated simulation gave.
@@ -76,8 +76,8 @@ struct Calibrate: AsyncParsableCommand {
         try ScenarioWriter.yaml(calibrated, header: header, fixturesPath: fixturesPath).write(toFile: calibratedPath, atomically: true, encoding: .utf8)
         let reloaded: Scenario
         do { reloaded = try ScenarioLoader.load(path: calibratedPath) } catch { throw fail("the written \(calibratedPath) does not load: \(error)") }
-        print("2/3 fitted \(fit.links.count) links and \(fit.network.serviceTimes.count) methods' service times → \(calibratedPath)")
-        for link in fit.links { print("    \(link.from) → \(link.to) (\(link.calls) calls): \(link.latency)") }
+        print("2/3 fitted \(fit.links.count) pairs of services and \(fit.network.serviceTimes.count) methods' service times → \(calibratedPath)")
+        for link in fit.links { print("    \(link.from) ↔ \(link.to) (\(link.calls) calls): \(link.latency)") }
         for (method, time) in fit.network.serviceTimes { print("    \(method) (\(fit.serviceSamples[method] ?? 0) served): \(time)") }
 
         // 3. The simulation, calibrated and as written, at the same seed.

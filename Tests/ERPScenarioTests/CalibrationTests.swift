@@ -101,13 +101,18 @@ import Testing
         inventory.served["inventory.reserveStock"] = recorder(Array(repeating: .milliseconds(1), count: 100))
         inventory.own["inventory.reserveStock"] = recorder(Array(repeating: .microseconds(600), count: 100))
         let fit = try Calibration.fit([inventory, order], base: Scenario.NetworkSettings())
-        #expect(fit.links.count == 1 && fit.links[0].from == .order && fit.links[0].to == .inventory && fit.links[0].calls == 100)
+        #expect(fit.links.count == 1 && fit.links[0].from == .inventory && fit.links[0].to == .order && fit.links[0].calls == 100)
+        #expect(fit.network.links.map { "\($0.from)>\($0.to)" } == ["inventory>order", "order>inventory"], "both directions")
         let oneWay = fit.links[0].latency
         #expect(abs(oneWay.sample(0.5) - 1_000_000) < 10_000, "\(oneWay)")
         #expect(fit.network.link.latency == oneWay, "the only link measured is the default")
         #expect(fit.network.serviceTimes.map(\.method) == ["inventory.reserveStock"])
         #expect(abs(fit.network.serviceTimes[0].time.sample(0.5) - 600_000) < 10_000)
         #expect(throws: Calibration.FitError.self) { try Calibration.fit([NodeLatency(node: "order")], base: Scenario.NetworkSettings()) }
+        // A pair with a handful of calls gets no link of its own: it keeps the default.
+        order.calls["inventory.reserveStock"] = recorder(Array(repeating: .milliseconds(3), count: Calibration.minimumCalls - 1))
+        let sparse = try Calibration.fit([inventory, order], base: Scenario.NetworkSettings())
+        #expect(sparse.links.isEmpty && sparse.network.links.isEmpty && sparse.network.link.latency.sample(0.5) > 900_000)
     }
 
     /// Over ZeroMQ for real: the fitted file loads, names the links the saga uses and the methods'
