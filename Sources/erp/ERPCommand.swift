@@ -195,35 +195,6 @@ func newReportDirectory(for scenario: String, seed: UInt64) -> String {
     return candidate
 }
 
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print figures.", subcommands: [SimMesh.self, TransportBench.self])
-}
-
-struct SimMesh: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "sim-mesh",
-        abstract: "The RPC-mesh workload of shared/bench (c_mesh.c, simpy_mesh.py) through SimWorld and SimTransport.")
-
-    @Option(help: "Virtual seconds to simulate.") var virtualSeconds: Double = 10
-    @Option(help: "Client tasks.") var clients: Int = 1_000
-    @Option(help: "Server nodes.") var servers: Int = 10
-
-    func validate() throws {
-        guard virtualSeconds > 0 else { throw ValidationError("--virtual-seconds must be positive") }
-        guard clients > 0, servers > 0 else { throw ValidationError("--clients and --servers must be positive") }
-    }
-
-    func run() throws {
-        var bench = MeshBenchmark()
-        bench.clientCount = clients
-        bench.serverCount = servers
-        bench.virtualDuration = .nanoseconds(Int64(virtualSeconds * 1e9))
-        let r = try bench.run()
-        print(String(format: "swift-sim delivered=%d wall_s=%.3f msgs_per_wall_s=%.0f virtual_per_wall=%.2f",
-                     r.delivered, r.wallSeconds, r.deliveriesPerWallSecond, r.virtualPerWall))
-    }
-}
-
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "CURVE keys for a topology's services.", subcommands: [Generate.self])
 
@@ -367,43 +338,6 @@ struct Up: ParsableCommand {
         print("stopping every service")
         supervisor.stop()
         signals.cancel()
-    }
-}
-
-struct TransportBench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "transport",
-        abstract: "ZeroMQ transport RPC vs raw libzmq on loopback, in one run: round trip and pipelined (window 100).",
-        discussion: """
-            The transport and raw libzmq are measured in alternating rounds (transport, then raw, for \
-            each shape), and the ratios printed are medians of the per-round ratios: on a shared \
-            machine the figures drift by tens of per cent within a minute, raw libzmq's too. Build \
-            with -c release for figures worth quoting.
-
-            Each round also measures the socket layer alone: the transport's executors, hosted \
-            sockets and request frames, echoed with no RPC work. Its distance to raw libzmq is \
-            the I/O layer's cost; the transport's distance to it is the RPC layer's.
-            """)
-
-    static let window = 100
-
-    @Option(help: "Sequential round trips, over all rounds.") var roundTrips: Int = 10_000
-    @Option(help: "Pipelined calls, over all rounds.") var pipelined: Int = 50_000
-    @Option(help: "Payload bytes.") var payload: Int = 64
-    @Option(help: "Alternating rounds (transport, socket layer, then raw).") var rounds: Int = 5
-
-    func validate() throws {
-        guard rounds > 0, payload > 0 else { throw ValidationError("--rounds and --payload must be positive") }
-        guard roundTrips >= rounds else { throw ValidationError("--round-trips must be at least --rounds (\(rounds))") }
-        guard pipelined >= Self.window * rounds else {
-            throw ValidationError("--pipelined must be at least the window (\(Self.window)) times --rounds: \(Self.window * rounds)")
-        }
-    }
-
-    func run() throws {
-        let result = try ZeroMQTransportBenchmark(roundTripCount: roundTrips, pipelinedCount: pipelined, window: Self.window,
-                                                  payloadSize: payload, rounds: rounds).run()
-        print(result)
     }
 }
 
