@@ -79,8 +79,8 @@ let package = Package(
     ],
     targets: [
         // 1. Domain
-        .target(name: "ERPCore"),
         .target(name: "ERPWire"),
+        .target(name: "ERPCore", dependencies: ["ERPWire"]),
 
         // 2. Storage, transport, resilience, reports
         .target(name: "ERPStorage", dependencies: [

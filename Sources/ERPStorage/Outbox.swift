@@ -10,13 +10,13 @@ public enum Outbox {
     }
 
     public static func append(_ envelope: EventEnvelope, in db: Database) throws {
-        try db.execute(sql: "INSERT INTO outbox (eventId, topic, envelope) VALUES (?, ?, ?)",
+        try db.execute(cached: "INSERT INTO outbox (eventId, topic, envelope) VALUES (?, ?, ?)",
                        arguments: [envelope.eventId, envelope.topic, try JSONCoding.encodeString(envelope)])
     }
 
     /// The oldest `limit` entries, in the order they were written.
     public static func pending(limit: Int, in db: Database) throws -> [Entry] {
-        try Row.fetchAll(db, sql: "SELECT seq, envelope FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
+        try Row.fetchAll(db, cached: "SELECT seq, envelope FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
             let text: String = row["envelope"]
             do {
                 return Entry(seq: row["seq"], envelope: try JSONCoding.decode(EventEnvelope.self, from: text))
@@ -28,7 +28,7 @@ public enum Outbox {
 
     /// Forgets entries the bus has acknowledged.
     public static func remove(upTo seq: Int64, in db: Database) throws {
-        try db.execute(sql: "DELETE FROM outbox WHERE seq <= ?", arguments: [seq])
+        try db.execute(cached: "DELETE FROM outbox WHERE seq <= ?", arguments: [seq])
     }
 }
 
@@ -38,7 +38,7 @@ public enum Inbox {
     /// Records the event; false when it was already there (the effect must then be skipped).
     public static func insertIfAbsent(group: String, eventId: String, eventType: String, at time: Timestamp,
                                       in db: Database) throws -> Bool {
-        try db.execute(sql: """
+        try db.execute(cached: """
             INSERT INTO inbox (consumerGroup, eventId, eventType, appliedAt) VALUES (?, ?, ?, ?)
             ON CONFLICT DO NOTHING
             """, arguments: [group, eventId, eventType, time.millisecondsSinceEpoch])
@@ -51,7 +51,7 @@ public enum Inbox {
 /// request that failed.
 public enum IdempotencyStore {
     public static func lookup<T: Decodable>(_ type: T.Type, key: String, in db: Database) throws -> T? {
-        guard let text = try String.fetchOne(db, sql: "SELECT response FROM idempotency WHERE key = ?", arguments: [key]) else {
+        guard let text = try String.fetchOne(db, cached: "SELECT response FROM idempotency WHERE key = ?", arguments: [key]) else {
             return nil
         }
         do { return try JSONCoding.decode(type, from: text) } catch {
@@ -62,7 +62,7 @@ public enum IdempotencyStore {
     /// Inserts if absent; returns false (and stores nothing) when the key already had a response.
     @discardableResult
     public static func record<T: Encodable>(_ response: T, key: String, at time: Timestamp, in db: Database) throws -> Bool {
-        try db.execute(sql: "INSERT INTO idempotency (key, response, recordedAt) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        try db.execute(cached: "INSERT INTO idempotency (key, response, recordedAt) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                        arguments: [key, try JSONCoding.encodeString(response), time.millisecondsSinceEpoch])
         return db.changesCount == 1
     }

@@ -1,8 +1,8 @@
 // ERPWire owns the JSON of RPC messages on a real wire. `WireJSON` below is the one JSON writer of
 // the ZeroMQ transport's `erp/1` frames (headers and bodies) and of the handler table's encoded
 // path, and reads their bodies, the headers' usual shape and the HTTP gateway's request bodies.
-// It imports nothing. Persisted and hashed JSON (outbox rows, envelopes, reports, traces) stays
-// with ERPCore's `JSONCoding`, whose bytes it writes.
+// It imports nothing. ERPCore's `JSONCoding` (outbox rows, envelopes, bus logs) writes and reads
+// through it too, and `JSONValue` trades trees with it (`WireTreeDecoder`, `WireTreeEncoder`).
 
 /// JSON for RPC requests and replies on a real wire (the ZeroMQ transport): headers and bodies, the
 /// same JSON as `JSONCoding` writes (sorted keys, slashes unescaped, integral numbers without a
@@ -15,7 +15,6 @@
 /// `DecodingError`s, with the coding path, for a wrong type, a missing key or bad syntax. What it
 /// does not do, because no contract needs it: `Date`, `Data`, `URL` and `Decimal` get no special
 /// form (they encode as their own `Codable` says), and there are no key or date strategies.
-/// Persisted and hashed JSON (outbox rows, envelopes, reports, traces) stays with `JSONCoding`.
 public enum WireJSON {
     /// Deeper documents are refused (`dataCorrupted`) rather than risk the stack.
     public static let depthMax = 256
@@ -907,5 +906,90 @@ final class WireReferencingEncoder: Encoder {
         mutating func encode(_ value: UInt32) throws { try inner.encode(value); publish() }
         mutating func encode(_ value: UInt64) throws { try inner.encode(value); publish() }
         mutating func encode<T: Encodable>(_ value: T) throws { try inner.encode(value); publish() }
+    }
+}
+
+// MARK: - Trees
+
+/// A decoder that holds its value as parsed JSON: a type that is itself a JSON tree (ERPCore's
+/// `JSONValue`) takes the value whole instead of probing it type by type.
+public protocol WireTreeDecoder: Decoder {
+    var wireValue: WireValue { get }
+}
+
+/// An encoder that can take a JSON tree whole (the other half of `WireTreeDecoder`).
+public protocol WireTreeEncoder: Encoder {
+    func encodeTree(_ value: WireValue)
+}
+
+extension WireDecoder: WireTreeDecoder {
+    public var wireValue: WireValue { value }
+}
+
+extension WireEncoder: WireTreeEncoder {
+    public func encodeTree(_ value: WireValue) { root = WireNode(value) }
+}
+
+extension WireNode {
+    init(_ value: WireValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let flag): self = .bool(flag)
+        case .number(let text): self = .number(text)
+        case .string(let text): self = .string(text)
+        case .array(let items):
+            let box = WireArrayBox()
+            box.items = items.map(WireNode.init)
+            self = .array(box)
+        case .object(let members):
+            let box = WireObjectBox()
+            box.members = members.map { ($0.0, WireNode($0.1)) }
+            self = .object(box)
+        }
+    }
+
+    /// The tree as values, objects in written (sorted) order, a key written twice keeping its last value.
+    var value: WireValue {
+        switch self {
+        case .null: return .null
+        case .bool(let flag): return .bool(flag)
+        case .number(let text): return .number(text)
+        case .string(let text): return .string(text)
+        case .array(let box): return .array(box.items.map(\.value))
+        case .object(let box):
+            var members = box.members
+            if members.count > 1 { members.sort { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) } }
+            var out: [(String, WireValue)] = []
+            out.reserveCapacity(members.count)
+            for (offset, member) in members.enumerated() where offset + 1 == members.count || members[offset + 1].0 != member.0 {
+                out.append((member.0, member.1.value))
+            }
+            return .object(out)
+        }
+    }
+}
+
+extension WireJSON {
+    /// `value` as a JSON tree, without writing text: what the text `encode` writes, parsed.
+    public static func tree<T: Encodable>(_ value: T) throws -> WireValue {
+        let encoder = WireEncoder(path: nil)
+        try value.encode(to: encoder)
+        guard let root = encoder.root else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(T.self) encoded nothing"))
+        }
+        return root.value
+    }
+
+    /// Reads a `T` out of a JSON tree, as `decode` reads it out of text.
+    public static func decode<T: Decodable>(_ type: T.Type, from tree: WireValue) throws -> T {
+        try T(from: WireDecoder(value: tree, path: nil))
+    }
+
+    /// A number's JSON text: integral values without a fraction, others in Swift's shortest
+    /// round-tripping form (what the encoder writes for a `Double`). Nil for NaN and infinities.
+    public static func numberText(_ value: Double) -> String? {
+        guard value.isFinite else { return nil }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return value.description
     }
 }

@@ -75,18 +75,18 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         let campaignId: String = try storage {
             try database.write { db in
                 if let key = context.idempotencyKey,
-                   let existing = try String.fetchOne(db, sql: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) {
+                   let existing = try String.fetchOne(db, cached: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) {
                     return existing
                 }
                 let campaignId = runtime.ids.next("camp")
-                try db.execute(sql: "INSERT INTO campaign (campaignId, name, percentOff, startsAt, endsAt, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
+                try db.execute(cached: "INSERT INTO campaign (campaignId, name, percentOff, startsAt, endsAt, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
                                arguments: [campaignId, request.name, request.percentOff, window.start, window.end, now])
                 for product in products {
-                    try db.execute(sql: "INSERT INTO campaign_product (campaignId, productId, name, listPriceMinor, currency) VALUES (?, ?, ?, ?, ?)",
+                    try db.execute(cached: "INSERT INTO campaign_product (campaignId, productId, name, listPriceMinor, currency) VALUES (?, ?, ?, ?, ?)",
                                    arguments: [campaignId, product.productId, product.name, product.price.minorUnits, product.price.currency])
                 }
                 if let key = context.idempotencyKey {
-                    try db.execute(sql: "INSERT INTO campaign_request (requestKey, campaignId) VALUES (?, ?)", arguments: [key, campaignId])
+                    try db.execute(cached: "INSERT INTO campaign_request (requestKey, campaignId) VALUES (?, ?)", arguments: [key, campaignId])
                 }
                 return campaignId
             }

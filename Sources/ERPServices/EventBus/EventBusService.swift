@@ -80,13 +80,13 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             try database.write { db in
                 var appended = 0, duplicates = 0
                 for event in request.events {
-                    try db.execute(sql: "INSERT INTO event (eventId, topic, envelope, appendedAt) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    try db.execute(cached: "INSERT INTO event (eventId, topic, envelope, appendedAt) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                    arguments: [event.eventId, event.topic, try JSONCoding.encodeString(event), now])
                     guard db.changesCount == 1 else { duplicates += 1; continue }
                     appended += 1
                     let seq = db.lastInsertedRowID
                     for (i, route) in routes.enumerated() where route.subscription.matches(event.topic) {
-                        try db.execute(sql: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
+                        try db.execute(cached: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
                                        arguments: [route.subscription.group, seq, now])
                         touched[i] = true
                     }
@@ -150,24 +150,31 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 let now = runtime.clock.now.millisecondsSinceEpoch
                 var due: [(seq: Int64, envelope: String)] = []
                 var nextDue: Int64?
+                let room = max(0, settings.windowCountMax - inFlight.count)
                 do {
                     try bus.database.read { db in
-                        let rows = try Row.fetchAll(db, sql: """
-                            SELECT d.seq AS seq, e.envelope AS envelope, d.nextAttemptAt AS nextAttemptAt
-                            FROM delivery d JOIN event e ON e.seq = d.seq
-                            WHERE d.consumerGroup = ? AND d.status = 'pending'
-                            ORDER BY d.seq LIMIT ?
-                            """, arguments: [group, settings.windowCountMax * 4])
-                        for row in rows {
-                            let seq: Int64 = row["seq"], at: Int64 = row["nextAttemptAt"]
+                        // The queue's head without the events' text; only the deliveries that go
+                        // out now read theirs (most of the head is usually in flight).
+                        let head = try db.cachedStatement(sql: """
+                            SELECT seq, nextAttemptAt FROM delivery
+                            WHERE consumerGroup = ? AND status = 'pending'
+                            ORDER BY seq LIMIT ?
+                            """)
+                        let text = try db.cachedStatement(sql: "SELECT envelope FROM event WHERE seq = ?")
+                        let rows = try Row.fetchCursor(head, arguments: [group, settings.windowCountMax * 4])
+                        while let row = try rows.next() {
+                            let seq: Int64 = row[0], at: Int64 = row[1]
                             if inFlight.contains(seq) { continue }
-                            if at <= now { due.append((seq, row["envelope"])) } else { nextDue = min(nextDue ?? at, at) }
+                            if at > now { nextDue = min(nextDue ?? at, at); continue }
+                            guard due.count < room else { continue }
+                            guard let envelope = try String.fetchOne(text, arguments: [seq]) else { continue }
+                            due.append((seq, envelope))
                         }
                     }
                 } catch {
                     runtime.logger.error("bus \(group): cannot read queue: \(error)")
                 }
-                for item in due.prefix(max(0, settings.windowCountMax - inFlight.count)) {
+                for item in due {
                     inFlight.insert(item.seq)
                     runtime.spawn("deliver") { [self] in await self.deliver(seq: item.seq, envelopeText: item.envelope) }
                 }
@@ -208,18 +215,18 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             do {
                 try bus.database.write { db in
                     guard let error else {
-                        try db.execute(sql: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
+                        try db.execute(cached: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
                                        arguments: [group, seq])
                         return
                     }
-                    let attempts = (try Int.fetchOne(db, sql: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: [group, seq]) ?? 0) + 1
+                    let attempts = (try Int.fetchOne(db, cached: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: [group, seq]) ?? 0) + 1
                     if final || attempts >= settings.attemptCountMax {
-                        try db.execute(sql: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
+                        try db.execute(cached: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
                                        arguments: [attempts, error, group, seq])
                         runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
                     } else {
                         let delay = runtime.random.fullJitterBackoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax)
-                        try db.execute(sql: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
+                        try db.execute(cached: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
                                        arguments: [attempts, (now + delay).millisecondsSinceEpoch, error, group, seq])
                     }
                 }

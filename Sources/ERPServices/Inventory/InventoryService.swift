@@ -92,7 +92,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             // Seed initial stock once; a restart finds the rows already there.
             for shop in settings.fixtures.shops {
                 for line in shop.stock {
-                    try db.execute(sql: """
+                    try db.execute(cached: """
                         INSERT INTO stock (shopId, productId, initial, available, reserved, sold, minimumStock)
                         VALUES (?, ?, ?, ?, 0, 0, ?) ON CONFLICT DO NOTHING
                         """, arguments: [shop.id, line.productId, line.quantity, line.quantity, line.minimumStock])
@@ -169,7 +169,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
     func checkStock(_ request: CheckStock) throws -> StockLevel {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT available, reserved, sold FROM stock WHERE shopId = ? AND productId = ?",
+                guard let row = try Row.fetchOne(db, cached: "SELECT available, reserved, sold FROM stock WHERE shopId = ? AND productId = ?",
                                                  arguments: [request.shopId, request.productId]) else {
                     throw RPCError.rejected(code: "not_found", message: "no stock of \(request.productId) in \(request.shopId)")
                 }
@@ -188,7 +188,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         // A refusal is an answer too: its tombstone is committed, then the error is thrown.
         let outcome: Result<StockReservation, RPCError> = try storage {
             try database.write { db in
-                if let status = try String.fetchOne(db, sql: "SELECT status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) {
+                if let status = try String.fetchOne(db, cached: "SELECT status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) {
                     if status == "rejected" { return .failure(.rejected(code: "out_of_stock", message: "order \(request.orderId) was refused stock")) }
                     return .success(StockReservation(orderId: request.orderId, status: StockReservation.Status(rawValue: status)!))
                 }
@@ -200,22 +200,22 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 }
                 var levels: [(productId: String, quantity: Int, available: Int, minimum: Int)] = []
                 for line in wanted {
-                    let row = try Row.fetchOne(db, sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
+                    let row = try Row.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
                                                arguments: [request.shopId, line.productId])
                     let available: Int = row?["available"] ?? 0
                     guard available >= line.quantity else {
-                        try db.execute(sql: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'rejected', ?)",
+                        try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'rejected', ?)",
                                        arguments: [request.orderId, request.shopId, now.millisecondsSinceEpoch])
                         return .failure(.rejected(code: "out_of_stock", message: "\(line.productId): \(available) available, \(line.quantity) wanted"))
                     }
                     levels.append((line.productId, line.quantity, available, row?["minimumStock"] ?? 0))
                 }
-                try db.execute(sql: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'reserved', ?)",
+                try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'reserved', ?)",
                                arguments: [request.orderId, request.shopId, now.millisecondsSinceEpoch])
                 for level in levels {
-                    try db.execute(sql: "UPDATE stock SET available = available - ?, reserved = reserved + ? WHERE shopId = ? AND productId = ?",
+                    try db.execute(cached: "UPDATE stock SET available = available - ?, reserved = reserved + ? WHERE shopId = ? AND productId = ?",
                                    arguments: [level.quantity, level.quantity, request.shopId, level.productId])
-                    try db.execute(sql: "INSERT INTO reservation_line (orderId, productId, quantity) VALUES (?, ?, ?)",
+                    try db.execute(cached: "INSERT INTO reservation_line (orderId, productId, quantity) VALUES (?, ?, ?)",
                                    arguments: [request.orderId, level.productId, level.quantity])
                     try self.context.publish(InventoryReserved(orderId: request.orderId, shopId: request.shopId, productId: level.productId, quantity: level.quantity), correlationId: context.correlationId, in: db)
                     try stockChanged(shopId: request.shopId, productId: level.productId, previous: level.available,
@@ -241,8 +241,8 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now
         let result: StockReservation = try storage {
             try database.write { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) else {
-                    try db.execute(sql: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, '', 'released', ?)",
+                guard let row = try Row.fetchOne(db, cached: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) else {
+                    try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, '', 'released', ?)",
                                    arguments: [request.orderId, now.millisecondsSinceEpoch])
                     return StockReservation(orderId: request.orderId, status: .released)
                 }
@@ -250,16 +250,16 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 let shopId: String = row["shopId"]
                 switch status {
                 case "reserved":
-                    for line in try Row.fetchAll(db, sql: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [request.orderId]) {
+                    for line in try Row.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [request.orderId]) {
                         let productId: String = line["productId"], quantity: Int = line["quantity"]
-                        let stock = try Row.fetchOne(db, sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: [shopId, productId])!
+                        let stock = try Row.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: [shopId, productId])!
                         let available: Int = stock["available"]
-                        try db.execute(sql: "UPDATE stock SET available = available + ?, reserved = reserved - ? WHERE shopId = ? AND productId = ?",
+                        try db.execute(cached: "UPDATE stock SET available = available + ?, reserved = reserved - ? WHERE shopId = ? AND productId = ?",
                                        arguments: [quantity, quantity, shopId, productId])
                         try stockChanged(shopId: shopId, productId: productId, previous: available, new: available + quantity,
                                          minimum: stock["minimumStock"], correlationId: context.correlationId, in: db)
                     }
-                    try db.execute(sql: "UPDATE reservation SET status = 'released', updatedAt = ? WHERE orderId = ?",
+                    try db.execute(cached: "UPDATE reservation SET status = 'released', updatedAt = ? WHERE orderId = ?",
                                    arguments: [now.millisecondsSinceEpoch, request.orderId])
                     return StockReservation(orderId: request.orderId, status: .released)
                 case "committed":
@@ -276,7 +276,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
 
     /// OrderConfirmed: reserved units become sold.
     func commitReservation(orderId: String, correlationId: String, in db: Database) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [orderId]) else {
+        guard let row = try Row.fetchOne(db, cached: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [orderId]) else {
             runtime.logger.error("OrderConfirmed for \(orderId) without a reservation")
             return
         }
@@ -286,12 +286,12 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             return
         }
         let shopId: String = row["shopId"]
-        for line in try Row.fetchAll(db, sql: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [orderId]) {
+        for line in try Row.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [orderId]) {
             let productId: String = line["productId"], quantity: Int = line["quantity"]
-            try db.execute(sql: "UPDATE stock SET reserved = reserved - ?, sold = sold + ? WHERE shopId = ? AND productId = ?",
+            try db.execute(cached: "UPDATE stock SET reserved = reserved - ?, sold = sold + ? WHERE shopId = ? AND productId = ?",
                            arguments: [quantity, quantity, shopId, productId])
         }
-        try db.execute(sql: "UPDATE reservation SET status = 'committed', updatedAt = ? WHERE orderId = ?",
+        try db.execute(cached: "UPDATE reservation SET status = 'committed', updatedAt = ? WHERE orderId = ?",
                        arguments: [runtime.clock.now.millisecondsSinceEpoch, orderId])
     }
 

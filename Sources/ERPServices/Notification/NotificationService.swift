@@ -47,7 +47,7 @@ public final class NotificationService: RetailService, @unchecked Sendable {
     }
 
     private func send(_ kind: String, subject: String, recipient: String, envelope: EventEnvelope, in db: Database) throws {
-        try db.execute(sql: "INSERT INTO notification (kind, subject, recipient, eventId, sentAt) VALUES (?, ?, ?, ?, ?)",
+        try db.execute(cached: "INSERT INTO notification (kind, subject, recipient, eventId, sentAt) VALUES (?, ?, ?, ?, ?)",
                        arguments: [kind, subject, recipient, envelope.eventId, runtime.clock.now.millisecondsSinceEpoch])
     }
 }

@@ -48,6 +48,8 @@ public final class OrderService: RetailService, @unchecked Sendable {
     /// The saga count of a trace or log line holding a `recoveryRecord`, or nil: how a runner
     /// counts what restarts recovered.
     public static func recoveredSagaCount<Line: StringProtocol>(in line: Line) -> Int? {
+        // Every trace line passes here: look for the word before splitting anything.
+        guard line.contains("order recovering ") else { return nil }
         let words = line.split(separator: " ")
         for i in words.indices.dropFirst().dropLast() where words[i] == "recovering" && words[i - 1] == "order" {
             if let count = Int(words[i + 1]) { return count }
@@ -125,7 +127,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         runtime.transport.register(GetOrder.self) { [self] request, _ in try self.view(request.orderId) }
         // Recovery: drive on every saga the previous incarnation left unfinished.
         let unfinished = try database.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cached: """
                 SELECT s.orderId AS orderId, o.correlationId AS correlationId
                 FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != ? ORDER BY s.orderId
                 """, arguments: [SagaStep.done.rawValue]).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
@@ -183,10 +185,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
         let (orderId, isNew): (String, Bool) = try storage {
             try database.write { db in
                 if let key = context.idempotencyKey,
-                   let existing = try String.fetchOne(db, sql: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) {
+                   let existing = try String.fetchOne(db, cached: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) {
                     // A key names one request: the same key with another body is a client bug
                     // (the IETF idempotency-key draft answers 422), never the first order again.
-                    if let row = try Row.fetchOne(db, sql: "SELECT userId, shopId, items FROM orders WHERE orderId = ?", arguments: [existing]) {
+                    if let row = try Row.fetchOne(db, cached: "SELECT userId, shopId, items FROM orders WHERE orderId = ?", arguments: [existing]) {
                         let stored = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
                         let same = row["userId"] == request.userId && row["shopId"] == request.shopId
                             && stored.map { OrderLine(productId: $0.productId, quantity: $0.quantity) } == request.items
@@ -198,14 +200,14 @@ public final class OrderService: RetailService, @unchecked Sendable {
                     return (existing, false)
                 }
                 let orderId = runtime.ids.next("order")
-                try db.execute(sql: """
+                try db.execute(cached: """
                     INSERT INTO orders (orderId, userId, shopId, items, totalMinor, currency, status, correlationId, createdAt, updatedAt, pricing)
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """, arguments: [orderId, request.userId, request.shopId, itemsJSON, total.minorUnits, total.currency,
                                      context.correlationId, now, now, pricing])
-                try db.execute(sql: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, ?, ?)", arguments: [orderId, SagaStep.reserve.rawValue, now])
+                try db.execute(cached: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, ?, ?)", arguments: [orderId, SagaStep.reserve.rawValue, now])
                 if let key = context.idempotencyKey {
-                    try db.execute(sql: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: [key, orderId])
+                    try db.execute(cached: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: [key, orderId])
                 }
                 return (orderId, true)
             }
@@ -241,7 +243,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     func view(_ orderId: String) throws -> OrderView {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else {
+                guard let row = try Row.fetchOne(db, cached: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else {
                     throw RPCError.rejected(code: "not_found", message: "no order \(orderId)")
                 }
                 return try Self.view(row)
@@ -262,7 +264,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     private func waitForSaga(_ orderId: String, until deadline: Timestamp) async {
         do {
             let done = try database.read { db in
-                try String.fetchOne(db, sql: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == SagaStep.done.rawValue
+                try String.fetchOne(db, cached: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == SagaStep.done.rawValue
             }
             if done { return }
         } catch {
@@ -293,8 +295,8 @@ public final class OrderService: RetailService, @unchecked Sendable {
 
     private func load(_ orderId: String) throws -> SagaState? {
         try database.read { db in
-            guard let saga = try Row.fetchOne(db, sql: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: [orderId]),
-                  let order = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else { return nil }
+            guard let saga = try Row.fetchOne(db, cached: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: [orderId]),
+                  let order = try Row.fetchOne(db, cached: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else { return nil }
             return SagaState(step: SagaStep(rawValue: saga["step"]), reason: saga["reason"], order: try Self.view(order), correlationId: order["correlationId"])
         }
     }
@@ -409,7 +411,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
             try database.write { db in
-                try db.execute(sql: "UPDATE saga SET step = ?, reason = COALESCE(?, reason), updatedAt = ? WHERE orderId = ?",
+                try db.execute(cached: "UPDATE saga SET step = ?, reason = COALESCE(?, reason), updatedAt = ? WHERE orderId = ?",
                                arguments: [step.rawValue, reason, now, orderId])
             }
             runtime.record("saga \(orderId) -> \(step.rawValue)\(reason.map { " (\($0))" } ?? "")")
@@ -424,9 +426,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
             try database.write { db in
-                try db.execute(sql: "UPDATE orders SET status = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
+                try db.execute(cached: "UPDATE orders SET status = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
                                arguments: [status.rawValue, reason, now, order.orderId])
-                try db.execute(sql: "UPDATE saga SET step = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
+                try db.execute(cached: "UPDATE saga SET step = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
                                arguments: [SagaStep.done.rawValue, reason, now, order.orderId])
                 if status == .confirmed {
                     try self.context.publish(OrderCreated(orderId: order.orderId, shopId: order.shopId, userId: order.userId,

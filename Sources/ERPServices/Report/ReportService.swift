@@ -82,7 +82,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
             // Stock starts where inventory's does; a restart finds the rows already there.
             for shop in context.settings.fixtures.shops {
                 for line in shop.stock {
-                    try db.execute(sql: "INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    try db.execute(cached: "INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                                    arguments: [shop.id, line.productId, line.quantity])
                 }
             }
@@ -167,7 +167,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
             do {
                 let ack = try await runtime.transport.call(ReplayGroup(group: Self.group), metadata: runtime.metadata(timeout: .seconds(2)))
                 try database.write { db in
-                    try db.execute(sql: "INSERT INTO report_meta (key, value) VALUES ('replayed', ?) ON CONFLICT DO NOTHING",
+                    try db.execute(cached: "INSERT INTO report_meta (key, value) VALUES ('replayed', ?) ON CONFLICT DO NOTHING",
                                    arguments: ["\(ack.queued)"])
                 }
                 runtime.record("report rebuilt from the log: \(ack.queued) events queued")
@@ -189,26 +189,26 @@ public final class ReportService: RetailService, @unchecked Sendable {
     func sales() throws -> SalesReport {
         try storage {
             try database.read { db in
-                let lines = try Row.fetchAll(db, sql: """
+                let lines = try Row.fetchAll(db, cached: """
                     SELECT shopId, productId, SUM(orders) AS orders, SUM(units) AS units, SUM(amountMinor) AS amount, currency
                     FROM sales GROUP BY shopId, productId, currency ORDER BY shopId, productId
                     """).map {
                     SalesReport.Line(shopId: $0["shopId"], productId: $0["productId"], orders: $0["orders"], units: $0["units"],
                                      amount: Money(minorUnits: $0["amount"], currency: $0["currency"]))
                 }
-                let shops = try Row.fetchAll(db, sql: "SELECT shopId, orders, amountMinor, currency FROM order_total ORDER BY shopId").map {
+                let shops = try Row.fetchAll(db, cached: "SELECT shopId, orders, amountMinor, currency FROM order_total ORDER BY shopId").map {
                     SalesReport.ShopTotal(shopId: $0["shopId"], orders: $0["orders"], amount: Money(minorUnits: $0["amountMinor"], currency: $0["currency"]))
                 }
-                let cancellations = try Row.fetchAll(db, sql: "SELECT reason, orders FROM cancellation ORDER BY reason").map {
+                let cancellations = try Row.fetchAll(db, cached: "SELECT reason, orders FROM cancellation ORDER BY reason").map {
                     SalesReport.Cancellations(reason: $0["reason"], orders: $0["orders"])
                 }
                 func revenue(_ kind: String) throws -> Money {
-                    guard let row = try Row.fetchOne(db, sql: "SELECT amountMinor, currency FROM revenue WHERE kind = ?", arguments: [kind]) else {
+                    guard let row = try Row.fetchOne(db, cached: "SELECT amountMinor, currency FROM revenue WHERE kind = ?", arguments: [kind]) else {
                         return .zero()
                     }
                     return Money(minorUnits: row["amountMinor"], currency: row["currency"])
                 }
-                let failures = try Row.fetchAll(db, sql: "SELECT reason, payments FROM payment_failure ORDER BY reason").map {
+                let failures = try Row.fetchAll(db, cached: "SELECT reason, payments FROM payment_failure ORDER BY reason").map {
                     SalesReport.Cancellations(reason: $0["reason"], orders: $0["payments"])
                 }
                 return SalesReport(lines: lines, shops: shops, cancellations: cancellations,
@@ -221,10 +221,10 @@ public final class ReportService: RetailService, @unchecked Sendable {
         try storage {
             try database.read { db in
                 InventoryReport(
-                    levels: try Row.fetchAll(db, sql: "SELECT shopId, productId, available FROM stock_level ORDER BY shopId, productId").map {
+                    levels: try Row.fetchAll(db, cached: "SELECT shopId, productId, available FROM stock_level ORDER BY shopId, productId").map {
                         InventoryReport.Level(shopId: $0["shopId"], productId: $0["productId"], available: $0["available"])
                     },
-                    lowStock: try Row.fetchAll(db, sql: "SELECT * FROM low_stock ORDER BY at, eventId").map {
+                    lowStock: try Row.fetchAll(db, cached: "SELECT * FROM low_stock ORDER BY at, eventId").map {
                         InventoryReport.LowStock(shopId: $0["shopId"], productId: $0["productId"], currentStock: $0["currentStock"],
                                                  minimumStock: $0["minimumStock"], at: $0["at"])
                     })
@@ -235,7 +235,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
     func devices() throws -> DeviceReport {
         try storage {
             try database.read { db in
-                DeviceReport(devices: try Row.fetchAll(db, sql: "SELECT * FROM device_status ORDER BY deviceId").map {
+                DeviceReport(devices: try Row.fetchAll(db, cached: "SELECT * FROM device_status ORDER BY deviceId").map {
                     DeviceReport.Line(deviceId: $0["deviceId"], shopId: $0["shopId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
                                       revision: DeviceRevision(value: $0["revision"]), updates: $0["updates"])
                 })

@@ -60,10 +60,10 @@ public final class ShopService: RetailService, @unchecked Sendable {
         try database.write { db in
             // The registry from the fixtures, once; a restart finds the rows already there.
             for shop in fixtures.shops {
-                try db.execute(sql: "INSERT INTO shop (shopId, name) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [shop.id, shop.name])
+                try db.execute(cached: "INSERT INTO shop (shopId, name) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [shop.id, shop.name])
             }
             for device in fixtures.devices {
-                try db.execute(sql: """
+                try db.execute(cached: """
                     INSERT INTO device (deviceId, shopId, status, lastSeen, revision, kind) VALUES (?, ?, ?, 0, -1, ?)
                     ON CONFLICT (deviceId) DO UPDATE SET kind = excluded.kind
                     """, arguments: [device.id, device.shopId, DeviceStatus.offline.rawValue, device.kind.rawValue])
@@ -93,7 +93,7 @@ public final class ShopService: RetailService, @unchecked Sendable {
     func shops() throws -> ShopList {
         try storage {
             try database.read { db in
-                ShopList(shops: try Row.fetchAll(db, sql: """
+                ShopList(shops: try Row.fetchAll(db, cached: """
                     SELECT s.shopId AS shopId, s.name AS name, COUNT(d.deviceId) AS devices,
                       COALESCE(SUM(d.status = 'online'), 0) AS online, COALESCE(SUM(d.status = 'offline'), 0) AS offline,
                       COALESCE(SUM(d.status = 'fault'), 0) AS fault
@@ -127,10 +127,10 @@ public final class ShopService: RetailService, @unchecked Sendable {
     func devices(of shopId: String) throws -> ShopDevices {
         try storage {
             try database.read { db in
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM shop WHERE shopId = ?", arguments: [shopId]) != nil else {
+                guard try Bool.fetchOne(db, cached: "SELECT 1 FROM shop WHERE shopId = ?", arguments: [shopId]) != nil else {
                     throw RPCError.rejected(code: "not_found", message: "no shop \(shopId)")
                 }
-                let devices = try Row.fetchAll(db, sql: "SELECT deviceId, status, lastSeen, revision FROM device WHERE shopId = ? ORDER BY deviceId",
+                let devices = try Row.fetchAll(db, cached: "SELECT deviceId, status, lastSeen, revision FROM device WHERE shopId = ? ORDER BY deviceId",
                                                arguments: [shopId]).map {
                     ShopDevices.Device(deviceId: $0["deviceId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
                                        lastSeen: $0["lastSeen"], revision: DeviceRevision(value: $0["revision"]))

@@ -44,7 +44,7 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let result: ProviderChargeResult = try storage {
             try database.write { db in
-                if let row = try Row.fetchOne(db, sql: "SELECT status, declineReason FROM charge WHERE chargeKey = ?", arguments: [request.chargeKey]) {
+                if let row = try Row.fetchOne(db, cached: "SELECT status, declineReason FROM charge WHERE chargeKey = ?", arguments: [request.chargeKey]) {
                     let status: String = row["status"]
                     let approved = status == "captured" || status == "refunded"
                     let reason: String? = status == "voided" ? "voided" : row["declineReason"]
@@ -52,7 +52,7 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
                 }
                 let status = declines ? "declined" : "captured"
                 let reason: String? = declines ? "insufficient_funds" : nil
-                try db.execute(sql: """
+                try db.execute(cached: """
                     INSERT INTO charge (chargeKey, customerId, amountMinor, currency, status, declineReason, updatedAt)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [request.chargeKey, request.customerId, request.amount.minorUnits, request.amount.currency, status, reason, now])
@@ -67,8 +67,8 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let result: ProviderRefundResult = try storage {
             try database.write { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT status, amountMinor, currency FROM charge WHERE chargeKey = ?", arguments: [request.chargeKey]) else {
-                    try db.execute(sql: """
+                guard let row = try Row.fetchOne(db, cached: "SELECT status, amountMinor, currency FROM charge WHERE chargeKey = ?", arguments: [request.chargeKey]) else {
+                    try db.execute(cached: """
                         INSERT INTO charge (chargeKey, customerId, amountMinor, currency, status, declineReason, updatedAt)
                         VALUES (?, '', 0, 'SEK', 'voided', 'voided', ?)
                         """, arguments: [request.chargeKey, now])
@@ -78,7 +78,7 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
                 let amount = Money(minorUnits: row["amountMinor"], currency: row["currency"])
                 switch status {
                 case "captured":
-                    try db.execute(sql: "UPDATE charge SET status = 'refunded', updatedAt = ? WHERE chargeKey = ?", arguments: [now, request.chargeKey])
+                    try db.execute(cached: "UPDATE charge SET status = 'refunded', updatedAt = ? WHERE chargeKey = ?", arguments: [now, request.chargeKey])
                     return ProviderRefundResult(chargeKey: request.chargeKey, refunded: amount)
                 case "refunded":
                     return ProviderRefundResult(chargeKey: request.chargeKey, refunded: amount)

@@ -50,7 +50,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         runtime.transport.register(Vend.self) { [self] request, context in try await vend(request, context) }
         runtime.transport.register(GetVend.self) { [self] request, _ in try view(request.vendId) }
         let pending = try database.read { db in
-            try String.fetchAll(db, sql: "SELECT vendId FROM vend WHERE status = 'pending' ORDER BY vendId")
+            try String.fetchAll(db, cached: "SELECT vendId FROM vend WHERE status = 'pending' ORDER BY vendId")
         }
         if !pending.isEmpty { runtime.record("vm recovering \(pending.count) vends") }
         for vendId in pending { runtime.spawn("vend") { [self] in await drive(vendId) } }
@@ -64,13 +64,13 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let isNew: Bool = try storage {
             try database.write { db in
-                if let row = try Row.fetchOne(db, sql: "SELECT machineId, productId, quantity FROM vend WHERE vendId = ?", arguments: [request.vendId]) {
+                if let row = try Row.fetchOne(db, cached: "SELECT machineId, productId, quantity FROM vend WHERE vendId = ?", arguments: [request.vendId]) {
                     guard row["machineId"] == request.machineId, row["productId"] == request.productId, row["quantity"] == request.quantity else {
                         throw RPCError.rejected(code: "vend_id_reused", message: "vend \(request.vendId) was another machine, product or quantity; use a new vendId")
                     }
                     return false
                 }
-                try db.execute(sql: """
+                try db.execute(cached: """
                     INSERT INTO vend (vendId, machineId, shopId, productId, quantity, status, createdAt, updatedAt) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
                     """, arguments: [request.vendId, request.machineId, shopId, request.productId, request.quantity, now, now])
                 return true
@@ -84,7 +84,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
     func view(_ vendId: String) throws -> VendResult {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM vend WHERE vendId = ?", arguments: [vendId]) else {
+                guard let row = try Row.fetchOne(db, cached: "SELECT * FROM vend WHERE vendId = ?", arguments: [vendId]) else {
                     throw RPCError.rejected(code: "not_found", message: "no vend \(vendId)")
                 }
                 return VendResult(vendId: vendId, machineId: row["machineId"], shopId: row["shopId"], productId: row["productId"],
@@ -136,7 +136,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
             try database.write { db in
-                try db.execute(sql: "UPDATE vend SET status = ?, reason = ?, updatedAt = ? WHERE vendId = ? AND status = 'pending'",
+                try db.execute(cached: "UPDATE vend SET status = ?, reason = ?, updatedAt = ? WHERE vendId = ? AND status = 'pending'",
                                arguments: [status.rawValue, reason, now, vendId])
             }
             runtime.record("vend \(vendId) \(status.rawValue)\(reason.map { " (\($0))" } ?? "")")
