@@ -47,9 +47,21 @@ public final class OrderService: RetailService, @unchecked Sendable {
 
     /// The saga count of a trace or log line holding a `recoveryRecord`, or nil: how a runner
     /// counts what restarts recovered.
+    private static func containsBytes<Haystack: Collection, Needle: Collection>(_ haystack: Haystack, _ needle: Needle) -> Bool
+    where Haystack.Element == UInt8, Needle.Element == UInt8 {
+        guard let first = needle.first else { return true }
+        var start = haystack.startIndex
+        while let found = haystack[start...].firstIndex(of: first) {
+            if haystack[found...].starts(with: needle) { return true }
+            start = haystack.index(after: found)
+        }
+        return false
+    }
+
     public static func recoveredSagaCount<Line: StringProtocol>(in line: Line) -> Int? {
-        // Every trace line passes here: look for the word before splitting anything.
-        guard line.contains("order recovering ") else { return nil }
+        // Every trace line passes here: look for the words before splitting anything (a byte
+        // search; Foundation's `contains` cost 2% of a simulated run).
+        guard containsBytes(line.utf8, "order recovering ".utf8) else { return nil }
         let words = line.split(separator: " ")
         for i in words.indices.dropFirst().dropLast() where words[i] == "recovering" && words[i - 1] == "order" {
             if let count = Int(words[i + 1]) { return count }
