@@ -14,7 +14,8 @@ import GRDB
 public enum Durability: Sendable {
     /// WAL, `synchronous = NORMAL`: production.
     case durable
-    /// WAL, `synchronous = OFF`: simulation, where only process crashes are modelled.
+    /// WAL, `synchronous = OFF`, the file locked for the connection's life: simulation, where only
+    /// process crashes are modelled.
     case processCrashesOnly
 }
 
@@ -53,7 +54,12 @@ public final class ServiceDatabase: @unchecked Sendable {
         configuration.prepareDatabase { db in
             switch durability {
             case .durable: try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            case .processCrashesOnly: try db.execute(sql: "PRAGMA synchronous = OFF")
+            case .processCrashesOnly:
+                // One process, one connection, and nobody else opens the file while the node is
+                // up: the file lock is taken once, not around every transaction (and WAL needs no
+                // shared-memory index then).
+                try db.execute(sql: "PRAGMA synchronous = OFF")
+                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
             }
         }
         let queue = try DatabaseQueue(path: path, configuration: configuration)
