@@ -78,23 +78,29 @@ public final class OrderWorkloadClient: @unchecked Sendable {
             return
         }
         runtime.spawn("arrivals") { [self] in
+            // Arrival times are drawn on their own schedule, not as sleeps after one another: a
+            // late wake-up (a busy machine, over ZeroMQ) does not push every later order back, and
+            // each order's latency counts from when it was due (no coordinated omission). In
+            // simulation sleeps are exact, so the two are the same.
+            var due = runtime.clock.now
             while true {
                 let gap = runtime.random.exponential(mean: 1 / workload.ratePerSecond)
-                await runtime.sleep(for: .nanoseconds(Int64(gap * 1e9)))
-                guard runtime.clock.now < until else {
+                due = due + .nanoseconds(Int64(gap * 1e9))
+                let wait = due - runtime.clock.now
+                if wait > .zero { await runtime.sleep(for: wait) }
+                guard due < until else {
                     arrivalsEnded = true
                     return
                 }
                 submitted += 1
                 inFlight += 1
-                let number = submitted
-                runtime.spawn("order") { [self] in await self.placeOrder(number) }
+                let number = submitted, scheduledAt = due
+                runtime.spawn("order") { [self] in await self.placeOrder(number, scheduledAt: scheduledAt) }
             }
         }
     }
 
-    private func placeOrder(_ number: Int) async {
-        let scheduledAt = runtime.clock.now
+    private func placeOrder(_ number: Int, scheduledAt: Timestamp) async {
         let random = runtime.random
         let customer = random.pick(fixtures.customers)
         let shop = random.pick(fixtures.shops)

@@ -52,7 +52,7 @@ public final class StoreWorkloadClient: @unchecked Sendable {
 
     public func start() {
         if workload.vendRatePerSecond > 0 && !machines.isEmpty {
-            runtime.spawn("vend-arrivals") { [self] in await arrivals(rate: workload.vendRatePerSecond) { [self] n in await vend(n) } }
+            runtime.spawn("vend-arrivals") { [self] in await arrivals(rate: workload.vendRatePerSecond) { [self] n, due in await vend(n, due: due) } }
         }
         if let every = workload.campaignEvery {
             runtime.spawn("campaigns") { [self] in
@@ -66,22 +66,27 @@ public final class StoreWorkloadClient: @unchecked Sendable {
             }
         }
         if workload.readRatePerSecond > 0 {
-            runtime.spawn("read-arrivals") { [self] in await arrivals(rate: workload.readRatePerSecond) { [self] _ in await read() } }
+            runtime.spawn("read-arrivals") { [self] in await arrivals(rate: workload.readRatePerSecond) { [self] _, due in await read(due: due) } }
         }
     }
 
     /// A Poisson process until `until`: `body` runs as its own task for each arrival.
-    private func arrivals(rate: Double, _ body: @escaping @Sendable (Int) async -> Void) async {
+    /// Arrival times follow their own schedule (see `OrderWorkloadClient.start`): a late wake-up
+    /// does not delay the arrivals after it, and `body` gets the time its arrival was due.
+    private func arrivals(rate: Double, _ body: @escaping @Sendable (Int, Timestamp) async -> Void) async {
         var n = 0
+        var due = runtime.clock.now
         while true {
-            await runtime.sleep(for: .nanoseconds(Int64(runtime.random.exponential(mean: 1 / rate) * 1e9)))
-            guard runtime.clock.now < until else {
+            due = due + .nanoseconds(Int64(runtime.random.exponential(mean: 1 / rate) * 1e9))
+            let wait = due - runtime.clock.now
+            if wait > .zero { await runtime.sleep(for: wait) }
+            guard due < until else {
                 arrivalsEnded = true
                 return
             }
             n += 1
-            let number = n
-            runtime.spawn("arrival") { await body(number) }
+            let number = n, scheduledAt = due
+            runtime.spawn("arrival") { await body(number, scheduledAt) }
         }
     }
 
@@ -89,14 +94,14 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlation, idempotencyKey: key)
     }
 
-    private func vend(_ n: Int) async {
+    private func vend(_ n: Int, due: Timestamp) async {
         let machine = runtime.random.pick(machines)
         guard let shop = fixtures.shops.first(where: { $0.id == machine.shopId }), !shop.stock.isEmpty else { return }
         let product = runtime.random.pick(shop.stock).productId
         let quantity = runtime.random.int(in: workload.vendQuantity)
         let request = Vend(vendId: "vend-\(n)", machineId: machine.id, productId: product, quantity: quantity)
         let index = outcome.vends.count
-        outcome.vends.append(VendRecord(vendId: request.vendId, scheduledAt: runtime.clock.now, completedAt: nil, outcome: .gaveUp, attempts: 0))
+        outcome.vends.append(VendRecord(vendId: request.vendId, scheduledAt: due, completedAt: nil, outcome: .gaveUp, attempts: 0))
         inFlight += 1
         defer { inFlight -= 1 }
         var status: VendResult.Status?
@@ -152,8 +157,7 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         outcome.campaignsFailed += 1
     }
 
-    private func read() async {
-        let started = runtime.clock.now
+    private func read(due started: Timestamp) async {
         let correlation = runtime.ids.next("read")
         do {
             switch runtime.random.int(in: 0...4) {

@@ -12,12 +12,15 @@ import NIOHTTP1
 public struct HTTPOrderAPI: OrderAPI {
     public let client: LoopbackHTTPClient
     public let apiKey: String
+    /// Where every answer's status is counted (nil: not counted).
+    public let statuses: HTTPStatusCount?
     /// The clock the caller's deadlines are read on.
     private let clock = SystemClock()
 
-    public init(client: LoopbackHTTPClient, apiKey: String) {
+    public init(client: LoopbackHTTPClient, apiKey: String, statuses: HTTPStatusCount? = nil) {
         self.client = client
         self.apiKey = apiKey
+        self.statuses = statuses
     }
 
     public func placeOrder(_ order: PlaceOrder, metadata: CallMetadata) async throws -> OrderView {
@@ -44,10 +47,13 @@ public struct HTTPOrderAPI: OrderAPI {
         do {
             response = try await client.send(method, path, headers: headers, body: body, timeout: remaining)
         } catch LoopbackHTTPClient.Failure.timedOut {
+            statuses?.add("timeout")
             throw RPCError.deadlineExceeded
         } catch {
+            statuses?.add("no answer")
             throw RPCError.unavailable("\(method) \(path): \(error)")
         }
+        statuses?.add(String(response.status))
         switch response.status {
         case 200, 201, 202:
             do { return try JSONCoding.decode(Answer.self, from: response.body) } catch {
@@ -66,4 +72,17 @@ public struct HTTPOrderAPI: OrderAPI {
             throw RPCError.unavailable("\(method) \(path) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
         }
     }
+}
+
+/// HTTP answers by status ("201", "429", …, "timeout", "no answer"). Thread safe.
+public final class HTTPStatusCount: @unchecked Sendable {
+    // @unchecked Sendable: `counts` is touched under `lock` only.
+    private let lock = NSLock()
+    private var counts: [String: Int] = [:]
+
+    public init() {}
+
+    public func add(_ status: String) { lock.withLock { counts[status, default: 0] += 1 } }
+
+    public var snapshot: [String: Int] { lock.withLock { counts } }
 }

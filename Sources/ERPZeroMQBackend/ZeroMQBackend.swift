@@ -76,6 +76,12 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
 
     /// Every node's RPC latency histograms, once the run is over (what `erp calibrate` fits).
     public private(set) var measuredLatency: [NodeLatency] = []
+    /// The order workload's HTTP answers by status.
+    public let httpStatuses = HTTPStatusCount()
+    /// CPU seconds each service process spent from the workload's start to the heal phase's end
+    /// (a process that restarted in between is left out: its counters started again).
+    public private(set) var serviceCPUSeconds: [String: Double] = [:]
+    private var cpuAtStart: [String: (pid: Int32, seconds: Double)] = [:]
 
     public init(scenario: Scenario, scenarioPath: String, fixturesPath: String, outputDirectory: String, executable: String) {
         self.scenario = scenario
@@ -214,9 +220,10 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     public func startWorkload(_ scenario: Scenario, fixtures: Fixtures, seed: UInt64) async throws {
         guard let running else { preconditionFailure("services start before the workload") }
         chaosStart = running.clock.now
+        cpuAtStart = Self.cpu(of: running)
         let runtime = ZeroMQRuntime(node: Self.runnerNode, transport: running.transport, executor: running.executor,
                                     dataDirectory: running.scratch, clock: running.clock, random: SeededRandomSource(seed: seed))
-        let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
+        let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey, statuses: httpStatuses),
                                          workload: scenario.workload, fixtures: fixtures, until: running.clock.now + scenario.duration)
         // Devices speak the device protocol to the IoT gateway's device door, each with its own key.
         let healPhase = max(scenario.heal, healMinimum)
@@ -275,7 +282,26 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             running.journal.note("no final report from \(silent.map(\.rawValue).joined(separator: ", ")): their figures are missing from the summary")
         }
         await saveMetrics(running)
+        for (service, end) in Self.cpu(of: running) {
+            if let start = cpuAtStart[service], start.pid == end.pid { serviceCPUSeconds[service] = end.seconds - start.seconds }
+        }
         return healPhase
+    }
+
+    /// Each service process's CPU time so far (user + system, from /proc), by service.
+    private static func cpu(of running: Running) -> [String: (pid: Int32, seconds: Double)] {
+        var out: [String: (pid: Int32, seconds: Double)] = [:]
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for service in running.services {
+            guard let pid = running.supervisor.processIdentifier(of: service.rawValue),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after the command name: state is field 3, utime 14, stime 15.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            out[service.rawValue] = (pid, (user + system) / ticks)
+        }
+        return out
     }
 
     public func finish() async throws -> BackendOutcome {

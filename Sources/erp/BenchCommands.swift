@@ -4,12 +4,13 @@ import ERPCore
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
+import ERPZeroMQBackend
 import Foundation
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures (with --json, one JSON object as the last line).",
-        subcommands: [ScenarioBench.self, SimMesh.self, TransportBench.self])
+        subcommands: [ScenarioBench.self, E2EBench.self, SimMesh.self, TransportBench.self])
 }
 
 struct SimMesh: ParsableCommand {
@@ -215,3 +216,148 @@ struct TransportBench: ParsableCommand {
     }
 }
 
+
+/// `erp bench e2e`: the whole system as `erp up` runs it (every service a process, CURVE over
+/// ZeroMQ, the HTTP gateway) under open-loop POST /orders, and the invariants judged afterwards
+/// from the databases. Latency is timed from each order's intended send time (Poisson arrivals,
+/// whatever the system's state), so a stall shows as slow orders, not as fewer of them.
+struct E2EBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Open-loop HTTP POST /orders against every service as a process; latency, errors, CPU per order, invariants.",
+        discussion: """
+            Each step starts the services afresh (the topology `erp up` runs, on ipc:// sockets and a \
+            loopback HTTP port), sends orders at the rate for --duration with unique idempotency keys \
+            (a client retries an order with the same key while its outcome is unknown, up to 4 \
+            attempts), waits for every order's outcome, stops the services and checks the invariants \
+            from their databases. The shops' stock is multiplied (--stock) so that orders are not \
+            cancelled for want of stock. With --find-max the rate grows by half each step until the \
+            p99 exceeds --p99 or the system completes less than 95% of what was offered. Build with \
+            -c release for figures worth quoting. Exit status 0; 2 when an invariant failed.
+            """)
+
+    @Option(help: "Orders per second offered (the first step's with --find-max).") var rate: Double = 200
+    @Option(help: ArgumentHelp("How long each step sends orders.", valueName: "duration")) var duration = "10s"
+    @Flag(help: "Raise the rate by half per step while the p99 stays under --p99.") var findMax = false
+    @Option(help: ArgumentHelp("The p99 bound for --find-max, e.g. 50ms.", valueName: "duration")) var p99 = "50ms"
+    @Option(help: "Multiply every shop's stock by this.") var stock = 100
+    @Option(name: .customLong("provider-time"), help: ArgumentHelp("How long the payment provider (swishpay) takes per charge.", valueName: "duration"))
+    var providerTime = "20ms"
+    @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
+    @Option(name: .customLong("out"), help: "Output folder (default: reports/bench-e2e).") var outputDirectory = "reports/bench-e2e"
+    @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
+
+    struct Step: Codable {
+        var targetPerSecond: Double
+        var offeredPerSecond: Double
+        var completedPerSecond: Double
+        var orders: Int
+        var confirmed: Int
+        var latency: LatencySummary
+        var statuses: [String: Int]
+        var cpuMillisecondsPerOrder: [String: Double]
+        var cpuMillisecondsPerOrderTotal: Double
+        var invariantsPass: Bool
+        var failedInvariants: [String]
+        var report: String
+    }
+
+    func run() async throws {
+        guard let chaos = Duration(parsing: duration), chaos > .zero, chaos <= .seconds(3600) else {
+            throw ValidationError("--duration must be a positive duration up to 1h, such as 10s")
+        }
+        guard let bound = Duration(parsing: p99), bound > .zero else { throw ValidationError("--p99 must be a duration such as 50ms") }
+        guard rate > 0, rate <= 20_000 else { throw ValidationError("--rate must be from 0 to 20000 orders per second") }
+        guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
+        guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
+            throw ValidationError("--provider-time must be a duration from 0ms to 10s")
+        }
+        var loaded = try loadFixtures(fixtures)
+        for s in loaded.shops.indices {
+            for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= stock }
+        }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
+        let fixturesPath = out + "/fixtures.json"
+        try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: fixturesPath))
+
+        var steps: [Step] = []
+        var target = rate
+        while true {
+            let step = try await measure(target, chaos: chaos, provider: provider, fixtures: loaded, fixturesPath: fixturesPath, out: out)
+            steps.append(step)
+            print(Self.line(step))
+            guard findMax, step.latency.p99 <= bound.milliseconds, step.completedPerSecond >= 0.95 * step.targetPerSecond,
+                  target * 1.5 <= 20_000 else { break }
+            target = (target * 1.5).rounded()
+        }
+        let passing = steps.filter { $0.latency.p99 <= bound.milliseconds && $0.completedPerSecond >= 0.95 * $0.targetPerSecond }
+        if findMax {
+            print(passing.last.map { String(format: "highest rate with p99 <= %@ and >= 95%% completed: %.0f orders/s", p99, $0.targetPerSecond) }
+                  ?? "no rate kept p99 <= \(p99)")
+        }
+        if json {
+            let last = steps[steps.count - 1]
+            var figures: [String: Any] = [
+                "bench": "e2e", "target_per_s": last.targetPerSecond, "offered_per_s": last.offeredPerSecond,
+                "achieved_per_s": last.completedPerSecond, "orders": last.orders, "confirmed": last.confirmed,
+                "p50_ms": last.latency.p50, "p99_ms": last.latency.p99, "p999_ms": last.latency.p999, "max_ms": last.latency.max,
+                "statuses": last.statuses, "cpu_ms_per_order": last.cpuMillisecondsPerOrder,
+                "cpu_ms_per_order_total": last.cpuMillisecondsPerOrderTotal, "invariants_pass": steps.allSatisfy(\.invariantsPass),
+            ]
+            if findMax { figures["max_rate_within_p99"] = passing.last?.targetPerSecond ?? 0; figures["p99_bound_ms"] = bound.milliseconds }
+            printJSON(figures)
+        }
+        if !steps.allSatisfy(\.invariantsPass) { throw ExitCode(ExitStatus.consistency) }
+    }
+
+    private func measure(_ target: Double, chaos: Duration, provider: Duration, fixtures: Fixtures, fixturesPath: String, out: String) async throws -> Step {
+        var scenario = Scenario(name: "bench-e2e")
+        scenario.description = "erp bench e2e: open-loop POST /orders at \(target)/s, no faults, no latency added"
+        scenario.duration = chaos
+        scenario.heal = .seconds(5)
+        scenario.fixturesPath = fixturesPath
+        scenario.network.link = LinkBehaviour(latencyMin: .zero, latencyMax: .zero)
+        scenario.workload.ratePerSecond = target
+        scenario.workload.itemsPerOrder = 1...1
+        scenario.workload.quantity = 1...1
+        scenario.payment.processingTime = provider
+        scenario.expect = Scenario.Expectations()
+        let directory = out + "/rate-\(Int(target))"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let scenarioPath = directory + "/scenario.yaml"
+        try ScenarioWriter.yaml(scenario, header: ["Written by erp bench e2e"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
+                                    outputDirectory: directory, executable: executable)
+        backend.log = { _ in }
+        let summary = try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: 1, outputDirectory: directory,
+                                               reproduce: "erp run \(scenarioPath) --mode zmq").run(on: backend)
+        let orders = summary.orders.submitted
+        var perService: [String: Double] = [:]
+        for (service, seconds) in backend.serviceCPUSeconds where orders > 0 {
+            perService[service] = (seconds / Double(orders) * 1e5).rounded() / 100
+        }
+        return Step(targetPerSecond: target, offeredPerSecond: summary.openLoop.offeredPerSecond,
+                    completedPerSecond: summary.openLoop.completedPerSecond, orders: orders, confirmed: summary.orders.confirmed,
+                    latency: summary.latency["orderPlacement"] ?? LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0),
+                    statuses: backend.httpStatuses.snapshot, cpuMillisecondsPerOrder: perService,
+                    cpuMillisecondsPerOrderTotal: (perService.values.reduce(0, +) * 100).rounded() / 100,
+                    invariantsPass: summary.invariantsPass,
+                    failedInvariants: summary.invariants.filter { $0.value == .fail }.map(\.key).sorted(), report: directory)
+    }
+
+    static func line(_ s: Step) -> String {
+        var text = String(format: "rate %.0f/s: offered %.0f/s, completed %.0f/s; %d orders, %d confirmed; latency from intended send p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, max %.1f ms",
+                          s.targetPerSecond, s.offeredPerSecond, s.completedPerSecond, s.orders, s.confirmed,
+                          s.latency.p50, s.latency.p99, s.latency.p999, s.latency.max)
+        text += "\n  HTTP answers: " + s.statuses.keys.sorted().map { "\($0) \(s.statuses[$0]!)" }.joined(separator: ", ")
+        text += String(format: "\n  CPU per order: %.2f ms in all: ", s.cpuMillisecondsPerOrderTotal)
+            + s.cpuMillisecondsPerOrder.keys.sorted { s.cpuMillisecondsPerOrder[$0]! > s.cpuMillisecondsPerOrder[$1]! }
+                .map { String(format: "%@ %.2f", $0, s.cpuMillisecondsPerOrder[$0]!) }.joined(separator: ", ")
+        text += "\n  invariants: " + (s.invariantsPass ? "all hold" : "FAILED " + s.failedInvariants.joined(separator: ", ")) + " (report: \(s.report))"
+        return text
+    }
+}
