@@ -1,0 +1,50 @@
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// The bench commands' contract, not their speed (figures are not pass/fail on a shared machine):
+/// with --json the last line is one JSON object with the documented figures, and the runs they
+/// time really ran (orders placed, invariants judged).
+@Suite(.serialized) struct BenchCommandTests {
+    static func lastJSON(_ output: String) throws -> [String: Any] {
+        let last = try #require(output.split(separator: "\n").last)
+        return try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], "\(output)")
+    }
+
+    @Test func scenarioBenchPrintsItsFigures() async throws {
+        let result = try await runErp(["bench", "scenario", packageRoot + "/scenarios/happy-path.yaml", "--duration", "2s", "--rate", "30", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let figures = try Self.lastJSON(result.output)
+        #expect(figures["bench"] as? String == "scenario")
+        #expect((figures["orders"] as? Int ?? 0) > 20)
+        #expect((figures["orders_per_wall_s"] as? Double ?? 0) > 0 && (figures["peak_rss_mib"] as? Double ?? 0) > 0)
+        #expect((figures["cpu_ms_per_order"] as? Double ?? 0) > 0 && (figures["virtual_per_wall"] as? Double ?? 0) > 0)
+        #expect(figures["invariants_pass"] as? Bool == true)
+        #expect((figures["trace_hash"] as? String ?? "").count == 64)
+    }
+
+    @Test func e2eBenchRunsEveryServiceAndJudgesTheDatabases() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-bench-e2e-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["bench", "e2e", "--rate", "20", "--duration", "2s", "--out", out,
+                                       "--fixtures", packageRoot + "/fixtures/retail.json", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let figures = try Self.lastJSON(result.output)
+        #expect(figures["bench"] as? String == "e2e")
+        let orders = figures["orders"] as? Int ?? 0
+        #expect(orders > 10)
+        #expect((figures["statuses"] as? [String: Int])?["201"] == orders, "every order answered 201: \(figures)")
+        let cpu = figures["cpu_ms_per_order"] as? [String: Double] ?? [:]
+        for service in ["order", "inventory", "payment", "event-bus", "gateway"] { #expect((cpu[service] ?? 0) > 0, "\(cpu)") }
+        #expect((figures["p99_ms"] as? Double ?? 0) >= (figures["p50_ms"] as? Double ?? 0))
+        #expect(figures["invariants_pass"] as? Bool == true)
+        #expect(result.output.contains("invariants: all hold"))
+    }
+
+    @Test func badBenchArgumentsAreRefused() async throws {
+        let result = try await runErp(["bench", "e2e", "--rate", "0"])
+        #expect(result.status != 0 && result.output.contains("--rate must be from 0 to 20000"))
+        let scenario = try await runErp(["bench", "scenario", "/nonexistent.yaml"])
+        #expect(scenario.status == 1 && scenario.output.contains("nonexistent.yaml"))
+    }
+}
