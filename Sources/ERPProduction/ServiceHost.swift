@@ -28,6 +28,29 @@ public struct ServiceHost: Service {
         self.init(service: service, topology: topology, settings: ServiceSettings(fixtures: fixtures))
     }
 
+    /// Who may call `service`'s methods, by CURVE key:
+    /// - the topology's runner (`security.runner`): everything, the fault controls included;
+    /// - nobody else the fault controls (`_control.*`);
+    /// - another service: the methods of the services it declares it calls (the seed's diagrams),
+    ///   the bus's if it publishes or consumes, and `consumer.deliver` only from the bus;
+    /// - another client (a tool such as `erp events --as`): the bus's and the gateway's methods.
+    /// Devices never reach these sockets: their keys open only the IoT gateway's device door.
+    public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore) throws -> CallerAuthorization {
+        var holders: [String: String] = [:]
+        for other in topology.services { holders[try keys.publicKey(of: other)] = other.rawValue }
+        for client in topology.clients { holders[try keys.publicKey(named: client)] = "client " + client }
+        let callers = ServiceCatalog.callers(of: service)
+        let runner = topology.runner.map { "client " + $0 }
+        return CallerAuthorization(holders: holders) { holder, method in
+            if holder == runner { return true }
+            if method.hasPrefix("_control.") { return false }
+            if holder.hasPrefix("client ") { return service == .eventBus || service == .gateway }
+            guard let caller = ServiceName(rawValue: holder) else { return false }
+            if method == DeliverEvent.method { return caller == .eventBus }
+            return callers.contains(caller)
+        }
+    }
+
     public init(service: ServiceName, topology: Topology, settings: ServiceSettings) {
         self.service = service
         self.topology = topology
@@ -63,8 +86,10 @@ public struct ServiceHost: Service {
         let executor = SerialTaskExecutor(name: service.rawValue)
         let node = NodeName(service)
         let clock = SystemClock()
+        let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0) }
         let transport = ZeroMQTransport(node: node, endpoint: endpoint, addressBook: book, context: context,
-                                        security: security, executor: executor, clock: clock, logger: logger)
+                                        security: security, executor: executor, clock: clock, logger: logger,
+                                        authorization: authorization)
         let bound = try await transport.start()
         try FileManager.default.createDirectory(atPath: topology.dataDirectory, withIntermediateDirectories: true)
         let runtime = ZeroMQRuntime(node: node, transport: transport, executor: executor, dataDirectory: topology.dataDirectory,

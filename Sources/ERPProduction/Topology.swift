@@ -28,6 +28,9 @@ public struct Topology: Sendable {
     /// Peers that are not services but may call them (their `<name>.pub` in the key folder): the
     /// scenario runner of `erp run --mode zmq`, an operator's tool.
     public var clients: [String] = []
+    /// The one client key (of `clients`) that may call the fault-control methods and every
+    /// method of every service: the harness that runs scenarios on this topology. Nil: none.
+    public var runner: String?
     /// Where the IoT gateway listens for devices (`devices.endpoint`), and the folder of the
     /// devices' public keys (`devices.keys`: `<deviceId>.pub`, Z85): each device has a key of its
     /// own, and only a key of this folder is admitted. Nil: no device ingress.
@@ -72,7 +75,7 @@ extension Topology {
         let root = try read.root(of: text)
         guard case .mapping(let top) = root else { throw fail(root, "a topology is a mapping") }
         var name = "topology", data = ".erp-data", host = "127.0.0.1", port = 8080
-        var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = []
+        var apiKeys: [String] = [], keys: String?, plaintext = false, clients: [String] = [], runner: (name: String, node: Node)?
         var httpRateLimit: TokenBucketSettings?
         var endpoints: [(ServiceName, String)] = []
         var metrics: [ServiceName: (host: String, port: Int)] = [:]
@@ -109,7 +112,10 @@ extension Topology {
                             throw fail(sv, "security.clients must be a list of key names (files NAME.pub in the curveKeys folder)")
                         }
                         clients = list.compactMap(\.string)
-                    default: throw fail(sk, "unknown field '\(sk.string ?? "")' in security; expected curveKeys, plaintext, clients")
+                    case "runner":
+                        guard let name = sv.string, !name.isEmpty else { throw fail(sv, "security.runner must be the name of a client key") }
+                        runner = (name, sv)
+                    default: throw fail(sk, "unknown field '\(sk.string ?? "")' in security; expected curveKeys, plaintext, clients, runner")
                     }
                 }
             case "services":
@@ -178,6 +184,10 @@ extension Topology {
         topology.keyDirectory = keys
         topology.plaintext = plaintext
         topology.clients = clients
+        if let runner, !clients.contains(runner.name) {
+            throw fail(runner.node, "security.runner '\(runner.name)' is not one of security.clients (\(clients.joined(separator: ", ")))")
+        }
+        topology.runner = runner?.name
         topology.metricsAddresses = metrics
         topology.resilience = resilience
         topology.deviceEndpoint = deviceEndpoint

@@ -63,6 +63,14 @@ public enum ServiceCatalog {
         type(of: service)?.database.map { ServiceDatabase.fileName(node: NodeName(service), database: $0.name) }
     }
 
+    /// The services that may call `service`'s methods: those that declare they call it (the seed's
+    /// diagrams), and for the bus every service that publishes or consumes. Sorted.
+    public static func callers(of service: ServiceName) -> [ServiceName] {
+        var callers: [ServiceName] = []
+        for type in serviceTypes where dependencies(of: type).contains(service) { callers.append(type.name) }
+        return callers.sorted()
+    }
+
     /// What a service waits for: the services it calls, and the bus when it publishes or consumes.
     static func dependencies(of type: any RetailService.Type) -> [ServiceName] {
         let usesBus = !type.publishes.isEmpty || !type.subscriptions.isEmpty

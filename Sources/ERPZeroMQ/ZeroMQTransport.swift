@@ -64,6 +64,28 @@ public struct TransportCounters: Sendable, Hashable, Codable {
     public var replySendFailures = 0
     /// Messages sent twice on purpose by the duplicate fault.
     public var duplicatesSent = 0
+    /// Requests refused because the caller's key may not call the method (answered `forbidden`).
+    public var requestsForbidden = 0
+}
+
+/// Who may call what: each admitted CURVE key's holder, and the rule that says which methods a
+/// holder may call. The ZAP handler already refuses unknown keys at the handshake; this refuses a
+/// known key a method it has no business with (a device key asking for the fault controls, a
+/// service calling outside the seed's diagrams). The caller is named by its key, as the ZAP
+/// handler authenticated it, never by what its request says.
+public struct CallerAuthorization: Sendable {
+    /// Z85 public key → the name of whoever holds it.
+    public var holders: [String: String]
+    /// Whether `holder` may call `method` here.
+    public var allows: @Sendable (_ holder: String, _ method: String) -> Bool
+
+    public init(holders: [String: String], allows: @escaping @Sendable (_ holder: String, _ method: String) -> Bool) {
+        self.holders = holders
+        self.allows = allows
+    }
+
+    /// A key's short form for logs: enough to find it, not the whole key.
+    public static func keyId(_ key: String) -> String { String(key.prefix(8)) }
 }
 
 /// Typed RPC over ZeroMQ. Each node binds one ROUTER at its endpoint for incoming requests and
@@ -135,6 +157,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     /// Calls this node made, by method and outcome, with their round-trip latency.
     public let calls = RequestMetrics.rpcCalls()
     private let bindEndpoint: String
+    private let authorization: CallerAuthorization?
     private let state = Locked(State())
 
     private enum Phase { case idle, running, stopped }
@@ -176,10 +199,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     /// - Parameters:
     ///   - endpoint: where the ROUTER binds (`tcp://0.0.0.0:7001`, `tcp://127.0.0.1:*`, `ipc://…`).
     ///   - security: `.plaintext` or `.curve(keyPair)`; there is no default on purpose.
+    ///   - authorization: who may call which method, by CURVE key (CURVE only; nil: any admitted key
+    ///     may call anything).
     public init(node: NodeName, endpoint: String, addressBook: AddressBook, context: ZMQContext,
                 security: Security, executor: SerialTaskExecutor, settings: Settings = Settings(),
-                clock: SystemClock = SystemClock(), logger: Logger? = nil) {
+                clock: SystemClock = SystemClock(), logger: Logger? = nil, authorization: CallerAuthorization? = nil) {
         self.node = node
+        self.authorization = authorization
         self.bindEndpoint = endpoint
         self.addressBook = addressBook
         self.context = context
@@ -210,7 +236,10 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         case .curve(let keyPair): .curveServer(keyPair: keyPair)
         }
         do {
-            let router = try await io.open(.router, options: SocketOptions(security: serverSecurity),
+            var routerOptions = SocketOptions(security: serverSecurity)
+            // The ZAP handler's user id is the caller's key: what authorization goes by.
+            routerOptions.readsUserId = authorization != nil
+            let router = try await io.open(.router, options: routerOptions,
                                            delivery: .handler { [weak self] message, sender in self?.receiveRequest(message, sender) })
             let bindEnd = ContinuousClock.now + settings.bindRetryMax
             var bound: String
@@ -556,6 +585,17 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 state.withLock { $0.counters.requestsForUnknownMethods += 1 }
                 answerNow(header.callId, .unavailable("\(node) does not serve \(header.method)"))
                 return
+            }
+            if let authorization {
+                let key = message.userId ?? ""
+                let holder = authorization.holders[key]
+                guard let holder, authorization.allows(holder, header.method) else {
+                    state.withLock { $0.counters.requestsForbidden += 1 }
+                    let who = holder ?? "an unknown key"
+                    logger.warning("refused \(header.method) to \(who) (key \(CallerAuthorization.keyId(key)))")
+                    answerNow(header.callId, .rejected(code: "forbidden", message: "\(who) may not call \(header.method) on \(node)"))
+                    return
+                }
             }
             let context = CallContext(metadata: metadata, caller: NodeName(header.caller))
             let callId = header.callId, method = header.method

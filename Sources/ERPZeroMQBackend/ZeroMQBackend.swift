@@ -116,7 +116,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             name: \(scenario.name)-zmq
             dataDirectory: \(databaseDirectory)
             http: {host: 127.0.0.1, port: \(httpPort), apiKeys: [\(apiKey)]}
-            security: {curveKeys: \(scratch)/keys, clients: [\(Self.runnerNode)]}
+            security: {curveKeys: \(scratch)/keys, clients: [\(Self.runnerNode)], runner: \(Self.runnerNode)}
 
             """
         // With devices, each fixture device (and each the scenario adds) gets a key pair of its own

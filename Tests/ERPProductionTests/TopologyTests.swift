@@ -90,4 +90,39 @@ let sample = """
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         #expect(throws: KeyStoreError.self) { try store.keyPair(of: .gateway) }
     }
+
+    /// The allow-list each service's transport enforces, from the topology's keys and the
+    /// catalogue's declared calls (the seed's diagrams).
+    @Test func authorizationFollowsTheDiagramsAndKeepsTheControlsForTheRunner() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-authz-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = KeyStore(directory: dir + "/keys")
+        let services: [ServiceName] = [.eventBus, .inventory, .payment, .order, .notification, .gateway, .swishpay]
+        _ = try store.generate(named: services.map(\.rawValue) + ["runner", "tool"])
+        var text = "dataDirectory: data\nsecurity: {curveKeys: \(dir)/keys, clients: [runner, tool], runner: runner}\nservices:\n"
+        for (i, service) in services.enumerated() { text += "  \(service.rawValue): tcp://127.0.0.1:\(7300 + i)\n" }
+        let topology = try Topology.parse(text, file: "t.yaml")
+        func allows(_ caller: String, _ method: String, on service: ServiceName) throws -> Bool {
+            let rules = try ServiceHost.authorization(of: service, topology: topology, keys: store)
+            let key = try store.publicKey(named: caller)
+            guard let holder = rules.holders[key] else { return false }
+            return rules.allows(holder, method)
+        }
+        #expect(try allows("order", "inventory.reserveStock", on: .inventory))
+        #expect(try !allows("notification", "inventory.reserveStock", on: .inventory), "notification calls nobody")
+        #expect(try allows("payment", "swishpay.charge", on: .swishpay))
+        #expect(try !allows("order", "swishpay.charge", on: .swishpay), "only payment talks to the provider")
+        #expect(try allows("order", "bus.append", on: .eventBus))
+        #expect(try allows("event-bus", "consumer.deliver", on: .inventory))
+        #expect(try !allows("order", "consumer.deliver", on: .inventory), "only the bus delivers events")
+        #expect(try !allows("order", "_control.applyFaults", on: .inventory))
+        #expect(try !allows("tool", "_control.applyFaults", on: .inventory))
+        #expect(try allows("runner", "_control.applyFaults", on: .inventory))
+        #expect(try allows("tool", "bus.deadLetters", on: .eventBus))
+        #expect(try !allows("tool", "order.createOrder", on: .order))
+        // The runner must be one of the clients.
+        #expect(throws: TopologyError.self) {
+            try Topology.parse("security: {curveKeys: keys, clients: [tool], runner: runner}\nservices:\n  order: tcp://127.0.0.1:1\n", file: "t.yaml")
+        }
+    }
 }

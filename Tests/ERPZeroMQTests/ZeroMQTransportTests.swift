@@ -23,10 +23,10 @@ struct TransportPair {
     let endpoint: String
 
     init(serverSecurity: ZeroMQTransport.Security = .plaintext, clientSecurity: ZeroMQTransport.Security = .plaintext,
-         context: ZMQContext? = nil, serverPublicKey: String? = nil) async throws {
+         context: ZMQContext? = nil, serverPublicKey: String? = nil, authorization: CallerAuthorization? = nil) async throws {
         self.context = try context ?? ZMQContext()
         server = ZeroMQTransport(node: "server", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
-                                 security: serverSecurity, executor: serverExecutor)
+                                 security: serverSecurity, executor: serverExecutor, authorization: authorization)
         client = ZeroMQTransport(node: "client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
                                  security: clientSecurity, executor: clientExecutor)
         server.register(Shout.self) { request, context in request.text.uppercased() + " to " + context.caller.rawValue }
@@ -156,6 +156,35 @@ struct TransportPair {
         }
         await other.stop()
         await third.stop()
+        await authenticator.stop()
+        await pair.finish()
+    }
+
+    /// Per-method authorization goes by the caller's CURVE key (as the ZAP handler admitted it),
+    /// not by the name its request claims: a key allowed the method is served, another admitted
+    /// key is refused `forbidden`, counted and logged; the server keeps serving.
+    @Test func aKeyMayCallOnlyWhatItIsAllowed() async throws {
+        guard ZMQContext.hasCurve else { return }
+        let context = try ZMQContext()
+        let serverKeys = try CurveKeyPair.generate()
+        let trusted = try CurveKeyPair.generate(), other = try CurveKeyPair.generate()
+        let authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: [trusted.publicKey, other.publicKey])
+        let authorization = CallerAuthorization(holders: [trusted.publicKey: "trusted", other.publicKey: "other"]) { holder, method in
+            holder == "trusted" || method != Shout.method
+        }
+        let pair = try await TransportPair(serverSecurity: .curve(serverKeys), clientSecurity: .curve(trusted), context: context,
+                                           serverPublicKey: serverKeys.publicKey, authorization: authorization)
+        #expect(try await pair.client.call(Shout(text: "hi"), metadata: pair.metadata()) == "HI to client")
+        // Another admitted key, even one whose requests say they come from "client", is refused.
+        let impostor = ZeroMQTransport(node: "client", endpoint: "tcp://127.0.0.1:*", addressBook: pair.book, context: context,
+                                       security: .curve(other), executor: pair.clientExecutor)
+        try await impostor.start()
+        await #expect(throws: RPCError.rejected(code: "forbidden", message: "other may not call test.shout on server")) {
+            try await impostor.call(Shout(text: "hi"), metadata: pair.metadata())
+        }
+        #expect(pair.server.counters.requestsForbidden == 1)
+        #expect(try await pair.client.call(Shout(text: "again"), metadata: pair.metadata()) == "AGAIN to client")
+        await impostor.stop()
         await authenticator.stop()
         await pair.finish()
     }
