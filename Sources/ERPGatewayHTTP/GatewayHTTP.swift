@@ -303,7 +303,8 @@ public struct GatewayHTTP: Sendable {
         var admitted = false
         for known in keys {
             let bytes = Array(known.utf8)
-            var difference = UInt8(truncatingIfNeeded: candidate.count ^ bytes.count)
+            // Lengths compared whole (a length off by a multiple of 256 must not vanish in a byte).
+            var difference: UInt8 = candidate.count == bytes.count ? 0 : 1
             for i in 0..<max(candidate.count, bytes.count) {
                 difference |= (i < candidate.count ? candidate[i] : 0) ^ (i < bytes.count ? bytes[i] : 0)
             }

@@ -274,7 +274,8 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
     @Test func apiKeysAreComparedWholly() {
         let keys = ["secret", "other-key"]
         #expect(GatewayHTTP.isAdmitted("secret", among: keys) && GatewayHTTP.isAdmitted("other-key", among: keys))
-        for guess in ["", "s", "secre", "secret ", "secreT", "secrets", "other-ke", "\u{0}secret", "sécret"] {
+        let padded = "secret" + String(repeating: "\u{0}", count: 256)
+        for guess in ["", "s", "secre", "secret ", "secreT", "secrets", "other-ke", "\u{0}secret", "sécret", padded] {
             #expect(!GatewayHTTP.isAdmitted(guess, among: keys), "\(guess)")
         }
         #expect(!GatewayHTTP.isAdmitted("secret", among: []))
