@@ -22,8 +22,8 @@ public final class DeviceIngress: @unchecked Sendable {
 
     let endpoint: String
     let serverKeys: CurveKeyPair
-    /// Device public key (Z85) → device id.
-    let owners: [String: String]
+    /// Device public key (Z85) → device id, as first given; `replaceKeys` changes the live map.
+    private let initialOwners: [String: String]
     let operations: any DeviceOperations
     let hop: @Sendable (@escaping @Sendable () async -> [UInt8]) async -> [UInt8]
     let logger: Logger
@@ -36,6 +36,8 @@ public final class DeviceIngress: @unchecked Sendable {
         var socket: ZMQSocket?
         var loop: Task<Void, Never>?
         var inFlight = 0
+        /// Device public key (Z85) → device id: who each admitted key speaks for.
+        var owners: [String: String] = [:]
     }
 
     /// `hop` runs the handling on the IoT gateway node's executor, where `operations` lives.
@@ -46,7 +48,7 @@ public final class DeviceIngress: @unchecked Sendable {
         self.serverKeys = serverKeys
         var owners: [String: String] = [:]
         for (deviceId, key) in deviceKeys { owners[key] = deviceId }
-        self.owners = owners
+        self.initialOwners = owners
         self.operations = operations
         self.logger = logger
         self.hop = hop
@@ -65,6 +67,7 @@ public final class DeviceIngress: @unchecked Sendable {
     /// Binds and starts answering devices. Returns the bound endpoint.
     public func start() async throws -> String {
         let context = try ZMQContext()
+        let owners = initialOwners
         let authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(owners.keys)) { [logger] refusal in
             logger.warning("refused a device connection: \(refusal)")
         }
@@ -77,9 +80,34 @@ public final class DeviceIngress: @unchecked Sendable {
         let loop = Task { [self] in
             for await message in socket.messages { accept(message, on: socket) }
         }
-        state.withLock { $0 = State(context: context, authenticator: authenticator, io: io, socket: socket, loop: loop) }
+        state.withLock { $0 = State(context: context, authenticator: authenticator, io: io, socket: socket, loop: loop, owners: owners) }
         logger.info("device ingress on \(bound) admits \(owners.count) device keys")
         return bound
+    }
+
+    /// Makes `deviceKeys` the door's registry on the running door: a new key is admitted at its
+    /// next handshake; a removed (or replaced) key is refused at its next connection, and what an
+    /// open connection of it still sends is answered `unauthenticated`. Returns how many keys came
+    /// and went.
+    @discardableResult
+    public func replaceKeys(_ deviceKeys: [(deviceId: String, publicKey: String)]) throws -> (added: Int, revoked: Int) {
+        var owners: [String: String] = [:]
+        for (deviceId, key) in deviceKeys {
+            try CurveKeyPair.validate(key, what: "device \(deviceId)'s public key")
+            owners[key] = deviceId
+        }
+        let (authenticator, old) = state.withLock { s in
+            let old = s.owners
+            s.owners = owners
+            return (s.authenticator, old)
+        }
+        let added = owners.keys.filter { old[$0] == nil }.sorted(), revoked = old.keys.filter { owners[$0] == nil }.sorted()
+        for key in added { try authenticator?.allow(clientPublicKey: key) }
+        for key in revoked { authenticator?.revoke(clientPublicKey: key) }
+        let gone: [String] = revoked.map { key in (old[key] ?? "?") + " key " + CallerAuthorization.keyId(key) }
+        let detail = gone.isEmpty ? "" : " (" + gone.joined(separator: ", ") + ")"
+        logger.info("device keys reloaded: \(owners.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")
+        return (added.count, revoked.count)
     }
 
     public func stop() async {
@@ -107,7 +135,7 @@ public final class DeviceIngress: @unchecked Sendable {
             return
         }
         let frames = Array(message.frames.dropFirst())
-        let sender = message.userId.flatMap { owners[$0] }
+        let sender = message.userId.flatMap { key in state.withLock { $0.owners[key] } }
         Task { [self] in
             defer { state.withLock { $0.inFlight -= 1 } }
             let answer = await handle(frames, from: sender)

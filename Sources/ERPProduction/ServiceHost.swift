@@ -38,7 +38,8 @@ public struct ServiceHost: Service {
     public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore) throws -> CallerAuthorization {
         var holders: [String: String] = [:]
         for other in topology.services { holders[try keys.publicKey(of: other)] = other.rawValue }
-        for client in topology.clients { holders[try keys.publicKey(named: client)] = "client " + client }
+        // A client whose key file is gone is revoked (`reloadKeys`); a service's key must be there.
+        for client in topology.clients { if let key = try? keys.publicKey(named: client) { holders[key] = "client " + client } }
         let callers = ServiceCatalog.callers(of: service)
         let runner = topology.runner.map { "client " + $0 }
         return CallerAuthorization(holders: holders) { holder, method in
@@ -48,6 +49,36 @@ public struct ServiceHost: Service {
             guard let caller = ServiceName(rawValue: holder) else { return false }
             if method == DeliverEvent.method { return caller == .eventBus }
             return callers.contains(caller)
+        }
+    }
+
+    /// The keys the ZAP handler admits: every service's and every client's whose key file exists.
+    static func admittedKeys(topology: Topology, keys: KeyStore) throws -> Set<String> {
+        Set(try topology.services.map { try keys.publicKey(of: $0) } + topology.clients.compactMap { try? keys.publicKey(named: $0) })
+    }
+
+    /// SIGHUP: reads the topology's key folder and client list (and the device keys, on the IoT
+    /// gateway) again and applies them to the running process: new keys are admitted at their next
+    /// handshake, removed ones refused at their next connection and forbidden at once on the
+    /// connections they have. Nothing restarts. On an error the keys in force stay.
+    static func reloadKeys(service: ServiceName, topology: Topology, keys: KeyStore, authenticator: ZAPAuthenticator,
+                           transport: ZeroMQTransport, ingress: DeviceIngress?, devices: [Fixtures.Device], logger: Logger) {
+        do {
+            let current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path)
+            let allowed = try admittedKeys(topology: current, keys: keys)
+            let before = authenticator.allowedClientPublicKeys
+            let added = allowed.subtracting(before).sorted(), revoked = before.subtracting(allowed).sorted()
+            for key in added { try authenticator.allow(clientPublicKey: key) }
+            for key in revoked { authenticator.revoke(clientPublicKey: key) }
+            transport.updateAuthorization(try authorization(of: service, topology: current, keys: keys))
+            let ids: [String] = revoked.map { CallerAuthorization.keyId($0) }
+            let detail = ids.isEmpty ? "" : " (" + ids.joined(separator: ", ") + ")"
+            logger.info("keys reloaded: \(allowed.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")
+            if let ingress, let folder = current.deviceKeyDirectory {
+                try ingress.replaceKeys(DeviceIngress.deviceKeys(in: folder, devices: devices))
+            }
+        } catch {
+            logger.error("keys not reloaded, the keys in force stay: \(error)")
         }
     }
 
@@ -73,7 +104,7 @@ public struct ServiceHost: Service {
         var authenticator: ZAPAuthenticator?
         let security: ZeroMQTransport.Security
         if let keys {
-            let allowed = Set(try topology.services.map { try keys.publicKey(of: $0) } + topology.clients.map { try keys.publicKey(named: $0) })
+            let allowed = try Self.admittedKeys(topology: topology, keys: keys)
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: allowed) { [logger] refusal in
                 logger.warning("refused a connection: \(refusal)")
             }
@@ -115,6 +146,21 @@ public struct ServiceHost: Service {
             _ = try await door.start()
             ingress = door
         }
+
+        // Keys added or revoked on a running process: `kill -HUP` (erp up passes it to every service).
+        var reloadSignal: (any DispatchSourceSignal)?
+        if let keys, let authenticator {
+            signal(SIGHUP, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            let topology = self.topology, devices = settings.fixtures.devices, door = ingress
+            source.setEventHandler {
+                Self.reloadKeys(service: service, topology: topology, keys: keys, authenticator: authenticator,
+                                transport: transport, ingress: door, devices: devices, logger: logger)
+            }
+            source.resume()
+            reloadSignal = source
+        }
+        defer { reloadSignal?.cancel() }
 
         if service == .gateway, let operations = instance as? GatewayOperations {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys, rateLimitPerKey: topology.httpRateLimit),

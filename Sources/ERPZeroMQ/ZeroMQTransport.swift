@@ -157,7 +157,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     /// Calls this node made, by method and outcome, with their round-trip latency.
     public let calls = RequestMetrics.rpcCalls()
     private let bindEndpoint: String
-    private let authorization: CallerAuthorization?
+    /// Whether requests are authorized by key (fixed at init: the ROUTER reads user ids for it).
+    private let authorizes: Bool
     private let state = Locked(State())
 
     private enum Phase { case idle, running, stopped }
@@ -168,6 +169,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         var router: ZMQSocket?
         var endpoint: String?
         var handlers = HandlerTable()
+        /// Who may call what (nil: any admitted key, anything); `updateAuthorization` replaces it.
+        var authorization: CallerAuthorization?
         var peers: [NodeName: Peer] = [:]
         var opening: [NodeName: Task<Peer, any Error>] = [:]
         var pending: [UInt64: PendingCall] = [:]
@@ -205,7 +208,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 security: Security, executor: SerialTaskExecutor, settings: Settings = Settings(),
                 clock: SystemClock = SystemClock(), logger: Logger? = nil, authorization: CallerAuthorization? = nil) {
         self.node = node
-        self.authorization = authorization
+        self.authorizes = authorization != nil
+        state.withLock { $0.authorization = authorization }
         self.bindEndpoint = endpoint
         self.addressBook = addressBook
         self.context = context
@@ -217,6 +221,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     }
 
     public var counters: TransportCounters { state.withLock { $0.counters } }
+
+    /// Replaces who may call what, for the requests that arrive from now on (keys added or revoked
+    /// on a running node). Only for a transport made with an authorization.
+    public func updateAuthorization(_ authorization: CallerAuthorization) {
+        precondition(authorizes, "\(node): a transport made without authorization does not read callers' keys")
+        state.withLock { $0.authorization = authorization }
+    }
     /// The endpoint the ROUTER is bound to (the real port when bound to `*`), once started.
     public var endpoint: String? { state.withLock { $0.endpoint } }
     public var pendingCallCount: Int { state.withLock { $0.pending.count } }
@@ -238,7 +249,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         do {
             var routerOptions = SocketOptions(security: serverSecurity)
             // The ZAP handler's user id is the caller's key: what authorization goes by.
-            routerOptions.readsUserId = authorization != nil
+            routerOptions.readsUserId = authorizes
             let router = try await io.open(.router, options: routerOptions,
                                            delivery: .handler { [weak self] message, sender in self?.receiveRequest(message, sender) })
             let bindEnd = ContinuousClock.now + settings.bindRetryMax
@@ -571,9 +582,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             logger.debug("refused a malformed request: \(refusal.error)")
         case .success(let (header, body)):
             let metadata = header.metadata
-            let handler: HandlerTable.Encoded? = state.withLock { s in
+            let (handler, authorization) = state.withLock { s -> (HandlerTable.Encoded?, CallerAuthorization?) in
                 s.counters.requestsReceived += 1
-                return s.handlers.encodedHandler(for: header.method)
+                return (s.handlers.encodedHandler(for: header.method), s.authorization)
             }
             if metadata.deadline <= clock.now {
                 state.withLock { $0.counters.requestsExpiredOnArrival += 1 }

@@ -311,7 +311,12 @@ struct Serve: AsyncParsableCommand {
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start every service of a topology as supervised processes; Ctrl-C or SIGTERM stops them all.",
-        discussion: "A service that dies is restarted (at most 5 times a minute). Prints where the gateway listens.")
+        discussion: """
+            A service that dies is restarted (at most 5 times a minute). Prints where the gateway \
+            listens. SIGHUP (kill -HUP) makes every service read its keys again: the topology's \
+            clients and key folder and the device keys; a new key is admitted at its next connection, \
+            a removed one refused, with no restart.
+            """)
 
     @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
     @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
@@ -327,6 +332,14 @@ struct Up: ParsableCommand {
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
         let stop = DispatchSemaphore(value: 0)
         let signals = TerminationSignals { stop.signal() }
+        // SIGHUP: every service reads its keys again (added keys admitted, removed ones refused).
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        reload.setEventHandler {
+            for service in loaded.services { _ = supervisor.send(SIGHUP, to: service.rawValue) }
+        }
+        reload.resume()
+        defer { reload.cancel() }
         try supervisor.start()
         if loaded.endpoint(of: .gateway) != nil {
             print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology)); metrics at /metrics")
