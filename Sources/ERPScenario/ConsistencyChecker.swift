@@ -61,9 +61,11 @@ public struct ConsistencyChecker {
 
         // Orders: the source of truth of what was accepted.
         let orders: [Order] = try open(.order).read { db in
-            try Row.fetchAll(db, sql: "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId").map {
-                Order(id: $0["orderId"], status: $0["status"], reason: $0["reason"], totalMinor: $0["totalMinor"])
+            var out: [Order] = []
+            try Self.each(db, "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId") {
+                out.append(Order(id: $0["orderId"], status: $0["status"], reason: $0["reason"], totalMinor: $0["totalMinor"]))
             }
+            return out
         }
         var statusById: [String: Order] = [:]
         for order in orders { statusById[order.id] = order }
@@ -103,7 +105,7 @@ public struct ConsistencyChecker {
                 violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): sold \(row["sold"] as Int) ≠ committed orders \(row["ordered"] as Int) + vends \(row["vended"] as Int)")
             }
             var reservationStatus: [String: String] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT orderId, status FROM reservation ORDER BY orderId") {
+            try Self.each(db, "SELECT orderId, status FROM reservation ORDER BY orderId") { row in
                 reservationStatus[row["orderId"]] = row["status"]
             }
             for order in orders {
@@ -146,16 +148,18 @@ public struct ConsistencyChecker {
         struct Charge { var key: String; var status: String; var amountMinor: Int64 }
         let charges: [String: Charge] = try open(.swishpay).read { db in
             var out: [String: Charge] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey") {
+            try Self.each(db, "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey") { row in
                 out[row["chargeKey"]] = Charge(key: row["chargeKey"], status: row["status"], amountMinor: row["amountMinor"])
             }
             return out
         }
         struct Payment { var orderId: String; var chargeKey: String; var status: String }
         let payments: [Payment] = try open(.payment).read { db in
-            try Row.fetchAll(db, sql: "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId").map {
-                Payment(orderId: $0["orderId"], chargeKey: $0["chargeKey"], status: $0["status"])
+            var out: [Payment] = []
+            try Self.each(db, "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId") {
+                out.append(Payment(orderId: $0["orderId"], chargeKey: $0["chargeKey"], status: $0["status"]))
             }
+            return out
         }
         var keysByOrder: [String: [String]] = [:]
         for p in payments {
@@ -276,9 +280,8 @@ public struct ConsistencyChecker {
                 discounts[row["k"]] = row["off"]
             }
         }
-        let rows = try open(.order).read { try Row.fetchAll($0, sql: "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId") }
         let byId = Dictionary(uniqueKeysWithValues: orders.map { ($0.id, $0) })
-        for row in rows {
+        try open(.order).read { db in try Self.each(db, "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId") { row in
             let orderId: String = row["orderId"], totalMinor: Int64 = row["totalMinor"]
             summary.store.pricing[row["pricing"] ?? "list", default: 0] += 1
             let items = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
@@ -310,7 +313,7 @@ public struct ConsistencyChecker {
                     violate(name, "confirmed order \(orderId) priced at \(Money(minorUnits: totalMinor)) was charged \(Money(minorUnits: charged.reduce(0, +)))")
                 }
             }
-        }
+        } }
     }
 
     /// Each vend vm-service dispensed is one sale at inventory (same shop, product and units),
@@ -366,50 +369,60 @@ public struct ConsistencyChecker {
     /// a dead letter is the only excuse, and it is counted. Also counts the log by type and version.
     func checkEventsApplied(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
         let name = "every-event-applied-once"
-        var logged: [String: [String: String]] = [:]   // group → eventId → status
-        var published: [String: (topic: String, at: Int64)] = [:]   // eventId → topic, producer's timestamp (ms)
-        try open(.eventBus).read { db in
-            for row in try Row.fetchAll(db, sql: """
+        // Compared in SQL, each consumer's database attached to the bus's, row by row: a run of a
+        // million orders logs millions of events, which must not all be held in memory at once.
+        let bus = try open(.eventBus)
+        try bus.inDatabase { db in
+            try Self.each(db, """
                 SELECT json_extract(envelope, '$.eventType') || ' ' || json_extract(envelope, '$.eventVersion') AS v, COUNT(*) AS n
                 FROM event GROUP BY v ORDER BY v
-                """) {
-                summary.eventVersions[row["v"]] = row["n"]
-            }
-            for row in try Row.fetchAll(db, sql: """
-                SELECT d.consumerGroup AS g, e.eventId AS id, d.status AS s FROM delivery d JOIN event e ON e.seq = d.seq ORDER BY d.seq
-                """) {
-                logged[row["g"], default: [:]][row["id"]] = row["s"]
-            }
-            for row in try Row.fetchAll(db, sql: "SELECT eventId, topic, json_extract(envelope, '$.timestamp') AS at FROM event ORDER BY seq") {
-                published[row["eventId"]] = (row["topic"], row["at"])
+                """) { row in summary.eventVersions[row["v"]] = row["n"] }
+            for service in ServiceCatalog.startOrder {
+                let subscriptions = ServiceCatalog.subscriptions(of: service)
+                guard !subscriptions.isEmpty, FileManager.default.fileExists(atPath: path(of: service)) else { continue }
+                try db.execute(sql: "ATTACH DATABASE ? AS consumer", arguments: [path(of: service)])
+                defer { try? db.execute(sql: "DETACH DATABASE consumer") }
+                for subscription in subscriptions {
+                    let group = subscription.group
+                    // Event hop: the producer's timestamp to the consumer's commit, per topic and
+                    // group (milliseconds; each side's own clock, so a skewed clock shows in it).
+                    var hops: [String: LatencyRecorder] = [:]
+                    try Self.each(db, """
+                        SELECT e.topic AS topic, i.appliedAt - json_extract(e.envelope, '$.timestamp') AS hop
+                        FROM consumer.inbox i JOIN main.event e ON e.eventId = i.eventId
+                        WHERE i.consumerGroup = ?
+                        """, [group]) { row in
+                        hops[row["topic"], default: LatencyRecorder()].record(.milliseconds(max(0, row["hop"] as Int64)))
+                    }
+                    for (topic, recorder) in hops { summary.latency["hop \(topic) → \(group)"] = recorder.summary }
+                    try Self.each(db, """
+                        SELECT i.eventId AS id FROM consumer.inbox i
+                        WHERE i.consumerGroup = ? AND NOT EXISTS (
+                          SELECT 1 FROM main.event e JOIN main.delivery d ON d.seq = e.seq
+                          WHERE e.eventId = i.eventId AND d.consumerGroup = ?)
+                        ORDER BY i.eventId
+                        """, [group, group]) { row in
+                        violate(name, "\(service) applied \(row["id"] as String) as \(group), an event the bus never logged for that group")
+                    }
+                    try Self.each(db, """
+                        SELECT e.eventId AS id FROM main.delivery d JOIN main.event e ON e.seq = d.seq
+                        WHERE d.consumerGroup = ? AND d.status = 'acked' AND NOT EXISTS (
+                          SELECT 1 FROM consumer.inbox i WHERE i.consumerGroup = ? AND i.eventId = e.eventId)
+                        ORDER BY e.eventId
+                        """, [group, group]) { row in
+                        violate(name, "the bus holds \(row["id"] as String) as delivered to \(group), but \(service) never applied it")
+                    }
+                }
             }
         }
-        for service in ServiceCatalog.startOrder {
-            for subscription in ServiceCatalog.subscriptions(of: service) {
-                let group = subscription.group
-                guard FileManager.default.fileExists(atPath: path(of: service)) else { continue }
-                let inboxRows = try open(service).read { db in
-                    try Row.fetchAll(db, sql: "SELECT eventId, appliedAt FROM inbox WHERE consumerGroup = ? ORDER BY eventId", arguments: [group])
-                }
-                let applied = inboxRows.map { $0["eventId"] as String }
-                // Event hop: the producer's timestamp to the consumer's commit, per topic and group
-                // (milliseconds; each side's own clock, so a skewed clock shows in it).
-                var hops: [String: LatencyRecorder] = [:]
-                for row in inboxRows {
-                    guard let event = published[row["eventId"]] else { continue }
-                    hops[event.topic, default: LatencyRecorder()].record(.milliseconds(max(0, (row["appliedAt"] as Int64) - event.at)))
-                }
-                for (topic, recorder) in hops { summary.latency["hop \(topic) → \(group)"] = recorder.summary }
-                let log = logged[group] ?? [:]
-                for id in applied where log[id] == nil {
-                    violate(name, "\(service) applied \(id) as \(group), an event the bus never logged for that group")
-                }
-                let inbox = Set(applied)
-                for (id, status) in log.sorted(by: { $0.key < $1.key }) where status == "acked" && !inbox.contains(id) {
-                    violate(name, "the bus holds \(id) as delivered to \(group), but \(service) never applied it")
-                }
-            }
-        }
+    }
+
+    /// Runs `body` on each row of `sql`, one at a time (a cursor: the rows are never all in
+    /// memory; a row is valid only during its call).
+    static func each(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments(),
+                     _ body: (Row) throws -> Void) throws {
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        while let row = try rows.next() { try body(row) }
     }
 
     /// Pattern 4 after heal: the IoT gateway holds, per device, the newest report it accepted (and
