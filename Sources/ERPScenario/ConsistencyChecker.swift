@@ -104,12 +104,17 @@ public struct ConsistencyChecker {
                 """) where (row["sold"] as Int) != (row["ordered"] as Int) + (row["vended"] as Int) {
                 violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): sold \(row["sold"] as Int) ≠ committed orders \(row["ordered"] as Int) + vends \(row["vended"] as Int)")
             }
-            var reservationStatus: [String: String] = [:]
-            try Self.each(db, "SELECT orderId, status FROM reservation ORDER BY orderId") { row in
-                reservationStatus[row["orderId"]] = row["status"]
+            // Both lists are in orderId order: walked side by side, no map of a million entries.
+            let reservations = try Row.fetchCursor(db, sql: "SELECT orderId, status FROM reservation ORDER BY orderId")
+            var reservation: (id: String, status: String)?
+            func next() throws -> (id: String, status: String)? {
+                guard let row = try reservations.next() else { return nil }
+                return (row["orderId"], row["status"])
             }
+            reservation = try next()
             for order in orders {
-                let status = reservationStatus[order.id]
+                while let r = reservation, r.id < order.id { reservation = try next() }
+                let status = reservation.flatMap { $0.id == order.id ? $0.status : nil }
                 if order.status == "confirmed", status != "committed" {
                     violate("confirmed-order-stock-taken-cancelled-order-stock-released", "confirmed order \(order.id) has reservation \(status ?? "none"), not committed")
                 }
@@ -217,7 +222,7 @@ public struct ConsistencyChecker {
             }
         }
 
-        if hasProductService { try checkPricing(into: &summary, orders: orders, captured: { orderId in
+        if hasProductService { try checkPricing(into: &summary, orders: statusById, captured: { orderId in
             (keysByOrder[orderId] ?? []).compactMap { charges[$0] }.filter { $0.status == "captured" }.map(\.amountMinor)
         }, violate) }
         if FileManager.default.fileExists(atPath: path(of: .vmService)) { try checkVends(into: &summary, violate) }
@@ -265,7 +270,7 @@ public struct ConsistencyChecker {
     /// Each order's lines are at their list price or at the price of the campaign they name (a
     /// campaign that exists and covers the product), its total is their sum, and a confirmed
     /// order was charged exactly that total. Counts orders by how they were priced.
-    func checkPricing(into summary: inout RunSummary, orders: [Order], captured: (String) -> [Int64],
+    func checkPricing(into summary: inout RunSummary, orders byId: [String: Order], captured: (String) -> [Int64],
                       _ violate: (String, String) -> Void) throws {
         let name = "order-charged-its-priced-total"
         var list: [String: Int64] = [:]
@@ -280,7 +285,6 @@ public struct ConsistencyChecker {
                 discounts[row["k"]] = row["off"]
             }
         }
-        let byId = Dictionary(uniqueKeysWithValues: orders.map { ($0.id, $0) })
         try open(.order).read { db in try Self.each(db, "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId") { row in
             let orderId: String = row["orderId"], totalMinor: Int64 = row["totalMinor"]
             summary.store.pricing[row["pricing"] ?? "list", default: 0] += 1
