@@ -67,8 +67,9 @@ public struct ConsistencyChecker {
             }
             return out
         }
-        var statusById: [String: Order] = [:]
-        for order in orders { statusById[order.id] = order }
+        // Looked up by binary search in the orderId-sorted list: a map of a million orders would
+        // double what the checker holds.
+        let statusById = OrdersById(orders)
         summary.orders.submitted = history.count
         summary.orders.accepted = orders.count
         summary.orders.confirmed = orders.filter { $0.status == "confirmed" }.count
@@ -270,7 +271,7 @@ public struct ConsistencyChecker {
     /// Each order's lines are at their list price or at the price of the campaign they name (a
     /// campaign that exists and covers the product), its total is their sum, and a confirmed
     /// order was charged exactly that total. Counts orders by how they were priced.
-    func checkPricing(into summary: inout RunSummary, orders byId: [String: Order], captured: (String) -> [Int64],
+    func checkPricing(into summary: inout RunSummary, orders byId: OrdersById, captured: (String) -> [Int64],
                       _ violate: (String, String) -> Void) throws {
         let name = "order-charged-its-priced-total"
         var list: [String: Int64] = [:]
@@ -554,5 +555,28 @@ public struct ConsistencyChecker {
             compare("device", truth: try table(try open(.shop), "SELECT deviceId AS k, status || ' r' || revision AS v FROM device WHERE revision >= 0") { $0["v"] as String },
                     reported: try table(report, "SELECT deviceId AS k, status || ' r' || revision AS v FROM device_status WHERE revision >= 0") { $0["v"] as String })
         }
+    }
+}
+
+/// Orders sorted by id (as SQLite's `ORDER BY orderId` returns them: byte order), looked up by
+/// binary search.
+struct OrdersById {
+    let sorted: [ConsistencyChecker.Order]
+
+    init(_ orders: [ConsistencyChecker.Order]) {
+        // Already in order from the query; sorted again only if not (a cheap check).
+        let inOrder = zip(orders, orders.dropFirst()).allSatisfy { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+        sorted = inOrder ? orders : orders.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+    }
+
+    subscript(id: String) -> ConsistencyChecker.Order? {
+        var low = 0, high = sorted.count
+        while low < high {
+            let mid = (low + high) / 2
+            let candidate = sorted[mid].id
+            if candidate == id { return sorted[mid] }
+            if candidate.utf8.lexicographicallyPrecedes(id.utf8) { low = mid + 1 } else { high = mid }
+        }
+        return nil
     }
 }
