@@ -63,6 +63,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "erp", targets: ["erp"]),
+        .executable(name: "erp-fuzz", targets: ["erp-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -171,6 +172,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // Parsers of outside input as functions of bytes: libFuzzer targets and the corpus's test.
+        .target(name: "ERPFuzzTargets", dependencies: ["ERPCore", "ERPWire", "ERPZeroMQ", "ERPScenario", "ERPProduction"]),
+        .executableTarget(name: "erp-fuzz", dependencies: ["ERPFuzzTargets"]),
         .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend", "ERPZeroMQBackend"]),
 
         // Tests, in the same order
@@ -193,7 +197,7 @@ let package = Package(
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPFuzzTargets", "ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]

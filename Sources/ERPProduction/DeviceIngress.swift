@@ -151,8 +151,9 @@ public final class DeviceIngress: @unchecked Sendable {
             return Self.refusal("unsupported_version", "send [\"\(Self.protocolVersion)\", JSON]")
         }
         let request: DeviceMessage
-        do { request = try JSONDecoder().decode(DeviceMessage.self, from: Data(frames[1])) } catch {
-            return Self.refusal("bad_request", "the body is not a device message: \(error)")
+        switch Self.parse(frames[1]) {
+        case .success(let message): request = message
+        case .failure(let refusal): return refusal.answer
         }
         guard let sender else { return Self.refusal("unauthenticated", "this connection's key belongs to no device") }
         guard request.deviceId == sender else {
@@ -189,6 +190,28 @@ public final class DeviceIngress: @unchecked Sendable {
         }
     }
 
+    /// A refusal answered to a device, as its JSON bytes.
+    public struct Refusal: Error { public let answer: [UInt8] }
+
+    /// A device message's body, read and checked as far as the door checks it before the service
+    /// sees it (its shape for its type): the message, or the refusal to answer. Never traps,
+    /// whatever the bytes (the fuzz target `device`).
+    public static func parse(_ body: [UInt8]) -> Result<DeviceMessage, Refusal> {
+        let request: DeviceMessage
+        do { request = try JSONCoding.decode(DeviceMessage.self, from: Data(body)) } catch {
+            return .failure(Refusal(answer: refusal("bad_request", "the body is not a device message: \(error)")))
+        }
+        switch request.type {
+        case .status:
+            if request.status == nil { return .failure(Refusal(answer: refusal("bad_request", "a status message needs 'status'"))) }
+        case .data:
+            if request.dataType == nil || request.productId == nil || request.quantity == nil {
+                return .failure(Refusal(answer: refusal("bad_request", "a data message needs 'dataType', 'productId' and 'quantity'")))
+            }
+        }
+        return .success(request)
+    }
+
     static func refusal(_ code: String, _ message: String) -> [UInt8] {
         (try? JSONCoding.encode(DeviceAnswer(ok: false, error: code, message: message))).map { [UInt8]($0) }
             ?? Array(#"{"ok":false,"error":"internal"}"#.utf8)
@@ -196,7 +219,7 @@ public final class DeviceIngress: @unchecked Sendable {
 }
 
 /// A device's request (docs/device-protocol.md).
-struct DeviceMessage: Codable, Sendable {
+public struct DeviceMessage: Codable, Sendable {
     enum Kind: String, Codable, Sendable { case status, data }
     var type: Kind
     var deviceId: String

@@ -1,0 +1,59 @@
+// ERPFuzzTargets: the parsers that read what comes from outside, each as a function of arbitrary
+// bytes that must return (an error is fine; a trap, a hang or a crash is a finding). The same
+// functions run under libFuzzer (`scripts/fuzz.sh`, the `erp-fuzz` product built with
+// `-sanitize=fuzzer`) and over the checked-in corpus in the normal test suite.
+import ERPCore
+import ERPProduction
+import ERPScenario
+import ERPWire
+import ERPZeroMQ
+import Foundation
+
+public enum FuzzTargets {
+    /// Every target by the name the script and the corpus folders use.
+    public static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
+        ("wire", wire),
+        ("json", json),
+        ("device", device),
+        ("scenario", scenario),
+        ("topology", topology),
+    ]
+
+    public static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? { all.first { $0.name == name }?.run }
+
+    /// An erp/1 request or reply: the input's frames are separated by 0x1E (record separator).
+    @Sendable public static func wire(_ bytes: [UInt8]) {
+        let frames = bytes.split(separator: 0x1E, omittingEmptySubsequences: false).map(Array.init)
+        _ = WireFormat.decodeRequest(frames[...])
+        _ = WireFormat.decodeReply(frames[...])
+    }
+
+    /// JSON bodies: parsed, then read as the contracts a peer or an HTTP client sends.
+    @Sendable public static func json(_ bytes: [UInt8]) {
+        _ = try? WireJSON.parse(bytes)
+        _ = try? WireJSON.decode(PlaceOrder.self, from: bytes)
+        _ = try? WireJSON.decode(CreateOrder.self, from: bytes)
+        _ = try? WireJSON.decode(AppendEvents.self, from: bytes)
+        _ = try? WireJSON.decode(DeliverEvent.self, from: bytes)
+        if let value = try? WireJSON.decode(JSONValue.self, from: bytes) {
+            _ = try? JSONCoding.encode(value)
+            _ = try? JSONCoding.fromJSONValue(PlaceOrder.self, value)
+        }
+        if let order = try? WireJSON.decode(PlaceOrder.self, from: bytes) { _ = OrderLine.problem(in: order.items) }
+    }
+
+    /// A device's message through the device door's own handling (decode, checks, the answer).
+    @Sendable public static func device(_ bytes: [UInt8]) {
+        _ = DeviceIngress.parse(bytes)
+    }
+
+    /// A scenario file.
+    @Sendable public static func scenario(_ bytes: [UInt8]) {
+        _ = try? ScenarioLoader.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml")
+    }
+
+    /// A topology file.
+    @Sendable public static func topology(_ bytes: [UInt8]) {
+        _ = try? Topology.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml")
+    }
+}
