@@ -101,9 +101,7 @@ public final class DeviceIngress: @unchecked Sendable {
             s.owners = owners
             return (s.authenticator, old)
         }
-        let added = owners.keys.filter { old[$0] == nil }.sorted(), revoked = old.keys.filter { owners[$0] == nil }.sorted()
-        for key in added { try authenticator?.allow(clientPublicKey: key) }
-        for key in revoked { authenticator?.revoke(clientPublicKey: key) }
+        let (added, revoked) = try authenticator?.replaceAllowed(Set(owners.keys)) ?? ([], [])
         let gone: [String] = revoked.map { key in (old[key] ?? "?") + " key " + CallerAuthorization.keyId(key) }
         let detail = gone.isEmpty ? "" : " (" + gone.joined(separator: ", ") + ")"
         logger.info("device keys reloaded: \(owners.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")

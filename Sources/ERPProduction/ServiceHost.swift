@@ -52,11 +52,6 @@ public struct ServiceHost: Service {
         }
     }
 
-    /// The keys the ZAP handler admits: every service's and every client's whose key file exists.
-    static func admittedKeys(topology: Topology, keys: KeyStore) throws -> Set<String> {
-        Set(try topology.services.map { try keys.publicKey(of: $0) } + topology.clients.compactMap { try? keys.publicKey(named: $0) })
-    }
-
     /// SIGHUP: reads the topology's key folder and client list (and the device keys, on the IoT
     /// gateway) again and applies them to the running process: new keys are admitted at their next
     /// handshake, removed ones refused at their next connection and forbidden at once on the
@@ -65,15 +60,13 @@ public struct ServiceHost: Service {
                            transport: ZeroMQTransport, ingress: DeviceIngress?, devices: [Fixtures.Device], logger: Logger) {
         do {
             let current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path)
-            let allowed = try admittedKeys(topology: current, keys: keys)
-            let before = authenticator.allowedClientPublicKeys
-            let added = allowed.subtracting(before).sorted(), revoked = before.subtracting(allowed).sorted()
-            for key in added { try authenticator.allow(clientPublicKey: key) }
-            for key in revoked { authenticator.revoke(clientPublicKey: key) }
-            transport.updateAuthorization(try authorization(of: service, topology: current, keys: keys))
+            // The keys admitted are exactly those whose holders the rules know.
+            let rules = try authorization(of: service, topology: current, keys: keys)
+            let (added, revoked) = try authenticator.replaceAllowed(Set(rules.holders.keys))
+            transport.updateAuthorization(rules)
             let ids: [String] = revoked.map { CallerAuthorization.keyId($0) }
             let detail = ids.isEmpty ? "" : " (" + ids.joined(separator: ", ") + ")"
-            logger.info("keys reloaded: \(allowed.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")
+            logger.info("keys reloaded: \(rules.holders.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")
             if let ingress, let folder = current.deviceKeyDirectory {
                 try ingress.replaceKeys(DeviceIngress.deviceKeys(in: folder, devices: devices))
             }
@@ -103,9 +96,10 @@ public struct ServiceHost: Service {
         let context = try ZMQContext()
         var authenticator: ZAPAuthenticator?
         let security: ZeroMQTransport.Security
-        if let keys {
-            let allowed = try Self.admittedKeys(topology: topology, keys: keys)
-            authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: allowed) { [logger] refusal in
+        // Who may call what; the ZAP handler admits exactly the keys whose holders it knows.
+        let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0) }
+        if let keys, let authorization {
+            authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(authorization.holders.keys)) { [logger] refusal in
                 logger.warning("refused a connection: \(refusal)")
             }
             security = .curve(try keys.keyPair(of: service))
@@ -117,7 +111,6 @@ public struct ServiceHost: Service {
         let executor = SerialTaskExecutor(name: service.rawValue)
         let node = NodeName(service)
         let clock = SystemClock()
-        let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0) }
         let transport = ZeroMQTransport(node: node, endpoint: endpoint, addressBook: book, context: context,
                                         security: security, executor: executor, clock: clock, logger: logger,
                                         authorization: authorization)

@@ -23,6 +23,9 @@ public struct LatencyRecorder: Sendable {
         histogram.recordedValues().map { LatencyBucket(microseconds: $0.value, count: $0.count) }
     }
 
+    /// Adds `other`'s recordings, losslessly (as if they had been recorded here).
+    public mutating func merge(_ other: LatencyRecorder) { histogram.add(other.histogram) }
+
     public mutating func merge(_ buckets: [LatencyBucket]) {
         for bucket in buckets where bucket.count > 0 {
             _ = histogram.record(bucket.microseconds, count: bucket.count)

@@ -14,11 +14,11 @@ public final class RequestMetrics: @unchecked Sendable {
     public let keyLabel: String
     public let outcomeLabel: String
     private let lock = NSLock()
-    private var counts: [String: [String: Int]] = [:]
-    private var latency: [String: LatencyRecorder] = [:]
-    /// The same, for requests that ended `ok` only: what a model of the working system is fitted to
-    /// (a timed-out call measures the timeout, not the network).
-    private var okLatency: [String: LatencyRecorder] = [:]
+    /// Latency by what was asked, then by how it ended: one histogram record per request (the
+    /// counts are the histograms' counts; a key's latency over every outcome is their merge, made
+    /// when read). The `ok` ones alone are what a model of the working system is fitted to (a
+    /// timed-out call measures the timeout, not the network).
+    private var recorders: [String: [String: LatencyRecorder]] = [:]
 
     public init(counterName: String, durationName: String, help: String, keyLabel: String, outcomeLabel: String) {
         self.counterName = counterName
@@ -30,33 +30,40 @@ public final class RequestMetrics: @unchecked Sendable {
 
     public func record(_ key: String, outcome: String, latency duration: Duration) {
         lock.withLock {
-            counts[key, default: [:]][outcome, default: 0] += 1
-            latency[key, default: LatencyRecorder()].record(duration)
-            if outcome == "ok" { okLatency[key, default: LatencyRecorder()].record(duration) }
+            recorders[key, default: [:]][outcome, default: LatencyRecorder()].record(duration)
         }
     }
 
     /// Every key's latency histogram, to merge elsewhere.
-    public func latencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { latency.mapValues(\.buckets) } }
+    public func latencyBuckets() -> [String: [LatencyBucket]] {
+        lock.withLock { recorders.mapValues { byOutcome in byOutcome.keys.sorted().flatMap { byOutcome[$0]!.buckets } } }
+    }
 
     /// Every key's latency histogram over the requests that ended `ok`.
-    public func okLatencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { okLatency.mapValues(\.buckets) } }
+    public func okLatencyBuckets() -> [String: [LatencyBucket]] { lock.withLock { recorders.compactMapValues { $0["ok"]?.buckets } } }
 
     /// Every key's latency percentiles.
-    public func latencySummaries() -> [String: LatencySummary] { lock.withLock { latency.mapValues(\.summary) } }
+    public func latencySummaries() -> [String: LatencySummary] { lock.withLock { recorders.mapValues { Self.merged($0).summary } } }
+
+    /// One key's latency over every outcome.
+    private static func merged(_ byOutcome: [String: LatencyRecorder]) -> LatencyRecorder {
+        var all = LatencyRecorder()
+        for outcome in byOutcome.keys.sorted() { all.merge(byOutcome[outcome]!) }
+        return all
+    }
 
     /// Every family's samples, keys and outcomes in sorted order (so that two scrapes diff cleanly).
     public func prometheusText() -> String {
         lock.withLock {
             var out = "# HELP \(counterName) \(help)\n# TYPE \(counterName) counter\n"
-            for key in counts.keys.sorted() {
-                for outcome in counts[key]!.keys.sorted() {
-                    out += "\(counterName){\(keyLabel)=\"\(Self.escape(key))\",\(outcomeLabel)=\"\(Self.escape(outcome))\"} \(counts[key]![outcome]!)\n"
+            for key in recorders.keys.sorted() {
+                for outcome in recorders[key]!.keys.sorted() {
+                    out += "\(counterName){\(keyLabel)=\"\(Self.escape(key))\",\(outcomeLabel)=\"\(Self.escape(outcome))\"} \(recorders[key]![outcome]!.count)\n"
                 }
             }
             out += "# HELP \(durationName) Latency in milliseconds by \(keyLabel).\n# TYPE \(durationName) summary\n"
-            for key in latency.keys.sorted() {
-                let s = latency[key]!.summary
+            for key in recorders.keys.sorted() {
+                let s = Self.merged(recorders[key]!).summary
                 let label = "\(keyLabel)=\"\(Self.escape(key))\""
                 for (q, v) in [("0.5", s.p50), ("0.9", s.p90), ("0.99", s.p99), ("0.999", s.p999)] {
                     out += "\(durationName){\(label),quantile=\"\(q)\"} \(v)\n"

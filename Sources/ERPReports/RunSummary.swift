@@ -133,6 +133,8 @@ public struct RunSummary: Codable, Sendable {
     }
 
     public var invariantsPass: Bool { invariants.values.allSatisfy { $0 == .pass } }
+    /// The invariants that failed, sorted.
+    public var failedInvariants: [String] { invariants.filter { $0.value == .fail }.map(\.key).sorted() }
     public var livenessPass: Bool { invariants["every-accepted-order-terminal-after-heal"] != .fail }
 
     public func json() throws -> Data {

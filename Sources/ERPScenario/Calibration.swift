@@ -57,10 +57,10 @@ public enum Calibration {
         var servers: [String: [ServiceName]] = [:]
         for (node, service) in services {
             for method in node.own.keys.sorted() where isModelled(method) {
-                own[method, default: LatencyRecorder()].merge(node.own[method]!.buckets)
+                own[method, default: LatencyRecorder()].merge(node.own[method]!)
             }
             for method in node.served.keys.sorted() where isModelled(method) && node.served[method]!.count > 0 {
-                served[method, default: LatencyRecorder()].merge(node.served[method]!.buckets)
+                served[method, default: LatencyRecorder()].merge(node.served[method]!)
                 servers[method, default: []].append(service)
             }
         }
@@ -72,7 +72,14 @@ public enum Calibration {
         for (method, recorder) in own { serviceSamples[method] = Int(recorder.count) }
 
         // One-way latency per link: weighted sums of per-quantile estimates.
-        struct Accumulated { var weight = 0; var sums = [Double](repeating: 0, count: Calibration.percentiles.count) }
+        struct Accumulated {
+            var weight = 0
+            var sums = [Double](repeating: 0, count: Calibration.percentiles.count)
+            mutating func add(_ values: [Double], weight: Int) {
+                self.weight += weight
+                for i in values.indices { sums[i] += values[i] * Double(weight) }
+            }
+        }
         var perLink: [String: (from: ServiceName, to: ServiceName, sum: Accumulated)] = [:]
         var all = Accumulated()
         for (node, caller) in services {
@@ -90,12 +97,10 @@ public enum Calibration {
                     let (a, b) = caller < target ? (caller, target) : (target, caller)
                     let key = "\(a.rawValue)|\(b.rawValue)"
                     var entry = perLink[key] ?? (a, b, Accumulated())
-                    entry.sum.weight += weight
-                    for i in oneWay.indices { entry.sum.sums[i] += oneWay[i] * Double(weight) }
+                    entry.sum.add(oneWay, weight: weight)
                     perLink[key] = entry
                 }
-                all.weight += weight
-                for i in oneWay.indices { all.sums[i] += oneWay[i] * Double(weight) }
+                all.add(oneWay, weight: weight)
             }
         }
         guard all.weight > 0 else { throw .nothingMeasured }

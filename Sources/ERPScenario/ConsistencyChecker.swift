@@ -62,7 +62,7 @@ public struct ConsistencyChecker {
         // Orders: the source of truth of what was accepted.
         let orders: [Order] = try open(.order).read { db in
             var out: [Order] = []
-            try Self.each(db, "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId") {
+            try Row.fetchCursor(db, sql: "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId").forEach {
                 out.append(Order(id: $0["orderId"], status: $0["status"], reason: $0["reason"], totalMinor: $0["totalMinor"]))
             }
             return out
@@ -105,7 +105,7 @@ public struct ConsistencyChecker {
                 """) where (row["sold"] as Int) != (row["ordered"] as Int) + (row["vended"] as Int) {
                 violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): sold \(row["sold"] as Int) ≠ committed orders \(row["ordered"] as Int) + vends \(row["vended"] as Int)")
             }
-            // Both lists are in orderId order: walked side by side, no map of a million entries.
+            // Both lists in orderId (byte) order: walked side by side, no map of a million entries.
             let reservations = try Row.fetchCursor(db, sql: "SELECT orderId, status FROM reservation ORDER BY orderId")
             var reservation: (id: String, status: String)?
             func next() throws -> (id: String, status: String)? {
@@ -113,8 +113,8 @@ public struct ConsistencyChecker {
                 return (row["orderId"], row["status"])
             }
             reservation = try next()
-            for order in orders {
-                while let r = reservation, r.id < order.id { reservation = try next() }
+            for order in statusById.sorted {
+                while let r = reservation, OrdersById.precedes(r.id, order.id) { reservation = try next() }
                 let status = reservation.flatMap { $0.id == order.id ? $0.status : nil }
                 if order.status == "confirmed", status != "committed" {
                     violate("confirmed-order-stock-taken-cancelled-order-stock-released", "confirmed order \(order.id) has reservation \(status ?? "none"), not committed")
@@ -154,7 +154,7 @@ public struct ConsistencyChecker {
         struct Charge { var key: String; var status: String; var amountMinor: Int64 }
         let charges: [String: Charge] = try open(.swishpay).read { db in
             var out: [String: Charge] = [:]
-            try Self.each(db, "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey") { row in
+            try Row.fetchCursor(db, sql: "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey").forEach { row in
                 out[row["chargeKey"]] = Charge(key: row["chargeKey"], status: row["status"], amountMinor: row["amountMinor"])
             }
             return out
@@ -162,7 +162,7 @@ public struct ConsistencyChecker {
         struct Payment { var orderId: String; var chargeKey: String; var status: String }
         let payments: [Payment] = try open(.payment).read { db in
             var out: [Payment] = []
-            try Self.each(db, "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId") {
+            try Row.fetchCursor(db, sql: "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId").forEach {
                 out.append(Payment(orderId: $0["orderId"], chargeKey: $0["chargeKey"], status: $0["status"]))
             }
             return out
@@ -286,7 +286,7 @@ public struct ConsistencyChecker {
                 discounts[row["k"]] = row["off"]
             }
         }
-        try open(.order).read { db in try Self.each(db, "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId") { row in
+        try open(.order).read { db in try Row.fetchCursor(db, sql: "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId").forEach { row in
             let orderId: String = row["orderId"], totalMinor: Int64 = row["totalMinor"]
             summary.store.pricing[row["pricing"] ?? "list", default: 0] += 1
             let items = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
@@ -378,10 +378,10 @@ public struct ConsistencyChecker {
         // million orders logs millions of events, which must not all be held in memory at once.
         let bus = try open(.eventBus)
         try bus.inDatabase { db in
-            try Self.each(db, """
+            try Row.fetchCursor(db, sql: """
                 SELECT json_extract(envelope, '$.eventType') || ' ' || json_extract(envelope, '$.eventVersion') AS v, COUNT(*) AS n
                 FROM event GROUP BY v ORDER BY v
-                """) { row in summary.eventVersions[row["v"]] = row["n"] }
+                """).forEach { row in summary.eventVersions[row["v"]] = row["n"] }
             for service in ServiceCatalog.startOrder {
                 let subscriptions = ServiceCatalog.subscriptions(of: service)
                 guard !subscriptions.isEmpty, FileManager.default.fileExists(atPath: path(of: service)) else { continue }
@@ -392,42 +392,34 @@ public struct ConsistencyChecker {
                     // Event hop: the producer's timestamp to the consumer's commit, per topic and
                     // group (milliseconds; each side's own clock, so a skewed clock shows in it).
                     var hops: [String: LatencyRecorder] = [:]
-                    try Self.each(db, """
+                    try Row.fetchCursor(db, sql: """
                         SELECT e.topic AS topic, i.appliedAt - json_extract(e.envelope, '$.timestamp') AS hop
                         FROM consumer.inbox i JOIN main.event e ON e.eventId = i.eventId
                         WHERE i.consumerGroup = ?
-                        """, [group]) { row in
+                        """, arguments: [group]).forEach { row in
                         hops[row["topic"], default: LatencyRecorder()].record(.milliseconds(max(0, row["hop"] as Int64)))
                     }
                     for (topic, recorder) in hops { summary.latency["hop \(topic) → \(group)"] = recorder.summary }
-                    try Self.each(db, """
+                    try Row.fetchCursor(db, sql: """
                         SELECT i.eventId AS id FROM consumer.inbox i
                         WHERE i.consumerGroup = ? AND NOT EXISTS (
                           SELECT 1 FROM main.event e JOIN main.delivery d ON d.seq = e.seq
                           WHERE e.eventId = i.eventId AND d.consumerGroup = ?)
                         ORDER BY i.eventId
-                        """, [group, group]) { row in
+                        """, arguments: [group, group]).forEach { row in
                         violate(name, "\(service) applied \(row["id"] as String) as \(group), an event the bus never logged for that group")
                     }
-                    try Self.each(db, """
+                    try Row.fetchCursor(db, sql: """
                         SELECT e.eventId AS id FROM main.delivery d JOIN main.event e ON e.seq = d.seq
                         WHERE d.consumerGroup = ? AND d.status = 'acked' AND NOT EXISTS (
                           SELECT 1 FROM consumer.inbox i WHERE i.consumerGroup = ? AND i.eventId = e.eventId)
                         ORDER BY e.eventId
-                        """, [group, group]) { row in
+                        """, arguments: [group, group]).forEach { row in
                         violate(name, "the bus holds \(row["id"] as String) as delivered to \(group), but \(service) never applied it")
                     }
                 }
             }
         }
-    }
-
-    /// Runs `body` on each row of `sql`, one at a time (a cursor: the rows are never all in
-    /// memory; a row is valid only during its call).
-    static func each(_ db: Database, _ sql: String, _ arguments: StatementArguments = StatementArguments(),
-                     _ body: (Row) throws -> Void) throws {
-        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-        while let row = try rows.next() { try body(row) }
     }
 
     /// Pattern 4 after heal: the IoT gateway holds, per device, the newest report it accepted (and
@@ -563,10 +555,13 @@ public struct ConsistencyChecker {
 struct OrdersById {
     let sorted: [ConsistencyChecker.Order]
 
+    /// SQLite's BINARY collation: byte order.
+    static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
     init(_ orders: [ConsistencyChecker.Order]) {
         // Already in order from the query; sorted again only if not (a cheap check).
-        let inOrder = zip(orders, orders.dropFirst()).allSatisfy { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
-        sorted = inOrder ? orders : orders.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+        let inOrder = zip(orders, orders.dropFirst()).allSatisfy { Self.precedes($0.id, $1.id) }
+        sorted = inOrder ? orders : orders.sorted { Self.precedes($0.id, $1.id) }
     }
 
     subscript(id: String) -> ConsistencyChecker.Order? {
@@ -575,7 +570,7 @@ struct OrdersById {
             let mid = (low + high) / 2
             let candidate = sorted[mid].id
             if candidate == id { return sorted[mid] }
-            if candidate.utf8.lexicographicallyPrecedes(id.utf8) { low = mid + 1 } else { high = mid }
+            if Self.precedes(candidate, id) { low = mid + 1 } else { high = mid }
         }
         return nil
     }

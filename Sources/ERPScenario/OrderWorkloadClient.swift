@@ -78,25 +78,13 @@ public final class OrderWorkloadClient: @unchecked Sendable {
             return
         }
         runtime.spawn("arrivals") { [self] in
-            // Arrival times are drawn on their own schedule, not as sleeps after one another: a
-            // late wake-up (a busy machine, over ZeroMQ) does not push every later order back, and
-            // each order's latency counts from when it was due (no coordinated omission). In
-            // simulation sleeps are exact, so the two are the same.
-            var due = runtime.clock.now
-            while true {
-                let gap = runtime.random.exponential(mean: 1 / workload.ratePerSecond)
-                due = due + .nanoseconds(Int64(gap * 1e9))
-                let wait = due - runtime.clock.now
-                if wait > .zero { await runtime.sleep(for: wait) }
-                guard due < until else {
-                    arrivalsEnded = true
-                    return
-                }
+            await runtime.poissonArrivals(rate: workload.ratePerSecond, until: until) { scheduledAt in
                 submitted += 1
                 inFlight += 1
-                let number = submitted, scheduledAt = due
+                let number = submitted
                 runtime.spawn("order") { [self] in await self.placeOrder(number, scheduledAt: scheduledAt) }
             }
+            arrivalsEnded = true
         }
     }
 
@@ -164,6 +152,25 @@ public final class OrderWorkloadClient: @unchecked Sendable {
                 record.outcome = .refused
                 return
             }
+        }
+    }
+}
+
+extension Runtime {
+    /// A Poisson process of `rate` arrivals per second until `until`: `arrive` runs for each, in
+    /// this loop, with the time it was due (spawn from it to let arrivals overlap). Arrival times
+    /// are drawn on their own schedule, not as sleeps after one another: a late wake-up (a busy
+    /// machine, over ZeroMQ) does not push every later arrival back, and each one's latency counts
+    /// from when it was due (no coordinated omission). In simulation sleeps are exact, so the two
+    /// are the same.
+    func poissonArrivals(rate: Double, until: Timestamp, _ arrive: (Timestamp) -> Void) async {
+        var due = clock.now
+        while true {
+            due = due + .nanoseconds(Int64(random.exponential(mean: 1 / rate) * 1e9))
+            let wait = due - clock.now
+            if wait > .zero { await sleep(for: wait) }
+            guard due < until else { return }
+            arrive(due)
         }
     }
 }

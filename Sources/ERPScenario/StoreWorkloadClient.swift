@@ -70,24 +70,16 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         }
     }
 
-    /// A Poisson process until `until`: `body` runs as its own task for each arrival.
-    /// Arrival times follow their own schedule (see `OrderWorkloadClient.start`): a late wake-up
-    /// does not delay the arrivals after it, and `body` gets the time its arrival was due.
+    /// A Poisson process until `until` (`Runtime.poissonArrivals`): `body` runs as its own task for
+    /// each arrival, with its number and the time it was due.
     private func arrivals(rate: Double, _ body: @escaping @Sendable (Int, Timestamp) async -> Void) async {
         var n = 0
-        var due = runtime.clock.now
-        while true {
-            due = due + .nanoseconds(Int64(runtime.random.exponential(mean: 1 / rate) * 1e9))
-            let wait = due - runtime.clock.now
-            if wait > .zero { await runtime.sleep(for: wait) }
-            guard due < until else {
-                arrivalsEnded = true
-                return
-            }
+        await runtime.poissonArrivals(rate: rate, until: until) { due in
             n += 1
-            let number = n, scheduledAt = due
-            runtime.spawn("arrival") { await body(number, scheduledAt) }
+            let number = n
+            runtime.spawn("arrival") { await body(number, due) }
         }
+        arrivalsEnded = true
     }
 
     private func metadata(_ correlation: String, key: String? = nil) -> CallMetadata {

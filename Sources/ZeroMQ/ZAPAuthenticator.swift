@@ -89,6 +89,18 @@ public final class ZAPAuthenticator: Sendable {
 
     public var allowedClientPublicKeys: Set<String> { policy.state.withLock { $0.allowed } }
 
+    /// Makes `keys` the allow-list, all at once, from the next handshake on (connections already
+    /// made stay). Returns the keys that came and went, sorted. Nothing changes if a key is invalid.
+    @discardableResult
+    public func replaceAllowed(_ keys: Set<String>) throws -> (added: [String], revoked: [String]) {
+        for key in keys { try CurveKeyPair.validate(key, what: "client public key") }
+        return policy.state.withLock { s in
+            let change = (added: keys.subtracting(s.allowed).sorted(), revoked: s.allowed.subtracting(keys).sorted())
+            s.allowed = keys
+            return change
+        }
+    }
+
     public var counters: ZAPCounters { policy.state.withLock { $0.counters } }
 
     /// Unbinds the handler and stops its thread. CURVE servers still open then refuse every new

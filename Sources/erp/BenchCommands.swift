@@ -105,15 +105,11 @@ struct ScenarioBench: AsyncParsableCommand {
         let seed = self.seed ?? loaded.seed
         let fixtures = try loadFixtures(resolve(loaded.fixturesPath, relativeTo: scenario))
         let out = outputDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("erp-bench-\(ProcessInfo.processInfo.processIdentifier)").path
-        try? FileManager.default.removeItem(atPath: out)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { if outputDirectory == nil { try? FileManager.default.removeItem(atPath: out) } }
 
         let cpuBefore = ResourceUsage.now()
         let started = ContinuousClock.now
-        let backend = try SimulationBackend(scenario: loaded, seed: seed, fixtures: fixtures, outputDirectory: out)
-        let summary = try await ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: out,
-                                               reproduce: "erp run \(scenario) --seed \(seed)").run(on: backend)
+        let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: "erp run \(scenario) --seed \(seed)")
         let wall = (ContinuousClock.now - started).seconds
         let cpuAfter = ResourceUsage.now()
         let cpu = cpuAfter.cpuSeconds - cpuBefore.cpuSeconds
@@ -247,7 +243,7 @@ struct E2EBench: AsyncParsableCommand {
     @Option(name: .customLong("out"), help: "Output folder (default: reports/bench-e2e).") var outputDirectory = "reports/bench-e2e"
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
-    struct Step: Codable {
+    struct Step {
         var targetPerSecond: Double
         var offeredPerSecond: Double
         var completedPerSecond: Double
@@ -260,6 +256,9 @@ struct E2EBench: AsyncParsableCommand {
         var invariantsPass: Bool
         var failedInvariants: [String]
         var report: String
+
+        /// Whether this step kept its p99 under `bound` and completed 95% of what it was asked.
+        func keeps(p99 bound: Duration) -> Bool { latency.p99 <= bound.milliseconds && completedPerSecond >= 0.95 * targetPerSecond }
     }
 
     func run() async throws {
@@ -288,11 +287,10 @@ struct E2EBench: AsyncParsableCommand {
             let step = try await measure(target, chaos: chaos, provider: provider, fixtures: loaded, fixturesPath: fixturesPath, out: out)
             steps.append(step)
             print(Self.line(step))
-            guard findMax, step.latency.p99 <= bound.milliseconds, step.completedPerSecond >= 0.95 * step.targetPerSecond,
-                  target * 1.5 <= 20_000 else { break }
+            guard findMax, step.keeps(p99: bound), target * 1.5 <= 20_000 else { break }
             target = (target * 1.5).rounded()
         }
-        let passing = steps.filter { $0.latency.p99 <= bound.milliseconds && $0.completedPerSecond >= 0.95 * $0.targetPerSecond }
+        let passing = steps.filter { $0.keeps(p99: bound) }
         if findMax {
             print(passing.last.map { String(format: "highest rate with p99 <= %@ and >= 95%% completed: %.0f orders/s", p99, $0.targetPerSecond) }
                   ?? "no rate kept p99 <= \(p99)")
@@ -325,16 +323,11 @@ struct E2EBench: AsyncParsableCommand {
         scenario.payment.processingTime = provider
         scenario.expect = Scenario.Expectations()
         let directory = out + "/rate-\(Int(target))"
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try freshDirectory(directory)
         let scenarioPath = directory + "/scenario.yaml"
         try ScenarioWriter.yaml(scenario, header: ["Written by erp bench e2e"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
-                                    outputDirectory: directory, executable: executable)
-        backend.log = { _ in }
-        let summary = try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: 1, outputDirectory: directory,
-                                               reproduce: "erp run \(scenarioPath) --mode zmq").run(on: backend)
+        let (summary, backend) = try await runOverZeroMQ(scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: fixtures,
+                                                         seed: 1, into: directory, reproduce: "erp run \(scenarioPath) --mode zmq")
         let orders = summary.orders.submitted
         var perService: [String: Double] = [:]
         for (service, seconds) in backend.serviceCPUSeconds where orders > 0 {
@@ -346,7 +339,7 @@ struct E2EBench: AsyncParsableCommand {
                     statuses: backend.httpStatuses.snapshot, cpuMillisecondsPerOrder: perService,
                     cpuMillisecondsPerOrderTotal: (perService.values.reduce(0, +) * 100).rounded() / 100,
                     invariantsPass: summary.invariantsPass,
-                    failedInvariants: summary.invariants.filter { $0.value == .fail }.map(\.key).sorted(), report: directory)
+                    failedInvariants: summary.failedInvariants, report: directory)
     }
 
     static func line(_ s: Step) -> String {

@@ -49,19 +49,14 @@ struct Calibrate: AsyncParsableCommand {
         // 1. Reality: the services as processes, nothing added to their network.
         var measured = loaded
         measured.network.link.latency = .uniform(.zero, .zero)
-        measured.network.links = []
         print("1/3 running \(loaded.name) over ZeroMQ for \(chaos.shortDescription) of chaos (+ heal)…")
         let realDirectory = out + "/real"
-        try? fm.removeItem(atPath: realDirectory)
-        try fm.createDirectory(atPath: realDirectory, withIntermediateDirectories: true)
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let zmq = ZeroMQBackend(scenario: measured, scenarioPath: URL(fileURLWithPath: scenario).standardizedFileURL.path,
-                                fixturesPath: fixturesPath, outputDirectory: realDirectory, executable: executable)
-        if !log { zmq.log = { _ in } }
-        let real: RunSummary
+        try freshDirectory(realDirectory)
+        let real: RunSummary, zmq: ZeroMQBackend
         do {
-            real = try await ScenarioRunner(scenario: measured, fixtures: fixtures, seed: seed, outputDirectory: realDirectory,
-                                            reproduce: "erp run \(scenario) --mode zmq --duration \(duration)").run(on: zmq)
+            (real, zmq) = try await runOverZeroMQ(measured, scenarioPath: URL(fileURLWithPath: scenario).standardizedFileURL.path,
+                                                  fixturesPath: fixturesPath, fixtures: fixtures, seed: seed, into: realDirectory,
+                                                  reproduce: "erp run \(scenario) --mode zmq --duration \(duration)", log: log)
         } catch { throw fail("the ZeroMQ run failed: \(error)") }
 
         // 2. The fit, written as a scenario and read back (the file is what the simulation runs).
@@ -82,30 +77,24 @@ struct Calibrate: AsyncParsableCommand {
 
         // 3. The simulation, calibrated and as written, at the same seed.
         print("3/3 simulating it, and the scenario as written, at seed \(seed)…")
-        let simulated = try await simulate(reloaded, seed: seed, fixtures: fixtures, into: out + "/sim", path: calibratedPath)
-        let uncalibrated = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out + "/uncalibrated", path: scenario)
+        let simulated = try await simulation(reloaded, seed: seed, fixtures: fixtures, into: out + "/sim", path: calibratedPath)
+        let uncalibrated = try await simulation(loaded, seed: seed, fixtures: fixtures, into: out + "/uncalibrated", path: scenario)
 
         let rows = Calibration.fidelity(real: real, simulated: simulated, uncalibrated: uncalibrated)
         let table = Calibration.fidelityTable(rows)
         let text = "# Fidelity of \(loaded.name), seed \(seed), \(chaos.shortDescription) of chaos\n\n"
             + "Latency in ms; ratio = simulated / real (1.00 is exact). Real: \(realDirectory); simulated: \(out)/sim.\n\n" + table
         try text.write(toFile: out + "/fidelity.md", atomically: true, encoding: .utf8)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(rows).write(to: URL(fileURLWithPath: out + "/fidelity.json"))
+        try writeJSON(rows, to: out + "/fidelity.json")
         print("")
         print(table)
         let within = rows.filter { (0.5...2).contains($0.p50Ratio) }.count
         print("\(within) of \(rows.count) figures have a simulated p50 within 0.5×–2× of the real one. Reports in \(out)")
     }
 
-    private func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, path: String) async throws -> RunSummary {
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    private func simulation(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, path: String) async throws -> RunSummary {
         do {
-            let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
-            return try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
-                                            reproduce: "erp run \(path) --seed \(seed)").run(on: backend)
+            return try await simulate(scenario, seed: seed, fixtures: fixtures, into: directory, reproduce: "erp run \(path) --seed \(seed)")
         } catch { throw fail("the simulation of \(path) failed: \(error)") }
     }
 

@@ -105,27 +105,22 @@ struct CrashMatrix: AsyncParsableCommand {
             scenario.faults = [entry.fault]
             if case .pause = entry.fault.kind { scenario.heal = max(scenario.heal, .seconds(20)) }
             let directory = out + "/" + entry.name
-            try? FileManager.default.removeItem(atPath: directory)
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try freshDirectory(directory)
             let scenarioPath = directory + "/scenario.yaml"
             try ScenarioWriter.yaml(scenario, header: ["Written by erp crash-matrix"], fixturesPath: fixturesPath)
                 .write(toFile: scenarioPath, atomically: true, encoding: .utf8)
             print("[\(index + 1)/\(plan.count)] \(entry.name): \(entry.fault.summaryText)")
-            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
-                                        outputDirectory: directory, executable: executable)
-            backend.log = { _ in }
             let summary: RunSummary
             do {
-                summary = try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: scenario.seed, outputDirectory: directory,
-                                                   reproduce: "erp run \(scenarioPath) --mode zmq").run(on: backend)
+                summary = try await runOverZeroMQ(scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: fixtures,
+                                                  seed: scenario.seed, into: directory, reproduce: "erp run \(scenarioPath) --mode zmq").summary
             } catch {
                 print("  could not run: \(error)")
                 cells.append(Cell(name: entry.name, fault: entry.fault.summaryText, invariantsPass: false, failed: ["run failed: \(error)"],
                                   submitted: 0, confirmed: 0, cancelled: 0, pending: 0, restarts: 0, p99: 0, report: directory))
                 continue
             }
-            let failed = summary.invariants.filter { $0.value == .fail }.map(\.key).sorted()
+            let failed = summary.failedInvariants
             let restarts = summary.serviceStarts.values.reduce(0) { $0 + max(0, $1 - 1) }
             let cell = Cell(name: entry.name, fault: entry.fault.summaryText, invariantsPass: failed.isEmpty, failed: failed,
                             submitted: summary.orders.submitted, confirmed: summary.orders.confirmed, cancelled: summary.orders.cancelled,
@@ -137,9 +132,7 @@ struct CrashMatrix: AsyncParsableCommand {
         }
         let table = Self.table(cells, rate: rate, chaos: chaos)
         try table.write(toFile: out + "/matrix.md", atomically: true, encoding: .utf8)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(cells).write(to: URL(fileURLWithPath: out + "/matrix.json"))
+        try writeJSON(cells, to: out + "/matrix.json")
         print("")
         print(table)
         if !cells.allSatisfy(\.invariantsPass) { throw ExitCode(ExitStatus.consistency) }

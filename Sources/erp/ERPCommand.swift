@@ -121,9 +121,8 @@ struct Run: AsyncParsableCommand {
             let backend: any ScenarioBackend
             switch mode {
             case .zmq:
-                let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
                 let zmq = ZeroMQBackend(scenario: loaded, scenarioPath: absolute(scenario), fixturesPath: absolute(fixturesPath),
-                                        outputDirectory: partial, executable: executable)
+                                        outputDirectory: partial, executable: erpExecutable)
                 if !log { zmq.log = { _ in } }
                 backend = zmq
                 reproduce += ["--mode", "zmq"]
@@ -150,7 +149,7 @@ struct Run: AsyncParsableCommand {
             // an order that depends on it.
             let again = out + "/replay"
             let child = Process()
-            child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            child.executableURL = URL(fileURLWithPath: erpExecutable)
             child.arguments = ["run", scenario, "--seed", "\(seed)", "--out", again] + (duration.map { ["--duration", $0] } ?? [])
                 + defects.flatMap { ["--defect", $0] }
             child.standardOutput = FileHandle.nullDevice
@@ -324,9 +323,8 @@ struct Up: ParsableCommand {
     func run() throws {
         let loaded = try loadTopology(topology)
         _ = try loadFixtures(fixtures)
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let supervisor = Supervisor(children: loaded.services.map { service in
-            .init(name: service.rawValue, executable: executable,
+            .init(name: service.rawValue, executable: erpExecutable,
                   arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"])
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.

@@ -90,7 +90,7 @@ struct Explore: AsyncParsableCommand {
         let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
         let budget = time.flatMap(Duration.init(parsing:))
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let executable = erpExecutable
         let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1)
         let interrupts = TerminationSignals { state.interrupt() }
         defer { interrupts.cancel() }
@@ -198,7 +198,7 @@ struct Explore: AsyncParsableCommand {
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
            let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {
-            seed.failedInvariants = summary.invariants.filter { $0.value == .fail }.map(\.key).sorted()
+            seed.failedInvariants = summary.failedInvariants
             seed.expectationFailures = summary.expectationFailures
             seed.wallSeconds = summary.wallSeconds
             seed.traceHash = summary.traceHash

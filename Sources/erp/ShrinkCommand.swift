@@ -31,7 +31,7 @@ struct Shrink: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: report + "/summary.json"),
               let summary = try? JSONDecoder().decode(RunSummary.self, from: data) else { throw fail("no run summary in \(report)") }
         guard summary.mode == RunMode.simulation.rawValue else { throw fail("\(report) is a \(summary.mode) run; shrinking runs in simulation") }
-        let failing = summary.invariants.filter { $0.value == .fail }.map(\.key).sorted()
+        let failing = summary.failedInvariants
         guard let target = invariant ?? failing.first else { throw fail("\(report): no invariant failed, nothing to shrink") }
         guard failing.contains(target) else { throw fail("\(report): \(target) did not fail there (failing: \(failing.joined(separator: ", ")))") }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(report)/summary.json does not name its scenario file") }
@@ -51,13 +51,8 @@ struct Shrink: AsyncParsableCommand {
         func fails(_ candidate: Scenario, _ what: String) async -> Bool {
             guard runs < budget else { return false }
             runs += 1
-            let scratch = out + "/candidate"
-            try? FileManager.default.removeItem(atPath: scratch)
             do {
-                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-                let backend = try SimulationBackend(scenario: candidate, seed: summary.seed, fixtures: fixtures, outputDirectory: scratch)
-                let result = try await ScenarioRunner(scenario: candidate, fixtures: fixtures, seed: summary.seed, outputDirectory: scratch,
-                                                      reproduce: "").run(on: backend)
+                let result = try await simulate(candidate, seed: summary.seed, fixtures: fixtures, into: out + "/candidate", reproduce: "")
                 let broken = result.invariants[target] == .fail
                 print("  \(runs). \(what): \(broken ? "still fails" : "passes")")
                 return broken
@@ -137,12 +132,8 @@ struct Shrink: AsyncParsableCommand {
 
         // The proof: the written file, loaded and run afresh.
         let proof = try ScenarioLoader.load(path: minimal)
-        let proofDirectory = out + "/run"
-        try? FileManager.default.removeItem(atPath: proofDirectory)
-        try FileManager.default.createDirectory(atPath: proofDirectory, withIntermediateDirectories: true)
-        let backend = try SimulationBackend(scenario: proof, seed: summary.seed, fixtures: fixtures, outputDirectory: proofDirectory)
-        let proven = try await ScenarioRunner(scenario: proof, fixtures: fixtures, seed: summary.seed, outputDirectory: proofDirectory,
-                                              reproduce: "erp run \(minimal) --seed \(summary.seed)").run(on: backend)
+        let proven = try await simulate(proof, seed: summary.seed, fixtures: fixtures, into: out + "/run",
+                                        reproduce: "erp run \(minimal) --seed \(summary.seed)")
         guard proven.invariants[target] == .fail else { throw fail("the written \(minimal) no longer breaks \(target)") }
         let after = Self.size(best)
         print("before: \(before)")

@@ -13,6 +13,18 @@ import Testing
 /// A port nobody listens on now (the kernel picks it; we close and reuse it at once).
 func freePort() throws -> Int { try freeLoopbackPort() }
 
+/// `erp up` on `topology` with the library's fixtures, its output (every service's) in `log`.
+func startErpUp(_ binary: String, topology: String, log: String) throws -> Process {
+    let up = Process()
+    up.executableURL = URL(fileURLWithPath: binary)
+    up.arguments = ["up", "--topology", topology, "--fixtures", packageRoot + "/fixtures/retail.json"]
+    FileManager.default.createFile(atPath: log, contents: nil)
+    up.standardOutput = FileHandle(forWritingAtPath: log)
+    up.standardError = up.standardOutput
+    try up.run()
+    return up
+}
+
 /// Processes whose command line contains `needle` (read from /proc, so no tool is needed).
 func processes(matching needle: String) -> [Int32] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
@@ -54,14 +66,8 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         try KeyStore(directory: dir + "/keys").generate(for: services.compactMap(ServiceName.init(named:)))
         _ = try KeyStore(directory: dir + "/keys").generate(named: ["tool"])
 
-        let up = Process()
-        up.executableURL = URL(fileURLWithPath: binary)
-        up.arguments = ["up", "--topology", topology, "--fixtures", packageRoot + "/fixtures/retail.json"]
         let log = dir + "/up.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        up.standardOutput = FileHandle(forWritingAtPath: log)
-        up.standardError = up.standardOutput
-        try up.run()
+        let up = try startErpUp(binary, topology: topology, log: log)
         defer { if up.isRunning { up.terminate(); up.waitUntilExit() } }
 
         let base = "http://127.0.0.1:\(httpPort)"

@@ -32,14 +32,8 @@ import ZeroMQTestSupport
         let firstFile = dir + "/device-keys/device_stockholm_01.pub", secondFile = dir + "/device-keys/device_stockholm_02.pub"
         try first.publicKey.write(toFile: firstFile, atomically: true, encoding: .utf8)
 
-        let up = Process()
-        up.executableURL = URL(fileURLWithPath: binary)
-        up.arguments = ["up", "--topology", topology, "--fixtures", packageRoot + "/fixtures/retail.json"]
         let log = dir + "/up.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        up.standardOutput = FileHandle(forWritingAtPath: log)
-        up.standardError = up.standardOutput
-        try up.run()
+        let up = try startErpUp(binary, topology: topology, log: log)
         defer { if up.isRunning { up.terminate(); up.waitUntilExit() } }
 
         let context = try ZMQContext()
