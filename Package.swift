@@ -9,8 +9,8 @@
 //   ERPWire        WireJSON, the one JSON writer of RPC headers and bodies on a real wire.
 //                  Imports nothing.
 // 2. Storage, transport, resilience, reports
-//   ERPStorage     per-service SQLite through GRDB: migrations, outbox, inbox, idempotency store.
-//                  Imports ERPCore.
+//   ERPStorage     per-service SQLite through GRDB: migrations, outbox, inbox, idempotency store;
+//                  the simulator's in-memory disks (a VFS under SQLite). Imports ERPCore.
 //   ERPTransport   the Transport and Runtime protocols every service sees, the handler table,
 //                  outbox relay, event consumer. Imports ERPCore, ERPWire, ERPStorage.
 //   ERPResilience  breaker, retry, deadline budget, rate limiter, ResilienceSettings: pure logic on
@@ -87,6 +87,8 @@ let package = Package(
         .target(name: "ERPStorage", dependencies: [
             "ERPCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            // SQLite's C API, for the simulator's in-memory VFS.
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "ERPTransport", dependencies: [
             "ERPCore", "ERPWire", "ERPStorage",
@@ -186,12 +188,14 @@ let package = Package(
         ]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices", "ERPStorage", "ERPTransport", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "ERPSimulationTests", dependencies: ["ERPCore", "ERPTransport", "ERPSimulation"]),
+        .testTarget(name: "ERPSimulationTests", dependencies: [
+            "ERPCore", "ERPTransport", "ERPSimulation", "ERPStorage", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .target(name: "ZeroMQTestSupport", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
-            "ERPCore", "ERPScenario", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
+            "ERPCore", "ERPScenario", "ERPStorage", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
         ]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",

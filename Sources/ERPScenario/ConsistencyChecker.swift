@@ -23,6 +23,7 @@ public struct ConsistencyChecker {
 
     /// Every invariant the checker knows, in report order.
     public static let invariantNames = [
+        "databases-intact",
         "stock-conservation",
         "every-accepted-order-terminal-after-heal",
         "confirmed-order-has-exactly-one-captured-payment",
@@ -55,7 +56,34 @@ public struct ConsistencyChecker {
         return try DatabaseQueue(path: path(of: service), configuration: configuration)
     }
 
+    /// Each service database of the run that SQLite cannot open, or whose `PRAGMA quick_check`
+    /// finds damage, with what is wrong.
+    func damagedDatabases() -> [String] {
+        var damaged: [String] = []
+        for (service, file) in ServiceCatalog.databaseFiles {
+            let path = databaseDirectory + "/" + file
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            do {
+                let problems = try open(service).read { try String.fetchAll($0, sql: "PRAGMA quick_check") }
+                if problems != ["ok"] { damaged.append("\(service) database \(file): " + problems.prefix(3).joined(separator: "; ")) }
+            } catch {
+                damaged.append("\(service) database \(file): \(error)")
+            }
+        }
+        return damaged
+    }
+
     public func check(into summary: inout RunSummary) throws {
+        // A database SQLite cannot read (a power loss under a service that does not sync) says
+        // so, and nothing else can be judged from it.
+        let damaged = damagedDatabases()
+        guard damaged.isEmpty else {
+            summary.invariants["databases-intact"] = .fail
+            for example in damaged { summary.violations.append(.init(invariant: "databases-intact", example: example)) }
+            summary.orders.submitted = history.count
+            return
+        }
+        summary.invariants["databases-intact"] = .pass
         var violations: [String: [String]] = [:]
         func violate(_ invariant: String, _ example: String) { violations[invariant, default: []].append(example) }
 
@@ -261,7 +289,7 @@ public struct ConsistencyChecker {
         if devices.isEmpty { notJudged += ["device-status-converges", "every-restock-applied-once"] }
         if !hasReportService { notJudged.append("report-converges") }
         if vends.isEmpty { notJudged.append("every-vend-sold-once") }
-        for name in Self.invariantNames where !notJudged.contains(name) {
+        for name in Self.invariantNames where !notJudged.contains(name) && name != "databases-intact" {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }

@@ -55,6 +55,16 @@ public protocol FaultInjector: AnyObject, Sendable {
     /// Kills the node's process and loses its disk: its databases are gone, and it restarts (at
     /// its restart) from nothing, as a replacement machine would.
     func loseDisk(_ node: NodeName)
+    /// Cuts the power under the node (nil: every service node): its process dies, and its files
+    /// lose what was written since their last sync, except what the seed lets through whole or
+    /// torn. It restarts as after a crash. Simulation only.
+    func powerLoss(_ node: NodeName?)
+    /// Starts every node a fault took down.
+    func restartAll()
+    /// The node's writes fail so (nil: they succeed again). Simulation only.
+    func diskFailure(_ node: NodeName, _ failure: DiskFailure?)
+    /// Each sync of the node's disk takes this long (nil: no time). Simulation only.
+    func syncLatency(_ node: NodeName, _ latency: Duration?)
     /// Stops scheduling the node (or lets it run again).
     func pause(_ node: NodeName, on: Bool)
     /// Offsets the node's clock (`.zero` takes the skew away).
@@ -80,6 +90,14 @@ extension FaultInjector {
     public func propagate() async {}
 }
 
+/// How a disk fails a service's writes.
+public enum DiskFailure: String, Sendable, Hashable {
+    /// The disk is full (`SQLITE_FULL`).
+    case full
+    /// The device fails writes and syncs (`SQLITE_IOERR`).
+    case ioError
+}
+
 /// A fault at a time of the chaos phase, lasting `duration` (nil: until the heal phase).
 public struct ScheduledFault: Sendable, Hashable {
     /// Every kind of fault a scenario can schedule. What each means on a backend is that
@@ -93,6 +111,12 @@ public struct ScheduledFault: Sendable, Hashable {
         case crash(NodeName, restartAfter: Duration?)
         /// Crash and lose every database of the node; restart (empty) as for a crash.
         case diskLoss(NodeName, restartAfter: Duration?)
+        /// Power loss under one node, or every service node (nil); restart as for a crash.
+        case powerLoss(NodeName?, restartAfter: Duration?)
+        /// The node's writes fail for the fault's `for` (until heal without one).
+        case diskFailure(NodeName, DiskFailure)
+        /// Each of the node's syncs takes this long, for the fault's `for`.
+        case slowSync(NodeName, Duration)
         case pause(NodeName)
         case clockSkew(NodeName, Duration)
         case link(from: NodeName, to: NodeName, LinkBehaviour)
@@ -122,6 +146,9 @@ extension ScheduledFault.Kind {
         case .isolate(let node): injector.isolate(node, on: true)
         case .crash(let node, _): injector.crash(node)
         case .diskLoss(let node, _): injector.loseDisk(node)
+        case .powerLoss(let node, _): injector.powerLoss(node)
+        case .diskFailure(let node, let failure): injector.diskFailure(node, failure)
+        case .slowSync(let node, let latency): injector.syncLatency(node, latency)
         case .pause(let node): injector.pause(node, on: true)
         case .clockSkew(let node, let skew): injector.clockSkew(node, by: skew)
         case .link(let from, let to, let behaviour): injector.link(from: from, to: to, behaviour)
@@ -137,7 +164,9 @@ extension ScheduledFault.Kind {
         case .partition(let a, let b): injector.partition(a, b, on: false)
         case .partitionOneWay(let from, let to): injector.partitionOneWay(from: from, to: to, on: false)
         case .isolate(let node): injector.isolate(node, on: false)
-        case .crash, .diskLoss: break
+        case .crash, .diskLoss, .powerLoss: break
+        case .diskFailure(let node, _): injector.diskFailure(node, nil)
+        case .slowSync(let node, _): injector.syncLatency(node, nil)
         case .pause(let node): injector.pause(node, on: false)
         case .clockSkew(let node, _): injector.clockSkew(node, by: .zero)
         case .link(let from, let to, _): injector.link(from: from, to: to, nil)
@@ -150,16 +179,27 @@ extension ScheduledFault.Kind {
     /// Whether the fault has an end before heal (a crash is over when its node restarts).
     var ends: Bool {
         switch self {
-        case .crash, .diskLoss, .upgrade: false
+        case .crash, .diskLoss, .powerLoss, .upgrade: false
         default: true
         }
     }
 
-    /// The node a crash takes down and when it comes back, if this is a crash with a restart time.
-    var restart: (node: NodeName, after: Duration)? {
+    /// The node a crash takes down (nil: every node) and when it comes back, if this is a crash
+    /// with a restart time.
+    var restart: (node: NodeName?, after: Duration)? {
         switch self {
         case .crash(let node, let after?), .diskLoss(let node, let after?): (node, after)
+        case .powerLoss(let node, let after?): (node, after)
         default: nil
+        }
+    }
+
+    /// Whether only the simulator can cause the fault (the page cache and the disk under a real
+    /// process are the operating system's).
+    public var simulationOnly: Bool {
+        switch self {
+        case .powerLoss, .diskFailure, .slowSync: true
+        default: false
         }
     }
 
@@ -168,6 +208,7 @@ extension ScheduledFault.Kind {
         switch self {
         case .crash(let node, let restartAfter): .crash(node, restartAfter: restartAfter.map(scale))
         case .diskLoss(let node, let restartAfter): .diskLoss(node, restartAfter: restartAfter.map(scale))
+        case .powerLoss(let node, let restartAfter): .powerLoss(node, restartAfter: restartAfter.map(scale))
         default: self
         }
     }
@@ -182,6 +223,11 @@ extension ScheduledFault.Kind {
             "crash \(name), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
         case .diskLoss(let name, let restartAfter):
             "disk loss \(name), " + (restartAfter.map { "restart empty after \($0.shortDescription)" } ?? "restart empty at heal")
+        case .powerLoss(let name, let restartAfter):
+            "power loss \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+        case .diskFailure(let name, .full): "disk full \(name)"
+        case .diskFailure(let name, .ioError): "disk errors \(name)"
+        case .slowSync(let name, let latency): "slow sync \(name): \(latency.shortDescription) each"
         case .pause(let name): "pause \(name)"
         case .clockSkew(let name, let skew): "clock skew \(name) by \(skew.shortDescription)"
         case .link(let from, let to, let behaviour): "link \(from) -> \(to): \(behaviour.summaryText)"
@@ -205,6 +251,8 @@ public struct FaultStep: Sendable, Hashable {
         case begin(ScheduledFault)
         case end(ScheduledFault)
         case restart(NodeName)
+        /// Every node a fault took down starts again (after a whole-cluster power loss).
+        case restartAll
     }
     /// From the start of the chaos phase.
     public var at: Duration
@@ -216,6 +264,7 @@ public struct FaultStep: Sendable, Hashable {
         case .begin(let fault): fault.kind.begin(on: injector)
         case .end(let fault): fault.kind.end(on: injector)
         case .restart(let node): injector.restart(node)
+        case .restartAll: injector.restartAll()
         }
     }
 
@@ -225,6 +274,7 @@ public struct FaultStep: Sendable, Hashable {
         case .begin(let fault): "fault \(fault.summaryText)"
         case .end(let fault): "fault over: \(fault.summaryText)"
         case .restart(let node): "restart \(node)"
+        case .restartAll: "restart every node down"
         }
     }
 }
@@ -242,7 +292,7 @@ extension Scenario {
             steps.append(FaultStep(at: fault.at, action: .begin(fault)))
             if fault.kind.ends, let length = fault.duration { steps.append(FaultStep(at: min(fault.at + length, duration), action: .end(fault))) }
             if let restart = fault.kind.restart, fault.at + restart.after <= duration {
-                steps.append(FaultStep(at: fault.at + restart.after, action: .restart(restart.node)))
+                steps.append(FaultStep(at: fault.at + restart.after, action: restart.node.map { .restart($0) } ?? .restartAll))
             }
         }
         // Stable: equal times keep the order above.

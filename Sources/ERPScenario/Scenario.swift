@@ -4,6 +4,7 @@
 import ERPCore
 import ERPResilience
 import ERPServices
+import ERPStorage
 
 /// A run's recipe: workload, network, faults and expectations. Runs unchanged whatever the seed.
 public struct Scenario: Sendable {
@@ -25,6 +26,9 @@ public struct Scenario: Sendable {
     public var store = StoreWorkload()
     public var payment = PaymentSettings()
     public var faults: [ScheduledFault] = []
+    /// Services whose databases the simulator runs with a weaker `synchronous` setting than
+    /// production's FULL (in file order).
+    public var durability: [(service: ServiceName, synchronous: SynchronousMode)] = []
     public var expect = Expectations()
     public var defects = PlantedDefects()
     public var resilience = ResilienceSettings()

@@ -2,6 +2,7 @@ import ERPConfiguration
 import ERPCore
 import ERPResilience
 import ERPServices
+import ERPStorage
 import Foundation
 import Yams
 
@@ -33,7 +34,8 @@ public struct ScenarioLoader {
     func parse(_ text: String) throws(ScenarioError) -> Scenario {
         let root = try read.root(of: text)
         let top = try read.mapping(root, "scenario", keys: ["name", "description", "seed", "duration", "heal", "fixtures", "network",
-                                                        "workload", "payment", "faults", "expect", "defects", "resilience", "events"])
+                                                        "workload", "payment", "faults", "expect", "defects", "resilience", "events",
+                                                        "durability"])
         var scenario = Scenario(name: try read.string(top.required("name")))
         if let v = top["description"] { scenario.description = try read.string(v) }
         if let v = top["seed"] { scenario.seed = try read.seed(v) }
@@ -66,6 +68,17 @@ public struct ScenarioLoader {
             }
         }
         if let v = top["faults"] { scenario.faults = try faults(v, scenario: scenario) }
+        if let v = top["durability"] {
+            // A service's `synchronous` setting in the simulator, weaker than production's to see
+            // what a power loss does then.
+            for (key, value) in try read.mapping(v, "durability", keys: ServiceName.allCases.map(\.rawValue)).entries {
+                let text = try read.string(value)
+                guard let mode = SynchronousMode(rawValue: text) else {
+                    throw read.fail(value, "durability.\(key): '\(text)' is not one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                scenario.durability.append((ServiceName(named: key)!, mode))
+            }
+        }
         if let v = top["resilience"] { scenario.resilience = try read.resilience(v, clientTimeout: scenario.workload.timeout) }
         if let v = top["expect"] {
             let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus", "maxCancelled", "minDispensed", "minPriced", "cancelReasons"])
@@ -276,6 +289,16 @@ public struct ScenarioLoader {
             ("diskLoss", { v, f throws(ScenarioError) in
                 .diskLoss(try service(v), restartAfter: try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") })
             }),
+            ("powerLoss", { v, f throws(ScenarioError) in
+                let node: NodeName? = try read.string(v) == "all" ? nil : try service(v)
+                return .powerLoss(node, restartAfter: try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") })
+            }),
+            ("diskFull", { v, f throws(ScenarioError) in .diskFailure(try service(v), .full) }),
+            ("diskErrors", { v, f throws(ScenarioError) in .diskFailure(try service(v), .ioError) }),
+            ("slowSync", { v, f throws(ScenarioError) in
+                let s = try read.mapping(v, "slowSync", keys: ["service", "by"])
+                return .slowSync(try service(s.required("service")), try read.positiveDuration(s.required("by"), "slowSync.by", max: .seconds(10)))
+            }),
             ("pause", { v, f throws(ScenarioError) in .pause(try service(v)) }),
             ("clockSkew", { v, f throws(ScenarioError) in
                 let s = try read.mapping(v, "clockSkew", keys: ["service", "by"])
@@ -317,8 +340,8 @@ public struct ScenarioLoader {
             guard at < scenario.duration else {
                 throw read.fail(m["at"], "fault at \(at.shortDescription) is after the chaos phase (duration \(scenario.duration.shortDescription))")
             }
-            if m["restartAfter"] != nil && chosen.key != "crash" && chosen.key != "diskLoss" {
-                throw read.fail(m["restartAfter"], "restartAfter belongs to a crash or diskLoss fault")
+            if m["restartAfter"] != nil && !["crash", "diskLoss", "powerLoss"].contains(chosen.key) {
+                throw read.fail(m["restartAfter"], "restartAfter belongs to a crash, diskLoss or powerLoss fault")
             }
             let kind = try chosen.read(value, ReadFault(scenario: scenario, restartAfter: m["restartAfter"]))
             out.append(ScheduledFault(at: at, duration: lasting, kind: kind, line: read.line(item) ?? 0))

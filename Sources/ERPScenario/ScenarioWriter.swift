@@ -1,5 +1,6 @@
 import ERPCore
 import ERPResilience
+import ERPStorage
 
 /// Writes a scenario as YAML that `ScenarioLoader` reads back to the same scenario: what
 /// `erp explore --swarm` writes for each drawn schedule and `erp shrink` for what it keeps. Every
@@ -63,6 +64,9 @@ public enum ScenarioWriter {
         if let c = s.resilience.perClientRateLimit { limits.append("perClient: {capacity: \(c.capacity), refillPerSecond: \(c.refillRatePerSecond)}") }
         if let g = s.resilience.gatewayRateLimit { limits.append("gateway: {capacity: \(g.capacity), refillPerSecond: \(g.refillRatePerSecond)}") }
         if !limits.isEmpty { out.append("  rateLimit: {" + limits.joined(separator: ", ") + "}") }
+        if !s.durability.isEmpty {
+            out.append("durability: {" + s.durability.map { "\($0.service): \($0.synchronous.rawValue)" }.joined(separator: ", ") + "}")
+        }
         if s.faults.isEmpty {
             out.append("faults: []")
         } else {
@@ -94,6 +98,12 @@ public enum ScenarioWriter {
         case .diskLoss(let node, let after):
             parts.append("diskLoss: \(node)")
             if let after { parts.append("restartAfter: \(after.shortDescription)") }
+        case .powerLoss(let node, let after):
+            parts.append("powerLoss: \(node.map(\.rawValue) ?? "all")")
+            if let after { parts.append("restartAfter: \(after.shortDescription)") }
+        case .diskFailure(let node, .full): parts.append("diskFull: \(node)")
+        case .diskFailure(let node, .ioError): parts.append("diskErrors: \(node)")
+        case .slowSync(let node, let by): parts.append("slowSync: {service: \(node), by: \(by.shortDescription)}")
         case .pause(let node): parts.append("pause: \(node)")
         case .clockSkew(let node, let by): parts.append("clockSkew: {service: \(node), by: \(by.shortDescription)}")
         case .link(let from, let to, let behaviour): parts.append("link: {from: \(from), to: \(to), \(link(behaviour))}")

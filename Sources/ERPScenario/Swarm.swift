@@ -56,6 +56,11 @@ public enum Swarm {
         case .isolate: return .isolate(node())
         case .crash: return .crash(node(), restartAfter: restart())
         case .diskLoss(let target, _): return .diskLoss(target, restartAfter: restart())
+        case .powerLoss(let target, _):
+            // A whole-cluster power loss stays one; a node's moves to another node.
+            return .powerLoss(target == nil ? nil : node(), restartAfter: restart())
+        case .diskFailure(_, let failure): return .diskFailure(node(), failure)
+        case .slowSync: return .slowSync(node(), millisecondsCeiling(random.uniform(0.005, 0.2)))
         case .pause: return .pause(node())
         case .clockSkew: return .clockSkew(node(), millisecondsCeiling(random.uniform(-2, 2)))
         case .link(_, _, var behaviour):

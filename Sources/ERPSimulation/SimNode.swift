@@ -23,6 +23,10 @@ public final class SimNode: @unchecked Sendable {
     var pending: [UInt64: PendingCall] = [:]
     var backlog: [SimWorld.TimerAction] = []
     var databases: [ServiceDatabase] = []
+    /// The disk under the node's files: its faults, its syncs' time.
+    public let disk: SimulatedDisk
+    /// The `synchronous` setting of the node's databases (production's unless a scenario weakens it).
+    public var synchronous: SynchronousMode = .full
     public internal(set) var runtime: SimRuntime?
     public internal(set) var instance: (any ERPService)?
 
@@ -33,6 +37,7 @@ public final class SimNode: @unchecked Sendable {
         self.name = name
         self.service = service
         self.factory = factory
+        self.disk = world.storage?.disk(forPrefix: name.rawValue + "-") ?? SimulatedDisk()
     }
 
     /// Brings the node up as a new incarnation; builds and starts its service, if it has one.
@@ -143,7 +148,10 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
 
     public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
         let path = world.storageDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
-        let db = try ServiceDatabase(path: path, durability: .processCrashesOnly, migrations: migrations)
+        // Files on the real disk model process crashes only (no power loss): syncing them would
+        // cost real fsyncs for nothing.
+        let durability: Durability = world.storage == nil ? Durability(synchronous: .off, exclusiveLock: true) : .simulated(simNode.synchronous)
+        let db = try ServiceDatabase(path: path, durability: durability, migrations: migrations)
         simNode.databases.append(db)
         return db
     }

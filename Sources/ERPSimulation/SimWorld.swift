@@ -12,8 +12,20 @@
 import Collections
 import ERPCore
 import ERPReports
+import ERPStorage
 import ERPTransport
 import Foundation
+
+/// Where a world's nodes keep their SQLite files.
+public enum SimStorage: Sendable, Hashable {
+    /// In memory (written out when the world stops): no file I/O, and the disk faults.
+    /// `modelsPowerLoss`: each write keeps the bytes it overwrote until the next sync, which a
+    /// power loss needs (a copy per write).
+    case memory(modelsPowerLoss: Bool)
+    /// Ordinary files in the storage directory: a run whose databases outgrow memory (a million
+    /// orders). No disk faults.
+    case files
+}
 
 public final class SimWorld: TaskExecutor, @unchecked Sendable {
     public let seed: UInt64
@@ -27,6 +39,10 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     public var randomizeScheduling: Bool
     /// Where nodes keep their SQLite files.
     public let storageDirectory: String
+    /// The storage directory's files, in memory while the world runs (`stopAll()` writes them
+    /// out): no file I/O, and the disks' faults (power loss, failing writes, slow syncs). Nil when
+    /// the world keeps its files on the real disk.
+    public private(set) var storage: MemoryVolume?
     /// Print service logs to standard error with virtual timestamps.
     public var logToStandardError = false
     /// Every RPC made in this world, by method and outcome, with its virtual round-trip latency
@@ -44,6 +60,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     private var ready = Deque<UnownedJob>()
     private var timers = TimerQueue<TimerAction>()
     private var callSequence: UInt64 = 0
+    private var powerLossCount = 0
     private var runningThread: pthread_t?
     var nodes: [SimNode] = []
     private var nodeIndex: [NodeName: Int] = [:]
@@ -59,7 +76,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         public var timersFired = 0
     }
 
-    public init(seed: UInt64, storageDirectory: String, trace: SimTrace, randomizeScheduling: Bool = true) {
+    /// `storage`: where the nodes' files live.
+    public init(seed: UInt64, storageDirectory: String, trace: SimTrace, randomizeScheduling: Bool = true,
+                storage: SimStorage = .memory(modelsPowerLoss: false)) {
         self.seed = seed
         self.rootRandom = SeededRandomSource(seed: seed)
         self.networkRandom = rootRandom.derived("network")
@@ -67,7 +86,13 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         self.trace = trace
         self.randomizeScheduling = randomizeScheduling
         self.storageDirectory = storageDirectory
+        if case .memory(let modelsPowerLoss) = storage {
+            self.storage = MemoryVolume(directory: storageDirectory, tracksUnsynced: modelsPowerLoss,
+                                        now: { [unowned self] in elapsedNanoseconds })
+        }
     }
+
+    deinit { storage?.close() }
 
     // MARK: Executor
 
@@ -240,6 +265,8 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             stats.messagesDuplicated += 1
         }
         let lo = link.latency.min.nanoseconds, hi = link.latency.max.nanoseconds
+        // A process blocked in a slow sync sends nothing until its disk is done.
+        let delay = max(delay, nodes[from].disk.busyUntil &- elapsedNanoseconds)
         for copy in 0..<copies {
             var at = elapsedNanoseconds &+ delay &+ (hi > lo ? link.latency.sample(networkRandom.unit()) : lo)
             if network.preserveLinkOrder {
@@ -343,6 +370,35 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         node.start()
     }
 
+    /// The power goes off under a node: whatever its files had not synced is lost or torn (as the
+    /// seed chooses), and its process dies. It stays down until restarted.
+    public func powerLoss(_ name: NodeName) {
+        guard let node = node(name) else { return }
+        guard let storage, storage.tracksUnsynced else {
+            preconditionFailure("a power loss needs storage: .memory(modelsPowerLoss: true)")
+        }
+        powerLossCount += 1
+        let prefix = name.rawValue + "-"
+        let report = storage.powerLoss(prefix: prefix, random: rootRandom.derived("power-loss:\(powerLossCount):\(name)"))
+        if node.alive { node.crash() }
+        storage.powerRestored(prefix: prefix)
+        record("fault power loss \(name): \(report.description)")
+    }
+
+    /// Every write to the node's files fails so until `nil`.
+    public func setDiskFailure(_ name: NodeName, _ failure: SimulatedDisk.WriteFailure?) {
+        guard let node = node(name) else { return }
+        node.disk.writeFailure = failure
+        record("fault disk \(name) " + (failure.map { "fails writes: \($0)" } ?? "writes again"))
+    }
+
+    /// Each sync of the node's disk takes `latency` (zero: none).
+    public func setSyncLatency(_ name: NodeName, _ latency: Duration) {
+        guard let node = node(name) else { return }
+        node.disk.syncLatencyNanoseconds = max(0, latency.nanoseconds)
+        record("fault disk \(name) syncs in \(latency.shortDescription)")
+    }
+
     public func pause(_ name: NodeName) {
         guard let node = node(name), node.alive, !node.paused else { return }
         node.paused = true
@@ -431,9 +487,10 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     }
 
     /// Ends the world: every live node stops as in a crash (nothing is recorded), so its databases
-    /// are closed and can be read by a checker.
+    /// are closed, and the files are written out to the storage directory for a checker to read.
     public func stopAll() {
         for node in nodes where node.alive { node.crash() }
+        do { try storage?.flush() } catch { record("storage could not be written out: \(error)") }
     }
 
     /// Heal: no partitions, no loss, duplication or reordering; crashed nodes restart, paused ones resume.

@@ -45,6 +45,21 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
     }
     func restart(_ node: NodeName) { world.restart(node) }
 
+    func powerLoss(_ node: NodeName?) {
+        if let node { world.powerLoss(node); return }
+        for node in world.allNodes where node.service != nil { world.powerLoss(node.name) }
+    }
+
+    func restartAll() {
+        for node in world.allNodes where node.service != nil && !node.alive && node.everStarted { world.restart(node.name) }
+    }
+
+    func diskFailure(_ node: NodeName, _ failure: DiskFailure?) {
+        world.setDiskFailure(node, failure.map { $0 == .full ? .full : .ioError })
+    }
+
+    func syncLatency(_ node: NodeName, _ latency: Duration?) { world.setSyncLatency(node, latency ?? .zero) }
+
     func pause(_ node: NodeName, on: Bool) {
         if on { world.pause(node) } else { world.resume(node) }
     }
@@ -91,6 +106,8 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
         provider.processingTime = baseline.processingTime
         for node in world.allNodes where node.clockSkew != .zero { world.setClockSkew(node.name, .zero) }
         world.resetLinkOverrides()
+        for node in world.allNodes where node.disk.writeFailure != nil { world.setDiskFailure(node.name, nil) }
+        for node in world.allNodes where node.disk.syncLatencyNanoseconds > 0 { world.setSyncLatency(node.name, .zero) }
         world.heal()
     }
 }

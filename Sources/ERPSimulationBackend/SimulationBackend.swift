@@ -35,7 +35,10 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
 
     /// A world for `scenario` at `seed`, writing trace.log and the databases (db/) into
     /// `outputDirectory`.
-    public init(scenario: Scenario, seed: UInt64, fixtures: Fixtures, outputDirectory: String, logToStandardError: Bool = false) throws {
+    /// `filesOnDisk`: the databases are ordinary files from the start, for runs whose databases
+    /// outgrow memory; a scenario with disk faults needs them in memory.
+    public init(scenario: Scenario, seed: UInt64, fixtures: Fixtures, outputDirectory: String, logToStandardError: Bool = false,
+                filesOnDisk: Bool = false) throws {
         self.scenario = scenario
         databaseDirectory = outputDirectory + "/db"
         try FileManager.default.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
@@ -44,7 +47,12 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             // "order recovering 37 sagas": what each restart found unfinished and drove on.
             if let n = OrderService.recoveredSagaCount(in: line) { recovered.sagas += n }
         }
-        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace)
+        if filesOnDisk, let fault = scenario.faults.first(where: { $0.kind.simulationOnly }) {
+            throw StorageChoice(what: "\(fault.line): \(fault.kind.summaryText) needs the simulated disks; run without --files-on-disk")
+        }
+        let powerLoss = scenario.faults.contains { if case .powerLoss = $0.kind { true } else { false } }
+        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace,
+                         storage: filesOnDisk ? .files : .memory(modelsPowerLoss: powerLoss))
         world.logToStandardError = logToStandardError
         world.network.defaultLink = LinkSettings(scenario.network.link)
         for (method, time) in scenario.network.serviceTimes { world.serviceTimes[method] = time }
@@ -54,6 +62,12 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
                                        baseline: scenario.payment)
     }
 
+    /// A scenario and a storage choice that do not go together.
+    public struct StorageChoice: Error, CustomStringConvertible {
+        public var what: String
+        public var description: String { what }
+    }
+
     public func startServices(_ services: [ServiceName]) async throws {
         let routes = ServiceCatalog.routes(for: services)
         for service in services {
@@ -61,6 +75,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
                 try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
             }
         }
+        for (service, synchronous) in scenario.durability { world.node(serving: service)?.synchronous = synchronous }
         clientNode = world.addNode("client")
         for link in scenario.network.links {
             world.setBaseLink(from: NodeName(link.from), to: NodeName(link.to), LinkSettings(link.behaviour))

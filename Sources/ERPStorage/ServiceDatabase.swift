@@ -9,14 +9,41 @@ import ERPCore
 import Foundation
 import GRDB
 
-/// How hard SQLite tries to survive an operating-system crash. The simulator models process
-/// crashes (a committed transaction is in the file, whatever the OS does later), so it can skip fsync.
-public enum Durability: Sendable {
-    /// WAL, `synchronous = NORMAL`: production.
-    case durable
-    /// WAL, `synchronous = OFF`, the file locked for the connection's life: simulation, where only
-    /// process crashes are modelled.
-    case processCrashesOnly
+/// SQLite's `synchronous` setting: when a commit waits for the disk.
+public enum SynchronousMode: String, Sendable, CaseIterable {
+    /// Never: a power loss can lose or tear anything written since the file was made.
+    case off
+    /// In WAL mode, at checkpoints only: a power loss can lose the last commits, never tear one.
+    case normal
+    /// At every commit: a commit that returned survives a power loss.
+    case full
+
+    var pragma: String { "PRAGMA synchronous = " + rawValue.uppercased() }
+}
+
+/// How a service's database meets its disk. Every service acknowledges what it commits to
+/// another (an order accepted, stock reserved, a charge made, an event appended or applied), so a
+/// commit must survive a power loss before it is acknowledged: WAL with `synchronous = FULL`,
+/// in production and in simulation alike (docs/durability.md shows the power-loss scenario that
+/// catches a weaker setting).
+public struct Durability: Sendable, Hashable {
+    public var synchronous: SynchronousMode
+    /// One connection holds the file's lock for its whole life (no lock calls around each
+    /// transaction, and WAL's index in the connection's memory): the simulator, where nobody else
+    /// opens a node's file while the node is up.
+    public var exclusiveLock: Bool
+
+    public init(synchronous: SynchronousMode, exclusiveLock: Bool) {
+        self.synchronous = synchronous; self.exclusiveLock = exclusiveLock
+    }
+
+    /// Production: WAL, `synchronous = FULL`, ordinary locking.
+    public static let durable = Durability(synchronous: .full, exclusiveLock: false)
+
+    /// Simulation: the production setting unless a scenario weakens it, on a simulated disk.
+    public static func simulated(_ synchronous: SynchronousMode = .full) -> Durability {
+        Durability(synchronous: synchronous, exclusiveLock: true)
+    }
 }
 
 /// One step of a service's schema, applied once, in order.
@@ -34,10 +61,14 @@ public final class ServiceDatabase: @unchecked Sendable {
     }
 
     /// Deletes every database file of `node` in `directory` (its WAL and shared-memory files too),
-    /// as a lost disk would: the files named by `fileName(node:database:)`, whatever the database.
+    /// as a lost disk would (on a simulated disk too): the files named by `fileName(node:database:)`, whatever the database.
     /// Returns the files that could not be removed, with why. The node must be down.
     public static func removeFiles(ofNode node: NodeName, in directory: String) -> [(file: String, error: any Error)] {
         let prefix = node.rawValue + "-"
+        if let volume = MemoryVFS.volume(forDirectory: MemoryVolume.absolute(directory)) {
+            _ = volume.removeFiles(withPrefix: prefix)
+            return []
+        }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var failures: [(file: String, error: any Error)] = []
         for file in files.sorted() where file.hasPrefix(prefix) && file.contains(".sqlite") {
@@ -52,15 +83,10 @@ public final class ServiceDatabase: @unchecked Sendable {
         self.path = path
         var configuration = Configuration()
         configuration.prepareDatabase { db in
-            switch durability {
-            case .durable: try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            case .processCrashesOnly:
-                // One process, one connection, and nobody else opens the file while the node is
-                // up: the file lock is taken once, not around every transaction (and WAL needs no
-                // shared-memory index then).
-                try db.execute(sql: "PRAGMA synchronous = OFF")
-                try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
-            }
+            // The lock first: a WAL left by a power loss is then read into the connection's own
+            // memory (a simulated disk has no shared-memory index to offer).
+            if durability.exclusiveLock { try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE") }
+            try db.execute(sql: durability.synchronous.pragma)
         }
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }

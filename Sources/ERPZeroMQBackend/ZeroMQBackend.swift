@@ -7,10 +7,12 @@ import ERPProduction
 import ERPReports
 import ERPScenario
 import ERPServices
+import ERPStorage
 import ERPTransport
 import ERPZeroMQ
 import Foundation
 import Logging
+import Synchronization
 
 /// A scenario on real processes and real sockets (`erp run --mode zmq`).
 ///
@@ -47,6 +49,21 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private var store: StoreWorkloadClient?
     private var chaosStart: Timestamp?
     private var poller: Task<Void, Never>?
+    /// The supervisor of the running services, readable from other tasks (a soak's sampler).
+    private let supervisorSlot = Mutex<Supervisor?>(nil)
+    /// What the order client saw, request by request, once the run is over.
+    public private(set) var history: [ClientRecord] = []
+
+    /// Each running service's process id, by service (empty before the services start and after
+    /// they stop). Safe from any task.
+    public var processIdentifiers: [String: Int32] {
+        guard let supervisor = supervisorSlot.withLock({ $0 }) else { return [:] }
+        var out: [String: Int32] = [:]
+        for service in ServiceCatalog.startOrder {
+            if let pid = supervisor.processIdentifier(of: service.rawValue) { out[service.rawValue] = pid }
+        }
+        return out
+    }
 
     /// What a started run holds.
     private struct Running {
@@ -83,6 +100,14 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     public private(set) var serviceCPUSeconds: [String: Double] = [:]
     private var cpuAtStart: [String: (pid: Int32, seconds: Double)] = [:]
 
+    /// A scenario asks for what only the simulator can do.
+    public struct SimulationOnly: Error, CustomStringConvertible {
+        public var what: String
+        public var description: String {
+            "\(what) is simulation-only (the disks under real processes are the operating system's); run it with --mode simulation"
+        }
+    }
+
     public init(scenario: Scenario, scenarioPath: String, fixturesPath: String, outputDirectory: String, executable: String) {
         self.scenario = scenario
         self.scenarioPath = scenarioPath
@@ -99,6 +124,13 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     // MARK: Phases
 
     public func startServices(_ services: [ServiceName]) async throws {
+        // Refused before anything starts: real processes run on the operating system's disks.
+        if let fault = scenario.faults.first(where: { $0.kind.simulationOnly }) {
+            throw SimulationOnly(what: "\(scenario.path.isEmpty ? "" : scenario.path + ":")\(fault.line): \(fault.kind.summaryText)")
+        }
+        if let weakened = scenario.durability.first {
+            throw SimulationOnly(what: "durability: \(weakened.service): \(weakened.synchronous.rawValue)")
+        }
         let wallStart = ContinuousClock.now
         let fm = FileManager.default
         let out = outputDirectory
@@ -206,6 +238,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         do {
             try await transport.start()
             try supervisor.start()
+            supervisorSlot.withLock { $0 = supervisor }
             journal.note("services starting; gateway http://127.0.0.1:\(httpPort)")
             try await waitUntilReady(services, control: control, http: http)
             journal.note("every service answers")
@@ -314,6 +347,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let starts = running.supervisor.startCount
         await tearDown()
         running.journal.note("services stopped")
+        self.history = history
         var outcome = BackendOutcome(history: history, databaseDirectory: running.databaseDirectory)
         outcome.devices = deviceRecords
         outcome.store = storeOutcome

@@ -83,6 +83,7 @@ struct ScenarioBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Length of the chaos phase (default: the scenario's).", valueName: "duration")) var duration: String?
     @Option(help: "Seed (default: the scenario's).") var seed: UInt64?
     @Option(name: .customLong("out"), help: "Keep the run's reports here (default: a temporary folder, removed).") var outputDirectory: String?
+    @Flag(name: .customLong("files-on-disk"), help: ArgumentHelp(filesOnDiskHelp)) var filesOnDisk = false
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
     func run() async throws {
@@ -109,7 +110,8 @@ struct ScenarioBench: AsyncParsableCommand {
 
         let cpuBefore = ResourceUsage.now()
         let started = ContinuousClock.now
-        let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: "erp run \(scenario) --seed \(seed)")
+        let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: "erp run \(scenario) --seed \(seed)",
+                                         filesOnDisk: filesOnDisk)
         let wall = (ContinuousClock.now - started).seconds
         let cpuAfter = ResourceUsage.now()
         let cpu = cpuAfter.cpuSeconds - cpuBefore.cpuSeconds
@@ -122,6 +124,7 @@ struct ScenarioBench: AsyncParsableCommand {
             "cpu_s": (cpu * 1000).rounded() / 1000, "cpu_ms_per_order": orders > 0 ? (cpu / Double(orders) * 1e5).rounded() / 100 : 0,
             "peak_rss_mib": (Double(cpuAfter.peakResidentKiB) / 1024).rounded(), "trace_lines": summary.traceLines,
             "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass,
+            "storage": filesOnDisk ? "files" : "memory",
         ]
         print(String(format: "%@ seed %llu: %d orders (%.0f/s offered over %.0f virtual s) in %.2f wall s", loaded.name, seed, orders,
                      loaded.workload.ratePerSecond, virtual, wall))

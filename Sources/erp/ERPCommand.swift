@@ -68,6 +68,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).")
     var outputDirectory: String?
 
+    @Flag(name: .customLong("files-on-disk"), help: ArgumentHelp(filesOnDiskHelp))
+    var filesOnDisk = false
+
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: RunMode = .simulation
 
@@ -128,7 +131,7 @@ struct Run: AsyncParsableCommand {
                 reproduce += ["--mode", "zmq"]
             case .simulation:
                 backend = try SimulationBackend(scenario: loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
-                                                logToStandardError: log)
+                                                logToStandardError: log, filesOnDisk: filesOnDisk)
                 reproduce += ["--seed", "\(seed)"]
             }
             let runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,

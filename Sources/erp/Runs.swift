@@ -15,12 +15,20 @@ func freshDirectory(_ path: String) throws {
 }
 
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).
-func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String) async throws -> RunSummary {
+func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,
+              filesOnDisk: Bool = false) async throws -> RunSummary {
     try freshDirectory(directory)
-    let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
+    let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory, filesOnDisk: filesOnDisk)
     return try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                     reproduce: reproduce).run(on: backend)
 }
+
+/// The help of `--files-on-disk`, which `erp run` and `erp bench scenario` share.
+let filesOnDiskHelp = """
+    In simulation, keep the services' databases in files from the start instead of on the simulated \
+    in-memory disks (which are written out when the run ends): for runs whose databases outgrow \
+    memory, such as a million orders. Power loss and the other disk faults need the simulated disks.
+    """
 
 /// One run of `scenario` on real processes (every service an `erp serve` child of this binary,
 /// reading `scenarioPath` and `fixturesPath`), its reports written into `directory`, which the

@@ -1,5 +1,6 @@
 import ERPCore
 import ERPScenario
+import ERPStorage
 import Testing
 
 @Suite struct ScenarioLoaderTests {
@@ -28,6 +29,34 @@ import Testing
         #expect(s.faults.count == 3)
         #expect(s.defects.skipInbox)
         #expect(!s.devices.enabled)
+    }
+
+    @Test func readsTheDiskFaultsAndDurability() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            duration: 10s
+            durability: {order: normal, event-bus: off}
+            faults:
+              - {at: 1s, powerLoss: order, restartAfter: 500ms}
+              - {at: 2s, powerLoss: all}
+              - {at: 3s, diskFull: payment, for: 2s}
+              - {at: 4s, diskErrors: inventory, for: 1s}
+              - {at: 5s, slowSync: {service: event-bus, by: 30ms}, for: 3s}
+            """)
+        #expect(s.durability.map(\.service) == [.order, .eventBus] && s.durability.map(\.synchronous) == [.normal, .off])
+        #expect(s.faults.map(\.kind) == [
+            .powerLoss(NodeName(ServiceName.order), restartAfter: .milliseconds(500)), .powerLoss(nil, restartAfter: nil),
+            .diskFailure(NodeName(ServiceName.payment), .full), .diskFailure(NodeName(ServiceName.inventory), .ioError),
+            .slowSync(NodeName(ServiceName.eventBus), .milliseconds(30)),
+        ])
+        #expect(s.faults.allSatisfy { $0.kind.simulationOnly })
+        // A node's power loss restarts that node; the cluster's restarts every node it took down.
+        let steps = s.faultTimeline.map(\.summaryText)
+        #expect(steps.contains("restart order") && !steps.contains("restart every node down"))
+        // Written out and read back, the same scenario.
+        let again = try ScenarioLoader.parse(ScenarioWriter.yaml(s))
+        #expect(again.faults.map(\.kind) == s.faults.map(\.kind))
+        #expect(again.durability.map(\.synchronous) == s.durability.map(\.synchronous))
     }
 
     @Test func readsTheDeviceWorkload() throws {
@@ -72,6 +101,11 @@ import Testing
         ("name: t\nworkload:\n  vending: {rate: 5, quantity: {min: 1, max: 50}}\n", 3, "workload.vending.quantity"),
         ("name: t\nworkload:\n  campaigns: {products: 2}\n", 3, "every"),
         ("name: t\nexpect: {onTheBus: [OrderCreated]}\n", 2, "EventType version"),
+        ("name: t\ndurability: {order: sometimes}\n", 2, "durability.order: 'sometimes' is not one of off, normal, full"),
+        ("name: t\ndurability: {warehouse: off}\n", 2, "unknown field 'warehouse'"),
+        ("name: t\nfaults:\n  - {at: 1s, diskFull: order, restartAfter: 1s}\n", 3, "restartAfter belongs to a crash, diskLoss or powerLoss fault"),
+        ("name: t\nfaults:\n  - {at: 1s, powerLoss: everything}\n", 3, "unknown service 'everything'"),
+        ("name: t\nfaults:\n  - {at: 1s, slowSync: {service: order, by: 1h}}\n", 3, "slowSync.by"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {

@@ -11,7 +11,7 @@ import Testing
     func busDatabase() throws -> (ServiceDatabase, String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-eventlog-\(UInt64.random(in: 0...UInt64.max)).sqlite").path
         let declaration = try #require(EventBusService.database)
-        return (try ServiceDatabase(path: path, durability: .processCrashesOnly, migrations: declaration.migrations), path)
+        return (try ServiceDatabase(path: path, durability: .simulated(), migrations: declaration.migrations), path)
     }
 
     func append(_ topic: String, _ id: String, in db: Database) throws {

@@ -210,7 +210,7 @@ final class EffectLog: @unchecked Sendable {
     @Test func inboxRecordsOncePerGroupAndIdempotencyKeepsTheFirstAnswer() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-storage-\(UInt64.random(in: 0...UInt64.max)).sqlite").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let db = try ServiceDatabase(path: path, durability: .processCrashesOnly, migrations: [])
+        let db = try ServiceDatabase(path: path, durability: .simulated(), migrations: [])
         let t = Timestamp.simulationEpoch
         let answers: [Bool] = try db.write { db in
             [try Inbox.insertIfAbsent(group: "g", eventId: "e1", eventType: "X", at: t, in: db),
