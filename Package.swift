@@ -25,13 +25,13 @@
 //                  the resilience and token-bucket blocks). Imports ERPCore, ERPResilience.
 // 4. Backends: siblings that never import each other
 //   ERPSimulation  the deterministic backend: SimWorld, network model, faults, trace. Imports
-//                  ERPCore, ERPStorage, ERPTransport, ERPReports.
+//                  ERPCore, ERPStorage, ERPTransport, ERPReports, ERPResilience (a node's rate limit).
 //   CZeroMQ        <zmq.h> as a system library (pkg-config libzmq).
 //   ZeroMQ         the libzmq wrapper: context, I/O threads, sockets, CURVE + ZAP, the executor
 //                  that hosts them. No RPC, nothing of the ERP; imports only CZeroMQ.
 //   ERPZeroMQ      the real backend: RPC over the wrapper (ZeroMQTransport, WireFormat,
 //                  ZeroMQRuntime, SystemClock, FaultFilter). Imports ZeroMQ (re-exported), ERPCore,
-//                  ERPWire, ERPStorage, ERPTransport, ERPReports.
+//                  ERPWire, ERPStorage, ERPTransport, ERPReports, ERPResilience (the rate limit).
 // 5. Scenario, its two backend adapters, and production
 //   ERPScenario    scenario model and loader, the fault vocabulary and FaultInjector, the one
 //                  ScenarioRunner over a ScenarioBackend, workload, checkers. Imports floors 1-3 and
@@ -115,7 +115,7 @@ let package = Package(
 
         // 4. Backends: ERPSimulation and ERPZeroMQ never import each other.
         .target(name: "ERPSimulation", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPReports",
+            "ERPCore", "ERPStorage", "ERPTransport", "ERPReports", "ERPResilience",
             .product(name: "Collections", package: "swift-collections"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
@@ -132,7 +132,7 @@ let package = Package(
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
         .target(name: "ERPZeroMQ", dependencies: [
-            "ZeroMQ", "ERPCore", "ERPWire", "ERPStorage", "ERPTransport", "ERPReports",
+            "ZeroMQ", "ERPCore", "ERPWire", "ERPStorage", "ERPTransport", "ERPReports", "ERPResilience",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -147,14 +147,14 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "ERPProduction", dependencies: [
-            "ERPCore", "ERPServices", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
+            "ERPCore", "ERPServices", "ERPStorage", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ERPSimulationBackend", dependencies: [
-            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPStorage", "ERPTransport", "ERPReports",
+            "ERPCore", "ERPScenario", "ERPServices", "ERPSimulation", "ERPStorage", "ERPTransport", "ERPReports", "ERPResilience",
         ]),
         .target(name: "ERPZeroMQBackend", dependencies: [
             "ERPCore", "ERPScenario", "ERPServices", "ERPProduction", "ERPZeroMQ", "ERPStorage", "ERPTransport", "ERPReports",
@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports"]),
         .testTarget(name: "ERPWireTests", dependencies: ["ERPWire", "ERPCore"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
-            "ERPCore", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
+            "ERPCore", "ERPResilience", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
@@ -201,7 +201,7 @@ let package = Package(
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPFuzzTargets", "ERPCore", "ERPProduction", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPFuzzTargets", "ERPCore", "ERPProduction", "ERPStorage", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]

@@ -194,9 +194,15 @@ public struct ConfigurationReader: Sendable {
         }
         settings.defaultPolicy = policy
         if let v = m["rateLimit"] {
-            let r = try mapping(v, "resilience.rateLimit", keys: ["perClient", "gateway"])
+            let r = try mapping(v, "resilience.rateLimit", keys: ["perClient", "gateway", "services"])
             if let x = r["perClient"] { settings.perClientRateLimit = try tokenBucket(x, "rateLimit.perClient") }
             if let x = r["gateway"] { settings.gatewayRateLimit = try tokenBucket(x, "rateLimit.gateway") }
+            if let x = r["services"] {
+                // Each service's own limit on the requests it serves, a bucket per calling peer.
+                for (key, value) in try mapping(x, "resilience.rateLimit.services", keys: ServiceName.allCases.map(\.rawValue)).entries {
+                    settings.serviceRateLimits[ServiceName(named: key)!] = try tokenBucket(value, "rateLimit.services.\(key)")
+                }
+            }
         }
         return settings
     }

@@ -1,6 +1,8 @@
 import ERPCore
 import ERPGatewayHTTP
+import ERPResilience
 import ERPServices
+import ERPStorage
 import ERPTransport
 import ERPZeroMQ
 import Foundation
@@ -114,10 +116,15 @@ public struct ServiceHost: Service {
         let transport = ZeroMQTransport(node: node, endpoint: endpoint, addressBook: book, context: context,
                                         security: security, executor: executor, clock: clock, logger: logger,
                                         authorization: authorization)
+        if let limit = settings.resilience.incomingLimit(of: service) {
+            transport.limitIncoming(limit)
+            logger.info("at most \(limit.bucket.refillRatePerSecond) requests per second from each caller (bursts of \(limit.bucket.capacity))")
+        }
         let bound = try await transport.start()
         try FileManager.default.createDirectory(atPath: topology.dataDirectory, withIntermediateDirectories: true)
         let runtime = ZeroMQRuntime(node: node, transport: transport, executor: executor, dataDirectory: topology.dataDirectory,
-                                    clock: clock, logLevel: logLevel)
+                                    clock: clock, logLevel: logLevel,
+                                    durability: Durability(synchronous: topology.synchronous, exclusiveLock: false))
         if faultControl {
             logger.warning("serving fault-control methods: peers with an admitted key can inject faults")
             Self.registerFaultControl(node: node, transport: transport, clock: clock, settings: settings)

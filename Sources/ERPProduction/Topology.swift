@@ -7,6 +7,7 @@ import ERPCore
 import ERPResilience
 import ERPConfiguration
 import ERPServices
+import ERPStorage
 import ERPGatewayHTTP
 import Foundation
 import Yams
@@ -42,6 +43,9 @@ public struct Topology: Sendable {
     /// Breakers, retries and rate limits of every synchronous path (the seed's defaults unless
     /// the file has a `resilience:` block, written as in a scenario).
     public var resilience = ResilienceSettings()
+    /// SQLite's `synchronous` setting of every service's database (WAL throughout). FULL unless
+    /// the file says otherwise: docs/durability.md shows what a power loss does to the others.
+    public var synchronous: SynchronousMode = .full
     public var path = ""
 
     public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
@@ -80,11 +84,17 @@ extension Topology {
         var endpoints: [(ServiceName, String)] = []
         var metrics: [ServiceName: (host: String, port: Int)] = [:]
         var resilience = ResilienceSettings()
+        var synchronous = SynchronousMode.full
         var deviceEndpoint: String?, deviceKeys: String?
         for (k, v) in top {
             switch k.string ?? "" {
             case "name": name = v.string ?? name
             case "dataDirectory": data = v.string ?? data
+            case "synchronous":
+                guard let mode = v.string.flatMap(SynchronousMode.init(rawValue:)) else {
+                    throw fail(v, "synchronous must be one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", ")) (docs/durability.md)")
+                }
+                synchronous = mode
             case "http":
                 guard case .mapping(let http) = v else { throw fail(v, "http must be a mapping with host, port and apiKeys") }
                 for (hk, hv) in http {
@@ -190,6 +200,7 @@ extension Topology {
         topology.runner = runner?.name
         topology.metricsAddresses = metrics
         topology.resilience = resilience
+        topology.synchronous = synchronous
         topology.deviceEndpoint = deviceEndpoint
         topology.deviceKeyDirectory = deviceKeys
         return topology

@@ -63,6 +63,11 @@ public enum ScenarioWriter {
         var limits: [String] = []
         if let c = s.resilience.perClientRateLimit { limits.append("perClient: {capacity: \(c.capacity), refillPerSecond: \(c.refillRatePerSecond)}") }
         if let g = s.resilience.gatewayRateLimit { limits.append("gateway: {capacity: \(g.capacity), refillPerSecond: \(g.refillRatePerSecond)}") }
+        if !s.resilience.serviceRateLimits.isEmpty {
+            limits.append("services: {" + s.resilience.serviceRateLimits.sorted { $0.key.rawValue < $1.key.rawValue }
+                .map { "\($0.key.rawValue): {capacity: \($0.value.capacity), refillPerSecond: \($0.value.refillRatePerSecond)}" }
+                .joined(separator: ", ") + "}")
+        }
         if !limits.isEmpty { out.append("  rateLimit: {" + limits.joined(separator: ", ") + "}") }
         if !s.durability.isEmpty {
             out.append("durability: {" + s.durability.map { "\($0.service): \($0.synchronous.rawValue)" }.joined(separator: ", ") + "}")

@@ -335,6 +335,12 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 reply(.failure(.unavailable("\(node.name) does not serve \(method)")))
                 return
             }
+            if node.incomingLimit != nil, case .limited(let retryAfter) = node.incomingLimit!.tryAcquire(key: nodes[message.from].name.rawValue, now: now) {
+                node.requestsRateLimited += 1
+                record("rate-limited \(describe(message))")
+                reply(.failure(.overloaded(retryAfterMilliseconds: Int64(retryAfter.milliseconds.rounded(.up)))))
+                return
+            }
             let context = CallContext(metadata: metadata, caller: nodes[message.from].name)
             Task(executorPreference: self) {
                 reply(await handler(payload, context))

@@ -4,6 +4,7 @@
 // counters. Twin of ERPZeroMQBackend's `ZeroMQBackend`.
 import ERPCore
 import ERPReports
+import ERPResilience
 import ERPScenario
 import ERPServices
 import ERPSimulation
@@ -35,8 +36,12 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
 
     /// A world for `scenario` at `seed`, writing trace.log and the databases (db/) into
     /// `outputDirectory`.
+    /// A run offering more orders than this keeps its databases in files (unless it has disk faults).
+    public static let ordersInMemoryMax = 200_000.0
+
     /// `filesOnDisk`: the databases are ordinary files from the start, for runs whose databases
-    /// outgrow memory; a scenario with disk faults needs them in memory.
+    /// outgrow memory (the default past `ordersInMemoryMax` orders); a scenario with disk faults
+    /// needs them in memory.
     public init(scenario: Scenario, seed: UInt64, fixtures: Fixtures, outputDirectory: String, logToStandardError: Bool = false,
                 filesOnDisk: Bool = false) throws {
         self.scenario = scenario
@@ -51,8 +56,12 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             throw StorageChoice(what: "\(fault.line): \(fault.kind.summaryText) needs the simulated disks; run without --files-on-disk")
         }
         let powerLoss = scenario.faults.contains { if case .powerLoss = $0.kind { true } else { false } }
+        // A run that offers more orders than memory comfortably holds databases for (about 10 KB
+        // per order) keeps files unless it needs the simulated disks.
+        let large = scenario.workload.ratePerSecond * scenario.duration.seconds > Self.ordersInMemoryMax
+            && !scenario.faults.contains { $0.kind.simulationOnly }
         world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace,
-                         storage: filesOnDisk ? .files : .memory(modelsPowerLoss: powerLoss))
+                         storage: filesOnDisk || large ? .files : .memory(modelsPowerLoss: powerLoss))
         world.logToStandardError = logToStandardError
         world.network.defaultLink = LinkSettings(scenario.network.link)
         for (method, time) in scenario.network.serviceTimes { world.serviceTimes[method] = time }
@@ -76,6 +85,9 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             }
         }
         for (service, synchronous) in scenario.durability { world.node(serving: service)?.synchronous = synchronous }
+        for service in services {
+            if let limit = scenario.resilience.incomingLimit(of: service) { world.node(serving: service)?.incomingLimit = RateLimiter(settings: limit) }
+        }
         clientNode = world.addNode("client")
         for link in scenario.network.links {
             world.setBaseLink(from: NodeName(link.from), to: NodeName(link.to), LinkSettings(link.behaviour))

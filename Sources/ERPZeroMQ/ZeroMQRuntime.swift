@@ -14,6 +14,8 @@ import ZeroMQ
 public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable except `databases`, behind a lock.
     public let node: NodeName
+    /// How the node's databases meet the disk (`.durable` unless the topology weakens it).
+    public let durability: Durability
     public let clock: any ServiceClock
     public let random: any RandomSource
     public let ids: IDGenerator
@@ -31,8 +33,10 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     ///     seeds its workload so that runs draw the same orders).
     ///   - logLevel: swift-log level of `logger` (its label is the node's name).
     public init(node: NodeName, transport: any Transport, executor: SerialTaskExecutor, dataDirectory: String,
-                clock: SystemClock = SystemClock(), random: (any RandomSource)? = nil, logLevel: Logger.Level = .info) {
+                clock: SystemClock = SystemClock(), random: (any RandomSource)? = nil, logLevel: Logger.Level = .info,
+                durability: Durability = .durable) {
         self.node = node
+        self.durability = durability
         self.transport = transport
         self.executor = executor
         self.dataDirectory = dataDirectory
@@ -61,7 +65,7 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
 
     public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
         let path = dataDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
-        let database = try ServiceDatabase(path: path, durability: .durable, migrations: migrations)
+        let database = try ServiceDatabase(path: path, durability: durability, migrations: migrations)
         databases.withLock { $0.append(database) }
         return database
     }

@@ -1,5 +1,6 @@
 import ERPCore
 import ERPReports
+import ERPResilience
 import ERPTransport
 import ERPWire
 import Foundation
@@ -66,6 +67,8 @@ public struct TransportCounters: Sendable, Hashable, Codable {
     public var duplicatesSent = 0
     /// Requests refused because the caller's key may not call the method (answered `forbidden`).
     public var requestsForbidden = 0
+    /// Requests refused by the node's rate limit (answered `overloaded` with a retry-after).
+    public var requestsRateLimited = 0
 }
 
 /// Who may call what: each admitted CURVE key's holder, and the rule that says which methods a
@@ -171,6 +174,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         var handlers = HandlerTable()
         /// Who may call what (nil: any admitted key, anything); `updateAuthorization` replaces it.
         var authorization: CallerAuthorization?
+        /// The node's limit on requests, a bucket per caller (nil: none).
+        var incomingLimit: RateLimiter?
         var peers: [NodeName: Peer] = [:]
         var opening: [NodeName: Task<Peer, any Error>] = [:]
         var pending: [UInt64: PendingCall] = [:]
@@ -228,6 +233,14 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         precondition(authorizes, "\(node): a transport made without authorization does not read callers' keys")
         state.withLock { $0.authorization = authorization }
     }
+    /// Limits the requests this node serves: a token bucket per caller (the holder of its CURVE key
+    /// when callers are authorized by key, else the name its requests give), refused beyond it
+    /// with `overloaded` and the time after which a retry would be allowed. The seed's rate limit
+    /// per service: a peer that floods one service cannot take all of it. Nil removes the limit.
+    public func limitIncoming(_ settings: RateLimiterSettings?) {
+        state.withLock { $0.incomingLimit = settings.map { RateLimiter(settings: $0) } }
+    }
+
     /// The endpoint the ROUTER is bound to (the real port when bound to `*`), once started.
     public var endpoint: String? { state.withLock { $0.endpoint } }
     public var pendingCallCount: Int { state.withLock { $0.pending.count } }
@@ -607,6 +620,18 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                     answerNow(header.callId, .rejected(code: "forbidden", message: "\(who) may not call \(header.method) on \(node)"))
                     return
                 }
+            }
+            let caller = authorization?.holders[message.userId ?? ""] ?? header.caller
+            let now = clock.now
+            let limited = state.withLock { s -> Duration? in
+                guard s.incomingLimit != nil, case .limited(let retryAfter) = s.incomingLimit!.tryAcquire(key: caller, now: now) else { return nil }
+                s.counters.requestsRateLimited += 1
+                return retryAfter
+            }
+            if let limited {
+                served.record(header.method, outcome: "overloaded", latency: .zero)
+                answerNow(header.callId, .overloaded(retryAfterMilliseconds: Int64(limited.milliseconds.rounded(.up))))
+                return
             }
             let context = CallContext(metadata: metadata, caller: NodeName(header.caller))
             let callId = header.callId, method = header.method

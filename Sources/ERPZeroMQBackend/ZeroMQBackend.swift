@@ -51,6 +51,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private var poller: Task<Void, Never>?
     /// The supervisor of the running services, readable from other tasks (a soak's sampler).
     private let supervisorSlot = Mutex<Supervisor?>(nil)
+    /// The services' databases' `synchronous` setting (the topology's; production's FULL unless set).
+    public var synchronous: SynchronousMode = .full
     /// What the order client saw, request by request, once the run is over.
     public private(set) var history: [ClientRecord] = []
 
@@ -147,6 +149,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var yaml = """
             name: \(scenario.name)-zmq
             dataDirectory: \(databaseDirectory)
+            synchronous: \(synchronous.rawValue)
             http: {host: 127.0.0.1, port: \(httpPort), apiKeys: [\(apiKey)]}
             security: {curveKeys: \(scratch)/keys, clients: [\(Self.runnerNode)], runner: \(Self.runnerNode)}
 

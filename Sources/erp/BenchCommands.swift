@@ -4,6 +4,7 @@ import ERPCore
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
+import ERPStorage
 import ERPZeroMQBackend
 import Foundation
 
@@ -243,6 +244,8 @@ struct E2EBench: AsyncParsableCommand {
     @Option(name: .customLong("provider-time"), help: ArgumentHelp("How long the payment provider (swishpay) takes per charge.", valueName: "duration"))
     var providerTime = "20ms"
     @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
+    @Option(help: ArgumentHelp("The databases' SQLite synchronous setting: full (production's: a commit survives a power loss), normal or off (docs/durability.md).", valueName: "mode"))
+    var synchronous = "full"
     @Option(name: .customLong("out"), help: "Output folder (default: reports/bench-e2e).") var outputDirectory = "reports/bench-e2e"
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
@@ -271,6 +274,7 @@ struct E2EBench: AsyncParsableCommand {
         guard let bound = Duration(parsing: p99), bound > .zero else { throw ValidationError("--p99 must be a duration such as 50ms") }
         guard rate > 0, rate <= 20_000 else { throw ValidationError("--rate must be from 0 to 20000 orders per second") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
+        guard let synchronousMode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be full, normal or off") }
         guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }
@@ -287,7 +291,8 @@ struct E2EBench: AsyncParsableCommand {
         var steps: [Step] = []
         var target = rate
         while true {
-            let step = try await measure(target, chaos: chaos, provider: provider, fixtures: loaded, fixturesPath: fixturesPath, out: out)
+            let step = try await measure(target, chaos: chaos, provider: provider, fixtures: loaded, fixturesPath: fixturesPath, out: out,
+                                         synchronous: synchronousMode)
             steps.append(step)
             print(Self.line(step))
             guard findMax, step.keeps(p99: bound), target * 1.5 <= 20_000 else { break }
@@ -306,6 +311,7 @@ struct E2EBench: AsyncParsableCommand {
                 "p50_ms": last.latency.p50, "p99_ms": last.latency.p99, "p999_ms": last.latency.p999, "max_ms": last.latency.max,
                 "statuses": last.statuses, "cpu_ms_per_order": last.cpuMillisecondsPerOrder,
                 "cpu_ms_per_order_total": last.cpuMillisecondsPerOrderTotal, "invariants_pass": steps.allSatisfy(\.invariantsPass),
+                "synchronous": synchronous,
             ]
             if findMax { figures["max_rate_within_p99"] = passing.last?.targetPerSecond ?? 0; figures["p99_bound_ms"] = bound.milliseconds }
             printJSON(figures)
@@ -313,7 +319,8 @@ struct E2EBench: AsyncParsableCommand {
         if !steps.allSatisfy(\.invariantsPass) { throw ExitCode(ExitStatus.consistency) }
     }
 
-    private func measure(_ target: Double, chaos: Duration, provider: Duration, fixtures: Fixtures, fixturesPath: String, out: String) async throws -> Step {
+    private func measure(_ target: Double, chaos: Duration, provider: Duration, fixtures: Fixtures, fixturesPath: String, out: String,
+                         synchronous: SynchronousMode) async throws -> Step {
         var scenario = Scenario(name: "bench-e2e")
         scenario.description = "erp bench e2e: open-loop POST /orders at \(target)/s, no faults, no latency added"
         scenario.duration = chaos
@@ -330,7 +337,8 @@ struct E2EBench: AsyncParsableCommand {
         let scenarioPath = directory + "/scenario.yaml"
         try ScenarioWriter.yaml(scenario, header: ["Written by erp bench e2e"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
         let (summary, backend) = try await runOverZeroMQ(scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: fixtures,
-                                                         seed: 1, into: directory, reproduce: "erp run \(scenarioPath) --mode zmq")
+                                                         seed: 1, into: directory, reproduce: "erp run \(scenarioPath) --mode zmq",
+                                                         synchronous: synchronous)
         let orders = summary.orders.submitted
         var perService: [String: Double] = [:]
         for (service, seconds) in backend.serviceCPUSeconds where orders > 0 {

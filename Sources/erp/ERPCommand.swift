@@ -27,7 +27,7 @@ struct ERPCommand: AsyncParsableCommand {
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
             finished), 4 the scenario's expectations were not met.
             """,
-        subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
+        subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
 }
 
 enum ExitStatus {

@@ -2,6 +2,7 @@ import ERPCore
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
+import ERPStorage
 import ERPZeroMQBackend
 import Foundation
 
@@ -27,7 +28,8 @@ func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into direc
 let filesOnDiskHelp = """
     In simulation, keep the services' databases in files from the start instead of on the simulated \
     in-memory disks (which are written out when the run ends): for runs whose databases outgrow \
-    memory, such as a million orders. Power loss and the other disk faults need the simulated disks.
+    memory. A run offering more than 200,000 orders does so by itself, unless it has disk faults: \
+    power loss and the other disk faults need the simulated disks.
     """
 
 /// One run of `scenario` on real processes (every service an `erp serve` child of this binary,
@@ -35,9 +37,11 @@ let filesOnDiskHelp = """
 /// caller has made (the scenario file often lives there); quiet unless `log`. The backend comes
 /// back too, for what only it measured.
 func runOverZeroMQ(_ scenario: Scenario, scenarioPath: String, fixturesPath: String, fixtures: Fixtures, seed: UInt64,
-                   into directory: String, reproduce: String, log: Bool = false) async throws -> (summary: RunSummary, backend: ZeroMQBackend) {
+                   into directory: String, reproduce: String, log: Bool = false,
+                   synchronous: SynchronousMode = .full) async throws -> (summary: RunSummary, backend: ZeroMQBackend) {
     let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
                                 outputDirectory: directory, executable: erpExecutable)
+    backend.synchronous = synchronous
     if !log { backend.log = { _ in } }
     let summary = try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                            reproduce: reproduce).run(on: backend)

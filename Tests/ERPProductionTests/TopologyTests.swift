@@ -1,5 +1,6 @@
 import ERPCore
 import ERPProduction
+import ERPStorage
 import ERPZeroMQ
 import Foundation
 import ERPTestSupport
@@ -23,6 +24,8 @@ let sample = """
         #expect(t.endpoint(of: .order) == "tcp://10.1.2.3:9000")
         #expect(t.apiKeys == ["dev-key"] && t.httpPort == 8080)
         #expect(t.keyDirectory == "keys" && !t.plaintext)
+        #expect(t.synchronous == .full, "a commit survives a power loss unless the file says otherwise")
+        #expect(try Topology.parse(sample + "\nsynchronous: normal\n", file: "t.yaml").synchronous == .normal)
     }
 
     @Test(arguments: [
@@ -30,6 +33,7 @@ let sample = """
         ("services:\n  order: http://x\nsecurity: {plaintext: true}\n", 2, "tcp://HOST:PORT"),
         ("services:\n  order: tcp://127.0.0.1:1\n", 1, "curveKeys"),
         ("colour: red\n", 1, "unknown field 'colour'"),
+        ("synchronous: sometimes\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 1, "synchronous must be one of off, normal, full"),
         ("http: {port: 70000}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 1, "http.port"),
         ("services:\n  order: {endpoint: tcp://127.0.0.1:1, metrics: localhost}\nsecurity: {plaintext: true}\n", 2, "HOST:PORT"),
         ("services:\n  order: {metrics: 127.0.0.1:9}\nsecurity: {plaintext: true}\n", 2, "needs an endpoint"),

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPResilience
 import ERPScenario
 import ERPStorage
 import Testing
@@ -57,6 +58,23 @@ import Testing
         let again = try ScenarioLoader.parse(ScenarioWriter.yaml(s))
         #expect(again.faults.map(\.kind) == s.faults.map(\.kind))
         #expect(again.durability.map(\.synchronous) == s.durability.map(\.synchronous))
+    }
+
+    @Test func readsEachServicesRateLimit() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            resilience:
+              rateLimit:
+                services: {inventory: {capacity: 50, refillPerSecond: 100}, event-bus: {capacity: 10, refillPerSecond: 5}}
+            """)
+        #expect(s.resilience.serviceRateLimits[.inventory] == TokenBucketSettings(capacity: 50, refillRatePerSecond: 100))
+        #expect(s.resilience.incomingLimit(of: .eventBus)?.bucket.capacity == 10)
+        #expect(s.resilience.incomingLimit(of: .order) == nil)
+        let again = try ScenarioLoader.parse(ScenarioWriter.yaml(s))
+        #expect(again.resilience.serviceRateLimits == s.resilience.serviceRateLimits)
+        #expect(throws: ScenarioError.self) {
+            try ScenarioLoader.parse("name: t\nresilience:\n  rateLimit:\n    services: {warehouse: {capacity: 1, refillPerSecond: 1}}\n")
+        }
     }
 
     @Test func readsTheDeviceWorkload() throws {

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPResilience
 import ERPServices
 import ERPStorage
 import ERPTransport
@@ -60,6 +61,33 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
             #expect(answer == "hello from inventory for test-client")
         }
         #expect(runs.value == 1)
+    }
+
+    /// The seed's rate limiting per service: past its bucket a node answers `overloaded` with the
+    /// time after which the caller may try again, without running the handler.
+    @Test(arguments: Backend.allCases)
+    func aServicesRateLimitRefusesTheExcessWithARetryAfter(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        let runs = Counter()
+        h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: runs) }
+        h.limitIncoming("inventory", RateLimiterSettings(bucket: TokenBucketSettings(capacity: 2, refillRatePerSecond: 2)))
+        try h.run(limit: .seconds(10)) { client in
+            var answers: [String] = []
+            for i in 0..<4 {
+                do {
+                    _ = try await client.transport.call(Echo(text: "\(i)"), metadata: client.metadata(timeout: .seconds(1)))
+                    answers.append("ok")
+                } catch RPCError.overloaded(let retryAfter) {
+                    #expect((retryAfter ?? 0) > 0 && (retryAfter ?? 0) <= 500, "retry after \(String(describing: retryAfter)) ms")
+                    answers.append("overloaded")
+                }
+            }
+            #expect(answers == ["ok", "ok", "overloaded", "overloaded"])
+            // Half a second later the bucket holds a token again.
+            await client.sleep(for: .milliseconds(550))
+            _ = try await client.transport.call(Echo(text: "again"), metadata: client.metadata(timeout: .seconds(1)))
+        }
+        #expect(runs.value == 3, "a refused request never reaches the handler")
     }
 
     @Test(arguments: Backend.allCases)

@@ -1,4 +1,5 @@
 import ERPCore
+import ERPResilience
 import ERPSimulation
 import ERPTransport
 import ERPZeroMQ
@@ -32,6 +33,8 @@ protocol TransportHarness: Sendable {
     func crash(_ name: NodeName)
     func restart(_ name: NodeName)
     func setDuplicateProbability(_ p: Double)
+    /// Limits the requests `name` serves, a bucket per caller (before `run`).
+    func limitIncoming(_ name: NodeName, _ settings: RateLimiterSettings)
 }
 
 struct HarnessTimeout: Error, CustomStringConvertible {
@@ -87,6 +90,7 @@ final class SimulationHarness: TransportHarness, @unchecked Sendable {
     func crash(_ name: NodeName) { world.crash(name) }
     func restart(_ name: NodeName) { world.restart(name) }
     func setDuplicateProbability(_ p: Double) { world.network.defaultLink.duplicateProbability = p }
+    func limitIncoming(_ name: NodeName, _ settings: RateLimiterSettings) { world.node(name)?.incomingLimit = RateLimiter(settings: settings) }
 
     final class Outcome: @unchecked Sendable {
         var finished = false

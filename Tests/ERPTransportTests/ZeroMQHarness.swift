@@ -1,5 +1,6 @@
 import Dispatch
 import ERPCore
+import ERPResilience
 import ERPTransport
 import ERPZeroMQ
 import Foundation
@@ -40,6 +41,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
     private var live: [NodeName: LiveNode] = [:]
     private var endpoints: [NodeName: String] = [:]
     private var duplicateProbability = 0.0
+    private var limits: [NodeName: RateLimiterSettings] = [:]
     private let addressBook = AddressBook()
     private let directory: String
     private let control = SerialTaskExecutor(name: "zmq-harness")
@@ -106,6 +108,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
     }
 
     func setDuplicateProbability(_ p: Double) { lock.withLock { duplicateProbability = p } }
+    func limitIncoming(_ name: NodeName, _ settings: RateLimiterSettings) { lock.withLock { limits[name] = settings } }
 
     // MARK: Nodes
 
@@ -118,6 +121,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
                                         security: .plaintext, executor: executor)
         // Duplication is the fault filter's, as every fault of this backend.
         transport.faults.set(FaultFilter.Rules(fallback: LinkFault(duplicateProbability: duplicateProbability)))
+        transport.limitIncoming(lock.withLock { limits[spec.name] })
         let bound: String
         do {
             bound = try blocking { try await transport.start() }

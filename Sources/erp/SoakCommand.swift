@@ -1,0 +1,272 @@
+import ArgumentParser
+import ERPCore
+import ERPReports
+import ERPScenario
+import ERPServices
+import ERPStorage
+import ERPZeroMQBackend
+import Foundation
+
+/// `erp soak`: every service as a process under a steady open-loop load for a long time, sampled
+/// each interval: resident memory and open files per process, database sizes, and the orders'
+/// latency per interval. It judges what a leak or a slow degradation would show: memory growth
+/// after the warm-up, file descriptors that only go up, a p99 that drifts.
+struct Soak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run every service as a process under steady load for a long time; memory, open files, database sizes and p99 per interval.",
+        discussion: """
+            Starts the topology `erp up` runs (as `erp bench e2e` does: ipc:// sockets, the HTTP \
+            gateway, stock multiplied so that orders are not cancelled for want of it) and sends \
+            POST /orders open-loop for --duration at --rate, or at --share of --capacity (the \
+            highest rate `erp bench e2e --find-max` reported). Every --every it samples each \
+            service process: resident set (VmRSS), open file descriptors (/proc/PID/fd), and the \
+            size of its database files (WAL included). Afterwards it judges, over the samples after \
+            --warm-up: no process's RSS grew more than 10 %, no process holds more descriptors at \
+            the end than at the start, and no interval's p99 is more than twice the median \
+            interval's; and the invariants, from the databases.
+
+            Writes DIR/soak.md (the tables), DIR/soak.json and the run's own reports. Exit status \
+            0 when everything holds, 2 when something did not.
+            """)
+
+    @Option(help: ArgumentHelp("How long to send orders.", valueName: "duration")) var duration = "10m"
+    @Option(help: "Orders per second (instead of --share of --capacity).") var rate: Double?
+    @Option(help: "The share of --capacity to run at.") var share = 0.5
+    @Option(help: "Orders per second the system sustains (erp bench e2e --find-max).") var capacity: Double?
+    @Option(help: ArgumentHelp("How often to sample.", valueName: "duration")) var every = "1m"
+    @Option(name: .customLong("warm-up"), help: ArgumentHelp("Samples before this are the warm-up, not judged.", valueName: "duration"))
+    var warmUp = "2m"
+    @Option(help: "Multiply every shop's stock by this.") var stock = 1000
+    @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
+    @Option(help: ArgumentHelp("The databases' SQLite synchronous setting (docs/durability.md).", valueName: "mode")) var synchronous = "full"
+    @Option(name: .customLong("out"), help: "Output folder (default: reports/soak).") var outputDirectory = "reports/soak"
+    @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
+
+    /// One sample of one process.
+    struct ProcessSample: Codable {
+        var pid: Int32
+        var rssKiB: Int
+        var fileDescriptors: Int
+        var databaseBytes: Int
+    }
+
+    struct Sample: Codable {
+        /// Seconds since the services answered.
+        var at: Double
+        var processes: [String: ProcessSample]
+        var rssKiB: Int { processes.values.reduce(0) { $0 + $1.rssKiB } }
+        var fileDescriptors: Int { processes.values.reduce(0) { $0 + $1.fileDescriptors } }
+        var databaseBytes: Int { processes.values.reduce(0) { $0 + $1.databaseBytes } }
+    }
+
+    struct Interval: Codable {
+        var index: Int
+        var orders: Int
+        var p50: Double
+        var p99: Double
+    }
+
+    func run() async throws {
+        guard let length = Duration(parsing: duration), length >= .seconds(10), length <= .seconds(86_400) else {
+            throw ValidationError("--duration must be from 10s to 24h, such as 10m")
+        }
+        guard let interval = Duration(parsing: every), interval >= .seconds(1), interval <= length else {
+            throw ValidationError("--every must be at least 1s and at most --duration")
+        }
+        guard let warm = Duration(parsing: warmUp), warm >= .zero, warm < length else { throw ValidationError("--warm-up must be shorter than --duration") }
+        let target: Double
+        if let rate {
+            target = rate
+        } else if let capacity {
+            guard share > 0, share <= 1 else { throw ValidationError("--share must be in (0, 1]") }
+            target = (capacity * share).rounded()
+        } else {
+            throw ValidationError("give --rate, or --capacity (what erp bench e2e --find-max reports) and --share")
+        }
+        guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be from 0 to 20000 orders per second") }
+        guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
+        guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be full, normal or off") }
+
+        var loaded = try loadFixtures(fixtures)
+        for s in loaded.shops.indices {
+            for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= stock }
+        }
+        try freshDirectory(outputDirectory)
+        let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
+        let fixturesPath = out + "/fixtures.json"
+        try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: fixturesPath))
+        var scenario = Scenario(name: "soak")
+        scenario.description = "erp soak: open-loop POST /orders at \(target)/s for \(length.shortDescription)"
+        scenario.duration = length
+        scenario.heal = .seconds(10)
+        scenario.fixturesPath = fixturesPath
+        scenario.network.link = LinkBehaviour(latencyMin: .zero, latencyMax: .zero)
+        scenario.workload.ratePerSecond = target
+        scenario.workload.itemsPerOrder = 1...1
+        scenario.workload.quantity = 1...1
+        scenario.expect = Scenario.Expectations()
+        let runDirectory = out + "/run"
+        try freshDirectory(runDirectory)
+        let scenarioPath = runDirectory + "/scenario.yaml"
+        try ScenarioWriter.yaml(scenario, header: ["Written by erp soak"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
+
+        let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
+                                    outputDirectory: runDirectory, executable: erpExecutable)
+        backend.log = { _ in }
+        backend.synchronous = mode
+        print(String(format: "soak: %.0f orders/s for %@, sampled every %@ (%@ warm-up), reports in %@",
+                     target, length.shortDescription, interval.shortDescription, warm.shortDescription, out))
+        let databaseDirectory = runDirectory + "/db"
+        let sampler = Task { () -> [Sample] in
+            var samples: [Sample] = []
+            // The clock starts when every service answers (the workload starts a moment later).
+            while backend.processIdentifiers.count < ServiceCatalog.startOrder.count, !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            let start = ContinuousClock.now
+            var next = start
+            while !Task.isCancelled, next - start <= length {
+                let sample = Self.sample(backend.processIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds)
+                samples.append(sample)
+                print(Self.line(sample))
+                next += interval
+                try? await Task.sleep(until: next)
+            }
+            return samples
+        }
+        let summary = try await ScenarioRunner(scenario: scenario, fixtures: loaded, seed: 1, outputDirectory: runDirectory,
+                                               reproduce: "erp run \(scenarioPath) --mode zmq").run(on: backend)
+        sampler.cancel()
+        let samples = await sampler.value
+        let intervals = Self.intervals(backend.history, every: interval)
+        let verdict = Self.judge(samples: samples, intervals: intervals, warmUp: warm.seconds, every: interval.seconds)
+        let text = Self.report(samples: samples, intervals: intervals, verdict: verdict, summary: summary, target: target,
+                               length: length, interval: interval, warm: warm, synchronous: mode)
+        print(text)
+        try text.write(toFile: out + "/soak.md", atomically: true, encoding: .utf8)
+        let figures: [String: Any] = [
+            "bench": "soak", "rate_per_s": target, "duration_s": length.seconds, "orders": summary.orders.submitted,
+            "confirmed": summary.orders.confirmed, "rss_growth_percent_max": verdict.rssGrowthPercentMax,
+            "fd_growth_max": verdict.fileDescriptorGrowthMax, "p99_ms_median": verdict.p99Median, "p99_ms_max": verdict.p99Max,
+            "invariants_pass": summary.invariantsPass, "pass": verdict.pass && summary.invariantsPass, "synchronous": mode.rawValue,
+        ]
+        try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: out + "/soak.json"))
+        if json { printJSON(figures) }
+        if !(verdict.pass && summary.invariantsPass) { throw ExitCode(ExitStatus.consistency) }
+    }
+
+    static func sample(_ pids: [String: Int32], databaseDirectory: String, at seconds: Double) -> Sample {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: databaseDirectory)) ?? []
+        var processes: [String: ProcessSample] = [:]
+        for (service, pid) in pids {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+                .flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first }.flatMap { Int($0) } ?? 0
+            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count ?? 0
+            var bytes = 0
+            for file in files where file.hasPrefix(service + "-") && file.contains(".sqlite") {
+                let size = (try? FileManager.default.attributesOfItem(atPath: databaseDirectory + "/" + file)[.size] as? Int) ?? nil
+                bytes += size ?? 0
+            }
+            processes[service] = ProcessSample(pid: pid, rssKiB: rss, fileDescriptors: descriptors, databaseBytes: bytes)
+        }
+        return Sample(at: seconds, processes: processes)
+    }
+
+    static func line(_ s: Sample) -> String {
+        String(format: "  %6.0fs: RSS %.1f MiB in %d processes, %d open files, databases %.1f MiB", s.at, Double(s.rssKiB) / 1024,
+               s.processes.count, s.fileDescriptors, Double(s.databaseBytes) / 1_048_576)
+    }
+
+    /// The orders by the interval they were due in, with their latency from when they were due.
+    static func intervals(_ history: [ClientRecord], every: Duration) -> [Interval] {
+        guard let first = history.map(\.scheduledAt).min() else { return [] }
+        var buckets: [Int: LatencyRecorder] = [:]
+        for record in history {
+            guard let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled else { continue }
+            let index = Int((record.scheduledAt - first).seconds / every.seconds)
+            buckets[index, default: LatencyRecorder()].record(done - record.scheduledAt)
+        }
+        return buckets.keys.sorted().map { index in
+            let summary = buckets[index]!.summary
+            return Interval(index: index, orders: summary.count, p50: summary.p50, p99: summary.p99)
+        }
+    }
+
+    struct Verdict {
+        var rssGrowthPercentMax = 0.0
+        var rssGrowthWorst = ""
+        var fileDescriptorGrowthMax = 0
+        var fileDescriptorGrowthWorst = ""
+        var p99Median = 0.0
+        var p99Max = 0.0
+        var failures: [String] = []
+        var pass: Bool { failures.isEmpty }
+    }
+
+    static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double) -> Verdict {
+        var verdict = Verdict()
+        let judged = samples.filter { $0.at >= warmUp }
+        if let first = judged.first, let last = judged.last, judged.count >= 2 {
+            for service in first.processes.keys.sorted() {
+                guard let a = first.processes[service], let b = last.processes[service] else { continue }
+                if a.pid != b.pid {
+                    verdict.failures.append("\(service) restarted during the soak (pid \(a.pid) then \(b.pid))")
+                    continue
+                }
+                let growth = a.rssKiB > 0 ? Double(b.rssKiB - a.rssKiB) / Double(a.rssKiB) * 100 : 0
+                if growth > verdict.rssGrowthPercentMax { verdict.rssGrowthPercentMax = growth; verdict.rssGrowthWorst = service }
+                if growth > 10 { verdict.failures.append(String(format: "%@: RSS grew %.1f %% after the warm-up (%d → %d KiB)", service, growth, a.rssKiB, b.rssKiB)) }
+                let fds = b.fileDescriptors - a.fileDescriptors
+                if fds > verdict.fileDescriptorGrowthMax { verdict.fileDescriptorGrowthMax = fds; verdict.fileDescriptorGrowthWorst = service }
+                if fds > 0 { verdict.failures.append("\(service): \(a.fileDescriptors) → \(b.fileDescriptors) open file descriptors after the warm-up") }
+            }
+        } else {
+            verdict.failures.append("fewer than two samples after the warm-up: nothing to compare")
+        }
+        // The last interval is partial (the load stops inside it): left out, as is the warm-up.
+        let steady = intervals.filter { Double($0.index) * every >= warmUp }.dropLast()
+        let p99s = steady.map(\.p99).sorted()
+        if !p99s.isEmpty {
+            verdict.p99Median = p99s[p99s.count / 2]
+            verdict.p99Max = p99s.last!
+            if verdict.p99Max > 2 * verdict.p99Median {
+                verdict.failures.append(String(format: "p99 not steady: one interval at %.1f ms against a median of %.1f ms", verdict.p99Max, verdict.p99Median))
+            }
+        } else {
+            verdict.failures.append("no whole interval of orders after the warm-up")
+        }
+        return verdict
+    }
+
+    static func report(samples: [Sample], intervals: [Interval], verdict: Verdict, summary: RunSummary, target: Double, length: Duration,
+                       interval: Duration, warm: Duration, synchronous: SynchronousMode) -> String {
+        var out = ["# Soak: \(Int(target)) orders/s for \(length.shortDescription)", ""]
+        out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. `synchronous = \(synchronous.rawValue.uppercased())`. "
+                   + "\(summary.orders.submitted) orders, \(summary.orders.confirmed) confirmed, \(summary.orders.cancelled) cancelled, "
+                   + "\(summary.orders.clientGaveUp) given up; invariants " + (summary.invariantsPass ? "hold" : "FAILED: " + summary.failedInvariants.joined(separator: ", ")) + ".")
+        out += ["", "| at | orders due | p50 ms | p99 ms | RSS, all processes (MiB) | open files | databases (MiB) |", "|---|---|---|---|---|---|---|"]
+        let byIndex = Dictionary(uniqueKeysWithValues: intervals.map { ($0.index, $0) })
+        for (i, s) in samples.enumerated() {
+            // Interval i ends at sample i + 1: the orders due between the two samples.
+            let orders = byIndex[i].map { String($0.orders) } ?? "–"
+            let p50 = byIndex[i].map { String(format: "%.1f", $0.p50) } ?? "–", p99 = byIndex[i].map { String(format: "%.1f", $0.p99) } ?? "–"
+            out.append(String(format: "| %.0f s%@ | %@ | %@ | %@ | %.1f | %d | %.1f |", s.at, s.at < warm.seconds ? " (warm-up)" : "", orders, p50, p99,
+                              Double(s.rssKiB) / 1024, s.fileDescriptors, Double(s.databaseBytes) / 1_048_576))
+        }
+        if let first = samples.first(where: { $0.at >= warm.seconds }), let last = samples.last {
+            out += ["", "Per process, first sample after the warm-up and last:", "",
+                    "| process | RSS (KiB) | open files | database (KiB) |", "|---|---|---|---|"]
+            for service in first.processes.keys.sorted() {
+                guard let a = first.processes[service], let b = last.processes[service] else { continue }
+                out.append("| \(service) | \(a.rssKiB) → \(b.rssKiB) | \(a.fileDescriptors) → \(b.fileDescriptors) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
+            }
+        }
+        out += ["", String(format: "Largest RSS growth after the warm-up: %.1f %% (%@); largest growth in open files: %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+                           verdict.rssGrowthPercentMax, verdict.rssGrowthWorst.isEmpty ? "none" : verdict.rssGrowthWorst, verdict.fileDescriptorGrowthMax,
+                           verdict.fileDescriptorGrowthWorst.isEmpty ? "none" : verdict.fileDescriptorGrowthWorst, verdict.p99Median, verdict.p99Max)]
+        out.append(verdict.pass ? "Verdict: steady (RSS growth ≤ 10 %, no descriptor growth, p99 within twice its median)."
+                                : "Verdict: NOT steady:\n" + verdict.failures.map { "- " + $0 }.joined(separator: "\n"))
+        return out.joined(separator: "\n") + "\n"
+    }
+}
