@@ -5,12 +5,15 @@ import GRDB
 /// The consuming side of a consumer group on one node. The bus delivers an event with
 /// `DeliverEvent`; the consumer records `(group, eventId)` in its inbox and applies the effect in
 /// one transaction, then acknowledges. A redelivered event finds its inbox row and is acknowledged
-/// without a second effect.
+/// without a second effect. Deliveries that arrive in the same moment share one transaction
+/// (`GroupCommit`, each in its own savepoint): one sync for a burst instead of one per event, and
+/// each is acknowledged only once it is committed.
 public final class EventConsumer: @unchecked Sendable {
     public typealias Effect = @Sendable (EventEnvelope, Database) throws -> Void
 
     private let runtime: any Runtime
     private let database: ServiceDatabase
+    private let commits: GroupCommit
     private let group: String
     private var effects: [String: Effect] = [:]
     /// Set by a planted defect: apply effects without the inbox check.
@@ -21,6 +24,7 @@ public final class EventConsumer: @unchecked Sendable {
     public init(runtime: any Runtime, database: ServiceDatabase, group: String) {
         self.runtime = runtime
         self.database = database
+        self.commits = GroupCommit(runtime: runtime, database: database)
         self.group = group
     }
 
@@ -34,10 +38,10 @@ public final class EventConsumer: @unchecked Sendable {
 
     /// Serves `DeliverEvent` for this node.
     public func start() {
-        runtime.transport.register(DeliverEvent.self) { [self] request, _ in try self.deliver(request) }
+        runtime.transport.register(DeliverEvent.self) { [self] request, _ in try await self.deliver(request) }
     }
 
-    private func deliver(_ request: DeliverEvent) throws -> DeliveryAck {
+    private func deliver(_ request: DeliverEvent) async throws -> DeliveryAck {
         guard request.group == group else {
             throw RPCError.rejected(code: "unknown_group", message: "\(runtime.node) consumes as \(group), not \(request.group)")
         }
@@ -48,8 +52,9 @@ public final class EventConsumer: @unchecked Sendable {
         }
         let now = runtime.clock.now
         let applied: Bool
+        let group = self.group, skipInbox = self.skipInbox
         do {
-            applied = try database.write { db in
+            applied = try await commits.commit { db in
                 let fresh = try Inbox.insertIfAbsent(group: group, eventId: event.eventId, eventType: event.eventType, at: now, in: db)
                 guard fresh || skipInbox else { return false }
                 try effect(event, db)

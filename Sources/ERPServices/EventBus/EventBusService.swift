@@ -32,6 +32,9 @@ public final class EventBusService: RetailService, @unchecked Sendable {
     let routes: [EventRoute]
     let settings: Settings
     let database: ServiceDatabase
+    /// Every group's delivery outcomes, committed together: one transaction (and one sync) for the
+    /// acknowledgements that arrive in the same moment rather than one each.
+    let outcomes: GroupCommit
     private var dispatchers: [Dispatcher] = []
 
     public init(context: ServiceContext) {
@@ -40,6 +43,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         routes = context.routes.sorted { $0.subscription.group < $1.subscription.group }
         settings = Settings()
         database = context.database
+        outcomes = GroupCommit(runtime: context.runtime, database: context.database)
     }
 
     static let migrations: [Migration] = [
@@ -190,7 +194,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             do {
                 envelope = try JSONCoding.decode(EventEnvelope.self, from: envelopeText)
             } catch {
-                settle(seq: seq, error: "undecodable: \(error)", final: true)
+                await settle(seq: seq, error: "undecodable: \(error)", final: true)
                 return
             }
             let member = route.members[Int(seq % Int64(route.members.count))]
@@ -198,22 +202,25 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 _ = try await runtime.transport.call(DeliverEvent(group: group, event: envelope), to: member,
                                                      metadata: runtime.metadata(timeout: settings.deliveryTimeout,
                                                                                 correlationId: envelope.correlationId))
-                settle(seq: seq, error: nil, final: false)
+                await settle(seq: seq, error: nil, final: false)
             } catch RPCError.rejected(let code, let message) where EventBusService.poisonCodes.contains(code) {
                 // The consumer can never apply this event (an unsupported version, a malformed
                 // payload): dead-lettered at once with its reason, not retried fifty times.
-                settle(seq: seq, error: "\(code): \(message)", final: true)
+                await settle(seq: seq, error: "\(code): \(message)", final: true)
             } catch {
-                settle(seq: seq, error: String(describing: error), final: false)
+                await settle(seq: seq, error: String(describing: error), final: false)
             }
         }
 
-        /// Records the outcome of one attempt: acked, retry later, or dead-lettered.
-        private func settle(seq: Int64, error: String?, final: Bool) {
+        /// Records the outcome of one attempt: acked, retry later, or dead-lettered. Committed with
+        /// the other outcomes of the moment (`GroupCommit`): an outcome lost in a crash before its
+        /// commit leaves the delivery pending, and it goes out again.
+        private func settle(seq: Int64, error: String?, final: Bool) async {
             let runtime = bus.runtime, settings = bus.settings
             let now = runtime.clock.now
+            let group = self.group
             do {
-                try bus.database.write { db in
+                try await bus.outcomes.commit(isolated: false) { db in
                     guard let error else {
                         try db.execute(cached: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
                                        arguments: [group, seq])
