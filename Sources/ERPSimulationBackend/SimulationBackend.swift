@@ -34,14 +34,13 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
     private var clientNode: SimNode?
     private var warmUp: Duration = .zero
 
-    /// A world for `scenario` at `seed`, writing trace.log and the databases (db/) into
-    /// `outputDirectory`.
     /// A run offering more orders than this keeps its databases in files (unless it has disk faults).
     public static let ordersInMemoryMax = 200_000.0
 
-    /// `filesOnDisk`: the databases are ordinary files from the start, for runs whose databases
-    /// outgrow memory (the default past `ordersInMemoryMax` orders); a scenario with disk faults
-    /// needs them in memory.
+    /// A world for `scenario` at `seed`, writing trace.log and the databases (db/) into
+    /// `outputDirectory`. `filesOnDisk`: the databases are ordinary files from the start, for runs
+    /// whose databases outgrow memory (the default past `ordersInMemoryMax` orders); a scenario
+    /// with disk faults needs them in memory.
     public init(scenario: Scenario, seed: UInt64, fixtures: Fixtures, outputDirectory: String, logToStandardError: Bool = false,
                 filesOnDisk: Bool = false) throws {
         self.scenario = scenario
@@ -53,7 +52,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             if let n = OrderService.recoveredSagaCount(in: line) { recovered.sagas += n }
         }
         if filesOnDisk, let fault = scenario.faults.first(where: { $0.kind.simulationOnly }) {
-            throw StorageChoice(what: "\(fault.line): \(fault.kind.summaryText) needs the simulated disks; run without --files-on-disk")
+            throw StorageChoice(what: "\(scenario.path.isEmpty ? "" : scenario.path + ":")\(fault.line): \(fault.kind.summaryText) needs the simulated disks; run without --files-on-disk")
         }
         let powerLoss = scenario.faults.contains { if case .powerLoss = $0.kind { true } else { false } }
         // A run that offers more orders than memory comfortably holds databases for (about 10 KB

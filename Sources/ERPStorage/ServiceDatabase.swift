@@ -61,8 +61,8 @@ public final class ServiceDatabase: @unchecked Sendable {
     }
 
     /// Deletes every database file of `node` in `directory` (its WAL and shared-memory files too),
-    /// as a lost disk would (on a simulated disk too): the files named by `fileName(node:database:)`, whatever the database.
-    /// Returns the files that could not be removed, with why. The node must be down.
+    /// as a lost disk would, on a simulated disk too: the files named by
+    /// `fileName(node:database:)`, whatever the database. Returns the files that could not be removed, with why. The node must be down.
     public static func removeFiles(ofNode node: NodeName, in directory: String) -> [(file: String, error: any Error)] {
         let prefix = node.rawValue + "-"
         if let volume = MemoryVFS.volume(forDirectory: MemoryVolume.absolute(directory)) {

@@ -150,7 +150,13 @@ struct Soak: AsyncParsableCommand {
             "fd_growth_max": verdict.fileDescriptorGrowthMax, "p99_ms_median": verdict.p99Median, "p99_ms_max": verdict.p99Max,
             "invariants_pass": summary.invariantsPass, "pass": verdict.pass && summary.invariantsPass, "synchronous": mode.rawValue,
         ]
-        try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: out + "/soak.json"))
+        // The file keeps every sample and interval too, for a closer look at what grew.
+        var file = figures
+        file["samples"] = samples.map { sample in
+            ["at_s": sample.at, "processes": sample.processes.mapValues { ["pid": $0.pid, "rss_kib": $0.rssKiB, "fds": $0.fileDescriptors, "db_bytes": $0.databaseBytes] }] as [String: Any]
+        }
+        file["intervals"] = intervals.map { ["index": $0.index, "orders": $0.orders, "p50_ms": $0.p50, "p99_ms": $0.p99] as [String: Any] }
+        try JSONSerialization.data(withJSONObject: file, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: out + "/soak.json"))
         if json { printJSON(figures) }
         if !(verdict.pass && summary.invariantsPass) { throw ExitCode(ExitStatus.consistency) }
     }
@@ -245,7 +251,7 @@ struct Soak: AsyncParsableCommand {
         out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. `synchronous = \(synchronous.rawValue.uppercased())`. "
                    + "\(summary.orders.submitted) orders, \(summary.orders.confirmed) confirmed, \(summary.orders.cancelled) cancelled, "
                    + "\(summary.orders.clientGaveUp) given up; invariants " + (summary.invariantsPass ? "hold" : "FAILED: " + summary.failedInvariants.joined(separator: ", ")) + ".")
-        out += ["", "| at | orders due | p50 ms | p99 ms | RSS, all processes (MiB) | open files | databases (MiB) |", "|---|---|---|---|---|---|---|"]
+        out += ["", "| at | orders due in the interval from then | p50 ms | p99 ms | RSS, all processes (MiB) | open files | databases (MiB) |", "|---|---|---|---|---|---|---|"]
         let byIndex = Dictionary(uniqueKeysWithValues: intervals.map { ($0.index, $0) })
         for (i, s) in samples.enumerated() {
             // Interval i ends at sample i + 1: the orders due between the two samples.

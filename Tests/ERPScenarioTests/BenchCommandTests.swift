@@ -41,10 +41,36 @@ import Testing
         #expect(result.output.contains("invariants: all hold"))
     }
 
+    /// A short soak: every process sampled each interval, the verdict and the samples in
+    /// soak.json. Growth over 16 s proves nothing either way, so only the exit status's meaning is
+    /// checked (0 steady, 2 not), against the file's own verdict.
+    @Test func soakSamplesEveryProcessAndJudges() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-soak-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["soak", "--duration", "16s", "--every", "4s", "--warm-up", "4s", "--rate", "20", "--out", out,
+                                       "--fixtures", packageRoot + "/fixtures/retail.json", "--json"])
+        let figures = try Self.lastJSON(result.output)
+        #expect(figures["bench"] as? String == "soak")
+        let pass = try #require(figures["pass"] as? Bool)
+        #expect(result.status == (pass ? 0 : 2), "\(result.output)")
+        #expect(figures["invariants_pass"] as? Bool == true)
+        #expect((figures["orders"] as? Int ?? 0) > 200)
+        let file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/soak.json"))) as? [String: Any])
+        let samples = try #require(file["samples"] as? [[String: Any]])
+        #expect(samples.count >= 4, "\(samples.count) samples")
+        let first = try #require(samples.first?["processes"] as? [String: [String: Any]])
+        #expect(first.count == 13, "every service process is sampled: \(first.keys.sorted())")
+        #expect((first["order"]?["rss_kib"] as? Int ?? 0) > 1_000 && (first["order"]?["fds"] as? Int ?? 0) > 3)
+        let markdown = try String(contentsOfFile: out + "/soak.md", encoding: .utf8)
+        #expect(markdown.contains("| order |") && markdown.contains("Verdict: "))
+    }
+
     @Test func badBenchArgumentsAreRefused() async throws {
         let result = try await runErp(["bench", "e2e", "--rate", "0"])
         #expect(result.status != 0 && result.output.contains("--rate must be from 0 to 20000"))
         let scenario = try await runErp(["bench", "scenario", "/nonexistent.yaml"])
         #expect(scenario.status == 1 && scenario.output.contains("nonexistent.yaml"))
+        let soak = try await runErp(["soak", "--duration", "5m"])
+        #expect(soak.status != 0 && soak.output.contains("give --rate, or --capacity"), "\(soak.output)")
     }
 }
