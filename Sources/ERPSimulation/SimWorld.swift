@@ -87,8 +87,10 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         self.randomizeScheduling = randomizeScheduling
         self.storageDirectory = storageDirectory
         if case .memory(let modelsPowerLoss) = storage {
+            // Weak: a connection nobody closed (a world dropped without `stopAll()`) closes, and
+            // syncs, after the world is gone.
             self.storage = MemoryVolume(directory: storageDirectory, tracksUnsynced: modelsPowerLoss,
-                                        now: { [unowned self] in elapsedNanoseconds })
+                                        now: { [weak self] in self?.elapsedNanoseconds ?? 0 })
         }
     }
 

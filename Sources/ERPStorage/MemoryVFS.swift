@@ -16,7 +16,7 @@ import Foundation
 import GRDBSQLite
 import Synchronization
 
-/// A directory whose SQLite files live in memory while the volume is open. Made by a simulated
+/// A directory whose SQLite files (those directly in it) live in memory while the volume is open. Made by a simulated
 /// world for its storage directory; `flush()` writes the files out when the world ends, so reports
 /// and checkers read them as ordinary files afterwards.
 public final class MemoryVolume: @unchecked Sendable {
@@ -112,13 +112,12 @@ public final class MemoryVolume: @unchecked Sendable {
         files.removeAll()
     }
 
-    /// Stops serving the directory and forgets the files.
+    /// Stops serving the directory and forgets the files. (The registry holds the volume until
+    /// then: its owner, the world, closes it when it goes.)
     public func close() {
         MemoryVFS.unregister(self)
         files.removeAll()
     }
-
-    deinit { MemoryVFS.unregister(self) }
 }
 
 /// What a power loss did to a node's files, for the trace.
@@ -352,8 +351,12 @@ enum MemoryVFS {
         volumes.withLock { list in list.removeAll { $0 === volume } }
     }
 
+    /// The volume serving the folder `path` is directly in. Only direct children: a world whose
+    /// folder holds other folders (the temporary directory, say) does not take their files.
     static func volume(containing path: String) -> MemoryVolume? {
-        volumes.withLock { list in list.first { path.hasPrefix($0.directory + "/") } }
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        let folder = path[..<slash]
+        return volumes.withLock { list in list.first { $0.directory == folder } }
     }
 
     /// The volume serving `directory` itself, if any.

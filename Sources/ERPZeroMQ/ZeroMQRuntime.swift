@@ -10,7 +10,8 @@ import ZeroMQ
 ///
 /// Twin of the simulator's `SimRuntime`. Differences: time is `SystemClock` (wall time), randomness
 /// is `SystemRandomSource`, sleeping waits for real, databases are `.durable` (WAL, `synchronous =
-/// FULL`, ordinary locking: a machine may lose power, not only the process) and `record` writes to the log rather than to a hashed trace.
+/// FULL`, ordinary locking: a machine may lose power, not only the process) and `record` writes to
+/// the log rather than to a hashed trace.
 public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable except `databases`, behind a lock.
     public let node: NodeName

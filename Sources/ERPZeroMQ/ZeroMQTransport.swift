@@ -233,6 +233,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         precondition(authorizes, "\(node): a transport made without authorization does not read callers' keys")
         state.withLock { $0.authorization = authorization }
     }
+
     /// Limits the requests this node serves: a token bucket per caller (the holder of its CURVE key
     /// when callers are authorized by key, else the name its requests give), refused beyond it
     /// with `overloaded` and the time after which a retry would be allowed. The seed's rate limit

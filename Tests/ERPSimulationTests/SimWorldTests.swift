@@ -4,6 +4,14 @@ import ERPTransport
 import Foundation
 import Testing
 
+/// A folder of its own under the temporary directory for a world's files (a world's simulated
+/// disk serves its folder; worlds never share one).
+func scratchFolder() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-world-\(UInt64.random(in: 0...UInt64.max))").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
 /// A small world of chatty nodes: each pings the others at random intervals; every step is traced.
 func chattyWorldHash(seed: UInt64, randomize: Bool = true) throws -> String {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-sim-\(seed)-\(UInt64.random(in: 0...UInt64.max))").path
@@ -79,7 +87,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func timersFireInTimeThenInsertionOrder() throws {
-        let world = SimWorld(seed: 1, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log()
         world.schedule(at: .milliseconds(5)) { log.add("b") }
         world.schedule(at: .milliseconds(1)) { log.add("a") }
@@ -92,7 +100,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func aCrashedNodesTasksVanishAndPausedNodesWait() throws {
-        let world = SimWorld(seed: 1, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log()
         let node = world.addNode("n")
         node.start()
@@ -114,7 +122,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func clockSkewShiftsOneNodesClock() throws {
-        let world = SimWorld(seed: 1, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let a = world.addNode("a"), b = world.addNode("b")
         a.start(); b.start()
         world.setClockSkew("b", .seconds(2))
@@ -124,7 +132,7 @@ final class PingService: ERPService, @unchecked Sendable {
     /// A request's absolute deadline is judged on the receiver's clock (as over ZeroMQ): a node
     /// running 2 s ahead refuses a call with 1 s left as already expired, without serving it.
     @Test func aSkewedReceiverJudgesDeadlinesOnItsOwnClock() throws {
-        let world = SimWorld(seed: 5, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 5, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log(), served = Log()
         world.addNode("x") { runtime in EchoOnly(runtime: runtime) }.start()
         world.addNode("y") { runtime in CountingEcho(runtime: runtime, served: served) }.start()
@@ -143,7 +151,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func partitionsDropAndHealRestores() throws {
-        let world = SimWorld(seed: 3, storageDirectory: NSTemporaryDirectory(), trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log()
         for name in ["x", "y"] as [NodeName] {
             world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start()

@@ -138,5 +138,12 @@ import Testing
         try db.close()
         #expect(FileManager.default.fileExists(atPath: outside + "/n-t.sqlite"))
         #expect(volume.paths(withPrefix: "").isEmpty)
+        // Nor are the files of a folder inside the volume's: a volume serves its own files only.
+        try FileManager.default.createDirectory(atPath: inside + "/sub", withIntermediateDirectories: true)
+        let nested = try ServiceDatabase(path: inside + "/sub/n-t.sqlite", durability: .durable, migrations: Self.migrations)
+        try insert(nested, 1...1)
+        try nested.close()
+        #expect(FileManager.default.fileExists(atPath: inside + "/sub/n-t.sqlite"))
+        #expect(volume.paths(withPrefix: "").isEmpty)
     }
 }
