@@ -60,7 +60,7 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
     let workload: Scenario.DeviceWorkload
     let fixtures: Fixtures
     let chaosEnd: Timestamp
-    private(set) var until: Timestamp
+    let until: Timestamp
     private var recordsByIndex: [DeviceRecord]
 
     /// `chaos`: how long the chaos phase lasts from now (silences begin within it); `until`: when
@@ -79,11 +79,6 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
     /// Empty when the scenario has no device workload: then there is no device history, and the
     /// device invariants are not judged (they would pass on devices that never said anything).
     public var records: [DeviceRecord] { workload.enabled ? recordsByIndex : [] }
-
-    /// Devices stop reporting from `time` on if that is before `until` (a harness whose heal
-    /// phase lasts as long as its orders need ends the devices when it ends). On the runtime's
-    /// executor.
-    public func stop(at time: Timestamp) { until = min(until, time) }
 
     public func start() {
         guard workload.enabled else { return }

@@ -264,13 +264,9 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         // Devices speak the device protocol to the IoT gateway's device door, each with its own key.
         let healPhase = max(scenario.heal, healMinimum)
         let link: any DeviceLink = running.deviceLink ?? TransportDeviceLink(transport: running.transport)
-        // Devices report until the heal phase ends, however long the orders make it last (up to
-        // twice its time): `runHealPhase` stops them then and lets their last reports settle. Were
-        // they to stop at the phase's planned end, a longer heal would leave them silent long
-        // enough to be declared offline while they had nothing wrong.
         let devices = DeviceWorkloadClient(runtime: runtime, link: link, workload: scenario.devices, fixtures: fixtures,
                                            chaosEnd: running.clock.now + scenario.duration,
-                                           until: running.clock.now + scenario.duration + healPhase * 2 - scenario.devices.heartbeat)
+                                           until: running.clock.now + scenario.duration + healPhase - scenario.devices.heartbeat)
         let store = StoreWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
                                         workload: scenario.store, fixtures: fixtures, until: running.clock.now + scenario.duration)
         await running.executor.run {
@@ -311,13 +307,6 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let store = self.store
         while !(await running.executor.run { client.isDone && store?.isDone != false }) && ContinuousClock.now < healStart + healPhase * 2 {
             try? await Task.sleep(for: .milliseconds(200))
-        }
-        if let devices, scenario.devices.enabled {
-            // The devices stop now; their last reports (sent at most 1.2 heartbeats ago, or
-            // from now on) settle within a heartbeat and a half, well before 3 missed heartbeats.
-            let now = running.clock.now
-            await running.executor.run { devices.stop(at: now) }
-            try? await Task.sleep(for: scenario.devices.heartbeat * 1.5)
         }
         running.journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
         poller?.cancel()
