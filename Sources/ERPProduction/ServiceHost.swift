@@ -185,7 +185,14 @@ public struct ServiceHost: Service {
             }
             let app = Application(router: router, configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
             logger.info("\(service) metrics on http://\(metrics.host):\(metrics.port)/metrics")
-            try await app.runService(gracefulShutdownSignals: [])
+            do {
+                try await app.runService(gracefulShutdownSignals: [])
+            } catch {
+                // Metrics are a window on the service, not the service: a taken port (another
+                // process holds it) must not stop the RPC it serves, nor send it into a restart loop.
+                logger.error("cannot serve metrics on \(metrics.host):\(metrics.port): \(error); serving without /metrics")
+                try? await gracefulShutdown()
+            }
         } else {
             try? await gracefulShutdown()
         }
