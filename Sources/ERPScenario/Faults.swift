@@ -238,6 +238,13 @@ extension ScheduledFault.Kind {
     }
 }
 
+extension Scenario {
+    /// The first fault only the simulator can cause, named as `file:line: what` for a refusal.
+    public var firstSimulationOnlyFault: String? {
+        faults.first { $0.kind.simulationOnly }.map { "\(path.isEmpty ? "" : path + ":")\($0.line): \($0.kind.summaryText)" }
+    }
+}
+
 extension ScheduledFault {
     /// One line for the run's report: when, for how long, what.
     public var summaryText: String {

@@ -24,11 +24,10 @@ public final class SimNode: @unchecked Sendable {
     var pending: [UInt64: PendingCall] = [:]
     var backlog: [SimWorld.TimerAction] = []
     var databases: [ServiceDatabase] = []
-    /// The node's limit on requests, a token bucket per calling node (nil: none). Twin of the
-    /// ZeroMQ transport's `incomingLimit`. It lives as long as the node, crashes included.
+    /// The node's limit on requests, a token bucket per calling node (nil: none); each refusal is
+    /// a `rate-limited` trace line. Twin of the ZeroMQ transport's `incomingLimit`. It lives as
+    /// long as the node, crashes included.
     public var incomingLimit: RateLimiter?
-    /// Requests refused by `incomingLimit`.
-    public internal(set) var requestsRateLimited = 0
     /// The disk under the node's files: its faults, its syncs' time.
     public let disk: SimulatedDisk
     /// The `synchronous` setting of the node's databases (production's unless a scenario weakens it).

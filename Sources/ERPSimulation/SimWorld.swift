@@ -338,7 +338,6 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 return
             }
             if node.incomingLimit != nil, case .limited(let retryAfter) = node.incomingLimit!.tryAcquire(key: nodes[message.from].name.rawValue, now: now) {
-                node.requestsRateLimited += 1
                 record("rate-limited \(describe(message))")
                 reply(.failure(.overloaded(retryAfterMilliseconds: Int64(retryAfter.milliseconds.rounded(.up)))))
                 return

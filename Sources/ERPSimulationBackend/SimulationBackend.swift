@@ -51,14 +51,14 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             // "order recovering 37 sagas": what each restart found unfinished and drove on.
             if let n = OrderService.recoveredSagaCount(in: line) { recovered.sagas += n }
         }
-        if filesOnDisk, let fault = scenario.faults.first(where: { $0.kind.simulationOnly }) {
-            throw StorageChoice(what: "\(scenario.path.isEmpty ? "" : scenario.path + ":")\(fault.line): \(fault.kind.summaryText) needs the simulated disks; run without --files-on-disk")
+        let diskFault = scenario.firstSimulationOnlyFault
+        if filesOnDisk, let diskFault {
+            throw StorageChoice(what: "\(diskFault) needs the simulated disks; run without --files-on-disk")
         }
         let powerLoss = scenario.faults.contains { if case .powerLoss = $0.kind { true } else { false } }
         // A run that offers more orders than memory comfortably holds databases for (about 10 KB
         // per order) keeps files unless it needs the simulated disks.
-        let large = scenario.workload.ratePerSecond * scenario.duration.seconds > Self.ordersInMemoryMax
-            && !scenario.faults.contains { $0.kind.simulationOnly }
+        let large = scenario.workload.ratePerSecond * scenario.duration.seconds > Self.ordersInMemoryMax && diskFault == nil
         world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace,
                          storage: filesOnDisk || large ? .files : .memory(modelsPowerLoss: powerLoss))
         world.logToStandardError = logToStandardError

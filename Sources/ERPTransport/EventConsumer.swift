@@ -12,7 +12,6 @@ public final class EventConsumer: @unchecked Sendable {
     public typealias Effect = @Sendable (EventEnvelope, Database) throws -> Void
 
     private let runtime: any Runtime
-    private let database: ServiceDatabase
     private let commits: GroupCommit
     private let group: String
     private var effects: [String: Effect] = [:]
@@ -23,7 +22,6 @@ public final class EventConsumer: @unchecked Sendable {
 
     public init(runtime: any Runtime, database: ServiceDatabase, group: String) {
         self.runtime = runtime
-        self.database = database
         self.commits = GroupCommit(runtime: runtime, database: database)
         self.group = group
     }

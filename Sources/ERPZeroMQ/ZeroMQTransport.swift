@@ -596,9 +596,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             logger.debug("refused a malformed request: \(refusal.error)")
         case .success(let (header, body)):
             let metadata = header.metadata
-            let (handler, authorization) = state.withLock { s -> (HandlerTable.Encoded?, CallerAuthorization?) in
+            let (handler, authorization, limits) = state.withLock { s -> (HandlerTable.Encoded?, CallerAuthorization?, Bool) in
                 s.counters.requestsReceived += 1
-                return (s.handlers.encodedHandler(for: header.method), s.authorization)
+                return (s.handlers.encodedHandler(for: header.method), s.authorization, s.incomingLimit != nil)
             }
             if metadata.deadline <= clock.now {
                 state.withLock { $0.counters.requestsExpiredOnArrival += 1 }
@@ -622,14 +622,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                     return
                 }
             }
-            let caller = authorization?.holders[message.userId ?? ""] ?? header.caller
-            let now = clock.now
-            let limited = state.withLock { s -> Duration? in
-                guard s.incomingLimit != nil, case .limited(let retryAfter) = s.incomingLimit!.tryAcquire(key: caller, now: now) else { return nil }
+            // The bucket is looked at only on a node that has a limit: no second lock per request.
+            if limits, let limited = state.withLock({ s -> Duration? in
+                let caller = authorization?.holders[message.userId ?? ""] ?? header.caller
+                guard case .limited(let retryAfter)? = s.incomingLimit?.tryAcquire(key: caller, now: clock.now) else { return nil }
                 s.counters.requestsRateLimited += 1
                 return retryAfter
-            }
-            if let limited {
+            }) {
                 served.record(header.method, outcome: "overloaded", latency: .zero)
                 answerNow(header.callId, .overloaded(retryAfterMilliseconds: Int64(limited.milliseconds.rounded(.up))))
                 return

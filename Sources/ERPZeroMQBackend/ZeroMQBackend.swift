@@ -127,9 +127,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
 
     public func startServices(_ services: [ServiceName]) async throws {
         // Refused before anything starts: real processes run on the operating system's disks.
-        if let fault = scenario.faults.first(where: { $0.kind.simulationOnly }) {
-            throw SimulationOnly(what: "\(scenario.path.isEmpty ? "" : scenario.path + ":")\(fault.line): \(fault.kind.summaryText)")
-        }
+        if let fault = scenario.firstSimulationOnlyFault { throw SimulationOnly(what: fault) }
         if let weakened = scenario.durability.first {
             throw SimulationOnly(what: "durability: \(weakened.service): \(weakened.synchronous.rawValue)")
         }

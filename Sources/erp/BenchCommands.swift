@@ -278,15 +278,9 @@ struct E2EBench: AsyncParsableCommand {
         guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }
-        var loaded = try loadFixtures(fixtures)
-        for s in loaded.shops.indices {
-            for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= stock }
-        }
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
-        let fixturesPath = out + "/fixtures.json"
-        try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: fixturesPath))
+        let (loaded, fixturesPath) = try fixturesWithStock(fixtures, times: stock, into: out)
 
         var steps: [Step] = []
         var target = rate
@@ -321,17 +315,9 @@ struct E2EBench: AsyncParsableCommand {
 
     private func measure(_ target: Double, chaos: Duration, provider: Duration, fixtures: Fixtures, fixturesPath: String, out: String,
                          synchronous: SynchronousMode) async throws -> Step {
-        var scenario = Scenario(name: "bench-e2e")
-        scenario.description = "erp bench e2e: open-loop POST /orders at \(target)/s, no faults, no latency added"
-        scenario.duration = chaos
-        scenario.heal = .seconds(5)
-        scenario.fixturesPath = fixturesPath
-        scenario.network.link = LinkBehaviour(latencyMin: .zero, latencyMax: .zero)
-        scenario.workload.ratePerSecond = target
-        scenario.workload.itemsPerOrder = 1...1
-        scenario.workload.quantity = 1...1
+        var scenario = orderLoad(name: "bench-e2e", description: "erp bench e2e: open-loop POST /orders at \(target)/s, no faults, no latency added",
+                                 rate: target, duration: chaos, heal: .seconds(5), fixturesPath: fixturesPath)
         scenario.payment.processingTime = provider
-        scenario.expect = Scenario.Expectations()
         let directory = out + "/rate-\(Int(target))"
         try freshDirectory(directory)
         let scenarioPath = directory + "/scenario.yaml"

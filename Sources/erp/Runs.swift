@@ -24,6 +24,34 @@ func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into direc
                                     reproduce: reproduce).run(on: backend)
 }
 
+/// The fixtures at `path` with every shop's stock multiplied by `factor` (so that a load of orders
+/// is not cancelled for want of it), written as `directory/fixtures.json` for the services to read.
+func fixturesWithStock(_ path: String, times factor: Int, into directory: String) throws -> (fixtures: Fixtures, path: String) {
+    var loaded = try loadFixtures(path)
+    for s in loaded.shops.indices {
+        for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= factor }
+    }
+    let written = directory + "/fixtures.json"
+    try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: written))
+    return (loaded, written)
+}
+
+/// Open-loop POST /orders and nothing else: one line of quantity 1 per order, no faults, no
+/// latency added, no expectations (what `erp bench e2e` and `erp soak` send).
+func orderLoad(name: String, description: String, rate: Double, duration: Duration, heal: Duration, fixturesPath: String) -> Scenario {
+    var scenario = Scenario(name: name)
+    scenario.description = description
+    scenario.duration = duration
+    scenario.heal = heal
+    scenario.fixturesPath = fixturesPath
+    scenario.network.link = LinkBehaviour(latencyMin: .zero, latencyMax: .zero)
+    scenario.workload.ratePerSecond = rate
+    scenario.workload.itemsPerOrder = 1...1
+    scenario.workload.quantity = 1...1
+    scenario.expect = Scenario.Expectations()
+    return scenario
+}
+
 /// The help of `--files-on-disk`, which `erp run` and `erp bench scenario` share.
 let filesOnDiskHelp = """
     In simulation, keep the services' databases in files from the start instead of on the simulated \
@@ -36,13 +64,15 @@ let filesOnDiskHelp = """
 /// reading `scenarioPath` and `fixturesPath`), its reports written into `directory`, which the
 /// caller has made (the scenario file often lives there); quiet unless `log`. The backend comes
 /// back too, for what only it measured.
+/// `prepare` sees the backend before the run starts (to watch its processes while it runs).
 func runOverZeroMQ(_ scenario: Scenario, scenarioPath: String, fixturesPath: String, fixtures: Fixtures, seed: UInt64,
-                   into directory: String, reproduce: String, log: Bool = false,
-                   synchronous: SynchronousMode = .full) async throws -> (summary: RunSummary, backend: ZeroMQBackend) {
+                   into directory: String, reproduce: String, log: Bool = false, synchronous: SynchronousMode = .full,
+                   prepare: (ZeroMQBackend) -> Void = { _ in }) async throws -> (summary: RunSummary, backend: ZeroMQBackend) {
     let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
                                 outputDirectory: directory, executable: erpExecutable)
     backend.synchronous = synchronous
     if !log { backend.log = { _ in } }
+    prepare(backend)
     let summary = try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                            reproduce: reproduce).run(on: backend)
     return (summary, backend)

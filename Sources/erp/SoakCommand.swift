@@ -87,57 +87,43 @@ struct Soak: AsyncParsableCommand {
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
         guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be full, normal or off") }
 
-        var loaded = try loadFixtures(fixtures)
-        for s in loaded.shops.indices {
-            for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= stock }
-        }
         try freshDirectory(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
-        let fixturesPath = out + "/fixtures.json"
-        try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: fixturesPath))
-        var scenario = Scenario(name: "soak")
-        scenario.description = "erp soak: open-loop POST /orders at \(target)/s for \(length.shortDescription)"
-        scenario.duration = length
-        scenario.heal = .seconds(10)
-        scenario.fixturesPath = fixturesPath
-        scenario.network.link = LinkBehaviour(latencyMin: .zero, latencyMax: .zero)
-        scenario.workload.ratePerSecond = target
-        scenario.workload.itemsPerOrder = 1...1
-        scenario.workload.quantity = 1...1
-        scenario.expect = Scenario.Expectations()
+        let (loaded, fixturesPath) = try fixturesWithStock(fixtures, times: stock, into: out)
+        let scenario = orderLoad(name: "soak", description: "erp soak: open-loop POST /orders at \(target)/s for \(length.shortDescription)",
+                                 rate: target, duration: length, heal: .seconds(10), fixturesPath: fixturesPath)
         let runDirectory = out + "/run"
         try freshDirectory(runDirectory)
         let scenarioPath = runDirectory + "/scenario.yaml"
         try ScenarioWriter.yaml(scenario, header: ["Written by erp soak"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
-
-        let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
-                                    outputDirectory: runDirectory, executable: erpExecutable)
-        backend.log = { _ in }
-        backend.synchronous = mode
         print(String(format: "soak: %.0f orders/s for %@, sampled every %@ (%@ warm-up), reports in %@",
                      target, length.shortDescription, interval.shortDescription, warm.shortDescription, out))
         let databaseDirectory = runDirectory + "/db"
-        let sampler = Task { () -> [Sample] in
-            var samples: [Sample] = []
-            // The clock starts when every service answers (the workload starts a moment later).
-            while backend.processIdentifiers.count < ServiceCatalog.startOrder.count, !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(200))
+        var sampler: Task<[Sample], Never>?
+        let (summary, backend) = try await runOverZeroMQ(
+            scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: loaded, seed: 1, into: runDirectory,
+            reproduce: "erp run \(scenarioPath) --mode zmq", synchronous: mode
+        ) { backend in
+            sampler = Task {
+                var samples: [Sample] = []
+                // The clock starts when every service answers (the workload starts a moment later).
+                while backend.processIdentifiers.count < ServiceCatalog.startOrder.count, !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+                let start = ContinuousClock.now
+                var next = start
+                while !Task.isCancelled, next - start <= length {
+                    let sample = Self.sample(backend.processIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds)
+                    samples.append(sample)
+                    print(Self.line(sample))
+                    next += interval
+                    try? await Task.sleep(until: next)
+                }
+                return samples
             }
-            let start = ContinuousClock.now
-            var next = start
-            while !Task.isCancelled, next - start <= length {
-                let sample = Self.sample(backend.processIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds)
-                samples.append(sample)
-                print(Self.line(sample))
-                next += interval
-                try? await Task.sleep(until: next)
-            }
-            return samples
         }
-        let summary = try await ScenarioRunner(scenario: scenario, fixtures: loaded, seed: 1, outputDirectory: runDirectory,
-                                               reproduce: "erp run \(scenarioPath) --mode zmq").run(on: backend)
-        sampler.cancel()
-        let samples = await sampler.value
+        sampler?.cancel()
+        let samples = await sampler?.value ?? []
         let intervals = Self.intervals(backend.history, every: interval)
         let verdict = Self.judge(samples: samples, intervals: intervals, warmUp: warm.seconds, every: interval.seconds)
         let text = Self.report(samples: samples, intervals: intervals, verdict: verdict, summary: summary, target: target,
