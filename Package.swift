@@ -175,7 +175,11 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Parsers of outside input as functions of bytes: libFuzzer targets and the corpus's test.
-        .target(name: "ERPFuzzTargets", dependencies: ["ERPCore", "ERPWire", "ERPZeroMQ", "ERPScenario", "ERPProduction"]),
+        .target(name: "ERPFuzzTargets", dependencies: [
+            "ERPCore", "ERPWire", "ERPZeroMQ", "ERPScenario", "ERPProduction", "ERPGatewayHTTP", "ERPServices", "ERPSimulation",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .executableTarget(name: "erp-fuzz", dependencies: ["ERPFuzzTargets"]),
         .target(name: "ERPTestSupport", dependencies: ["ERPCore", "ERPReports", "ERPScenario", "ERPSimulationBackend", "ERPZeroMQBackend"]),
 

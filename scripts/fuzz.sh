@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a while: scripts/fuzz.sh TARGET [SECONDS] [more libFuzzer flags]
-# Targets: wire, json, device, scenario, topology (Sources/ERPFuzzTargets).
+# Targets: wire, json, device, scenario, topology, http (Sources/ERPFuzzTargets).
 # The fuzz build lives in .build-fuzz: every module instrumented by -sanitize=fuzzer, -D FUZZING
 # selecting erp-fuzz's libFuzzer entry points. libFuzzer's own main and SwiftPM's alias of main to
 # the executable's entry point both define `main`; --allow-multiple-definition lets the link keep
@@ -10,10 +10,10 @@
 # which the normal suite runs (FuzzCorpusTests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]  (wire, json, device, scenario, topology)}"
+target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]  (wire, json, device, scenario, topology, http)}"
 seconds="${2:-60}"
 shift $(( $# >= 2 ? 2 : 1 ))
-case "$target" in wire|json|device|scenario|topology) ;; *) echo "unknown target '$target'" >&2; exit 1 ;; esac
+case "$target" in wire|json|device|scenario|topology|http) ;; *) echo "unknown target '$target'" >&2; exit 1 ;; esac
 swift build --build-path .build-fuzz --product erp-fuzz \
   -Xswiftc -sanitize=fuzzer -Xswiftc -D -Xswiftc FUZZING -Xlinker --allow-multiple-definition >&2
 mkdir -p ".build-fuzz/corpus/$target" ".build-fuzz/findings/$target"

@@ -17,6 +17,7 @@ public enum FuzzTargets {
         ("device", device),
         ("scenario", scenario),
         ("topology", topology),
+        ("http", http),
     ]
 
     public static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? { all.first { $0.name == name }?.run }
@@ -51,6 +52,16 @@ public enum FuzzTargets {
     @Sendable public static func scenario(_ bytes: [UInt8]) {
         _ = try? ScenarioLoader.parse(String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml")
     }
+
+    /// A request to the HTTP gateway, routed and handed to the services running in a simulated
+    /// world (HTTPFuzzWorld: the input's shape, and what counts as a finding beyond a trap).
+    @Sendable public static func http(_ bytes: [UInt8]) {
+        HTTPFuzzWorld.shared.run(bytes)
+    }
+
+    /// Where the `http` target's world reads its fixtures (before its first input; by default
+    /// `$ERP_FUZZ_FIXTURES`, else fixtures/retail.json from the current folder).
+    public static func useFixtures(_ path: String) { HTTPFuzzWorld.fixturesPath = path }
 
     /// A topology file.
     @Sendable public static func topology(_ bytes: [UInt8]) {
