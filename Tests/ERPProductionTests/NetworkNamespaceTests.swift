@@ -31,7 +31,9 @@ enum NetworkNamespaces {
 
 /// Nothing may assume one host: the event bus and inventory run in one network namespace, the
 /// gateway in another, joined only by a veth pair; a stock read through the gateway's HTTP must
-/// cross it (gateway → inventory over ZeroMQ with CURVE).
+/// cross it (gateway → inventory over ZeroMQ with CURVE). Then the kernel cuts the link (the veth
+/// goes down): reads are refused in time and no process stops; the link comes back and reads
+/// succeed again.
 @Suite(.serialized) struct NetworkNamespaceTests {
     @Test(.enabled(if: NetworkNamespaces.permitted, "network namespaces are not permitted here (needs root and iproute2); skipped"))
     func servicesInTwoNamespacesTalkOverAVethPair() async throws {
@@ -87,20 +89,52 @@ enum NetworkNamespaces {
 
         // The client sits in the gateway's namespace: from there only the veth leads to inventory.
         // (Traffic stays inside the two namespaces this test made; nothing is sent from the host's.)
-        let script = """
-            import json, sys, time, urllib.request
-            for _ in range(100):
+        let read = """
+            import json, sys, time, urllib.request, urllib.error
+            want, tries = sys.argv[1], int(sys.argv[2])
+            for _ in range(tries):
                 try:
                     req = urllib.request.Request("http://\(subnet).2:8080/inventory/shop_malmo/prod_01", headers={"X-API-Key": "k1"})
-                    body = urllib.request.urlopen(req, timeout=2).read()
-                    print(json.loads(body)["available"]); sys.exit(0)
+                    body = urllib.request.urlopen(req, timeout=10).read()
+                    if want == "stock":
+                        print(json.loads(body)["available"]); sys.exit(0)
+                    print("answered while partitioned:", body); sys.exit(1)
+                except urllib.error.HTTPError as e:
+                    if want == "refusal":
+                        print(e.code); sys.exit(0)
+                    last = e
                 except Exception as e:
-                    last = e; time.sleep(0.2)
+                    last = e
+                time.sleep(0.2)
             print("failed:", last); sys.exit(1)
             """
-        let result = sh(ip, ["netns", "exec", nsB, "/usr/bin/env", "python3", "-c", script])
+        func stock(_ tries: Int) -> (status: Int32, output: String) {
+            sh(ip, ["netns", "exec", nsB, "/usr/bin/env", "python3", "-c", read, "stock", String(tries)])
+        }
+        let result = stock(100)
         #expect(result.status == 0, "\(result.output)")
         let available = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect((available ?? 0) > 0, "stock read across the namespaces: \(result.output)")
+
+        // A partition made by the kernel, not by our fault filter: the link between the two
+        // "hosts" goes down. The gateway answers with a typed refusal (503 unavailable or 504
+        // deadline exceeded) within its deadline, and no process stops.
+        let down = sh(ip, ["-n", nsA, "link", "set", vethA, "down"])
+        try #require(down.status == 0, "ip link set down: \(down.output)")
+        let refused = sh(ip, ["netns", "exec", nsB, "/usr/bin/env", "python3", "-c", read, "refusal", "1"])
+        #expect(refused.status == 0, "a read across the cut link: \(refused.output)")
+        #expect(["503", "504"].contains(refused.output.trimmingCharacters(in: .whitespacesAndNewlines)), "\(refused.output)")
+        for (process, service) in zip(servers, ["event-bus", "inventory", "gateway"]) {
+            #expect(process.isRunning, "\(service) stopped during the partition")
+        }
+
+        // Healed: the link comes back and the same connections carry reads again.
+        let up = sh(ip, ["-n", nsA, "link", "set", vethA, "up"])
+        try #require(up.status == 0, "ip link set up: \(up.output)")
+        let healed = stock(150)
+        #expect(healed.status == 0, "no read after the link came back: \(healed.output)")
+        for (process, service) in zip(servers, ["event-bus", "inventory", "gateway"]) {
+            #expect(process.isRunning, "\(service) stopped after the partition healed")
+        }
     }
 }
