@@ -59,6 +59,9 @@ public protocol FaultInjector: AnyObject, Sendable {
     /// lose what was written since their last sync, except what the seed lets through whole or
     /// torn. It restarts as after a crash. Simulation only.
     func powerLoss(_ node: NodeName?)
+    /// Cuts the power inside the node's next writes (nil: every service node), so that a commit
+    /// can be interrupted half-written; then as `powerLoss`. Simulation only.
+    func powerCut(_ node: NodeName?)
     /// Starts every node a fault took down.
     func restartAll()
     /// The node's writes fail so (nil: they succeed again). Simulation only.
@@ -113,6 +116,9 @@ public struct ScheduledFault: Sendable, Hashable {
         case diskLoss(NodeName, restartAfter: Duration?)
         /// Power loss under one node, or every service node (nil); restart as for a crash.
         case powerLoss(NodeName?, restartAfter: Duration?)
+        /// Power loss inside one of the node's next writes or syncs (nil: every service node);
+        /// restart as for a crash.
+        case powerCut(NodeName?, restartAfter: Duration?)
         /// The node's writes fail for the fault's `for` (until heal without one).
         case diskFailure(NodeName, DiskFailure)
         /// Each of the node's syncs takes this long, for the fault's `for`.
@@ -147,6 +153,7 @@ extension ScheduledFault.Kind {
         case .crash(let node, _): injector.crash(node)
         case .diskLoss(let node, _): injector.loseDisk(node)
         case .powerLoss(let node, _): injector.powerLoss(node)
+        case .powerCut(let node, _): injector.powerCut(node)
         case .diskFailure(let node, let failure): injector.diskFailure(node, failure)
         case .slowSync(let node, let latency): injector.syncLatency(node, latency)
         case .pause(let node): injector.pause(node, on: true)
@@ -164,7 +171,7 @@ extension ScheduledFault.Kind {
         case .partition(let a, let b): injector.partition(a, b, on: false)
         case .partitionOneWay(let from, let to): injector.partitionOneWay(from: from, to: to, on: false)
         case .isolate(let node): injector.isolate(node, on: false)
-        case .crash, .diskLoss, .powerLoss: break
+        case .crash, .diskLoss, .powerLoss, .powerCut: break
         case .diskFailure(let node, _): injector.diskFailure(node, nil)
         case .slowSync(let node, _): injector.syncLatency(node, nil)
         case .pause(let node): injector.pause(node, on: false)
@@ -179,7 +186,7 @@ extension ScheduledFault.Kind {
     /// Whether the fault has an end before heal (a crash is over when its node restarts).
     var ends: Bool {
         switch self {
-        case .crash, .diskLoss, .powerLoss, .upgrade: false
+        case .crash, .diskLoss, .powerLoss, .powerCut, .upgrade: false
         default: true
         }
     }
@@ -189,7 +196,7 @@ extension ScheduledFault.Kind {
     var restart: (node: NodeName?, after: Duration)? {
         switch self {
         case .crash(let node, let after?), .diskLoss(let node, let after?): (node, after)
-        case .powerLoss(let node, let after?): (node, after)
+        case .powerLoss(let node, let after?), .powerCut(let node, let after?): (node, after)
         default: nil
         }
     }
@@ -198,7 +205,7 @@ extension ScheduledFault.Kind {
     /// process are the operating system's).
     public var simulationOnly: Bool {
         switch self {
-        case .powerLoss, .diskFailure, .slowSync: true
+        case .powerLoss, .powerCut, .diskFailure, .slowSync: true
         default: false
         }
     }
@@ -209,6 +216,7 @@ extension ScheduledFault.Kind {
         case .crash(let node, let restartAfter): .crash(node, restartAfter: restartAfter.map(scale))
         case .diskLoss(let node, let restartAfter): .diskLoss(node, restartAfter: restartAfter.map(scale))
         case .powerLoss(let node, let restartAfter): .powerLoss(node, restartAfter: restartAfter.map(scale))
+        case .powerCut(let node, let restartAfter): .powerCut(node, restartAfter: restartAfter.map(scale))
         default: self
         }
     }
@@ -225,6 +233,8 @@ extension ScheduledFault.Kind {
             "disk loss \(name), " + (restartAfter.map { "restart empty after \($0.shortDescription)" } ?? "restart empty at heal")
         case .powerLoss(let name, let restartAfter):
             "power loss \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+        case .powerCut(let name, let restartAfter):
+            "power cut inside a write \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
         case .diskFailure(let name, .full): "disk full \(name)"
         case .diskFailure(let name, .ioError): "disk errors \(name)"
         case .slowSync(let name, let latency): "slow sync \(name): \(latency.shortDescription) each"

@@ -293,6 +293,15 @@ public struct ScenarioLoader {
                 let node: NodeName? = try read.string(v) == "all" ? nil : try service(v)
                 return .powerLoss(node, restartAfter: try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") })
             }),
+            ("powerCut", { v, f throws(ScenarioError) in
+                let node: NodeName? = try read.string(v) == "all" ? nil : try service(v)
+                let restart = try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") }
+                // The cut lands within 100 ms of `at`; a restart before then would find the node up.
+                if let restart, restart < .milliseconds(100) {
+                    throw read.fail(f.restartAfter, "restartAfter of a powerCut must be at least 100ms (the cut lands within 100ms of at)")
+                }
+                return .powerCut(node, restartAfter: restart)
+            }),
             ("diskFull", { v, f throws(ScenarioError) in .diskFailure(try service(v), .full) }),
             ("diskErrors", { v, f throws(ScenarioError) in .diskFailure(try service(v), .ioError) }),
             ("slowSync", { v, f throws(ScenarioError) in
@@ -340,8 +349,8 @@ public struct ScenarioLoader {
             guard at < scenario.duration else {
                 throw read.fail(m["at"], "fault at \(at.shortDescription) is after the chaos phase (duration \(scenario.duration.shortDescription))")
             }
-            if m["restartAfter"] != nil && !["crash", "diskLoss", "powerLoss"].contains(chosen.key) {
-                throw read.fail(m["restartAfter"], "restartAfter belongs to a crash, diskLoss or powerLoss fault")
+            if m["restartAfter"] != nil && !["crash", "diskLoss", "powerLoss", "powerCut"].contains(chosen.key) {
+                throw read.fail(m["restartAfter"], "restartAfter belongs to a crash, diskLoss, powerLoss or powerCut fault")
             }
             let kind = try chosen.read(value, ReadFault(scenario: scenario, restartAfter: m["restartAfter"]))
             out.append(ScheduledFault(at: at, duration: lasting, kind: kind, line: read.line(item) ?? 0))

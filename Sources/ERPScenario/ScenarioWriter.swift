@@ -106,6 +106,9 @@ public enum ScenarioWriter {
         case .powerLoss(let node, let after):
             parts.append("powerLoss: \(node.map(\.rawValue) ?? "all")")
             if let after { parts.append("restartAfter: \(after.shortDescription)") }
+        case .powerCut(let node, let after):
+            parts.append("powerCut: \(node.map(\.rawValue) ?? "all")")
+            if let after { parts.append("restartAfter: \(after.shortDescription)") }
         case .diskFailure(let node, .full): parts.append("diskFull: \(node)")
         case .diskFailure(let node, .ioError): parts.append("diskErrors: \(node)")
         case .slowSync(let node, let by): parts.append("slowSync: {service: \(node), by: \(by.shortDescription)}")

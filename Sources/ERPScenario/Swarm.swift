@@ -59,6 +59,8 @@ public enum Swarm {
         case .powerLoss(let target, _):
             // A whole-cluster power loss stays one; a node's moves to another node.
             return .powerLoss(target == nil ? nil : node(), restartAfter: restart())
+        case .powerCut(let target, _):
+            return .powerCut(target == nil ? nil : node(), restartAfter: restart())
         case .diskFailure(_, let failure): return .diskFailure(node(), failure)
         case .slowSync: return .slowSync(node(), millisecondsCeiling(random.uniform(0.005, 0.2)))
         case .pause: return .pause(node())

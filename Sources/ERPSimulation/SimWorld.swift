@@ -250,6 +250,12 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     func send(_ message: SimMessage, after delay: Int64 = 0) {
         stats.messagesSent += 1
         let from = message.from, to = message.to
+        if nodes[from].disk.poweredOff {
+            // Cut inside a write: the rest of the job runs, but a dead machine sends nothing.
+            stats.messagesDropped += 1
+            record("drop power cut \(describe(message))")
+            return
+        }
         if network.isCut(from, to) {
             stats.messagesDropped += 1
             record("drop partition \(describe(message))")
@@ -392,6 +398,37 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         record("fault power loss \(name): \(report.description)")
     }
 
+    /// The power fails inside the node's next writes: during its write, truncation or sync number
+    /// 1–8 from now (the seed chooses), so that a commit can be cut in the middle. From that
+    /// instant the node is dead: what the interrupted job still writes goes into copies nobody
+    /// reads and what it sends is dropped; its process ends when the job yields. The files lose
+    /// their unsynced writes as in `powerLoss`. A node that writes nothing within 100 ms loses its
+    /// power then, between writes. It stays down until restarted.
+    public func powerCut(_ name: NodeName) {
+        guard let node = node(name) else { return }
+        guard let storage, storage.tracksUnsynced else {
+            preconditionFailure("a power cut needs storage: .memory(modelsPowerLoss: true)")
+        }
+        powerLossCount += 1
+        let prefix = name.rawValue + "-"
+        let random = rootRandom.derived("power-cut:\(powerLossCount):\(name)")
+        let operation = 1 + Int(random.nextUInt64() % 8)
+        record("fault power cut \(name) armed: inside its write or sync number \(operation) from now")
+        storage.armPowerCut(prefix: prefix, atOperation: operation, random: random) { [unowned self] report in
+            record("fault power cut \(name) inside write or sync \(operation): \(report.description)")
+            schedule(after: .zero) { [unowned self] in
+                if node.alive { node.crash() }
+                storage.powerRestored(prefix: prefix)
+                record("fault power cut \(name): process gone")
+            }
+        }
+        schedule(after: .milliseconds(100)) { [unowned self] in
+            guard storage.disarmPowerCut(prefix: prefix) else { return }
+            record("fault power cut \(name): no write within 100ms, the power fails between writes")
+            powerLoss(name)
+        }
+    }
+
     /// Every write to the node's files fails so until `nil`.
     public func setDiskFailure(_ name: NodeName, _ failure: SimulatedDisk.WriteFailure?) {
         guard let node = node(name) else { return }
@@ -502,6 +539,8 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
 
     /// Heal: no partitions, no loss, duplication or reordering; crashed nodes restart, paused ones resume.
     public func heal() {
+        // A power cut still waiting for a write does not happen in the heal phase.
+        storage?.disarmEveryPowerCut()
         network.heal()
         record("fault heal network")
         for node in nodes where node.paused { resume(node.name) }

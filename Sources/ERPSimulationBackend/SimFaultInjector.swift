@@ -50,6 +50,11 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
         for node in world.allNodes where node.service != nil { world.powerLoss(node.name) }
     }
 
+    func powerCut(_ node: NodeName?) {
+        if let node { world.powerCut(node); return }
+        for node in world.allNodes where node.service != nil { world.powerCut(node.name) }
+    }
+
     func restartAll() {
         for node in world.allNodes where node.service != nil && !node.alive && node.everStarted { world.restart(node.name) }
     }

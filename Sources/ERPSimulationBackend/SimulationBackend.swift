@@ -55,7 +55,9 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         if filesOnDisk, let diskFault {
             throw StorageChoice(what: "\(diskFault) needs the simulated disks; run without --files-on-disk")
         }
-        let powerLoss = scenario.faults.contains { if case .powerLoss = $0.kind { true } else { false } }
+        let powerLoss = scenario.faults.contains {
+            switch $0.kind { case .powerLoss, .powerCut: true; default: false }
+        }
         // A run that offers more orders than memory comfortably holds databases for (about 10 KB
         // per order) keeps files unless it needs the simulated disks.
         let large = scenario.workload.ratePerSecond * scenario.duration.seconds > Self.ordersInMemoryMax && diskFault == nil

@@ -5,6 +5,8 @@
 // - Power loss: a file remembers what was written since its last sync; a power loss undoes all
 //   of it, then lets each write back in, drop out or tear at a sector, as the seed chooses, as a
 //   machine that loses its page cache would.
+// - Power cuts inside a write: the loss can land in the middle of a commit, at a write or sync
+//   chosen by the seed, rather than between two transactions.
 // - Disk faults: a node's writes can fail with SQLITE_FULL or SQLITE_IOERR for a while, and its
 //   syncs can take (virtual) time.
 //
@@ -49,7 +51,8 @@ public final class MemoryVolume: @unchecked Sendable {
         return standardized.count > 1 && standardized.hasSuffix("/") ? String(standardized.dropLast()) : standardized
     }
 
-    /// The disk of the files whose names start with `prefix` (a node's `<node>-`).
+    /// The disk of the files whose names start with `prefix` (a node's `<node>-`). Make it before
+    /// the files open: a connection keeps the disk its file had when it opened.
     public func disk(forPrefix prefix: String) -> SimulatedDisk {
         if let found = disks.first(where: { $0.prefix == prefix }) { return found.disk }
         let disk = SimulatedDisk()
@@ -98,6 +101,33 @@ public final class MemoryVolume: @unchecked Sendable {
         disk(forPrefix: prefix).poweredOff = false
     }
 
+    /// Arms a power cut inside the writes of the files whose names start with `prefix`: the power
+    /// fails during the `operation`-th write, truncation or sync of those files from now. A write
+    /// lands first (so it is among the unsynced writes the loss keeps, loses or tears); a sync never
+    /// completes. Then the loss happens as `powerLoss(prefix:random:)` does, and `fired` runs with
+    /// its report, inside SQLite's call: it must not touch the database (it schedules the crash).
+    /// What the interrupted transaction writes after that goes into copies nobody reads.
+    public func armPowerCut(prefix: String, atOperation operation: Int, random: any RandomSource,
+                            fired: @escaping (PowerLossReport) -> Void) {
+        precondition(tracksUnsynced, "a power cut needs a volume that tracks unsynced writes")
+        disk(forPrefix: prefix).powerCut = SimulatedDisk.PowerCut(remaining: max(1, operation)) { [unowned self] in
+            fired(self.powerLoss(prefix: prefix, random: random))
+        }
+    }
+
+    /// Takes back a power cut that has not happened; whether one was armed.
+    @discardableResult
+    public func disarmPowerCut(prefix: String) -> Bool {
+        let disk = disk(forPrefix: prefix)
+        defer { disk.powerCut = nil }
+        return disk.powerCut != nil
+    }
+
+    /// Takes back every power cut that has not happened (the heal phase).
+    public func disarmEveryPowerCut() {
+        for entry in disks { entry.disk.powerCut = nil }
+    }
+
     /// Writes every file to its path on the real disk (replacing what is there), then stops
     /// serving the directory: later connections open the real files. Call when no connection is
     /// open on the volume.
@@ -142,8 +172,15 @@ public final class SimulatedDisk: @unchecked Sendable {
     public var syncLatencyNanoseconds: Int64 = 0
     /// When the disk finishes the syncs asked of it so far (virtual nanoseconds).
     public internal(set) var busyUntil: Int64 = 0
-    /// Between a power loss and the crash that follows it: opens get scratch files, deletes do nothing.
-    var poweredOff = false
+    /// Between a power loss and the crash that follows it: opens get scratch files, deletes do
+    /// nothing, and the node sends nothing (a dead machine).
+    public internal(set) var poweredOff = false
+    /// A power cut waiting for the disk's next operations (`MemoryVolume.armPowerCut`).
+    struct PowerCut {
+        var remaining: Int
+        let fire: () -> Void
+    }
+    var powerCut: PowerCut?
     public private(set) var syncs = 0
     public private(set) var failedWrites = 0
 
@@ -155,6 +192,15 @@ public final class SimulatedDisk: @unchecked Sendable {
     }
 
     func noteFailedWrite() { failedWrites += 1 }
+
+    /// Counts one write, truncation or sync against an armed power cut; fires it on its operation.
+    func countTowardsPowerCut() {
+        guard var cut = powerCut else { return }
+        cut.remaining -= 1
+        if cut.remaining > 0 { powerCut = cut; return }
+        powerCut = nil
+        cut.fire()
+    }
 }
 
 /// One file's bytes, in chunks so that a growing database never copies itself whole.
@@ -413,17 +459,23 @@ enum MemoryVFS {
                     return failure == .full ? SQLITE_FULL : ioErrorWrite
                 }
                 h.file.write(from: buffer!, count: Int(amount), offset: Int(offset))
+                h.disk.countTowardsPowerCut()
                 return SQLITE_OK
             },
             xTruncate: { file, size in
                 let h = MemoryVFS.handle(file)
                 if h.disk.writeFailure != nil { h.disk.noteFailedWrite(); return ioErrorTruncate }
                 h.file.truncate(to: Int(size))
+                h.disk.countTowardsPowerCut()
                 return SQLITE_OK
             },
             xSync: { file, _ in
                 let h = MemoryVFS.handle(file)
                 if h.disk.writeFailure == .ioError { h.disk.noteFailedWrite(); return ioErrorFsync }
+                h.disk.countTowardsPowerCut()
+                // Cut before it completed (now, or earlier in this transaction): nothing to sync;
+                // the file is a copy nobody reads.
+                if h.disk.poweredOff { return SQLITE_OK }
                 h.file.sync()
                 h.disk.noteSync(now: h.volume.now())
                 return SQLITE_OK

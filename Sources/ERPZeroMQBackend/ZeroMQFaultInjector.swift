@@ -55,6 +55,7 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     // The disk faults are the simulator's: `ZeroMQBackend` refuses a scenario that has one before
     // anything starts, so these are never called; each says so if it were.
     func powerLoss(_ node: NodeName?) { control.journal.note("power loss is simulation-only; not applied") }
+    func powerCut(_ node: NodeName?) { control.journal.note("power cuts are simulation-only; not applied") }
     func diskFailure(_ node: NodeName, _ failure: DiskFailure?) { control.journal.note("disk failures are simulation-only; not applied") }
     func syncLatency(_ node: NodeName, _ latency: Duration?) { control.journal.note("slow syncs are simulation-only; not applied") }
 

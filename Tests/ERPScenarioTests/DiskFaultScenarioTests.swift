@@ -50,7 +50,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try await runErp(["run", packageRoot + "/scenarios/power-loss.yaml", "--mode", "zmq", "--out", dir + "/out"])
         #expect(result.status == 1)
-        #expect(result.output.contains("power-loss.yaml:23: power loss order, restart after 1s is simulation-only"), "\(result.output)")
+        #expect(result.output.contains("power-loss.yaml:24: power loss order, restart after 1s is simulation-only"), "\(result.output)")
     }
 
     @Test func filesOnDiskRefuseDiskFaults() async throws {

@@ -43,12 +43,15 @@ import Testing
               - {at: 3s, diskFull: payment, for: 2s}
               - {at: 4s, diskErrors: inventory, for: 1s}
               - {at: 5s, slowSync: {service: event-bus, by: 30ms}, for: 3s}
+              - {at: 6s, powerCut: inventory, restartAfter: 1s}
+              - {at: 7s, powerCut: all}
             """)
         #expect(s.durability.map(\.service) == [.order, .eventBus] && s.durability.map(\.synchronous) == [.normal, .off])
         #expect(s.faults.map(\.kind) == [
             .powerLoss(NodeName(ServiceName.order), restartAfter: .milliseconds(500)), .powerLoss(nil, restartAfter: nil),
             .diskFailure(NodeName(ServiceName.payment), .full), .diskFailure(NodeName(ServiceName.inventory), .ioError),
             .slowSync(NodeName(ServiceName.eventBus), .milliseconds(30)),
+            .powerCut(NodeName(ServiceName.inventory), restartAfter: .seconds(1)), .powerCut(nil, restartAfter: nil),
         ])
         #expect(s.faults.allSatisfy { $0.kind.simulationOnly })
         // A node's power loss restarts that node; the cluster's restarts every node it took down.
@@ -121,7 +124,8 @@ import Testing
         ("name: t\nexpect: {onTheBus: [OrderCreated]}\n", 2, "EventType version"),
         ("name: t\ndurability: {order: sometimes}\n", 2, "durability.order: 'sometimes' is not one of off, normal, full"),
         ("name: t\ndurability: {warehouse: off}\n", 2, "unknown field 'warehouse'"),
-        ("name: t\nfaults:\n  - {at: 1s, diskFull: order, restartAfter: 1s}\n", 3, "restartAfter belongs to a crash, diskLoss or powerLoss fault"),
+        ("name: t\nfaults:\n  - {at: 1s, powerCut: order, restartAfter: 50ms}\n", 3, "restartAfter of a powerCut must be at least 100ms"),
+        ("name: t\nfaults:\n  - {at: 1s, diskFull: order, restartAfter: 1s}\n", 3, "restartAfter belongs to a crash, diskLoss, powerLoss or powerCut fault"),
         ("name: t\nfaults:\n  - {at: 1s, powerLoss: everything}\n", 3, "unknown service 'everything'"),
         ("name: t\nfaults:\n  - {at: 1s, slowSync: {service: order, by: 1h}}\n", 3, "slowSync.by"),
     ])
