@@ -127,6 +127,8 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        // glibc's <malloc.h>, for malloc_trim in the production host.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .target(name: "ZeroMQ", dependencies: [
             "CZeroMQ",
             .product(name: "DequeModule", package: "swift-collections"),
@@ -147,7 +149,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .target(name: "ERPProduction", dependencies: [
-            "ERPCore", "ERPServices", "ERPStorage", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
+            "CMalloc", "ERPCore", "ERPServices", "ERPStorage", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

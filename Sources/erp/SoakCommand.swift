@@ -19,10 +19,13 @@ struct Soak: AsyncParsableCommand {
             gateway, stock multiplied so that orders are not cancelled for want of it) and sends \
             POST /orders open-loop for --duration at --rate, or at --share of --capacity (the \
             highest rate `erp bench e2e --find-max` reported). Every --every it samples each \
-            service process: resident set (VmRSS), open file descriptors (/proc/PID/fd), and the \
+            service process: resident set (VmRSS) and its private part (RssAnon: heap and stacks), \
+            open file descriptors (/proc/PID/fd), and the \
             size of its database files (WAL included). Afterwards it judges, over the samples after \
-            --warm-up: no process's RSS grew more than 10 %, no process holds more descriptors at \
-            the end than at the start, and no interval's p99 is more than twice the median \
+            --warm-up: no process's private memory grew more than 10 % (the resident set is shown \
+            too; it also counts pages of the binary all the services share), no process holds more descriptors at \
+            the end than at the start (connections its clients opened, such as the load's HTTP \
+            connections to the gateway, are counted apart), and no interval's p99 is more than twice the median \
             interval's; and the invariants, from the databases.
 
             Writes DIR/soak.md (the tables), DIR/soak.json and the run's own reports. Exit status \
@@ -45,8 +48,7 @@ struct Soak: AsyncParsableCommand {
     /// One sample of one process.
     struct ProcessSample: Codable {
         var pid: Int32
-        var rssKiB: Int
-        var fileDescriptors: Int
+        var probe: ProcessProbe
         var databaseBytes: Int
     }
 
@@ -54,8 +56,10 @@ struct Soak: AsyncParsableCommand {
         /// Seconds since the services answered.
         var at: Double
         var processes: [String: ProcessSample]
-        var rssKiB: Int { processes.values.reduce(0) { $0 + $1.rssKiB } }
-        var fileDescriptors: Int { processes.values.reduce(0) { $0 + $1.fileDescriptors } }
+        var rssKiB: Int { processes.values.reduce(0) { $0 + $1.probe.rssKiB } }
+        var anonymousKiB: Int { processes.values.reduce(0) { $0 + $1.probe.anonymousKiB } }
+        var fileDescriptors: Int { processes.values.reduce(0) { $0 + $1.probe.descriptors } }
+        var clientConnections: Int { processes.values.reduce(0) { $0 + $1.probe.clientConnections } }
         var databaseBytes: Int { processes.values.reduce(0) { $0 + $1.databaseBytes } }
     }
 
@@ -133,13 +137,17 @@ struct Soak: AsyncParsableCommand {
         let figures: [String: Any] = [
             "bench": "soak", "rate_per_s": target, "duration_s": length.seconds, "orders": summary.orders.submitted,
             "confirmed": summary.orders.confirmed, "rss_growth_percent_max": verdict.rssGrowthPercentMax,
+            "anon_growth_percent_max": verdict.anonymousGrowthPercentMax,
             "fd_growth_max": verdict.fileDescriptorGrowthMax, "p99_ms_median": verdict.p99Median, "p99_ms_max": verdict.p99Max,
             "invariants_pass": summary.invariantsPass, "pass": verdict.pass && summary.invariantsPass, "synchronous": mode.rawValue,
         ]
         // The file keeps every sample and interval too, for a closer look at what grew.
         var file = figures
         file["samples"] = samples.map { sample in
-            ["at_s": sample.at, "processes": sample.processes.mapValues { ["pid": $0.pid, "rss_kib": $0.rssKiB, "fds": $0.fileDescriptors, "db_bytes": $0.databaseBytes] }] as [String: Any]
+            ["at_s": sample.at, "processes": sample.processes.mapValues {
+                ["pid": $0.pid, "rss_kib": $0.probe.rssKiB, "anon_kib": $0.probe.anonymousKiB, "file_kib": $0.probe.fileKiB,
+                 "fds": $0.probe.descriptors, "client_connections": $0.probe.clientConnections, "db_bytes": $0.databaseBytes]
+            }] as [String: Any]
         }
         file["intervals"] = intervals.map { ["index": $0.index, "orders": $0.orders, "p50_ms": $0.p50, "p99_ms": $0.p99] as [String: Any] }
         try JSONSerialization.data(withJSONObject: file, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: out + "/soak.json"))
@@ -151,16 +159,12 @@ struct Soak: AsyncParsableCommand {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: databaseDirectory)) ?? []
         var processes: [String: ProcessSample] = [:]
         for (service, pid) in pids {
-            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-            let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
-                .flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first }.flatMap { Int($0) } ?? 0
-            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count ?? 0
             var bytes = 0
             for file in files where file.hasPrefix(service + "-") && file.contains(".sqlite") {
                 let size = (try? FileManager.default.attributesOfItem(atPath: databaseDirectory + "/" + file)[.size] as? Int) ?? nil
                 bytes += size ?? 0
             }
-            processes[service] = ProcessSample(pid: pid, rssKiB: rss, fileDescriptors: descriptors, databaseBytes: bytes)
+            processes[service] = ProcessSample(pid: pid, probe: ProcessProbe.read(pid: pid), databaseBytes: bytes)
         }
         return Sample(at: seconds, processes: processes)
     }
@@ -188,6 +192,8 @@ struct Soak: AsyncParsableCommand {
     struct Verdict {
         var rssGrowthPercentMax = 0.0
         var rssGrowthWorst = ""
+        var anonymousGrowthPercentMax = 0.0
+        var anonymousGrowthWorst = ""
         var fileDescriptorGrowthMax = 0
         var fileDescriptorGrowthWorst = ""
         var p99Median = 0.0
@@ -195,6 +201,8 @@ struct Soak: AsyncParsableCommand {
         var failures: [String] = []
         var pass: Bool { failures.isEmpty }
     }
+
+    static func percent(_ from: Int, _ to: Int) -> Double { from > 0 ? Double(to - from) / Double(from) * 100 : 0 }
 
     static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double) -> Verdict {
         var verdict = Verdict()
@@ -206,12 +214,20 @@ struct Soak: AsyncParsableCommand {
                     verdict.failures.append("\(service) restarted during the soak (pid \(a.pid) then \(b.pid))")
                     continue
                 }
-                let growth = a.rssKiB > 0 ? Double(b.rssKiB - a.rssKiB) / Double(a.rssKiB) * 100 : 0
-                if growth > verdict.rssGrowthPercentMax { verdict.rssGrowthPercentMax = growth; verdict.rssGrowthWorst = service }
-                if growth > 10 { verdict.failures.append(String(format: "%@: RSS grew %.1f %% after the warm-up (%d → %d KiB)", service, growth, a.rssKiB, b.rssKiB)) }
-                let fds = b.fileDescriptors - a.fileDescriptors
+                // What a leak grows is the process's private memory; the resident set also counts
+                // pages of the binary the thirteen processes share, faulted in as code paths run.
+                let rss = percent(a.probe.rssKiB, b.probe.rssKiB), anonymous = percent(a.probe.anonymousKiB, b.probe.anonymousKiB)
+                if rss > verdict.rssGrowthPercentMax { verdict.rssGrowthPercentMax = rss; verdict.rssGrowthWorst = service }
+                if anonymous > verdict.anonymousGrowthPercentMax { verdict.anonymousGrowthPercentMax = anonymous; verdict.anonymousGrowthWorst = service }
+                if anonymous > 10 {
+                    verdict.failures.append(String(format: "%@: private memory grew %.1f %% after the warm-up (%d → %d KiB; resident set %d → %d KiB)",
+                                                   service, anonymous, a.probe.anonymousKiB, b.probe.anonymousKiB, a.probe.rssKiB, b.probe.rssKiB))
+                }
+                let fds = b.probe.ownDescriptors - a.probe.ownDescriptors
                 if fds > verdict.fileDescriptorGrowthMax { verdict.fileDescriptorGrowthMax = fds; verdict.fileDescriptorGrowthWorst = service }
-                if fds > 0 { verdict.failures.append("\(service): \(a.fileDescriptors) → \(b.fileDescriptors) open file descriptors after the warm-up") }
+                if fds > 0 {
+                    verdict.failures.append("\(service): \(a.probe.ownDescriptors) → \(b.probe.ownDescriptors) open file descriptors after the warm-up (clients' connections left out)")
+                }
             }
         } else {
             verdict.failures.append("fewer than two samples after the warm-up: nothing to compare")
@@ -237,27 +253,29 @@ struct Soak: AsyncParsableCommand {
         out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. `synchronous = \(synchronous.rawValue.uppercased())`. "
                    + "\(summary.orders.submitted) orders, \(summary.orders.confirmed) confirmed, \(summary.orders.cancelled) cancelled, "
                    + "\(summary.orders.clientGaveUp) given up; invariants " + (summary.invariantsPass ? "hold" : "FAILED: " + summary.failedInvariants.joined(separator: ", ")) + ".")
-        out += ["", "| at | orders due in the interval from then | p50 ms | p99 ms | RSS, all processes (MiB) | open files | databases (MiB) |", "|---|---|---|---|---|---|---|"]
+        out += ["", "| at | orders due in the interval from then | p50 ms | p99 ms | RSS, all processes (MiB) | of which private (MiB) | open files (of which clients' connections) | databases (MiB) |", "|---|---|---|---|---|---|---|---|"]
         let byIndex = Dictionary(uniqueKeysWithValues: intervals.map { ($0.index, $0) })
         for (i, s) in samples.enumerated() {
             // Interval i ends at sample i + 1: the orders due between the two samples.
             let orders = byIndex[i].map { String($0.orders) } ?? "–"
             let p50 = byIndex[i].map { String(format: "%.1f", $0.p50) } ?? "–", p99 = byIndex[i].map { String(format: "%.1f", $0.p99) } ?? "–"
-            out.append(String(format: "| %.0f s%@ | %@ | %@ | %@ | %.1f | %d | %.1f |", s.at, s.at < warm.seconds ? " (warm-up)" : "", orders, p50, p99,
-                              Double(s.rssKiB) / 1024, s.fileDescriptors, Double(s.databaseBytes) / 1_048_576))
+            out.append(String(format: "| %.0f s%@ | %@ | %@ | %@ | %.1f | %.1f | %d (%d) | %.1f |", s.at, s.at < warm.seconds ? " (warm-up)" : "", orders, p50, p99,
+                              Double(s.rssKiB) / 1024, Double(s.anonymousKiB) / 1024, s.fileDescriptors, s.clientConnections, Double(s.databaseBytes) / 1_048_576))
         }
         if let first = samples.first(where: { $0.at >= warm.seconds }), let last = samples.last {
             out += ["", "Per process, first sample after the warm-up and last:", "",
-                    "| process | RSS (KiB) | open files | database (KiB) |", "|---|---|---|---|"]
+                    "| process | RSS (KiB) | private (KiB) | open files (of which clients' connections) | database (KiB) |", "|---|---|---|---|---|"]
             for service in first.processes.keys.sorted() {
                 guard let a = first.processes[service], let b = last.processes[service] else { continue }
-                out.append("| \(service) | \(a.rssKiB) → \(b.rssKiB) | \(a.fileDescriptors) → \(b.fileDescriptors) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
+                let (p, q) = (a.probe, b.probe)
+                out.append("| \(service) | \(p.rssKiB) → \(q.rssKiB) | \(p.anonymousKiB) → \(q.anonymousKiB) | \(p.descriptors) (\(p.clientConnections)) → \(q.descriptors) (\(q.clientConnections)) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
             }
         }
-        out += ["", String(format: "Largest RSS growth after the warm-up: %.1f %% (%@); largest growth in open files: %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+        out += ["", String(format: "Largest growth after the warm-up: private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+                           verdict.anonymousGrowthPercentMax, verdict.anonymousGrowthWorst.isEmpty ? "none" : verdict.anonymousGrowthWorst,
                            verdict.rssGrowthPercentMax, verdict.rssGrowthWorst.isEmpty ? "none" : verdict.rssGrowthWorst, verdict.fileDescriptorGrowthMax,
                            verdict.fileDescriptorGrowthWorst.isEmpty ? "none" : verdict.fileDescriptorGrowthWorst, verdict.p99Median, verdict.p99Max)]
-        out.append(verdict.pass ? "Verdict: steady (RSS growth ≤ 10 %, no descriptor growth, p99 within twice its median)."
+        out.append(verdict.pass ? "Verdict: steady (private memory growth ≤ 10 %, no descriptor growth, p99 within twice its median)."
                                 : "Verdict: NOT steady:\n" + verdict.failures.map { "- " + $0 }.joined(separator: "\n"))
         return out.joined(separator: "\n") + "\n"
     }

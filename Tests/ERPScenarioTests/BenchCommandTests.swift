@@ -61,6 +61,8 @@ import Testing
         let first = try #require(samples.first?["processes"] as? [String: [String: Any]])
         #expect(first.count == 13, "every service process is sampled: \(first.keys.sorted())")
         #expect((first["order"]?["rss_kib"] as? Int ?? 0) > 1_000 && (first["order"]?["fds"] as? Int ?? 0) > 3)
+        // The private part of the resident set, and the clients' connections, sampled too.
+        #expect((first["order"]?["anon_kib"] as? Int ?? 0) > 1_000 && first["gateway"]?["client_connections"] is Int)
         let markdown = try String(contentsOfFile: out + "/soak.md", encoding: .utf8)
         #expect(markdown.contains("| order |") && markdown.contains("Verdict: "))
     }

@@ -1,0 +1,67 @@
+import Foundation
+
+/// What /proc says about a running process: its memory by kind and its descriptors, for `erp soak`.
+public struct ProcessProbe: Sendable, Hashable, Codable {
+    /// VmRSS: every resident page, shared ones included.
+    public var rssKiB = 0
+    /// RssAnon: private anonymous memory (heap, stacks): where a leak shows.
+    public var anonymousKiB = 0
+    /// RssFile + RssShmem: pages of mapped files (the binary, which all the services share; SQLite's
+    /// WAL index), which the kernel can take back.
+    public var fileKiB = 0
+    /// Open descriptors.
+    public var descriptors = 0
+    /// Of those, TCP connections that clients opened to a port the process listens on (the
+    /// gateway's HTTP clients, a metrics scrape): they follow the clients, not the process.
+    public var clientConnections = 0
+
+    /// The descriptors the process opened itself.
+    public var ownDescriptors: Int { descriptors - clientConnections }
+
+    public init() {}
+
+    /// Reads /proc/PID; a process that is gone reads as zeros.
+    public static func read(pid: Int32) -> ProcessProbe {
+        var probe = ProcessProbe()
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        for line in status.split(separator: "\n") {
+            // "VmRSS:\t   76596 kB"
+            let fields = line.split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
+            guard fields.count >= 2, let kib = Int(fields[1]) else { continue }
+            switch fields[0] {
+            case "VmRSS:": probe.rssKiB = kib
+            case "RssAnon:": probe.anonymousKiB = kib
+            case "RssFile:", "RssShmem:": probe.fileKiB += kib
+            default: break
+            }
+        }
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        probe.descriptors = descriptors.count
+        probe.clientConnections = clientConnections(pid: pid, descriptors: descriptors)
+        return probe
+    }
+
+    /// How many of the descriptors are TCP connections accepted on a port the process listens on:
+    /// its sockets (`socket:[INODE]` links in /proc/PID/fd) matched against /proc/PID/net/tcp{,6}
+    /// (local address, state, inode).
+    static func clientConnections(pid: Int32, descriptors: [String]) -> Int {
+        var sockets = Set<Substring>()
+        for fd in descriptors {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                  target.hasPrefix("socket:[") else { continue }
+            sockets.insert(Substring(target).dropFirst(8).dropLast())
+        }
+        var listening = Set<Substring>()
+        var connected: [Substring] = []
+        for table in ["tcp", "tcp6"] {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n").dropFirst() {
+                // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count > 9, sockets.contains(fields[9]), let port = fields[1].split(separator: ":").last else { continue }
+                if fields[3] == "0A" { listening.insert(port) } else { connected.append(port) }
+            }
+        }
+        return connected.filter { listening.contains($0) }.count
+    }
+}
