@@ -17,7 +17,9 @@ case "$target" in wire|json|device|scenario|topology|http) ;; *) echo "unknown t
 swift build --build-path .build-fuzz --product erp-fuzz \
   -Xswiftc -sanitize=fuzzer -Xswiftc -D -Xswiftc FUZZING -Xlinker --allow-multiple-definition >&2
 mkdir -p ".build-fuzz/corpus/$target" ".build-fuzz/findings/$target"
+# The repository's corpus is read from a copy: libFuzzer may write into any corpus folder it is given.
+rm -rf ".build-fuzz/seeds/$target" && mkdir -p ".build-fuzz/seeds" && cp -R "fuzz/corpus/$target" ".build-fuzz/seeds/$target"
 ERP_FUZZ_TARGET="$target" .build-fuzz/debug/erp-fuzz \
   -max_total_time="$seconds" -max_len=65536 -timeout=10 -print_final_stats=1 \
   -artifact_prefix=".build-fuzz/findings/$target/" "$@" \
-  ".build-fuzz/corpus/$target" "fuzz/corpus/$target"
+  ".build-fuzz/corpus/$target" ".build-fuzz/seeds/$target"

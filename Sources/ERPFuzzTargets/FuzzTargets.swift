@@ -56,7 +56,7 @@ public enum FuzzTargets {
     /// A request to the HTTP gateway, routed and handed to the services running in a simulated
     /// world (HTTPFuzzWorld: the input's shape, and what counts as a finding beyond a trap).
     @Sendable public static func http(_ bytes: [UInt8]) {
-        HTTPFuzzWorld.shared.run(bytes)
+        HTTPFuzzWorld.run(bytes)
     }
 
     /// Where the `http` target's world reads its fixtures (before its first input; by default

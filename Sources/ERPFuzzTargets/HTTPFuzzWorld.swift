@@ -18,7 +18,8 @@
 // of real time for the part outside the world), and an answer that says the server failed (500,
 // or a service's `internal` error: a handler threw something it did not type, such as a database
 // error the input provoked). The world keeps its state from one input to the next, as a running
-// system does; a finding that needs that state reproduces by replaying the inputs that led to it.
+// system does (a fresh world every 5,000 inputs: its databases live in memory); a finding that
+// needs that state reproduces by replaying the inputs that led to it.
 import ERPCore
 import ERPGatewayHTTP
 import ERPServices
@@ -35,9 +36,26 @@ final class HTTPFuzzWorld: @unchecked Sendable {
     /// `ERP_FUZZ_VERBOSE=1`: print each request and the gateway's answer (replaying a corpus).
     static let verbose = ProcessInfo.processInfo.environment["ERP_FUZZ_VERBOSE"] == "1"
     nonisolated(unsafe) static var fixturesPath = ProcessInfo.processInfo.environment["ERP_FUZZ_FIXTURES"] ?? "fixtures/retail.json"
-    static let shared: HTTPFuzzWorld = {
-        do { return try HTTPFuzzWorld(fixturesPath: fixturesPath) } catch { fatalError("the http fuzz world cannot start: \(error)") }
-    }()
+    /// The world the inputs go to, made at the first; replaced by a fresh one every
+    /// `inputsPerWorld` inputs (`$ERP_FUZZ_WORLD_INPUTS`, 5,000 by default), because its databases live in memory and grow with every order
+    /// (libFuzzer stops a process past 2 GB).
+    nonisolated(unsafe) private static var current: HTTPFuzzWorld?
+    nonisolated(unsafe) private static var inputsInCurrent = 0
+    static let inputsPerWorld = Int(ProcessInfo.processInfo.environment["ERP_FUZZ_WORLD_INPUTS"] ?? "").map { max(1, $0) } ?? 5_000
+
+    /// Runs one input on the current world (called by libFuzzer's thread, one input at a time).
+    static func run(_ bytes: [UInt8]) {
+        if let world = current, inputsInCurrent >= inputsPerWorld {
+            world.discard()
+            current = nil
+        }
+        if current == nil {
+            do { current = try HTTPFuzzWorld(fixturesPath: fixturesPath) } catch { fatalError("the http fuzz world cannot start: \(error)") }
+            inputsInCurrent = 0
+        }
+        inputsInCurrent += 1
+        current!.run(bytes)
+    }
     /// The world's databases live in memory; the folder only names them, and goes at exit.
     static let directory = NSTemporaryDirectory() + "erp-fuzz-http-\(getpid())"
 
@@ -47,10 +65,12 @@ final class HTTPFuzzWorld: @unchecked Sendable {
     let handoff = Handoff()
     let logger = Logger(label: "erp-fuzz-http", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    private static let cleanUpAtExit: Void = { atexit { try? FileManager.default.removeItem(atPath: HTTPFuzzWorld.directory) } }()
+
     private init(fixturesPath: String) throws {
         let fixtures = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: fixturesPath)))
         try FileManager.default.createDirectory(atPath: Self.directory, withIntermediateDirectories: true)
-        atexit { try? FileManager.default.removeItem(atPath: HTTPFuzzWorld.directory) }
+        Self.cleanUpAtExit
         world = SimWorld(seed: 1, storageDirectory: Self.directory, trace: try SimTrace(enabled: false), randomizeScheduling: false)
         let settings = ServiceSettings(fixtures: fixtures)
         let services = ServiceCatalog.startOrder
@@ -72,8 +92,15 @@ final class HTTPFuzzWorld: @unchecked Sendable {
         responder = http.router().buildResponder()
     }
 
+    /// Ends the world without writing its databases out: every node stops as in a crash, and the
+    /// in-memory files go.
+    private func discard() {
+        for node in world.allNodes where node.alive { world.crash(node.name) }
+        world.storage?.close()
+    }
+
     /// One input: the request it reads as, answered; a finding traps.
-    func run(_ bytes: [UInt8]) {
+    private func run(_ bytes: [UInt8]) {
         let request = Self.request(from: bytes)
         let handoff = self.handoff, responder = self.responder, logger = self.logger
         handoff.begin()
