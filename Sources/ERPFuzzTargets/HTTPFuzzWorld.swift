@@ -2,7 +2,7 @@
 // to the services' logic*, so that a trap after decoding (in pricing, stock, payment, a report) is
 // found as surely as one in the decoder.
 //
-// Every service of the catalogue runs once per process in a simulated world (in memory, seed 1).
+// Every service of the catalogue runs in a simulated world (seed 1; a fresh one every 20,000 inputs).
 // Each input is one request:
 //
 //     METHOD SP PATH LF
@@ -18,7 +18,7 @@
 // of real time for the part outside the world), and an answer that says the server failed (500,
 // or a service's `internal` error: a handler threw something it did not type, such as a database
 // error the input provoked). The world keeps its state from one input to the next, as a running
-// system does (a fresh world every 5,000 inputs: its databases live in memory); a finding that
+// system does (until the next fresh world); a finding that
 // needs that state reproduces by replaying the inputs that led to it.
 import ERPCore
 import ERPGatewayHTTP
@@ -37,11 +37,15 @@ final class HTTPFuzzWorld: @unchecked Sendable {
     static let verbose = ProcessInfo.processInfo.environment["ERP_FUZZ_VERBOSE"] == "1"
     nonisolated(unsafe) static var fixturesPath = ProcessInfo.processInfo.environment["ERP_FUZZ_FIXTURES"] ?? "fixtures/retail.json"
     /// The world the inputs go to, made at the first; replaced by a fresh one every
-    /// `inputsPerWorld` inputs (`$ERP_FUZZ_WORLD_INPUTS`, 5,000 by default), because its databases live in memory and grow with every order
-    /// (libFuzzer stops a process past 2 GB).
+    /// `inputsPerWorld` inputs (`$ERP_FUZZ_WORLD_INPUTS`, 20,000 by default), so that its databases
+    /// do not grow without end. They are files (in a folder per world, removed with it), not the
+    /// simulator's in-memory disks: a world's tasks that were waiting when it ended are never
+    /// resumed, and they keep the world, with whatever it holds in memory, alive (libFuzzer stops
+    /// a process past 2 GB; with in-memory databases the first run got there in minutes).
     nonisolated(unsafe) private static var current: HTTPFuzzWorld?
     nonisolated(unsafe) private static var inputsInCurrent = 0
-    static let inputsPerWorld = Int(ProcessInfo.processInfo.environment["ERP_FUZZ_WORLD_INPUTS"] ?? "").map { max(1, $0) } ?? 5_000
+    nonisolated(unsafe) private static var worldsMade = 0
+    static let inputsPerWorld = Int(ProcessInfo.processInfo.environment["ERP_FUZZ_WORLD_INPUTS"] ?? "").map { max(1, $0) } ?? 20_000
 
     /// Runs one input on the current world (called by libFuzzer's thread, one input at a time).
     static func run(_ bytes: [UInt8]) {
@@ -50,13 +54,15 @@ final class HTTPFuzzWorld: @unchecked Sendable {
             current = nil
         }
         if current == nil {
-            do { current = try HTTPFuzzWorld(fixturesPath: fixturesPath) } catch { fatalError("the http fuzz world cannot start: \(error)") }
+            worldsMade += 1
+            let folder = directory + "/world-\(worldsMade)"
+            do { current = try HTTPFuzzWorld(fixturesPath: fixturesPath, folder: folder) } catch { fatalError("the http fuzz world cannot start: \(error)") }
             inputsInCurrent = 0
         }
         inputsInCurrent += 1
         current!.run(bytes)
     }
-    /// The world's databases live in memory; the folder only names them, and goes at exit.
+    /// The worlds' folders live here; it goes at exit.
     static let directory = NSTemporaryDirectory() + "erp-fuzz-http-\(getpid())"
 
     let world: SimWorld
@@ -67,11 +73,14 @@ final class HTTPFuzzWorld: @unchecked Sendable {
 
     private static let cleanUpAtExit: Void = { atexit { try? FileManager.default.removeItem(atPath: HTTPFuzzWorld.directory) } }()
 
-    private init(fixturesPath: String) throws {
+    let folder: String
+
+    private init(fixturesPath: String, folder: String) throws {
         let fixtures = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: fixturesPath)))
-        try FileManager.default.createDirectory(atPath: Self.directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         Self.cleanUpAtExit
-        world = SimWorld(seed: 1, storageDirectory: Self.directory, trace: try SimTrace(enabled: false), randomizeScheduling: false)
+        self.folder = folder
+        world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false), randomizeScheduling: false, storage: .files)
         let settings = ServiceSettings(fixtures: fixtures)
         let services = ServiceCatalog.startOrder
         let routes = ServiceCatalog.routes(for: services)
@@ -92,11 +101,10 @@ final class HTTPFuzzWorld: @unchecked Sendable {
         responder = http.router().buildResponder()
     }
 
-    /// Ends the world without writing its databases out: every node stops as in a crash, and the
-    /// in-memory files go.
+    /// Ends the world: every node stops as in a crash (its databases closed), and its folder goes.
     private func discard() {
         for node in world.allNodes where node.alive { world.crash(node.name) }
-        world.storage?.close()
+        try? FileManager.default.removeItem(atPath: folder)
     }
 
     /// One input: the request it reads as, answered; a finding traps.
