@@ -26,6 +26,10 @@ public struct ConfigurationReader: Sendable {
 
     /// The document's root node; syntax errors name their line.
     public func root(of text: String) throws(ConfigurationError) -> Node {
+        if let line = Self.explicitKeyLine(in: text) {
+            throw ConfigurationError(file: file, line: line,
+                                     message: "explicit mapping keys ('? key') are not used in erp's files; write 'key: value' (quote the text if '? ' starts a line of it)")
+        }
         do {
             guard let node = try Yams.compose(yaml: text) else { throw fail(nil, "the file is empty") }
             return node
@@ -41,6 +45,61 @@ public struct ConfigurationReader: Sendable {
         } catch {
             throw fail(nil, "not valid YAML: \(error)")
         }
+    }
+
+    /// The first line that uses YAML's explicit key indicator (`? ` where a node starts), if any.
+    /// erp's files never need it, and it lets a key be a mapping: 4 KB of nested `? ? ? …` kept
+    /// Yams' duplicate-key check busy for minutes (a fuzzing finding, fuzz/corpus/topology).
+    /// Quoted text, comments, and plain text in block context are passed over.
+    static func explicitKeyLine(in text: String) -> Int? {
+        guard text.contains("?") else { return nil }
+        var quote: Character?
+        var flowDepth = 0
+        var number = 0
+        for line in text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+            number += 1
+            let chars = Array(line)
+            var atNodeStart = quote == nil
+            var i = 0
+            while i < chars.count {
+                let c = chars[i]
+                let next: Character = i + 1 < chars.count ? chars[i + 1] : " "
+                if let q = quote {
+                    if q == "\"" && c == "\\" { i += 2; continue }
+                    if c == q { quote = nil; atNodeStart = false }
+                    i += 1
+                    continue
+                }
+                switch c {
+                case " ", "\t":
+                    break
+                case "#" where i == 0 || chars[i - 1] == " " || chars[i - 1] == "\t":
+                    i = chars.count
+                    continue
+                case "?" where atNodeStart && (next == " " || next == "\t"):
+                    return number
+                case "-" where atNodeStart && (next == " " || next == "\t"):
+                    break
+                // (A `where` clause binds only the pattern just before it: one pattern per case.)
+                case "\"" where atNodeStart, "'" where atNodeStart:
+                    quote = c
+                case "{" where atNodeStart || flowDepth > 0, "[" where atNodeStart || flowDepth > 0:
+                    flowDepth += 1
+                    atNodeStart = true
+                case "}" where flowDepth > 0, "]" where flowDepth > 0:
+                    flowDepth -= 1
+                    atNodeStart = false
+                case "," where flowDepth > 0:
+                    atNodeStart = true
+                case ":" where next == " " || next == "\t" || (flowDepth > 0 && (next == "," || next == "}" || next == "]")):
+                    atNodeStart = true
+                default:
+                    atNodeStart = false
+                }
+                i += 1
+            }
+        }
+        return nil
     }
 
     // MARK: Structure
