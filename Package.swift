@@ -178,7 +178,7 @@ let package = Package(
         ]),
         // Parsers of outside input as functions of bytes: libFuzzer targets and the corpus's test.
         .target(name: "ERPFuzzTargets", dependencies: [
-            "ERPCore", "ERPWire", "ERPZeroMQ", "ERPScenario", "ERPProduction", "ERPGatewayHTTP", "ERPServices", "ERPSimulation",
+            "ERPCore", "ERPWire", "ERPZeroMQ", "ERPScenario", "ERPProduction", "ERPGatewayHTTP", "ERPServices", "ERPSimulation", "ERPSimulationBackend",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

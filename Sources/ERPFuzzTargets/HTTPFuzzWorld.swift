@@ -24,6 +24,7 @@ import ERPCore
 import ERPGatewayHTTP
 import ERPServices
 import ERPSimulation
+import ERPSimulationBackend
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -81,14 +82,8 @@ final class HTTPFuzzWorld: @unchecked Sendable {
         Self.cleanUpAtExit
         self.folder = folder
         world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false), randomizeScheduling: false, storage: .files)
-        let settings = ServiceSettings(fixtures: fixtures)
         let services = ServiceCatalog.startOrder
-        let routes = ServiceCatalog.routes(for: services)
-        for service in services {
-            world.addNode(NodeName(service), serving: service) { runtime in
-                try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
-            }
-        }
+        world.addServices(services, settings: ServiceSettings(fixtures: fixtures))
         for service in services { world.node(serving: service)!.start() }
         world.run(until: world.elapsed + .milliseconds(100))
         gateway = world.node(serving: .gateway)!

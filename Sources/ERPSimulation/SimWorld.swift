@@ -383,13 +383,19 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         node.start()
     }
 
+    /// The simulated disks a power fault needs: ones that keep unsynced writes aside.
+    private var storageTrackingUnsyncedWrites: MemoryVolume {
+        guard let storage, storage.tracksUnsynced else {
+            preconditionFailure("a power fault needs storage: .memory(modelsPowerLoss: true)")
+        }
+        return storage
+    }
+
     /// The power goes off under a node: whatever its files had not synced is lost or torn (as the
     /// seed chooses), and its process dies. It stays down until restarted.
     public func powerLoss(_ name: NodeName) {
         guard let node = node(name) else { return }
-        guard let storage, storage.tracksUnsynced else {
-            preconditionFailure("a power loss needs storage: .memory(modelsPowerLoss: true)")
-        }
+        let storage = storageTrackingUnsyncedWrites
         powerLossCount += 1
         let prefix = name.rawValue + "-"
         let report = storage.powerLoss(prefix: prefix, random: rootRandom.derived("power-loss:\(powerLossCount):\(name)"))
@@ -406,9 +412,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// power then, between writes. It stays down until restarted.
     public func powerCut(_ name: NodeName) {
         guard let node = node(name) else { return }
-        guard let storage, storage.tracksUnsynced else {
-            preconditionFailure("a power cut needs storage: .memory(modelsPowerLoss: true)")
-        }
+        let storage = storageTrackingUnsyncedWrites
         powerLossCount += 1
         let prefix = name.rawValue + "-"
         let random = rootRandom.derived("power-cut:\(powerLossCount):\(name)")

@@ -79,12 +79,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
     }
 
     public func startServices(_ services: [ServiceName]) async throws {
-        let routes = ServiceCatalog.routes(for: services)
-        for service in services {
-            world.addNode(NodeName(service), serving: service) { [settings] runtime in
-                try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
-            }
-        }
+        world.addServices(services, settings: settings)
         for (service, synchronous) in scenario.durability { world.node(serving: service)?.synchronous = synchronous }
         for service in services {
             if let limit = scenario.resilience.incomingLimit(of: service) { world.node(serving: service)?.incomingLimit = RateLimiter(settings: limit) }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What /proc says about a running process: its memory by kind and its descriptors, for `erp soak`.
-public struct ProcessProbe: Sendable, Hashable, Codable {
+public struct ProcessProbe: Sendable, Equatable {
     /// VmRSS: every resident page, shared ones included.
     public var rssKiB = 0
     /// RssAnon: private anonymous memory (heap, stacks): where a leak shows.

@@ -46,13 +46,13 @@ struct Soak: AsyncParsableCommand {
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
     /// One sample of one process.
-    struct ProcessSample: Codable {
+    struct ProcessSample {
         var pid: Int32
         var probe: ProcessProbe
         var databaseBytes: Int
     }
 
-    struct Sample: Codable {
+    struct Sample {
         /// Seconds since the services answered.
         var at: Double
         var processes: [String: ProcessSample]
@@ -63,7 +63,7 @@ struct Soak: AsyncParsableCommand {
         var databaseBytes: Int { processes.values.reduce(0) { $0 + $1.databaseBytes } }
     }
 
-    struct Interval: Codable {
+    struct Interval {
         var index: Int
         var orders: Int
         var p50: Double

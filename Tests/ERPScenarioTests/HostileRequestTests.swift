@@ -1,6 +1,7 @@
 import ERPCore
 import ERPServices
 import ERPSimulation
+import ERPSimulationBackend
 import ERPTransport
 import Foundation
 import ERPTestSupport
@@ -22,14 +23,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let world = SimWorld(seed: 7, storageDirectory: directory, trace: try SimTrace())
-        let settings = ServiceSettings(fixtures: try loadFixtures())
         let services = ServiceCatalog.startOrder
-        let routes = ServiceCatalog.routes(for: services)
-        for service in services {
-            world.addNode(NodeName(service), serving: service) { runtime in
-                try ServiceCatalog.make(service, runtime: runtime, settings: settings, routes: routes)
-            }
-        }
+        world.addServices(services, settings: ServiceSettings(fixtures: try loadFixtures()))
         for service in services { world.node(serving: service)!.start() }
         let client = world.addNode("client")
         client.start()
