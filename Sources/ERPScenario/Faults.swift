@@ -119,6 +119,9 @@ public struct ScheduledFault: Sendable, Hashable {
         /// Power loss inside one of the node's next writes or syncs (nil: every service node);
         /// restart as for a crash.
         case powerCut(NodeName?, restartAfter: Duration?)
+        /// The shortest `restartAfter` of a power cut: the cut lands within 100 ms of `at`
+        /// (`SimWorld.powerCut`), and a restart before then would find the node still up.
+        public static let powerCutRestartMinimum = Duration.milliseconds(100)
         /// The node's writes fail for the fault's `for` (until heal without one).
         case diskFailure(NodeName, DiskFailure)
         /// Each of the node's syncs takes this long, for the fault's `for`.
@@ -216,7 +219,10 @@ extension ScheduledFault.Kind {
         case .crash(let node, let restartAfter): .crash(node, restartAfter: restartAfter.map(scale))
         case .diskLoss(let node, let restartAfter): .diskLoss(node, restartAfter: restartAfter.map(scale))
         case .powerLoss(let node, let restartAfter): .powerLoss(node, restartAfter: restartAfter.map(scale))
-        case .powerCut(let node, let restartAfter): .powerCut(node, restartAfter: restartAfter.map(scale))
+        // The cut lands up to 100 ms after `at`: a restart must not come before it (the loader
+        // refuses less than 100 ms; scaling a schedule down must not make it).
+        case .powerCut(let node, let restartAfter):
+            .powerCut(node, restartAfter: restartAfter.map { max(Self.powerCutRestartMinimum, scale($0)) })
         default: self
         }
     }

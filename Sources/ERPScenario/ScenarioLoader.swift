@@ -297,7 +297,7 @@ public struct ScenarioLoader {
                 let node: NodeName? = try read.string(v) == "all" ? nil : try service(v)
                 let restart = try f.restartAfter.map { v throws(ScenarioError) in try read.duration(v, "fault.restartAfter") }
                 // The cut lands within 100 ms of `at`; a restart before then would find the node up.
-                if let restart, restart < .milliseconds(100) {
+                if let restart, restart < ScheduledFault.Kind.powerCutRestartMinimum {
                     throw read.fail(f.restartAfter, "restartAfter of a powerCut must be at least 100ms (the cut lands within 100ms of at)")
                 }
                 return .powerCut(node, restartAfter: restart)

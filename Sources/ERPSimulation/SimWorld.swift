@@ -398,6 +398,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         let storage = storageTrackingUnsyncedWrites
         powerLossCount += 1
         let prefix = name.rawValue + "-"
+        // A power cut still waiting for a write is moot: the power is failing now. (Left armed,
+        // it would fail the power a second time, after the restart.)
+        if storage.disarmPowerCut(prefix: prefix) { record("fault power cut \(name) taken back: the power fails first") }
         let report = storage.powerLoss(prefix: prefix, random: rootRandom.derived("power-loss:\(powerLossCount):\(name)"))
         if node.alive { node.crash() }
         storage.powerRestored(prefix: prefix)
@@ -417,8 +420,10 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         let prefix = name.rawValue + "-"
         let random = rootRandom.derived("power-cut:\(powerLossCount):\(name)")
         let operation = 1 + Int(random.nextUInt64() % 8)
+        let id = powerLossCount
+        if storage.disarmPowerCut(prefix: prefix) { record("fault power cut \(name) re-armed: the earlier cut has not happened") }
         record("fault power cut \(name) armed: inside its write or sync number \(operation) from now")
-        storage.armPowerCut(prefix: prefix, atOperation: operation, random: random) { [unowned self] report in
+        storage.armPowerCut(prefix: prefix, id: id, atOperation: operation, random: random) { [unowned self] report in
             record("fault power cut \(name) inside write or sync \(operation): \(report.description)")
             schedule(after: .zero) { [unowned self] in
                 if node.alive { node.crash() }
@@ -427,7 +432,8 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             }
         }
         schedule(after: .milliseconds(100)) { [unowned self] in
-            guard storage.disarmPowerCut(prefix: prefix) else { return }
+            // Only this arming: a later one has its own 100 ms.
+            guard storage.disarmPowerCut(prefix: prefix, id: id) else { return }
             record("fault power cut \(name): no write within 100ms, the power fails between writes")
             powerLoss(name)
         }

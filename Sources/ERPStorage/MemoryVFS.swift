@@ -107,20 +107,24 @@ public final class MemoryVolume: @unchecked Sendable {
     /// completes. Then the loss happens as `powerLoss(prefix:random:)` does, and `fired` runs with
     /// its report, inside SQLite's call: it must not touch the database (it schedules the crash).
     /// What the interrupted transaction writes after that goes into copies nobody reads.
-    public func armPowerCut(prefix: String, atOperation operation: Int, random: any RandomSource,
+    /// `id` names this arming for `disarmPowerCut(prefix:id:)`; arming again replaces a cut that
+    /// has not happened.
+    public func armPowerCut(prefix: String, id: Int = 0, atOperation operation: Int, random: any RandomSource,
                             fired: @escaping (PowerLossReport) -> Void) {
         precondition(tracksUnsynced, "a power cut needs a volume that tracks unsynced writes")
-        disk(forPrefix: prefix).powerCut = SimulatedDisk.PowerCut(remaining: max(1, operation)) { [unowned self] in
+        disk(forPrefix: prefix).powerCut = SimulatedDisk.PowerCut(id: id, remaining: max(1, operation)) { [unowned self] in
             fired(self.powerLoss(prefix: prefix, random: random))
         }
     }
 
-    /// Takes back a power cut that has not happened; whether one was armed.
+    /// Takes back a power cut that has not happened (only the arming `id`, when given); whether
+    /// one was taken back.
     @discardableResult
-    public func disarmPowerCut(prefix: String) -> Bool {
+    public func disarmPowerCut(prefix: String, id: Int? = nil) -> Bool {
         let disk = disk(forPrefix: prefix)
-        defer { disk.powerCut = nil }
-        return disk.powerCut != nil
+        guard let cut = disk.powerCut, id == nil || cut.id == id else { return false }
+        disk.powerCut = nil
+        return true
     }
 
     /// Takes back every power cut that has not happened (the heal phase).
@@ -177,6 +181,7 @@ public final class SimulatedDisk: @unchecked Sendable {
     public internal(set) var poweredOff = false
     /// A power cut waiting for the disk's next operations (`MemoryVolume.armPowerCut`).
     struct PowerCut {
+        let id: Int
         var remaining: Int
         let fire: () -> Void
     }

@@ -26,4 +26,23 @@ import Testing
         #expect(scaled.workload.ratePerSecond == s.workload.ratePerSecond)
         #expect(s.scaled(toChaos: .seconds(20)).faults.map(\.at) == s.faults.map(\.at))
     }
+
+    /// A power cut lands up to 100 ms after its `at`; scaling a schedule down must not bring its
+    /// restart before that (the loader refuses less than 100 ms for the same reason).
+    @Test func scalingKeepsAPowerCutsRestartAtLeastOneHundredMilliseconds() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            duration: 40s
+            faults:
+              - {at: 10s, powerCut: order, restartAfter: 200ms}
+              - {at: 20s, powerCut: payment, restartAfter: 4s}
+              - {at: 30s, powerLoss: order, restartAfter: 200ms}
+            """)
+        let scaled = s.scaled(toChaos: .seconds(4))
+        guard case .powerCut(_, let first?) = scaled.faults[0].kind, case .powerCut(_, let second?) = scaled.faults[1].kind,
+              case .powerLoss(_, let third?) = scaled.faults[2].kind else { Issue.record("kinds changed"); return }
+        #expect(first == .milliseconds(100))
+        #expect(second == .milliseconds(400))
+        #expect(third == .milliseconds(20), "a plain power loss has no such floor")
+    }
 }
