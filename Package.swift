@@ -195,7 +195,7 @@ let package = Package(
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices", "ERPStorage", "ERPTransport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ERPSimulationTests", dependencies: [
-            "ERPCore", "ERPTransport", "ERPSimulation", "ERPStorage", .product(name: "GRDB", package: "GRDB.swift"),
+            "ERPCore", "ERPReports", "ERPTransport", "ERPSimulation", "ERPStorage", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "ZeroMQTestSupport", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "ZeroMQTestSupport"]),

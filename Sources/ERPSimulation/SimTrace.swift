@@ -63,6 +63,13 @@ public final class SimTrace: @unchecked Sendable {
         flush()
         try? sink?.close()
         sink = nil
+        releaseBuffer()
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Gives back the write buffer's memory (64 KB and more); lines written after this still go out.
+    func releaseBuffer() {
+        flush()
+        buffer = []
     }
 }

@@ -61,6 +61,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     private var timers = TimerQueue<TimerAction>()
     private var callSequence: UInt64 = 0
     private var powerLossCount = 0
+    private var tornDown = false
     private var runningThread: pthread_t?
     var nodes: [SimNode] = []
     private var nodeIndex: [NodeName: Int] = [:]
@@ -112,6 +113,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// or until nothing is left to do. Returns the virtual time reached.
     @discardableResult
     public func run(until limit: Duration) -> Duration {
+        precondition(!tornDown, "SimWorld: run(until:) after tearDown()")
         let limitNanoseconds = limit.nanoseconds
         let previous = runningThread
         runningThread = pthread_self()
@@ -545,6 +547,30 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     public func stopAll() {
         for node in nodes where node.alive { node.crash() }
         do { try storage?.flush() } catch { record("storage could not be written out: \(error)") }
+    }
+
+    /// Lets go of what a finished world holds: the nodes' services, its timers (and the closures
+    /// and messages waiting in them), its call metrics, the trace's buffer, the simulated disks.
+    ///
+    /// Why it is needed: a world's suspended tasks are never resumed. A stopped world's tasks vanish
+    /// as a crashed node's do (a relay asleep, a handler waiting on a call), and the concurrency
+    /// runtime keeps each of them, with the executor it prefers (this world), for the life of the
+    /// process. A process that runs one world after another (`erp shrink`'s candidates, the http
+    /// fuzz harness, the test suite) kept every finished world's metrics, trace buffer and timers:
+    /// 4 MB a world on chaos-mix, most of it the per-method latency histograms. Call it once the
+    /// run's results are read (after `stopAll()`, whose files it keeps); the world cannot run again.
+    public func tearDown() {
+        precondition(runningThread == nil, "SimWorld: tearDown() while the world runs")
+        for node in nodes where node.alive { node.crash() }
+        tornDown = true
+        timers = TimerQueue()
+        ready.removeAll()
+        callMetrics = nil
+        serviceTimes = [:]
+        network = NetworkModel()
+        trace.releaseBuffer()
+        storage?.close()
+        storage = nil
     }
 
     /// Heal: no partitions, no loss, duplication or reordering; crashed nodes restart, paused ones resume.

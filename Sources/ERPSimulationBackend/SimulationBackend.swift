@@ -150,6 +150,8 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         for (name, count) in starts { outcome.serviceStarts[name] = count }
         let metrics = settings.resilienceMetrics
         let latency = world.callMetrics?.latencySummaries() ?? [:]
+        // The tasks the world leaves suspended keep it alive: let go of what it holds.
+        world.tearDown()
         outcome.fill = { summary in
             for (path, counts) in metrics.paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
             for (method, summaryOfMethod) in latency { summary.latency["rpc " + method] = summaryOfMethod }

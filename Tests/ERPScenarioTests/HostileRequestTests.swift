@@ -37,7 +37,9 @@ import Testing
         if let error = outcome.error { throw error }
         #expect(outcome.finished, "the client's calls did not finish within 30 s of virtual time")
         world.stopAll()
-        return world.allNodes.filter { $0.service != nil }.map { ($0.name, $0.startCount) }
+        let starts = world.allNodes.filter { $0.service != nil }.map { ($0.name, $0.startCount) }
+        world.tearDown()
+        return starts
     }
 
     final class Outcome: @unchecked Sendable {

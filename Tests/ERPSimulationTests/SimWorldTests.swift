@@ -1,4 +1,5 @@
 import ERPCore
+import ERPReports
 import ERPSimulation
 import ERPTransport
 import Foundation
@@ -119,6 +120,45 @@ final class PingService: ERPService, @unchecked Sendable {
         world.schedule(at: .milliseconds(250)) { world.resume("m") }
         world.run(until: .seconds(1))
         #expect(log.entries == ["m woke at 250"])
+    }
+
+    /// Tasks a world leaves suspended are never resumed, and the runtime keeps them (and the world
+    /// they prefer to run on) for the process's life. What the world holds must not stay with it:
+    /// a process that runs world after world (shrink, the fuzz harness) grew 4 MB a world.
+    @Test func aTornDownWorldLetsGoOfWhatItHolds() throws {
+        final class Marker: Sendable {}
+        weak var metrics: RequestMetrics?
+        weak var waiting: Marker?
+        weak var service: PingService?
+        weak var leftBehind: SimWorld?
+        do {
+            let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace())
+            leftBehind = world
+            let names: [NodeName] = ["a", "b", "c"]
+            for name in names {
+                world.addNode(name) { runtime in PingService(runtime: runtime, peers: names.filter { $0 != name }) }.start()
+            }
+            let marker = Marker()
+            waiting = marker
+            world.schedule(after: .seconds(3600)) { [marker] in _ = marker }
+            world.run(until: .milliseconds(300))
+            metrics = world.callMetrics
+            service = world.node("a")!.instance as? PingService
+            #expect(metrics != nil && service != nil && waiting != nil)
+            #expect(world.callMetrics!.latencySummaries()["ping"]!.count > 0, "the pingers made calls")
+            world.stopAll()
+            world.tearDown()
+        }
+        // The pingers' tasks are suspended for good (each in a sleep or a call); whether or not
+        // they keep the world itself alive, they must not keep its metrics or its timers'
+        // closures. (The tasks' own frames hold their service.)
+        #expect(metrics == nil, "the torn-down world kept its call metrics")
+        #expect(waiting == nil, "the torn-down world kept a timer's closure")
+        if let world = leftBehind {
+            #expect(world.allNodes.allSatisfy { $0.instance == nil && !$0.alive })
+            #expect(world.storage == nil)
+            print("a torn-down world outlives its last reference (its suspended tasks keep it): \(service != nil ? "and its services" : "not its services")")
+        }
     }
 
     @Test func clockSkewShiftsOneNodesClock() throws {
