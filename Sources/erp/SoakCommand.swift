@@ -22,8 +22,10 @@ struct Soak: AsyncParsableCommand {
             service process: resident set (VmRSS) and its private part (RssAnon: heap and stacks), \
             open file descriptors (/proc/PID/fd), and the \
             size of its database files (WAL included). Afterwards it judges, over the samples after \
-            --warm-up: no process's private memory grew more than 10 % (the resident set is shown \
-            too; it also counts pages of the binary all the services share), no process holds more descriptors at \
+            --warm-up: no process's private memory grew more than 10 %, judged by its floor (the \
+            lowest sample of the later half against the lowest of the earlier half: a leak raises \
+            the floor, the allocator's swings do not; the resident set is shown too, and also \
+            counts pages of the binary all the services share), no process holds more descriptors at \
             the end than at the start (connections its clients opened, such as the load's HTTP \
             connections to the gateway, are counted apart), and no interval's p99 is more than twice the median \
             interval's; and the invariants, from the databases.
@@ -202,26 +204,29 @@ struct Soak: AsyncParsableCommand {
         var pass: Bool { failures.isEmpty }
     }
 
-    static func percent(_ from: Int, _ to: Int) -> Double { from > 0 ? Double(to - from) / Double(from) * 100 : 0 }
-
     static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double) -> Verdict {
         var verdict = Verdict()
         let judged = samples.filter { $0.at >= warmUp }
         if let first = judged.first, let last = judged.last, judged.count >= 2 {
             for service in first.processes.keys.sorted() {
-                guard let a = first.processes[service], let b = last.processes[service] else { continue }
-                if a.pid != b.pid {
-                    verdict.failures.append("\(service) restarted during the soak (pid \(a.pid) then \(b.pid))")
+                let series = judged.compactMap { $0.processes[service] }
+                guard let a = series.first, let b = series.last, series.count == judged.count else { continue }
+                if let other = series.first(where: { $0.pid != a.pid }) {
+                    verdict.failures.append("\(service) restarted during the soak (pid \(a.pid) then \(other.pid))")
                     continue
                 }
                 // What a leak grows is the process's private memory; the resident set also counts
                 // pages of the binary the thirteen processes share, faulted in as code paths run.
-                let rss = percent(a.probe.rssKiB, b.probe.rssKiB), anonymous = percent(a.probe.anonymousKiB, b.probe.anonymousKiB)
+                // Both are judged by their floor (the lowest sample of the later half against the
+                // earlier half's): single samples swing with what the allocator holds at the instant.
+                let rssFloor = MemoryFloor(series.map(\.probe.rssKiB))!, anonymousFloor = MemoryFloor(series.map(\.probe.anonymousKiB))!
+                let rss = rssFloor.growthPercent, anonymous = anonymousFloor.growthPercent
                 if rss > verdict.rssGrowthPercentMax { verdict.rssGrowthPercentMax = rss; verdict.rssGrowthWorst = service }
                 if anonymous > verdict.anonymousGrowthPercentMax { verdict.anonymousGrowthPercentMax = anonymous; verdict.anonymousGrowthWorst = service }
                 if anonymous > 10 {
-                    verdict.failures.append(String(format: "%@: private memory grew %.1f %% after the warm-up (%d → %d KiB; resident set %d → %d KiB)",
-                                                   service, anonymous, a.probe.anonymousKiB, b.probe.anonymousKiB, a.probe.rssKiB, b.probe.rssKiB))
+                    verdict.failures.append(String(format: "%@: private memory's floor grew %.1f %% after the warm-up (lowest of the earlier half of the samples %d KiB, of the later half %d KiB; first and last sample %d → %d KiB; resident set's floor %d → %d KiB)",
+                                                   service, anonymous, anonymousFloor.earlier, anonymousFloor.later, a.probe.anonymousKiB, b.probe.anonymousKiB,
+                                                   rssFloor.earlier, rssFloor.later))
                 }
                 let fds = b.probe.ownDescriptors - a.probe.ownDescriptors
                 if fds > verdict.fileDescriptorGrowthMax { verdict.fileDescriptorGrowthMax = fds; verdict.fileDescriptorGrowthWorst = service }
@@ -271,11 +276,11 @@ struct Soak: AsyncParsableCommand {
                 out.append("| \(service) | \(p.rssKiB) → \(q.rssKiB) | \(p.anonymousKiB) → \(q.anonymousKiB) | \(p.descriptors) (\(p.clientConnections)) → \(q.descriptors) (\(q.clientConnections)) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
             }
         }
-        out += ["", String(format: "Largest growth after the warm-up: private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+        out += ["", String(format: "Largest growth after the warm-up (the lowest sample of the later half against the lowest of the earlier half): private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
                            verdict.anonymousGrowthPercentMax, verdict.anonymousGrowthWorst.isEmpty ? "none" : verdict.anonymousGrowthWorst,
                            verdict.rssGrowthPercentMax, verdict.rssGrowthWorst.isEmpty ? "none" : verdict.rssGrowthWorst, verdict.fileDescriptorGrowthMax,
                            verdict.fileDescriptorGrowthWorst.isEmpty ? "none" : verdict.fileDescriptorGrowthWorst, verdict.p99Median, verdict.p99Max)]
-        out.append(verdict.pass ? "Verdict: steady (private memory growth ≤ 10 %, no descriptor growth, p99 within twice its median)."
+        out.append(verdict.pass ? "Verdict: steady (private memory's floor grew ≤ 10 %, no descriptor growth, p99 within twice its median)."
                                 : "Verdict: NOT steady:\n" + verdict.failures.map { "- " + $0 }.joined(separator: "\n"))
         return out.joined(separator: "\n") + "\n"
     }
