@@ -423,9 +423,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         let random = rootRandom.derived("power-cut:\(powerLossCount):\(name)")
         let operation = 1 + Int(random.nextUInt64() % 8)
         let id = powerLossCount
-        if storage.disarmPowerCut(prefix: prefix) { record("fault power cut \(name) re-armed: the earlier cut has not happened") }
-        record("fault power cut \(name) armed: inside its write or sync number \(operation) from now")
-        storage.armPowerCut(prefix: prefix, id: id, atOperation: operation, random: random) { [unowned self] report in
+        let replaced = storage.armPowerCut(prefix: prefix, id: id, atOperation: operation, random: random) { [unowned self] report in
             record("fault power cut \(name) inside write or sync \(operation): \(report.description)")
             schedule(after: .zero) { [unowned self] in
                 if node.alive { node.crash() }
@@ -433,6 +431,8 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 record("fault power cut \(name): process gone")
             }
         }
+        if replaced { record("fault power cut \(name) re-armed: the earlier cut has not happened") }
+        record("fault power cut \(name) armed: inside its write or sync number \(operation) from now")
         schedule(after: .milliseconds(100)) { [unowned self] in
             // Only this arming: a later one has its own 100 ms.
             guard storage.disarmPowerCut(prefix: prefix, id: id) else { return }

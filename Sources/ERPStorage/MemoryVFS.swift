@@ -108,13 +108,17 @@ public final class MemoryVolume: @unchecked Sendable {
     /// its report, inside SQLite's call: it must not touch the database (it schedules the crash).
     /// What the interrupted transaction writes after that goes into copies nobody reads.
     /// `id` names this arming for `disarmPowerCut(prefix:id:)`; arming again replaces a cut that
-    /// has not happened.
-    public func armPowerCut(prefix: String, id: Int = 0, atOperation operation: Int, random: any RandomSource,
-                            fired: @escaping (PowerLossReport) -> Void) {
+    /// has not happened, and says so (true).
+    @discardableResult
+    public func armPowerCut(prefix: String, id: Int, atOperation operation: Int, random: any RandomSource,
+                            fired: @escaping (PowerLossReport) -> Void) -> Bool {
         precondition(tracksUnsynced, "a power cut needs a volume that tracks unsynced writes")
-        disk(forPrefix: prefix).powerCut = SimulatedDisk.PowerCut(id: id, remaining: max(1, operation)) { [unowned self] in
+        let disk = disk(forPrefix: prefix)
+        let replaced = disk.powerCut != nil
+        disk.powerCut = SimulatedDisk.PowerCut(id: id, remaining: max(1, operation)) { [unowned self] in
             fired(self.powerLoss(prefix: prefix, random: random))
         }
+        return replaced
     }
 
     /// Takes back a power cut that has not happened (only the arming `id`, when given); whether

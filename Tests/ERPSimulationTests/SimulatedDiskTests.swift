@@ -105,7 +105,7 @@ import Testing
                 _ = volume.disk(forPrefix: "n-")  // as a world makes its nodes' disks: before their files open
                 let db = try ServiceDatabase(path: path, durability: .simulated(.full), migrations: wide)
                 let fired = Fired()
-                volume.armPowerCut(prefix: "n-", atOperation: operation, random: SeededRandomSource(seed: seed)) { _ in fired.yes = true }
+                volume.armPowerCut(prefix: "n-", id: 1, atOperation: operation, random: SeededRandomSource(seed: seed)) { _ in fired.yes = true }
                 var returned: [Int] = []
                 var interrupted: Int?
                 for t in 1...8 where interrupted == nil {
