@@ -1,13 +1,15 @@
-/// How much a process's memory grew over a run of samples, judged as a leak shows it: the lowest
-/// value of the later half of the samples against the lowest of the earlier half (with an odd
-/// count the middle sample is in both halves; with two samples it is the first against the last).
+/// How much a process's memory (or its count of descriptors) grew over a run of samples, judged
+/// as a leak shows it: the lowest value of the later half of the samples against the lowest of the
+/// earlier half (with an odd count the middle sample is in both halves; with two samples it is the
+/// first against the last).
 ///
 /// A leak raises the floor: what it keeps is never given back, so even the lowest later sample is
 /// higher. An allocator's swings do not: glibc's per-thread arenas keep freed memory for a while
 /// and give it back in steps, so single samples rise and fall with the moment they are taken
 /// (a soak saw one service's private memory go 18 → 48 → 41 MiB, another's 14 → 17 → 14 MiB),
 /// and a verdict of the first sample against the last measured those swings (docs/soak.md).
-public struct MemoryFloor: Sendable, Hashable {
+/// Descriptors swing too when they are counted while connections come and go.
+public struct SampleFloor: Sendable, Hashable {
     /// The lowest value of the earlier half, and of the later half.
     public var earlier: Int
     public var later: Int

@@ -1,0 +1,45 @@
+import ERPReports
+import Testing
+
+@Suite struct SampleFloorTests {
+    /// A leak of 1 MiB a minute over ten samples raises the later floor well past 10 %.
+    @Test func aSteadyLeakRaisesTheFloor() throws {
+        let leaking = (0..<10).map { 20_000 + $0 * 1_024 }
+        let floor = try #require(SampleFloor(leaking))
+        #expect(floor.earlier == 20_000)
+        #expect(floor.later == 20_000 + 5 * 1_024)
+        #expect(floor.growthPercent > 25)
+    }
+
+    /// The swings a soak saw (event-bus's private memory, MiB per minute) leave the floor where it
+    /// was, though the last sample is 43 % above the first; a leak under swings still shows.
+    @Test func swingsDoNotRaiseTheFloorButALeakUnderThemDoes() throws {
+        let swinging = [14, 18, 16, 18, 14, 15, 19, 12, 20].map { $0 * 1_024 }
+        let floor = try #require(SampleFloor(swinging))
+        #expect(floor.earlier == 14 * 1_024 && floor.later == 12 * 1_024)
+        #expect(floor.growthPercent < 0)
+        let leakingUnderSwings = swinging.enumerated().map { $0.element + $0.offset * 600 }
+        #expect(try #require(SampleFloor(leakingUnderSwings)).growthPercent > 10)
+    }
+
+    @Test func twoSamplesAreTheFirstAgainstTheLastAndOneIsNothing() throws {
+        #expect(SampleFloor([100, 111])?.growthPercent == 11)
+        #expect(SampleFloor([5]) == nil)
+        #expect(SampleFloor([0, 7])?.growthPercent == 0)
+        // Odd counts share the middle sample.
+        #expect(SampleFloor([30, 10, 40]) == SampleFloor([30, 10, 10, 40]))
+    }
+}
+
+extension SampleFloorTests {
+    /// A gateway's own descriptors as a soak counted them (a connection closing between the two
+    /// looks at /proc counts as its own for one sample): no rise; one more held each minute: a rise.
+    @Test func descriptorSwingsAreNotARiseButALeakIs() throws {
+        let swinging = [42, 42, 42, 45, 42, 42, 45, 42, 44]
+        let floor = try #require(SampleFloor(swinging))
+        #expect(floor.later - floor.earlier == 0)
+        let leaking = swinging.enumerated().map { $0.element + $0.offset }
+        let leak = try #require(SampleFloor(leaking))
+        #expect(leak.later - leak.earlier >= 3)
+    }
+}
