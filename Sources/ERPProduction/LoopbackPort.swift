@@ -40,32 +40,41 @@ private func ephemeralPortRangeStart() -> Int {
 /// Whether 127.0.0.1:`port` can be bound now (without SO_REUSEADDR: a port with a connection in
 /// TIME_WAIT counts as taken).
 private func canBindLoopback(port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
+    guard let fd = try? boundLoopbackSocket(port: port) else { return false }
+    close(fd)
+    return true
 }
 
 /// A port the kernel picks from its ephemeral range: the fallback when little lies below it.
 private func kernelPickedLoopbackPort() throws -> Int {
+    let fd = try boundLoopbackSocket(port: 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+    }
+    guard named else { throw LoopbackPortError("getsockname(): \(String(cString: strerror(errno)))") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A TCP socket bound to 127.0.0.1:`port` (0: the kernel picks), not listening; the caller closes it.
+private func boundLoopbackSocket(port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw LoopbackPortError("socket(): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    address.sin_port = UInt16(port).bigEndian
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-    guard bound else { throw LoopbackPortError("cannot find a free loopback port: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard bound else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        throw LoopbackPortError("cannot bind 127.0.0.1:\(port): \(reason)")
+    }
+    return fd
 }
 
 public struct LoopbackPortError: Error, CustomStringConvertible {

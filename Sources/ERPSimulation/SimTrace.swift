@@ -60,10 +60,9 @@ public final class SimTrace: @unchecked Sendable {
 
     /// The hex SHA-256 of every line so far. Call once, at the end.
     public func finish() -> String {
-        flush()
+        releaseBuffer()
         try? sink?.close()
         sink = nil
-        releaseBuffer()
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 

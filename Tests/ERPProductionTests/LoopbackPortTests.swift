@@ -1,4 +1,5 @@
 import ERPProduction
+import ERPTestSupport
 import Foundation
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
         let ephemeralStart = Int(rangeText.split(whereSeparator: \.isWhitespace).first!)!
         let a = try freeLoopbackPort()
         // Hold the port after it, the next one this process's walk would reach.
-        let holder = try Listener(port: a + 1)
+        let holder = try LoopbackListener(port: a + 1)
         defer { holder.close() }
         var seen: Set<Int> = [a]
         for _ in 0..<20 {
@@ -20,21 +21,5 @@ import Testing
             #expect(port >= 10_000 && port < ephemeralStart)
             seen.insert(port)
         }
-    }
-
-    final class Listener {
-        let fd: Int32
-        init(port: Int) throws {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            let ok = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            } && listen(fd, 1) == 0
-            try #require(ok, "could not hold port \(port) for the test")
-        }
-        func close() { _ = Foundation.close(fd) }
     }
 }

@@ -1,3 +1,4 @@
+import ERPTestSupport
 import ERPZeroMQBackend
 import Foundation
 import Testing
@@ -6,31 +7,16 @@ import Testing
 /// a TCP connection accepted on a port it listens on counted as a client's, not as its own.
 @Suite(.serialized) struct ProcessProbeTests {
     @Test func countsAnAcceptedConnectionAsAClients() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        try #require(bound && listen(listener, 4) == 0)
+        let listener = try LoopbackListener(backlog: 4)
+        defer { listener.close() }
 
         let before = ProcessProbe.read(pid: getpid())
         #expect(before.rssKiB > 0 && before.anonymousKiB > 0 && before.fileKiB > 0)
         #expect(before.anonymousKiB + before.fileKiB <= before.rssKiB + 4, "\(before)")
 
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let client = try listener.connectClient()
         defer { close(client) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        try #require(connected)
-        let accepted = accept(listener, nil, nil)
-        try #require(accepted >= 0)
+        let accepted = try listener.accept()
         defer { close(accepted) }
 
         let after = ProcessProbe.read(pid: getpid())
@@ -44,31 +30,14 @@ import Testing
     /// The soak's gateway holds dozens of its clients' connections at once, in a connection table
     /// of thousands of rows (the load's closed connections in TIME_WAIT): every one must count.
     @Test func countsManyAcceptedConnections() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        try #require(bound && listen(listener, 512) == 0)
+        let listener = try LoopbackListener(backlog: 512)
+        defer { listener.close() }
         var open: [Int32] = []
         defer { for fd in open { close(fd) } }
         let count = 300
         for _ in 0..<count {
-            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            try #require(client >= 0)
-            open.append(client)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            try #require(connected)
-            let accepted = accept(listener, nil, nil)
-            try #require(accepted >= 0)
-            open.append(accepted)
+            open.append(try listener.connectClient())
+            open.append(try listener.accept())
         }
         let after = ProcessProbe.read(pid: getpid())
         // At least ours (tests beside this one may hold more, and may close theirs meanwhile).
