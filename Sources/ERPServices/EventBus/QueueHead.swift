@@ -1,0 +1,88 @@
+import ERPStorage
+import GRDB
+
+/// The head of one consumer group's queue, kept in memory as the database holds it: the first
+/// `countMax` pending deliveries in log order (or every one, when fewer are pending), each with
+/// its next attempt's time and its event's text.
+///
+/// The dispatcher used to read this head from SQLite every time it woke (after each append and
+/// each acknowledgement): a third of the transactions of a simulated order. The bus changes its
+/// queue only through its own commits, so it tells the head what each commit did instead, after
+/// the commit: an append adds at the tail, an outcome acknowledges, dead-letters or reschedules a
+/// delivery. The database stays the truth: the head is read from it when the bus starts, when it
+/// has fewer than `countMax` entries while more are pending (a backlog drained past the entries
+/// held), and after a replay or a requeue (which can put back deliveries anywhere in the queue).
+/// Confined to the bus's executor, like the dispatcher that owns it.
+final class QueueHead: @unchecked Sendable {
+    struct Entry {
+        var seq: Int64
+        var nextAttemptAt: Int64
+        var envelope: String
+    }
+
+    let countMax: Int
+    /// Pending deliveries in log order: the first `entries.count` of the group's queue.
+    private(set) var entries: [Entry] = []
+    /// Whether `entries` mirrors the database at all (false until the first read, and after `invalidate`).
+    private var loaded = false
+    /// Whether `entries` is every pending delivery of the group (nothing pending beyond the last).
+    private var complete = false
+    /// Reads from the database, for the tests: the head must not be read again after every commit.
+    private(set) var reads = 0
+
+    init(countMax: Int) {
+        precondition(countMax > 0)
+        self.countMax = countMax
+    }
+
+    /// Brings the head up to `countMax` entries from the database when it holds fewer than the
+    /// queue has, or reads it whole after `invalidate`.
+    func refill(group: String, from database: ServiceDatabase) throws {
+        if loaded, complete || entries.count >= countMax { return }
+        let after = loaded ? (entries.last?.seq ?? -1) : -1
+        let wanted = loaded ? countMax - entries.count : countMax
+        let rows = try database.read { db in
+            try Row.fetchAll(db, cached: """
+                SELECT d.seq, d.nextAttemptAt, e.envelope FROM delivery d JOIN event e ON e.seq = d.seq
+                WHERE d.consumerGroup = ? AND d.status = 'pending' AND d.seq > ?
+                ORDER BY d.seq LIMIT ?
+                """, arguments: [group, after, wanted])
+        }
+        reads += 1
+        if !loaded { entries.removeAll(keepingCapacity: true) }
+        for row in rows { entries.append(Entry(seq: row[0], nextAttemptAt: row[1], envelope: row[2])) }
+        loaded = true
+        complete = rows.count < wanted
+    }
+
+    /// A commit appended these deliveries (in log order, after every delivery the queue had).
+    func appended(_ new: [Entry]) {
+        guard loaded, complete else { return }  // read from the database when the head gets there
+        for entry in new {
+            guard entries.count < countMax else { complete = false; return }
+            entries.append(entry)
+        }
+    }
+
+    /// A commit settled the delivery at `seq`: nil when it left the queue (acknowledged or dead),
+    /// else the time of its next attempt.
+    func settled(seq: Int64, nextAttemptAt: Int64?) {
+        guard let i = index(of: seq) else { return }  // beyond the head: read when the head gets there
+        if let nextAttemptAt { entries[i].nextAttemptAt = nextAttemptAt } else { entries.remove(at: i) }
+    }
+
+    /// The queue changed in a way the head cannot follow (a replay, a requeue): read it again.
+    func invalidate() {
+        loaded = false
+        complete = false
+    }
+
+    private func index(of seq: Int64) -> Int? {
+        var low = 0, high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].seq < seq { low = mid + 1 } else { high = mid }
+        }
+        return low < entries.count && entries[low].seq == seq ? low : nil
+    }
+}
