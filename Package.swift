@@ -196,6 +196,7 @@ let package = Package(
         .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices", "ERPStorage", "ERPTransport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ERPSimulationTests", dependencies: [
             "ERPCore", "ERPReports", "ERPTransport", "ERPSimulation", "ERPStorage", .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ZeroMQTestSupport", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "ZeroMQTestSupport"]),
