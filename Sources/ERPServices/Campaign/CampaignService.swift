@@ -55,7 +55,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         if let problem = request.problem(now: now) { throw RPCError.rejected(code: "bad_request", message: problem) }
         guard let window = request.window(now: now) else { preconditionFailure("problem(now:) checks the window") }
         if let key = context.idempotencyKey,
-           let existing = try storage({ try database.read { try String.fetchOne($0, sql: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) } }) {
+           let existing = try storage({ try database.read { try String.fetchOne($0, cached: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) } }) {
             return try campaign(existing)
         }
         // Campaign → Product: each product's name and list price, once per product.

@@ -177,7 +177,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         }
         // A repeated request is answered from what the first one stored: no second price quote.
         let repeated = try context.idempotencyKey.flatMap { key in
-            try storage { try database.read { try String.fetchOne($0, sql: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) } }
+            try storage { try database.read { try String.fetchOne($0, cached: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) } }
         }
         let (discounts, pricing) = repeated == nil ? await campaignPrices(request.items, context) : ([:], "list")
         var items: [OrderItem] = []
