@@ -97,7 +97,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                     for i in routesMatching(event.topic) {
                         try db.execute(cached: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
                                        arguments: [routes[i].subscription.group, seq, now])
-                        queued[i].append(QueueHead.Entry(seq: seq, nextAttemptAt: now, envelope: text))
+                        queued[i].append(QueueHead.Entry(seq: seq, nextAttemptAt: now, envelope: text, event: event))
                     }
                 }
                 return AppendAck(appended: appended, duplicates: duplicates)
@@ -173,7 +173,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             let runtime = bus.runtime, settings = bus.settings
             while true {
                 let now = runtime.clock.now.millisecondsSinceEpoch
-                var due: [(seq: Int64, envelope: String)] = []
+                var due: [QueueHead.Entry] = []
                 var nextDue: Int64?
                 let room = max(0, settings.windowCountMax - inFlight.count)
                 do {
@@ -182,26 +182,29 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                         if inFlight.contains(entry.seq) { continue }
                         if entry.nextAttemptAt > now { nextDue = min(nextDue ?? entry.nextAttemptAt, entry.nextAttemptAt); continue }
                         guard due.count < room else { continue }
-                        due.append((entry.seq, entry.envelope))
+                        due.append(entry)
                     }
                 } catch {
                     runtime.logger.error("bus \(group): cannot read queue: \(error)")
                 }
                 for item in due {
                     inFlight.insert(item.seq)
-                    runtime.spawn("deliver") { [self] in await self.deliver(seq: item.seq, envelopeText: item.envelope) }
+                    runtime.spawn("deliver") { [self] in await self.deliver(item) }
                 }
                 let wait = nextDue.map { Duration.milliseconds(max(1, $0 - now)) } ?? settings.idlePollInterval
                 await signal.wait(timeout: min(wait, settings.idlePollInterval))
             }
         }
 
-        private func deliver(seq: Int64, envelopeText: String) async {
+        private func deliver(_ entry: QueueHead.Entry) async {
             let runtime = bus.runtime, settings = bus.settings
+            let seq = entry.seq
             defer { inFlight.remove(seq); signal.notify() }
             let envelope: EventEnvelope
             do {
-                envelope = try JSONCoding.decode(EventEnvelope.self, from: envelopeText)
+                // Appended while the bus was up: the event as the producer's relay sent it, which
+                // its text decodes to. Read back from the database: decoded here.
+                envelope = try entry.event ?? JSONCoding.decode(EventEnvelope.self, from: entry.envelope)
             } catch {
                 await settle(seq: seq, error: "undecodable: \(error)", final: true)
                 return

@@ -1,3 +1,4 @@
+import ERPCore
 import ERPStorage
 import GRDB
 
@@ -18,6 +19,13 @@ final class QueueHead: @unchecked Sendable {
         var seq: Int64
         var nextAttemptAt: Int64
         var envelope: String
+        /// The event `envelope` is the text of, when the bus has it at hand (it was appended while
+        /// the bus was up); nil when read from the database, to be decoded when it goes out.
+        var event: EventEnvelope?
+
+        init(seq: Int64, nextAttemptAt: Int64, envelope: String, event: EventEnvelope? = nil) {
+            self.seq = seq; self.nextAttemptAt = nextAttemptAt; self.envelope = envelope; self.event = event
+        }
     }
 
     let countMax: Int
