@@ -123,18 +123,17 @@ public final class ServiceDatabase: @unchecked Sendable {
         }
     }
 
-    /// Runs `body`, which only reads, in one transaction (one snapshot of the database).
+    /// Runs `body`, which only reads.
     ///
     /// Not GRDB's `read`, which also switches `query_only` on and off around every call (two more
-    /// statements compiled each time). Only the owning service writes to this connection, from
-    /// its own executor, so nothing could write between the statements of `body` anyway.
+    /// statements compiled each time), and no transaction of its own either: this connection is
+    /// the database's only one while the service runs, and its calls are serialized, so nothing
+    /// can write between the statements of `body`; each reads the same state as a transaction
+    /// around them would. (Those BEGIN and COMMIT were a seventh of a simulated order's
+    /// statements.)
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         guard let queue else { throw StorageError.closed(path) }
-        return try queue.writeWithoutTransaction { db in
-            try db.execute(cached: "BEGIN DEFERRED TRANSACTION")
-            defer { if db.isInsideTransaction { try? db.execute(cached: "COMMIT TRANSACTION") } }
-            return try body(db)
-        }
+        return try queue.writeWithoutTransaction { db in try body(db) }
     }
 
     /// Closes the connection. Work not yet committed is gone, as in a crash.
