@@ -54,6 +54,10 @@ public final class OutboxRelay: @unchecked Sendable {
                 _ = try await runtime.transport.call(AppendEvents(events: batch.map(\.envelope)), metadata: metadata)
                 try database.write { try Outbox.remove(upTo: last.seq, in: $0) }
                 failures = 0
+                // A short batch was everything the outbox held: anything added since came with a
+                // `notify`, which makes this wait return at once. (Reading again to find the
+                // outbox empty was one read transaction per batch.)
+                if batch.count < settings.batchCountMax { await signal.wait(timeout: settings.idlePollInterval) }
             } catch {
                 failures += 1
                 let delay = runtime.random.fullJitterBackoff(attempt: failures, initial: settings.backoffInitial, max: settings.backoffMax)
