@@ -57,9 +57,15 @@ public struct ConsistencyChecker {
     }
 
     func open(_ service: ServiceName) throws -> DatabaseQueue {
+        try Self.openReadOnly(path: path(of: service))
+    }
+
+    /// A read-only connection to a service's database file (the checker's, and the runner's while
+    /// it waits for the services to settle).
+    static func openReadOnly(path: String) throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.readonly = true
-        return try DatabaseQueue(path: path(of: service), configuration: configuration)
+        return try DatabaseQueue(path: path, configuration: configuration)
     }
 
     /// Each service database of the run that SQLite cannot open, or whose `PRAGMA quick_check`

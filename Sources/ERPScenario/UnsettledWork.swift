@@ -16,10 +16,8 @@ public enum UnsettledWork {
         for (service, file) in ServiceCatalog.databaseFiles {
             let path = databaseDirectory + "/" + file
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            var configuration = Configuration()
-            configuration.readonly = true
             do {
-                let queue = try DatabaseQueue(path: path, configuration: configuration)
+                let queue = try ConsistencyChecker.openReadOnly(path: path)
                 defer { try? queue.close() }
                 let (outbox, pending) = try queue.read { db -> (Int, Int) in
                     let outbox = try db.tableExists("outbox") ? Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 : 0

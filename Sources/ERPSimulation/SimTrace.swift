@@ -60,11 +60,9 @@ public final class SimTrace: @unchecked Sendable {
         }
         appendDecimal(UInt64(us / 1_000_000), to: &bytes)
         bytes.append(0x2E)  // "."
-        var fraction = UInt64(us % 1_000_000), digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { d in
-            for i in stride(from: 5, through: 0, by: -1) { d[i] = 0x30 + UInt8(fraction % 10); fraction /= 10 }
-            bytes.append(contentsOf: d)
-        }
+        let fraction = UInt64(us % 1_000_000)
+        var place: UInt64 = 100_000
+        while place > 0 { bytes.append(0x30 + UInt8(fraction / place % 10)); place /= 10 }
         bytes.append(0x73)  // "s"
     }
 

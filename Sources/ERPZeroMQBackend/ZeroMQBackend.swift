@@ -268,13 +268,15 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         // Devices speak the device protocol to the IoT gateway's device door, each with its own key.
         let healPhase = max(scenario.heal, healMinimum)
         let link: any DeviceLink = running.deviceLink ?? TransportDeviceLink(transport: running.transport)
+        // Devices report until a heartbeat before the heal phase's planned end.
+        let devicesQuietAfter = scenario.duration + healPhase - scenario.devices.heartbeat
         let devices = DeviceWorkloadClient(runtime: runtime, link: link, workload: scenario.devices, fixtures: fixtures,
                                            chaosEnd: running.clock.now + scenario.duration,
-                                           until: running.clock.now + scenario.duration + healPhase - scenario.devices.heartbeat)
+                                           until: running.clock.now + devicesQuietAfter)
         if scenario.devices.enabled {
+            // The gateway's silence allowance after the last report, and its next heartbeat.
             let settings = scenario.serviceSettings(fixtures: fixtures)
-            lastDeclaration = ContinuousClock.now + scenario.duration + healPhase - scenario.devices.heartbeat
-                + settings.deviceSilenceMax + settings.deviceHeartbeatInterval
+            lastDeclaration = ContinuousClock.now + devicesQuietAfter + settings.deviceSilenceMax + settings.deviceHeartbeatInterval
         }
         let store = StoreWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
                                         workload: scenario.store, fixtures: fixtures, until: running.clock.now + scenario.duration)

@@ -37,7 +37,9 @@ import Testing
     }
 
     @Test func aTraceWithoutAFileHashesTheSame() throws {
-        let a = try SimTrace(), b = try SimTrace(writingTo: FileManager.default.temporaryDirectory.appendingPathComponent("erp-trace-\(UInt64.random(in: 0...UInt64.max)).log").path)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-trace-\(UInt64.random(in: 0...UInt64.max)).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let a = try SimTrace(), b = try SimTrace(writingTo: path)
         for i in 0..<20_000 { a.append(Int64(i), "line \(i)"); b.append(Int64(i), "line \(i)") }
         #expect(a.finish() == b.finish())
     }
