@@ -532,24 +532,54 @@ public struct AppendAck: Codable, Sendable, Hashable {
     public init(appended: Int, duplicates: Int) { self.appended = appended; self.duplicates = duplicates }
 }
 
-/// Bus → consumer: one event for one consumer group. The consumer answers after it has committed
-/// the effect and its inbox row; the bus redelivers until it does.
-public struct DeliverEvent: RPCRequest {
-    public typealias Response = DeliveryAck
-    public static let method = "consumer.deliver"
+/// Bus → consumer: the events of one consumer group that are due for this node, in log order
+/// (usually what one append brought; at most `countMax`). The consumer applies each with its inbox
+/// row in a savepoint of one transaction and answers, after the commit, one outcome per event in
+/// the same order; the bus redelivers those not applied (or dead-letters those refused for good).
+/// One call and one commit per batch: an append of four events for a group was four calls, four
+/// transactions and four outcome updates at the bus.
+public struct DeliverEvents: RPCRequest {
+    public typealias Response = DeliveryAcks
+    public static let method = "consumer.deliverEvents"
     /// Served by every consuming service; the bus addresses the member node directly.
     public static let service = ServiceName.eventBus
     public static let isIdempotent = true
+    /// The most events a consumer accepts in one call (the bus sends at most its window).
+    public static let countMax = 256
     public var group: String
-    public var event: EventEnvelope
-    public init(group: String, event: EventEnvelope) { self.group = group; self.event = event }
+    public var events: [EventEnvelope]
+    public init(group: String, events: [EventEnvelope]) { self.group = group; self.events = events }
 }
 
-public struct DeliveryAck: Codable, Sendable, Hashable {
+/// What became of each event of a `DeliverEvents`, in the request's order.
+public struct DeliveryAcks: Codable, Sendable, Hashable {
+    public var outcomes: [DeliveryOutcome]
+    public init(outcomes: [DeliveryOutcome]) { self.outcomes = outcomes }
+}
+
+public struct DeliveryOutcome: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable, Hashable {
+        /// Applied now, with its inbox row.
+        case applied
+        /// The inbox already had it (a redelivery): acknowledged without a second effect.
+        case duplicate
+        /// Of a type this group's code does not consume: acknowledged, nothing to do.
+        case ignored
+        /// Refused by the consumer's code (`code`, `message`): `undecodable_event` and `bad_event`
+        /// can never be applied; other codes may be retried.
+        case refused
+        /// Not applied for a reason that may pass (storage): to be delivered again.
+        case failed
+    }
     public var eventId: String
-    /// False when the inbox already had the event (a redelivery).
-    public var applied: Bool
-    public init(eventId: String, applied: Bool) { self.eventId = eventId; self.applied = applied }
+    public var status: Status
+    public var code: String?
+    public var message: String?
+    public init(eventId: String, status: Status, code: String? = nil, message: String? = nil) {
+        self.eventId = eventId; self.status = status; self.code = code; self.message = message
+    }
+    /// Whether the bus may take the event off the group's queue.
+    public var isAcknowledged: Bool { status == .applied || status == .duplicate || status == .ignored }
 }
 
 /// A consumer (or an operator) → bus: deliver again to `group` every event of its topics from log

@@ -34,7 +34,7 @@ public enum FuzzTargets {
         _ = try? WireJSON.parse(bytes)
         _ = try? WireJSON.decode(CreateOrder.self, from: bytes)
         _ = try? WireJSON.decode(AppendEvents.self, from: bytes)
-        _ = try? WireJSON.decode(DeliverEvent.self, from: bytes)
+        _ = try? WireJSON.decode(DeliverEvents.self, from: bytes)
         if let value = try? WireJSON.decode(JSONValue.self, from: bytes) {
             _ = try? JSONCoding.encode(value)
             _ = try? JSONCoding.fromJSONValue(PlaceOrder.self, value)

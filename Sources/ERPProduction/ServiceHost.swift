@@ -35,7 +35,7 @@ public struct ServiceHost: Service {
     /// - the topology's runner (`security.runner`): everything, the fault controls included;
     /// - nobody else the fault controls (`_control.*`);
     /// - another service: the methods of the services it declares it calls (the seed's diagrams),
-    ///   the bus's if it publishes or consumes, and `consumer.deliver` only from the bus;
+    ///   the bus's if it publishes or consumes, and `consumer.deliverEvents` only from the bus;
     /// - another client (a tool such as `erp events --as`): the bus's and the gateway's methods.
     /// Devices never reach these sockets: their keys open only the IoT gateway's device door.
     public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore) throws -> CallerAuthorization {
@@ -50,7 +50,7 @@ public struct ServiceHost: Service {
             if method.hasPrefix("_control.") { return false }
             if holder.hasPrefix("client ") { return service == .eventBus || service == .gateway }
             guard let caller = ServiceName(rawValue: holder) else { return false }
-            if method == DeliverEvent.method { return caller == .eventBus }
+            if method == DeliverEvents.method { return caller == .eventBus }
             return callers.contains(caller)
         }
     }

@@ -2,12 +2,12 @@ import ERPCore
 import ERPStorage
 import GRDB
 
-/// The consuming side of a consumer group on one node. The bus delivers an event with
-/// `DeliverEvent`; the consumer records `(group, eventId)` in its inbox and applies the effect in
-/// one transaction, then acknowledges. A redelivered event finds its inbox row and is acknowledged
-/// without a second effect. Deliveries that arrive in the same moment share one transaction
-/// (`GroupCommit`, each in its own savepoint): one sync for a burst instead of one per event, and
-/// each is acknowledged only once it is committed.
+/// The consuming side of a consumer group on one node. The bus delivers the events due for this
+/// node with `DeliverEvents`; the consumer records each `(group, eventId)` in its inbox and applies
+/// its effect in one savepoint, all of a call's events (and those of other calls arriving in the
+/// same moment) in one transaction (`GroupCommit`), and answers one outcome per event once that is
+/// committed: one sync for a burst instead of one per event. A redelivered event finds its inbox
+/// row and is acknowledged without a second effect.
 public final class EventConsumer: @unchecked Sendable {
     public typealias Effect = @Sendable (EventEnvelope, Database) throws -> Void
 
@@ -34,39 +34,56 @@ public final class EventConsumer: @unchecked Sendable {
         }
     }
 
-    /// Serves `DeliverEvent` for this node.
+    /// Serves `DeliverEvents` for this node.
     public func start() {
-        runtime.transport.register(DeliverEvent.self) { [self] request, _ in try await self.deliver(request) }
+        runtime.transport.register(DeliverEvents.self) { [self] request, _ in try await self.deliver(request) }
     }
 
-    private func deliver(_ request: DeliverEvent) async throws -> DeliveryAck {
+    private func deliver(_ request: DeliverEvents) async throws -> DeliveryAcks {
         guard request.group == group else {
             throw RPCError.rejected(code: "unknown_group", message: "\(runtime.node) consumes as \(group), not \(request.group)")
         }
-        let event = request.event
-        guard let effect = effects[event.eventType] else {
-            // Not of interest to this group's code: acknowledge so it is not redelivered forever.
-            return DeliveryAck(eventId: event.eventId, applied: false)
+        guard request.events.count <= DeliverEvents.countMax else {
+            throw RPCError.rejected(code: "bad_request", message: "\(request.events.count) events in one delivery; at most \(DeliverEvents.countMax)")
         }
         let now = runtime.clock.now
-        let applied: Bool
         let group = self.group, skipInbox = self.skipInbox
-        do {
-            applied = try await commits.commit { db in
+        var outcomes: [DeliveryOutcome?] = Array(repeating: nil, count: request.events.count)
+        var works: [(Database) throws -> Bool] = []
+        var worked: [Int] = []
+        for (i, event) in request.events.enumerated() {
+            guard let effect = effects[event.eventType] else {
+                // Not of interest to this group's code: acknowledged so it is not redelivered forever.
+                outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: .ignored)
+                continue
+            }
+            worked.append(i)
+            works.append { db in
                 let fresh = try Inbox.insertIfAbsent(group: group, eventId: event.eventId, eventType: event.eventType, at: now, in: db)
                 guard fresh || skipInbox else { return false }
                 try effect(event, db)
                 return true
             }
-        } catch let error as EventDecodingError {
-            throw RPCError.rejected(code: "undecodable_event", message: error.description)
-        } catch let error as RPCError {
-            throw error
-        } catch {
-            throw RPCError.unavailable("storage: \(error)")
         }
-        runtime.record("\(runtime.node) \(applied ? "applied" : "skipped duplicate") \(event.eventType) \(event.eventId) as \(group)")
-        if applied { afterCommit?() }
-        return DeliveryAck(eventId: event.eventId, applied: applied)
+        var anyApplied = false
+        for (i, result) in zip(worked, await commits.commitEach(works)) {
+            let event = request.events[i]
+            switch result {
+            case .success(let applied):
+                anyApplied = anyApplied || applied
+                runtime.record("\(runtime.node) \(applied ? "applied" : "skipped duplicate") \(event.eventType) \(event.eventId) as \(group)")
+                outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: applied ? .applied : .duplicate)
+            case .failure(let error as EventDecodingError):
+                outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: .refused, code: "undecodable_event", message: error.description)
+            case .failure(RPCError.rejected(let code, let message)):
+                outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: .refused, code: code, message: message)
+            case .failure(let error as RPCError):
+                outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: .failed, message: error.description)
+            case .failure(let error):
+                outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: .failed, message: "storage: \(error)")
+            }
+        }
+        if anyApplied { afterCommit?() }
+        return DeliveryAcks(outcomes: outcomes.map { $0! })
     }
 }

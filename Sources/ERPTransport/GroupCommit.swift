@@ -51,6 +51,40 @@ public final class GroupCommit: @unchecked Sendable {
         }
     }
 
+    /// Runs each of `works` in the same batch (each in its own savepoint when there are several,
+    /// so one that throws is undone alone) and returns, once the batch is committed, each one's
+    /// result in order. Never throws: a failed commit is every work's failure.
+    public func commitEach<T: Sendable>(_ works: [(Database) throws -> T]) async -> [Result<T, any Error>] {
+        guard !works.isEmpty else { return [] }
+        return await withUnsafeContinuation { (waiter: UnsafeContinuation<[Result<T, any Error>], Never>) in
+            let results = Results<T>(count: works.count, waiter: waiter)
+            for (i, work) in works.enumerated() {
+                queue.append(Item(isolated: true, run: { db in
+                    let value = try work(db)
+                    return { results.set(i, .success(value)) }
+                }, fail: { results.set(i, .failure($0)) }))
+            }
+            guard !scheduled else { return }
+            scheduled = true
+            runtime.spawn("group-commit") { [self] in flush() }
+        }
+    }
+
+    /// The results of one `commitEach`, handed back when the last is in.
+    private final class Results<T: Sendable> {
+        private var values: [Result<T, any Error>?]
+        private var missing: Int
+        private let waiter: UnsafeContinuation<[Result<T, any Error>], Never>
+        init(count: Int, waiter: UnsafeContinuation<[Result<T, any Error>], Never>) {
+            values = Array(repeating: nil, count: count); missing = count; self.waiter = waiter
+        }
+        func set(_ i: Int, _ result: Result<T, any Error>) {
+            values[i] = result
+            missing -= 1
+            if missing == 0 { waiter.resume(returning: values.map { $0! }) }
+        }
+    }
+
     private func flush() {
         let batch = queue
         queue.removeAll(keepingCapacity: true)

@@ -1,6 +1,7 @@
 import ERPCore
 import ERPReports
 import ERPScenario
+import ERPServices
 import ERPTestSupport
 import Foundation
 import Testing
@@ -59,6 +60,23 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
         #expect(summary.orders.accepted == summary.orders.confirmed + summary.orders.cancelled)
         #expect(summary.latency["orderPlacement"]!.count > 0)
         return summary
+    }
+
+    /// The bus hands a consumer what is due for it in one call (`DeliverEvents`): an append of
+    /// several events for one group is one call, not one per event. Delivered one by one, the
+    /// calls would number at least the deliveries (every event once to every group that consumes
+    /// it, retries on top).
+    @Test func theBusDeliversWhatIsDueInOneCall() async throws {
+        let summary = try await run(try library("happy-path"))
+        let routes = ServiceCatalog.routes(for: ServiceCatalog.startOrder)
+        var deliveries = 0
+        for (typeAndVersion, count) in summary.eventVersions {
+            let type = String(typeAndVersion.prefix { $0 != " " })
+            let topic = try #require(EventTypes.topic(for: type))
+            deliveries += count * routes.filter { $0.subscription.matches(topic) }.count
+        }
+        let calls = try #require(summary.latency["rpc consumer.deliverEvents"]).count
+        #expect(deliveries > 1_000 && calls * 4 < deliveries * 3, "\(calls) calls for \(deliveries) deliveries")
     }
 
     @Test func declinesGiveBothOutcomes() async throws {

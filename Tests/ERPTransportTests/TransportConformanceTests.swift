@@ -130,6 +130,64 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
         }
     }
 
+    /// A consumer answers each event of a delivery, in the request's order, after one commit: the
+    /// fresh ones applied, a repeat within the same call found in the inbox, an unconsumed type
+    /// acknowledged, a version it cannot read refused for good, an effect's refusal passed on, and
+    /// a failing effect undone alone while the others commit.
+    @Test(arguments: Backend.allCases)
+    func aConsumerAnswersEachEventOfADeliveryInOrder(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        struct Broken: Error {}
+        h.addNode("report", serving: .report) { (runtime: any Runtime) throws -> Void in
+            let db = try runtime.openDatabase("consumer", migrations: [("seen", { try $0.execute(sql: "CREATE TABLE seen (orderId TEXT PRIMARY KEY)") })])
+            let consumer = EventConsumer(runtime: runtime, database: db, group: "g")
+            consumer.on(OrderCancelled.self) { payload, _, db in
+                try db.execute(sql: "INSERT INTO seen (orderId) VALUES (?)", arguments: [payload.orderId])
+                if payload.reason == "broken" { throw Broken() }
+                if payload.reason == "not yet" { throw RPCError.rejected(code: "not_yet", message: "try later") }
+            }
+            consumer.start()
+            runtime.transport.register(Echo.self) { _, _ in
+                try db.read { try String.fetchAll($0, sql: "SELECT orderId FROM seen ORDER BY orderId") }.joined(separator: ",")
+            }
+        }
+        try h.run(limit: .seconds(10)) { client in
+            func cancelled(_ id: String, _ reason: String) throws -> EventEnvelope {
+                try EventEnvelope(OrderCancelled(orderId: id, reason: reason), eventId: "evt_" + id, source: .order,
+                                  timestamp: .simulationEpoch, correlationId: "c")
+            }
+            var future = try cancelled("f", "x")
+            future.eventVersion = "9.0"
+            var other = try cancelled("o", "x")
+            other.eventType = "OrderConfirmed"
+            let events = [try cancelled("a", "x"), try cancelled("b", "broken"), try cancelled("a", "x"), other, future,
+                          try cancelled("n", "not yet"), try cancelled("c", "x")]
+            let acks = try await client.transport.call(DeliverEvents(group: "g", events: events), to: "report",
+                                                       metadata: client.metadata(timeout: .seconds(2)))
+            #expect(acks.outcomes.map(\.eventId) == events.map(\.eventId))
+            #expect(acks.outcomes.map(\.status) == [.applied, .failed, .duplicate, .ignored, .refused, .refused, .applied])
+            #expect(acks.outcomes[4].code == "undecodable_event" && acks.outcomes[4].message?.contains("9.0") == true)
+            #expect(acks.outcomes[5].code == "not_yet")
+            #expect(acks.outcomes.map(\.isAcknowledged) == [true, false, true, true, false, false, true])
+            #expect(try await client.transport.call(Echo(text: ""), to: "report", metadata: client.metadata(timeout: .seconds(1))) == "a,c",
+                    "the failing and refused effects are undone alone")
+            // Delivered again, what was applied is found in the inbox.
+            let again = try await client.transport.call(DeliverEvents(group: "g", events: [events[0], events[6]]), to: "report",
+                                                        metadata: client.metadata(timeout: .seconds(2)))
+            #expect(again.outcomes.map(\.status) == [.duplicate, .duplicate])
+            await #expect(throws: RPCError.rejected(code: "unknown_group", message: "report consumes as g, not h")) {
+                try await client.transport.call(DeliverEvents(group: "h", events: events), to: "report", metadata: client.metadata(timeout: .seconds(2)))
+            }
+            let tooMany = Array(repeating: events[0], count: DeliverEvents.countMax + 1)
+            do {
+                _ = try await client.transport.call(DeliverEvents(group: "g", events: tooMany), to: "report", metadata: client.metadata(timeout: .seconds(2)))
+                Issue.record("a delivery of \(tooMany.count) events was taken")
+            } catch RPCError.rejected(let code, _) {
+                #expect(code == "bad_request")
+            }
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func deadlineExceededWhenTheAnswerIsLate(backend: Backend) throws {
         let h = try backend.makeHarness()

@@ -12,8 +12,9 @@ public struct EventRoute: Sendable, Hashable {
 
 /// The event bus: a durable log of events and a durable queue per consumer group.
 /// `AppendEvents` answers only after the events and their deliveries are committed (deduplicated on
-/// `eventId`). A dispatcher per group delivers in log order with a bounded window, redelivers with
-/// capped backoff until the consumer acknowledges, and dead-letters after `attemptCountMax`.
+/// `eventId`). A dispatcher per group delivers in log order with a bounded window (what is due for
+/// a member node goes in one `DeliverEvents`), redelivers with capped backoff until the consumer
+/// acknowledges, and dead-letters after `attemptCountMax`.
 public final class EventBusService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.eventBus
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("bus", migrations: migrations)
@@ -187,74 +188,111 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 } catch {
                     runtime.logger.error("bus \(group): cannot read queue: \(error)")
                 }
-                for item in due {
-                    inFlight.insert(item.seq)
-                    runtime.spawn("deliver") { [self] in await self.deliver(item) }
+                // One call per member node with what is due for it, in log order.
+                var batches = Array(repeating: [QueueHead.Entry](), count: route.members.count)
+                for entry in due {
+                    inFlight.insert(entry.seq)
+                    batches[Int(entry.seq % Int64(route.members.count))].append(entry)
+                }
+                for (member, batch) in batches.enumerated() where !batch.isEmpty {
+                    runtime.spawn("deliver") { [self] in await self.deliver(batch, to: route.members[member]) }
                 }
                 let wait = nextDue.map { Duration.milliseconds(max(1, $0 - now)) } ?? settings.idlePollInterval
                 await signal.wait(timeout: min(wait, settings.idlePollInterval))
             }
         }
 
-        private func deliver(_ entry: QueueHead.Entry) async {
-            let runtime = bus.runtime, settings = bus.settings
-            let seq = entry.seq
-            defer { inFlight.remove(seq); signal.notify() }
-            let envelope: EventEnvelope
-            do {
-                // Appended while the bus was up: the event as the producer's relay sent it, which
-                // its text decodes to. Read back from the database: decoded here.
-                envelope = try entry.event ?? JSONCoding.decode(EventEnvelope.self, from: entry.envelope)
-            } catch {
-                await settle(seq: seq, error: "undecodable: \(error)", final: true)
-                return
-            }
-            let member = route.members[Int(seq % Int64(route.members.count))]
-            do {
-                _ = try await runtime.transport.call(DeliverEvent(group: group, event: envelope), to: member,
-                                                     metadata: runtime.metadata(timeout: settings.deliveryTimeout,
-                                                                                correlationId: envelope.correlationId))
-                await settle(seq: seq, error: nil, final: false)
-            } catch RPCError.rejected(let code, let message) where EventBusService.poisonCodes.contains(code) {
-                // The consumer can never apply this event (an unsupported version, a malformed
-                // payload): dead-lettered at once with its reason, not retried fifty times.
-                await settle(seq: seq, error: "\(code): \(message)", final: true)
-            } catch {
-                await settle(seq: seq, error: String(describing: error), final: false)
-            }
+        /// One attempt's outcome for one delivery: acknowledged (`error` nil), to be retried, or
+        /// dead-lettered (`final`).
+        struct Outcome {
+            var seq: Int64
+            var error: String?
+            var final: Bool
         }
 
-        /// Records the outcome of one attempt: acked, retry later, or dead-lettered. Committed with
-        /// the other outcomes of the moment (`GroupCommit`): an outcome lost in a crash before its
-        /// commit leaves the delivery pending, and it goes out again.
-        private func settle(seq: Int64, error: String?, final: Bool) async {
+        private func deliver(_ entries: [QueueHead.Entry], to member: NodeName) async {
+            let runtime = bus.runtime, settings = bus.settings
+            defer {
+                for entry in entries { inFlight.remove(entry.seq) }
+                signal.notify()
+            }
+            var outcomes: [Outcome] = []
+            var events: [EventEnvelope] = [], sent: [Int64] = []
+            for entry in entries {
+                do {
+                    // Appended while the bus was up: the event as the producer's relay sent it,
+                    // which its text decodes to. Read back from the database: decoded here.
+                    events.append(try entry.event ?? JSONCoding.decode(EventEnvelope.self, from: entry.envelope))
+                    sent.append(entry.seq)
+                } catch {
+                    outcomes.append(Outcome(seq: entry.seq, error: "undecodable: \(error)", final: true))
+                }
+            }
+            if !events.isEmpty {
+                do {
+                    let acks = try await runtime.transport.call(
+                        DeliverEvents(group: group, events: events), to: member,
+                        metadata: runtime.metadata(timeout: settings.deliveryTimeout,
+                                                   correlationId: events.count == 1 ? events[0].correlationId : nil))
+                    guard acks.outcomes.count == events.count,
+                          zip(acks.outcomes, events).allSatisfy({ $0.eventId == $1.eventId }) else {
+                        throw RPCError.rejected(code: "bad_ack", message: "\(member) answered \(acks.outcomes.count) outcomes for \(events.count) events, or for others")
+                    }
+                    for (seq, outcome) in zip(sent, acks.outcomes) {
+                        if outcome.isAcknowledged {
+                            outcomes.append(Outcome(seq: seq, error: nil, final: false))
+                        } else {
+                            let error = outcome.code.map { "\($0): \(outcome.message ?? "")" } ?? outcome.message ?? outcome.status.rawValue
+                            // The consumer can never apply this event (an unsupported version, a
+                            // malformed payload): dead-lettered at once with its reason, not
+                            // retried fifty times.
+                            let poison = outcome.status == .refused && outcome.code.map { EventBusService.poisonCodes.contains($0) } == true
+                            outcomes.append(Outcome(seq: seq, error: error, final: poison))
+                        }
+                    }
+                } catch RPCError.rejected(let code, let message) where EventBusService.poisonCodes.contains(code) {
+                    for seq in sent { outcomes.append(Outcome(seq: seq, error: "\(code): \(message)", final: true)) }
+                } catch {
+                    for seq in sent { outcomes.append(Outcome(seq: seq, error: String(describing: error), final: false)) }
+                }
+            }
+            await settle(outcomes)
+        }
+
+        /// Records the outcomes of one attempt, in one write: acked, retry later, or dead-lettered.
+        /// Committed with the other outcomes of the moment (`GroupCommit`): an outcome lost in a
+        /// crash before its commit leaves the delivery pending, and it goes out again.
+        private func settle(_ outcomes: [Outcome]) async {
             let runtime = bus.runtime, settings = bus.settings
             let now = runtime.clock.now
             let group = self.group
             do {
-                // The delivery's next attempt, or nil when it left the queue (acked or dead).
-                let next: Int64? = try await bus.outcomes.commit(isolated: false) { db in
-                    guard let error else {
-                        try db.execute(cached: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
-                                       arguments: [group, seq])
-                        return nil
+                // Each delivery's next attempt, or nil when it left the queue (acked or dead).
+                let next: [Int64?] = try await bus.outcomes.commit(isolated: false) { db in
+                    try outcomes.map { outcome in
+                        let seq = outcome.seq
+                        guard let error = outcome.error else {
+                            try db.execute(cached: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
+                                           arguments: [group, seq])
+                            return nil
+                        }
+                        let attempts = (try Int.fetchOne(db, cached: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: [group, seq]) ?? 0) + 1
+                        if outcome.final || attempts >= settings.attemptCountMax {
+                            try db.execute(cached: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
+                                           arguments: [attempts, error, group, seq])
+                            runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
+                            return nil
+                        }
+                        let delay = runtime.random.fullJitterBackoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax)
+                        let at = (now + delay).millisecondsSinceEpoch
+                        try db.execute(cached: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
+                                       arguments: [attempts, at, error, group, seq])
+                        return at
                     }
-                    let attempts = (try Int.fetchOne(db, cached: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: [group, seq]) ?? 0) + 1
-                    if final || attempts >= settings.attemptCountMax {
-                        try db.execute(cached: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
-                                       arguments: [attempts, error, group, seq])
-                        runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
-                        return nil
-                    }
-                    let delay = runtime.random.fullJitterBackoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax)
-                    let at = (now + delay).millisecondsSinceEpoch
-                    try db.execute(cached: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
-                                   arguments: [attempts, at, error, group, seq])
-                    return at
                 }
-                head.settled(seq: seq, nextAttemptAt: next)
+                for (outcome, next) in zip(outcomes, next) { head.settled(seq: outcome.seq, nextAttemptAt: next) }
             } catch {
-                runtime.logger.error("bus \(group): cannot settle seq \(seq): \(error)")
+                runtime.logger.error("bus \(group): cannot settle \(outcomes.count) deliveries from seq \(outcomes.first?.seq ?? -1): \(error)")
             }
         }
     }
