@@ -327,15 +327,23 @@ public final class OrderService: RetailService, @unchecked Sendable {
             let waiters = activeSagas.removeValue(forKey: orderId) ?? []
             for waiter in waiters { waiter.continuation.resume() }
         }
+        // The saga's state as this driver last committed it: only the driver writes an order's
+        // saga once it exists, so it is read from the database once, and again only after a
+        // write that failed (it held two queries and the order's items decoded, per step).
+        var known: SagaState?
         while true {
             let state: SagaState
-            do {
-                guard let loaded = try load(orderId) else { return }
-                state = loaded
-            } catch {
-                runtime.logger.error("saga \(orderId): cannot read state: \(error)")
-                await runtime.sleep(for: settings.sagaBackoffMax)
-                continue
+            if let known {
+                state = known
+            } else {
+                do {
+                    guard let loaded = try load(orderId) else { return }
+                    state = loaded
+                } catch {
+                    runtime.logger.error("saga \(orderId): cannot read state: \(error)")
+                    await runtime.sleep(for: settings.sagaBackoffMax)
+                    continue
+                }
             }
             guard let step = state.step else {
                 runtime.logger.critical("saga \(orderId): unknown step in the database; not driven")
@@ -349,8 +357,16 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 decision = OrderSaga.decide(step, await call(step, state), reason: state.reason, defects: settings.defects)
             }
             switch decision {
-            case .advance(let step, let reason): advance(orderId, to: step, reason: reason)
-            case .finish(let status, let reason): finish(state, status: status, reason: reason)
+            case .advance(let next, let reason):
+                known = nil
+                if advance(orderId, to: next, reason: reason) {
+                    known = state
+                    known!.step = next
+                    known!.reason = reason ?? state.reason  // as the UPDATE's COALESCE keeps it
+                }
+            case .finish(let status, let reason):
+                known = nil
+                if finish(state, status: status, reason: reason) { return }
             case .halt(let why):
                 runtime.logger.critical("saga \(orderId): \(why)")
                 return
@@ -423,7 +439,8 @@ public final class OrderService: RetailService, @unchecked Sendable {
         return .unknown(last)
     }
 
-    private func advance(_ orderId: String, to step: SagaStep, reason: String? = nil) {
+    /// Persists the saga's next step; false when it could not.
+    private func advance(_ orderId: String, to step: SagaStep, reason: String? = nil) -> Bool {
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
             try database.write { db in
@@ -431,13 +448,16 @@ public final class OrderService: RetailService, @unchecked Sendable {
                                arguments: [step.rawValue, reason, now, orderId])
             }
             runtime.record("saga \(orderId) -> \(step.rawValue)\(reason.map { " (\($0))" } ?? "")")
+            return true
         } catch {
             runtime.logger.error("saga \(orderId): cannot persist step \(step.rawValue): \(error)")
+            return false
         }
     }
 
     /// The terminal transition: order status, saga done and the events, in one transaction.
-    private func finish(_ state: SagaState, status: OrderStatus, reason: String?) {
+    /// False when it could not be committed.
+    private func finish(_ state: SagaState, status: OrderStatus, reason: String?) -> Bool {
         let order = state.order
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
@@ -456,8 +476,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
             }
             relay.notify()
             runtime.record("order \(order.orderId) \(status.rawValue)\(reason.map { " (\($0))" } ?? "")")
+            return true
         } catch {
             runtime.logger.error("saga \(order.orderId): cannot finish: \(error)")
+            return false
         }
     }
 }
