@@ -250,9 +250,10 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                             outcomes.append(Outcome(seq: seq, error: error, final: poison))
                         }
                     }
-                } catch RPCError.rejected(let code, let message) where EventBusService.poisonCodes.contains(code) {
-                    for seq in sent { outcomes.append(Outcome(seq: seq, error: "\(code): \(message)", final: true)) }
                 } catch {
+                    // The call as a whole failed (timeout, unreachable, a refusal of the call such
+                    // as an unknown group): every event of it goes out again. Only an event's own
+                    // outcome dead-letters it at once, never its neighbours in a call.
                     for seq in sent { outcomes.append(Outcome(seq: seq, error: String(describing: error), final: false)) }
                 }
             }
