@@ -45,9 +45,7 @@ public final class GroupCommit: @unchecked Sendable {
                 let result = try work(db)
                 return { waiter.resume(returning: result) }
             }, fail: { waiter.resume(throwing: $0) }))
-            guard !scheduled else { return }
-            scheduled = true
-            runtime.spawn("group-commit") { [self] in flush() }
+            scheduleFlush()
         }
     }
 
@@ -64,10 +62,15 @@ public final class GroupCommit: @unchecked Sendable {
                     return { results.set(i, .success(value)) }
                 }, fail: { results.set(i, .failure($0)) }))
             }
-            guard !scheduled else { return }
-            scheduled = true
-            runtime.spawn("group-commit") { [self] in flush() }
+            scheduleFlush()
         }
+    }
+
+    /// The first write of a batch schedules its flush, which runs after the tasks already ready.
+    private func scheduleFlush() {
+        guard !scheduled else { return }
+        scheduled = true
+        runtime.spawn("group-commit") { [self] in flush() }
     }
 
     /// The results of one `commitEach`, handed back when the last is in.
