@@ -246,7 +246,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                             // The consumer can never apply this event (an unsupported version, a
                             // malformed payload): dead-lettered at once with its reason, not
                             // retried fifty times.
-                            let poison = outcome.status == .refused && outcome.code.map { EventBusService.poisonCodes.contains($0) } == true
+                            let poison = outcome.status == .refused && EventBusService.poisonCodes.contains(outcome.code ?? "")
                             outcomes.append(Outcome(seq: seq, error: error, final: poison))
                         }
                     }
