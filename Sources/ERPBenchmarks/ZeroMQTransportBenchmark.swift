@@ -155,14 +155,14 @@ public struct ZeroMQTransportBenchmark: Sendable {
         let start = ContinuousClock.now
         for callId in 0..<UInt64(count) {
             let body = try WireJSON.encode(request)
-            let frames = try WireFormat.requestFrames(
+            let frame = try WireFormat.requestFrame(
                 WireFormat.RequestHeader(callId: callId, method: BenchEcho.method, caller: "bench-client", metadata: metadata), body: body)
-            guard case .success(let (header, received)) = WireFormat.decodeRequest(frames[...]) else {
+            guard case .success(let (header, received)) = WireFormat.decodeRequest([frame][...]) else {
                 throw ZeroMQError(.invalidArgument, message: "the bench request did not decode")
             }
             let served = try WireJSON.decode(BenchEcho.self, from: received)
-            let reply = WireFormat.replyFrames(callId: header.callId, result: .success(try WireJSON.encode(served.text)))
-            guard case .success(let (_, answer)) = WireFormat.decodeReply(reply[...]) else {
+            let reply = WireFormat.replyFrame(callId: header.callId, result: .success(try WireJSON.encode(served.text)))
+            guard case .success(let decoded) = WireFormat.decodeReply([reply][...]), case .success(let answer) = decoded.result else {
                 throw ZeroMQError(.invalidArgument, message: "the bench reply did not decode")
             }
             checksum &+= try WireJSON.decode(String.self, from: answer).utf8.count
@@ -290,7 +290,7 @@ public struct ZeroMQTransportBenchmark: Sendable {
             let header = WireFormat.RequestHeader(
                 callId: 1, method: BenchEcho.method, caller: "bench-client",
                 metadata: CallMetadata(deadline: SystemClock().now + .seconds(10), correlationId: "bench"))
-            frames = try WireFormat.requestFrames(header, body: WireJSON.encode(BenchEcho(text: String(repeating: "x", count: payloadSize))))
+            frames = [try WireFormat.requestFrame(header, body: WireJSON.encode(BenchEcho(text: String(repeating: "x", count: payloadSize))))]
             do {
                 try ZeroMQTransportBenchmark.blocking(on: clientExecutor) { [self] in
                     let serverIO = try await serverExecutor.run { [self] in try IOThread.start(context: context, on: serverExecutor) }

@@ -22,11 +22,14 @@ public enum FuzzTargets {
 
     public static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? { all.first { $0.name == name }?.run }
 
-    /// An erp/1 request or reply: the input's frames are separated by 0x1E (record separator).
+    /// An erp/2 request or reply: the whole input as one frame, and again split into frames at
+    /// 0x1E (record separator), which reaches the refusals of several frames and of erp/1. A
+    /// refusal's answer is built too, as the server would send it.
     @Sendable public static func wire(_ bytes: [UInt8]) {
-        let frames = bytes.split(separator: 0x1E, omittingEmptySubsequences: false).map(Array.init)
-        _ = WireFormat.decodeRequest(frames[...])
-        _ = WireFormat.decodeReply(frames[...])
+        for frames in [[bytes], bytes.split(separator: 0x1E, omittingEmptySubsequences: false).map(Array.init)] {
+            if case .failure(let refusal) = WireFormat.decodeRequest(frames[...]) { _ = WireFormat.answer(to: refusal) }
+            _ = WireFormat.decodeReply(frames[...])
+        }
     }
 
     /// JSON bodies: parsed, then read as the contracts a peer or an HTTP client sends.

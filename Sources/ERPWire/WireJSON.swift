@@ -1,10 +1,10 @@
 // ERPWire owns the JSON of RPC messages on a real wire. `WireJSON` below is the one JSON writer of
-// the ZeroMQ transport's `erp/1` frames (headers and bodies) and of the handler table's encoded
-// path, and reads their bodies, the headers' usual shape and the HTTP gateway's request bodies.
+// the ZeroMQ transport's `erp/2` bodies (and of the errors in its replies) and of the handler
+// table's encoded path, and reads them and the HTTP gateway's request bodies.
 // It imports nothing. ERPCore's `JSONCoding` (outbox rows, envelopes, bus logs) writes and reads
 // through it too, and `JSONValue` trades trees with it (`WireTreeDecoder`, `WireTreeEncoder`).
 
-/// JSON for RPC requests and replies on a real wire (the ZeroMQ transport): headers and bodies, the
+/// JSON for RPC requests and replies on a real wire (the ZeroMQ transport): bodies and errors, the
 /// same JSON as `JSONCoding` writes (sorted keys, slashes unescaped, integral numbers without a
 /// fraction) through a small `Encoder`/`Decoder` of our own, because Foundation's spent about
 /// 7 µs per message on the types of an RPC (type checks for its special cases on every value,

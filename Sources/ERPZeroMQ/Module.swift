@@ -1,5 +1,5 @@
 // ERPZeroMQ is the real backend: typed RPC over the `ZeroMQ` wrapper. It owns `ZeroMQTransport`
-// (the `erp/1` frames of `WireFormat`, headers and bodies written by ERPWire's `WireJSON`, the
+// (the one-frame `erp/2` messages of `WireFormat`: a binary header, a JSON body written by ERPWire's `WireJSON`; the
 // address book, the sender-side `FaultFilter`), `ZeroMQRuntime` (a node's runtime on one
 // `SerialTaskExecutor`) and `SystemClock`. Sibling of ERPSimulation: the two never import each other.
 //

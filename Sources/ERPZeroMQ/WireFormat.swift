@@ -2,29 +2,65 @@ import ERPCore
 import ERPWire
 import Foundation
 
-/// The `erp/1` wire format of `ZeroMQTransport` (written down for other languages in
-/// docs/wire-format.md). A message is four frames — version, kind, header JSON, body JSON — and a
-/// ROUTER adds (on receipt) or strips (on send) the peer's routing id in front. Headers and bodies
-/// are written by one writer, `WireJSON`.
+/// The `erp/2` wire format of `ZeroMQTransport` (written down for other languages in
+/// docs/wire-format.md). A message is **one frame**: a small binary header, then the body as JSON
+/// (`WireJSON`, the bytes `JSONCoding` writes). A ROUTER adds (on receipt) or strips (on send) the
+/// peer's routing id in front.
+///
+/// ```
+/// offset  size  field
+///  0      3     "erp"
+///  3      1     version: 2
+///  4      1     kind: 1 request, 2 reply
+///  5      1     flags: request: bit 0 an idempotency key follows, bit 1 a trace parent follows;
+///                      reply: bit 0 the call failed and the body is its RPCError
+///  6      2     header size in bytes (where the body starts), little-endian
+///  8      8     call id, little-endian
+/// request only:
+/// 16      8     absolute deadline, nanoseconds since the Unix epoch, signed, little-endian
+/// 24      …     method, caller, correlation id, [idempotency key], [trace parent]:
+///               each a 2-byte little-endian length and that many bytes of UTF-8
+/// header size … end: the body
+/// ```
+///
+/// Replaces `erp/1` (four frames with a JSON header), whose framing and header cost more than
+/// the rest of a call's wire work (docs/benchmarks.md). An `erp/1` request is answered in `erp/1`
+/// with `unsupported_version`, so an old peer reads why.
 public enum WireFormat {
-    /// The first frame of every message.
-    public static let version = "erp/1"
-    static let versionBytes = Array(version.utf8)
+    /// The protocol's name, as documented and as the refusals name it.
+    public static let version = "erp/2"
+    static let versionNumber: UInt8 = 2
+    /// "erp": the first three bytes of every message.
+    static let magic: [UInt8] = [0x65, 0x72, 0x70]
+    /// The part every message has: magic, version, kind, flags, header size, call id.
+    static let commonSize = 16
+    /// A request's fixed part: the common part and the deadline.
+    static let requestFixedSize = 24
+    /// The longest string a header field may carry (its length is two bytes).
+    public static let fieldLengthMax = Int(UInt16.max)
 
-    public enum Kind: String, Sendable {
-        case request, reply
+    public enum Kind: UInt8, Sendable {
+        case request = 1, reply = 2
+    }
+
+    enum RequestFlag {
+        static let idempotencyKey: UInt8 = 1 << 0
+        static let traceParent: UInt8 = 1 << 1
+    }
+
+    enum ReplyFlag {
+        static let failed: UInt8 = 1 << 0
     }
 
     /// The header of a request: which call, which method, who calls, and the call's metadata.
-    public struct RequestHeader: Codable, Sendable, Hashable {
+    public struct RequestHeader: Sendable, Hashable {
         /// Chosen by the caller, unique among its calls in flight; the reply carries it back.
         public var callId: UInt64
         public var method: String
         /// The calling node's name (`CallContext.caller` on the server).
         public var caller: String
-        /// The absolute deadline in milliseconds since the Unix epoch. A fraction carries
-        /// sub-millisecond precision; an integer is fine from other clients.
-        public var deadlineMs: Double
+        /// The absolute deadline, as the caller's clock gives it.
+        public var deadline: Timestamp
         public var correlationId: String
         public var idempotencyKey: String?
         public var traceParent: String?
@@ -33,210 +69,260 @@ public enum WireFormat {
             self.callId = callId
             self.method = method
             self.caller = caller
-            self.deadlineMs = Double(metadata.deadline.nanosecondsSinceEpoch) / 1_000_000
+            self.deadline = metadata.deadline
             self.correlationId = metadata.correlationId
             self.idempotencyKey = metadata.idempotencyKey
             self.traceParent = metadata.traceParent
         }
 
         public var metadata: CallMetadata {
-            CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: Int64(clamping: Int64((deadlineMs * 1_000_000).rounded(.down)))),
-                         correlationId: correlationId, idempotencyKey: idempotencyKey, traceParent: traceParent)
+            CallMetadata(deadline: deadline, correlationId: correlationId, idempotencyKey: idempotencyKey, traceParent: traceParent)
         }
     }
 
-    /// The header of a reply: `ok` true with the response as body, or false with a typed error
-    /// (`RPCError`'s Codable form) and an empty body.
-    public struct ReplyHeader: Codable, Sendable, Hashable {
+    /// A reply: the call it answers and its outcome (the response's JSON, or a typed error).
+    public struct Reply: Sendable, Hashable {
         public var callId: UInt64
-        public var ok: Bool
-        public var error: RPCError?
-
-        public init(callId: UInt64, result: Result<[UInt8], RPCError>) {
-            self.callId = callId
-            switch result {
-            case .success: ok = true; error = nil
-            case .failure(let failure): ok = false; error = failure
-            }
-        }
+        public var result: Result<[UInt8], RPCError>
     }
 
-    /// Why a message could not be taken, and the call id if the header was readable enough to
-    /// address an error reply.
+    /// Why a message could not be taken, and how to answer it, if at all.
     public struct Refusal: Error, Sendable, Hashable {
+        /// The call id, when the message was readable enough to address an answer.
         public var callId: UInt64?
         public var error: RPCError
+        /// The message was `erp/1`: its answer goes in `erp/1` frames, the only ones its sender reads.
+        public var answersInERP1 = false
+    }
+
+    /// A request header field longer than `fieldLengthMax` bytes.
+    public struct FieldTooLong: Error, Sendable, CustomStringConvertible {
+        public var field: String
+        public var length: Int
+        public var description: String { "the request's \(field) is \(length) bytes; \(WireFormat.version) carries at most \(WireFormat.fieldLengthMax)" }
     }
 
     // MARK: Encoding
 
-    /// Throws `EncodingError` only for a header JSON cannot carry (a deadline that is not finite).
-    public static func requestFrames(_ header: RequestHeader, body: [UInt8]) throws -> [[UInt8]] {
-        [versionBytes, requestKindBytes, try WireJSON.encode(header), body]
+    /// One request frame. Throws `FieldTooLong` for a string field past 65,535 bytes.
+    public static func requestFrame(_ header: RequestHeader, body: [UInt8]) throws -> [UInt8] {
+        let method = header.method.utf8, caller = header.caller.utf8, correlation = header.correlationId.utf8
+        let key = header.idempotencyKey?.utf8, parent = header.traceParent?.utf8
+        var headerSize = requestFixedSize + 6 + method.count + caller.count + correlation.count
+        var flags: UInt8 = 0
+        if let key {
+            headerSize += 2 + key.count
+            flags |= RequestFlag.idempotencyKey
+        }
+        if let parent {
+            headerSize += 2 + parent.count
+            flags |= RequestFlag.traceParent
+        }
+        // Each field's length, and the header's size, must fit in two bytes.
+        if headerSize > fieldLengthMax {
+            for (name, count) in [("method", method.count), ("caller", caller.count), ("correlation id", correlation.count),
+                                  ("idempotency key", key?.count ?? 0), ("trace parent", parent?.count ?? 0)] where count > fieldLengthMax {
+                throw FieldTooLong(field: name, length: count)
+            }
+            throw FieldTooLong(field: "header", length: headerSize)
+        }
+        var frame: [UInt8] = []
+        frame.reserveCapacity(headerSize + body.count)
+        appendCommon(to: &frame, kind: .request, flags: flags, headerSize: headerSize, callId: header.callId)
+        appendInteger(header.deadline.nanosecondsSinceEpoch, to: &frame)
+        appendField(method, to: &frame)
+        appendField(caller, to: &frame)
+        appendField(correlation, to: &frame)
+        if let key { appendField(key, to: &frame) }
+        if let parent { appendField(parent, to: &frame) }
+        frame.append(contentsOf: body)
+        return frame
     }
 
-    /// Reply frames; an error reply has an empty body. Never fails: the header has only plain fields.
-    public static func replyFrames(callId: UInt64, result: Result<[UInt8], RPCError>) -> [[UInt8]] {
-        let header = ReplyHeader(callId: callId, result: result)
-        let headerBytes: [UInt8]
-        do {
-            headerBytes = try WireJSON.encode(header)
-        } catch {
-            preconditionFailure("a reply header always encodes: \(error)")
-        }
-        let body: [UInt8]
+    /// One reply frame: the response's JSON, or the error's. Never fails (an `RPCError` has only
+    /// strings and integers).
+    public static func replyFrame(callId: UInt64, result: Result<[UInt8], RPCError>) -> [UInt8] {
+        let body: [UInt8], flags: UInt8
         switch result {
-        case .success(let bytes): body = bytes
-        case .failure: body = []
+        case .success(let bytes):
+            body = bytes
+            flags = 0
+        case .failure(let error):
+            do {
+                body = try WireJSON.encode(error)
+            } catch {
+                preconditionFailure("an RPCError always encodes: \(error)")
+            }
+            flags = ReplyFlag.failed
         }
-        return [versionBytes, replyKindBytes, headerBytes, body]
+        var frame: [UInt8] = []
+        frame.reserveCapacity(commonSize + body.count)
+        appendCommon(to: &frame, kind: .reply, flags: flags, headerSize: commonSize, callId: callId)
+        frame.append(contentsOf: body)
+        return frame
+    }
+
+    /// What to send back for a refused message (without the routing id), or nil when there is
+    /// nobody to address it to.
+    public static func answer(to refusal: Refusal) -> [[UInt8]]? {
+        guard let callId = refusal.callId else { return nil }
+        return refusal.answersInERP1 ? ERP1.refusalFrames(callId: callId, error: refusal.error)
+                                     : [replyFrame(callId: callId, result: .failure(refusal.error))]
+    }
+
+    private static func appendCommon(to frame: inout [UInt8], kind: Kind, flags: UInt8, headerSize: Int, callId: UInt64) {
+        frame.append(contentsOf: magic)
+        frame.append(versionNumber)
+        frame.append(kind.rawValue)
+        frame.append(flags)
+        appendInteger(UInt16(headerSize), to: &frame)
+        appendInteger(callId, to: &frame)
+    }
+
+    private static func appendInteger<T: FixedWidthInteger>(_ value: T, to frame: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { frame.append(contentsOf: $0) }
+    }
+
+    private static func appendField(_ field: String.UTF8View, to frame: inout [UInt8]) {
+        appendInteger(UInt16(field.count), to: &frame)
+        frame.append(contentsOf: field)
     }
 
     // MARK: Decoding
 
-    /// Reads a request (frames without the routing id).
+    /// Reads a request (the frames after the routing id).
     public static func decodeRequest(_ frames: ArraySlice<[UInt8]>) -> Result<(RequestHeader, [UInt8]), Refusal> {
-        decode(frames, expecting: .request, RequestHeader.self, fast: FastHeaderJSON.requestHeader)
+        let frame: [UInt8], flags: UInt8, headerSize: Int, callId: UInt64
+        switch readCommon(frames, expecting: .request) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let common): (frame, flags, headerSize, callId) = common
+        }
+        func badHeader(_ why: String) -> Result<(RequestHeader, [UInt8]), Refusal> {
+            .failure(Refusal(callId: callId, error: .rejected(code: "bad_header", message: "unreadable request header: \(why)")))
+        }
+        guard headerSize >= requestFixedSize + 6 else { return badHeader("header size \(headerSize) is below the \(requestFixedSize + 6) bytes a request needs") }
+        var reader = FieldReader(frame: frame, offset: requestFixedSize, end: headerSize)
+        let deadline = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: readInteger(UInt64.self, frame, at: commonSize)))
+        guard let method = reader.string(), let caller = reader.string(), let correlationId = reader.string() else {
+            return badHeader(reader.problem)
+        }
+        var metadata = CallMetadata(deadline: deadline, correlationId: correlationId)
+        if flags & RequestFlag.idempotencyKey != 0 {
+            guard let key = reader.string() else { return badHeader(reader.problem) }
+            metadata.idempotencyKey = key
+        }
+        if flags & RequestFlag.traceParent != 0 {
+            guard let parent = reader.string() else { return badHeader(reader.problem) }
+            metadata.traceParent = parent
+        }
+        // Header bytes past the fields this version knows are skipped: room for later fields.
+        let header = RequestHeader(callId: callId, method: method, caller: caller, metadata: metadata)
+        return .success((header, Array(frame[headerSize...])))
     }
 
-    /// Reads a reply.
-    public static func decodeReply(_ frames: ArraySlice<[UInt8]>) -> Result<(ReplyHeader, [UInt8]), Refusal> {
-        decode(frames, expecting: .reply, ReplyHeader.self, fast: FastHeaderJSON.replyHeader)
-    }
-
-    private struct CallIdOnly: Decodable { var callId: UInt64 }
-
-    static let requestKindBytes = Array(Kind.request.rawValue.utf8)
-    static let replyKindBytes = Array(Kind.reply.rawValue.utf8)
-
-    private static func decode<H: Decodable>(_ frames: ArraySlice<[UInt8]>, expecting kind: Kind, _ type: H.Type,
-                                             fast: ([UInt8]) -> H?) -> Result<(H, [UInt8]), Refusal> {
-        let first = frames.startIndex
-        // The call id, if a header frame is where it should be and has one: enough to answer.
-        // Read only for a refusal (it costs a JSON decode).
-        var callId: UInt64? { frames.count >= 3 ? peekCallId(frames[first + 2]) : nil }
-        guard frames.count == 4 else {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_frames", message: "expected 4 frames (version, kind, header, body), got \(frames.count)")))
+    /// Reads a reply. A failed call's error that does not decode still ends the call it names,
+    /// as `rejected` / `bad_reply`.
+    public static func decodeReply(_ frames: ArraySlice<[UInt8]>) -> Result<Reply, Refusal> {
+        let frame: [UInt8], flags: UInt8, headerSize: Int, callId: UInt64
+        switch readCommon(frames, expecting: .reply) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let common): (frame, flags, headerSize, callId) = common
         }
-        guard frames[first] == versionBytes else {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "unsupported_version", message: "this node speaks \(version), not \(printable(frames[first]))")))
-        }
-        guard frames[first + 1] == (kind == .request ? requestKindBytes : replyKindBytes) else {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_kind", message: "expected kind \(kind.rawValue), got \(printable(frames[first + 1]))")))
-        }
-        // The usual header (flat, plain fields) is read by hand; anything else goes to
-        // JSONDecoder, whose verdict and errors are the reference.
-        let header = frames[first + 2], body = frames[first + 3]
-        if let fastHeader = fast(header) { return .success((fastHeader, body)) }
+        let body = Array(frame[headerSize...])
+        guard flags & ReplyFlag.failed != 0 else { return .success(Reply(callId: callId, result: .success(body))) }
         do {
-            return .success((try JSONCoding.decode(H.self, from: Data(header)), body))
+            return .success(Reply(callId: callId, result: .failure(try WireJSON.decode(RPCError.self, from: body))))
         } catch {
-            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_header", message: "undecodable \(kind.rawValue) header: \(error)")))
+            return .success(Reply(callId: callId, result: .failure(.rejected(code: "bad_reply", message: "undecodable error in the reply: \(error)"))))
         }
     }
 
-    private static func peekCallId(_ frame: [UInt8]) -> UInt64? {
-        do { return try JSONCoding.decode(CallIdOnly.self, from: Data(frame)).callId } catch { return nil }
+    /// The part every message shares, checked: one frame, magic, version, kind, a header size
+    /// within the frame. An `erp/1` message is refused in a form its sender can read.
+    private static func readCommon(_ frames: ArraySlice<[UInt8]>, expecting kind: Kind)
+        -> Result<(frame: [UInt8], flags: UInt8, headerSize: Int, callId: UInt64), Refusal> {
+        guard let first = frames.first else {
+            return .failure(Refusal(callId: nil, error: .rejected(code: "bad_frames", message: "an empty message")))
+        }
+        if frames.count > 1 && first == ERP1.versionBytes {
+            let callId = frames.count >= 3 ? ERP1.peekCallId(frames[frames.startIndex + 2]) : nil
+            return .failure(Refusal(callId: callId, error: .rejected(
+                code: "unsupported_version", message: "this node speaks \(version) (one frame; docs/wire-format.md), not erp/1"), answersInERP1: true))
+        }
+        // The call id, when the first frame is long enough and looks like ours: enough to answer.
+        let callId: UInt64? = first.count >= commonSize && first.starts(with: magic) ? readInteger(UInt64.self, first, at: 8) : nil
+        func refuse(_ code: String, _ message: String) -> Result<(frame: [UInt8], flags: UInt8, headerSize: Int, callId: UInt64), Refusal> {
+            .failure(Refusal(callId: callId, error: .rejected(code: code, message: message)))
+        }
+        guard let callId else { return refuse("bad_frames", "not an \(version) message") }
+        guard frames.count == 1 else { return refuse("bad_frames", "expected 1 frame, got \(frames.count)") }
+        guard first[3] == versionNumber else { return refuse("unsupported_version", "this node speaks \(version), not version \(first[3])") }
+        guard first[4] == kind.rawValue else { return refuse("bad_kind", "expected kind \(kind.rawValue) (\(kind)), got \(first[4])") }
+        let headerSize = Int(readInteger(UInt16.self, first, at: 6))
+        guard headerSize >= commonSize, headerSize <= first.count else {
+            return refuse("bad_header", "header size \(headerSize) outside \(commonSize)...\(first.count), the frame's size")
+        }
+        return .success((first, first[5], headerSize, callId))
     }
 
-    /// At most 32 bytes of a frame, as text, for an error message.
-    private static func printable(_ frame: [UInt8]) -> String {
-        String(decoding: frame.prefix(32), as: UTF8.self).debugDescription
+    static func readInteger<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], at offset: Int) -> T {
+        var value: T = 0
+        for index in (offset..<offset + MemoryLayout<T>.size).reversed() { value = value << 8 | T(truncatingIfNeeded: bytes[index]) }
+        return value
     }
-}
 
-/// The two headers on the path of every call, read without Foundation's JSONDecoder (it costs
-/// more than the rest of a call together); they are written by `WireJSON`, as bodies are. Reading
-/// uses `WireJSON`'s parser and accepts a flat object of strings, numbers, booleans and nulls,
-/// returning nil for anything else (nested values, odd numbers, repeated keys, a wrong type, bad
-/// syntax or UTF-8), which then goes to JSONDecoder, whose verdict and errors are the reference.
-enum FastHeaderJSON {
-    /// The members of a flat object — strings, numbers, booleans and nulls, each key once — read
-    /// with `WireJSON`'s parser; nil for anything else (bad JSON, a nested value, a repeated key),
-    /// which the caller then leaves to JSONDecoder.
-    static func flatMembers(_ bytes: [UInt8]) -> [(String, WireValue)]? {
-        guard case .object(let members)? = try? WireJSON.parse(bytes) else { return nil }
-        for (index, member) in members.enumerated() {
-            switch member.1 {
-            case .array, .object: return nil
-            case .null, .bool, .number, .string: break
+    /// Reads the length-prefixed UTF-8 fields of a request header, never past its end.
+    private struct FieldReader {
+        let frame: [UInt8]
+        var offset: Int
+        let end: Int
+        var problem = ""
+
+        mutating func string() -> String? {
+            guard offset + 2 <= end else {
+                problem = "a field's length runs past the header's end"
+                return nil
             }
-            for earlier in 0..<index where members[earlier].0 == member.0 { return nil }
-        }
-        return members
-    }
-
-    static func requestHeader(_ bytes: [UInt8]) -> WireFormat.RequestHeader? {
-        guard let members = flatMembers(bytes) else { return nil }
-        var callId: UInt64?, method: String?, caller: String?, deadlineMs: Double?, correlationId: String?
-        var idempotencyKey: String?, traceParent: String?
-        for (key, value) in members {
-            switch key {
-            case "callId":
-                guard case .number(let text) = value, let number = UInt64(text) else { return nil }
-                callId = number
-            case "method":
-                guard case .string(let text) = value else { return nil }
-                method = text
-            case "caller":
-                guard case .string(let text) = value else { return nil }
-                caller = text
-            case "deadlineMs":
-                guard case .number(let text) = value, let number = Double(text), number.isFinite else { return nil }
-                deadlineMs = number
-            case "correlationId":
-                guard case .string(let text) = value else { return nil }
-                correlationId = text
-            case "idempotencyKey":
-                guard let text = optionalString(value) else { return nil }
-                idempotencyKey = text
-            case "traceParent":
-                guard let text = optionalString(value) else { return nil }
-                traceParent = text
-            default:
-                continue // unknown keys are ignored, as JSONDecoder ignores them
+            let length = Int(WireFormat.readInteger(UInt16.self, frame, at: offset))
+            let start = offset + 2
+            guard start + length <= end else {
+                problem = "a \(length)-byte field runs past the header's end"
+                return nil
             }
-        }
-        guard let callId, let method, let caller, let deadlineMs, let correlationId else { return nil }
-        var header = WireFormat.RequestHeader(
-            callId: callId, method: method, caller: caller,
-            metadata: CallMetadata(deadline: Timestamp(nanosecondsSinceEpoch: 0), correlationId: correlationId))
-        header.deadlineMs = deadlineMs
-        header.idempotencyKey = idempotencyKey
-        header.traceParent = traceParent
-        return header
-    }
-
-    static func replyHeader(_ bytes: [UInt8]) -> WireFormat.ReplyHeader? {
-        guard let members = flatMembers(bytes) else { return nil }
-        var callId: UInt64?, ok: Bool?
-        for (key, value) in members {
-            switch key {
-            case "callId":
-                guard case .number(let text) = value, let number = UInt64(text) else { return nil }
-                callId = number
-            case "ok":
-                guard case .bool(let flag) = value else { return nil }
-                ok = flag
-            case "error":
-                // An error is an object (JSONDecoder reads it); null is no error.
-                guard case .null = value else { return nil }
-            default:
-                continue
+            offset = start + length
+            guard let text = String(validating: frame[start..<offset], as: UTF8.self) else {
+                problem = "a field is not UTF-8"
+                return nil
             }
+            return text
         }
-        guard let callId, let ok else { return nil }
-        var header = WireFormat.ReplyHeader(callId: callId, result: .success([]))
-        header.ok = ok
-        return header
     }
 
-    /// `.some(nil)` for null, `.some(text)` for a string, nil for another type.
-    private static func optionalString(_ value: WireValue) -> String?? {
-        switch value {
-        case .null: return .some(nil)
-        case .string(let text): return .some(text)
-        default: return nil
+    /// What is left of `erp/1`: recognizing its requests, and refusing them in its own frames.
+    enum ERP1 {
+        static let versionBytes = Array("erp/1".utf8)
+
+        private struct CallIdOnly: Decodable { var callId: UInt64 }
+
+        /// The erp/1 reply header, for the refusal only.
+        private struct ReplyHeader: Encodable {
+            var callId: UInt64
+            var error: RPCError
+            var ok = false
+        }
+
+        static func peekCallId(_ header: [UInt8]) -> UInt64? {
+            try? WireJSON.decode(CallIdOnly.self, from: header).callId
+        }
+
+        static func refusalFrames(callId: UInt64, error: RPCError) -> [[UInt8]] {
+            let header: [UInt8]
+            do {
+                header = try WireJSON.encode(ReplyHeader(callId: callId, error: error))
+            } catch {
+                preconditionFailure("an erp/1 reply header always encodes: \(error)")
+            }
+            return [versionBytes, Array("reply".utf8), header, []]
         }
     }
 }

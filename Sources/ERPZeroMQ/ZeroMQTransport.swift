@@ -93,7 +93,8 @@ public struct CallerAuthorization: Sendable {
 
 /// Typed RPC over ZeroMQ. Each node binds one ROUTER at its endpoint for incoming requests and
 /// opens one DEALER per destination node for its calls, lazily, at the first call. Requests and
-/// responses are JSON (`WireJSON`, the bytes `JSONCoding` writes) in the `erp/1` frames of `WireFormat`.
+/// responses are JSON (`WireJSON`, the bytes `JSONCoding` writes) in the one-frame `erp/2` messages of
+/// `WireFormat`.
 ///
 /// Twin of the simulator's `SimTransport`. Differences: payloads are encoded (a request type must
 /// survive a JSON round trip), the network is real (loss shows up as a dropped connection and is
@@ -384,8 +385,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
         state.withLock { s in s.pending[callId]?.timer = timer }
         do {
-            let frames = try WireFormat.requestFrames(
-                WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)
+            let frames = [try WireFormat.requestFrame(
+                WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)]
             let peer = try await self.peer(for: target, address: address)
             // The fault filter may lose the request (the call then ends by its timer, as across a
             // partition), hold it back or send it twice.
@@ -398,7 +399,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 }
             }
         } catch {
-            let failure = error as? RPCError ?? .unavailable("call to \(target) failed: \(error)")
+            let failure: RPCError = if let error = error as? RPCError {
+                error
+            } else if let error = error as? WireFormat.FieldTooLong {
+                .rejected(code: "bad_request", message: "\(method): \(error)")
+            } else {
+                .unavailable("call to \(target) failed: \(error)")
+            }
             complete(callId, .failure(failure), counting: \.callsFailedToSend)
         }
         return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[UInt8], any Error>) in
@@ -563,11 +570,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         case .failure(let refusal):
             state.withLock { $0.counters.malformedDropped += 1 }
             logger.debug("dropped a malformed reply: \(refusal.error)")
-        case .success(let (header, body)):
-            let result: Result<[UInt8], RPCError> = header.ok
-                ? .success(body)
-                : .failure(header.error ?? .rejected(code: "bad_reply", message: "error reply without an error"))
-            complete(header.callId, result, counting: \.repliesReceived, orElse: \.lateReplies)
+        case .success(let reply):
+            complete(reply.callId, reply.result, counting: \.repliesReceived, orElse: \.lateReplies)
         }
     }
 
@@ -580,16 +584,20 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         let identity = frames[0]
         func answerNow(_ callId: UInt64, _ error: RPCError) {
             do {
-                try sender.send(frames: [identity] + WireFormat.replyFrames(callId: callId, result: .failure(error)))
+                try sender.send(frames: [identity, WireFormat.replyFrame(callId: callId, result: .failure(error))])
             } catch {
                 state.withLock { $0.counters.replySendFailures += 1 }
             }
         }
         switch WireFormat.decodeRequest(frames.dropFirst()) {
         case .failure(let refusal):
-            if let callId = refusal.callId {
+            if let answer = WireFormat.answer(to: refusal) {
                 state.withLock { $0.counters.malformedAnswered += 1 }
-                answerNow(callId, refusal.error)
+                do {
+                    try sender.send(frames: [identity] + answer)
+                } catch {
+                    state.withLock { $0.counters.replySendFailures += 1 }
+                }
             } else {
                 state.withLock { $0.counters.malformedDropped += 1 }
             }
@@ -656,7 +664,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         guard case .send(let copies, let delay) = faults.decide(to: caller) else { return } // lost on the way
         if delay > .zero { await executor.sleep(for: delay) }
         guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing
-        let frames = [identity] + WireFormat.replyFrames(callId: callId, result: result)
+        let frames = [identity, WireFormat.replyFrame(callId: callId, result: result)]
         for copy in 0..<copies {
             do {
                 try await router.send(frames: frames)
