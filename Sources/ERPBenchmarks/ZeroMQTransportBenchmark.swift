@@ -51,6 +51,11 @@ public struct ZeroMQTransportBenchmark: Sendable {
         public var rawPipelinedCallsPerSecond: Double
         public var socketRoundTrip: Duration
         public var socketPipelinedMessagesPerSecond: Double
+        /// The whole process's CPU (every thread, libzmq's and the kernel's work for them
+        /// included) per pipelined call: what wall-clock figures hide when wake-ups are slow.
+        public var transportPipelinedCPU = CPUPerCall()
+        public var socketPipelinedCPU = CPUPerCall()
+        public var rawPipelinedCPU = CPUPerCall()
 
         public var socketRoundTripRatio: Double { socketRoundTrip.seconds / rawRoundTrip.seconds }
         public var socketPipelinedRatio: Double { socketPipelinedMessagesPerSecond / rawPipelinedCallsPerSecond }
@@ -72,6 +77,11 @@ public struct ZeroMQTransportBenchmark: Sendable {
         public var rawRoundTrip: Duration { .seconds(Self.median(rounds.map(\.rawRoundTrip.seconds))) }
         /// Median over rounds of DEALER/ROUTER messages echoed per second with `window` in flight.
         public var rawPipelinedCallsPerSecond: Double { Self.median(rounds.map(\.rawPipelinedCallsPerSecond)) }
+
+        /// Medians over rounds of the process's CPU per pipelined call, user and system apart.
+        public var transportPipelinedCPU: CPUPerCall { CPUPerCall.median(rounds.map(\.transportPipelinedCPU)) }
+        public var socketPipelinedCPU: CPUPerCall { CPUPerCall.median(rounds.map(\.socketPipelinedCPU)) }
+        public var rawPipelinedCPU: CPUPerCall { CPUPerCall.median(rounds.map(\.rawPipelinedCPU)) }
 
         /// Median over rounds of the socket layer's round trip and of its ratio to raw libzmq's.
         public var socketRoundTrip: Duration { .seconds(Self.median(rounds.map(\.socketRoundTrip.seconds))) }
@@ -104,6 +114,10 @@ public struct ZeroMQTransportBenchmark: Sendable {
                 transportPipelinedCallsPerSecond, rawPipelinedCallsPerSecond, pipelinedThroughputRatio)
             text += String(format: "\n  socket layer alone (same executors and frames, no RPC work): round trip %.1f us = %.2fx raw; pipelined %.0f echoes/s = %.3f of raw",
                            socketRoundTrip.seconds * 1e6, socketRoundTripRatio, socketPipelinedMessagesPerSecond, socketPipelinedRatio)
+            let cpu = [transportPipelinedCPU, socketPipelinedCPU, rawPipelinedCPU]
+            text += String(format: "\n  CPU per pipelined call, whole process, user + system: transport %.1f + %.1f us, socket layer %.1f + %.1f us, raw %.1f + %.1f us",
+                           cpu[0].user.seconds * 1e6, cpu[0].system.seconds * 1e6, cpu[1].user.seconds * 1e6,
+                           cpu[1].system.seconds * 1e6, cpu[2].user.seconds * 1e6, cpu[2].system.seconds * 1e6)
             text += String(format: "\n  wire format alone (encode and decode request, header, response, reply header): %.2f us per call",
                            wirePath.seconds * 1e6)
             text += "\n  (medians; ratios are medians of the per-round ratios)\n  rounds:"
@@ -131,16 +145,47 @@ public struct ZeroMQTransportBenchmark: Sendable {
             let transportRoundTrip = try rig.roundTrips(roundTripsPerRound)
             let socketRoundTrip = try sockets.echo(roundTripsPerRound, window: 1).perMessage
             let rawRoundTrip = try Self.rawRoundTrip(count: roundTripsPerRound, payloadSize: payloadSize)
-            let transportPipelined = try rig.pipelined(pipelinedPerRound, window: window)
-            let socketPipelined = try sockets.echo(pipelinedPerRound, window: window).perSecond
-            let rawPipelined = try Self.rawPipelined(count: pipelinedPerRound, window: window, payloadSize: payloadSize)
+            let (transportPipelined, transportCPU) = try CPUPerCall.measure(pipelinedPerRound) {
+                try rig.pipelined(pipelinedPerRound, window: window)
+            }
+            let (socketPipelined, socketCPU) = try CPUPerCall.measure(pipelinedPerRound) {
+                try sockets.echo(pipelinedPerRound, window: window).perSecond
+            }
+            let (rawPipelined, rawCPU) = try CPUPerCall.measure(pipelinedPerRound) {
+                try Self.rawPipelined(count: pipelinedPerRound, window: window, payloadSize: payloadSize)
+            }
             measured.append(Round(transportRoundTrip: transportRoundTrip, rawRoundTrip: rawRoundTrip,
                                   transportPipelinedCallsPerSecond: transportPipelined,
                                   rawPipelinedCallsPerSecond: rawPipelined,
-                                  socketRoundTrip: socketRoundTrip, socketPipelinedMessagesPerSecond: socketPipelined))
+                                  socketRoundTrip: socketRoundTrip, socketPipelinedMessagesPerSecond: socketPipelined,
+                                  transportPipelinedCPU: transportCPU, socketPipelinedCPU: socketCPU, rawPipelinedCPU: rawCPU))
         }
         let wirePath = try Self.wirePathCost(count: min(100_000, max(1_000, roundTripCount * 10)), payloadSize: payloadSize)
         return Result(settings: self, rounds: measured, wirePath: wirePath)
+    }
+
+    /// The process's user and system CPU per call over a run (getrusage: every thread).
+    public struct CPUPerCall: Sendable {
+        public var user: Duration = .zero
+        public var system: Duration = .zero
+
+        static func measure<T>(_ calls: Int, _ body: () throws -> T) rethrows -> (T, CPUPerCall) {
+            let before = usage()
+            let value = try body()
+            let after = usage()
+            return (value, CPUPerCall(user: (after.user - before.user) / calls, system: (after.system - before.system) / calls))
+        }
+
+        static func median(_ values: [CPUPerCall]) -> CPUPerCall {
+            CPUPerCall(user: .seconds(Result.median(values.map(\.user.seconds))), system: .seconds(Result.median(values.map(\.system.seconds))))
+        }
+
+        private static func usage() -> (user: Duration, system: Duration) {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            func duration(_ time: timeval) -> Duration { .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec)) }
+            return (duration(usage.ru_utime), duration(usage.ru_stime))
+        }
     }
 
     // MARK: The wire path alone

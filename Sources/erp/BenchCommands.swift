@@ -211,7 +211,13 @@ struct TransportBench: ParsableCommand {
                        "raw_pipelined_calls_per_s": result.rawPipelinedCallsPerSecond.rounded(),
                        "pipelined_ratio": result.pipelinedThroughputRatio,
                        "socket_round_trip_ratio": result.socketRoundTripRatio, "socket_pipelined_ratio": result.socketPipelinedRatio,
-                       "wire_path_us": result.wirePath.seconds * 1e6])
+                       "wire_path_us": result.wirePath.seconds * 1e6,
+                       "pipelined_cpu_user_us": result.transportPipelinedCPU.user.seconds * 1e6,
+                       "pipelined_cpu_system_us": result.transportPipelinedCPU.system.seconds * 1e6,
+                       "socket_pipelined_cpu_user_us": result.socketPipelinedCPU.user.seconds * 1e6,
+                       "socket_pipelined_cpu_system_us": result.socketPipelinedCPU.system.seconds * 1e6,
+                       "raw_pipelined_cpu_user_us": result.rawPipelinedCPU.user.seconds * 1e6,
+                       "raw_pipelined_cpu_system_us": result.rawPipelinedCPU.system.seconds * 1e6])
         }
     }
 }
