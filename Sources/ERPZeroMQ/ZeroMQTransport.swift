@@ -581,20 +581,22 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             state.withLock { $0.counters.malformedDropped += 1 }
             return
         }
-        let identity = frames[0]
+        // The envelope the answer goes back through: the peer's routing id, and the empty
+        // delimiter a REQ socket puts in front of its message (and expects in front of the reply).
+        let envelope = frames.count == 3 && frames[1].isEmpty ? [frames[0], []] : [frames[0]]
         func answerNow(_ callId: UInt64, _ error: RPCError) {
             do {
-                try sender.send(frames: [identity, WireFormat.replyFrame(callId: callId, result: .failure(error))])
+                try sender.send(frames: envelope + [WireFormat.replyFrame(callId: callId, result: .failure(error))])
             } catch {
                 state.withLock { $0.counters.replySendFailures += 1 }
             }
         }
-        switch WireFormat.decodeRequest(frames.dropFirst()) {
+        switch WireFormat.decodeRequest(frames.dropFirst(envelope.count)) {
         case .failure(let refusal):
             if let answer = WireFormat.answer(to: refusal) {
                 state.withLock { $0.counters.malformedAnswered += 1 }
                 do {
-                    try sender.send(frames: [identity] + answer)
+                    try sender.send(frames: envelope + answer)
                 } catch {
                     state.withLock { $0.counters.replySendFailures += 1 }
                 }
@@ -654,17 +656,17 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 if case .failure(.rejected("internal", let why)) = result {
                     logger.warning("\(method) failed: \(why)", metadata: ["correlationId": "\(context.correlationId)"])
                 }
-                await reply(to: identity, caller: context.caller, callId: callId, result: result, correlationId: context.correlationId)
+                await reply(to: envelope, caller: context.caller, callId: callId, result: result, correlationId: context.correlationId)
             }
         }
     }
 
-    private func reply(to identity: [UInt8], caller: NodeName, callId: UInt64, result: Result<[UInt8], RPCError>,
+    private func reply(to envelope: [[UInt8]], caller: NodeName, callId: UInt64, result: Result<[UInt8], RPCError>,
                        correlationId: String) async {
         guard case .send(let copies, let delay) = faults.decide(to: caller) else { return } // lost on the way
         if delay > .zero { await executor.sleep(for: delay) }
         guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing
-        let frames = [identity, WireFormat.replyFrame(callId: callId, result: result)]
+        let frames = envelope + [WireFormat.replyFrame(callId: callId, result: result)]
         for copy in 0..<copies {
             do {
                 try await router.send(frames: frames)

@@ -181,6 +181,11 @@ struct TransportBench: ParsableCommand {
             Each round also measures the socket layer alone: the transport's executors, hosted \
             sockets and request frames, echoed with no RPC work. Its distance to raw libzmq is \
             the I/O layer's cost; the transport's distance to it is the RPC layer's.
+
+            For the pipelined shape it also prints the process's CPU per call (getrusage around \
+            each run: every thread, libzmq's included, user and system apart): when wake-ups are \
+            slow (a busy or virtualized machine), calls per second measure the scheduler more \
+            than the code, and CPU per call stays comparable between builds.
             """)
 
     static let window = 100

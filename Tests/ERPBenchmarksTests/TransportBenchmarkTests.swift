@@ -19,9 +19,14 @@ struct TransportBenchmarkTests {
             for rate in [round.transportPipelinedCallsPerSecond, round.socketPipelinedMessagesPerSecond, round.rawPipelinedCallsPerSecond] {
                 #expect(rate.isFinite && rate > 0)
             }
+            // The process's CPU per pipelined call: something, and not absurd (a second per call
+            // would mean the sum was not divided by the calls).
+            let cpu = round.transportPipelinedCPU
+            #expect(cpu.user + cpu.system > .zero && cpu.user + cpu.system < .milliseconds(10), "\(cpu)")
         }
         let text = result.description
         #expect(text.contains("socket layer alone"))
+        #expect(text.contains("CPU per pipelined call"))
         #expect(text.contains("transport/raw"))
         #expect(result.wirePath > .zero)
     }

@@ -115,6 +115,28 @@ struct TransportPair {
         await pair.finish()
     }
 
+    /// The simplest client of all, a REQ socket (one call at a time): its empty delimiter frame
+    /// is kept for the reply, which it reads behind one.
+    @Test func aREQClientIsAnswered() async throws {
+        let pair = try await TransportPair()
+        let io = try IOThread.start(context: pair.context, name: "req")
+        let req = try await io.open(.request, options: .plaintext)
+        try await req.connect(pair.endpoint)
+        _ = await eventually { req.counters.handshakesSucceeded >= 1 }
+        for callId: UInt64 in [1, 2] {
+            let frame = try WireFormat.requestFrame(WireFormat.RequestHeader(callId: callId, method: Shout.method, caller: "req", metadata: pair.metadata()),
+                                                    body: Array(try JSONCoding.encode(Shout(text: "hi \(callId)"))))
+            try await req.send(frames: [frame])
+            let message = try await receive(req, within: .seconds(5))
+            let reply = try WireFormat.decodeReply(message.frames[...]).get()
+            #expect(reply.callId == callId)
+            guard case .success(let body) = reply.result else { Issue.record("call \(callId) failed: \(reply.result)"); continue }
+            #expect(try JSONCoding.decode(String.self, from: Data(body)) == "HI \(callId) to req")
+        }
+        await io.stop()
+        await pair.finish()
+    }
+
     @Test func expiredRequestsAreNotServedAndUnknownMethodsAreUnavailable() async throws {
         let pair = try await TransportPair()
         let io = try IOThread.start(context: pair.context, name: "raw")
