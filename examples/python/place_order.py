@@ -21,7 +21,8 @@ import time
 import zmq
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-KEYS = os.path.join(ROOT, "fixtures", "keys")
+# The key pairs: this client's and the gateway's public key (another topology's: ERP_KEYS_DIR).
+KEYS = os.environ.get("ERP_KEYS_DIR", os.path.join(ROOT, "fixtures", "keys"))
 
 
 def read_key(name, ext):
