@@ -164,15 +164,15 @@ public struct ZeroMQTransportBenchmark: Sendable {
         return Result(settings: self, rounds: measured, wirePath: wirePath)
     }
 
-    /// The process's user and system CPU per call over a run (getrusage: every thread).
+    /// The process's user and system CPU per call over a run (`ProcessUsage`: every thread).
     public struct CPUPerCall: Sendable {
         public var user: Duration = .zero
         public var system: Duration = .zero
 
         static func measure<T>(_ calls: Int, _ body: () throws -> T) rethrows -> (T, CPUPerCall) {
-            let before = usage()
+            let before = ProcessUsage.now()
             let value = try body()
-            let after = usage()
+            let after = ProcessUsage.now()
             return (value, CPUPerCall(user: (after.user - before.user) / calls, system: (after.system - before.system) / calls))
         }
 
@@ -180,12 +180,6 @@ public struct ZeroMQTransportBenchmark: Sendable {
             CPUPerCall(user: .seconds(Result.median(values.map(\.user.seconds))), system: .seconds(Result.median(values.map(\.system.seconds))))
         }
 
-        private static func usage() -> (user: Duration, system: Duration) {
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            func duration(_ time: timeval) -> Duration { .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec)) }
-            return (duration(usage.ru_utime), duration(usage.ru_stime))
-        }
     }
 
     // MARK: The wire path alone

@@ -584,22 +584,22 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         // The envelope the answer goes back through: the peer's routing id, and the empty
         // delimiter a REQ socket puts in front of its message (and expects in front of the reply).
         let envelope = frames.count == 3 && frames[1].isEmpty ? [frames[0], []] : [frames[0]]
-        func answerNow(_ callId: UInt64, _ error: RPCError) {
+        /// Sends `answer` back through the envelope now, from the I/O thread.
+        func sendNow(_ answer: [[UInt8]]) {
             do {
-                try sender.send(frames: envelope + [WireFormat.replyFrame(callId: callId, result: .failure(error))])
+                try sender.send(frames: envelope + answer)
             } catch {
                 state.withLock { $0.counters.replySendFailures += 1 }
             }
+        }
+        func answerNow(_ callId: UInt64, _ error: RPCError) {
+            sendNow([WireFormat.replyFrame(callId: callId, result: .failure(error))])
         }
         switch WireFormat.decodeRequest(frames.dropFirst(envelope.count)) {
         case .failure(let refusal):
             if let answer = WireFormat.answer(to: refusal) {
                 state.withLock { $0.counters.malformedAnswered += 1 }
-                do {
-                    try sender.send(frames: envelope + answer)
-                } catch {
-                    state.withLock { $0.counters.replySendFailures += 1 }
-                }
+                sendNow(answer)
             } else {
                 state.withLock { $0.counters.malformedDropped += 1 }
             }

@@ -109,13 +109,13 @@ struct ScenarioBench: AsyncParsableCommand {
         let out = outputDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("erp-bench-\(ProcessInfo.processInfo.processIdentifier)").path
         defer { if outputDirectory == nil { try? FileManager.default.removeItem(atPath: out) } }
 
-        let cpuBefore = ResourceUsage.now()
+        let cpuBefore = ProcessUsage.now()
         let started = ContinuousClock.now
         let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: "erp run \(scenario) --seed \(seed)",
                                          filesOnDisk: filesOnDisk)
         let wall = (ContinuousClock.now - started).seconds
-        let cpuAfter = ResourceUsage.now()
-        let cpu = cpuAfter.cpuSeconds - cpuBefore.cpuSeconds
+        let cpuAfter = ProcessUsage.now()
+        let cpu = (cpuAfter.cpu - cpuBefore.cpu).seconds
         let orders = summary.orders.submitted
         let virtual = Double(summary.chaosMilliseconds + summary.healMilliseconds) / 1000
         let figures: [String: Any] = [
@@ -133,19 +133,6 @@ struct ScenarioBench: AsyncParsableCommand {
                      Double(orders) / wall, virtual / wall, orders > 0 ? cpu / Double(orders) * 1000 : 0,
                      Double(cpuAfter.peakResidentKiB) / 1024, summary.traceLines, summary.invariantsPass ? "hold" : "FAIL"))
         if json { printJSON(figures) }
-    }
-}
-
-/// The process's CPU time and peak resident set so far (getrusage).
-struct ResourceUsage {
-    var cpuSeconds: Double
-    var peakResidentKiB: Int
-
-    static func now() -> ResourceUsage {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return ResourceUsage(cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime), peakResidentKiB: usage.ru_maxrss)
     }
 }
 

@@ -25,6 +25,42 @@ func startErpUp(_ binary: String, topology: String, log: String) throws -> Proce
     return up
 }
 
+/// A topology of `services` on loopback ports, the gateway's HTTP on one more (API key `k1`), with
+/// fresh CURVE keys for the services and for `clients`, written into `directory`.
+struct LoopbackTopology {
+    let path: String
+    let keys: String
+    let httpPort: Int
+    /// Each service's ZeroMQ endpoint.
+    let endpoints: [String: String]
+
+    init(name: String, services: [String], clients: [String], in directory: String) throws {
+        httpPort = try freePort()
+        var yaml = "name: \(name)\ndataDirectory: data\nhttp: {host: 127.0.0.1, port: \(httpPort), apiKeys: [k1]}\n"
+        yaml += "security: {curveKeys: keys, clients: [\(clients.joined(separator: ", "))]}\nservices:\n"
+        var endpoints: [String: String] = [:]
+        for service in services {
+            endpoints[service] = "tcp://127.0.0.1:\(try freePort())"
+            yaml += "  \(service): \(endpoints[service]!)\n"
+        }
+        self.endpoints = endpoints
+        path = directory + "/topology.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        keys = directory + "/keys"
+        try KeyStore(directory: keys).generate(for: services.compactMap(ServiceName.init(named:)))
+        _ = try KeyStore(directory: keys).generate(named: clients)
+    }
+
+    /// Whether the gateway answered /health with 200 within 10 seconds.
+    func gatewayHealthy() async throws -> Bool {
+        for _ in 0..<100 {
+            if await http("GET", "http://127.0.0.1:\(httpPort)/health")?.status == 200 { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+}
+
 /// Processes whose command line contains `needle` (read from /proc, so no tool is needed).
 func processes(matching needle: String) -> [Int32] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
@@ -58,25 +94,15 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let services = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
-        let httpPort = try freePort()
-        var yaml = "name: e2e\ndataDirectory: data\nhttp: {host: 127.0.0.1, port: \(httpPort), apiKeys: [k1]}\nsecurity: {curveKeys: keys, clients: [tool]}\nservices:\n"
-        for s in services { yaml += "  \(s): tcp://127.0.0.1:\(try freePort())\n" }
-        let topology = dir + "/topology.yaml"
-        try yaml.write(toFile: topology, atomically: true, encoding: .utf8)
-        try KeyStore(directory: dir + "/keys").generate(for: services.compactMap(ServiceName.init(named:)))
-        _ = try KeyStore(directory: dir + "/keys").generate(named: ["tool"])
+        let loopback = try LoopbackTopology(name: "e2e", services: services, clients: ["tool"], in: dir)
+        let topology = loopback.path
 
         let log = dir + "/up.log"
         let up = try startErpUp(binary, topology: topology, log: log)
         defer { if up.isRunning { up.terminate(); up.waitUntilExit() } }
 
-        let base = "http://127.0.0.1:\(httpPort)"
-        var healthy = false
-        for _ in 0..<100 where !healthy {
-            healthy = await http("GET", base + "/health")?.status == 200
-            if !healthy { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        try #require(healthy, "the gateway never answered /health")
+        let base = "http://127.0.0.1:\(loopback.httpPort)"
+        try #require(try await loopback.gatewayHealthy(), "the gateway never answered /health")
         let product = await http("GET", base + "/products/prod_01", headers: ["X-API-Key": "k1"])
         #expect(product?.status == 200)
         let info = try product.map { try JSONDecoder().decode(ProductInfo.self, from: $0.body) }

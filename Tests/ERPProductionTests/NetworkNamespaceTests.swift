@@ -4,12 +4,13 @@ import Foundation
 import ERPTestSupport
 import Testing
 
-/// Runs a command, returning its exit status and output.
+/// Runs a command, returning its exit status and output; `environment` adds to this process's.
 @discardableResult
-func sh(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+func sh(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

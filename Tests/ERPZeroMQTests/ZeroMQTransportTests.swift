@@ -40,6 +40,23 @@ struct TransportPair {
         CallMetadata(deadline: SystemClock().now + timeout, correlationId: "test")
     }
 
+    /// A bare socket of `kind` on an I/O thread of its own, connected to the server once its
+    /// handshake is done: a peer that writes frames by hand. Stop `io` when done.
+    func rawSocket(_ kind: SocketKind, name: String) async throws -> (io: IOThread, socket: ZMQSocket) {
+        let io = try IOThread.start(context: context, name: name)
+        let socket = try await io.open(kind, options: .plaintext)
+        try await socket.connect(endpoint)
+        let connected = await eventually { socket.counters.handshakesSucceeded >= 1 }
+        #expect(connected, "\(name) never connected")
+        return (io, socket)
+    }
+
+    /// An erp/2 request frame calling `Shout` with `text`, written by hand.
+    func shoutFrame(callId: UInt64, text: String, caller: String, metadata: CallMetadata) throws -> [UInt8] {
+        try WireFormat.requestFrame(WireFormat.RequestHeader(callId: callId, method: Shout.method, caller: caller, metadata: metadata),
+                                    body: Array(JSONCoding.encode(Shout(text: text))))
+    }
+
     func finish() async {
         await client.stop()
         await server.stop()
@@ -63,13 +80,8 @@ struct TransportPair {
     /// dropped and counted otherwise; the server keeps serving.
     @Test func badInputIsAnsweredOrDroppedAndCounted() async throws {
         let pair = try await TransportPair()
-        let io = try IOThread.start(context: pair.context, name: "raw")
-        let raw = try await io.open(.dealer, options: .plaintext)
-        try await raw.connect(pair.endpoint)
-        let connected = await eventually { raw.counters.handshakesSucceeded >= 1 }
-        #expect(connected)
-        let request = try WireFormat.requestFrame(WireFormat.RequestHeader(callId: 7, method: Shout.method, caller: "raw", metadata: pair.metadata()),
-                                                  body: Array(try JSONCoding.encode(Shout(text: "x"))))
+        let (io, raw) = try await pair.rawSocket(.dealer, name: "raw")
+        let request = try pair.shoutFrame(callId: 7, text: "x", caller: "raw", metadata: pair.metadata())
 
         func expectRejected(_ frames: [[UInt8]], _ code: String) async throws {
             try await raw.send(frames: frames)
@@ -119,14 +131,9 @@ struct TransportPair {
     /// is kept for the reply, which it reads behind one.
     @Test func aREQClientIsAnswered() async throws {
         let pair = try await TransportPair()
-        let io = try IOThread.start(context: pair.context, name: "req")
-        let req = try await io.open(.request, options: .plaintext)
-        try await req.connect(pair.endpoint)
-        _ = await eventually { req.counters.handshakesSucceeded >= 1 }
+        let (io, req) = try await pair.rawSocket(.request, name: "req")
         for callId: UInt64 in [1, 2] {
-            let frame = try WireFormat.requestFrame(WireFormat.RequestHeader(callId: callId, method: Shout.method, caller: "req", metadata: pair.metadata()),
-                                                    body: Array(try JSONCoding.encode(Shout(text: "hi \(callId)"))))
-            try await req.send(frames: [frame])
+            try await req.send(frames: [pair.shoutFrame(callId: callId, text: "hi \(callId)", caller: "req", metadata: pair.metadata())])
             let message = try await receive(req, within: .seconds(5))
             let reply = try WireFormat.decodeReply(message.frames[...]).get()
             #expect(reply.callId == callId)
@@ -139,14 +146,9 @@ struct TransportPair {
 
     @Test func expiredRequestsAreNotServedAndUnknownMethodsAreUnavailable() async throws {
         let pair = try await TransportPair()
-        let io = try IOThread.start(context: pair.context, name: "raw")
-        let raw = try await io.open(.dealer, options: .plaintext)
-        try await raw.connect(pair.endpoint)
-        _ = await eventually { raw.counters.handshakesSucceeded >= 1 }
+        let (io, raw) = try await pair.rawSocket(.dealer, name: "raw")
         let past = CallMetadata(deadline: SystemClock().now - .seconds(1), correlationId: "old")
-        let frame = try WireFormat.requestFrame(WireFormat.RequestHeader(callId: 9, method: Shout.method, caller: "raw", metadata: past),
-                                                body: Array(try JSONCoding.encode(Shout(text: "x"))))
-        try await raw.send(frames: [frame])
+        try await raw.send(frames: [pair.shoutFrame(callId: 9, text: "x", caller: "raw", metadata: past)])
         let message = try await receive(raw, within: .seconds(5))
         let answer = try WireFormat.decodeReply(message.frames[...]).get()
         #expect(answer.callId == 9 && answer.result == .failure(.deadlineExceeded))

@@ -1,0 +1,18 @@
+import Foundation
+
+/// What getrusage says of this whole process so far (every thread): CPU, user and system apart,
+/// and the peak resident set. The benches take differences of two readings.
+public struct ProcessUsage: Sendable {
+    public var user: Duration
+    public var system: Duration
+    public var peakResidentKiB: Int
+
+    public var cpu: Duration { user + system }
+
+    public static func now() -> ProcessUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func duration(_ time: timeval) -> Duration { .seconds(Int64(time.tv_sec)) + .microseconds(Int64(time.tv_usec)) }
+        return ProcessUsage(user: duration(usage.ru_utime), system: duration(usage.ru_stime), peakResidentKiB: usage.ru_maxrss)
+    }
+}
