@@ -1,8 +1,15 @@
 // CZeroMQ: the system libzmq (4.3.x, Debian's libzmq3-dev) seen from Swift.
-// Only ERPZeroMQ imports this module; everything above it speaks Swift.
+// Only the ZeroMQ module imports this; everything above it speaks Swift.
 #ifndef ERP_CZEROMQ_SHIM_H
 #define ERP_CZEROMQ_SHIM_H
 
 #include <zmq.h>
+#include <sys/prctl.h>
+
+/// Names the calling thread (what `top -H`, `perf` and /proc/PID/task/TID/comm show); the kernel
+/// keeps the first 15 bytes. prctl is variadic, so Swift cannot call it directly.
+static inline void erp_name_current_thread(const char *name) {
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
 
 #endif

@@ -229,6 +229,9 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// hosted thread's commands, the due timers and the queued jobs in arrival order.
     private func runLoop() {
         let executor = asUnownedTaskExecutor()
+        // The kernel's name for the thread (what `top -H`, `perf` and `/proc/PID/task` show): at
+        // most 15 bytes (a service's name, "inventory", fits).
+        erp_name_current_thread(name)
         lock.lock()
         threadId = pthread_self()
         lock.unlock()
