@@ -56,6 +56,77 @@ struct HostedIOThreadTests {
         #expect(await terminate(context))
     }
 
+    @Test("Posted messages leave together at the turn's end, in order; a flush sends them sooner; refusals reach their sender")
+    func postedMessages() async throws {
+        let context = try ZMQContext()
+        let executor = SerialTaskExecutor(name: "hosted")
+        let io = try IOThread.start(context: context, name: "hosted-io", on: executor)
+        let pull = try await io.open(.pull, options: .plaintext)
+        let endpoint = try await pull.bind("tcp://127.0.0.1:*")
+        let push = try await io.open(.push, options: .plaintext)
+        try await push.connect(endpoint)
+        try await waitUntilConnected(push, .tcp)
+
+        // Held until the job that posted them ends, then sent in the order posted.
+        let sentDuringTheJob = try await on(executor) { () -> Int in
+            for text in ["one", "two", "three"] { await push.post(frames: [bytes(text)]) }
+            return push.counters.messagesSent
+        }
+        #expect(sentDuringTheJob == 0, "posted messages wait for the end of the turn")
+        for text in ["one", "two", "three"] { #expect(try await receive(pull).frames == [bytes(text)]) }
+        #expect(push.counters.messagesSent == 3)
+
+        // Held across the short jobs of a turn; sent after a job that ran long. Two jobs started
+        // by one job run in the same turn.
+        func nextJobSees(postingJobRuns duration: Duration) async throws -> Int {
+            try await on(executor) { () -> Int in
+                let poster = Task(executorPreference: executor) {
+                    await push.post(frames: [bytes("held?")])
+                    let end = ContinuousClock.now + duration
+                    while ContinuousClock.now < end {}
+                }
+                let reader = Task(executorPreference: executor) { push.counters.messagesSent }
+                await poster.value
+                return await reader.value
+            }
+        }
+        let sentAfterShortJob = try await nextJobSees(postingJobRuns: .zero)
+        #expect(sentAfterShortJob == 3, "a short job's message waits for the turn's end")
+        #expect(try await receive(pull).frames == [bytes("held?")])
+        let sentAfterLongJob = try await nextJobSees(postingJobRuns: SerialTaskExecutor.postedWaitMax * 2)
+        #expect(sentAfterLongJob == 5, "a long job's message is not held behind the next job")
+        #expect(try await receive(pull).frames == [bytes("held?")])
+
+        // Code about to block the thread sends what is held first.
+        let sentBeforeBlocking = try await on(executor) { () -> Int in
+            await push.post(frames: [bytes("before the wait")])
+            executor.flushPostedMessages()
+            return push.counters.messagesSent
+        }
+        #expect(sentBeforeBlocking == 6)
+        #expect(try await receive(pull).frames == [bytes("before the wait")])
+        executor.flushPostedMessages() // off the executor's thread: nothing to do, nothing breaks
+
+        // A refusal is counted and handed to the sender's handler, on the executor's thread.
+        let router = try await io.open(.router, options: .plaintext)
+        let refusal = Locked<(ZeroMQError, Bool)?>(nil)
+        try await on(executor) {
+            await router.post(frames: [bytes("nobody"), bytes("x")]) { error in refusal.withLock { $0 = (error, executor.isCurrent) } }
+        }
+        #expect(await eventually { refusal.withLock { $0 } != nil })
+        #expect(refusal.withLock { $0?.0.code } == .unroutable)
+        #expect(refusal.withLock { $0?.1 } == true)
+        #expect(router.counters.unroutable == 1)
+
+        // Off the executor's thread a post is a send through the command queue.
+        await push.post(frames: [bytes("from elsewhere")])
+        #expect(try await receive(pull).frames == [bytes("from elsewhere")])
+
+        await io.stop()
+        executor.shutdown()
+        #expect(await terminate(context))
+    }
+
     @Test("Two loops on one executor; terminating one's context closes its sockets only")
     func terminationUnderAHostingExecutor() async throws {
         let executor = SerialTaskExecutor(name: "hosted")
