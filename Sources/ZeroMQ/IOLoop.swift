@@ -506,8 +506,9 @@ final class IOLoop {
     /// Queues one message to be sent by `flushPosted`, which a hosting executor calls at the end of
     /// each turn, after the turn's jobs (sooner after a long job: `postedWaitMax`): the sends of
     /// one turn reach libzmq back to back, so its I/O thread takes them in one wake-up and writes
-    /// them to the connection together (a few `send(2)` calls instead of one per message). On a loop with a thread of its own the message
-    /// is sent now. A failure is counted as `send`'s are and handed to `onFailure`, on this thread.
+    /// them to the connection together (a few `send(2)` calls instead of one per message). On a
+    /// loop with a thread of its own the message is sent now. A failure is counted as `send`'s are
+    /// and handed to `onFailure`, on this thread.
     func post(socketId: Int, shared: SocketShared, frames: [[UInt8]], onFailure: (@Sendable (ZeroMQError) -> Void)?) {
         precondition(pthread_equal(pthread_self(), ownerThread) != 0, "post off its I/O thread")
         let message = Posted(socketId: socketId, shared: shared, frames: frames, onFailure: onFailure)
