@@ -53,10 +53,6 @@ public typealias Migration = (name: String, migrate: @Sendable (Database) throws
 public final class ServiceDatabase: @unchecked Sendable {
     public let path: String
     private var queue: DatabaseQueue?
-    /// Run before each write transaction, which may wait for the disk: the production runtime
-    /// sends the messages its executor holds for a batch (`SerialTaskExecutor.flushPostedMessages`)
-    /// so that none waits behind the commit.
-    public var beforeWrite: (@Sendable () -> Void)?
 
     /// The file a node keeps a database in: `<node>-<database>.sqlite`. Both runtimes and the
     /// checker that reads the files after a run use this one spelling.
@@ -108,7 +104,6 @@ public final class ServiceDatabase: @unchecked Sendable {
     /// a simulated order's CPU.
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
         guard let queue else { throw StorageError.closed(path) }
-        beforeWrite?()
         return try queue.writeWithoutTransaction { db in
             try db.execute(cached: "BEGIN IMMEDIATE TRANSACTION")
             let result: T

@@ -67,7 +67,6 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
         let path = dataDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
         let database = try ServiceDatabase(path: path, durability: durability, migrations: migrations)
-        database.beforeWrite = { [executor] in executor.flushPostedMessages() }
         databases.withLock { $0.append(database) }
         return database
     }

@@ -392,10 +392,10 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             // partition), hold it back or send it twice.
             if case .send(let copies, let delay) = faults.decide(to: target) {
                 if delay > .zero { await executor.sleep(for: delay) }
-                await post(frames, via: peer, callId: callId, deadline: metadata.deadline)
+                try await send(frames, via: peer, deadline: metadata.deadline)
                 if copies > 1 {
                     state.withLock { $0.counters.duplicatesSent += 1 }
-                    await post(frames, via: peer, callId: callId, deadline: metadata.deadline)
+                    try await send(frames, via: peer, deadline: metadata.deadline)
                 }
             }
         } catch {
@@ -506,27 +506,6 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             throw RPCError.unavailable("\(node) stopped")
         }
         return peer
-    }
-
-    /// Posts a request (`ZMQSocket.post`: sent with the rest of the turn's messages). Refused
-    /// because the peer is not connected or not reading, it goes through `send`'s wait for a
-    /// connection, in a task of its own; refused otherwise, the call fails.
-    private func post(_ frames: [[UInt8]], via peer: Peer, callId: UInt64, deadline: Timestamp) async {
-        await peer.socket.post(frames: frames) { [weak self] error in
-            guard let self else { return }
-            guard error.code == .highWaterMark else {
-                self.complete(callId, .failure(.unavailable("cannot send to \(peer.node): \(error)")), counting: \.callsFailedToSend)
-                return
-            }
-            Task(executorPreference: self.executor) {
-                do {
-                    try await self.send(frames, via: peer, deadline: deadline)
-                } catch {
-                    self.complete(callId, .failure(error as? RPCError ?? .unavailable("cannot send to \(peer.node): \(error)")),
-                                  counting: \.callsFailedToSend)
-                }
-            }
-        }
     }
 
     /// Hands `frames` to libzmq. A DEALER with no connected peer refuses at once (`ZMQ_IMMEDIATE`),
@@ -689,13 +668,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing
         let frames = envelope + [WireFormat.replyFrame(callId: callId, result: result)]
         for copy in 0..<copies {
-            // Posted: the replies of one turn of the executor go to libzmq together.
-            await router.post(frames: frames) { [weak self] error in
-                guard let self else { return }
-                self.state.withLock { $0.counters.replySendFailures += 1 }
-                self.logger.debug("reply to call \(callId) not sent: \(error)", metadata: ["correlationId": "\(correlationId)"])
+            do {
+                try await router.send(frames: frames)
+                if copy > 0 { state.withLock { $0.counters.duplicatesSent += 1 } }
+            } catch {
+                state.withLock { $0.counters.replySendFailures += 1 }
+                logger.debug("reply to call \(callId) not sent: \(error)", metadata: ["correlationId": "\(correlationId)"])
             }
-            if copy > 0 { state.withLock { $0.counters.duplicatesSent += 1 } }
         }
     }
 }

@@ -293,13 +293,7 @@ final class IOLoop {
 
     /// Closes every socket, refuses later commands, fails those that never ran, and wakes `stop()`.
     func shutdown(_ reason: ZeroMQError) {
-        // Posted messages not sent yet go the way of a closed socket's queue (linger 0): lost,
-        // and their senders told.
         running = false
-        let unsent = posted
-        posted.removeAll()
-        oldestPosted = nil
-        for message in unsent { send(message) }
         for id in Array(sockets.keys) { closeSocket(id) }
         if let wakeReceiver { zmq_close(wakeReceiver) }
         let stopped = ZeroMQError(.ioThreadStopped, message: "I/O thread \(core.name) stopped: \(reason)")
@@ -484,67 +478,6 @@ final class IOLoop {
         guard running else { throw ZeroMQError(.ioThreadStopped, message: "I/O thread \(core.name) is stopping") }
         let live = try socket(socketId)
         if let error = send(live, frames) { throw error }
-    }
-
-    // MARK: Posting (sends at the end of the host's turn)
-
-    /// A message handed to `post`, sent by the next `flushPosted`.
-    private struct Posted {
-        let socketId: Int
-        let shared: SocketShared
-        let frames: [[UInt8]]
-        let onFailure: (@Sendable (ZeroMQError) -> Void)?
-    }
-    private var posted: [Posted] = []
-    private var flushing: [Posted] = []
-
-    /// True when posted messages wait for `flushPosted`: the host must not sleep before it runs.
-    var hasPosted: Bool { !posted.isEmpty }
-    /// When the oldest message waiting for `flushPosted` was posted (nil: none waits).
-    private(set) var oldestPosted: ContinuousClock.Instant?
-
-    /// Queues one message to be sent by `flushPosted`, which a hosting executor calls at the end of
-    /// each turn, after the turn's jobs (sooner after a long job: `postedWaitMax`): the sends of
-    /// one turn reach libzmq back to back, so its I/O thread takes them in one wake-up and writes
-    /// them to the connection together (a few `send(2)` calls instead of one per message). On a
-    /// loop with a thread of its own the message is sent now. A failure is counted as `send`'s are
-    /// and handed to `onFailure`, on this thread.
-    func post(socketId: Int, shared: SocketShared, frames: [[UInt8]], onFailure: (@Sendable (ZeroMQError) -> Void)?) {
-        precondition(pthread_equal(pthread_self(), ownerThread) != 0, "post off its I/O thread")
-        let message = Posted(socketId: socketId, shared: shared, frames: frames, onFailure: onFailure)
-        guard wakeReceiver == nil else {
-            send(message)
-            return
-        }
-        if posted.isEmpty { oldestPosted = .now }
-        posted.append(message)
-    }
-
-    /// Sends what `post` queued, in the order it was posted. A message posted by a failure handler
-    /// meanwhile waits for the next flush.
-    func flushPosted() {
-        guard !posted.isEmpty else { return }
-        swap(&posted, &flushing)
-        oldestPosted = nil
-        for message in flushing { send(message) }
-        flushing.removeAll(keepingCapacity: true)
-    }
-
-    private func send(_ message: Posted) {
-        let error: ZeroMQError
-        if !running {
-            error = ZeroMQError(.ioThreadStopped, message: "I/O thread \(core.name) is stopping")
-        } else if let live = sockets[message.socketId] {
-            guard let refused = send(live, message.frames) else { return }
-            error = refused // counted by `send`
-            message.onFailure?(error)
-            return
-        } else {
-            error = ZeroMQError(.socketClosed, message: "socket #\(message.socketId) is closed")
-        }
-        // What the socket's own send could not count, as `ZMQSocket.send` does.
-        message.shared.counters.withLock { $0.sendFailures += 1 }
-        message.onFailure?(error)
     }
 
     /// Sends one multipart message with `ZMQ_DONTWAIT`, counting the outcome. Returns the error.

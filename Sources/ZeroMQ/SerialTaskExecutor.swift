@@ -54,10 +54,6 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
     private static let pollTimeoutMaxMilliseconds = 1_000
     /// While jobs keep the thread busy, how often it still looks at its sockets' descriptors.
     private static let busyPollInterval = Duration.microseconds(50)
-    /// Messages posted during a turn (`ZMQSocket.post`) go to libzmq at its end, together; but not
-    /// after a job that ran this long (one that waited on a disk, say), nor once the oldest has
-    /// waited this long: a reply is not held back behind other requests' work.
-    static let postedWaitMax = Duration.microseconds(200)
 
     /// What the executor has done, for reports and tests.
     public struct Counters: Sendable, Hashable {
@@ -224,18 +220,6 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         return threadId.map { pthread_equal($0, pthread_self()) != 0 } ?? false
     }
 
-    /// The hosted loops; touched only on the executor's thread (`runLoop`, `flushPostedMessages`).
-    private var loops: [IOLoop] = []
-
-    /// Sends now the messages posted so far in this turn (`ZMQSocket.post`), instead of at the
-    /// turn's end. For code about to block the thread (a database commit waiting for the disk):
-    /// a message posted by an earlier job is not held back behind that wait. Does nothing off
-    /// this executor's thread.
-    public func flushPostedMessages() {
-        guard isCurrent else { return }
-        for loop in loops { loop.flushPosted() }
-    }
-
     // MARK: The thread
 
     /// One thread for the node's jobs, timers and (when hosted) sockets. Each turn: read the due
@@ -255,6 +239,7 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
         var due: [@Sendable () -> Void] = []
         // The hosted loops, and one poll(2) array: the wake-up pipe, then each loop's descriptors
         // (`owners[i]` names the loop and socket of `descriptors[i + 1]`).
+        var loops: [IOLoop] = []
         var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         var owners: [(loop: Int, target: IOLoop.PollTarget)] = []
         var descriptorsStale = false
@@ -277,7 +262,7 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
             }
             // Sockets left to read (more than a batch waiting) keep the thread from sleeping, like
             // queued jobs.
-            let readsDue = loops.contains(where: { $0.hasDueReads || $0.hasPosted })
+            let readsDue = loops.contains(where: \.hasDueReads)
             lock.lock()
             if stopping { lock.unlock(); break }
             let attach = attaching
@@ -357,20 +342,8 @@ public final class SerialTaskExecutor: TaskExecutor, @unchecked Sendable {
             }
             for action in due { action() }
             due.removeAll(keepingCapacity: true)
-            var jobStart = ContinuousClock.now
-            for job in batch {
-                job.runSynchronously(on: executor)
-                let now = ContinuousClock.now
-                if now - jobStart >= Self.postedWaitMax {
-                    for loop in loops { loop.flushPosted() }
-                } else {
-                    for loop in loops where loop.oldestPosted.map({ now - $0 >= Self.postedWaitMax }) ?? false { loop.flushPosted() }
-                }
-                jobStart = now
-            }
+            for job in batch { job.runSynchronously(on: executor) }
             batch.removeAll(keepingCapacity: true)
-            // The turn's posted messages, back to back (`IOLoop.post`).
-            for loop in loops { loop.flushPosted() }
         }
         // Stopping: close the hosted sockets (and refuse their later commands) before saying so.
         let reason = ZeroMQError(.ioThreadStopped, message: "executor \(name) was shut down")

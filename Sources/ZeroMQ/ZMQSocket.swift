@@ -84,34 +84,6 @@ public final class ZMQSocket: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Sends one multipart message at the end of the current turn of the executor that hosts this
-    /// socket's I/O thread, together with the other messages posted in that turn: libzmq's own
-    /// I/O thread then takes them in one wake-up and writes them to the connection together,
-    /// where sends spread over a turn would each wake it and each cost a `send(2)`. For a socket
-    /// that is written often from many tasks (replies, pipelined requests).
-    ///
-    /// Does not wait for libzmq's answer: a refusal (`highWaterMark`, `unroutable`, a closed
-    /// socket…) is counted in `counters` and handed to `onFailure`, on the socket's thread, which
-    /// must not block. Off that thread (or on an I/O thread of its own) it is `send(frames:)`.
-    public func post(frames: [[UInt8]], onFailure: (@Sendable (ZeroMQError) -> Void)? = nil) async {
-        guard !frames.isEmpty else {
-            shared.counters.withLock { $0.sendFailures += 1 }
-            onFailure?(ZeroMQError(.invalidArgument, message: "a message has at least one frame"))
-            return
-        }
-        guard let loop = ioThread.core.loopOnCurrentThread() else {
-            do {
-                try await send(frames: frames)
-            } catch let error as ZeroMQError {
-                onFailure?(error)
-            } catch {
-                onFailure?(ZeroMQError(.invalidState, message: "\(error)"))
-            }
-            return
-        }
-        loop.post(socketId: id, shared: shared, frames: frames, onFailure: onFailure)
-    }
-
     public func send(_ message: ZMQMessage) async throws {
         try await send(frames: message.frames)
     }

@@ -2,7 +2,6 @@ import ERPCore
 import ERPTransport
 import Foundation
 import Testing
-import ZeroMQ
 import ZeroMQTestSupport
 @testable import ERPZeroMQ
 
@@ -236,37 +235,6 @@ struct TransportPair {
         await pair.client.stop()
         await #expect(throws: RPCError.unavailable("client stopped")) { try await call.value }
         await pair.finish()
-    }
-
-    /// A commit may wait for the disk: a node's database sends what its executor holds for a
-    /// batch (`ZMQSocket.post`) before it, so that no reply waits behind another request's commit.
-    @Test func aDatabaseWriteFirstSendsWhatTheExecutorHolds() async throws {
-        let context = try ZMQContext()
-        let executor = SerialTaskExecutor(name: "writer")
-        let io = try IOThread.start(context: context, name: "writer-io", on: executor)
-        let pull = try await io.open(.pull, options: .plaintext)
-        let push = try await io.open(.push, options: .plaintext)
-        try await push.connect(try await pull.bind("tcp://127.0.0.1:*"))
-        #expect(await eventually { push.counters.handshakesSucceeded >= 1 })
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-flush-\(UInt64.random(in: 0...UInt64.max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let transport = ZeroMQTransport(node: "writer", endpoint: "tcp://127.0.0.1:*", addressBook: AddressBook(), context: context,
-                                        security: .plaintext, executor: executor)
-        let runtime = ZeroMQRuntime(node: "writer", transport: transport, executor: executor, dataDirectory: directory)
-        let database = try runtime.openDatabase("t", migrations: [])
-        let (beforeWrite, afterWrite) = try await Task(executorPreference: executor) { () throws -> (Int, Int) in
-            await push.post(frames: [Array("reply".utf8)])
-            let before = push.counters.messagesSent
-            try database.write { db in try db.execute(sql: "CREATE TABLE t (x INTEGER)") }
-            return (before, push.counters.messagesSent)
-        }.value
-        #expect(beforeWrite == 0 && afterWrite == 1)
-        #expect(try await receive(pull).frames == [Array("reply".utf8)])
-        #expect(runtime.closeDatabases().isEmpty)
-        await io.stop()
-        executor.shutdown()
-        context.terminate()
     }
 
     @Test func executorRunsJobsAndTimersOnItsThread() async throws {
