@@ -56,6 +56,14 @@ struct HostedIOThreadTests {
         #expect(await terminate(context))
     }
 
+    @Test("The executor's thread carries the executor's name, as the kernel shows it")
+    func threadName() async throws {
+        let executor = SerialTaskExecutor(name: "inventory-executor")
+        defer { executor.shutdown() }
+        let comm = try await on(executor) { try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8) }
+        #expect(comm == "inventory-execu\n", "the kernel keeps the first 15 bytes")
+    }
+
     @Test("Two loops on one executor; terminating one's context closes its sockets only")
     func terminationUnderAHostingExecutor() async throws {
         let executor = SerialTaskExecutor(name: "hosted")
