@@ -1,5 +1,6 @@
 // CZeroMQ: the system libzmq (4.3.x, Debian's libzmq3-dev) seen from Swift.
-// Only the ZeroMQ module imports this; everything above it speaks Swift.
+// The ZeroMQ module imports this (and ERPBenchmarks, for its raw-libzmq yardstick); everything
+// else speaks Swift.
 #ifndef ERP_CZEROMQ_SHIM_H
 #define ERP_CZEROMQ_SHIM_H
 

@@ -179,7 +179,6 @@ public struct ZeroMQTransportBenchmark: Sendable {
         static func median(_ values: [CPUPerCall]) -> CPUPerCall {
             CPUPerCall(user: .seconds(Result.median(values.map(\.user.seconds))), system: .seconds(Result.median(values.map(\.system.seconds))))
         }
-
     }
 
     // MARK: The wire path alone
