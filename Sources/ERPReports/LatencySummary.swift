@@ -1,12 +1,11 @@
 // ERPReports: what a run produced, as data (`RunSummary`) and as text for people and machines:
 // summary.json, summary.md and the short summary printed at the end of a run.
 import ERPCore
-import Histogram
 
-/// Records latencies (HDR histogram, microsecond resolution, three significant digits) and
-/// summarises them as percentiles in milliseconds.
+/// Records latencies (HdrHistogram's buckets, microsecond resolution, three significant digits,
+/// up to an hour) and summarises them as percentiles in milliseconds.
 public struct LatencyRecorder: Sendable {
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    private var histogram = LatencyHistogram()
 
     public init() {}
 
@@ -35,15 +34,14 @@ public struct LatencyRecorder: Sendable {
     /// The latency at `percentile` (0...100), in microseconds; 0 when nothing was recorded.
     public func microseconds(atPercentile percentile: Double) -> UInt64 {
         guard histogram.totalCount > 0 else { return 0 }
-        return percentile <= 0 ? histogram.min : histogram.valueAtPercentile(percentile)
+        return percentile <= 0 ? histogram.min : histogram.values(atPercentiles: [percentile])[0]
     }
 
     public var summary: LatencySummary {
         func ms(_ us: UInt64) -> Double { (Double(us) / 1_000 * 1_000).rounded() / 1_000 }
         guard histogram.totalCount > 0 else { return LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
-        return LatencySummary(count: Int(histogram.totalCount),
-                              p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)),
-                              p99: ms(histogram.valueAtPercentile(99)), p999: ms(histogram.valueAtPercentile(99.9)),
+        let p = histogram.values(atPercentiles: [50, 90, 99, 99.9])
+        return LatencySummary(count: Int(histogram.totalCount), p50: ms(p[0]), p90: ms(p[1]), p99: ms(p[2]), p999: ms(p[3]),
                               max: ms(histogram.max))
     }
 }
