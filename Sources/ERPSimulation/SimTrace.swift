@@ -11,8 +11,11 @@ public final class SimTrace: @unchecked Sendable {
     public private(set) var lineCount = 0
     /// When false, nothing is hashed or written (benchmarks measure the transport, not the trace).
     public let enabled: Bool
-    /// Sees every line as it is appended (a runner counting what it reports).
-    public var observer: ((String) -> Void)?
+    /// Sees every line's text (UTF-8, without its time; valid during the call) as it is appended:
+    /// a runner counting what it reports.
+    public var observer: ((UnsafeBufferPointer<UInt8>) -> Void)?
+    /// Where the line being written starts its text, after its time.
+    private var lineText = 0
 
     public init(enabled: Bool = true, writingTo path: String? = nil) throws {
         self.enabled = enabled
@@ -34,11 +37,44 @@ public final class SimTrace: @unchecked Sendable {
     @inline(__always)
     public func append(_ time: Int64, _ line: @autoclosure () -> String) {
         guard enabled else { return }
-        var body = line()
-        observer?(body)
+        beginLine(time)
+        put(line())
+        endLine()
+    }
+
+    // A line written piece by piece, for the lines every message makes (a send and a delivery:
+    // two thirds of a run's lines), without building a `String` for each (interpolating them was
+    // 3 - 5 % of a chaos-mix run's CPU). `beginLine`, then `put`s, then `endLine`; only while
+    // `enabled`.
+
+    /// Starts a line at `time` (virtual nanoseconds since the world's start).
+    public func beginLine(_ time: Int64) {
         Self.format(time, into: &buffer)
         buffer.append(0x20)
-        body.withUTF8 { buffer.append(contentsOf: $0) }
+        lineText = buffer.count
+    }
+
+    @inline(__always)
+    public func put(_ text: StaticString) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    public func put(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer.append(contentsOf: $0) }
+    }
+
+    public func put(decimal value: UInt64) { Self.appendDecimal(value, to: &buffer) }
+
+    /// A time as lines show it (`12.345678s`).
+    public func put(time: Int64) { Self.format(time, into: &buffer) }
+
+    /// Ends the line begun last.
+    public func endLine() {
+        if let observer {
+            buffer.withUnsafeBufferPointer { observer(UnsafeBufferPointer(rebasing: $0[lineText...])) }
+        }
         buffer.append(0x0A)
         lineCount += 1
         if buffer.count >= 1 << 16 { flush() }

@@ -255,18 +255,18 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         if nodes[from].disk.poweredOff {
             // Cut inside a write: the rest of the job runs, but a dead machine sends nothing.
             stats.messagesDropped += 1
-            record("drop power cut \(describe(message))")
+            traceMessage("drop power cut ", message)
             return
         }
         if network.isCut(from, to) {
             stats.messagesDropped += 1
-            record("drop partition \(describe(message))")
+            traceMessage("drop partition ", message)
             return
         }
         let link = network.settings(from, to)
         if link.dropProbability > 0, networkRandom.chance(link.dropProbability) {
             stats.messagesDropped += 1
-            record("drop loss \(describe(message))")
+            traceMessage("drop loss ", message)
             return
         }
         var copies = 1
@@ -282,32 +282,45 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             if network.preserveLinkOrder {
                 let key = NetworkModel.key(from, to)
                 if link.reorderProbability > 0, networkRandom.chance(link.reorderProbability) {
-                    record("reorder \(describe(message))")
+                    traceMessage("reorder ", message)
                 } else {
                     at = max(at, network.lastDelivery[key] ?? 0)
                     network.lastDelivery[key] = at
                 }
             }
-            if trace.enabled { record("send\(copy > 0 ? " dup" : "") \(describe(message)) arrives \(SimTrace.format(at))") }
+            traceMessage(copy > 0 ? "send dup " : "send ", message, arrives: at)
             push(at, .deliver(message))
         }
     }
 
-    private func describe(_ m: SimMessage) -> String {
-        let from = nodes[m.from].name, to = nodes[m.to].name
+    /// `<what> <from>-><to> call#<id> <method>` (or `reply#<id> ok|<error>`, `refused#<id>`), then
+    /// ` arrives <time>` when given.
+    private func traceMessage(_ what: StaticString, _ m: SimMessage, arrives: Int64? = nil) {
+        guard trace.enabled else { return }
+        trace.beginLine(elapsedNanoseconds)
+        trace.put(what)
+        trace.put(nodes[m.from].name.rawValue)
+        trace.put("->")
+        trace.put(nodes[m.to].name.rawValue)
         switch m.body {
-        case .request(let method, _, _): return "\(from)->\(to) call#\(m.callId) \(method)"
-        case .reply(.success): return "\(from)->\(to) reply#\(m.callId) ok"
-        case .reply(.failure(let e)): return "\(from)->\(to) reply#\(m.callId) \(e.kind)"
-        case .refused: return "\(from)->\(to) refused#\(m.callId)"
+        case .request(let method, _, _):
+            trace.put(" call#"); trace.put(decimal: m.callId); trace.put(" "); trace.put(method)
+        case .reply(.success):
+            trace.put(" reply#"); trace.put(decimal: m.callId); trace.put(" ok")
+        case .reply(.failure(let e)):
+            trace.put(" reply#"); trace.put(decimal: m.callId); trace.put(" "); trace.put(e.kind)
+        case .refused:
+            trace.put(" refused#"); trace.put(decimal: m.callId)
         }
+        if let arrives { trace.put(" arrives "); trace.put(time: arrives) }
+        trace.endLine()
     }
 
     private func deliver(_ message: SimMessage) {
         let node = nodes[message.to]
         guard node.alive, node.epoch == message.toEpoch else {
             stats.messagesDropped += 1
-            record("drop down \(describe(message))")
+            traceMessage("drop down ", message)
             if case .request = message.body {
                 // The peer's connection is gone: the caller learns it at once, like a TCP reset.
                 send(SimMessage(from: message.to, fromEpoch: node.epoch, to: message.from, toEpoch: message.fromEpoch,
@@ -318,11 +331,11 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         if node.paused { node.backlog.append(.deliver(message)); return }
         if network.isCut(message.from, message.to) {
             stats.messagesDropped += 1
-            record("drop partition \(describe(message))")
+            traceMessage("drop partition ", message)
             return
         }
         stats.messagesDelivered += 1
-        if trace.enabled { record("deliver \(describe(message))") }
+        traceMessage("deliver ", message)
         switch message.body {
         case .request(let method, let metadata, let payload):
             let reply = { [self] (result: Result<any Sendable, RPCError>) in
@@ -337,7 +350,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             // The deadline is absolute, and the receiver judges it on its own clock, skew and all,
             // as a real process does (a node running ahead refuses work its callers still want).
             if metadata.deadline <= now + node.clockSkew {
-                record("expired \(describe(message))")
+                traceMessage("expired ", message)
                 reply(.failure(.deadlineExceeded))
                 return
             }
@@ -346,7 +359,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 return
             }
             if node.incomingLimit != nil, case .limited(let retryAfter) = node.incomingLimit!.tryAcquire(key: nodes[message.from].name.rawValue, now: now) {
-                record("rate-limited \(describe(message))")
+                traceMessage("rate-limited ", message)
                 reply(.failure(.overloaded(retryAfterMilliseconds: Int64(retryAfter.milliseconds.rounded(.up)))))
                 return
             }

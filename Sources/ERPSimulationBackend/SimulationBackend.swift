@@ -49,7 +49,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         trace = try SimTrace(writingTo: outputDirectory + "/trace.log")
         trace.observer = { [recovered] line in
             // "order recovering 37 sagas": what each restart found unfinished and drove on.
-            if let n = OrderService.recoveredSagaCount(in: line) { recovered.sagas += n }
+            if let n = OrderService.recoveredSagaCount(inUTF8: line) { recovered.sagas += n }
         }
         let diskFault = scenario.firstSimulationOnlyFault
         if filesOnDisk, let diskFault {

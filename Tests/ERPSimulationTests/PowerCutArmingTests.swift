@@ -15,7 +15,8 @@ import Testing
         let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(),
                              storage: .memory(modelsPowerLoss: true))
         let log = FaultLines()
-        world.trace.observer = { [unowned world] line in
+        world.trace.observer = { [unowned world] bytes in
+            let line = String(decoding: bytes, as: UTF8.self)
             if line.hasPrefix("fault power") { log.lines.append("\(world.elapsed.nanoseconds / 1_000_000) \(line)") }
         }
         world.addNode("n").start()

@@ -20,7 +20,7 @@ import Testing
         let trace = try SimTrace(writingTo: path)
         var text = ""
         var seen: [String] = []
-        trace.observer = { seen.append($0) }
+        trace.observer = { seen.append(String(decoding: $0, as: UTF8.self)) }
         // Enough lines to cross several 64 KiB flushes, some long, some not ASCII.
         for i in 0..<5_000 {
             let line = i % 97 == 0 ? String(repeating: "å", count: 3_000) : "node-\(i % 7) sends call \(i) to order"
@@ -42,5 +42,31 @@ import Testing
         let a = try SimTrace(), b = try SimTrace(writingTo: path)
         for i in 0..<20_000 { a.append(Int64(i), "line \(i)"); b.append(Int64(i), "line \(i)") }
         #expect(a.finish() == b.finish())
+    }
+
+    /// A line written piece by piece is the same line as one appended whole: same hash, same text
+    /// for the observer.
+    @Test func aLineWrittenInPiecesIsTheLineAppendedWhole() throws {
+        let whole = try SimTrace(), pieces = try SimTrace()
+        var seenWhole: [String] = [], seenPieces: [String] = []
+        whole.observer = { seenWhole.append(String(decoding: $0, as: UTF8.self)) }
+        pieces.observer = { seenPieces.append(String(decoding: $0, as: UTF8.self)) }
+        for i in 0..<3_000 {
+            let time = Int64(i) * 7_654_321, arrives = time + 1_500_000
+            let name = i % 11 == 0 ? "båten" : "order"
+            whole.append(time, "send \(name)->event-bus call#\(UInt64(i) * 977) bus.append arrives \(SimTrace.format(arrives))")
+            pieces.beginLine(time)
+            pieces.put("send ")
+            pieces.put(name)
+            pieces.put("->event-bus call#")
+            pieces.put(decimal: UInt64(i) * 977)
+            pieces.put(" bus.append arrives ")
+            pieces.put(time: arrives)
+            pieces.endLine()
+        }
+        #expect(seenPieces == seenWhole)
+        #expect(seenPieces[11] == "send båten->event-bus call#10747 bus.append arrives 0.085697s")
+        #expect(pieces.lineCount == whole.lineCount)
+        #expect(pieces.finish() == whole.finish())
     }
 }

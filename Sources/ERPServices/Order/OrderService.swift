@@ -50,23 +50,26 @@ public final class OrderService: RetailService, @unchecked Sendable {
     public static func recoveredSagaCount(in line: Substring) -> Int? { recoveredSagaCount(in: String(line)) }
 
     public static func recoveredSagaCount(in line: String) -> Int? {
-        // Every simulated trace line passes here: look for the words with a byte search before
-        // splitting anything (Foundation's `contains`, and then a generic search, each cost
-        // several per cent of a run).
         var text = line
-        let mentioned = text.withUTF8 { bytes in
-            let needle: StaticString = "order recovering "
-            let n = needle.utf8CodeUnitCount, first = needle.utf8Start[0]
-            guard bytes.count >= n else { return false }
-            for i in 0...(bytes.count - n) where bytes[i] == first {
-                var j = 1
-                while j < n && bytes[i + j] == needle.utf8Start[j] { j += 1 }
-                if j == n { return true }
-            }
-            return false
+        return text.withUTF8 { recoveredSagaCount(inUTF8: $0) }
+    }
+
+    /// The same for a line's UTF-8 bytes (how the simulator's trace shows its lines).
+    public static func recoveredSagaCount(inUTF8 bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        // Every simulated trace line passes here: look for the words with a byte search before
+        // making a `String` of anything (Foundation's `contains`, and then a generic search, each
+        // cost several per cent of a run).
+        let needle: StaticString = "order recovering "
+        let n = needle.utf8CodeUnitCount, first = needle.utf8Start[0]
+        guard bytes.count >= n else { return nil }
+        var found = false
+        for i in 0...(bytes.count - n) where bytes[i] == first {
+            var j = 1
+            while j < n && bytes[i + j] == needle.utf8Start[j] { j += 1 }
+            if j == n { found = true; break }
         }
-        guard mentioned else { return nil }
-        let words = line.split(separator: " ")
+        guard found else { return nil }
+        let words = String(decoding: bytes, as: UTF8.self).split(separator: " ")
         for i in words.indices.dropFirst().dropLast() where words[i] == "recovering" && words[i - 1] == "order" {
             if let count = Int(words[i + 1]) { return count }
         }
