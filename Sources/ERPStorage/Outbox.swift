@@ -19,7 +19,7 @@ public enum Outbox {
         try Row.fetchAll(db, cached: "SELECT seq, envelope FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
             let text: String = row["envelope"]
             do {
-                return Entry(seq: row["seq"], envelope: try JSONCoding.decode(EventEnvelope.self, from: text))
+                return Entry(seq: row["seq"], envelope: try EventEnvelope.decode(fromText: text))
             } catch {
                 throw StorageError.corrupt("outbox row \(row["seq"] as Int64): \(error)")
             }

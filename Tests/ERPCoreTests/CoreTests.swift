@@ -134,6 +134,25 @@ import Testing
         #expect(decoded.topic == "order.created")
     }
 
+    /// An envelope read from its text keeps that text for the bus to store, until a field changes;
+    /// the kept text is never part of the event (encoding, equality, hashing).
+    @Test func keepsTheTextItWasReadFromUntilAFieldChanges() throws {
+        let e = try envelope()
+        #expect(e.encodedText == nil)
+        let text = try JSONCoding.encodeString(e)
+        let read = try EventEnvelope.decode(fromText: text)
+        #expect(read.encodedText == text)
+        #expect(read == e && read.hashValue == e.hashValue)
+        #expect(try JSONCoding.encodeString(read) == text, "the kept text is what encoding gives")
+        #expect(try JSONCoding.decode(EventEnvelope.self, from: text).encodedText == nil, "only decode(fromText:) keeps it")
+        for change in [{ (e: inout EventEnvelope) in e.eventId = "evt_2" }, { $0.eventType = "OrderConfirmed" }, { $0.eventVersion = "1.0" },
+                       { $0.source = "x" }, { $0.timestamp += 1 }, { $0.correlationId = "c" }, { $0.data = .null }] {
+            var changed = read
+            change(&changed)
+            #expect(changed.encodedText == nil)
+        }
+    }
+
     @Test func upcastsVersionOneOrderCreated() throws {
         // The seed's 1.0 shape: totalAmount as a decimal number of major units.
         let text = #"{"eventId":"evt_9","eventType":"OrderCreated","eventVersion":"1.0","source":"order-service","timestamp":1,"correlationId":"c","data":{"orderId":"order_123","shopId":"shop_456","userId":"user_789","items":[{"productId":"p","quantity":1}],"totalAmount":100.5}}"#

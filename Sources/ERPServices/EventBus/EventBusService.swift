@@ -89,7 +89,9 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             try database.write { db in
                 var appended = 0, duplicates = 0
                 for event in request.events {
-                    let text = try JSONCoding.encodeString(event)
+                    // Relayed from an outbox, an event comes with the text it was read from.
+                    let text = try event.encodedText ?? JSONCoding.encodeString(event)
+                    assert(text == (try? JSONCoding.encodeString(event)), "an envelope's kept text is its encoding")
                     try db.execute(cached: "INSERT INTO event (eventId, topic, envelope, appendedAt) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                    arguments: [event.eventId, event.topic, text, now])
                     guard db.changesCount == 1 else { duplicates += 1; continue }
