@@ -7,15 +7,13 @@ import Foundation
 public final class SimTrace: @unchecked Sendable {
     private var hasher = SHA256()
     private var sink: FileHandle?
-    private var buffer: [UInt8] = []
+    private var buffer = LineWriter()
     public private(set) var lineCount = 0
     /// When false, nothing is hashed or written (benchmarks measure the transport, not the trace).
     public let enabled: Bool
     /// Sees every line's text (UTF-8, without its time; valid during the call) as it is appended:
     /// a runner counting what it reports.
     public var observer: ((UnsafeBufferPointer<UInt8>) -> Void)?
-    /// Where the line being written starts its text, after its time.
-    private var lineText = 0
 
     public init(enabled: Bool = true, writingTo path: String? = nil) throws {
         self.enabled = enabled
@@ -37,47 +35,54 @@ public final class SimTrace: @unchecked Sendable {
     @inline(__always)
     public func append(_ time: Int64, _ line: @autoclosure () -> String) {
         guard enabled else { return }
-        beginLine(time)
-        put(line())
-        endLine()
+        let text = line()
+        self.line(time) { $0.put(text) }
     }
 
-    // A line written piece by piece, for the lines every message makes (a send and a delivery:
-    // two thirds of a run's lines), without building a `String` for each (interpolating them was
-    // 3 - 5 % of a chaos-mix run's CPU). `beginLine`, then `put`s, then `endLine`; only while
-    // `enabled`.
-
-    /// Starts a line at `time` (virtual nanoseconds since the world's start).
-    public func beginLine(_ time: Int64) {
-        Self.format(time, into: &buffer)
-        buffer.append(0x20)
-        lineText = buffer.count
-    }
-
+    /// Appends one line written piece by piece by `write`: the lines every message makes (a send
+    /// and a delivery, two thirds of a run's lines) are not built as `String`s first (interpolating
+    /// them was 3 - 5 % of a chaos-mix run's CPU). The buffer is handed to `write` once, so that
+    /// its pieces do not each pay for an exclusive access to this object's storage.
     @inline(__always)
-    public func put(_ text: StaticString) {
-        buffer.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    @inline(__always)
-    public func put(_ text: String) {
-        var text = text
-        text.withUTF8 { buffer.append(contentsOf: $0) }
-    }
-
-    public func put(decimal value: UInt64) { Self.appendDecimal(value, to: &buffer) }
-
-    /// A time as lines show it (`12.345678s`).
-    public func put(time: Int64) { Self.format(time, into: &buffer) }
-
-    /// Ends the line begun last.
-    public func endLine() {
+    public func line(_ time: Int64, _ write: (inout LineWriter) -> Void) {
+        guard enabled else { return }
+        let text = Self.compose(time, into: &buffer, write)
         if let observer {
-            buffer.withUnsafeBufferPointer { observer(UnsafeBufferPointer(rebasing: $0[lineText...])) }
+            buffer.bytes.withUnsafeBufferPointer { observer(UnsafeBufferPointer(rebasing: $0[text..<($0.count - 1)])) }
         }
-        buffer.append(0x0A)
         lineCount += 1
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.bytes.count >= 1 << 16 { flush() }
+    }
+
+    /// Writes the time, a space, the text and a newline; returns where the text starts.
+    private static func compose(_ time: Int64, into line: inout LineWriter, _ write: (inout LineWriter) -> Void) -> Int {
+        format(time, into: &line.bytes)
+        line.bytes.append(0x20)
+        let text = line.bytes.count
+        write(&line)
+        line.bytes.append(0x0A)
+        return text
+    }
+
+    /// What a line is written with (`line(_:_:)`).
+    public struct LineWriter {
+        fileprivate var bytes: [UInt8] = []
+
+        @inline(__always)
+        public mutating func put(_ text: StaticString) {
+            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        }
+
+        @inline(__always)
+        public mutating func put(_ text: String) {
+            var text = text
+            text.withUTF8 { bytes.append(contentsOf: $0) }
+        }
+
+        public mutating func put(decimal value: UInt64) { SimTrace.appendDecimal(value, to: &bytes) }
+
+        /// A time as lines show it (`12.345678s`).
+        public mutating func put(time: Int64) { SimTrace.format(time, into: &bytes) }
     }
 
     /// `12.345678s`: seconds since start with microseconds.
@@ -102,7 +107,7 @@ public final class SimTrace: @unchecked Sendable {
         bytes.append(0x73)  // "s"
     }
 
-    private static func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
+    fileprivate static func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
         guard value >= 10 else { bytes.append(0x30 + UInt8(value)); return }
         appendDecimal(value / 10, to: &bytes)
         bytes.append(0x30 + UInt8(value % 10))
@@ -110,10 +115,10 @@ public final class SimTrace: @unchecked Sendable {
 
     /// Hashes what is buffered and writes it to the trace file, if there is one.
     public func flush() {
-        guard !buffer.isEmpty else { return }
-        hasher.update(data: buffer)
-        sink?.write(Data(buffer))
-        buffer.removeAll(keepingCapacity: true)
+        guard !buffer.bytes.isEmpty else { return }
+        hasher.update(data: buffer.bytes)
+        sink?.write(Data(buffer.bytes))
+        buffer.bytes.removeAll(keepingCapacity: true)
     }
 
     /// The hex SHA-256 of every line so far. Call once, at the end.
@@ -127,6 +132,6 @@ public final class SimTrace: @unchecked Sendable {
     /// Gives back the buffer's memory (64 KB and more); lines appended after this still count.
     func releaseBuffer() {
         flush()
-        buffer = []
+        buffer = LineWriter()
     }
 }

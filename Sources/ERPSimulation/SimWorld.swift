@@ -297,23 +297,24 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// ` arrives <time>` when given.
     private func traceMessage(_ what: StaticString, _ m: SimMessage, arrives: Int64? = nil) {
         guard trace.enabled else { return }
-        trace.beginLine(elapsedNanoseconds)
-        trace.put(what)
-        trace.put(nodes[m.from].name.rawValue)
-        trace.put("->")
-        trace.put(nodes[m.to].name.rawValue)
-        switch m.body {
-        case .request(let method, _, _):
-            trace.put(" call#"); trace.put(decimal: m.callId); trace.put(" "); trace.put(method)
-        case .reply(.success):
-            trace.put(" reply#"); trace.put(decimal: m.callId); trace.put(" ok")
-        case .reply(.failure(let e)):
-            trace.put(" reply#"); trace.put(decimal: m.callId); trace.put(" "); trace.put(e.kind)
-        case .refused:
-            trace.put(" refused#"); trace.put(decimal: m.callId)
+        let from = nodes[m.from].name.rawValue, to = nodes[m.to].name.rawValue
+        trace.line(elapsedNanoseconds) { line in
+            line.put(what)
+            line.put(from)
+            line.put("->")
+            line.put(to)
+            switch m.body {
+            case .request(let method, _, _):
+                line.put(" call#"); line.put(decimal: m.callId); line.put(" "); line.put(method)
+            case .reply(.success):
+                line.put(" reply#"); line.put(decimal: m.callId); line.put(" ok")
+            case .reply(.failure(let e)):
+                line.put(" reply#"); line.put(decimal: m.callId); line.put(" "); line.put(e.kind)
+            case .refused:
+                line.put(" refused#"); line.put(decimal: m.callId)
+            }
+            if let arrives { line.put(" arrives "); line.put(time: arrives) }
         }
-        if let arrives { trace.put(" arrives "); trace.put(time: arrives) }
-        trace.endLine()
     }
 
     private func deliver(_ message: SimMessage) {

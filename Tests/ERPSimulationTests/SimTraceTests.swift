@@ -55,14 +55,14 @@ import Testing
             let time = Int64(i) * 7_654_321, arrives = time + 1_500_000
             let name = i % 11 == 0 ? "båten" : "order"
             whole.append(time, "send \(name)->event-bus call#\(UInt64(i) * 977) bus.append arrives \(SimTrace.format(arrives))")
-            pieces.beginLine(time)
-            pieces.put("send ")
-            pieces.put(name)
-            pieces.put("->event-bus call#")
-            pieces.put(decimal: UInt64(i) * 977)
-            pieces.put(" bus.append arrives ")
-            pieces.put(time: arrives)
-            pieces.endLine()
+            pieces.line(time) { line in
+                line.put("send ")
+                line.put(name)
+                line.put("->event-bus call#")
+                line.put(decimal: UInt64(i) * 977)
+                line.put(" bus.append arrives ")
+                line.put(time: arrives)
+            }
         }
         #expect(seenPieces == seenWhole)
         #expect(seenPieces[11] == "send båten->event-bus call#10747 bus.append arrives 0.085697s")
