@@ -262,7 +262,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     func view(_ orderId: String) throws -> OrderView {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, cached: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else {
+                guard let row = try Row.fetchOne(db, cached: Self.selectView, arguments: [orderId]) else {
                     throw RPCError.rejected(code: "not_found", message: "no order \(orderId)")
                 }
                 return try Self.view(row)
@@ -270,12 +270,20 @@ public final class OrderService: RetailService, @unchecked Sendable {
         }
     }
 
+    /// An order's view and its correlation id, columns by position for `view(_:)` (a column
+    /// found by name is looked up case-insensitively, a lowercased copy of the name each time:
+    /// the client's polling reads an order several times).
+    static let selectView = """
+        SELECT orderId, userId, shopId, items, totalMinor, currency, status, reason, pricing, correlationId
+        FROM orders WHERE orderId = ?
+        """
+
     static func view(_ row: Row) throws -> OrderView {
-        let itemsText: String = row["items"]
-        return OrderView(orderId: row["orderId"], userId: row["userId"], shopId: row["shopId"],
+        let itemsText: String = row[3]
+        return OrderView(orderId: row[0], userId: row[1], shopId: row[2],
                          items: try JSONCoding.decode([OrderItem].self, from: itemsText),
-                         totalAmount: Money(minorUnits: row["totalMinor"], currency: row["currency"]),
-                         status: OrderStatus(rawValue: row["status"]) ?? .pending, reason: row["reason"], pricing: row["pricing"])
+                         totalAmount: Money(minorUnits: row[4], currency: row[5]),
+                         status: OrderStatus(rawValue: row[6]) ?? .pending, reason: row[7], pricing: row[8])
     }
 
     // MARK: The saga
@@ -315,8 +323,8 @@ public final class OrderService: RetailService, @unchecked Sendable {
     private func load(_ orderId: String) throws -> SagaState? {
         try database.read { db in
             guard let saga = try Row.fetchOne(db, cached: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: [orderId]),
-                  let order = try Row.fetchOne(db, cached: "SELECT * FROM orders WHERE orderId = ?", arguments: [orderId]) else { return nil }
-            return SagaState(step: SagaStep(rawValue: saga["step"]), reason: saga["reason"], order: try Self.view(order), correlationId: order["correlationId"])
+                  let order = try Row.fetchOne(db, cached: Self.selectView, arguments: [orderId]) else { return nil }
+            return SagaState(step: SagaStep(rawValue: saga[0]), reason: saga[1], order: try Self.view(order), correlationId: order[9])
         }
     }
 
