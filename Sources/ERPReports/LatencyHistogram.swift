@@ -4,9 +4,9 @@
 ///
 /// Why not HdrHistogram's own type: its counts are one array of 23,552 slots (184 KiB) made and
 /// zeroed for every histogram, and its generic code is not specialised across modules, so each
-/// percentile walks that array through generic integer witnesses. A simulated chaos-mix run keeps
-/// hundreds of histograms (per method, outcome and hop) and read five percentiles of each: 4 % of
-/// the run's CPU. Here a histogram of latencies between 1 and 65 ms holds about seven pages
+/// percentile walks that array through generic integer witnesses. A simulated chaos-mix run keeps a
+/// histogram per node, method and outcome, and per event hop, and reads five percentiles of each:
+/// 4 % of the run's CPU (perf: 3.1 % in summaries, 0.8 % making histograms). Here a histogram of latencies between 1 and 65 ms holds about seven pages
 /// (56 KiB), and a summary reads every percentile in one pass over the pages it has.
 ///
 /// Buckets, percentiles, minimum and maximum are HdrHistogram's, value for value (the tests

@@ -12,7 +12,7 @@ public final class SimTrace: @unchecked Sendable {
     /// When false, nothing is hashed or written (benchmarks measure the transport, not the trace).
     public let enabled: Bool
     /// Sees every line's text (UTF-8, without its time; valid during the call) as it is appended:
-    /// a runner counting what it reports.
+    /// a runner counting what it reports. It must not append to the trace itself.
     public var observer: ((UnsafeBufferPointer<UInt8>) -> Void)?
 
     public init(enabled: Bool = true, writingTo path: String? = nil) throws {
