@@ -33,7 +33,6 @@ struct LatencyHistogram: Sendable {
     private(set) var totalCount: UInt64 = 0
     private var maxValue: UInt64 = 0
     private var minNonZeroValue: UInt64 = .max
-    private var zeroCount: UInt64 = 0
 
     /// Records `value` `count` times; false (and nothing recorded) beyond the trackable range.
     @discardableResult
@@ -44,7 +43,6 @@ struct LatencyHistogram: Sendable {
         if pages[page].isEmpty { pages[page] = Array(repeating: 0, count: Self.pageSize) }
         pages[page][index & (Self.pageSize - 1)] &+= count
         totalCount &+= count
-        if value == 0 { zeroCount &+= count }
         if value > maxValue { maxValue = value }
         if value != 0, value < minNonZeroValue { minNonZeroValue = value }
         return true
@@ -64,22 +62,21 @@ struct LatencyHistogram: Sendable {
             }
         }
         totalCount &+= other.totalCount
-        zeroCount &+= other.zeroCount
         if other.maxValue > maxValue { maxValue = other.maxValue }
         if other.minNonZeroValue < minNonZeroValue { minNonZeroValue = other.minNonZeroValue }
     }
 
-    /// The smallest value recorded (0 when a zero was, or nothing was).
-    var min: UInt64 { zeroCount > 0 || totalCount == 0 ? 0 : minNonZeroValue }
+    /// The smallest value recorded (0 when a zero was, or nothing was; slot 0 counts the zeros).
+    var min: UInt64 { totalCount == 0 || (!pages[0].isEmpty && pages[0][0] > 0) ? 0 : minNonZeroValue }
     /// The largest value recorded, exactly.
     var maxRecorded: UInt64 { maxValue }
     /// The highest value equivalent to the largest recorded (what HdrHistogram calls `max`).
     var max: UInt64 { maxValue == 0 ? 0 : Self.highestEquivalent(maxValue) }
 
-    /// Each non-empty bucket's highest equivalent value and count, in increasing order.
-    func recordedValues() -> [(value: UInt64, count: UInt64)] {
-        var out: [(value: UInt64, count: UInt64)] = []
-        forEachCount { index, count in out.append((Self.highestEquivalent(Self.value(at: index)), count)) }
+    /// Each non-empty bucket, as its highest equivalent value and its count, in increasing order.
+    func buckets() -> [LatencyBucket] {
+        var out: [LatencyBucket] = []
+        forEachCount { index, count in out.append(LatencyBucket(microseconds: Self.highestEquivalent(Self.value(at: index)), count: count)) }
         return out
     }
 

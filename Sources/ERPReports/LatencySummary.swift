@@ -19,7 +19,7 @@ public struct LatencyRecorder: Sendable {
     /// The recorded values (microseconds) with their counts: what another process needs to merge
     /// this recorder into its own (percentiles cannot be averaged; histograms can be added).
     public var buckets: [LatencyBucket] {
-        histogram.recordedValues().map { LatencyBucket(microseconds: $0.value, count: $0.count) }
+        histogram.buckets()
     }
 
     /// Adds `other`'s recordings, losslessly (as if they had been recorded here).

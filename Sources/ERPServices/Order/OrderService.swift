@@ -47,7 +47,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
 
     /// The saga count of a trace or log line holding a `recoveryRecord`, or nil: how a runner
     /// counts what restarts recovered.
-    public static func recoveredSagaCount(in line: Substring) -> Int? { recoveredSagaCount(in: String(line)) }
+    public static func recoveredSagaCount(in line: Substring) -> Int? {
+        var text = line
+        return text.withUTF8 { recoveredSagaCount(inUTF8: $0) }
+    }
 
     public static func recoveredSagaCount(in line: String) -> Int? {
         var text = line
