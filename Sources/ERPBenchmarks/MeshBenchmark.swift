@@ -40,6 +40,38 @@ public struct MeshBenchmark {
         }
     }
 
+    /// What the concurrency runtime charges at the least, measured on a world of its own with
+    /// nothing else to do: a task's wait and wake (a zero sleep: one timer, one continuation
+    /// resumed, one job run) and a task started and finished. A mesh call costs at least two
+    /// waits (the client's sleep and its call) and a task (the server's handler) for its two
+    /// deliveries, whatever the simulator does besides.
+    public struct RuntimeFloor: Sendable {
+        public var waitNanoseconds: Double
+        public var taskNanoseconds: Double
+        /// Deliveries per wall second if a mesh call cost only its two waits and its task.
+        public var deliveriesPerWallSecondCeiling: Double { 2e9 / (2 * waitNanoseconds + taskNanoseconds) }
+    }
+
+    public static func runtimeFloor(iterations: Int = 200_000) throws -> RuntimeFloor {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-floor-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let world = SimWorld(seed: 1, storageDirectory: directory, trace: try SimTrace(enabled: false), randomizeScheduling: false)
+        defer { world.tearDown() }
+        world.callMetrics = nil
+        world.spawn {
+            for _ in 0..<iterations { await world.sleep(for: .zero) }
+        }
+        var start = ContinuousClock.now
+        world.run(until: .seconds(1))
+        let waits = (ContinuousClock.now - start).seconds
+        start = ContinuousClock.now
+        for _ in 0..<iterations { world.spawn {} }
+        world.run(until: .seconds(2))
+        let tasks = (ContinuousClock.now - start).seconds
+        return RuntimeFloor(waitNanoseconds: waits * 1e9 / Double(iterations), taskNanoseconds: tasks * 1e9 / Double(iterations))
+    }
+
     public func run() throws -> Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-mesh-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -51,6 +51,20 @@ struct SimMesh: ParsableCommand {
             figures["c_deliveries_per_wall_s"] = c.rounded()
             figures["ratio_to_c"] = (ratio * 1000).rounded() / 1000
         }
+        // What the runtime alone charges, in the same sitting: the ceiling it puts on any mesh
+        // built of tasks as the services are.
+        let floor = try MeshBenchmark.runtimeFloor()
+        print(String(format: "runtime floor: a wait and wake %.0f ns, a task started and finished %.0f ns; a call needs two waits and a task, so at most %.0f msgs_per_wall_s even if nothing else cost anything",
+                     floor.waitNanoseconds, floor.taskNanoseconds, floor.deliveriesPerWallSecondCeiling))
+        figures["floor_wait_ns"] = floor.waitNanoseconds.rounded()
+        figures["floor_task_ns"] = floor.taskNanoseconds.rounded()
+        figures["floor_deliveries_per_wall_s"] = floor.deliveriesPerWallSecondCeiling.rounded()
+        if !baseline.isEmpty {
+            let c = baseline.reduce(0, +) / Double(baseline.count)
+            let ceiling = floor.deliveriesPerWallSecondCeiling / c
+            print(String(format: "the floor's ceiling / C = %.3f", ceiling))
+            figures["floor_ratio_to_c"] = (ceiling * 1000).rounded() / 1000
+        }
         if json { printJSON(figures) }
     }
 

@@ -23,6 +23,24 @@ import Testing
         #expect((figures["trace_hash"] as? String ?? "").count == 64)
     }
 
+    /// The mesh and, in the same run, the runtime's floor: what a wait and a task cost alone,
+    /// and the ceiling that puts on the mesh. The mesh pays the floor and more, so it cannot have
+    /// gone faster than the ceiling.
+    @Test func simMeshPrintsItsFiguresAndTheRuntimeFloor() async throws {
+        let result = try await runErp(["bench", "sim-mesh", "--virtual-seconds", "0.5", "--clients", "100", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let figures = try Self.lastJSON(result.output)
+        #expect(figures["bench"] as? String == "sim-mesh")
+        let delivered = figures["delivered"] as? Int ?? 0, achieved = figures["deliveries_per_wall_s"] as? Double ?? 0
+        #expect(delivered > 10_000 && achieved > 0, "\(figures)")
+        let wait = figures["floor_wait_ns"] as? Double ?? 0, task = figures["floor_task_ns"] as? Double ?? 0
+        #expect(wait > 10 && task > 10, "\(figures)")
+        let ceiling = try #require(figures["floor_deliveries_per_wall_s"] as? Double)
+        #expect(abs(ceiling - 2e9 / (2 * wait + task)) <= 0.01 * ceiling, "\(figures)")
+        #expect(ceiling > achieved, "\(figures)")
+        #expect(result.output.contains("runtime floor: a wait and wake"))
+    }
+
     @Test func e2eBenchRunsEveryServiceAndJudgesTheDatabases() async throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-bench-e2e-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: out) }
