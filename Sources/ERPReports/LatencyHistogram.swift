@@ -73,6 +73,9 @@ struct LatencyHistogram: Sendable {
     /// The highest value equivalent to the largest recorded (what HdrHistogram calls `max`).
     var max: UInt64 { maxValue == 0 ? 0 : Self.highestEquivalent(maxValue) }
 
+    /// Bytes of counts this histogram holds: its pages made so far (up to `pageCount`).
+    var countBytes: Int { pages.reduce(0) { $0 + $1.count } * MemoryLayout<UInt64>.stride }
+
     /// Each non-empty bucket, as its highest equivalent value and its count, in increasing order.
     func buckets() -> [LatencyBucket] {
         var out: [LatencyBucket] = []

@@ -16,6 +16,10 @@ public struct LatencyRecorder: Sendable {
 
     public var count: UInt64 { histogram.totalCount }
 
+    /// Bytes of counts the recorder holds. It grows as latencies fall in ranges not seen before
+    /// (a page per doubling past 2 ms) up to 184 KiB, so a long run's tail adds to it.
+    public var countBytes: Int { histogram.countBytes }
+
     /// The recorded values (microseconds) with their counts: what another process needs to merge
     /// this recorder into its own (percentiles cannot be averaged; histograms can be added).
     public var buckets: [LatencyBucket] {

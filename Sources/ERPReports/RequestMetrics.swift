@@ -34,6 +34,11 @@ public final class RequestMetrics: @unchecked Sendable {
         }
     }
 
+    /// Bytes of counts in all the family's histograms (`LatencyRecorder.countBytes`).
+    public var histogramBytes: Int {
+        lock.withLock { recorders.values.reduce(0) { sum, byOutcome in byOutcome.values.reduce(sum) { $0 + $1.countBytes } } }
+    }
+
     /// Every key's latency histogram, to merge elsewhere.
     public func latencyBuckets() -> [String: [LatencyBucket]] {
         lock.withLock { recorders.mapValues { byOutcome in byOutcome.keys.sorted().flatMap { byOutcome[$0]!.buckets } } }

@@ -8,6 +8,7 @@
 import ERPCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// SQLite's `synchronous` setting: when a commit waits for the disk.
 public enum SynchronousMode: String, Sendable, CaseIterable {
@@ -53,6 +54,12 @@ public typealias Migration = (name: String, migrate: @Sendable (Database) throws
 public final class ServiceDatabase: @unchecked Sendable {
     public let path: String
     private var queue: DatabaseQueue?
+
+    /// What SQLite holds for the whole process, in bytes (`sqlite3_memory_used`): every
+    /// connection's page cache, prepared statements and schemas. Bounded by the caches' size,
+    /// which it reaches as a database outgrows its cache; `erp soak` tells it apart from the rest
+    /// of a process's heap.
+    public static var sqliteMemoryInUse: Int { Int(sqlite3_memory_used()) }
 
     /// The file a node keeps a database in: `<node>-<database>.sqlite`. Both runtimes and the
     /// checker that reads the files after a run use this one spelling.

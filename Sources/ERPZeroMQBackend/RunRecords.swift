@@ -72,6 +72,12 @@ final class ReportBook: @unchecked Sendable {
         }
     }
 
+    /// The heap of one process of `node`, as its newest report gave it (nil: no report from that
+    /// process yet, or one without its heap).
+    func heap(of node: String, processId: Int32) -> HeapUsage? {
+        lock.withLock { latest["\(node)/\(processId)"]?.heap }
+    }
+
     /// Each node's latency histograms, its incarnations merged, in node order.
     func latencyByNode() -> [NodeLatency] {
         let (latest, order) = lock.withLock { (self.latest, self.order) }

@@ -57,6 +57,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private var poller: Task<Void, Never>?
     /// The supervisor of the running services, readable from other tasks (a soak's sampler).
     private let supervisorSlot = Mutex<Supervisor?>(nil)
+    /// The running run's control reports, for `heap(of:processId:)` from other tasks.
+    private let reportsSlot = Mutex<ReportBook?>(nil)
     /// The services' databases' `synchronous` setting (the topology's; production's FULL unless set).
     public var synchronous: SynchronousMode = .full
     /// What the order client saw, request by request, once the run is over.
@@ -71,6 +73,13 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             if let pid = supervisor.processIdentifier(of: service.rawValue) { out[service.rawValue] = pid }
         }
         return out
+    }
+
+    /// The heap of a service's process (`processIdentifiers`), from its newest control report:
+    /// the reports are read every second while the workload runs. Nil before its first report.
+    /// Safe from any task.
+    public func heap(of service: String, processId: Int32) -> HeapUsage? {
+        reportsSlot.withLock { $0 }?.heap(of: service, processId: processId)
     }
 
     /// What a started run holds.
@@ -246,6 +255,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             try await transport.start()
             try supervisor.start()
             supervisorSlot.withLock { $0 = supervisor }
+            reportsSlot.withLock { [reports = running?.reports] in $0 = reports }
             journal.note("services starting; gateway http://127.0.0.1:\(httpPort)")
             try await waitUntilReady(services, control: control, http: http)
             journal.note("every service answers")

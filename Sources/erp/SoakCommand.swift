@@ -1,5 +1,6 @@
 import ArgumentParser
 import ERPCore
+import ERPProduction
 import ERPReports
 import ERPScenario
 import ERPServices
@@ -20,12 +21,15 @@ struct Soak: AsyncParsableCommand {
             POST /orders open-loop for --duration at --rate, or at --share of --capacity (the \
             highest rate `erp bench e2e --find-max` reported). Every --every it samples each \
             service process: resident set (VmRSS) and its private part (RssAnon: heap and stacks), \
-            open file descriptors (/proc/PID/fd), and the \
+            its heap in use as its allocator counts it (mallinfo2, from the process's control \
+            report) and SQLite's part of that, open file descriptors (/proc/PID/fd), and the \
             size of its database files (WAL included). Afterwards it judges, over the samples after \
-            --warm-up: no process's private memory grew more than 10 %, judged by its floor (the \
-            lowest sample of the later half against the lowest of the earlier half: a leak raises \
-            the floor, the allocator's swings do not; the resident set is shown too, and also \
-            counts pages of the binary all the services share), no process's descriptors rose, \
+            --warm-up: no process's heap in use besides SQLite's grew more than 10 %, and neither \
+            did the resident set of all the processes, judged by their floor (the lowest sample of \
+            the later half against the lowest of the earlier half: a leak raises the floor, the \
+            allocator's swings do not). Private memory is shown beside them: it also holds what \
+            glibc keeps after frees, which comes and goes; SQLite's page caches grow with the \
+            databases until they are full. No process's descriptors rose, \
             judged by their floor the same way (connections its clients opened, such as the load's \
             HTTP connections to the gateway, are counted apart), and no interval's p99 is more than twice the median \
             interval's; and the invariants, from the databases.
@@ -52,6 +56,8 @@ struct Soak: AsyncParsableCommand {
         var pid: Int32
         var probe: ProcessProbe
         var databaseBytes: Int
+        /// What its allocator said in the newest control report (at most a second old).
+        var heap: HeapUsage?
     }
 
     struct Sample {
@@ -119,7 +125,8 @@ struct Soak: AsyncParsableCommand {
                 let start = ContinuousClock.now
                 var next = start
                 while !Task.isCancelled, next - start <= length {
-                    let sample = Self.sample(backend.processIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds)
+                    let sample = Self.sample(backend.processIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds,
+                                             heap: { backend.heap(of: $0, processId: $1) })
                     samples.append(sample)
                     print(Self.line(sample))
                     next += interval
@@ -139,7 +146,8 @@ struct Soak: AsyncParsableCommand {
         let figures: [String: Any] = [
             "bench": "soak", "rate_per_s": target, "duration_s": length.seconds, "orders": summary.orders.submitted,
             "confirmed": summary.orders.confirmed, "rss_growth_percent_max": verdict.rssGrowthPercentMax,
-            "anon_growth_percent_max": verdict.anonymousGrowthPercentMax,
+            "anon_growth_percent_max": verdict.anonymousGrowthPercentMax, "heap_growth_percent_max": verdict.heapGrowthPercentMax,
+            "heap_growth_worst": verdict.heapGrowthWorst, "total_rss_growth_percent": verdict.totalRSSGrowthPercent,
             "fd_growth_max": verdict.fileDescriptorGrowthMax, "p99_ms_median": verdict.p99Median, "p99_ms_max": verdict.p99Max,
             "invariants_pass": summary.invariantsPass, "pass": verdict.pass && summary.invariantsPass, "synchronous": mode.rawValue,
         ]
@@ -148,7 +156,11 @@ struct Soak: AsyncParsableCommand {
         file["samples"] = samples.map { sample in
             ["at_s": sample.at, "processes": sample.processes.mapValues {
                 ["pid": $0.pid, "rss_kib": $0.probe.rssKiB, "anon_kib": $0.probe.anonymousKiB, "file_kib": $0.probe.fileKiB,
-                 "fds": $0.probe.descriptors, "client_connections": $0.probe.clientConnections, "db_bytes": $0.databaseBytes]
+                 "fds": $0.probe.descriptors, "client_connections": $0.probe.clientConnections, "db_bytes": $0.databaseBytes,
+                 "heap_in_use_bytes": $0.heap.map { $0.inUseBytes as Any } ?? NSNull(),
+                 "heap_held_bytes": $0.heap.map { $0.heldBytes as Any } ?? NSNull(),
+                 "heap_sqlite_bytes": $0.heap.map { $0.sqliteBytes as Any } ?? NSNull(),
+                 "heap_histogram_bytes": $0.heap.map { $0.histogramBytes as Any } ?? NSNull()]
             }] as [String: Any]
         }
         file["intervals"] = intervals.map { ["index": $0.index, "orders": $0.orders, "p50_ms": $0.p50, "p99_ms": $0.p99] as [String: Any] }
@@ -157,7 +169,8 @@ struct Soak: AsyncParsableCommand {
         if !(verdict.pass && summary.invariantsPass) { throw ExitCode(ExitStatus.consistency) }
     }
 
-    static func sample(_ pids: [String: Int32], databaseDirectory: String, at seconds: Double) -> Sample {
+    static func sample(_ pids: [String: Int32], databaseDirectory: String, at seconds: Double,
+                       heap: (String, Int32) -> HeapUsage?) -> Sample {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: databaseDirectory)) ?? []
         var processes: [String: ProcessSample] = [:]
         for (service, pid) in pids {
@@ -166,7 +179,7 @@ struct Soak: AsyncParsableCommand {
                 let size = (try? FileManager.default.attributesOfItem(atPath: databaseDirectory + "/" + file)[.size] as? Int) ?? nil
                 bytes += size ?? 0
             }
-            processes[service] = ProcessSample(pid: pid, probe: ProcessProbe.read(pid: pid), databaseBytes: bytes)
+            processes[service] = ProcessSample(pid: pid, probe: ProcessProbe.read(pid: pid), databaseBytes: bytes, heap: heap(service, pid))
         }
         return Sample(at: seconds, processes: processes)
     }
@@ -196,6 +209,12 @@ struct Soak: AsyncParsableCommand {
         var rssGrowthWorst = ""
         var anonymousGrowthPercentMax = 0.0
         var anonymousGrowthWorst = ""
+        /// Heap in use besides SQLite's, per process (by floor).
+        var heapGrowthPercentMax = 0.0
+        var heapGrowthWorst = ""
+        /// Processes that did not report their heap at every sample (judged by private memory).
+        var unreportedHeaps: [String] = []
+        var totalRSSGrowthPercent = 0.0
         var fileDescriptorGrowthMax = 0
         var fileDescriptorGrowthWorst = ""
         var p99Median = 0.0
@@ -223,10 +242,25 @@ struct Soak: AsyncParsableCommand {
                 let rss = rssFloor.growthPercent, anonymous = anonymousFloor.growthPercent
                 if rss > verdict.rssGrowthPercentMax { verdict.rssGrowthPercentMax = rss; verdict.rssGrowthWorst = service }
                 if anonymous > verdict.anonymousGrowthPercentMax { verdict.anonymousGrowthPercentMax = anonymous; verdict.anonymousGrowthWorst = service }
-                if anonymous > 10 {
-                    verdict.failures.append(String(format: "%@: private memory's floor grew %.1f %% after the warm-up (lowest of the earlier half of the samples %d KiB, of the later half %d KiB; first and last sample %d → %d KiB; resident set's floor %d → %d KiB)",
-                                                   service, anonymous, anonymousFloor.earlier, anonymousFloor.later, a.probe.anonymousKiB, b.probe.anonymousKiB,
-                                                   rssFloor.earlier, rssFloor.later))
+                let heaps = series.compactMap(\.heap)
+                if heaps.count == series.count {
+                    // The process said what its allocator holds: a leak of ours grows the heap in
+                    // use besides SQLite's (whose page caches grow with the databases until full).
+                    // Private memory also holds what glibc keeps after frees, which swings.
+                    let ownFloor = SampleFloor(heaps.map(\.ownBytes))!
+                    let own = ownFloor.growthPercent
+                    if own > verdict.heapGrowthPercentMax { verdict.heapGrowthPercentMax = own; verdict.heapGrowthWorst = service }
+                    if own > 10 {
+                        verdict.failures.append(String(format: "%@: its heap in use besides SQLite's grew %.1f %% after the warm-up (floor of the earlier half of the samples %d KiB, of the later half %d KiB; first and last sample %d → %d KiB)",
+                                                       service, own, ownFloor.earlier / 1024, ownFloor.later / 1024, heaps.first!.ownBytes / 1024, heaps.last!.ownBytes / 1024))
+                    }
+                } else {
+                    verdict.unreportedHeaps.append(service)
+                    if anonymous > 10 {
+                        verdict.failures.append(String(format: "%@: private memory's floor grew %.1f %% after the warm-up, and its heap was not reported (lowest of the earlier half of the samples %d KiB, of the later half %d KiB; first and last sample %d → %d KiB; resident set's floor %d → %d KiB)",
+                                                       service, anonymous, anonymousFloor.earlier, anonymousFloor.later, a.probe.anonymousKiB, b.probe.anonymousKiB,
+                                                       rssFloor.earlier, rssFloor.later))
+                    }
                 }
                 // Descriptors by their floor too: a connection a client closes between the look at
                 // the descriptors and the look at the connection table counts as the process's own
@@ -238,6 +272,13 @@ struct Soak: AsyncParsableCommand {
                 if fds > 0 {
                     verdict.failures.append("\(service): open file descriptors (clients' connections left out) rose from at least \(fdFloor.earlier) in the earlier half of the samples after the warm-up to at least \(fdFloor.later) in the later half (first and last sample \(a.probe.ownDescriptors) → \(b.probe.ownDescriptors))")
                 }
+            }
+            // The resident set of the whole system: what the machine gives the services.
+            let totalFloor = SampleFloor(judged.map(\.rssKiB))!
+            verdict.totalRSSGrowthPercent = totalFloor.growthPercent
+            if verdict.totalRSSGrowthPercent > 10 {
+                verdict.failures.append(String(format: "the resident set of all the processes grew %.1f %% after the warm-up (floor of the earlier half of the samples %.1f MiB, of the later half %.1f MiB)",
+                                               verdict.totalRSSGrowthPercent, Double(totalFloor.earlier) / 1024, Double(totalFloor.later) / 1024))
             }
         } else {
             verdict.failures.append("fewer than two samples after the warm-up: nothing to compare")
@@ -257,35 +298,49 @@ struct Soak: AsyncParsableCommand {
         return verdict
     }
 
+    /// `ours (of which latency histograms) + SQLite's` in MiB, summed over `heaps`; "–" when one
+    /// is missing.
+    static func heapText(_ heaps: [HeapUsage?]) -> String {
+        guard heaps.allSatisfy({ $0 != nil }) else { return "–" }
+        let own = heaps.reduce(0) { $0 + $1!.ownBytes }, sqlite = heaps.reduce(0) { $0 + $1!.sqliteBytes }
+        let histograms = heaps.reduce(0) { $0 + $1!.histogramBytes }
+        return String(format: "%.2f (%.2f) + %.2f", Double(own) / 1_048_576, Double(histograms) / 1_048_576, Double(sqlite) / 1_048_576)
+    }
+
     static func report(samples: [Sample], intervals: [Interval], verdict: Verdict, summary: RunSummary, target: Double, length: Duration,
                        interval: Duration, warm: Duration, synchronous: SynchronousMode) -> String {
         var out = ["# Soak: \(Int(target)) orders/s for \(length.shortDescription)", ""]
         out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. `synchronous = \(synchronous.rawValue.uppercased())`. "
                    + "\(summary.orders.submitted) orders, \(summary.orders.confirmed) confirmed, \(summary.orders.cancelled) cancelled, "
                    + "\(summary.orders.clientGaveUp) given up; invariants " + (summary.invariantsPass ? "hold" : "FAILED: " + summary.failedInvariants.joined(separator: ", ")) + ".")
-        out += ["", "| at | orders due in the interval from then | p50 ms | p99 ms | RSS, all processes (MiB) | of which private (MiB) | open files (of which clients' connections) | databases (MiB) |", "|---|---|---|---|---|---|---|---|"]
+        out += ["", "| at | orders due in the interval from then | p50 ms | p99 ms | RSS, all processes (MiB) | of which private (MiB) | heap in use: ours (of which latency histograms) + SQLite's (MiB) | open files (of which clients' connections) | databases (MiB) |", "|---|---|---|---|---|---|---|---|---|"]
         let byIndex = Dictionary(uniqueKeysWithValues: intervals.map { ($0.index, $0) })
         for (i, s) in samples.enumerated() {
             // Interval i ends at sample i + 1: the orders due between the two samples.
             let orders = byIndex[i].map { String($0.orders) } ?? "–"
             let p50 = byIndex[i].map { String(format: "%.1f", $0.p50) } ?? "–", p99 = byIndex[i].map { String(format: "%.1f", $0.p99) } ?? "–"
-            out.append(String(format: "| %.0f s%@ | %@ | %@ | %@ | %.1f | %.1f | %d (%d) | %.1f |", s.at, s.at < warm.seconds ? " (warm-up)" : "", orders, p50, p99,
-                              Double(s.rssKiB) / 1024, Double(s.anonymousKiB) / 1024, s.fileDescriptors, s.clientConnections, Double(s.databaseBytes) / 1_048_576))
+            out.append(String(format: "| %.0f s%@ | %@ | %@ | %@ | %.1f | %.1f | %@ | %d (%d) | %.1f |", s.at, s.at < warm.seconds ? " (warm-up)" : "", orders, p50, p99,
+                              Double(s.rssKiB) / 1024, Double(s.anonymousKiB) / 1024, heapText(s.processes.values.map(\.heap)),
+                              s.fileDescriptors, s.clientConnections, Double(s.databaseBytes) / 1_048_576))
         }
         if let first = samples.first(where: { $0.at >= warm.seconds }), let last = samples.last {
             out += ["", "Per process, first sample after the warm-up and last:", "",
-                    "| process | RSS (KiB) | private (KiB) | open files (of which clients' connections) | database (KiB) |", "|---|---|---|---|---|"]
+                    "| process | RSS (KiB) | private (KiB) | heap in use: ours (of which latency histograms) + SQLite's (MiB) | open files (of which clients' connections) | database (KiB) |", "|---|---|---|---|---|---|"]
             for service in first.processes.keys.sorted() {
                 guard let a = first.processes[service], let b = last.processes[service] else { continue }
                 let (p, q) = (a.probe, b.probe)
-                out.append("| \(service) | \(p.rssKiB) → \(q.rssKiB) | \(p.anonymousKiB) → \(q.anonymousKiB) | \(p.descriptors) (\(p.clientConnections)) → \(q.descriptors) (\(q.clientConnections)) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
+                out.append("| \(service) | \(p.rssKiB) → \(q.rssKiB) | \(p.anonymousKiB) → \(q.anonymousKiB) | \(heapText([a.heap])) → \(heapText([b.heap])) | \(p.descriptors) (\(p.clientConnections)) → \(q.descriptors) (\(q.clientConnections)) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
             }
         }
-        out += ["", String(format: "Largest growth after the warm-up (the lowest sample of the later half against the lowest of the earlier half): private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+        out += ["", String(format: "Largest growth after the warm-up (the lowest sample of the later half against the lowest of the earlier half): heap in use besides SQLite's %.1f %% (%@); resident set of all the processes %.1f %%; for comparison, private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+                           verdict.heapGrowthPercentMax, verdict.heapGrowthWorst.isEmpty ? "none" : verdict.heapGrowthWorst, verdict.totalRSSGrowthPercent,
                            verdict.anonymousGrowthPercentMax, verdict.anonymousGrowthWorst.isEmpty ? "none" : verdict.anonymousGrowthWorst,
                            verdict.rssGrowthPercentMax, verdict.rssGrowthWorst.isEmpty ? "none" : verdict.rssGrowthWorst, verdict.fileDescriptorGrowthMax,
                            verdict.fileDescriptorGrowthWorst.isEmpty ? "none" : verdict.fileDescriptorGrowthWorst, verdict.p99Median, verdict.p99Max)]
-        out.append(verdict.pass ? "Verdict: steady (private memory's floor grew ≤ 10 %, the descriptors' floor did not rise, p99 within twice its median)."
+        if !verdict.unreportedHeaps.isEmpty {
+            out.append("Judged by private memory, having not reported their heap at every sample: " + verdict.unreportedHeaps.joined(separator: ", ") + ".")
+        }
+        out.append(verdict.pass ? "Verdict: steady (every process's heap in use besides SQLite's and the resident set of all of them grew ≤ 10 % by their floors, the descriptors' floor did not rise, p99 within twice its median)."
                                 : "Verdict: NOT steady:\n" + verdict.failures.map { "- " + $0 }.joined(separator: "\n"))
         return out.joined(separator: "\n") + "\n"
     }

@@ -76,6 +76,27 @@ import Testing
         expectSame(recorder, hdr, "zeros and a seven")
     }
 
+    /// Counts are held a page (1,024 counts) at a time, made when a value first needs it: one
+    /// page for everything under a millisecond, one more per doubling past 2 ms, 23 at most.
+    @Test func holdsOnlyThePagesItUsed() {
+        var recorder = LatencyRecorder()
+        #expect(recorder.countBytes == 0)
+        for us in [0, 1, 500, 1_023] { recorder.record(.microseconds(us)) }
+        #expect(recorder.countBytes == 8_192)
+        recorder.record(.milliseconds(100))
+        recorder.record(.milliseconds(101))
+        #expect(recorder.countBytes == 2 * 8_192)
+        recorder.record(.seconds(3_000))
+        #expect(recorder.countBytes == 3 * 8_192)
+        for shift in 0..<32 { recorder.record(.microseconds(Int64(1) << shift)) }
+        #expect(recorder.countBytes == 23 * 8_192, "every page: 184 KiB")
+        let metrics = RequestMetrics.rpcServed()
+        metrics.record("a", outcome: "ok", latency: .microseconds(10))
+        metrics.record("a", outcome: "timeout", latency: .seconds(1))
+        metrics.record("b", outcome: "ok", latency: .microseconds(10))
+        #expect(metrics.histogramBytes == 3 * 8_192)
+    }
+
     /// Merging recorders, and rebuilding one from its buckets (how another process merges it).
     @Test func mergesAsHdrHistogramAdds() {
         var values = Values(state: 99)

@@ -81,8 +81,20 @@ import Testing
         #expect((first["order"]?["rss_kib"] as? Int ?? 0) > 1_000 && (first["order"]?["fds"] as? Int ?? 0) > 3)
         // The private part of the resident set, and the clients' connections, sampled too.
         #expect((first["order"]?["anon_kib"] as? Int ?? 0) > 1_000 && first["gateway"]?["client_connections"] is Int)
+        // Each process's heap as its allocator counts it, from its control report (read every
+        // second: the first sample may come before the first report), SQLite's part apart.
+        let last = try #require(samples.last?["processes"] as? [String: [String: Any]])
+        for service in ["order", "event-bus", "gateway"] {
+            let inUse = last[service]?["heap_in_use_bytes"] as? Int ?? 0, sqlite = last[service]?["heap_sqlite_bytes"] as? Int ?? -1
+            #expect(inUse > 500_000 && sqlite >= 0 && sqlite < inUse, "\(service): \(last[service] ?? [:])")
+        }
+        #expect((last["order"]?["heap_sqlite_bytes"] as? Int ?? 0) > 0, "order's page cache: \(last["order"] ?? [:])")
+        // Order has served and made calls by then: its latency histograms hold pages of counts.
+        let histograms = last["order"]?["heap_histogram_bytes"] as? Int ?? 0
+        #expect(histograms > 0 && histograms % 8_192 == 0, "order's histograms: \(last["order"] ?? [:])")
+        #expect(figures["heap_growth_percent_max"] is Double && figures["total_rss_growth_percent"] is Double)
         let markdown = try String(contentsOfFile: out + "/soak.md", encoding: .utf8)
-        #expect(markdown.contains("| order |") && markdown.contains("Verdict: "))
+        #expect(markdown.contains("| order |") && markdown.contains("Verdict: ") && markdown.contains("heap in use: ours (of which latency histograms) + SQLite's"))
     }
 
     @Test func badBenchArgumentsAreRefused() async throws {
