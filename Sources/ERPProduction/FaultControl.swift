@@ -133,7 +133,7 @@ extension ServiceHost {
                           faults: transport.faults.counters, resilience: settings.resilienceMetrics.paths,
                           rateLimited: settings.resilienceMetrics.rateLimited, callLatency: transport.calls.latencyBuckets(),
                           okCallLatency: transport.calls.okLatencyBuckets(), servedLatency: transport.served.okLatencyBuckets(),
-                          ownLatency: transport.ownTime.okLatencyBuckets(), 
+                          ownLatency: transport.ownTime.okLatencyBuckets(),
                           heap: HeapUsage.current(histogramBytes: transport.calls.histogramBytes + transport.served.histogramBytes
                                                       + transport.ownTime.histogramBytes))
         }

@@ -234,10 +234,11 @@ struct Soak: AsyncParsableCommand {
                     verdict.failures.append("\(service) restarted during the soak (pid \(a.pid) then \(other.pid))")
                     continue
                 }
-                // What a leak grows is the process's private memory; the resident set also counts
-                // pages of the binary the thirteen processes share, faulted in as code paths run.
-                // Both are judged by their floor (the lowest sample of the later half against the
-                // earlier half's): single samples swing with what the allocator holds at the instant.
+                // Private memory and the resident set are shown for every process, but judged only
+                // for one that did not report its heap: private memory also holds what glibc keeps
+                // after frees, and the resident set counts pages of the binary the thirteen
+                // processes share. Everything is judged by its floor (the lowest sample of the
+                // later half against the earlier half's): single samples swing with the instant.
                 let rssFloor = SampleFloor(series.map(\.probe.rssKiB))!, anonymousFloor = SampleFloor(series.map(\.probe.anonymousKiB))!
                 let rss = rssFloor.growthPercent, anonymous = anonymousFloor.growthPercent
                 if rss > verdict.rssGrowthPercentMax { verdict.rssGrowthPercentMax = rss; verdict.rssGrowthWorst = service }
