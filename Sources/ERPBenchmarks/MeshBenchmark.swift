@@ -53,31 +53,38 @@ public struct MeshBenchmark {
     }
 
     public static func runtimeFloor(iterations: Int = 200_000) throws -> RuntimeFloor {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-floor-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let world = SimWorld(seed: 1, storageDirectory: directory, trace: try SimTrace(enabled: false), randomizeScheduling: false)
-        defer { world.tearDown() }
-        world.callMetrics = nil
-        world.spawn {
-            for _ in 0..<iterations { await world.sleep(for: .zero) }
+        try withWorld(seed: 1, label: "floor") { world in
+            defer { world.tearDown() }
+            world.spawn {
+                for _ in 0..<iterations { await world.sleep(for: .zero) }
+            }
+            var start = ContinuousClock.now
+            world.run(until: .seconds(1))
+            let waits = (ContinuousClock.now - start).seconds
+            start = ContinuousClock.now
+            for _ in 0..<iterations { world.spawn {} }
+            world.run(until: .seconds(2))
+            let tasks = (ContinuousClock.now - start).seconds
+            return RuntimeFloor(waitNanoseconds: waits * 1e9 / Double(iterations), taskNanoseconds: tasks * 1e9 / Double(iterations))
         }
-        var start = ContinuousClock.now
-        world.run(until: .seconds(1))
-        let waits = (ContinuousClock.now - start).seconds
-        start = ContinuousClock.now
-        for _ in 0..<iterations { world.spawn {} }
-        world.run(until: .seconds(2))
-        let tasks = (ContinuousClock.now - start).seconds
-        return RuntimeFloor(waitNanoseconds: waits * 1e9 / Double(iterations), taskNanoseconds: tasks * 1e9 / Double(iterations))
     }
 
-    public func run() throws -> Result {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-mesh-\(getpid())").path
+    /// A world without tracing, call metrics or random scheduling, measured like c_mesh (no
+    /// per-call bookkeeping), on a scratch directory removed afterwards.
+    private static func withWorld<T>(seed: UInt64, label: String, _ body: (SimWorld) throws -> T) throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-\(label)-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let world = SimWorld(seed: seed, storageDirectory: directory, trace: try SimTrace(enabled: false), randomizeScheduling: false)
-        world.callMetrics = nil // measured like c_mesh: no per-call bookkeeping
+        world.callMetrics = nil
+        return try body(world)
+    }
+
+    public func run() throws -> Result {
+        try Self.withWorld(seed: seed, label: "mesh") { world in try run(on: world) }
+    }
+
+    private func run(on world: SimWorld) throws -> Result {
         world.network.defaultLink = LinkSettings(latencyMin: .microseconds(500), latencyMax: .milliseconds(2))
         world.network.preserveLinkOrder = false
         let servers: [NodeName] = (0..<serverCount).map { NodeName("server-\($0)") }

@@ -57,8 +57,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private var poller: Task<Void, Never>?
     /// The supervisor of the running services, readable from other tasks (a soak's sampler).
     private let supervisorSlot = Mutex<Supervisor?>(nil)
-    /// The running run's control reports, for `heap(of:processId:)` from other tasks.
-    private let reportsSlot = Mutex<ReportBook?>(nil)
+    /// Every process's newest control report (the book locks itself: read from any task).
+    private let reports = ReportBook()
     /// The services' databases' `synchronous` setting (the topology's; production's FULL unless set).
     public var synchronous: SynchronousMode = .full
     /// What the order client saw, request by request, once the run is over.
@@ -79,7 +79,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     /// the reports are read every second while the workload runs. Nil before its first report.
     /// Safe from any task.
     public func heap(of service: String, processId: Int32) -> HeapUsage? {
-        reportsSlot.withLock { $0 }?.heap(of: service, processId: processId)
+        reports.heap(of: service, processId: processId)
     }
 
     /// What a started run holds.
@@ -102,7 +102,6 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var interrupts: TerminationSignals
         var control: Control
         var injector: ZeroMQFaultInjector
-        var reports = ReportBook()
         /// The devices' way in, when the scenario has devices: the device protocol, a key each.
         var deviceLink: DeviceProtocolLink?
         var deviceIO: IOThread?
@@ -255,7 +254,6 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             try await transport.start()
             try supervisor.start()
             supervisorSlot.withLock { $0 = supervisor }
-            reportsSlot.withLock { [reports = running?.reports] in $0 = reports }
             journal.note("services starting; gateway http://127.0.0.1:\(httpPort)")
             try await waitUntilReady(services, control: control, http: http)
             journal.note("every service answers")
@@ -298,7 +296,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         self.client = client
         self.devices = devices
         self.store = store
-        let reports = running.reports, services = running.services, control = running.control, plan = running.injector.plan
+        let reports = self.reports, services = running.services, control = running.control, plan = running.injector.plan
         poller = Task { await reports.poll(services, control: control, faults: plan, every: .seconds(1)) }
     }
 
@@ -334,7 +332,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         poller?.cancel()
         // The last word of every process: on a loaded machine the periodic polls may all have
         // missed one, so this one waits longer and asks again.
-        let silent = await running.reports.collect(running.services, control: running.control, faults: running.injector.plan,
+        let silent = await reports.collect(running.services, control: running.control, faults: running.injector.plan,
                                                    timeout: .seconds(3), attempts: 3)
         if !silent.isEmpty {
             running.journal.note("no final report from \(silent.map(\.rawValue).joined(separator: ", ")): their figures are missing from the summary")
@@ -399,7 +397,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         outcome.chaosStart = chaosStart
         for service in running.services { outcome.serviceStarts[service.rawValue] = starts[service.rawValue] ?? 0 }
         outcome.recoveredSagas = Self.recoveredSagas(inLog: running.logDirectory + "/order.log")
-        let reports = running.reports
+        let reports = self.reports
         measuredLatency = reports.latencyByNode()
         outcome.fill = { reports.fill(&$0) }
         return outcome

@@ -154,13 +154,13 @@ struct Soak: AsyncParsableCommand {
         // The file keeps every sample and interval too, for a closer look at what grew.
         var file = figures
         file["samples"] = samples.map { sample in
-            ["at_s": sample.at, "processes": sample.processes.mapValues {
-                ["pid": $0.pid, "rss_kib": $0.probe.rssKiB, "anon_kib": $0.probe.anonymousKiB, "file_kib": $0.probe.fileKiB,
-                 "fds": $0.probe.descriptors, "client_connections": $0.probe.clientConnections, "db_bytes": $0.databaseBytes,
-                 "heap_in_use_bytes": $0.heap.map { $0.inUseBytes as Any } ?? NSNull(),
-                 "heap_held_bytes": $0.heap.map { $0.heldBytes as Any } ?? NSNull(),
-                 "heap_sqlite_bytes": $0.heap.map { $0.sqliteBytes as Any } ?? NSNull(),
-                 "heap_histogram_bytes": $0.heap.map { $0.histogramBytes as Any } ?? NSNull()]
+            ["at_s": sample.at, "processes": sample.processes.mapValues { p in
+                // A heap figure, or null before the process's first control report.
+                func heap(_ figure: KeyPath<HeapUsage, Int>) -> Any { p.heap.map { $0[keyPath: figure] as Any } ?? NSNull() }
+                return ["pid": p.pid, "rss_kib": p.probe.rssKiB, "anon_kib": p.probe.anonymousKiB, "file_kib": p.probe.fileKiB,
+                        "fds": p.probe.descriptors, "client_connections": p.probe.clientConnections, "db_bytes": p.databaseBytes,
+                        "heap_in_use_bytes": heap(\.inUseBytes), "heap_held_bytes": heap(\.heldBytes),
+                        "heap_sqlite_bytes": heap(\.sqliteBytes), "heap_histogram_bytes": heap(\.histogramBytes)] as [String: Any]
             }] as [String: Any]
         }
         file["intervals"] = intervals.map { ["index": $0.index, "orders": $0.orders, "p50_ms": $0.p50, "p99_ms": $0.p99] as [String: Any] }
