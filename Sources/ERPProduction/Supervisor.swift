@@ -28,6 +28,29 @@ public final class Supervisor: @unchecked Sendable {
     /// How long children get to exit after SIGTERM before SIGKILL.
     public var stopGracePeriod: Duration = .seconds(5)
     public var log: @Sendable (String) -> Void = { print($0) }
+    /// Tools to run a child under, by the child's name: the words are put before its command.
+    /// Read from `ERP_WRAP` (`SERVICE=COMMAND`, several separated by `;`), e.g.
+    /// `ERP_WRAP='order=heaptrack -o /tmp/order'` tracks the order service's heap from its start.
+    /// Signals then reach the tool, not the service (a tool that does not pass them on outlives `crash`).
+    public var wrappers: [String: [String]] = [:]
+
+    /// Parses `ERP_WRAP`'s value; nil or empty: none. Every name must be one of `children`.
+    public static func wrappers(from value: String?, children: [String]) throws -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for entry in (value ?? "").split(separator: ";") where !entry.allSatisfy(\.isWhitespace) {
+            guard let equals = entry.firstIndex(of: "=") else {
+                throw SupervisorError("ERP_WRAP: '\(entry)' is not SERVICE=COMMAND")
+            }
+            let name = entry[..<equals].trimmingCharacters(in: .whitespaces)
+            let words = entry[entry.index(after: equals)...].split(separator: " ").map(String.init)
+            guard !name.isEmpty, !words.isEmpty else { throw SupervisorError("ERP_WRAP: '\(entry)' is not SERVICE=COMMAND") }
+            guard children.contains(name) else {
+                throw SupervisorError("ERP_WRAP names '\(name)', which is not one of the services (\(children.joined(separator: ", ")))")
+            }
+            result[name] = words
+        }
+        return result
+    }
 
     private let lock = NSLock()
     private let children: [Child]
@@ -40,6 +63,13 @@ public final class Supervisor: @unchecked Sendable {
     private var startCounts: [String: Int] = [:]
 
     public init(children: [Child]) { self.children = children }
+
+    /// The wrappers that `ERP_WRAP` in this process's environment asks for, checked against the
+    /// children's names.
+    public func wrapAsEnvironmentSays() throws {
+        wrappers = try Supervisor.wrappers(from: ProcessInfo.processInfo.environment["ERP_WRAP"],
+                                           children: children.map(\.name))
+    }
 
     public var restartCount: [String: Int] { lock.withLock { restartCounts } }
 
@@ -89,7 +119,8 @@ public final class Supervisor: @unchecked Sendable {
     private func launch(_ child: Child) throws {
         var environment = ProcessInfo.processInfo.environment
         if let extra = child.environment { environment.merge(extra) { $1 } }
-        let argv = ([child.executable] + child.arguments).map { strdup($0) } + [nil]
+        let wrapper = wrappers[child.name] ?? []
+        let argv = (wrapper + [child.executable] + child.arguments).map { strdup($0) } + [nil]
         let envp = environment.keys.sorted().map { strdup("\($0)=\(environment[$0]!)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
@@ -100,13 +131,15 @@ public final class Supervisor: @unchecked Sendable {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, child.executable, &actions, nil, argv, envp)
+        // A wrapper is looked up on PATH, as a shell would; a service's own executable is a path.
+        let status = wrapper.isEmpty ? posix_spawn(&pid, child.executable, &actions, nil, argv, envp)
+            : posix_spawnp(&pid, wrapper[0], &actions, nil, argv, envp)
         guard status == 0 else { throw SupervisorError("cannot start \(child.name): \(String(cString: strerror(status)))") }
         lock.withLock {
             running[child.name] = pid
             startCounts[child.name, default: 0] += 1
         }
-        log("started \(child.name) (pid \(pid))")
+        log("started \(child.name) (pid \(pid))" + (wrapper.isEmpty ? "" : " under \(wrapper.joined(separator: " "))"))
         let spawned = pid
         let watcher = Thread { [self] in watch(child, spawned) }
         watcher.name = "supervise-\(child.name)"

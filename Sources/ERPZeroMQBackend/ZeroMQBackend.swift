@@ -204,6 +204,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
                              logPath: logDirectory + "/\(service).log")
         })
         supervisor.log = { journal.note($0) }
+        try supervisor.wrapAsEnvironmentSays()
         // Scripted crashes are the only restarts that should happen; a child that dies on its own
         // is still restarted, as in production, and shows in serviceStarts.
         supervisor.restartCountMax = 20

@@ -318,6 +318,10 @@ struct Up: ParsableCommand {
             listens. SIGHUP (kill -HUP) makes every service read its keys again: the topology's \
             clients and key folder and the device keys; a new key is admitted at its next connection, \
             a removed one refused, with no restart.
+
+            ERP_WRAP='SERVICE=COMMAND' in the environment runs a service under a tool (several: \
+            separated by ';'), e.g. ERP_WRAP='order=heaptrack -o /tmp/order' erp up, or \
+            'payment=perf record -g -o /tmp/payment.data'. It applies to erp soak and erp bench e2e too.
             """)
 
     @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
@@ -341,6 +345,7 @@ struct Up: ParsableCommand {
         }
         reload.resume()
         defer { reload.cancel() }
+        try supervisor.wrapAsEnvironmentSays()
         try supervisor.start()
         if loaded.endpoint(of: .gateway) != nil {
             print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology)); metrics at /metrics")

@@ -49,6 +49,42 @@ import Testing
     }
 }
 
+@Suite struct SupervisorWrapperTests {
+    /// ERP_WRAP's entries are parsed, and a name that is not a child or an entry without a command
+    /// is refused.
+    @Test func wrappersAreParsedAndChecked() throws {
+        let w = try Supervisor.wrappers(from: "order=heaptrack -o /tmp/o ; event-bus=perf record -g", children: ["order", "event-bus"])
+        #expect(w == ["order": ["heaptrack", "-o", "/tmp/o"], "event-bus": ["perf", "record", "-g"]])
+        #expect(try Supervisor.wrappers(from: nil, children: ["order"]).isEmpty)
+        #expect(try Supervisor.wrappers(from: " ", children: ["order"]).isEmpty)
+        #expect(throws: SupervisorError.self) { try Supervisor.wrappers(from: "ordre=heaptrack", children: ["order"]) }
+        #expect(throws: SupervisorError.self) { try Supervisor.wrappers(from: "order=", children: ["order"]) }
+        #expect(throws: SupervisorError.self) { try Supervisor.wrappers(from: "heaptrack", children: ["order"]) }
+    }
+
+    /// A wrapped child runs as the wrapper's words (looked up on PATH) followed by its own command.
+    @Test func aWrappedChildRunsUnderItsTool() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("wrapped-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let supervisor = Supervisor(children: [
+            .init(name: "a", executable: "/bin/sh", arguments: ["-c", "echo \"$WRAPPED\" > \(out); exec sleep 3600"]),
+        ])
+        supervisor.log = { _ in }
+        supervisor.stopGracePeriod = .milliseconds(500)
+        supervisor.wrappers = ["a": ["env", "WRAPPED=yes"]]
+        try supervisor.start()
+        defer { supervisor.stop() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        var text = ""
+        while ContinuousClock.now < deadline {
+            text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            if text.hasSuffix("\n") { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(text == "yes\n")
+    }
+}
+
 final class LineLog: @unchecked Sendable {
     private let lock = NSLock()
     private var lines: [String] = []
