@@ -206,7 +206,7 @@ let package = Package(
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "ERPProductionTests", dependencies: ["ERPFuzzTargets", "ERPCore", "ERPProduction", "ERPStorage", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
+        .testTarget(name: "ERPProductionTests", dependencies: ["ERPFuzzTargets", "ERPWire", "ERPCore", "ERPProduction", "ERPStorage", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
         .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]

@@ -42,6 +42,7 @@ public final class AddressBook: Sendable {
 /// What a `ZeroMQTransport` has done, including every message it refused or lost, so that nothing
 /// is silent.
 public struct TransportCounters: Sendable, Hashable, Codable {
+    public init() {}
     public var callsStarted = 0
     public var repliesReceived = 0
     /// Calls that ended with `deadlineExceeded` on the caller's side.
