@@ -104,19 +104,31 @@ extension ControlReport {
         try c.encode(faults, forKey: .faults)
         try c.encode(resilience, forKey: .resilience)
         try c.encode(rateLimited, forKey: .rateLimited)
-        try c.encode(Self.flat(callLatency), forKey: .callLatency)
-        try c.encode(Self.flat(okCallLatency), forKey: .okCallLatency)
-        try c.encode(Self.flat(servedLatency), forKey: .servedLatency)
-        try c.encode(Self.flat(ownLatency), forKey: .ownLatency)
+        try Self.encode(callLatency, &c, .callLatency)
+        try Self.encode(okCallLatency, &c, .okCallLatency)
+        try Self.encode(servedLatency, &c, .servedLatency)
+        try Self.encode(ownLatency, &c, .ownLatency)
         try c.encodeIfPresent(heap, forKey: .heap)
     }
 
-    private static func flat(_ histograms: [String: [LatencyBucket]]) -> [String: [UInt64]] {
-        histograms.mapValues { buckets in
-            var numbers: [UInt64] = []
-            numbers.reserveCapacity(buckets.count * 2)
-            for bucket in buckets { numbers.append(bucket.microseconds); numbers.append(bucket.count) }
-            return numbers
+    private struct MethodKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Each number through the container's own `UInt64` method: an `[UInt64]` encoded whole hands
+    /// its elements to the generic one.
+    private static func encode(_ histograms: [String: [LatencyBucket]], _ c: inout KeyedEncodingContainer<CodingKeys>,
+                               _ key: CodingKeys) throws {
+        var methods = c.nestedContainer(keyedBy: MethodKey.self, forKey: key)
+        for (method, buckets) in histograms {
+            var numbers = methods.nestedUnkeyedContainer(forKey: MethodKey(stringValue: method))
+            for bucket in buckets {
+                try numbers.encode(bucket.microseconds)
+                try numbers.encode(bucket.count)
+            }
         }
     }
 

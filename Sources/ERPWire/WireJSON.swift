@@ -701,17 +701,19 @@ final class WireEncoder: Encoder {
 
     /// Encodes `value` as a child at `key`: primitives directly, others through a sub-encoder.
     static func node<T: Encodable>(_ value: T, at link: @autoclosure () -> WirePath) throws -> WireNode {
-        switch value {
-        // The commonest leaves without a sub-encoder (a cast costs less than two allocations).
-        case let text as String: return .string(text)
-        case let number as Int: return WireNode.number(number)
-        case let flag as Bool: return .bool(flag)
-        default:
-            let encoder = WireEncoder(path: link())
-            try value.encode(to: encoder)
-            // A type that encodes nothing becomes an empty object, as with JSONEncoder.
-            return encoder.root ?? .object(WireObjectBox())
-        }
+        // The commonest leaves without a sub-encoder and its path (two allocations): the type is
+        // compared by identity, cheaper than a cast. Containers of the standard library hand
+        // every element here, as a generic value (an `[Int64]` too).
+        if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
+        if T.self == Int.self { return WireNode.number(unsafeBitCast(value, to: Int.self)) }
+        if T.self == Bool.self { return .bool(unsafeBitCast(value, to: Bool.self)) }
+        if T.self == Int64.self { return WireNode.number(unsafeBitCast(value, to: Int64.self)) }
+        if T.self == UInt64.self { return WireNode.number(unsafeBitCast(value, to: UInt64.self)) }
+        if T.self == Double.self { return try WireNode.number(unsafeBitCast(value, to: Double.self), WirePath.keys(link())) }
+        let encoder = WireEncoder(path: link())
+        try value.encode(to: encoder)
+        // A type that encodes nothing becomes an empty object, as with JSONEncoder.
+        return encoder.root ?? .object(WireObjectBox())
     }
 }
 

@@ -57,6 +57,12 @@ import Testing
         try same("just a string")
         try same(12)
         try same([1.5, 3, -0.25, 1e300])
+        // Elements a container hands over as generic values (the encoder's fast path by type).
+        try same([Int64.min, 0, Int64.max])
+        try same([UInt64.max, 0])
+        try same([true, false])
+        try same(["a", nil, "\u{7}"] as [String?])
+        try same(["k": [Int64(-1)]])
         try same(Optional<Int>.none)
     }
 
