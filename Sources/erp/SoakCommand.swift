@@ -86,6 +86,12 @@ struct Soak: AsyncParsableCommand {
             throw ValidationError("--every must be at least 1s and at most --duration")
         }
         guard let warm = Duration(parsing: warmUp), warm >= .zero, warm < length else { throw ValidationError("--warm-up must be shorter than --duration") }
+        // Samples are taken at 0, --every, 2 × --every … up to --duration; growth is judged by the
+        // floors of two halves of those after the warm-up, so each half needs two.
+        let judgedSamples = Int((length.seconds / interval.seconds).rounded(.down)) - Int((warm.seconds / interval.seconds).rounded(.up)) + 1
+        guard judgedSamples >= Self.judgedSampleCountMin else {
+            throw ValidationError("--duration \(duration), --warm-up \(warmUp) and --every \(every) leave \(judgedSamples) sample(s) after the warm-up; growth is judged by the lowest sample of each half of them, which takes at least \(Self.judgedSampleCountMin) (a longer --duration or a shorter --every)")
+        }
         let target: Double
         if let rate {
             target = rate
@@ -223,10 +229,13 @@ struct Soak: AsyncParsableCommand {
         var pass: Bool { failures.isEmpty }
     }
 
+    /// Two samples in each half after the warm-up: a floor of one sample is that sample.
+    static let judgedSampleCountMin = 4
+
     static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double) -> Verdict {
         var verdict = Verdict()
         let judged = samples.filter { $0.at >= warmUp }
-        if let first = judged.first, let last = judged.last, judged.count >= 2 {
+        if let first = judged.first, let last = judged.last, judged.count >= judgedSampleCountMin {
             for service in first.processes.keys.sorted() {
                 let series = judged.compactMap { $0.processes[service] }
                 guard let a = series.first, let b = series.last, series.count == judged.count else { continue }
@@ -282,7 +291,7 @@ struct Soak: AsyncParsableCommand {
                                                verdict.totalRSSGrowthPercent, Double(totalFloor.earlier) / 1024, Double(totalFloor.later) / 1024))
             }
         } else {
-            verdict.failures.append("fewer than two samples after the warm-up: nothing to compare")
+            verdict.failures.append("\(judged.count) sample(s) after the warm-up: growth is judged by the lowest sample of each half of them, which takes at least \(judgedSampleCountMin)")
         }
         // The last interval is partial (the load stops inside it): left out, as is the warm-up.
         let steady = intervals.filter { Double($0.index) * every >= warmUp }.dropLast()

@@ -104,5 +104,8 @@ import Testing
         #expect(scenario.status == 1 && scenario.output.contains("nonexistent.yaml"))
         let soak = try await runErp(["soak", "--duration", "5m"])
         #expect(soak.status != 0 && soak.output.contains("give --rate, or --capacity"), "\(soak.output)")
+        // Samples at 30, 60 and 90 s after the warm-up: one per half and a third, too few to judge.
+        let short = try await runErp(["soak", "--rate", "10", "--duration", "90s", "--every", "30s", "--warm-up", "30s"])
+        #expect(short.status != 0 && short.output.contains("leave 3 sample(s) after the warm-up"), "\(short.output)")
     }
 }
