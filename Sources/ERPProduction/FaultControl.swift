@@ -59,57 +59,27 @@ public struct ControlReport: Codable, Sendable, Hashable {
     public var resilience: [String: ResilienceMetrics.PathCounts]
     public var rateLimited: Int
     /// Latency of the calls this process made, per method, as histograms (mergeable).
-    public var callLatency: [String: [LatencyBucket]]
+    @PairedHistograms public var callLatency: [String: [LatencyBucket]]
     /// For calibration, over the requests that ended `ok` only: latency of the calls it made, of
     /// the requests it served (handler time), and the handlers' own time (less their waits on
     /// calls and sleeps), per method.
-    public var okCallLatency: [String: [LatencyBucket]]
-    public var servedLatency: [String: [LatencyBucket]]
-    public var ownLatency: [String: [LatencyBucket]]
+    @PairedHistograms public var okCallLatency: [String: [LatencyBucket]]
+    @PairedHistograms public var servedLatency: [String: [LatencyBucket]]
+    @PairedHistograms public var ownLatency: [String: [LatencyBucket]]
     /// The process's heap as its allocator sees it when the report is made (nil from a process
     /// that does not say).
     public var heap: HeapUsage?
 }
 
-extension ControlReport {
-    private enum CodingKeys: String, CodingKey {
-        case node, processId, transport, faults, resilience, rateLimited
-        case callLatency, okCallLatency, servedLatency, ownLatency, heap
-    }
+/// Latency histograms by method, written as flat arrays of numbers, (microseconds, count) pairs:
+/// a control report is read every second from every process while a run lasts, and as objects a
+/// busy service's buckets (twelve thousand per report on average over a 10-minute soak) cost it
+/// about 85,000 allocations per report (heaptrack: over a quarter of the order service's).
+@propertyWrapper
+public struct PairedHistograms: Codable, Sendable, Hashable {
+    public var wrappedValue: [String: [LatencyBucket]]
 
-    /// The histograms travel as flat arrays of numbers, (microseconds, count) pairs: a report is
-    /// read every second from every process while a run lasts, and as objects a busy service's
-    /// twelve thousand buckets cost it about 85,000 allocations per report (heaptrack: over a
-    /// quarter of the order service's allocations in a soak).
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        node = try c.decode(String.self, forKey: .node)
-        processId = try c.decode(Int32.self, forKey: .processId)
-        transport = try c.decode(TransportCounters.self, forKey: .transport)
-        faults = try c.decode(FaultFilter.Counters.self, forKey: .faults)
-        resilience = try c.decode([String: ResilienceMetrics.PathCounts].self, forKey: .resilience)
-        rateLimited = try c.decode(Int.self, forKey: .rateLimited)
-        callLatency = try Self.histograms(c, .callLatency)
-        okCallLatency = try Self.histograms(c, .okCallLatency)
-        servedLatency = try Self.histograms(c, .servedLatency)
-        ownLatency = try Self.histograms(c, .ownLatency)
-        heap = try c.decodeIfPresent(HeapUsage.self, forKey: .heap)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(node, forKey: .node)
-        try c.encode(processId, forKey: .processId)
-        try c.encode(transport, forKey: .transport)
-        try c.encode(faults, forKey: .faults)
-        try c.encode(resilience, forKey: .resilience)
-        try c.encode(rateLimited, forKey: .rateLimited)
-        try Self.encode(callLatency, &c, .callLatency)
-        try Self.encode(okCallLatency, &c, .okCallLatency)
-        try Self.encode(servedLatency, &c, .servedLatency)
-        try Self.encode(ownLatency, &c, .ownLatency)
-        try c.encodeIfPresent(heap, forKey: .heap)
-    }
+    public init(wrappedValue: [String: [LatencyBucket]]) { self.wrappedValue = wrappedValue }
 
     private struct MethodKey: CodingKey {
         var stringValue: String
@@ -120,10 +90,9 @@ extension ControlReport {
 
     /// Each number through the container's own `UInt64` method: an `[UInt64]` encoded whole hands
     /// its elements to the generic one.
-    private static func encode(_ histograms: [String: [LatencyBucket]], _ c: inout KeyedEncodingContainer<CodingKeys>,
-                               _ key: CodingKeys) throws {
-        var methods = c.nestedContainer(keyedBy: MethodKey.self, forKey: key)
-        for (method, buckets) in histograms {
+    public func encode(to encoder: any Encoder) throws {
+        var methods = encoder.container(keyedBy: MethodKey.self)
+        for (method, buckets) in wrappedValue {
             var numbers = methods.nestedUnkeyedContainer(forKey: MethodKey(stringValue: method))
             for bucket in buckets {
                 try numbers.encode(bucket.microseconds)
@@ -132,18 +101,20 @@ extension ControlReport {
         }
     }
 
-    private static func histograms(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> [String: [LatencyBucket]] {
+    public init(from decoder: any Decoder) throws {
+        let methods = try decoder.container(keyedBy: MethodKey.self)
         var out: [String: [LatencyBucket]] = [:]
-        for (method, numbers) in try c.decode([String: [UInt64]].self, forKey: key) {
+        for key in methods.allKeys {
+            let numbers = try methods.decode([UInt64].self, forKey: key)
             guard numbers.count.isMultiple(of: 2) else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                                                       debugDescription: "\(method): an odd count of numbers is not (microseconds, count) pairs")
+                throw DecodingError.dataCorruptedError(forKey: key, in: methods,
+                                                       debugDescription: "an odd count of numbers is not (microseconds, count) pairs")
             }
-            out[method] = stride(from: 0, to: numbers.count, by: 2).map {
+            out[key.stringValue] = stride(from: 0, to: numbers.count, by: 2).map {
                 LatencyBucket(microseconds: numbers[$0], count: numbers[$0 + 1])
             }
         }
-        return out
+        wrappedValue = out
     }
 }
 

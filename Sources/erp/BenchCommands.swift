@@ -44,8 +44,9 @@ struct SimMesh: ParsableCommand {
                      r.delivered, r.wallSeconds, r.deliveriesPerWallSecond, r.virtualPerWall))
         var figures: [String: Any] = ["bench": "sim-mesh", "delivered": r.delivered, "wall_s": r.wallSeconds,
                                       "deliveries_per_wall_s": r.deliveriesPerWallSecond.rounded(), "virtual_per_wall": r.virtualPerWall]
-        if !baseline.isEmpty {
-            let c = baseline.reduce(0, +) / Double(baseline.count)
+        // The C loop's rate, the mean of its runs before and after ours.
+        let cRate = baseline.isEmpty ? nil : baseline.reduce(0, +) / Double(baseline.count)
+        if let c = cRate {
             let ratio = r.deliveriesPerWallSecond / c
             print(String(format: "c loop (before and after): %.0f msgs_per_wall_s; ours/C = %.3f (target >= 0.3)", c, ratio))
             figures["c_deliveries_per_wall_s"] = c.rounded()
@@ -59,8 +60,7 @@ struct SimMesh: ParsableCommand {
         figures["floor_wait_ns"] = floor.waitNanoseconds.rounded()
         figures["floor_task_ns"] = floor.taskNanoseconds.rounded()
         figures["floor_deliveries_per_wall_s"] = floor.deliveriesPerWallSecondCeiling.rounded()
-        if !baseline.isEmpty {
-            let c = baseline.reduce(0, +) / Double(baseline.count)
+        if let c = cRate {
             let ceiling = floor.deliveriesPerWallSecondCeiling / c
             print(String(format: "the floor's ceiling / C = %.3f", ceiling))
             figures["floor_ratio_to_c"] = (ceiling * 1000).rounded() / 1000
