@@ -198,7 +198,10 @@ let package = Package(
         ]),
         .target(name: "ZeroMQTestSupport", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "ZeroMQTestSupport"]),
-        .testTarget(name: "ERPZeroMQTests", dependencies: ["ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport", "ZeroMQTestSupport"]),
+        .testTarget(name: "ERPZeroMQTests", dependencies: [
+            "ERPZeroMQ", "ZeroMQ", "ERPCore", "ERPWire", "ERPTransport", "ERPStorage", "ZeroMQTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
             "ERPCore", "ERPScenario", "ERPStorage", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
         ]),

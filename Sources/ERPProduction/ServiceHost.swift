@@ -114,9 +114,12 @@ public struct ServiceHost: Service {
         let executor = SerialTaskExecutor(name: service.rawValue)
         let node = NodeName(service)
         let clock = SystemClock()
+        // Under `before-send` the databases commit without waiting for the disk, and whatever the
+        // node sends waits for a sync, made on a thread of its own, of what it committed before.
+        let syncBeforeSend = topology.synchronous == .beforeSend ? SyncBeforeSend(name: service.rawValue, logger: logger) : nil
         let transport = ZeroMQTransport(node: node, endpoint: endpoint, addressBook: book, context: context,
                                         security: security, executor: executor, clock: clock, logger: logger,
-                                        authorization: authorization)
+                                        authorization: authorization, syncBeforeSend: syncBeforeSend)
         if let limit = settings.resilience.incomingLimit(of: service) {
             transport.limitIncoming(limit)
             logger.info("at most \(limit.bucket.refillRatePerSecond) requests per second from each caller (bursts of \(limit.bucket.capacity))")
@@ -125,7 +128,8 @@ public struct ServiceHost: Service {
         try FileManager.default.createDirectory(atPath: topology.dataDirectory, withIntermediateDirectories: true)
         let runtime = ZeroMQRuntime(node: node, transport: transport, executor: executor, dataDirectory: topology.dataDirectory,
                                     clock: clock, logLevel: logLevel,
-                                    durability: Durability(synchronous: topology.synchronous, exclusiveLock: false))
+                                    durability: Durability(synchronous: topology.synchronous, exclusiveLock: false),
+                                    syncBeforeSend: syncBeforeSend)
         if faultControl {
             logger.warning("serving fault-control methods: peers with an admitted key can inject faults")
             Self.registerFaultControl(node: node, transport: transport, clock: clock, settings: settings)
@@ -155,7 +159,14 @@ public struct ServiceHost: Service {
             }
             let deviceKeys = try DeviceIngress.deviceKeys(in: folder, devices: settings.fixtures.devices)
             let door = DeviceIngress(endpoint: deviceEndpoint, serverKeys: try keys.keyPair(of: service), deviceKeys: deviceKeys,
-                                     operations: operations, logger: logger, hop: { body in await executor.run(body) })
+                                     operations: operations, logger: logger, hop: { body in
+                                         // A device's answer, like any message, waits for what its handling committed.
+                                         await executor.run {
+                                             let answer = await body()
+                                             await syncBeforeSend?.wait()
+                                             return answer
+                                         }
+                                     })
             _ = try await door.start()
             ingress = door
         }

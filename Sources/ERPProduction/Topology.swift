@@ -43,9 +43,10 @@ public struct Topology: Sendable {
     /// Breakers, retries and rate limits of every synchronous path (the seed's defaults unless
     /// the file has a `resilience:` block, written as in a scenario).
     public var resilience = ResilienceSettings()
-    /// SQLite's `synchronous` setting of every service's database (WAL throughout). FULL unless
-    /// the file says otherwise: docs/durability.md shows what a power loss does to the others.
-    public var synchronous: SynchronousMode = .full
+    /// When every service's database (WAL throughout) waits for the disk: before anything leaves
+    /// the node (`before-send`) unless the file says otherwise; docs/durability.md shows what a
+    /// power loss does to the weaker settings.
+    public var synchronous: SynchronousMode = .beforeSend
     public var path = ""
 
     public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
@@ -84,7 +85,7 @@ extension Topology {
         var endpoints: [(ServiceName, String)] = []
         var metrics: [ServiceName: (host: String, port: Int)] = [:]
         var resilience = ResilienceSettings()
-        var synchronous = SynchronousMode.full
+        var synchronous = SynchronousMode.beforeSend
         var deviceEndpoint: String?, deviceKeys: String?
         for (k, v) in top {
             switch k.string ?? "" {

@@ -31,7 +31,7 @@ public final class SimNode: @unchecked Sendable {
     /// The disk under the node's files: its faults, its syncs' time.
     public let disk: SimulatedDisk
     /// The `synchronous` setting of the node's databases (production's unless a scenario weakens it).
-    public var synchronous: SynchronousMode = .full
+    public var synchronous: SynchronousMode = .beforeSend
     public internal(set) var runtime: SimRuntime?
     public internal(set) var instance: (any ERPService)?
 
@@ -43,6 +43,18 @@ public final class SimNode: @unchecked Sendable {
         self.service = service
         self.factory = factory
         self.disk = world.storage?.disk(forPrefix: name.rawValue + "-") ?? SimulatedDisk()
+    }
+
+    /// Under `.beforeSend`, before a message leaves: syncs the WAL of every database with commits
+    /// not yet synced (the simulated disk counts the sync, a slow one keeps the disk busy and the
+    /// message waits for it). False when a sync failed: the message must not leave, as production
+    /// sends nothing it cannot first make durable; the next message tries the sync again.
+    func syncBeforeSending() -> Bool {
+        var synced = true
+        for db in databases where db.needsSync {
+            do { try db.syncLog() } catch { synced = false }
+        }
+        return synced
     }
 
     /// Brings the node up as a new incarnation; builds and starts its service, if it has one.

@@ -252,6 +252,13 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     func send(_ message: SimMessage, after delay: Int64 = 0) {
         stats.messagesSent += 1
         let from = message.from, to = message.to
+        // What the node committed is durable before anyone hears of it (a sync can be where the
+        // power fails: the check below then drops the message).
+        if !nodes[from].syncBeforeSending(), !nodes[from].disk.poweredOff {
+            stats.messagesDropped += 1
+            traceMessage("drop sync failed ", message)
+            return
+        }
         if nodes[from].disk.poweredOff {
             // Cut inside a write: the rest of the job runs, but a dead machine sends nothing.
             stats.messagesDropped += 1

@@ -10,7 +10,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// SQLite's `synchronous` setting: when a commit waits for the disk.
+/// When a commit waits for the disk: SQLite's `synchronous` setting, or ours.
 public enum SynchronousMode: String, Sendable, CaseIterable {
     /// Never: a power loss can lose or tear anything written since the file was made.
     case off
@@ -18,15 +18,26 @@ public enum SynchronousMode: String, Sendable, CaseIterable {
     case normal
     /// At every commit: a commit that returned survives a power loss.
     case full
+    /// Before anything leaves the node: commits do not wait (SQLite's NORMAL), and every message
+    /// the node sends waits for a sync of the WAL that covers every commit made before it. A
+    /// power loss can take back only commits nobody has heard of, as a crash a moment earlier
+    /// would; concurrent work shares one sync, and production syncs off the service's thread.
+    case beforeSend = "before-send"
 
-    var pragma: String { "PRAGMA synchronous = " + rawValue.uppercased() }
+    var pragma: String {
+        switch self {
+        case .off: "PRAGMA synchronous = OFF"
+        case .normal, .beforeSend: "PRAGMA synchronous = NORMAL"
+        case .full: "PRAGMA synchronous = FULL"
+        }
+    }
 }
 
 /// How a service's database meets its disk. Every service acknowledges what it commits to
 /// another (an order accepted, stock reserved, a charge made, an event appended or applied), so a
-/// commit must survive a power loss before it is acknowledged: WAL with `synchronous = FULL`,
-/// in production and in simulation alike (docs/durability.md shows the power-loss scenario that
-/// catches a weaker setting).
+/// commit must survive a power loss before it is acknowledged: WAL, synced before anything leaves
+/// the node (`.beforeSend`), in production and in simulation alike (docs/durability.md shows the
+/// power-loss scenario that catches a weaker setting).
 public struct Durability: Sendable, Hashable {
     public var synchronous: SynchronousMode
     /// One connection holds the file's lock for its whole life (no lock calls around each
@@ -38,11 +49,11 @@ public struct Durability: Sendable, Hashable {
         self.synchronous = synchronous; self.exclusiveLock = exclusiveLock
     }
 
-    /// Production: WAL, `synchronous = FULL`, ordinary locking.
-    public static let durable = Durability(synchronous: .full, exclusiveLock: false)
+    /// Production: WAL synced before anything leaves the node, ordinary locking.
+    public static let durable = Durability(synchronous: .beforeSend, exclusiveLock: false)
 
     /// Simulation: the production setting unless a scenario weakens it, on a simulated disk.
-    public static func simulated(_ synchronous: SynchronousMode = .full) -> Durability {
+    public static func simulated(_ synchronous: SynchronousMode = .beforeSend) -> Durability {
         Durability(synchronous: synchronous, exclusiveLock: true)
     }
 }
@@ -53,7 +64,17 @@ public typealias Migration = (name: String, migrate: @Sendable (Database) throws
 /// One service's database. Confined to the executor of the service that owns it.
 public final class ServiceDatabase: @unchecked Sendable {
     public let path: String
+    public let durability: Durability
     private var queue: DatabaseQueue?
+    /// Under `.beforeSend`: something was committed since the WAL was last synced (set by
+    /// `write`, and by `read` if its body changed rows after all). Whoever sends for the node
+    /// syncs first (`syncLog`, or a sync of `logPath` of its own and `markSynced`).
+    public private(set) var needsSync = false
+    /// SQLite's count of rows changed on the connection when `needsSync` was last worked out.
+    private var changesSeen: Int64 = 0
+
+    /// The WAL file, which a sync makes durable.
+    public var logPath: String { path + "-wal" }
 
     /// What SQLite holds for the whole process, in bytes (`sqlite3_memory_used`): every
     /// connection's page cache, prepared statements and schemas. Bounded by the caches' size,
@@ -88,6 +109,7 @@ public final class ServiceDatabase: @unchecked Sendable {
     /// the shared tables first, then the service's own migrations, in order.
     public init(path: String, durability: Durability, migrations: [Migration]) throws {
         self.path = path
+        self.durability = durability
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // The lock first: a WAL left by a power loss is then read into the connection's own
@@ -102,7 +124,36 @@ public final class ServiceDatabase: @unchecked Sendable {
         for m in migrations { migrator.registerMigration(m.name, migrate: m.migrate) }
         try migrator.migrate(queue)
         self.queue = queue
+        if durability.synchronous == .beforeSend {
+            changesSeen = try queue.writeWithoutTransaction { sqlite3_total_changes64($0.sqliteConnection) }
+            // What the migrations wrote (and the WAL file's own name in its folder: SQLite syncs
+            // the folder at a new file's first sync) is made durable now. A disk that fails the
+            // sync does not keep the service from starting (it may only read for a while): the
+            // sync is then owed, and the first message waits for it like any other.
+            do { try syncLog() } catch { needsSync = true }
+        }
     }
+
+    /// Makes every commit so far durable: a sync of the WAL through SQLite's own file (its VFS:
+    /// the simulated disk in simulation), on the calling thread. Throws when the sync failed;
+    /// `needsSync` then stays set.
+    public func syncLog() throws {
+        guard let queue else { throw StorageError.closed(path) }
+        try queue.writeWithoutTransaction { db in
+            var file: UnsafeMutablePointer<sqlite3_file>?
+            let found = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file)
+            guard found == SQLITE_OK, let file, let methods = file.pointee.pMethods, let sync = methods.pointee.xSync else {
+                throw StorageError.corrupt("\(path): no WAL file to sync")
+            }
+            let rc = sync(file, SQLITE_SYNC_NORMAL)
+            guard rc == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: "sync of \(logPath) failed") }
+        }
+        needsSync = false
+    }
+
+    /// The WAL was synced by someone else (a sync of `logPath` on a descriptor of its own) after
+    /// the last commit.
+    public func markSynced() { needsSync = false }
 
     /// Runs `body` in one transaction: all of it is committed, or none of it.
     ///
@@ -118,15 +169,31 @@ public final class ServiceDatabase: @unchecked Sendable {
                 result = try body(db)
             } catch {
                 if db.isInsideTransaction { try? db.execute(cached: "ROLLBACK TRANSACTION") }
+                noteChanges(db, committed: false)
                 throw error
             }
             do {
                 try db.execute(cached: "COMMIT TRANSACTION")
             } catch {
                 if db.isInsideTransaction { try? db.execute(cached: "ROLLBACK TRANSACTION") }
+                noteChanges(db, committed: false)
                 throw error
             }
+            noteChanges(db, committed: true)
             return result
+        }
+    }
+
+    /// Under `.beforeSend`, sets `needsSync` if rows changed since it was last worked out and
+    /// they were `committed` (a transaction rolled back leaves nothing anyone must hear of; the
+    /// WAL frames it may have written carry no commit).
+    @inline(__always)
+    private func noteChanges(_ db: Database, committed: Bool) {
+        guard durability.synchronous == .beforeSend else { return }
+        let changes = sqlite3_total_changes64(db.sqliteConnection)
+        if changes != changesSeen {
+            changesSeen = changes
+            if committed { needsSync = true }
         }
     }
 
@@ -140,7 +207,11 @@ public final class ServiceDatabase: @unchecked Sendable {
     /// statements.)
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         guard let queue else { throw StorageError.closed(path) }
-        return try queue.writeWithoutTransaction { db in try body(db) }
+        return try queue.writeWithoutTransaction { db in
+            // A body that wrote after all (each statement its own transaction) counts as committed.
+            defer { noteChanges(db, committed: true) }
+            return try body(db)
+        }
     }
 
     /// Closes the connection. Work not yet committed is gone, as in a crash.

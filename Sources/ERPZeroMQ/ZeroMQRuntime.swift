@@ -9,9 +9,9 @@ import ZeroMQ
 /// `ZeroMQTransport`, swift-log, and one `SerialTaskExecutor` that runs every task of the node.
 ///
 /// Twin of the simulator's `SimRuntime`. Differences: time is `SystemClock` (wall time), randomness
-/// is `SystemRandomSource`, sleeping waits for real, databases are `.durable` (WAL, `synchronous =
-/// FULL`, ordinary locking: a machine may lose power, not only the process) and `record` writes to
-/// the log rather than to a hashed trace.
+/// is `SystemRandomSource`, sleeping waits for real, databases are `.durable` (WAL synced before
+/// anything leaves the node, by `SyncBeforeSend`, with ordinary locking: a machine may lose power,
+/// not only the process) and `record` writes to the log rather than to a hashed trace.
 public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable except `databases`, behind a lock.
     public let node: NodeName
@@ -27,16 +27,24 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     /// Where `openDatabase` puts `<node>-<name>.sqlite`.
     public let dataDirectory: String
     private let databases = Locked<[ServiceDatabase]>([])
+    /// Syncs the node's WAL files before its transport sends (`.beforeSend`); shared with it.
+    public let syncBeforeSend: SyncBeforeSend?
 
     /// - Parameters:
     ///   - transport: the node's transport; usually a `ZeroMQTransport` built on the same executor.
     ///   - random: the node's randomness; the operating system's unless given (a scenario runner
     ///     seeds its workload so that runs draw the same orders).
     ///   - logLevel: swift-log level of `logger` (its label is the node's name).
+    ///   - syncBeforeSend: the barrier the node's transport waits on before it sends. Without one,
+    ///     `.beforeSend` databases commit as `.full` (each commit waits for its own sync): nothing
+    ///     would sync them otherwise.
     public init(node: NodeName, transport: any Transport, executor: SerialTaskExecutor, dataDirectory: String,
                 clock: SystemClock = SystemClock(), random: (any RandomSource)? = nil, logLevel: Logger.Level = .info,
-                durability: Durability = .durable) {
+                durability: Durability = .durable, syncBeforeSend: SyncBeforeSend? = nil) {
         self.node = node
+        self.syncBeforeSend = syncBeforeSend
+        var durability = durability
+        if durability.synchronous == .beforeSend && syncBeforeSend == nil { durability.synchronous = .full }
         self.durability = durability
         self.transport = transport
         self.executor = executor
@@ -68,6 +76,7 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
         let path = dataDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
         let database = try ServiceDatabase(path: path, durability: durability, migrations: migrations)
         databases.withLock { $0.append(database) }
+        if durability.synchronous == .beforeSend, let syncBeforeSend { try syncBeforeSend.add(database) }
         return database
     }
 
@@ -78,6 +87,7 @@ public final class ZeroMQRuntime: Runtime, @unchecked Sendable {
     /// Closes every database this runtime opened (after the executor has stopped, so no task is
     /// in the middle of a transaction). Returns the failures, which the caller reports.
     public func closeDatabases() -> [any Error] {
+        syncBeforeSend?.stop()
         let opened = databases.withLock { list in
             let taken = list
             list = []

@@ -199,6 +199,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
     }
 
+    private let syncBeforeSend: SyncBeforeSend?
+
     private struct PendingCall {
         var target: NodeName
         var continuation: UnsafeContinuation<[UInt8], any Error>?
@@ -211,10 +213,16 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     ///   - security: `.plaintext` or `.curve(keyPair)`; there is no default on purpose.
     ///   - authorization: who may call which method, by CURVE key (CURVE only; nil: any admitted key
     ///     may call anything).
+    ///   - syncBeforeSend: the node's barrier: a request or a reply leaves only once what the node
+    ///     committed before it is durable. (The answers the I/O thread gives at once, before any
+    ///     handler ran — malformed, expired, forbidden, rate limited, unknown method — depend on no
+    ///     commit and do not wait.)
     public init(node: NodeName, endpoint: String, addressBook: AddressBook, context: ZMQContext,
                 security: Security, executor: SerialTaskExecutor, settings: Settings = Settings(),
-                clock: SystemClock = SystemClock(), logger: Logger? = nil, authorization: CallerAuthorization? = nil) {
+                clock: SystemClock = SystemClock(), logger: Logger? = nil, authorization: CallerAuthorization? = nil,
+                syncBeforeSend: SyncBeforeSend? = nil) {
         self.node = node
+        self.syncBeforeSend = syncBeforeSend
         self.authorizes = authorization != nil
         state.withLock { $0.authorization = authorization }
         self.bindEndpoint = endpoint
@@ -389,6 +397,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             let frames = [try WireFormat.requestFrame(
                 WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)]
             let peer = try await self.peer(for: target, address: address)
+            await syncBeforeSend?.wait()
             // The fault filter may lose the request (the call then ends by its timer, as across a
             // partition), hold it back or send it twice.
             if case .send(let copies, let delay) = faults.decide(to: target) {
@@ -664,6 +673,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     private func reply(to envelope: [[UInt8]], caller: NodeName, callId: UInt64, result: Result<[UInt8], RPCError>,
                        correlationId: String) async {
+        await syncBeforeSend?.wait()
         guard case .send(let copies, let delay) = faults.decide(to: caller) else { return } // lost on the way
         if delay > .zero { await executor.sleep(for: delay) }
         guard let router = state.withLock({ $0.router }) else { return } // stopped: a dead node says nothing

@@ -59,8 +59,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private let supervisorSlot = Mutex<Supervisor?>(nil)
     /// Every process's newest control report (the book locks itself: read from any task).
     private let reports = ReportBook()
-    /// The services' databases' `synchronous` setting (the topology's; production's FULL unless set).
-    public var synchronous: SynchronousMode = .full
+    /// The services' databases' `synchronous` setting (the topology's; production's `before-send` unless set).
+    public var synchronous: SynchronousMode = .beforeSend
     /// What the order client saw, request by request, once the run is over.
     public private(set) var history: [ClientRecord] = []
 

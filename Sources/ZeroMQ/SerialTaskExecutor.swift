@@ -425,3 +425,9 @@ extension SerialTaskExecutor {
         }
     }
 }
+
+/// Gives the calling thread the kernel name `name` (its first 15 bytes): what `top -H`, `perf` and
+/// `/proc/PID/task/TID/comm` show. For threads the executor does not start itself.
+public func nameCurrentThread(_ name: String) {
+    erp_name_current_thread(name)
+}

@@ -256,8 +256,8 @@ struct E2EBench: AsyncParsableCommand {
     @Option(name: .customLong("provider-time"), help: ArgumentHelp("How long the payment provider (swishpay) takes per charge.", valueName: "duration"))
     var providerTime = "20ms"
     @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
-    @Option(help: ArgumentHelp("The databases' SQLite synchronous setting: full (production's: a commit survives a power loss), normal or off (docs/durability.md).", valueName: "mode"))
-    var synchronous = "full"
+    @Option(help: ArgumentHelp("When the databases wait for the disk: before-send (production's: commits are synced before anything leaves the service, so an acknowledged commit survives a power loss), full (SQLite syncs every commit), normal or off (docs/durability.md).", valueName: "mode"))
+    var synchronous = "before-send"
     @Option(name: .customLong("out"), help: "Output folder (default: reports/bench-e2e).") var outputDirectory = "reports/bench-e2e"
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
@@ -286,7 +286,7 @@ struct E2EBench: AsyncParsableCommand {
         guard let bound = Duration(parsing: p99), bound > .zero else { throw ValidationError("--p99 must be a duration such as 50ms") }
         guard rate > 0, rate <= 20_000 else { throw ValidationError("--rate must be from 0 to 20000 orders per second") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
-        guard let synchronousMode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be full, normal or off") }
+        guard let synchronousMode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", "))") }
         guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }

@@ -66,7 +66,7 @@ let filesOnDiskHelp = """
 /// back too, for what only it measured.
 /// `prepare` sees the backend before the run starts (to watch its processes while it runs).
 func runOverZeroMQ(_ scenario: Scenario, scenarioPath: String, fixturesPath: String, fixtures: Fixtures, seed: UInt64,
-                   into directory: String, reproduce: String, log: Bool = false, synchronous: SynchronousMode = .full,
+                   into directory: String, reproduce: String, log: Bool = false, synchronous: SynchronousMode = .beforeSend,
                    prepare: (ZeroMQBackend) -> Void = { _ in }) async throws -> (summary: RunSummary, backend: ZeroMQBackend) {
     let backend = ZeroMQBackend(scenario: scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath,
                                 outputDirectory: directory, executable: erpExecutable)

@@ -47,7 +47,7 @@ struct Soak: AsyncParsableCommand {
     var warmUp = "2m"
     @Option(help: "Multiply every shop's stock by this.") var stock = 1000
     @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
-    @Option(help: ArgumentHelp("The databases' SQLite synchronous setting (docs/durability.md).", valueName: "mode")) var synchronous = "full"
+    @Option(help: ArgumentHelp("When the databases wait for the disk: before-send (production's), full, normal or off (docs/durability.md).", valueName: "mode")) var synchronous = "before-send"
     @Option(name: .customLong("out"), help: "Output folder (default: reports/soak).") var outputDirectory = "reports/soak"
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
@@ -103,7 +103,7 @@ struct Soak: AsyncParsableCommand {
         }
         guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be from 0 to 20000 orders per second") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
-        guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be full, normal or off") }
+        guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", "))") }
 
         try freshDirectory(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
@@ -320,7 +320,7 @@ struct Soak: AsyncParsableCommand {
     static func report(samples: [Sample], intervals: [Interval], verdict: Verdict, summary: RunSummary, target: Double, length: Duration,
                        interval: Duration, warm: Duration, synchronous: SynchronousMode) -> String {
         var out = ["# Soak: \(Int(target)) orders/s for \(length.shortDescription)", ""]
-        out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. `synchronous = \(synchronous.rawValue.uppercased())`. "
+        out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. durability `\(synchronous.rawValue)`. "
                    + "\(summary.orders.submitted) orders, \(summary.orders.confirmed) confirmed, \(summary.orders.cancelled) cancelled, "
                    + "\(summary.orders.clientGaveUp) given up; invariants " + (summary.invariantsPass ? "hold" : "FAILED: " + summary.failedInvariants.joined(separator: ", ")) + ".")
         out += ["", "| at | orders due in the interval from then | p50 ms | p99 ms | RSS, all processes (MiB) | of which private (MiB) | heap in use: ours (of which latency histograms) + SQLite's (MiB) | open files (of which clients' connections) | databases (MiB) |", "|---|---|---|---|---|---|---|---|---|"]

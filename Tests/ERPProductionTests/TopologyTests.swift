@@ -24,8 +24,10 @@ let sample = """
         #expect(t.endpoint(of: .order) == "tcp://10.1.2.3:9000")
         #expect(t.apiKeys == ["dev-key"] && t.httpPort == 8080)
         #expect(t.keyDirectory == "keys" && !t.plaintext)
-        #expect(t.synchronous == .full, "a commit survives a power loss unless the file says otherwise")
+        #expect(t.synchronous == .beforeSend, "what a service sends survives a power loss unless the file says otherwise")
         #expect(try Topology.parse(sample + "\nsynchronous: normal\n", file: "t.yaml").synchronous == .normal)
+        #expect(try Topology.parse(sample + "\nsynchronous: full\n", file: "t.yaml").synchronous == .full)
+        #expect(throws: TopologyError.self) { try Topology.parse(sample + "\nsynchronous: sometimes\n", file: "t.yaml") }
     }
 
     @Test(arguments: [

@@ -81,6 +81,91 @@ import Testing
         #expect(lost > 0, "a power loss under synchronous = NORMAL must lose a commit on some seed")
     }
 
+    /// `before-send`: commits do not sync; what a sync covered (the node sends only after one)
+    /// survives a power loss, and of what followed it a prefix of the commits, never a torn one.
+    @Test func beforeSendKeepsWhatASyncCoveredAndAPrefixOfTheRest() throws {
+        var lost = 0
+        for seed in UInt64(1)...20 {
+            let dir = try directory("before-send")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let volume = MemoryVolume(directory: dir, tracksUnsynced: true, now: { 0 })
+            defer { volume.close() }
+            let path = dir + "/n-t.sqlite"
+            let db = try ServiceDatabase(path: path, durability: .simulated(.beforeSend), migrations: Self.migrations)
+            #expect(!db.needsSync, "opening syncs what the migrations wrote")
+            try insert(db, 1...20)
+            #expect(db.needsSync)
+            try db.syncLog()  // what a send does first
+            #expect(!db.needsSync)
+            try insert(db, 21...40)  // nobody heard of these
+            _ = volume.powerLoss(prefix: "n-", random: SeededRandomSource(seed: seed))
+            try db.close()
+            volume.powerRestored(prefix: "n-")
+            let again = try ServiceDatabase(path: path, durability: .simulated(.beforeSend), migrations: Self.migrations)
+            defer { try? again.close() }
+            #expect(try again.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok", "seed \(seed)")
+            let survivors = try rows(again)
+            #expect(survivors == Array(1...survivors.count), "seed \(seed): a prefix of the commits, \(survivors)")
+            #expect(survivors.count >= 20, "seed \(seed): a synced commit was lost: \(survivors)")
+            if survivors.count < 40 { lost += 1 }
+        }
+        #expect(lost > 0, "the commits after the sync must be at risk on some seed (else the sync proved nothing)")
+    }
+
+    /// Only a commit that changed rows asks for a sync: not a rolled-back one, not one that
+    /// changed nothing, not a read; and never under FULL, where every commit synced itself.
+    @Test func onlyACommitThatChangedRowsNeedsASync() throws {
+        let dir = try directory("needs-sync")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let volume = MemoryVolume(directory: dir, tracksUnsynced: false, now: { 0 })
+        defer { volume.close() }
+        struct Refused: Error {}
+        let db = try ServiceDatabase(path: dir + "/n-t.sqlite", durability: .simulated(.beforeSend), migrations: Self.migrations)
+        #expect(throws: Refused.self) {
+            try db.write { db in
+                try db.execute(sql: "INSERT INTO t (n) VALUES (1)")
+                throw Refused()
+            }
+        }
+        #expect(!db.needsSync, "a rolled-back transaction")
+        _ = try rows(db)
+        #expect(!db.needsSync, "a read")
+        try insert(db, 1...1)
+        #expect(db.needsSync)
+        try db.syncLog()
+        try db.write { try $0.execute(sql: "INSERT INTO t (n) VALUES (1) ON CONFLICT DO NOTHING") }
+        #expect(!db.needsSync, "a commit that changed no row")
+        try db.close()
+        let full = try ServiceDatabase(path: dir + "/m-t.sqlite", durability: .simulated(.full), migrations: Self.migrations)
+        try insert(full, 1...3)
+        #expect(!full.needsSync)
+        try full.close()
+    }
+
+    /// A service restarted while its disk fails (a power loss inside a `diskErrors` window) still
+    /// starts: the sync its database's opening owes is made before its first message instead.
+    @Test func aBeforeSendDatabaseOpensOnADiskThatFailsItsSyncs() throws {
+        let dir = try directory("open-failing")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let volume = MemoryVolume(directory: dir, tracksUnsynced: false, now: { 0 })
+        defer { volume.close() }
+        let disk = volume.disk(forPrefix: "n-")
+        let path = dir + "/n-t.sqlite"
+        let first = try ServiceDatabase(path: path, durability: .simulated(.beforeSend), migrations: Self.migrations)
+        try insert(first, 1...3)
+        try first.syncLog()
+        try first.close()
+        disk.writeFailure = .ioError
+        let again = try ServiceDatabase(path: path, durability: .simulated(.beforeSend), migrations: Self.migrations)
+        defer { try? again.close() }
+        #expect(try rows(again) == [1, 2, 3], "it reads while its disk fails")
+        #expect(again.needsSync, "the sync it could not make is owed")
+        #expect(throws: (any Error).self) { try again.syncLog() }
+        disk.writeFailure = nil
+        try again.syncLog()
+        #expect(!again.needsSync)
+    }
+
     @Test func theSameSeedLosesTheSameWrites() throws {
         for seed in UInt64(1)...5 {
             #expect(try afterPowerLoss(.normal, seed: seed) == afterPowerLoss(.normal, seed: seed))
@@ -161,7 +246,7 @@ import Testing
         let volume = MemoryVolume(directory: dir, tracksUnsynced: false, now: { 1_000 })
         defer { volume.close() }
         let disk = volume.disk(forPrefix: "n-")
-        let db = try ServiceDatabase(path: dir + "/n-t.sqlite", durability: .simulated(), migrations: Self.migrations)
+        let db = try ServiceDatabase(path: dir + "/n-t.sqlite", durability: .simulated(.full), migrations: Self.migrations)
         defer { try? db.close() }
         disk.syncLatencyNanoseconds = 5_000_000
         let before = disk.syncs
@@ -170,6 +255,16 @@ import Testing
         #expect(syncs >= 1, "synchronous = FULL syncs at commit")
         // Syncs queue behind one another from the moment they are asked for.
         #expect(disk.busyUntil == 1_000 + Int64(syncs) * 5_000_000)
+
+        // Under before-send the commits do not sync; the one sync before a send covers them all.
+        let later = try ServiceDatabase(path: dir + "/n-u.sqlite", durability: .simulated(.beforeSend), migrations: Self.migrations)
+        defer { try? later.close() }
+        let busy = disk.busyUntil, counted = disk.syncs
+        try insert(later, 1...5)
+        #expect(disk.syncs == counted, "a before-send commit does not sync")
+        try later.syncLog()
+        #expect(disk.syncs == counted + 1)
+        #expect(disk.busyUntil == busy + 5_000_000)
     }
 
     @Test func filesOutsideEveryVolumeAreOrdinaryFiles() throws {
