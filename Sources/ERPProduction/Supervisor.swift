@@ -1,8 +1,11 @@
+import ERPCore
 import Foundation
 
 /// Runs a set of child processes (one per service in `erp up`), restarts a child that dies, and
-/// stops them all, in reverse order, on request. A child that keeps dying is given up on after
-/// `restartCountMax` restarts within `restartWindow`, so a broken service does not spin forever.
+/// stops them all, in reverse order, on request. A child that keeps dying is never given up on (a
+/// request that crashes a service must not take it down for good): past `restartCountMax` deaths
+/// within `restartWindow` each restart waits twice as long as the one before, up to
+/// `restartBackoffMax`, so a broken service does not spin either.
 ///
 /// Children are started with `posix_spawn` and each is watched by a thread of its own blocked in
 /// `waitpid`: supervision must not depend on a shared thread pool that a busy process can starve
@@ -23,11 +26,19 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     public var restartDelay: Duration = .milliseconds(200)
+    /// Deaths within `restartWindow` restarted after `restartDelay`; each one beyond waits twice as
+    /// long as the last, up to `restartBackoffMax`.
     public var restartCountMax = 5
     public var restartWindow: Duration = .seconds(60)
+    public var restartBackoffMax: Duration = .seconds(30)
     /// How long children get to exit after SIGTERM before SIGKILL.
     public var stopGracePeriod: Duration = .seconds(5)
-    public var log: @Sendable (String) -> Void = { print($0) }
+    /// Where the supervisor says what it does (starts, deaths, restarts). Standard output by
+    /// default, flushed at each line: redirected to a file it would otherwise sit in a buffer.
+    public var log: @Sendable (String) -> Void = { line in
+        print(line)
+        fflush(nil)  // every stream: `stdout` itself is not concurrency-safe to name here
+    }
     /// Tools to run a child under, by the child's name: the words are put before its command.
     /// Read from `ERP_WRAP` (`SERVICE=COMMAND`, several separated by `;`), e.g.
     /// `ERP_WRAP='order=heaptrack -o /tmp/order'` tracks the order service's heap from its start.
@@ -162,12 +173,15 @@ public final class Supervisor: @unchecked Sendable {
         if stop { return }
         let signalled = status & 0x7f
         let how = signalled != 0 ? "killed by signal \(signalled)" : "exited with \((status >> 8) & 0xff)"
-        guard recent <= restartCountMax else {
-            log("\(child.name) \(how); it died \(recent) times within \(restartWindow): not restarting")
-            return
+        let delay: Duration
+        if recent <= restartCountMax {
+            delay = restartDelay
+            log("\(child.name) \(how); restarting")
+        } else {
+            delay = min(restartDelay * (1 << min(recent - restartCountMax, 20)), restartBackoffMax)
+            log("\(child.name) \(how); it died \(recent) times within \(restartWindow.shortDescription): restarting in \(delay.shortDescription) (crash loop)")
         }
-        log("\(child.name) \(how); restarting")
-        Thread.sleep(forTimeInterval: Double(restartDelay.components.seconds) + Double(restartDelay.components.attoseconds) * 1e-18)
+        Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) * 1e-18)
         guard lock.withLock({ !stopping && !held.contains(child.name) && running[child.name] == nil }) else { return }
         do {
             try launch(child)

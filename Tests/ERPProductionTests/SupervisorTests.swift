@@ -34,17 +34,22 @@ import Testing
         #expect(kill(b, 0) != 0, "b is still running after stop")
     }
 
-    @Test func aChildThatKeepsDyingIsGivenUpOn() async throws {
+    /// A child that keeps dying is restarted ever more slowly, never given up on: a request that
+    /// crashes a service every time must not take the service down for good.
+    @Test func aChildThatKeepsDyingBacksOffButIsNeverGivenUpOn() async throws {
         let supervisor = Supervisor(children: [.init(name: "crashy", executable: "/bin/false", arguments: [])])
         let lines = LineLog()
         supervisor.log = { lines.add($0) }
         supervisor.restartDelay = .milliseconds(1)
         supervisor.restartCountMax = 3
+        supervisor.restartBackoffMax = .milliseconds(40)
         try supervisor.start()
         let deadline = ContinuousClock.now + .seconds(30)
-        while !lines.contains("not restarting") && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(lines.contains("not restarting"))
-        #expect(supervisor.restartCount["crashy"] == 3)
+        while (supervisor.restartCount["crashy"] ?? 0) < 8 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect((supervisor.restartCount["crashy"] ?? 0) >= 8, "restarted past restartCountMax")
+        #expect(lines.contains("restarting in 2ms (crash loop)"), "the first restart past the count waits twice the delay")
+        #expect(lines.contains("restarting in 40ms (crash loop)"), "the wait is capped")
+        #expect(!lines.contains("not restarting"))
         supervisor.stop()
     }
 }
