@@ -77,6 +77,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // Already in the graph through Hummingbird; named for the workload's HTTP client.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Already in the graph through Hummingbird; named for the HTTP request parts our connection guard reads.
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // 1. Domain
@@ -143,7 +145,9 @@ let package = Package(
         ]),
         .target(name: "ERPGatewayHTTP", dependencies: [
             "ERPCore", "ERPWire", "ERPTransport", "ERPServices", "ERPReports", "ERPResilience",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ERPProduction", dependencies: [
             "CMalloc", "ERPCore", "ERPServices", "ERPStorage", "ERPZeroMQ", "ERPGatewayHTTP", "ERPTransport", "ERPConfiguration", "ERPReports", "ERPResilience",
@@ -171,7 +175,7 @@ let package = Package(
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
             "ERPSimulationBackend", "ERPZeroMQBackend", "ERPStorage", "ERPTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Parsers of outside input as functions of bytes: libFuzzer targets and the corpus's test.
         .target(name: "ERPFuzzTargets", dependencies: [

@@ -130,7 +130,9 @@ public struct CreateCampaign: GatewayExposed {
         if productIds.contains(where: \.isEmpty) { return "field 'productIds' must not hold an empty id" }
         if !Self.percentOffRange.contains(percentOff) { return "field 'percentOff' must be a whole number from 1 to 90" }
         if (endsAt == nil) == (lastsSeconds == nil) { return "give one of 'endsAt' (Unix milliseconds) or 'lastsSeconds'" }
-        if window(now: now) == nil { return "the campaign must end after it starts and last at most 366 days" }
+        guard let window = window(now: now) else { return "the campaign must end after it starts and last at most 366 days" }
+        // Over before it is made: nothing would ever be priced by it (often seconds sent as milliseconds).
+        if window.end <= now { return "the campaign would be over already: 'endsAt' is in Unix milliseconds, and must be after now (\(now))" }
         return nil
     }
 

@@ -20,6 +20,8 @@ public struct GatewayHTTPSettings: Sendable {
     /// The deadline given to each request.
     public var requestTimeout: Duration = .seconds(5)
     public var bodyByteCountMax = 1 << 20
+    /// Connections: an idle timeout, a deadline for each request to arrive whole, a cap (slowloris).
+    public var limits = HTTPServerLimits()
     /// Requests per API key: each key gets a token bucket of this shape, every API request takes
     /// one token, and a request that finds none is answered 429 with `Retry-After` (the seconds
     /// until a token is back) without reaching the services. `/health` and `/metrics` are never
@@ -69,7 +71,7 @@ public struct HTTPAnswer: Sendable {
 
 public struct GatewayHTTP: Sendable {
     let operations: any GatewayOperations
-    let settings: GatewayHTTPSettings
+    public let settings: GatewayHTTPSettings
     let clock: any ServiceClock
     let ids: IDGenerator
     let hop: NodeHop
@@ -160,8 +162,9 @@ public struct GatewayHTTP: Sendable {
         case .placeOrder:
             return await handle(request, route: route) { request, context in
                 let body: ByteBuffer
-                do { body = try await request.body.collect(upTo: settings.bodyByteCountMax) } catch {
-                    return .error(.contentTooLarge, "body_too_large", "the body exceeds \(settings.bodyByteCountMax) bytes")
+                switch await collectBody(request) {
+                case .success(let b): body = b
+                case .failure(let refusal): return refusal.answer
                 }
                 let order: PlaceOrder
                 switch Self.decodePlaceOrder(Data(buffer: body)) {
@@ -174,23 +177,26 @@ public struct GatewayHTTP: Sendable {
                 }
             }
         case .fetchOrder:
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.pathParameter(context.parameters.get("id"))
             return await handle(request, route: route) { _, callContext in
-                await call { () async throws(RPCError) in try await operations.fetchOrder(FetchOrder(orderId: id), context: callContext) } success: {
+                guard let id else { return Self.badPath }
+                return await call { () async throws(RPCError) in try await operations.fetchOrder(FetchOrder(orderId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
         case .checkStock:
-            let shop = context.parameters.get("shopId") ?? "", product = context.parameters.get("productId") ?? ""
+            let shop = Self.pathParameter(context.parameters.get("shopId")), product = Self.pathParameter(context.parameters.get("productId"))
             return await handle(request, route: route) { _, callContext in
-                await call { () async throws(RPCError) in try await operations.checkStock(CheckStock(shopId: shop, productId: product), context: callContext) } success: {
+                guard let shop, let product else { return Self.badPath }
+                return await call { () async throws(RPCError) in try await operations.checkStock(CheckStock(shopId: shop, productId: product), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
         case .getProduct:
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.pathParameter(context.parameters.get("id"))
             return await handle(request, route: route) { _, callContext in
-                await call { () async throws(RPCError) in try await operations.getProduct(GetProduct(productId: id), context: callContext) } success: {
+                guard let id else { return Self.badPath }
+                return await call { () async throws(RPCError) in try await operations.getProduct(GetProduct(productId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
@@ -216,8 +222,11 @@ public struct GatewayHTTP: Sendable {
         case .listShops: return await relay(request, route: route) { _ in ListShops() }
         case .listCampaigns: return await relay(request, route: route) { _ in ListCampaigns() }
         case .getVend:
-            let id = context.parameters.get("id") ?? ""
-            return await relay(request, route: route) { _ in GetVend(vendId: id) }
+            let id = Self.pathParameter(context.parameters.get("id"))
+            return await relay(request, route: route) { _ throws(DecodeFailure) in
+                guard let id else { throw DecodeFailure(Self.badPathMessage) }
+                return GetVend(vendId: id)
+            }
         case .createCampaign:
             return await relay(request, route: route, status: .created) { body throws(DecodeFailure) in
                 try Self.decode(CreateCampaign.self, body, expected: #"{"name", "productIds": [...], "percentOff", "endsAt" or "lastsSeconds"}"#)
@@ -229,14 +238,47 @@ public struct GatewayHTTP: Sendable {
                 return vend
             }
         case .shopDevices:
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.pathParameter(context.parameters.get("id"))
             return await handle(request, route: route) { _, callContext in
-                await call { () async throws(RPCError) in try await operations.shopDevices(GetShopDevices(shopId: id), context: callContext) } success: {
+                guard let id else { return Self.badPath }
+                return await call { () async throws(RPCError) in try await operations.shopDevices(GetShopDevices(shopId: id), context: callContext) } success: {
                     HTTPAnswer(status: .ok, json: try JSONCoding.encodeString($0))
                 }
             }
         }
     }
+
+    struct BodyRefusal: Error { let answer: HTTPAnswer }
+
+    /// The request's body, within `bodyByteCountMax`: 413 past it (at once when the declared
+    /// length says so), 400 when it cannot be read (a malformed chunk). A body that never
+    /// finishes arriving is the server's to cut off (`HTTPServerLimits.requestReadTimeout`): the
+    /// body can be read by one task only, so it is not raced against a timer here.
+    private func collectBody(_ request: Request) async -> Result<ByteBuffer, BodyRefusal> {
+        let limit = settings.bodyByteCountMax
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            return .failure(BodyRefusal(answer: .error(.contentTooLarge, "body_too_large", "the body exceeds \(limit) bytes")))
+        }
+        do {
+            return .success(try await request.body.collect(upTo: limit))
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return .failure(BodyRefusal(answer: .error(.contentTooLarge, "body_too_large", "the body exceeds \(limit) bytes")))
+        } catch {
+            return .failure(BodyRefusal(answer: .error(.badRequest, "bad_request", "the body cannot be read: \(error)")))
+        }
+    }
+
+    /// A path parameter as the client meant it, percent-decoded (`/vends/v%C3%A9` names the vend
+    /// "vé", as the JSON that created it did); nil when it is not valid percent-encoded UTF-8 or
+    /// holds a control character (an id with a NUL would be cut short by SQLite).
+    static func pathParameter(_ raw: String?) -> String? {
+        guard let raw, let decoded = raw.removingPercentEncoding else { return nil }
+        guard !decoded.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
+        return decoded
+    }
+
+    static let badPathMessage = "a path segment is not valid percent-encoded UTF-8, or holds a control character"
+    static var badPath: HTTPAnswer { .error(.badRequest, "bad_request", badPathMessage) }
 
     /// A route that relays one request to its service: reads the body (for a POST), builds the
     /// request (a 400 naming the field when it cannot), and answers with the service's JSON.
@@ -245,8 +287,9 @@ public struct GatewayHTTP: Sendable {
         await handle(request, route: route) { request, context in
             var data = Data()
             if R.httpMethod == "POST" {
-                do { data = Data(buffer: try await request.body.collect(upTo: settings.bodyByteCountMax)) } catch {
-                    return .error(.contentTooLarge, "body_too_large", "the body exceeds \(settings.bodyByteCountMax) bytes")
+                switch await collectBody(request) {
+                case .success(let b): data = Data(buffer: b)
+                case .failure(let refusal): return refusal.answer
                 }
             }
             let built: R
@@ -279,8 +322,13 @@ public struct GatewayHTTP: Sendable {
 
     private func authenticated(_ request: Request, correlationId: String,
                                _ body: @escaping @Sendable (Request, CallContext) async -> HTTPAnswer) async -> HTTPAnswer {
-        let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId,
-                                    idempotencyKey: request.headers[Self.idempotencyHeader])
+        let key = request.headers[Self.idempotencyHeader]
+        // An empty key would be one key shared by every client: the second client's request would
+        // be refused as a reuse of the first's (or answered with its order).
+        if let key, key.allSatisfy(\.isWhitespace) {
+            return .error(.badRequest, "bad_request", "Idempotency-Key is empty: send a key unique to this request, or no header")
+        }
+        let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId, idempotencyKey: key)
         let context = CallContext(metadata: metadata, caller: NodeName("http-client"))
         return await hop { await body(request, context) }
     }
@@ -365,6 +413,10 @@ public struct GatewayHTTP: Sendable {
             return try WireJSON.decode(T.self, from: [UInt8](data))
         } catch let DecodingError.keyNotFound(key, context) {
             throw DecodeFailure("missing field '\(path(context.codingPath + [key]))'")
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw DecodeFailure("the body must be a JSON object: expected \(expected)")
+        } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
+            throw DecodeFailure("the body must be a JSON object: expected \(expected)")
         } catch let DecodingError.typeMismatch(type, context) {
             throw DecodeFailure("field '\(path(context.codingPath))' must be \(describe(type))")
         } catch let DecodingError.valueNotFound(type, context) {

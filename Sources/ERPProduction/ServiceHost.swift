@@ -38,6 +38,9 @@ public struct ServiceHost: Service {
     ///   the bus's if it publishes or consumes, and `consumer.deliverEvents` only from the bus;
     /// - another client (a tool such as `erp events --as`): the bus's and the gateway's methods.
     /// Devices never reach these sockets: their keys open only the IoT gateway's device door.
+    /// The bus's methods a client key may call.
+    static let busOperatorMethods: Set<String> = [ListDeadLetters.method, RequeueDeadLetters.method, ReplayGroup.method]
+
     public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore) throws -> CallerAuthorization {
         var holders: [String: String] = [:]
         for other in topology.services { holders[try keys.publicKey(of: other)] = other.rawValue }
@@ -48,7 +51,10 @@ public struct ServiceHost: Service {
         return CallerAuthorization(holders: holders) { holder, method in
             if holder == runner { return true }
             if method.hasPrefix("_control.") { return false }
-            if holder.hasPrefix("client ") { return service == .eventBus || service == .gateway }
+            // Clients (tools such as `erp events --as`) reach the gateway, and on the bus its
+            // operators' methods: dead letters, requeues and replays. Appending is for producers
+            // (a client could otherwise forge any service's events: a restock of a million units).
+            if holder.hasPrefix("client ") { return service == .gateway || (service == .eventBus && Self.busOperatorMethods.contains(method)) }
             guard let caller = ServiceName(rawValue: holder) else { return false }
             if method == DeliverEvents.method { return caller == .eventBus }
             return callers.contains(caller)
@@ -191,7 +197,7 @@ public struct ServiceHost: Service {
                                    clock: clock, ids: runtime.ids,
                                    hop: { body in await executor.run(body) },
                                    moreMetrics: { transport.prometheusText() })
-            let app = Application(router: http.router(),
+            let app = Application(router: http.router(), server: http.settings.limits.server(logger: logger),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
                                   logger: logger)
             logger.info("gateway HTTP on http://\(topology.httpHost):\(topology.httpPort)")
@@ -207,7 +213,8 @@ public struct ServiceHost: Service {
             router.get("health") { _, _ in
                 Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
             }
-            let app = Application(router: router, configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
+            let app = Application(router: router, server: HTTPServerLimits().server(logger: logger),
+                                  configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
             logger.info("\(service) metrics on http://\(metrics.host):\(metrics.port)/metrics")
             do {
                 try await app.runService(gracefulShutdownSignals: [])

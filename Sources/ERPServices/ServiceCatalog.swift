@@ -24,6 +24,13 @@ public enum ServiceCatalog {
         serviceTypes.first { $0.name == service }
     }
 
+    /// The event types each service publishes (by their `eventType`): what the bus accepts from it.
+    public static let publishedEventTypes: [ServiceName: Set<String>] = {
+        var types: [ServiceName: Set<String>] = [:]
+        for type in serviceTypes { types[type.name] = Set(type.publishes.map { $0.eventType }) }
+        return types
+    }()
+
     /// Every consumer group of `service`.
     public static func subscriptions(of service: ServiceName) -> [Subscription] {
         type(of: service)?.subscriptions ?? []

@@ -326,6 +326,10 @@ private struct Parser {
                     } else if (0xDC00..<0xE000).contains(scalar) {
                         throw corrupt("a lone low surrogate")
                     }
+                    // SQLite (as GRDB binds text) ends a string at its first NUL: "a\u0000b" would be
+                    // stored, compared and looked up as "a", two different ids as one. Refused here,
+                    // where every request body and message is read.
+                    guard scalar != 0 else { throw corrupt("a NUL character (\\u0000) in a string") }
                     guard let unicode = Unicode.Scalar(scalar) else { throw corrupt("an invalid \\u escape") }
                     scratch.append(contentsOf: String(Character(unicode)).utf8)
                 default:

@@ -631,9 +631,15 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 answerNow(header.callId, .unavailable("\(node) does not serve \(header.method)"))
                 return
             }
+            // Who calls: the name the request gives, unless that would pass a key's holder off as
+            // a service it is not (with authorization, a service is whoever holds its key).
+            var caller = NodeName(header.caller)
             if let authorization {
                 let key = message.userId ?? ""
                 let holder = authorization.holders[key]
+                if let holder, ServiceName(rawValue: holder) != nil || ServiceName(rawValue: header.caller) != nil {
+                    caller = NodeName(holder)
+                }
                 guard let holder, authorization.allows(holder, header.method) else {
                     state.withLock { $0.counters.requestsForbidden += 1 }
                     let who = holder ?? "an unknown key"
@@ -653,7 +659,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 answerNow(header.callId, .overloaded(retryAfterMilliseconds: Int64(limited.milliseconds.rounded(.up))))
                 return
             }
-            let context = CallContext(metadata: metadata, caller: NodeName(header.caller))
+            let context = CallContext(metadata: metadata, caller: caller)
             let callId = header.callId, method = header.method
             let arrived = ContinuousClock.now
             Task(executorPreference: executor) { [self] in

@@ -10,6 +10,7 @@ import ERPZeroMQBackend
 import ERPSimulation
 import ERPZeroMQ
 import Foundation
+import Logging
 
 @main
 struct ERPCommand: AsyncParsableCommand {
@@ -302,6 +303,8 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(ExitStatus.invalidInput)
         }
         if !settings.defects.enabled.isEmpty { FileHandle.standardError.write(Data("erp: planted defects: \(settings.defects.enabledNames.joined(separator: ", "))\n".utf8)) }
+        // One process per service: its log escapes the control characters clients can put in ids.
+        LoggingSystem.bootstrap({ EscapingLogHandler(label: $0, metadataProvider: $1) }, metadataProvider: nil)
         var host = ServiceHost(service: name, topology: loaded, settings: settings)
         host.logLevel = verbose ? .debug : .info
         host.faultControl = faultControl
@@ -314,7 +317,7 @@ struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start every service of a topology as supervised processes; Ctrl-C or SIGTERM stops them all.",
         discussion: """
-            A service that dies is restarted (at most 5 times a minute). Prints where the gateway \
+            A service that dies is restarted (after 0.2 s; past 5 deaths a minute each restart waits twice as long, up to 30 s; never given up on). Prints where the gateway \
             listens. SIGHUP (kill -HUP) makes every service read its keys again: the topology's \
             clients and key folder and the device keys; a new key is admitted at its next connection, \
             a removed one refused, with no restart.

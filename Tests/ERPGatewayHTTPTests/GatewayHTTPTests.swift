@@ -58,6 +58,10 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
                               quantity: vend.quantity, status: .dispensed, reason: nil) as! R.Response
         }
         if request is ListCampaigns { return CampaignList(campaigns: []) as! R.Response }
+        if let get = request as? GetVend {
+            return VendResult(vendId: get.vendId, machineId: "device_malmo_01", shopId: "shop_malmo", productId: "prod_01",
+                              quantity: 1, status: .dispensed, reason: nil) as! R.Response
+        }
         throw .unavailable("\(R.service) is down")
     }
 }
@@ -362,4 +366,46 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         // Only the well-formed requests reached a service.
         #expect(fake.relayed.map { $0.prefix { $0 != " " } } == ["vm.vend", "campaign.list", "product.list"])
     }
+
+    /// Path ids are percent-decoded, as the JSON that created them was not encoded: a vend created
+    /// as "vé" is read back at /vends/v%C3%A9. An id that decodes to a control character (a NUL
+    /// would be cut short by SQLite) or is not valid encoding is a 400, not a lookup.
+    @Test func pathIdsArePercentDecodedAndControlCharactersRefused() async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            let headers: HTTPFields = [.init("X-API-Key")!: "secret"]
+            try await client.execute(uri: "/vends/v%C3%A9%20a%2Bb", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""vendId":"vé a+b""#))
+            }
+            for bad in ["/vends/v%00x", "/vends/v%0Ax", "/vends/v%ZZ", "/vends/v%C3"] {
+                try await client.execute(uri: bad, method: .get, headers: headers) { response in
+                    #expect(response.status == .badRequest, "\(bad)")
+                }
+            }
+            try await client.execute(uri: "/orders/order%001", method: .get, headers: headers) { response in
+                #expect(response.status == .badRequest)
+            }
+        }
+        #expect(fake.relayed == [#"vm.getVend {"vendId":"vé a+b"}"#])
+    }
+
+    /// An empty Idempotency-Key would be one key shared by every client: refused, not passed on.
+    @Test func anEmptyIdempotencyKeyIsRefused() async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            for key in ["", "   "] {
+                try await client.execute(uri: "/orders", method: .post,
+                                         headers: [HTTPField.Name("X-API-Key")!: "secret", HTTPField.Name("Idempotency-Key")!: key],
+                                         body: ByteBuffer(string: orderJSON)) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(String(buffer: response.body).contains("Idempotency-Key is empty"))
+                }
+            }
+        }
+        #expect(fake.placed.isEmpty)
+    }
+
 }

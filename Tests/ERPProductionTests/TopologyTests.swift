@@ -125,6 +125,10 @@ let sample = """
         #expect(try !allows("tool", "_control.applyFaults", on: .inventory))
         #expect(try allows("runner", "_control.applyFaults", on: .inventory))
         #expect(try allows("tool", "bus.deadLetters", on: .eventBus))
+        #expect(try allows("tool", "bus.requeue", on: .eventBus))
+        #expect(try allows("tool", "bus.replay", on: .eventBus))
+        #expect(try !allows("tool", "bus.append", on: .eventBus), "a client key could forge any service's events")
+        #expect(try allows("runner", "bus.append", on: .eventBus), "the harness's own key may")
         #expect(try !allows("tool", "order.createOrder", on: .order))
         // The runner must be one of the clients.
         #expect(throws: TopologyError.self) {

@@ -125,6 +125,7 @@ import Testing
                         CreateCampaign(name: "x", productIds: [product], percentOff: 10, lastsSeconds: .max),
                         CreateCampaign(name: "x", productIds: [product], percentOff: 10, startsAt: .max, lastsSeconds: 60),
                         CreateCampaign(name: "x", productIds: [product], percentOff: 10, endsAt: 1),
+                        CreateCampaign(name: "x", productIds: [product], percentOff: 10, startsAt: 0, lastsSeconds: 60),  // over already
                         CreateCampaign(name: "x", productIds: [], percentOff: 10, lastsSeconds: 60)] {
                 #expect(await Self.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
             }
@@ -231,6 +232,83 @@ import Testing
                                                              items: [OrderLine(productId: fixtures.shops[0].stock[0].productId, quantity: 1)]),
                                                  metadata: runtime.metadata(timeout: .seconds(2)))
             #expect(order.status == .confirmed)
+        }
+    }
+
+    /// Payments whose amounts take the report's running revenue past Int64 (a producer's events
+    /// are not judged by the bus): the one that would overflow is dead-lettered as a bad event,
+    /// the report keeps answering, and no service restarts. Before, SQLite carried the total on in
+    /// floating point and every read of the sales report trapped the report service (found by a
+    /// red-team run: the supervisor restarted it until it gave up).
+    @Test func aRunningTotalThatWouldOverflowIsABadEventNotATrap() async throws {
+        let starts = try await withServices { transport, runtime in
+            func payment(_ i: Int) throws -> EventEnvelope {
+                try EventEnvelope(PaymentProcessed(paymentId: "pay_big_\(i)", orderId: "order_big_\(i)", amount: Money(minorUnits: .max)),
+                                  eventId: "evt_big_\(i)", source: .payment, timestamp: .simulationEpoch, correlationId: "c")
+            }
+            _ = try await transport.call(AppendEvents(events: [try payment(1), try payment(2)]), metadata: runtime.metadata(timeout: .seconds(2)))
+            await runtime.sleep(for: .seconds(3))
+            let report = try await transport.call(GetSalesReport(), metadata: runtime.metadata(timeout: .seconds(2)))
+            #expect(report.paymentsProcessed.minorUnits == .max, "the first payment counts; the second would overflow")
+            let letters = try await transport.call(ListDeadLetters(), metadata: runtime.metadata(timeout: .seconds(2))).letters
+            let refused = letters.first { $0.eventId == "evt_big_2" && $0.group == "report" }
+            #expect(refused?.attempts == 1 && refused?.lastError?.contains("bad_event") == true, "\(letters)")
+            #expect(!letters.contains { $0.eventId == "evt_big_1" && $0.group == "report" })
+        }
+        for (node, count) in starts { #expect(count == 1, "\(node) restarted") }
+    }
+
+    /// The bus takes from a service only the event types that service publishes: a node that
+    /// calls as the order service cannot append inventory's events.
+    @Test func theBusTakesFromAServiceOnlyTheEventsItPublishes() async throws {
+        let outcome = try await HeavyWork.shared.run {
+            try await onThreadOfItsOwn { () throws -> (String, Int) in
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-bus-producers-\(UInt64.random(in: 0...UInt64.max))").path
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(atPath: directory) }
+                let world = SimWorld(seed: 7, storageDirectory: directory, trace: try SimTrace())
+                world.addServices([.eventBus], settings: ServiceSettings(fixtures: try loadFixtures()))
+                world.node(serving: .eventBus)!.start()
+                let posing = world.addNode("order")
+                posing.start()
+                world.run(until: world.elapsed + .milliseconds(50))
+                final class Seen: @unchecked Sendable { var refusal = ""; var appended = -1 }
+                let seen = Seen()
+                let runtime = posing.runtime!
+                runtime.spawn("test") {
+                    let reserved = try! EventEnvelope(InventoryReserved(orderId: "o1", shopId: "shop_malmo", productId: "prod_01", quantity: 1),
+                                                      eventId: "evt_forged", source: .inventory, timestamp: .simulationEpoch, correlationId: "c")
+                    seen.refusal = await Self.refusal {
+                        try await runtime.transport.call(AppendEvents(events: [reserved]), metadata: runtime.metadata(timeout: .seconds(2)))
+                    }
+                    let created = try! EventEnvelope(OrderCreated(orderId: "o1", shopId: "shop_malmo", userId: "u", items: [], totalAmount: Money(minorUnits: 0)),
+                                                     eventId: "evt_own", source: .order, timestamp: .simulationEpoch, correlationId: "c")
+                    seen.appended = (try? await runtime.transport.call(AppendEvents(events: [created]), metadata: runtime.metadata(timeout: .seconds(2))))?.appended ?? -1
+                }
+                world.run(until: world.elapsed + .seconds(5))
+                world.stopAll()
+                world.tearDown()
+                return (seen.refusal, seen.appended)
+            }
+        }
+        #expect(outcome.0 == "forbidden")
+        #expect(outcome.1 == 1, "its own events are appended")
+    }
+
+    /// A campaign's Idempotency-Key used again with another request is refused, as an order's is;
+    /// with the same request it answers the first campaign.
+    @Test func aCampaignKeyReusedForAnotherRequestIsRefused() async throws {
+        let product = try loadFixtures().shops[0].stock[0].productId
+        _ = try await withServices { transport, runtime in
+            func metadata() -> CallMetadata { runtime.metadata(timeout: .seconds(2), idempotencyKey: "campaign-key-1") }
+            let first = try await transport.call(CreateCampaign(name: "c1", productIds: [product], percentOff: 5, lastsSeconds: 600), metadata: metadata())
+            let again = try await transport.call(CreateCampaign(name: "c1", productIds: [product], percentOff: 5, lastsSeconds: 600), metadata: metadata())
+            #expect(again.campaignId == first.campaignId)
+            #expect(await Self.refusal {
+                try await transport.call(CreateCampaign(name: "c2", productIds: [product], percentOff: 50, lastsSeconds: 600), metadata: metadata())
+            } == "idempotency_key_reused")
+            let all = try await transport.call(ListCampaigns(), metadata: runtime.metadata(timeout: .seconds(2)))
+            #expect(all.campaigns.map(\.name) == ["c1"], "the second request created nothing")
         }
     }
 }

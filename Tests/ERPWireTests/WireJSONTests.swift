@@ -25,7 +25,7 @@ import Testing
         var errors: [RPCError]
     }
 
-    static let text = "quote \" backslash \\ slash / tab \t newline \n bell \u{07} nul \u{0} é 漢 🛒"
+    static let text = "quote \" backslash \\ slash / tab \t newline \n bell \u{07} unit separator \u{1F} é 漢 🛒"
 
     static let sample = Sample(
         text: text, count: -42, big: UInt64.max, negative: Int64.min, ratio: 0.1, small: 2.5, flag: true, missing: nil,
@@ -87,7 +87,7 @@ import Testing
         #expect(doc.n == [1, 2, 300, 0])
     }
 
-    @Test func refusesBadInputWithDecodingErrors() {
+    @Test func refusesBadInputWithDecodingErrors() throws {
         struct Doc: Decodable { var a: Int }
         let cases: [(String, String)] = [
             ("", "empty"), ("{", "unterminated object"), (#"{"a":1,}"#, "trailing comma"), (#"{"a":1} x"#, "trailing text"),
@@ -101,6 +101,11 @@ import Testing
         }
         // Invalid UTF-8 inside a string.
         #expect(throws: DecodingError.self) { try WireJSON.decode(String.self, from: [0x22, 0xC3, 0x28, 0x22]) }
+        // A NUL, escaped: SQLite would cut the string there ("a\u0000b" stored and looked up as "a").
+        struct Named: Decodable { var id: String }
+        #expect(throws: DecodingError.self) { try WireJSON.decode(Named.self, from: Array(#"{"id":"a\u0000b"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try WireJSON.decode(Named.self, from: Array(#"{"id":"\u0000"}"#.utf8)) }
+        #expect(try WireJSON.decode(Named.self, from: Array(#"{"id":"a\u0001b"}"#.utf8)).id == "a\u{01}b", "other escaped characters stay allowed")
     }
 
     @Test func namesTheKeyAndPathOfAnError() throws {

@@ -41,6 +41,10 @@ public final class CampaignService: RetailService, @unchecked Sendable {
                 CREATE TABLE campaign_request (requestKey TEXT PRIMARY KEY, campaignId TEXT NOT NULL);
                 """)
         }),
+        // The request each key was first used for (its JSON), so that the key used again with
+        // another request is refused instead of answered with the first campaign. NULL in rows
+        // older than this column: those keys answer as before.
+        ("campaign-2", { db in try db.execute(sql: "ALTER TABLE campaign_request ADD COLUMN request TEXT") }),
     ]
 
     public func start() async throws {
@@ -54,8 +58,9 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         if let problem = request.problem(now: now) { throw RPCError.rejected(code: "bad_request", message: problem) }
         guard let window = request.window(now: now) else { preconditionFailure("problem(now:) checks the window") }
+        let requestJSON = try JSONCoding.encodeString(request)
         if let key = context.idempotencyKey,
-           let existing = try storage({ try database.read { try String.fetchOne($0, cached: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) } }) {
+           let existing = try storage({ try database.read { try Self.campaignId(forKey: key, request: requestJSON, in: $0) } }) {
             return try campaign(existing)
         }
         // Campaign → Product: each product's name and list price, once per product.
@@ -74,8 +79,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         }
         let campaignId: String = try storage {
             try database.write { db in
-                if let key = context.idempotencyKey,
-                   let existing = try String.fetchOne(db, cached: "SELECT campaignId FROM campaign_request WHERE requestKey = ?", arguments: [key]) {
+                if let key = context.idempotencyKey, let existing = try Self.campaignId(forKey: key, request: requestJSON, in: db) {
                     return existing
                 }
                 let campaignId = runtime.ids.next("camp")
@@ -86,13 +90,29 @@ public final class CampaignService: RetailService, @unchecked Sendable {
                                    arguments: [campaignId, product.productId, product.name, product.price.minorUnits, product.price.currency])
                 }
                 if let key = context.idempotencyKey {
-                    try db.execute(cached: "INSERT INTO campaign_request (requestKey, campaignId) VALUES (?, ?)", arguments: [key, campaignId])
+                    try db.execute(cached: "INSERT INTO campaign_request (requestKey, campaignId, request) VALUES (?, ?, ?)",
+                                   arguments: [key, campaignId, requestJSON])
                 }
                 return campaignId
             }
         }
         runtime.record("campaign \(campaignId) \(request.percentOff)% off \(productIds.joined(separator: ",")) [\(window.start), \(window.end))")
         return try campaign(campaignId)
+    }
+
+    /// The campaign created for idempotency key `key`, if any. The key used again for another
+    /// request is a client's bug (the IETF idempotency-key draft answers 422), never the first
+    /// campaign again.
+    static func campaignId(forKey key: String, request: String, in db: Database) throws -> String? {
+        guard let row = try Row.fetchOne(db, cached: "SELECT campaignId, request FROM campaign_request WHERE requestKey = ?", arguments: [key]) else {
+            return nil
+        }
+        let campaignId: String = try row.decode(forColumn: "campaignId")
+        if let first: String = try row.decode(forColumn: "request"), first != request {
+            throw RPCError.rejected(code: "idempotency_key_reused",
+                                    message: "Idempotency-Key '\(key)' was first used for another request (campaign \(campaignId)); use a new key for a new campaign")
+        }
+        return campaignId
     }
 
     private func campaign(_ id: String) throws -> Campaign {

@@ -71,7 +71,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
 
     public func start() async throws {
         dispatchers = routes.map { Dispatcher(bus: self, route: $0) }
-        runtime.transport.register(AppendEvents.self) { [self] request, _ in try self.append(request) }
+        runtime.transport.register(AppendEvents.self) { [self] request, context in try self.append(request, from: context.caller) }
         runtime.transport.register(ReplayGroup.self) { [self] request, _ in try self.replay(request) }
         runtime.transport.register(ListDeadLetters.self) { [self] request, _ in
             try storage { try database.read { try EventLog.deadLetters(group: request.group, limit: request.limit, in: $0) } }
@@ -82,7 +82,15 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         }
     }
 
-    func append(_ request: AppendEvents) throws -> AppendAck {
+    /// Appends `request`'s events for `caller`. A service may append only the event types it
+    /// publishes (so that one whose key is misused cannot forge another's events: a restock from
+    /// the order service); callers that are not services (the harness, a test's client; in
+    /// production clients' keys may not call this at all) are not checked.
+    func append(_ request: AppendEvents, from caller: NodeName) throws -> AppendAck {
+        if let service = ServiceName(rawValue: caller.rawValue), let allowed = ServiceCatalog.publishedEventTypes[service],
+           let foreign = request.events.first(where: { !allowed.contains($0.eventType) }) {
+            throw RPCError.rejected(code: "forbidden", message: "\(service) does not publish \(foreign.eventType) (event \(foreign.eventId))")
+        }
         let now = runtime.clock.now.millisecondsSinceEpoch
         var queued = Array(repeating: [QueueHead.Entry](), count: routes.count)
         let ack: AppendAck = try storage {

@@ -96,40 +96,44 @@ public final class ReportService: RetailService, @unchecked Sendable {
                 do { amount = try item.lineTotal } catch {
                     throw RPCError.rejected(code: "bad_event", message: "order \(event.orderId): \(error)")
                 }
-                try db.cachedStatement(sql: """
+                try Self.accumulate("""
                     INSERT INTO sales (shopId, productId, hour, orders, units, amountMinor, currency) VALUES (?, ?, ?, 1, ?, ?, ?)
                     ON CONFLICT (shopId, productId, hour) DO UPDATE SET orders = orders + 1, units = units + excluded.units,
                       amountMinor = amountMinor + excluded.amountMinor
-                    """).execute(arguments: [event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency])
+                    WHERE typeof(units + excluded.units) = 'integer' AND typeof(amountMinor + excluded.amountMinor) = 'integer'
+                    """, [event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency], "order \(event.orderId)", in: db)
             }
-            try db.cachedStatement(sql: """
+            try Self.accumulate("""
                 INSERT INTO order_total (shopId, orders, amountMinor, currency) VALUES (?, 1, ?, ?)
                 ON CONFLICT (shopId) DO UPDATE SET orders = orders + 1, amountMinor = amountMinor + excluded.amountMinor
-                """).execute(arguments: [event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency])
+                WHERE typeof(amountMinor + excluded.amountMinor) = 'integer'
+                """, [event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency], "order \(event.orderId)", in: db)
         }
         consumer.on(OrderCancelled.self) { event, _, db in
             try db.cachedStatement(sql: """
                 INSERT INTO cancellation (reason, orders) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET orders = orders + 1
                 """).execute(arguments: [event.reason])
         }
-        consumer.on(PaymentProcessed.self) { event, _, db in try Self.addRevenue("processed", event.amount, in: db) }
-        consumer.on(RefundProcessed.self) { event, _, db in try Self.addRevenue("refunded", event.amount, in: db) }
+        consumer.on(PaymentProcessed.self) { event, _, db in try Self.addRevenue("processed", event.amount, "payment \(event.paymentId)", in: db) }
+        consumer.on(RefundProcessed.self) { event, _, db in try Self.addRevenue("refunded", event.amount, "refund \(event.refundId)", in: db) }
         consumer.on(PaymentFailed.self) { event, _, db in
             try db.cachedStatement(sql: """
                 INSERT INTO payment_failure (reason, payments) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET payments = payments + 1
                 """).execute(arguments: [event.reason])
         }
         consumer.on(InventoryReserved.self) { event, _, db in
-            try db.cachedStatement(sql: """
+            try Self.accumulate("""
                 INSERT INTO reservation (shopId, productId, reservations, units) VALUES (?, ?, 1, ?)
                 ON CONFLICT (shopId, productId) DO UPDATE SET reservations = reservations + 1, units = units + excluded.units
-                """).execute(arguments: [event.shopId, event.productId, event.quantity])
+                WHERE typeof(units + excluded.units) = 'integer'
+                """, [event.shopId, event.productId, event.quantity], "reservation of \(event.productId)", in: db)
         }
         consumer.on(StockUpdated.self) { event, _, db in
-            try db.cachedStatement(sql: """
+            try Self.accumulate("""
                 INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?)
                 ON CONFLICT (shopId, productId) DO UPDATE SET available = available + excluded.available
-                """).execute(arguments: [event.shopId, event.productId, event.change])
+                WHERE typeof(available + excluded.available) = 'integer'
+                """, [event.shopId, event.productId, event.change], "stock of \(event.productId)", in: db)
         }
         consumer.on(LowStockAlert.self) { event, envelope, db in
             try db.cachedStatement(sql: """
@@ -179,11 +183,23 @@ public final class ReportService: RetailService, @unchecked Sendable {
         }
     }
 
-    private static func addRevenue(_ kind: String, _ amount: Money, in db: Database) throws {
-        try db.cachedStatement(sql: """
+    private static func addRevenue(_ kind: String, _ amount: Money, _ what: @autoclosure () -> String, in db: Database) throws {
+        try accumulate("""
             INSERT INTO revenue (kind, amountMinor, currency) VALUES (?, ?, ?)
             ON CONFLICT (kind) DO UPDATE SET amountMinor = amountMinor + excluded.amountMinor
-            """).execute(arguments: [kind, amount.minorUnits, amount.currency])
+            WHERE typeof(amountMinor + excluded.amountMinor) = 'integer'
+            """, [kind, amount.minorUnits, amount.currency], what(), in: db)
+    }
+
+    /// Adds an event's numbers to running totals with an upsert whose update is guarded (`WHERE
+    /// typeof(total + added) = 'integer'`): past Int64 SQLite goes on in floating point, and the
+    /// report could no longer read its own total. An event that would take a total out of range
+    /// is a bad event (the bus dead-letters it), and nothing of it is stored.
+    static func accumulate(_ sql: String, _ arguments: StatementArguments, _ what: @autoclosure () -> String, in db: Database) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+        guard db.changesCount > 0 else {
+            throw RPCError.rejected(code: "bad_event", message: "\(what()): a running total would leave the 64-bit range")
+        }
     }
 
     func sales() throws -> SalesReport {
@@ -193,23 +209,26 @@ public final class ReportService: RetailService, @unchecked Sendable {
                     SELECT shopId, productId, SUM(orders) AS orders, SUM(units) AS units, SUM(amountMinor) AS amount, currency
                     FROM sales GROUP BY shopId, productId, currency ORDER BY shopId, productId
                     """).map {
-                    SalesReport.Line(shopId: $0["shopId"], productId: $0["productId"], orders: $0["orders"], units: $0["units"],
-                                     amount: Money(minorUnits: $0["amount"], currency: $0["currency"]))
+                    // Read with throwing decodes: a value the report cannot read is an error answered, never a trap.
+                    SalesReport.Line(shopId: try $0.decode(forColumn: "shopId"), productId: try $0.decode(forColumn: "productId"),
+                                     orders: try $0.decode(forColumn: "orders"), units: try $0.decode(forColumn: "units"),
+                                     amount: Money(minorUnits: try $0.decode(forColumn: "amount"), currency: try $0.decode(forColumn: "currency")))
                 }
                 let shops = try Row.fetchAll(db, cached: "SELECT shopId, orders, amountMinor, currency FROM order_total ORDER BY shopId").map {
-                    SalesReport.ShopTotal(shopId: $0["shopId"], orders: $0["orders"], amount: Money(minorUnits: $0["amountMinor"], currency: $0["currency"]))
+                    SalesReport.ShopTotal(shopId: try $0.decode(forColumn: "shopId"), orders: try $0.decode(forColumn: "orders"),
+                                          amount: Money(minorUnits: try $0.decode(forColumn: "amountMinor"), currency: try $0.decode(forColumn: "currency")))
                 }
                 let cancellations = try Row.fetchAll(db, cached: "SELECT reason, orders FROM cancellation ORDER BY reason").map {
-                    SalesReport.Cancellations(reason: $0["reason"], orders: $0["orders"])
+                    SalesReport.Cancellations(reason: try $0.decode(forColumn: "reason"), orders: try $0.decode(forColumn: "orders"))
                 }
                 func revenue(_ kind: String) throws -> Money {
                     guard let row = try Row.fetchOne(db, cached: "SELECT amountMinor, currency FROM revenue WHERE kind = ?", arguments: [kind]) else {
                         return .zero()
                     }
-                    return Money(minorUnits: row["amountMinor"], currency: row["currency"])
+                    return Money(minorUnits: try row.decode(forColumn: "amountMinor"), currency: try row.decode(forColumn: "currency"))
                 }
                 let failures = try Row.fetchAll(db, cached: "SELECT reason, payments FROM payment_failure ORDER BY reason").map {
-                    SalesReport.Cancellations(reason: $0["reason"], orders: $0["payments"])
+                    SalesReport.Cancellations(reason: try $0.decode(forColumn: "reason"), orders: try $0.decode(forColumn: "payments"))
                 }
                 return SalesReport(lines: lines, shops: shops, cancellations: cancellations,
                                    paymentsProcessed: try revenue("processed"), refunds: try revenue("refunded"), paymentFailures: failures)
@@ -222,11 +241,13 @@ public final class ReportService: RetailService, @unchecked Sendable {
             try database.read { db in
                 InventoryReport(
                     levels: try Row.fetchAll(db, cached: "SELECT shopId, productId, available FROM stock_level ORDER BY shopId, productId").map {
-                        InventoryReport.Level(shopId: $0["shopId"], productId: $0["productId"], available: $0["available"])
+                        InventoryReport.Level(shopId: try $0.decode(forColumn: "shopId"), productId: try $0.decode(forColumn: "productId"),
+                                              available: try $0.decode(forColumn: "available"))
                     },
                     lowStock: try Row.fetchAll(db, cached: "SELECT * FROM low_stock ORDER BY at, eventId").map {
-                        InventoryReport.LowStock(shopId: $0["shopId"], productId: $0["productId"], currentStock: $0["currentStock"],
-                                                 minimumStock: $0["minimumStock"], at: $0["at"])
+                        InventoryReport.LowStock(shopId: try $0.decode(forColumn: "shopId"), productId: try $0.decode(forColumn: "productId"),
+                                                 currentStock: try $0.decode(forColumn: "currentStock"),
+                                                 minimumStock: try $0.decode(forColumn: "minimumStock"), at: try $0.decode(forColumn: "at"))
                     })
             }
         }
@@ -236,8 +257,9 @@ public final class ReportService: RetailService, @unchecked Sendable {
         try storage {
             try database.read { db in
                 DeviceReport(devices: try Row.fetchAll(db, cached: "SELECT * FROM device_status ORDER BY deviceId").map {
-                    DeviceReport.Line(deviceId: $0["deviceId"], shopId: $0["shopId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
-                                      revision: DeviceRevision(value: $0["revision"]), updates: $0["updates"])
+                    DeviceReport.Line(deviceId: try $0.decode(forColumn: "deviceId"), shopId: try $0.decode(forColumn: "shopId"),
+                                      status: DeviceStatus(rawValue: try $0.decode(forColumn: "status")) ?? .offline,
+                                      revision: DeviceRevision(value: try $0.decode(forColumn: "revision")), updates: try $0.decode(forColumn: "updates"))
                 })
             }
         }

@@ -1,0 +1,124 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// What an HTTP server of ours (the gateway's API, a service's `/metrics`) allows a connection
+/// that holds it open without finishing its requests. Without limits, ~20,000 connections that
+/// each sent half a header took the gateway to its file-descriptor limit and `/health` stopped
+/// answering (a slowloris attack, found by a red-team run).
+public struct HTTPServerLimits: Sendable {
+    /// A connection that completes no part of a request (its head, a piece of its body) for this
+    /// long is closed, a half-sent header included; so is an idle keep-alive connection.
+    public var idleTimeout: Duration = .seconds(10)
+    /// From a request's head to its end: a body trickled a byte at a time past this has its
+    /// connection closed (the idle timeout alone would let one byte every few seconds hold it).
+    public var requestReadTimeout: Duration = .seconds(15)
+    /// Connections open at once; a new one past it is closed at once (the ones already open are
+    /// served). Below the process's descriptor limit, so that the server itself stays reachable.
+    public var connectionCountMax = 4_096
+
+    public init() {}
+
+    /// Hummingbird's HTTP/1 server with these limits; `logger` hears when the cap is reached.
+    public func server(logger: Logger) -> HTTPServerBuilder {
+        let counter = ConnectionCounter(max: connectionCountMax, logger: logger)
+        let readTimeout = Self.timeAmount(requestReadTimeout)
+        return .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, requestReadTimeout: readTimeout)],
+                                           idleTimeout: Self.timeAmount(idleTimeout)))
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// Connections open on one server, shared by its event loops.
+final class ConnectionCounter: Sendable {
+    private struct State { var open = 0; var refused = 0; var full = false }
+    private let state = Mutex(State())
+    let max: Int
+    let logger: Logger
+
+    init(max: Int, logger: Logger) {
+        self.max = max
+        self.logger = logger
+    }
+
+    /// Counts a new connection in; false (and not counted) when the server is full.
+    func admit() -> Bool {
+        let (admitted, becameFull) = state.withLock { s -> (Bool, Bool) in
+            guard s.open < max else {
+                s.refused += 1
+                let first = !s.full
+                s.full = true
+                return (false, first)
+            }
+            s.open += 1
+            return (true, false)
+        }
+        if becameFull { logger.warning("HTTP: \(max) connections open; new ones are closed until some end") }
+        return admitted
+    }
+
+    func release() {
+        let recovered = state.withLock { s -> Int? in
+            s.open -= 1
+            guard s.full, s.open < max * 9 / 10 else { return nil }
+            s.full = false
+            defer { s.refused = 0 }
+            return s.refused
+        }
+        if let recovered { logger.warning("HTTP: accepting connections again (\(recovered) refused while full)") }
+    }
+}
+
+/// Counts its connection against the server's cap for as long as the connection lives (closing it
+/// at once when the server is full), and closes it when a request does not arrive whole within
+/// the read timeout of its head. Passes every part on.
+final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    private let counter: ConnectionCounter
+    private let requestReadTimeout: TimeAmount
+    private var counted = false
+    private var deadline: Scheduled<Void>?
+
+    init(counter: ConnectionCounter, requestReadTimeout: TimeAmount) {
+        self.counter = counter
+        self.requestReadTimeout = requestReadTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if counter.admit() {
+            counted = true
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        if counted {
+            counted = false
+            counter.release()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            deadline?.cancel()
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            deadline = context.eventLoop.scheduleTask(in: requestReadTimeout) { loopBound.value.close(promise: nil) }
+        case .end:
+            deadline?.cancel()
+            deadline = nil
+        case .body:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+}

@@ -1,0 +1,124 @@
+import ERPCore
+@testable import ERPGatewayHTTP
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A raw TCP connection to a loopback port, for clients that misbehave on purpose.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// What the server sends until it closes the connection or `within` passes: the text, and
+    /// whether it closed.
+    func readUntilClosed(within: Duration) -> (text: String, closed: Bool) {
+        let deadline = ContinuousClock.now + within
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = deadline - ContinuousClock.now
+            let ready = poll(&poller, 1, Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+            if ready <= 0 { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return (String(decoding: bytes, as: UTF8.self), true) }
+            bytes += buffer[0..<n]
+        }
+        return (String(decoding: bytes, as: UTF8.self), false)
+    }
+}
+
+/// The HTTP servers' limits against connections that hold them open (slowloris): an idle timeout,
+/// a cap on connections, a deadline on a request's body. On a live server, with raw sockets.
+@Suite struct HTTPServerLimitsTests {
+    func app(limits: HTTPServerLimits) -> some ApplicationProtocol {
+        var settings = GatewayHTTPSettings(apiKeys: ["secret"])
+        settings.limits = limits
+        let http = GatewayHTTP(operations: FakeGateway(), settings: settings, clock: FixedClock(),
+                               ids: IDGenerator(random: SeededRandomSource(seed: 1)), hop: { body in await body() })
+        return Application(router: http.router(), server: limits.server(logger: Logger(label: "test")),
+                           configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    @Test func aConnectionThatNeverFinishesItsHeaderIsClosed() async throws {
+        var limits = HTTPServerLimits()
+        limits.idleTimeout = .milliseconds(300)
+        try await app(limits: limits).test(.live) { client in
+            let port = try #require(client.port)
+            let slow = try RawConnection(port: port)
+            slow.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            let seen = slow.readUntilClosed(within: .seconds(5))
+            #expect(seen.closed, "the half-sent request held its connection")
+            // The server still answers a well-behaved client (on a connection of its own: the test
+            // client's kept-alive one has been idle too, and was closed as well).
+            let prompt = try RawConnection(port: port)
+            prompt.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
+            _ = client
+        }
+    }
+
+    @Test func connectionsPastTheCapAreClosedAndTheOthersServed() async throws {
+        var limits = HTTPServerLimits()
+        limits.connectionCountMax = 3
+        limits.idleTimeout = .seconds(30)
+        try await app(limits: limits).test(.live) { client in
+            let port = try #require(client.port)
+            let held = try (0..<3).map { _ in try RawConnection(port: port) }
+            // Let the server count them in.
+            for connection in held { connection.send("GET /hea") }
+            try await Task.sleep(for: .milliseconds(200))
+            let extra = try RawConnection(port: port)
+            extra.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            let refused = extra.readUntilClosed(within: .seconds(5))
+            #expect(refused.closed && !refused.text.contains("200"), "a fourth connection was served: \(refused.text)")
+            // One of the held ones finishes its request and is answered.
+            held[0].send("lth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let answered = held[0].readUntilClosed(within: .seconds(5))
+            #expect(answered.text.hasPrefix("HTTP/1.1 200"), "\(answered.text)")
+        }
+    }
+
+    /// A body trickled in, a byte now and then (each within the idle timeout), is cut off at the
+    /// request's read deadline.
+    @Test func aRequestThatDoesNotArriveWholeInTimeHasItsConnectionClosed() async throws {
+        var limits = HTTPServerLimits()
+        limits.idleTimeout = .seconds(5)
+        limits.requestReadTimeout = .milliseconds(600)
+        try await app(limits: limits).test(.live) { client in
+            let port = try #require(client.port)
+            let trickle = try RawConnection(port: port)
+            let started = ContinuousClock.now
+            trickle.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Length: 100\r\n\r\n{")
+            var closed = false
+            for _ in 0..<20 where !closed {
+                trickle.send("\"")
+                closed = trickle.readUntilClosed(within: .milliseconds(200)).closed
+            }
+            #expect(closed, "a trickled body held its connection past the read deadline")
+            #expect(ContinuousClock.now - started < .seconds(3))
+        }
+    }
+}
