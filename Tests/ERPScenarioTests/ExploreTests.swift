@@ -108,6 +108,8 @@ import Testing
         let drawn = Swarm.draw(from: base, seed: 4)
         #expect((1...max(2, 2 * base.faults.count)).contains(drawn.faults.count))
         #expect(drawn.faults.allSatisfy { $0.at < base.duration })
+        // Long enough a heal for a breaker opened at the chaos phase's end to half-open.
+        #expect(drawn.heal >= base.resilience.defaultPolicy.circuitBreaker.resetTimeout + .seconds(10))
 
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-swarm-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: out) }
