@@ -17,7 +17,7 @@ import ZeroMQ
 /// and report it once): the process logs it and exits, and the supervisor's restart recovers from
 /// what is on the disk, as after a crash. Nothing that waited for that sync has been sent.
 public final class SyncBeforeSend: @unchecked Sendable {
-    /// What the sync thread shares with the senders, under `lock`.
+    /// What the sync thread shares with the senders, under `condition`.
     private struct Shared {
         /// Batches asked for, and the last one synced; a batch is the files handed over by one
         /// `wait()` that found commits not yet synced.
