@@ -441,8 +441,13 @@ public struct GatewayHTTP: Sendable {
         }
         if let problem = OrderLine.problem(in: order.items) { return .failure(DecodeFailure(problem)) }
         if order.userId.isEmpty || order.shopId.isEmpty { return .failure(DecodeFailure("fields 'userId' and 'shopId' must not be empty")) }
+        // Stored with every order: a megabyte of user id would be a megabyte per order.
+        if order.userId.utf8.count > Self.idByteCountMax { return .failure(DecodeFailure("field 'userId' must be at most \(Self.idByteCountMax) bytes")) }
         return .success(order)
     }
+
+    /// The longest id a client may give (UTF-8 bytes).
+    static let idByteCountMax = 256
 
     public struct DecodeFailure: Error, CustomStringConvertible {
         public let description: String

@@ -149,6 +149,8 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
          "lists 101 items; an order takes at most 100"),
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":99999999999999999999}]}"#, "field 'items[0].quantity' has a value it cannot hold"),
         (#"{"userId":"u","shopId":"s","items":[{"productId":"p","quantity":2.5}]}"#, "field 'items[0].quantity' has a value it cannot hold"),
+        (#"{"userId":""# + String(repeating: "u", count: 257) + #"","shopId":"s","items":[{"productId":"p","quantity":1}]}"#,
+         "field 'userId' must be at most 256 bytes"),
     ])
     func malformedBodiesAre400SayingWhatIsWrong(body: String, message: String) async throws {
         let fake = FakeGateway()

@@ -32,16 +32,18 @@ final class RawConnection {
     }
 
     /// What the server sends until it closes the connection or `within` passes: the text, and
-    /// whether it closed.
-    func readUntilClosed(within: Duration) -> (text: String, closed: Bool) {
+    /// whether it closed. Polls without blocking and sleeps between looks: a test blocked in
+    /// poll(2) would hold one of the two threads every other async test needs.
+    func readUntilClosed(within: Duration) async -> (text: String, closed: Bool) {
         let deadline = ContinuousClock.now + within
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while ContinuousClock.now < deadline {
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let left = deadline - ContinuousClock.now
-            let ready = poll(&poller, 1, Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
-            if ready <= 0 { continue }
+            if poll(&poller, 1, 0) <= 0 {
+                try? await Task.sleep(for: .milliseconds(10))
+                continue
+            }
             let n = recv(fd, &buffer, buffer.count, 0)
             if n <= 0 { return (String(decoding: bytes, as: UTF8.self), true) }
             bytes += buffer[0..<n]
@@ -52,7 +54,7 @@ final class RawConnection {
 
 /// The HTTP servers' limits against connections that hold them open (slowloris): an idle timeout,
 /// a cap on connections, a deadline on a request's body. On a live server, with raw sockets.
-@Suite struct HTTPServerLimitsTests {
+@Suite(.serialized) struct HTTPServerLimitsTests {
     func app(limits: HTTPServerLimits) -> some ApplicationProtocol {
         var settings = GatewayHTTPSettings(apiKeys: ["secret"])
         settings.limits = limits
@@ -69,13 +71,13 @@ final class RawConnection {
             let port = try #require(client.port)
             let slow = try RawConnection(port: port)
             slow.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            let seen = slow.readUntilClosed(within: .seconds(5))
+            let seen = await slow.readUntilClosed(within: .seconds(5))
             #expect(seen.closed, "the half-sent request held its connection")
             // The server still answers a well-behaved client (on a connection of its own: the test
             // client's kept-alive one has been idle too, and was closed as well).
             let prompt = try RawConnection(port: port)
             prompt.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            #expect(prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
+            #expect(await prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
             _ = client
         }
     }
@@ -92,11 +94,11 @@ final class RawConnection {
             try await Task.sleep(for: .milliseconds(200))
             let extra = try RawConnection(port: port)
             extra.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            let refused = extra.readUntilClosed(within: .seconds(5))
+            let refused = await extra.readUntilClosed(within: .seconds(5))
             #expect(refused.closed && !refused.text.contains("200"), "a fourth connection was served: \(refused.text)")
             // One of the held ones finishes its request and is answered.
             held[0].send("lth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            let answered = held[0].readUntilClosed(within: .seconds(5))
+            let answered = await held[0].readUntilClosed(within: .seconds(5))
             #expect(answered.text.hasPrefix("HTTP/1.1 200"), "\(answered.text)")
         }
     }
@@ -115,7 +117,7 @@ final class RawConnection {
             var closed = false
             for _ in 0..<20 where !closed {
                 trickle.send("\"")
-                closed = trickle.readUntilClosed(within: .milliseconds(200)).closed
+                closed = await trickle.readUntilClosed(within: .milliseconds(200)).closed
             }
             #expect(closed, "a trickled body held its connection past the read deadline")
             #expect(ContinuousClock.now - started < .seconds(3))
