@@ -93,7 +93,7 @@ extension Topology {
             case "dataDirectory": data = v.string ?? data
             case "synchronous":
                 guard let mode = v.string.flatMap(SynchronousMode.init(rawValue:)) else {
-                    throw fail(v, "synchronous must be one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", ")) (docs/durability.md)")
+                    throw fail(v, "synchronous must be one of \(SynchronousMode.choices) (docs/durability.md)")
                 }
                 synchronous = mode
             case "http":

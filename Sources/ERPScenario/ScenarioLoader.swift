@@ -74,7 +74,7 @@ public struct ScenarioLoader {
             for (key, value) in try read.mapping(v, "durability", keys: ServiceName.allCases.map(\.rawValue)).entries {
                 let text = try read.string(value)
                 guard let mode = SynchronousMode(rawValue: text) else {
-                    throw read.fail(value, "durability.\(key): '\(text)' is not one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw read.fail(value, "durability.\(key): '\(text)' is not one of \(SynchronousMode.choices)")
                 }
                 scenario.durability.append((ServiceName(named: key)!, mode))
             }

@@ -3,6 +3,7 @@
 import ERPCore
 import ERPResilience
 import ERPTransport
+import GRDB
 
 /// A defect planted on purpose, to prove the consistency checker catches it. The one list every
 /// reader uses: the loader's names, the report's, and the services' switches.
@@ -117,6 +118,19 @@ public struct ServiceSettings: Sendable {
     public var deviceSilenceMax: Duration { deviceHeartbeatInterval * deviceMissedHeartbeatCountMax }
 
     public init(fixtures: Fixtures) { self.fixtures = fixtures }
+}
+
+extension Database {
+    /// Adds an event's numbers to running totals with an upsert whose update is guarded (`WHERE
+    /// typeof(total + added) = 'integer'`): past Int64 SQLite goes on in floating point, and the
+    /// service could no longer read its own total. An event that would take a total out of range
+    /// is a bad event (the bus dead-letters it), and nothing of it is stored.
+    func accumulate(_ sql: String, _ arguments: StatementArguments, _ what: @autoclosure () -> String) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+        guard changesCount > 0 else {
+            throw RPCError.rejected(code: "bad_event", message: "\(what()): a running total would leave the 64-bit range")
+        }
+    }
 }
 
 /// Runs a storage transaction, turning a storage failure into the RPC error a caller can act on.

@@ -24,6 +24,9 @@ public enum SynchronousMode: String, Sendable, CaseIterable {
     /// would; concurrent work shares one sync, and production syncs off the service's thread.
     case beforeSend = "before-send"
 
+    /// Every mode's name, for the messages that refuse another: "off, normal, full, before-send".
+    public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
+
     var pragma: String {
         switch self {
         case .off: "PRAGMA synchronous = OFF"

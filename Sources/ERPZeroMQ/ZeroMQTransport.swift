@@ -637,7 +637,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             if let authorization {
                 let key = message.userId ?? ""
                 let holder = authorization.holders[key]
-                if let holder, ServiceName(rawValue: holder) != nil || ServiceName(rawValue: header.caller) != nil {
+                // A service calling as itself, the usual case, is settled by one string comparison.
+                if let holder, holder != header.caller, ServiceName(rawValue: holder) != nil || ServiceName(rawValue: header.caller) != nil {
                     caller = NodeName(holder)
                 }
                 guard let holder, authorization.allows(holder, header.method) else {

@@ -286,7 +286,7 @@ struct E2EBench: AsyncParsableCommand {
         guard let bound = Duration(parsing: p99), bound > .zero else { throw ValidationError("--p99 must be a duration such as 50ms") }
         guard rate > 0, rate <= 20_000 else { throw ValidationError("--rate must be from 0 to 20000 orders per second") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
-        guard let synchronousMode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+        guard let synchronousMode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
         guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }

@@ -103,7 +103,7 @@ struct Soak: AsyncParsableCommand {
         }
         guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be from 0 to 20000 orders per second") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
-        guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+        guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
 
         try freshDirectory(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path

@@ -78,7 +78,6 @@ final class RawConnection {
             let prompt = try RawConnection(port: port)
             prompt.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(await prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
-            _ = client
         }
     }
 

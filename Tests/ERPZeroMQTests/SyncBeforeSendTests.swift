@@ -34,16 +34,23 @@ import ZeroMQTestSupport
         return (db, { try? db.close(); try? FileManager.default.removeItem(atPath: dir) })
     }
 
+    /// A barrier whose syncs go through a gate, with a database of its own added to it. `finish`
+    /// stops the barrier and removes the database.
+    func gatedBarrier(_ label: String) throws -> (gate: Gate, barrier: SyncBeforeSend, db: ServiceDatabase, finish: () -> Void) {
+        let gate = Gate()
+        let barrier = SyncBeforeSend(name: label, logger: Logger(label: "t"), sync: gate.sync)
+        let (db, cleanUp) = try database(label)
+        try barrier.add(db)
+        return (gate, barrier, db, { barrier.stop(); cleanUp() })
+    }
+
     func insert(_ db: ServiceDatabase, _ n: Int) throws {
         try db.write { try $0.execute(sql: "INSERT INTO t (n) VALUES (?)", arguments: [n]) }
     }
 
     @Test func aSendWaitsForTheSyncOfWhatWasCommittedBeforeIt() async throws {
-        let gate = Gate()
-        let barrier = SyncBeforeSend(name: "t", logger: Logger(label: "t"), sync: gate.sync)
-        let (db, cleanUp) = try database("wait")
-        defer { barrier.stop(); cleanUp() }
-        try barrier.add(db)
+        let (gate, barrier, db, finish) = try gatedBarrier("wait")
+        defer { finish() }
 
         await barrier.wait()
         #expect(barrier.syncCount == 0, "nothing committed: nothing to sync, and no wait")
@@ -70,11 +77,8 @@ import ZeroMQTestSupport
 
     /// Commits made while a sync is under way share the next one: one sync per batch, not per commit.
     @Test func commitsDuringASyncShareTheNextOne() async throws {
-        let gate = Gate()
-        let barrier = SyncBeforeSend(name: "t", logger: Logger(label: "t"), sync: gate.sync)
-        let (db, cleanUp) = try database("batch")
-        defer { barrier.stop(); cleanUp() }
-        try barrier.add(db)
+        let (gate, barrier, db, finish) = try gatedBarrier("batch")
+        defer { finish() }
 
         try insert(db, 1)
         let first = Task { await barrier.wait() }
@@ -119,10 +123,8 @@ import ZeroMQTestSupport
 
     /// Wired into the transport: a handler's reply leaves only after the sync of what it committed.
     @Test func aReplyWaitsForTheSyncOfItsHandlersCommit() async throws {
-        let gate = Gate()
-        let barrier = SyncBeforeSend(name: "server", logger: Logger(label: "t"), sync: gate.sync)
-        let (db, cleanUp) = try database("reply")
-        defer { cleanUp() }
+        let (gate, barrier, db, finish) = try gatedBarrier("reply")
+        defer { finish() }  // last: after the transports have stopped asking it for syncs
         let context = try ZMQContext()
         let book = AddressBook()
         let serverExecutor = SerialTaskExecutor(name: "sbs-server"), clientExecutor = SerialTaskExecutor(name: "sbs-client")
@@ -130,7 +132,6 @@ import ZeroMQTestSupport
                                      security: .plaintext, executor: serverExecutor, syncBeforeSend: barrier)
         let client = ZeroMQTransport(node: "client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: context,
                                      security: .plaintext, executor: clientExecutor)
-        try barrier.add(db)
         server.register(Shout.self) { request, _ in
             try db.write { try $0.execute(sql: "INSERT INTO t (n) VALUES (?)", arguments: [request.text.count]) }
             return request.text.uppercased()
@@ -159,7 +160,6 @@ import ZeroMQTestSupport
         await server.stop()
         serverExecutor.shutdown()
         clientExecutor.shutdown()
-        barrier.stop()
         context.terminate()
     }
 }

@@ -57,15 +57,11 @@ public final class ProductService: RetailService, @unchecked Sendable {
         }
         let consumer = context.consumer(group: "product")
         consumer.on(StockUpdated.self) { event, _, db in
-            // Guarded as the report's totals are: past Int64 SQLite would go on in floating point.
-            try db.execute(cached: """
+            try db.accumulate("""
                 INSERT INTO availability (productId, shopId, units) VALUES (?, ?, ?)
                 ON CONFLICT (productId, shopId) DO UPDATE SET units = units + excluded.units
                 WHERE typeof(units + excluded.units) = 'integer'
-                """, arguments: [event.productId, event.shopId, event.change])
-            guard db.changesCount > 0 else {
-                throw RPCError.rejected(code: "bad_event", message: "stock of \(event.productId): a running total would leave the 64-bit range")
-            }
+                """, [event.productId, event.shopId, event.change], "stock of \(event.productId)")
         }
         consumer.start()
         context.runtime.transport.register(GetProduct.self) { [self] request, _ in try self.getProduct(request) }

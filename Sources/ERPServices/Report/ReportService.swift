@@ -96,18 +96,18 @@ public final class ReportService: RetailService, @unchecked Sendable {
                 do { amount = try item.lineTotal } catch {
                     throw RPCError.rejected(code: "bad_event", message: "order \(event.orderId): \(error)")
                 }
-                try Self.accumulate("""
+                try db.accumulate("""
                     INSERT INTO sales (shopId, productId, hour, orders, units, amountMinor, currency) VALUES (?, ?, ?, 1, ?, ?, ?)
                     ON CONFLICT (shopId, productId, hour) DO UPDATE SET orders = orders + 1, units = units + excluded.units,
                       amountMinor = amountMinor + excluded.amountMinor
                     WHERE typeof(units + excluded.units) = 'integer' AND typeof(amountMinor + excluded.amountMinor) = 'integer'
-                    """, [event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency], "order \(event.orderId)", in: db)
+                    """, [event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency], "order \(event.orderId)")
             }
-            try Self.accumulate("""
+            try db.accumulate("""
                 INSERT INTO order_total (shopId, orders, amountMinor, currency) VALUES (?, 1, ?, ?)
                 ON CONFLICT (shopId) DO UPDATE SET orders = orders + 1, amountMinor = amountMinor + excluded.amountMinor
                 WHERE typeof(amountMinor + excluded.amountMinor) = 'integer'
-                """, [event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency], "order \(event.orderId)", in: db)
+                """, [event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency], "order \(event.orderId)")
         }
         consumer.on(OrderCancelled.self) { event, _, db in
             try db.cachedStatement(sql: """
@@ -122,18 +122,18 @@ public final class ReportService: RetailService, @unchecked Sendable {
                 """).execute(arguments: [event.reason])
         }
         consumer.on(InventoryReserved.self) { event, _, db in
-            try Self.accumulate("""
+            try db.accumulate("""
                 INSERT INTO reservation (shopId, productId, reservations, units) VALUES (?, ?, 1, ?)
                 ON CONFLICT (shopId, productId) DO UPDATE SET reservations = reservations + 1, units = units + excluded.units
                 WHERE typeof(units + excluded.units) = 'integer'
-                """, [event.shopId, event.productId, event.quantity], "reservation of \(event.productId)", in: db)
+                """, [event.shopId, event.productId, event.quantity], "reservation of \(event.productId)")
         }
         consumer.on(StockUpdated.self) { event, _, db in
-            try Self.accumulate("""
+            try db.accumulate("""
                 INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?)
                 ON CONFLICT (shopId, productId) DO UPDATE SET available = available + excluded.available
                 WHERE typeof(available + excluded.available) = 'integer'
-                """, [event.shopId, event.productId, event.change], "stock of \(event.productId)", in: db)
+                """, [event.shopId, event.productId, event.change], "stock of \(event.productId)")
         }
         consumer.on(LowStockAlert.self) { event, envelope, db in
             try db.cachedStatement(sql: """
@@ -184,22 +184,11 @@ public final class ReportService: RetailService, @unchecked Sendable {
     }
 
     private static func addRevenue(_ kind: String, _ amount: Money, _ what: @autoclosure () -> String, in db: Database) throws {
-        try accumulate("""
+        try db.accumulate("""
             INSERT INTO revenue (kind, amountMinor, currency) VALUES (?, ?, ?)
             ON CONFLICT (kind) DO UPDATE SET amountMinor = amountMinor + excluded.amountMinor
             WHERE typeof(amountMinor + excluded.amountMinor) = 'integer'
-            """, [kind, amount.minorUnits, amount.currency], what(), in: db)
-    }
-
-    /// Adds an event's numbers to running totals with an upsert whose update is guarded (`WHERE
-    /// typeof(total + added) = 'integer'`): past Int64 SQLite goes on in floating point, and the
-    /// report could no longer read its own total. An event that would take a total out of range
-    /// is a bad event (the bus dead-letters it), and nothing of it is stored.
-    static func accumulate(_ sql: String, _ arguments: StatementArguments, _ what: @autoclosure () -> String, in db: Database) throws {
-        try db.cachedStatement(sql: sql).execute(arguments: arguments)
-        guard db.changesCount > 0 else {
-            throw RPCError.rejected(code: "bad_event", message: "\(what()): a running total would leave the 64-bit range")
-        }
+            """, [kind, amount.minorUnits, amount.currency], what())
     }
 
     func sales() throws -> SalesReport {
