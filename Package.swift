@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(name: "ERPWireTests", dependencies: ["ERPWire", "ERPCore"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
             "ERPCore", "ERPResilience", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
-            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),
         .testTarget(name: "ERPServicesTests", dependencies: ["ERPCore", "ERPServices", "ERPStorage", "ERPTransport", .product(name: "GRDB", package: "GRDB.swift")]),

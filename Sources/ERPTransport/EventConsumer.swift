@@ -71,7 +71,11 @@ public final class EventConsumer: @unchecked Sendable {
             switch result {
             case .success(let applied):
                 anyApplied = anyApplied || applied
-                runtime.record("\(runtime.node) \(applied ? "applied" : "skipped duplicate") \(event.eventType) \(event.eventId) as \(group)")
+                // Under the event's own correlation id: a delivery carries events of many orders,
+                // and the line belongs to the order whose event it applied.
+                CorrelationScope.$correlationId.withValue(event.correlationId) {
+                    runtime.record("\(runtime.node) \(applied ? "applied" : "skipped duplicate") \(event.eventType) \(event.eventId) as \(group)")
+                }
                 outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: applied ? .applied : .duplicate)
             case .failure(let error as EventDecodingError):
                 outcomes[i] = DeliveryOutcome(eventId: event.eventId, status: .refused, code: "undecodable_event", message: error.description)

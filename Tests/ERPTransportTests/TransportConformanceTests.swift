@@ -5,6 +5,8 @@ import ERPStorage
 import ERPTransport
 import Foundation
 import GRDB
+import Logging
+import Synchronization
 import Testing
 
 struct Echo: RPCRequest {
@@ -128,6 +130,36 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
             #expect(commits.commits == before + 1 && commits.writes == 4)
             #expect(try db.read { try Int.fetchAll($0, sql: "SELECT n FROM t ORDER BY n") } == [1, 2, 4, 5])
         }
+    }
+
+    /// Each line a consumer records for a delivered event is written under that event's own
+    /// correlation id, not the delivery's: one delivery carries the events of many orders, and a
+    /// reader following one order through the logs must find its lines.
+    @Test(arguments: Backend.allCases)
+    func aConsumerRecordsEachEventUnderItsOwnCorrelationId(backend: Backend) throws {
+        let h = try backend.makeHarness()
+        let lines = Mutex<[String]>([])
+        h.addNode("report", serving: .report) { (runtime: any Runtime) throws -> Void in
+            let watched = RecordWatchingRuntime(runtime) { line in
+                lines.withLock { $0.append("\(CorrelationScope.correlationId ?? "none"): \(line)") }
+            }
+            let db = try runtime.openDatabase("consumer", migrations: [])
+            let consumer = EventConsumer(runtime: watched, database: db, group: "g")
+            consumer.on(OrderCancelled.self) { _, _, _ in }
+            consumer.start()
+        }
+        try h.run(limit: .seconds(10)) { client in
+            let events = try ["a", "b"].map { id in
+                try EventEnvelope(OrderCancelled(orderId: id, reason: "x"), eventId: "evt_" + id, source: .order,
+                                  timestamp: .simulationEpoch, correlationId: "corr-" + id)
+            }
+            let acks = try await client.transport.call(DeliverEvents(group: "g", events: events + [events[0]]), to: "report",
+                                                       metadata: client.metadata(timeout: .seconds(2), correlationId: "corr-delivery"))
+            #expect(acks.outcomes.map(\.status) == [.applied, .applied, .duplicate])
+        }
+        #expect(lines.withLock { $0 } == ["corr-a: report applied OrderCancelled evt_a as g",
+                                          "corr-b: report applied OrderCancelled evt_b as g",
+                                          "corr-a: report skipped duplicate OrderCancelled evt_a as g"])
     }
 
     /// A consumer answers each event of a delivery, in the request's order, after one commit: the
@@ -373,5 +405,32 @@ final class EffectLog: @unchecked Sendable {
         let result = await table.handler(for: Echo.method)!(Echo(text: "x"), context)
         #expect(try result.get() as? String == "corr-77 corr-77 corr-77")
         #expect(CorrelationScope.correlationId == nil, "the scope must end with the call")
+    }
+}
+
+/// A runtime that is `inner` but for `record`, which it hands to `watch` (with the task's
+/// correlation scope as it is at that moment) before passing it on.
+final class RecordWatchingRuntime: Runtime, @unchecked Sendable {
+    let inner: any Runtime
+    let watch: @Sendable (String) -> Void
+    init(_ inner: any Runtime, watch: @escaping @Sendable (String) -> Void) {
+        self.inner = inner
+        self.watch = watch
+    }
+    var node: NodeName { inner.node }
+    var clock: any ServiceClock { inner.clock }
+    var random: any RandomSource { inner.random }
+    var ids: IDGenerator { inner.ids }
+    var transport: any Transport { inner.transport }
+    var logger: Logger { inner.logger }
+    func sleep(for duration: Duration) async { await inner.sleep(for: duration) }
+    func spawn(_ label: String, _ body: @escaping @Sendable () async -> Void) { inner.spawn(label, body) }
+    func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {
+        try inner.openDatabase(name, migrations: migrations)
+    }
+    func record(_ transition: @autoclosure () -> String) {
+        let line = transition()
+        watch(line)
+        inner.record(line)
     }
 }
