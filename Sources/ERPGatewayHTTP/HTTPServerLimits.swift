@@ -76,14 +76,23 @@ final class ConnectionCounter: Sendable {
 
 /// Counts its connection against the server's cap for as long as the connection lives (closing it
 /// at once when the server is full), and closes it when a request does not arrive whole within
-/// the read timeout of its head. Passes every part on.
-final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
+/// the read timeout of its head. A response answered before its request's body has arrived (a
+/// declared length past the limit, say) is sent with `Connection: close` and the connection
+/// closed after it: otherwise the server would go on reading, and throwing away, whatever length
+/// the client declared. Passes every part on.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
     private let counter: ConnectionCounter
     private let requestReadTimeout: TimeAmount
     private var counted = false
     private var deadline: Scheduled<Void>?
+    /// A request's head has been read and its end not yet.
+    private var requestPending = false
+    /// The response now being written answers a request whose body had not all arrived.
+    private var closeAfterResponse = false
 
     init(counter: ConnectionCounter, requestReadTimeout: TimeAmount) {
         self.counter = counter
@@ -110,15 +119,35 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
+            requestPending = true
             deadline?.cancel()
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             deadline = context.eventLoop.scheduleTask(in: requestReadTimeout) { loopBound.value.close(promise: nil) }
         case .end:
+            requestPending = false
             deadline?.cancel()
             deadline = nil
         case .body:
             break
         }
         context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(var response) where requestPending && response.status.code >= 200:
+            closeAfterResponse = true
+            response.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(response)), promise: promise)
+        case .end where closeAfterResponse:
+            closeAfterResponse = false
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { _ in loopBound.value.close(promise: nil) }
+            written.futureResult.cascade(to: promise)
+            context.write(data, promise: written)
+        default:
+            context.write(data, promise: promise)
+        }
     }
 }

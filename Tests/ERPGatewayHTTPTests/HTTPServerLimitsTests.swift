@@ -122,4 +122,52 @@ final class RawConnection {
             #expect(ContinuousClock.now - started < .seconds(3))
         }
     }
+
+    /// A declared length past the body limit is answered 413 at once, before the body is sent,
+    /// and the connection closed after the answer: the client is not kept sending a megabyte the
+    /// server would only read to throw away.
+    @Test func aDeclaredLengthPastTheLimitIsRefusedBeforeTheBody() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let big = try RawConnection(port: port)
+            big.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
+                     + "Content-Length: \(GatewayHTTPSettings(apiKeys: []).bodyByteCountMax + 1)\r\n\r\n{")
+            let seen = await big.readUntilClosed(within: .seconds(3))
+            #expect(seen.text.hasPrefix("HTTP/1.1 413"), "\(seen.text)")
+            #expect(seen.text.contains("body_too_large"), "\(seen.text)")
+            #expect(seen.closed, "the connection was kept open for a body past the limit")
+            #expect(seen.text.lowercased().contains("connection: close"), "\(seen.text)")
+        }
+    }
+
+    /// A chunked body whose chunk size is not hexadecimal is a 400 naming the body, and the
+    /// server goes on serving.
+    @Test func aMalformedChunkIsABadRequest() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let broken = try RawConnection(port: port)
+            broken.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
+                        + "Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n")
+            let seen = await broken.readUntilClosed(within: .seconds(3))
+            #expect(seen.text.hasPrefix("HTTP/1.1 400"), "\(seen.text)")
+            let prompt = try RawConnection(port: port)
+            prompt.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(await prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
+        }
+    }
+
+    /// A request read whole keeps its connection for the next one, whatever its answer: only an
+    /// answer given before the body arrived closes it.
+    @Test func aConnectionIsKeptAfterARequestReadWhole() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let kept = try RawConnection(port: port)
+            kept.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
+                      + "Content-Length: 2\r\n\r\n[]"
+                      + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let seen = await kept.readUntilClosed(within: .seconds(3))
+            #expect(seen.text.hasPrefix("HTTP/1.1 400"), "\(seen.text)")
+            #expect(seen.text.components(separatedBy: "HTTP/1.1 200").count == 2, "the second request was not answered: \(seen.text)")
+        }
+    }
 }
