@@ -3,9 +3,9 @@ import Foundation
 
 /// Runs a set of child processes (one per service in `erp up`), restarts a child that dies, and
 /// stops them all, in reverse order, on request. A child that keeps dying is never given up on (a
-/// request that crashes a service must not take it down for good): past `restartCountMax` deaths
-/// within `restartWindow` each restart waits twice as long as the one before, up to
-/// `restartBackoffMax`, so a broken service does not spin either.
+/// request that crashes a service must not take it down for good): past `restartPolicy.countMax`
+/// deaths within its window each restart waits twice as long as the one before, up to
+/// `restartPolicy.backoffMax`, so a broken service does not spin either.
 ///
 /// Children are started with `posix_spawn` and each is watched by a thread of its own blocked in
 /// `waitpid`: supervision must not depend on a shared thread pool that a busy process can starve
@@ -25,12 +25,8 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
-    public var restartDelay: Duration = .milliseconds(200)
-    /// Deaths within `restartWindow` restarted after `restartDelay`; each one beyond waits twice as
-    /// long as the last, up to `restartBackoffMax`.
-    public var restartCountMax = 5
-    public var restartWindow: Duration = .seconds(60)
-    public var restartBackoffMax: Duration = .seconds(30)
+    /// When a child that died is restarted (the simulator's nodes that exit follow the same one).
+    public var restartPolicy = RestartPolicy()
     /// How long children get to exit after SIGTERM before SIGKILL.
     public var stopGracePeriod: Duration = .seconds(5)
     /// Where the supervisor says what it does (starts, deaths, restarts). Standard output by
@@ -165,7 +161,7 @@ public final class Supervisor: @unchecked Sendable {
             if running[child.name] == pid { running[child.name] = nil }
             if stopping || held.contains(child.name) { return (true, 0) }
             let now = ContinuousClock.now
-            var times = (restarts[child.name] ?? []).filter { now - $0 < restartWindow }
+            var times = (restarts[child.name] ?? []).filter { now - $0 < restartPolicy.window }
             times.append(now)
             restarts[child.name] = times
             return (false, times.count)
@@ -173,13 +169,11 @@ public final class Supervisor: @unchecked Sendable {
         if stop { return }
         let signalled = status & 0x7f
         let how = signalled != 0 ? "killed by signal \(signalled)" : "exited with \((status >> 8) & 0xff)"
-        let delay: Duration
-        if recent <= restartCountMax {
-            delay = restartDelay
+        let delay = restartPolicy.wait(afterDeaths: recent)
+        if recent <= restartPolicy.countMax {
             log("\(child.name) \(how); restarting")
         } else {
-            delay = min(restartDelay * (1 << min(recent - restartCountMax, 20)), restartBackoffMax)
-            log("\(child.name) \(how); it died \(recent) times within \(restartWindow.shortDescription): restarting in \(delay.shortDescription) (crash loop)")
+            log("\(child.name) \(how); it died \(recent) times within \(restartPolicy.window.shortDescription): restarting in \(delay.shortDescription) (crash loop)")
         }
         Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) * 1e-18)
         guard lock.withLock({ !stopping && !held.contains(child.name) && running[child.name] == nil }) else { return }

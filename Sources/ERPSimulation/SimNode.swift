@@ -34,6 +34,11 @@ public final class SimNode: @unchecked Sendable {
     public var synchronous: SynchronousMode = .beforeSend
     public internal(set) var runtime: SimRuntime?
     public internal(set) var instance: (any ERPService)?
+    /// This incarnation has failed a sync and exits when its job yields (`SimWorld.exitOnItsOwn`).
+    var exiting = false
+    /// When (virtual ns) the node exited on its own, within the restart policy's window: what the
+    /// supervisor's backoff counts.
+    var exits: [Int64] = []
 
     init(world: SimWorld, index: Int, name: NodeName, service: ServiceName?,
          factory: (@Sendable (SimRuntime) throws -> any ERPService)?) {
@@ -48,7 +53,7 @@ public final class SimNode: @unchecked Sendable {
     /// Under `.beforeSend`, before a message leaves: syncs the WAL of every database with commits
     /// not yet synced (the simulated disk counts the sync, a slow one keeps the disk busy and the
     /// message waits for it). False when a sync failed: the message must not leave, as production
-    /// sends nothing it cannot first make durable; the next message tries the sync again.
+    /// sends nothing it cannot first make durable, and the node exits (`SimWorld.exitOnItsOwn`).
     func syncBeforeSending() -> Bool {
         var synced = true
         for db in databases where db.needsSync {
@@ -61,6 +66,7 @@ public final class SimNode: @unchecked Sendable {
     public func start() {
         precondition(!alive, "\(name) started twice")
         alive = true
+        exiting = false
         everStarted = true
         startCount += 1
         let runtime = SimRuntime(node: self, epoch: epoch)
@@ -77,10 +83,13 @@ public final class SimNode: @unchecked Sendable {
                 } catch {
                     world.record("start failed \(name): \(error)")
                     runtime.logger.critical("start failed: \(error)")
+                    // As `erp serve` does: the process ends, and the supervisor starts it again.
+                    world.exitOnItsOwn(self, status: 1, "start failed")
                 }
             }
         } catch {
             world.record("build failed \(name): \(error)")
+            world.exitOnItsOwn(self, status: 1, "build failed")
         }
     }
 

@@ -257,6 +257,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         if !nodes[from].syncBeforeSending(), !nodes[from].disk.poweredOff {
             stats.messagesDropped += 1
             traceMessage("drop sync failed ", message)
+            exitOnItsOwn(nodes[from], status: 70, "sync failed")
             return
         }
         if nodes[from].disk.poweredOff {
@@ -404,6 +405,36 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         guard let node = node(name), !node.alive else { return }
         record("fault restart \(name)")
         node.start()
+    }
+
+    /// When the supervisor restarts a node that exited on its own; production's `Supervisor` default.
+    public var restartPolicy = RestartPolicy()
+
+    /// The node's process ends on its own, as production's does when a sync it owed has failed
+    /// (status 70: after a failed `fdatasync` the kernel may have dropped the unsynced pages, and
+    /// only a restart that reads the files again knows what they hold) or when its service cannot
+    /// start: when the job it is in yields. The supervisor restarts it as `restartPolicy` says, so
+    /// that a disk that keeps failing makes a crash loop with backoff, in simulation as in
+    /// production.
+    func exitOnItsOwn(_ node: SimNode, status: Int32, _ why: String) {
+        guard node.alive, !node.exiting else { return }
+        node.exiting = true
+        let epoch = node.epoch
+        record("\(node.name) \(why): exits with status \(status)")
+        schedule(after: .zero) { [unowned self] in
+            guard node.alive, node.epoch == epoch else { return }
+            node.crash()
+            let now = elapsedNanoseconds, window = restartPolicy.window.nanoseconds
+            node.exits = node.exits.filter { now - $0 < window } + [now]
+            let wait = restartPolicy.wait(afterDeaths: node.exits.count)
+            record("exit \(node.name) status \(status); supervisor restarts it in \(wait.shortDescription)")
+            schedule(after: wait) { [unowned self] in
+                // Unless a fault of the scenario has started (and perhaps crashed) it since.
+                guard !node.alive, node.epoch == epoch + 1 else { return }
+                record("supervisor restart \(node.name)")
+                node.start()
+            }
+        }
     }
 
     /// The simulated disks a power fault needs: ones that keep unsynced writes aside.

@@ -207,7 +207,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         try supervisor.wrapAsEnvironmentSays()
         // Scripted crashes are the only restarts that should happen; a child that dies on its own
         // is still restarted, as in production, and shows in serviceStarts.
-        supervisor.restartCountMax = 20
+        supervisor.restartPolicy.countMax = 20
 
         // The runner's own node: the workload's runtime and the control calls.
         let context = try ZMQContext()

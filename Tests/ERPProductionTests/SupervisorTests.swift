@@ -12,7 +12,7 @@ import Testing
             .init(name: "b", executable: "/bin/sleep", arguments: ["3600"]),
         ])
         supervisor.log = { _ in }
-        supervisor.restartDelay = .milliseconds(10)
+        supervisor.restartPolicy.delay = .milliseconds(10)
         supervisor.stopGracePeriod = .milliseconds(500)
         try supervisor.start()
         let first = try #require(supervisor.processIdentifier(of: "a"))
@@ -40,13 +40,13 @@ import Testing
         let supervisor = Supervisor(children: [.init(name: "crashy", executable: "/bin/false", arguments: [])])
         let lines = LineLog()
         supervisor.log = { lines.add($0) }
-        supervisor.restartDelay = .milliseconds(1)
-        supervisor.restartCountMax = 3
-        supervisor.restartBackoffMax = .milliseconds(40)
+        supervisor.restartPolicy.delay = .milliseconds(1)
+        supervisor.restartPolicy.countMax = 3
+        supervisor.restartPolicy.backoffMax = .milliseconds(40)
         try supervisor.start()
         let deadline = ContinuousClock.now + .seconds(30)
         while (supervisor.restartCount["crashy"] ?? 0) < 8 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect((supervisor.restartCount["crashy"] ?? 0) >= 8, "restarted past restartCountMax")
+        #expect((supervisor.restartCount["crashy"] ?? 0) >= 8, "restarted past restartPolicy.countMax")
         #expect(lines.contains("restarting in 2ms (crash loop)"), "the first restart past the count waits twice the delay")
         #expect(lines.contains("restarting in 40ms (crash loop)"), "the wait is capped")
         #expect(!lines.contains("not restarting"))
@@ -103,7 +103,7 @@ final class LineLog: @unchecked Sendable {
     @Test func aCrashedChildStaysDownUntilRestarted() async throws {
         let supervisor = Supervisor(children: [.init(name: "a", executable: "/bin/sleep", arguments: ["3600"])])
         supervisor.log = { _ in }
-        supervisor.restartDelay = .milliseconds(10)
+        supervisor.restartPolicy.delay = .milliseconds(10)
         supervisor.stopGracePeriod = .milliseconds(500)
         try supervisor.start()
         let first = try #require(supervisor.processIdentifier(of: "a"))
