@@ -131,7 +131,7 @@ public struct GatewayHTTP: Sendable {
     /// other methods, 404 naming the API otherwise; JSON either way, like every other error.
     static func unrouted(method: HTTPRequest.Method, path: String) -> HTTPAnswer {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let allowed = Route.allCases.filter { $0.matches(segments) }.map(\.method.rawValue)
+        let allowed = Route.allCases.filter { $0.matches(segments) }.flatMap { $0.method == .get ? ["GET", "HEAD"] : [$0.method.rawValue] }
         let shown = path.count > 100 ? String(path.prefix(100)) + "…" : path
         if !allowed.isEmpty {
             return .error(.methodNotAllowed, "method_not_allowed",
@@ -148,8 +148,22 @@ public struct GatewayHTTP: Sendable {
         router.add(middleware: UnroutedAnswer(gateway: self))
         for route in Route.allCases {
             router.on(RouterPath(route.path), method: route.method) { request, context in await respond(to: route, request, context) }
+            // HEAD wherever GET is served (RFC 9110 §9.3.2: a general-purpose server must), as
+            // health checkers and caches use it: GET's status and headers, no body.
+            if route.method == .get {
+                router.on(RouterPath(route.path), method: .head) { request, context in
+                    Self.headAnswer(await respond(to: route, request, context))
+                }
+            }
         }
         return router
+    }
+
+    /// The answer to HEAD: the GET answer's status and headers (its Content-Length included), no body.
+    static func headAnswer(_ get: Response) -> Response {
+        var headers = get.headers
+        if headers[.contentLength] == nil, let length = get.body.contentLength { headers[.contentLength] = String(length) }
+        return Response(status: get.status, headers: headers, body: ResponseBody())
     }
 
     private func respond(to route: Route, _ request: Request, _ context: BasicRequestContext) async -> Response {
@@ -493,6 +507,7 @@ struct UnroutedAnswer: RouterMiddleware {
         } catch let error as HTTPError where error.status == .notFound {
             let answer = GatewayHTTP.unrouted(method: request.method, path: request.uri.path)
             gateway.metrics.record("unrouted", outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
+            // To HEAD too, with its body: the HTTP/1 encoder sends no body after a HEAD answer.
             return gateway.respond(answer, correlationId: nil)
         }
     }

@@ -190,7 +190,15 @@ private struct Parser {
             while true {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw corrupt("expected a key in quotes") }
+                let keyAt = index
                 let key = try parseString()
+                // A key twice is refused (I-JSON, RFC 7493): parsers disagree on which one counts,
+                // so a body a proxy checked by its first key could be acted on by its second here.
+                // Objects are small: a look through the keys so far costs less than a set.
+                if members.count < 32 ? members.contains(where: { $0.0 == key }) : Set(members.map(\.0)).contains(key) {
+                    index = keyAt
+                    throw corrupt("the key \"\(key.count > 40 ? key.prefix(40) + "…" : key)\" twice in one object")
+                }
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw corrupt("expected ':' after a key") }
                 index += 1

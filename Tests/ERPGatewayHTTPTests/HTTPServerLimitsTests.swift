@@ -170,4 +170,26 @@ final class RawConnection {
             #expect(seen.text.components(separatedBy: "HTTP/1.1 200").count == 2, "the second request was not answered: \(seen.text)")
         }
     }
+
+    /// HEAD is served wherever GET is, on the wire: GET's status and Content-Length, no body,
+    /// and the connection goes on to the next request. Where only POST is served, 405.
+    @Test func headIsServedWhereGetIs() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let connection = try RawConnection(port: port)
+            connection.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                            + "HEAD /orders HTTP/1.1\r\nHost: x\r\n\r\n"
+                            + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let seen = await connection.readUntilClosed(within: .seconds(3))
+            let answers = Array(seen.text.components(separatedBy: "HTTP/1.1 ").dropFirst())
+            #expect(answers.count == 3, "\(seen.text)")
+            guard answers.count == 3 else { return }
+            #expect(answers[0].hasPrefix("200") && answers[0].lowercased().contains("content-length: 15\r\n"), "\(answers[0])")
+            #expect(answers[1].hasPrefix("405") && answers[1].lowercased().contains("allow: post\r\n"), "\(answers[1])")
+            // Neither HEAD answer has a body: each ends with its headers, and the GET's answer
+            // (with its body) follows in step.
+            #expect(answers[0].hasSuffix("\r\n\r\n") && answers[1].hasSuffix("\r\n\r\n"), "a body after a HEAD answer: \(seen.text)")
+            #expect(answers[2].hasPrefix("200") && answers[2].hasSuffix(#"{"status":"ok"}"#), "\(answers[2])")
+        }
+    }
 }

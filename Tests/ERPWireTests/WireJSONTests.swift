@@ -95,6 +95,8 @@ import Testing
             (#"{"b":1}"#, "missing key"), (#"{"a":null}"#, "null for an int"), (#"{"a":1e400}"#, "too big"),
             (#"{"a":3.5}"#, "fraction for an int"), (#"["a"]"#, "array for an object"), (#"{"a":tru}"#, "bad literal"),
             (#"{"a":"\ud800"}"#, "lone surrogate"), ("{\"a\":\"\u{01}\"}", "raw control character"),
+            (#"{"a":1,"a":2}"#, "a key twice"), (#"{"a":1,"b":{"c":1,"c":1}}"#, "a key twice, nested"),
+            (#"{"a":1,"\u0061":2}"#, "a key twice, once escaped"),
         ]
         for (text, why) in cases {
             #expect(throws: DecodingError.self, "\(why)") { try WireJSON.decode(Doc.self, from: Array(text.utf8)) }
@@ -106,6 +108,23 @@ import Testing
         #expect(throws: DecodingError.self) { try WireJSON.decode(Named.self, from: Array(#"{"id":"a\u0000b"}"#.utf8)) }
         #expect(throws: DecodingError.self) { try WireJSON.decode(Named.self, from: Array(#"{"id":"\u0000"}"#.utf8)) }
         #expect(try WireJSON.decode(Named.self, from: Array(#"{"id":"a\u0001b"}"#.utf8)).id == "a\u{01}b", "other escaped characters stay allowed")
+    }
+
+    /// A key twice in one object is refused whatever the object's size (a big one is checked by
+    /// a set), and the error says which key and where.
+    @Test func refusesAKeyTwiceInOneObject() throws {
+        let keys = (0..<100).map { "\"k\($0)\":\($0)" }
+        let distinct = "{" + keys.joined(separator: ",") + "}"
+        guard case .object(let members) = try WireJSON.parse(Array(distinct.utf8)) else { Issue.record("not an object"); return }
+        #expect(members.count == 100)
+        let twice = "{" + (keys + ["\"k42\":0"]).joined(separator: ",") + "}"
+        do {
+            _ = try WireJSON.parse(Array(twice.utf8))
+            Issue.record("a key twice in a big object was read")
+        } catch DecodingError.dataCorrupted(let context) {
+            #expect(context.debugDescription.contains(#"the key "k42" twice"#), "\(context.debugDescription)")
+            #expect(context.debugDescription.contains("at byte \(distinct.utf8.count)"), "\(context.debugDescription)")
+        }
     }
 
     @Test func namesTheKeyAndPathOfAnError() throws {
