@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 /// The log of a service process: swift-log's standard-error lines, with every control character in
@@ -9,6 +12,17 @@ public struct EscapingLogHandler: LogHandler {
 
     public init(label: String, metadataProvider: Logger.MetadataProvider?) {
         inner = .standardError(label: label, metadataProvider: metadataProvider)
+    }
+
+    /// Makes this the process's log handler. Call it before the process starts threads of its own.
+    ///
+    /// Also names the local time zone in `TZ` when the environment does not: each line's
+    /// timestamp is formatted with `strftime`, and glibc, finding `TZ` unset, looks at
+    /// `/etc/localtime` again every time (a `stat` per log line, about 1 % of the order service's
+    /// CPU at 500 orders/s); with `TZ` naming the same file it reads it once.
+    public static func bootstrap() {
+        if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 0) }
+        LoggingSystem.bootstrap({ EscapingLogHandler(label: $0, metadataProvider: $1) }, metadataProvider: nil)
     }
 
     public var logLevel: Logger.Level {

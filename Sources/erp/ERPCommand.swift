@@ -304,7 +304,7 @@ struct Serve: AsyncParsableCommand {
         }
         if !settings.defects.enabled.isEmpty { FileHandle.standardError.write(Data("erp: planted defects: \(settings.defects.enabledNames.joined(separator: ", "))\n".utf8)) }
         // One process per service: its log escapes the control characters clients can put in ids.
-        LoggingSystem.bootstrap({ EscapingLogHandler(label: $0, metadataProvider: $1) }, metadataProvider: nil)
+        EscapingLogHandler.bootstrap()
         var host = ServiceHost(service: name, topology: loaded, settings: settings)
         host.logLevel = verbose ? .debug : .info
         host.faultControl = faultControl
