@@ -30,6 +30,11 @@ import Testing
         let payments = try #require(summary.resilience["order->payment"])
         #expect(payments.calls > summary.orders.accepted, "the slow window must make the saga ask again")
         #expect(payments.failedCalls > 0)
+        // An order whose saga outlasts the call is answered pending just before the caller's
+        // deadline (3 s, less the 100 ms margin), never after it, and the client polls for it.
+        let creates = try #require(summary.latency["rpc order.createOrder"])
+        #expect(creates.max >= 2_850 && creates.max < 2_950, "slowest createOrder answer: \(creates.max) ms")
+        #expect((summary.latency["rpc order.getOrder"]?.count ?? 0) > 0, "no order was answered pending")
     }
 
     @Test func theGatewayShedsBurstsAndClientsComeBackLater() async throws {

@@ -37,6 +37,12 @@ public final class OrderService: RetailService, @unchecked Sendable {
     /// own waiter out.
     private var activeSagas: [String: [(ticket: UInt64, continuation: UnsafeContinuation<Void, Never>)]] = [:]
     private var waiterTickets: UInt64 = 0
+    /// When each waiter stops waiting, earliest first: one sweeper task serves them all.
+    private var waitDeadlines = DeadlineQueue()
+    /// When the sweeper running now next wakes (nil: none runs), and its generation: a sweeper
+    /// superseded by one that must wake earlier ends when it wakes.
+    private var sweeperWakes: Timestamp?
+    private var sweeperGeneration: UInt64 = 0
     private let prices: [String: Money]
     /// The shops that exist: an order for any other is refused, not cancelled as out of stock.
     private let shops: Set<String>
@@ -301,16 +307,47 @@ public final class OrderService: RetailService, @unchecked Sendable {
             // Unreadable now: wait as if unfinished; the driver's completion or the deadline ends the wait.
             runtime.logger.error("saga \(orderId): cannot read its step: \(error)")
         }
-        let wait = deadline - runtime.clock.now
-        guard wait > .zero else { return }
+        guard deadline > runtime.clock.now else { return }
         waiterTickets &+= 1
         let ticket = waiterTickets
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
             activeSagas[orderId, default: []].append((ticket, c))
-            runtime.spawn("saga-wait-timeout") { [self] in
-                await runtime.sleep(for: wait)
-                guard let i = activeSagas[orderId]?.firstIndex(where: { $0.ticket == ticket }) else { return }
-                activeSagas[orderId]!.remove(at: i).continuation.resume()
+            // Deadlines of waiters already answered (their saga ended) go first, unslept on.
+            waitDeadlines.removeLeading { !isWaiting(orderId: $0.orderId, ticket: $0.ticket) }
+            waitDeadlines.insert(.init(deadline: deadline, orderId: orderId, ticket: ticket))
+            if sweeperWakes.map({ deadline < $0 }) ?? true { startSweeper() }
+        }
+    }
+
+    private func isWaiting(orderId: String, ticket: UInt64) -> Bool {
+        activeSagas[orderId]?.contains { $0.ticket == ticket } ?? false
+    }
+
+    /// Answers each waiter still waiting at its deadline. One task for all the waiters (it used to be
+    /// a task per request, sleeping out the whole deadline though the saga ended in milliseconds:
+    /// thousands of them asleep at a few hundred orders a second, each waking once for nothing).
+    /// It sleeps until the first deadline of a waiter still waiting, and ends when none is left.
+    private func startSweeper() {
+        sweeperGeneration &+= 1
+        let generation = sweeperGeneration
+        sweeperWakes = waitDeadlines.first?.deadline
+        runtime.spawn("saga-wait-timeouts") { [self] in
+            while generation == sweeperGeneration {
+                let now = runtime.clock.now
+                while let due = waitDeadlines.first, due.deadline <= now {
+                    waitDeadlines.removeFirst()
+                    if let i = activeSagas[due.orderId]?.firstIndex(where: { $0.ticket == due.ticket }) {
+                        activeSagas[due.orderId]!.remove(at: i).continuation.resume()
+                        if activeSagas[due.orderId]!.isEmpty { activeSagas[due.orderId] = nil }
+                    }
+                }
+                waitDeadlines.removeLeading { !isWaiting(orderId: $0.orderId, ticket: $0.ticket) }
+                guard let next = waitDeadlines.first else {
+                    sweeperWakes = nil
+                    return
+                }
+                sweeperWakes = next.deadline
+                await runtime.sleep(for: next.deadline - now)
             }
         }
     }
@@ -497,3 +534,51 @@ public final class OrderService: RetailService, @unchecked Sendable {
         }
     }
 }
+
+/// Deadlines in time order, earliest first. They arrive nearly in order (each is a request's
+/// arrival plus its timeout), so an insertion is an append but for the rare one that sorts
+/// earlier, and the earliest leave from the front without moving the rest.
+struct DeadlineQueue {
+    struct Entry {
+        var deadline: Timestamp
+        var orderId: String
+        var ticket: UInt64
+    }
+
+    private var entries: [Entry] = []
+    private var head = 0
+
+    var first: Entry? { head < entries.count ? entries[head] : nil }
+    var count: Int { entries.count - head }
+
+    /// After entries with the same deadline (first in, first out).
+    mutating func insert(_ entry: Entry) {
+        if entries.last.map({ $0.deadline <= entry.deadline }) ?? true {
+            entries.append(entry)
+            return
+        }
+        var low = head, high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].deadline <= entry.deadline { low = middle + 1 } else { high = middle }
+        }
+        entries.insert(entry, at: low)
+    }
+
+    mutating func removeFirst() {
+        head += 1
+        if head == entries.count {
+            entries.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024, head * 2 >= entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Removes entries from the front while `stale` says so.
+    mutating func removeLeading(while stale: (Entry) -> Bool) {
+        while let entry = first, stale(entry) { removeFirst() }
+    }
+}
+
