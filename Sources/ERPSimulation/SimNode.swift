@@ -34,7 +34,8 @@ public final class SimNode: @unchecked Sendable {
     public var synchronous: SynchronousMode = .beforeSend
     public internal(set) var runtime: SimRuntime?
     public internal(set) var instance: (any ERPService)?
-    /// This incarnation has failed a sync and exits when its job yields (`SimWorld.exitOnItsOwn`).
+    /// This incarnation ends on its own (a failed sync, a failed start) when its job yields
+    /// (`SimWorld.exitOnItsOwn`).
     var exiting = false
     /// When (virtual ns) the node exited on its own, within the restart policy's window: what the
     /// supervisor's backoff counts.
