@@ -131,6 +131,9 @@ public final class SyncBeforeSend: @unchecked Sendable {
             condition.lock()
             shared.synced = upTo
             shared.syncs += 1
+            // `stop()` may be waiting on the condition for this batch (only it: this thread is
+            // the one that waits for files, and it is here).
+            if shared.stopping { condition.broadcast() }
             var ready: [UnsafeContinuation<Void, Never>] = []
             shared.waiters.removeAll { waiter in
                 guard waiter.batch <= upTo else { return false }
@@ -147,8 +150,8 @@ public final class SyncBeforeSend: @unchecked Sendable {
     public func stop() {
         condition.lock()
         shared.stopping = true
-        condition.signal()
-        while shared.synced < shared.requested { condition.unlock(); usleep(1_000); condition.lock() }
+        condition.broadcast()
+        while shared.synced < shared.requested { condition.wait() }
         condition.unlock()
         for entry in databases { close(entry.wal) }
         databases.removeAll()

@@ -258,11 +258,12 @@ import Testing
         for (node, count) in starts { #expect(count == 1, "\(node) restarted") }
     }
 
-    /// The bus takes from a service only the event types that service publishes: a node that
-    /// calls as the order service cannot append inventory's events.
+    /// The bus takes from a service only the event types that service publishes, under its own
+    /// name: a node that calls as the order service cannot append inventory's events, nor its own
+    /// type with payment as the source.
     @Test func theBusTakesFromAServiceOnlyTheEventsItPublishes() async throws {
         let outcome = try await HeavyWork.shared.run {
-            try await onThreadOfItsOwn { () throws -> (String, Int) in
+            try await onThreadOfItsOwn { () throws -> (String, String, Int) in
                 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-bus-producers-\(UInt64.random(in: 0...UInt64.max))").path
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -272,7 +273,7 @@ import Testing
                 let posing = world.addNode("order")
                 posing.start()
                 world.run(until: world.elapsed + .milliseconds(50))
-                final class Seen: @unchecked Sendable { var refusal = ""; var appended = -1 }
+                final class Seen: @unchecked Sendable { var refusal = ""; var forgedSource = ""; var appended = -1 }
                 let seen = Seen()
                 let runtime = posing.runtime!
                 runtime.spawn("test") {
@@ -281,6 +282,12 @@ import Testing
                     seen.refusal = await Self.refusal {
                         try await runtime.transport.call(AppendEvents(events: [reserved]), metadata: runtime.metadata(timeout: .seconds(2)))
                     }
+                    // Its own type under another service's name.
+                    let posed = try! EventEnvelope(OrderCreated(orderId: "o1", shopId: "shop_malmo", userId: "u", items: [], totalAmount: Money(minorUnits: 0)),
+                                                   eventId: "evt_posed", source: .payment, timestamp: .simulationEpoch, correlationId: "c")
+                    seen.forgedSource = await Self.refusal {
+                        try await runtime.transport.call(AppendEvents(events: [posed]), metadata: runtime.metadata(timeout: .seconds(2)))
+                    }
                     let created = try! EventEnvelope(OrderCreated(orderId: "o1", shopId: "shop_malmo", userId: "u", items: [], totalAmount: Money(minorUnits: 0)),
                                                      eventId: "evt_own", source: .order, timestamp: .simulationEpoch, correlationId: "c")
                     seen.appended = (try? await runtime.transport.call(AppendEvents(events: [created]), metadata: runtime.metadata(timeout: .seconds(2))))?.appended ?? -1
@@ -288,11 +295,12 @@ import Testing
                 world.run(until: world.elapsed + .seconds(5))
                 world.stopAll()
                 world.tearDown()
-                return (seen.refusal, seen.appended)
+                return (seen.refusal, seen.forgedSource, seen.appended)
             }
         }
         #expect(outcome.0 == "forbidden")
-        #expect(outcome.1 == 1, "its own events are appended")
+        #expect(outcome.1 == "forbidden", "an event under another service's name")
+        #expect(outcome.2 == 1, "its own events are appended")
     }
 
     /// A campaign's Idempotency-Key used again with another request is refused, as an order's is;

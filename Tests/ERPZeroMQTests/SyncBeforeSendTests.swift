@@ -99,6 +99,32 @@ import ZeroMQTestSupport
 
     /// A failed sync leaves the files' state unknown: the process ends (here, the sync thread),
     /// and the message that waited for it is never sent.
+    /// Stopping finishes the sync under way before it returns (the databases close after it),
+    /// woken by that sync's end rather than looking again every millisecond.
+    @Test func stoppingWaitsForTheSyncUnderWay() async throws {
+        let gate = Gate()
+        let barrier = SyncBeforeSend(name: "stop", logger: Logger(label: "t"), sync: gate.sync)
+        let (db, cleanUp) = try database("stop")
+        defer { cleanUp() }
+        try barrier.add(db)
+        try insert(db, 1)
+        let sender = Task { await barrier.wait() }
+        while gate.entered.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let stopped = Locked(false)
+        let stopper = Thread {
+            barrier.stop()
+            stopped.withLock { $0 = true }
+        }
+        stopper.start()
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(!stopped.withLock { $0 }, "stop returned while a sync was under way")
+        gate.open.signal()
+        await sender.value
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !stopped.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(stopped.withLock { $0 } && barrier.syncCount == 1)
+    }
+
     @Test func aFailedSyncEndsTheProcessAndSendsNothing() async throws {
         let failure = Locked<String?>(nil)
         let barrier = SyncBeforeSend(name: "t", logger: Logger(label: "t"), sync: { _ in EIO }, failed: { why in

@@ -84,12 +84,18 @@ public final class EventBusService: RetailService, @unchecked Sendable {
 
     /// Appends `request`'s events for `caller`. A service may append only the event types it
     /// publishes (so that one whose key is misused cannot forge another's events: a restock from
-    /// the order service); callers that are not services (the harness, a test's client; in
+    /// the order service), each with the caller as its source; callers that are not services (the harness, a test's client; in
     /// production clients' keys may not call this at all) are not checked.
     func append(_ request: AppendEvents, from caller: NodeName) throws -> AppendAck {
-        if let service = ServiceName(rawValue: caller.rawValue), let allowed = ServiceCatalog.publishedEventTypes[service],
-           let foreign = request.events.first(where: { !allowed.contains($0.eventType) }) {
-            throw RPCError.rejected(code: "forbidden", message: "\(service) does not publish \(foreign.eventType) (event \(foreign.eventId))")
+        if let service = ServiceName(rawValue: caller.rawValue), let allowed = ServiceCatalog.publishedEventTypes[service] {
+            if let foreign = request.events.first(where: { !allowed.contains($0.eventType) }) {
+                throw RPCError.rejected(code: "forbidden", message: "\(service) does not publish \(foreign.eventType) (event \(foreign.eventId))")
+            }
+            // Nor under another's name: an event's source is who published it.
+            let source = service.sourceName
+            if let forged = request.events.first(where: { $0.source != source }) {
+                throw RPCError.rejected(code: "forbidden", message: "\(service) publishes as \(source), not \(forged.source) (event \(forged.eventId))")
+            }
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
         var queued = Array(repeating: [QueueHead.Entry](), count: routes.count)
