@@ -17,6 +17,17 @@ public struct Scenario: Sendable {
     public var duration: Duration = .seconds(20)
     /// The heal phase after it: faults off, no new orders; every flow must finish.
     public var heal: Duration = .seconds(30)
+
+    /// The shortest heal phase whose verdicts blame the services and not the schedule. A breaker
+    /// opened by the chaos phase's last fault stays open for its reset time, and the sagas behind
+    /// it cannot finish until it half-opens: the longest reset of the scenario's policies, with
+    /// 10 s to spare. Devices need six heartbeats to be judged. A generated schedule (the swarm)
+    /// or a shrunk one (`erp shrink`) never heals for less.
+    public var healFloor: Duration {
+        let reset = ([resilience.defaultPolicy] + Array(resilience.overrides.values)).map(\.circuitBreaker.resetTimeout).max()!
+        let floor = reset + .seconds(10)
+        return devices.enabled ? max(floor, devices.heartbeat * 6) : floor
+    }
     public var fixturesPath: String = "fixtures/retail.json"
     public var network = NetworkSettings()
     public var workload = OrderWorkload()

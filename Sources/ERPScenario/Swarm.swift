@@ -32,8 +32,7 @@ public enum Swarm {
         // the sagas behind it cannot finish, and the liveness verdict would blame the services for
         // the schedule (22 of 480 swarm seeds over the library did, every one so: a breaker opened
         // less than its 30 s reset before the run's end).
-        let reset = ([scenario.resilience.defaultPolicy] + Array(scenario.resilience.overrides.values)).map(\.circuitBreaker.resetTimeout).max()!
-        drawn.heal = max(scenario.heal, reset + .seconds(10))
+        drawn.heal = max(scenario.heal, drawn.healFloor)
         // Scaled expectations would not fit a schedule nobody calibrated: only the invariants judge.
         drawn.expect = Scenario.Expectations()
         return drawn

@@ -7,7 +7,8 @@ import Foundation
 
 /// `erp shrink REPORT`: from a failing simulation run, a smaller scenario that still breaks the
 /// same invariant. Delta debugging over the fault schedule (ddmin: drop chunks of faults, then
-/// single faults), then halving the chaos phase, the order rate and the heal phase, then dropping
+/// single faults), then halving the chaos phase, the order rate and the heal phase (down to the
+/// scenario's `healFloor`), then dropping
 /// the workloads the failure does not need; every candidate is run with the report's seed and
 /// kept only when the invariant still fails. Writes minimal.yaml, runs it again to prove it, and
 /// prints the sizes before and after.
@@ -89,9 +90,11 @@ struct Shrink: AsyncParsableCommand {
                 granularity = min(best.faults.count, granularity * 2)
             }
         }
-        // 2. A shorter chaos phase (the schedule scales with it).
+        // 2. A shorter chaos phase (the schedule scales with it, and the heal phase too, but not
+        //    below its floor: see 4).
         while best.duration > .seconds(1) {
-            let candidate = best.scaled(toChaos: max(.seconds(1), best.duration / 2))
+            var candidate = best.scaled(toChaos: max(.seconds(1), best.duration / 2))
+            candidate.heal = max(candidate.heal, min(best.heal, best.healFloor))
             guard await fails(candidate, "chaos \(best.duration.shortDescription) → \(candidate.duration.shortDescription)") else { break }
             best = candidate
         }
@@ -102,11 +105,12 @@ struct Shrink: AsyncParsableCommand {
             guard await fails(candidate, "order rate \(best.workload.ratePerSecond)/s → \(candidate.workload.ratePerSecond)/s") else { break }
             best = candidate
         }
-        // 4. A shorter heal phase (devices need six heartbeats of it).
-        let healMin = best.devices.enabled ? best.devices.heartbeat * 6 : .seconds(1)
-        while best.heal / 2 >= healMin {
+        // 4. A shorter heal phase, never below the floor under which a breaker still open or a
+        //    device not yet heard from would fail the run for its schedule, not its services (nor
+        //    below the report's own heal phase, when that was already under the floor).
+        while max(best.healFloor, best.heal / 2) < best.heal {
             var candidate = best
-            candidate.heal = best.heal / 2
+            candidate.heal = max(best.healFloor, best.heal / 2)
             guard await fails(candidate, "heal \(best.heal.shortDescription) → \(candidate.heal.shortDescription)") else { break }
             best = candidate
         }

@@ -1,4 +1,5 @@
 import ERPReports
+import ERPScenario
 import ERPTestSupport
 import Foundation
 import Testing
@@ -55,6 +56,13 @@ import Testing
         #expect(shrunk.output.contains("before: 12 faults, chaos 4s"))
         let after = try #require(shrunk.output.split(separator: "\n").first { $0.hasPrefix("after:") })
         #expect(!after.contains("12 faults"), "\(after)")
+        // The heal phase was not shrunk below the floor where an open breaker or an unheard
+        // device would fail the run whatever the services did (here the run's own heal, 8 s,
+        // was already under the 12 s floor of chaos-mix's 2 s breaker reset: not below that).
+        let minimal = try ScenarioLoader.load(path: dir + "/shrink/minimal.yaml")
+        let runSummary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/run/summary.json")))
+        let runHeal = Duration.milliseconds(runSummary.healMilliseconds)
+        #expect(minimal.heal >= min(runHeal, minimal.healFloor), "heal \(minimal.heal), the run's \(runHeal), floor \(minimal.healFloor)")
         // The written file, run as a user would, breaks the same invariant.
         let again = try await runErp(["run", dir + "/shrink/minimal.yaml", "--seed", "17", "--out", dir + "/again"])
         #expect(again.status == 2 && again.output.contains("FAIL  \(invariant)"), "\(again.output)")
