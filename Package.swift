@@ -214,7 +214,10 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "ERPProductionTests", dependencies: ["ERPFuzzTargets", "ERPWire", "ERPCore", "ERPProduction", "ERPStorage", "ERPZeroMQ", "ERPReports", "ERPTestSupport", "ERPServices", "ERPTransport", "ZeroMQ", "ZeroMQTestSupport"]),
-        .testTarget(name: "ERPZeroMQBackendTests", dependencies: ["ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport"]),
+        .testTarget(name: "ERPZeroMQBackendTests", dependencies: [
+            "ERPCore", "ERPScenario", "ERPZeroMQBackend", "ERPZeroMQ", "ERPReports", "ERPTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "ERPBenchmarksTests", dependencies: ["ERPBenchmarks", "ZeroMQ", "ERPCore"]),
     ]
 )
