@@ -83,9 +83,10 @@ public final class EventBusService: RetailService, @unchecked Sendable {
     }
 
     /// Appends `request`'s events for `caller`. A service may append only the event types it
-    /// publishes (so that one whose key is misused cannot forge another's events: a restock from
-    /// the order service), each with the caller as its source; callers that are not services (the harness, a test's client; in
-    /// production clients' keys may not call this at all) are not checked.
+    /// publishes, each with itself as the source (so that one whose key is misused cannot forge
+    /// another's events: a restock from the order service); callers that are not services (the
+    /// harness, a test's client; in production clients' keys may not call this at all) are not
+    /// checked.
     func append(_ request: AppendEvents, from caller: NodeName) throws -> AppendAck {
         if let service = ServiceName(rawValue: caller.rawValue), let allowed = ServiceCatalog.publishedEventTypes[service] {
             if let foreign = request.events.first(where: { !allowed.contains($0.eventType) }) {
