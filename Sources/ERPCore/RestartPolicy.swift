@@ -11,6 +11,15 @@ public struct RestartPolicy: Sendable, Hashable {
 
     public init() {}
 
+    /// Counts a death at `now` into `deaths`, the times of the earlier ones (durations since a
+    /// start of the caller's choosing), forgetting those older than `window`. Returns how many
+    /// deaths are left within it, this one included: what `wait(afterDeaths:)` takes.
+    public func count(deathAt now: Duration, in deaths: inout [Duration]) -> Int {
+        deaths.removeAll { now - $0 >= window }
+        deaths.append(now)
+        return deaths.count
+    }
+
     /// The wait before restarting a service that has died `deaths` times within `window`, this
     /// death included.
     public func wait(afterDeaths deaths: Int) -> Duration {

@@ -149,21 +149,13 @@ public struct GatewayHTTP: Sendable {
         for route in Route.allCases {
             router.on(RouterPath(route.path), method: route.method) { request, context in await respond(to: route, request, context) }
             // HEAD wherever GET is served (RFC 9110 §9.3.2: a general-purpose server must), as
-            // health checkers and caches use it: GET's status and headers, no body.
+            // health checkers and caches use it: GET's answer, whose body the HTTP/1 encoder
+            // leaves out after a HEAD request (its Content-Length stays).
             if route.method == .get {
-                router.on(RouterPath(route.path), method: .head) { request, context in
-                    Self.headAnswer(await respond(to: route, request, context))
-                }
+                router.on(RouterPath(route.path), method: .head) { request, context in await respond(to: route, request, context) }
             }
         }
         return router
-    }
-
-    /// The answer to HEAD: the GET answer's status and headers (its Content-Length included), no body.
-    static func headAnswer(_ get: Response) -> Response {
-        var headers = get.headers
-        if headers[.contentLength] == nil, let length = get.body.contentLength { headers[.contentLength] = String(length) }
-        return Response(status: get.status, headers: headers, body: ResponseBody())
     }
 
     private func respond(to route: Route, _ request: Request, _ context: BasicRequestContext) async -> Response {
@@ -507,7 +499,7 @@ struct UnroutedAnswer: RouterMiddleware {
         } catch let error as HTTPError where error.status == .notFound {
             let answer = GatewayHTTP.unrouted(method: request.method, path: request.uri.path)
             gateway.metrics.record("unrouted", outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
-            // To HEAD too, with its body: the HTTP/1 encoder sends no body after a HEAD answer.
+            // To HEAD too: the HTTP/1 encoder sends no body after a HEAD answer.
             return gateway.respond(answer, correlationId: nil)
         }
     }

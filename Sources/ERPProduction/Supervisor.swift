@@ -62,7 +62,9 @@ public final class Supervisor: @unchecked Sendable {
     private let lock = NSLock()
     private let children: [Child]
     private var running: [String: pid_t] = [:]
-    private var restarts: [String: [ContinuousClock.Instant]] = [:]
+    /// Each child's deaths within the restart policy's window, as times since `started`.
+    private var restarts: [String: [Duration]] = [:]
+    private let started = ContinuousClock.now
     private var stopping = false
     private var restartCounts: [String: Int] = [:]
     /// Children killed on purpose (`crash`), left down until `restart`.
@@ -160,11 +162,7 @@ public final class Supervisor: @unchecked Sendable {
         let (stop, recent): (Bool, Int) = lock.withLock {
             if running[child.name] == pid { running[child.name] = nil }
             if stopping || held.contains(child.name) { return (true, 0) }
-            let now = ContinuousClock.now
-            var times = (restarts[child.name] ?? []).filter { now - $0 < restartPolicy.window }
-            times.append(now)
-            restarts[child.name] = times
-            return (false, times.count)
+            return (false, restartPolicy.count(deathAt: ContinuousClock.now - started, in: &restarts[child.name, default: []]))
         }
         if stop { return }
         let signalled = status & 0x7f

@@ -7,8 +7,7 @@ import ERPServices
 /// the default: crash, partition, link loss, pause); a drawn schedule has 1 to twice as many faults
 /// as the scenario (at least 2), each at a random time of the chaos phase, for a random length, on
 /// random services; the order rate is the scenario's times 0.5–1.5; the heal phase lasts at least
-/// the breakers' reset timeout and 10 s. The same scenario and seed draw the same schedule in any
-/// process.
+/// the scenario's `healFloor`. The same scenario and seed draw the same schedule in any process.
 public enum Swarm {
     /// The services a drawn fault may strike: every service of the catalogue.
     static let targets = ServiceCatalog.startOrder.map(NodeName.init)
@@ -28,10 +27,8 @@ public enum Swarm {
             let lasting: Duration? = kind.ends ? millisecondsCeiling(random.uniform(0.5, max(0.5, chaos.seconds / 3))) : nil
             return ScheduledFault(at: at, duration: lasting, kind: kind)
         }.sorted { $0.at < $1.at }
-        // The heal phase outlasts a breaker opened by the chaos phase's last fault: until it half-opens,
-        // the sagas behind it cannot finish, and the liveness verdict would blame the services for
-        // the schedule (22 of 480 swarm seeds over the library did, every one so: a breaker opened
-        // less than its 30 s reset before the run's end).
+        // Never under the floor (`healFloor`): with a shorter heal, 22 of 480 swarm seeds over the
+        // library failed liveness for a breaker opened less than its 30 s reset before the end.
         drawn.heal = max(scenario.heal, drawn.healFloor)
         // Scaled expectations would not fit a schedule nobody calibrated: only the invariants judge.
         drawn.expect = Scenario.Expectations()

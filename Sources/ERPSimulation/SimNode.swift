@@ -37,9 +37,9 @@ public final class SimNode: @unchecked Sendable {
     /// This incarnation ends on its own (a failed sync, a failed start) when its job yields
     /// (`SimWorld.exitOnItsOwn`).
     var exiting = false
-    /// When (virtual ns) the node exited on its own, within the restart policy's window: what the
-    /// supervisor's backoff counts.
-    var exits: [Int64] = []
+    /// When (virtual time) the node exited on its own, within the restart policy's window: what
+    /// the supervisor's backoff counts.
+    var exits: [Duration] = []
 
     init(world: SimWorld, index: Int, name: NodeName, service: ServiceName?,
          factory: (@Sendable (SimRuntime) throws -> any ERPService)?) {

@@ -424,9 +424,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         schedule(after: .zero) { [unowned self] in
             guard node.alive, node.epoch == epoch else { return }
             node.crash()
-            let now = elapsedNanoseconds, window = restartPolicy.window.nanoseconds
-            node.exits = node.exits.filter { now - $0 < window } + [now]
-            let wait = restartPolicy.wait(afterDeaths: node.exits.count)
+            let wait = restartPolicy.wait(afterDeaths: restartPolicy.count(deathAt: elapsed, in: &node.exits))
             record("exit \(node.name) status \(status); supervisor restarts it in \(wait.shortDescription)")
             schedule(after: wait) { [unowned self] in
                 // Unless a fault of the scenario has started (and perhaps crashed) it since.

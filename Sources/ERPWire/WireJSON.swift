@@ -182,6 +182,8 @@ private struct Parser {
         case UInt8(ascii: "{"):
             index += 1
             var members: [(String, WireValue)] = []
+            // The keys so far, once there are many: a small object's are looked through instead.
+            var keys: Set<String>?
             skipSpace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -194,8 +196,16 @@ private struct Parser {
                 let key = try parseString()
                 // A key twice is refused (I-JSON, RFC 7493): parsers disagree on which one counts,
                 // so a body a proxy checked by its first key could be acted on by its second here.
-                // Objects are small: a look through the keys so far costs less than a set.
-                if members.count < 32 ? members.contains(where: { $0.0 == key }) : Set(members.map(\.0)).contains(key) {
+                // Objects are small: a look through the keys so far costs less than a set, until
+                // there are 32 of them; then the set is made once and kept.
+                let twice: Bool
+                if keys != nil {
+                    twice = !keys!.insert(key).inserted
+                } else {
+                    twice = members.contains { $0.0 == key }
+                    if !twice, members.count == 31 { keys = Set(members.map(\.0) + [key]) }
+                }
+                if twice {
                     index = keyAt
                     throw corrupt("the key \"\(key.count > 40 ? key.prefix(40) + "…" : key)\" twice in one object")
                 }

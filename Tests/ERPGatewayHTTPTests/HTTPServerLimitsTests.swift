@@ -64,6 +64,22 @@ final class RawConnection {
                            configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
 
+    /// A request's head up to its body's headers: POST /orders with the test's key, JSON.
+    static let orderHead = "POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
+
+    /// Sends `text` on a connection of its own; what comes back until the server closes it or
+    /// `within` passes.
+    func exchange(_ text: String, port: Int, within: Duration = .seconds(3)) async throws -> (text: String, closed: Bool) {
+        let connection = try RawConnection(port: port)
+        connection.send(text)
+        return await connection.readUntilClosed(within: within)
+    }
+
+    /// Whether the server answers a well-behaved client, on a connection of its own.
+    func answersHealth(port: Int) async throws -> Bool {
+        try await exchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port, within: .seconds(5)).text.hasPrefix("HTTP/1.1 200")
+    }
+
     @Test func aConnectionThatNeverFinishesItsHeaderIsClosed() async throws {
         var limits = HTTPServerLimits()
         limits.idleTimeout = .milliseconds(300)
@@ -75,9 +91,7 @@ final class RawConnection {
             #expect(seen.closed, "the half-sent request held its connection")
             // The server still answers a well-behaved client (on a connection of its own: the test
             // client's kept-alive one has been idle too, and was closed as well).
-            let prompt = try RawConnection(port: port)
-            prompt.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            #expect(await prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
+            #expect(try await answersHealth(port: port))
         }
     }
 
@@ -129,10 +143,7 @@ final class RawConnection {
     @Test func aDeclaredLengthPastTheLimitIsRefusedBeforeTheBody() async throws {
         try await app(limits: HTTPServerLimits()).test(.live) { client in
             let port = try #require(client.port)
-            let big = try RawConnection(port: port)
-            big.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
-                     + "Content-Length: \(GatewayHTTPSettings(apiKeys: []).bodyByteCountMax + 1)\r\n\r\n{")
-            let seen = await big.readUntilClosed(within: .seconds(3))
+            let seen = try await exchange(Self.orderHead + "Content-Length: \(GatewayHTTPSettings(apiKeys: []).bodyByteCountMax + 1)\r\n\r\n{", port: port)
             #expect(seen.text.hasPrefix("HTTP/1.1 413"), "\(seen.text)")
             #expect(seen.text.contains("body_too_large"), "\(seen.text)")
             #expect(seen.closed, "the connection was kept open for a body past the limit")
@@ -145,14 +156,9 @@ final class RawConnection {
     @Test func aMalformedChunkIsABadRequest() async throws {
         try await app(limits: HTTPServerLimits()).test(.live) { client in
             let port = try #require(client.port)
-            let broken = try RawConnection(port: port)
-            broken.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
-                        + "Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n")
-            let seen = await broken.readUntilClosed(within: .seconds(3))
+            let seen = try await exchange(Self.orderHead + "Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n", port: port)
             #expect(seen.text.hasPrefix("HTTP/1.1 400"), "\(seen.text)")
-            let prompt = try RawConnection(port: port)
-            prompt.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            #expect(await prompt.readUntilClosed(within: .seconds(5)).text.hasPrefix("HTTP/1.1 200"))
+            #expect(try await answersHealth(port: port))
         }
     }
 
@@ -161,11 +167,8 @@ final class RawConnection {
     @Test func aConnectionIsKeptAfterARequestReadWhole() async throws {
         try await app(limits: HTTPServerLimits()).test(.live) { client in
             let port = try #require(client.port)
-            let kept = try RawConnection(port: port)
-            kept.send("POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: secret\r\nContent-Type: application/json\r\n"
-                      + "Content-Length: 2\r\n\r\n[]"
-                      + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            let seen = await kept.readUntilClosed(within: .seconds(3))
+            let seen = try await exchange(Self.orderHead + "Content-Length: 2\r\n\r\n[]"
+                                          + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port)
             #expect(seen.text.hasPrefix("HTTP/1.1 400"), "\(seen.text)")
             #expect(seen.text.components(separatedBy: "HTTP/1.1 200").count == 2, "the second request was not answered: \(seen.text)")
         }
@@ -176,11 +179,8 @@ final class RawConnection {
     @Test func headIsServedWhereGetIs() async throws {
         try await app(limits: HTTPServerLimits()).test(.live) { client in
             let port = try #require(client.port)
-            let connection = try RawConnection(port: port)
-            connection.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                            + "HEAD /orders HTTP/1.1\r\nHost: x\r\n\r\n"
-                            + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            let seen = await connection.readUntilClosed(within: .seconds(3))
+            let seen = try await exchange("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n" + "HEAD /orders HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port)
             let answers = Array(seen.text.components(separatedBy: "HTTP/1.1 ").dropFirst())
             #expect(answers.count == 3, "\(seen.text)")
             guard answers.count == 3 else { return }

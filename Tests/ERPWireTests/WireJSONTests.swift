@@ -127,6 +127,18 @@ import Testing
         }
     }
 
+    /// A body of many keys (a megabyte holds some 100,000) costs the key check a set built once,
+    /// not one set per key: 20,000 keys, read whole, and the repeated last one found.
+    @Test func aManyKeyObjectIsCheckedInOnePass() throws {
+        let keys = (0..<20_000).map { "\"k\($0)\":0" }
+        guard case .object(let members) = try WireJSON.parse(Array(("{" + keys.joined(separator: ",") + "}").utf8)) else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(members.count == 20_000)
+        #expect(throws: DecodingError.self) { try WireJSON.parse(Array(("{" + (keys + ["\"k7\":1"]).joined(separator: ",") + "}").utf8)) }
+    }
+
     @Test func namesTheKeyAndPathOfAnError() throws {
         struct Inner: Decodable { var quantity: Int }
         struct Outer: Decodable { var lines: [Inner] }

@@ -323,6 +323,14 @@ public final class OrderService: RetailService, @unchecked Sendable {
         activeSagas[orderId]?.contains { $0.ticket == ticket } ?? false
     }
 
+    /// Takes waiter `ticket` of `orderId` out, if it still waits.
+    private func takeWaiter(orderId: String, ticket: UInt64) -> UnsafeContinuation<Void, Never>? {
+        guard let i = activeSagas[orderId]?.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+        let waiter = activeSagas[orderId]!.remove(at: i)
+        if activeSagas[orderId]!.isEmpty { activeSagas[orderId] = nil }
+        return waiter.continuation
+    }
+
     /// Answers each waiter still waiting at its deadline. One task for all the waiters (it used to be
     /// a task per request, sleeping out the whole deadline though the saga ended in milliseconds:
     /// thousands of them asleep at a few hundred orders a second, each waking once for nothing).
@@ -336,10 +344,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 let now = runtime.clock.now
                 while let due = waitDeadlines.first, due.deadline <= now {
                     waitDeadlines.removeFirst()
-                    if let i = activeSagas[due.orderId]?.firstIndex(where: { $0.ticket == due.ticket }) {
-                        activeSagas[due.orderId]!.remove(at: i).continuation.resume()
-                        if activeSagas[due.orderId]!.isEmpty { activeSagas[due.orderId] = nil }
-                    }
+                    takeWaiter(orderId: due.orderId, ticket: due.ticket)?.resume()
                 }
                 waitDeadlines.removeLeading { !isWaiting(orderId: $0.orderId, ticket: $0.ticket) }
                 guard let next = waitDeadlines.first else {
