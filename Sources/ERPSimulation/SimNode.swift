@@ -177,7 +177,13 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
         let path = world.storageDirectory + "/" + ServiceDatabase.fileName(node: node, database: name)
         // Files on the real disk model process crashes only (no power loss): syncing them would
         // cost real fsyncs for nothing.
-        let durability: Durability = world.storage == nil ? Durability(synchronous: .off, exclusiveLock: true) : .simulated(simNode.synchronous)
+        let durability: Durability = if world.storage == nil {
+            Durability(synchronous: .off, exclusiveLock: true)
+        } else if world.modelsDiskFaults {
+            .simulated(simNode.synchronous)
+        } else {
+            Durability(synchronous: .off, exclusiveLock: true, journal: .memory)
+        }
         let db = try ServiceDatabase(path: path, durability: durability, migrations: migrations)
         simNode.databases.append(db)
         return db

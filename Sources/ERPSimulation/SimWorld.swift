@@ -22,6 +22,11 @@ public enum SimStorage: Sendable, Hashable {
     /// `modelsPowerLoss`: each write keeps the bytes it overwrote until the next sync, which a
     /// power loss needs (a copy per write).
     case memory(modelsPowerLoss: Bool)
+    /// In memory, for a run whose disks never fail: each database keeps its rollback journal in
+    /// the connection's memory and never syncs (SQLite writes a commit's pages once, with no WAL
+    /// frames, checksums or checkpoints). Process crashes keep their semantics exactly: a node
+    /// dies between jobs, and a transaction runs inside one. Disk faults are refused.
+    case memoryWithoutDiskFaults
     /// Ordinary files in the storage directory: a run whose databases outgrow memory (a million
     /// orders). No disk faults.
     case files
@@ -43,6 +48,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// out): no file I/O, and the disks' faults (power loss, failing writes, slow syncs). Nil when
     /// the world keeps its files on the real disk.
     public private(set) var storage: MemoryVolume?
+    /// Whether the disks can fail (power loss, failing writes, slow syncs): the databases are
+    /// then in WAL mode and synced as production's (`SimStorage.memory`).
+    public let modelsDiskFaults: Bool
     /// Print service logs to standard error with virtual timestamps.
     public var logToStandardError = false
     /// Every RPC made in this world, by method and outcome, with its virtual round-trip latency
@@ -87,10 +95,16 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         self.trace = trace
         self.randomizeScheduling = randomizeScheduling
         self.storageDirectory = storageDirectory
-        if case .memory(let modelsPowerLoss) = storage {
+        let tracksUnsynced: Bool? = switch storage {
+        case .memory(let modelsPowerLoss): modelsPowerLoss
+        case .memoryWithoutDiskFaults: false
+        case .files: nil
+        }
+        modelsDiskFaults = if case .memory = storage { true } else { false }
+        if let tracksUnsynced {
             // Weak: a connection nobody closed (a world dropped without `stopAll()`) closes, and
             // syncs, after the world is gone.
-            self.storage = MemoryVolume(directory: storageDirectory, tracksUnsynced: modelsPowerLoss,
+            self.storage = MemoryVolume(directory: storageDirectory, tracksUnsynced: tracksUnsynced,
                                         now: { [weak self] in self?.elapsedNanoseconds ?? 0 })
         }
     }
@@ -493,6 +507,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
 
     /// Every write to the node's files fails so until `nil`.
     public func setDiskFailure(_ name: NodeName, _ failure: SimulatedDisk.WriteFailure?) {
+        precondition(modelsDiskFaults, "a disk fault needs storage: .memory(modelsPowerLoss:)")
         guard let node = node(name) else { return }
         node.disk.writeFailure = failure
         record("fault disk \(name) " + (failure.map { "fails writes: \($0)" } ?? "writes again"))
@@ -500,6 +515,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
 
     /// Each sync of the node's disk takes `latency` (zero: none).
     public func setSyncLatency(_ name: NodeName, _ latency: Duration) {
+        precondition(modelsDiskFaults, "a disk fault needs storage: .memory(modelsPowerLoss:)")
         guard let node = node(name) else { return }
         node.disk.syncLatencyNanoseconds = max(0, latency.nanoseconds)
         record("fault disk \(name) syncs in \(latency.shortDescription)")

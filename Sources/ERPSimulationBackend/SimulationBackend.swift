@@ -61,8 +61,16 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         // A run that offers more orders than memory comfortably holds databases for (about 10 KB
         // per order) keeps files unless it needs the simulated disks.
         let large = scenario.workload.ratePerSecond * scenario.duration.seconds > Self.ordersInMemoryMax && diskFault == nil
-        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace,
-                         storage: filesOnDisk || large ? .files : .memory(modelsPowerLoss: powerLoss))
+        // Disks that cannot fail cost less: no WAL, no syncs (a scenario that weakens a service's
+        // `synchronous` means it for a power loss, and keeps the disks that model one).
+        let storage: SimStorage = if filesOnDisk || large {
+            .files
+        } else if diskFault == nil && scenario.durability.isEmpty {
+            .memoryWithoutDiskFaults
+        } else {
+            .memory(modelsPowerLoss: powerLoss)
+        }
+        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace, storage: storage)
         world.logToStandardError = logToStandardError
         world.network.defaultLink = LinkSettings(scenario.network.link)
         for (method, time) in scenario.network.serviceTimes { world.serviceTimes[method] = time }

@@ -42,14 +42,28 @@ public enum SynchronousMode: String, Sendable, CaseIterable {
 /// the node (`.beforeSend`), in production and in simulation alike (docs/durability.md shows the
 /// power-loss scenario that catches a weaker setting).
 public struct Durability: Sendable, Hashable {
+    /// Where a transaction keeps what it needs to roll back or to recover.
+    public enum Journal: String, Sendable, Hashable {
+        /// A write-ahead log beside the file: commits append to it, checkpoints copy it back.
+        /// Survives a crash of the process at any instant, and a power loss per `synchronous`.
+        case wal
+        /// A rollback journal in the connection's memory: a commit writes its pages into the file
+        /// in place. A transaction still rolls back, but a process that dies inside a commit can
+        /// leave the file torn; only for a simulated node, whose process dies between the jobs of
+        /// its executor (a transaction runs inside one job) and whose disk never fails.
+        case memory
+    }
+
     public var synchronous: SynchronousMode
     /// One connection holds the file's lock for its whole life (no lock calls around each
     /// transaction, and WAL's index in the connection's memory): the simulator, where nobody else
     /// opens a node's file while the node is up.
     public var exclusiveLock: Bool
+    public var journal: Journal
 
-    public init(synchronous: SynchronousMode, exclusiveLock: Bool) {
-        self.synchronous = synchronous; self.exclusiveLock = exclusiveLock
+    public init(synchronous: SynchronousMode, exclusiveLock: Bool, journal: Journal = .wal) {
+        precondition(journal == .wal || synchronous == .off, "a journal in memory is never synced: synchronous must be off")
+        self.synchronous = synchronous; self.exclusiveLock = exclusiveLock; self.journal = journal
     }
 
     /// Production: WAL synced before anything leaves the node, ordinary locking.
@@ -121,7 +135,9 @@ public final class ServiceDatabase: @unchecked Sendable {
             try db.execute(sql: durability.synchronous.pragma)
         }
         let queue = try DatabaseQueue(path: path, configuration: configuration)
-        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: durability.journal == .wal ? "PRAGMA journal_mode = WAL" : "PRAGMA journal_mode = MEMORY")
+        }
         var migrator = DatabaseMigrator()
         migrator.registerMigration("shared-1") { db in try SharedTables.create(db) }
         for m in migrations { migrator.registerMigration(m.name, migrate: m.migrate) }
