@@ -241,13 +241,25 @@ public final class OrderService: RetailService, @unchecked Sendable {
             }
         }
         runtime.record(isNew ? "order \(orderId) accepted" : "order \(orderId) requested again")
+        // A new order's saga starts from what was just committed: its driver need not read it back.
+        let created = isNew ? OrderView(orderId: orderId, userId: request.userId, shopId: request.shopId, items: items,
+                                        totalAmount: total, status: .pending, reason: nil, pricing: pricing) : nil
         if !drivers.contains(orderId) {
-            runtime.spawn("saga") { [self] in await self.drive(orderId) }
+            let start = created.map { SagaState(step: .reserve, reason: nil, order: $0, correlationId: context.correlationId) }
+            runtime.spawn("saga") { [self] in await self.drive(orderId, from: start) }
         }
         // Answer before the caller's deadline even if the saga is still going (as HTTP's 202):
         // a caller that times out learns nothing, and its breaker would count us as failing.
         await waitForSaga(orderId, until: context.deadline - settings.answerMargin)
-        return try view(orderId)
+        guard var answer = created else { return try view(orderId) }
+        // Only the status and the reason can have changed since the order was committed.
+        let row = try storage {
+            try database.read { db in try Row.fetchOne(db, cached: "SELECT status, reason FROM orders WHERE orderId = ?", arguments: [orderId]) }
+        }
+        guard let row else { throw RPCError.rejected(code: "not_found", message: "no order \(orderId)") }
+        answer.status = OrderStatus(rawValue: row[0]) ?? .pending
+        answer.reason = row[1]
+        return answer
     }
 
     /// The campaign in force per product, and how the order is priced. Campaign is asked through
@@ -357,7 +369,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         }
     }
 
-    private struct SagaState {
+    struct SagaState {
         /// Nil for a step this build does not know (a database from elsewhere): not driven.
         var step: SagaStep?
         var reason: String?
@@ -375,7 +387,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
 
     /// Drives one order's saga to its end: makes each step's call and persists what `OrderSaga`
     /// decides. One driver per order per incarnation.
-    func drive(_ orderId: String) async {
+    ///
+    /// `start`: the saga's state as its creator committed it (nil: read from the database).
+    func drive(_ orderId: String, from start: SagaState? = nil) async {
         guard !drivers.contains(orderId) else { return }
         drivers.insert(orderId)
         defer {
@@ -386,7 +400,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         // The saga's state as this driver last committed it: only the driver writes an order's
         // saga once it exists, so it is read from the database once, and again only after a
         // write that failed (it held two queries and the order's items decoded, per step).
-        var known: SagaState?
+        var known = start
         while true {
             let state: SagaState
             if let known {
