@@ -209,13 +209,18 @@ extension Scenario {
     /// The same scenario with its chaos phase lasting `chaos`: fault times, fault durations,
     /// restart delays, the heal phase and the expected order counts scale by the same factor
     /// (the arrival rate does not), so a long scenario can run in seconds.
-    public func scaled(toChaos chaos: Duration) -> Scenario {
+    ///
+    /// The heal phase shrinks no further than `healFloor` (nor grows past the scenario's own):
+    /// payment-blackout's 60 s heal scaled to a 2 s chaos phase was 0.75 s, and half of its
+    /// seeds then failed for want of time, not for anything the services did. `keepingHealFloor:
+    /// false` is for real processes, whose heal phase waits for the flows still going by itself.
+    public func scaled(toChaos chaos: Duration, keepingHealFloor: Bool = true) -> Scenario {
         guard duration > .zero, chaos != duration else { return self }
         let factor = chaos.seconds / duration.seconds
         func scale(_ d: Duration) -> Duration { .nanoseconds(Int64((Double(d.nanoseconds) * factor).rounded())) }
         var scaled = self
         scaled.duration = chaos
-        scaled.heal = scale(heal)
+        scaled.heal = keepingHealFloor ? max(scale(heal), min(heal, healFloor)) : scale(heal)
         scaled.faults = faults.map { fault in
             var f = fault
             f.at = scale(fault.at)

@@ -152,7 +152,7 @@ private func overZeroMQ(_ scenario: Scenario, seed: UInt64?, chaos zmqChaos: Dur
     guard FileManager.default.isExecutableFile(atPath: erpBinary) else {
         throw TestSupportError("no erp binary at \(erpBinary): build it first (swift build) or set ERP_BINARY")
     }
-    let scaled = scenario.scaled(toChaos: zmqChaos)
+    let scaled = scenario.scaled(toChaos: zmqChaos, keepingHealFloor: false) // as `erp run --mode zmq --duration` does
     let out = scratchDirectory("zmq-\(scenario.name)")
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
     let seed = seed ?? scenario.seed

@@ -64,7 +64,7 @@ struct CrashMatrix: AsyncParsableCommand {
             FileHandle.standardError.write(Data("erp crash-matrix: \(error)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
-        template = template.scaled(toChaos: chaos)
+        template = template.scaled(toChaos: chaos, keepingHealFloor: false) // real processes: see `erp run`
         template.faults = []
         template.expect = Scenario.Expectations()
         template.workload.ratePerSecond = rate

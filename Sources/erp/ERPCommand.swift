@@ -75,7 +75,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: RunMode = .simulation
 
-    @Option(help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase and the expectations.",
+    @Option(help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor: its longest breaker reset plus 10 s) and the expectations.",
                                valueName: "duration"))
     var duration: String?
 
@@ -97,7 +97,8 @@ struct Run: AsyncParsableCommand {
             guard let chaos = Duration(parsing: duration), chaos > .zero else {
                 throw failure("--duration must be a positive duration such as 5s or 1500ms, not '\(duration)'")
             }
-            loaded = loaded.scaled(toChaos: chaos)
+            // Real processes' heal phase waits for the flows still going (ZeroMQBackend.runHealPhase).
+            loaded = loaded.scaled(toChaos: chaos, keepingHealFloor: mode == .simulation)
             reproduce += ["--duration", duration]
         }
         for name in defects {

@@ -8,15 +8,18 @@ import Testing
             name: t
             duration: 20s
             heal: 30s
+            resilience:
+              circuitBreaker: {resetTimeout: 1s}
             faults:
               - {at: 4s, crash: order, restartAfter: 2s}
               - {at: 10s, partition: [order, inventory], for: 6s}
               - {at: 12s, crash: payment}
             expect: {minConfirmed: 101, minCancelled: 10}
             """)
-        let scaled = s.scaled(toChaos: .seconds(5))
+        let scaled = s.scaled(toChaos: .seconds(5), keepingHealFloor: false)
         #expect(scaled.duration == .seconds(5))
         #expect(scaled.heal == .milliseconds(7_500))
+        #expect(s.scaled(toChaos: .seconds(5)).heal == .seconds(11), "the floor: the breaker's reset and 10 s")
         #expect(scaled.faults.map(\.at) == [.seconds(1), .milliseconds(2_500), .seconds(3)])
         #expect(scaled.faults.map(\.duration) == [nil, .milliseconds(1_500), nil])
         guard case .crash(let node, let restartAfter) = scaled.faults[0].kind else { Issue.record("not a crash"); return }
@@ -25,6 +28,28 @@ import Testing
         #expect(scaled.expect.minConfirmed == 25 && scaled.expect.minCancelled == 2)
         #expect(scaled.workload.ratePerSecond == s.workload.ratePerSecond)
         #expect(s.scaled(toChaos: .seconds(20)).faults.map(\.at) == s.faults.map(\.at))
+    }
+
+    /// payment-blackout's 60 s heal scaled with its 160 s chaos phase down to 2 s was 0.75 s, and
+    /// half of its seeds failed for that alone: the heal stops at the floor (the breaker's reset
+    /// plus 10 s here), and never grows past the scenario's own. Real processes keep the scaled
+    /// heal: their heal phase waits for the flows itself.
+    @Test func scalingStopsTheHealPhaseAtItsFloor() throws {
+        func scenario(heal: String) throws -> Scenario {
+            try ScenarioLoader.parse("""
+                name: t
+                duration: 160s
+                heal: \(heal)
+                resilience:
+                  circuitBreaker: {resetTimeout: 2s}
+                """)
+        }
+        let s = try scenario(heal: "60s")
+        #expect(s.healFloor == .seconds(12))
+        #expect(s.scaled(toChaos: .seconds(2)).heal == .seconds(12))
+        #expect(s.scaled(toChaos: .seconds(2), keepingHealFloor: false).heal == .milliseconds(750))
+        #expect(s.scaled(toChaos: .seconds(80)).heal == .seconds(30), "above the floor it scales")
+        #expect(try scenario(heal: "5s").scaled(toChaos: .seconds(2)).heal == .seconds(5), "no longer than the scenario's own")
     }
 
     /// A power cut lands up to 100 ms after its `at`; scaling a schedule down must not bring its
