@@ -105,6 +105,8 @@ import Testing
             }
             #expect(await Self.refusal { try await transport.call(Vend(vendId: "v-1", machineId: "nope", productId: product, quantity: 1),
                                                                  metadata: metadata()) } == "unknown_machine")
+            #expect(await Self.refusal { try await transport.call(Vend(vendId: "v-3", machineId: machine.id, productId: "nope", quantity: 1),
+                                                                 metadata: metadata()) } == "unknown_product")
             // A shelf sensor is no vending machine, whoever asks the shop.
             let operation = VendingMachineOperation(operationId: "op-1", machineId: sensor.id, operation: .dispense, productId: product, quantity: 1)
             #expect(await Self.refusal { try await transport.call(operation, metadata: metadata()) } == "not_a_vending_machine")

@@ -19,6 +19,8 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
     private let caller: ResilientCaller
     /// Machine id → its shop, from the fixtures' vending machines.
     private let machines: [String: String]
+    /// The catalogue's products (the fixtures', as the order service prices from).
+    private let products: Set<String>
     /// Vends this incarnation is driving (one driver per vend).
     private var drivers: Set<String> = []
 
@@ -30,6 +32,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         var machines: [String: String] = [:]
         for device in settings.fixtures.devices where device.kind == .vendingMachine { machines[device.id] = device.shopId }
         self.machines = machines
+        products = Set(settings.fixtures.products.map(\.id))
     }
 
     static let migrations: [Migration] = [
@@ -60,6 +63,11 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         if let problem = request.problem { throw RPCError.rejected(code: "bad_request", message: problem) }
         guard let shopId = machines[request.machineId] else {
             throw RPCError.rejected(code: "unknown_machine", message: "no vending machine \(request.machineId)")
+        }
+        // A product nobody sells is the client's mistake, refused as an order's is (a 400), not a
+        // vend recorded and then refused by the shop (a 200 with status refused).
+        guard products.contains(request.productId) else {
+            throw RPCError.rejected(code: "unknown_product", message: "no product \(request.productId)")
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
         let isNew: Bool = try storage {
