@@ -1,14 +1,14 @@
 /// The seed's event envelope, field for field:
 /// `eventId, eventType, eventVersion, source, timestamp, correlationId, data`.
 public struct EventEnvelope: Hashable, Sendable, Codable {
-    public var eventId: String { didSet { text = TextCache() } }
-    public var eventType: String { didSet { text = TextCache() } }
-    public var eventVersion: String { didSet { text = TextCache() } }
-    public var source: String { didSet { text = TextCache() } }
+    public var eventId: String { didSet { forgetCaches() } }
+    public var eventType: String { didSet { forgetCaches() } }
+    public var eventVersion: String { didSet { forgetCaches() } }
+    public var source: String { didSet { forgetCaches() } }
     /// Unix time in milliseconds, from the publishing service's clock.
-    public var timestamp: Int64 { didSet { text = TextCache() } }
-    public var correlationId: String { didSet { text = TextCache() } }
-    public var data: JSONValue { didSet { text = TextCache() } }
+    public var timestamp: Int64 { didSet { forgetCaches() } }
+    public var correlationId: String { didSet { forgetCaches() } }
+    public var data: JSONValue { didSet { forgetCaches() } }
 
     /// The JSON text this envelope was read from, while none of its fields has changed since: an
     /// event relayed from an outbox reaches the bus (in the simulator, as a value) with the text
@@ -21,6 +21,31 @@ public struct EventEnvelope: Hashable, Sendable, Codable {
         var value: String?
         static func == (a: TextCache, b: TextCache) -> Bool { true }
         func hash(into hasher: inout Hasher) {}
+    }
+
+    /// The typed payload this envelope was made from (`init(_:eventId:…)` at the type's current
+    /// version), while no field has changed: in the simulator an event travels as a value from
+    /// its publisher to its consumers, whose `payload(as:)` then returns it instead of decoding
+    /// `data` (2.8 % of a simulated order). Not part of the event, like `text`.
+    private var typed = TypedCache()
+
+    private struct TypedCache: Hashable, Sendable {
+        var value: (any EventPayload)?
+        static func == (a: TypedCache, b: TypedCache) -> Bool { true }
+        func hash(into hasher: inout Hasher) {}
+    }
+
+    private mutating func forgetCaches() {
+        text = TextCache()
+        typed = TypedCache()
+    }
+
+    /// The envelope's JSON text, kept with it (`encodedText`) for whoever stores or sends it next.
+    public mutating func encodeText() throws -> String {
+        if let text = text.value { return text }
+        let encoded = try JSONCoding.encodeString(self)
+        text = TextCache(value: encoded)
+        return encoded
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -62,6 +87,7 @@ public struct EventEnvelope: Hashable, Sendable, Codable {
         self.init(eventId: eventId, eventType: P.eventType, eventVersion: version,
                   source: source.sourceName, timestamp: timestamp.millisecondsSinceEpoch,
                   correlationId: correlationId, data: data)
+        if version == P.eventVersion { typed = TypedCache(value: payload) }
     }
 
     /// Reads the payload as `P`, upcasting an older supported version to the current one.
@@ -69,6 +95,7 @@ public struct EventEnvelope: Hashable, Sendable, Codable {
         guard eventType == P.eventType else { throw .wrongType(expected: P.eventType, actual: eventType) }
         let current: JSONValue
         if eventVersion == P.eventVersion {
+            if let payload = typed.value as? P { return payload }
             current = data
         } else if let upcast = P.upcast(from: eventVersion, data) {
             current = upcast

@@ -77,7 +77,8 @@ public final class ServiceContext: @unchecked Sendable {
     /// its source. The relay publishes it after the commit.
     public func publish<P: EventPayload>(_ payload: P, correlationId: String, in db: Database) throws {
         try Outbox.append(EventEnvelope(payload, eventId: runtime.ids.next("evt"), source: service, timestamp: runtime.clock.now,
-                                        correlationId: correlationId, version: settings.eventVersions.version(of: P.self)), in: db)
+                                        correlationId: correlationId, version: settings.eventVersions.version(of: P.self)),
+                          in: db, memo: database.outboxMemo)
     }
 
     /// A consumer reading events as `group`, with the run's planted defects, whose commits wake

@@ -9,26 +9,67 @@ public enum Outbox {
         public var envelope: EventEnvelope
     }
 
-    public static func append(_ envelope: EventEnvelope, in db: Database) throws {
+    /// `memo`: the database's (`ServiceDatabase.outboxMemo`), which keeps the envelope for the
+    /// relay; nil to keep only the row.
+    public static func append(_ envelope: EventEnvelope, in db: Database, memo: OutboxMemo? = nil) throws {
+        var envelope = envelope
         try db.execute(cached: "INSERT INTO outbox (eventId, topic, envelope) VALUES (?, ?, ?)",
-                       arguments: [envelope.eventId, envelope.topic, try JSONCoding.encodeString(envelope)])
+                       arguments: [envelope.eventId, envelope.topic, try envelope.encodeText()])
+        memo?.keep(envelope)
     }
 
-    /// The oldest `limit` entries, in the order they were written.
-    public static func pending(limit: Int, in db: Database) throws -> [Entry] {
-        try Row.fetchAll(db, cached: "SELECT seq, envelope FROM outbox ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
-            let text: String = row["envelope"]
+    /// The oldest `limit` entries, in the order they were written: each as `memo` kept it, or
+    /// decoded from its row.
+    public static func pending(limit: Int, in db: Database, memo: OutboxMemo? = nil) throws -> [Entry] {
+        var entries: [Entry] = []
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT seq, eventId, envelope FROM outbox ORDER BY seq LIMIT ?"), arguments: [limit])
+        while let row = try rows.next() {
+            let seq: Int64 = row[0]
+            if let memo, let envelope = memo.envelope(eventId: row[1]) {
+                entries.append(Entry(seq: seq, envelope: envelope))
+                continue
+            }
             do {
-                return Entry(seq: row["seq"], envelope: try EventEnvelope.decode(fromText: text))
+                entries.append(Entry(seq: seq, envelope: try EventEnvelope.decode(fromText: row[2])))
             } catch {
-                throw StorageError.corrupt("outbox row \(row["seq"] as Int64): \(error)")
+                throw StorageError.corrupt("outbox row \(seq): \(error)")
             }
         }
+        return entries
     }
 
     /// Forgets entries the bus has acknowledged.
     public static func remove(upTo seq: Int64, in db: Database) throws {
         try db.execute(cached: "DELETE FROM outbox WHERE seq <= ?", arguments: [seq])
+    }
+}
+
+/// The envelopes a service appended to its outbox in this process, by event id, so that its relay
+/// sends them as they were made instead of decoding their rows' text again (in the simulator an
+/// event then reaches its consumers as the value its publisher made). The rows stay the truth: an
+/// entry is used only for a row with its event id (ids are never reused, so an entry left by a
+/// transaction that rolled back matches nothing), a row without one is decoded, and a new
+/// incarnation starts empty. Confined to the service's executor, like its database.
+public final class OutboxMemo: @unchecked Sendable {
+    /// Entries beyond which the memo starts again empty (entries of rolled-back transactions are
+    /// never taken out otherwise).
+    public static let countMax = 4_096
+    private var envelopes: [String: EventEnvelope] = [:]
+
+    public init() {}
+
+    public var count: Int { envelopes.count }
+
+    func keep(_ envelope: EventEnvelope) {
+        if envelopes.count >= Self.countMax { envelopes.removeAll(keepingCapacity: true) }
+        envelopes[envelope.eventId] = envelope
+    }
+
+    func envelope(eventId: String) -> EventEnvelope? { envelopes[eventId] }
+
+    /// The bus has these events: their rows are being removed.
+    public func forget(_ eventIds: some Sequence<String>) {
+        for id in eventIds { envelopes[id] = nil }
     }
 }
 

@@ -89,6 +89,8 @@ public final class ServiceDatabase: @unchecked Sendable {
     public private(set) var needsSync = false
     /// SQLite's count of rows changed on the connection when `needsSync` was last worked out.
     private var changesSeen: Int64 = 0
+    /// The envelopes appended to this database's outbox since it was opened (`Outbox.append`).
+    public let outboxMemo = OutboxMemo()
 
     /// The WAL file, which a sync makes durable.
     public var logPath: String { path + "-wal" }

@@ -38,7 +38,7 @@ public final class OutboxRelay: @unchecked Sendable {
         while true {
             let batch: [Outbox.Entry]
             do {
-                batch = try database.read { try Outbox.pending(limit: settings.batchCountMax, in: $0) }
+                batch = try database.read { try Outbox.pending(limit: settings.batchCountMax, in: $0, memo: database.outboxMemo) }
             } catch {
                 runtime.logger.error("outbox read failed: \(error)")
                 await runtime.sleep(for: settings.backoffMax)
@@ -53,6 +53,7 @@ public final class OutboxRelay: @unchecked Sendable {
                                                 correlationId: batch[0].envelope.correlationId)
                 _ = try await runtime.transport.call(AppendEvents(events: batch.map(\.envelope)), metadata: metadata)
                 try database.write { try Outbox.remove(upTo: last.seq, in: $0) }
+                database.outboxMemo.forget(batch.lazy.map(\.envelope.eventId))
                 failures = 0
                 // A short batch was everything the outbox held: anything added since came with a
                 // `notify`, which makes this wait return at once. (Reading again to find the

@@ -153,6 +153,28 @@ import Testing
         }
     }
 
+    /// An envelope made from a payload answers `payload(as:)` with it, until a field changes; then
+    /// from its (new) data. `encodeText()` keeps the text it made.
+    @Test func answersWithThePayloadItWasMadeFromUntilAFieldChanges() throws {
+        let e = try envelope()
+        let original = try e.payload(as: OrderCreated.self)
+        #expect(original.totalAmount == Money(minorUnits: 2_500))
+        #expect(try JSONCoding.decode(EventEnvelope.self, from: try JSONCoding.encode(e)).payload(as: OrderCreated.self) == original)
+        var changed = e
+        var other = original
+        other.totalAmount = Money(minorUnits: 7)
+        changed.data = try JSONCoding.toJSONValue(other)
+        #expect(try changed.payload(as: OrderCreated.self).totalAmount == Money(minorUnits: 7), "the new data, not the payload it was made from")
+        var older = e
+        older.eventVersion = "9.9"
+        #expect(throws: EventDecodingError.self) { try older.payload(as: OrderCreated.self) }
+        var stored = e
+        let text = try stored.encodeText()
+        let encodedAgain = try JSONCoding.encodeString(e)
+        #expect(stored.encodedText == text && text == encodedAgain)
+        #expect(try stored.payload(as: OrderCreated.self) == original)
+    }
+
     @Test func upcastsVersionOneOrderCreated() throws {
         // The seed's 1.0 shape: totalAmount as a decimal number of major units.
         let text = #"{"eventId":"evt_9","eventType":"OrderCreated","eventVersion":"1.0","source":"order-service","timestamp":1,"correlationId":"c","data":{"orderId":"order_123","shopId":"shop_456","userId":"user_789","items":[{"productId":"p","quantity":1}],"totalAmount":100.5}}"#

@@ -1,0 +1,63 @@
+import ERPCore
+import ERPServices
+import ERPStorage
+import Foundation
+import GRDB
+import Testing
+
+/// The relay reads what a service appended in this process from the outbox's memo instead of
+/// decoding the rows' text again; the rows stay the truth.
+@Suite struct OutboxMemoTests {
+    struct Failed: Error {}
+
+    func database() throws -> ServiceDatabase {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-outbox-memo-\(UInt64.random(in: 0...UInt64.max)).sqlite").path
+        return try ServiceDatabase(path: path, durability: .simulated(), migrations: [])
+    }
+
+    func event(_ n: Int) throws -> EventEnvelope {
+        try EventEnvelope(OrderCancelled(orderId: "order_\(n)", reason: "r"), eventId: "evt_\(n)", source: .order,
+                          timestamp: Timestamp.simulationEpoch, correlationId: "c")
+    }
+
+    /// The row's text is replaced behind the memo's back (same event id, another reason): what the
+    /// relay gets tells where it came from.
+    func tamper(_ n: Int, in database: ServiceDatabase) throws {
+        var altered = try event(n)
+        altered.data = try JSONCoding.toJSONValue(OrderCancelled(orderId: "order_\(n)", reason: "from the row"))
+        try database.write { try $0.execute(sql: "UPDATE outbox SET envelope = ? WHERE eventId = ?", arguments: [try JSONCoding.encodeString(altered), "evt_\(n)"]) }
+    }
+
+    func reasons(_ database: ServiceDatabase, memo: OutboxMemo?) throws -> [String] {
+        try database.read { try Outbox.pending(limit: 10, in: $0, memo: memo) }.map { try $0.envelope.payload(as: OrderCancelled.self).reason }
+    }
+
+    @Test func theRelayGetsWhatWasAppendedAndTheRowsStayTheTruth() throws {
+        let db = try database()
+        let memo = db.outboxMemo
+        try db.write { d in for n in 1...3 { try Outbox.append(try event(n), in: d, memo: memo) } }
+        // A transaction that rolls back leaves its envelope in the memo, and no row: not sent.
+        _ = try? db.write { d in
+            try Outbox.append(try event(4), in: d, memo: memo)
+            throw Failed()
+        }
+        #expect(memo.count == 4)
+        for n in 1...3 { try tamper(n, in: db) }
+        #expect(try reasons(db, memo: memo) == ["r", "r", "r"], "from the memo")
+        #expect(try reasons(db, memo: nil) == ["from the row", "from the row", "from the row"])
+        // Sent and removed: forgotten; a row still there (here, put back) is read from its text.
+        memo.forget(["evt_1", "evt_2"])
+        #expect(try reasons(db, memo: memo) == ["from the row", "from the row", "r"])
+        #expect(try db.read { try Outbox.pending(limit: 10, in: $0, memo: memo) }.map(\.envelope.eventId) == ["evt_1", "evt_2", "evt_3"])
+    }
+
+    @Test func theMemoStartsAgainPastItsBound() throws {
+        let db = try database()
+        let memo = db.outboxMemo
+        try db.write { d in for n in 0..<OutboxMemo.countMax { try Outbox.append(try event(n), in: d, memo: memo) } }
+        #expect(memo.count == OutboxMemo.countMax)
+        try db.write { d in try Outbox.append(try event(OutboxMemo.countMax), in: d, memo: memo) }
+        #expect(memo.count == 1)
+        #expect(try db.read { try Outbox.pending(limit: 2, in: $0, memo: memo) }.count == 2, "rows past the memo are decoded")
+    }
+}
