@@ -156,7 +156,7 @@ public final class LoopbackHTTPClient: Sendable {
         head.headers.add(name: "Content-Length", value: "\(body?.count ?? 0)")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let collector = connection.collector
-        loop.execute {
+        loop.execute { [head] in
             collector.expect(promise)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
