@@ -30,6 +30,16 @@ public enum SimStorage: Sendable, Hashable {
     /// Ordinary files in the storage directory: a run whose databases outgrow memory (a million
     /// orders). No disk faults.
     case files
+
+    /// A short name for reports and benches: `memory-wal`, `memory-wal-power-loss`,
+    /// `memory-journal`, `files`.
+    public var name: String {
+        switch self {
+        case .memory(let modelsPowerLoss): modelsPowerLoss ? "memory-wal-power-loss" : "memory-wal"
+        case .memoryWithoutDiskFaults: "memory-journal"
+        case .files: "files"
+        }
+    }
 }
 
 public final class SimWorld: TaskExecutor, @unchecked Sendable {

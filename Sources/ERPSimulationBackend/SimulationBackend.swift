@@ -37,6 +37,25 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
     /// A run offering more orders than this keeps its databases in files (unless it has disk faults).
     public static let ordersInMemoryMax = 200_000.0
 
+    /// Where a run of `scenario` keeps its databases. Throws for `filesOnDisk` with a disk fault.
+    public static func storage(for scenario: Scenario, filesOnDisk: Bool) throws -> SimStorage {
+        let diskFault = scenario.firstSimulationOnlyFault
+        if filesOnDisk, let diskFault {
+            throw StorageChoice(what: "\(diskFault) needs the simulated disks; run without --files-on-disk")
+        }
+        // A run that offers more orders than memory comfortably holds databases for (about 10 KB
+        // per order) keeps files unless it needs the simulated disks.
+        let large = scenario.workload.ratePerSecond * scenario.duration.seconds > ordersInMemoryMax && diskFault == nil
+        if filesOnDisk || large { return .files }
+        // Disks that cannot fail cost less: no WAL, no syncs (a scenario that weakens a service's
+        // `synchronous` means it for a power loss, and keeps the disks that model one).
+        if diskFault == nil && scenario.durability.isEmpty { return .memoryWithoutDiskFaults }
+        let powerLoss = scenario.faults.contains {
+            switch $0.kind { case .powerLoss, .powerCut: true; default: false }
+        }
+        return .memory(modelsPowerLoss: powerLoss)
+    }
+
     /// A world for `scenario` at `seed`, writing trace.log and the databases (db/) into
     /// `outputDirectory`. `filesOnDisk`: the databases are ordinary files from the start, for runs
     /// whose databases outgrow memory (the default past `ordersInMemoryMax` orders); a scenario
@@ -51,26 +70,8 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             // "order recovering 37 sagas": what each restart found unfinished and drove on.
             if let n = OrderService.recoveredSagaCount(inUTF8: line) { recovered.sagas += n }
         }
-        let diskFault = scenario.firstSimulationOnlyFault
-        if filesOnDisk, let diskFault {
-            throw StorageChoice(what: "\(diskFault) needs the simulated disks; run without --files-on-disk")
-        }
-        let powerLoss = scenario.faults.contains {
-            switch $0.kind { case .powerLoss, .powerCut: true; default: false }
-        }
-        // A run that offers more orders than memory comfortably holds databases for (about 10 KB
-        // per order) keeps files unless it needs the simulated disks.
-        let large = scenario.workload.ratePerSecond * scenario.duration.seconds > Self.ordersInMemoryMax && diskFault == nil
-        // Disks that cannot fail cost less: no WAL, no syncs (a scenario that weakens a service's
-        // `synchronous` means it for a power loss, and keeps the disks that model one).
-        let storage: SimStorage = if filesOnDisk || large {
-            .files
-        } else if diskFault == nil && scenario.durability.isEmpty {
-            .memoryWithoutDiskFaults
-        } else {
-            .memory(modelsPowerLoss: powerLoss)
-        }
-        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace, storage: storage)
+        world = SimWorld(seed: seed, storageDirectory: databaseDirectory, trace: trace,
+                         storage: try Self.storage(for: scenario, filesOnDisk: filesOnDisk))
         world.logToStandardError = logToStandardError
         world.network.defaultLink = LinkSettings(scenario.network.link)
         for (method, time) in scenario.network.serviceTimes { world.serviceTimes[method] = time }

@@ -131,6 +131,7 @@ struct ScenarioBench: AsyncParsableCommand {
         let cpuAfter = ProcessUsage.now()
         let cpu = (cpuAfter.cpu - cpuBefore.cpu).seconds
         let orders = summary.orders.submitted
+        let storage = try SimulationBackend.storage(for: loaded, filesOnDisk: filesOnDisk).name
         let virtual = Double(summary.chaosMilliseconds + summary.healMilliseconds) / 1000
         let figures: [String: Any] = [
             "bench": "scenario", "scenario": loaded.name, "seed": seed, "rate_offered_per_s": loaded.workload.ratePerSecond,
@@ -139,13 +140,13 @@ struct ScenarioBench: AsyncParsableCommand {
             "cpu_s": (cpu * 1000).rounded() / 1000, "cpu_ms_per_order": orders > 0 ? (cpu / Double(orders) * 1e5).rounded() / 100 : 0,
             "peak_rss_mib": (Double(cpuAfter.peakResidentKiB) / 1024).rounded(), "trace_lines": summary.traceLines,
             "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass,
-            "storage": filesOnDisk ? "files" : "memory",
+            "storage": storage,
         ]
         print(String(format: "%@ seed %llu: %d orders (%.0f/s offered over %.0f virtual s) in %.2f wall s", loaded.name, seed, orders,
                      loaded.workload.ratePerSecond, virtual, wall))
-        print(String(format: "  %.0f orders per wall-second; %.1fx real time; %.2f ms CPU per order; peak RSS %.0f MiB; %d trace lines; invariants %@",
+        print(String(format: "  %.0f orders per wall-second; %.1fx real time; %.2f ms CPU per order; peak RSS %.0f MiB; %d trace lines; invariants %@; storage %@",
                      Double(orders) / wall, virtual / wall, orders > 0 ? cpu / Double(orders) * 1000 : 0,
-                     Double(cpuAfter.peakResidentKiB) / 1024, summary.traceLines, summary.invariantsPass ? "hold" : "FAIL"))
+                     Double(cpuAfter.peakResidentKiB) / 1024, summary.traceLines, summary.invariantsPass ? "hold" : "FAIL", storage))
         if json { printJSON(figures) }
     }
 }

@@ -21,6 +21,8 @@ import Testing
         #expect((figures["cpu_ms_per_order"] as? Double ?? 0) > 0 && (figures["virtual_per_wall"] as? Double ?? 0) > 0)
         #expect(figures["invariants_pass"] as? Bool == true)
         #expect((figures["trace_hash"] as? String ?? "").count == 64)
+        // No disk fault: the journals stay in memory (SimStorage.memoryWithoutDiskFaults).
+        #expect(figures["storage"] as? String == "memory-journal")
     }
 
     /// The mesh and, in the same run, the runtime's floor: what a wait and a task cost alone,
