@@ -1,6 +1,9 @@
+import ERPCore
+import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -79,7 +82,8 @@ final class ConnectionCounter: Sendable {
 /// the read timeout of its head. A response answered before its request's body has arrived (a
 /// declared length past the limit, say) is sent with `Connection: close` and the connection
 /// closed after it: otherwise the server would go on reading, and throwing away, whatever length
-/// the client declared. Passes every part on.
+/// the client declared. A request the parser cannot read, between requests, is answered here
+/// with the status that says why (below). Passes every part on.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -93,6 +97,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestPending = false
     /// The response now being written answers a request whose body had not all arrived.
     private var closeAfterResponse = false
+    /// Requests read whole whose responses have not all been written.
+    private var responsesOwed = 0
 
     init(counter: ConnectionCounter, requestReadTimeout: TimeAmount) {
         self.counter = counter
@@ -125,6 +131,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             deadline = context.eventLoop.scheduleTask(in: requestReadTimeout) { loopBound.value.close(promise: nil) }
         case .end:
             requestPending = false
+            responsesOwed += 1
             deadline?.cancel()
             deadline = nil
         case .body:
@@ -133,7 +140,37 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
+    /// A request the HTTP parser could not read, arriving while nothing else is going on (no
+    /// request half read, no response owed), is answered here and its connection closed:
+    /// Hummingbird answers every parser error with a bare 400. An unknown method is 501 (RFC 9110:
+    /// a method the server does not recognize), a head past the size limits 431, anything else
+    /// 400; each with the gateway's JSON error body. Otherwise the error goes on to Hummingbird,
+    /// which answers after the responses it owes.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, !requestPending, responsesOwed == 0 else {
+            context.fireErrorCaught(error)
+            return
+        }
+        let (status, code, message): (HTTPResponse.Status, String, String) = switch parserError {
+        case .invalidMethod:
+            (.notImplemented, "method_not_implemented", "the request's method is not one this server knows")
+        case .headerOverflow:
+            (HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"), "headers_too_large",
+             "the request's head section is larger than this server reads")
+        default:
+            (.badRequest, "bad_request", "the request could not be read as HTTP/1.1 (\(parserError))")
+        }
+        let body = (try? JSONCoding.encodeString(["error": code, "message": message])) ?? #"{"error":"bad_request"}"#
+        let head = HTTPResponse(status: status, headerFields: [.contentType: "application/json", .connection: "close",
+                                                               .contentLength: String(body.utf8.count)])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { responsesOwed = max(0, responsesOwed - 1) }
         switch unwrapOutboundIn(data) {
         case .head(var response) where requestPending && response.status.code >= 200:
             closeAfterResponse = true

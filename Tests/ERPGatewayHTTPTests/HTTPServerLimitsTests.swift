@@ -75,6 +75,15 @@ final class RawConnection {
         return await connection.readUntilClosed(within: within)
     }
 
+    /// Sends `text`, waits for its answer to arrive, then sends `then` on the same connection.
+    func exchange(_ text: String, port: Int, then: String, within: Duration = .seconds(3)) async throws -> (text: String, closed: Bool) {
+        let connection = try RawConnection(port: port)
+        connection.send(text)
+        try await Task.sleep(for: .milliseconds(300))
+        connection.send(then)
+        return await connection.readUntilClosed(within: within)
+    }
+
     /// Whether the server answers a well-behaved client, on a connection of its own.
     func answersHealth(port: Int) async throws -> Bool {
         try await exchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port, within: .seconds(5)).text.hasPrefix("HTTP/1.1 200")
@@ -158,6 +167,28 @@ final class RawConnection {
             let port = try #require(client.port)
             let seen = try await exchange(Self.orderHead + "Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n", port: port)
             #expect(seen.text.hasPrefix("HTTP/1.1 400"), "\(seen.text)")
+            #expect(try await answersHealth(port: port))
+        }
+    }
+
+    /// A request the parser cannot read is answered with the status that says why, in the
+    /// gateway's JSON error form, and its connection closed; the server goes on serving. Between
+    /// two requests on one connection too, after the first one's answer.
+    @Test func unreadableRequestsGetTheStatusThatSaysWhy() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let unknown = try await exchange("BREW /health HTTP/1.1\r\nHost: x\r\n\r\n", port: port)
+            #expect(unknown.text.hasPrefix("HTTP/1.1 501"), "\(unknown.text)")
+            #expect(unknown.text.contains(#""error":"method_not_implemented""#) && unknown.closed, "\(unknown.text)")
+            let huge = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 200_000) + "\r\n\r\n",
+                                          port: port)
+            #expect(huge.text.hasPrefix("HTTP/1.1 431"), "\(huge.text.prefix(200))")
+            #expect(huge.text.contains(#""error":"headers_too_large""#) && huge.closed)
+            let garbled = try await exchange("GET /health HTTP/9.9.9\r\nHost: x\r\n\r\n", port: port)
+            #expect(garbled.text.hasPrefix("HTTP/1.1 400") && garbled.text.contains(#""error":"bad_request""#), "\(garbled.text)")
+            let second = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", port: port, then: "BREW / HTTP/1.1\r\n\r\n")
+            let answers = Array(second.text.components(separatedBy: "HTTP/1.1 ").dropFirst())
+            #expect(answers.count == 2 && answers[0].hasPrefix("200") && answers[1].hasPrefix("501"), "\(second.text)")
             #expect(try await answersHealth(port: port))
         }
     }
