@@ -144,7 +144,8 @@ public struct GatewayHTTP: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        // First, so that it also wraps the router's not-found answer (an empty 404 otherwise).
+        router.add(middleware: HostFieldAnswer(gateway: self))
+        // Before the routes, so that it also wraps the router's not-found answer (an empty 404 otherwise).
         router.add(middleware: UnroutedAnswer(gateway: self))
         for route in Route.allCases {
             router.on(RouterPath(route.path), method: route.method) { request, context in await respond(to: route, request, context) }
@@ -482,6 +483,20 @@ extension RequestMetrics {
     public static func http() -> RequestMetrics {
         RequestMetrics(counterName: "erp_http_requests_total", durationName: "erp_http_request_duration_ms",
                        help: "HTTP requests by route and status.", keyLabel: "route", outcomeLabel: "status")
+    }
+}
+
+/// Answers 400 to a request `HostFieldCheck` found without a valid, single Host header field.
+struct HostFieldAnswer: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    static let problem = HTTPField.Name(HostFieldCheck.problemField)!
+    let gateway: GatewayHTTP
+
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let problem = request.headers[Self.problem] else { return try await next(request, context) }
+        gateway.metrics.record("bad_host", outcome: "400", latency: .zero)
+        return gateway.respond(.error(.badRequest, "bad_host", problem), correlationId: nil)
     }
 }
 

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Synchronization
 
 /// What an HTTP server of ours (the gateway's API, a service's `/metrics`) allows a connection
@@ -110,6 +111,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             counted = true
         } else {
             context.close(promise: nil)
+            return
+        }
+        // The Host check reads the HTTP version, which the conversion to HTTP types drops: it
+        // goes in front of the conversion.
+        if let codec = try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? context.pipeline.syncOperations.addHandler(HostFieldCheck(), position: .before(codec))
         }
     }
 
@@ -185,6 +192,51 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(data, promise: written)
         default:
             context.write(data, promise: promise)
+        }
+    }
+}
+
+/// RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without a Host header field, and
+/// to any request with more than one or with an invalid one (two hosts are how a request is
+/// routed one way by a proxy and another way behind it). Sits in front of the conversion to HTTP
+/// types, which drops the version, and marks such a request (`problemField`) for the router's
+/// `HostFieldAnswer`, which answers it in its turn: pipelined answers stay in order. A marker the
+/// client sent itself is removed.
+final class HostFieldCheck: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    static let problemField = "x-erp-host-problem"
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
+        head.headers.remove(name: Self.problemField)
+        let hosts = head.headers[canonicalForm: "host"]
+        let problem: String? = if hosts.count > 1 {
+            "more than one Host header field"
+        } else if hosts.isEmpty, head.version.major == 1, head.version.minor >= 1 {
+            "an HTTP/1.1 request must carry a Host header field"
+        } else if let host = hosts.first, !Self.isValid(host) {
+            "the Host header field is not a host and port"
+        } else {
+            nil
+        }
+        if let problem { head.headers.add(name: Self.problemField, value: problem) }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    /// `uri-host [":" port]`: a registered name, an IPv4 address or an IP literal in brackets, as
+    /// RFC 3986 spells them (empty too, which RFC 9112 allows for a target without an authority).
+    static func isValid(_ host: Substring) -> Bool {
+        host.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                "-._~%!$&'()*+,;=:[]".utf8.contains(byte)
+            }
         }
     }
 }

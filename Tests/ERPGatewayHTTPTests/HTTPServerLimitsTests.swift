@@ -193,6 +193,31 @@ final class RawConnection {
         }
     }
 
+    /// RFC 9112 §3.2: 400 to an HTTP/1.1 request without Host, and to any with two Hosts or an
+    /// invalid one; HTTP/1.0 may go without. Answered in turn on a kept connection, and a marker a
+    /// client sends itself changes nothing.
+    @Test func requestsMustNameOneValidHost() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            func status(_ request: String) async throws -> String {
+                let seen = try await exchange(request, port: port)
+                return String(seen.text.dropFirst("HTTP/1.1 ".count).prefix(3)) + (seen.text.contains(#""error":"bad_host""#) ? " bad_host" : "")
+            }
+            #expect(try await status("GET /health HTTP/1.1\r\nConnection: close\r\n\r\n") == "400 bad_host")
+            #expect(try await status("GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n") == "400 bad_host")
+            #expect(try await status("GET /health HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n") == "400 bad_host")
+            #expect(try await status("GET /health HTTP/1.0\r\n\r\n") == "200")
+            #expect(try await status("GET /health HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n") == "200")
+            #expect(try await status("GET /health HTTP/1.1\r\nHost: x\r\nX-Erp-Host-Problem: me\r\nConnection: close\r\n\r\n") == "200")
+            let kept = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /health HTTP/1.1\r\n\r\n"
+                                          + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port)
+            // Status lines only: the 400's message says "HTTP/1.1" too.
+            let answers = kept.text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+                .filter { $0.count == 3 && $0.allSatisfy(\.isNumber) }
+            #expect(answers == ["200", "400", "200"], "\(kept.text)")
+        }
+    }
+
     /// A request read whole keeps its connection for the next one, whatever its answer: only an
     /// answer given before the body arrived closes it.
     @Test func aConnectionIsKeptAfterARequestReadWhole() async throws {
