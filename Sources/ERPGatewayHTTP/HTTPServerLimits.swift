@@ -1,4 +1,3 @@
-import ERPCore
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -158,27 +157,27 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
-        let (status, code, message): (HTTPResponse.Status, String, String) = switch parserError {
+        let answer: HTTPAnswer = switch parserError {
         case .invalidMethod:
-            (.notImplemented, "method_not_implemented", "the request's method is not one this server knows")
+            .error(.notImplemented, "method_not_implemented", "the request's method is not one this server knows")
         case .headerOverflow:
-            (HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"), "headers_too_large",
-             "the request's head section is larger than this server reads")
+            .error(HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"), "headers_too_large",
+                   "the request's head section is larger than this server reads")
         default:
-            (.badRequest, "bad_request", "the request could not be read as HTTP/1.1 (\(parserError))")
+            .error(.badRequest, "bad_request", "the request could not be read as HTTP/1.1 (\(parserError))")
         }
-        let body = (try? JSONCoding.encodeString(["error": code, "message": message])) ?? #"{"error":"bad_request"}"#
-        let head = HTTPResponse(status: status, headerFields: [.contentType: "application/json", .connection: "close",
-                                                               .contentLength: String(body.utf8.count)])
+        let head = HTTPResponse(status: answer.status, headerFields: [.contentType: "application/json", .connection: "close",
+                                                                      .contentLength: String(answer.json.utf8.count)])
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)
+        context.write(wrapOutboundOut(.body(ByteBuffer(string: answer.json))), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { responsesOwed = max(0, responsesOwed - 1) }
-        switch unwrapOutboundIn(data) {
+        let part = unwrapOutboundIn(data)
+        if case .end = part { responsesOwed = max(0, responsesOwed - 1) }
+        switch part {
         case .head(var response) where requestPending && response.status.code >= 200:
             closeAfterResponse = true
             response.headerFields[.connection] = "close"

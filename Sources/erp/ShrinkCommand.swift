@@ -91,10 +91,9 @@ struct Shrink: AsyncParsableCommand {
             }
         }
         // 2. A shorter chaos phase (the schedule scales with it, and the heal phase too, but not
-        //    below its floor: see 4).
+        //    below its floor: `scaled(toChaos:)` keeps it there, see 4).
         while best.duration > .seconds(1) {
-            var candidate = best.scaled(toChaos: max(.seconds(1), best.duration / 2))
-            candidate.heal = max(candidate.heal, min(best.heal, best.healFloor))
+            let candidate = best.scaled(toChaos: max(.seconds(1), best.duration / 2))
             guard await fails(candidate, "chaos \(best.duration.shortDescription) → \(candidate.duration.shortDescription)") else { break }
             best = candidate
         }

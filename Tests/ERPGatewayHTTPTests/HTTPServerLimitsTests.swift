@@ -84,6 +84,12 @@ final class RawConnection {
         return await connection.readUntilClosed(within: within)
     }
 
+    /// The status codes of the answers in `text`, in order (a body that mentions "HTTP/1.1" is
+    /// not taken for a status line).
+    func statusCodes(in text: String) -> [String] {
+        text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }.filter { $0.count == 3 && $0.allSatisfy(\.isNumber) }
+    }
+
     /// Whether the server answers a well-behaved client, on a connection of its own.
     func answersHealth(port: Int) async throws -> Bool {
         try await exchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port, within: .seconds(5)).text.hasPrefix("HTTP/1.1 200")
@@ -187,8 +193,7 @@ final class RawConnection {
             let garbled = try await exchange("GET /health HTTP/9.9.9\r\nHost: x\r\n\r\n", port: port)
             #expect(garbled.text.hasPrefix("HTTP/1.1 400") && garbled.text.contains(#""error":"bad_request""#), "\(garbled.text)")
             let second = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", port: port, then: "BREW / HTTP/1.1\r\n\r\n")
-            let answers = Array(second.text.components(separatedBy: "HTTP/1.1 ").dropFirst())
-            #expect(answers.count == 2 && answers[0].hasPrefix("200") && answers[1].hasPrefix("501"), "\(second.text)")
+            #expect(statusCodes(in: second.text) == ["200", "501"], "\(second.text)")
             #expect(try await answersHealth(port: port))
         }
     }
@@ -211,10 +216,7 @@ final class RawConnection {
             #expect(try await status("GET /health HTTP/1.1\r\nHost: x\r\nX-Erp-Host-Problem: me\r\nConnection: close\r\n\r\n") == "200")
             let kept = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /health HTTP/1.1\r\n\r\n"
                                           + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port)
-            // Status lines only: the 400's message says "HTTP/1.1" too.
-            let answers = kept.text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
-                .filter { $0.count == 3 && $0.allSatisfy(\.isNumber) }
-            #expect(answers == ["200", "400", "200"], "\(kept.text)")
+            #expect(statusCodes(in: kept.text) == ["200", "400", "200"], "\(kept.text)")
         }
     }
 

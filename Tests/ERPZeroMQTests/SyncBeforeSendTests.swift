@@ -97,8 +97,6 @@ import ZeroMQTestSupport
         #expect(barrier.syncCount >= 1)
     }
 
-    /// A failed sync leaves the files' state unknown: the process ends (here, the sync thread),
-    /// and the message that waited for it is never sent.
     /// Stopping finishes the sync under way before it returns (the databases close after it),
     /// woken by that sync's end rather than looking again every millisecond.
     @Test func stoppingWaitsForTheSyncUnderWay() async throws {
@@ -125,6 +123,8 @@ import ZeroMQTestSupport
         #expect(stopped.withLock { $0 } && barrier.syncCount == 1)
     }
 
+    /// A failed sync leaves the files' state unknown: the process ends (here, the sync thread),
+    /// and the message that waited for it is never sent.
     @Test func aFailedSyncEndsTheProcessAndSendsNothing() async throws {
         let failure = Locked<String?>(nil)
         let barrier = SyncBeforeSend(name: "t", logger: Logger(label: "t"), sync: { _ in EIO }, failed: { why in
