@@ -36,7 +36,10 @@ struct TransportPair {
         book.set(.inventory, servedBy: "server")
     }
 
-    func metadata(_ timeout: Duration = .seconds(2)) -> CallMetadata {
+    /// Call metadata with `timeout` of real time. The default is generous: the tests that pass it
+    /// are not about deadlines, and in a full parallel run on two cores the first call of a pair
+    /// (connect, handshake, first send) once took over two seconds (CI, 2026-12-05).
+    func metadata(_ timeout: Duration = .seconds(10)) -> CallMetadata {
         CallMetadata(deadline: SystemClock().now + timeout, correlationId: "test")
     }
 
