@@ -119,7 +119,7 @@ public struct ScenarioRunner: Sendable {
     /// the invariants judged from the databases, the scenario's expectations.
     public static func judge(into summary: inout RunSummary, scenario: Scenario, history records: [ClientRecord],
                              devices: [DeviceRecord] = [], store: StoreOutcome = StoreOutcome(), databaseDirectory: String) throws {
-        let history = records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+        let history = inRequestKeyOrder(records)
         var placement = LatencyRecorder()
         for record in history {
             if let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled {
@@ -165,6 +165,38 @@ public struct ScenarioRunner: Sendable {
         if summary.orders.cancelled < scenario.expect.minCancelled {
             summary.expectationFailures.append("at least \(scenario.expect.minCancelled) cancelled orders, got \(summary.orders.cancelled)")
         }
+    }
+
+    /// `records` in the order of their request keys as Finder and `localizedStandardCompare` sort
+    /// them ("req-9" before "req-10"). The workload's keys are one prefix and a number, which sort
+    /// by the number: comparing those as numbers costs a hundredth of the locale-aware compare,
+    /// which was 1.7 % of a simulated happy-path run. Any other keys are sorted the old way.
+    static func inRequestKeyOrder(_ records: [ClientRecord]) -> [ClientRecord] {
+        guard let first = records.first, let prefix = numberedKeyPrefix(first.requestKey) else {
+            return records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+        }
+        var keyed: [(number: Substring.UTF8View, record: ClientRecord)] = []
+        keyed.reserveCapacity(records.count)
+        for record in records {
+            let key = record.requestKey
+            guard numberedKeyPrefix(key) == prefix else {
+                return records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+            }
+            keyed.append((key[key.utf8.index(key.utf8.startIndex, offsetBy: prefix.utf8.count)...].utf8, record))
+        }
+        // Digits without leading zeros: the shorter number is the smaller, then digit by digit.
+        keyed.sort { a, b in a.number.count != b.number.count ? a.number.count < b.number.count : a.number.lexicographicallyPrecedes(b.number) }
+        return keyed.map(\.record)
+    }
+
+    /// The part of `key` before its number, when `key` is digit-free text then a number with no
+    /// leading zero (`req-12`); nil for any other key.
+    static func numberedKeyPrefix(_ key: String) -> Substring? {
+        let utf8 = key.utf8
+        guard let firstDigit = utf8.firstIndex(where: { $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        let digits = utf8[firstDigit...]
+        guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), digits.first != 0x30 || digits.count == 1 else { return nil }
+        return key[..<firstDigit]
     }
 
     /// Each order's latency at its send time, the fault windows and the phases, from the start of
