@@ -143,6 +143,7 @@ public final class ServiceDatabase: @unchecked Sendable {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("shared-1") { db in try SharedTables.create(db) }
         for m in migrations { migrator.registerMigration(m.name, migrate: m.migrate) }
+        migrator.registerMigration("shared-2") { db in try SharedTables.clusterInbox(db) }
         try migrator.migrate(queue)
         self.queue = queue
         if durability.synchronous == .beforeSend {
@@ -254,6 +255,25 @@ public enum StorageError: Error, CustomStringConvertible {
 }
 
 enum SharedTables {
+    /// The inbox rebuilt as a table clustered on its key (`WITHOUT ROWID`): a consumer's insert
+    /// writes one B-tree, not a rowid table and the key's index beside it. Every consumed event
+    /// inserts a row, and so did a quarter of a simulated order's inserts.
+    static func clusterInbox(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE inbox_clustered (
+              consumerGroup TEXT NOT NULL,
+              eventId TEXT NOT NULL,
+              eventType TEXT NOT NULL,
+              appliedAt INTEGER NOT NULL,
+              PRIMARY KEY (consumerGroup, eventId)
+            ) WITHOUT ROWID;
+            INSERT INTO inbox_clustered (consumerGroup, eventId, eventType, appliedAt)
+              SELECT consumerGroup, eventId, eventType, appliedAt FROM inbox;
+            DROP TABLE inbox;
+            ALTER TABLE inbox_clustered RENAME TO inbox;
+            """)
+    }
+
     static func create(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE outbox (

@@ -67,6 +67,27 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 CREATE INDEX delivery_due ON delivery (consumerGroup, status, seq);
                 """)
         }),
+        // The deliveries clustered on their key (`WITHOUT ROWID`), with an index of the pending
+        // ones only (covering what the queue's head reads) and one of the dead letters: a
+        // delivery's insert writes two B-trees instead of three, and its acknowledgement takes it
+        // out of one index instead of moving it within another. Two of every five statements of
+        // the bus are these.
+        ("bus-2", { db in
+            try db.execute(sql: """
+                CREATE TABLE delivery_clustered (
+                  consumerGroup TEXT NOT NULL, seq INTEGER NOT NULL,
+                  status TEXT NOT NULL, -- pending | acked | dead
+                  attempts INTEGER NOT NULL DEFAULT 0, nextAttemptAt INTEGER NOT NULL, lastError TEXT,
+                  PRIMARY KEY (consumerGroup, seq)
+                ) WITHOUT ROWID;
+                INSERT INTO delivery_clustered (consumerGroup, seq, status, attempts, nextAttemptAt, lastError)
+                  SELECT consumerGroup, seq, status, attempts, nextAttemptAt, lastError FROM delivery;
+                DROP TABLE delivery;
+                ALTER TABLE delivery_clustered RENAME TO delivery;
+                CREATE INDEX delivery_pending ON delivery (consumerGroup, seq, nextAttemptAt) WHERE status = 'pending';
+                CREATE INDEX delivery_dead ON delivery (consumerGroup, seq) WHERE status = 'dead';
+                """)
+        }),
     ]
 
     public func start() async throws {

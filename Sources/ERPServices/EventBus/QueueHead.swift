@@ -49,19 +49,21 @@ final class QueueHead: @unchecked Sendable {
         if loaded, complete || entries.count >= countMax { return }
         let after = loaded ? (entries.last?.seq ?? -1) : -1
         let wanted = loaded ? countMax - entries.count : countMax
-        let rows = try database.read { db in
-            try Row.fetchAll(db, cached: """
-                SELECT d.seq, d.nextAttemptAt, e.envelope FROM delivery d JOIN event e ON e.seq = d.seq
-                WHERE d.consumerGroup = ? AND d.status = 'pending' AND d.seq > ?
-                ORDER BY d.seq LIMIT ?
-                """, arguments: [group, after, wanted])
-        }
+        let rows = try database.read { db in try Row.fetchAll(db, cached: Self.refillSQL, arguments: [group, after, wanted]) }
         reads += 1
         if !loaded { entries.removeAll(keepingCapacity: true) }
         for row in rows { entries.append(Entry(seq: row[0], nextAttemptAt: row[1], envelope: row[2])) }
         loaded = true
         complete = rows.count < wanted
     }
+
+    /// The group's first pending deliveries after a log position (read from `delivery_pending`,
+    /// which covers the delivery's part).
+    static let refillSQL = """
+        SELECT d.seq, d.nextAttemptAt, e.envelope FROM delivery d JOIN event e ON e.seq = d.seq
+        WHERE d.consumerGroup = ? AND d.status = 'pending' AND d.seq > ?
+        ORDER BY d.seq LIMIT ?
+        """
 
     /// A commit appended these deliveries (in log order, after every delivery the queue had).
     func appended(_ new: [Entry]) {
