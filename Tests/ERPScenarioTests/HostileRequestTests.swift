@@ -12,73 +12,26 @@ import Testing
 /// stops. Before the checked arithmetic, the first one trapped the order service while it priced
 /// the order.
 @Suite struct HostileRequestTests {
-    /// Every service of the catalogue on one simulated world; `body` runs as a client.
-    /// Returns each service node's start count. The world computes on a thread of its own.
-    private func withServices(_ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) async throws -> [(NodeName, Int)] {
-        try await HeavyWork.shared.run { try await onThreadOfItsOwn { try Self.simulate(body) } }
-    }
-
-    private static func simulate(_ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) throws -> [(NodeName, Int)] {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-hostile-\(UInt64.random(in: 0...UInt64.max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let world = SimWorld(seed: 7, storageDirectory: directory, trace: try SimTrace())
-        let services = ServiceCatalog.startOrder
-        world.addServices(services, settings: ServiceSettings(fixtures: try loadFixtures()))
-        for service in services { world.node(serving: service)!.start() }
-        let client = world.addNode("client")
-        client.start()
-        world.run(until: world.elapsed + .milliseconds(50))
-        let outcome = Outcome()
-        client.runtime!.spawn("test") {
-            do { try await body(client.runtime!.transport, client.runtime!); outcome.finished = true } catch { outcome.error = error }
-        }
-        world.run(until: world.elapsed + .seconds(30))
-        if let error = outcome.error { throw error }
-        #expect(outcome.finished, "the client's calls did not finish within 30 s of virtual time")
-        world.stopAll()
-        let starts = world.allNodes.filter { $0.service != nil }.map { ($0.name, $0.startCount) }
-        world.tearDown()
-        return starts
-    }
-
-    final class Outcome: @unchecked Sendable {
-        var finished = false
-        var error: (any Error)?
-    }
-
-    /// The code of the refusal `call` ends with, or a failure naming what came instead.
-    private static func refusal<R>(_ call: () async throws -> R) async -> String {
-        do {
-            let answer = try await call()
-            return "answered: \(answer)"
-        } catch RPCError.rejected(let code, _) {
-            return code
-        } catch {
-            return "failed: \(error)"
-        }
-    }
-
     @Test func absurdQuantitiesAreRefusedAndNoServiceStops() async throws {
         let fixtures = try loadFixtures()
         let shop = fixtures.shops[0].id
         let product = fixtures.shops[0].stock[0].productId
-        let starts = try await withServices { transport, runtime in
+        let starts = try await SimulatedServices.run { transport, runtime in
             let metadata = { runtime.metadata(timeout: .seconds(2)) }
             // Int.max units: pricing it overflowed and trapped the order service.
             let huge = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: .max)])
-            #expect(await Self.refusal { try await transport.call(huge, metadata: metadata()) } == "bad_request")
+            #expect(await SimulatedServices.refusal { try await transport.call(huge, metadata: metadata()) } == "bad_request")
             // Two lines that only overflow when added up.
             let half = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: .max / 2 + 1),
                                                                             OrderLine(productId: product, quantity: .max / 2 + 1)])
-            #expect(await Self.refusal { try await transport.call(half, metadata: metadata()) } == "bad_request")
+            #expect(await SimulatedServices.refusal { try await transport.call(half, metadata: metadata()) } == "bad_request")
             let many = CreateOrder(userId: "user_001", shopId: shop,
                                    items: Array(repeating: OrderLine(productId: product, quantity: 1), count: OrderLine.countMax + 1))
-            #expect(await Self.refusal { try await transport.call(many, metadata: metadata()) } == "bad_request")
+            #expect(await SimulatedServices.refusal { try await transport.call(many, metadata: metadata()) } == "bad_request")
             // Inventory's own sum over repeated lines, asked directly.
             let reserve = ReserveStock(orderId: "order_hostile", shopId: shop, items: [OrderLine(productId: product, quantity: .max),
                                                                                          OrderLine(productId: product, quantity: .max)])
-            #expect(await Self.refusal { try await transport.call(reserve, metadata: metadata()) } == "bad_request")
+            #expect(await SimulatedServices.refusal { try await transport.call(reserve, metadata: metadata()) } == "bad_request")
             // The service is still there and still serves a sane order.
             let sane = try await transport.call(CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: 1)]),
                                                 metadata: metadata())
@@ -96,21 +49,21 @@ import Testing
         let machine = try #require(fixtures.devices.first { $0.kind == .vendingMachine })
         let sensor = try #require(fixtures.devices.first { $0.kind == .shelfSensor })
         let product = try #require(fixtures.shops.first { $0.id == machine.shopId }?.stock.first).productId
-        let starts = try await withServices { transport, runtime in
+        let starts = try await SimulatedServices.run { transport, runtime in
             let metadata = { runtime.metadata(timeout: .seconds(3)) }
             for bad in [Vend(vendId: "v-huge", machineId: machine.id, productId: product, quantity: .max),
                         Vend(vendId: "v-zero", machineId: machine.id, productId: product, quantity: 0),
                         Vend(vendId: "", machineId: machine.id, productId: product, quantity: 1)] {
-                #expect(await Self.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
+                #expect(await SimulatedServices.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
             }
-            #expect(await Self.refusal { try await transport.call(Vend(vendId: "v-1", machineId: "nope", productId: product, quantity: 1),
+            #expect(await SimulatedServices.refusal { try await transport.call(Vend(vendId: "v-1", machineId: "nope", productId: product, quantity: 1),
                                                                  metadata: metadata()) } == "unknown_machine")
-            #expect(await Self.refusal { try await transport.call(Vend(vendId: "v-3", machineId: machine.id, productId: "nope", quantity: 1),
+            #expect(await SimulatedServices.refusal { try await transport.call(Vend(vendId: "v-3", machineId: machine.id, productId: "nope", quantity: 1),
                                                                  metadata: metadata()) } == "unknown_product")
             // A shelf sensor is no vending machine, whoever asks the shop.
             let operation = VendingMachineOperation(operationId: "op-1", machineId: sensor.id, operation: .dispense, productId: product, quantity: 1)
-            #expect(await Self.refusal { try await transport.call(operation, metadata: metadata()) } == "not_a_vending_machine")
-            #expect(await Self.refusal { try await transport.call(SellStock(saleId: "s-1", shopId: machine.shopId, productId: product, quantity: .max),
+            #expect(await SimulatedServices.refusal { try await transport.call(operation, metadata: metadata()) } == "not_a_vending_machine")
+            #expect(await SimulatedServices.refusal { try await transport.call(SellStock(saleId: "s-1", shopId: machine.shopId, productId: product, quantity: .max),
                                                                  metadata: metadata()) } == "bad_request")
             // The same vend twice sells once; the same id for another sale is refused.
             let vend = Vend(vendId: "v-2", machineId: machine.id, productId: product, quantity: 2)
@@ -119,7 +72,7 @@ import Testing
             #expect(first.status == .dispensed && again.status == .dispensed)
             var other = vend
             other.quantity = 3
-            #expect(await Self.refusal { try await transport.call(other, metadata: metadata()) } == "vend_id_reused")
+            #expect(await SimulatedServices.refusal { try await transport.call(other, metadata: metadata()) } == "vend_id_reused")
             let level = try await transport.call(CheckStock(shopId: machine.shopId, productId: product), metadata: metadata())
             let initial = try #require(fixtures.shops.first { $0.id == machine.shopId }?.stock.first).quantity
             #expect(level.sold == 2 && level.available == initial - 2)
@@ -129,9 +82,9 @@ import Testing
                         CreateCampaign(name: "x", productIds: [product], percentOff: 10, endsAt: 1),
                         CreateCampaign(name: "x", productIds: [product], percentOff: 10, startsAt: 0, lastsSeconds: 60),  // over already
                         CreateCampaign(name: "x", productIds: [], percentOff: 10, lastsSeconds: 60)] {
-                #expect(await Self.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
+                #expect(await SimulatedServices.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
             }
-            #expect(await Self.refusal { try await transport.call(CreateCampaign(name: "x", productIds: ["prod_nope"], percentOff: 10, lastsSeconds: 60),
+            #expect(await SimulatedServices.refusal { try await transport.call(CreateCampaign(name: "x", productIds: ["prod_nope"], percentOff: 10, lastsSeconds: 60),
                                                                  metadata: metadata()) } == "unknown_product")
         }
         for (node, count) in starts { #expect(count == 1, "\(node) started \(count) times") }
@@ -140,9 +93,9 @@ import Testing
     @Test func anOrderForAShopThatDoesNotExistIsRefused() async throws {
         let fixtures = try loadFixtures()
         let product = fixtures.shops[0].stock[0].productId
-        _ = try await withServices { transport, runtime in
+        _ = try await SimulatedServices.run { transport, runtime in
             let order = CreateOrder(userId: "user_001", shopId: "shop_atlantis", items: [OrderLine(productId: product, quantity: 1)])
-            #expect(await Self.refusal { try await transport.call(order, metadata: runtime.metadata(timeout: .seconds(2))) } == "unknown_shop")
+            #expect(await SimulatedServices.refusal { try await transport.call(order, metadata: runtime.metadata(timeout: .seconds(2))) } == "unknown_shop")
         }
     }
 
@@ -150,7 +103,7 @@ import Testing
         let fixtures = try loadFixtures()
         let shop = fixtures.shops[0].id
         let stock = fixtures.shops[0].stock
-        _ = try await withServices { transport, runtime in
+        _ = try await SimulatedServices.run { transport, runtime in
             let first = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: stock[0].productId, quantity: 1)])
             let placed = try await transport.call(first, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: "key-1"))
             // The same request again: the first order, not a second one.
@@ -177,13 +130,13 @@ import Testing
     @Test func badDeviceReportsAreRefusedOrDropped() async throws {
         let fixtures = try loadFixtures()
         let device = fixtures.devices[0].id
-        _ = try await withServices { transport, runtime in
+        _ = try await SimulatedServices.run { transport, runtime in
             let metadata = { runtime.metadata(timeout: .seconds(2)) }
-            #expect(await Self.refusal { try await transport.call(ReportDevice(deviceId: "device_nobody", sequence: 1, status: .online),
+            #expect(await SimulatedServices.refusal { try await transport.call(ReportDevice(deviceId: "device_nobody", sequence: 1, status: .online),
                                                                   metadata: metadata()) } == "unknown_device")
-            #expect(await Self.refusal { try await transport.call(ReportDevice(deviceId: device, sequence: .max, status: .online),
+            #expect(await SimulatedServices.refusal { try await transport.call(ReportDevice(deviceId: device, sequence: .max, status: .online),
                                                                   metadata: metadata()) } == "bad_request")
-            #expect(await Self.refusal { try await transport.call(ReportDevice(deviceId: device, sequence: -5, status: .online),
+            #expect(await SimulatedServices.refusal { try await transport.call(ReportDevice(deviceId: device, sequence: -5, status: .online),
                                                                   metadata: metadata()) } == "bad_request")
             let first = try await transport.call(ReportDevice(deviceId: device, sequence: 7, status: .fault), metadata: metadata())
             #expect(first.accepted && first.confirmedByShop)
@@ -192,14 +145,14 @@ import Testing
             let older = try await transport.call(ReportDevice(deviceId: device, sequence: 3, status: .online), metadata: metadata())
             #expect(!again.accepted && !older.accepted)
             // The shop refuses a device it does not have, and a stale revision changes nothing.
-            #expect(await Self.refusal { try await transport.call(UpdateDeviceStatus(deviceId: "device_nobody", shopId: "shop_malmo", status: .online,
+            #expect(await SimulatedServices.refusal { try await transport.call(UpdateDeviceStatus(deviceId: "device_nobody", shopId: "shop_malmo", status: .online,
                                                                                      lastSeen: 0, revision: DeviceRevision(value: 2)),
                                                                   metadata: metadata()) } == "unknown_device")
             let shopId = fixtures.devices[0].shopId
             // Data out of range, or about a product the device's shop does not stock.
-            #expect(await Self.refusal { try await transport.call(ReportDeviceData(deviceId: device, sequence: 8, dataType: .restock,
+            #expect(await SimulatedServices.refusal { try await transport.call(ReportDeviceData(deviceId: device, sequence: 8, dataType: .restock,
                                                                                    productId: "prod_01", quantity: .max), metadata: metadata()) } == "bad_request")
-            #expect(await Self.refusal { try await transport.call(ReportDeviceData(deviceId: device, sequence: 8, dataType: .restock,
+            #expect(await SimulatedServices.refusal { try await transport.call(ReportDeviceData(deviceId: device, sequence: 8, dataType: .restock,
                                                                                    productId: "prod_nothing", quantity: 1), metadata: metadata()) } == "unknown_product")
             let stale = try await transport.call(UpdateDeviceStatus(deviceId: device, shopId: shopId, status: .online, lastSeen: 0,
                                                                     revision: DeviceRevision.reported(sequence: 3)!), metadata: metadata())
@@ -212,7 +165,7 @@ import Testing
     @Test func poisonEventsAreDeadLetteredAtOnceWithTheirReason() async throws {
         let fixtures = try loadFixtures()
         let device = fixtures.devices[0]
-        _ = try await withServices { transport, runtime in
+        _ = try await SimulatedServices.run { transport, runtime in
             let future = EventEnvelope(eventId: "evt_future", eventType: "OrderCreated", eventVersion: "9.0", source: "order-service",
                                        timestamp: 1, correlationId: "c", data: .object(["orderId": .string("o")]))
             let exploded = try EventEnvelope(DeviceStatusUpdated(deviceId: device.id, shopId: device.shopId, status: .online, lastSeen: 1,
@@ -243,7 +196,7 @@ import Testing
     /// floating point and every read of the sales report trapped the report service (found by a
     /// red-team run: the supervisor restarted it until it gave up).
     @Test func aRunningTotalThatWouldOverflowIsABadEventNotATrap() async throws {
-        let starts = try await withServices { transport, runtime in
+        let starts = try await SimulatedServices.run { transport, runtime in
             func payment(_ i: Int) throws -> EventEnvelope {
                 try EventEnvelope(PaymentProcessed(paymentId: "pay_big_\(i)", orderId: "order_big_\(i)", amount: Money(minorUnits: .max)),
                                   eventId: "evt_big_\(i)", source: .payment, timestamp: .simulationEpoch, correlationId: "c")
@@ -281,13 +234,13 @@ import Testing
                 runtime.spawn("test") {
                     let reserved = try! EventEnvelope(InventoryReserved(orderId: "o1", shopId: "shop_malmo", productId: "prod_01", quantity: 1),
                                                       eventId: "evt_forged", source: .inventory, timestamp: .simulationEpoch, correlationId: "c")
-                    seen.refusal = await Self.refusal {
+                    seen.refusal = await SimulatedServices.refusal {
                         try await runtime.transport.call(AppendEvents(events: [reserved]), metadata: runtime.metadata(timeout: .seconds(2)))
                     }
                     // Its own type under another service's name.
                     let posed = try! EventEnvelope(OrderCreated(orderId: "o1", shopId: "shop_malmo", userId: "u", items: [], totalAmount: Money(minorUnits: 0)),
                                                    eventId: "evt_posed", source: .payment, timestamp: .simulationEpoch, correlationId: "c")
-                    seen.forgedSource = await Self.refusal {
+                    seen.forgedSource = await SimulatedServices.refusal {
                         try await runtime.transport.call(AppendEvents(events: [posed]), metadata: runtime.metadata(timeout: .seconds(2)))
                     }
                     let created = try! EventEnvelope(OrderCreated(orderId: "o1", shopId: "shop_malmo", userId: "u", items: [], totalAmount: Money(minorUnits: 0)),
@@ -309,12 +262,12 @@ import Testing
     /// with the same request it answers the first campaign.
     @Test func aCampaignKeyReusedForAnotherRequestIsRefused() async throws {
         let product = try loadFixtures().shops[0].stock[0].productId
-        _ = try await withServices { transport, runtime in
+        _ = try await SimulatedServices.run { transport, runtime in
             func metadata() -> CallMetadata { runtime.metadata(timeout: .seconds(2), idempotencyKey: "campaign-key-1") }
             let first = try await transport.call(CreateCampaign(name: "c1", productIds: [product], percentOff: 5, lastsSeconds: 600), metadata: metadata())
             let again = try await transport.call(CreateCampaign(name: "c1", productIds: [product], percentOff: 5, lastsSeconds: 600), metadata: metadata())
             #expect(again.campaignId == first.campaignId)
-            #expect(await Self.refusal {
+            #expect(await SimulatedServices.refusal {
                 try await transport.call(CreateCampaign(name: "c2", productIds: [product], percentOff: 50, lastsSeconds: 600), metadata: metadata())
             } == "idempotency_key_reused")
             let all = try await transport.call(ListCampaigns(), metadata: runtime.metadata(timeout: .seconds(2)))

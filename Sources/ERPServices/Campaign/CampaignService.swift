@@ -17,6 +17,30 @@ public final class CampaignService: RetailService, @unchecked Sendable {
     let settings: ServiceSettings
     let database: ServiceDatabase
     private let caller: ResilientCaller
+    /// Every campaign of each product quoted so far (whatever its window), so that pricing an
+    /// order reads no SQL: two of every order's 68 statements were this lookup. Only `create`
+    /// writes campaigns, and it empties the map; a restarted service starts with it empty.
+    /// Confined to the service's executor, like the handlers that use it.
+    private var offersByProduct: [String: [Offer]] = [:]
+    /// Products with more campaigns than this are read from SQL each time (the map stays small
+    /// whatever a client creates), and so is every product once the map holds `productCountMax`.
+    static let offerCountMax = 64, productCountMax = 4_096
+
+    struct Offer {
+        var campaignId: String
+        var percentOff: Int
+        var startsAt: Int64
+        var endsAt: Int64
+        var createdAt: Int64
+
+        /// Whether `self` wins over `other` as the SQL orders them: the larger discount, then the
+        /// older campaign, then the smaller id (byte order, as SQLite compares text).
+        func precedes(_ other: Offer) -> Bool {
+            if percentOff != other.percentOff { return percentOff > other.percentOff }
+            if createdAt != other.createdAt { return createdAt < other.createdAt }
+            return campaignId.utf8.lexicographicallyPrecedes(other.campaignId.utf8)
+        }
+    }
 
     public init(context: ServiceContext) {
         runtime = context.runtime
@@ -77,6 +101,8 @@ public final class CampaignService: RetailService, @unchecked Sendable {
                 throw error
             }
         }
+        // Whatever the write does (even a failure may have committed), the quotes read again.
+        defer { offersByProduct.removeAll() }
         let campaignId: String = try storage {
             try database.write { db in
                 if let key = context.idempotencyKey, let existing = try Self.campaignId(forKey: key, request: requestJSON, in: db) {
@@ -148,20 +174,31 @@ public final class CampaignService: RetailService, @unchecked Sendable {
             throw RPCError.rejected(code: "bad_request", message: "at most \(OrderLine.countMax) products per quote")
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
-        return try storage {
+        var discounts: [PriceQuote.Discount] = []
+        for productId in request.productIds where !discounts.contains(where: { $0.productId == productId }) {
+            var best: Offer?
+            for offer in try offers(of: productId) where offer.startsAt <= now && now < offer.endsAt {
+                if best.map({ offer.precedes($0) }) ?? true { best = offer }
+            }
+            if let best { discounts.append(PriceQuote.Discount(productId: productId, campaignId: best.campaignId, percentOff: best.percentOff)) }
+        }
+        return PriceQuote(discounts: discounts)
+    }
+
+    /// The campaigns of `productId`, from the map or read (and kept, within the bounds).
+    private func offers(of productId: String) throws -> [Offer] {
+        if let known = offersByProduct[productId] { return known }
+        let offers = try storage {
             try database.read { db in
-                let statement = try db.cachedStatement(sql: """
-                    SELECT c.campaignId AS campaignId, c.percentOff AS percentOff FROM campaign_product p JOIN campaign c ON c.campaignId = p.campaignId
-                    WHERE p.productId = ? AND c.startsAt <= ? AND ? < c.endsAt ORDER BY c.percentOff DESC, c.createdAt, c.campaignId LIMIT 1
-                    """)
-                var discounts: [PriceQuote.Discount] = []
-                for productId in request.productIds where !discounts.contains(where: { $0.productId == productId }) {
-                    if let row = try Row.fetchOne(statement, arguments: [productId, now, now]) {
-                        discounts.append(PriceQuote.Discount(productId: productId, campaignId: row["campaignId"], percentOff: row["percentOff"]))
-                    }
+                try Row.fetchAll(db, cached: """
+                    SELECT c.campaignId, c.percentOff, c.startsAt, c.endsAt, c.createdAt
+                    FROM campaign_product p JOIN campaign c ON c.campaignId = p.campaignId WHERE p.productId = ?
+                    """, arguments: [productId]).map { row in
+                    Offer(campaignId: row[0], percentOff: row[1], startsAt: row[2], endsAt: row[3], createdAt: row[4])
                 }
-                return PriceQuote(discounts: discounts)
             }
         }
+        if offers.count <= Self.offerCountMax && offersByProduct.count < Self.productCountMax { offersByProduct[productId] = offers }
+        return offers
     }
 }
