@@ -124,4 +124,22 @@ import Testing
         }
         #expect(head.entries.isEmpty)
     }
+
+    /// A head read back from the database takes the events the bus still has in memory, and
+    /// leaves the others to be decoded (nil) when they go out.
+    @Test func entriesReadBackTakeTheEventsTheBusStillHas() throws {
+        let (database, path) = try busDatabase()
+        defer { try? database.close(); try? FileManager.default.removeItem(atPath: path) }
+        var recent = RecentEvents(capacity: 4)
+        let appended = try append(6, at: 0, into: database)
+        for entry in appended {
+            recent.put(try EventEnvelope(OrderCancelled(orderId: "o\(entry.seq)", reason: "r"), eventId: "e\(entry.seq)", source: .order,
+                                         timestamp: .simulationEpoch, correlationId: "c"), at: entry.seq)
+        }
+        let head = QueueHead(countMax: 8)
+        try head.refill(group: group, from: database, recent: recent)
+        // Capacity 4: positions 1 and 2 were overwritten by 5 and 6.
+        #expect(head.entries.map { $0.event?.eventId ?? "-" } == ["-", "-", "e3", "e4", "e5", "e6"])
+        #expect(recent.event(at: 2) == nil && recent.event(at: 6)?.eventId == "e6" && recent.event(at: 10) == nil)
+    }
 }

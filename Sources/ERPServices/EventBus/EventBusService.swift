@@ -37,6 +37,8 @@ public final class EventBusService: RetailService, @unchecked Sendable {
     /// acknowledgements that arrive in the same moment rather than one each.
     let outcomes: GroupCommit
     private var dispatchers: [Dispatcher] = []
+    /// The events appended since the bus started, the last 4,096 by log position.
+    private(set) var recent = RecentEvents(capacity: 4_096)
     /// The routes each topic seen so far goes to (indices into `routes`, in order): a handful of
     /// topics, each matched against every pattern once instead of once per event (2.7 % of a
     /// chaos-mix run's CPU was `Subscription.matches`).
@@ -121,6 +123,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
         var queued = Array(repeating: [QueueHead.Entry](), count: routes.count)
+        var appendedAt: [(seq: Int64, event: EventEnvelope)] = []
         let ack: AppendAck = try storage {
             try database.write { db in
                 var appended = 0, duplicates = 0
@@ -133,6 +136,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                     guard db.changesCount == 1 else { duplicates += 1; continue }
                     appended += 1
                     let seq = db.lastInsertedRowID
+                    appendedAt.append((seq, event))
                     for i in routesMatching(event.topic) {
                         try db.execute(cached: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
                                        arguments: [routes[i].subscription.group, seq, now])
@@ -144,6 +148,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         }
         // Committed: the dispatchers' heads learn of the new deliveries.
         runtime.record("bus appended \(ack.appended) duplicates \(ack.duplicates)")
+        for (seq, event) in appendedAt { recent.put(event, at: seq) }
         for (i, dispatcher) in dispatchers.enumerated() where !queued[i].isEmpty {
             dispatcher.head.appended(queued[i])
             dispatcher.signal.notify()
@@ -216,7 +221,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 var nextDue: Int64?
                 let room = max(0, settings.windowCountMax - inFlight.count)
                 do {
-                    try head.refill(group: group, from: bus.database)
+                    try head.refill(group: group, from: bus.database, recent: bus.recent)
                     for entry in head.entries {
                         if inFlight.contains(entry.seq) { continue }
                         if entry.nextAttemptAt > now { nextDue = min(nextDue ?? entry.nextAttemptAt, entry.nextAttemptAt); continue }

@@ -45,14 +45,18 @@ final class QueueHead: @unchecked Sendable {
 
     /// Brings the head up to `countMax` entries from the database when it holds fewer than the
     /// queue has, or reads it whole after `invalidate`.
-    func refill(group: String, from database: ServiceDatabase) throws {
+    /// Entries read back take their event from `recent` when it still holds it.
+    func refill(group: String, from database: ServiceDatabase, recent: RecentEvents? = nil) throws {
         if loaded, complete || entries.count >= countMax { return }
         let after = loaded ? (entries.last?.seq ?? -1) : -1
         let wanted = loaded ? countMax - entries.count : countMax
         let rows = try database.read { db in try Row.fetchAll(db, cached: Self.refillSQL, arguments: [group, after, wanted]) }
         reads += 1
         if !loaded { entries.removeAll(keepingCapacity: true) }
-        for row in rows { entries.append(Entry(seq: row[0], nextAttemptAt: row[1], envelope: row[2])) }
+        for row in rows {
+            let seq: Int64 = row[0]
+            entries.append(Entry(seq: seq, nextAttemptAt: row[1], envelope: row[2], event: recent?.event(at: seq)))
+        }
         loaded = true
         complete = rows.count < wanted
     }
@@ -94,5 +98,28 @@ final class QueueHead: @unchecked Sendable {
             if entries[mid].seq < seq { low = mid + 1 } else { high = mid }
         }
         return low < entries.count && entries[low].seq == seq ? low : nil
+    }
+}
+
+/// The last events the bus appended while it was up, by log position: a queue head read back from
+/// the database (a backlog past the entries a head holds) takes each event from here instead of
+/// decoding its text again, which was 1.6 % of a simulated happy-path run. A slot holds the last
+/// event whose position falls in it; a restarted bus starts empty and decodes.
+struct RecentEvents {
+    private var slots: [(seq: Int64, event: EventEnvelope)?]
+
+    init(capacity: Int) {
+        precondition(capacity > 0)
+        slots = Array(repeating: nil, count: capacity)
+    }
+
+    /// `event` was committed at log position `seq`.
+    mutating func put(_ event: EventEnvelope, at seq: Int64) {
+        slots[Int(seq.magnitude % UInt64(slots.count))] = (seq, event)
+    }
+
+    func event(at seq: Int64) -> EventEnvelope? {
+        guard let slot = slots[Int(seq.magnitude % UInt64(slots.count))], slot.seq == seq else { return nil }
+        return slot.event
     }
 }
