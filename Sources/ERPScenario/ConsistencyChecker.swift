@@ -419,8 +419,7 @@ public struct ConsistencyChecker {
         let bus = try open(.eventBus)
         try bus.inDatabase { db in
             try Row.fetchCursor(db, sql: """
-                SELECT json_extract(envelope, '$.eventType') || ' ' || json_extract(envelope, '$.eventVersion') AS v, COUNT(*) AS n
-                FROM event GROUP BY v ORDER BY v
+                SELECT eventType || ' ' || eventVersion AS v, COUNT(*) AS n FROM event GROUP BY v ORDER BY v
                 """).forEach { row in summary.eventVersions[row["v"]] = row["n"] }
             for service in ServiceCatalog.startOrder {
                 let subscriptions = ServiceCatalog.subscriptions(of: service)
@@ -433,7 +432,7 @@ public struct ConsistencyChecker {
                     // group (milliseconds; each side's own clock, so a skewed clock shows in it).
                     var hops: [String: LatencyRecorder] = [:]
                     try Row.fetchCursor(db, sql: """
-                        SELECT e.topic AS topic, i.appliedAt - json_extract(e.envelope, '$.timestamp') AS hop
+                        SELECT e.topic AS topic, i.appliedAt - e.producedAt AS hop
                         FROM consumer.inbox i JOIN main.event e ON e.eventId = i.eventId
                         WHERE i.consumerGroup = ?
                         """, arguments: [group]).forEach { row in

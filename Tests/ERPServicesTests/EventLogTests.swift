@@ -17,7 +17,7 @@ import Testing
     func append(_ topic: String, _ id: String, in db: Database) throws {
         let envelope = try EventEnvelope(OrderCancelled(orderId: id, reason: "test"), eventId: id, source: .order,
                                          timestamp: .simulationEpoch, correlationId: "c")
-        try db.execute(sql: "INSERT INTO event (eventId, topic, envelope, appendedAt) VALUES (?, ?, ?, 0)",
+        try db.execute(sql: "INSERT INTO event (eventId, topic, eventType, eventVersion, producedAt, envelope, appendedAt) VALUES (?, ?, 'OrderCancelled', '1.0', 0, ?, 0)",
                        arguments: [id, topic, try JSONCoding.encodeString(envelope)])
     }
 

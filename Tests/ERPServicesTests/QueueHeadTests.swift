@@ -37,7 +37,7 @@ import Testing
             for _ in 0..<count {
                 let next = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM event")) ?? 1
                 let text = "{\"n\":\(next)}"
-                try db.execute(sql: "INSERT INTO event (eventId, topic, envelope, appendedAt) VALUES (?, 'order.created', ?, ?)",
+                try db.execute(sql: "INSERT INTO event (eventId, topic, eventType, eventVersion, producedAt, envelope, appendedAt) VALUES (?, 'order.created', 'OrderCreated', '1.0', 0, ?, ?)",
                                arguments: ["e\(next)", text, now])
                 let seq = db.lastInsertedRowID
                 try db.execute(sql: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
