@@ -91,7 +91,9 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             // SQLite's C API, for the simulator's in-memory VFS.
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            "CSQLiteTuning",
         ]),
+        .systemLibrary(name: "CSQLiteTuning", path: "Sources/CSQLiteTuning"),
         .target(name: "ERPTransport", dependencies: [
             "ERPCore", "ERPWire", "ERPStorage",
             .product(name: "GRDB", package: "GRDB.swift"),

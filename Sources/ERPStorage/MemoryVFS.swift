@@ -377,6 +377,7 @@ enum MemoryVFS {
     nonisolated(unsafe) private static var unix: UnsafeMutablePointer<sqlite3_vfs>!
 
     private static let installed: Bool = {
+        SQLiteTuning.applyOnce()
         guard let found = sqlite3_vfs_find("unix") else { fatalError("SQLite has no unix VFS") }
         unix = found
         var vfs = found.pointee

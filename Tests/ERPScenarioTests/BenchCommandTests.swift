@@ -23,6 +23,8 @@ import Testing
         #expect((figures["trace_hash"] as? String ?? "").count == 64)
         // No disk fault: the journals stay in memory (SimStorage.memoryWithoutDiskFaults).
         #expect(figures["storage"] as? String == "memory-journal")
+        // SQLite's memory statistics were switched off before its first connection (SQLiteTuning).
+        #expect(figures["sqlite_memstatus"] as? String == "off")
     }
 
     /// The mesh and, in the same run, the runtime's floor: what a wait and a task cost alone,
