@@ -246,11 +246,18 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 let room = max(0, settings.windowCountMax - inFlight.count)
                 do {
                     try head.refill(group: group, from: bus.database, recent: bus.recent)
-                    for entry in head.entries {
-                        if inFlight.contains(entry.seq) { continue }
-                        if entry.nextAttemptAt > now { nextDue = min(nextDue ?? entry.nextAttemptAt, entry.nextAttemptAt); continue }
+                    // By index, reading two fields: iterating the entries copied each one whole
+                    // (its text and event) at every wake-up.
+                    let entries = head.entries
+                    for i in entries.indices {
+                        let seq = entries[i].seq, nextAttemptAt = entries[i].nextAttemptAt
+                        if nextAttemptAt > now {
+                            if !inFlight.contains(seq) { nextDue = min(nextDue ?? nextAttemptAt, nextAttemptAt) }
+                            continue
+                        }
                         guard due.count < room else { continue }
-                        due.append(entry)
+                        if inFlight.contains(seq) { continue }
+                        due.append(entries[i])
                     }
                 } catch {
                     runtime.logger.error("bus \(group): cannot read queue: \(error)")
