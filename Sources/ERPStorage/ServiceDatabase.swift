@@ -148,7 +148,7 @@ public final class ServiceDatabase: @unchecked Sendable {
         try migrator.migrate(queue)
         self.queue = queue
         if durability.synchronous == .beforeSend {
-            changesSeen = try queue.writeWithoutTransaction { sqlite3_total_changes64($0.sqliteConnection) }
+            changesSeen = queue.writeWithoutTransaction { sqlite3_total_changes64($0.sqliteConnection) }
             // What the migrations wrote (and the WAL file's own name in its folder: SQLite syncs
             // the folder at a new file's first sync) is made durable now. A disk that fails the
             // sync does not keep the service from starting (it may only read for a while): the

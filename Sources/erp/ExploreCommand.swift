@@ -166,11 +166,13 @@ struct Explore: AsyncParsableCommand {
         if let duration { arguments += ["--duration", duration] }
         arguments += defects.flatMap { ["--defect", $0] }
         let log = directory + ".log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        // A log that cannot be made (a full disk) costs the seed its log, not its run, and its
+        // output does not spill into the progress line.
+        let logHandle = FileManager.default.createFile(atPath: log, contents: nil) ? FileHandle(forWritingAtPath: log) : nil
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardOutput = logHandle ?? FileHandle.nullDevice
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
         let status: Int32 = await withCheckedContinuation { continuation in

@@ -235,7 +235,7 @@ struct Soak: AsyncParsableCommand {
     static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double) -> Verdict {
         var verdict = Verdict()
         let judged = samples.filter { $0.at >= warmUp }
-        if let first = judged.first, let last = judged.last, judged.count >= judgedSampleCountMin {
+        if let first = judged.first, judged.count >= judgedSampleCountMin {
             for service in first.processes.keys.sorted() {
                 let series = judged.compactMap { $0.processes[service] }
                 guard let a = series.first, let b = series.last, series.count == judged.count else { continue }
