@@ -67,6 +67,14 @@ public struct HTTPAnswer: Sendable {
         let body = (try? JSONCoding.encodeString(["error": code, "message": message])) ?? #"{"error":"internal"}"#
         return HTTPAnswer(status: status, json: body, headers: headers)
     }
+
+    /// The answer as an HTTP response: its JSON body, its headers, and the correlation id if any.
+    func response(correlationId: String?) -> Response {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        if let correlationId { fields[GatewayHTTP.correlationHeader] = correlationId }
+        for (name, value) in headers { if let n = HTTPField.Name(name) { fields[n] = value } }
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
 }
 
 public struct GatewayHTTP: Sendable {
@@ -144,7 +152,7 @@ public struct GatewayHTTP: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: HostFieldAnswer(gateway: self))
+        router.add(middleware: UnservableRequestAnswer { [metrics] in metrics.record("bad_host", outcome: "400", latency: .zero) })
         // Before the routes, so that it also wraps the router's not-found answer (an empty 404 otherwise).
         router.add(middleware: UnroutedAnswer(gateway: self))
         for route in Route.allCases {
@@ -407,10 +415,7 @@ public struct GatewayHTTP: Sendable {
     }
 
     fileprivate func respond(_ answer: HTTPAnswer, correlationId: String?) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if let correlationId { headers[Self.correlationHeader] = correlationId }
-        for (name, value) in answer.headers { if let n = HTTPField.Name(name) { headers[n] = value } }
-        return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.json)))
+        answer.response(correlationId: correlationId)
     }
 
     /// Decodes a JSON body as `T`, saying precisely what is wrong when it cannot; `expected`
@@ -486,17 +491,59 @@ extension RequestMetrics {
     }
 }
 
-/// Answers 400 to a request `HostFieldCheck` found without a valid, single Host header field.
-struct HostFieldAnswer: RouterMiddleware {
-    typealias Context = BasicRequestContext
+/// The first middleware of every router served with `HTTPServerLimits` (the gateway's and each
+/// service's metrics server), for requests no route may serve: 400 `bad_host` to one that
+/// `HostFieldCheck` found without a valid, single Host header field (RFC 9112 §3.2), and 501 to
+/// CONNECT. `refused` runs for each (the gateway counts it).
+public struct UnservableRequestAnswer: RouterMiddleware {
+    public typealias Context = BasicRequestContext
     static let problem = HTTPField.Name(HostFieldCheck.problemField)!
-    let gateway: GatewayHTTP
+    let refused: @Sendable () -> Void
 
-    func handle(_ request: Request, context: Context,
-                next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init(refused: @escaping @Sendable () -> Void = {}) { self.refused = refused }
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method == .connect {
+            // Not a proxy. NIO sends no body after any answer to CONNECT (RFC 9110 §9.3.6 has a 2xx
+            // open a tunnel), so the answer's framing is the connection's end: closed after it,
+            // rather than left open with a client reading an unframed body until it times out.
+            refused()
+            return HTTPAnswer.error(.notImplemented, "method_not_implemented", "CONNECT: this server is not a proxy",
+                                    headers: [("Connection", "close")]).response(correlationId: nil)
+        }
         guard let problem = request.headers[Self.problem] else { return try await next(request, context) }
-        gateway.metrics.record("bad_host", outcome: "400", latency: .zero)
-        return gateway.respond(.error(.badRequest, "bad_host", problem), correlationId: nil)
+        refused()
+        return HTTPAnswer.error(.badRequest, "bad_host", problem).response(correlationId: nil)
+    }
+}
+
+/// A service's own HTTP window (its metrics server): `GET /metrics` with what `metrics` returns
+/// in Prometheus's text format, and `GET /health`. Served with `HTTPServerLimits`, as the gateway.
+public enum MetricsEndpoint {
+    public static func router(metrics: @escaping @Sendable () -> String) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: UnservableRequestAnswer())
+        router.add(middleware: Unrouted())
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics())))
+        }
+        router.get("health") { _, _ in HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#).response(correlationId: nil) }
+        return router
+    }
+
+    /// The router's bare 404 as JSON naming what this server serves.
+    struct Unrouted: RouterMiddleware {
+        typealias Context = BasicRequestContext
+        func handle(_ request: Request, context: Context,
+                    next: (Request, Context) async throws -> Response) async throws -> Response {
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                return HTTPAnswer.error(.notFound, "not_found", "no route \(request.method) \(request.uri.path); this server serves GET /metrics and GET /health")
+                    .response(correlationId: nil)
+            }
+        }
     }
 }
 

@@ -182,6 +182,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             closeAfterResponse = true
             response.headerFields[.connection] = "close"
             context.write(wrapOutboundOut(.head(response)), promise: promise)
+        case .head(let response) where response.status.code >= 200 && response.headerFields[.connection]?.lowercased() == "close":
+            // An answer that says it ends the connection (the refusal of CONNECT) does.
+            closeAfterResponse = true
+            context.write(data, promise: promise)
         case .end where closeAfterResponse:
             closeAfterResponse = false
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -199,7 +203,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 /// to any request with more than one or with an invalid one (two hosts are how a request is
 /// routed one way by a proxy and another way behind it). Sits in front of the conversion to HTTP
 /// types, which drops the version, and marks such a request (`problemField`) for the router's
-/// `HostFieldAnswer`, which answers it in its turn: pipelined answers stay in order. A marker the
+/// `UnservableRequestAnswer`, which answers it in its turn: pipelined answers stay in order. A marker the
 /// client sent itself is removed.
 final class HostFieldCheck: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart

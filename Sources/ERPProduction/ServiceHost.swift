@@ -205,14 +205,7 @@ public struct ServiceHost: Service {
             try await app.runService(gracefulShutdownSignals: [])
         } else if let metrics = topology.metricsAddresses[service] {
             // Prometheus scrapes this service's RPC metrics (served and called, per method) here.
-            let router = Router()
-            router.get("metrics") { _, _ in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                         body: .init(byteBuffer: ByteBuffer(string: transport.prometheusText())))
-            }
-            router.get("health") { _, _ in
-                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
-            }
+            let router = MetricsEndpoint.router { transport.prometheusText() }
             let app = Application(router: router, server: HTTPServerLimits().server(logger: logger),
                                   configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
             logger.info("\(service) metrics on http://\(metrics.host):\(metrics.port)/metrics")

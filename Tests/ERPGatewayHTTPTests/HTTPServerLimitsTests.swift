@@ -198,11 +198,19 @@ final class RawConnection {
         }
     }
 
+    /// A service's metrics server, as `ServiceHost` serves it.
+    func metricsApp() -> some ApplicationProtocol {
+        Application(router: MetricsEndpoint.router { "erp_up 1\n" }, server: HTTPServerLimits().server(logger: Logger(label: "test")),
+                    configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
     /// RFC 9112 §3.2: 400 to an HTTP/1.1 request without Host, and to any with two Hosts or an
     /// invalid one; HTTP/1.0 may go without. Answered in turn on a kept connection, and a marker a
-    /// client sends itself changes nothing.
-    @Test func requestsMustNameOneValidHost() async throws {
-        try await app(limits: HTTPServerLimits()).test(.live) { client in
+    /// client sends itself changes nothing. The gateway and the services' metrics servers alike.
+    @Test(arguments: ["gateway", "metrics"])
+    func requestsMustNameOneValidHost(server: String) async throws {
+        let app: any ApplicationProtocol = server == "gateway" ? app(limits: HTTPServerLimits()) : metricsApp()
+        try await app.test(.live) { client in
             let port = try #require(client.port)
             func status(_ request: String) async throws -> String {
                 let seen = try await exchange(request, port: port)
@@ -217,6 +225,25 @@ final class RawConnection {
             let kept = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /health HTTP/1.1\r\n\r\n"
                                           + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port)
             #expect(statusCodes(in: kept.text) == ["200", "400", "200"], "\(kept.text)")
+        }
+    }
+
+    /// CONNECT (this is not a proxy) is 501 and the connection ends with the answer: NIO frames any
+    /// answer to CONNECT without a body, and a connection left open had the client wait for one.
+    /// A path the metrics server does not serve is a JSON 404 naming what it does.
+    @Test(arguments: ["gateway", "metrics"])
+    func connectIsRefusedAndTheConnectionClosed(server: String) async throws {
+        let app: any ApplicationProtocol = server == "gateway" ? app(limits: HTTPServerLimits()) : metricsApp()
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let started = ContinuousClock.now
+            let seen = try await exchange("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", port: port, within: .seconds(5))
+            #expect(seen.text.hasPrefix("HTTP/1.1 501"), "\(seen.text)")
+            #expect(seen.closed && ContinuousClock.now - started < .seconds(4), "the connection was left open")
+            let other = try await exchange("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port)
+            #expect(other.text.hasPrefix("HTTP/1.1 404") && other.text.contains(#""error":"not_found""#), "\(other.text)")
+            #expect(try await exchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port).text.hasPrefix("HTTP/1.1 200"),
+                    "the server goes on serving")
         }
     }
 
