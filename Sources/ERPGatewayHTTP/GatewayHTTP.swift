@@ -152,7 +152,7 @@ public struct GatewayHTTP: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: UnservableRequestAnswer { [metrics] in metrics.record("bad_host", outcome: "400", latency: .zero) })
+        router.add(middleware: UnservableRequestAnswer { [metrics] code, status in metrics.record(code, outcome: "\(status.code)", latency: .zero) })
         // Before the routes, so that it also wraps the router's not-found answer (an empty 404 otherwise).
         router.add(middleware: UnroutedAnswer(gateway: self))
         for route in Route.allCases {
@@ -494,13 +494,13 @@ extension RequestMetrics {
 /// The first middleware of every router served with `HTTPServerLimits` (the gateway's and each
 /// service's metrics server), for requests no route may serve: 400 `bad_host` to one that
 /// `HostFieldCheck` found without a valid, single Host header field (RFC 9112 §3.2), and 501 to
-/// CONNECT. `refused` runs for each (the gateway counts it).
+/// CONNECT. `refused` gets each refusal's code and status (the gateway counts them).
 public struct UnservableRequestAnswer: RouterMiddleware {
     public typealias Context = BasicRequestContext
     static let problem = HTTPField.Name(HostFieldCheck.problemField)!
-    let refused: @Sendable () -> Void
+    let refused: @Sendable (_ code: String, _ status: HTTPResponse.Status) -> Void
 
-    public init(refused: @escaping @Sendable () -> Void = {}) { self.refused = refused }
+    public init(refused: @escaping @Sendable (_ code: String, _ status: HTTPResponse.Status) -> Void = { _, _ in }) { self.refused = refused }
 
     public func handle(_ request: Request, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -508,12 +508,12 @@ public struct UnservableRequestAnswer: RouterMiddleware {
             // Not a proxy. NIO sends no body after any answer to CONNECT (RFC 9110 §9.3.6 has a 2xx
             // open a tunnel), so the answer's framing is the connection's end: closed after it,
             // rather than left open with a client reading an unframed body until it times out.
-            refused()
+            refused("method_not_implemented", .notImplemented)
             return HTTPAnswer.error(.notImplemented, "method_not_implemented", "CONNECT: this server is not a proxy",
                                     headers: [("Connection", "close")]).response(correlationId: nil)
         }
         guard let problem = request.headers[Self.problem] else { return try await next(request, context) }
-        refused()
+        refused("bad_host", .badRequest)
         return HTTPAnswer.error(.badRequest, "bad_host", problem).response(correlationId: nil)
     }
 }

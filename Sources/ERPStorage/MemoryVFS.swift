@@ -46,7 +46,9 @@ public final class MemoryVolume: @unchecked Sendable {
     public static func absolute(_ directory: String) -> String {
         let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        if realpath(absolute, &resolved) != nil { return String(cString: resolved) }
+        if realpath(absolute, &resolved) != nil {
+            return String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
         let standardized = URL(fileURLWithPath: absolute).standardizedFileURL.path
         return standardized.count > 1 && standardized.hasSuffix("/") ? String(standardized.dropLast()) : standardized
     }
@@ -377,7 +379,6 @@ enum MemoryVFS {
     nonisolated(unsafe) private static var unix: UnsafeMutablePointer<sqlite3_vfs>!
 
     private static let installed: Bool = {
-        SQLiteTuning.applyOnce()
         guard let found = sqlite3_vfs_find("unix") else { fatalError("SQLite has no unix VFS") }
         unix = found
         var vfs = found.pointee

@@ -1,15 +1,19 @@
 import CSQLiteTuning
 
-/// Process-wide SQLite settings, applied once before the process's first connection.
+/// Process-wide SQLite settings, which must be made before the process's first connection.
 ///
 /// SQLite keeps memory statistics by default (`SQLITE_CONFIG_MEMSTATUS`): every allocation and
-/// free takes a process-wide mutex to count bytes. Nothing here reads those statistics or sets a
-/// heap limit, and the mutex was 2.5 % of a simulated happy-path run (`sqlite3Malloc` and
-/// `sqlite3_free` under `pthread_mutex_lock`/`unlock`). A process that used SQLite before this
-/// runs keeps the statistics; nothing else changes.
+/// free takes a process-wide mutex to count bytes. That mutex was 2.5 % of a simulated happy-path
+/// run (`sqlite3Malloc` and `sqlite3_free` under `pthread_mutex_lock`/`unlock`). A process that
+/// only simulates does not read them, and switches them off. A service process keeps them: its
+/// control report tells SQLite's share of the heap from its own with them (`HeapUsage`, which
+/// `erp soak` judges leaks by), and so does the test suite's process, which checks that report.
 public enum SQLiteTuning {
-    /// Whether the settings took effect (SQLite had not yet started in this process).
-    public static let applied: Bool = erp_sqlite3_config_memstatus(0) == 0
+    /// Switches SQLite's memory statistics off for this process; true when they are off (SQLite
+    /// had not started in this process when this was first called), false when SQLite refused
+    /// (it had started). Only the first call tries.
+    @discardableResult
+    public static func disableMemoryStatistics() -> Bool { disabled }
 
-    @inline(__always) static func applyOnce() { _ = applied }
+    private static let disabled: Bool = erp_sqlite3_config_memstatus(0) == 0
 }

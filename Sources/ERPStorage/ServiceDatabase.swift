@@ -127,7 +127,6 @@ public final class ServiceDatabase: @unchecked Sendable {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date:
     /// the shared tables first, then the service's own migrations, in order.
     public init(path: String, durability: Durability, migrations: [Migration]) throws {
-        SQLiteTuning.applyOnce()
         self.path = path
         self.durability = durability
         var configuration = Configuration()

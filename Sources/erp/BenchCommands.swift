@@ -142,8 +142,8 @@ struct ScenarioBench: AsyncParsableCommand {
             "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass,
             "storage": storage,
             // Whether SQLite counted its memory (a process-wide mutex per allocation): "off" unless
-            // something used SQLite before the first database opened (SQLiteTuning).
-            "sqlite_memstatus": SQLiteTuning.applied ? "off" : "on",
+            // something used SQLite before the simulation started (SQLiteTuning).
+            "sqlite_memstatus": SQLiteTuning.disableMemoryStatistics() ? "off" : "on",
         ]
         print(String(format: "%@ seed %llu: %d orders (%.0f/s offered over %.0f virtual s) in %.2f wall s", loaded.name, seed, orders,
                      loaded.workload.ratePerSecond, virtual, wall))

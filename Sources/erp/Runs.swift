@@ -19,6 +19,8 @@ func freshDirectory(_ path: String) throws {
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,
               filesOnDisk: Bool = false) async throws -> RunSummary {
     try freshDirectory(directory)
+    // This process only simulates: SQLite need not count its memory (a mutex per allocation).
+    SQLiteTuning.disableMemoryStatistics()
     let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory, filesOnDisk: filesOnDisk)
     return try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                     reproduce: reproduce).run(on: backend)

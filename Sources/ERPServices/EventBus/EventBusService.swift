@@ -72,8 +72,8 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         // The deliveries clustered on their key (`WITHOUT ROWID`), with an index of the pending
         // ones only (covering what the queue's head reads) and one of the dead letters: a
         // delivery's insert writes two B-trees instead of three, and its acknowledgement takes it
-        // out of one index instead of moving it within another. Two of every five statements of
-        // the bus are these.
+        // out of one index instead of moving it within another. Three of every five statements
+        // the bus runs are these (a happy-path run: 36,538 of about 61,000).
         ("bus-2", { db in
             try db.execute(sql: """
                 CREATE TABLE delivery_clustered (
