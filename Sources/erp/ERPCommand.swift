@@ -6,6 +6,7 @@ import ERPServices
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
+import ERPStorage
 import ERPZeroMQBackend
 import ERPSimulation
 import ERPZeroMQ
@@ -132,6 +133,7 @@ struct Run: AsyncParsableCommand {
                 backend = zmq
                 reproduce += ["--mode", "zmq"]
             case .simulation:
+                SQLiteTuning.disableMemoryStatistics()  // this process only simulates
                 backend = try SimulationBackend(scenario: loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
                                                 logToStandardError: log, filesOnDisk: filesOnDisk)
                 reproduce += ["--seed", "\(seed)"]
