@@ -1,3 +1,5 @@
+import ERPWire
+
 /// The seed's event envelope, field for field:
 /// `eventId, eventType, eventVersion, source, timestamp, correlationId, data`.
 public struct EventEnvelope: Hashable, Sendable, Codable {
@@ -41,9 +43,29 @@ public struct EventEnvelope: Hashable, Sendable, Codable {
     }
 
     /// The envelope's JSON text, kept with it (`encodedText`) for whoever stores or sends it next.
+    ///
+    /// Written field by field, in the sorted order of its keys, as `JSONCoding.encodeString(self)`
+    /// writes it (the same bytes, which `EventEnvelopeTests` checks): the `Codable` path turned
+    /// `data` into two trees first, 2.9 % of a simulated happy-path run.
     public mutating func encodeText() throws -> String {
         if let text = text.value { return text }
-        let encoded = try JSONCoding.encodeString(self)
+        var out = WireTextWriter(capacity: 512)
+        out.raw("{\"correlationId\":")
+        out.string(correlationId)
+        out.raw(",\"data\":")
+        try data.write(into: &out)
+        out.raw(",\"eventId\":")
+        out.string(eventId)
+        out.raw(",\"eventType\":")
+        out.string(eventType)
+        out.raw(",\"eventVersion\":")
+        out.string(eventVersion)
+        out.raw(",\"source\":")
+        out.string(source)
+        out.raw(",\"timestamp\":")
+        out.integer(timestamp)
+        out.raw("}")
+        let encoded = out.text
         text = TextCache(value: encoded)
         return encoded
     }

@@ -81,6 +81,37 @@ public enum JSONValue: Hashable, Sendable, Codable {
         }
     }
 
+    /// Writes the value as `JSONCoding` encodes it (objects' keys sorted by their UTF-8 bytes),
+    /// without the trees the `Codable` path builds on the way.
+    public func write(into out: inout WireTextWriter) throws {
+        switch self {
+        case .null: out.raw("null")
+        case .bool(let flag): if flag { out.raw("true") } else { out.raw("false") }
+        case .int(let int): out.integer(int)
+        case .double(let double):
+            guard out.number(double) else {
+                throw EncodingError.invalidValue(double, .init(codingPath: [], debugDescription: "\(double) has no JSON form"))
+            }
+        case .string(let text): out.string(text)
+        case .array(let items):
+            out.raw("[")
+            for (offset, item) in items.enumerated() {
+                if offset > 0 { out.raw(",") }
+                try item.write(into: &out)
+            }
+            out.raw("]")
+        case .object(let object):
+            out.raw("{")
+            for (offset, key) in object.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+                if offset > 0 { out.raw(",") }
+                out.string(key)
+                out.raw(":")
+                try object[key]!.write(into: &out)
+            }
+            out.raw("}")
+        }
+    }
+
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil

@@ -617,6 +617,36 @@ struct WireSingleDecoding: SingleValueDecodingContainer {
 
 // MARK: - Encoding
 
+/// JSON written piece by piece, byte for byte what `WireJSON.encode` writes for the same values
+/// (strings escaped alike, numbers in the same form), for a hot type whose shape is fixed: an
+/// event envelope, whose `Codable` path built two trees (`WireValue`, then `WireNode` boxes)
+/// before writing a byte. The caller writes objects' keys in sorted order, as `encode` does.
+public struct WireTextWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    /// Punctuation, a literal, or an object key with nothing to escape, as it is.
+    @inline(__always)
+    public mutating func raw(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// A JSON string, escaped as `encode` escapes it.
+    public mutating func string(_ text: String) { WireJSON.appendString(text, to: &bytes) }
+
+    public mutating func integer(_ value: Int64) { bytes.append(contentsOf: String(value).utf8) }
+
+    /// A number as `encode` writes a `Double`; false (nothing written) for NaN and infinities.
+    public mutating func number(_ value: Double) -> Bool {
+        guard let text = WireJSON.numberText(value) else { return false }
+        bytes.append(contentsOf: text.utf8)
+        return true
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
 /// A value being encoded. Containers are boxes so that a container handed out keeps writing
 /// into its parent after the call that made it returned (the `Encoder` contract).
 enum WireNode {

@@ -126,6 +126,41 @@ import Testing
         #expect(object["timestamp"] as? Int64 == 1_735_689_600_000)
     }
 
+    /// `encodeText` writes field by field; it must be byte for byte what the `Codable` path
+    /// (`JSONCoding.encodeString`) writes, for any data: nested values, keys needing escapes and
+    /// sorting by bytes, control characters, non-ASCII text, integers at their limits, and
+    /// doubles on both sides of the form change at 1e15.
+    @Test func theTextWrittenFieldByFieldIsTheCodableText() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state >> 33 }
+        let texts = ["", "a", "quote\"d", "back\\slash", "line\nbreak\ttab", "\u{01}\u{1f}\u{7f}", "slash/ok", "é ü 漢字 🙂", "Z", "aa", "a b"]
+        let doubles: [Double] = [0.5, -2.25, 1e15, 1e15 + 2, 999_999_999_999_999, -1e16, 3.0, 1e-7, 123.456]
+        func value(depth: Int) -> JSONValue {
+            switch next() % (depth > 3 ? 5 : 7) {
+            case 0: return .null
+            case 1: return .bool(next() % 2 == 0)
+            case 2: return .int([0, 1, -1, Int64.max, Int64.min, Int64(next())][Int(next() % 6)])
+            case 3: return .double(doubles[Int(next() % UInt64(doubles.count))])
+            case 4: return .string(texts[Int(next() % UInt64(texts.count))])
+            case 5: return .array((0..<Int(next() % 4)).map { _ in value(depth: depth + 1) })
+            default:
+                var object: [String: JSONValue] = [:]
+                for _ in 0..<Int(next() % 5) { object[texts[Int(next() % UInt64(texts.count))]] = value(depth: depth + 1) }
+                return .object(object)
+            }
+        }
+        for round in 0..<500 {
+            var e = EventEnvelope(eventId: "evt_\(round)", eventType: texts[round % texts.count], eventVersion: "1.0",
+                                  source: "order-service", timestamp: round % 2 == 0 ? Int64(round) : -Int64(round) * 1_000_003,
+                                  correlationId: texts[(round + 3) % texts.count], data: value(depth: 0))
+            let codable = try JSONCoding.encodeString(e)
+            #expect(try e.encodeText() == codable, "round \(round)")
+        }
+        var bad = try envelope()
+        bad.data = .object(["x": .double(.nan)])
+        #expect(throws: EncodingError.self) { try bad.encodeText() }
+    }
+
     @Test func roundTripsThroughJSON() throws {
         let e = try envelope()
         let decoded = try JSONCoding.decode(EventEnvelope.self, from: try JSONCoding.encode(e))
