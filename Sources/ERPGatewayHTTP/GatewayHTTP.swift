@@ -137,10 +137,13 @@ public struct GatewayHTTP: Sendable {
 
     /// The answer for a request no route took: 405 with `Allow` when the path is served with
     /// other methods, 404 naming the API otherwise; JSON either way, like every other error.
+    /// A path as an answer quotes it: its first 100 characters.
+    static func shown(_ path: String) -> String { path.count > 100 ? String(path.prefix(100)) + "…" : path }
+
     static func unrouted(method: HTTPRequest.Method, path: String) -> HTTPAnswer {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let allowed = Route.allCases.filter { $0.matches(segments) }.flatMap { $0.method == .get ? ["GET", "HEAD"] : [$0.method.rawValue] }
-        let shown = path.count > 100 ? String(path.prefix(100)) + "…" : path
+        let shown = shown(path)
         if !allowed.isEmpty {
             return .error(.methodNotAllowed, "method_not_allowed",
                           "\(method.rawValue) is not served at \(shown); use \(allowed.joined(separator: " or "))",
@@ -154,7 +157,9 @@ public struct GatewayHTTP: Sendable {
         let router = Router()
         router.add(middleware: UnservableRequestAnswer { [metrics] code, status in metrics.record(code, outcome: "\(status.code)", latency: .zero) })
         // Before the routes, so that it also wraps the router's not-found answer (an empty 404 otherwise).
-        router.add(middleware: UnroutedAnswer(gateway: self))
+        router.add(middleware: UnroutedAnswer(answer: Self.unrouted) { [metrics] answer, latency in
+            metrics.record("unrouted", outcome: "\(answer.status.code)", latency: latency)
+        })
         for route in Route.allCases {
             router.on(RouterPath(route.path), method: route.method) { request, context in await respond(to: route, request, context) }
             // HEAD wherever GET is served (RFC 9110 §9.3.2: a general-purpose server must), as
@@ -170,7 +175,7 @@ public struct GatewayHTTP: Sendable {
     private func respond(to route: Route, _ request: Request, _ context: BasicRequestContext) async -> Response {
         switch route {
         case .health:
-            return respond(HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#), correlationId: nil)
+            return HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#).response(correlationId: nil)
         case .metrics:
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText() + moreMetrics())))
@@ -332,7 +337,7 @@ public struct GatewayHTTP: Sendable {
             answer = .error(.unauthorized, "unauthenticated", "send a valid API key in X-API-Key")
         }
         metrics.record(route.rawValue, outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
-        return respond(answer, correlationId: correlationId)
+        return answer.response(correlationId: correlationId)
     }
 
     private func authenticated(_ request: Request, correlationId: String,
@@ -412,10 +417,6 @@ public struct GatewayHTTP: Sendable {
         case .deadlineExceeded: return .error(.gatewayTimeout, "deadline_exceeded", "no answer within the request's deadline")
         case .unauthenticated: return .error(.unauthorized, "unauthenticated", "not authenticated")
         }
-    }
-
-    fileprivate func respond(_ answer: HTTPAnswer, correlationId: String?) -> Response {
-        answer.response(correlationId: correlationId)
     }
 
     /// Decodes a JSON body as `T`, saying precisely what is wrong when it cannot; `expected`
@@ -524,34 +525,25 @@ public enum MetricsEndpoint {
     public static func router(metrics: @escaping @Sendable () -> String) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: UnservableRequestAnswer())
-        router.add(middleware: Unrouted())
+        router.add(middleware: UnroutedAnswer { method, path in
+            .error(.notFound, "not_found", "no route \(method) \(GatewayHTTP.shown(path)); this server serves GET /metrics and GET /health")
+        })
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics())))
         }
         router.get("health") { _, _ in HTTPAnswer(status: .ok, json: #"{"status":"ok"}"#).response(correlationId: nil) }
         return router
     }
-
-    /// The router's bare 404 as JSON naming what this server serves.
-    struct Unrouted: RouterMiddleware {
-        typealias Context = BasicRequestContext
-        func handle(_ request: Request, context: Context,
-                    next: (Request, Context) async throws -> Response) async throws -> Response {
-            do {
-                return try await next(request, context)
-            } catch let error as HTTPError where error.status == .notFound {
-                return HTTPAnswer.error(.notFound, "not_found", "no route \(request.method) \(request.uri.path); this server serves GET /metrics and GET /health")
-                    .response(correlationId: nil)
-            }
-        }
-    }
 }
 
 /// Turns the router's bare "no such route" (an `HTTPError(.notFound)` thrown when no route takes
-/// the path and method) into `GatewayHTTP.unrouted`'s JSON answer, counted under `unrouted`.
+/// the path and method) into the JSON answer `answer` makes of the method and path (the
+/// gateway's `GatewayHTTP.unrouted`, a metrics server's list of its two routes); `answered` gets
+/// it and the time taken (the gateway counts it under `unrouted`).
 struct UnroutedAnswer: RouterMiddleware {
     typealias Context = BasicRequestContext
-    let gateway: GatewayHTTP
+    let answer: @Sendable (HTTPRequest.Method, String) -> HTTPAnswer
+    var answered: @Sendable (HTTPAnswer, Duration) -> Void = { _, _ in }
 
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -559,10 +551,10 @@ struct UnroutedAnswer: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
-            let answer = GatewayHTTP.unrouted(method: request.method, path: request.uri.path)
-            gateway.metrics.record("unrouted", outcome: "\(answer.status.code)", latency: ContinuousClock.now - started)
+            let answer = answer(request.method, request.uri.path)
+            answered(answer, ContinuousClock.now - started)
             // To HEAD too: the HTTP/1 encoder sends no body after a HEAD answer.
-            return gateway.respond(answer, correlationId: nil)
+            return answer.response(correlationId: nil)
         }
     }
 }

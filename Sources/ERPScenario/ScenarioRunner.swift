@@ -172,16 +172,15 @@ public struct ScenarioRunner: Sendable {
     /// by the number: comparing those as numbers costs a hundredth of the locale-aware compare,
     /// which was 1.7 % of a simulated happy-path run. Any other keys are sorted the old way.
     static func inRequestKeyOrder(_ records: [ClientRecord]) -> [ClientRecord] {
-        guard let first = records.first, let prefix = numberedKeyPrefix(first.requestKey) else {
-            return records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
+        func localeAware() -> [ClientRecord] {
+            records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
         }
+        guard let first = records.first, let prefix = numberedKeyPrefix(first.requestKey) else { return localeAware() }
         var keyed: [(number: Substring.UTF8View, record: ClientRecord)] = []
         keyed.reserveCapacity(records.count)
         for record in records {
             let key = record.requestKey
-            guard numberedKeyPrefix(key) == prefix else {
-                return records.sorted { $0.requestKey.localizedStandardCompare($1.requestKey) == .orderedAscending }
-            }
+            guard numberedKeyPrefix(key) == prefix else { return localeAware() }
             keyed.append((key[key.utf8.index(key.utf8.startIndex, offsetBy: prefix.utf8.count)...].utf8, record))
         }
         // Digits without leading zeros: the shorter number is the smaller, then digit by digit.

@@ -6,7 +6,6 @@ import ERPServices
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
-import ERPStorage
 import ERPZeroMQBackend
 import ERPSimulation
 import ERPZeroMQ
@@ -133,8 +132,7 @@ struct Run: AsyncParsableCommand {
                 backend = zmq
                 reproduce += ["--mode", "zmq"]
             case .simulation:
-                SQLiteTuning.disableMemoryStatistics()  // this process only simulates
-                backend = try SimulationBackend(scenario: loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
+                backend = try simulationBackend(loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
                                                 logToStandardError: log, filesOnDisk: filesOnDisk)
                 reproduce += ["--seed", "\(seed)"]
             }

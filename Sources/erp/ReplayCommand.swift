@@ -3,7 +3,6 @@ import ERPCore
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
-import ERPStorage
 import Foundation
 
 /// `erp replay REPORT`: runs a simulation report's scenario and seed again and compares the new
@@ -58,8 +57,7 @@ func rerun(scenarioPath: String, seed: UInt64, chaos: Duration, into directory: 
     let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))
     try? FileManager.default.removeItem(atPath: directory)
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    SQLiteTuning.disableMemoryStatistics()  // this process only simulates
-    let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
+    let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
     let runner = ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                 reproduce: "erp run \(scenarioPath) --seed \(seed)")
     _ = try await runner.run(on: backend)

@@ -19,11 +19,19 @@ func freshDirectory(_ path: String) throws {
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,
               filesOnDisk: Bool = false) async throws -> RunSummary {
     try freshDirectory(directory)
-    // This process only simulates: SQLite need not count its memory (a mutex per allocation).
-    SQLiteTuning.disableMemoryStatistics()
-    let backend = try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: directory, filesOnDisk: filesOnDisk)
+    let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory, filesOnDisk: filesOnDisk)
     return try await ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                     reproduce: reproduce).run(on: backend)
+}
+
+/// The simulation backend every erp command runs a scenario on. Such a process only simulates, so
+/// SQLite need not count its memory (a mutex per allocation; `SQLiteTuning`): switched off here,
+/// before the world opens its first database.
+func simulationBackend(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, outputDirectory: String,
+                       logToStandardError: Bool = false, filesOnDisk: Bool = false) throws -> SimulationBackend {
+    SQLiteTuning.disableMemoryStatistics()
+    return try SimulationBackend(scenario: scenario, seed: seed, fixtures: fixtures, outputDirectory: outputDirectory,
+                                 logToStandardError: logToStandardError, filesOnDisk: filesOnDisk)
 }
 
 /// The fixtures at `path` with every shop's stock multiplied by `factor` (so that a load of orders

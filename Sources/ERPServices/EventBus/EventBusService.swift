@@ -149,9 +149,10 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         let ack: AppendAck = try storage {
             try database.write { db in
                 var appended = 0, duplicates = 0
-                for event in request.events {
-                    // Relayed from an outbox, an event comes with the text it was read from.
-                    let text = try event.encodedText ?? JSONCoding.encodeString(event)
+                for var event in request.events {
+                    // Relayed from an outbox, an event comes with the text it was read from;
+                    // any other is written by the envelope's own writer, as an outbox row is.
+                    let text = try event.encodeText()
                     assert(text == (try? JSONCoding.encodeString(event)), "an envelope's kept text is its encoding")
                     try db.execute(cached: """
                         INSERT INTO event (eventId, topic, eventType, eventVersion, producedAt, envelope, appendedAt) VALUES (?, ?, ?, ?, ?, ?, ?)
