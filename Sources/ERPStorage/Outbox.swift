@@ -14,7 +14,7 @@ public enum Outbox {
     public static func append(_ envelope: EventEnvelope, in db: Database, memo: OutboxMemo? = nil) throws {
         var envelope = envelope
         try db.execute(cached: "INSERT INTO outbox (eventId, topic, envelope) VALUES (?, ?, ?)",
-                       arguments: [envelope.eventId, envelope.topic, try envelope.encodeText()])
+                       arguments: envelope.eventId, envelope.topic, try envelope.encodeText())
         memo?.keep(envelope)
     }
 
@@ -22,12 +22,11 @@ public enum Outbox {
     /// decoded from its row.
     public static func pending(limit: Int, in db: Database, memo: OutboxMemo? = nil) throws -> [Entry] {
         var entries: [Entry] = []
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT seq, eventId, envelope FROM outbox ORDER BY seq LIMIT ?"), arguments: [limit])
-        while let row = try rows.next() {
+        try db.forEachRow(cached: "SELECT seq, eventId, envelope FROM outbox ORDER BY seq LIMIT ?", arguments: limit) { row in
             let seq: Int64 = row[0]
             if let memo, let envelope = memo.envelope(eventId: row[1]) {
                 entries.append(Entry(seq: seq, envelope: envelope))
-                continue
+                return
             }
             do {
                 entries.append(Entry(seq: seq, envelope: try EventEnvelope.decode(fromText: row[2])))
@@ -40,7 +39,7 @@ public enum Outbox {
 
     /// Forgets entries the bus has acknowledged.
     public static func remove(upTo seq: Int64, in db: Database) throws {
-        try db.execute(cached: "DELETE FROM outbox WHERE seq <= ?", arguments: [seq])
+        try db.execute(cached: "DELETE FROM outbox WHERE seq <= ?", arguments: seq)
     }
 }
 
@@ -82,7 +81,7 @@ public enum Inbox {
         try db.execute(cached: """
             INSERT INTO inbox (consumerGroup, eventId, eventType, appliedAt) VALUES (?, ?, ?, ?)
             ON CONFLICT DO NOTHING
-            """, arguments: [group, eventId, eventType, time.millisecondsSinceEpoch])
+            """, arguments: group, eventId, eventType, time.millisecondsSinceEpoch)
         return db.changesCount == 1
     }
 }
@@ -92,7 +91,7 @@ public enum Inbox {
 /// request that failed.
 public enum IdempotencyStore {
     public static func lookup<T: Decodable>(_ type: T.Type, key: String, in db: Database) throws -> T? {
-        guard let text = try String.fetchOne(db, cached: "SELECT response FROM idempotency WHERE key = ?", arguments: [key]) else {
+        guard let text = try String.fetchOne(db, cached: "SELECT response FROM idempotency WHERE key = ?", arguments: key) else {
             return nil
         }
         do { return try JSONCoding.decode(type, from: text) } catch {
@@ -104,7 +103,7 @@ public enum IdempotencyStore {
     @discardableResult
     public static func record<T: Encodable>(_ response: T, key: String, at time: Timestamp, in db: Database) throws -> Bool {
         try db.execute(cached: "INSERT INTO idempotency (key, response, recordedAt) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                       arguments: [key, try JSONCoding.encodeString(response), time.millisecondsSinceEpoch])
+                       arguments: key, try JSONCoding.encodeString(response), time.millisecondsSinceEpoch)
         return db.changesCount == 1
     }
 }

@@ -110,14 +110,14 @@ public final class CampaignService: RetailService, @unchecked Sendable {
                 }
                 let campaignId = runtime.ids.next("camp")
                 try db.execute(cached: "INSERT INTO campaign (campaignId, name, percentOff, startsAt, endsAt, createdAt) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [campaignId, request.name, request.percentOff, window.start, window.end, now])
+                               arguments: campaignId, request.name, request.percentOff, window.start, window.end, now)
                 for product in products {
                     try db.execute(cached: "INSERT INTO campaign_product (campaignId, productId, name, listPriceMinor, currency) VALUES (?, ?, ?, ?, ?)",
-                                   arguments: [campaignId, product.productId, product.name, product.price.minorUnits, product.price.currency])
+                                   arguments: campaignId, product.productId, product.name, product.price.minorUnits, product.price.currency)
                 }
                 if let key = context.idempotencyKey {
                     try db.execute(cached: "INSERT INTO campaign_request (requestKey, campaignId, request) VALUES (?, ?, ?)",
-                                   arguments: [key, campaignId, requestJSON])
+                                   arguments: key, campaignId, requestJSON)
                 }
                 return campaignId
             }
@@ -130,7 +130,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
     /// request is a client's bug (the IETF idempotency-key draft answers 422), never the first
     /// campaign again.
     static func campaignId(forKey key: String, request: String, in db: Database) throws -> String? {
-        guard let row = try Row.fetchOne(db, cached: "SELECT campaignId, request FROM campaign_request WHERE requestKey = ?", arguments: [key]) else {
+        guard let row = try SQLRow.fetchOne(db, cached: "SELECT campaignId, request FROM campaign_request WHERE requestKey = ?", arguments: key) else {
             return nil
         }
         let campaignId: String = try row.decode(forColumn: "campaignId")
@@ -155,8 +155,8 @@ public final class CampaignService: RetailService, @unchecked Sendable {
             try database.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM campaign \(filter) ORDER BY createdAt, campaignId", arguments: arguments).map { row in
                     let percentOff: Int = row["percentOff"]
-                    let products = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM campaign_product WHERE campaignId = ? ORDER BY productId"),
-                                                    arguments: [row["campaignId"] as String]).map { p in
+                    let products = try SQLRow.fetchAll(db, cached: "SELECT * FROM campaign_product WHERE campaignId = ? ORDER BY productId",
+                                                       arguments: row["campaignId"] as String).map { p in
                         let list = Money(minorUnits: p["listPriceMinor"], currency: p["currency"])
                         return Campaign.Product(productId: p["productId"], name: p["name"], listPrice: list,
                                                 campaignPrice: list.discounted(percentOff: percentOff))
@@ -190,10 +190,10 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         if let known = offersByProduct[productId] { return known }
         let offers = try storage {
             try database.read { db in
-                try Row.fetchAll(db, cached: """
+                try SQLRow.fetchAll(db, cached: """
                     SELECT c.campaignId, c.percentOff, c.startsAt, c.endsAt, c.createdAt
                     FROM campaign_product p JOIN campaign c ON c.campaignId = p.campaignId WHERE p.productId = ?
-                    """, arguments: [productId]).map { row in
+                    """, arguments: productId).map { row in
                     Offer(campaignId: row[0], percentOff: row[1], startsAt: row[2], endsAt: row[3], createdAt: row[4])
                 }
             }

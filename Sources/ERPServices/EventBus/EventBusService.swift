@@ -157,14 +157,14 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                     try db.execute(cached: """
                         INSERT INTO event (eventId, topic, eventType, eventVersion, producedAt, envelope, appendedAt) VALUES (?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT DO NOTHING
-                        """, arguments: [event.eventId, event.topic, event.eventType, event.eventVersion, event.timestamp, text, now])
+                        """, arguments: event.eventId, event.topic, event.eventType, event.eventVersion, event.timestamp, text, now)
                     guard db.changesCount == 1 else { duplicates += 1; continue }
                     appended += 1
                     let seq = db.lastInsertedRowID
                     appendedAt.append((seq, event))
                     for i in routesMatching(event.topic) {
                         try db.execute(cached: "INSERT INTO delivery (consumerGroup, seq, status, nextAttemptAt) VALUES (?, ?, 'pending', ?)",
-                                       arguments: [routes[i].subscription.group, seq, now])
+                                       arguments: routes[i].subscription.group, seq, now)
                         queued[i].append(QueueHead.Entry(seq: seq, nextAttemptAt: now, envelope: text, event: event))
                     }
                 }
@@ -349,20 +349,20 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                         let seq = outcome.seq
                         guard let error = outcome.error else {
                             try db.execute(cached: "UPDATE delivery SET status = 'acked', attempts = attempts + 1 WHERE consumerGroup = ? AND seq = ?",
-                                           arguments: [group, seq])
+                                           arguments: group, seq)
                             return nil
                         }
-                        let attempts = (try Int.fetchOne(db, cached: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: [group, seq]) ?? 0) + 1
+                        let attempts = (try Int.fetchOne(db, cached: "SELECT attempts FROM delivery WHERE consumerGroup = ? AND seq = ?", arguments: group, seq) ?? 0) + 1
                         if outcome.final || attempts >= settings.attemptCountMax {
                             try db.execute(cached: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
-                                           arguments: [attempts, error, group, seq])
+                                           arguments: attempts, error, group, seq)
                             runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
                             return nil
                         }
                         let delay = runtime.random.fullJitterBackoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax)
                         let at = (now + delay).millisecondsSinceEpoch
                         try db.execute(cached: "UPDATE delivery SET attempts = ?, nextAttemptAt = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
-                                       arguments: [attempts, at, error, group, seq])
+                                       arguments: attempts, at, error, group, seq)
                         return at
                     }
                 }

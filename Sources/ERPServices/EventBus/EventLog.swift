@@ -1,4 +1,5 @@
 import ERPCore
+import ERPStorage
 import ERPTransport
 import GRDB
 
@@ -9,7 +10,7 @@ public enum EventLog {
     /// again for its group (attempts reset), adding the deliveries it never had.
     /// The first log position appended at or after `milliseconds` (past the end when none is).
     public static func firstSequence(since milliseconds: Int64, in db: Database) throws -> Int64 {
-        try Int64.fetchOne(db, cached: "SELECT MIN(seq) FROM event WHERE appendedAt >= ?", arguments: [milliseconds]) ?? Int64.max
+        try Int64.fetchOne(db, cached: "SELECT MIN(seq) FROM event WHERE appendedAt >= ?", arguments: milliseconds) ?? Int64.max
     }
 
     public static func replay(_ subscription: Subscription, fromSequence: Int64, now: Int64, in db: Database) throws -> Int {
@@ -19,7 +20,7 @@ public enum EventLog {
             ON CONFLICT (consumerGroup, seq) DO UPDATE SET status = 'pending', attempts = 0, nextAttemptAt = excluded.nextAttemptAt,
               lastError = NULL
             """)
-        for row in try Row.fetchAll(db, cached: "SELECT seq, topic FROM event WHERE seq >= ? ORDER BY seq", arguments: [fromSequence]) {
+        for row in try SQLRow.fetchAll(db, cached: "SELECT seq, topic FROM event WHERE seq >= ? ORDER BY seq", arguments: fromSequence) {
             guard subscription.matches(row["topic"]) else { continue }
             try upsert.execute(arguments: [subscription.group, row["seq"] as Int64, now])
             queued += 1
@@ -29,11 +30,11 @@ public enum EventLog {
 
     /// The dead letters of `group` (or of every group), oldest first.
     public static func deadLetters(group: String?, limit: Int, in db: Database) throws -> DeadLetters {
-        let rows = try Row.fetchAll(db, cached: """
+        let rows = try SQLRow.fetchAll(db, cached: """
             SELECT d.consumerGroup AS g, d.seq AS seq, d.attempts AS a, d.lastError AS e, e.eventId AS id, e.envelope AS envelope
             FROM delivery d JOIN event e ON e.seq = d.seq
             WHERE d.status = 'dead' AND (? IS NULL OR d.consumerGroup = ?) ORDER BY d.seq, d.consumerGroup LIMIT ?
-            """, arguments: [group, group, max(0, min(limit, 10_000))])
+            """, arguments: group, group, max(0, min(limit, 10_000)))
         return DeadLetters(letters: rows.map { row in
             let envelope = try? JSONCoding.decode(EventEnvelope.self, from: row["envelope"] as String)
             return DeadLetters.Letter(group: row["g"], sequence: row["seq"], eventId: row["id"], eventType: envelope?.eventType ?? "undecodable",
@@ -49,14 +50,14 @@ public enum EventLog {
                 try db.execute(cached: """
                     UPDATE delivery SET status = 'pending', attempts = 0, nextAttemptAt = ?, lastError = NULL
                     WHERE consumerGroup = ? AND seq = ? AND status = 'dead'
-                    """, arguments: [now, group, seq])
+                    """, arguments: now, group, seq)
                 queued += db.changesCount
             }
             return queued
         }
         try db.execute(cached: """
             UPDATE delivery SET status = 'pending', attempts = 0, nextAttemptAt = ?, lastError = NULL WHERE consumerGroup = ? AND status = 'dead'
-            """, arguments: [now, group])
+            """, arguments: now, group)
         return db.changesCount
     }
 }

@@ -50,7 +50,7 @@ final class QueueHead: @unchecked Sendable {
         if loaded, complete || entries.count >= countMax { return }
         let after = loaded ? (entries.last?.seq ?? -1) : -1
         let wanted = loaded ? countMax - entries.count : countMax
-        let rows = try database.read { db in try Row.fetchAll(db, cached: Self.refillSQL, arguments: [group, after, wanted]) }
+        let rows = try database.read { db in try SQLRow.fetchAll(db, cached: Self.refillSQL, arguments: group, after, wanted) }
         reads += 1
         if !loaded { entries.removeAll(keepingCapacity: true) }
         for row in rows {

@@ -95,7 +95,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                     try db.execute(cached: """
                         INSERT INTO stock (shopId, productId, initial, available, reserved, sold, minimumStock)
                         VALUES (?, ?, ?, ?, 0, 0, ?) ON CONFLICT DO NOTHING
-                        """, arguments: [shop.id, line.productId, line.quantity, line.quantity, line.minimumStock])
+                        """, arguments: shop.id, line.productId, line.quantity, line.quantity, line.minimumStock)
                 }
             }
         }
@@ -139,7 +139,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let result: SaleResult = try storage {
             try database.write { db in
-                if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT status, reason FROM sale WHERE saleId = ?"), arguments: [request.saleId]) {
+                if let row = try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM sale WHERE saleId = ?", arguments: request.saleId) {
                     if settings.defects.sellTwice && row["status"] == "sold" {
                         // The planted defect: a repeated sale takes the units again.
                         try db.cachedStatement(sql: "UPDATE stock SET available = MAX(available - ?, 0), sold = sold + ? WHERE shopId = ? AND productId = ?")
@@ -147,8 +147,8 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                     }
                     return SaleResult(saleId: request.saleId, sold: row["status"] == "sold", reason: row["reason"])
                 }
-                let stock = try Row.fetchOne(db.cachedStatement(sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?"),
-                                             arguments: [request.shopId, request.productId])
+                let stock = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
+                                                arguments: request.shopId, request.productId)
                 let available: Int = stock?["available"] ?? 0
                 let refusal: String? = stock == nil ? "unknown_product" : available < request.quantity ? "out_of_stock" : nil
                 try db.cachedStatement(sql: "INSERT INTO sale (saleId, shopId, productId, quantity, status, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -169,8 +169,8 @@ public final class InventoryService: RetailService, @unchecked Sendable {
     func checkStock(_ request: CheckStock) throws -> StockLevel {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, cached: "SELECT available, reserved, sold FROM stock WHERE shopId = ? AND productId = ?",
-                                                 arguments: [request.shopId, request.productId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT available, reserved, sold FROM stock WHERE shopId = ? AND productId = ?",
+                                                    arguments: request.shopId, request.productId) else {
                     throw RPCError.rejected(code: "not_found", message: "no stock of \(request.productId) in \(request.shopId)")
                 }
                 return StockLevel(shopId: request.shopId, productId: request.productId,
@@ -188,7 +188,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         // A refusal is an answer too: its tombstone is committed, then the error is thrown.
         let outcome: Result<StockReservation, RPCError> = try storage {
             try database.write { db in
-                if let status = try String.fetchOne(db, cached: "SELECT status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) {
+                if let status = try String.fetchOne(db, cached: "SELECT status FROM reservation WHERE orderId = ?", arguments: request.orderId) {
                     if status == "rejected" { return .failure(.rejected(code: "out_of_stock", message: "order \(request.orderId) was refused stock")) }
                     return .success(StockReservation(orderId: request.orderId, status: StockReservation.Status(rawValue: status)!))
                 }
@@ -200,23 +200,23 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 }
                 var levels: [(productId: String, quantity: Int, available: Int, minimum: Int)] = []
                 for line in wanted {
-                    let row = try Row.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
-                                               arguments: [request.shopId, line.productId])
+                    let row = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
+                                                  arguments: request.shopId, line.productId)
                     let available: Int = row?["available"] ?? 0
                     guard available >= line.quantity else {
                         try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'rejected', ?)",
-                                       arguments: [request.orderId, request.shopId, now.millisecondsSinceEpoch])
+                                       arguments: request.orderId, request.shopId, now.millisecondsSinceEpoch)
                         return .failure(.rejected(code: "out_of_stock", message: "\(line.productId): \(available) available, \(line.quantity) wanted"))
                     }
                     levels.append((line.productId, line.quantity, available, row?["minimumStock"] ?? 0))
                 }
                 try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'reserved', ?)",
-                               arguments: [request.orderId, request.shopId, now.millisecondsSinceEpoch])
+                               arguments: request.orderId, request.shopId, now.millisecondsSinceEpoch)
                 for level in levels {
                     try db.execute(cached: "UPDATE stock SET available = available - ?, reserved = reserved + ? WHERE shopId = ? AND productId = ?",
-                                   arguments: [level.quantity, level.quantity, request.shopId, level.productId])
+                                   arguments: level.quantity, level.quantity, request.shopId, level.productId)
                     try db.execute(cached: "INSERT INTO reservation_line (orderId, productId, quantity) VALUES (?, ?, ?)",
-                                   arguments: [request.orderId, level.productId, level.quantity])
+                                   arguments: request.orderId, level.productId, level.quantity)
                     try self.context.publish(InventoryReserved(orderId: request.orderId, shopId: request.shopId, productId: level.productId, quantity: level.quantity), correlationId: context.correlationId, in: db)
                     try stockChanged(shopId: request.shopId, productId: level.productId, previous: level.available,
                                      new: level.available - level.quantity, minimum: level.minimum, correlationId: context.correlationId, in: db)
@@ -241,26 +241,26 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now
         let result: StockReservation = try storage {
             try database.write { db in
-                guard let row = try Row.fetchOne(db, cached: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [request.orderId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: request.orderId) else {
                     try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, '', 'released', ?)",
-                                   arguments: [request.orderId, now.millisecondsSinceEpoch])
+                                   arguments: request.orderId, now.millisecondsSinceEpoch)
                     return StockReservation(orderId: request.orderId, status: .released)
                 }
                 let status: String = row["status"]
                 let shopId: String = row["shopId"]
                 switch status {
                 case "reserved":
-                    for line in try Row.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [request.orderId]) {
+                    for line in try SQLRow.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: request.orderId) {
                         let productId: String = line["productId"], quantity: Int = line["quantity"]
-                        let stock = try Row.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: [shopId, productId])!
+                        let stock = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: shopId, productId)!
                         let available: Int = stock["available"]
                         try db.execute(cached: "UPDATE stock SET available = available + ?, reserved = reserved - ? WHERE shopId = ? AND productId = ?",
-                                       arguments: [quantity, quantity, shopId, productId])
+                                       arguments: quantity, quantity, shopId, productId)
                         try stockChanged(shopId: shopId, productId: productId, previous: available, new: available + quantity,
                                          minimum: stock["minimumStock"], correlationId: context.correlationId, in: db)
                     }
                     try db.execute(cached: "UPDATE reservation SET status = 'released', updatedAt = ? WHERE orderId = ?",
-                                   arguments: [now.millisecondsSinceEpoch, request.orderId])
+                                   arguments: now.millisecondsSinceEpoch, request.orderId)
                     return StockReservation(orderId: request.orderId, status: .released)
                 case "committed":
                     return StockReservation(orderId: request.orderId, status: .committed)
@@ -276,7 +276,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
 
     /// OrderConfirmed: reserved units become sold.
     func commitReservation(orderId: String, correlationId: String, in db: Database) throws {
-        guard let row = try Row.fetchOne(db, cached: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: [orderId]) else {
+        guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, status FROM reservation WHERE orderId = ?", arguments: orderId) else {
             runtime.logger.error("OrderConfirmed for \(orderId) without a reservation")
             return
         }
@@ -286,13 +286,13 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             return
         }
         let shopId: String = row["shopId"]
-        for line in try Row.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: [orderId]) {
+        for line in try SQLRow.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: orderId) {
             let productId: String = line["productId"], quantity: Int = line["quantity"]
             try db.execute(cached: "UPDATE stock SET reserved = reserved - ?, sold = sold + ? WHERE shopId = ? AND productId = ?",
-                           arguments: [quantity, quantity, shopId, productId])
+                           arguments: quantity, quantity, shopId, productId)
         }
         try db.execute(cached: "UPDATE reservation SET status = 'committed', updatedAt = ? WHERE orderId = ?",
-                       arguments: [runtime.clock.now.millisecondsSinceEpoch, orderId])
+                       arguments: runtime.clock.now.millisecondsSinceEpoch, orderId)
     }
 
     /// DeviceDataReceived (the seed's "Update Stock from Device"): a restock delivery adds units
@@ -307,8 +307,8 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         guard (0...OrderLine.quantityMax).contains(data.quantity) else {
             throw RPCError.rejected(code: "bad_event", message: "\(event.deviceId): quantity \(data.quantity) out of range")
         }
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?"),
-                                         arguments: [event.shopId, data.productId]) else {
+        guard let row = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
+                                            arguments: event.shopId, data.productId) else {
             throw RPCError.rejected(code: "bad_event", message: "\(event.shopId) stocks no \(data.productId)")
         }
         let available: Int = row["available"]
@@ -322,7 +322,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             runtime.record("inventory restock \(event.shopId)/\(data.productId) +\(data.quantity)")
         case .stockUpdate:
             guard data.quantity != available else { return }
-            let sensor = try String.fetchOne(db.cachedStatement(sql: "SELECT status FROM device_state WHERE deviceId = ?"), arguments: [event.deviceId])
+            let sensor = try String.fetchOne(db, cached: "SELECT status FROM device_state WHERE deviceId = ?", arguments: event.deviceId)
             try db.cachedStatement(sql: """
                 INSERT INTO shelf_discrepancy (eventId, deviceId, shopId, productId, counted, available, at, trusted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING

@@ -75,7 +75,7 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                 try db.execute(cached: """
                     INSERT INTO device (deviceId, shopId, lastSequence, revision, status, lastReportAt, silent)
                     VALUES (?, ?, -1, -1, ?, 0, 0) ON CONFLICT DO NOTHING
-                    """, arguments: [device.id, device.shopId, DeviceStatus.offline.rawValue])
+                    """, arguments: device.id, device.shopId, DeviceStatus.offline.rawValue)
             }
         }
         relay.start()
@@ -178,15 +178,15 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
             let cutoff = now - Int64(settings.deviceSilenceMax.milliseconds)
             do {
                 let declared: [String] = try database.write { db in
-                    let silent = try Row.fetchAll(db, cached: """
+                    let silent = try SQLRow.fetchAll(db, cached: """
                         SELECT deviceId, shopId, revision FROM device
                         WHERE silent = 0 AND lastSequence >= 0 AND lastReportAt < ? ORDER BY deviceId
-                        """, arguments: [cutoff])
+                        """, arguments: cutoff)
                     for row in silent {
                         let revision = DeviceRevision(value: row["revision"]).silenced
                         let deviceId: String = row["deviceId"]
                         try db.execute(cached: "UPDATE device SET silent = 1, status = ?, revision = ? WHERE deviceId = ?",
-                                       arguments: [DeviceStatus.offline.rawValue, revision.value, deviceId])
+                                       arguments: DeviceStatus.offline.rawValue, revision.value, deviceId)
                         try self.context.publish(DeviceStatusUpdated(deviceId: deviceId, shopId: row["shopId"], status: .offline,
                                                                     lastSeen: now, revision: revision), correlationId: runtime.ids.next("corr"), in: db)
                     }

@@ -48,6 +48,6 @@ public final class NotificationService: RetailService, @unchecked Sendable {
 
     private func send(_ kind: String, subject: String, recipient: String, envelope: EventEnvelope, in db: Database) throws {
         try db.execute(cached: "INSERT INTO notification (kind, subject, recipient, eventId, sentAt) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [kind, subject, recipient, envelope.eventId, runtime.clock.now.millisecondsSinceEpoch])
+                       arguments: kind, subject, recipient, envelope.eventId, runtime.clock.now.millisecondsSinceEpoch)
     }
 }

@@ -155,10 +155,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
         runtime.transport.register(GetOrder.self) { [self] request, _ in try self.view(request.orderId) }
         // Recovery: drive on every saga the previous incarnation left unfinished.
         let unfinished = try database.read { db in
-            try Row.fetchAll(db, cached: """
+            try SQLRow.fetchAll(db, cached: """
                 SELECT s.orderId AS orderId, o.correlationId AS correlationId
                 FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != ? ORDER BY s.orderId
-                """, arguments: [SagaStep.done.rawValue]).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
+                """, arguments: SagaStep.done.rawValue).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
         }
         if !unfinished.isEmpty { runtime.record(Self.recoveryRecord(unfinished.count)) }
         for saga in unfinished {
@@ -189,7 +189,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         }
         // A repeated request is answered from what the first one stored: no second price quote.
         let repeated = try context.idempotencyKey.flatMap { key in
-            try storage { try database.read { try String.fetchOne($0, cached: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) } }
+            try storage { try database.read { try String.fetchOne($0, cached: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: key) } }
         }
         let (discounts, pricing) = repeated == nil ? await campaignPrices(request.items, context) : ([:], "list")
         var items: [OrderItem] = []
@@ -213,10 +213,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
         let (orderId, isNew): (String, Bool) = try storage {
             try database.write { db in
                 if let key = context.idempotencyKey,
-                   let existing = try String.fetchOne(db, cached: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: [key]) {
+                   let existing = try String.fetchOne(db, cached: "SELECT orderId FROM order_request WHERE requestKey = ?", arguments: key) {
                     // A key names one request: the same key with another body is a client bug
                     // (the IETF idempotency-key draft answers 422), never the first order again.
-                    if let row = try Row.fetchOne(db, cached: "SELECT userId, shopId, items FROM orders WHERE orderId = ?", arguments: [existing]) {
+                    if let row = try SQLRow.fetchOne(db, cached: "SELECT userId, shopId, items FROM orders WHERE orderId = ?", arguments: existing) {
                         let stored = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
                         let same = row["userId"] == request.userId && row["shopId"] == request.shopId
                             && stored.map { OrderLine(productId: $0.productId, quantity: $0.quantity) } == request.items
@@ -231,11 +231,11 @@ public final class OrderService: RetailService, @unchecked Sendable {
                 try db.execute(cached: """
                     INSERT INTO orders (orderId, userId, shopId, items, totalMinor, currency, status, correlationId, createdAt, updatedAt, pricing)
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
-                    """, arguments: [orderId, request.userId, request.shopId, itemsJSON, total.minorUnits, total.currency,
-                                     context.correlationId, now, now, pricing])
-                try db.execute(cached: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, ?, ?)", arguments: [orderId, SagaStep.reserve.rawValue, now])
+                    """, arguments: orderId, request.userId, request.shopId, itemsJSON, total.minorUnits, total.currency,
+                                    context.correlationId, now, now, pricing)
+                try db.execute(cached: "INSERT INTO saga (orderId, step, updatedAt) VALUES (?, ?, ?)", arguments: orderId, SagaStep.reserve.rawValue, now)
                 if let key = context.idempotencyKey {
-                    try db.execute(cached: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: [key, orderId])
+                    try db.execute(cached: "INSERT INTO order_request (requestKey, orderId) VALUES (?, ?)", arguments: key, orderId)
                 }
                 return (orderId, true)
             }
@@ -254,7 +254,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         guard var answer = created else { return try view(orderId) }
         // Only the status and the reason can have changed since the order was committed.
         let row = try storage {
-            try database.read { db in try Row.fetchOne(db, cached: "SELECT status, reason FROM orders WHERE orderId = ?", arguments: [orderId]) }
+            try database.read { db in try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM orders WHERE orderId = ?", arguments: orderId) }
         }
         guard let row else { throw RPCError.rejected(code: "not_found", message: "no order \(orderId)") }
         answer.status = OrderStatus(rawValue: row[0]) ?? .pending
@@ -283,7 +283,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     func view(_ orderId: String) throws -> OrderView {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, cached: Self.selectView, arguments: [orderId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: Self.selectView, arguments: orderId) else {
                     throw RPCError.rejected(code: "not_found", message: "no order \(orderId)")
                 }
                 return try Self.view(row)
@@ -299,7 +299,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         FROM orders WHERE orderId = ?
         """
 
-    static func view(_ row: Row) throws -> OrderView {
+    static func view(_ row: SQLRow) throws -> OrderView {
         let itemsText: String = row[3]
         return OrderView(orderId: row[0], userId: row[1], shopId: row[2],
                          items: try JSONCoding.decode([OrderItem].self, from: itemsText),
@@ -312,7 +312,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     private func waitForSaga(_ orderId: String, until deadline: Timestamp) async {
         do {
             let done = try database.read { db in
-                try String.fetchOne(db, cached: "SELECT step FROM saga WHERE orderId = ?", arguments: [orderId]) == SagaStep.done.rawValue
+                try String.fetchOne(db, cached: "SELECT step FROM saga WHERE orderId = ?", arguments: orderId) == SagaStep.done.rawValue
             }
             if done { return }
         } catch {
@@ -379,8 +379,8 @@ public final class OrderService: RetailService, @unchecked Sendable {
 
     private func load(_ orderId: String) throws -> SagaState? {
         try database.read { db in
-            guard let saga = try Row.fetchOne(db, cached: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: [orderId]),
-                  let order = try Row.fetchOne(db, cached: Self.selectView, arguments: [orderId]) else { return nil }
+            guard let saga = try SQLRow.fetchOne(db, cached: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: orderId),
+                  let order = try SQLRow.fetchOne(db, cached: Self.selectView, arguments: orderId) else { return nil }
             return SagaState(step: SagaStep(rawValue: saga[0]), reason: saga[1], order: try Self.view(order), correlationId: order[9])
         }
     }
@@ -515,7 +515,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         do {
             try database.write { db in
                 try db.execute(cached: "UPDATE saga SET step = ?, reason = COALESCE(?, reason), updatedAt = ? WHERE orderId = ?",
-                               arguments: [step.rawValue, reason, now, orderId])
+                               arguments: step.rawValue, reason, now, orderId)
             }
             runtime.record("saga \(orderId) -> \(step.rawValue)\(reason.map { " (\($0))" } ?? "")")
             return true
@@ -533,9 +533,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
         do {
             try database.write { db in
                 try db.execute(cached: "UPDATE orders SET status = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
-                               arguments: [status.rawValue, reason, now, order.orderId])
+                               arguments: status.rawValue, reason, now, order.orderId)
                 try db.execute(cached: "UPDATE saga SET step = ?, reason = ?, updatedAt = ? WHERE orderId = ?",
-                               arguments: [SagaStep.done.rawValue, reason, now, order.orderId])
+                               arguments: SagaStep.done.rawValue, reason, now, order.orderId)
                 if status == .confirmed {
                     try self.context.publish(OrderCreated(orderId: order.orderId, shopId: order.shopId, userId: order.userId,
                                                          items: order.items, totalAmount: order.totalAmount), correlationId: state.correlationId, in: db)

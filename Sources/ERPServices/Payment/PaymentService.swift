@@ -61,7 +61,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
         let payment: PaymentRow = try storage {
             try database.write { db in
                 if !settings.defects.ignorePaymentIdempotency,
-                   let row = try Row.fetchOne(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY updatedAt LIMIT 1", arguments: [request.orderId]) {
+                   let row = try SQLRow.fetchOne(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY updatedAt LIMIT 1", arguments: request.orderId) {
                     return PaymentRow(paymentId: row["paymentId"], status: row["status"], reason: row["reason"], chargeKey: row["chargeKey"])
                 }
                 let paymentId = runtime.ids.next("pay")
@@ -69,7 +69,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
                 try db.execute(cached: """
                     INSERT INTO payment (paymentId, orderId, userId, amountMinor, currency, chargeKey, status, updatedAt)
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
-                    """, arguments: [paymentId, request.orderId, request.userId, request.amount.minorUnits, request.amount.currency, chargeKey, now])
+                    """, arguments: paymentId, request.orderId, request.userId, request.amount.minorUnits, request.amount.currency, chargeKey, now)
                 return PaymentRow(paymentId: paymentId, status: "pending", reason: nil, chargeKey: chargeKey)
             }
         }
@@ -93,11 +93,11 @@ public final class PaymentService: RetailService, @unchecked Sendable {
         let result: PaymentResult = try storage {
             try database.write { db in
                 // Another attempt may have settled the payment while this one waited.
-                let status = try String.fetchOne(db, cached: "SELECT status FROM payment WHERE paymentId = ?", arguments: [payment.paymentId]) ?? "pending"
+                let status = try String.fetchOne(db, cached: "SELECT status FROM payment WHERE paymentId = ?", arguments: payment.paymentId) ?? "pending"
                 if status == "pending" {
                     let newStatus = answer.approved ? "captured" : "failed"
                     try db.execute(cached: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
-                                   arguments: [newStatus, answer.declineReason, runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
+                                   arguments: newStatus, answer.declineReason, runtime.clock.now.millisecondsSinceEpoch, payment.paymentId)
                     if answer.approved {
                         try self.context.publish(PaymentProcessed(paymentId: payment.paymentId, orderId: request.orderId, amount: request.amount), correlationId: context.correlationId, in: db)
                     } else {
@@ -119,7 +119,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
     func refund(_ request: RefundPayment, _ context: CallContext) async throws -> RefundResult {
         let payments: [PaymentRow] = try storage {
             try database.read { db in
-                try Row.fetchAll(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY paymentId", arguments: [request.orderId]).map {
+                try SQLRow.fetchAll(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY paymentId", arguments: request.orderId).map {
                     PaymentRow(paymentId: $0["paymentId"], status: $0["status"], reason: $0["reason"], chargeKey: $0["chargeKey"])
                 }
             }
@@ -130,7 +130,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
             if settings.defects.refundSkipsProvider {
                 // The planted defect: the provider is never asked; the charge is called refunded.
                 let amount = try storage { try database.read { db in
-                    try Int64.fetchOne(db, cached: "SELECT amountMinor FROM payment WHERE paymentId = ?", arguments: [payment.paymentId]) ?? 0
+                    try Int64.fetchOne(db, cached: "SELECT amountMinor FROM payment WHERE paymentId = ?", arguments: payment.paymentId) ?? 0
                 } }
                 answer = ProviderRefundResult(chargeKey: payment.chargeKey, refunded: Money(minorUnits: amount))
             } else {
@@ -139,12 +139,12 @@ public final class PaymentService: RetailService, @unchecked Sendable {
             }
             try storage {
                 try database.write { db in
-                    let status = try String.fetchOne(db, cached: "SELECT status FROM payment WHERE paymentId = ?", arguments: [payment.paymentId])
+                    let status = try String.fetchOne(db, cached: "SELECT status FROM payment WHERE paymentId = ?", arguments: payment.paymentId)
                     guard status == "pending" || status == "captured" else { return }
                     let refunded = answer.refunded.minorUnits > 0
                     try db.execute(cached: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
-                                   arguments: [refunded ? "refunded" : "failed", refunded ? "refunded" : "voided",
-                                               runtime.clock.now.millisecondsSinceEpoch, payment.paymentId])
+                                   arguments: refunded ? "refunded" : "failed", refunded ? "refunded" : "voided",
+                                              runtime.clock.now.millisecondsSinceEpoch, payment.paymentId)
                     if refunded && status == "pending" {
                         // The provider had captured a charge this service never heard back about:
                         // the capture is news too, so revenue (processed less refunded) nets to zero.

@@ -46,12 +46,12 @@ public final class ProductService: RetailService, @unchecked Sendable {
             // Seed the catalogue and the initial stock once; a restart finds the rows already there.
             for product in settings.fixtures.products {
                 try db.execute(cached: "INSERT INTO product (productId, name, priceMinor, currency) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                               arguments: [product.id, product.name, product.price.minorUnits, product.price.currency])
+                               arguments: product.id, product.name, product.price.minorUnits, product.price.currency)
             }
             for shop in settings.fixtures.shops {
                 for line in shop.stock {
                     try db.execute(cached: "INSERT INTO availability (productId, shopId, units) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                                   arguments: [line.productId, shop.id, line.quantity])
+                                   arguments: line.productId, shop.id, line.quantity)
                 }
             }
         }
@@ -71,7 +71,7 @@ public final class ProductService: RetailService, @unchecked Sendable {
     func list() throws -> ProductList {
         try storage {
             try database.read { db in
-                ProductList(products: try Row.fetchAll(db, cached: """
+                ProductList(products: try SQLRow.fetchAll(db, cached: """
                     SELECT p.productId AS productId, p.name AS name, p.priceMinor AS priceMinor, p.currency AS currency,
                       COALESCE((SELECT SUM(MAX(units, 0)) FROM availability a WHERE a.productId = p.productId), 0) AS units
                     FROM product p ORDER BY p.productId
@@ -86,12 +86,12 @@ public final class ProductService: RetailService, @unchecked Sendable {
     func getProduct(_ request: GetProduct) throws -> ProductInfo {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, cached: "SELECT name, priceMinor, currency FROM product WHERE productId = ?",
-                                                 arguments: [request.productId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT name, priceMinor, currency FROM product WHERE productId = ?",
+                                                    arguments: request.productId) else {
                     throw RPCError.rejected(code: "not_found", message: "no product \(request.productId)")
                 }
                 let units = try Int.fetchOne(db, cached: "SELECT COALESCE(SUM(MAX(units, 0)), 0) FROM availability WHERE productId = ?",
-                                             arguments: [request.productId]) ?? 0
+                                             arguments: request.productId) ?? 0
                 return ProductInfo(productId: request.productId, name: row["name"],
                                    price: Money(minorUnits: row["priceMinor"], currency: row["currency"]), available: units > 0)
             }

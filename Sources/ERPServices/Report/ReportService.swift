@@ -83,7 +83,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
             for shop in context.settings.fixtures.shops {
                 for line in shop.stock {
                     try db.execute(cached: "INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                                   arguments: [shop.id, line.productId, line.quantity])
+                                   arguments: shop.id, line.productId, line.quantity)
                 }
             }
         }
@@ -172,7 +172,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
                 let ack = try await runtime.transport.call(ReplayGroup(group: Self.group), metadata: runtime.metadata(timeout: .seconds(2)))
                 try database.write { db in
                     try db.execute(cached: "INSERT INTO report_meta (key, value) VALUES ('replayed', ?) ON CONFLICT DO NOTHING",
-                                   arguments: ["\(ack.queued)"])
+                                   arguments: "\(ack.queued)")
                 }
                 runtime.record("report rebuilt from the log: \(ack.queued) events queued")
                 return
@@ -194,7 +194,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
     func sales() throws -> SalesReport {
         try storage {
             try database.read { db in
-                let lines = try Row.fetchAll(db, cached: """
+                let lines = try SQLRow.fetchAll(db, cached: """
                     SELECT shopId, productId, SUM(orders) AS orders, SUM(units) AS units, SUM(amountMinor) AS amount, currency
                     FROM sales GROUP BY shopId, productId, currency ORDER BY shopId, productId
                     """).map {
@@ -203,20 +203,20 @@ public final class ReportService: RetailService, @unchecked Sendable {
                                      orders: try $0.decode(forColumn: "orders"), units: try $0.decode(forColumn: "units"),
                                      amount: Money(minorUnits: try $0.decode(forColumn: "amount"), currency: try $0.decode(forColumn: "currency")))
                 }
-                let shops = try Row.fetchAll(db, cached: "SELECT shopId, orders, amountMinor, currency FROM order_total ORDER BY shopId").map {
+                let shops = try SQLRow.fetchAll(db, cached: "SELECT shopId, orders, amountMinor, currency FROM order_total ORDER BY shopId").map {
                     SalesReport.ShopTotal(shopId: try $0.decode(forColumn: "shopId"), orders: try $0.decode(forColumn: "orders"),
                                           amount: Money(minorUnits: try $0.decode(forColumn: "amountMinor"), currency: try $0.decode(forColumn: "currency")))
                 }
-                let cancellations = try Row.fetchAll(db, cached: "SELECT reason, orders FROM cancellation ORDER BY reason").map {
+                let cancellations = try SQLRow.fetchAll(db, cached: "SELECT reason, orders FROM cancellation ORDER BY reason").map {
                     SalesReport.Cancellations(reason: try $0.decode(forColumn: "reason"), orders: try $0.decode(forColumn: "orders"))
                 }
                 func revenue(_ kind: String) throws -> Money {
-                    guard let row = try Row.fetchOne(db, cached: "SELECT amountMinor, currency FROM revenue WHERE kind = ?", arguments: [kind]) else {
+                    guard let row = try SQLRow.fetchOne(db, cached: "SELECT amountMinor, currency FROM revenue WHERE kind = ?", arguments: kind) else {
                         return .zero()
                     }
                     return Money(minorUnits: try row.decode(forColumn: "amountMinor"), currency: try row.decode(forColumn: "currency"))
                 }
-                let failures = try Row.fetchAll(db, cached: "SELECT reason, payments FROM payment_failure ORDER BY reason").map {
+                let failures = try SQLRow.fetchAll(db, cached: "SELECT reason, payments FROM payment_failure ORDER BY reason").map {
                     SalesReport.Cancellations(reason: try $0.decode(forColumn: "reason"), orders: try $0.decode(forColumn: "payments"))
                 }
                 return SalesReport(lines: lines, shops: shops, cancellations: cancellations,
@@ -229,11 +229,11 @@ public final class ReportService: RetailService, @unchecked Sendable {
         try storage {
             try database.read { db in
                 InventoryReport(
-                    levels: try Row.fetchAll(db, cached: "SELECT shopId, productId, available FROM stock_level ORDER BY shopId, productId").map {
+                    levels: try SQLRow.fetchAll(db, cached: "SELECT shopId, productId, available FROM stock_level ORDER BY shopId, productId").map {
                         InventoryReport.Level(shopId: try $0.decode(forColumn: "shopId"), productId: try $0.decode(forColumn: "productId"),
                                               available: try $0.decode(forColumn: "available"))
                     },
-                    lowStock: try Row.fetchAll(db, cached: "SELECT * FROM low_stock ORDER BY at, eventId").map {
+                    lowStock: try SQLRow.fetchAll(db, cached: "SELECT * FROM low_stock ORDER BY at, eventId").map {
                         InventoryReport.LowStock(shopId: try $0.decode(forColumn: "shopId"), productId: try $0.decode(forColumn: "productId"),
                                                  currentStock: try $0.decode(forColumn: "currentStock"),
                                                  minimumStock: try $0.decode(forColumn: "minimumStock"), at: try $0.decode(forColumn: "at"))
@@ -245,7 +245,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
     func devices() throws -> DeviceReport {
         try storage {
             try database.read { db in
-                DeviceReport(devices: try Row.fetchAll(db, cached: "SELECT * FROM device_status ORDER BY deviceId").map {
+                DeviceReport(devices: try SQLRow.fetchAll(db, cached: "SELECT * FROM device_status ORDER BY deviceId").map {
                     DeviceReport.Line(deviceId: try $0.decode(forColumn: "deviceId"), shopId: try $0.decode(forColumn: "shopId"),
                                       status: DeviceStatus(rawValue: try $0.decode(forColumn: "status")) ?? .offline,
                                       revision: DeviceRevision(value: try $0.decode(forColumn: "revision")), updates: try $0.decode(forColumn: "updates"))

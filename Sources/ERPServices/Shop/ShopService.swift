@@ -60,13 +60,13 @@ public final class ShopService: RetailService, @unchecked Sendable {
         try database.write { db in
             // The registry from the fixtures, once; a restart finds the rows already there.
             for shop in fixtures.shops {
-                try db.execute(cached: "INSERT INTO shop (shopId, name) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [shop.id, shop.name])
+                try db.execute(cached: "INSERT INTO shop (shopId, name) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: shop.id, shop.name)
             }
             for device in fixtures.devices {
                 try db.execute(cached: """
                     INSERT INTO device (deviceId, shopId, status, lastSeen, revision, kind) VALUES (?, ?, ?, 0, -1, ?)
                     ON CONFLICT (deviceId) DO UPDATE SET kind = excluded.kind
-                    """, arguments: [device.id, device.shopId, DeviceStatus.offline.rawValue, device.kind.rawValue])
+                    """, arguments: device.id, device.shopId, DeviceStatus.offline.rawValue, device.kind.rawValue)
             }
         }
         let consumer = context.consumer(group: "shop")
@@ -93,7 +93,7 @@ public final class ShopService: RetailService, @unchecked Sendable {
     func shops() throws -> ShopList {
         try storage {
             try database.read { db in
-                ShopList(shops: try Row.fetchAll(db, cached: """
+                ShopList(shops: try SQLRow.fetchAll(db, cached: """
                     SELECT s.shopId AS shopId, s.name AS name, COUNT(d.deviceId) AS devices,
                       COALESCE(SUM(d.status = 'online'), 0) AS online, COALESCE(SUM(d.status = 'offline'), 0) AS offline,
                       COALESCE(SUM(d.status = 'fault'), 0) AS fault
@@ -112,7 +112,7 @@ public final class ShopService: RetailService, @unchecked Sendable {
     func vendingOperation(_ request: VendingMachineOperation, _ context: CallContext) async throws -> VendingResult {
         let machine = try storage {
             try database.read { db in
-                try Row.fetchOne(db.cachedStatement(sql: "SELECT shopId, kind FROM device WHERE deviceId = ?"), arguments: [request.machineId])
+                try SQLRow.fetchOne(db, cached: "SELECT shopId, kind FROM device WHERE deviceId = ?", arguments: request.machineId)
             }
         }
         guard let machine, machine["kind"] == Fixtures.Device.Kind.vendingMachine.rawValue else {
@@ -127,11 +127,11 @@ public final class ShopService: RetailService, @unchecked Sendable {
     func devices(of shopId: String) throws -> ShopDevices {
         try storage {
             try database.read { db in
-                guard try Bool.fetchOne(db, cached: "SELECT 1 FROM shop WHERE shopId = ?", arguments: [shopId]) != nil else {
+                guard try Bool.fetchOne(db, cached: "SELECT 1 FROM shop WHERE shopId = ?", arguments: shopId) != nil else {
                     throw RPCError.rejected(code: "not_found", message: "no shop \(shopId)")
                 }
-                let devices = try Row.fetchAll(db, cached: "SELECT deviceId, status, lastSeen, revision FROM device WHERE shopId = ? ORDER BY deviceId",
-                                               arguments: [shopId]).map {
+                let devices = try SQLRow.fetchAll(db, cached: "SELECT deviceId, status, lastSeen, revision FROM device WHERE shopId = ? ORDER BY deviceId",
+                                                  arguments: shopId).map {
                     ShopDevices.Device(deviceId: $0["deviceId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
                                        lastSeen: $0["lastSeen"], revision: DeviceRevision(value: $0["revision"]))
                 }

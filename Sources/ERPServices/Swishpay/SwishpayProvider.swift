@@ -44,7 +44,7 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let result: ProviderChargeResult = try storage {
             try database.write { db in
-                if let row = try Row.fetchOne(db, cached: "SELECT status, declineReason FROM charge WHERE chargeKey = ?", arguments: [request.chargeKey]) {
+                if let row = try SQLRow.fetchOne(db, cached: "SELECT status, declineReason FROM charge WHERE chargeKey = ?", arguments: request.chargeKey) {
                     let status: String = row["status"]
                     let approved = status == "captured" || status == "refunded"
                     let reason: String? = status == "voided" ? "voided" : row["declineReason"]
@@ -55,7 +55,7 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
                 try db.execute(cached: """
                     INSERT INTO charge (chargeKey, customerId, amountMinor, currency, status, declineReason, updatedAt)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [request.chargeKey, request.customerId, request.amount.minorUnits, request.amount.currency, status, reason, now])
+                    """, arguments: request.chargeKey, request.customerId, request.amount.minorUnits, request.amount.currency, status, reason, now)
                 return ProviderChargeResult(chargeKey: request.chargeKey, approved: !declines, declineReason: reason)
             }
         }
@@ -67,18 +67,18 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let result: ProviderRefundResult = try storage {
             try database.write { db in
-                guard let row = try Row.fetchOne(db, cached: "SELECT status, amountMinor, currency FROM charge WHERE chargeKey = ?", arguments: [request.chargeKey]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT status, amountMinor, currency FROM charge WHERE chargeKey = ?", arguments: request.chargeKey) else {
                     try db.execute(cached: """
                         INSERT INTO charge (chargeKey, customerId, amountMinor, currency, status, declineReason, updatedAt)
                         VALUES (?, '', 0, 'SEK', 'voided', 'voided', ?)
-                        """, arguments: [request.chargeKey, now])
+                        """, arguments: request.chargeKey, now)
                     return ProviderRefundResult(chargeKey: request.chargeKey, refunded: .zero())
                 }
                 let status: String = row["status"]
                 let amount = Money(minorUnits: row["amountMinor"], currency: row["currency"])
                 switch status {
                 case "captured":
-                    try db.execute(cached: "UPDATE charge SET status = 'refunded', updatedAt = ? WHERE chargeKey = ?", arguments: [now, request.chargeKey])
+                    try db.execute(cached: "UPDATE charge SET status = 'refunded', updatedAt = ? WHERE chargeKey = ?", arguments: now, request.chargeKey)
                     return ProviderRefundResult(chargeKey: request.chargeKey, refunded: amount)
                 case "refunded":
                     return ProviderRefundResult(chargeKey: request.chargeKey, refunded: amount)

@@ -72,7 +72,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         let isNew: Bool = try storage {
             try database.write { db in
-                if let row = try Row.fetchOne(db, cached: "SELECT machineId, productId, quantity FROM vend WHERE vendId = ?", arguments: [request.vendId]) {
+                if let row = try SQLRow.fetchOne(db, cached: "SELECT machineId, productId, quantity FROM vend WHERE vendId = ?", arguments: request.vendId) {
                     guard row["machineId"] == request.machineId, row["productId"] == request.productId, row["quantity"] == request.quantity else {
                         throw RPCError.rejected(code: "vend_id_reused", message: "vend \(request.vendId) was another machine, product or quantity; use a new vendId")
                     }
@@ -80,7 +80,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
                 }
                 try db.execute(cached: """
                     INSERT INTO vend (vendId, machineId, shopId, productId, quantity, status, createdAt, updatedAt) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
-                    """, arguments: [request.vendId, request.machineId, shopId, request.productId, request.quantity, now, now])
+                    """, arguments: request.vendId, request.machineId, shopId, request.productId, request.quantity, now, now)
                 return true
             }
         }
@@ -92,7 +92,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
     func view(_ vendId: String) throws -> VendResult {
         try storage {
             try database.read { db in
-                guard let row = try Row.fetchOne(db, cached: "SELECT * FROM vend WHERE vendId = ?", arguments: [vendId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT * FROM vend WHERE vendId = ?", arguments: vendId) else {
                     throw RPCError.rejected(code: "not_found", message: "no vend \(vendId)")
                 }
                 return VendResult(vendId: vendId, machineId: row["machineId"], shopId: row["shopId"], productId: row["productId"],
@@ -145,7 +145,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         do {
             try database.write { db in
                 try db.execute(cached: "UPDATE vend SET status = ?, reason = ?, updatedAt = ? WHERE vendId = ? AND status = 'pending'",
-                               arguments: [status.rawValue, reason, now, vendId])
+                               arguments: status.rawValue, reason, now, vendId)
             }
             runtime.record("vend \(vendId) \(status.rawValue)\(reason.map { " (\($0))" } ?? "")")
         } catch {
