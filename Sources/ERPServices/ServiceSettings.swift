@@ -2,6 +2,7 @@
 // randomness, ids, sleeps and new tasks from their Runtime and never know which backend runs them.
 import ERPCore
 import ERPResilience
+import ERPStorage
 import ERPTransport
 import GRDB
 
@@ -125,8 +126,8 @@ extension Database {
     /// typeof(total + added) = 'integer'`): past Int64 SQLite goes on in floating point, and the
     /// service could no longer read its own total. An event that would take a total out of range
     /// is a bad event (the bus dead-letters it), and nothing of it is stored.
-    func accumulate(_ sql: String, _ arguments: StatementArguments, _ what: @autoclosure () -> String) throws {
-        try cachedStatement(sql: sql).execute(arguments: arguments)
+    func accumulate<each P: SQLParameter>(_ sql: String, arguments: repeat each P, for what: @autoclosure () -> String) throws {
+        try execute(cached: sql, arguments: repeat each arguments)
         guard changesCount > 0 else {
             throw RPCError.rejected(code: "bad_event", message: "\(what()): a running total would leave the 64-bit range")
         }

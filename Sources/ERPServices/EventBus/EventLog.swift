@@ -15,14 +15,13 @@ public enum EventLog {
 
     public static func replay(_ subscription: Subscription, fromSequence: Int64, now: Int64, in db: Database) throws -> Int {
         var queued = 0
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO delivery (consumerGroup, seq, status, attempts, nextAttemptAt) VALUES (?, ?, 'pending', 0, ?)
-            ON CONFLICT (consumerGroup, seq) DO UPDATE SET status = 'pending', attempts = 0, nextAttemptAt = excluded.nextAttemptAt,
-              lastError = NULL
-            """)
         for row in try SQLRow.fetchAll(db, cached: "SELECT seq, topic FROM event WHERE seq >= ? ORDER BY seq", arguments: fromSequence) {
             guard subscription.matches(row["topic"]) else { continue }
-            try upsert.execute(arguments: [subscription.group, row["seq"] as Int64, now])
+            try db.execute(cached: """
+                INSERT INTO delivery (consumerGroup, seq, status, attempts, nextAttemptAt) VALUES (?, ?, 'pending', 0, ?)
+                ON CONFLICT (consumerGroup, seq) DO UPDATE SET status = 'pending', attempts = 0, nextAttemptAt = excluded.nextAttemptAt,
+                  lastError = NULL
+                """, arguments: subscription.group, row["seq"] as Int64, now)
             queued += 1
         }
         return queued

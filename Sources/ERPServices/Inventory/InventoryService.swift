@@ -104,20 +104,20 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let consumer = context.consumer(group: "inventory")
         consumer.on(OrderCreated.self) { event, envelope, db in
             for item in event.items {
-                try db.cachedStatement(sql: """
+                try db.execute(cached: """
                     INSERT INTO stock_history (orderId, shopId, productId, quantity, unitPriceMinor, at) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (orderId, productId) DO UPDATE SET quantity = quantity + excluded.quantity
-                    """).execute(arguments: [event.orderId, event.shopId, item.productId, item.quantity, item.unitPrice.minorUnits, envelope.timestamp])
+                    """, arguments: event.orderId, event.shopId, item.productId, item.quantity, item.unitPrice.minorUnits, envelope.timestamp)
             }
         }
         consumer.on(OrderConfirmed.self) { [self] event, envelope, db in
             try self.commitReservation(orderId: event.orderId, correlationId: envelope.correlationId, in: db)
         }
         consumer.on(DeviceStatusUpdated.self) { event, _, db in
-            try db.cachedStatement(sql: """
+            try db.execute(cached: """
                 INSERT INTO device_state (deviceId, status, revision) VALUES (?, ?, ?)
                 ON CONFLICT (deviceId) DO UPDATE SET status = excluded.status, revision = excluded.revision WHERE excluded.revision > revision
-                """).execute(arguments: [event.deviceId, event.status, event.revision.value])
+                """, arguments: event.deviceId, event.status, event.revision.value)
         }
         consumer.on(DeviceDataReceived.self) { [self] event, envelope, db in
             try self.applyDeviceData(event, envelope: envelope, in: db)
@@ -142,8 +142,8 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 if let row = try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM sale WHERE saleId = ?", arguments: request.saleId) {
                     if settings.defects.sellTwice && row["status"] == "sold" {
                         // The planted defect: a repeated sale takes the units again.
-                        try db.cachedStatement(sql: "UPDATE stock SET available = MAX(available - ?, 0), sold = sold + ? WHERE shopId = ? AND productId = ?")
-                            .execute(arguments: [request.quantity, request.quantity, request.shopId, request.productId])
+                        try db.execute(cached: "UPDATE stock SET available = MAX(available - ?, 0), sold = sold + ? WHERE shopId = ? AND productId = ?",
+                                       arguments: request.quantity, request.quantity, request.shopId, request.productId)
                     }
                     return SaleResult(saleId: request.saleId, sold: row["status"] == "sold", reason: row["reason"])
                 }
@@ -151,11 +151,11 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                                                 arguments: request.shopId, request.productId)
                 let available: Int = stock?["available"] ?? 0
                 let refusal: String? = stock == nil ? "unknown_product" : available < request.quantity ? "out_of_stock" : nil
-                try db.cachedStatement(sql: "INSERT INTO sale (saleId, shopId, productId, quantity, status, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                    .execute(arguments: [request.saleId, request.shopId, request.productId, request.quantity, refusal == nil ? "sold" : "refused", refusal, now])
+                try db.execute(cached: "INSERT INTO sale (saleId, shopId, productId, quantity, status, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: request.saleId, request.shopId, request.productId, request.quantity, refusal == nil ? "sold" : "refused", refusal, now)
                 guard refusal == nil, let stock else { return SaleResult(saleId: request.saleId, sold: false, reason: refusal) }
-                try db.cachedStatement(sql: "UPDATE stock SET available = available - ?, sold = sold + ? WHERE shopId = ? AND productId = ?")
-                    .execute(arguments: [request.quantity, request.quantity, request.shopId, request.productId])
+                try db.execute(cached: "UPDATE stock SET available = available - ?, sold = sold + ? WHERE shopId = ? AND productId = ?",
+                               arguments: request.quantity, request.quantity, request.shopId, request.productId)
                 try stockChanged(shopId: request.shopId, productId: request.productId, previous: available, new: available - request.quantity,
                                  minimum: stock["minimumStock"], correlationId: context.correlationId, in: db)
                 return SaleResult(saleId: request.saleId, sold: true, reason: nil)
@@ -315,19 +315,19 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         switch type {
         case .restock:
             guard data.quantity > 0 else { return }
-            try db.cachedStatement(sql: "UPDATE stock SET restocked = restocked + ?, available = available + ? WHERE shopId = ? AND productId = ?")
-                .execute(arguments: [data.quantity, data.quantity, event.shopId, data.productId])
+            try db.execute(cached: "UPDATE stock SET restocked = restocked + ?, available = available + ? WHERE shopId = ? AND productId = ?",
+                           arguments: data.quantity, data.quantity, event.shopId, data.productId)
             try stockChanged(shopId: event.shopId, productId: data.productId, previous: available, new: available + data.quantity,
                              minimum: row["minimumStock"], correlationId: envelope.correlationId, in: db)
             runtime.record("inventory restock \(event.shopId)/\(data.productId) +\(data.quantity)")
         case .stockUpdate:
             guard data.quantity != available else { return }
             let sensor = try String.fetchOne(db, cached: "SELECT status FROM device_state WHERE deviceId = ?", arguments: event.deviceId)
-            try db.cachedStatement(sql: """
+            try db.execute(cached: """
                 INSERT INTO shelf_discrepancy (eventId, deviceId, shopId, productId, counted, available, at, trusted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING
-                """).execute(arguments: [envelope.eventId, event.deviceId, event.shopId, data.productId, data.quantity, available,
-                                         envelope.timestamp, sensor != DeviceStatus.fault.rawValue])
+                """, arguments: envelope.eventId, event.deviceId, event.shopId, data.productId, data.quantity, available,
+                                envelope.timestamp, sensor != DeviceStatus.fault.rawValue)
         }
     }
 

@@ -94,16 +94,14 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         // The report and its event in one transaction; nil for a report already seen or older.
         let shopId: String? = try storage {
             try database.write { db in
-                let select = try db.cachedStatement(sql: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?")
-                guard let row = try Row.fetchOne(select, arguments: [request.deviceId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?", arguments: request.deviceId) else {
                     throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
                 }
                 guard request.sequence > row["lastSequence"] as Int64 else { return nil }
                 let shopId: String = row["shopId"]
-                let update = try db.cachedStatement(sql: """
+                try db.execute(cached: """
                     UPDATE device SET lastSequence = ?, revision = ?, status = ?, lastReportAt = ?, silent = 0 WHERE deviceId = ?
-                    """)
-                try update.execute(arguments: [request.sequence, revision.value, request.status.rawValue, lastSeen, request.deviceId])
+                    """, arguments: request.sequence, revision.value, request.status.rawValue, lastSeen, request.deviceId)
                 try self.context.publish(DeviceStatusUpdated(deviceId: request.deviceId, shopId: shopId, status: request.status,
                                                             lastSeen: lastSeen, revision: revision), correlationId: context.correlationId, in: db)
                 return shopId
@@ -141,8 +139,7 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         let now = runtime.clock.now.millisecondsSinceEpoch
         let accepted: Bool = try storage {
             try database.write { db in
-                let select = try db.cachedStatement(sql: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?")
-                guard let row = try Row.fetchOne(select, arguments: [request.deviceId]) else {
+                guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?", arguments: request.deviceId) else {
                     throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
                 }
                 let shopId: String = row["shopId"]
@@ -151,12 +148,12 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                 }
                 guard request.sequence > row["lastSequence"] as Int64 else { return false }
                 // A data report counts as a sign of life too.
-                try db.cachedStatement(sql: "UPDATE device SET lastSequence = ?, lastReportAt = ? WHERE deviceId = ?")
-                    .execute(arguments: [request.sequence, now, request.deviceId])
-                try db.cachedStatement(sql: """
+                try db.execute(cached: "UPDATE device SET lastSequence = ?, lastReportAt = ? WHERE deviceId = ?",
+                               arguments: request.sequence, now, request.deviceId)
+                try db.execute(cached: """
                     INSERT INTO device_data (deviceId, sequence, shopId, dataType, productId, quantity, at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [request.deviceId, request.sequence, shopId, request.dataType.rawValue, request.productId,
-                                             request.quantity, now])
+                    """, arguments: request.deviceId, request.sequence, shopId, request.dataType.rawValue, request.productId,
+                                    request.quantity, now)
                 let data = try JSONCoding.toJSONValue(DeviceStockData(productId: request.productId, quantity: request.quantity,
                                                                       sequence: request.sequence))
                 try self.context.publish(DeviceDataReceived(deviceId: request.deviceId, shopId: shopId, dataType: request.dataType.rawValue, data: data), correlationId: context.correlationId, in: db)

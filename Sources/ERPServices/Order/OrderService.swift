@@ -171,10 +171,10 @@ public final class OrderService: RetailService, @unchecked Sendable {
 
     private static func recordPayment(_ kind: String, paymentId: String, orderId: String?, amount: Money, reason: String?,
                                       envelope: EventEnvelope, in db: Database) throws {
-        try db.cachedStatement(sql: """
+        try db.execute(cached: """
             INSERT INTO payment_event (eventId, kind, paymentId, orderId, amountMinor, currency, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT DO NOTHING
-            """).execute(arguments: [envelope.eventId, kind, paymentId, orderId, amount.minorUnits, amount.currency, reason, envelope.timestamp])
+            """, arguments: envelope.eventId, kind, paymentId, orderId, amount.minorUnits, amount.currency, reason, envelope.timestamp)
     }
 
     // MARK: Handlers

@@ -61,7 +61,7 @@ public final class ProductService: RetailService, @unchecked Sendable {
                 INSERT INTO availability (productId, shopId, units) VALUES (?, ?, ?)
                 ON CONFLICT (productId, shopId) DO UPDATE SET units = units + excluded.units
                 WHERE typeof(units + excluded.units) = 'integer'
-                """, [event.productId, event.shopId, event.change], "stock of \(event.productId)")
+                """, arguments: event.productId, event.shopId, event.change, for: "stock of \(event.productId)")
         }
         consumer.start()
         context.runtime.transport.register(GetProduct.self) { [self] request, _ in try self.getProduct(request) }

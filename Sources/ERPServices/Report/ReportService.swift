@@ -101,54 +101,54 @@ public final class ReportService: RetailService, @unchecked Sendable {
                     ON CONFLICT (shopId, productId, hour) DO UPDATE SET orders = orders + 1, units = units + excluded.units,
                       amountMinor = amountMinor + excluded.amountMinor
                     WHERE typeof(units + excluded.units) = 'integer' AND typeof(amountMinor + excluded.amountMinor) = 'integer'
-                    """, [event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency], "order \(event.orderId)")
+                    """, arguments: event.shopId, item.productId, hour, item.quantity, amount.minorUnits, amount.currency, for: "order \(event.orderId)")
             }
             try db.accumulate("""
                 INSERT INTO order_total (shopId, orders, amountMinor, currency) VALUES (?, 1, ?, ?)
                 ON CONFLICT (shopId) DO UPDATE SET orders = orders + 1, amountMinor = amountMinor + excluded.amountMinor
                 WHERE typeof(amountMinor + excluded.amountMinor) = 'integer'
-                """, [event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency], "order \(event.orderId)")
+                """, arguments: event.shopId, event.totalAmount.minorUnits, event.totalAmount.currency, for: "order \(event.orderId)")
         }
         consumer.on(OrderCancelled.self) { event, _, db in
-            try db.cachedStatement(sql: """
+            try db.execute(cached: """
                 INSERT INTO cancellation (reason, orders) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET orders = orders + 1
-                """).execute(arguments: [event.reason])
+                """, arguments: event.reason)
         }
         consumer.on(PaymentProcessed.self) { event, _, db in try Self.addRevenue("processed", event.amount, "payment \(event.paymentId)", in: db) }
         consumer.on(RefundProcessed.self) { event, _, db in try Self.addRevenue("refunded", event.amount, "refund \(event.refundId)", in: db) }
         consumer.on(PaymentFailed.self) { event, _, db in
-            try db.cachedStatement(sql: """
+            try db.execute(cached: """
                 INSERT INTO payment_failure (reason, payments) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET payments = payments + 1
-                """).execute(arguments: [event.reason])
+                """, arguments: event.reason)
         }
         consumer.on(InventoryReserved.self) { event, _, db in
             try db.accumulate("""
                 INSERT INTO reservation (shopId, productId, reservations, units) VALUES (?, ?, 1, ?)
                 ON CONFLICT (shopId, productId) DO UPDATE SET reservations = reservations + 1, units = units + excluded.units
                 WHERE typeof(units + excluded.units) = 'integer'
-                """, [event.shopId, event.productId, event.quantity], "reservation of \(event.productId)")
+                """, arguments: event.shopId, event.productId, event.quantity, for: "reservation of \(event.productId)")
         }
         consumer.on(StockUpdated.self) { event, _, db in
             try db.accumulate("""
                 INSERT INTO stock_level (shopId, productId, available) VALUES (?, ?, ?)
                 ON CONFLICT (shopId, productId) DO UPDATE SET available = available + excluded.available
                 WHERE typeof(available + excluded.available) = 'integer'
-                """, [event.shopId, event.productId, event.change], "stock of \(event.productId)")
+                """, arguments: event.shopId, event.productId, event.change, for: "stock of \(event.productId)")
         }
         consumer.on(LowStockAlert.self) { event, envelope, db in
-            try db.cachedStatement(sql: """
+            try db.execute(cached: """
                 INSERT INTO low_stock (eventId, shopId, productId, currentStock, minimumStock, at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING
-                """).execute(arguments: [envelope.eventId, event.shopId, event.productId, event.currentStock, event.minimumStock,
-                                         envelope.timestamp])
+                """, arguments: envelope.eventId, event.shopId, event.productId, event.currentStock, event.minimumStock,
+                                envelope.timestamp)
         }
         consumer.on(DeviceStatusUpdated.self) { event, _, db in
-            try db.cachedStatement(sql: """
+            try db.execute(cached: """
                 INSERT INTO device_status (deviceId, shopId, status, revision, updates) VALUES (?, ?, ?, ?, 1)
                 ON CONFLICT (deviceId) DO UPDATE SET
                   status = CASE WHEN excluded.revision > revision THEN excluded.status ELSE status END,
                   revision = MAX(revision, excluded.revision), updates = updates + 1
-                """).execute(arguments: [event.deviceId, event.shopId, event.status, event.revision.value])
+                """, arguments: event.deviceId, event.shopId, event.status, event.revision.value)
         }
         consumer.start()
         let transport = context.runtime.transport
@@ -188,7 +188,7 @@ public final class ReportService: RetailService, @unchecked Sendable {
             INSERT INTO revenue (kind, amountMinor, currency) VALUES (?, ?, ?)
             ON CONFLICT (kind) DO UPDATE SET amountMinor = amountMinor + excluded.amountMinor
             WHERE typeof(amountMinor + excluded.amountMinor) = 'integer'
-            """, [kind, amount.minorUnits, amount.currency], what())
+            """, arguments: kind, amount.minorUnits, amount.currency, for: what())
     }
 
     func sales() throws -> SalesReport {

@@ -157,17 +157,15 @@ public final class ShopService: RetailService, @unchecked Sendable {
                        in db: Database) throws -> Bool {
         // The planted defect compares with nothing: every report applies, stale or not.
         let newerThan = context.settings.defects.applyStaleDeviceStatus ? Int64.max : revision.value
-        let update = try db.cachedStatement(sql: """
+        try db.execute(cached: """
             UPDATE device SET status = ?, lastSeen = ?, revision = ? WHERE deviceId = ? AND shopId = ? AND revision < ?
-            """)
-        try update.execute(arguments: [status.rawValue, lastSeen, revision.value, deviceId, shopId, newerThan])
+            """, arguments: status.rawValue, lastSeen, revision.value, deviceId, shopId, newerThan)
         if db.changesCount == 1 {
-            let history = try db.cachedStatement(sql: "INSERT INTO device_history (deviceId, status, revision, lastSeen, appliedAt) VALUES (?, ?, ?, ?, ?)")
-            try history.execute(arguments: [deviceId, status.rawValue, revision.value, lastSeen, runtime.clock.now.millisecondsSinceEpoch])
+            try db.execute(cached: "INSERT INTO device_history (deviceId, status, revision, lastSeen, appliedAt) VALUES (?, ?, ?, ?, ?)",
+                           arguments: deviceId, status.rawValue, revision.value, lastSeen, runtime.clock.now.millisecondsSinceEpoch)
             return true
         }
-        let known = try db.cachedStatement(sql: "SELECT 1 FROM device WHERE deviceId = ? AND shopId = ?")
-        guard try Bool.fetchOne(known, arguments: [deviceId, shopId]) != nil else {
+        guard try Bool.fetchOne(db, cached: "SELECT 1 FROM device WHERE deviceId = ? AND shopId = ?", arguments: deviceId, shopId) != nil else {
             throw RPCError.rejected(code: "unknown_device", message: "no device \(deviceId) in shop \(shopId)")
         }
         return false
