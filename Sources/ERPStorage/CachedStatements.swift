@@ -245,10 +245,14 @@ public struct SQLRow: Sendable {
         self.values = values
     }
 
+    /// The position of `column`: case-insensitive, as SQL's names and GRDB's `Row` are; the exact
+    /// spelling is tried first.
+    private func index(of column: String) -> Int? {
+        columnNames.firstIndex(of: column) ?? columnNames.firstIndex { $0.caseInsensitiveCompare(column) == .orderedSame }
+    }
+
     public subscript<Value: SQLColumn>(_ column: String) -> Value {
-        // Case-insensitive, as SQL's names and GRDB's `Row` are; the exact spelling is tried first.
-        guard let index = columnNames.firstIndex(of: column)
-                ?? columnNames.firstIndex(where: { $0.caseInsensitiveCompare(column) == .orderedSame }) else {
+        guard let index = index(of: column) else {
             preconditionFailure("no column \(column) among \(columnNames)")
         }
         return self[index]
@@ -264,8 +268,7 @@ public struct SQLRow: Sendable {
     /// Column `column`, or an error (not a trap) when it is missing or its value does not convert:
     /// for values a request's answer is built from.
     public func decode<Value: SQLColumn>(forColumn column: String) throws -> Value {
-        guard let index = columnNames.firstIndex(of: column)
-                ?? columnNames.firstIndex(where: { $0.caseInsensitiveCompare(column) == .orderedSame }) else {
+        guard let index = index(of: column) else {
             throw SQLRowDecodingError(description: "no column \(column) among \(columnNames)")
         }
         return try decode(atIndex: index)
