@@ -41,6 +41,52 @@ public struct ProcessProbe: Sendable, Equatable {
         return probe
     }
 
+    /// The parent of process `pid` (field 4 of /proc/PID/stat, after the command name, which may
+    /// hold spaces and parentheses); nil when the process is gone.
+    public static func parent(of pid: Int32) -> Int32? {
+        let stat = readProcFile("/proc/\(pid)/stat")
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 1 else { return nil }
+        return Int32(fields[1])
+    }
+
+    /// The process that runs `erp serve SERVICE`: `pid` itself, or, when a tool runs the service
+    /// as its child or grandchild (`ERP_WRAP`, such as heaptrack), the one under it that does. Nil
+    /// when there is none.
+    public static func serviceProcess(_ service: String, under pid: Int32) -> Int32? {
+        process(under: pid) { isServe(service, arguments: $0) }
+    }
+
+    /// Whether `arguments` (a command line, program first) run `serve SERVICE` as the program's
+    /// own first words: a wrapper's command line holds the same words further on.
+    static func isServe(_ service: String, arguments: [Substring]) -> Bool {
+        arguments.count > 2 && arguments[1] == "serve" && arguments[2] == service
+    }
+
+    /// `pid`, or the nearest process under it (at most four generations down, the lower process
+    /// id first among equals), whose command line satisfies `matches`.
+    static func process(under pid: Int32, where matches: ([Substring]) -> Bool) -> Int32? {
+        func arguments(_ pid: Int32) -> [Substring] {
+            var text = Substring(readProcFile("/proc/\(pid)/cmdline"))
+            if text.last == "\0" { text = text.dropLast() }
+            return text.split(separator: "\0", omittingEmptySubsequences: false)
+        }
+        if matches(arguments(pid)) { return pid }
+        // Every process's parent, from one pass over /proc.
+        var children: [Int32: [Int32]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry), let parent = parent(of: child) else { continue }
+            children[parent, default: []].append(child)
+        }
+        var generation = [pid]
+        for _ in 0..<4 {
+            generation = generation.flatMap { children[$0] ?? [] }.sorted()
+            if let found = generation.first(where: { matches(arguments($0)) }) { return found }
+        }
+        return nil
+    }
+
     /// How many of the descriptors are TCP connections accepted on a port the process listens on:
     /// its sockets (`socket:[INODE]` links in /proc/PID/fd) matched against /proc/PID/net/tcp{,6}
     /// (local address, state, inode).

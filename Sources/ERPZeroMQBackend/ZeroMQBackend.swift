@@ -75,7 +75,18 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         return out
     }
 
-    /// The heap of a service's process (`processIdentifiers`), from its newest control report:
+    /// The process each running service's figures come from, by service: its supervised process,
+    /// or, when a tool wraps the service (`ERP_WRAP`, such as heaptrack, which runs the service as
+    /// its child), the process under it that runs the service. Without this, a wrapped service
+    /// would be sampled as the tool: its memory, its descriptors, and no heap (the control reports
+    /// name the service's own process). Safe from any task.
+    public var serviceProcessIdentifiers: [String: Int32] {
+        processIdentifiers.reduce(into: [:]) { out, entry in
+            out[entry.key] = ProcessProbe.serviceProcess(entry.key, under: entry.value) ?? entry.value
+        }
+    }
+
+    /// The heap of a service's process (`serviceProcessIdentifiers`), from its newest control report:
     /// the reports are read every second while the workload runs. Nil before its first report.
     /// Safe from any task.
     public func heap(of service: String, processId: Int32) -> HeapUsage? {
@@ -370,8 +381,9 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var out: [String: (pid: Int32, seconds: Double)] = [:]
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         for service in running.services {
-            guard let pid = running.supervisor.processIdentifier(of: service.rawValue),
-                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            guard let supervised = running.supervisor.processIdentifier(of: service.rawValue) else { continue }
+            let pid = ProcessProbe.serviceProcess(service.rawValue, under: supervised) ?? supervised
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
                   let close = stat.lastIndex(of: ")") else { continue }
             // Fields after the command name: state is field 3, utime 14, stime 15.
             let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -131,7 +131,7 @@ struct Soak: AsyncParsableCommand {
                 let start = ContinuousClock.now
                 var next = start
                 while !Task.isCancelled, next - start <= length {
-                    let sample = Self.sample(backend.processIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds,
+                    let sample = Self.sample(backend.serviceProcessIdentifiers, databaseDirectory: databaseDirectory, at: (ContinuousClock.now - start).seconds,
                                              heap: { backend.heap(of: $0, processId: $1) })
                     samples.append(sample)
                     print(Self.line(sample))

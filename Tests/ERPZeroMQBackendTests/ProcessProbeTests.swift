@@ -1,5 +1,5 @@
 import ERPTestSupport
-import ERPZeroMQBackend
+@testable import ERPZeroMQBackend
 import Foundation
 import Testing
 
@@ -48,5 +48,39 @@ import Testing
     @Test func aProcessThatIsGoneReadsAsZeros() {
         let probe = ProcessProbe.read(pid: Int32.max)
         #expect(probe == ProcessProbe())
+    }
+
+    /// A service run under a tool (`ERP_WRAP`) is the process whose own first words are `serve
+    /// SERVICE`: the tool's command line holds the same words further on.
+    @Test func aServiceIsTheProcessThatServesItNotItsWrapper() {
+        func words(_ line: String) -> [Substring] { line.split(separator: " ") }
+        #expect(ProcessProbe.isServe("order", arguments: words("/x/erp serve order --topology t.yaml")))
+        #expect(!ProcessProbe.isServe("order", arguments: words("/bin/sh /tmp/wrap.sh /x/erp serve order --topology t.yaml")))
+        #expect(!ProcessProbe.isServe("order", arguments: words("bash /usr/bin/heaptrack -o /tmp/order /x/erp serve order")))
+        #expect(!ProcessProbe.isServe("order", arguments: words("/x/erp serve payment")))
+        #expect(!ProcessProbe.isServe("order", arguments: words("/x/erp serve")))
+    }
+
+    /// The walk down from a wrapper finds its child by command line, and a process with nothing
+    /// matching under it finds nothing.
+    @Test func findsTheProcessUnderAWrapper() throws {
+        let wrapper = Process()
+        wrapper.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // Not the last command, so the shell forks `sleep` and waits for it.
+        wrapper.arguments = ["-c", "sleep 37; true"]
+        try wrapper.run()
+        defer { wrapper.terminate(); wrapper.waitUntilExit() }
+        let isSleep: ([Substring]) -> Bool = { $0.count == 2 && $0[0].hasSuffix("sleep") && $0[1] == "37" }
+        var found: Int32?
+        for _ in 0..<100 where found == nil {
+            found = ProcessProbe.process(under: wrapper.processIdentifier, where: isSleep)
+            if found == nil { usleep(20_000) }
+        }
+        let child = try #require(found, "sleep under the shell")
+        defer { kill(child, SIGKILL) }
+        #expect(child != wrapper.processIdentifier)
+        #expect(ProcessProbe.parent(of: child) == wrapper.processIdentifier)
+        #expect(ProcessProbe.process(under: child, where: { $0.first == "no-such-program" }) == nil)
+        #expect(ProcessProbe.parent(of: Int32.max) == nil)
     }
 }
