@@ -135,11 +135,11 @@ public struct GatewayHTTP: Sendable {
         }
     }
 
-    /// The answer for a request no route took: 405 with `Allow` when the path is served with
-    /// other methods, 404 naming the API otherwise; JSON either way, like every other error.
     /// A path as an answer quotes it: its first 100 characters.
     static func shown(_ path: String) -> String { path.count > 100 ? String(path.prefix(100)) + "…" : path }
 
+    /// The answer for a request no route took: 405 with `Allow` when the path is served with
+    /// other methods, 404 naming the API otherwise; JSON either way, like every other error.
     static func unrouted(method: HTTPRequest.Method, path: String) -> HTTPAnswer {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let allowed = Route.allCases.filter { $0.matches(segments) }.flatMap { $0.method == .get ? ["GET", "HEAD"] : [$0.method.rawValue] }

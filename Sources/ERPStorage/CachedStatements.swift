@@ -40,22 +40,14 @@ extension String: SQLParameter {
     }
 }
 
-extension Int: SQLParameter {
-    public func bind(to statement: OpaquePointer, at index: CInt) -> CInt {
-        sqlite3_bind_int64(statement, index, Int64(self))
-    }
-}
-
 extension Int64: SQLParameter {
     public func bind(to statement: OpaquePointer, at index: CInt) -> CInt {
         sqlite3_bind_int64(statement, index, self)
     }
 }
 
-extension Int32: SQLParameter {
-    public func bind(to statement: OpaquePointer, at index: CInt) -> CInt {
-        sqlite3_bind_int64(statement, index, Int64(self))
-    }
+extension Int: SQLParameter {
+    public func bind(to statement: OpaquePointer, at index: CInt) -> CInt { Int64(self).bind(to: statement, at: index) }
 }
 
 extension Double: SQLParameter {
@@ -65,9 +57,7 @@ extension Double: SQLParameter {
 }
 
 extension Bool: SQLParameter {
-    public func bind(to statement: OpaquePointer, at index: CInt) -> CInt {
-        sqlite3_bind_int64(statement, index, self ? 1 : 0)
-    }
+    public func bind(to statement: OpaquePointer, at index: CInt) -> CInt { Int64(self ? 1 : 0).bind(to: statement, at: index) }
 }
 
 extension Optional: SQLParameter where Wrapped: SQLParameter {
@@ -84,6 +74,8 @@ extension Database {
     /// bound to its `?` parameters in order. Throws `DatabaseError` as GRDB would: SQLite's result
     /// code and message, and the statement's SQL.
     public func execute<each P: SQLParameter>(cached sql: String, arguments: repeat each P) throws {
+        // Not `step`: a statement run to its end holds no read open, and the reset `step` does
+        // after a read would be one more call per write (measured: a little slower).
         let statement = try bound(sql, repeat each arguments).sqliteStatement
         while true {
             switch sqlite3_step(statement) {
@@ -258,12 +250,7 @@ public struct SQLRow: Sendable {
         return self[index]
     }
 
-    public subscript<Value: SQLColumn>(_ index: Int) -> Value {
-        guard let value = Value(sqlValue: values[index]) else {
-            preconditionFailure("column \(columnNames[index]) holds \(values[index]), not \(Value.self)")
-        }
-        return value
-    }
+    public subscript<Value: SQLColumn>(_ index: Int) -> Value { Value.required(values[index], column: columnNames[index]) }
 
     /// Column `column`, or an error (not a trap) when it is missing or its value does not convert:
     /// for values a request's answer is built from.
@@ -325,11 +312,7 @@ public struct SQLRowView {
     /// programming error, as with `SQLRow`.
     public subscript<Value: SQLColumn>(_ index: Int) -> Value {
         precondition(index >= 0 && index < columnCount, "no column \(index) among \(columnCount)")
-        let value = SQLValue(handle, CInt(index))
-        guard let converted = Value(sqlValue: value) else {
-            preconditionFailure("column \(index) holds \(value), not \(Value.self)")
-        }
-        return converted
+        return Value.required(SQLValue(handle, CInt(index)), column: "\(index)")
     }
 }
 
@@ -372,6 +355,15 @@ extension SQLColumn {
             return true
         }
         return values
+    }
+
+    /// `value` as `Self`, for a reader that has no way to say it cannot (a subscript): a NULL or
+    /// mismatched value is a programming error, as with GRDB's `Row`.
+    static func required(_ value: SQLValue, column: @autoclosure () -> String) -> Self {
+        guard let converted = Self(sqlValue: value) else {
+            preconditionFailure("column \(column()) holds \(value), not \(Self.self)")
+        }
+        return converted
     }
 
     private static func converted(_ value: SQLValue, _ sql: String) throws -> Self? {

@@ -41,21 +41,26 @@ public struct ProcessProbe: Sendable, Equatable {
         return probe
     }
 
-    /// The parent of process `pid` (field 4 of /proc/PID/stat, after the command name, which may
-    /// hold spaces and parentheses); nil when the process is gone.
-    public static func parent(of pid: Int32) -> Int32? {
+    /// The fields of /proc/PID/stat after the command name (which may hold spaces and
+    /// parentheses): the state first (field 3), then the parent (4), …, utime (14), stime (15).
+    /// Nil when the process is gone.
+    public static func statFields(of pid: Int32) -> [Substring]? {
         let stat = readProcFile("/proc/\(pid)/stat")
         guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 1 else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
+    }
+
+    /// The parent of process `pid`; nil when the process is gone.
+    public static func parent(of pid: Int32) -> Int32? {
+        guard let fields = statFields(of: pid), fields.count > 1 else { return nil }
         return Int32(fields[1])
     }
 
     /// The process that runs `erp serve SERVICE`: `pid` itself, or, when a tool runs the service
-    /// as its child or grandchild (`ERP_WRAP`, such as heaptrack), the one under it that does. Nil
-    /// when there is none.
-    public static func serviceProcess(_ service: String, under pid: Int32) -> Int32? {
-        process(under: pid) { isServe(service, arguments: $0) }
+    /// as its child or grandchild (`ERP_WRAP`, such as heaptrack), the one under it that does;
+    /// `pid` when none does (yet).
+    public static func serviceProcess(_ service: String, under pid: Int32) -> Int32 {
+        process(under: pid) { isServe(service, arguments: $0) } ?? pid
     }
 
     /// Whether `arguments` (a command line, program first) run `serve SERVICE` as the program's

@@ -82,7 +82,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     /// name the service's own process). Safe from any task.
     public var serviceProcessIdentifiers: [String: Int32] {
         processIdentifiers.reduce(into: [:]) { out, entry in
-            out[entry.key] = ProcessProbe.serviceProcess(entry.key, under: entry.value) ?? entry.value
+            out[entry.key] = ProcessProbe.serviceProcess(entry.key, under: entry.value)
         }
     }
 
@@ -382,12 +382,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         for service in running.services {
             guard let supervised = running.supervisor.processIdentifier(of: service.rawValue) else { continue }
-            let pid = ProcessProbe.serviceProcess(service.rawValue, under: supervised) ?? supervised
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // Fields after the command name: state is field 3, utime 14, stime 15.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            let pid = ProcessProbe.serviceProcess(service.rawValue, under: supervised)
+            guard let fields = ProcessProbe.statFields(of: pid), fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
             out[service.rawValue] = (pid, (user + system) / ticks)
         }
         return out
