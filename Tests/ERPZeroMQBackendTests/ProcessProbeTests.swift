@@ -63,7 +63,7 @@ import Testing
 
     /// The walk down from a wrapper finds its child by command line, and a process with nothing
     /// matching under it finds nothing.
-    @Test func findsTheProcessUnderAWrapper() throws {
+    @Test func findsTheProcessUnderAWrapper() async throws {
         let wrapper = Process()
         wrapper.executableURL = URL(fileURLWithPath: "/bin/sh")
         // Not the last command, so the shell forks `sleep` and waits for it.
@@ -72,9 +72,9 @@ import Testing
         defer { wrapper.terminate(); wrapper.waitUntilExit() }
         let isSleep: ([Substring]) -> Bool = { $0.count == 2 && $0[0].hasSuffix("sleep") && $0[1] == "37" }
         var found: Int32?
-        for _ in 0..<100 where found == nil {
+        for _ in 0..<100 where found == nil {  // sleeping, not blocking a thread of the pool
             found = ProcessProbe.process(under: wrapper.processIdentifier, where: isSleep)
-            if found == nil { usleep(20_000) }
+            if found == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
         let child = try #require(found, "sleep under the shell")
         defer { kill(child, SIGKILL) }

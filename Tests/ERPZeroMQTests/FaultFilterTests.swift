@@ -2,6 +2,7 @@ import ERPCore
 import ERPTransport
 import Foundation
 import Testing
+import ZeroMQTestSupport
 @testable import ERPZeroMQ
 
 @Suite struct FaultFilterTests {
@@ -77,8 +78,7 @@ import Testing
         #expect(try await pair.client.call(Shout(text: "a"), metadata: pair.metadata()) == "A to client")
         #expect(ContinuousClock.now - started >= .milliseconds(80))
         // The copy is served too; its reply arrives late and is counted, not lost silently.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while pair.client.counters.lateReplies < 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        _ = await eventually(within: .seconds(5)) { pair.client.counters.lateReplies >= 1 }
         #expect(pair.server.counters.requestsReceived == 2)
         #expect(pair.client.counters.lateReplies == 1)
         await pair.finish()

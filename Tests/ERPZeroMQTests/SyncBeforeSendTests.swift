@@ -107,7 +107,7 @@ import ZeroMQTestSupport
         try barrier.add(db)
         try insert(db, 1)
         let sender = Task { await barrier.wait() }
-        while gate.entered.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await eventually { gate.entered.withLock { $0 } == 1 })
         let stopped = Locked(false)
         let stopper = Thread {
             barrier.stop()
@@ -118,9 +118,8 @@ import ZeroMQTestSupport
         #expect(!stopped.withLock { $0 }, "stop returned while a sync was under way")
         gate.open.signal()
         await sender.value
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !stopped.withLock({ $0 }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(stopped.withLock { $0 } && barrier.syncCount == 1)
+        #expect(await eventually { stopped.withLock { $0 } })
+        #expect(barrier.syncCount == 1)
     }
 
     /// A failed sync leaves the files' state unknown: the process ends (here, the sync thread),
