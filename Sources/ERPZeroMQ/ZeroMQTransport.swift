@@ -142,7 +142,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     public let node: NodeName
     public let addressBook: AddressBook
-    /// Runs the handlers and the call timers of this node.
+    /// Runs the handlers and the calls' deadline alarm of this node.
     public let executor: SerialTaskExecutor
     private let context: ZMQContext
     private let security: Security
@@ -181,6 +181,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         var peers: [NodeName: Peer] = [:]
         var opening: [NodeName: Task<Peer, any Error>] = [:]
         var pending: [UInt64: PendingCall] = [:]
+        /// When the deadline alarm next goes off, if it is armed: the earliest deadline of the
+        /// calls in flight when it was armed (a call that ends sooner does not disarm it).
+        var alarm: ContinuousClock.Instant?
         var callSequence: UInt64 = 0
         var counters = TransportCounters()
     }
@@ -203,9 +206,10 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     private struct PendingCall {
         var target: NodeName
+        /// The call's deadline on the executor's clock.
+        var due: ContinuousClock.Instant
         var continuation: UnsafeContinuation<[UInt8], any Error>?
         var result: Result<[UInt8], RPCError>?
-        var timer: SerialTaskExecutor.TimerToken?
     }
 
     /// - Parameters:
@@ -371,7 +375,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
     }
 
-    /// Sends one encoded request and waits for its encoded answer. Every outcome — reply, timer,
+    /// Sends one encoded request and waits for its encoded answer. Every outcome — reply, deadline alarm,
     /// send failure, lost connection, stop — goes through `complete`, and the first one wins.
     private func exchange(method: String, body: [UInt8], target: NodeName, metadata: CallMetadata) async throws -> [UInt8] {
         guard let address = addressBook.address(of: target) else { throw RPCError.unavailable("no address for node \(target)") }
@@ -380,25 +384,24 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             state.withLock { $0.counters.callsTimedOut += 1 }
             throw RPCError.deadlineExceeded
         }
-        let callId: UInt64 = try state.withLock { s in
+        let due = ContinuousClock.now + remaining
+        let (callId, arm): (UInt64, Bool) = try state.withLock { s in
             guard s.phase == .running else { throw RPCError.unavailable("\(node) is not running") }
             guard s.pending.count < settings.pendingCallCountMax else { throw RPCError.overloaded(retryAfterMilliseconds: nil) }
             s.callSequence &+= 1
-            s.pending[s.callSequence] = PendingCall(target: target)
+            s.pending[s.callSequence] = PendingCall(target: target, due: due)
             s.counters.callsStarted += 1
-            return s.callSequence
+            let arm = s.alarm.map { due < $0 } ?? true
+            if arm { s.alarm = due }
+            return (s.callSequence, arm)
         }
-        let timer = executor.schedule(after: remaining) { [weak self] in
-            guard let self else { return }
-            self.complete(callId, .failure(.deadlineExceeded), counting: \.callsTimedOut)
-        }
-        state.withLock { s in s.pending[callId]?.timer = timer }
+        if arm { armAlarm(at: due) }
         do {
             let frames = [try WireFormat.requestFrame(
                 WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)]
             let peer = try await self.peer(for: target, address: address)
             await syncBeforeSend?.wait()
-            // The fault filter may lose the request (the call then ends by its timer, as across a
+            // The fault filter may lose the request (the call then ends at its deadline, as across a
             // partition), hold it back or send it twice.
             if case .send(let copies, let delay) = faults.decide(to: target) {
                 if delay > .zero { await executor.sleep(for: delay) }
@@ -432,6 +435,37 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
     }
 
+    // MARK: Deadlines
+
+    /// One alarm for all the calls in flight, not a timer per call (an allocation, a heap entry
+    /// and a cancellation each, for calls that nearly all end long before their deadline): it goes
+    /// off at the earliest deadline among them, fails the calls past theirs and arms itself again
+    /// for the earliest left. A call due sooner than the armed alarm arms a sooner one.
+    private func armAlarm(at due: ContinuousClock.Instant) {
+        executor.schedule(at: due) { [weak self] in self?.alarmWentOff(armedFor: due) }
+    }
+
+    private func alarmWentOff(armedFor instant: ContinuousClock.Instant) {
+        let now = ContinuousClock.now
+        let (expired, next): ([UInt64], ContinuousClock.Instant?) = state.withLock { s in
+            // Replaced by a sooner alarm, which has gone off and armed the one now in `alarm`.
+            guard s.alarm == instant else { return ([], nil) }
+            var expired: [UInt64] = []
+            var next: ContinuousClock.Instant?
+            for (id, call) in s.pending where call.result == nil {
+                if call.due <= now {
+                    expired.append(id)
+                } else if next.map({ call.due < $0 }) ?? true {
+                    next = call.due
+                }
+            }
+            s.alarm = next
+            return (expired, next)
+        }
+        for id in expired.sorted() { complete(id, .failure(.deadlineExceeded), counting: \.callsTimedOut) }
+        if let next { armAlarm(at: next) }
+    }
+
     /// Ends call `callId` with `result` unless it has already ended. Returns whether it did.
     /// `accepted` (or `refused`, when the call had already ended) names the counter to bump; it
     /// is bumped under the lock before the caller resumes, so a caller that reads the counters
@@ -440,20 +474,19 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     private func complete(_ callId: UInt64, _ result: Result<[UInt8], RPCError>,
                           counting accepted: WritableKeyPath<TransportCounters, Int>? = nil,
                           orElse refused: WritableKeyPath<TransportCounters, Int>? = nil) -> Bool {
-        let (ended, continuation, timer): (Bool, UnsafeContinuation<[UInt8], any Error>?, SerialTaskExecutor.TimerToken?) = state.withLock { s in
+        let (ended, continuation): (Bool, UnsafeContinuation<[UInt8], any Error>?) = state.withLock { s in
             guard let call = s.pending[callId], call.result == nil else {
                 if let refused { s.counters[keyPath: refused] += 1 }
-                return (false, nil, nil)
+                return (false, nil)
             }
             if let accepted { s.counters[keyPath: accepted] += 1 }
             if let continuation = call.continuation {
                 s.pending[callId] = nil
-                return (true, continuation, call.timer)
+                return (true, continuation)
             }
             s.pending[callId]?.result = result
-            return (true, nil, call.timer)
+            return (true, nil)
         }
-        if let timer { executor.cancel(timer) }
         continuation?.resume(with: result)
         return ended
     }

@@ -60,6 +60,42 @@ import ZeroMQTestSupport
         await pair.finish()
     }
 
+    /// One deadline alarm serves every call in flight: a call made later but due sooner ends at
+    /// its own deadline, not at the earlier call's, and the earlier one still ends at its own.
+    @Test func eachCallInFlightEndsAtItsOwnDeadline() async throws {
+        let pair = try await TransportPair()
+        #expect(try await pair.client.call(Shout(text: "a"), metadata: pair.metadata()) == "A to client")
+        pair.client.faults.set(.init(links: ["server": .partition]))
+        let started = ContinuousClock.now
+        let ended = Locked<[String: Duration]>([:])
+        func call(_ name: String, _ timeout: Duration) -> Task<Void, Never> {
+            Task {
+                let outcome: RPCError?
+                do {
+                    _ = try await pair.client.call(Shout(text: name), metadata: pair.metadata(timeout))
+                    outcome = nil
+                } catch { outcome = error as? RPCError }
+                #expect(outcome == .deadlineExceeded, "\(name)")
+                ended.withLock { $0[name] = ContinuousClock.now - started }
+            }
+        }
+        let long = call("long", .milliseconds(1_500))
+        try await Task.sleep(for: .milliseconds(50))
+        let short = call("short", .milliseconds(300))
+        let shorter = call("shorter", .milliseconds(200))
+        await short.value
+        await shorter.value
+        let early = ended.withLock { $0 }
+        #expect(early["long"] == nil, "the long call ended with the short ones")
+        #expect(early["shorter"].map { $0 >= .milliseconds(200) && $0 < .milliseconds(1_200) } == true, "\(early)")
+        #expect(early["short"].map { $0 >= .milliseconds(300) && $0 < .milliseconds(1_200) } == true, "\(early)")
+        await long.value
+        #expect(ended.withLock { $0["long"] }.map { $0 >= .milliseconds(1_500) } == true)
+        #expect(pair.client.counters.callsTimedOut == 3)
+        #expect(pair.client.pendingCallCount == 0)
+        await pair.finish()
+    }
+
     @Test func aBlockedReplyLeavesTheCallerWaitingThoughTheServerDidTheWork() async throws {
         let pair = try await TransportPair()
         pair.server.faults.set(.init(links: ["client": .partition]))
