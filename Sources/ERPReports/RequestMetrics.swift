@@ -14,11 +14,25 @@ public final class RequestMetrics: @unchecked Sendable {
     public let keyLabel: String
     public let outcomeLabel: String
     private let lock = NSLock()
+    /// What was asked and how it ended: one recorder each.
+    private struct Slot: Hashable {
+        var key: String
+        var outcome: String
+    }
+    /// Each slot's place in `slots`. Recording looks a slot up here and records in place in the
+    /// array: no nested dictionaries changed through their subscripts with a default, whose
+    /// `_modify` coroutines allocated their frames on the heap, twice per request.
+    private var index: [Slot: Int] = [:]
+    private var slots: [(slot: Slot, recorder: LatencyRecorder)] = []
     /// Latency by what was asked, then by how it ended: one histogram record per request (the
     /// counts are the histograms' counts; a key's latency over every outcome is their merge, made
     /// when read). The `ok` ones alone are what a model of the working system is fitted to (a
-    /// timed-out call measures the timeout, not the network).
-    private var recorders: [String: [String: LatencyRecorder]] = [:]
+    /// timed-out call measures the timeout, not the network). Built when read; lock held.
+    private var recorders: [String: [String: LatencyRecorder]] {
+        var byKey: [String: [String: LatencyRecorder]] = [:]
+        for (slot, recorder) in slots { byKey[slot.key, default: [:]][slot.outcome] = recorder }
+        return byKey
+    }
 
     public init(counterName: String, durationName: String, help: String, keyLabel: String, outcomeLabel: String) {
         self.counterName = counterName
@@ -29,14 +43,22 @@ public final class RequestMetrics: @unchecked Sendable {
     }
 
     public func record(_ key: String, outcome: String, latency duration: Duration) {
+        let slot = Slot(key: key, outcome: outcome)
         lock.withLock {
-            recorders[key, default: [:]][outcome, default: LatencyRecorder()].record(duration)
+            if let i = index[slot] {
+                slots[i].recorder.record(duration)
+            } else {
+                index[slot] = slots.count
+                var recorder = LatencyRecorder()
+                recorder.record(duration)
+                slots.append((slot, recorder))
+            }
         }
     }
 
     /// Bytes of counts in all the family's histograms (`LatencyRecorder.countBytes`).
     public var histogramBytes: Int {
-        lock.withLock { recorders.values.reduce(0) { sum, byOutcome in byOutcome.values.reduce(sum) { $0 + $1.countBytes } } }
+        lock.withLock { slots.reduce(0) { $0 + $1.recorder.countBytes } }
     }
 
     /// Every key's latency histogram, to merge elsewhere.
@@ -60,6 +82,7 @@ public final class RequestMetrics: @unchecked Sendable {
     /// Every family's samples, keys and outcomes in sorted order (so that two scrapes diff cleanly).
     public func prometheusText() -> String {
         lock.withLock {
+            let recorders = self.recorders
             var out = "# HELP \(counterName) \(help)\n# TYPE \(counterName) counter\n"
             for key in recorders.keys.sorted() {
                 for outcome in recorders[key]!.keys.sorted() {

@@ -204,6 +204,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     private let syncBeforeSend: SyncBeforeSend?
 
+    /// A call in flight. Changed by reading it out of `State.pending` and storing it back: a
+    /// change through the dictionary's subscript in place (`pending[id]?.field = …`) goes
+    /// through its `_modify` coroutine, which allocates its frame on the heap each time.
     private struct PendingCall {
         var target: NodeName
         /// The call's deadline on the executor's clock.
@@ -423,12 +426,13 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         }
         return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[UInt8], any Error>) in
             let ready: Result<[UInt8], RPCError>? = state.withLock { s in
-                guard let call = s.pending[callId] else { return .failure(.unavailable("\(node) stopped")) }
+                guard var call = s.pending[callId] else { return .failure(.unavailable("\(node) stopped")) }
                 if let result = call.result {
                     s.pending[callId] = nil
                     return result
                 }
-                s.pending[callId]?.continuation = continuation
+                call.continuation = continuation
+                s.pending[callId] = call  // not `pending[callId]?.continuation =`: see `PendingCall`
                 return nil
             }
             if let ready { continuation.resume(with: ready) }
@@ -475,7 +479,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                           counting accepted: WritableKeyPath<TransportCounters, Int>? = nil,
                           orElse refused: WritableKeyPath<TransportCounters, Int>? = nil) -> Bool {
         let (ended, continuation): (Bool, UnsafeContinuation<[UInt8], any Error>?) = state.withLock { s in
-            guard let call = s.pending[callId], call.result == nil else {
+            guard var call = s.pending[callId], call.result == nil else {
                 if let refused { s.counters[keyPath: refused] += 1 }
                 return (false, nil)
             }
@@ -484,7 +488,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 s.pending[callId] = nil
                 return (true, continuation)
             }
-            s.pending[callId]?.result = result
+            call.result = result
+            s.pending[callId] = call
             return (true, nil)
         }
         continuation?.resume(with: result)

@@ -542,6 +542,9 @@ final class IOLoop {
                 return .failure(ZeroMQError.fromErrno(number, "zmq_msg_recv"))
             }
             let size = zmq_msg_size(frame)
+            // A ROUTER's messages have two frames or more: one allocation, not one per frame
+            // (and none when there is nothing to read).
+            if frames.isEmpty { frames.reserveCapacity(4) }
             // Not on a ROUTER's first frame (the routing id it adds): on the frames from the wire.
             if readsUserId && userId == nil, let property = zmq_msg_gets(frame, "User-Id") { userId = String(cString: property) }
             frames.append([UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(frame), count: size)))
