@@ -69,7 +69,48 @@ struct TransportPair {
     }
 }
 
+/// A request whose handler waits `milliseconds` on the server's executor before answering.
+struct Hold: RPCRequest {
+    typealias Response = Int
+    static let method = "test.hold"
+    static let service = ServiceName.inventory
+    var milliseconds: Int
+}
+
 @Suite struct ZeroMQTransportTests {
+    /// Handler tasks outlive their request: calls one after another are served by the same task,
+    /// and a burst of handlers that wait starts a task each (they run at the same time, not one
+    /// after another), which the next burst reuses rather than starting more.
+    @Test func handlerTasksAreKeptForTheNextRequests() async throws {
+        let pair = try await TransportPair()
+        let executor = pair.serverExecutor
+        pair.server.register(Hold.self) { request, _ in
+            await executor.sleep(for: .milliseconds(request.milliseconds))
+            return request.milliseconds
+        }
+        for i in 0..<20 { #expect(try await pair.client.call(Shout(text: "\(i)"), metadata: pair.metadata()) == "\(i) to client") }
+        // One, or two if a reply's send let the next request in before its task was idle again.
+        let sequential = pair.server.counters.handlerTasksStarted
+        #expect((1...2).contains(sequential), "\(sequential) tasks for 20 calls one after another")
+
+        func burst() async throws -> Duration {
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 { group.addTask { try await pair.client.call(Hold(milliseconds: 300), metadata: pair.metadata()) } }
+                for try await answer in group { #expect(answer == 300) }
+            }
+            return ContinuousClock.now - started
+        }
+        let first = try await burst()
+        #expect(first < .milliseconds(2_500), "ten handlers waiting 300 ms each took \(first): they did not wait together")
+        let afterFirst = pair.server.counters.handlerTasksStarted
+        #expect(afterFirst - sequential >= 9, "\(afterFirst - sequential) tasks started for ten handlers waiting together")
+        _ = try await burst()
+        #expect(pair.server.counters.handlerTasksStarted == afterFirst, "the second burst started tasks though ten were idle")
+        #expect(pair.server.counters.requestsReceived == 40)
+        await pair.finish()
+    }
+
     @Test func callsCarryTheCallerAndCounters() async throws {
         let pair = try await TransportPair()
         let answer = try await pair.client.call(Shout(text: "hi"), metadata: pair.metadata())
