@@ -10,6 +10,12 @@ import Foundation
 /// Children are started with `posix_spawn` and each is watched by a thread of its own blocked in
 /// `waitpid`: supervision must not depend on a shared thread pool that a busy process can starve
 /// (Foundation's `Process` reports exits through dispatch queues, which was seen to stall here).
+///
+/// Each child leads a process group of its own, and every signal the supervisor sends goes to
+/// the group: a service run under a tool (`ERP_WRAP`) is stopped, paused or crashed with its tool,
+/// and `stop()` returns only once nothing of the group is left running (a service still shutting
+/// down under its dead wrapper held its database, and the invariant check that follows a run
+/// found it locked).
 public final class Supervisor: @unchecked Sendable {
     public struct Child: Sendable {
         public var name: String
@@ -38,7 +44,7 @@ public final class Supervisor: @unchecked Sendable {
     /// Tools to run a child under, by the child's name: the words are put before its command.
     /// Read from `ERP_WRAP` (`SERVICE=COMMAND`, several separated by `;`), e.g.
     /// `ERP_WRAP='order=heaptrack -o /tmp/order'` tracks the order service's heap from its start.
-    /// Signals then reach the tool, not the service (a tool that does not pass them on outlives `crash`).
+    /// Signals go to the tool and the service alike (the child's process group).
     public var wrappers: [String: [String]] = [:]
 
     /// Parses `ERP_WRAP`'s value; nil or empty: none. Every name must be one of `children`.
@@ -102,9 +108,11 @@ public final class Supervisor: @unchecked Sendable {
             return running[name]
         }
         guard let pid else { return false }
-        kill(pid, SIGKILL)
-        // Wait for the watcher to see it go, so that a quick `restart` does not race the corpse.
+        kill(-pid, SIGKILL)
+        // Wait for the watcher to see it go (and for anything it ran, such as the service under
+        // a wrapper), so that a quick `restart` does not race the corpse.
         while lock.withLock({ running[name] == pid }) { usleep(1_000) }
+        Self.waitForGroup(pid, until: ContinuousClock.now + .seconds(5))
         return true
     }
 
@@ -118,11 +126,37 @@ public final class Supervisor: @unchecked Sendable {
         if start { try launch(child) }
     }
 
-    /// Sends `signal` (SIGSTOP, SIGCONT, …) to a running child. Returns false if it was not running.
+    /// Sends `signal` (SIGSTOP, SIGCONT, …) to a running child and what it runs (its process
+    /// group). Returns false if it was not running.
     @discardableResult
     public func send(_ signal: Int32, to name: String) -> Bool {
         guard let pid = lock.withLock({ running[name] }) else { return false }
-        return kill(pid, signal) == 0
+        return kill(-pid, signal) == 0
+    }
+
+    /// Whether a process of group `group` other than a zombie is left: a zombie holds no file
+    /// or lock, and one orphaned by its wrapper is reaped by whoever adopted it, not by us.
+    static func groupHasLiveMembers(_ group: pid_t) -> Bool {
+        guard kill(-group, 0) == 0 || errno == EPERM else { return false }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
+        for entry in entries where entry.first?.isNumber == true {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, fields[2] == Substring(String(group)), fields[0] != "Z" { return true }
+        }
+        return false
+    }
+
+    /// Waits until nothing of group `group` is left running, or `deadline`. Returns whether it is gone.
+    @discardableResult
+    static func waitForGroup(_ group: pid_t, until deadline: ContinuousClock.Instant) -> Bool {
+        while groupHasLiveMembers(group) {
+            if ContinuousClock.now >= deadline { return false }
+            usleep(10_000)
+        }
+        return true
     }
 
     private func launch(_ child: Child) throws {
@@ -139,10 +173,16 @@ public final class Supervisor: @unchecked Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // A process group of its own, led by the child: what the supervisor signals.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
         // A wrapper is looked up on PATH, as a shell would; a service's own executable is a path.
-        let status = wrapper.isEmpty ? posix_spawn(&pid, child.executable, &actions, nil, argv, envp)
-            : posix_spawnp(&pid, wrapper[0], &actions, nil, argv, envp)
+        let status = wrapper.isEmpty ? posix_spawn(&pid, child.executable, &actions, &attributes, argv, envp)
+            : posix_spawnp(&pid, wrapper[0], &actions, &attributes, argv, envp)
         guard status == 0 else { throw SupervisorError("cannot start \(child.name): \(String(cString: strerror(status)))") }
         lock.withLock {
             running[child.name] = pid
@@ -191,16 +231,20 @@ public final class Supervisor: @unchecked Sendable {
         }
         for (name, pid) in targets {
             log("stopping \(name)")
-            kill(pid, SIGTERM)
-            kill(pid, SIGCONT) // a paused child must run to act on SIGTERM
+            kill(-pid, SIGTERM)
+            kill(-pid, SIGCONT) // a paused child must run to act on SIGTERM
         }
         let deadline = ContinuousClock.now + stopGracePeriod
         for (name, pid) in targets {
             while lock.withLock({ running[name] == pid }) && ContinuousClock.now < deadline { usleep(10_000) }
-            if lock.withLock({ running[name] == pid }) {
+            let exited = !lock.withLock({ running[name] == pid })
+            if !exited || !Self.waitForGroup(pid, until: deadline) {
                 log("\(name) ignored SIGTERM; killing it")
-                kill(pid, SIGKILL)
+                kill(-pid, SIGKILL)
                 while lock.withLock({ running[name] == pid }) { usleep(10_000) }
+                if !Self.waitForGroup(pid, until: ContinuousClock.now + .seconds(5)) {
+                    log("\(name): processes of its group still running after SIGKILL")
+                }
             }
         }
     }

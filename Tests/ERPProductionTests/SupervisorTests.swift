@@ -90,6 +90,59 @@ import Testing
     }
 }
 
+/// The processes whose parent is `parent` and that are not zombies, from /proc.
+func liveChildren(of parent: pid_t) -> [pid_t] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> pid_t? in
+        guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && fields[1] == Substring(String(parent)) && fields[0] != "Z" ? pid : nil
+    }
+}
+
+/// Whether `pid` is still running (not gone, not a zombie).
+func isRunning(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+}
+
+@Suite struct SupervisorProcessGroupTests {
+    /// A wrapper that runs the service as its child (as heaptrack does) and does not pass signals
+    /// on: stopping and crashing reach the service too, and `stop` returns only once it is gone
+    /// (a service still shutting down under its dead wrapper held its database while the run's
+    /// invariant check tried to open it).
+    @Test func stopAndCrashReachTheServiceUnderItsWrapper() async throws {
+        let supervisor = Supervisor(children: [.init(name: "a", executable: "/bin/sleep", arguments: ["3600"])])
+        supervisor.log = { _ in }
+        supervisor.stopGracePeriod = .seconds(5)
+        // Not `exec`: the shell forks sleep and waits for it.
+        supervisor.wrappers = ["a": ["/bin/sh", "-c", "\"$@\"; true", "wrap"]]
+        func serviceUnderWrapper() async throws -> (wrapper: pid_t, service: pid_t) {
+            let wrapper = try #require(supervisor.processIdentifier(of: "a"))
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if let service = liveChildren(of: wrapper).first { return (wrapper, service) }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            struct NoServiceUnderWrapper: Error {}
+            throw NoServiceUnderWrapper()
+        }
+        try supervisor.start()
+        let first = try await serviceUnderWrapper()
+        #expect(supervisor.send(SIGSTOP, to: "a"))
+        let stopped = try String(contentsOfFile: "/proc/\(first.service)/stat", encoding: .utf8)
+        #expect(stopped[stopped.index(after: stopped.lastIndex(of: ")")!)...].split(separator: " ").first == "T", "SIGSTOP did not reach the service")
+        #expect(supervisor.send(SIGCONT, to: "a"))
+        #expect(supervisor.crash("a"))
+        #expect(!isRunning(first.service), "the service outlived the crash of its wrapper")
+        try supervisor.restart("a")
+        let second = try await serviceUnderWrapper()
+        supervisor.stop()
+        #expect(!isRunning(second.wrapper) && !isRunning(second.service), "the service outlived stop()")
+    }
+}
+
 final class LineLog: @unchecked Sendable {
     private let lock = NSLock()
     private var lines: [String] = []

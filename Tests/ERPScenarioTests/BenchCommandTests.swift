@@ -8,7 +8,15 @@ import Testing
 @Suite(.serialized) struct BenchCommandTests {
     static func lastJSON(_ output: String) throws -> [String: Any] {
         let last = try #require(output.split(separator: "\n").last)
-        return try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], "\(output)")
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(last.utf8))
+        } catch {
+            // Say what was there instead: the end of the command's output.
+            Issue.record("the last line is not JSON (\(error)); the output ended with:\n\(output.suffix(3_000))")
+            throw error
+        }
+        return try #require(object as? [String: Any], "\(output)")
     }
 
     @Test func scenarioBenchPrintsItsFigures() async throws {
