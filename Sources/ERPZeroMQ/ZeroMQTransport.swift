@@ -757,8 +757,8 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     /// A handler task's life after its first request: it waits among the idle ones and serves
     /// the requests handed to it, one at a time, until the transport stops or enough others are
-    /// idle. Starting, running to its end and freeing a task for every request was about a sixth
-    /// of a serving thread's time in `erp bench transport`; handing a request to a waiting task
+    /// idle. Starting, running to its end and freeing a task for every request was 10 – 15 % of a
+    /// serving thread's samples in `erp bench transport`; handing a request to a waiting task
     /// costs one resumption.
     private func work() async {
         while let request = await withUnsafeContinuation({ (worker: UnsafeContinuation<Incoming?, Never>) in
