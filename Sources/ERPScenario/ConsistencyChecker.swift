@@ -61,12 +61,17 @@ public struct ConsistencyChecker {
     }
 
     /// A read-only connection to a service's database file (the checker's, and the runner's while
-    /// it waits for the services to settle).
+    /// it waits for the services to settle). A lock held by a process still letting go of the file
+    /// is waited for, up to `lockWaitMax`, rather than failing the check with SQLITE_BUSY.
     static func openReadOnly(path: String) throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.readonly = true
+        configuration.busyMode = .timeout(lockWaitMax)
         return try DatabaseQueue(path: path, configuration: configuration)
     }
+
+    /// How long a read waits for a lock on a service's database, in seconds.
+    static let lockWaitMax: TimeInterval = 5
 
     /// Each service database of the run that SQLite cannot open, or whose `PRAGMA quick_check`
     /// finds damage, with what is wrong.
