@@ -1,6 +1,7 @@
 import ERPProduction
 import Foundation
 import Testing
+import ZeroMQTestSupport
 
 @Suite struct SupervisorTests {
     /// A killed child comes back with a new pid; stop ends every child. (The children sleep for an
@@ -131,8 +132,13 @@ func isRunning(_ pid: pid_t) -> Bool {
         try supervisor.start()
         let first = try await serviceUnderWrapper()
         #expect(supervisor.send(SIGSTOP, to: "a"))
-        let stopped = try String(contentsOfFile: "/proc/\(first.service)/stat", encoding: .utf8)
-        #expect(stopped[stopped.index(after: stopped.lastIndex(of: ")")!)...].split(separator: " ").first == "T", "SIGSTOP did not reach the service")
+        // A signal is delivered when the process next runs: look until it shows stopped.
+        let state = { () -> Substring? in
+            guard let stat = try? String(contentsOfFile: "/proc/\(first.service)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(after: close)...].split(separator: " ").first
+        }
+        #expect(await eventually(within: .seconds(10)) { state() == "T" }, "SIGSTOP did not reach the service: state \(state() ?? "gone")")
         #expect(supervisor.send(SIGCONT, to: "a"))
         #expect(supervisor.crash("a"))
         #expect(!isRunning(first.service), "the service outlived the crash of its wrapper")
