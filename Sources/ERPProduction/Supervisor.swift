@@ -134,19 +134,15 @@ public final class Supervisor: @unchecked Sendable {
         return kill(-pid, signal) == 0
     }
 
-    /// Whether a process of group `group` other than a zombie is left: a zombie holds no file
-    /// or lock, and one orphaned by its wrapper is reaped by whoever adopted it, not by us.
+    /// Whether a process of group `group` is left running (zombies aside: one orphaned by its
+    /// wrapper is reaped by whoever adopted it, not by us).
     static func groupHasLiveMembers(_ group: pid_t) -> Bool {
         guard kill(-group, 0) == 0 || errno == EPERM else { return false }
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
-        for entry in entries where entry.first?.isNumber == true {
-            // /proc/PID/stat: "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
-            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 2, fields[2] == Substring(String(group)), fields[0] != "Z" { return true }
+        let leader = Substring(String(group))
+        return ProcStat.processIdentifiers().contains { pid in
+            guard let fields = ProcStat.fields(of: pid), fields.count > 2 else { return false }
+            return fields[2] == leader && fields[0] != "Z"
         }
-        return false
     }
 
     /// Waits until nothing of group `group` is left running, or `deadline`. Returns whether it is gone.
@@ -239,7 +235,7 @@ public final class Supervisor: @unchecked Sendable {
             while lock.withLock({ running[name] == pid }) && ContinuousClock.now < deadline { usleep(10_000) }
             let exited = !lock.withLock({ running[name] == pid })
             if !exited || !Self.waitForGroup(pid, until: deadline) {
-                log("\(name) ignored SIGTERM; killing it")
+                log("\(name) (or what it runs) did not end on SIGTERM within the grace period; killing its group")
                 kill(-pid, SIGKILL)
                 while lock.withLock({ running[name] == pid }) { usleep(10_000) }
                 if !Self.waitForGroup(pid, until: ContinuousClock.now + .seconds(5)) {

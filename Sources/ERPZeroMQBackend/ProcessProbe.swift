@@ -1,3 +1,4 @@
+import ERPProduction
 import Foundation
 
 /// What /proc says about a running process: its memory by kind and its descriptors, for `erp soak`.
@@ -23,7 +24,7 @@ public struct ProcessProbe: Sendable, Equatable {
     /// Reads /proc/PID; a process that is gone reads as zeros.
     public static func read(pid: Int32) -> ProcessProbe {
         var probe = ProcessProbe()
-        let status = readProcFile("/proc/\(pid)/status")
+        let status = ProcStat.readFile("/proc/\(pid)/status")
         for line in status.split(separator: "\n") {
             // "VmRSS:\t   76596 kB"
             let fields = line.split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
@@ -41,18 +42,9 @@ public struct ProcessProbe: Sendable, Equatable {
         return probe
     }
 
-    /// The fields of /proc/PID/stat after the command name (which may hold spaces and
-    /// parentheses): the state first (field 3), then the parent (4), …, utime (14), stime (15).
-    /// Nil when the process is gone.
-    public static func statFields(of pid: Int32) -> [Substring]? {
-        let stat = readProcFile("/proc/\(pid)/stat")
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        return stat[stat.index(after: close)...].split(separator: " ")
-    }
-
     /// The parent of process `pid`; nil when the process is gone.
     public static func parent(of pid: Int32) -> Int32? {
-        guard let fields = statFields(of: pid), fields.count > 1 else { return nil }
+        guard let fields = ProcStat.fields(of: pid), fields.count > 1 else { return nil }
         return Int32(fields[1])
     }
 
@@ -73,15 +65,15 @@ public struct ProcessProbe: Sendable, Equatable {
     /// id first among equals), whose command line satisfies `matches`.
     static func process(under pid: Int32, where matches: ([Substring]) -> Bool) -> Int32? {
         func arguments(_ pid: Int32) -> [Substring] {
-            var text = Substring(readProcFile("/proc/\(pid)/cmdline"))
+            var text = Substring(ProcStat.readFile("/proc/\(pid)/cmdline"))
             if text.last == "\0" { text = text.dropLast() }
             return text.split(separator: "\0", omittingEmptySubsequences: false)
         }
         if matches(arguments(pid)) { return pid }
         // Every process's parent, from one pass over /proc.
         var children: [Int32: [Int32]] = [:]
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let child = Int32(entry), let parent = parent(of: child) else { continue }
+        for child in ProcStat.processIdentifiers() {
+            guard let parent = parent(of: child) else { continue }
             children[parent, default: []].append(child)
         }
         var generation = [pid]
@@ -105,7 +97,7 @@ public struct ProcessProbe: Sendable, Equatable {
         var listening = Set<Substring>()
         var connected: [Substring] = []
         for table in ["tcp", "tcp6"] {
-            let text = readProcFile("/proc/\(pid)/net/\(table)")
+            let text = ProcStat.readFile("/proc/\(pid)/net/\(table)")
             for line in text.split(separator: "\n").dropFirst() {
                 // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -114,24 +106,5 @@ public struct ProcessProbe: Sendable, Equatable {
             }
         }
         return connected.filter { listening.contains($0) }.count
-    }
-
-    /// The whole of a /proc file ("" when it cannot be opened). /proc files say their size is 0
-    /// and are made as they are read; `String(contentsOfFile:)` gave back only the first 4 KB of
-    /// a connection table (4,050 of 139,350 bytes with 600 sockets open: ProcessProbeTests saw 23
-    /// of 300 connections), so this reads until the end.
-    static func readProcFile(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

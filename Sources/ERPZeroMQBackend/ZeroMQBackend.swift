@@ -383,7 +383,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         for service in running.services {
             guard let supervised = running.supervisor.processIdentifier(of: service.rawValue) else { continue }
             let pid = ProcessProbe.serviceProcess(service.rawValue, under: supervised)
-            guard let fields = ProcessProbe.statFields(of: pid), fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            guard let fields = ProcStat.fields(of: pid), fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
             out[service.rawValue] = (pid, (user + system) / ticks)
         }
         return out

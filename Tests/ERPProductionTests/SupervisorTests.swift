@@ -91,21 +91,13 @@ import ZeroMQTestSupport
     }
 }
 
-/// The processes whose parent is `parent` and that are not zombies, from /proc.
+/// The processes whose parent is `parent` and that are not zombies.
 func liveChildren(of parent: pid_t) -> [pid_t] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap { entry -> pid_t? in
-        guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 1 && fields[1] == Substring(String(parent)) && fields[0] != "Z" ? pid : nil
+    let parent = Substring(String(parent))
+    return ProcStat.processIdentifiers().filter { pid in
+        guard let fields = ProcStat.fields(of: pid), fields.count > 1 else { return false }
+        return fields[1] == parent && fields[0] != "Z"
     }
-}
-
-/// Whether `pid` is still running (not gone, not a zombie).
-func isRunning(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
-    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
 }
 
 @Suite struct SupervisorProcessGroupTests {
@@ -133,19 +125,15 @@ func isRunning(_ pid: pid_t) -> Bool {
         let first = try await serviceUnderWrapper()
         #expect(supervisor.send(SIGSTOP, to: "a"))
         // A signal is delivered when the process next runs: look until it shows stopped.
-        let state = { () -> Substring? in
-            guard let stat = try? String(contentsOfFile: "/proc/\(first.service)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            return stat[stat.index(after: close)...].split(separator: " ").first
-        }
+        let state = { ProcStat.fields(of: first.service)?.first }
         #expect(await eventually(within: .seconds(10)) { state() == "T" }, "SIGSTOP did not reach the service: state \(state() ?? "gone")")
         #expect(supervisor.send(SIGCONT, to: "a"))
         #expect(supervisor.crash("a"))
-        #expect(!isRunning(first.service), "the service outlived the crash of its wrapper")
+        #expect(!ProcStat.isRunning(first.service), "the service outlived the crash of its wrapper")
         try supervisor.restart("a")
         let second = try await serviceUnderWrapper()
         supervisor.stop()
-        #expect(!isRunning(second.wrapper) && !isRunning(second.service), "the service outlived stop()")
+        #expect(!ProcStat.isRunning(second.wrapper) && !ProcStat.isRunning(second.service), "the service outlived stop()")
     }
 }
 
