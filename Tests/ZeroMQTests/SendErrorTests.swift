@@ -90,12 +90,16 @@ struct SendErrorTests {
         let context = try ZMQContext()
         let io = try IOThread.start(context: context, commandCountMax: 2)
         // A handler that blocks (never do this outside a test) holds the I/O thread, so commands pile up.
+        // The wait's own limit only keeps a failed run from hanging: it must outlast the slowest
+        // pool (CI runs this beside simulations that hold both threads of a two-core machine), or
+        // the I/O thread drains the queue before the test has looked at it.
         let release = DispatchSemaphore(value: 0)
+        defer { release.signal() }
         let entered = DoneFlag()
         let pull = try await io.open(.pull, options: .plaintext, delivery: .handler { message, _ in
             guard message.frames == [bytes("block")] else { return }
             entered.set()
-            _ = release.wait(timeout: .now() + 10)
+            _ = release.wait(timeout: .now() + 300)
         })
         let endpoint = try await pull.bind(try Transport.inproc.bindEndpoint())
         let push = try await io.open(.push, options: .plaintext)
