@@ -70,7 +70,6 @@ struct TransportPair {
     }
 }
 
-/// A request whose handler waits `milliseconds` on the server's executor before answering.
 /// Waits inside its handler until `count` handlers of its `burst` are inside together (or 10 s of
 /// sleeping have passed) and answers how many it saw.
 struct Hold: RPCRequest {
