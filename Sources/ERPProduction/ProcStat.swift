@@ -41,4 +41,19 @@ public enum ProcStat {
     public static func processIdentifiers() -> [Int32] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
     }
+
+    /// The running (not zombie) children of `parent`.
+    public static func liveChildren(of parent: Int32) -> [Int32] { live(where: 1, is: parent) }
+
+    /// The running (not zombie) members of process group `group`.
+    public static func liveMembers(ofGroup group: Int32) -> [Int32] { live(where: 2, is: group) }
+
+    /// The running processes whose stat field `index` (of `fields(of:)`) is `value`.
+    private static func live(where index: Int, is value: Int32) -> [Int32] {
+        let value = Substring(String(value))
+        return processIdentifiers().filter { pid in
+            guard let fields = fields(of: pid), fields.count > index else { return false }
+            return fields[index] == value && fields[0] != "Z"
+        }
+    }
 }

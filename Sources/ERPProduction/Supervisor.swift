@@ -138,11 +138,7 @@ public final class Supervisor: @unchecked Sendable {
     /// wrapper is reaped by whoever adopted it, not by us).
     static func groupHasLiveMembers(_ group: pid_t) -> Bool {
         guard kill(-group, 0) == 0 || errno == EPERM else { return false }
-        let leader = Substring(String(group))
-        return ProcStat.processIdentifiers().contains { pid in
-            guard let fields = ProcStat.fields(of: pid), fields.count > 2 else { return false }
-            return fields[2] == leader && fields[0] != "Z"
-        }
+        return !ProcStat.liveMembers(ofGroup: group).isEmpty
     }
 
     /// Waits until nothing of group `group` is left running, or `deadline`. Returns whether it is gone.

@@ -291,7 +291,7 @@ public enum WireFormat {
             }
             offset = start + length
             let text = frame.withUnsafeBufferPointer { whole -> String? in
-                let field = UnsafeBufferPointer(rebasing: whole[start..<start + length])
+                let field = UnsafeBufferPointer(rebasing: whole[start..<offset])
                 // ASCII (nearly every field: methods, node names, ids) is valid UTF-8 as it is;
                 // `String(validating:)` on a slice went through generic metadata lookups, a few
                 // per cent of a serving thread in `erp bench transport`.

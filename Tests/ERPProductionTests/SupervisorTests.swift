@@ -91,15 +91,6 @@ import ZeroMQTestSupport
     }
 }
 
-/// The processes whose parent is `parent` and that are not zombies.
-func liveChildren(of parent: pid_t) -> [pid_t] {
-    let parent = Substring(String(parent))
-    return ProcStat.processIdentifiers().filter { pid in
-        guard let fields = ProcStat.fields(of: pid), fields.count > 1 else { return false }
-        return fields[1] == parent && fields[0] != "Z"
-    }
-}
-
 @Suite struct SupervisorProcessGroupTests {
     /// A wrapper that runs the service as its child (as heaptrack does) and does not pass signals
     /// on: stopping and crashing reach the service too, and `stop` returns only once it is gone
@@ -115,7 +106,7 @@ func liveChildren(of parent: pid_t) -> [pid_t] {
             let wrapper = try #require(supervisor.processIdentifier(of: "a"))
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
-                if let service = liveChildren(of: wrapper).first { return (wrapper, service) }
+                if let service = ProcStat.liveChildren(of: wrapper).first { return (wrapper, service) }
                 try await Task.sleep(for: .milliseconds(10))
             }
             struct NoServiceUnderWrapper: Error {}
