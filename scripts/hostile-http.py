@@ -127,6 +127,7 @@ def main():
     if first not in (200, 201):
         misses.append(f"Idempotency-Key, first use: {first}")
     judge("Idempotency-Key reused, other body", request("POST", "/orders", order([item(2)]), reuse), False)
+    judge("a 60,000-byte Idempotency-Key", request("POST", "/orders", order([item(1)]), {"Idempotency-Key": "k" * 60_000}), False)
     prefix = b"POST /orders HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key.encode() + b"\r\n"
     judge("Content-Length past Int64", raw(prefix + b"Content-Length: 99999999999999999999\r\n\r\n{}"), True)
     judge("negative Content-Length", raw(prefix + b"Content-Length: -5\r\n\r\n{}"), True)

@@ -71,4 +71,24 @@ public struct CallMetadata: Sendable, Hashable, Codable {
         self.idempotencyKey = idempotencyKey
         self.traceParent = traceParent
     }
+
+    /// The longest idempotency key a service stores, in bytes (common payment APIs allow 255).
+    /// A key is stored with the request it names and quoted in refusals, so an unbounded one
+    /// would let one client fill every database it reaches.
+    public static let idempotencyKeyByteCountMax = 255
+
+    /// Why `key` cannot name a request, or nil: it is blank (one key every client would share),
+    /// longer than `idempotencyKeyByteCountMax` bytes, or holds a control character.
+    public static func idempotencyKeyProblem(_ key: String) -> String? {
+        if key.allSatisfy(\.isWhitespace) {
+            return "Idempotency-Key is empty: send a key unique to this request, or no header"
+        }
+        if key.utf8.count > idempotencyKeyByteCountMax {
+            return "Idempotency-Key is \(key.utf8.count) bytes; at most \(idempotencyKeyByteCountMax) are kept (a UUID is 36)"
+        }
+        if key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            return "Idempotency-Key holds a control character"
+        }
+        return nil
+    }
 }

@@ -344,9 +344,10 @@ public struct GatewayHTTP: Sendable {
                                _ body: @escaping @Sendable (Request, CallContext) async -> HTTPAnswer) async -> HTTPAnswer {
         let key = request.headers[Self.idempotencyHeader]
         // An empty key would be one key shared by every client: the second client's request would
-        // be refused as a reuse of the first's (or answered with its order).
-        if let key, key.allSatisfy(\.isWhitespace) {
-            return .error(.badRequest, "bad_request", "Idempotency-Key is empty: send a key unique to this request, or no header")
+        // be refused as a reuse of the first's (or answered with its order). A key of kilobytes
+        // would be stored by the service and quoted back: bounded too.
+        if let key, let problem = CallMetadata.idempotencyKeyProblem(key) {
+            return .error(.badRequest, "bad_request", problem)
         }
         let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId, idempotencyKey: key)
         let context = CallContext(metadata: metadata, caller: NodeName("http-client"))

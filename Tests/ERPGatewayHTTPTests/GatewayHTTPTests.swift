@@ -396,21 +396,31 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         #expect(fake.relayed == [#"vm.getVend {"vendId":"vé a+b"}"#])
     }
 
-    /// An empty Idempotency-Key would be one key shared by every client: refused, not passed on.
-    @Test func anEmptyIdempotencyKeyIsRefused() async throws {
+    /// An empty Idempotency-Key would be one key shared by every client, and one of kilobytes
+    /// would be stored and quoted back: refused, not passed on; 255 bytes are kept.
+    @Test func anEmptyOrOverlongIdempotencyKeyIsRefused() async throws {
         let fake = FakeGateway()
         let (app, _) = makeApp(fake)
         try await app.test(.router) { client in
-            for key in ["", "   "] {
+            for (key, says) in [("", "Idempotency-Key is empty"), ("   ", "Idempotency-Key is empty"),
+                                (String(repeating: "k", count: 256), "Idempotency-Key is 256 bytes; at most 255"),
+                                (String(repeating: "k", count: 60_000), "Idempotency-Key is 60000 bytes")] {
                 try await client.execute(uri: "/orders", method: .post,
                                          headers: [HTTPField.Name("X-API-Key")!: "secret", HTTPField.Name("Idempotency-Key")!: key],
                                          body: ByteBuffer(string: orderJSON)) { response in
-                    #expect(response.status == .badRequest)
-                    #expect(String(buffer: response.body).contains("Idempotency-Key is empty"))
+                    #expect(response.status == .badRequest, "\(key.count)")
+                    #expect(String(buffer: response.body).contains(says), "\(key.count)")
                 }
             }
+            #expect(fake.placed.isEmpty)
+            let longest = String(repeating: "k", count: 255)
+            try await client.execute(uri: "/orders", method: .post,
+                                     headers: [HTTPField.Name("X-API-Key")!: "secret", HTTPField.Name("Idempotency-Key")!: longest],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .created)
+            }
+            #expect(fake.placed.map(\.1.idempotencyKey) == [longest])
         }
-        #expect(fake.placed.isEmpty)
     }
 
 }

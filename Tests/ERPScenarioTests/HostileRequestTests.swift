@@ -274,4 +274,27 @@ import Testing
             #expect(all.campaigns.map(\.name) == ["c1"], "the second request created nothing")
         }
     }
+
+    /// A peer that calls the order or campaign service itself (not through the HTTP gateway, which
+    /// refuses the same keys) cannot make them store a key of kilobytes, a blank one or one with
+    /// a control character: refused before anything is written; a key of 255 bytes is kept.
+    @Test func idempotencyKeysTheServicesWouldStoreAreBounded() async throws {
+        let fixtures = try loadFixtures()
+        let shop = fixtures.shops[0].id, product = fixtures.shops[0].stock[0].productId
+        _ = try await SimulatedServices.run { transport, runtime in
+            let order = CreateOrder(userId: "user_001", shopId: shop, items: [OrderLine(productId: product, quantity: 1)])
+            let campaign = CreateCampaign(name: "c", productIds: [product], percentOff: 5, lastsSeconds: 600)
+            for key in [String(repeating: "k", count: 256), String(repeating: "k", count: 100_000), "", " ", "a\nb"] {
+                func metadata() -> CallMetadata { runtime.metadata(timeout: .seconds(2), idempotencyKey: key) }
+                #expect(await SimulatedServices.refusal { try await transport.call(order, metadata: metadata()) } == "bad_request", "\(key.utf8.count)")
+                #expect(await SimulatedServices.refusal { try await transport.call(campaign, metadata: metadata()) } == "bad_request", "\(key.utf8.count)")
+            }
+            #expect(try await transport.call(ListCampaigns(), metadata: runtime.metadata(timeout: .seconds(2))).campaigns.isEmpty)
+            let longest = String(repeating: "é", count: 127) + "k"  // 255 bytes
+            let placed = try await transport.call(order, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: longest))
+            let again = try await transport.call(order, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: longest))
+            #expect(again.orderId == placed.orderId)
+            _ = try await transport.call(campaign, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: longest))
+        }
+    }
 }

@@ -81,6 +81,9 @@ public final class CampaignService: RetailService, @unchecked Sendable {
     func create(_ request: CreateCampaign, _ context: CallContext) async throws -> Campaign {
         let now = runtime.clock.now.millisecondsSinceEpoch
         if let problem = request.problem(now: now) { throw RPCError.rejected(code: "bad_request", message: problem) }
+        if let key = context.idempotencyKey, let problem = CallMetadata.idempotencyKeyProblem(key) {
+            throw RPCError.rejected(code: "bad_request", message: problem)
+        }
         guard let window = request.window(now: now) else { preconditionFailure("problem(now:) checks the window") }
         let requestJSON = try JSONCoding.encodeString(request)
         if let key = context.idempotencyKey,
