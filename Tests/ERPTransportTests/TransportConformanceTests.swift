@@ -230,7 +230,11 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
                 try await client.transport.call(Slow(delayMilliseconds: 2_000), metadata: client.metadata(timeout: .milliseconds(300)))
             }
             let waited = client.clock.now - start
-            #expect(waited >= .milliseconds(300) && waited < .milliseconds(400), "waited \(waited)")
+            // Virtual time is exact. On real sockets the bound only has to prove the call ended at
+            // its deadline and not with the answer (2 s): a loaded machine runs timers late, and
+            // 100 ms of slack was a test of the machine.
+            let latest: Duration = backend == .simulation ? .milliseconds(400) : .milliseconds(1_500)
+            #expect(waited >= .milliseconds(300) && waited < latest, "waited \(waited)")
         }
     }
 
