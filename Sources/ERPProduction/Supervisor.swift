@@ -112,7 +112,11 @@ public final class Supervisor: @unchecked Sendable {
         // Wait for the watcher to see it go (and for anything it ran, such as the service under
         // a wrapper), so that a quick `restart` does not race the corpse.
         while lock.withLock({ running[name] == pid }) { usleep(1_000) }
-        Self.waitForGroup(pid, until: ContinuousClock.now + .seconds(5))
+        if !Self.waitForGroup(pid, until: ContinuousClock.now + .seconds(5)) {
+            // Only a process in an uninterruptible wait (a hung disk) outlives SIGKILL this long;
+            // a restart now may find its files or port still held.
+            log("\(name): processes of its group still running 5 s after SIGKILL")
+        }
         return true
     }
 
@@ -142,7 +146,6 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     /// Waits until nothing of group `group` is left running, or `deadline`. Returns whether it is gone.
-    @discardableResult
     static func waitForGroup(_ group: pid_t, until deadline: ContinuousClock.Instant) -> Bool {
         while groupHasLiveMembers(group) {
             if ContinuousClock.now >= deadline { return false }
