@@ -53,12 +53,16 @@ public final class SimNode: @unchecked Sendable {
 
     /// Under `.beforeSend`, before a message leaves: syncs the WAL of every database with commits
     /// not yet synced (the simulated disk counts the sync, a slow one keeps the disk busy and the
-    /// message waits for it). False when a sync failed: the message must not leave, as production
+    /// message waits for it, sharing a batch with the others as production's sync thread does:
+    /// `SimulatedDisk.syncBatch`). False when a sync failed: the message must not leave, as production
     /// sends nothing it cannot first make durable, and the node exits (`SimWorld.exitOnItsOwn`).
     func syncBeforeSending() -> Bool {
         var synced = true
-        for db in databases where db.needsSync {
-            do { try db.syncLog() } catch { synced = false }
+        guard databases.contains(where: \.needsSync) else { return true }
+        disk.syncBatch(now: world.elapsedNanoseconds) {
+            for db in databases where db.needsSync {
+                do { try db.syncLog() } catch { synced = false }
+            }
         }
         return synced
     }

@@ -307,7 +307,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
             stats.messagesDuplicated += 1
         }
         let lo = link.latency.min.nanoseconds, hi = link.latency.max.nanoseconds
-        // A process blocked in a slow sync sends nothing until its disk is done.
+        // A message leaves when the syncs asked for before it are done (a slow disk holds it).
         let delay = max(delay, nodes[from].disk.busyUntil &- elapsedNanoseconds)
         for copy in 0..<copies {
             var at = elapsedNanoseconds &+ delay &+ (hi > lo ? link.latency.sample(networkRandom.unit()) : lo)

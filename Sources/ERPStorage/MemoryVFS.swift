@@ -182,6 +182,11 @@ public final class SimulatedDisk: @unchecked Sendable {
     public var syncLatencyNanoseconds: Int64 = 0
     /// When the disk finishes the syncs asked of it so far (virtual nanoseconds).
     public internal(set) var busyUntil: Int64 = 0
+    /// When the last sync asked for starts (or started): later than now while it waits behind
+    /// another.
+    private var lastSyncStart: Int64 = 0
+    /// Inside `syncBatch`: the syncs are counted, and timed as one batch when it ends.
+    private var batchSyncs: Int?
     /// Between a power loss and the crash that follows it: opens get scratch files, deletes do
     /// nothing, and the node sends nothing (a dead machine).
     public internal(set) var poweredOff = false
@@ -199,7 +204,39 @@ public final class SimulatedDisk: @unchecked Sendable {
 
     func noteSync(now: Int64) {
         syncs += 1
-        if syncLatencyNanoseconds > 0 { busyUntil = max(busyUntil, now) + syncLatencyNanoseconds }
+        if let batch = batchSyncs { batchSyncs = batch + 1; return }
+        // SQLite's own syncs (a commit under FULL, a checkpoint) run on the service's thread, one
+        // after the other, each after whatever the disk was doing.
+        guard syncLatencyNanoseconds > 0 else { return }
+        lastSyncStart = max(busyUntil, now)
+        busyUntil = lastSyncStart + syncLatencyNanoseconds
+    }
+
+    /// Times the syncs `body` makes before a node sends as production's sync thread
+    /// (`SyncBeforeSend`) makes them: one batch of them covers everything committed before it
+    /// starts. With the disk idle it starts now. While a batch is under way, what was committed
+    /// since it started needs the next one, which starts when it ends; until then every sender
+    /// shares that next batch instead of queueing one of its own (a slow disk then delays a burst
+    /// of messages by two syncs, not by one sync per message). Messages leave at `busyUntil`.
+    public func syncBatch(now: Int64, _ body: () throws -> Void) rethrows {
+        batchSyncs = 0
+        defer {
+            let files = Int64(batchSyncs ?? 0)
+            batchSyncs = nil
+            if files > 0 && syncLatencyNanoseconds > 0 {
+                let length = files * syncLatencyNanoseconds
+                if now >= busyUntil {
+                    lastSyncStart = now
+                    busyUntil = now + length
+                } else if lastSyncStart < now {
+                    lastSyncStart = busyUntil
+                    busyUntil += length
+                }
+                // Otherwise the last batch has not started (or starts at this instant): it covers
+                // these commits too.
+            }
+        }
+        try body()
     }
 
     func noteFailedWrite() { failedWrites += 1 }

@@ -267,6 +267,54 @@ import Testing
         #expect(disk.busyUntil == busy + 5_000_000)
     }
 
+    /// Before a send, a node's syncs are batched as production's sync thread batches them: a burst
+    /// of messages while a slow sync is under way waits for one more sync, not one each (the
+    /// simulator once queued a sync per message, and a swarm seed with 500 sagas recovered behind
+    /// a 188 ms sync found the payment service's messages arriving a minute late).
+    @Test func syncsBeforeSendingShareABatch() throws {
+        let dir = try directory("batch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let volume = MemoryVolume(directory: dir, tracksUnsynced: false, now: { 0 })
+        defer { volume.close() }
+        let disk = volume.disk(forPrefix: "n-")
+        let db = try ServiceDatabase(path: dir + "/n-t.sqlite", durability: .simulated(.beforeSend), migrations: Self.migrations)
+        defer { try? db.close() }
+        let ms: Int64 = 1_000_000
+        disk.syncLatencyNanoseconds = 5 * ms
+        var row = 0
+        func send(at now: Int64, committing: Bool = true) throws {
+            if committing { row += 1; try insert(db, row...row) }
+            try disk.syncBatch(now: now) { if db.needsSync { try db.syncLog() } }
+        }
+        try send(at: 10 * ms)
+        #expect(disk.busyUntil == 15 * ms, "an idle disk starts the sync at once")
+        let counted = disk.syncs
+        // Commits during that sync need the next one, which starts when it ends: every sender in
+        // the meantime shares it.
+        for at in [11, 12, 12, 14] { try send(at: Int64(at) * ms) }
+        #expect(disk.busyUntil == 20 * ms)
+        #expect(disk.syncs == counted + 4, "each sender's sync is still counted")
+        // Once the next batch is under way, a new commit needs a third.
+        try send(at: 16 * ms)
+        #expect(disk.busyUntil == 25 * ms)
+        // A sender with nothing new asks for no sync (and `SimWorld.send` holds its message until
+        // `busyUntil` all the same).
+        try send(at: 17 * ms, committing: false)
+        #expect(disk.busyUntil == 25 * ms)
+        // SQLite's own syncs (a commit under FULL, a checkpoint) still queue one after another.
+        let full = try ServiceDatabase(path: dir + "/n-u.sqlite", durability: .simulated(.full), migrations: Self.migrations)
+        defer { try? full.close() }
+        #expect(disk.busyUntil > 25 * ms, "opening it synced behind the batches")
+        let before = disk.syncs, busy = disk.busyUntil
+        try insert(full, 1...1)
+        let inline = Int64(disk.syncs - before)
+        #expect(inline >= 1)
+        #expect(disk.busyUntil == busy + inline * 5 * ms)
+        let idleAgain = disk.busyUntil + ms
+        try send(at: idleAgain)
+        #expect(disk.busyUntil == idleAgain + 5 * ms)
+    }
+
     @Test func filesOutsideEveryVolumeAreOrdinaryFiles() throws {
         let inside = try directory("inside"), outside = try directory("outside")
         defer { try? FileManager.default.removeItem(atPath: inside); try? FileManager.default.removeItem(atPath: outside) }
