@@ -270,7 +270,7 @@ import Testing
     /// Before a send, a node's syncs are batched as production's sync thread batches them: a burst
     /// of messages while a slow sync is under way waits for one more sync, not one each (the
     /// simulator once queued a sync per message, and a swarm seed with 500 sagas recovered behind
-    /// a 188 ms sync found the payment service's messages arriving a minute late).
+    /// a 188 ms sync found the payment service's messages arriving up to 44 s late).
     @Test func syncsBeforeSendingShareABatch() throws {
         let dir = try directory("batch")
         defer { try? FileManager.default.removeItem(atPath: dir) }
