@@ -86,9 +86,16 @@ public struct CallMetadata: Sendable, Hashable, Codable {
         if key.utf8.count > idempotencyKeyByteCountMax {
             return "Idempotency-Key is \(key.utf8.count) bytes; at most \(idempotencyKeyByteCountMax) are kept (a UUID is 36)"
         }
-        if key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        if key.containsControlCharacter {
             return "Idempotency-Key holds a control character"
         }
         return nil
     }
+}
+
+extension String {
+    /// Whether the text holds a control character (U+0000–U+001F or U+007F): in an id it would be
+    /// cut short by SQLite (NUL) or forge a log line (a newline). Each is one byte in UTF-8 and
+    /// never part of another character's bytes, so the bytes tell.
+    public var containsControlCharacter: Bool { utf8.contains { $0 < 0x20 || $0 == 0x7F } }
 }

@@ -293,7 +293,7 @@ public struct GatewayHTTP: Sendable {
     /// holds a control character (an id with a NUL would be cut short by SQLite).
     static func pathParameter(_ raw: String?) -> String? {
         guard let raw, let decoded = raw.removingPercentEncoding else { return nil }
-        guard !decoded.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
+        guard !decoded.containsControlCharacter else { return nil }
         return decoded
     }
 

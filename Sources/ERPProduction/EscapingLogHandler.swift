@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ERPCore
 import Logging
 
 /// The log of a service process: swift-log's standard-error lines, with every control character in
@@ -48,18 +49,15 @@ public struct EscapingLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var event = event
         let text = event.message.description
-        if Self.needsEscaping(text) { event.message = "\(Self.escaped(text))" }
+        if text.containsControlCharacter { event.message = "\(Self.escaped(text))" }
         event.metadata = event.metadata?.mapValues(Self.escaped)
         inner.log(event: event)
     }
 
-    static func needsEscaping(_ text: String) -> Bool {
-        text.utf8.contains { $0 < 0x20 || $0 == 0x7F }
-    }
 
     /// `text` with each control character (U+0000–U+001F, U+007F) as a visible escape.
     public static func escaped(_ text: String) -> String {
-        guard needsEscaping(text) else { return text }
+        guard text.containsControlCharacter else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {

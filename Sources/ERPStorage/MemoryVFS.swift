@@ -207,9 +207,14 @@ public final class SimulatedDisk: @unchecked Sendable {
         if let batch = batchSyncs { batchSyncs = batch + 1; return }
         // SQLite's own syncs (a commit under FULL, a checkpoint) run on the service's thread, one
         // after the other, each after whatever the disk was doing.
-        guard syncLatencyNanoseconds > 0 else { return }
+        queueSync(lasting: syncLatencyNanoseconds, now: now)
+    }
+
+    /// A sync of `length` that starts when the disk is done with what it was asked before.
+    private func queueSync(lasting length: Int64, now: Int64) {
+        guard length > 0 else { return }
         lastSyncStart = max(busyUntil, now)
-        busyUntil = lastSyncStart + syncLatencyNanoseconds
+        busyUntil = lastSyncStart + length
     }
 
     /// Times the syncs `body` makes before a node sends as production's sync thread
@@ -223,18 +228,9 @@ public final class SimulatedDisk: @unchecked Sendable {
         defer {
             let files = Int64(batchSyncs ?? 0)
             batchSyncs = nil
-            if files > 0 && syncLatencyNanoseconds > 0 {
-                let length = files * syncLatencyNanoseconds
-                if now >= busyUntil {
-                    lastSyncStart = now
-                    busyUntil = now + length
-                } else if lastSyncStart < now {
-                    lastSyncStart = busyUntil
-                    busyUntil += length
-                }
-                // Otherwise the last batch has not started (or starts at this instant): it covers
-                // these commits too.
-            }
+            // A batch that has not started (or starts at this instant) covers these commits too.
+            let joinsTheLast = now < busyUntil && lastSyncStart >= now
+            if files > 0 && !joinsTheLast { queueSync(lasting: files * syncLatencyNanoseconds, now: now) }
         }
         try body()
     }

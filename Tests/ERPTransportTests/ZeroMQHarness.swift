@@ -45,10 +45,11 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
     private let addressBook = AddressBook()
     private let directory: String
     private let control = SerialTaskExecutor(name: "zmq-harness")
-    /// How long a harness step (bind, close, a service's start) may take before the test fails:
-    /// a guard against a hang, not a measure (each test checks its own deadlines), so as long as
-    /// the body's guard, which a loaded CI machine once outran at its old 5 – 10 s.
-    private let stepTimeout: Duration = .seconds(30)
+    /// The least wall time a guard against a hang allows, for a harness step (bind, close, a
+    /// service's start) and for a test body: not a measure (each test checks its own deadlines),
+    /// and a loaded CI machine once outran the old 5 – 10 s.
+    private static let hangGuard: Duration = .seconds(30)
+    private let stepTimeout = ZeroMQHarness.hangGuard
 
     init() throws {
         directory = FileManager.default.temporaryDirectory
@@ -96,7 +97,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
         // On this backend the limit is wall time and only a guard against a hung body (each test
         // checks its own deadlines): four times it, and at least 30 s, so that a loaded machine
         // (CI runs simulations beside this on two cores) does not fail a body that is merely slow.
-        let guardTime = max(limit * 4, .seconds(30))
+        let guardTime = max(limit * 4, Self.hangGuard)
         if done.wait(timeout: .now() + .nanoseconds(Int(guardTime.nanoseconds))) == .timedOut {
             throw HarnessTimeout(description: "test body did not finish within \(guardTime) of wall time (the guard for a limit of \(limit))")
         }
