@@ -186,6 +186,28 @@ extension ScheduledFault.Kind {
         }
     }
 
+    /// The kind's key in a scenario file (`crash`, `powerLoss`, `diskFull`, …).
+    public var kindName: String {
+        switch self {
+        case .partition: "partition"
+        case .partitionOneWay: "partitionOneWay"
+        case .isolate: "isolate"
+        case .crash: "crash"
+        case .diskLoss: "diskLoss"
+        case .powerLoss: "powerLoss"
+        case .powerCut: "powerCut"
+        case .diskFailure(_, .full): "diskFull"
+        case .diskFailure(_, .ioError): "diskErrors"
+        case .slowSync: "slowSync"
+        case .pause: "pause"
+        case .clockSkew: "clockSkew"
+        case .link: "link"
+        case .providerDeclineRate: "declineRate"
+        case .providerDelay: "providerDelay"
+        case .upgrade: "upgrade"
+        }
+    }
+
     /// Whether the fault has an end before heal (a crash is over when its node restarts).
     var ends: Bool {
         switch self {

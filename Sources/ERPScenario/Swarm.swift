@@ -12,15 +12,33 @@ public enum Swarm {
     /// The services a drawn fault may strike: every service of the catalogue.
     static let targets = ServiceCatalog.startOrder.map(NodeName.init)
 
-    public static func draw(from scenario: Scenario, seed: UInt64) -> Scenario {
+    /// Draws `seed`'s schedule from `scenario`'s vocabulary.
+    ///
+    /// With a `vocabulary` (`erp explore --swarm --mix`: the fault kinds of every scenario given),
+    /// the seed's faults come from that instead, over the scenario's own workload: first a random
+    /// part of the vocabulary's kinds (each kind in with even odds, at least one: swarm testing's
+    /// omission of features, so that one kind's faults do not always mask another's), then 2 to 8
+    /// faults of those kinds. A power loss over a rolling upgrade over skewed clocks is a schedule
+    /// no scenario of the library writes.
+    public static func draw(from scenario: Scenario, seed: UInt64, vocabulary: [ScheduledFault.Kind]? = nil) -> Scenario {
         let random = SeededRandomSource(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ 0x5357_4152_4D00_0000)
-        let templates = scenario.faults.isEmpty ? defaultVocabulary : scenario.faults.map(\.kind)
         let chaos = scenario.duration
         var drawn = scenario
-        drawn.name = scenario.name + "-swarm"
-        drawn.description = "Drawn by erp explore --swarm from \(scenario.name), seed \(seed)"
+        drawn.name = scenario.name + (vocabulary == nil ? "-swarm" : "-mix")
+        drawn.description = "Drawn by erp explore --swarm\(vocabulary == nil ? "" : " --mix") from \(scenario.name), seed \(seed)"
         drawn.workload.ratePerSecond = (scenario.workload.ratePerSecond * random.uniform(0.5, 1.5) * 10).rounded() / 10
-        let count = random.int(in: 1...max(2, 2 * scenario.faults.count))
+        let templates: [ScheduledFault.Kind]
+        let count: Int
+        if let vocabulary, !vocabulary.isEmpty {
+            let kinds = orderedKinds(vocabulary)
+            var chosen = kinds.filter { _ in random.chance(0.5) }
+            if chosen.isEmpty { chosen = [random.pick(kinds)] }
+            templates = vocabulary.filter { chosen.contains($0.kindName) }
+            count = random.int(in: 2...8)
+        } else {
+            templates = scenario.faults.isEmpty ? defaultVocabulary : scenario.faults.map(\.kind)
+            count = random.int(in: 1...max(2, 2 * scenario.faults.count))
+        }
         drawn.faults = (0..<count).map { _ in
             let kind = retarget(random.pick(templates), random: random)
             let at = millisecondsCeiling(chaos.seconds * random.uniform(0, 0.8))
@@ -33,6 +51,20 @@ public enum Swarm {
         // Scaled expectations would not fit a schedule nobody calibrated: only the invariants judge.
         drawn.expect = Scenario.Expectations()
         return drawn
+    }
+
+    /// The fault kinds of `scenarios` (or the default vocabulary when none schedules a fault),
+    /// each template once, in an order that does not depend on the order the scenarios came in.
+    public static func vocabulary(of scenarios: [Scenario]) -> [ScheduledFault.Kind] {
+        var seen = Set<String>()
+        let all = scenarios.flatMap { $0.faults.map(\.kind) }.map { ($0.summaryText, $0) }.sorted { $0.0 < $1.0 }
+        let unique = all.filter { seen.insert($0.0).inserted }.map(\.1)
+        return unique.isEmpty ? defaultVocabulary : unique
+    }
+
+    /// The vocabulary's kind names, sorted, each once.
+    static func orderedKinds(_ vocabulary: [ScheduledFault.Kind]) -> [String] {
+        Array(Set(vocabulary.map(\.kindName))).sorted()
     }
 
     static let defaultVocabulary: [ScheduledFault.Kind] = [

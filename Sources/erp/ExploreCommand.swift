@@ -36,6 +36,8 @@ struct Explore: AsyncParsableCommand {
     @Flag(help: "Keep the full report of passing seeds too.") var keepPassing = false
     @Flag(help: "Swarm: each seed draws its own fault schedule and order rate from the scenario's vocabulary, written beside its report as seed-N.yaml (its reproduce command runs that file).")
     var swarm = false
+    @Flag(help: "With --swarm: draw each seed's faults from the fault kinds of every scenario given (a random part of them per seed), over its own scenario's workload, instead of from its scenario's alone.")
+    var mix = false
     @Option(name: .customLong("defect"), help: ArgumentHelp("Plant a defect in every run (repeatable): does exploring find it?", valueName: "name"))
     var defects: [String] = []
 
@@ -47,6 +49,7 @@ struct Explore: AsyncParsableCommand {
         if let jobs, !(1...256).contains(jobs) { throw bad("--jobs must be from 1 to 256, not \(jobs)") }
         if let time { guard let d = Duration(parsing: time), d > .zero else { throw bad("--time must be a duration such as 10m, not '\(time)'") } }
         if let duration { guard let d = Duration(parsing: duration), d > .zero else { throw bad("--duration must be a duration such as 5s, not '\(duration)'") } }
+        if mix && !swarm { throw bad("--mix draws swarm schedules: give --swarm too") }
         for name in defects where !PlantedDefects.names.contains(name) {
             throw bad("--defect \(name): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))")
         }
@@ -87,6 +90,8 @@ struct Explore: AsyncParsableCommand {
         }
         let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
         try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
+        // The library's fault vocabulary for --mix; real processes get only what they can suffer.
+        let vocabulary = mix ? Swarm.vocabulary(of: named.map(\.loaded)).filter { mode == .simulation || !$0.simulationOnly } : nil
         let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
         let budget = time.flatMap(Duration.init(parsing:))
@@ -103,7 +108,7 @@ struct Explore: AsyncParsableCommand {
                 if let budget, ContinuousClock.now - started > budget { state.timeUp(); return }
                 let job = jobs[next]
                 next += 1
-                group.addTask { await runSeed(job, out: out, executable: executable, state: state) }
+                group.addTask { await runSeed(job, vocabulary: vocabulary, out: out, executable: executable, state: state) }
             }
             for _ in 0..<workerCount() { launch() }
             while await group.next() != nil { launch() }
@@ -148,17 +153,18 @@ struct Explore: AsyncParsableCommand {
     private func workerCount() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Runs one seed as `erp run` in its own process and reads what it wrote.
-    private func runSeed(_ job: Job, out: String, executable: String, state: ExploreState) async {
+    private func runSeed(_ job: Job, vocabulary: [ScheduledFault.Kind]?, out: String, executable: String, state: ExploreState) async {
         let directory = "\(out)/runs/\(job.scenario)/seed-\(job.seed)"
         try? FileManager.default.createDirectory(atPath: "\(out)/runs/\(job.scenario)", withIntermediateDirectories: true)
         var scenarioPath = job.scenarioPath
         if swarm {
             // This seed's own schedule, as a file its reproduce command runs.
-            let drawn = Swarm.draw(from: job.loaded, seed: job.seed)
+            let drawn = Swarm.draw(from: job.loaded, seed: job.seed, vocabulary: vocabulary)
             scenarioPath = directory + ".yaml"
             let fixtures = URL(fileURLWithPath: resolve(job.loaded.fixturesPath, relativeTo: job.scenarioPath)).standardizedFileURL.path
-            let yaml = ScenarioWriter.yaml(drawn, header: ["Drawn by erp explore --swarm from \(job.scenarioPath), seed \(job.seed):",
-                                                          "the scenario's fault vocabulary on services, times and lengths of this seed's own."],
+            let vocabularyText = vocabulary == nil ? "the scenario's fault vocabulary" : "the fault vocabulary of \(scenarios.count) scenarios (--mix)"
+            let yaml = ScenarioWriter.yaml(drawn, header: ["Drawn by erp explore --swarm\(vocabulary == nil ? "" : " --mix") from \(job.scenarioPath), seed \(job.seed):",
+                                                          "\(vocabularyText) on services, times and lengths of this seed's own."],
                                            fixturesPath: fixtures)
             try? yaml.write(toFile: scenarioPath, atomically: true, encoding: .utf8)
         }

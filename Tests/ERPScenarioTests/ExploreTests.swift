@@ -124,6 +124,41 @@ import Testing
         #expect(again.status == 2 && again.output.contains("FAIL  confirmed-order-stock-taken-cancelled-order-stock-released"), "\(again.output)")
     }
 
+    /// Swarm --mix: each seed draws from the fault kinds of the whole library (a part of them per
+    /// seed) over its own scenario's workload; the vocabulary does not depend on the order the
+    /// scenarios came in, the draw is the same for the same seed, seeds mix kinds that no one
+    /// scenario schedules together, and every drawn schedule is one the loader accepts.
+    @Test func swarmMixDrawsFromTheWholeLibrarysVocabulary() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/scenarios")
+            .filter { $0.hasSuffix(".yaml") }.sorted().map { String($0.dropLast(5)) }
+        let scenarios = try names.map { try library($0) }
+        let vocabulary = Swarm.vocabulary(of: scenarios)
+        #expect(vocabulary.map(\.summaryText) == Swarm.vocabulary(of: scenarios.reversed()).map(\.summaryText))
+        let libraryKinds = Set(scenarios.flatMap { $0.faults.map(\.kind.kindName) })
+        #expect(Set(vocabulary.map(\.kindName)) == libraryKinds)
+        // Kinds some scenario schedules together (a drawn pair of them is nothing new).
+        let together = Set(scenarios.flatMap { s in s.faults.flatMap { a in s.faults.map { "\(a.kind.kindName)+\($0.kind.kindName)" } } })
+        let base = try library("device-storm")
+        var novel = 0, kindsSeen = Set<String>()
+        for seed: UInt64 in 1...60 {
+            let drawn = Swarm.draw(from: base, seed: seed, vocabulary: vocabulary)
+            let yaml = ScenarioWriter.yaml(drawn)
+            #expect(yaml == ScenarioWriter.yaml(Swarm.draw(from: base, seed: seed, vocabulary: vocabulary)))
+            #expect((2...8).contains(drawn.faults.count))
+            #expect(drawn.devices.enabled && drawn.devices.extraPerShop == base.devices.extraPerShop, "the base scenario's workload stays")
+            let kinds = Set(drawn.faults.map(\.kind.kindName))
+            #expect(kinds.isSubset(of: libraryKinds))
+            kindsSeen.formUnion(kinds)
+            if kinds.contains(where: { a in kinds.contains { b in a != b && !together.contains("\(a)+\(b)") } }) { novel += 1 }
+            let again = try ScenarioLoader.parse(yaml)
+            #expect(again.faults.map(\.kind) == drawn.faults.map(\.kind), "seed \(seed): the drawn file reads back")
+        }
+        #expect(novel >= 30, "only \(novel) of 60 seeds mixed kinds no scenario schedules together")
+        #expect(kindsSeen == libraryKinds, "60 seeds drew only \(kindsSeen.sorted())")
+        // Without --mix the scenario's own draw is unchanged by the new parameter.
+        #expect(ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4)) == ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4, vocabulary: nil)))
+    }
+
     /// Ctrl-C: the seeds that finished keep their results, the runs it stopped leave nothing
     /// behind, and the output says which --seeds resume the rest; exit 130.
     @Test func anInterruptedExploreSaysHowToResume() async throws {
