@@ -185,6 +185,8 @@ public final class SimulatedDisk: @unchecked Sendable {
     /// When the last sync asked for starts (or started): later than now while it waits behind
     /// another.
     private var lastSyncStart: Int64 = 0
+    /// How many files the last sync asked for covers (0 for SQLite's own, which is not a batch).
+    private var lastSyncFiles: Int64 = 0
     /// Inside `syncBatch`: the syncs are counted, and timed as one batch when it ends.
     private var batchSyncs: Int?
     /// Between a power loss and the crash that follows it: opens get scratch files, deletes do
@@ -208,6 +210,7 @@ public final class SimulatedDisk: @unchecked Sendable {
         // SQLite's own syncs (a commit under FULL, a checkpoint) run on the service's thread, one
         // after the other, each after whatever the disk was doing.
         queueSync(lasting: syncLatencyNanoseconds, now: now)
+        lastSyncFiles = 0
     }
 
     /// A sync of `length` that starts when the disk is done with what it was asked before.
@@ -222,7 +225,9 @@ public final class SimulatedDisk: @unchecked Sendable {
     /// starts. With the disk idle it starts now. While a batch is under way, what was committed
     /// since it started needs the next one, which starts when it ends; until then every sender
     /// shares that next batch instead of queueing one of its own (a slow disk then delays a burst
-    /// of messages by two syncs, not by one sync per message). Messages leave at `busyUntil`.
+    /// of messages by two syncs, not by one sync per message). A sender whose commits are in more
+    /// files than the waiting batch syncs adds the syncs of the others to it. Messages leave at
+    /// `busyUntil`.
     public func syncBatch(now: Int64, _ body: () throws -> Void) rethrows {
         batchSyncs = 0
         defer {
@@ -230,7 +235,13 @@ public final class SimulatedDisk: @unchecked Sendable {
             batchSyncs = nil
             // A batch that has not started (or starts at this instant) covers these commits too.
             let joinsTheLast = now < busyUntil && lastSyncStart >= now
-            if files > 0 && !joinsTheLast { queueSync(lasting: files * syncLatencyNanoseconds, now: now) }
+            if files > 0 && !joinsTheLast {
+                queueSync(lasting: files * syncLatencyNanoseconds, now: now)
+                lastSyncFiles = files
+            } else if files > lastSyncFiles && joinsTheLast {
+                busyUntil += (files - lastSyncFiles) * syncLatencyNanoseconds
+                lastSyncFiles = files
+            }
         }
         try body()
     }

@@ -279,6 +279,8 @@ import Testing
         let disk = volume.disk(forPrefix: "n-")
         let db = try ServiceDatabase(path: dir + "/n-t.sqlite", durability: .simulated(.beforeSend), migrations: Self.migrations)
         defer { try? db.close() }
+        let other = try ServiceDatabase(path: dir + "/n-o.sqlite", durability: .simulated(.beforeSend), migrations: Self.migrations)
+        defer { try? other.close() }
         let ms: Int64 = 1_000_000
         disk.syncLatencyNanoseconds = 5 * ms
         var row = 0
@@ -301,10 +303,19 @@ import Testing
         // `busyUntil` all the same).
         try send(at: 17 * ms, committing: false)
         #expect(disk.busyUntil == 25 * ms)
+        // A sender with commits in two files, while that batch of one file waits: the batch
+        // syncs the second file too, one sync longer.
+        row += 1
+        try insert(db, row...row)
+        try insert(other, row...row)
+        try disk.syncBatch(now: 18 * ms) { for d in [db, other] where d.needsSync { try d.syncLog() } }
+        #expect(disk.busyUntil == 30 * ms, "the waiting batch grew by the second file's sync")
+        try send(at: 19 * ms)
+        #expect(disk.busyUntil == 30 * ms, "a later sender of one file finds it covered")
         // SQLite's own syncs (a commit under FULL, a checkpoint) still queue one after another.
         let full = try ServiceDatabase(path: dir + "/n-u.sqlite", durability: .simulated(.full), migrations: Self.migrations)
         defer { try? full.close() }
-        #expect(disk.busyUntil > 25 * ms, "opening it synced behind the batches")
+        #expect(disk.busyUntil > 30 * ms, "opening it synced behind the batches")
         let before = disk.syncs, busy = disk.busyUntil
         try insert(full, 1...1)
         let inline = Int64(disk.syncs - before)
