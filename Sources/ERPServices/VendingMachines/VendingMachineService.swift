@@ -101,15 +101,27 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         }
     }
 
-    /// Asks shop to dispense until it answers; each answer is final. With `until`, gives up the
-    /// wait at that time and leaves a driver of its own to go on (the caller gets "pending").
+    /// Asks shop to dispense until it answers and the answer is recorded; each answer is final.
+    /// With `until`, gives up the wait at that time and leaves a driver of its own to go on (the
+    /// caller gets "pending"). A vend whose answer cannot be recorded (its disk failing) or whose
+    /// row cannot be read is tried again after a backoff, never left pending with no driver:
+    /// shop answers a repeated call with the same outcome (inventory sells once per vend id).
     private func drive(_ vendId: String, until deadline: Timestamp? = nil) async {
         guard !drivers.contains(vendId) else { return }
         drivers.insert(vendId)
         defer { drivers.remove(vendId) }
         var attempt = 0
         while true {
-            guard let vend = try? view(vendId), vend.status == .pending else { return }
+            let vend: VendResult
+            do { vend = try view(vendId) } catch {
+                // No such vend: nothing to drive. Unreadable for now: again after a backoff.
+                if case .rejected = error as? RPCError { return }
+                attempt += 1
+                runtime.record("vend \(vendId) unreadable, try \(attempt) again later")
+                await backOff(attempt)
+                continue
+            }
+            guard vend.status == .pending else { return }
             if let deadline, runtime.clock.now >= deadline {
                 // Hand over to a driver without a deadline once this one returns.
                 runtime.spawn("vend") { [self] in await drive(vendId) }
@@ -120,27 +132,33 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
                                                     productId: vend.productId, quantity: vend.quantity)
             var timeout = Duration.seconds(1)
             if let deadline { timeout = min(timeout, deadline - runtime.clock.now) }
+            let answer: (status: VendResult.Status, reason: String?)
             do throws(RPCError) {
                 let result = try await caller.call(operation, metadata: runtime.metadata(timeout: timeout, idempotencyKey: "vend:" + vendId))
-                finish(vendId, status: result.accepted ? .dispensed : .refused, reason: result.reason)
-                return
+                answer = (result.accepted ? .dispensed : .refused, result.reason)
             } catch {
                 switch error {
                 case .rejected(let code, _):
-                    finish(vendId, status: .refused, reason: code)
-                    return
+                    answer = (.refused, code)
                 case .unauthenticated:
-                    finish(vendId, status: .refused, reason: "unauthenticated")
-                    return
+                    answer = (.refused, "unauthenticated")
                 default:
                     runtime.record("vend \(vendId) try \(attempt) \(error.kind)")
-                    await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax))
+                    await backOff(attempt)
+                    continue
                 }
             }
+            if finish(vendId, status: answer.status, reason: answer.reason) { return }
+            await backOff(attempt)
         }
     }
 
-    private func finish(_ vendId: String, status: VendResult.Status, reason: String?) {
+    private func backOff(_ attempt: Int) async {
+        await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: attempt, initial: settings.sagaBackoffInitial, max: settings.sagaBackoffMax))
+    }
+
+    /// Records a vend's final answer; false when it could not (the driver asks again later).
+    private func finish(_ vendId: String, status: VendResult.Status, reason: String?) -> Bool {
         let now = runtime.clock.now.millisecondsSinceEpoch
         do {
             try database.write { db in
@@ -148,8 +166,11 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
                                arguments: status.rawValue, reason, now, vendId)
             }
             runtime.record("vend \(vendId) \(status.rawValue)\(reason.map { " (\($0))" } ?? "")")
+            return true
         } catch {
+            runtime.record("vend \(vendId) \(status.rawValue) not recorded, asking again later")
             runtime.logger.error("vend \(vendId): cannot record \(status.rawValue): \(error)")
+            return false
         }
     }
 }
