@@ -57,7 +57,8 @@ public enum Swarm {
     /// each template once, in an order that does not depend on the order the scenarios came in.
     public static func vocabulary(of scenarios: [Scenario]) -> [ScheduledFault.Kind] {
         var seen = Set<String>()
-        let all = scenarios.flatMap { $0.faults.map(\.kind) }.map { ($0.summaryText, $0) }.sorted { $0.0 < $1.0 }
+        // Keyed by the whole value (a link's latency is not in its summary), so equal keys are equal kinds.
+        let all = scenarios.flatMap { $0.faults.map(\.kind) }.map { (String(describing: $0), $0) }.sorted { $0.0 < $1.0 }
         let unique = all.filter { seen.insert($0.0).inserted }.map(\.1)
         return unique.isEmpty ? defaultVocabulary : unique
     }
