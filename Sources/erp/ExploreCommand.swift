@@ -38,6 +38,8 @@ struct Explore: AsyncParsableCommand {
     var swarm = false
     @Flag(help: "With --swarm: draw each seed's faults from the fault kinds of every scenario given (a random part of them per seed), over its own scenario's workload, instead of from its scenario's alone.")
     var mix = false
+    @Option(name: .customLong("mix-from"), help: ArgumentHelp("With --mix: draw from the fault kinds of these scenario files (comma-separated) instead of those run; a resumed --mix run names its first run's files so.", valueName: "files"))
+    var mixFrom: String?
     @Option(name: .customLong("defect"), help: ArgumentHelp("Plant a defect in every run (repeatable): does exploring find it?", valueName: "name"))
     var defects: [String] = []
 
@@ -50,6 +52,11 @@ struct Explore: AsyncParsableCommand {
         if let time { guard let d = Duration(parsing: time), d > .zero else { throw bad("--time must be a duration such as 10m, not '\(time)'") } }
         if let duration { guard let d = Duration(parsing: duration), d > .zero else { throw bad("--duration must be a duration such as 5s, not '\(duration)'") } }
         if mix && !swarm { throw bad("--mix draws swarm schedules: give --swarm too") }
+        if let mixFrom {
+            guard mix else { throw bad("--mix-from names where --mix draws from: give --swarm --mix too") }
+            guard !vocabularyPaths.isEmpty else { throw bad("--mix-from names no scenario file") }
+            for path in vocabularyPaths where !FileManager.default.fileExists(atPath: path) { throw bad("--mix-from \(mixFrom): no scenario file \(path)") }
+        }
         for name in defects where !PlantedDefects.names.contains(name) {
             throw bad("--defect \(name): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))")
         }
@@ -91,7 +98,14 @@ struct Explore: AsyncParsableCommand {
         let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
         try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
         // The library's fault vocabulary for --mix; real processes get only what they can suffer.
-        let vocabulary = mix ? Swarm.vocabulary(of: named.map(\.loaded)).filter { mode == .simulation || !$0.simulationOnly } : nil
+        var sources = named.map(\.loaded)
+        if mix && mixFrom != nil {
+            do { sources = try vocabularyPaths.map { path throws(ScenarioError) in try ScenarioLoader.load(path: path) } } catch {
+                FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+        }
+        let vocabulary = mix ? Swarm.vocabulary(of: sources).filter { mode == .simulation || !$0.simulationOnly } : nil
         let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
         let budget = time.flatMap(Duration.init(parsing:))
@@ -140,7 +154,7 @@ struct Explore: AsyncParsableCommand {
             let why = state.wasInterrupted ? "interrupted" : "time budget spent"
             print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
                 let path = named.first { $0.name == name }!.path
-                return "erp explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))"
+                return "erp explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)"
             }.joined(separator: "; "))
         }
         if state.wasInterrupted { throw ExitCode(130) }
@@ -148,6 +162,23 @@ struct Explore: AsyncParsableCommand {
             throw ExitCode(ExitStatus.consistency)
         }
         if !summary.failures.isEmpty { throw ExitCode(ExitStatus.expectations) }
+    }
+
+    /// The files `--mix` draws from: `--mix-from`'s, or the scenarios run.
+    private var vocabularyPaths: [String] {
+        mixFrom.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? scenarios
+    }
+
+    /// The options that make the experiment what it is, as a resume command must repeat them (a
+    /// resumed --mix run draws from the first run's files, not from the one scenario it resumes).
+    private var experimentFlags: String {
+        var flags = ""
+        if mode != .simulation { flags += " --mode \(mode.rawValue)" }
+        if let duration { flags += " --duration \(duration)" }
+        if swarm { flags += " --swarm" }
+        if mix { flags += " --mix --mix-from " + vocabularyPaths.joined(separator: ",") }
+        flags += defects.map { " --defect \($0)" }.joined()
+        return flags
     }
 
     private func workerCount() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -162,7 +193,7 @@ struct Explore: AsyncParsableCommand {
             let drawn = Swarm.draw(from: job.loaded, seed: job.seed, vocabulary: vocabulary)
             scenarioPath = directory + ".yaml"
             let fixtures = URL(fileURLWithPath: resolve(job.loaded.fixturesPath, relativeTo: job.scenarioPath)).standardizedFileURL.path
-            let vocabularyText = vocabulary == nil ? "the scenario's fault vocabulary" : "the fault vocabulary of \(scenarios.count) scenarios (--mix)"
+            let vocabularyText = vocabulary == nil ? "the scenario's fault vocabulary" : "the fault vocabulary of \(vocabularyPaths.count) scenarios (--mix)"
             let yaml = ScenarioWriter.yaml(drawn, header: ["Drawn by erp explore --swarm\(vocabulary == nil ? "" : " --mix") from \(job.scenarioPath), seed \(job.seed):",
                                                           "\(vocabularyText) on services, times and lengths of this seed's own."],
                                            fixturesPath: fixtures)

@@ -55,6 +55,9 @@ import Testing
         (["--seeds", "a..b"], "'a..b' is neither"),
         (["--jobs", "0"], "--jobs must be from 1 to 256"),
         (["--time", "soon"], "--time must be a duration"),
+        (["--mix"], "--mix draws swarm schedules: give --swarm too"),
+        (["--swarm", "--mix-from", "scenarios/chaos-mix.yaml"], "--mix-from names where --mix draws from"),
+        (["--swarm", "--mix", "--mix-from", "scenarios/chaos-mix.yaml,scenarios/nope.yaml"], "no scenario file scenarios/nope.yaml"),
     ])
     func badArgumentsNameThemselves(arguments: [String], message: String) async throws {
         let result = try await runErp(["explore", "scenarios/happy-path.yaml"] + arguments)
@@ -159,6 +162,19 @@ import Testing
         #expect(ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4)) == ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4, vocabulary: nil)))
     }
 
+    /// `--mix-from` names the files a --mix run draws from: happy-path's workload with only
+    /// skewed-clocks' kind of fault, written in the seed's file.
+    @Test func mixFromDrawsFromTheFilesItNames() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-mix-from-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["explore", "scenarios/happy-path.yaml", "--swarm", "--mix", "--mix-from", "scenarios/skewed-clocks.yaml",
+                                       "--seeds", "3", "--keep-passing", "--out", out])
+        #expect(result.status == 0, "\(result.output)")
+        let drawn = try ScenarioLoader.load(path: out + "/runs/happy-path/seed-3.yaml")
+        #expect(!drawn.faults.isEmpty && drawn.faults.allSatisfy { $0.kind.kindName == "clockSkew" }, "\(drawn.faults.map(\.kind.summaryText))")
+        #expect(drawn.name == "happy-path-mix")
+    }
+
     /// Ctrl-C: the seeds that finished keep their results, the runs it stopped leave nothing
     /// behind, and the output says which --seeds resume the rest; exit 130.
     @Test func anInterruptedExploreSaysHowToResume() async throws {
@@ -170,7 +186,8 @@ import Testing
             defer { try? FileManager.default.removeItem(atPath: log) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: erpBinary)
-            process.arguments = ["explore", "scenarios/happy-path.yaml", "--seeds", "1..20", "--jobs", "1", "--out", out]
+            process.arguments = ["explore", "scenarios/happy-path.yaml", "--seeds", "1..20", "--jobs", "1", "--out", out,
+                                 "--swarm", "--mix", "--mix-from", "scenarios/power-loss.yaml,scenarios/skewed-clocks.yaml"]
             process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
             process.standardOutput = FileHandle(forWritingAtPath: log)
             process.standardError = process.standardOutput
@@ -189,7 +206,9 @@ import Testing
         let summary = try JSONDecoder().decode(ExploreSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
         #expect(summary.interrupted && summary.seeds.count >= 2 && summary.seeds.count < 20)
         let rest = try #require(summary.notRun["happy-path"])
-        #expect(output.contains("erp explore scenarios/happy-path.yaml --seeds \(rest.replacingOccurrences(of: " ", with: ""))"), "\(output)")
+        // The same experiment: the resume command repeats the options that drew the schedules.
+        #expect(output.contains("erp explore scenarios/happy-path.yaml --seeds \(rest.replacingOccurrences(of: " ", with: "")) --swarm --mix"
+                                + " --mix-from scenarios/power-loss.yaml,scenarios/skewed-clocks.yaml"), "\(output)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: out + "/runs/happy-path")) ?? []
         #expect(left.isEmpty, "the stopped run left \(left)")
     }
