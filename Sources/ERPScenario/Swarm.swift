@@ -21,7 +21,10 @@ public enum Swarm {
     /// faults of those kinds. A power loss over a rolling upgrade over skewed clocks is a schedule
     /// no scenario of the library writes.
     public static func draw(from scenario: Scenario, seed: UInt64, vocabulary: [ScheduledFault.Kind]? = nil) -> Scenario {
-        let random = SeededRandomSource(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ 0x5357_4152_4D00_0000)
+        // A --mix seed draws from the same vocabulary for every scenario: the scenario's name goes
+        // into the draw, so that seed N is not one schedule laid over sixteen workloads.
+        let salt = vocabulary == nil ? 0 : stableHash(scenario.name)
+        let random = SeededRandomSource(seed: (seed ^ salt) &* 0x9E37_79B9_7F4A_7C15 ^ 0x5357_4152_4D00_0000)
         let chaos = scenario.duration
         var drawn = scenario
         drawn.name = scenario.name + (vocabulary == nil ? "-swarm" : "-mix")

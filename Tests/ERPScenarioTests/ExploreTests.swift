@@ -157,6 +157,13 @@ import Testing
             #expect(again.faults.map(\.kind) == drawn.faults.map(\.kind), "seed \(seed): the drawn file reads back")
         }
         #expect(novel >= 30, "only \(novel) of 60 seeds mixed kinds no scenario schedules together")
+        // The same seed over another scenario draws a schedule of its own.
+        let other = try library("chaos-mix")
+        let schedules = (UInt64(1)...10).map { seed in
+            (Swarm.draw(from: base, seed: seed, vocabulary: vocabulary).faults.map(\.kind.summaryText),
+             Swarm.draw(from: other, seed: seed, vocabulary: vocabulary).faults.map(\.kind.summaryText))
+        }
+        #expect(schedules.filter { $0.0 == $0.1 }.count <= 1, "seeds draw the same faults over different scenarios")
         #expect(kindsSeen == libraryKinds, "60 seeds drew only \(kindsSeen.sorted())")
         // Without --mix the scenario's own draw is unchanged by the new parameter.
         #expect(ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4)) == ScenarioWriter.yaml(Swarm.draw(from: base, seed: 4, vocabulary: nil)))
