@@ -95,8 +95,6 @@ struct Explore: AsyncParsableCommand {
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }
-        let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
-        try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
         // The library's fault vocabulary for --mix; real processes get only what they can suffer.
         var sources = named.map(\.loaded)
         if mix && mixFrom != nil {
@@ -106,6 +104,12 @@ struct Explore: AsyncParsableCommand {
             }
         }
         let vocabulary = mix ? Swarm.vocabulary(of: sources).filter { mode == .simulation || !$0.simulationOnly } : nil
+        if vocabulary?.isEmpty == true {
+            FileHandle.standardError.write(Data("erp explore: --mix in zmq mode: every fault kind of \(vocabularyPaths.joined(separator: ", ")) is one only the simulator can cause\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
+        try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
         let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
         let budget = time.flatMap(Duration.init(parsing:))

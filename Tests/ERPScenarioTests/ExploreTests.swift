@@ -58,6 +58,7 @@ import Testing
         (["--mix"], "--mix draws swarm schedules: give --swarm too"),
         (["--swarm", "--mix-from", "scenarios/chaos-mix.yaml"], "--mix-from names where --mix draws from"),
         (["--swarm", "--mix", "--mix-from", "scenarios/chaos-mix.yaml,scenarios/nope.yaml"], "no scenario file scenarios/nope.yaml"),
+        (["--swarm", "--mix", "--mix-from", "scenarios/power-loss.yaml", "--mode", "zmq"], "is one only the simulator can cause"),
     ])
     func badArgumentsNameThemselves(arguments: [String], message: String) async throws {
         let result = try await runErp(["explore", "scenarios/happy-path.yaml"] + arguments)
