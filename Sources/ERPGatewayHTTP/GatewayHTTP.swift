@@ -347,7 +347,7 @@ public struct GatewayHTTP: Sendable {
         // be refused as a reuse of the first's (or answered with its order). A key of kilobytes
         // would be stored by the service and quoted back: bounded too.
         if let key, let problem = CallMetadata.idempotencyKeyProblem(key) {
-            return .error(.badRequest, "bad_request", problem)
+            return .error(.badRequest, "bad_idempotency_key", problem)
         }
         let metadata = CallMetadata(deadline: clock.now + settings.requestTimeout, correlationId: correlationId, idempotencyKey: key)
         let context = CallContext(metadata: metadata, caller: NodeName("http-client"))
@@ -404,7 +404,7 @@ public struct GatewayHTTP: Sendable {
         switch error {
         case .rejected(let code, let message):
             switch code {
-            case "bad_request", "unknown_product", "unknown_shop", "unknown_machine": return .error(.badRequest, code, message)
+            case "bad_request", "bad_idempotency_key", "unknown_product", "unknown_shop", "unknown_machine": return .error(.badRequest, code, message)
             case "vend_id_reused", "idempotency_key_reused": return .error(.unprocessableContent, code, message)
             case "not_found": return .error(.notFound, code, message)
             case "out_of_stock": return .error(.conflict, code, message)

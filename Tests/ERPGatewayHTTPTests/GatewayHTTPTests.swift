@@ -410,6 +410,7 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                                          body: ByteBuffer(string: orderJSON)) { response in
                     #expect(response.status == .badRequest, "\(key.count)")
                     #expect(String(buffer: response.body).contains(says), "\(key.count)")
+                    #expect(String(buffer: response.body).contains("\"bad_idempotency_key\""), "a code of its own, not a bad body's")
                 }
             }
             #expect(fake.placed.isEmpty)

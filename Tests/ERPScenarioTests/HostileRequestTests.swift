@@ -286,8 +286,8 @@ import Testing
             let campaign = CreateCampaign(name: "c", productIds: [product], percentOff: 5, lastsSeconds: 600)
             for key in [String(repeating: "k", count: 256), String(repeating: "k", count: 100_000), "", " ", "a\nb"] {
                 func metadata() -> CallMetadata { runtime.metadata(timeout: .seconds(2), idempotencyKey: key) }
-                #expect(await SimulatedServices.refusal { try await transport.call(order, metadata: metadata()) } == "bad_request", "\(key.utf8.count)")
-                #expect(await SimulatedServices.refusal { try await transport.call(campaign, metadata: metadata()) } == "bad_request", "\(key.utf8.count)")
+                #expect(await SimulatedServices.refusal { try await transport.call(order, metadata: metadata()) } == "bad_idempotency_key", "\(key.utf8.count)")
+                #expect(await SimulatedServices.refusal { try await transport.call(campaign, metadata: metadata()) } == "bad_idempotency_key", "\(key.utf8.count)")
             }
             #expect(try await transport.call(ListCampaigns(), metadata: runtime.metadata(timeout: .seconds(2))).campaigns.isEmpty)
             let longest = String(repeating: "é", count: 127) + "k"  // 255 bytes

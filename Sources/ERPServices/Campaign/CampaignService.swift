@@ -82,7 +82,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         let now = runtime.clock.now.millisecondsSinceEpoch
         if let problem = request.problem(now: now) { throw RPCError.rejected(code: "bad_request", message: problem) }
         if let key = context.idempotencyKey, let problem = CallMetadata.idempotencyKeyProblem(key) {
-            throw RPCError.rejected(code: "bad_request", message: problem)
+            throw RPCError.rejected(code: "bad_idempotency_key", message: problem)
         }
         guard let window = request.window(now: now) else { preconditionFailure("problem(now:) checks the window") }
         let requestJSON = try JSONCoding.encodeString(request)

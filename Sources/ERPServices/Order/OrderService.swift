@@ -184,7 +184,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         // so an absurd request is a refusal, never a trap that takes the service down.
         if let problem = OrderLine.problem(in: request.items) { throw RPCError.rejected(code: "bad_request", message: problem) }
         if let key = context.idempotencyKey, let problem = CallMetadata.idempotencyKeyProblem(key) {
-            throw RPCError.rejected(code: "bad_request", message: problem)
+            throw RPCError.rejected(code: "bad_idempotency_key", message: problem)
         }
         guard shops.contains(request.shopId) else { throw RPCError.rejected(code: "unknown_shop", message: "no shop \(request.shopId)") }
         for line in request.items where prices[line.productId] == nil {
