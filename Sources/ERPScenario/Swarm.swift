@@ -67,7 +67,7 @@ public enum Swarm {
     }
 
     /// The vocabulary's kind names, sorted, each once.
-    static func orderedKinds(_ vocabulary: [ScheduledFault.Kind]) -> [String] {
+    public static func orderedKinds(_ vocabulary: [ScheduledFault.Kind]) -> [String] {
         Array(Set(vocabulary.map(\.kindName))).sorted()
     }
 

@@ -118,6 +118,10 @@ struct Explore: AsyncParsableCommand {
         let interrupts = TerminationSignals { state.interrupt() }
         defer { interrupts.cancel() }
         FileHandle.standardOutput.write(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(workerCount()) at a time; reports in \(out)\n".utf8))
+        if let vocabulary {
+            let kinds = Swarm.orderedKinds(vocabulary)
+            FileHandle.standardOutput.write(Data("mixing \(kinds.count) fault kind(s) (\(vocabulary.count) templates) from \(vocabularyPaths.count) scenario file(s): \(kinds.joined(separator: ", "))\n".utf8))
+        }
 
         await withTaskGroup(of: Void.self) { group in
             var next = 0

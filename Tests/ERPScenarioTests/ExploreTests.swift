@@ -178,6 +178,7 @@ import Testing
         let result = try await runErp(["explore", "scenarios/happy-path.yaml", "--swarm", "--mix", "--mix-from", "scenarios/skewed-clocks.yaml",
                                        "--seeds", "3", "--keep-passing", "--out", out])
         #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("mixing 1 fault kind(s) (3 templates) from 1 scenario file(s): clockSkew"), "\(result.output)")
         let drawn = try ScenarioLoader.load(path: out + "/runs/happy-path/seed-3.yaml")
         #expect(!drawn.faults.isEmpty && drawn.faults.allSatisfy { $0.kind.kindName == "clockSkew" }, "\(drawn.faults.map(\.kind.summaryText))")
         #expect(drawn.name == "happy-path-mix")
