@@ -321,6 +321,13 @@ import Testing
         let inline = Int64(disk.syncs - before)
         #expect(inline >= 1)
         #expect(disk.busyUntil == busy + inline * 5 * ms)
+        // A sender whose commit came after SQLite's own sync, while that sync still waits: it is
+        // not covered by it (it rode along for nothing before; power-loss's trace changed).
+        let queued = disk.busyUntil
+        row += 1
+        try insert(db, row...row)
+        try disk.syncBatch(now: 20 * ms) { if db.needsSync { try db.syncLog() } }
+        #expect(disk.busyUntil == queued + 5 * ms, "SQLite's own sync covers nothing committed after it")
         let idleAgain = disk.busyUntil + ms
         try send(at: idleAgain)
         #expect(disk.busyUntil == idleAgain + 5 * ms)
