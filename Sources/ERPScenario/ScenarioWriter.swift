@@ -93,32 +93,21 @@ public enum ScenarioWriter {
     static func faultLine(_ fault: ScheduledFault, link: (LinkBehaviour) -> String) -> String {
         var parts = ["at: \(fault.at.shortDescription)"]
         if let length = fault.duration { parts.append("for: \(length.shortDescription)") }
+        // The key is the kind's own (`kindName`), so a file written here reads back as the kind.
+        let value: String
         switch fault.kind {
-        case .partition(let a, let b): parts.append("partition: [\(a), \(b)]")
-        case .partitionOneWay(let from, let to): parts.append("partitionOneWay: {from: \(from), to: \(to)}")
-        case .isolate(let node): parts.append("isolate: \(node)")
-        case .crash(let node, let after):
-            parts.append("crash: \(node)")
-            if let after { parts.append("restartAfter: \(after.shortDescription)") }
-        case .diskLoss(let node, let after):
-            parts.append("diskLoss: \(node)")
-            if let after { parts.append("restartAfter: \(after.shortDescription)") }
-        case .powerLoss(let node, let after):
-            parts.append("powerLoss: \(node.map(\.rawValue) ?? "all")")
-            if let after { parts.append("restartAfter: \(after.shortDescription)") }
-        case .powerCut(let node, let after):
-            parts.append("powerCut: \(node.map(\.rawValue) ?? "all")")
-            if let after { parts.append("restartAfter: \(after.shortDescription)") }
-        case .diskFailure(let node, .full): parts.append("diskFull: \(node)")
-        case .diskFailure(let node, .ioError): parts.append("diskErrors: \(node)")
-        case .slowSync(let node, let by): parts.append("slowSync: {service: \(node), by: \(by.shortDescription)}")
-        case .pause(let node): parts.append("pause: \(node)")
-        case .clockSkew(let node, let by): parts.append("clockSkew: {service: \(node), by: \(by.shortDescription)}")
-        case .link(let from, let to, let behaviour): parts.append("link: {from: \(from), to: \(to), \(link(behaviour))}")
-        case .providerDeclineRate(let rate): parts.append("declineRate: \(rate)")
-        case .providerDelay(let delay): parts.append("providerDelay: \(delay.shortDescription)")
-        case .upgrade(let setting): parts.append("upgrade: {event: \(setting.eventType), version: \(quoted(setting.version))}")
+        case .partition(let a, let b): value = "[\(a), \(b)]"
+        case .partitionOneWay(let from, let to): value = "{from: \(from), to: \(to)}"
+        case .isolate(let node), .crash(let node, _), .diskLoss(let node, _), .diskFailure(let node, _), .pause(let node): value = "\(node)"
+        case .powerLoss(let node, _), .powerCut(let node, _): value = node.map(\.rawValue) ?? "all"
+        case .slowSync(let node, let by), .clockSkew(let node, let by): value = "{service: \(node), by: \(by.shortDescription)}"
+        case .link(let from, let to, let behaviour): value = "{from: \(from), to: \(to), \(link(behaviour))}"
+        case .providerDeclineRate(let rate): value = "\(rate)"
+        case .providerDelay(let delay): value = delay.shortDescription
+        case .upgrade(let setting): value = "{event: \(setting.eventType), version: \(quoted(setting.version))}"
         }
+        parts.append("\(fault.kind.kindName): \(value)")
+        if let after = fault.kind.restart?.after { parts.append("restartAfter: \(after.shortDescription)") }
         return "{" + parts.joined(separator: ", ") + "}"
     }
 

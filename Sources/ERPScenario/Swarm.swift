@@ -23,16 +23,17 @@ public enum Swarm {
     public static func draw(from scenario: Scenario, seed: UInt64, vocabulary: [ScheduledFault.Kind]? = nil) -> Scenario {
         // A --mix seed draws from the same vocabulary for every scenario: the scenario's name goes
         // into the draw, so that seed N is not one schedule laid over sixteen workloads.
-        let salt = vocabulary == nil ? 0 : stableHash(scenario.name)
+        let mixing = vocabulary.flatMap { $0.isEmpty ? nil : $0 }
+        let salt = mixing == nil ? 0 : stableHash(scenario.name)
         let random = SeededRandomSource(seed: (seed ^ salt) &* 0x9E37_79B9_7F4A_7C15 ^ 0x5357_4152_4D00_0000)
         let chaos = scenario.duration
         var drawn = scenario
-        drawn.name = scenario.name + (vocabulary == nil ? "-swarm" : "-mix")
-        drawn.description = "Drawn by erp explore --swarm\(vocabulary == nil ? "" : " --mix") from \(scenario.name), seed \(seed)"
+        drawn.name = scenario.name + (mixing == nil ? "-swarm" : "-mix")
+        drawn.description = "Drawn by erp explore --swarm\(mixing == nil ? "" : " --mix") from \(scenario.name), seed \(seed)"
         drawn.workload.ratePerSecond = (scenario.workload.ratePerSecond * random.uniform(0.5, 1.5) * 10).rounded() / 10
         let templates: [ScheduledFault.Kind]
         let count: Int
-        if let vocabulary, !vocabulary.isEmpty {
+        if let vocabulary = mixing {
             let kinds = orderedKinds(vocabulary)
             var chosen = kinds.filter { _ in random.chance(0.5) }
             if chosen.isEmpty { chosen = [random.pick(kinds)] }

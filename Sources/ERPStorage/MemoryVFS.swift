@@ -185,7 +185,7 @@ public final class SimulatedDisk: @unchecked Sendable {
     /// When the last sync asked for starts (or started): later than now while it waits behind
     /// another.
     private var lastSyncStart: Int64 = 0
-    /// How many files the last sync asked for covers (0 for SQLite's own, which is not a batch).
+    /// How many files the last sync covers (0 for SQLite's own, which covers no later commit).
     private var lastSyncFiles: Int64 = 0
     /// Inside `syncBatch`: the syncs are counted, and timed as one batch when it ends.
     private var batchSyncs: Int?
@@ -235,10 +235,12 @@ public final class SimulatedDisk: @unchecked Sendable {
             batchSyncs = nil
             // A batch that has not started (or starts at this instant) covers these commits too.
             let joinsTheLast = now < busyUntil && lastSyncStart >= now
-            if files > 0 && !joinsTheLast {
-                queueSync(lasting: files * syncLatencyNanoseconds, now: now)
-                lastSyncFiles = files
-            } else if files > lastSyncFiles && joinsTheLast {
+            if !joinsTheLast {
+                if files > 0 {
+                    queueSync(lasting: files * syncLatencyNanoseconds, now: now)
+                    lastSyncFiles = files
+                }
+            } else if files > lastSyncFiles {
                 busyUntil += (files - lastSyncFiles) * syncLatencyNanoseconds
                 lastSyncFiles = files
             }

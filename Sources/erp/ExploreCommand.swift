@@ -177,16 +177,16 @@ struct Explore: AsyncParsableCommand {
         mixFrom.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? scenarios
     }
 
+    /// The options each `erp run` is given, as a seed's reproduce command repeats them.
+    private var runFlags: String {
+        (mode != .simulation ? " --mode \(mode.rawValue)" : "") + (duration.map { " --duration \($0)" } ?? "")
+            + defects.map { " --defect \($0)" }.joined()
+    }
+
     /// The options that make the experiment what it is, as a resume command must repeat them (a
     /// resumed --mix run draws from the first run's files, not from the one scenario it resumes).
     private var experimentFlags: String {
-        var flags = ""
-        if mode != .simulation { flags += " --mode \(mode.rawValue)" }
-        if let duration { flags += " --duration \(duration)" }
-        if swarm { flags += " --swarm" }
-        if mix { flags += " --mix --mix-from " + vocabularyPaths.joined(separator: ",") }
-        flags += defects.map { " --defect \($0)" }.joined()
-        return flags
+        runFlags + (swarm ? " --swarm" : "") + (mix ? " --mix --mix-from " + vocabularyPaths.joined(separator: ",") : "")
     }
 
     private func workerCount() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -240,8 +240,7 @@ struct Explore: AsyncParsableCommand {
         }
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
-                                       reproduce: "erp run \(scenarioPath) --seed \(job.seed)" + (mode == .zmq ? " --mode zmq" : "")
-                                           + (duration.map { " --duration \($0)" } ?? "") + defects.map { " --defect \($0)" }.joined(),
+                                       reproduce: "erp run \(scenarioPath) --seed \(job.seed)" + runFlags,
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
            let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {
