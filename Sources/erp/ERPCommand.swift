@@ -26,7 +26,8 @@ struct ERPCommand: AsyncParsableCommand {
 
             Exit codes of `erp run`: 0 all invariants held, 1 the run could not start (bad scenario, \
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
-            finished), 4 the scenario's expectations were not met.
+            finished), 4 the scenario's expectations were not met, 6 `--check-determinism` found the \
+            second run's trace different.
             """,
         subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
 }
