@@ -193,9 +193,14 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
         return db
     }
 
+    /// A state transition, into the trace; with `--log` also a log line, as a service's
+    /// transitions are logged over ZeroMQ (`ZeroMQRuntime.record`).
     public func record(_ transition: @autoclosure () -> String) {
         guard isCurrent else { return }
-        world.record(transition())
+        guard world.logToStandardError else { return world.record(transition()) }
+        let line = transition()
+        world.record(line)
+        logger.info("\(line)")
     }
 }
 

@@ -19,9 +19,9 @@ struct SimMesh: ParsableCommand {
         commandName: "sim-mesh",
         abstract: "The RPC-mesh workload of shared/bench (c_mesh.c, simpy_mesh.py) through SimWorld and SimTransport.")
 
-    @Option(help: "Virtual seconds to simulate.") var virtualSeconds: Double = 10
-    @Option(help: "Client tasks.") var clients: Int = 1_000
-    @Option(help: "Server nodes.") var servers: Int = 10
+    @Option(parsing: .unconditional, help: "Virtual seconds to simulate.") var virtualSeconds: Double = 10
+    @Option(parsing: .unconditional, help: "Client tasks.") var clients: Int = 1_000
+    @Option(parsing: .unconditional, help: "Server nodes.") var servers: Int = 10
     @Option(name: .customLong("c-mesh"), help: ArgumentHelp("The bare C loop built from shared/bench/c_mesh.c: run before and after ours, same virtual seconds, for the ratio.", valueName: "binary"))
     var cMesh: String?
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
@@ -94,9 +94,9 @@ struct ScenarioBench: AsyncParsableCommand {
             """)
 
     @Argument(help: "The scenario file (YAML).") var scenario: String
-    @Option(help: "Orders per second offered (default: the scenario's).") var rate: Double?
-    @Option(help: ArgumentHelp("Length of the chaos phase (default: the scenario's).", valueName: "duration")) var duration: String?
-    @Option(help: "Seed (default: the scenario's).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Orders per second offered (default: the scenario's).") var rate: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase (default: the scenario's).", valueName: "duration")) var duration: String?
+    @Option(parsing: .unconditional, help: "Seed (default: the scenario's).") var seed: UInt64?
     @Option(name: .customLong("out"), help: "Keep the run's reports here (default: a temporary folder, removed).") var outputDirectory: String?
     @Flag(name: .customLong("files-on-disk"), help: ArgumentHelp(filesOnDiskHelp)) var filesOnDisk = false
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
@@ -195,10 +195,10 @@ struct TransportBench: ParsableCommand {
 
     static let window = 100
 
-    @Option(help: "Sequential round trips, over all rounds.") var roundTrips: Int = 10_000
-    @Option(help: "Pipelined calls, over all rounds.") var pipelined: Int = 50_000
-    @Option(help: "Payload bytes.") var payload: Int = 64
-    @Option(help: "Alternating rounds (transport, socket layer, then raw).") var rounds: Int = 5
+    @Option(parsing: .unconditional, help: "Sequential round trips, over all rounds.") var roundTrips: Int = 10_000
+    @Option(parsing: .unconditional, help: "Pipelined calls, over all rounds.") var pipelined: Int = 50_000
+    @Option(parsing: .unconditional, help: "Payload bytes.") var payload: Int = 64
+    @Option(parsing: .unconditional, help: "Alternating rounds (transport, socket layer, then raw).") var rounds: Int = 5
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
     func validate() throws {
@@ -252,17 +252,17 @@ struct E2EBench: AsyncParsableCommand {
             -c release for figures worth quoting. Exit status 0; 2 when an invariant failed.
             """)
 
-    @Option(help: "Orders per second offered (the first step's with --find-max).") var rate: Double = 200
-    @Option(help: ArgumentHelp("How long each step sends orders.", valueName: "duration")) var duration = "10s"
+    @Option(parsing: .unconditional, help: "Orders per second offered (the first step's with --find-max).") var rate: Double = 200
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long each step sends orders.", valueName: "duration")) var duration = "10s"
     @Flag(help: "Raise the rate by half per step while the p99 stays under --p99.") var findMax = false
-    @Option(help: ArgumentHelp("The p99 bound for --find-max, e.g. 50ms.", valueName: "duration")) var p99 = "50ms"
-    @Option(help: "Multiply every shop's stock by this.") var stock = 100
-    @Option(name: .customLong("provider-time"), help: ArgumentHelp("How long the payment provider (swishpay) takes per charge.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("The p99 bound for --find-max, e.g. 50ms.", valueName: "duration")) var p99 = "50ms"
+    @Option(parsing: .unconditional, help: "Multiply every shop's stock by this.") var stock = 100
+    @Option(name: .customLong("provider-time"), parsing: .unconditional, help: ArgumentHelp("How long the payment provider (swishpay) takes per charge.", valueName: "duration"))
     var providerTime = "20ms"
     @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
     @Option(help: ArgumentHelp("When the databases wait for the disk: before-send (production's: commits are synced before anything leaves the service, so an acknowledged commit survives a power loss), full (SQLite syncs every commit), normal or off (docs/durability.md).", valueName: "mode"))
     var synchronous = "before-send"
-    @Option(name: .customLong("out"), help: "Output folder (default: reports/bench-e2e).") var outputDirectory = "reports/bench-e2e"
+    @Option(name: .customLong("out"), help: "Output folder.") var outputDirectory = "reports/bench-e2e"
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
     struct Step {
@@ -288,13 +288,16 @@ struct E2EBench: AsyncParsableCommand {
             throw ValidationError("--duration must be a positive duration up to 1h, such as 10s")
         }
         guard let bound = Duration(parsing: p99), bound > .zero else { throw ValidationError("--p99 must be a duration such as 50ms") }
-        guard rate > 0, rate <= 20_000 else { throw ValidationError("--rate must be from 0 to 20000 orders per second") }
+        guard rate > 0, rate <= 20_000 else { throw ValidationError("--rate must be above 0 and at most 20000 orders per second, not \(rate)") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
         guard let synchronousMode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
         guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }
+        // Steps are added to what is there (each `rate-N` replaced), in a folder of erp's only.
+        try OutputFolder.check(outputDirectory)
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        OutputFolder.mark(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
         let (loaded, fixturesPath) = try fixturesWithStock(fixtures, times: stock, into: out)
 

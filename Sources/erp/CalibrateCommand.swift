@@ -26,9 +26,9 @@ struct Calibrate: AsyncParsableCommand {
             """)
 
     @Argument(help: "The scenario file (YAML), e.g. scenarios/happy-path.yaml.") var scenario: String
-    @Option(help: ArgumentHelp("Length of the chaos phase of both runs (real time over ZeroMQ).", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase of both runs (real time over ZeroMQ).", valueName: "duration"))
     var duration = "10s"
-    @Option(help: "Seed of the workload (default: the scenario's).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Seed of the workload (default: the scenario's).") var seed: UInt64?
     @Option(name: .customLong("out"), help: "Output folder (default: reports/calibrate-SCENARIO).") var outputDirectory: String?
     @Flag(help: "Print the services' log lines of the ZeroMQ run to standard error.") var log = false
 
@@ -44,7 +44,11 @@ struct Calibrate: AsyncParsableCommand {
         let fixtures = try loadFixtures(fixturesPath)
         let out = outputDirectory ?? "reports/calibrate-\(loaded.name)"
         let fm = FileManager.default
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        do {
+            try OutputFolder.check(out)
+            try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+            OutputFolder.mark(out)
+        } catch { throw fail("--out \(error)") }
 
         // 1. Reality: the services as processes, nothing added to their network.
         var measured = loaded

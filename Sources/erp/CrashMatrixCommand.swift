@@ -27,14 +27,14 @@ struct CrashMatrix: AsyncParsableCommand {
             every cell held every invariant, 2 otherwise, 1 on bad input.
             """)
 
-    @Option(help: "Orders per second.") var rate: Double = 20
-    @Option(help: ArgumentHelp("Length of each cell's chaos phase (real time).", valueName: "duration")) var duration = "9s"
+    @Option(parsing: .unconditional, help: "Orders per second.") var rate: Double = 20
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of each cell's chaos phase (real time).", valueName: "duration")) var duration = "9s"
     @Option(help: "Only these services (comma-separated; default: every service of the topology, then the pause cells).")
     var services: String?
     @Option(help: "The scenario the cells start from (workload, resilience); its faults are replaced.")
     var base = "scenarios/happy-path.yaml"
-    @Option(name: .customLong("out"), help: "Output folder (default: reports/crash-matrix).") var outputDirectory = "reports/crash-matrix"
-    @Option(name: .customLong("breaker-reset"), help: ArgumentHelp("The circuit breakers' reset timeout (the seed's is 30s; the heal phase lasts at least this plus 12s).", valueName: "duration"))
+    @Option(name: .customLong("out"), help: "Output folder.") var outputDirectory = "reports/crash-matrix"
+    @Option(name: .customLong("breaker-reset"), parsing: .unconditional, help: ArgumentHelp("The circuit breakers' reset timeout (the seed's is 30s; the heal phase lasts at least this plus 12s).", valueName: "duration"))
     var breakerReset = "3s"
 
     struct Cell: Codable {
@@ -55,7 +55,7 @@ struct CrashMatrix: AsyncParsableCommand {
         guard let chaos = Duration(parsing: duration), chaos >= .seconds(3), chaos <= .seconds(600) else {
             throw ValidationError("--duration must be from 3s to 10m, such as 9s")
         }
-        guard rate > 0, rate <= 1_000 else { throw ValidationError("--rate must be from 0 to 1000 orders per second") }
+        guard rate > 0, rate <= 1_000 else { throw ValidationError("--rate must be above 0 and at most 1000 orders per second, not \(rate)") }
         guard let reset = Duration(parsing: breakerReset), reset > .zero, reset <= .seconds(300) else {
             throw ValidationError("--breaker-reset must be a duration from 1ms to 5m, such as 3s")
         }
@@ -80,7 +80,12 @@ struct CrashMatrix: AsyncParsableCommand {
         var pauses: [ServiceName] = [.eventBus, .order]
         if let services {
             victims = []
-            for name in services.split(separator: ",").map(String.init) {
+            let names = services.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            // An empty list would run no cell and pass: a CI script whose variable came out empty.
+            guard !names.contains("") else {
+                throw ValidationError("--services: an empty service name in '\(services)'; give services such as order,inventory")
+            }
+            for name in names {
                 guard let service = ServiceName(named: name) else {
                     throw ValidationError("--services: unknown service '\(name)'; known: \(all.map(\.rawValue).joined(separator: ", "))")
                 }

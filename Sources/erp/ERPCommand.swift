@@ -30,6 +30,43 @@ struct ERPCommand: AsyncParsableCommand {
             second run's trace different.
             """,
         subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
+
+    /// ArgumentParser's `main`, with one exit status for every bad command line: 1, as this help
+    /// and the README say (ArgumentParser answers 64 for what it checks itself and for a
+    /// `ValidationError`, so one mistake exited 1 and the next 64). And a subcommand's own
+    /// refusal names the subcommand: ArgumentParser printed the root's usage under it.
+    static func main() async {
+        var parsed: (any ParsableCommand)?
+        do {
+            var command = try parseAsRoot()
+            parsed = command
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let refusal as ValidationError where parsed != nil {
+            let path = parsed.flatMap { Self.commandPath(to: type(of: $0)) } ?? "erp"
+            FileHandle.standardError.write(Data("Error: \(refusal.message)\nSee '\(path) --help'.\n".utf8))
+            Foundation.exit(ExitStatus.invalidInput)
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(ExitStatus.invalidInput)
+        }
+    }
+
+    /// "erp bench e2e" for `Bench.E2E.self`: the words that run a subcommand.
+    static func commandPath(to target: any ParsableCommand.Type) -> String? {
+        func search(_ type: any ParsableCommand.Type, _ words: [String]) -> [String]? {
+            if type == target { return words }
+            for sub in type.configuration.subcommands {
+                if let found = search(sub, words + [sub._commandName]) { return found }
+            }
+            return nil
+        }
+        return search(Self.self, ["erp"])?.joined(separator: " ")
+    }
 }
 
 enum ExitStatus {
@@ -64,10 +101,10 @@ struct Run: AsyncParsableCommand {
     @Argument(help: "The scenario file (YAML), e.g. scenarios/happy-path.yaml.")
     var scenario: String
 
-    @Option(help: "Seed of the run (default: the scenario's seed). In zmq mode it seeds the workload only.")
+    @Option(parsing: .unconditional, help: "Seed of the run (default: the scenario's seed). In zmq mode it seeds the workload only.")
     var seed: UInt64?
 
-    @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).")
+    @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/). A folder erp wrote is replaced; a path holding anything else is refused.")
     var outputDirectory: String?
 
     @Flag(name: .customLong("files-on-disk"), help: ArgumentHelp(filesOnDiskHelp))
@@ -76,11 +113,11 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: RunMode = .simulation
 
-    @Option(help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor: its longest breaker reset plus 10 s) and the expectations.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor: its longest breaker reset plus 10 s) and the expectations.",
                                valueName: "duration"))
     var duration: String?
 
-    @Flag(help: "Print the services' log lines to standard error (simulation: virtual timestamps).")
+    @Flag(help: "Print the services' log lines to standard error: their state transitions and errors (simulation: on virtual time).")
     var log = false
 
     @Flag(help: "Simulation: run it a second time and compare the traces line by line (exit 6 on the first difference).")
@@ -91,6 +128,7 @@ struct Run: AsyncParsableCommand {
     var defects: [String] = []
 
     func run() async throws {
+        if checkDeterminism, mode != .simulation { throw failure("--check-determinism compares traces: simulation only, not --mode \(mode.rawValue)") }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
         var reproduce = [CommandLine.arguments.first ?? "erp", "run", loaded.path.isEmpty ? scenario : loaded.path]
@@ -120,10 +158,11 @@ struct Run: AsyncParsableCommand {
         // Write into a scratch folder and move it into place at the end: no half-written report.
         let partial = out + ".partial"
         let fm = FileManager.default
-        try? fm.removeItem(atPath: partial)
+        // Both paths checked before the run, not after it: a path erp may not replace is refused
+        // at once.
+        do { try OutputFolder.check(out); try freshDirectory(partial) } catch { throw failure("--out \(error)") }
         let summary: RunSummary
         do {
-            try fm.createDirectory(atPath: partial, withIntermediateDirectories: true)
             let backend: any ScenarioBackend
             switch mode {
             case .zmq:
@@ -150,7 +189,6 @@ struct Run: AsyncParsableCommand {
         print(summary.humanSummary)
         print("wall time: \(summary.wallSeconds)s; reports in \(out)")
         if checkDeterminism {
-            guard mode == .simulation else { throw failure("--check-determinism compares traces: simulation only") }
             // In a process of its own: hashing is seeded per process, so only another process shows
             // an order that depends on it.
             let again = out + "/replay"
@@ -210,8 +248,9 @@ struct Keys: ParsableCommand {
                 Writes <name>.key (the secret key, mode 0600) and <name>.pub for every service and every \
                 client the topology admits (security.clients) into its curveKeys folder (or --out), and, \
                 when the topology has a devices section, a pair per device of the fixtures into its \
-                devices.keys folder (the device registry: each device has a key of its own). Existing \
-                pairs are kept unless --replace.
+                devices.keys folder (the device registry: each device has a key of its own). With --out \
+                every key goes under that folder, the devices' into its devices/ subfolder, and the \
+                topology's folders are left alone. Existing pairs are kept unless --replace.
                 """)
 
         @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
@@ -231,7 +270,9 @@ struct Keys: ParsableCommand {
             }
             let made = try KeyStore(directory: folder).generate(named: loaded.services.map(\.rawValue) + loaded.clients, replace: replace)
             print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.joined(separator: ", "))")
-            if let deviceFolder = loaded.deviceKeyDirectory {
+            // --out takes every key, so that trying the command elsewhere never replaces the registry's.
+            if let registry = loaded.deviceKeyDirectory {
+                let deviceFolder = directory.map { $0 + "/devices" } ?? registry
                 let devices: Fixtures
                 do { devices = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: self.fixtures))) } catch {
                     FileHandle.standardError.write(Data("erp: fixtures \(self.fixtures) cannot be read: \(error)\n".utf8))
@@ -335,6 +376,12 @@ struct Up: ParsableCommand {
     func run() throws {
         let loaded = try loadTopology(topology)
         _ = try loadFixtures(fixtures)
+        let problems = loaded.preflightProblems()
+        guard problems.isEmpty else {
+            for problem in problems { FileHandle.standardError.write(Data("erp up: \(problem)\n".utf8)) }
+            FileHandle.standardError.write(Data("erp up: nothing started\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: erpExecutable,
                   arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"])

@@ -89,8 +89,12 @@ struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "dead-letters", abstract: "List dead letters, oldest first.")
         @OptionGroup var location: Location
         @Option(help: "Only this consumer group's.") var group: String?
-        @Option(help: "At most this many.") var limit = 100
+        @Option(parsing: .unconditional, help: "At most this many.") var limit = 100
         @Flag(help: "One JSON object instead of a table.") var json = false
+
+        func validate() throws {
+            guard limit >= 1 else { throw ValidationError("--limit must be at least 1, not \(limit)") }
+        }
 
         func run() async throws {
             if let group { _ = try Events.subscription(group) }
@@ -113,7 +117,7 @@ struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Put a group's dead letters back in its queue.")
         @OptionGroup var location: Location
         @Option(help: "The consumer group.") var group: String
-        @Option(name: .customLong("seq"), help: "Only the dead letter at this log position (repeatable).") var sequences: [Int64] = []
+        @Option(name: .customLong("seq"), parsing: .unconditionalSingleValue, help: "Only the dead letter at this log position (repeatable).") var sequences: [Int64] = []
 
         func run() async throws {
             _ = try Events.subscription(group)
@@ -137,11 +141,14 @@ struct Events: AsyncParsableCommand {
                 """)
         @OptionGroup var location: Location
         @Option(help: "The consumer group.") var group: String
-        @Option(help: "First log position to replay.") var from: Int64?
-        @Option(help: "Replay events appended at or after this time (ms since the epoch).") var since: Int64?
+        @Option(parsing: .unconditional, help: "First log position to replay.") var from: Int64?
+        @Option(parsing: .unconditional, help: "Replay events appended at or after this time (ms since the epoch).") var since: Int64?
 
         func validate() throws {
             guard from == nil || since == nil else { throw ValidationError("give --from or --since, not both") }
+            // Explicit: a bare replay of the whole log to a group is too big a thing to do by default.
+            guard from != nil || since != nil else { throw ValidationError("give --from N (a log position; 0: the whole log) or --since MS") }
+            if let from, from < 0 { throw ValidationError("--from must be a log position, 0 or more, not \(from)") }
         }
 
         func run() async throws {

@@ -27,12 +27,12 @@ struct Explore: AsyncParsableCommand {
     @Argument(help: "Scenario files (YAML).") var scenarios: [String]
     @Option(help: ArgumentHelp("Seeds: a range and/or single seeds, e.g. 1..100 or 1..5,9,20..30.", valueName: "seeds"))
     var seeds: String = "1..20"
-    @Option(help: "Worker processes at a time (default: the machine's cores).") var jobs: Int?
-    @Option(help: ArgumentHelp("Stop starting seeds after this long, e.g. 10m (the running ones finish).", valueName: "duration"))
+    @Option(parsing: .unconditional, help: "Worker processes at a time (default: the machine's cores).") var jobs: Int?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop starting seeds after this long, e.g. 10m (the running ones finish).", valueName: "duration"))
     var time: String?
     @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).") var outputDirectory: String?
     @Option(help: "Backend of every run: simulation or zmq.") var mode: RunMode = .simulation
-    @Option(help: ArgumentHelp("Passed to each run: length of the chaos phase (zmq mode).", valueName: "duration")) var duration: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Passed to each run: length of the chaos phase (zmq mode).", valueName: "duration")) var duration: String?
     @Flag(help: "Keep the full report of passing seeds too.") var keepPassing = false
     @Flag(help: "Swarm: each seed draws its own fault schedule and order rate from the scenario's vocabulary, written beside its report as seed-N.yaml (its reproduce command runs that file).")
     var swarm = false

@@ -20,7 +20,7 @@ struct Replay: AsyncParsableCommand {
             """)
 
     @Argument(help: "The report folder.") var report: String
-    @Option(help: "Lines shown around the first difference.") var context = 3
+    @Option(parsing: .unconditional, help: "Lines shown around the first difference.") var context = 3
 
     func run() async throws {
         let summaryPath = report + "/summary.json", tracePath = report + "/trace.log"
@@ -55,8 +55,7 @@ func rerun(scenarioPath: String, seed: UInt64, chaos: Duration, into directory: 
     }
     if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
     let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))
-    try? FileManager.default.removeItem(atPath: directory)
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try freshDirectory(directory)
     let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
     let runner = ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
                                 reproduce: "erp run \(scenarioPath) --seed \(seed)")

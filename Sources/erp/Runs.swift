@@ -9,10 +9,54 @@ import Foundation
 /// This binary: what `erp serve` children and explore's workers are started from.
 let erpExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
 
-/// An empty folder at `path`; whatever was there goes.
+/// An empty folder at `path`, marked as erp's (`OutputFolder`). What was there goes only if erp
+/// made it; anything else (a file, someone's folder) is refused and left as it is.
 func freshDirectory(_ path: String) throws {
+    try OutputFolder.check(path)
     try? FileManager.default.removeItem(atPath: path)
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    OutputFolder.mark(path)
+}
+
+/// Which folders erp may replace: `--out` names a folder that a command empties before writing
+/// into it (a run of the same seed again, a soak again), and a mistyped path must never cost the
+/// user a file. A path may be replaced when nothing is there, when it is an empty folder, or when
+/// it is a folder erp wrote: it holds the marker file (every folder `freshDirectory` makes), or,
+/// from before the marker, a run's `summary.json`.
+enum OutputFolder {
+    static let markerName = ".erp-output"
+
+    struct Refusal: Error, CustomStringConvertible {
+        var path: String
+        var why: String
+        var description: String {
+            "\(path): \(why); erp replaces only a folder of its own reports (choose another --out, or remove it yourself)"
+        }
+    }
+
+    static func check(_ path: String) throws {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            // A dangling symbolic link is something too, and not ours.
+            if (try? fm.destinationOfSymbolicLink(atPath: path)) != nil { throw Refusal(path: path, why: "a symbolic link is there") }
+            return
+        }
+        if (try? fm.destinationOfSymbolicLink(atPath: path)) != nil { throw Refusal(path: path, why: "a symbolic link is there") }
+        guard isDirectory.boolValue else { throw Refusal(path: path, why: "a file is there, not a folder") }
+        let entries: [String]
+        do { entries = try fm.contentsOfDirectory(atPath: path) } catch {
+            throw Refusal(path: path, why: "the folder cannot be read (\(error.localizedDescription))")
+        }
+        if entries.isEmpty || entries.contains(markerName) || entries.contains("summary.json") { return }
+        let shown = entries.sorted().prefix(3).joined(separator: ", ") + (entries.count > 3 ? ", …" : "")
+        throw Refusal(path: path, why: "a folder erp did not write is there (it holds \(shown))")
+    }
+
+    static func mark(_ path: String) {
+        FileManager.default.createFile(atPath: path + "/" + markerName,
+                                       contents: Data("Written by erp: a later --out naming this folder may replace it.\n".utf8))
+    }
 }
 
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).

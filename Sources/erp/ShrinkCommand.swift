@@ -26,9 +26,10 @@ struct Shrink: AsyncParsableCommand {
     @Argument(help: "The failing run's report folder.") var report: String
     @Option(help: "The invariant that must stay broken (default: the report's first failing one).") var invariant: String?
     @Option(name: .customLong("out"), help: "Output folder (default: REPORT/shrink).") var outputDirectory: String?
-    @Option(help: "At most this many candidate runs.") var budget = 200
+    @Option(parsing: .unconditional, help: "At most this many candidate runs.") var budget = 200
 
     func run() async throws {
+        guard budget >= 1 else { throw fail("--budget must be at least 1 (the first run checks that the report's scenario still fails), not \(budget)") }
         guard let data = FileManager.default.contents(atPath: report + "/summary.json"),
               let summary = try? JSONDecoder().decode(RunSummary.self, from: data) else { throw fail("no run summary in \(report)") }
         guard summary.mode == RunMode.simulation.rawValue else { throw fail("\(report) is a \(summary.mode) run; shrinking runs in simulation") }
@@ -45,7 +46,11 @@ struct Shrink: AsyncParsableCommand {
         let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
         let out = outputDirectory ?? report + "/shrink"
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        do {
+            try OutputFolder.check(out)
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            OutputFolder.mark(out)
+        } catch { throw fail("--out \(error)") }
 
         var runs = 0
         /// Whether `candidate` still breaks `target` with the report's seed.

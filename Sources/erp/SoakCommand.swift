@@ -38,17 +38,17 @@ struct Soak: AsyncParsableCommand {
             0 when everything holds, 2 when something did not.
             """)
 
-    @Option(help: ArgumentHelp("How long to send orders.", valueName: "duration")) var duration = "10m"
-    @Option(help: "Orders per second (instead of --share of --capacity).") var rate: Double?
-    @Option(help: "The share of --capacity to run at.") var share = 0.5
-    @Option(help: "Orders per second the system sustains (erp bench e2e --find-max).") var capacity: Double?
-    @Option(help: ArgumentHelp("How often to sample.", valueName: "duration")) var every = "1m"
-    @Option(name: .customLong("warm-up"), help: ArgumentHelp("Samples before this are the warm-up, not judged.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long to send orders.", valueName: "duration")) var duration = "10m"
+    @Option(parsing: .unconditional, help: "Orders per second (instead of --share of --capacity).") var rate: Double?
+    @Option(parsing: .unconditional, help: "The share of --capacity to run at.") var share = 0.5
+    @Option(parsing: .unconditional, help: "Orders per second the system sustains (erp bench e2e --find-max).") var capacity: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("How often to sample.", valueName: "duration")) var every = "1m"
+    @Option(name: .customLong("warm-up"), parsing: .unconditional, help: ArgumentHelp("Samples before this are the warm-up, not judged.", valueName: "duration"))
     var warmUp = "2m"
-    @Option(help: "Multiply every shop's stock by this.") var stock = 1000
+    @Option(parsing: .unconditional, help: "Multiply every shop's stock by this.") var stock = 1000
     @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
     @Option(help: ArgumentHelp("When the databases wait for the disk: before-send (production's), full, normal or off (docs/durability.md).", valueName: "mode")) var synchronous = "before-send"
-    @Option(name: .customLong("out"), help: "Output folder (default: reports/soak).") var outputDirectory = "reports/soak"
+    @Option(name: .customLong("out"), help: "Output folder.") var outputDirectory = "reports/soak"
     @Flag(help: "Print one JSON object with the figures as the last line.") var json = false
 
     /// One sample of one process.
@@ -101,7 +101,7 @@ struct Soak: AsyncParsableCommand {
         } else {
             throw ValidationError("give --rate, or --capacity (what erp bench e2e --find-max reports) and --share")
         }
-        guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be from 0 to 20000 orders per second") }
+        guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be above 0 and at most 20000 orders per second, not \(target)") }
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
         guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
 

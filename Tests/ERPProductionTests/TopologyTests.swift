@@ -136,3 +136,47 @@ let sample = """
         }
     }
 }
+
+/// `erp up`'s check before it starts anything.
+@Suite struct TopologyPreflightTests {
+    /// A topology whose addresses are taken (a second `erp up`) made every service exit at its
+    /// bind and restart forever while `erp up` printed the gateway's address as if it were up.
+    @Test func aTopologyThatCannotStartIsRefusedBeforeAnythingStarts() throws {
+        var listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { if listener >= 0 { close(listener) } }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try #require(withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        })
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-preflight-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let free = try freeLoopbackPort()
+        let topology = try Topology.parse("""
+            name: t
+            dataDirectory: \(dir)/data
+            http: {host: 127.0.0.1, port: \(port), apiKeys: [k]}
+            security: {curveKeys: \(dir)/keys}
+            services:
+              order: tcp://127.0.0.1:\(port)
+              gateway: tcp://127.0.0.1:\(free)
+            """, file: "t.yaml", environment: [:])
+        let problems = topology.preflightProblems()
+        #expect(problems.contains { $0.contains("order's endpoint") && $0.contains("another process listens there") }, "\(problems)")
+        #expect(problems.contains { $0.contains("the gateway's HTTP port") }, "\(problems)")
+        #expect(problems.contains { $0.contains("no secret key for order, gateway") }, "\(problems)")
+        #expect(!problems.contains { $0.contains("gateway's endpoint") }, "a free address is no problem: \(problems)")
+
+        close(listener)
+        listener = -1
+        try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
+        for name in ["order", "gateway"] { FileManager.default.createFile(atPath: dir + "/keys/\(name).key", contents: Data()) }
+        #expect(topology.preflightProblems() == [])
+    }
+}

@@ -1,0 +1,102 @@
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// What a user's mistakes on the command line get: never a lost file, one exit status (1) for
+/// every bad command line, a message that says what was wrong. Each case here was found by
+/// trying the tool as a new user (2026-12-06).
+@Suite(.serialized) struct CommandLineTests {
+    private func scratch(_ label: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-cli-\(label)-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// `--out` replaced whatever was at its path: a file (the README, in the trial), a folder of
+    /// someone's files. Now only nothing, an empty folder or a folder erp wrote is replaced.
+    @Test func outNeverReplacesWhatErpDidNotWrite() async throws {
+        let dir = try scratch("out")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/notes.txt"
+        try "mine".write(toFile: file, atomically: true, encoding: .utf8)
+        let mine = dir + "/mine"
+        try FileManager.default.createDirectory(atPath: mine + "/sub", withIntermediateDirectories: true)
+        try "precious".write(toFile: mine + "/precious.txt", atomically: true, encoding: .utf8)
+
+        for (command, target) in [(["run", "scenarios/payment-declines.yaml", "--duration", "2s"], file),
+                                  (["run", "scenarios/payment-declines.yaml", "--duration", "2s"], mine),
+                                  (["bench", "scenario", "scenarios/payment-declines.yaml", "--duration", "2s"], mine)] {
+            let refused = try await runErp(command + ["--out", target])
+            #expect(refused.status == 1, "\(command) --out \(target): \(refused.output)")
+            #expect(refused.output.contains("erp replaces only a folder of its own reports"), "\(refused.output)")
+        }
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "mine")
+        #expect(try String(contentsOfFile: mine + "/precious.txt", encoding: .utf8) == "precious")
+        #expect(FileManager.default.fileExists(atPath: mine + "/sub"))
+        #expect(!FileManager.default.fileExists(atPath: file + ".partial") && !FileManager.default.fileExists(atPath: mine + ".partial"))
+
+        // A folder erp wrote is replaced: the same run again, into the same folder.
+        let report = dir + "/report"
+        for _ in 0..<2 {
+            let run = try await runErp(["run", "scenarios/payment-declines.yaml", "--duration", "2s", "--out", report])
+            #expect(run.status == 0, "\(run.output)")
+        }
+        #expect(FileManager.default.fileExists(atPath: report + "/.erp-output") && FileManager.default.fileExists(atPath: report + "/summary.json"))
+    }
+
+    /// ArgumentParser exits 64 for what it checks itself and for a subcommand's `ValidationError`
+    /// (`--mode zqm`, `--rate 0`), while the other refusals exit 1; and a negative number was
+    /// read as a missing value. Each bad command line now exits 1 and says what was wrong.
+    @Test func everyBadCommandLineExitsOneAndSaysWhatWasWrong() async throws {
+        let cases: [([String], String)] = [
+            (["run", "scenarios/happy-path.yaml", "--mode", "zqm"], "'zqm' is invalid for '--mode"),
+            (["run", "scenarios/happy-path.yaml", "--duration", "-5s"], "--duration must be a positive duration"),
+            (["run", "scenarios/happy-path.yaml", "--seed", "-1"], "'-1' is invalid for '--seed"),
+            (["explore", "scenarios/happy-path.yaml", "--jobs", "-1"], "--jobs must be from 1"),
+            (["bench", "e2e", "--rate", "0"], "--rate must be above 0"),
+            (["crash-matrix", "--services", ""], "--services: an empty service name"),
+            (["run", "scenarios/happy-path.yaml", "--mode", "zmq", "--check-determinism"], "simulation only"),
+            (["events", "replay", "reports", "--group", "report"], "give --from N"),
+            (["events", "dead-letters", "reports", "--limit", "-3"], "--limit must be at least 1"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try await runErp(arguments)
+            #expect(result.status == 1, "\(arguments): exit \(result.status): \(result.output)")
+            #expect(result.output.contains(expected), "\(arguments): \(result.output)")
+            #expect(!result.output.contains("Usage: erp <subcommand>"), "\(arguments): the root's usage under a subcommand's error")
+        }
+        // A subcommand's own refusal points at its own help.
+        let rate = try await runErp(["bench", "e2e", "--rate", "0"])
+        #expect(rate.output.contains("See 'erp bench e2e --help'"), "\(rate.output)")
+    }
+
+    /// `--log` printed nothing in simulation: the services' transitions went only to the trace
+    /// (over ZeroMQ they are the services' log). Now they are log lines too, on virtual time.
+    @Test func logPrintsTheServicesTransitionsInSimulation() async throws {
+        let dir = try scratch("log")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try await runErp(["run", "scenarios/payment-declines.yaml", "--duration", "2s", "--out", dir + "/run", "--log"])
+        #expect(run.status == 0, "\(run.output)")
+        let lines = run.output.split(separator: "\n").filter { $0.hasPrefix("[") && $0.contains(" order info order ") && $0.hasSuffix("accepted correlation_id=corr-1") }
+        #expect(!lines.isEmpty, "\(run.output.prefix(2_000))")
+    }
+
+    /// `keys generate --out DIR --replace` wrote the services' keys into DIR but replaced the
+    /// device registry's keys (the checked-in `fixtures/device-keys`) in place.
+    @Test func keysGenerateOutKeepsEveryKeyUnderItsFolder() async throws {
+        let dir = try scratch("keys")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = packageRoot + "/fixtures/device-keys"
+        func snapshot() throws -> [String: Data] {
+            var files: [String: Data] = [:]
+            for name in try FileManager.default.contentsOfDirectory(atPath: registry) { files[name] = FileManager.default.contents(atPath: registry + "/" + name) }
+            return files
+        }
+        let before = try snapshot()
+        let made = try await runErp(["keys", "generate", "--out", dir, "--replace"])
+        #expect(made.status == 0, "\(made.output)")
+        #expect(made.output.contains("device keys in \(dir)/devices"), "\(made.output)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/order.key") && FileManager.default.fileExists(atPath: dir + "/devices/device_malmo_01.pub"))
+        #expect(try snapshot() == before, "the registry's keys changed")
+    }
+}
