@@ -176,7 +176,7 @@ let package = Package(
         ]),
         .executableTarget(name: "erp", dependencies: [
             "ERPCore", "ERPSimulation", "ERPScenario", "ERPReports", "ERPProduction", "ERPZeroMQ", "ERPServices", "ERPBenchmarks",
-            "ERPSimulationBackend", "ERPZeroMQBackend", "ERPStorage", "ERPTransport",
+            "ERPSimulationBackend", "ERPZeroMQBackend", "ERPStorage", "ERPTransport", "ERPConfiguration", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),

@@ -4,6 +4,7 @@
 // are read here once.
 import ERPCore
 import ERPResilience
+import Foundation
 import Yams
 
 /// A configuration file that cannot be used, with the place and the reason: `file:line: reason`.
@@ -24,6 +25,19 @@ public struct ConfigurationReader: Sendable {
 
     public init(file: String) { self.file = file }
 
+    /// The line (1-based) of the second line from `first` on that starts with `key:` (block
+    /// style, any indentation): where a duplicated key is given again. Nil if there is none.
+    static func secondOccurrence(of key: String, from first: Int, in text: String) -> Int? {
+        var seen = 0
+        for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where offset + 1 >= first {
+            let trimmed = line.drop { $0 == " " || $0 == "-" }
+            guard trimmed.hasPrefix(key + ":") || trimmed.hasPrefix("\"\(key)\":") || trimmed.hasPrefix("'\(key)':") else { continue }
+            seen += 1
+            if seen == 2 { return offset + 1 }
+        }
+        return nil
+    }
+
     /// The document's root node; syntax errors name their line.
     public func root(of text: String) throws(ConfigurationError) -> Node {
         if let line = Self.explicitKeyLine(in: text) {
@@ -39,6 +53,11 @@ public struct ConfigurationReader: Sendable {
             switch error {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
                 throw ConfigurationError(file: file, line: mark.line, message: "YAML syntax: \(problem)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                // Yams names the mapping's first line; the user wants the second occurrence's.
+                let key = duplicates.sorted().first ?? ""
+                throw ConfigurationError(file: file, line: Self.secondOccurrence(of: key, from: context.mark.line, in: text) ?? context.mark.line,
+                                         message: "'\(key)' is given twice in one mapping")
             default:
                 throw ConfigurationError(file: file, line: nil, message: "YAML: \(error)")
             }
@@ -216,6 +235,13 @@ public struct ConfigurationReader: Sendable {
         }
         let settings = TokenBucketSettings(capacity: try integer(capacity, what + ".capacity"),
                                            refillRatePerSecond: try number(refill, what + ".refillPerSecond"))
+        // Checked under the file's own key names (the settings' check names its fields).
+        guard (1...TokenBucketSettings.capacityMax).contains(settings.capacity) else {
+            throw fail(capacity, "\(what).capacity must be from 1 to \(TokenBucketSettings.capacityMax), got \(settings.capacity)")
+        }
+        guard TokenBucketSettings.refillRatePerSecondRange.contains(settings.refillRatePerSecond) else {
+            throw fail(refill, "\(what).refillPerSecond must be from 0.001 to 1000000000 (tokens per second), got \(settings.refillRatePerSecond)")
+        }
         do throws(ResilienceConfigurationError) { try settings.validate() } catch { throw fail(node, "\(what): \(error)") }
         return settings
     }
@@ -273,4 +299,16 @@ public struct ConfigurationReader: Sendable {
     public func fail(_ node: Node?, _ message: String) -> ConfigurationError {
         ConfigurationError(file: file, line: line(node), message: message)
     }
+}
+
+/// Why the file at `path` could not be read, in words a user can act on ("no such file", "a
+/// folder, not a file") instead of a Foundation error's dump (`NSCocoaErrorDomain error 256`).
+public func whyUnreadable(_ path: String, _ error: any Error) -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "no such file" }
+    if isDirectory.boolValue { return "a folder, not a file" }
+    if !FileManager.default.isReadableFile(atPath: path) { return "not readable here (permission denied)" }
+    if error is DecodingError { return "\(error)" }
+    if let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String { return text }
+    return (error as NSError).localizedDescription
 }

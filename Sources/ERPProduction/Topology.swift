@@ -61,7 +61,7 @@ extension Topology {
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(TopologyError) -> Topology {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw TopologyError(file: path, line: nil, message: "cannot read the file: \(error.localizedDescription)")
+            throw TopologyError(file: path, line: nil, message: "cannot read the file: \(whyUnreadable(path, error))")
         }
         var topology = try parse(text, file: path, environment: environment)
         topology.path = path

@@ -181,7 +181,13 @@ public struct RunSummary: Codable, Sendable {
         }
         if rateLimited > 0 { lines.append("  gateway shed \(rateLimited) requests (429)") }
         if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
-        lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
+        if mode == "zmq" {
+            // Counted by each process's transport: the runner's own calls (fault controls, the
+            // control reports) are received but not sent by a service.
+            lines.append("network: \(network.sent) calls made by the services, \(network.delivered) requests received (the runner's included), \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
+        } else {
+            lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
+        }
         // Shown when a type was on the bus at more than one version (a rolling upgrade).
         let types = eventVersions.keys.map { $0.prefix { $0 != " " } }
         if Set(types).count < types.count {

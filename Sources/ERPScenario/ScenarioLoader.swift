@@ -20,7 +20,7 @@ public struct ScenarioLoader {
     public static func load(path: String) throws(ScenarioError) -> Scenario {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ScenarioError(file: path, line: nil, message: "cannot read the file: \(error.localizedDescription)")
+            throw ScenarioError(file: path, line: nil, message: "cannot read the file: \(whyUnreadable(path, error))")
         }
         var scenario = try ScenarioLoader(file: path).parse(text)
         scenario.path = path

@@ -242,6 +242,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             supervisor.stop()
             try? FileManager.default.removeItem(atPath: out)
             try? FileManager.default.removeItem(atPath: scratch)
+            FileHandle.standardError.write(Data("erp: interrupted: every service stopped; the run's report is not written\n".utf8))
             exit(130)
         }
         let skews = scenario.faults.compactMap { fault -> Duration? in

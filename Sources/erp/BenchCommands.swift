@@ -70,6 +70,9 @@ struct SimMesh: ParsableCommand {
 
     /// The C loop's deliveries per wall second (it prints `msgs_per_wall_s=N`).
     static func runC(_ binary: String, _ virtualSeconds: Double) throws -> Double {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("--c-mesh \(binary): no executable there (build it: gcc -O2 -o /tmp/c_mesh ../shared/bench/c_mesh.c)")
+        }
         let output = try runTool(binary, ["\(virtualSeconds)"])
         guard let field = output.split(separator: " ").first(where: { $0.hasPrefix("msgs_per_wall_s=") }),
               let value = Double(field.dropFirst("msgs_per_wall_s=".count)) else {

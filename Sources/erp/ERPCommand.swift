@@ -1,5 +1,7 @@
 import ArgumentParser
+import CMalloc
 import ERPBenchmarks
+import ERPConfiguration
 import ERPCore
 import ERPProduction
 import ERPServices
@@ -36,6 +38,9 @@ struct ERPCommand: AsyncParsableCommand {
     /// `ValidationError`, so one mistake exited 1 and the next 64). And a subcommand's own
     /// refusal names the subcommand: ArgumentParser printed the root's usage under it.
     static func main() async {
+        // Lines reach a file or a pipe as they are printed (`erp up > log`: the gateway's address
+        // arrived minutes late, behind the services' log lines, when fully buffered).
+        erp_line_buffer_stdout()
         var parsed: (any ParsableCommand)?
         do {
             var command = try parseAsRoot()
@@ -151,7 +156,7 @@ struct Run: AsyncParsableCommand {
         do {
             fixtures = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: fixturesPath)))
         } catch {
-            throw failure("\(scenario): fixtures \(fixturesPath) cannot be read: \(error)")
+            throw failure("\(scenario): fixtures \(fixturesPath) cannot be read: \(whyUnreadable(fixturesPath, error))")
         }
         let seed = self.seed ?? loaded.seed
         let out = outputDirectory ?? newReportDirectory(for: loaded.name + (mode == .zmq ? "-zmq" : ""), seed: seed)
@@ -275,7 +280,7 @@ struct Keys: ParsableCommand {
                 let deviceFolder = directory.map { $0 + "/devices" } ?? registry
                 let devices: Fixtures
                 do { devices = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: self.fixtures))) } catch {
-                    FileHandle.standardError.write(Data("erp: fixtures \(self.fixtures) cannot be read: \(error)\n".utf8))
+                    FileHandle.standardError.write(Data("erp: fixtures \(self.fixtures) cannot be read: \(whyUnreadable(self.fixtures, error))\n".utf8))
                     throw ExitCode(ExitStatus.invalidInput)
                 }
                 let madeForDevices = try KeyStore(directory: deviceFolder).generate(named: devices.devices.map(\.id), replace: replace)
@@ -294,7 +299,7 @@ func loadTopology(_ path: String) throws -> Topology {
 
 func loadFixtures(_ path: String) throws -> Fixtures {
     do { return try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-        FileHandle.standardError.write(Data("erp: fixtures \(path) cannot be read: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("erp: fixtures \(path) cannot be read: \(whyUnreadable(path, error))\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
 }

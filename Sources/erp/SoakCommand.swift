@@ -34,7 +34,8 @@ struct Soak: AsyncParsableCommand {
             HTTP connections to the gateway, are counted apart), and no interval's p99 is more than twice the median \
             interval's; and the invariants, from the databases.
 
-            Writes DIR/soak.md (the tables), DIR/soak.json and the run's own reports. Exit status \
+            Writes DIR/samples.txt (each sample as it is taken: kept when a soak is stopped \
+            early), DIR/soak.md (the tables), DIR/soak.json and the run's own reports. Exit status \
             0 when everything holds, 2 when something did not.
             """)
 
@@ -116,6 +117,12 @@ struct Soak: AsyncParsableCommand {
         try ScenarioWriter.yaml(scenario, header: ["Written by erp soak"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
         print(String(format: "soak: %.0f orders/s for %@, sampled every %@ (%@ warm-up), reports in %@",
                      target, length.shortDescription, interval.shortDescription, warm.shortDescription, out))
+        // Each sample is also on disk as soon as it is taken: a soak stopped early (Ctrl-C, a
+        // machine going down) keeps what it measured.
+        let samplesPath = out + "/samples.txt"
+        FileManager.default.createFile(atPath: samplesPath, contents: nil)
+        let samplesFile = FileHandle(forWritingAtPath: samplesPath)
+        defer { try? samplesFile?.close() }
         let databaseDirectory = runDirectory + "/db"
         var sampler: Task<[Sample], Never>?
         let (summary, backend) = try await runOverZeroMQ(
@@ -135,6 +142,7 @@ struct Soak: AsyncParsableCommand {
                                              heap: { backend.heap(of: $0, processId: $1) })
                     samples.append(sample)
                     print(Self.line(sample))
+                    samplesFile?.write(Data((Self.line(sample) + "\n").utf8))
                     next += interval
                     try? await Task.sleep(until: next)
                 }

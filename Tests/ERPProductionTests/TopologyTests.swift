@@ -44,6 +44,8 @@ let sample = """
         ("services:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\nresilience:\n  circuitBreaker: {timeout: -1s}\n", 5, "timeout"),
         ("http:\n  rateLimit: {capacity: 0, refillPerSecond: 5}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "capacity"),
         ("http:\n  rateLimit: {capacity: 10, refillPerSecond: fast}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "refillPerSecond must be a number"),
+        // Named as the file names it (the settings' own check says refillRatePerSecond).
+        ("http:\n  rateLimit: {capacity: 10, refillPerSecond: -25}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "http.rateLimit.refillPerSecond must be from 0.001"),
         ("http:\n  rateLimit: {capacity: 10}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "{capacity: N, refillPerSecond: R}"),
         ("http:\n  rateLimit: 10\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "http.rateLimit must be"),
         ("http:\n  rateLimit: {capacity: 10, refillPerSecond: 5, burst: 3}\nservices:\n  order: tcp://127.0.0.1:1\nsecurity: {plaintext: true}\n", 2, "unknown field 'burst'"),

@@ -58,6 +58,11 @@ import Testing
             (["run", "scenarios/happy-path.yaml", "--mode", "zmq", "--check-determinism"], "simulation only"),
             (["events", "replay", "reports", "--group", "report"], "give --from N"),
             (["events", "dead-letters", "reports", "--limit", "-3"], "--limit must be at least 1"),
+            // Files that cannot be read, in words instead of a Foundation error's dump.
+            (["run", "scenarios"], "scenarios: cannot read the file: a folder, not a file"),
+            (["run", "scenarios/no-such.yaml"], "cannot read the file: no such file"),
+            (["up", "--fixtures", "no-such.json"], "fixtures no-such.json cannot be read: no such file"),
+            (["bench", "sim-mesh", "--c-mesh", "/no/such/c_mesh"], "--c-mesh /no/such/c_mesh: no executable there"),
         ]
         for (arguments, expected) in cases {
             let result = try await runErp(arguments)

@@ -142,6 +142,9 @@ import Testing
         ("name: t\nfaults:\n  - {at: 1s, diskFull: order, restartAfter: 1s}\n", 3, "restartAfter belongs to a crash, diskLoss, powerLoss or powerCut fault"),
         ("name: t\nfaults:\n  - {at: 1s, powerLoss: everything}\n", 3, "unknown service 'everything'"),
         ("name: t\nfaults:\n  - {at: 1s, slowSync: {service: order, by: 1h}}\n", 3, "slowSync.by"),
+        // A key given twice: the line of the second one (Yams names the mapping's first line).
+        ("name: t\nseed: 3\nname: u\n", 3, "'name' is given twice in one mapping"),
+        ("name: t\nworkload:\n  rate: 5\n  rate: 6\n", 4, "'rate' is given twice"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {
