@@ -52,6 +52,11 @@ public struct ConfigurationReader: Sendable {
         } catch let error as YamlError {
             switch error {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+                // A tab is the commonest cause, and Yams's words for it do not name it.
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+                if mark.line >= 1, mark.line <= lines.count, lines[mark.line - 1].contains("\t") {
+                    throw ConfigurationError(file: file, line: mark.line, message: "YAML syntax: a tab on this line; YAML indents with spaces only")
+                }
                 throw ConfigurationError(file: file, line: mark.line, message: "YAML syntax: \(problem)")
             case .duplicatedKeysInMapping(let duplicates, let context):
                 // Yams names the mapping's first line; the user wants the second occurrence's.

@@ -103,6 +103,9 @@ public struct RunSummary: Codable, Sendable {
     public var store = Store()
     public var invariants: [String: Verdict] = [:]
     public var violations: [Violation] = []
+    /// How many counter-examples each failing invariant had in all (`violations` keeps up to 20
+    /// of each). Optional: summaries written before it lack it.
+    public var violationCounts: [String: Int]?
     public var latency: [String: LatencySummary] = [:]
     public var faults: [String] = []
     public var serviceStarts: [String: Int] = [:]
@@ -135,7 +138,12 @@ public struct RunSummary: Codable, Sendable {
     public var invariantsPass: Bool { invariants.values.allSatisfy { $0 == .pass } }
     /// The invariants that failed, sorted.
     public var failedInvariants: [String] { invariants.filter { $0.value == .fail }.map(\.key).sorted() }
-    public var livenessPass: Bool { invariants["every-accepted-order-terminal-after-heal"] != .fail }
+    /// The liveness check among the invariants: every accepted order finished after the heal.
+    public static let livenessInvariant = "every-accepted-order-terminal-after-heal"
+    public var livenessPass: Bool { invariants[Self.livenessInvariant] != .fail }
+    /// An invariant other than liveness failed: the graver finding, which decides `erp run`'s
+    /// exit status when liveness failed too.
+    public var consistencyFailed: Bool { failedInvariants.contains { $0 != Self.livenessInvariant } }
 
     public func json() throws -> Data {
         let encoder = JSONCoding.encoder()
@@ -168,6 +176,18 @@ public struct RunSummary: Codable, Sendable {
         for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
         for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
         if violations.count > 10 { lines.append("  … \(violations.count - 10) more in summary.json") }
+        for (name, count) in (violationCounts ?? [:]).sorted(by: { $0.key < $1.key }) where count > 20 {
+            lines.append("  \(name): \(count) counter-examples in all (summary.json keeps 20)")
+        }
+        // An order left pending behind a breaker that is still open: the heal phase was shorter
+        // than the breaker's reset, which is the schedule's doing rather than the services'.
+        if !livenessPass {
+            let open = resilience.keys.sorted().filter { resilience[$0]!.breakerState != "closed" }
+            if !open.isEmpty {
+                lines.append("  note: breaker(s) not closed at the end: \(open.map { "\($0) (\(resilience[$0]!.breakerState))" }.joined(separator: ", ")); "
+                             + "orders behind an open breaker wait for its reset timeout (heal phases should outlast it)")
+            }
+        }
         for e in expectationFailures { lines.append("  expectation not met: \(e)") }
         let restarted = serviceStarts.keys.sorted().filter { serviceStarts[$0]! > 1 }
         if !restarted.isEmpty {

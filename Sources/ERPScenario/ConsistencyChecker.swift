@@ -310,6 +310,7 @@ public struct ConsistencyChecker {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
             for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
+            if !examples.isEmpty { summary.violationCounts = (summary.violationCounts ?? [:]).merging([name: examples.count]) { $1 } }
         }
     }
 

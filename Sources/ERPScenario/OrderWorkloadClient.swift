@@ -53,8 +53,23 @@ public final class OrderWorkloadClient: @unchecked Sendable {
     let workload: Scenario.OrderWorkload
     let fixtures: Fixtures
     let until: Timestamp
+    /// The orders whose client task has finished, in the order they finished.
     public private(set) var records: [ClientRecord] = []
+    /// The orders still in the client's hands (placing, retrying, polling), by number.
+    private var open: [Int: ClientRecord] = [:]
     private var submitted = 0
+
+    /// Every order the client sent: the finished ones, then those it was still waiting for when
+    /// the run ended (outcome `pending`, no completion time). Judged without the latter, a run
+    /// whose heal phase ended with orders still pending counted fewer orders submitted than the
+    /// order service had accepted.
+    public var history: [ClientRecord] {
+        records + open.keys.sorted().map { number in
+            var record = open[number]!
+            record.outcome = .pending
+            return record
+        }
+    }
     /// Orders whose outcome the client is still waiting for.
     public private(set) var inFlight = 0
     /// True once no further order will arrive.
@@ -101,7 +116,9 @@ public final class OrderWorkloadClient: @unchecked Sendable {
         let key = "req-\(number)"
         let correlationId = "corr-\(number)"
         var record = ClientRecord(requestKey: key, scheduledAt: scheduledAt, completedAt: nil, outcome: .gaveUp, orderId: nil, attempts: 0)
+        open[number] = record
         defer {
+            open[number] = nil
             records.append(record)
             inFlight -= 1
         }
@@ -112,10 +129,12 @@ public final class OrderWorkloadClient: @unchecked Sendable {
                 await runtime.sleep(for: max(backoff, retryAfter))
             }
             record.attempts = attempt + 1
+            open[number] = record
             do {
                 let metadata = CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlationId, idempotencyKey: key)
                 var view = try await api.placeOrder(PlaceOrder(userId: customer.id, shopId: shop.id, items: lines), metadata: metadata)
                 record.orderId = view.orderId
+                open[number] = record
                 // Accepted but not finished (HTTP 202): poll until it is, within a bound.
                 var polls = 0
                 while view.status == .pending && polls < Self.pollCountMax {

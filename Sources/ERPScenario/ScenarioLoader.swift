@@ -98,11 +98,22 @@ public struct ScenarioLoader {
                     guard words.count == 2, EventTypes.type(named: words[0]) != nil else {
                         throw read.fail(item, "expect.onTheBus takes 'EventType version' (e.g. 'OrderCreated 1.0')")
                     }
+                    // A version no producer of this build writes can never be seen.
+                    do { try EventWriterVersions().set(words[0], to: words[1]) } catch {
+                        throw read.fail(item, "expect.onTheBus: \(error)")
+                    }
                     scenario.expect.onTheBus.append(words.joined(separator: " "))
                 }
             }
             if let n = m["minConfirmed"] { scenario.expect.minConfirmed = try read.count(n, "expect.minConfirmed") }
             if let n = m["minCancelled"] { scenario.expect.minCancelled = try read.count(n, "expect.minCancelled") }
+            // Expectations no run can meet are refused here, not reported as failed after it.
+            if let most = scenario.expect.maxCancelled, scenario.expect.minCancelled > most {
+                throw read.fail(m["minCancelled"] ?? v, "expect.minCancelled (\(scenario.expect.minCancelled)) is above expect.maxCancelled (\(most)): no run can meet both")
+            }
+            if scenario.expect.minDispensed > 0, scenario.store.vendRatePerSecond <= 0 {
+                throw read.fail(m["minDispensed"] ?? v, "expect.minDispensed needs vends: the workload has no vending (workload.vending)")
+            }
         }
         if let v = top["defects"] {
             for item in try read.sequence(v, "defects") {
@@ -276,11 +287,15 @@ public struct ScenarioLoader {
             ("partition", { v, f throws(ScenarioError) in
                 let pair = try read.sequence(v, "partition")
                 guard pair.count == 2 else { throw read.fail(v, "partition takes two services, e.g. [order, inventory]") }
-                return .partition(try service(pair[0]), try service(pair[1]))
+                let (a, b) = (try service(pair[0]), try service(pair[1]))
+                guard a != b else { throw read.fail(v, "partition takes two different services, not \(a) twice (isolate cuts one service off)") }
+                return .partition(a, b)
             }),
             ("partitionOneWay", { v, f throws(ScenarioError) in
                 let p = try read.mapping(v, "partitionOneWay", keys: ["from", "to"])
-                return .partitionOneWay(from: try service(p.required("from")), to: try service(p.required("to")))
+                let (from, to) = (try service(p.required("from")), try service(p.required("to")))
+                guard from != to else { throw read.fail(v, "partitionOneWay takes two different services, not \(from) twice") }
+                return .partitionOneWay(from: from, to: to)
             }),
             ("isolate", { v, f throws(ScenarioError) in .isolate(try service(v)) }),
             ("crash", { v, f throws(ScenarioError) in
@@ -315,8 +330,10 @@ public struct ScenarioLoader {
             }),
             ("link", { v, f throws(ScenarioError) in
                 let l = try read.mapping(v, "link", keys: ["from", "to", "latency", "drop", "duplicate", "reorder"])
-                return .link(from: try service(l.required("from")), to: try service(l.required("to")),
-                             try link(v, base: f.scenario.network.link, context: "link"))
+                let (from, to) = (try service(l.required("from")), try service(l.required("to")))
+                // A service's calls to itself never cross the network: such a link would do nothing.
+                guard from != to else { throw read.fail(v, "link takes two different services, not \(from) twice") }
+                return .link(from: from, to: to, try link(v, base: f.scenario.network.link, context: "link"))
             }),
             ("declineRate", { v, f throws(ScenarioError) in .providerDeclineRate(try read.probability(v, "fault.declineRate")) }),
             ("providerDelay", { v, f throws(ScenarioError) in .providerDelay(try read.duration(v, "fault.providerDelay")) }),
@@ -353,6 +370,11 @@ public struct ScenarioLoader {
                 throw read.fail(m["restartAfter"], "restartAfter belongs to a crash, diskLoss, powerLoss or powerCut fault")
             }
             let kind = try chosen.read(value, ReadFault(scenario: scenario, restartAfter: m["restartAfter"]))
+            // `for` on a fault that does not end was ignored: a crash ends by its restart.
+            if lasting != nil && !kind.ends {
+                throw read.fail(m["for"], chosen.key == "upgrade" ? "an upgrade does not end: drop for"
+                                                                  : "a \(chosen.key) ends by its restart: give restartAfter, not for")
+            }
             out.append(ScheduledFault(at: at, duration: lasting, kind: kind, line: read.line(item) ?? 0))
         }
         return out

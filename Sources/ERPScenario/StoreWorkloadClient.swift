@@ -93,7 +93,9 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         let quantity = runtime.random.int(in: workload.vendQuantity)
         let request = Vend(vendId: "vend-\(n)", machineId: machine.id, productId: product, quantity: quantity)
         let index = outcome.vends.count
-        outcome.vends.append(VendRecord(vendId: request.vendId, scheduledAt: due, completedAt: nil, outcome: .gaveUp, attempts: 0))
+        // Pending until answered: a vend still in the client's hands when the run ends was not
+        // given up on.
+        outcome.vends.append(VendRecord(vendId: request.vendId, scheduledAt: due, completedAt: nil, outcome: .pending, attempts: 0))
         inFlight += 1
         defer { inFlight -= 1 }
         var status: VendResult.Status?
@@ -116,7 +118,10 @@ public final class StoreWorkloadClient: @unchecked Sendable {
             await runtime.sleep(for: .milliseconds(500))
             if let answer = try? await api.send(GetVend(vendId: request.vendId), metadata: metadata(request.vendId)) { status = answer.status }
         }
-        guard let status else { return }
+        guard let status else {
+            outcome.vends[index].outcome = .gaveUp
+            return
+        }
         outcome.vends[index].completedAt = runtime.clock.now
         outcome.vends[index].outcome = switch status {
         case .dispensed: .dispensed

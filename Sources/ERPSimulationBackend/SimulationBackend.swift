@@ -149,7 +149,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         let stats = world.stats
         let starts = world.allNodes.filter { $0.service != nil }.map { ($0.name.rawValue, $0.startCount) }
         world.stopAll()
-        var outcome = BackendOutcome(history: client?.records ?? [], databaseDirectory: databaseDirectory)
+        var outcome = BackendOutcome(history: client?.history ?? [], databaseDirectory: databaseDirectory)
         outcome.devices = devices?.records ?? []
         outcome.store = store?.outcome ?? StoreOutcome()
         outcome.chaosStart = chaosStart

@@ -395,7 +395,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let devices = self.devices
         let store = self.store
         let (history, deviceRecords, storeOutcome) = await running.executor.run {
-            (client.records, devices?.records ?? [], store?.outcome ?? StoreOutcome())
+            (client.history, devices?.records ?? [], store?.outcome ?? StoreOutcome())
         }
         let starts = running.supervisor.startCount
         await tearDown()

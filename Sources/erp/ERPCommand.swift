@@ -28,7 +28,7 @@ struct ERPCommand: AsyncParsableCommand {
 
             Exit codes of `erp run`: 0 all invariants held, 1 the run could not start (bad scenario, \
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
-            finished), 4 the scenario's expectations were not met, 6 `--check-determinism` found the \
+            finished; 2 when an invariant failed too), 4 the scenario's expectations were not met, 6 `--check-determinism` found the \
             second run's trace different.
             """,
         subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
@@ -207,6 +207,8 @@ struct Run: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: again + "/trace.log") else { throw failure("the second run wrote no trace (exit \(child.terminationStatus))") }
             try compare(expected: out + "/trace.log", actual: again + "/trace.log", labels: ("first run", "second run (another process)"), context: 3)
         }
+        // A broken invariant is the graver finding: it decides the status when liveness failed too.
+        if summary.consistencyFailed { throw ExitCode(ExitStatus.consistency) }
         if !summary.livenessPass { throw ExitCode(ExitStatus.liveness) }
         if !summary.invariantsPass { throw ExitCode(ExitStatus.consistency) }
         if !summary.expectationFailures.isEmpty { throw ExitCode(ExitStatus.expectations) }

@@ -48,3 +48,23 @@ import Testing
         #expect(reader.failureText.contains("reproduce: erp run s.yaml --seed 7"))
     }
 }
+
+/// Which finding decides `erp run`'s exit status, and what the summary says about a liveness
+/// failure behind an open breaker (a scenario author's trial: exit 3 though an invariant also
+/// failed, and nothing pointed at the breaker).
+@Suite struct RunVerdictTests {
+    @Test func aBrokenInvariantOutranksLivenessAndAnOpenBreakerIsNamed() {
+        var summary = RunSummary(scenario: "s", seed: 1, mode: "simulation", reproduce: "", chaos: .seconds(1), heal: .seconds(1))
+        summary.invariants = [RunSummary.livenessInvariant: .fail, "stock-conservation": .pass]
+        #expect(!summary.livenessPass && !summary.consistencyFailed)
+        summary.invariants["report-converges"] = .fail
+        #expect(summary.consistencyFailed)
+
+        summary.resilience["order->payment"] = RunSummary.PathResilience(
+            calls: 1, attempts: 1, retries: 0, failedCalls: 1, breakerRejections: 0, breakerOpened: 1, breakerHalfOpened: 0,
+            breakerClosed: 0, breakerState: "open")
+        #expect(summary.humanSummary.contains("note: breaker(s) not closed at the end: order->payment (open)"), "\(summary.humanSummary)")
+        summary.violationCounts = ["report-converges": 33]
+        #expect(summary.humanSummary.contains("report-converges: 33 counter-examples in all"))
+    }
+}

@@ -145,6 +145,17 @@ import Testing
         // A key given twice: the line of the second one (Yams names the mapping's first line).
         ("name: t\nseed: 3\nname: u\n", 3, "'name' is given twice in one mapping"),
         ("name: t\nworkload:\n  rate: 5\n  rate: 6\n", 4, "'rate' is given twice"),
+        // Found by a scenario author's trial (2026-12-06): faults that did nothing, or less than
+        // they said, and expectations no run can meet, all loaded without a word.
+        ("name: t\nfaults:\n  - {at: 1s, partition: [order, order], for: 1s}\n", 3, "two different services, not order twice"),
+        ("name: t\nfaults:\n  - {at: 1s, partitionOneWay: {from: order, to: order}, for: 1s}\n", 3, "two different services"),
+        ("name: t\nfaults:\n  - {at: 1s, link: {from: order, to: order, drop: 0.5}, for: 1s}\n", 3, "two different services"),
+        ("name: t\nfaults:\n  - {at: 1s, crash: payment, for: 2s}\n", 3, "a crash ends by its restart: give restartAfter, not for"),
+        ("name: t\nfaults:\n  - {at: 1s, upgrade: {event: OrderCreated, version: \"2.0\"}, for: 2s}\n", 3, "an upgrade does not end"),
+        ("name: t\nexpect: {minCancelled: 10, maxCancelled: 2}\n", 2, "no run can meet both"),
+        ("name: t\nexpect: {minDispensed: 5}\n", 2, "expect.minDispensed needs vends"),
+        ("name: t\nexpect: {onTheBus: [OrderCreated 9.9]}\n", 2, "expect.onTheBus: "),
+        ("name: t\nworkload:\n\trate: 5\n", 3, "a tab on this line"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {
