@@ -199,6 +199,12 @@ public struct ConfigurationReader: Sendable {
         let text = try string(node)
         let negative = text.hasPrefix("-")
         guard let d = Duration(parsing: negative ? String(text.dropFirst()) : text) else {
+            // A well-formed duration too long to hold (`99999999999h`) is too long, not malformed.
+            let body = negative ? text.dropFirst() : Substring(text)
+            let number = body.prefix { $0.isNumber || $0 == "." || $0 == "e" || $0 == "E" || $0 == "+" }
+            if let value = Double(number), value.isFinite, Duration(parsing: "1" + body.dropFirst(number.count)) != nil {
+                throw fail(node, "\(what) must be at most \(durationMax.shortDescription), got '\(text)'")
+            }
             throw fail(node, "\(what) must be a duration such as 250ms or 3s, got '\(text)'")
         }
         guard d <= durationMax else {

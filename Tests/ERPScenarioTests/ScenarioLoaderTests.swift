@@ -119,7 +119,7 @@ import Testing
         ("name: t\nduration: 10h\nworkload:\n  orders: {rate: 50000}\n", 4, "a run offers at most 5000000"),
         ("name: t\nduration: 400d\n", 2, "duration such as"),
         ("name: t\nduration: 48h\n", 2, "duration must be at most 86400s"),
-        ("name: t\nheal: 1e30s\n", 2, "duration such as"),
+        ("name: t\nheal: 1e30s\n", 2, "heal must be at most"),
         ("name: t\nworkload:\n  orders: {quantity: {min: 1, max: 9223372036854775807}}\n", 3, "quantity.max must be at most 1000000"),
         ("name: t\nworkload:\n  orders: {itemsPerOrder: {min: 1, max: 500}}\n", 3, "itemsPerOrder.max must be at most 100"),
         ("name: t\nworkload:\n  orders: {attempts: 100000}\n", 3, "attempts must be from 1 to 100"),
@@ -156,6 +156,8 @@ import Testing
         ("name: t\nexpect: {minDispensed: 5}\n", 2, "expect.minDispensed needs vends"),
         ("name: t\nexpect: {onTheBus: [OrderCreated 9.9]}\n", 2, "expect.onTheBus: "),
         ("name: t\nworkload:\n\trate: 5\n", 3, "a tab on this line"),
+        ("name: t\nduration: 99999999999h\n", 2, "duration must be at most 86400s, got '99999999999h'"),
+        ("name: t\nduration: 5ems\n", 2, "duration must be a duration such as"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {
