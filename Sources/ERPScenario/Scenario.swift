@@ -20,12 +20,16 @@ public struct Scenario: Sendable {
 
     /// The shortest heal phase whose verdicts blame the services and not the schedule. A breaker
     /// opened by the chaos phase's last fault stays open for its reset time, and the sagas behind
-    /// it cannot finish until it half-opens: the longest reset of the scenario's policies, with
-    /// 10 s to spare. Devices need six heartbeats to be judged. A generated schedule (the swarm)
-    /// or a shrunk one (`erp shrink`) never heals for less.
+    /// it cannot finish until it half-opens. Breakers also sit in chains (order → payment →
+    /// swishpay, vm-service → shop → inventory): when the first half-opens while its callee's own
+    /// breaker is still open, its trial fails and it stays open for another reset (seen: `erp
+    /// explore --swarm --mix`, payment-declines seed 444, the two resets 28 ms apart). So two of
+    /// the longest reset of the scenario's policies, with 10 s to spare. Devices need six
+    /// heartbeats to be judged. A generated schedule (the swarm) or a shrunk one (`erp shrink`)
+    /// never heals for less.
     public var healFloor: Duration {
         let reset = ([resilience.defaultPolicy] + Array(resilience.overrides.values)).map(\.circuitBreaker.resetTimeout).max()!
-        let floor = reset + .seconds(10)
+        let floor = reset * 2 + .seconds(10)
         return devices.enabled ? max(floor, devices.heartbeat * 6) : floor
     }
     public var fixturesPath: String = "fixtures/retail.json"

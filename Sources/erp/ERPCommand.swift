@@ -118,7 +118,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: RunMode = .simulation
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor: its longest breaker reset plus 10 s) and the expectations.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor: twice its longest breaker reset, plus 10 s) and the expectations.",
                                valueName: "duration"))
     var duration: String?
 

@@ -50,3 +50,38 @@ import Testing
         #expect(summary.orders.confirmed > 0)
     }
 }
+
+/// Breakers in a chain recover one reset after another. Found by `erp explore --swarm --mix`
+/// (payment-declines seed 444): order→payment half-opened at 40.056 s, 28 ms before
+/// payment→swishpay did; its trial met payment's own open breaker, failed, and kept
+/// order→payment open until 70 s, after the run was judged at 60 s (heal 40 s, the old floor of
+/// one reset plus 10 s): 30 orders still pending. The floor is now two resets plus 10 s.
+@Suite struct ChainedBreakerTests {
+    static let schedule = """
+        name: chained-breakers
+        duration: 20s
+        heal: 40s
+        network: {latency: {min: 1ms, max: 4ms}, drop: 0.0, duplicate: 0.01, reorder: 0.0}
+        workload:
+          orders: {rate: 20.0, itemsPerOrder: {min: 1, max: 3}, quantity: {min: 1, max: 2}, timeout: 5s, attempts: 4}
+        payment: {declineRate: 0.25, processingTime: 20ms}
+        faults:
+          - {at: 539ms, crash: iot-gateway, restartAfter: 1177ms}
+          - {at: 6856ms, for: 4502ms, pause: swishpay}
+          - {at: 7989ms, crash: order, restartAfter: 1721ms}
+          - {at: 8481ms, powerCut: swishpay, restartAfter: 1606ms}
+          - {at: 10428ms, crash: vm-service, restartAfter: 2950ms}
+          - {at: 13971ms, for: 658ms, partition: [report, swishpay]}
+        """
+
+    @Test func aHealAtTheFloorOutlastsTwoBreakersInAChain() async throws {
+        var scenario = try ScenarioLoader.parse(Self.schedule)
+        #expect(scenario.healFloor == .seconds(70))
+        let short = try await runInSimulation(scenario, seed: 444)
+        #expect(!short.livenessPass, "the schedule no longer opens the chain: this test shows nothing")
+        #expect(short.resilience["order->payment"]?.breakerState == "open")
+        scenario.heal = scenario.healFloor
+        let floor = try await runInSimulation(scenario, seed: 444)
+        #expect(floor.invariantsPass, "\(floor.failedInvariants): \(floor.violations.prefix(3))")
+    }
+}

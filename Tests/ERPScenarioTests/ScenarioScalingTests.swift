@@ -19,7 +19,7 @@ import Testing
         let scaled = s.scaled(toChaos: .seconds(5), keepingHealFloor: false)
         #expect(scaled.duration == .seconds(5))
         #expect(scaled.heal == .milliseconds(7_500))
-        #expect(s.scaled(toChaos: .seconds(5)).heal == .seconds(11), "the floor: the breaker's reset and 10 s")
+        #expect(s.scaled(toChaos: .seconds(5)).heal == .seconds(12), "the floor: twice the breaker's reset, and 10 s")
         #expect(scaled.faults.map(\.at) == [.seconds(1), .milliseconds(2_500), .seconds(3)])
         #expect(scaled.faults.map(\.duration) == [nil, .milliseconds(1_500), nil])
         guard case .crash(let node, let restartAfter) = scaled.faults[0].kind else { Issue.record("not a crash"); return }
@@ -31,8 +31,8 @@ import Testing
     }
 
     /// payment-blackout's 60 s heal scaled with its 160 s chaos phase down to 2 s was 0.75 s, and
-    /// half of its seeds failed for that alone: the heal stops at the floor (the breaker's reset
-    /// plus 10 s here), and never grows past the scenario's own. Real processes keep the scaled
+    /// half of its seeds failed for that alone: the heal stops at the floor (twice the breaker's
+    /// reset, plus 10 s here), and never grows past the scenario's own. Real processes keep the scaled
     /// heal: their heal phase waits for the flows itself.
     @Test func scalingStopsTheHealPhaseAtItsFloor() throws {
         func scenario(heal: String) throws -> Scenario {
@@ -45,8 +45,8 @@ import Testing
                 """)
         }
         let s = try scenario(heal: "60s")
-        #expect(s.healFloor == .seconds(12))
-        #expect(s.scaled(toChaos: .seconds(2)).heal == .seconds(12))
+        #expect(s.healFloor == .seconds(14))
+        #expect(s.scaled(toChaos: .seconds(2)).heal == .seconds(14))
         #expect(s.scaled(toChaos: .seconds(2), keepingHealFloor: false).heal == .milliseconds(750))
         #expect(s.scaled(toChaos: .seconds(80)).heal == .seconds(30), "above the floor it scales")
         #expect(try scenario(heal: "5s").scaled(toChaos: .seconds(2)).heal == .seconds(5), "no longer than the scenario's own")
