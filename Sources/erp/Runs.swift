@@ -22,9 +22,13 @@ func freshDirectory(_ path: String) throws {
 /// into it (a run of the same seed again, a soak again), and a mistyped path must never cost the
 /// user a file. A path may be replaced when nothing is there, when it is an empty folder, or when
 /// it is a folder erp wrote: it holds the marker file (every folder `freshDirectory` makes), or,
-/// from before the marker, a run's `summary.json`.
+/// from before the marker, a file erp writes at the top of one (`writtenBefore`).
 enum OutputFolder {
     static let markerName = ".erp-output"
+    /// What a folder of erp's held before the marker: a run's summary, a soak's, a crash
+    /// matrix's, a calibration's, a shrink's result, the stock-multiplied fixtures of bench e2e
+    /// and soak. A re-run into a folder an earlier version wrote is not refused for want of it.
+    static let writtenBefore: Set<String> = ["summary.json", "soak.json", "matrix.json", "fidelity.json", "minimal.yaml", "fixtures.json"]
 
     struct Refusal: Error, CustomStringConvertible {
         var path: String
@@ -48,7 +52,7 @@ enum OutputFolder {
         do { entries = try fm.contentsOfDirectory(atPath: path) } catch {
             throw Refusal(path: path, why: "the folder cannot be read (\(error.localizedDescription))")
         }
-        if entries.isEmpty || entries.contains(markerName) || entries.contains("summary.json") { return }
+        if entries.isEmpty || entries.contains(markerName) || entries.contains(where: writtenBefore.contains) { return }
         let shown = entries.sorted().prefix(3).joined(separator: ", ") + (entries.count > 3 ? ", …" : "")
         throw Refusal(path: path, why: "a folder erp did not write is there (it holds \(shown))")
     }
