@@ -114,7 +114,7 @@ struct Explore: AsyncParsableCommand {
         let started = ContinuousClock.now
         let budget = time.flatMap(Duration.init(parsing:))
         let executable = erpExecutable
-        let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1)
+        let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1, executable: executable)
         let interrupts = TerminationSignals { state.interrupt() }
         defer { interrupts.cancel() }
         FileHandle.standardOutput.write(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(workerCount()) at a time; reports in \(out)\n".utf8))
@@ -128,6 +128,7 @@ struct Explore: AsyncParsableCommand {
             func launch() {
                 guard next < jobs.count, !state.stopped else { return }
                 if let budget, ContinuousClock.now - started > budget { state.timeUp(); return }
+                if state.executableChanged() { return }
                 let job = jobs[next]
                 next += 1
                 group.addTask { await runSeed(job, vocabulary: vocabulary, out: out, executable: executable, state: state) }
@@ -159,7 +160,8 @@ struct Explore: AsyncParsableCommand {
         if summary.failures.count > 10 { print("  … \(summary.failures.count - 10) more in \(out)/summary.md") }
         print("summary: \(out)/summary.md")
         if !notRun.isEmpty {
-            let why = state.wasInterrupted ? "interrupted" : "time budget spent"
+            let why = state.wasInterrupted ? "interrupted"
+                : state.wasReplaced ? "the erp binary changed under the run (rebuilt?), so no more seeds were started" : "time budget spent"
             print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
                 let path = named.first { $0.name == name }!.path
                 return "erp explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)"
@@ -231,8 +233,9 @@ struct Explore: AsyncParsableCommand {
             }
         }
         state.ended(process)
-        if state.wasInterrupted && status != 0 && !FileManager.default.fileExists(atPath: directory + "/summary.json") {
-            // Stopped half-way: not a result, and nothing of it is left behind.
+        if (state.wasInterrupted || state.executableChanged()) && status != 0 && !FileManager.default.fileExists(atPath: directory + "/summary.json") {
+            // Stopped half-way, or started from a binary being rebuilt (a run of 2,400 seeds
+            // counted 193 such as failures): not a result, and nothing of it is left behind.
             for leftover in [directory, directory + ".partial", log] + (swarm ? [scenarioPath] : []) {
                 try? FileManager.default.removeItem(atPath: leftover)
             }
@@ -278,15 +281,39 @@ final class ExploreState: @unchecked Sendable {
     private var running: [ObjectIdentifier: Process] = [:]
     private var interrupted = false
     private var outOfTime = false
+    private var replaced = false
     private let total: Int
     private let tty: Bool
     private let started = ContinuousClock.now
+    /// The workers' binary as it was at the start (device, inode, modification time).
+    private let executable: String
+    private let identity: [Int]?
 
-    init(total: Int, tty: Bool) { self.total = total; self.tty = tty }
+    init(total: Int, tty: Bool, executable: String) {
+        self.total = total; self.tty = tty; self.executable = executable
+        identity = Self.identity(of: executable)
+    }
 
     var results: [ExploreSummary.Seed] { lock.withLock { done } }
     var wasInterrupted: Bool { lock.withLock { interrupted } }
-    var stopped: Bool { lock.withLock { interrupted || outOfTime } }
+    var wasReplaced: Bool { lock.withLock { replaced } }
+    var stopped: Bool { lock.withLock { interrupted || outOfTime || replaced } }
+
+    /// Whether the binary the workers start from is no longer the one this run started with
+    /// (`swift build` replaced it): a worker started from it would be another program, or none.
+    /// Once true, no further seed starts.
+    func executableChanged() -> Bool {
+        if lock.withLock({ replaced }) { return true }
+        guard let identity, Self.identity(of: executable) != identity else { return false }
+        lock.withLock { replaced = true }
+        return true
+    }
+
+    private static func identity(of path: String) -> [Int]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [Int(info.st_dev), Int(info.st_ino), info.st_mtim.tv_sec, info.st_mtim.tv_nsec, Int(info.st_size)]
+    }
 
     func started(_ process: Process) {
         let stop = lock.withLock { () -> Bool in

@@ -239,3 +239,39 @@ import Testing
         #expect(log.contains("planted defects: \(defect)"), "the services were started with the defect")
     }
 }
+
+/// A release build made while `erp explore` ran replaced the binary its workers start from: 193
+/// of 2,400 seeds "failed" with an empty log (2026-12-06). Explore now stops starting seeds when
+/// its binary changes, says why, and offers the rest as a resume command; no seed is counted.
+@Suite(.serialized) struct ExploreRebuiltBinaryTests {
+    @Test func aChangedBinaryStopsTheRunInsteadOfFailingItsSeeds() async throws {
+        let dir = scratchDirectory("explore-rebuilt")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A copy of its own, so that touching it disturbs no other test.
+        let copy = dir + "/erp"
+        try FileManager.default.copyItem(atPath: erpBinary, toPath: copy)
+        let (status, output) = try await HeavyWork.shared.run { () async throws -> (Int32, String) in
+            let log = dir + "/explore.log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: copy)
+            process.arguments = ["explore", "scenarios/happy-path.yaml", "--seeds", "1..300", "--jobs", "1", "--duration", "2s", "--out", dir + "/out"]
+            process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+            process.standardOutput = FileHandle(forWritingAtPath: log)
+            process.standardError = process.standardOutput
+            try process.run()
+            try await Task.sleep(for: .seconds(3))
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: copy)
+            let deadline = ContinuousClock.now + .seconds(120)
+            while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
+        }
+        #expect(output.contains("the erp binary changed under the run (rebuilt?), so no more seeds were started"), "\(output)")
+        #expect(output.contains("to run the rest: erp explore scenarios/happy-path.yaml --seeds"), "\(output)")
+        #expect(output.contains(", 0 failing,"), "\(output)")
+        #expect(status == 0, "\(output)")
+    }
+}
