@@ -51,6 +51,9 @@ public struct KeyStore: Sendable {
 
     public func publicKey(named name: String) throws -> String { try read(path(name, "pub")) }
 
+    /// Whether `name` has a secret key file here (`erp up`'s check before it starts anything).
+    public func hasSecretKey(named name: String) -> Bool { FileManager.default.fileExists(atPath: path(name, "key")) }
+
     private func path(_ name: String, _ ext: String) -> String { directory + "/" + name + "." + ext }
 
     private func read(_ path: String) throws -> String {

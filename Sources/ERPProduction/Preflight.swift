@@ -26,7 +26,8 @@ extension Topology {
         problems += taken.prefix(3)
         if taken.count > 3 { problems.append("and \(taken.count - 3) more of the topology's addresses cannot be bound") }
         if let keyDirectory, !plaintext {
-            let missing = endpoints.map(\.service.rawValue).filter { !FileManager.default.fileExists(atPath: keyDirectory + "/" + $0 + ".key") }
+            let keys = KeyStore(directory: keyDirectory)
+            let missing = endpoints.map(\.service.rawValue).filter { !keys.hasSecretKey(named: $0) }
             if !missing.isEmpty {
                 problems.append("no secret key for \(missing.joined(separator: ", ")) in \(keyDirectory) (erp keys generate --topology \(path.isEmpty ? "FILE" : path) makes them)")
             }

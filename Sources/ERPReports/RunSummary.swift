@@ -103,8 +103,10 @@ public struct RunSummary: Codable, Sendable {
     public var store = Store()
     public var invariants: [String: Verdict] = [:]
     public var violations: [Violation] = []
-    /// How many counter-examples each failing invariant had in all (`violations` keeps up to 20
-    /// of each). Optional: summaries written before it lack it.
+    /// How many counter-examples of one invariant `violations` keeps.
+    public static let examplesPerInvariantMax = 20
+    /// How many counter-examples each failing invariant had in all (`violations` keeps up to
+    /// `examplesPerInvariantMax` of each). Optional: summaries written before it lack it.
     public var violationCounts: [String: Int]?
     public var latency: [String: LatencySummary] = [:]
     public var faults: [String] = []
@@ -176,8 +178,9 @@ public struct RunSummary: Codable, Sendable {
         for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
         for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
         if violations.count > 10 { lines.append("  … \(violations.count - 10) more in summary.json") }
-        for (name, count) in (violationCounts ?? [:]).sorted(by: { $0.key < $1.key }) where count > 20 {
-            lines.append("  \(name): \(count) counter-examples in all (summary.json keeps 20)")
+        let kept = Self.examplesPerInvariantMax
+        for (name, count) in (violationCounts ?? [:]).sorted(by: { $0.key < $1.key }) where count > kept {
+            lines.append("  \(name): \(count) counter-examples in all (summary.json keeps \(kept))")
         }
         // An order left pending behind a breaker that is still open: the heal phase was shorter
         // than the breaker's reset, which is the schedule's doing rather than the services'.

@@ -306,12 +306,14 @@ public struct ConsistencyChecker {
         if devices.isEmpty { notJudged += ["device-status-converges", "every-restock-applied-once"] }
         if !hasReportService { notJudged.append("report-converges") }
         if vends.isEmpty { notJudged.append("every-vend-sold-once") }
+        var counts: [String: Int] = [:]
         for name in Self.invariantNames where !notJudged.contains(name) && name != "databases-intact" {
             let examples = violations[name] ?? []
             summary.invariants[name] = examples.isEmpty ? .pass : .fail
-            for example in examples.prefix(20) { summary.violations.append(.init(invariant: name, example: example)) }
-            if !examples.isEmpty { summary.violationCounts = (summary.violationCounts ?? [:]).merging([name: examples.count]) { $1 } }
+            for example in examples.prefix(RunSummary.examplesPerInvariantMax) { summary.violations.append(.init(invariant: name, example: example)) }
+            if !examples.isEmpty { counts[name] = examples.count }
         }
+        if !counts.isEmpty { summary.violationCounts = counts }
     }
 
     /// Each order's lines are at their list price or at the price of the campaign they name (a

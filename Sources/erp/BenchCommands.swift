@@ -298,9 +298,7 @@ struct E2EBench: AsyncParsableCommand {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }
         // Steps are added to what is there (each `rate-N` replaced), in a folder of erp's only.
-        try OutputFolder.check(outputDirectory)
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        OutputFolder.mark(outputDirectory)
+        try OutputFolder.claim(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
         let (loaded, fixturesPath) = try fixturesWithStock(fixtures, times: stock, into: out)
 

@@ -43,12 +43,7 @@ struct Calibrate: AsyncParsableCommand {
         let fixturesPath = URL(fileURLWithPath: resolve(loaded.fixturesPath, relativeTo: scenario)).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
         let out = outputDirectory ?? "reports/calibrate-\(loaded.name)"
-        let fm = FileManager.default
-        do {
-            try OutputFolder.check(out)
-            try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
-            OutputFolder.mark(out)
-        } catch { throw fail("--out \(error)") }
+        do { try OutputFolder.claim(out) } catch { throw fail("--out \(error)") }
 
         // 1. Reality: the services as processes, nothing added to their network.
         var measured = loaded

@@ -285,7 +285,7 @@ final class ExploreState: @unchecked Sendable {
     private let total: Int
     private let tty: Bool
     private let started = ContinuousClock.now
-    /// The workers' binary as it was at the start (device, inode, modification time).
+    /// The workers' binary as it was at the start (device, inode, modification time, size).
     private let executable: String
     private let identity: [Int]?
 

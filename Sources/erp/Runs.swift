@@ -14,8 +14,7 @@ let erpExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPa
 func freshDirectory(_ path: String) throws {
     try OutputFolder.check(path)
     try? FileManager.default.removeItem(atPath: path)
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    OutputFolder.mark(path)
+    try OutputFolder.make(path)
 }
 
 /// Which folders erp may replace: `--out` names a folder that a command empties before writing
@@ -57,7 +56,16 @@ enum OutputFolder {
         throw Refusal(path: path, why: "a folder erp did not write is there (it holds \(shown))")
     }
 
-    static func mark(_ path: String) {
+    /// A folder at `path` that a command adds to (bench e2e's steps, a shrink, a calibration),
+    /// kept as it is if erp wrote it; refused, as `check` refuses, if anything else is there.
+    static func claim(_ path: String) throws {
+        try check(path)
+        try make(path)
+    }
+
+    /// The folder (made if missing), marked as erp's.
+    fileprivate static func make(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: path + "/" + markerName,
                                        contents: Data("Written by erp: a later --out naming this folder may replace it.\n".utf8))
     }

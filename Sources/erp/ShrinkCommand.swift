@@ -46,11 +46,7 @@ struct Shrink: AsyncParsableCommand {
         let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
         let out = outputDirectory ?? report + "/shrink"
-        do {
-            try OutputFolder.check(out)
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            OutputFolder.mark(out)
-        } catch { throw fail("--out \(error)") }
+        do { try OutputFolder.claim(out) } catch { throw fail("--out \(error)") }
 
         var runs = 0
         /// Whether `candidate` still breaks `target` with the report's seed.

@@ -53,7 +53,7 @@ import Testing
 
 /// Breakers in a chain recover one reset after another. Found by `erp explore --swarm --mix`
 /// (payment-declines seed 444): order→payment half-opened at 40.056 s, 28 ms before
-/// payment→swishpay did; its trial met payment's own open breaker, failed, and kept
+/// payment→swishpay's reset ran out; its trial met payment's own open breaker, failed, and kept
 /// order→payment open until 70 s, after the run was judged at 60 s (heal 40 s, the old floor of
 /// one reset plus 10 s): 30 orders still pending. The floor is now two resets plus 10 s.
 @Suite struct ChainedBreakerTests {
