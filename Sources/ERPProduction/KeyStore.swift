@@ -40,6 +40,9 @@ public struct KeyStore: Sendable {
 
     public func keyPair(named name: String) throws -> CurveKeyPair {
         let secret = try read(path(name, "key"))
+        guard CurveKeyPair.isValid(secret) else {
+            throw KeyStoreError("\(path(name, "key")) does not hold a CURVE secret key (40 Z85 characters): `erp keys generate --replace` makes a new pair")
+        }
         let pair = try CurveKeyPair(secretKey: secret)
         if let published = try? read(path(name, "pub")), published != pair.publicKey {
             throw KeyStoreError("\(path(name, "pub")) does not match \(path(name, "key"))")

@@ -27,9 +27,15 @@ extension Topology {
         if taken.count > 3 { problems.append("and \(taken.count - 3) more of the topology's addresses cannot be bound") }
         if let keyDirectory, !plaintext {
             let keys = KeyStore(directory: keyDirectory)
-            let missing = endpoints.map(\.service.rawValue).filter { !keys.hasSecretKey(named: $0) }
+            let names = endpoints.map(\.service.rawValue)
+            let missing = names.filter { !keys.hasSecretKey(named: $0) }
             if !missing.isEmpty {
                 problems.append("no secret key for \(missing.joined(separator: ", ")) in \(keyDirectory) (erp keys generate --topology \(path.isEmpty ? "FILE" : path) makes them)")
+            }
+            // A key file that is there but unusable (emptied, truncated, its .pub from another
+            // pair) stops its service at start as surely as a missing one.
+            for name in names where keys.hasSecretKey(named: name) {
+                do { _ = try keys.keyPair(named: name) } catch { problems.append("the key of \(name) cannot be used: \(error)") }
             }
         }
         do { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) } catch {

@@ -96,7 +96,9 @@ struct CrashMatrix: AsyncParsableCommand {
         let fixturesPath = URL(fileURLWithPath: resolve(template.fixturesPath, relativeTo: base)).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        // The matrix's table goes at the top and a folder per cell under it: a stranger's folder is
+        // refused before any cell runs, as every other --out is.
+        do { try OutputFolder.claim(out) } catch { throw ValidationError("--out \(error)") }
         let at = Duration.milliseconds(chaos.nanoseconds / 3_000_000)
 
         var plan: [(name: String, fault: ScheduledFault)] = victims.map {

@@ -178,7 +178,11 @@ let sample = """
         close(listener)
         listener = -1
         try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
+        // Key files that are there but hold no key stop their services as surely as none.
         for name in ["order", "gateway"] { FileManager.default.createFile(atPath: dir + "/keys/\(name).key", contents: Data()) }
+        let unusable = topology.preflightProblems()
+        #expect(unusable.count == 2 && unusable.allSatisfy { $0.contains("cannot be used") }, "\(unusable)")
+        try KeyStore(directory: dir + "/keys").generate(named: ["order", "gateway"], replace: true)
         #expect(topology.preflightProblems() == [])
     }
 }
