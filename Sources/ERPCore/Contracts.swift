@@ -13,6 +13,19 @@ public struct PlaceOrder: RPCRequest {
     public init(userId: String, shopId: String, items: [OrderLine]) {
         self.userId = userId; self.shopId = shopId; self.items = items
     }
+
+    /// The longest user id a client may give (UTF-8 bytes): it is stored with every order and
+    /// travels in its events.
+    public static let userIdByteCountMax = 256
+
+    /// What is wrong with the order's user and shop ids, or nil: checked where an order comes in
+    /// (HTTP, the gateway's RPC) and again by the order service, which every way in reaches.
+    public static func idsProblem(userId: String, shopId: String) -> String? {
+        if userId.isEmpty || shopId.isEmpty { return "fields 'userId' and 'shopId' must not be empty" }
+        if userId.utf8.count > userIdByteCountMax { return "field 'userId' must be at most \(userIdByteCountMax) bytes" }
+        if userId.containsControlCharacter { return "field 'userId' holds a control character" }
+        return nil
+    }
 }
 
 /// `GET /orders/{id}`.

@@ -72,6 +72,22 @@ public struct CallMetadata: Sendable, Hashable, Codable {
         self.traceParent = traceParent
     }
 
+    /// The longest correlation id a call may carry, in bytes. It travels in every hop's header
+    /// and every log line of the request: one of 65 kB pushed the later hops' headers past the
+    /// wire format's limit (the saga's calls refused, the order left pending) and wrote a
+    /// megabyte of log per order.
+    public static let correlationIdByteCountMax = 128
+
+    /// Why `id` cannot be a correlation id, or nil: longer than `correlationIdByteCountMax`
+    /// bytes, or holding a control character.
+    public static func correlationIdProblem(_ id: String) -> String? {
+        if id.utf8.count > correlationIdByteCountMax {
+            return "the correlation id is \(id.utf8.count) bytes; at most \(correlationIdByteCountMax)"
+        }
+        if id.containsControlCharacter { return "the correlation id holds a control character" }
+        return nil
+    }
+
     /// The longest idempotency key a service stores, in bytes (common payment APIs allow 255).
     /// A key is stored with the request it names and quoted in refusals, so an unbounded one
     /// would let one client fill every database it reaches.

@@ -123,11 +123,14 @@ public struct CreateCampaign: GatewayExposed {
     /// What is wrong with the request (naming the field), or nil. The window is resolved against
     /// `now` (Unix milliseconds).
     public func problem(now: Int64) -> String? {
-        if name.isEmpty || name.count > 200 { return "field 'name' must be 1 to 200 characters" }
+        // Counted in bytes too: one character may carry any number of combining marks, and a
+        // name of 200 such characters was megabytes, stored and listed with every campaign.
+        if name.isEmpty || name.count > 200 || name.utf8.count > 800 { return "field 'name' must be 1 to 200 characters (at most 800 bytes)" }
         if productIds.isEmpty || productIds.count > Self.productCountMax {
             return "field 'productIds' must list 1 to \(Self.productCountMax) products"
         }
         if productIds.contains(where: \.isEmpty) { return "field 'productIds' must not hold an empty id" }
+        if productIds.contains(where: { $0.utf8.count > 256 }) { return "field 'productIds' must hold ids of at most 256 bytes" }
         if !Self.percentOffRange.contains(percentOff) { return "field 'percentOff' must be a whole number from 1 to 90" }
         if (endsAt == nil) == (lastsSeconds == nil) { return "give one of 'endsAt' (Unix milliseconds) or 'lastsSeconds'" }
         guard let window = window(now: now) else { return "the campaign must end after it starts and last at most 366 days" }
@@ -243,9 +246,10 @@ public struct Vend: GatewayExposed {
     public static let quantityMax = 20
 
     public var problem: String? {
-        if vendId.isEmpty || vendId.count > 128 { return "field 'vendId' must be 1 to 128 characters" }
-        if machineId.isEmpty { return "field 'machineId' must not be empty" }
-        if productId.isEmpty { return "field 'productId' must not be empty" }
+        // Bytes, not characters: one character may carry any number of combining marks.
+        if vendId.isEmpty || vendId.utf8.count > 128 { return "field 'vendId' must be 1 to 128 bytes" }
+        if machineId.isEmpty || machineId.utf8.count > 256 { return "field 'machineId' must be 1 to 256 bytes" }
+        if productId.isEmpty || productId.utf8.count > 256 { return "field 'productId' must be 1 to 256 bytes" }
         if !(1...Self.quantityMax).contains(quantity) { return "field 'quantity' must be a whole number from 1 to \(Self.quantityMax)" }
         return nil
     }

@@ -13,6 +13,7 @@ import ERPWire
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 public struct GatewayHTTPSettings: Sendable {
     /// Keys accepted in `X-API-Key` (or `Authorization: Bearer KEY`). Empty: every request is 401.
@@ -283,6 +284,9 @@ public struct GatewayHTTP: Sendable {
             return .success(try await request.body.collect(upTo: limit))
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return .failure(BodyRefusal(answer: .error(.contentTooLarge, "body_too_large", "the body exceeds \(limit) bytes")))
+        } catch is NIOTooManyBytesError {
+            // A chunked body (no length declared) found too long while it was read.
+            return .failure(BodyRefusal(answer: .error(.contentTooLarge, "body_too_large", "the body exceeds \(limit) bytes")))
         } catch {
             return .failure(BodyRefusal(answer: .error(.badRequest, "bad_request", "the body cannot be read: \(error)")))
         }
@@ -325,13 +329,19 @@ public struct GatewayHTTP: Sendable {
     private func handle(_ request: Request, route: Route,
                         _ body: @escaping @Sendable (Request, CallContext) async -> HTTPAnswer) async -> Response {
         let started = ContinuousClock.now
-        let correlationId = request.headers[Self.correlationHeader].flatMap { $0.isEmpty || $0.count > 128 ? nil : $0 } ?? ids.next("corr")
+        // An id the calls could not carry is refused (a fresh one names the refusal); none, or an
+        // empty one, is made here.
+        let given = request.headers[Self.correlationHeader].flatMap { $0.isEmpty ? nil : $0 }
+        let correlationProblem = given.flatMap(CallMetadata.correlationIdProblem)
+        let correlationId = correlationProblem == nil ? given ?? ids.next("corr") : ids.next("corr")
         let answer: HTTPAnswer
         if let key = apiKey(of: request), Self.isAdmitted(key, among: settings.apiKeys) {
             if let limiter, case .limited(let retryAfter) = limiter.acquire(key: key, now: clock.now) {
                 answer = Self.rateLimited(retryAfter: retryAfter, bucket: limiter.bucket)
             } else {
-                answer = await authenticated(request, correlationId: correlationId, body)
+                answer = if let correlationProblem { .error(.badRequest, "bad_correlation_id", "X-Correlation-Id: \(correlationProblem)") } else {
+                    await authenticated(request, correlationId: correlationId, body)
+                }
             }
         } else {
             answer = .error(.unauthorized, "unauthenticated", "send a valid API key in X-API-Key")
@@ -454,14 +464,10 @@ public struct GatewayHTTP: Sendable {
             return .failure(error)
         }
         if let problem = OrderLine.problem(in: order.items) { return .failure(DecodeFailure(problem)) }
-        if order.userId.isEmpty || order.shopId.isEmpty { return .failure(DecodeFailure("fields 'userId' and 'shopId' must not be empty")) }
         // Stored with every order: a megabyte of user id would be a megabyte per order.
-        if order.userId.utf8.count > Self.idByteCountMax { return .failure(DecodeFailure("field 'userId' must be at most \(Self.idByteCountMax) bytes")) }
+        if let problem = PlaceOrder.idsProblem(userId: order.userId, shopId: order.shopId) { return .failure(DecodeFailure(problem)) }
         return .success(order)
     }
-
-    /// The longest id a client may give (UTF-8 bytes).
-    static let idByteCountMax = 256
 
     public struct DecodeFailure: Error, CustomStringConvertible {
         public let description: String

@@ -164,7 +164,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             .error(HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"), "headers_too_large",
                    "the request's head section is larger than this server reads")
         default:
-            .error(.badRequest, "bad_request", "the request could not be read as HTTP/1.1 (\(parserError))")
+            .error(.badRequest, "bad_request", "the request could not be read as HTTP/1.1: " + Self.explain(parserError))
         }
         let head = HTTPResponse(status: answer.status, headerFields: [.contentType: "application/json", .connection: "close",
                                                                       .contentLength: String(answer.json.utf8.count)])
@@ -172,6 +172,34 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.body(ByteBuffer(string: answer.json))), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+
+    /// What the parser's error means for the client, in its words rather than the parser's
+    /// ("invalid HTTP version" was the answer to a line ended by a bare LF, "paused
+    /// (swift-http-parser error)" to HTTP/2's preface).
+    static func explain(_ error: HTTPParserError) -> String {
+        switch error {
+        case .invalidVersion:
+            "the request line must end in HTTP/1.1 (or HTTP/1.0) and CRLF; HTTP/2 and lines ended by a bare LF are not read"
+        case .paused:
+            "HTTP/2 (its connection preface) and protocol upgrades are not served; speak HTTP/1.1"
+        case .lfExpected, .invalidConstant:
+            "every line of the head must end in CRLF"
+        case .invalidHeaderToken:
+            "a header field holds a character HTTP does not allow (or a line folded onto the next)"
+        case .invalidContentLength:
+            "Content-Length must be one decimal number, and Transfer-Encoding, when sent, must end in chunked"
+        case .unexpectedContentLength:
+            "Content-Length must not be sent with Transfer-Encoding, or more than once with different values"
+        case .invalidChunkSize:
+            "a chunk's size must be a hexadecimal number"
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort, .invalidCharactersUsed:
+            "the request target holds characters a URL may not"
+        case .unknown:
+            "the head is not valid HTTP/1.1 (for instance Content-Length together with Transfer-Encoding)"
+        default:
+            "the head or body is not valid HTTP/1.1 framing"
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -233,7 +261,16 @@ final class HostFieldCheck: ChannelInboundHandler, RemovableChannelHandler {
     /// `uri-host [":" port]`: a registered name, an IPv4 address or an IP literal in brackets, as
     /// RFC 3986 spells them (empty too, which RFC 9112 allows for a target without an authority).
     static func isValid(_ host: Substring) -> Bool {
-        host.utf8.allSatisfy { byte in
+        // The port, when the field has one: a TCP port number (`x:99999999999` is no address).
+        let afterLiteral = host.lastIndex(of: "]").map { host[host.index(after: $0)...] } ?? host
+        if let colon = afterLiteral.lastIndex(of: ":") {
+            let port = afterLiteral[afterLiteral.index(after: colon)...]
+            if !port.isEmpty {
+                guard port.utf8.count <= 5, port.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                      let number = Int(port), number <= 65_535 else { return false }
+            }
+        }
+        return host.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
                 true

@@ -64,6 +64,9 @@ public final class DeviceIngress: @unchecked Sendable {
         }
     }
 
+    /// How long a device has to finish its CURVE handshake before its connection is closed.
+    public static let handshakeTimeout = Duration.seconds(5)
+
     /// Binds and starts answering devices. Returns the bound endpoint.
     public func start() async throws -> String {
         let context = try ZMQContext()
@@ -75,6 +78,10 @@ public final class DeviceIngress: @unchecked Sendable {
         var options = SocketOptions(security: .curveServer(keyPair: serverKeys, zapDomain: "erp-devices"))
         options.readsUserId = true
         options.messageSizeMax = Self.messageByteCountMax
+        // Connections that never finish their handshake hold a descriptor each until this runs
+        // out (libzmq has no cap on connections): a trial's 21,000 idle ones reached the
+        // process's file limit and kept a real device out for libzmq's default 30 s.
+        options.handshakeTimeout = Self.handshakeTimeout
         let socket = try await io.open(.router, options: options)
         let bound = try await socket.bind(endpoint)
         let loop = Task { [self] in

@@ -36,6 +36,41 @@ public struct ApplyFaults: RPCRequest {
     }
 }
 
+extension ApplyFaults {
+    /// The longest clock skew, latency or provider delay a control call may set: a year of skew,
+    /// a day of delay (what a scenario may ask for, `Scenario.Limits.durationMax`). Past these the node's arithmetic on times would overflow (a skew of
+    /// 2^40 s trapped the next request's clock reading) or its calls never end.
+    public static let clockSkewMax = Duration.seconds(366 * 86_400)
+    public static let delayMax = Duration.seconds(24 * 3_600)
+
+    /// What is wrong with the request, or nil: the node applies nothing it cannot act on.
+    public var problem: String? {
+        func probability(_ p: Double, _ name: String) -> String? {
+            p.isFinite && (0...1).contains(p) ? nil : "\(name) must be a probability from 0 to 1, not \(p)"
+        }
+        func delay(_ d: Duration, _ name: String) -> String? {
+            d >= .zero && d <= Self.delayMax ? nil : "\(name) must be from 0 to \(Self.delayMax), not \(d)"
+        }
+        if clockSkew < .zero - Self.clockSkewMax || clockSkew > Self.clockSkewMax {
+            return "clockSkew must be within ±\(Self.clockSkewMax), not \(clockSkew)"
+        }
+        if let rate = providerDeclineRate, let problem = probability(rate, "providerDeclineRate") { return problem }
+        if let time = providerProcessingTime, let problem = delay(time, "providerProcessingTime") { return problem }
+        let links = [("fallback", rules.fallback)] + rules.links.sorted { $0.key < $1.key }.map { ("links.\($0.key)", $0.value) }
+        for (name, link) in links {
+            if let problem = probability(link.dropProbability, "\(name).dropProbability")
+                ?? probability(link.duplicateProbability, "\(name).duplicateProbability")
+                ?? probability(link.reorderProbability, "\(name).reorderProbability")
+                ?? delay(link.latencyMin, "\(name).latencyMin") ?? delay(link.latencyMax, "\(name).latencyMax")
+                ?? delay(link.reorderWindow, "\(name).reorderWindow") {
+                return problem
+            }
+            if link.latencyMin > link.latencyMax { return "\(name).latencyMin must not exceed its latencyMax" }
+        }
+        return nil
+    }
+}
+
 public struct ControlAck: Codable, Sendable, Hashable {
     public var node: String
     public var processId: Int32
@@ -160,6 +195,7 @@ extension ServiceHost {
                                      settings: ServiceSettings) {
         let processId = ProcessInfo.processInfo.processIdentifier
         transport.register(ApplyFaults.self) { request, _ in
+            if let problem = request.problem { throw RPCError.rejected(code: "bad_request", message: problem) }
             transport.faults.set(request.rules)
             clock.skew.set(request.clockSkew)
             if let rate = request.providerDeclineRate { settings.provider.declineRate = rate }

@@ -137,7 +137,8 @@ public struct ServiceHost: Service {
                                     durability: Durability(synchronous: topology.synchronous, exclusiveLock: false),
                                     syncBeforeSend: syncBeforeSend)
         if faultControl {
-            logger.warning("serving fault-control methods: peers with an admitted key can inject faults")
+            logger.warning(authorization == nil ? "serving fault-control methods over plaintext: any peer that reaches this node can inject faults"
+                                                : "serving fault-control methods: only the runner's key may call them")
             Self.registerFaultControl(node: node, transport: transport, clock: clock, settings: settings)
         }
         let instance = try ServiceCatalog.make(service, runtime: runtime, settings: settings,

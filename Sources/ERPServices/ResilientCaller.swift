@@ -91,11 +91,16 @@ final class ResilientCaller: @unchecked Sendable {
     /// Calls `request` under its callee's policy. `attempts` counts attempts that were sent.
     func call<R: RPCRequest>(_ request: R, metadata: CallMetadata, attempts: AttemptCounter? = nil) async throws(RPCError) -> R.Response {
         let transport = runtime.transport
-        return try await policy(for: R.service).execute(request, metadata: metadata) { request, metadata, _ throws(RPCError) in
-            attempts?.count += 1
-            do { return try await transport.call(request, metadata: metadata) } catch let error as RPCError { throw error } catch {
-                throw RPCError.unavailable("\(error)")
+        do throws(RPCError) {
+            return try await policy(for: R.service).execute(request, metadata: metadata) { request, metadata, _ throws(RPCError) in
+                attempts?.count += 1
+                do { return try await transport.call(request, metadata: metadata) } catch let error as RPCError { throw error } catch {
+                    throw RPCError.unavailable("\(error)")
+                }
             }
+        } catch .unavailable("circuit open") {
+            // Which breaker: a client reading "circuit open" at the gateway could not tell.
+            throw .unavailable("circuit open: \(caller) -> \(R.service) failed too often lately; calls are tried again after the breaker's reset timeout")
         }
     }
 }

@@ -18,11 +18,19 @@ public enum Outbox {
         memo?.keep(envelope)
     }
 
-    /// The oldest `limit` entries, in the order they were written: each as `memo` kept it, or
-    /// decoded from its row.
-    public static func pending(limit: Int, in db: Database, memo: OutboxMemo? = nil) throws -> [Entry] {
+    /// The oldest entries, in the order they were written, at most `limit` of them and at most
+    /// `byteCountMax` bytes of envelope text together (the first one whatever its size): each as
+    /// `memo` kept it, or decoded from its row. `more` is true when a bound cut the batch short
+    /// (the outbox may hold more). Without the byte bound a batch of large events could outgrow
+    /// the message limit of the transport, and be refused every time it was sent again.
+    public static func pending(limit: Int, byteCountMax: Int = .max, in db: Database, memo: OutboxMemo? = nil) throws -> (entries: [Entry], more: Bool) {
         var entries: [Entry] = []
-        try db.forEachRow(cached: "SELECT seq, eventId, envelope FROM outbox ORDER BY seq LIMIT ?", arguments: limit) { row in
+        var bytes = 0, cut = false
+        try db.forEachRow(cached: "SELECT seq, eventId, envelope, length(CAST(envelope AS BLOB)) FROM outbox ORDER BY seq LIMIT ?", arguments: limit) { row in
+            guard !cut else { return }
+            let size: Int = row[3]
+            if !entries.isEmpty && bytes + size > byteCountMax { cut = true; return }
+            bytes += size
             let seq: Int64 = row[0]
             if let memo, let envelope = memo.envelope(eventId: row[1]) {
                 entries.append(Entry(seq: seq, envelope: envelope))
@@ -34,7 +42,7 @@ public enum Outbox {
                 throw StorageError.corrupt("outbox row \(seq): \(error)")
             }
         }
-        return entries
+        return (entries, cut || entries.count == limit)
     }
 
     /// Forgets entries the bus has acknowledged.

@@ -7,6 +7,8 @@ import ERPStorage
 public final class OutboxRelay: @unchecked Sendable {
     public struct Settings: Sendable {
         public var batchCountMax = 64
+        /// Envelope bytes per batch, at most (a single larger event goes alone).
+        public var batchByteCountMax = 1 << 20
         public var appendTimeout: Duration = .seconds(1)
         public var idlePollInterval: Duration = .milliseconds(500)
         public var backoffInitial: Duration = .milliseconds(50)
@@ -36,9 +38,11 @@ public final class OutboxRelay: @unchecked Sendable {
     private func loop() async {
         var failures = 0
         while true {
-            let batch: [Outbox.Entry]
+            let batch: [Outbox.Entry], more: Bool
             do {
-                batch = try database.read { try Outbox.pending(limit: settings.batchCountMax, in: $0, memo: database.outboxMemo) }
+                (batch, more) = try database.read {
+                    try Outbox.pending(limit: settings.batchCountMax, byteCountMax: settings.batchByteCountMax, in: $0, memo: database.outboxMemo)
+                }
             } catch {
                 runtime.logger.error("outbox read failed: \(error)")
                 await runtime.sleep(for: settings.backoffMax)
@@ -58,7 +62,7 @@ public final class OutboxRelay: @unchecked Sendable {
                 // A short batch was everything the outbox held: anything added since came with a
                 // `notify`, which makes this wait return at once. (Reading again to find the
                 // outbox empty was one read transaction per batch.)
-                if batch.count < settings.batchCountMax { await signal.wait(timeout: settings.idlePollInterval) }
+                if !more { await signal.wait(timeout: settings.idlePollInterval) }
             } catch {
                 failures += 1
                 let delay = runtime.random.fullJitterBackoff(attempt: failures, initial: settings.backoffInitial, max: settings.backoffMax)

@@ -19,7 +19,10 @@ public struct SystemClock: ServiceClock {
     public var now: Timestamp {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
-        return Timestamp(nanosecondsSinceEpoch: Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec) + skew.nanoseconds)
+        let (skewed, overflow) = (Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)).addingReportingOverflow(skew.nanoseconds)
+        // The control call bounds the skew; should one ever get past it, time saturates rather
+        // than trapping in every reading.
+        return Timestamp(nanosecondsSinceEpoch: overflow ? (skew.nanoseconds > 0 ? .max : .min) : skewed)
     }
 }
 

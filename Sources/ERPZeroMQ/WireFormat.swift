@@ -36,6 +36,8 @@ public enum WireFormat {
     static let commonSize = 16
     /// A request's fixed part: the common part and the deadline.
     static let requestFixedSize = 24
+    /// More than a reply's header takes: what a reply's body must leave of a message's size.
+    public static let replyHeaderRoom = 64
     /// The longest string a header field may carry (its length is two bytes).
     public static let fieldLengthMax = Int(UInt16.max)
 
@@ -205,6 +207,10 @@ public enum WireFormat {
         let deadline = Timestamp(nanosecondsSinceEpoch: Int64(bitPattern: readInteger(UInt64.self, frame, at: commonSize)))
         guard let method = reader.string(), let caller = reader.string(), let correlationId = reader.string() else {
             return badHeader(reader.problem)
+        }
+        // Every hop passes the id on: one too long for a later hop's header must stop here.
+        if let problem = CallMetadata.correlationIdProblem(correlationId) {
+            return .failure(Refusal(callId: callId, error: .rejected(code: "bad_request", message: problem)))
         }
         var metadata = CallMetadata(deadline: deadline, correlationId: correlationId)
         if flags & RequestFlag.idempotencyKey != 0 {

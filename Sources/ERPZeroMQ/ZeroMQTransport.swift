@@ -72,6 +72,9 @@ public struct TransportCounters: Sendable, Hashable, Codable {
     public var requestsRateLimited = 0
     /// Handler tasks started: for the requests that found no idle handler task to take them.
     public var handlerTasksStarted = 0
+    /// Sockets to a destination closed and opened anew after a call found no connection to it
+    /// (libzmq gives a connection up for good after a protocol error).
+    public var connectionsReopened = 0
 }
 
 /// Who may call what: each admitted CURVE key's holder, and the rule that says which methods a
@@ -141,6 +144,11 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         public var bindRetryMax: Duration = .seconds(2)
         public init() {}
     }
+
+    /// The largest message a node's sockets take (`ZMQ_MAXMSGSIZE`). libzmq drops a connection
+    /// that carries a bigger one, and a connecting socket whose connection was dropped for it
+    /// never reconnects: such a message is refused before it is sent (`too_large`), never sent.
+    public static let messageByteCountMax = Int(SocketOptions(security: .plaintext).messageSizeMax)
 
     public let node: NodeName
     public let addressBook: AddressBook
@@ -410,6 +418,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
         do {
             let frames = [try WireFormat.requestFrame(
                 WireFormat.RequestHeader(callId: callId, method: method, caller: node.rawValue, metadata: metadata), body: body)]
+            if frames[0].count > Self.messageByteCountMax {
+                throw RPCError.rejected(code: "too_large", message: "\(method): the request is \(frames[0].count) bytes; a message carries at most \(Self.messageByteCountMax)")
+            }
             let peer = try await self.peer(for: target, address: address)
             await syncBeforeSend?.wait()
             // The fault filter may lose the request (the call then ends at its deadline, as across a
@@ -578,6 +589,10 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 if now >= deadline { throw RPCError.deadlineExceeded }
                 if now >= waitEnd {
                     let counters = peer.socket.counters
+                    // No connection at all: libzmq may have given this one up for good (it never
+                    // reconnects after dropping a connection for a protocol error, such as a
+                    // message over its size limit). A fresh socket connects anew at the next call.
+                    if counters.connections <= counters.disconnects { await forget(peer) }
                     throw RPCError.unavailable("\(peer.node) at \(peer.endpoint) is not connected or not reading "
                         + "(handshakes \(counters.handshakesSucceeded), disconnects \(counters.disconnects), "
                         + "auth failures \(counters.authenticationFailures), handshake failures \(counters.handshakeFailures))")
@@ -587,6 +602,17 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 throw RPCError.unavailable("cannot send to \(peer.node): \(error)")
             }
         }
+    }
+
+    /// Closes `peer`'s socket and forgets it, unless another has replaced it already.
+    private func forget(_ peer: Peer) async {
+        let forgotten = state.withLock { s in
+            guard s.peers[peer.node] === peer else { return false }
+            s.peers[peer.node] = nil
+            s.counters.connectionsReopened += 1
+            return true
+        }
+        if forgotten { await peer.socket.close() }
     }
 
     // MARK: Lost connections
@@ -743,7 +769,14 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     /// Runs one request's handler and sends its reply.
     private func serve(_ request: Incoming) async {
         let waits = HandlerWaits()
-        let result = await HandlerWaits.$current.withValue(waits) { await request.handler(request.body, request.context) }
+        var result = await HandlerWaits.$current.withValue(waits) { await request.handler(request.body, request.context) }
+        // An answer over the message limit would cost the caller its connection (and a caller
+        // that connects never gets it back): the caller is told instead.
+        if case .success(let body) = result, body.count > Self.messageByteCountMax - WireFormat.replyHeaderRoom {
+            logger.warning("\(request.method) answer of \(body.count) bytes not sent: over the message limit",
+                           metadata: ["correlationId": "\(request.context.correlationId)"])
+            result = .failure(.rejected(code: "too_large", message: "the answer to \(request.method) is \(body.count) bytes; a message carries at most \(Self.messageByteCountMax)"))
+        }
         let took = ContinuousClock.now - request.arrived
         let outcome = switch result { case .success: "ok"; case .failure(let error): error.kind }
         served.record(request.method, outcome: outcome, latency: took)

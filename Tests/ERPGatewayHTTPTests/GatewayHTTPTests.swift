@@ -396,6 +396,33 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         #expect(fake.relayed == [#"vm.getVend {"vendId":"vé a+b"}"#])
     }
 
+    /// A correlation id travels in every hop's header and log line: one of 65 kB (128 characters
+    /// with combining marks passed the old check) left orders pending when a later hop's header
+    /// outgrew the wire format. Past 128 bytes it is refused, and the answer names a fresh id.
+    @Test func anOverlongCorrelationIdIsRefused() async throws {
+        let fake = FakeGateway()
+        let (app, _) = makeApp(fake)
+        try await app.test(.router) { client in
+            for id in [String(repeating: "c", count: 129), "c" + String(repeating: "\u{301}", count: 30_000)] {
+                try await client.execute(uri: "/orders", method: .post,
+                                         headers: [HTTPField.Name("X-API-Key")!: "secret", HTTPField.Name("X-Correlation-Id")!: id],
+                                         body: ByteBuffer(string: orderJSON)) { response in
+                    #expect(response.status == .badRequest, "\(id.utf8.count) bytes")
+                    #expect(String(buffer: response.body).contains("\"bad_correlation_id\""), "\(String(buffer: response.body))")
+                    #expect(response.headers[HTTPField.Name("X-Correlation-Id")!].map { $0 != id && $0.utf8.count <= 128 } == true)
+                }
+            }
+            #expect(fake.placed.isEmpty)
+            let longest = String(repeating: "c", count: 128)
+            try await client.execute(uri: "/orders", method: .post,
+                                     headers: [HTTPField.Name("X-API-Key")!: "secret", HTTPField.Name("X-Correlation-Id")!: longest],
+                                     body: ByteBuffer(string: orderJSON)) { response in
+                #expect(response.status == .created)
+                #expect(response.headers[HTTPField.Name("X-Correlation-Id")!] == longest)
+            }
+        }
+    }
+
     /// An empty Idempotency-Key would be one key shared by every client, and one of kilobytes
     /// would be stored and quoted back: refused, not passed on; 255 bytes are kept.
     @Test func anEmptyOrOverlongIdempotencyKeyIsRefused() async throws {

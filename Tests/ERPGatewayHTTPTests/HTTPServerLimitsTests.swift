@@ -166,6 +166,20 @@ final class RawConnection {
         }
     }
 
+    /// A chunked body (no length declared) that grows past the limit is 413, as a declared one
+    /// is: it was a 400 quoting `NIOTooManyBytesError`.
+    @Test func aChunkedBodyPastTheLimitIsTooLarge() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let size = GatewayHTTPSettings(apiKeys: []).bodyByteCountMax + 10
+            let chunk = String(size, radix: 16) + "\r\n" + String(repeating: "a", count: size) + "\r\n0\r\n\r\n"
+            let seen = try await exchange(Self.orderHead + "Transfer-Encoding: chunked\r\n\r\n" + chunk, port: port)
+            #expect(seen.text.hasPrefix("HTTP/1.1 413"), "\(seen.text.prefix(300))")
+            #expect(seen.text.contains("body_too_large") && !seen.text.contains("NIO"), "\(seen.text.prefix(300))")
+            #expect(try await answersHealth(port: port))
+        }
+    }
+
     /// A chunked body whose chunk size is not hexadecimal is a 400 naming the body, and the
     /// server goes on serving.
     @Test func aMalformedChunkIsABadRequest() async throws {
@@ -192,6 +206,12 @@ final class RawConnection {
             #expect(huge.text.contains(#""error":"headers_too_large""#) && huge.closed)
             let garbled = try await exchange("GET /health HTTP/9.9.9\r\nHost: x\r\n\r\n", port: port)
             #expect(garbled.text.hasPrefix("HTTP/1.1 400") && garbled.text.contains(#""error":"bad_request""#), "\(garbled.text)")
+            // Said in the client's terms, not the parser's ("invalid HTTP version", "paused
+            // (swift-http-parser error)"): a bare LF, HTTP/2's preface.
+            let bareLF = try await exchange("GET /health HTTP/1.1\nHost: x\n\n", port: port)
+            #expect(bareLF.text.hasPrefix("HTTP/1.1 400") && bareLF.text.contains("CRLF"), "\(bareLF.text)")
+            let preface = try await exchange("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", port: port)
+            #expect(preface.text.hasPrefix("HTTP/1.1 400") && preface.text.contains("HTTP/2") && !preface.text.contains("parser"), "\(preface.text)")
             let second = try await exchange("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", port: port, then: "BREW / HTTP/1.1\r\n\r\n")
             #expect(statusCodes(in: second.text) == ["200", "501"], "\(second.text)")
             #expect(try await answersHealth(port: port))
@@ -219,6 +239,11 @@ final class RawConnection {
             #expect(try await status("GET /health HTTP/1.1\r\nConnection: close\r\n\r\n") == "400 bad_host")
             #expect(try await status("GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n") == "400 bad_host")
             #expect(try await status("GET /health HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n") == "400 bad_host")
+            // A port is a TCP port number (a trial's `x:99999999999` was served).
+            for host in ["x:99999999999", "x:65536", "x:8o", "[::1]:70000"] {
+                #expect(try await status("GET /health HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n") == "400 bad_host", "\(host)")
+            }
+            #expect(try await status("GET /health HTTP/1.1\r\nHost: x:65535\r\nConnection: close\r\n\r\n") == "200")
             #expect(try await status("GET /health HTTP/1.0\r\n\r\n") == "200")
             #expect(try await status("GET /health HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n") == "200")
             #expect(try await status("GET /health HTTP/1.1\r\nHost: x\r\nX-Erp-Host-Problem: me\r\nConnection: close\r\n\r\n") == "200")

@@ -90,6 +90,39 @@ import Testing
         for (node, count) in starts { #expect(count == 1, "\(node) started \(count) times") }
     }
 
+    /// Ids and names bounded in bytes on every way in, not in characters (one character may carry
+    /// any number of combining marks): a trial made 21 campaigns whose names were each one
+    /// character of 800 kB, and the list of them outgrew a message; and `gateway.placeOrder` over
+    /// ZeroMQ took user ids HTTP refuses (empty, megabytes), whose events then outgrew the relay's
+    /// batches.
+    @Test func idsAndNamesAreBoundedInBytesOnEveryWayIn() async throws {
+        let fixtures = try loadFixtures()
+        let machine = try #require(fixtures.devices.first { $0.kind == .vendingMachine })
+        let shop = fixtures.shops[0].id
+        let product = fixtures.shops[0].stock[0].productId
+        let accented = "a" + String(repeating: "\u{301}", count: 1_000)
+        #expect(accented.count == 1)
+        _ = try await SimulatedServices.run { transport, runtime in
+            let metadata = { runtime.metadata(timeout: .seconds(2)) }
+            let line = [OrderLine(productId: product, quantity: 1)]
+            for user in ["", String(repeating: "u", count: PlaceOrder.userIdByteCountMax + 1), "user\n2"] {
+                #expect(await SimulatedServices.refusal { try await transport.call(PlaceOrder(userId: user, shopId: shop, items: line), metadata: metadata()) }
+                        == "bad_request", "gateway.placeOrder, a user id of \(user.utf8.count) bytes")
+                #expect(await SimulatedServices.refusal { try await transport.call(CreateOrder(userId: user, shopId: shop, items: line), metadata: metadata()) }
+                        == "bad_request", "order.createOrder, a user id of \(user.utf8.count) bytes")
+            }
+            #expect(await SimulatedServices.refusal {
+                try await transport.call(Vend(vendId: accented, machineId: machine.id, productId: product, quantity: 1), metadata: metadata())
+            } == "bad_request")
+            #expect(await SimulatedServices.refusal {
+                try await transport.call(CreateCampaign(name: accented, productIds: [product], percentOff: 10, lastsSeconds: 60), metadata: metadata())
+            } == "bad_request")
+            let longest = String(repeating: "u", count: PlaceOrder.userIdByteCountMax)
+            let placed = try await transport.call(PlaceOrder(userId: longest, shopId: shop, items: line), metadata: metadata())
+            #expect(placed.userId == longest)
+        }
+    }
+
     @Test func anOrderForAShopThatDoesNotExistIsRefused() async throws {
         let fixtures = try loadFixtures()
         let product = fixtures.shops[0].stock[0].productId

@@ -29,7 +29,7 @@ import Testing
     }
 
     func reasons(_ database: ServiceDatabase, memo: OutboxMemo?) throws -> [String] {
-        try database.read { try Outbox.pending(limit: 10, in: $0, memo: memo) }.map { try $0.envelope.payload(as: OrderCancelled.self).reason }
+        try database.read { try Outbox.pending(limit: 10, in: $0, memo: memo).entries }.map { try $0.envelope.payload(as: OrderCancelled.self).reason }
     }
 
     @Test func theRelayGetsWhatWasAppendedAndTheRowsStayTheTruth() throws {
@@ -48,7 +48,7 @@ import Testing
         // Sent and removed: forgotten; a row still there (here, put back) is read from its text.
         memo.forget(["evt_1", "evt_2"])
         #expect(try reasons(db, memo: memo) == ["from the row", "from the row", "r"])
-        #expect(try db.read { try Outbox.pending(limit: 10, in: $0, memo: memo) }.map(\.envelope.eventId) == ["evt_1", "evt_2", "evt_3"])
+        #expect(try db.read { try Outbox.pending(limit: 10, in: $0, memo: memo).entries }.map(\.envelope.eventId) == ["evt_1", "evt_2", "evt_3"])
     }
 
     @Test func theMemoStartsAgainPastItsBound() throws {
@@ -58,6 +58,24 @@ import Testing
         #expect(memo.count == OutboxMemo.countMax)
         try db.write { d in try Outbox.append(try event(OutboxMemo.countMax), in: d, memo: memo) }
         #expect(memo.count == 1)
-        #expect(try db.read { try Outbox.pending(limit: 2, in: $0, memo: memo) }.count == 2, "rows past the memo are decoded")
+        #expect(try db.read { try Outbox.pending(limit: 2, in: $0, memo: memo).entries }.count == 2, "rows past the memo are decoded")
+    }
+
+    /// A relay batch is bounded in bytes as well as in count, so that large events cannot make an
+    /// append too big for a message (it would be refused every time it was sent again); an event
+    /// larger than the bound goes alone.
+    @Test func aBatchIsBoundedInBytesAndSaysWhetherMoreWait() throws {
+        let db = try database()
+        try db.write { d in for n in 1...5 { try Outbox.append(try event(n), in: d) } }
+        let one = try db.read { d in try Int.fetchOne(d, sql: "SELECT length(CAST(envelope AS BLOB)) FROM outbox WHERE eventId = 'evt_1'") } ?? 0
+        #expect(one > 0)
+        let cut = try db.read { try Outbox.pending(limit: 10, byteCountMax: 2 * one + one / 2, in: $0) }
+        #expect(cut.entries.map(\.envelope.eventId) == ["evt_1", "evt_2"] && cut.more)
+        let alone = try db.read { try Outbox.pending(limit: 10, byteCountMax: 1, in: $0) }
+        #expect(alone.entries.count == 1 && alone.more)
+        let all = try db.read { try Outbox.pending(limit: 10, in: $0) }
+        #expect(all.entries.count == 5 && !all.more)
+        let counted = try db.read { try Outbox.pending(limit: 5, in: $0) }
+        #expect(counted.entries.count == 5 && counted.more, "a full batch may have more behind it")
     }
 }

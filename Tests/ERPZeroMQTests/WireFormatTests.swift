@@ -127,6 +127,22 @@ import ZeroMQTestSupport
         }
     }
 
+    /// Every hop passes a request's correlation id on: one past 128 bytes is refused where it
+    /// comes in, with the call id to answer, before a later hop's header could outgrow the format.
+    @Test func anOverlongCorrelationIdIsRefusedOnArrival() throws {
+        func frame(_ id: String) throws -> [UInt8] {
+            try WireFormat.requestFrame(WireFormat.RequestHeader(callId: 5, method: "m", caller: "c",
+                                                                 metadata: CallMetadata(deadline: .init(nanosecondsSinceEpoch: 0), correlationId: id)),
+                                        body: [])
+        }
+        #expect(refusalCode(try frame(String(repeating: "x", count: 129))) == "bad_request")
+        #expect(refusalCode(try frame("x\u{1}y")) == "bad_request")
+        guard case .success(let (header, _)) = WireFormat.decodeRequest([try frame(String(repeating: "x", count: 128))][...]) else {
+            Issue.record("a 128-byte id was refused"); return
+        }
+        #expect(header.metadata.correlationId.utf8.count == 128)
+    }
+
     private func refusalCode(_ frame: [UInt8], frames count: Int = 1) -> String? {
         let frames = [frame] + Array(repeating: [UInt8](), count: count - 1)
         guard case .failure(let refusal) = WireFormat.decodeRequest(frames[...]), case .rejected(let code, _) = refusal.error else { return nil }

@@ -286,6 +286,62 @@ final class Arrivals: Sendable {
         await pair.finish()
     }
 
+    /// A message over libzmq's size limit costs the connection that carries it, and a connecting
+    /// socket never reconnects after that (found by a hostile-input trial: one oversized
+    /// `GET /campaigns` answer cut the gateway off from campaign for good). Requests and answers
+    /// over the limit are refused before they are sent, and a socket whose connection is gone
+    /// for good is replaced at the next call.
+    @Test func oversizedMessagesAreRefusedAndALostConnectionIsReopened() async throws {
+        let pair = try await TransportPair()
+        struct Huge: RPCRequest { typealias Response = String; static let method = "test.huge"; static let service = ServiceName.inventory }
+        pair.server.register(Huge.self) { _, _ in String(repeating: "x", count: ZeroMQTransport.messageByteCountMax) }
+        let big = String(repeating: "y", count: ZeroMQTransport.messageByteCountMax)
+        do {
+            _ = try await pair.client.call(Shout(text: big), metadata: pair.metadata())
+            Issue.record("a request over the limit was sent")
+        } catch let error as RPCError {
+            guard case .rejected("too_large", _) = error else { Issue.record("expected too_large, got \(error)"); return }
+        }
+        #expect(pair.server.counters.requestsReceived == 0)
+        do {
+            _ = try await pair.client.call(Huge(), metadata: pair.metadata())
+            Issue.record("an answer over the limit was sent")
+        } catch let error as RPCError {
+            guard case .rejected("too_large", let why) = error else { Issue.record("expected too_large, got \(error)"); return }
+            #expect(why.contains("the answer to test.huge"), "\(why)")
+        }
+        // The connection survived both.
+        #expect(try await pair.client.call(Shout(text: "after"), metadata: pair.metadata()) == "AFTER to client")
+        #expect(pair.client.counters.connectionsReopened == 0)
+
+        // A peer that sends an oversized answer anyway (a raw ROUTER standing in for a node): the
+        // client's connection is dropped for good by libzmq; its next calls open a new one.
+        let io = try IOThread.start(context: pair.context, name: "rogue")
+        let rogue = try await io.open(.router, options: .plaintext)
+        let rogueEndpoint = try await rogue.bind("tcp://127.0.0.1:*")
+        pair.book.set("rogue", AddressBook.Address(endpoint: rogueEndpoint))
+        let answering = Task {
+            var first = true
+            while let message = await rogue.receive(within: .seconds(30)) {
+                guard message.frames.count == 2, case .success(let (header, _)) = WireFormat.decodeRequest(message.frames[1...]) else { continue }
+                let body = first ? [UInt8](repeating: 0x20, count: ZeroMQTransport.messageByteCountMax + 1) : Array(try JSONCoding.encode("fine"))
+                first = false
+                try await rogue.send(frames: [message.frames[0], WireFormat.replyFrame(callId: header.callId, result: .success(body))])
+            }
+        }
+        await #expect(throws: RPCError.self) { try await pair.client.call(Shout(text: "a"), to: "rogue", metadata: pair.metadata(.seconds(2))) }
+        var answer: String?
+        for _ in 0..<20 where answer == nil {
+            answer = try? await pair.client.call(Shout(text: "b"), to: "rogue", metadata: pair.metadata(.seconds(2)))
+        }
+        #expect(answer == "fine", "the client never reached the rogue node again: \(pair.client.counters)")
+        #expect(pair.client.counters.connectionsReopened >= 1)
+        answering.cancel()
+        await rogue.close()
+        await io.stop()
+        await pair.finish()
+    }
+
     @Test func stopFailsCallsInFlight() async throws {
         let pair = try await TransportPair()
         struct Hang: RPCRequest { typealias Response = String; static let method = "test.hang"; static let service = ServiceName.inventory }

@@ -192,6 +192,10 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         guard let index = routes.firstIndex(where: { $0.subscription.group == request.group }) else {
             throw RPCError.rejected(code: "unknown_group", message: "no consumer group \(request.group); groups: \(routes.map(\.subscription.group).joined(separator: ", "))")
         }
+        // A negative position is a typo, not "from the start": replaying a whole log is no small thing.
+        guard request.fromSequence >= 0, (request.sinceMilliseconds ?? 0) >= 0 else {
+            throw RPCError.rejected(code: "bad_request", message: "fromSequence and sinceMilliseconds must not be negative")
+        }
         let now = runtime.clock.now.millisecondsSinceEpoch
         let queued = try storage {
             try database.write { db in

@@ -84,6 +84,10 @@ public final class GatewayService: RetailService, GatewayOperations, @unchecked 
     }
 
     public func placeOrder(_ request: PlaceOrder, context: CallContext) async throws(RPCError) -> OrderView {
+        // The RPC way in (a ZeroMQ client) gets the checks HTTP makes.
+        if let problem = PlaceOrder.idsProblem(userId: request.userId, shopId: request.shopId) ?? OrderLine.problem(in: request.items) {
+            throw RPCError.rejected(code: "bad_request", message: problem)
+        }
         try admit(client: request.userId)
         return try await caller.call(CreateOrder(userId: request.userId, shopId: request.shopId, items: request.items),
                                      metadata: runtime.metadata(timeout: settings.gatewayOrderTimeout, context: context,

@@ -182,7 +182,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
     func create(_ request: CreateOrder, _ context: CallContext) async throws -> OrderView {
         // Every number here came from outside: bounded first, then priced with checked arithmetic,
         // so an absurd request is a refusal, never a trap that takes the service down.
-        if let problem = OrderLine.problem(in: request.items) { throw RPCError.rejected(code: "bad_request", message: problem) }
+        if let problem = OrderLine.problem(in: request.items) ?? PlaceOrder.idsProblem(userId: request.userId, shopId: request.shopId) {
+            throw RPCError.rejected(code: "bad_request", message: problem)
+        }
         if let key = context.idempotencyKey, let problem = CallMetadata.idempotencyKeyProblem(key) {
             throw RPCError.rejected(code: "bad_idempotency_key", message: problem)
         }
