@@ -174,20 +174,33 @@ public struct Campaign: Codable, Sendable, Hashable {
     }
 }
 
-/// `GET /campaigns`: every campaign, oldest first.
+/// `GET /campaigns[?after=ID&limit=N]`: campaigns, oldest first, a page at a time: at most
+/// `limit` (1 to `pageSizeMax`, that by default) after the campaign `after`. The list grows with
+/// every campaign ever made; one answer for all of them outgrew a message.
 public struct ListCampaigns: GatewayExposed {
     public typealias Response = CampaignList
     public static let method = "campaign.list"
     public static let service = ServiceName.campaign
     public static let isIdempotent = true
     public static let httpMethod = "GET"
+    public static let pageSizeMax = 100
     public var httpPath: String { "/campaigns" }
-    public init() {}
+    public var after: String?
+    public var limit: Int?
+    public init(after: String? = nil, limit: Int? = nil) { self.after = after; self.limit = limit }
+
+    public var problem: String? {
+        if let limit, !(1...Self.pageSizeMax).contains(limit) { return "limit must be from 1 to \(Self.pageSizeMax)" }
+        if let after, after.isEmpty || after.utf8.count > 256 { return "after must be a campaign id" }
+        return nil
+    }
 }
 
 public struct CampaignList: Codable, Sendable, Hashable {
     public var campaigns: [Campaign]
-    public init(campaigns: [Campaign]) { self.campaigns = campaigns }
+    /// The `after` that reads the next page; absent on the last one.
+    public var next: String?
+    public init(campaigns: [Campaign], next: String? = nil) { self.campaigns = campaigns; self.next = next }
 }
 
 /// Order → Campaign: the campaign in force now for each product (the largest discount; the

@@ -241,7 +241,18 @@ public struct GatewayHTTP: Sendable {
             }
         case .listProducts: return await relay(request, route: route) { _ in ListProducts() }
         case .listShops: return await relay(request, route: route) { _ in ListShops() }
-        case .listCampaigns: return await relay(request, route: route) { _ in ListCampaigns() }
+        case .listCampaigns:
+            let query = request.uri.queryParameters
+            let after = query.get("after"), limitText = query.get("limit")
+            return await relay(request, route: route) { _ throws(DecodeFailure) in
+                var list = ListCampaigns(after: after)
+                if let limitText {
+                    guard let limit = Int(limitText) else { throw DecodeFailure("limit must be a whole number from 1 to \(ListCampaigns.pageSizeMax)") }
+                    list.limit = limit
+                }
+                if let problem = list.problem { throw DecodeFailure(problem) }
+                return list
+            }
         case .getVend:
             let id = Self.pathParameter(context.parameters.get("id"))
             return await relay(request, route: route) { _ throws(DecodeFailure) in

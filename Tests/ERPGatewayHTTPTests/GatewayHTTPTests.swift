@@ -364,12 +364,23 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == #"{"campaigns":[]}"#)
             }
+            // A page of campaigns: the query reaches the service; a bad one is refused at the door.
+            try await client.execute(uri: "/campaigns?after=camp_7&limit=5", method: .get, headers: headers) { response in
+                #expect(response.status == .ok)
+            }
+            for bad in ["/campaigns?limit=0", "/campaigns?limit=101", "/campaigns?limit=ten"] {
+                try await client.execute(uri: bad, method: .get, headers: headers) { response in
+                    #expect(response.status == .badRequest, "\(bad)")
+                    #expect(String(buffer: response.body).contains("limit must be"), "\(bad)")
+                }
+            }
             try await client.execute(uri: "/products", method: .get, headers: headers) { response in
                 #expect(response.status == .serviceUnavailable)
             }
         }
         // Only the well-formed requests reached a service.
-        #expect(fake.relayed.map { $0.prefix { $0 != " " } } == ["vm.vend", "campaign.list", "product.list"])
+        #expect(fake.relayed.map { $0.prefix { $0 != " " } } == ["vm.vend", "campaign.list", "campaign.list", "product.list"])
+        #expect(fake.relayed[2] == #"campaign.list {"after":"camp_7","limit":5}"#)
     }
 
     /// Path ids are percent-decoded, as the JSON that created them was not encoded: a vend created

@@ -123,6 +123,35 @@ import Testing
         }
     }
 
+    /// `GET /campaigns` answered every campaign ever made in one message, which a trial grew past
+    /// the message limit (the gateway then lost its connection to campaign for good). Now a page
+    /// at a time, oldest first, with the `after` that reads the next.
+    @Test func campaignsAreListedAPageAtATime() async throws {
+        let fixtures = try loadFixtures()
+        let product = fixtures.shops[0].stock[0].productId
+        _ = try await SimulatedServices.run { transport, runtime in
+            let metadata = { runtime.metadata(timeout: .seconds(2)) }
+            var made: [String] = []
+            for n in 1...5 {
+                let campaign = try await transport.call(CreateCampaign(name: "c\(n)", productIds: [product], percentOff: 10, lastsSeconds: 600),
+                                                        metadata: metadata())
+                made.append(campaign.campaignId)
+                await runtime.sleep(for: .milliseconds(5))
+            }
+            var seen: [String] = [], after: String?, pages = 0
+            repeat {
+                let page = try await transport.call(ListCampaigns(after: after, limit: 2), metadata: metadata())
+                seen += page.campaigns.map(\.campaignId)
+                after = page.next
+                pages += 1
+            } while after != nil && pages < 10
+            #expect(seen == made && pages == 3)
+            #expect(try await transport.call(ListCampaigns(), metadata: metadata()).campaigns.count == 5)
+            #expect(await SimulatedServices.refusal { try await transport.call(ListCampaigns(limit: 0), metadata: metadata()) } == "bad_request")
+            #expect(await SimulatedServices.refusal { try await transport.call(ListCampaigns(after: "camp_nope"), metadata: metadata()) } == "not_found")
+        }
+    }
+
     @Test func anOrderForAShopThatDoesNotExistIsRefused() async throws {
         let fixtures = try loadFixtures()
         let product = fixtures.shops[0].stock[0].productId

@@ -74,7 +74,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
     public func start() async throws {
         let transport = runtime.transport
         transport.register(CreateCampaign.self) { [self] request, context in try await create(request, context) }
-        transport.register(ListCampaigns.self) { [self] _, _ in try list() }
+        transport.register(ListCampaigns.self) { [self] request, _ in try list(request) }
         transport.register(QuotePrices.self) { [self] request, _ in try quote(request) }
     }
 
@@ -151,12 +151,29 @@ public final class CampaignService: RetailService, @unchecked Sendable {
         return found
     }
 
-    func list() throws -> CampaignList { CampaignList(campaigns: try campaigns(where: "", [])) }
+    func list(_ request: ListCampaigns) throws -> CampaignList {
+        if let problem = request.problem { throw RPCError.rejected(code: "bad_request", message: problem) }
+        let size = request.limit ?? ListCampaigns.pageSizeMax
+        var page: [Campaign]
+        if let after = request.after {
+            guard try storage({ try database.read { try Bool.fetchOne($0, sql: "SELECT 1 FROM campaign WHERE campaignId = ?", arguments: [after]) } }) == true else {
+                throw RPCError.rejected(code: "not_found", message: "no campaign \(after) to list after")
+            }
+            page = try campaigns(where: "WHERE (createdAt, campaignId) > (SELECT createdAt, campaignId FROM campaign WHERE campaignId = ?)",
+                                 [after], limit: size + 1)
+        } else {
+            page = try campaigns(where: "", [], limit: size + 1)
+        }
+        let more = page.count > size
+        if more { page.removeLast() }
+        return CampaignList(campaigns: page, next: more ? page.last?.campaignId : nil)
+    }
 
-    private func campaigns(where filter: String, _ arguments: StatementArguments) throws -> [Campaign] {
+    private func campaigns(where filter: String, _ arguments: StatementArguments, limit: Int? = nil) throws -> [Campaign] {
         try storage {
             try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM campaign \(filter) ORDER BY createdAt, campaignId", arguments: arguments).map { row in
+                try Row.fetchAll(db, sql: "SELECT * FROM campaign \(filter) ORDER BY createdAt, campaignId" + (limit.map { " LIMIT \($0)" } ?? ""),
+                                 arguments: arguments).map { row in
                     let percentOff: Int = row["percentOff"]
                     let products = try SQLRow.fetchAll(db, cached: "SELECT * FROM campaign_product WHERE campaignId = ? ORDER BY productId",
                                                        arguments: row["campaignId"] as String).map { p in
