@@ -58,6 +58,9 @@ public enum HTMLReport {
             let examples = summary.violations.filter { $0.invariant == name }.map(\.example)
             html += "<tr><td>\(e(name))"
             if !examples.isEmpty { html += "<ul class=\"examples\">" + examples.map { "<li>\(e($0))</li>" }.joined() + "</ul>" }
+            if let all = summary.violationCounts?[name], all > examples.count {
+                html += "<p>\(examples.count) of \(all) counter-examples shown</p>"
+            }
             html += "</td><td><span class=\"badge \(pass ? "pass" : "fail")\">\(pass ? "pass" : "fail")</span></td></tr>"
         }
         for failure in summary.expectationFailures {

@@ -224,8 +224,13 @@ public struct RunSummary: Codable, Sendable {
     /// summary.md: the same facts for a pull request or a wiki.
     public var markdown: String {
         var md = "# Run of `\(scenario)` (\(mode), seed \(seed))\n\n"
+        let passed = invariantsPass && expectationFailures.isEmpty
+        md += "**\(passed ? "PASS" : "FAIL")**" + (failedInvariants.isEmpty ? "" : ": broken \(failedInvariants.joined(separator: ", "))") + "\n\n"
         md += "Reproduce: `\(reproduce)`\n\n"
         if let traceHash { md += "Trace hash: `\(traceHash)`\n\n" }
+        if !expectationFailures.isEmpty {
+            md += "Expectations not met:\n\n" + expectationFailures.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
+        }
         md += "## Orders\n\n| submitted | accepted | confirmed | cancelled | pending | client gave up |\n|---|---|---|---|---|---|\n"
         md += "| \(orders.submitted) | \(orders.accepted) | \(orders.confirmed) | \(orders.cancelled) | \(orders.pending) | \(orders.clientGaveUp) |\n\n"
         if !store.pricing.isEmpty {
@@ -243,6 +248,10 @@ public struct RunSummary: Codable, Sendable {
         if !violations.isEmpty {
             md += "\n### Counter-examples\n\n"
             for v in violations { md += "- **\(v.invariant)**: \(v.example)\n" }
+            for (name, all) in (violationCounts ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let kept = violations.filter { $0.invariant == name }.count
+                if all > kept { md += "\n\(name): \(kept) of \(all) counter-examples shown.\n" }
+            }
         }
         md += "\n## Latency (\(timeBase) milliseconds)\n\nA flow is timed from the client's side; `rpc METHOD` is every call of that method, from the caller's side, failures (timeouts) included.\n\n| flow or call | n | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n"
         for name in latency.keys.sorted() {

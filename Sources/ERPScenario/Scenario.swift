@@ -69,6 +69,18 @@ public struct Scenario: Sendable {
         public static let extraDevicesPerShopMax = 100_000
         /// Any other duration in a scenario (timeouts, latencies, fault lengths, skews).
         public static let durationMax: Duration = .seconds(24 * 3600)
+
+        /// What is wrong with offering `rate` orders per second over a chaos phase `chaos` long
+        /// (a command line's `--rate`), or nil.
+        public static func rateProblem(_ rate: Double, over chaos: Duration) -> String? {
+            guard rate.isFinite, rate > 0, rate <= orderRatePerSecondMax else {
+                return "must be positive and at most \(Int(orderRatePerSecondMax)) orders per second"
+            }
+            guard rate * chaos.seconds <= orderCountMax else {
+                return "would offer \(Int(rate * chaos.seconds)) orders over the chaos phase; at most \(Int(orderCountMax))"
+            }
+            return nil
+        }
     }
 
     public struct NetworkSettings: Sendable {

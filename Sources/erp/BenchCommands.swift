@@ -112,6 +112,9 @@ struct ScenarioBench: AsyncParsableCommand {
         }
         if let duration {
             guard let chaos = Duration(parsing: duration), chaos > .zero else { throw ValidationError("--duration must be a positive duration such as 40s") }
+            guard chaos <= Scenario.Limits.phaseDurationMax else {
+                throw ValidationError("--duration must be at most \(Scenario.Limits.phaseDurationMax.shortDescription), as in a scenario file")
+            }
             loaded = loaded.scaled(toChaos: chaos)
         }
         if let rate {
@@ -128,7 +131,9 @@ struct ScenarioBench: AsyncParsableCommand {
 
         let cpuBefore = ProcessUsage.now()
         let started = ContinuousClock.now
-        let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: "erp run \(scenario) --seed \(seed)",
+        // What `erp run` takes to run the same (the report kept with --out names it).
+        let reproduce = "erp run \(scenario) --seed \(seed)" + (duration.map { " --duration \($0)" } ?? "") + (rate.map { " --rate \($0)" } ?? "")
+        let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: reproduce,
                                          filesOnDisk: filesOnDisk)
         let wall = (ContinuousClock.now - started).seconds
         let cpuAfter = ProcessUsage.now()
@@ -148,10 +153,14 @@ struct ScenarioBench: AsyncParsableCommand {
             // something used SQLite before the simulation started (SQLiteTuning).
             "sqlite_memstatus": SQLiteTuning.disableMemoryStatistics() ? "off" : "on",
         ]
-        print(String(format: "%@ seed %llu: %d orders (%.0f/s offered over %.0f virtual s) in %.2f wall s", loaded.name, seed, orders,
-                     loaded.workload.ratePerSecond, virtual, wall))
+        // Orders arrive in the chaos phase only; the heal phase counts in the virtual time too.
+        print(String(format: "%@ seed %llu: %d orders, %d confirmed (%@/s offered over %.0f virtual s, then %.0f s of heal) in %.2f wall s",
+                     loaded.name, seed, orders, summary.orders.confirmed, String(format: "%g", loaded.workload.ratePerSecond), Double(summary.chaosMilliseconds) / 1000,
+                     Double(summary.healMilliseconds) / 1000, wall))
+        // `0.0`, not `0`: as a bare literal among CVarArgs it is an Int, which shifted every later
+        // argument and crashed the run that made no order.
         print(String(format: "  %.0f orders per wall-second; %.1fx real time; %.2f ms CPU per order; peak RSS %.0f MiB; %d trace lines; invariants %@; storage %@",
-                     Double(orders) / wall, virtual / wall, orders > 0 ? cpu / Double(orders) * 1000 : 0,
+                     Double(orders) / wall, virtual / wall, orders > 0 ? cpu / Double(orders) * 1000 : 0.0,
                      Double(cpuAfter.peakResidentKiB) / 1024, summary.traceLines, summary.invariantsPass ? "hold" : "FAIL", storage))
         if json { printJSON(figures) }
     }

@@ -122,6 +122,9 @@ struct Run: AsyncParsableCommand {
                                valueName: "duration"))
     var duration: String?
 
+    @Option(parsing: .unconditional, help: "Orders per second offered over the chaos phase (default: the scenario's).")
+    var rate: Double?
+
     @Flag(help: "Print the services' log lines to standard error: their state transitions and errors (simulation: on virtual time).")
     var log = false
 
@@ -141,9 +144,17 @@ struct Run: AsyncParsableCommand {
             guard let chaos = Duration(parsing: duration), chaos > .zero else {
                 throw failure("--duration must be a positive duration such as 5s or 1500ms, not '\(duration)'")
             }
+            guard chaos <= Scenario.Limits.phaseDurationMax else {
+                throw failure("--duration must be at most \(Scenario.Limits.phaseDurationMax.shortDescription), as in a scenario file, not '\(duration)'")
+            }
             // Real processes' heal phase waits for the flows still going (ZeroMQBackend.runHealPhase).
             loaded = loaded.scaled(toChaos: chaos, keepingHealFloor: mode == .simulation)
             reproduce += ["--duration", duration]
+        }
+        if let rate {
+            if let problem = Scenario.Limits.rateProblem(rate, over: loaded.duration) { throw failure("--rate \(problem)") }
+            loaded.workload.ratePerSecond = rate
+            reproduce += ["--rate", "\(rate)"]
         }
         for name in defects {
             guard loaded.defects.enable(name) else {
@@ -200,7 +211,7 @@ struct Run: AsyncParsableCommand {
             let child = Process()
             child.executableURL = URL(fileURLWithPath: erpExecutable)
             child.arguments = ["run", scenario, "--seed", "\(seed)", "--out", again] + (duration.map { ["--duration", $0] } ?? [])
-                + defects.flatMap { ["--defect", $0] }
+                + (rate.map { ["--rate", "\($0)"] } ?? []) + defects.flatMap { ["--defect", $0] }
             child.standardOutput = FileHandle.nullDevice
             try child.run()
             child.waitUntilExit()

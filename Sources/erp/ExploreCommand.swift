@@ -109,6 +109,13 @@ struct Explore: AsyncParsableCommand {
             throw ExitCode(ExitStatus.invalidInput)
         }
         let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
+        // Afresh, as every --out: an earlier exploration's failing reports beside a new summary
+        // that says none failed, or a run's trace beside an exploration's summary, misled; a
+        // folder erp did not write is refused.
+        do { try freshDirectory(out) } catch {
+            FileHandle.standardError.write(Data("erp explore: --out \(error)\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
         try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
         let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
@@ -257,7 +264,11 @@ struct Explore: AsyncParsableCommand {
         if !seed.failed && !keepPassing {
             try? FileManager.default.removeItem(atPath: directory)
             try? FileManager.default.removeItem(atPath: log)
-            if swarm { try? FileManager.default.removeItem(atPath: scenarioPath) }
+            if swarm {
+                try? FileManager.default.removeItem(atPath: scenarioPath)
+                // Its drawn file is gone with its report: the command that draws it again.
+                seed.reproduce = "erp explore \(job.scenarioPath) --seeds \(job.seed) --keep-passing" + experimentFlags
+            }
             seed.report = nil
         }
         state.finished(seed)

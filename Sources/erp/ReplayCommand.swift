@@ -34,7 +34,8 @@ struct Replay: AsyncParsableCommand {
         }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(summaryPath) does not name its scenario file") }
         let outcome = try await rerun(scenarioPath: summary.scenarioPath, seed: summary.seed,
-                                      chaos: .milliseconds(summary.chaosMilliseconds), into: report + "/replay")
+                                      chaos: .milliseconds(summary.chaosMilliseconds), into: report + "/replay",
+                                      as: summary)
         try compare(expected: tracePath, actual: outcome + "/trace.log", labels: ("\(report)/trace.log", "\(outcome)/trace.log"),
                     context: context)
     }
@@ -46,14 +47,24 @@ struct Replay: AsyncParsableCommand {
 }
 
 /// Runs `scenarioPath` with `seed` in simulation into `directory` (replaced), its chaos phase
-/// `chaos` long; returns the directory.
-func rerun(scenarioPath: String, seed: UInt64, chaos: Duration, into directory: String) async throws -> String {
+/// `chaos` long; returns the directory. With `original`, the run's other command-line settings
+/// as its summary recorded them: its planted defects, its order rate (`--rate`) and its heal
+/// phase. Without them a run with `--defect` or `--rate` replayed as another run, and "diverged".
+func rerun(scenarioPath: String, seed: UInt64, chaos: Duration, into directory: String, as original: RunSummary? = nil) async throws -> String {
     var scenario: Scenario
     do { scenario = try ScenarioLoader.load(path: scenarioPath) } catch {
         FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
     if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
+    if let original {
+        for name in original.defects where !scenario.defects.enable(name) {
+            FileHandle.standardError.write(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        if original.openLoop.targetPerSecond > 0 { scenario.workload.ratePerSecond = original.openLoop.targetPerSecond }
+        scenario.heal = .milliseconds(original.healMilliseconds)
+    }
     let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))
     try freshDirectory(directory)
     let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)

@@ -29,11 +29,30 @@ enum OutputFolder {
     /// and soak. A re-run into a folder an earlier version wrote is not refused for want of it.
     static let writtenBefore: Set<String> = ["summary.json", "soak.json", "matrix.json", "fidelity.json", "minimal.yaml", "fixtures.json"]
 
+    /// Why a folder could not be made, in words: not Foundation's `NSCocoaErrorDomain Code=4`.
+    static func whyNotMade(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        switch ns.code {
+        case NSFileNoSuchFileError, NSFileWriteNoPermissionError, NSFileWriteUnknownError:
+            return "nothing can be made there: a folder on the way is missing and cannot be made, or is not writable"
+        case NSFileWriteOutOfSpaceError: return "no space left on the device"
+        case NSFileWriteFileExistsError: return "a file is in the way"
+        default: return ns.localizedDescription
+        }
+    }
+
     struct Refusal: Error, CustomStringConvertible {
         var path: String
         var why: String
+        /// Whether the refusal is for what is there (rather than for a folder that cannot be made).
+        var occupied = true
         var description: String {
-            "\(path): \(why); erp replaces only a folder of its own reports (choose another --out, or remove it yourself)"
+            occupied ? "\(path): \(why); erp replaces only a folder of its own reports (choose another --out, or remove it yourself)"
+                     : "\(path): \(why)"
         }
     }
 
@@ -65,8 +84,12 @@ enum OutputFolder {
 
     /// The folder (made if missing), marked as erp's.
     fileprivate static func make(_ path: String) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path + "/" + markerName,
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw Refusal(path: path, why: "the folder cannot be made (\(whyNotMade(error)))", occupied: false)
+        }
+        _ = FileManager.default.createFile(atPath: path + "/" + markerName,
                                        contents: Data("Written by erp: a later --out naming this folder may replace it.\n".utf8))
     }
 }

@@ -34,7 +34,14 @@ struct Shrink: AsyncParsableCommand {
               let summary = try? JSONDecoder().decode(RunSummary.self, from: data) else { throw fail("no run summary in \(report)") }
         guard summary.mode == RunMode.simulation.rawValue else { throw fail("\(report) is a \(summary.mode) run; shrinking runs in simulation") }
         let failing = summary.failedInvariants
-        guard let target = invariant ?? failing.first else { throw fail("\(report): no invariant failed, nothing to shrink") }
+        guard let target = invariant ?? failing.first else {
+            throw fail("\(report): no invariant failed, nothing to shrink"
+                       + (summary.expectationFailures.isEmpty ? "" : " (its expectations failed: shrink reduces a run that broke an invariant, not one that missed an expectation)"))
+        }
+        guard !failing.isEmpty else {
+            throw fail("\(report): \(target) did not fail there: no invariant did"
+                       + (summary.expectationFailures.isEmpty ? "" : " (its expectations failed: shrink reduces a run that broke an invariant, not one that missed an expectation)"))
+        }
         guard failing.contains(target) else { throw fail("\(report): \(target) did not fail there (failing: \(failing.joined(separator: ", ")))") }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(report)/summary.json does not name its scenario file") }
         var scenario: Scenario
@@ -42,6 +49,9 @@ struct Shrink: AsyncParsableCommand {
         for name in summary.defects { _ = scenario.defects.enable(name) }
         let chaos = Duration.milliseconds(summary.chaosMilliseconds)
         if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
+        // The run as it was: its order rate (`--rate`) and heal phase, as `erp replay` takes them.
+        if summary.openLoop.targetPerSecond > 0 { scenario.workload.ratePerSecond = summary.openLoop.targetPerSecond }
+        scenario.heal = .milliseconds(summary.healMilliseconds)
         scenario.expect = Scenario.Expectations()
         let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
@@ -95,7 +105,8 @@ struct Shrink: AsyncParsableCommand {
         //    below its floor: `scaled(toChaos:)` keeps it there, see 4).
         while best.duration > .seconds(1) {
             let candidate = best.scaled(toChaos: max(.seconds(1), best.duration / 2))
-            guard await fails(candidate, "chaos \(best.duration.shortDescription) → \(candidate.duration.shortDescription)") else { break }
+            let heal = candidate.heal == best.heal ? "" : " (heal \(best.heal.shortDescription) → \(candidate.heal.shortDescription) with it)"
+            guard await fails(candidate, "chaos \(best.duration.shortDescription) → \(candidate.duration.shortDescription)" + heal) else { break }
             best = candidate
         }
         // 3. A lower order rate.

@@ -134,4 +134,60 @@ import Testing
         let pending = try #require(orders["pending"] as? Int)
         #expect(pending > 0 && submitted >= accepted, "\(orders)")
     }
+
+    /// Found by a reviewer trying the hunting and bench commands (2026-12-06): a run with a
+    /// planted defect or another order rate replayed as a different run and "diverged"; the bench
+    /// crashed on a run that made no order; `--duration` got around the scenario's 24 h bound.
+    @Test func replayRunsTheRunAsItWasAndTheBenchSurvivesNoOrders() async throws {
+        let dir = try scratch("replay")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let defect = dir + "/defect"
+        let planted = try await runErp(["run", "scenarios/chaos-mix.yaml", "--defect", "skip-stock-release", "--duration", "4s", "--out", defect])
+        #expect(planted.status == 2, "\(planted.output)")
+        let replayed = try await runErp(["replay", defect])
+        #expect(replayed.status == 0 && replayed.output.contains("same trace"), "\(replayed.output)")
+
+        let benched = dir + "/bench"
+        let bench = try await runErp(["bench", "scenario", "scenarios/happy-path.yaml", "--rate", "7", "--duration", "3s", "--out", benched])
+        #expect(bench.status == 0, "\(bench.output)")
+        let summary = try String(contentsOfFile: benched + "/summary.json", encoding: .utf8)
+        #expect(summary.contains("--duration 3s --rate 7"), "the report's reproduce command names the bench's options")
+        let again = try await runErp(["replay", benched])
+        #expect(again.status == 0 && again.output.contains("same trace"), "\(again.output)")
+
+        // No order at all: figures of nothing, not a crash in the printing.
+        let none = try await runErp(["bench", "scenario", "scenarios/happy-path.yaml", "--rate", "0.001", "--duration", "3s", "--json"])
+        #expect(none.status == 0 && none.output.contains("0 orders, 0 confirmed"), "\(none.output)")
+
+        for command in [["run", "scenarios/happy-path.yaml"], ["bench", "scenario", "scenarios/happy-path.yaml"]] {
+            let long = try await runErp(command + ["--duration", "25h"])
+            #expect(long.status == 1 && long.output.contains("at most"), "\(command): \(long.output)")
+        }
+    }
+
+    /// summary.md said nothing of failed expectations, and shrink answered "expectations did not
+    /// fail there (failing: )"; a passing swarm seed's reproduce command named a file explore had
+    /// deleted with its report.
+    @Test func expectationsAndSwarmSeedsAreReportedAsTheyAre() async throws {
+        let dir = try scratch("expect")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scenario = dir + "/expect.yaml"
+        var text = try String(contentsOfFile: packageRoot + "/scenarios/happy-path.yaml", encoding: .utf8)
+        text = text.replacingOccurrences(of: "minConfirmed: 100", with: "minConfirmed: 100000")
+            .replacingOccurrences(of: "fixtures: fixtures/retail.json", with: "fixtures: \(packageRoot)/fixtures/retail.json")
+        try text.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let report = dir + "/report"
+        let run = try await runErp(["run", scenario, "--duration", "2s", "--out", report])
+        #expect(run.status == 4, "\(run.output)")
+        let markdown = try String(contentsOfFile: report + "/summary.md", encoding: .utf8)
+        #expect(markdown.contains("**FAIL**") && markdown.contains("Expectations not met") && markdown.contains("confirmed orders, got"), "\(markdown.prefix(400))")
+        let shrink = try await runErp(["shrink", report, "--invariant", "expectations"])
+        #expect(shrink.status == 1 && shrink.output.contains("not one that missed an expectation"), "\(shrink.output)")
+
+        let explored = dir + "/explore"
+        let explore = try await runErp(["explore", "scenarios/happy-path.yaml", "--swarm", "--seeds", "1..1", "--jobs", "1", "--duration", "2s", "--out", explored])
+        #expect(explore.status == 0, "\(explore.output)")
+        let exploreSummary = try String(contentsOfFile: explored + "/summary.json", encoding: .utf8)
+        #expect(exploreSummary.contains("happy-path.yaml --seeds 1 --keep-passing") && exploreSummary.contains("--swarm"), "\(exploreSummary.prefix(800))")
+    }
 }
