@@ -129,6 +129,11 @@ struct ScenarioBench: AsyncParsableCommand {
         let out = outputDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("erp-bench-\(ProcessInfo.processInfo.processIdentifier)").path
         defer { if outputDirectory == nil { try? FileManager.default.removeItem(atPath: out) } }
 
+        let interrupts = InterruptNotice("bench scenario") {
+            try? FileManager.default.removeItem(atPath: out)
+            return "no figures, and the unfinished report in \(out) removed"
+        }
+        defer { interrupts.cancel() }
         let cpuBefore = ProcessUsage.now()
         let started = ContinuousClock.now
         // What `erp run` takes to run the same (the report kept with --out names it).

@@ -192,6 +192,12 @@ struct Run: AsyncParsableCommand {
                                                 logToStandardError: log, filesOnDisk: filesOnDisk)
                 reproduce += ["--seed", "\(seed)"]
             }
+            // Real processes stop theirs on Ctrl-C themselves (ZeroMQBackend).
+            let interrupts = mode == .simulation ? InterruptNotice("run") {
+                try? FileManager.default.removeItem(atPath: partial)
+                return "no report kept (\(out) is as it was)"
+            } : nil
+            defer { interrupts?.cancel() }
             let runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,
                                         reproduce: reproduce.joined(separator: " "))
             summary = try await runner.run(on: backend)

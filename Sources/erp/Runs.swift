@@ -1,4 +1,5 @@
 import ERPCore
+import ERPProduction
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
@@ -172,4 +173,25 @@ func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try encoder.encode(value).write(to: URL(fileURLWithPath: path))
+}
+
+/// Ctrl-C (or SIGTERM) during a command that runs a simulation: `cleanUp` says what it did with
+/// what the command was writing (a half-written report removed, the smallest failing scenario so
+/// far kept), the line is printed, and the process exits 130. A simulation holds nothing that
+/// must be stopped gracefully; without this the command ended silently and left half a report.
+final class InterruptNotice: @unchecked Sendable {
+    private let lock = NSLock()
+    private var signals: TerminationSignals?
+
+    init(_ command: String, cleanUp: @escaping @Sendable () -> String) {
+        let signals = TerminationSignals {
+            let said = cleanUp()
+            FileHandle.standardError.write(Data("\nerp \(command): interrupted; \(said)\n".utf8))
+            exit(130)  // 128 + SIGINT, as a shell reports it
+        }
+        lock.withLock { self.signals = signals }
+    }
+
+    /// Back to the default action (the command finished, or goes on to something of its own).
+    func cancel() { lock.withLock { signals?.cancel(); signals = nil } }
 }

@@ -59,6 +59,19 @@ struct Shrink: AsyncParsableCommand {
         do { try OutputFolder.claim(out) } catch { throw fail("--out \(error)") }
 
         var runs = 0
+        // The smallest scenario found failing so far: what Ctrl-C keeps.
+        let smallest = SmallestSoFar()
+        let header: @Sendable (Int) -> [String] = { runs in ["Shrunk by erp shrink from \(report) (\(runs) candidate runs):", "still breaks \(target) at seed \(summary.seed)."] }
+        let interrupts = InterruptNotice("shrink") { [out, fixturesPath] in
+            try? FileManager.default.removeItem(atPath: out + "/candidate")
+            guard let (best, runs) = smallest.value else { return "nothing shrunk yet" }
+            let path = out + "/minimal.yaml"
+            let yaml = ScenarioWriter.yaml(best, header: header(runs) + ["Interrupted: the smallest failing scenario so far, not run again to prove it."],
+                                           fixturesPath: fixturesPath)
+            guard (try? yaml.write(toFile: path, atomically: true, encoding: .utf8)) != nil else { return "\(path) could not be written" }
+            return "the smallest failing scenario so far (\(runs) candidate runs) is in \(path)"
+        }
+        defer { interrupts.cancel() }
         /// Whether `candidate` still breaks `target` with the report's seed.
         func fails(_ candidate: Scenario, _ what: String) async -> Bool {
             guard runs < budget else { return false }
@@ -66,6 +79,7 @@ struct Shrink: AsyncParsableCommand {
             do {
                 let result = try await simulate(candidate, seed: summary.seed, fixtures: fixtures, into: out + "/candidate", reproduce: "")
                 let broken = result.invariants[target] == .fail
+                if broken { smallest.set(candidate, runs: runs) }
                 print("  \(runs). \(what): \(broken ? "still fails" : "passes")")
                 return broken
             } catch {
@@ -139,8 +153,8 @@ struct Shrink: AsyncParsableCommand {
 
         best.name = scenario.name + "-minimal"
         best.description = "Shrunk by erp shrink from \(report): still breaks \(target) at seed \(summary.seed)"
-        let yaml = ScenarioWriter.yaml(best, header: ["Shrunk by erp shrink from \(report) (\(runs) candidate runs):",
-                                                      "still breaks \(target) at seed \(summary.seed)."], fixturesPath: fixturesPath)
+        interrupts.cancel()
+        let yaml = ScenarioWriter.yaml(best, header: header(runs), fixturesPath: fixturesPath)
         let minimal = out + "/minimal.yaml"
         try yaml.write(toFile: minimal, atomically: true, encoding: .utf8)
         try? FileManager.default.removeItem(atPath: out + "/candidate")
@@ -179,4 +193,12 @@ struct Shrink: AsyncParsableCommand {
         FileHandle.standardError.write(Data("erp shrink: \(message)\n".utf8))
         return ExitCode(ExitStatus.invalidInput)
     }
+}
+
+/// The last candidate a shrink found still failing (each is smaller than the one before).
+final class SmallestSoFar: @unchecked Sendable {
+    private let lock = NSLock()
+    private var kept: (Scenario, Int)?
+    func set(_ scenario: Scenario, runs: Int) { lock.withLock { kept = (scenario, runs) } }
+    var value: (Scenario, Int)? { lock.withLock { kept } }
 }

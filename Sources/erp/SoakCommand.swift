@@ -120,7 +120,7 @@ struct Soak: AsyncParsableCommand {
         // Each sample is also on disk as soon as it is taken: a soak stopped early (Ctrl-C, a
         // machine going down) keeps what it measured.
         let samplesPath = out + "/samples.txt"
-        FileManager.default.createFile(atPath: samplesPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: samplesPath, contents: nil)
         let samplesFile = FileHandle(forWritingAtPath: samplesPath)
         defer { try? samplesFile?.close() }
         let databaseDirectory = runDirectory + "/db"

@@ -190,4 +190,34 @@ import Testing
         let exploreSummary = try String(contentsOfFile: explored + "/summary.json", encoding: .utf8)
         #expect(exploreSummary.contains("happy-path.yaml --seeds 1 --keep-passing") && exploreSummary.contains("--swarm"), "\(exploreSummary.prefix(800))")
     }
+
+    /// Ctrl-C on a simulated run ended it silently and left `DIR.partial` behind: it says so, keeps
+    /// no half report, and exits 130.
+    @Test func ctrlCOnASimulatedRunSaysSoAndKeepsNoHalfReport() async throws {
+        let dir = try scratch("interrupt")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/long"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: erpBinary)
+        process.arguments = ["run", "scenarios/happy-path.yaml", "--duration", "600s", "--out", out]
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var waited = 0
+        // Well into the run (its trace growing), not at its start, before the handler is set.
+        func traceBytes() -> Int { ((try? FileManager.default.attributesOfItem(atPath: out + ".partial/trace.log"))?[.size] as? Int) ?? 0 }
+        while traceBytes() < 100_000 && waited < 600 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
+        #expect(waited < 600, "the run never started writing")
+        process.interrupt()
+        process.waitUntilExit()
+        let said = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 130, "\(said)")
+        #expect(said.contains("interrupted; no report kept"), "\(said)")
+        #expect(!FileManager.default.fileExists(atPath: out + ".partial") && !FileManager.default.fileExists(atPath: out))
+    }
 }
