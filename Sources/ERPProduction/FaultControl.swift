@@ -38,8 +38,9 @@ public struct ApplyFaults: RPCRequest {
 
 extension ApplyFaults {
     /// The longest clock skew, latency or provider delay a control call may set: a year of skew,
-    /// a day of delay (what a scenario may ask for, `Scenario.Limits.durationMax`). Past these the node's arithmetic on times would overflow (a skew of
-    /// 2^40 s trapped the next request's clock reading) or its calls never end.
+    /// a day of delay (what a scenario may ask for, `Scenario.Limits.durationMax`). Past these
+    /// the node's arithmetic on times would overflow (a skew of 2^40 s trapped the next
+    /// request's clock reading) or its calls never end.
     public static let clockSkewMax = Duration.seconds(366 * 86_400)
     public static let delayMax = Duration.seconds(24 * 3_600)
 

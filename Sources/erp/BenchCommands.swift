@@ -121,10 +121,7 @@ struct ScenarioBench: AsyncParsableCommand {
             loaded = loaded.scaled(toChaos: chaos)
         }
         if let rate {
-            guard rate > 0, rate <= Scenario.Limits.orderRatePerSecondMax,
-                  rate * loaded.duration.seconds <= Scenario.Limits.orderCountMax else {
-                throw ValidationError("--rate must be positive and offer at most \(Int(Scenario.Limits.orderCountMax)) orders over the chaos phase")
-            }
+            if let problem = Scenario.Limits.rateProblem(rate, over: loaded.duration) { throw ValidationError("--rate \(problem)") }
             loaded.workload.ratePerSecond = rate
         }
         let seed = self.seed ?? loaded.seed
