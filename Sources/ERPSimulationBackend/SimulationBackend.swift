@@ -161,6 +161,8 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         let latency = world.callMetrics?.latencySummaries() ?? [:]
         // The tasks the world leaves suspended keep it alive: let go of what it holds.
         world.tearDown()
+        // The history is the outcome's now: the client's own copy need not outlive the world.
+        client = nil
         outcome.fill = { summary in
             for (path, counts) in metrics.paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
             for (method, summaryOfMethod) in latency { summary.latency["rpc " + method] = summaryOfMethod }
