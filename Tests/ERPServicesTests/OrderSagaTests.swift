@@ -42,6 +42,22 @@ import Testing
         #expect(OrderSaga.decide(step, result, reason: reason, defects: Self.none) == expected)
     }
 
+    /// A breaker's refusal proves nothing was asked only of a step no earlier pass can have
+    /// tried. Run again after a restart or a failed write, an open breaker made a saga whose
+    /// payment requests had left release the stock without the refund (a trial on a full disk),
+    /// and one whose reservation may have landed finish without releasing it.
+    @Test func aRefusalOfAStepThatMayHaveBeenTriedIsAnUnknownOutcome() {
+        func decided(_ step: SagaStep, untried: Bool) -> SagaDecision {
+            OrderSaga.decide(step, OrderSaga.taken(.notSent, untried: untried), reason: nil, defects: Self.none)
+        }
+        #expect(decided(.pay, untried: true) == .advance(.release, reason: "payment_unavailable"))
+        #expect(decided(.pay, untried: false) == .advance(.refund, reason: "payment_unavailable"))
+        #expect(decided(.reserve, untried: true) == .finish(.cancelled, reason: "inventory_unavailable"))
+        #expect(decided(.reserve, untried: false) == .advance(.release, reason: "inventory_unavailable"))
+        // Any other outcome is taken as it is.
+        #expect(OrderSaga.taken(.answered(.paid), untried: false) == .answered(.paid))
+    }
+
     @Test func plantedDefectsChangeExactlyTheirRows() {
         var confirm = PlantedDefects()
         confirm.enable(.confirmDeclinedPayments)

@@ -373,6 +373,11 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                 for (outcome, next) in zip(outcomes, next) { head.settled(seq: outcome.seq, nextAttemptAt: next) }
             } catch {
                 runtime.logger.error("bus \(group): cannot settle \(outcomes.count) deliveries from seq \(outcomes.first?.seq ?? -1): \(error)")
+                // Not delivered again at once (the database still says they are due): on a full
+                // disk that was a delivery and a failed write in a tight loop, 350,000 log lines
+                // in minutes. They go out again after the longest backoff.
+                let retryAt = (now + settings.backoffMax).millisecondsSinceEpoch
+                for outcome in outcomes { head.settled(seq: outcome.seq, nextAttemptAt: retryAt) }
             }
         }
     }

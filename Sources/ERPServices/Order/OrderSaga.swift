@@ -58,6 +58,18 @@ enum OrderSaga {
         return nil
     }
 
+    /// What a step's call came to, as the saga may take it: a breaker's refusal (`notSent`) is
+    /// proof that nothing was asked only of a step no earlier pass can have tried (`untried`: a
+    /// saga its creator has just committed, a step this driver has just advanced into). For a
+    /// step recovered after a restart, or run again after its next step failed to persist,
+    /// earlier requests may have reserved or charged: its outcome is unknown, and the saga
+    /// compensates. A trial on a full disk saw a saga whose payment requests had left go
+    /// straight to release, without the refund.
+    static func taken(_ result: SagaStepResult, untried: Bool) -> SagaStepResult {
+        if case .notSent = result, !untried { return .unknown(nil) }
+        return result
+    }
+
     static func decide(_ step: SagaStep, _ result: SagaStepResult, reason: String?, defects: PlantedDefects) -> SagaDecision {
         switch (step, result) {
         case (.reserve, .notSent):

@@ -406,6 +406,11 @@ public final class OrderService: RetailService, @unchecked Sendable {
         // saga once it exists, so it is read from the database once, and again only after a
         // write that failed (it held two queries and the order's items decoded, per step).
         var known = start
+        // Whether the step in the database is certainly untried (`OrderSaga.taken`).
+        var untried = start != nil
+        // Failed writes in a row (a full or failing disk): the next pass waits, growing, rather
+        // than calling the step again at once (the same trial's log got 665,838 lines in 2.5 min).
+        var persistFailures = 0
         while true {
             let state: SagaState
             if let known {
@@ -429,7 +434,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
             if let early = OrderSaga.before(step, reason: state.reason, defects: settings.defects) {
                 decision = early
             } else {
-                decision = OrderSaga.decide(step, await call(step, state), reason: state.reason, defects: settings.defects)
+                let result = OrderSaga.taken(await call(step, state), untried: untried)
+                untried = false
+                decision = OrderSaga.decide(step, result, reason: state.reason, defects: settings.defects)
             }
             switch decision {
             case .advance(let next, let reason):
@@ -438,10 +445,19 @@ public final class OrderService: RetailService, @unchecked Sendable {
                     known = state
                     known!.step = next
                     known!.reason = reason ?? state.reason  // as the UPDATE's COALESCE keeps it
+                    untried = true
+                    persistFailures = 0
+                } else {
+                    persistFailures += 1
+                    await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: persistFailures, initial: settings.sagaBackoffInitial,
+                                                                               max: settings.sagaBackoffMax))
                 }
             case .finish(let status, let reason):
                 known = nil
                 if finish(state, status: status, reason: reason) { return }
+                persistFailures += 1
+                await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: persistFailures, initial: settings.sagaBackoffInitial,
+                                                                           max: settings.sagaBackoffMax))
             case .halt(let why):
                 runtime.logger.critical("saga \(orderId): \(why)")
                 return
