@@ -41,9 +41,12 @@ public struct ServiceHost: Service {
     /// The bus's methods a client key may call.
     static let busOperatorMethods: Set<String> = [ListDeadLetters.method, RequeueDeadLetters.method, ReplayGroup.method]
 
-    public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore) throws -> CallerAuthorization {
+    /// `serviceKeys`: the services' public keys in force (what they were started with); nil to
+    /// read them from the key folder.
+    public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore,
+                                     serviceKeys: [ServiceName: String]? = nil) throws -> CallerAuthorization {
         var holders: [String: String] = [:]
-        for other in topology.services { holders[try keys.publicKey(of: other)] = other.rawValue }
+        for other in topology.services { holders[try serviceKeys?[other] ?? keys.publicKey(of: other)] = other.rawValue }
         // A client whose key file is gone is revoked (`reloadKeys`); a service's key must be there.
         for client in topology.clients { if let key = try? keys.publicKey(named: client) { holders[key] = "client " + client } }
         let callers = ServiceCatalog.callers(of: service)
@@ -65,12 +68,23 @@ public struct ServiceHost: Service {
     /// gateway) again and applies them to the running process: new keys are admitted at their next
     /// handshake, removed ones refused at their next connection and forbidden at once on the
     /// connections they have. Nothing restarts. On an error the keys in force stay.
-    static func reloadKeys(service: ServiceName, topology: Topology, keys: KeyStore, authenticator: ZAPAuthenticator,
-                           transport: ZeroMQTransport, ingress: DeviceIngress?, devices: [Fixtures.Device], logger: Logger) {
+    ///
+    /// The services' own keys stay those they were started with (`serviceKeys`): each service's
+    /// sockets hold its secret key and its peers' public keys from its start, so a pair replaced
+    /// on disk (`erp keys generate --replace`) takes effect when `erp up` restarts them all.
+    /// Applying the new public keys at once refused every service still using its old pair: the
+    /// whole system down after one HUP (an operator's trial).
+    static func reloadKeys(service: ServiceName, topology: Topology, keys: KeyStore, serviceKeys: [ServiceName: String],
+                           authenticator: ZAPAuthenticator, transport: ZeroMQTransport, ingress: DeviceIngress?,
+                           devices: [Fixtures.Device], logger: Logger) {
         do {
             let current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path)
+            let changed = serviceKeys.keys.sorted { $0.rawValue < $1.rawValue }.filter { (try? keys.publicKey(of: $0)) != serviceKeys[$0] }
+            if !changed.isEmpty {
+                logger.warning("the key pairs of \(changed.map(\.rawValue).joined(separator: ", ")) changed on disk: a service's own keys take effect when erp up restarts every service; the running ones stay")
+            }
             // The keys admitted are exactly those whose holders the rules know.
-            let rules = try authorization(of: service, topology: current, keys: keys)
+            let rules = try authorization(of: service, topology: current, keys: keys, serviceKeys: serviceKeys)
             let (added, revoked) = try authenticator.replaceAllowed(Set(rules.holders.keys))
             transport.updateAuthorization(rules)
             let ids: [String] = revoked.map { CallerAuthorization.keyId($0) }
@@ -184,8 +198,11 @@ public struct ServiceHost: Service {
             signal(SIGHUP, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
             let topology = self.topology, devices = settings.fixtures.devices, door = ingress
+            var started: [ServiceName: String] = [:]
+            for other in topology.services { started[other] = try keys.publicKey(of: other) }
+            let serviceKeys = started
             source.setEventHandler {
-                Self.reloadKeys(service: service, topology: topology, keys: keys, authenticator: authenticator,
+                Self.reloadKeys(service: service, topology: topology, keys: keys, serviceKeys: serviceKeys, authenticator: authenticator,
                                 transport: transport, ingress: door, devices: devices, logger: logger)
             }
             source.resume()

@@ -66,6 +66,29 @@ import ZeroMQTestSupport
                                      Array(#"{"type":"status","deviceId":"device_stockholm_01","sequence":1,"status":"online"}"#.utf8)])
         let answer = try await receive(open, within: .seconds(10))
         #expect(String(decoding: answer.frames.last ?? [], as: UTF8.self).contains("unauthenticated"))
+
+        // The services' own pairs replaced on disk (`erp keys generate --replace`), then SIGHUP:
+        // the running services keep the pairs they started with, and say so. Applying the new
+        // public keys at once refused every service's calls to the others (an operator's trial:
+        // the whole system down until a restart).
+        _ = try store.generate(for: services, replace: true)
+        kill(up.processIdentifier, SIGHUP)
+        let warned = await eventually(within: .seconds(10)) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("changed on disk: a service's own keys take effect when erp up restarts")
+        }
+        #expect(warned, "no warning in the log")
+        let admitted = try await connect(second, admitted: true)
+        try await admitted.send(frames: [Array("erp-device/1".utf8),
+                                         Array(#"{"type":"status","deviceId":"device_stockholm_02","sequence":1,"status":"online"}"#.utf8)])
+        let status = try await receive(admitted, within: .seconds(10))
+        // Accepted, and confirmed by the shop: a call from the IoT gateway to the shop service.
+        #expect(String(decoding: status.frames.last ?? [], as: UTF8.self).contains(#""accepted":true"#)
+                && String(decoding: status.frames.last ?? [], as: UTF8.self).contains(#""confirmedByShop":true"#),
+                "\(String(decoding: status.frames.last ?? [], as: UTF8.self))")
+        // Its event goes iot-gateway → bus → shop: no service refuses another's key.
+        try await Task.sleep(for: .seconds(3))
+        let after = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(!after.contains("an unknown key"), "\(after.suffix(3_000))")
         await io.stop()
         context.terminate()
     }
