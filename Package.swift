@@ -210,7 +210,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ERPScenarioTests", dependencies: [
-            "ERPCore", "ERPScenario", "ERPStorage", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport",
+            "ERPCore", "ERPScenario", "ERPStorage", "ERPSimulation", "ERPSimulationBackend", "ERPReports", "ERPServices", "ERPResilience", "ERPTestSupport", "ERPProduction",
         ]),
         .testTarget(name: "ERPGatewayHTTPTests", dependencies: [
             "ERPCore", "ERPTransport", "ERPServices", "ERPGatewayHTTP", "ERPResilience",

@@ -155,6 +155,7 @@ public struct ServiceHost: Service {
                                                 : "serving fault-control methods: only the runner's key may call them")
             Self.registerFaultControl(node: node, transport: transport, clock: clock, settings: settings)
         }
+        if service == .eventBus { try BusLock.hold(in: topology.dataDirectory) }
         let instance = try ServiceCatalog.make(service, runtime: runtime, settings: settings,
                                                routes: ServiceCatalog.routes(for: topology.services))
         try await executor.run { try await instance.start() }

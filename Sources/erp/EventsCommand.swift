@@ -9,9 +9,10 @@ import GRDB
 
 /// `erp events`: the bus's dead letters and replays, on a data directory (a report's `db/`, or a
 /// topology's `dataDirectory`) or against a running bus (`--topology`, through its RPCs, with a
-/// client key the topology admits). On a directory it is safe beside a running bus: SQLite
-/// serialises the writes, and the bus's dispatchers find the requeued deliveries at their next look
-/// (within a second); through the bus, a requeue or replay wakes its dispatcher at once.
+/// client key the topology admits). On a directory the dead letters may be read beside a running
+/// bus, but a requeue or replay is refused there (`BusLock`): the bus keeps its queues' heads in
+/// memory and would not see the rows until it restarted. Through the bus, a requeue or replay
+/// wakes its dispatcher at once.
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Dead letters and replays of the event bus, on a data directory or a running bus.",
@@ -33,6 +34,16 @@ struct Events: AsyncParsableCommand {
             guard (directory == nil) != (topology == nil) else {
                 throw ValidationError("give a data directory or --topology FILE (one of them)")
             }
+        }
+
+        /// The directory form of a command that changes the queues: refused while a bus runs on
+        /// the directory, whose queues live in its memory (`BusLock`).
+        func openForChanges() throws -> DatabaseQueue {
+            if let directory, BusLock.isHeld(in: directory) {
+                FileHandle.standardError.write(Data("erp: an event bus is running on \(directory): it would not see rows written into its folder until it restarts; ask it through its topology instead (--topology FILE)\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
+            return try open()
         }
 
         func open() throws -> DatabaseQueue {
@@ -124,7 +135,7 @@ struct Events: AsyncParsableCommand {
             let chosen = sequences.isEmpty ? nil : sequences
             let queued: Int
             if let answer = try await location.callBus(RequeueDeadLetters(group: group, sequences: chosen)) { queued = answer.queued } else {
-                queued = try await location.open().write { try EventLog.requeue(group: group, sequences: chosen, now: Events.nowMilliseconds, in: $0) }
+                queued = try await location.openForChanges().write { try EventLog.requeue(group: group, sequences: chosen, now: Events.nowMilliseconds, in: $0) }
             }
             print("requeued \(queued) dead letters of \(group)")
         }
@@ -157,7 +168,7 @@ struct Events: AsyncParsableCommand {
             if let answer = try await location.callBus(ReplayGroup(group: group, fromSequence: max(0, from ?? 0), sinceMilliseconds: since)) {
                 queued = answer.queued
             } else {
-                queued = try await location.open().write { db in
+                queued = try await location.openForChanges().write { db in
                     let start = try since.map { try EventLog.firstSequence(since: $0, in: db) } ?? max(0, from ?? 0)
                     return try EventLog.replay(subscription, fromSequence: start, now: Events.nowMilliseconds, in: db)
                 }

@@ -1,3 +1,4 @@
+import ERPProduction
 import ERPTestSupport
 import Foundation
 import Testing
@@ -219,5 +220,24 @@ import Testing
         #expect(process.terminationStatus == 130, "\(said)")
         #expect(said.contains("interrupted; no report kept"), "\(said)")
         #expect(!FileManager.default.fileExists(atPath: out + ".partial") && !FileManager.default.fileExists(atPath: out))
+    }
+
+    /// `erp events requeue DIR` beside a running bus said "requeued 1 dead letters" and nothing
+    /// was delivered until the bus restarted (its queues live in its memory). While a bus holds
+    /// the folder's lock, the directory form of a change is refused and points at --topology.
+    @Test func aChangeToARunningBusFolderIsRefused() async throws {
+        let dir = try scratch("bus-lock")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let free = try await runErp(["events", "requeue", dir, "--group", "notification"])
+        #expect(free.status == 1 && free.output.contains("no bus database"), "\(free.output)")
+        #expect(!BusLock.isHeld(in: dir))
+        try BusLock.hold(in: dir)   // this process stands in for the bus, until it ends
+        #expect(BusLock.isHeld(in: dir))
+        #expect(throws: BusLockError.self) { try BusLock.hold(in: dir) }
+        for command in [["requeue", dir, "--group", "notification"], ["replay", dir, "--group", "report", "--from", "0"]] {
+            let refused = try await runErp(["events"] + command)
+            #expect(refused.status == 1 && refused.output.contains("an event bus is running on") && refused.output.contains("--topology"),
+                    "\(command): \(refused.output)")
+        }
     }
 }
