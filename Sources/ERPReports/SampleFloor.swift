@@ -26,3 +26,13 @@ public struct SampleFloor: Sendable, Hashable {
         earlier > 0 ? Double(later - earlier) / Double(earlier) * 100 : 0
     }
 }
+
+/// Which of a soak's latency intervals its steadiness verdict judges: interval `i` covers
+/// `[i × every, (i + 1) × every)` seconds from the load's first order; those that start past the
+/// warm-up and end by the time the load stopped (`load` seconds). An interval the load stopped
+/// inside is partial and left out; one that ends with the load is whole. (The soak left out its
+/// last interval always, which hid a whole interval's p99 of 180 ms when the length was a
+/// multiple of `every`.)
+public func soakIntervalIsJudged(_ index: Int, every: Double, warmUp: Double, load: Double) -> Bool {
+    Double(index) * every >= warmUp && Double(index + 1) * every <= load + 1e-6
+}

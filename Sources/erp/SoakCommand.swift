@@ -152,7 +152,7 @@ struct Soak: AsyncParsableCommand {
         sampler?.cancel()
         let samples = await sampler?.value ?? []
         let intervals = Self.intervals(backend.history, every: interval)
-        let verdict = Self.judge(samples: samples, intervals: intervals, warmUp: warm.seconds, every: interval.seconds)
+        let verdict = Self.judge(samples: samples, intervals: intervals, warmUp: warm.seconds, every: interval.seconds, load: length.seconds)
         let text = Self.report(samples: samples, intervals: intervals, verdict: verdict, summary: summary, target: target,
                                length: length, interval: interval, warm: warm, synchronous: mode)
         print(text)
@@ -240,7 +240,8 @@ struct Soak: AsyncParsableCommand {
     /// Two samples in each half after the warm-up: a floor of one sample is that sample.
     static let judgedSampleCountMin = 4
 
-    static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double) -> Verdict {
+    /// `load`: how long orders were sent, in seconds.
+    static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double, load: Double) -> Verdict {
         var verdict = Verdict()
         let judged = samples.filter { $0.at >= warmUp }
         if let first = judged.first, judged.count >= judgedSampleCountMin {
@@ -301,8 +302,8 @@ struct Soak: AsyncParsableCommand {
         } else {
             verdict.failures.append("\(judged.count) sample(s) after the warm-up: growth is judged by the lowest sample of each half of them, which takes at least \(judgedSampleCountMin)")
         }
-        // The last interval is partial (the load stops inside it): left out, as is the warm-up.
-        let steady = intervals.filter { Double($0.index) * every >= warmUp }.dropLast()
+        // Whole intervals past the warm-up (`soakIntervalIsJudged`).
+        let steady = intervals.filter { soakIntervalIsJudged($0.index, every: every, warmUp: warmUp, load: load) }
         let p99s = steady.map(\.p99).sorted()
         if !p99s.isEmpty {
             verdict.p99Median = p99s[p99s.count / 2]

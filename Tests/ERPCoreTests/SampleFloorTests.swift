@@ -42,4 +42,13 @@ extension SampleFloorTests {
         let leak = try #require(SampleFloor(leaking))
         #expect(leak.later - leak.earlier >= 3)
     }
+
+    /// A soak of 90 s in intervals of 10 s after a 30 s warm-up judges intervals 3 to 8: the last
+    /// one ends with the load and is whole (it was always left out). Of 95 s, the tenth (90–100 s)
+    /// is partial and left out.
+    @Test func aSoakJudgesEveryWholeIntervalAfterTheWarmUp() {
+        #expect((0..<12).filter { soakIntervalIsJudged($0, every: 10, warmUp: 30, load: 90) } == [3, 4, 5, 6, 7, 8])
+        #expect((0..<12).filter { soakIntervalIsJudged($0, every: 10, warmUp: 30, load: 95) } == [3, 4, 5, 6, 7, 8])
+        #expect((0..<12).filter { soakIntervalIsJudged($0, every: 10, warmUp: 30, load: 100) } == [3, 4, 5, 6, 7, 8, 9])
+    }
 }

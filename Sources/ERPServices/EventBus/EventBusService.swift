@@ -361,6 +361,9 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                             try db.execute(cached: "UPDATE delivery SET status = 'dead', attempts = ?, lastError = ? WHERE consumerGroup = ? AND seq = ?",
                                            arguments: attempts, error, group, seq)
                             runtime.record("bus \(group) dead-letter seq \(seq): \(error)")
+                            // Not only a transition among the info lines: what this group's read
+                            // models or notifications miss until someone requeues it.
+                            runtime.logger.warning("bus \(group): the event at seq \(seq) is a dead letter after \(attempts) attempts (\(error)); `erp events dead-letters` lists it, `erp events requeue` sends it again")
                             return nil
                         }
                         let delay = runtime.random.fullJitterBackoff(attempt: attempts, initial: settings.backoffInitial, max: settings.backoffMax)
