@@ -136,15 +136,22 @@ public final class ServiceDatabase: @unchecked Sendable {
             if durability.exclusiveLock { try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE") }
             try db.execute(sql: durability.synchronous.pragma)
         }
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
-        try queue.writeWithoutTransaction { db in
-            try db.execute(sql: durability.journal == .wal ? "PRAGMA journal_mode = WAL" : "PRAGMA journal_mode = MEMORY")
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: durability.journal == .wal ? "PRAGMA journal_mode = WAL" : "PRAGMA journal_mode = MEMORY")
+            }
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("shared-1") { db in try SharedTables.create(db) }
+            for m in migrations { migrator.registerMigration(m.name, migrate: m.migrate) }
+            migrator.registerMigration("shared-2") { db in try SharedTables.clusterInbox(db) }
+            try migrator.migrate(queue)
+        } catch let error as DatabaseError where [SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_FULL, SQLITE_PERM].contains(error.resultCode.primaryResultCode.rawValue) {
+            // "SQLite error 14: unable to open database file - while executing 'PRAGMA …'" named
+            // neither the file nor what to look at.
+            throw StorageError.cannotOpen(path, "\(error.message ?? "\(error)") (SQLite error \(error.resultCode.primaryResultCode.rawValue)); is its folder there, writable and not full?")
         }
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("shared-1") { db in try SharedTables.create(db) }
-        for m in migrations { migrator.registerMigration(m.name, migrate: m.migrate) }
-        migrator.registerMigration("shared-2") { db in try SharedTables.clusterInbox(db) }
-        try migrator.migrate(queue)
         self.queue = queue
         if durability.synchronous == .beforeSend {
             changesSeen = queue.writeWithoutTransaction { sqlite3_total_changes64($0.sqliteConnection) }
@@ -246,9 +253,12 @@ public final class ServiceDatabase: @unchecked Sendable {
 public enum StorageError: Error, CustomStringConvertible {
     case closed(String)
     case corrupt(String)
+    /// The database file at a path could not be opened or set up, and why.
+    case cannotOpen(String, String)
     public var description: String {
         switch self {
         case .closed(let p): "database \(p) is closed"
+        case .cannotOpen(let p, let why): "cannot open the database \(p): \(why)"
         case .corrupt(let why): "stored data is unreadable: \(why)"
         }
     }

@@ -78,4 +78,19 @@ import Testing
         let counted = try db.read { try Outbox.pending(limit: 5, in: $0) }
         #expect(counted.entries.count == 5 && counted.more, "a full batch may have more behind it")
     }
+
+    /// A database that cannot be opened names its file and what to look at (an operator's
+    /// read-only data folder gave only "SQLite error 14: unable to open database file").
+    @Test func aDatabaseThatCannotBeOpenedNamesItsFile() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("erp-not-a-folder-\(UInt64.random(in: 0...UInt64.max))").path
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let path = file + "/order.sqlite"
+        do {
+            _ = try ServiceDatabase(path: path, durability: .simulated(), migrations: [])
+            Issue.record("a database opened under a file")
+        } catch let error as StorageError {
+            #expect(error.description.contains(path) && error.description.contains("writable"), "\(error)")
+        }
+    }
 }
