@@ -52,7 +52,15 @@ public struct KeyStore: Sendable {
 
     public func publicKey(of service: ServiceName) throws -> String { try publicKey(named: service.rawValue) }
 
-    public func publicKey(named name: String) throws -> String { try read(path(name, "pub")) }
+    /// Named by its file when it is no key: a malformed `.pub` stopped a reload (and the next
+    /// restart of a service) with "a CURVE client public key is 40 Z85 characters", no file named.
+    public func publicKey(named name: String) throws -> String {
+        let key = try read(path(name, "pub"))
+        guard CurveKeyPair.isValid(key) else {
+            throw KeyStoreError("\(path(name, "pub")) does not hold a CURVE public key (40 Z85 characters)")
+        }
+        return key
+    }
 
     /// Whether `name` has a secret key file here (`erp up`'s check before it starts anything).
     public func hasSecretKey(named name: String) -> Bool { FileManager.default.fileExists(atPath: path(name, "key")) }

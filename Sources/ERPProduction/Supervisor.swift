@@ -37,8 +37,15 @@ public final class Supervisor: @unchecked Sendable {
     public var stopGracePeriod: Duration = .seconds(5)
     /// Where the supervisor says what it does (starts, deaths, restarts). Standard output by
     /// default, flushed at each line: redirected to a file it would otherwise sit in a buffer.
+    /// Each line carries the time, as the services' own log lines do (a restart's time is what an
+    /// operator looks up first).
     public var log: @Sendable (String) -> Void = { line in
-        print(line)
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var stamp = [CChar](repeating: 0, count: 32)
+        strftime(&stamp, stamp.count, "%Y-%m-%dT%H:%M:%S+0000", &parts)
+        print(String(cString: stamp) + " supervisor: " + line)
         fflush(nil)  // every stream: `stdout` itself is not concurrency-safe to name here
     }
     /// Tools to run a child under, by the child's name: the words are put before its command.

@@ -184,5 +184,11 @@ let sample = """
         #expect(unusable.count == 2 && unusable.allSatisfy { $0.contains("cannot be used") }, "\(unusable)")
         try KeyStore(directory: dir + "/keys").generate(named: ["order", "gateway"], replace: true)
         #expect(topology.preflightProblems() == [])
+        // A malformed public key is named by its file.
+        try "not a key".write(toFile: dir + "/keys/order.pub", atomically: true, encoding: .utf8)
+        #expect(throws: KeyStoreError.self) { try KeyStore(directory: dir + "/keys").publicKey(named: "order") }
+        do { _ = try KeyStore(directory: dir + "/keys").publicKey(named: "order") } catch {
+            #expect("\(error)".contains(dir + "/keys/order.pub"), "\(error)")
+        }
     }
 }
