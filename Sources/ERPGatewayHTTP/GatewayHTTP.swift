@@ -429,6 +429,13 @@ public struct GatewayHTTP: Sendable {
             case "vend_id_reused", "idempotency_key_reused": return .error(.unprocessableContent, code, message)
             case "not_found": return .error(.notFound, code, message)
             case "out_of_stock": return .error(.conflict, code, message)
+            // Refusals of the gateway's own call, not of the client's request: the system's keys or
+            // versions disagree, or a service could not answer. A 4xx told the client to change a
+            // request it could do nothing about (an operator's trial saw 422 "forbidden" after a
+            // key rotation).
+            case "forbidden", "internal", "too_large", "bad_response", "bad_reply", "bad_header", "bad_frames", "bad_kind",
+                 "unsupported_version", "bad_ack":
+                return .error(.badGateway, code, message)
             default: return .error(.unprocessableContent, code, message)
             }
         case .overloaded(let ms):

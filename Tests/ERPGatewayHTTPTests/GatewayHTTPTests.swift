@@ -266,6 +266,9 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
         // A retry-after hint off the wire as large as it gets: clamped to a day, no trap.
         (RPCError.overloaded(retryAfterMilliseconds: .max), .tooManyRequests, "retry after 86400s"),
         (RPCError.overloaded(retryAfterMilliseconds: .min), .tooManyRequests, "retry after 1s"),
+        // A service refusing the gateway's own call is the system's fault, not the client's.
+        (RPCError.rejected(code: "forbidden", message: "an unknown key may not call order.createOrder on order"), .badGateway, "unknown key"),
+        (RPCError.rejected(code: "too_large", message: "the answer to campaign.list is 17000000 bytes"), .badGateway, "campaign.list"),
     ])
     func orderRefusalsMapToStatuses(error: RPCError, status: HTTPResponse.Status, message: String) async throws {
         let fake = FakeGateway()
