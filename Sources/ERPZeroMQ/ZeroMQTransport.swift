@@ -593,6 +593,9 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                     // reconnects after dropping a connection for a protocol error, such as a
                     // message over its size limit). A fresh socket connects anew at the next call.
                     if counters.connections <= counters.disconnects { await forget(peer) }
+                    if counters.authenticationFailures > 0 && counters.handshakesSucceeded == 0 {
+                        throw RPCError.unavailable("\(peer.node) at \(peer.endpoint) refused this node's key at the CURVE handshake (it is not in \(peer.node)'s allow-list)")
+                    }
                     throw RPCError.unavailable("\(peer.node) at \(peer.endpoint) is not connected or not reading "
                         + "(handshakes \(counters.handshakesSucceeded), disconnects \(counters.disconnects), "
                         + "auth failures \(counters.authenticationFailures), handshake failures \(counters.handshakeFailures))")
@@ -629,18 +632,23 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
     private func checkConnections() -> Bool {
         let peers: [Peer]? = state.withLock { s in s.phase == .running ? Array(s.peers.values) : nil }
         guard let peers else { return false }
-        var lost: [NodeName] = []
+        var lost: [(NodeName, refusedKey: Bool)] = []
         for peer in peers {
-            let disconnects = peer.socket.counters.disconnects
+            let counters = peer.socket.counters
             let isNew = state.withLock { _ in
-                defer { peer.disconnectsSeen = disconnects }
-                return disconnects > peer.disconnectsSeen
+                defer { peer.disconnectsSeen = counters.disconnects }
+                return counters.disconnects > peer.disconnectsSeen
             }
-            if isNew { lost.append(peer.node) }
+            // A CURVE handshake the other side's ZAP refused ends as a dropped connection too:
+            // "connection lost" sent an operator whose client key was not admitted looking for a
+            // network fault.
+            if isNew { lost.append((peer.node, counters.authenticationFailures > 0 && counters.handshakesSucceeded == 0)) }
         }
-        for target in lost {
+        for (target, refusedKey) in lost {
+            let why = refusedKey ? "\(target) refused this node's key at the CURVE handshake (it is not in \(target)'s allow-list)"
+                                 : "connection to \(target) lost"
             let ids = state.withLock { s in s.pending.filter { $0.value.target == target && $0.value.result == nil }.map(\.key) }
-            for id in ids { complete(id, .failure(.unavailable("connection to \(target) lost")), counting: \.callsFailedByDisconnect) }
+            for id in ids { complete(id, .failure(.unavailable(why)), counting: \.callsFailedByDisconnect) }
         }
         return true
     }

@@ -251,6 +251,19 @@ final class Arrivals: Sendable {
         await #expect(throws: RPCError.unavailable("no CURVE public key for server")) {
             try await third.call(Shout(text: "x"), metadata: pair.metadata())
         }
+        // A key the server's ZAP handler does not admit is told as such, not as a lost
+        // connection (an operator whose client key was missing looked for a network fault).
+        pair.book.set("server", AddressBook.Address(endpoint: pair.endpoint, curvePublicKey: serverKeys.publicKey))
+        let stranger = ZeroMQTransport(node: "stranger", endpoint: "tcp://127.0.0.1:*", addressBook: pair.book, context: context,
+                                       security: .curve(try CurveKeyPair.generate()), executor: pair.clientExecutor)
+        try await stranger.start()
+        do {
+            _ = try await stranger.call(Shout(text: "x"), metadata: pair.metadata())
+            Issue.record("a key outside the allow-list was served")
+        } catch let error as RPCError {
+            #expect("\(error)".contains("refused this node's key"), "\(error)")
+        }
+        await stranger.stop()
         await other.stop()
         await third.stop()
         await authenticator.stop()
