@@ -62,6 +62,9 @@ public struct KeyStore: Sendable {
         return key
     }
 
+    /// Whether `name` has a public key file here (a client without one is revoked).
+    public func hasPublicKey(named name: String) -> Bool { FileManager.default.fileExists(atPath: path(name, "pub")) }
+
     /// Whether `name` has a secret key file here (`erp up`'s check before it starts anything).
     public func hasSecretKey(named name: String) -> Bool { FileManager.default.fileExists(atPath: path(name, "key")) }
 

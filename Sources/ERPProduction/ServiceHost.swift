@@ -48,7 +48,9 @@ public struct ServiceHost: Service {
         var holders: [String: String] = [:]
         for other in topology.services { holders[try serviceKeys?[other] ?? keys.publicKey(of: other)] = other.rawValue }
         // A client whose key file is gone is revoked (`reloadKeys`); a service's key must be there.
-        for client in topology.clients { if let key = try? keys.publicKey(named: client) { holders[key] = "client " + client } }
+        // One whose file is there but holds no key fails the load, naming the file (the keys in
+        // force then stay): it is a mistake, not a revocation.
+        for client in topology.clients where keys.hasPublicKey(named: client) { holders[try keys.publicKey(named: client)] = "client " + client }
         let callers = ServiceCatalog.callers(of: service)
         let runner = topology.runner.map { "client " + $0 }
         return CallerAuthorization(holders: holders) { holder, method in

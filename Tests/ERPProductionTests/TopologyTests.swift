@@ -132,6 +132,18 @@ let sample = """
         #expect(try !allows("tool", "bus.append", on: .eventBus), "a client key could forge any service's events")
         #expect(try allows("runner", "bus.append", on: .eventBus), "the harness's own key may")
         #expect(try !allows("tool", "order.createOrder", on: .order))
+        // A client whose key file is gone is revoked; one whose file holds no key is a mistake,
+        // refused naming the file (the keys in force stay), not a silent revocation.
+        try FileManager.default.removeItem(atPath: dir + "/keys/tool.pub")
+        #expect(try allows("runner", "bus.requeue", on: .eventBus), "the other clients stay")
+        #expect(try ServiceHost.authorization(of: .eventBus, topology: topology, keys: store).holders.values.contains("client tool") == false)
+        try "garbage".write(toFile: dir + "/keys/tool.pub", atomically: true, encoding: .utf8)
+        do {
+            _ = try ServiceHost.authorization(of: .eventBus, topology: topology, keys: store)
+            Issue.record("a malformed client key was taken as a revocation")
+        } catch {
+            #expect("\(error)".contains(dir + "/keys/tool.pub"), "\(error)")
+        }
         // The runner must be one of the clients.
         #expect(throws: TopologyError.self) {
             try Topology.parse("security: {curveKeys: keys, clients: [tool], runner: runner}\nservices:\n  order: tcp://127.0.0.1:1\n", file: "t.yaml")
