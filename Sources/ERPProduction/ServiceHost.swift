@@ -114,15 +114,20 @@ public struct ServiceHost: Service {
         }
         let book = AddressBook()
         let keys = topology.keyDirectory.map(KeyStore.init(directory:))
+        // The services' public keys as this process starts with them: its sockets keep them, and a
+        // HUP keeps them too (`reloadKeys`).
+        var serviceKeys: [ServiceName: String] = [:]
         for (other, otherEndpoint) in topology.endpoints {
-            book.set(NodeName(other), .init(endpoint: otherEndpoint, curvePublicKey: try keys?.publicKey(of: other)))
+            let key = try keys?.publicKey(of: other)
+            serviceKeys[other] = key
+            book.set(NodeName(other), .init(endpoint: otherEndpoint, curvePublicKey: key))
             book.set(other, servedBy: NodeName(other))
         }
         let context = try ZMQContext()
         var authenticator: ZAPAuthenticator?
         let security: ZeroMQTransport.Security
         // Who may call what; the ZAP handler admits exactly the keys whose holders it knows.
-        let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0) }
+        let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0, serviceKeys: serviceKeys) }
         if let keys, let authorization {
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(authorization.holders.keys)) { [logger] refusal in
                 logger.warning("refused a connection: \(refusal)")
@@ -201,9 +206,7 @@ public struct ServiceHost: Service {
             signal(SIGHUP, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
             let topology = self.topology, devices = settings.fixtures.devices, door = ingress
-            var started: [ServiceName: String] = [:]
-            for other in topology.services { started[other] = try keys.publicKey(of: other) }
-            let serviceKeys = started
+            let serviceKeys = serviceKeys
             source.setEventHandler {
                 Self.reloadKeys(service: service, topology: topology, keys: keys, serviceKeys: serviceKeys, authenticator: authenticator,
                                 transport: transport, ingress: door, devices: devices, logger: logger)

@@ -593,9 +593,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                     // reconnects after dropping a connection for a protocol error, such as a
                     // message over its size limit). A fresh socket connects anew at the next call.
                     if counters.connections <= counters.disconnects { await forget(peer) }
-                    if counters.authenticationFailures > 0 && counters.handshakesSucceeded == 0 {
-                        throw RPCError.unavailable("\(peer.node) at \(peer.endpoint) refused this node's key at the CURVE handshake (it is not in \(peer.node)'s allow-list)")
-                    }
+                    if Self.keyRefused(counters) { throw RPCError.unavailable(Self.keyRefusal(by: peer.node)) }
                     throw RPCError.unavailable("\(peer.node) at \(peer.endpoint) is not connected or not reading "
                         + "(handshakes \(counters.handshakesSucceeded), disconnects \(counters.disconnects), "
                         + "auth failures \(counters.authenticationFailures), handshake failures \(counters.handshakeFailures))")
@@ -605,6 +603,16 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 throw RPCError.unavailable("cannot send to \(peer.node): \(error)")
             }
         }
+    }
+
+    /// Whether the callee's ZAP handler refused this node's key: a CURVE handshake failed on
+    /// authentication and none ever succeeded on the socket.
+    private static func keyRefused(_ counters: SocketCounters) -> Bool {
+        counters.authenticationFailures > 0 && counters.handshakesSucceeded == 0
+    }
+
+    private static func keyRefusal(by node: NodeName) -> String {
+        "\(node) refused this node's key at the CURVE handshake (it is not in \(node)'s allow-list)"
     }
 
     /// Closes `peer`'s socket and forgets it, unless another has replaced it already.
@@ -642,11 +650,10 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
             // A CURVE handshake the other side's ZAP refused ends as a dropped connection too:
             // "connection lost" sent an operator whose client key was not admitted looking for a
             // network fault.
-            if isNew { lost.append((peer.node, counters.authenticationFailures > 0 && counters.handshakesSucceeded == 0)) }
+            if isNew { lost.append((peer.node, Self.keyRefused(counters))) }
         }
         for (target, refusedKey) in lost {
-            let why = refusedKey ? "\(target) refused this node's key at the CURVE handshake (it is not in \(target)'s allow-list)"
-                                 : "connection to \(target) lost"
+            let why = refusedKey ? Self.keyRefusal(by: target) : "connection to \(target) lost"
             let ids = state.withLock { s in s.pending.filter { $0.value.target == target && $0.value.result == nil }.map(\.key) }
             for id in ids { complete(id, .failure(.unavailable(why)), counting: \.callsFailedByDisconnect) }
         }

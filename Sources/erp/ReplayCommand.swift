@@ -33,9 +33,7 @@ struct Replay: AsyncParsableCommand {
             throw fail("\(report) is a \(summary.mode) run: only a simulation run has a trace to replay")
         }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(summaryPath) does not name its scenario file") }
-        let outcome = try await rerun(scenarioPath: summary.scenarioPath, seed: summary.seed,
-                                      chaos: .milliseconds(summary.chaosMilliseconds), into: report + "/replay",
-                                      as: summary)
+        let outcome = try await rerun(summary, into: report + "/replay")
         try compare(expected: tracePath, actual: outcome + "/trace.log", labels: ("\(report)/trace.log", "\(outcome)/trace.log"),
                     context: context)
     }
@@ -46,24 +44,19 @@ struct Replay: AsyncParsableCommand {
     }
 }
 
-/// Runs `scenarioPath` with `seed` in simulation into `directory` (replaced), its chaos phase
-/// `chaos` long; returns the directory. With `original`, the run's other command-line settings
-/// as its summary recorded them: its planted defects, its order rate (`--rate`) and its heal
-/// phase. Without them a run with `--defect` or `--rate` replayed as another run, and "diverged".
-func rerun(scenarioPath: String, seed: UInt64, chaos: Duration, into directory: String, as original: RunSummary? = nil) async throws -> String {
-    var scenario: Scenario
-    do { scenario = try ScenarioLoader.load(path: scenarioPath) } catch {
+/// Runs the run `summary` records again in simulation, into `directory` (replaced): its scenario
+/// file and seed, as it ran them (`asRecorded`). Returns the directory.
+func rerun(_ summary: RunSummary, into directory: String) async throws -> String {
+    let scenarioPath = summary.scenarioPath, seed = summary.seed
+    let loaded: Scenario
+    do { loaded = try ScenarioLoader.load(path: scenarioPath) } catch {
         FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
-    if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
-    if let original {
-        for name in original.defects where !scenario.defects.enable(name) {
-            FileHandle.standardError.write(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
-            throw ExitCode(ExitStatus.invalidInput)
-        }
-        if original.openLoop.targetPerSecond > 0 { scenario.workload.ratePerSecond = original.openLoop.targetPerSecond }
-        scenario.heal = .milliseconds(original.healMilliseconds)
+    let (scenario, unknown) = asRecorded(loaded, by: summary)
+    if let name = unknown.first {
+        FileHandle.standardError.write(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
+        throw ExitCode(ExitStatus.invalidInput)
     }
     let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))
     try freshDirectory(directory)

@@ -104,6 +104,21 @@ func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into direc
                                     reproduce: reproduce).run(on: backend)
 }
 
+/// `scenario` as the run `summary` records ran it: its chaos phase (the schedule scaled to it),
+/// heal phase, order rate and planted defects, what `erp run --duration/--rate/--defect` and the
+/// bench changed. `erp replay` and `erp shrink` start from it: without it a run with `--defect`
+/// or `--rate` replayed as another run, and "diverged". Also returns the defects this build does
+/// not know.
+func asRecorded(_ scenario: Scenario, by summary: RunSummary) -> (scenario: Scenario, unknownDefects: [String]) {
+    var scenario = scenario
+    let chaos = Duration.milliseconds(summary.chaosMilliseconds)
+    if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
+    let unknown = summary.defects.filter { !scenario.defects.enable($0) }
+    if summary.openLoop.targetPerSecond > 0 { scenario.workload.ratePerSecond = summary.openLoop.targetPerSecond }
+    scenario.heal = .milliseconds(summary.healMilliseconds)
+    return (scenario, unknown)
+}
+
 /// The simulation backend every erp command runs a scenario on. Such a process only simulates, so
 /// SQLite need not count its memory (a mutex per allocation; `SQLiteTuning`): switched off here,
 /// before the world opens its first database.

@@ -46,12 +46,7 @@ struct Shrink: AsyncParsableCommand {
         guard !summary.scenarioPath.isEmpty else { throw fail("\(report)/summary.json does not name its scenario file") }
         var scenario: Scenario
         do { scenario = try ScenarioLoader.load(path: summary.scenarioPath) } catch { throw fail(error.description) }
-        for name in summary.defects { _ = scenario.defects.enable(name) }
-        let chaos = Duration.milliseconds(summary.chaosMilliseconds)
-        if scenario.duration != chaos { scenario = scenario.scaled(toChaos: chaos) }
-        // The run as it was: its order rate (`--rate`) and heal phase, as `erp replay` takes them.
-        if summary.openLoop.targetPerSecond > 0 { scenario.workload.ratePerSecond = summary.openLoop.targetPerSecond }
-        scenario.heal = .milliseconds(summary.healMilliseconds)
+        scenario = asRecorded(scenario, by: summary).scenario
         scenario.expect = Scenario.Expectations()
         let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)

@@ -411,6 +411,11 @@ public final class OrderService: RetailService, @unchecked Sendable {
         // Failed writes in a row (a full or failing disk): the next pass waits, growing, rather
         // than calling the step again at once (the same trial's log got 665,838 lines in 2.5 min).
         var persistFailures = 0
+        func backOff() async {
+            persistFailures += 1
+            await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: persistFailures, initial: settings.sagaBackoffInitial,
+                                                                       max: settings.sagaBackoffMax))
+        }
         while true {
             let state: SagaState
             if let known {
@@ -448,16 +453,12 @@ public final class OrderService: RetailService, @unchecked Sendable {
                     untried = true
                     persistFailures = 0
                 } else {
-                    persistFailures += 1
-                    await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: persistFailures, initial: settings.sagaBackoffInitial,
-                                                                               max: settings.sagaBackoffMax))
+                    await backOff()
                 }
             case .finish(let status, let reason):
                 known = nil
                 if finish(state, status: status, reason: reason) { return }
-                persistFailures += 1
-                await runtime.sleep(for: runtime.random.fullJitterBackoff(attempt: persistFailures, initial: settings.sagaBackoffInitial,
-                                                                           max: settings.sagaBackoffMax))
+                await backOff()
             case .halt(let why):
                 runtime.logger.critical("saga \(orderId): \(why)")
                 return
