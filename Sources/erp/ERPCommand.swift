@@ -283,26 +283,19 @@ struct Keys: ParsableCommand {
         @Option(help: "The fixtures whose devices get keys (with a devices section).") var fixtures: String = "fixtures/retail.json"
 
         func run() throws {
-            let loaded: Topology
-            do { loaded = try Topology.load(path: topology) } catch {
-                FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
-                throw ExitCode(ExitStatus.invalidInput)
-            }
+            let loaded = try loadTopology(topology)
             guard let folder = directory ?? loaded.keyDirectory else {
                 FileHandle.standardError.write(Data("erp: \(topology) runs plaintext; give --out for a key folder\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
+            // The fixtures are read before any key is written: a run that cannot finish writes nothing.
+            let devices = try loaded.deviceKeyDirectory.map { _ in try loadFixtures(fixtures).devices.map(\.id) }
             let made = try KeyStore(directory: folder).generate(named: loaded.services.map(\.rawValue) + loaded.clients, replace: replace)
             print("keys in \(folder): \(made.isEmpty ? "all present, none made" : "made for " + made.joined(separator: ", "))")
             // --out takes every key, so that trying the command elsewhere never replaces the registry's.
-            if let registry = loaded.deviceKeyDirectory {
+            if let registry = loaded.deviceKeyDirectory, let devices {
                 let deviceFolder = directory.map { $0 + "/devices" } ?? registry
-                let devices: Fixtures
-                do { devices = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: self.fixtures))) } catch {
-                    FileHandle.standardError.write(Data("erp: fixtures \(self.fixtures) cannot be read: \(whyUnreadable(self.fixtures, error))\n".utf8))
-                    throw ExitCode(ExitStatus.invalidInput)
-                }
-                let madeForDevices = try KeyStore(directory: deviceFolder).generate(named: devices.devices.map(\.id), replace: replace)
+                let madeForDevices = try KeyStore(directory: deviceFolder).generate(named: devices, replace: replace)
                 print("device keys in \(deviceFolder): \(madeForDevices.isEmpty ? "all present, none made" : "made for \(madeForDevices.count) devices")")
             }
         }

@@ -109,6 +109,18 @@ import Testing
         #expect(try snapshot() == before, "the registry's keys changed")
     }
 
+    /// `keys generate` with fixtures it cannot read (the default `fixtures/retail.json` outside the
+    /// project) wrote every service's pair and then failed: half a key folder. Now it reads the
+    /// fixtures first and writes nothing.
+    @Test func keysGenerateThatCannotFinishWritesNothing() async throws {
+        let dir = try scratch("keys-half")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let failed = try await runErp(["keys", "generate", "--out", dir + "/keys", "--fixtures", dir + "/no-such.json"])
+        #expect(failed.status == 1, "\(failed.output)")
+        #expect(failed.output.contains("fixtures \(dir)/no-such.json cannot be read: no such file"), "\(failed.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/keys"), "keys were written before the refusal")
+    }
+
     /// A run whose heal phase ended with orders still pending (a crash opened a breaker whose
     /// 30 s reset outlasted the 20 s heal) counted "73 submitted, 79 accepted": the client's
     /// orders still in its hands were left out of submitted, the offered rate and the reports.
