@@ -139,7 +139,7 @@ struct Run: AsyncParsableCommand {
         if checkDeterminism, mode != .simulation { throw failure("--check-determinism compares traces: simulation only, not --mode \(mode.rawValue)") }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
-        var reproduce = [CommandLine.arguments.first ?? "erp", "run", loaded.path.isEmpty ? scenario : loaded.path]
+        var reproduce = [erpCommand, "run", loaded.path.isEmpty ? scenario : loaded.path]
         if let duration {
             guard let chaos = Duration(parsing: duration), chaos > .zero else {
                 throw failure("--duration must be a positive duration such as 5s or 1500ms, not '\(duration)'")

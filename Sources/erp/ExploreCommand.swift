@@ -171,7 +171,7 @@ struct Explore: AsyncParsableCommand {
                 : state.wasReplaced ? "the erp binary changed under the run (rebuilt?), so no more seeds were started" : "time budget spent"
             print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
                 let path = named.first { $0.name == name }!.path
-                return "erp explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)"
+                return "\(erpCommand) explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)"
             }.joined(separator: "; "))
         }
         if state.wasInterrupted { throw ExitCode(130) }
@@ -250,7 +250,7 @@ struct Explore: AsyncParsableCommand {
         }
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
-                                       reproduce: "erp run \(scenarioPath) --seed \(job.seed)" + runFlags,
+                                       reproduce: "\(erpCommand) run \(scenarioPath) --seed \(job.seed)" + runFlags,
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
            let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {
@@ -267,7 +267,7 @@ struct Explore: AsyncParsableCommand {
             if swarm {
                 try? FileManager.default.removeItem(atPath: scenarioPath)
                 // Its drawn file is gone with its report: the command that draws it again.
-                seed.reproduce = "erp explore \(job.scenarioPath) --seeds \(job.seed) --keep-passing" + experimentFlags
+                seed.reproduce = "\(erpCommand) explore \(job.scenarioPath) --seeds \(job.seed) --keep-passing" + experimentFlags
             }
             seed.report = nil
         }

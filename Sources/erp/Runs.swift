@@ -95,6 +95,10 @@ enum OutputFolder {
     }
 }
 
+/// The tool as it was invoked (`.build/debug/erp`, say): every reproduce command it prints starts
+/// with it, so that it runs as printed.
+let erpCommand = CommandLine.arguments.first ?? "erp"
+
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,
               filesOnDisk: Bool = false) async throws -> RunSummary {
