@@ -233,7 +233,11 @@ extension Scenario {
     public func scaled(toChaos chaos: Duration, keepingHealFloor: Bool = true) -> Scenario {
         guard duration > .zero, chaos != duration else { return self }
         let factor = chaos.seconds / duration.seconds
-        func scale(_ d: Duration) -> Duration { .nanoseconds(Int64((Double(d.nanoseconds) * factor).rounded())) }
+        // Saturating: a file may ask for counts near Int.max and restart delays far past its
+        // chaos phase, and stretching them trapped (a run stopped by SIGILL, not refused).
+        func saturated(_ x: Double) -> Int64 { x >= 0x1p63 ? .max : x <= -0x1p63 ? .min : Int64(x) }
+        func scale(_ d: Duration) -> Duration { .nanoseconds(saturated((Double(d.nanoseconds) * factor).rounded())) }
+        func scale(_ count: Int) -> Int { Int(saturated((Double(count) * factor).rounded(.down))) }
         var scaled = self
         scaled.duration = chaos
         scaled.heal = keepingHealFloor ? max(scale(heal), min(heal, healFloor)) : scale(heal)
@@ -244,10 +248,10 @@ extension Scenario {
             f.kind = fault.kind.scaled(scale)
             return f
         }
-        scaled.expect.minConfirmed = Int((Double(expect.minConfirmed) * factor).rounded(.down))
-        scaled.expect.minCancelled = Int((Double(expect.minCancelled) * factor).rounded(.down))
-        scaled.expect.minDispensed = Int((Double(expect.minDispensed) * factor).rounded(.down))
-        scaled.expect.minPriced = expect.minPriced.map { ($0.pricing, Int((Double($0.count) * factor).rounded(.down))) }
+        scaled.expect.minConfirmed = scale(expect.minConfirmed)
+        scaled.expect.minCancelled = scale(expect.minCancelled)
+        scaled.expect.minDispensed = scale(expect.minDispensed)
+        scaled.expect.minPriced = expect.minPriced.map { ($0.pricing, scale($0.count)) }
         // Campaigns come as often relative to the phase, and last as long relative to it.
         scaled.store.campaignEvery = store.campaignEvery.map(scale)
         scaled.store.campaignLength = scale(store.campaignLength)

@@ -30,6 +30,24 @@ import Testing
         #expect(s.scaled(toChaos: .seconds(20)).faults.map(\.at) == s.faults.map(\.at))
     }
 
+    /// Found by a scenario author (2026-12-06): `expect: {minConfirmed: 9223372036854775807}`
+    /// with `--duration` twice the scenario's stopped the run with SIGILL (a Double past Int.max
+    /// converted); so would a restart delay far past the chaos phase. Stretched values saturate.
+    @Test func stretchingHugeValuesSaturates() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            duration: 100ms
+            heal: 30s
+            faults:
+              - {at: 50ms, crash: order, restartAfter: 23h}
+            expect: {minConfirmed: 9223372036854775807, minCancelled: 5000000000000000000}
+            """)
+        let stretched = s.scaled(toChaos: .seconds(86_400))
+        #expect(stretched.expect.minConfirmed == Int.max && stretched.expect.minCancelled == Int.max)
+        guard case .crash(_, let restartAfter?) = stretched.faults[0].kind else { Issue.record("not a crash with a restart"); return }
+        #expect(restartAfter == .nanoseconds(Int64.max))
+    }
+
     /// payment-blackout's 60 s heal scaled with its 160 s chaos phase down to 2 s was 0.75 s, and
     /// half of its seeds failed for that alone: the heal stops at the floor (twice the breaker's
     /// reset, plus 10 s here), and never grows past the scenario's own. Real processes keep the scaled
