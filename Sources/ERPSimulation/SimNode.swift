@@ -86,14 +86,14 @@ public final class SimNode: @unchecked Sendable {
                     try await service.start()
                     world.record("started \(name)")
                 } catch {
-                    world.record("start failed \(name): \(error)")
+                    world.record("start failed \(name)", failure: error)
                     runtime.logger.critical("start failed: \(error)")
                     // As `erp serve` does: the process ends, and the supervisor starts it again.
                     world.exitOnItsOwn(self, status: 1, "start failed")
                 }
             }
         } catch {
-            world.record("build failed \(name): \(error)")
+            world.record("build failed \(name)", failure: error)
             world.exitOnItsOwn(self, status: 1, "build failed")
         }
     }
@@ -108,7 +108,7 @@ public final class SimNode: @unchecked Sendable {
         backlog.removeAll()
         handlers.removeAll()
         for db in databases {
-            do { try db.close() } catch { world.record("close failed \(db.path): \(error)") }
+            do { try db.close() } catch { world.record("close failed \(world.placeless(db.path))", failure: error) }
         }
         databases.removeAll()
         instance = nil

@@ -189,6 +189,19 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         trace.append(elapsedNanoseconds, line())
     }
 
+    /// Records `what` failed and why, the storage directory's path in the error's words written
+    /// `db`: a trace must not depend on where a run keeps its files (an error opening a
+    /// database named `/tmp/a.partial/db/report-report.sqlite`, and the same run with another
+    /// `--out` had another trace hash).
+    public func record(_ what: String, failure error: any Error) {
+        record(what + ": " + placeless("\(error)"))
+    }
+
+    /// `text` with the storage directory's path written `db`.
+    public func placeless(_ text: String) -> String {
+        storageDirectory.isEmpty ? text : text.replacingOccurrences(of: storageDirectory, with: "db")
+    }
+
     // MARK: Timers
 
     enum TimerAction {
@@ -622,7 +635,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// are closed, and the files are written out to the storage directory for a checker to read.
     public func stopAll() {
         for node in nodes where node.alive { node.crash() }
-        do { try storage?.flush() } catch { record("storage could not be written out: \(error)") }
+        do { try storage?.flush() } catch { record("storage could not be written out", failure: error) }
     }
 
     /// Lets go of what a finished world holds: the nodes' services, its timers (and the closures

@@ -40,7 +40,7 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
         world.record("fault disk lost \(node)")
         // The crash closed its databases; what is left on disk goes, journals included.
         for (file, error) in ServiceDatabase.removeFiles(ofNode: node, in: world.storageDirectory) {
-            world.record("fault disk loss of \(node) could not remove \(file): \(error)")
+            world.record("fault disk loss of \(node) could not remove \(world.placeless(file))", failure: error)
         }
     }
     func restart(_ node: NodeName) { world.restart(node) }
@@ -101,7 +101,7 @@ final class SimFaultInjector: FaultInjector, @unchecked Sendable {
             try eventVersions.set(setting)
             world.record("fault producers write \(setting.eventType) \(setting.version)")
         } catch {
-            world.record("fault upgrade refused: \(error)")
+            world.record("fault upgrade refused", failure: error)
         }
     }
 

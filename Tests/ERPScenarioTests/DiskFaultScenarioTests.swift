@@ -76,6 +76,37 @@ import Testing
         #expect(failedWrites < 200, "\(failedWrites) failed writes logged: the saga goes round without waiting")
     }
 
+    /// Found by a scenario author (2026-12-06): a service that could not open its database on a
+    /// full disk wrote the error, with the run folder's absolute path, into the trace, so the same
+    /// scenario and seed had another trace hash under another `--out`, and `--check-determinism`
+    /// and `erp replay` reported a divergence that was not one.
+    @Test func theTraceDoesNotDependOnTheRunsFolder() async throws {
+        let dir = scratchDirectory("trace-place")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scenario = dir + "/restart-into-full-disk.yaml"
+        try """
+            name: restart-into-full-disk
+            seed: 3
+            duration: 8s
+            heal: 30s
+            fixtures: \(packageRoot)/fixtures/retail.json
+            workload:
+              orders: {rate: 5}
+            faults:
+              - {at: 2s, diskFull: report, for: 3s}
+              - {at: 3s, diskLoss: report, restartAfter: 500ms}
+            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let a = try await runErp(["run", scenario, "--out", dir + "/a"])
+        let b = try await runErp(["run", scenario, "--out", dir + "/somewhere/else"])
+        func hash(_ output: String) -> Substring? { output.split(separator: "\n").first { $0.hasPrefix("trace hash: ") } }
+        #expect(hash(a.output) != nil && hash(a.output) == hash(b.output), "\(a.output)\n\(b.output)")
+        // The scenario still reaches the failure whose words held the path.
+        let trace = try String(contentsOfFile: dir + "/a/trace.log", encoding: .utf8)
+        #expect(trace.contains("failed report: cannot open the database db/report-report.sqlite"), "the scenario no longer fails report's open")
+        #expect(!trace.contains(dir))
+    }
+
     @Test func realProcessesRefuseDiskFaultsBeforeStarting() async throws {
         let dir = scratchDirectory("zmq-disk")
         defer { try? FileManager.default.removeItem(atPath: dir) }
