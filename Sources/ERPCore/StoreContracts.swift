@@ -363,3 +363,18 @@ extension GetDeviceReport: GatewayExposed {
     public static let httpMethod = "GET"
     public var httpPath: String { "/reports/devices" }
 }
+
+// MARK: Every method
+
+/// Every method the ERP's services serve, by name: what a scenario's `network.serviceTime` may
+/// name (a misspelt method there was a latency nobody ever waited for).
+public enum ServiceMethods {
+    public static let all: [String] = ([
+        PlaceOrder.self, FetchOrder.self, CreateOrder.self, GetOrder.self, CheckStock.self, ReserveStock.self, ReleaseStock.self,
+        ProcessPayment.self, RefundPayment.self, ProviderCharge.self, ProviderRefund.self, GetProduct.self, ReportDevice.self,
+        ReportDeviceData.self, UpdateDeviceStatus.self, GetShopDevices.self, GetSalesReport.self, GetInventoryReport.self,
+        GetDeviceReport.self, AppendEvents.self, DeliverEvents.self, ReplayGroup.self, ListDeadLetters.self, RequeueDeadLetters.self,
+        ListProducts.self, ListShops.self, CreateCampaign.self, ListCampaigns.self, QuotePrices.self, Vend.self, GetVend.self,
+        VendingMachineOperation.self, SellStock.self,
+    ] as [any RPCRequest.Type]).map { $0.method }.sorted()
+}

@@ -222,6 +222,19 @@ extension Scenario {
         return out
     }
 
+    /// Why `name` cannot name a scenario, or nil: a run's folder and explore's are named after it
+    /// (`reports/<name>-seed<N>`, `runs/<name>/seed-<N>`), and `name: "../../x"` wrote a report
+    /// outside `reports/`.
+    public static func nameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "must not be empty" }
+        if name.utf8.count > 100 { return "must be at most 100 bytes long" }
+        if name.hasPrefix(".") { return "must not begin with '.' (it names the run's folder)" }
+        if name.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.properties.generalCategory == .control }) {
+            return "must not hold '/', '\\' or control characters (it names the run's folder)"
+        }
+        return nil
+    }
+
     /// The same scenario with its chaos phase lasting `chaos`: fault times, fault durations,
     /// restart delays, the heal phase and the expected order counts scale by the same factor
     /// (the arrival rate does not), so a long scenario can run in seconds.

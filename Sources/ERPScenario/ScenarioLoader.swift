@@ -36,7 +36,10 @@ public struct ScenarioLoader {
         let top = try read.mapping(root, "scenario", keys: ["name", "description", "seed", "duration", "heal", "fixtures", "network",
                                                         "workload", "payment", "faults", "expect", "defects", "resilience", "events",
                                                         "durability"])
-        var scenario = Scenario(name: try read.string(top.required("name")))
+        let nameNode = try top.required("name")
+        let name = try read.string(nameNode)
+        if let problem = Scenario.nameProblem(name) { throw read.fail(nameNode, "name \(problem)") }
+        var scenario = Scenario(name: name)
         if let v = top["description"] { scenario.description = try read.string(v) }
         if let v = top["seed"] { scenario.seed = try read.seed(v) }
         if let v = top["duration"] { scenario.duration = try read.positiveDuration(v, "duration", max: Scenario.Limits.phaseDurationMax) }
@@ -83,7 +86,14 @@ public struct ScenarioLoader {
         if let v = top["expect"] {
             let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus", "maxCancelled", "minDispensed", "minPriced", "cancelReasons"])
             if let list = m["cancelReasons"] {
-                for item in try read.sequence(list, "expect.cancelReasons") { scenario.expect.cancelReasons.append(try read.string(item)) }
+                for item in try read.sequence(list, "expect.cancelReasons") {
+                    let reason = try read.string(item)
+                    guard CancelReasons.isKnown(reason) else {
+                        throw read.fail(item, "expect.cancelReasons: no order is cancelled for '\(reason)'; the reasons are "
+                                        + (CancelReasons.plain + CancelReasons.stems.map { $0 + "<code>" }).joined(separator: ", "))
+                    }
+                    scenario.expect.cancelReasons.append(reason)
+                }
             }
             if let n = m["maxCancelled"] { scenario.expect.maxCancelled = try read.count(n, "expect.maxCancelled") }
             if let n = m["minDispensed"] { scenario.expect.minDispensed = try read.count(n, "expect.minDispensed") }
@@ -242,6 +252,9 @@ public struct ScenarioLoader {
             network.serviceTimes = []
             for (key, value) in methods {
                 guard let method = key.string, !method.isEmpty else { throw read.fail(key, "network.serviceTime: a method name must be text") }
+                guard ServiceMethods.all.contains(method) else {
+                    throw read.fail(key, "network.serviceTime: no service serves '\(method)'; the methods are \(ServiceMethods.all.joined(separator: ", "))")
+                }
                 guard !network.serviceTimes.contains(where: { $0.method == method }) else {
                     throw read.fail(key, "network.serviceTime names \(method) twice")
                 }

@@ -1,5 +1,6 @@
 import ERPCore
 import ERPResilience
+import ERPServices
 import ERPScenario
 import ERPStorage
 import Testing
@@ -97,6 +98,18 @@ import Testing
         #expect(s.serviceSettings(fixtures: Fixtures(products: [], shops: [], customers: [])).deviceHeartbeatInterval == .milliseconds(500))
     }
 
+    /// Cancel reasons with a code after them are known by their stem; methods by their names.
+    @Test func readsCancelReasonsWithCodesAndServiceTimes() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            network: {serviceTime: {inventory.reserveStock: {min: 1ms, max: 2ms}}}
+            expect: {cancelReasons: [out_of_stock, "payment_failed:card_expired", "inventory_rejected:unknown_product"]}
+            """)
+        #expect(s.expect.cancelReasons == ["out_of_stock", "payment_failed:card_expired", "inventory_rejected:unknown_product"])
+        #expect(s.network.serviceTimes.map(\.method) == ["inventory.reserveStock"])
+        #expect(!CancelReasons.isKnown("payment_failed:") && !CancelReasons.isKnown("inventory_unavaliable"))
+    }
+
     /// Each bad file names the line and what is wrong.
     @Test(arguments: [
         ("name: t\nduration: [1s\n", 3, "YAML syntax"),
@@ -158,6 +171,14 @@ import Testing
         ("name: t\nworkload:\n\trate: 5\n", 3, "a tab on this line"),
         ("name: t\nduration: 99999999999h\n", 2, "duration must be at most 86400s, got '99999999999h'"),
         ("name: t\nduration: 5ems\n", 2, "duration must be a duration such as"),
+        // A second scenario author's trial (2026-12-06): a misspelt method's service time and a
+        // misspelt cancel reason were taken without a word; a name wrote outside reports/.
+        ("name: t\nnetwork: {serviceTime: {inventroy.reserveStock: {min: 100ms, max: 200ms}}}\n", 2,
+         "network.serviceTime: no service serves 'inventroy.reserveStock'; the methods are "),
+        ("name: t\nexpect:\n  cancelReasons: [out_of_stock,\n    out_of_stok]\n", 4, "no order is cancelled for 'out_of_stok'; the reasons are cancelled, "),
+        ("name: \"../../escaped/x\"\n", 1, "name must not begin with '.'"),
+        ("name: a/b\n", 1, "must not hold '/'"),
+        ("name: \"\"\n", 1, "name must not be empty"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {

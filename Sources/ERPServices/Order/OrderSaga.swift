@@ -120,3 +120,19 @@ enum OrderSaga {
         }
     }
 }
+
+/// The reasons the saga cancels an order for, as `OrderCancelled` and the order's row carry them:
+/// what a scenario's `expect.cancelReasons` may name (a misspelt one passed until an order was
+/// cancelled).
+public enum CancelReasons {
+    /// Reasons written as they are.
+    public static let plain = ["cancelled", "inventory_deadline_exceeded", "inventory_overloaded", "inventory_unauthenticated",
+                               "inventory_unavailable", "out_of_stock", "payment_failed", "payment_rejected", "payment_unavailable",
+                               "reservation_released"]
+    /// Reasons that carry a code after them: inventory's refusal's, the provider's decline's.
+    public static let stems = ["inventory_rejected:", "payment_failed:"]
+
+    public static func isKnown(_ reason: String) -> Bool {
+        plain.contains(reason) || stems.contains { reason.hasPrefix($0) && reason.count > $0.count }
+    }
+}
