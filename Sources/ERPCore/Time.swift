@@ -75,6 +75,22 @@ extension Duration {
         if ns % 1_000 == 0 { return "\(ns / 1_000)us" }
         return "\(ns)ns"
     }
+
+    /// For people: `shortDescription` where that is short, else three decimals of the largest
+    /// fitting unit (`1.583s` for 1583333333ns, a fault time stretched by `--duration`), whole
+    /// hours as hours. Reports only: files and traces keep `shortDescription`, which is exact.
+    public var readable: String {
+        let ns = nanoseconds
+        if ns != 0, ns % 3_600_000_000_000 == 0 { return "\(ns / 3_600_000_000_000)h" }
+        if ns % 1_000_000_000 == 0 { return shortDescription }
+        let magnitude = ns.magnitude
+        let (step, name): (Int64, String) = magnitude >= 1_000_000_000 ? (1_000_000, "s") : magnitude >= 1_000_000 ? (1_000, "ms") : (1, "us")
+        let thousandths = Int64((Double(magnitude) / Double(step)).rounded())
+        var fraction = String(thousandths % 1_000)
+        fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return (ns < 0 ? "-" : "") + "\(thousandths / 1_000)" + (fraction.isEmpty ? "" : "." + fraction) + name
+    }
 }
 
 extension String {

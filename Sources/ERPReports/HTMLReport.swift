@@ -69,8 +69,12 @@ public enum HTMLReport {
         html += "</table>"
 
         let o = summary.orders
-        html += "<h2>Orders</h2><table><tr><th>submitted</th><th>accepted</th><th>confirmed</th><th>cancelled</th><th>pending</th><th>client gave up</th><th>cancelled because</th></tr>"
-        html += "<tr><td class=n>\(o.submitted)</td><td class=n>\(o.accepted)</td><td class=n>\(o.confirmed)</td><td class=n>\(o.cancelled)</td><td class=n>\(o.pending)</td><td class=n>\(o.clientGaveUp)</td><td>\(e(o.cancelReasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))</td></tr></table>"
+        if summary.databasesDamaged {
+            html += "<h2>Orders</h2><p>\(o.submitted) submitted; the rest \(e(RunSummary.notJudgedForDamage)).</p>"
+        } else {
+            html += "<h2>Orders</h2><table><tr><th>submitted</th><th>accepted</th><th>confirmed</th><th>cancelled</th><th>pending</th><th>client gave up</th><th>cancelled because</th></tr>"
+            html += "<tr><td class=n>\(o.submitted)</td><td class=n>\(o.accepted)</td><td class=n>\(o.confirmed)</td><td class=n>\(o.cancelled)</td><td class=n>\(o.pending)</td><td class=n>\(o.clientGaveUp)</td><td>\(e(o.cancelReasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))</td></tr></table>"
+        }
         if summary.vends.submitted > 0 {
             let v = summary.vends
             html += "<p>Vends: \(v.submitted) submitted, \(v.dispensed) dispensed, \(v.refused) refused, \(v.pending) pending, \(v.clientGaveUp) given up.</p>"

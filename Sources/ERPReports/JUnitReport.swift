@@ -30,7 +30,9 @@ public enum JUnitReport {
                 cases.append(Case(name: name, className: className,
                                   failure: ("\(name) does not hold: \(examples.first ?? "")",
                                             examples.map { "- \($0)" }.joined(separator: "\n") + "\n\nreproduce: \(summary.reproduce)")))
-            case nil: cases.append(Case(name: name, className: className, skipped: "this run cannot show it (no such service or workload)"))
+            case nil:
+                cases.append(Case(name: name, className: className,
+                                  skipped: summary.databasesDamaged ? RunSummary.notJudgedForDamage : "this run cannot show it (no such service or workload)"))
             }
         }
         let failures = summary.expectationFailures

@@ -153,15 +153,28 @@ public struct RunSummary: Codable, Sendable {
         return try encoder.encode(self)
     }
 
+    /// Whether a database could not be read whole (`databases-intact` failed): nothing that
+    /// reads the databases was counted or judged then.
+    public var databasesDamaged: Bool { invariants["databases-intact"] == .fail }
+
+    /// What the reports say instead of the counts and verdicts a damaged database kept from them.
+    public static let notJudgedForDamage = "not judged: a database is damaged (databases-intact), and the counts and invariants read the databases"
+
     /// The few lines printed at the end of a run.
     public var humanSummary: String {
         var lines: [String] = []
         lines.append("scenario \(scenario) (\(mode)), seed \(seed)")
-        lines.append("orders: \(orders.submitted) submitted, \(orders.accepted) accepted, \(orders.confirmed) confirmed, \(orders.cancelled) cancelled, \(orders.pending) pending, \(orders.clientGaveUp) given up by the client")
+        if databasesDamaged {
+            lines.append("orders: \(orders.submitted) submitted; accepted, confirmed, cancelled and pending \(Self.notJudgedForDamage)")
+        } else {
+            lines.append("orders: \(orders.submitted) submitted, \(orders.accepted) accepted, \(orders.confirmed) confirmed, \(orders.cancelled) cancelled, \(orders.pending) pending, \(orders.clientGaveUp) given up by the client")
+        }
         if !orders.cancelReasons.isEmpty {
             lines.append("cancelled because: " + orders.cancelReasons.keys.sorted().map { "\($0) \(orders.cancelReasons[$0]!)" }.joined(separator: ", "))
         }
-        if let l = latency["orderPlacement"] {
+        if let l = latency["orderPlacement"], l.count == 0 {
+            lines.append("order placement latency: no order was answered")
+        } else if let l = latency["orderPlacement"] {
             lines.append("order placement latency (\(timeBase) ms): p50 \(l.p50)  p90 \(l.p90)  p99 \(l.p99)  max \(l.max)  (n=\(l.count))")
         }
         lines.append("open loop: target \(openLoop.targetPerSecond)/s, offered \(openLoop.offeredPerSecond)/s, completed in the chaos phase \(openLoop.completedPerSecond)/s")
@@ -174,7 +187,11 @@ public struct RunSummary: Codable, Sendable {
         if store.campaignsCreated + store.campaignsFailed + store.reads + store.readsFailed > 0 {
             lines.append("campaigns created: \(store.campaignsCreated) (\(store.campaignsFailed) failed); reads: \(store.reads) (\(store.readsFailed) failed)")
         }
-        lines.append("stock conserved: \(invariants["stock-conservation"] == .pass ? "yes" : "NO")")
+        switch invariants["stock-conservation"] {
+        case .pass?: lines.append("stock conserved: yes")
+        case .fail?: lines.append("stock conserved: NO")
+        case nil: lines.append("stock conserved: " + (databasesDamaged ? Self.notJudgedForDamage : "not judged"))
+        }
         for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
         for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
         if violations.count > 10 { lines.append("  … \(violations.count - 10) more in summary.json") }
@@ -231,8 +248,12 @@ public struct RunSummary: Codable, Sendable {
         if !expectationFailures.isEmpty {
             md += "Expectations not met:\n\n" + expectationFailures.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
         }
-        md += "## Orders\n\n| submitted | accepted | confirmed | cancelled | pending | client gave up |\n|---|---|---|---|---|---|\n"
-        md += "| \(orders.submitted) | \(orders.accepted) | \(orders.confirmed) | \(orders.cancelled) | \(orders.pending) | \(orders.clientGaveUp) |\n\n"
+        if databasesDamaged {
+            md += "## Orders\n\n\(orders.submitted) submitted; the rest \(Self.notJudgedForDamage).\n\n"
+        } else {
+            md += "## Orders\n\n| submitted | accepted | confirmed | cancelled | pending | client gave up |\n|---|---|---|---|---|---|\n"
+            md += "| \(orders.submitted) | \(orders.accepted) | \(orders.confirmed) | \(orders.cancelled) | \(orders.pending) | \(orders.clientGaveUp) |\n\n"
+        }
         if !store.pricing.isEmpty {
             md += "Priced at: " + store.pricing.keys.sorted().map { "\($0) \(store.pricing[$0]!)" }.joined(separator: ", ") + "\n\n"
         }

@@ -256,20 +256,20 @@ extension ScheduledFault.Kind {
         case .partitionOneWay(let from, let to): "partition \(from) -> \(to)"
         case .isolate(let name): "isolate \(name)"
         case .crash(let name, let restartAfter):
-            "crash \(name), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+            "crash \(name), " + (restartAfter.map { "restart after \($0.readable)" } ?? "restart at heal")
         case .diskLoss(let name, let restartAfter):
-            "disk loss \(name), " + (restartAfter.map { "restart empty after \($0.shortDescription)" } ?? "restart empty at heal")
+            "disk loss \(name), " + (restartAfter.map { "restart empty after \($0.readable)" } ?? "restart empty at heal")
         case .powerLoss(let name, let restartAfter):
-            "power loss \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+            "power loss \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.readable)" } ?? "restart at heal")
         case .powerCut(let name, let restartAfter):
-            "power cut inside a write \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.shortDescription)" } ?? "restart at heal")
+            "power cut inside a write \(name.map(\.rawValue) ?? "everywhere"), " + (restartAfter.map { "restart after \($0.readable)" } ?? "restart at heal")
         case .diskFailure(let name, .full): "disk full \(name)"
         case .diskFailure(let name, .ioError): "disk errors \(name)"
-        case .slowSync(let name, let latency): "slow sync \(name): \(latency.shortDescription) each"
+        case .slowSync(let name, let latency): "slow sync \(name): \(latency.readable) each"
         case .pause(let name): "pause \(name)"
-        case .clockSkew(let name, let skew): "clock skew \(name) by \(skew.shortDescription)"
+        case .clockSkew(let name, let skew): "clock skew \(name) by \(skew.readable)"
         case .link(let from, let to, let behaviour): "link \(from) -> \(to): \(behaviour.summaryText)"
-        case .providerDelay(let delay): "swishpay answers in \(delay.shortDescription)"
+        case .providerDelay(let delay): "swishpay answers in \(delay.readable)"
         case .providerDeclineRate(let rate): "swishpay declines \(Int(rate * 100))%"
         case .upgrade(let setting): "producers write \(setting.eventType) \(setting.version)"
         }
@@ -286,7 +286,7 @@ extension Scenario {
 extension ScheduledFault {
     /// One line for the run's report: when, for how long, what.
     public var summaryText: String {
-        "at \(at.shortDescription)\(duration.map { " for \($0.shortDescription)" } ?? ""): \(kind.summaryText)"
+        "at \(at.readable)\(duration.map { " for \($0.readable)" } ?? ""): \(kind.summaryText)"
     }
 }
 

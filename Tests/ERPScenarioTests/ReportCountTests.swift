@@ -1,0 +1,72 @@
+import ERPTestSupport
+import Foundation
+import Testing
+
+/// What the reports count when a run goes badly: found by a scenario author's trial (2026-12-06).
+@Suite struct ReportCountTests {
+    private func runFile(_ label: String, _ yaml: String) async throws -> (output: String, status: Int32, out: String, cleanup: @Sendable () -> Void) {
+        let dir = scratchDirectory("report-\(label)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try yaml.replacingOccurrences(of: "FIXTURES", with: packageRoot + "/fixtures/retail.json")
+            .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
+        let result = try await runErp(["run", dir + "/s.yaml", "--out", dir + "/out"])
+        return (result.output, result.status, dir + "/out", { try? FileManager.default.removeItem(atPath: dir) })
+    }
+
+    private func summaryJSON(_ out: String) throws -> [String: Any] {
+        let data = try #require(FileManager.default.contents(atPath: out + "/summary.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// With a database damaged the checker judges nothing else; the console said "stock
+    /// conserved: NO", counted 0 orders accepted of 287, and JUnit skipped the other invariants
+    /// as "no such service or workload".
+    @Test func aDamagedDatabaseSaysWhatWasNotJudged() async throws {
+        let run = try await runFile("damaged", """
+            name: weak-durability
+            seed: 7
+            duration: 15s
+            heal: 40s
+            fixtures: FIXTURES
+            workload:
+              orders: {rate: 20}
+            durability: {order: "off"}
+            faults:
+              - {at: 3s, powerLoss: order, restartAfter: 1s}
+            """)
+        defer { run.cleanup() }
+        #expect(run.status == 2, "\(run.output)")
+        #expect(run.output.contains("FAIL  databases-intact"), "the scenario no longer damages the order database: \(run.output)")
+        #expect(!run.output.contains("stock conserved: NO"), "\(run.output)")
+        #expect(run.output.contains("stock conserved: not judged: a database is damaged"), "\(run.output)")
+        #expect(run.output.contains("submitted; accepted, confirmed, cancelled and pending not judged"), "\(run.output)")
+        let junit = try String(contentsOfFile: run.out + "/junit.xml", encoding: .utf8)
+        #expect(junit.contains("skipped message=\"not judged: a database is damaged"), "\(junit.prefix(2_000))")
+        #expect(!junit.contains("no such service or workload"))
+        let counts = try #require(try summaryJSON(run.out)["violationCounts"] as? [String: Int])
+        #expect((counts["databases-intact"] ?? 0) >= 1, "\(counts)")
+    }
+
+    /// A consumer down past the bus's retry bound: 28 dead letters, and violationCounts said 20
+    /// (the checker's query read 20 examples and counted those).
+    @Test func everyUndeliveredEventIsCounted() async throws {
+        let run = try await runFile("dead", """
+            name: dead-letters
+            seed: 5
+            duration: 140s
+            heal: 30s
+            fixtures: FIXTURES
+            workload:
+              orders: {rate: 0.5}
+            faults:
+              - {at: 2s, crash: notification, restartAfter: 130s}
+            """)
+        defer { run.cleanup() }
+        let summary = try summaryJSON(run.out)
+        let dead = try #require(summary["deadLetters"] as? Int)
+        #expect(dead > 20, "the scenario no longer dead-letters more than the checker's 20 examples")
+        let counts = try #require(summary["violationCounts"] as? [String: Int])
+        #expect(counts["every-event-delivered-after-heal"] == dead, "\(counts), \(dead) dead letters")
+        #expect(run.output.contains("every-event-delivered-after-heal: \(dead) counter-examples in all"), "\(run.output)")
+    }
+}
