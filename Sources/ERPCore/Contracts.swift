@@ -616,7 +616,9 @@ public struct ReplayGroup: RPCRequest {
 public struct ReplayAck: Codable, Sendable, Hashable {
     /// Deliveries made pending again (or for the first time).
     public var queued: Int
-    public init(queued: Int) { self.queued = queued }
+    /// Of a requeue's chosen log positions, those that were no dead letter of the group (left alone).
+    public var notDeadLetters: [Int64]?
+    public init(queued: Int, notDeadLetters: [Int64]? = nil) { self.queued = queued; self.notDeadLetters = notDeadLetters }
 }
 
 /// Operator → bus: the dead letters, oldest first, of one group or all.

@@ -133,11 +133,18 @@ struct Events: AsyncParsableCommand {
         func run() async throws {
             _ = try Events.subscription(group)
             let chosen = sequences.isEmpty ? nil : sequences
-            let queued: Int
-            if let answer = try await location.callBus(RequeueDeadLetters(group: group, sequences: chosen)) { queued = answer.queued } else {
-                queued = try await location.openForChanges().write { try EventLog.requeue(group: group, sequences: chosen, now: Events.nowMilliseconds, in: $0) }
+            let queued: Int, notDead: [Int64]
+            if let answer = try await location.callBus(RequeueDeadLetters(group: group, sequences: chosen)) {
+                (queued, notDead) = (answer.queued, answer.notDeadLetters ?? [])
+            } else {
+                (queued, notDead) = try await location.openForChanges().write { try EventLog.requeue(group: group, sequences: chosen, now: Events.nowMilliseconds, in: $0) }
             }
             print("requeued \(queued) dead letters of \(group)")
+            // Asked for by position and not there: said, and the exit status says it too.
+            if !notDead.isEmpty {
+                FileHandle.standardError.write(Data("erp events requeue: no dead letter of \(group) at seq \(notDead.map(String.init).joined(separator: ", ")) (left alone)\n".utf8))
+                throw ExitCode(ExitStatus.invalidInput)
+            }
         }
     }
 

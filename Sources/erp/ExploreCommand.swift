@@ -32,7 +32,7 @@ struct Explore: AsyncParsableCommand {
     var time: String?
     @Option(name: .customLong("out"), help: "Output folder (default: a new folder under reports/).") var outputDirectory: String?
     @Option(help: "Backend of every run: simulation or zmq.") var mode: RunMode = .simulation
-    @Option(parsing: .unconditional, help: ArgumentHelp("Passed to each run: length of the chaos phase (zmq mode).", valueName: "duration")) var duration: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Passed to each run, in either mode: the chaos phase's length (fault times, heal and expected counts scale with it).", valueName: "duration")) var duration: String?
     @Flag(help: "Keep the full report of passing seeds too.") var keepPassing = false
     @Flag(help: "Swarm: each seed draws its own fault schedule and order rate from the scenario's vocabulary, written beside its report as seed-N.yaml (its reproduce command runs that file).")
     var swarm = false
@@ -94,6 +94,16 @@ struct Explore: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
+        }
+        // Each scenario's runs go under runs/<name>/ and its line in the summary by its name: two
+        // files of one name (or one file given twice) were merged into one row and one folder.
+        var byName: [String: String] = [:]
+        for entry in named {
+            if let earlier = byName[entry.name] {
+                throw bad(earlier == entry.path ? "\(entry.path) is given twice"
+                          : "\(earlier) and \(entry.path) are both named '\(entry.name)'; their runs would share runs/\(entry.name)/ and one line of the summary")
+            }
+            byName[entry.name] = entry.path
         }
         // The library's fault vocabulary for --mix; real processes get only what they can suffer.
         var sources = named.map(\.loaded)

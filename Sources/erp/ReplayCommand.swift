@@ -24,10 +24,10 @@ struct Replay: AsyncParsableCommand {
 
     func run() async throws {
         let summaryPath = report + "/summary.json", tracePath = report + "/trace.log"
-        guard let data = FileManager.default.contents(atPath: summaryPath) else { throw fail("no summary.json in \(report)") }
         let summary: RunSummary
-        do { summary = try JSONDecoder().decode(RunSummary.self, from: data) } catch {
-            throw fail("\(summaryPath) is not a run summary this build reads: \(error)")
+        switch readRunSummary(report) {
+        case .success(let s): summary = s
+        case .failure(let refused): throw fail(refused.message)
         }
         guard summary.mode == RunMode.simulation.rawValue, FileManager.default.fileExists(atPath: tracePath) else {
             throw fail("\(report) is a \(summary.mode) run: only a simulation run has a trace to replay")
@@ -49,8 +49,10 @@ struct Replay: AsyncParsableCommand {
 func rerun(_ summary: RunSummary, into directory: String) async throws -> String {
     let scenarioPath = summary.scenarioPath, seed = summary.seed
     let loaded: Scenario
-    do { loaded = try ScenarioLoader.load(path: scenarioPath) } catch {
-        FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
+    switch loadRecordedScenario(summary) {
+    case .success(let s): loaded = s
+    case .failure(let refused):
+        FileHandle.standardError.write(Data("erp: \(refused.message)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
     let (scenario, unknown) = asRecorded(loaded, by: summary)

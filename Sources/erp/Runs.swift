@@ -95,6 +95,34 @@ enum OutputFolder {
     }
 }
 
+/// The run summary in `report` (a folder `erp run` wrote), or why there is none, in words: an
+/// exploration's folder is named as such (its summary is not a run's).
+func readRunSummary(_ report: String) -> Result<RunSummary, Refused> {
+    let path = report + "/summary.json"
+    guard let data = FileManager.default.contents(atPath: path) else {
+        return .failure(Refused(message: "no summary.json in \(report): give the folder of one run (erp run writes one)"))
+    }
+    if let summary = try? JSONDecoder().decode(RunSummary.self, from: data) { return .success(summary) }
+    if (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["seeds"] is [Any] {
+        return .failure(Refused(message: "\(report) is an exploration's folder, not a run's: give one of its runs, "
+                                + "such as \(report)/runs/<scenario>/seed-<N> (failing seeds are kept; passing ones with --keep-passing)"))
+    }
+    return .failure(Refused(message: "\(path) is not a run summary this build reads"))
+}
+
+/// A refusal's words.
+struct Refused: Error { var message: String }
+
+/// The scenario file a run recorded, loaded again; a relative path that is not there is said to
+/// be relative to where the run was started.
+func loadRecordedScenario(_ summary: RunSummary) -> Result<Scenario, Refused> {
+    do { return .success(try ScenarioLoader.load(path: summary.scenarioPath)) } catch {
+        let relative = !summary.scenarioPath.hasPrefix("/") && !FileManager.default.fileExists(atPath: summary.scenarioPath)
+        return .failure(Refused(message: error.description + (relative
+            ? " (the run named it relative to the folder it was started in: run this from there, \(FileManager.default.currentDirectoryPath) is not it)" : "")))
+    }
+}
+
 /// The tool as it was invoked (`.build/debug/erp`, say): every reproduce command it prints starts
 /// with it, so that it runs as printed.
 let erpCommand = CommandLine.arguments.first ?? "erp"

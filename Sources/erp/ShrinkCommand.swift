@@ -30,8 +30,11 @@ struct Shrink: AsyncParsableCommand {
 
     func run() async throws {
         guard budget >= 1 else { throw fail("--budget must be at least 1 (the first run checks that the report's scenario still fails), not \(budget)") }
-        guard let data = FileManager.default.contents(atPath: report + "/summary.json"),
-              let summary = try? JSONDecoder().decode(RunSummary.self, from: data) else { throw fail("no run summary in \(report)") }
+        let summary: RunSummary
+        switch readRunSummary(report) {
+        case .success(let s): summary = s
+        case .failure(let refused): throw fail(refused.message)
+        }
         guard summary.mode == RunMode.simulation.rawValue else { throw fail("\(report) is a \(summary.mode) run; shrinking runs in simulation") }
         let failing = summary.failedInvariants
         guard let target = invariant ?? failing.first else {
@@ -45,7 +48,10 @@ struct Shrink: AsyncParsableCommand {
         guard failing.contains(target) else { throw fail("\(report): \(target) did not fail there (failing: \(failing.joined(separator: ", ")))") }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(report)/summary.json does not name its scenario file") }
         var scenario: Scenario
-        do { scenario = try ScenarioLoader.load(path: summary.scenarioPath) } catch { throw fail(error.description) }
+        switch loadRecordedScenario(summary) {
+        case .success(let s): scenario = s
+        case .failure(let refused): throw fail(refused.message)
+        }
         scenario = asRecorded(scenario, by: summary).scenario
         scenario.expect = Scenario.Expectations()
         let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path

@@ -59,11 +59,29 @@ import Testing
         (["--swarm", "--mix-from", "scenarios/chaos-mix.yaml"], "--mix-from names where --mix draws from"),
         (["--swarm", "--mix", "--mix-from", "scenarios/chaos-mix.yaml,scenarios/nope.yaml"], "no scenario file scenarios/nope.yaml"),
         (["--swarm", "--mix", "--mix-from", "scenarios/power-loss.yaml", "--mode", "zmq"], "is one only the simulator can cause"),
+        // Two files of one name shared runs/<name>/ and one line of the summary (2026-12-06).
+        (["scenarios/happy-path.yaml"], "scenarios/happy-path.yaml is given twice"),
+        (["./scenarios/happy-path.yaml"], "scenarios/happy-path.yaml and ./scenarios/happy-path.yaml are both named 'happy-path'"),
     ])
     func badArgumentsNameThemselves(arguments: [String], message: String) async throws {
         let result = try await runErp(["explore", "scenarios/happy-path.yaml"] + arguments)
         #expect(result.status == 1)
         #expect(result.output.contains(message), "\(result.output)")
+    }
+
+    /// `erp replay` and `erp shrink` given an exploration's folder: a decoder's dump
+    /// ("DecodingError.keyNotFound…") from replay; now both say what to give instead.
+    @Test func replayAndShrinkNameAnExplorationsFolder() async throws {
+        let out = scratchDirectory("explore-as-run")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let explored = try await runErp(["explore", "scenarios/happy-path.yaml", "--seeds", "1", "--duration", "1s", "--out", out])
+        #expect(explored.status == 0, "\(explored.output)")
+        for command in ["replay", "shrink"] {
+            let result = try await runErp([command, out])
+            #expect(result.status == 1, "\(command): \(result.output)")
+            #expect(result.output.contains("\(out) is an exploration's folder, not a run's: give one of its runs, such as \(out)/runs/<scenario>/seed-<N>"),
+                    "\(command): \(result.output)")
+        }
     }
 
     @Test func aMissingScenarioIsNamed() async throws {

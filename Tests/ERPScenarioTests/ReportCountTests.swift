@@ -68,5 +68,15 @@ import Testing
         let counts = try #require(summary["violationCounts"] as? [String: Int])
         #expect(counts["every-event-delivered-after-heal"] == dead, "\(counts), \(dead) dead letters")
         #expect(run.output.contains("every-event-delivered-after-heal: \(dead) counter-examples in all"), "\(run.output)")
+
+        // Requeued by position: one that is a dead letter and one that is not. The second was
+        // passed over without a word ("requeued 1 dead letters").
+        let letters = try await runErp(["events", "dead-letters", run.out + "/db", "--group", "notification"])
+        let firstLine = try #require(letters.output.split(separator: "\n").first { $0.hasPrefix("notification\tseq ") })
+        let seq = try #require(firstLine.split(separator: "\t")[1].split(separator: " ").last.map(String.init))
+        let requeue = try await runErp(["events", "requeue", run.out + "/db", "--group", "notification", "--seq", seq, "--seq", "999999"])
+        #expect(requeue.status == 1, "\(requeue.output)")
+        #expect(requeue.output.contains("requeued 1 dead letters of notification"), "\(requeue.output)")
+        #expect(requeue.output.contains("no dead letter of notification at seq 999999 (left alone)"), "\(requeue.output)")
     }
 }

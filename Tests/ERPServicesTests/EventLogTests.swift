@@ -43,7 +43,7 @@ import Testing
     @Test func deadLettersAreListedAndRequeued() throws {
         let (database, path) = try busDatabase()
         defer { try? database.close(); try? FileManager.default.removeItem(atPath: path) }
-        let (listed, requeued, left) = try database.write { db -> (DeadLetters, Int, Int) in
+        let (listed, requeued, left) = try database.write { db -> (DeadLetters, (queued: Int, notDead: [Int64]), Int) in
             try append("order.cancelled", "e1", in: db)
             try append("order.cancelled", "e2", in: db)
             for seq in [1, 2] {
@@ -52,12 +52,14 @@ import Testing
                     """, arguments: [seq])
             }
             let listed = try EventLog.deadLetters(group: "notification", limit: 10, in: db)
-            let requeued = try EventLog.requeue(group: "notification", sequences: [2], now: 9, in: db)
+            // 2 is a dead letter; 1 is not the report group's, 999 nobody's: both left alone, and said.
+            _ = try EventLog.requeue(group: "report", sequences: [1], now: 9, in: db)
+            let requeued = try EventLog.requeue(group: "notification", sequences: [2, 999], now: 9, in: db)
             let left = try EventLog.deadLetters(group: nil, limit: 10, in: db).letters.count
             return (listed, requeued, left)
         }
         #expect(listed.letters.map(\.eventId) == ["e1", "e2"])
         #expect(listed.letters.allSatisfy { $0.eventType == "OrderCancelled" && $0.attempts == 50 && $0.lastError == "rejected" })
-        #expect(requeued == 1 && left == 1)
+        #expect(requeued.queued == 1 && requeued.notDead == [999] && left == 1)
     }
 }

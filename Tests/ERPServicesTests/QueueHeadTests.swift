@@ -82,7 +82,7 @@ import Testing
                 steps.append(["ack", "dead", "retry"][kind] + " \(seq)")
             } else {
                 // Dead letters back in the queue, or a replay: deliveries reappear anywhere.
-                let n = try database.write { db in try EventLog.requeue(group: group, sequences: nil, now: now, in: db) }
+                let n = try database.write { db in try EventLog.requeue(group: group, sequences: nil, now: now, in: db).queued }
                 head.invalidate()
                 steps.append("requeue \(n)")
             }

@@ -214,11 +214,11 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             throw RPCError.rejected(code: "unknown_group", message: "no consumer group \(request.group)")
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
-        let queued = try storage { try database.write { try EventLog.requeue(group: request.group, sequences: request.sequences, now: now, in: $0) } }
+        let (queued, notDead) = try storage { try database.write { try EventLog.requeue(group: request.group, sequences: request.sequences, now: now, in: $0) } }
         runtime.record("bus requeue \(request.group): \(queued) dead letters")
         dispatchers[index].head.invalidate()
         dispatchers[index].signal.notify()
-        return ReplayAck(queued: queued)
+        return ReplayAck(queued: queued, notDeadLetters: notDead.isEmpty ? nil : notDead)
     }
 
     /// Refusals that mean an event can never be applied, whatever the retries.

@@ -41,22 +41,24 @@ public enum EventLog {
         })
     }
 
-    /// Puts `group`'s dead letters (all, or those at `sequences`) back in its queue.
-    public static func requeue(group: String, sequences: [Int64]?, now: Int64, in db: Database) throws -> Int {
+    /// Puts `group`'s dead letters (all, or those at `sequences`) back in its queue; says how many,
+    /// and which of `sequences` were no dead letter of the group (left alone).
+    public static func requeue(group: String, sequences: [Int64]?, now: Int64, in db: Database) throws -> (queued: Int, notDead: [Int64]) {
         if let sequences {
             var queued = 0
+            var notDead: [Int64] = []
             for seq in sequences {
                 try db.execute(cached: """
                     UPDATE delivery SET status = 'pending', attempts = 0, nextAttemptAt = ?, lastError = NULL
                     WHERE consumerGroup = ? AND seq = ? AND status = 'dead'
                     """, arguments: now, group, seq)
-                queued += db.changesCount
+                if db.changesCount == 0 { notDead.append(seq) } else { queued += db.changesCount }
             }
-            return queued
+            return (queued, notDead)
         }
         try db.execute(cached: """
             UPDATE delivery SET status = 'pending', attempts = 0, nextAttemptAt = ?, lastError = NULL WHERE consumerGroup = ? AND status = 'dead'
             """, arguments: now, group)
-        return db.changesCount
+        return (db.changesCount, [])
     }
 }
