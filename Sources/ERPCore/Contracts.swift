@@ -328,8 +328,12 @@ public struct DeviceReportAck: Codable, Sendable, Hashable {
     /// Whether the shop confirmed the status (the seed's "needs confirmation"); when it could not
     /// be reached the event still carries the status to it.
     public var confirmedByShop: Bool
-    public init(deviceId: String, sequence: Int64, accepted: Bool, confirmedByShop: Bool) {
+    /// With `accepted` false: the newest sequence the gateway holds for the device, past which
+    /// the device must count (a device whose counter went back learns where to go on).
+    public var lastSequence: Int64?
+    public init(deviceId: String, sequence: Int64, accepted: Bool, confirmedByShop: Bool, lastSequence: Int64? = nil) {
         self.deviceId = deviceId; self.sequence = sequence; self.accepted = accepted; self.confirmedByShop = confirmedByShop
+        self.lastSequence = lastSequence
     }
 }
 

@@ -15,8 +15,12 @@ import ZeroMQ
 public final class DeviceIngress: @unchecked Sendable {
     // @unchecked Sendable: every stored property is immutable or locks itself.
     public static let protocolVersion = "erp-device/1"
-    /// A device message is small: anything larger is a broken or hostile peer (libzmq drops it).
+    /// A device message is small: a frame of more than 64 KiB is a broken or hostile peer, and
+    /// libzmq drops its connection.
     public static let messageByteCountMax: Int64 = 64 * 1024
+    /// What CURVE wraps each frame in (the `MESSAGE` command, its nonce, flags and MAC), which
+    /// libzmq counts against `ZMQ_MAXMSGSIZE`: without it the limit was a 65,503-byte frame.
+    static let curveFrameOverhead: Int64 = 33
     /// Messages being handled at once; past it the device is told `overloaded`.
     public static let inFlightCountMax = 1_024
 
@@ -38,6 +42,16 @@ public final class DeviceIngress: @unchecked Sendable {
         var inFlight = 0
         /// Device public key (Z85) → device id: who each admitted key speaks for.
         var owners: [String: String] = [:]
+        /// Messages waiting behind the one being handled, per device (or per connection whose
+        /// key speaks for none): a device's messages are handled in the order they came. A task
+        /// per message let a restock overtake the one before it, which was then dropped as stale
+        /// and answered `accepted: false`: 5 of 30 pipelined restocks lost in a trial.
+        var lanes: [String: [(route: [[UInt8]], frames: [[UInt8]])]] = [:]
+        /// Refusals answered, by error code (`/metrics`).
+        var refused: [String: Int] = [:]
+        /// When each refusal code was last logged (at most one line a second per code).
+        var lastLogged: [String: ContinuousClock.Instant] = [:]
+        var unlogged: [String: Int] = [:]
     }
 
     /// `hop` runs the handling on the IoT gateway node's executor, where `operations` lives.
@@ -54,14 +68,54 @@ public final class DeviceIngress: @unchecked Sendable {
         self.hop = hop
     }
 
-    /// Reads the registry: `<deviceId>.pub` in `directory` for every device of the fixtures.
-    public static func deviceKeys(in directory: String, devices: [Fixtures.Device]) throws -> [(deviceId: String, publicKey: String)] {
-        try devices.compactMap { device in
-            let path = directory + "/" + device.id + ".pub"
-            guard FileManager.default.fileExists(atPath: path) else { return nil }
-            let key = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            return (device.id, key)
+    /// The device registry as read from its folder: the keys admitted, and what was left out.
+    public struct Registry: Sendable {
+        public var keys: [(deviceId: String, publicKey: String)] = []
+        /// One line per file left out, naming it and why (logged as errors by the door).
+        public var problems: [String] = []
+    }
+
+    /// Reads the registry: `<deviceId>.pub` in `directory` for every device of the fixtures. A
+    /// file that cannot be read or holds no key, a key that two files hold, and a file for a device
+    /// the fixtures do not have are left out, each named in `problems`: one bad file once stopped
+    /// the IoT gateway at every start (a crash loop locking every device out), and a key copied to
+    /// a second device's file silently moved the first device's identity to the second.
+    public static func registry(in directory: String, devices: [Fixtures.Device]) -> Registry {
+        var registry = Registry()
+        var read: [(deviceId: String, file: String, key: String)] = []
+        for device in devices {
+            let file = directory + "/" + device.id + ".pub"
+            guard FileManager.default.fileExists(atPath: file) else { continue }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                registry.problems.append("\(file) cannot be read: device \(device.id) not admitted")
+                continue
+            }
+            let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard CurveKeyPair.isValid(key) else {
+                registry.problems.append("\(file) holds no CURVE public key (40 Z85 characters): device \(device.id) not admitted")
+                continue
+            }
+            read.append((device.id, file, key))
         }
+        var holders: [String: [String]] = [:]
+        for entry in read { holders[entry.key, default: []].append(entry.file) }
+        for entry in read {
+            let files = holders[entry.key]!
+            if files.count > 1 {
+                if files.first == entry.file {
+                    registry.problems.append("\(files.joined(separator: " and ")) hold the same key (\(CallerAuthorization.keyId(entry.key))): "
+                                             + "none of these devices admitted, as a key speaks for one device")
+                }
+                continue
+            }
+            registry.keys.append((entry.deviceId, entry.key))
+        }
+        let known = Set(devices.map(\.id))
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in files.sorted() where name.hasSuffix(".pub") && !known.contains(String(name.dropLast(4))) {
+            registry.problems.append("\(directory)/\(name): the fixtures have no device \(name.dropLast(4)); not admitted")
+        }
+        return registry
     }
 
     /// How long a device has to finish its CURVE handshake before its connection is closed.
@@ -77,7 +131,7 @@ public final class DeviceIngress: @unchecked Sendable {
         let io = try IOThread.start(context: context, name: "device-ingress")
         var options = SocketOptions(security: .curveServer(keyPair: serverKeys, zapDomain: "erp-devices"))
         options.readsUserId = true
-        options.messageSizeMax = Self.messageByteCountMax
+        options.messageSizeMax = Self.messageByteCountMax + Self.curveFrameOverhead
         // Connections that never finish their handshake hold a descriptor each until this runs
         // out (libzmq has no cap on connections): a trial's 21,000 idle ones reached the
         // process's file limit and kept a real device out for libzmq's default 30 s.
@@ -135,64 +189,126 @@ public final class DeviceIngress: @unchecked Sendable {
             s.inFlight += 1
             return true
         }
+        // A REQ socket puts an empty frame before the message, and reads its answer only after one:
+        // the route back is the identity and that frame.
+        let delimited = message.frames.count > 1 && message.frames[1].isEmpty
+        let route = delimited ? [identity, []] : [identity]
         guard admitted else {
-            Task { try? await socket.send(frames: [identity, Array(Self.protocolVersion.utf8), Self.refusal("overloaded", "too many messages in flight; send later")]) }
+            count(refusal: "overloaded", sender: nil)
+            Task { try? await socket.send(frames: route + [Array(Self.protocolVersion.utf8), Self.refusal("overloaded", "too many messages in flight; send later")]) }
             return
         }
-        let frames = Array(message.frames.dropFirst())
+        let frames = Array(message.frames.dropFirst(route.count))
         let sender = message.userId.flatMap { key in state.withLock { $0.owners[key] } }
+        let lane = sender ?? "connection " + identity.map { String($0, radix: 16) }.joined()
+        let first = state.withLock { s -> Bool in
+            if s.lanes[lane] != nil { s.lanes[lane]!.append((route, frames)); return false }
+            s.lanes[lane] = []
+            return true
+        }
+        guard first else { return }   // the lane's task takes it in its turn
         Task { [self] in
-            defer { state.withLock { $0.inFlight -= 1 } }
-            let answer = await handle(frames, from: sender)
-            do { try await socket.send(frames: [identity, Array(Self.protocolVersion.utf8), answer]) } catch {
-                logger.debug("answer to a device not sent: \(error)")
+            var next: (route: [[UInt8]], frames: [[UInt8]])? = (route, frames)
+            while let (to, frames) = next {
+                let (answer, refusedCode) = await handle(frames, from: sender)
+                if let refusedCode { count(refusal: refusedCode, sender: sender) }
+                do { try await socket.send(frames: to + [Array(Self.protocolVersion.utf8), answer]) } catch {
+                    logger.debug("answer to a device not sent: \(error)")
+                }
+                next = state.withLock { s in
+                    s.inFlight -= 1
+                    guard var waiting = s.lanes[lane], !waiting.isEmpty else { s.lanes[lane] = nil; return nil }
+                    let head = waiting.removeFirst()
+                    s.lanes[lane] = waiting
+                    return head
+                }
             }
         }
     }
 
-    /// One request's answer (JSON bytes).
-    func handle(_ frames: [[UInt8]], from sender: String?) async -> [UInt8] {
+    /// Counts a refusal by its code, and logs it (at most one line a second per code, with how
+    /// many went unlogged): a device speaking for another, or a revoked key still talking, left
+    /// no trace before.
+    private func count(refusal code: String, sender: String?) {
+        let now = ContinuousClock.now
+        let log: Int? = state.withLock { s in
+            s.refused[code, default: 0] += 1
+            if let last = s.lastLogged[code], now - last < .seconds(1) { s.unlogged[code, default: 0] += 1; return nil }
+            s.lastLogged[code] = now
+            let skipped = s.unlogged[code] ?? 0
+            s.unlogged[code] = 0
+            return skipped
+        }
+        guard let skipped = log else { return }
+        let who = sender.map { "device \($0)" } ?? "a connection whose key speaks for no device"
+        logger.warning("device door refused a message from \(who): \(code)\(skipped > 0 ? " (and \(skipped) more \(code) in the last second)" : "")")
+    }
+
+    /// The door's refusals by code, in Prometheus's text format (served on the IoT gateway's /metrics).
+    public func prometheusText() -> String {
+        let refused = state.withLock { $0.refused }
+        var text = "# HELP erp_device_refusals_total Device messages answered with an error, by code.\n# TYPE erp_device_refusals_total counter\n"
+        for code in refused.keys.sorted() { text += "erp_device_refusals_total{code=\"\(code)\"} \(refused[code]!)\n" }
+        return text
+    }
+
+    /// One request's answer (JSON bytes), and the error code when it is a refusal.
+    func handle(_ frames: [[UInt8]], from sender: String?) async -> (answer: [UInt8], refused: String?) {
         guard frames.count == 2, frames[0] == Array(Self.protocolVersion.utf8) else {
-            return Self.refusal("unsupported_version", "send [\"\(Self.protocolVersion)\", JSON]")
+            return (Self.refusal("unsupported_version", "send [\"\(Self.protocolVersion)\", JSON]"), "unsupported_version")
         }
         let request: DeviceMessage
         switch Self.parse(frames[1]) {
         case .success(let message): request = message
-        case .failure(let refusal): return refusal.answer
+        case .failure(let refusal): return (refusal.answer, "bad_request")
         }
-        guard let sender else { return Self.refusal("unauthenticated", "this connection's key belongs to no device") }
+        // From here a refusal names the message's sequence, so that a device with several in
+        // flight knows which one it answers.
+        guard let sender else {
+            return (Self.refusal("unauthenticated", "this connection's key belongs to no device", sequence: request.sequence), "unauthenticated")
+        }
         guard request.deviceId == sender else {
-            return Self.refusal("key_mismatch", "this key belongs to \(sender), not \(request.deviceId)")
+            return (Self.refusal("key_mismatch", "this key belongs to \(sender), not \(request.deviceId)", sequence: request.sequence), "key_mismatch")
         }
         let operations = operations
-        return await hop {
+        let sequence = request.sequence
+        let answer = await hop {
             let context = CallContext(metadata: CallMetadata(deadline: SystemClock().now + .seconds(2), correlationId: "\(request.deviceId)-\(request.sequence)"),
                                       caller: NodeName("device:" + request.deviceId))
             do {
                 let ack: DeviceReportAck
                 switch request.type {
                 case .status:
-                    guard let status = request.status else { return Self.refusal("bad_request", "a status message needs 'status'") }
+                    guard let status = request.status else { return Self.refusal("bad_request", "a status message needs 'status'", sequence: sequence) }
                     ack = try await operations.report(ReportDevice(deviceId: request.deviceId, sequence: request.sequence, status: status), context)
                 case .data:
                     guard let dataType = request.dataType, let productId = request.productId, let quantity = request.quantity else {
-                        return Self.refusal("bad_request", "a data message needs 'dataType', 'productId' and 'quantity'")
+                        return Self.refusal("bad_request", "a data message needs 'dataType', 'productId' and 'quantity'", sequence: sequence)
                     }
                     ack = try operations.data(ReportDeviceData(deviceId: request.deviceId, sequence: request.sequence, dataType: dataType,
                                                                productId: productId, quantity: quantity), context)
                 }
                 return (try? JSONCoding.encode(DeviceAnswer(ok: true, sequence: ack.sequence, accepted: ack.accepted,
-                                                            confirmedByShop: ack.confirmedByShop))).map { [UInt8]($0) }
-                    ?? Self.refusal("internal", "cannot encode the answer")
+                                                            confirmedByShop: ack.confirmedByShop, lastSequence: ack.lastSequence))).map { [UInt8]($0) }
+                    ?? Self.refusal("internal", "cannot encode the answer", sequence: sequence)
             } catch let error as RPCError {
                 switch error {
-                case .rejected(let code, let message): return Self.refusal(code, message)
-                default: return Self.refusal(error.kind, "\(error)")
+                case .rejected(let code, let message): return Self.refusal(code, message, sequence: sequence)
+                default: return Self.refusal(error.kind, "\(error)", sequence: sequence)
                 }
             } catch {
-                return Self.refusal("internal", "\(error)")
+                return Self.refusal("internal", "\(error)", sequence: sequence)
             }
         }
+        // Keys are written sorted: a refusal's bytes begin with its error, an answer's with `accepted`.
+        return (answer, answer.starts(with: Self.refusalPrefix) ? Self.code(of: answer) : nil)
+    }
+
+    static let refusalPrefix = Array(#"{"error":"#.utf8)
+
+    /// The error code of a refusal's bytes (as `refusal` writes them).
+    static func code(of answer: [UInt8]) -> String {
+        (try? JSONCoding.decode(DeviceAnswer.self, from: Data(answer)))?.error ?? "internal"
     }
 
     /// A refusal answered to a device, as its JSON bytes.
@@ -217,8 +333,8 @@ public final class DeviceIngress: @unchecked Sendable {
         return .success(request)
     }
 
-    static func refusal(_ code: String, _ message: String) -> [UInt8] {
-        (try? JSONCoding.encode(DeviceAnswer(ok: false, error: code, message: message))).map { [UInt8]($0) }
+    static func refusal(_ code: String, _ message: String, sequence: Int64? = nil) -> [UInt8] {
+        (try? JSONCoding.encode(DeviceAnswer(ok: false, sequence: sequence, error: code, message: message))).map { [UInt8]($0) }
             ?? Array(#"{"ok":false,"error":"internal"}"#.utf8)
     }
 }
@@ -241,10 +357,14 @@ public struct DeviceAnswer: Codable, Sendable {
     public var sequence: Int64?
     public var accepted: Bool?
     public var confirmedByShop: Bool?
+    /// With `accepted: false`: the newest sequence the gateway holds for the device, which a
+    /// device whose counter went back (a clock corrected, a reset) must send past.
+    public var lastSequence: Int64?
     public var error: String?
     public var message: String?
-    public init(ok: Bool, sequence: Int64? = nil, accepted: Bool? = nil, confirmedByShop: Bool? = nil, error: String? = nil, message: String? = nil) {
+    public init(ok: Bool, sequence: Int64? = nil, accepted: Bool? = nil, confirmedByShop: Bool? = nil, lastSequence: Int64? = nil,
+                error: String? = nil, message: String? = nil) {
         self.ok = ok; self.sequence = sequence; self.accepted = accepted; self.confirmedByShop = confirmedByShop
-        self.error = error; self.message = message
+        self.lastSequence = lastSequence; self.error = error; self.message = message
     }
 }

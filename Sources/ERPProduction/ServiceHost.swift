@@ -92,11 +92,20 @@ public struct ServiceHost: Service {
             let ids: [String] = revoked.map { CallerAuthorization.keyId($0) }
             let detail = ids.isEmpty ? "" : " (" + ids.joined(separator: ", ") + ")"
             logger.info("keys reloaded: \(rules.holders.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")
-            if let ingress, let folder = current.deviceKeyDirectory {
-                try ingress.replaceKeys(DeviceIngress.deviceKeys(in: folder, devices: devices))
-            }
         } catch {
             logger.error("keys not reloaded, the keys in force stay: \(error)")
+        }
+        // The device registry on its own: a client key file that stops the reload above does not
+        // keep a device revoked on disk admitted, and a bad device file leaves out that device only.
+        guard let ingress else { return }
+        do {
+            let current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path)
+            guard let folder = current.deviceKeyDirectory else { return }
+            let registry = DeviceIngress.registry(in: folder, devices: devices)
+            for problem in registry.problems { logger.error("device key left out: \(problem)") }
+            try ingress.replaceKeys(registry.keys)
+        } catch {
+            logger.error("device keys not reloaded, the keys in force stay: \(error)")
         }
     }
 
@@ -186,8 +195,11 @@ public struct ServiceHost: Service {
             guard let keys, let folder = topology.deviceKeyDirectory else {
                 throw KeyStoreError("\(topology.path): devices need CURVE (security.curveKeys) and devices.keys")
             }
-            let deviceKeys = try DeviceIngress.deviceKeys(in: folder, devices: settings.fixtures.devices)
-            let door = DeviceIngress(endpoint: deviceEndpoint, serverKeys: try keys.keyPair(of: service), deviceKeys: deviceKeys,
+            // A bad file leaves out its device, named, and the rest are admitted: one malformed
+            // file had the gateway exit at every start, every device locked out.
+            let registry = DeviceIngress.registry(in: folder, devices: settings.fixtures.devices)
+            for problem in registry.problems { logger.error("device key left out: \(problem)") }
+            let door = DeviceIngress(endpoint: deviceEndpoint, serverKeys: try keys.keyPair(of: service), deviceKeys: registry.keys,
                                      operations: operations, logger: logger, hop: { body in
                                          // A device's answer, like any message, waits for what its handling committed.
                                          await executor.run {
@@ -229,7 +241,8 @@ public struct ServiceHost: Service {
             try await app.runService(gracefulShutdownSignals: [])
         } else if let metrics = topology.metricsAddresses[service] {
             // Prometheus scrapes this service's RPC metrics (served and called, per method) here.
-            let router = MetricsEndpoint.router { transport.prometheusText() }
+            let door = ingress
+            let router = MetricsEndpoint.router { transport.prometheusText() + (door?.prometheusText() ?? "") }
             let app = Application(router: router, server: HTTPServerLimits().server(logger: logger),
                                   configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
             logger.info("\(service) metrics on http://\(metrics.host):\(metrics.port)/metrics")

@@ -12,7 +12,8 @@ public struct ZAPRefusal: Sendable, Hashable, CustomStringConvertible {
     public var reason: String
 
     public var description: String {
-        "ZAP refused \(mechanism) client \(clientPublicKey ?? "-") from \(address) in domain \(domain): \(reason)"
+        // The key by its first eight characters, as every other log line names keys.
+        "ZAP refused \(mechanism) client \(clientPublicKey.map { "key " + String($0.prefix(8)) } ?? "without a key") from \(address) in domain \(domain): \(reason)"
     }
 }
 

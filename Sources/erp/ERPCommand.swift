@@ -302,6 +302,12 @@ struct Keys: ParsableCommand {
     }
 }
 
+/// `path` made absolute against the working folder (the services run with the same one, but a
+/// path handed on should not depend on it).
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath + "/")).standardizedFileURL.path
+}
+
 func loadTopology(_ path: String) throws -> Topology {
     do { return try Topology.load(path: path) } catch {
         FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
@@ -339,13 +345,16 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Stop when the process that started this one exits (how `erp up` and `erp run --mode zmq` start services).")
     var exitWithParent = false
     @Flag(help: "Log at debug level.") var verbose = false
+    @Option(name: .customLong("data"), help: ArgumentHelp("Keep the databases here instead of the topology's dataDirectory.", valueName: "folder"))
+    var dataDirectory: String?
 
     func run() async throws {
         guard let name = ServiceName(named: service), ServiceCatalog.startOrder.contains(name) else {
             FileHandle.standardError.write(Data("erp: unknown service '\(service)'; known: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
-        let loaded = try loadTopology(topology)
+        var loaded = try loadTopology(topology)
+        if let dataDirectory { loaded.dataDirectory = absolutePath(dataDirectory) }
         guard loaded.endpoint(of: name) != nil else {
             FileHandle.standardError.write(Data("erp: \(topology) gives no endpoint for \(name)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
@@ -389,9 +398,14 @@ struct Up: ParsableCommand {
 
     @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
     @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
+    @Option(name: .customLong("data"), help: ArgumentHelp("Keep every service's database here instead of the topology's dataDirectory (made if missing).",
+                                                          valueName: "folder"))
+    var dataDirectory: String?
 
     func run() throws {
-        let loaded = try loadTopology(topology)
+        var loaded = try loadTopology(topology)
+        let data = dataDirectory.map(absolutePath)
+        if let data { loaded.dataDirectory = data }
         _ = try loadFixtures(fixtures)
         let problems = loaded.preflightProblems()
         guard problems.isEmpty else {
@@ -401,7 +415,8 @@ struct Up: ParsableCommand {
         }
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: erpExecutable,
-                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"])
+                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"]
+                    + (data.map { ["--data", $0] } ?? []))
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
         let stop = DispatchSemaphore(value: 0)
@@ -416,6 +431,8 @@ struct Up: ParsableCommand {
         defer { reload.cancel() }
         try supervisor.wrapAsEnvironmentSays()
         try supervisor.start()
+        // The process to signal, so that nobody has to find it (and find another's `erp up`).
+        print("erp up: pid \(getpid()); databases in \(loaded.dataDirectory); kill -HUP \(getpid()) reloads every service's keys")
         if loaded.endpoint(of: .gateway) != nil {
             print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology)); metrics at /metrics")
         }

@@ -206,6 +206,9 @@ import Testing
             let again = try await transport.call(ReportDevice(deviceId: device, sequence: 7, status: .online), metadata: metadata())
             let older = try await transport.call(ReportDevice(deviceId: device, sequence: 3, status: .online), metadata: metadata())
             #expect(!again.accepted && !older.accepted)
+            // Each says the newest sequence held, past which a device whose counter went back
+            // must count (a trial's device was locked out for good after its clock was corrected).
+            #expect(again.lastSequence == 7 && older.lastSequence == 7 && first.lastSequence == nil)
             // The shop refuses a device it does not have, and a stale revision changes nothing.
             #expect(await SimulatedServices.refusal { try await transport.call(UpdateDeviceStatus(deviceId: "device_nobody", shopId: "shop_malmo", status: .online,
                                                                                      lastSeen: 0, revision: DeviceRevision(value: 2)),

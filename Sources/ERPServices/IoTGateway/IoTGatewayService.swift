@@ -86,30 +86,39 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         }
     }
 
+    /// A report no newer than the device's newest: that newest sequence.
+    struct Stale: Error { var lastSequence: Int64 }
+
     public func report(_ request: ReportDevice, _ context: CallContext) async throws -> DeviceReportAck {
         guard let revision = DeviceRevision.reported(sequence: request.sequence) else {
             throw RPCError.rejected(code: "bad_request", message: "sequence must be from 0 to \(DeviceRevision.sequenceMax)")
         }
         let lastSeen = runtime.clock.now.millisecondsSinceEpoch
-        // The report and its event in one transaction; nil for a report already seen or older.
-        let shopId: String? = try storage {
+        // The report and its event in one transaction; for a report already seen or older, the
+        // newest sequence held instead.
+        let taken: Result<String, Stale> = try storage {
             try database.write { db in
                 guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?", arguments: request.deviceId) else {
                     throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
                 }
-                guard request.sequence > row["lastSequence"] as Int64 else { return nil }
+                let last: Int64 = row["lastSequence"]
+                guard request.sequence > last else { return .failure(Stale(lastSequence: last)) }
                 let shopId: String = row["shopId"]
                 try db.execute(cached: """
                     UPDATE device SET lastSequence = ?, revision = ?, status = ?, lastReportAt = ?, silent = 0 WHERE deviceId = ?
                     """, arguments: request.sequence, revision.value, request.status.rawValue, lastSeen, request.deviceId)
                 try self.context.publish(DeviceStatusUpdated(deviceId: request.deviceId, shopId: shopId, status: request.status,
                                                             lastSeen: lastSeen, revision: revision), correlationId: context.correlationId, in: db)
-                return shopId
+                return .success(shopId)
             }
         }
-        guard let shopId else {
+        let shopId: String
+        switch taken {
+        case .success(let id): shopId = id
+        case .failure(let stale):
             runtime.record("iot \(request.deviceId) #\(request.sequence) stale")
-            return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: false, confirmedByShop: false)
+            return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: false, confirmedByShop: false,
+                                   lastSequence: stale.lastSequence)
         }
         relay.notify()
         runtime.record("iot \(request.deviceId) #\(request.sequence) \(request.status.rawValue)")
@@ -137,7 +146,8 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
             throw RPCError.rejected(code: "bad_request", message: "quantity must be from 0 to \(OrderLine.quantityMax)")
         }
         let now = runtime.clock.now.millisecondsSinceEpoch
-        let accepted: Bool = try storage {
+        // Nil when accepted, else the newest sequence held.
+        let stale: Int64? = try storage {
             try database.write { db in
                 guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?", arguments: request.deviceId) else {
                     throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
@@ -146,7 +156,8 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                 guard stocked.contains(shopId + "/" + request.productId) else {
                     throw RPCError.rejected(code: "unknown_product", message: "\(shopId) stocks no \(request.productId)")
                 }
-                guard request.sequence > row["lastSequence"] as Int64 else { return false }
+                let last: Int64 = row["lastSequence"]
+                guard request.sequence > last else { return last }
                 // A data report counts as a sign of life too.
                 try db.execute(cached: "UPDATE device SET lastSequence = ?, lastReportAt = ? WHERE deviceId = ?",
                                arguments: request.sequence, now, request.deviceId)
@@ -157,12 +168,12 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                 let data = try JSONCoding.toJSONValue(DeviceStockData(productId: request.productId, quantity: request.quantity,
                                                                       sequence: request.sequence))
                 try self.context.publish(DeviceDataReceived(deviceId: request.deviceId, shopId: shopId, dataType: request.dataType.rawValue, data: data), correlationId: context.correlationId, in: db)
-                return true
+                return nil
             }
         }
-        if accepted { relay.notify() }
-        runtime.record("iot \(request.deviceId) #\(request.sequence) \(request.dataType.rawValue) \(request.productId) \(request.quantity)\(accepted ? "" : " stale")")
-        return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: accepted, confirmedByShop: false)
+        if stale == nil { relay.notify() }
+        runtime.record("iot \(request.deviceId) #\(request.sequence) \(request.dataType.rawValue) \(request.productId) \(request.quantity)\(stale == nil ? "" : " stale")")
+        return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: stale == nil, confirmedByShop: false, lastSequence: stale)
     }
 
     /// Every heartbeat interval: each device that reported once and has been silent for longer
