@@ -439,6 +439,7 @@ struct Up: ParsableCommand {
         for service in loaded.services {
             if let m = loaded.metricsAddresses[service] { print("\(service) metrics: http://\(m.host):\(m.port)/metrics") }
         }
+        fflush(nil)   // a log file should have these lines now, not when erp up ends
         stop.wait()
         print("stopping every service")
         supervisor.stop()

@@ -14,10 +14,10 @@ import Testing
 func freePort() throws -> Int { try freeLoopbackPort() }
 
 /// `erp up` on `topology` with the library's fixtures, its output (every service's) in `log`.
-func startErpUp(_ binary: String, topology: String, log: String) throws -> Process {
+func startErpUp(_ binary: String, topology: String, log: String, more: [String] = []) throws -> Process {
     let up = Process()
     up.executableURL = URL(fileURLWithPath: binary)
-    up.arguments = ["up", "--topology", topology, "--fixtures", packageRoot + "/fixtures/retail.json"]
+    up.arguments = ["up", "--topology", topology, "--fixtures", packageRoot + "/fixtures/retail.json"] + more
     FileManager.default.createFile(atPath: log, contents: nil)
     up.standardOutput = FileHandle(forWritingAtPath: log)
     up.standardError = up.standardOutput
@@ -97,8 +97,10 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         let loopback = try LoopbackTopology(name: "e2e", services: services, clients: ["tool"], in: dir)
         let topology = loopback.path
 
-        let log = dir + "/up.log"
-        let up = try startErpUp(binary, topology: topology, log: log)
+        // The databases where --data says, not in the topology's folder (a device integrator had
+        // to copy the topology to keep them out of the repository).
+        let log = dir + "/up.log", data = dir + "/elsewhere"
+        let up = try startErpUp(binary, topology: topology, log: log, more: ["--data", data])
         defer { if up.isRunning { up.terminate(); up.waitUntilExit() } }
 
         let base = "http://127.0.0.1:\(loopback.httpPort)"
@@ -163,8 +165,11 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         up.waitUntilExit()
 
         var summary = RunSummary(scenario: "e2e", seed: 0, mode: "zmq", reproduce: "", chaos: .zero, heal: .zero)
-        try ConsistencyChecker(databaseDirectory: dir + "/data", history: records).check(into: &summary)
+        try ConsistencyChecker(databaseDirectory: data, history: records).check(into: &summary)
         #expect(summary.orders.accepted == 40)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/data"), "a service kept its database in the topology's folder")
+        let said = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
+        #expect(said.contains("erp up: pid \(up.processIdentifier); databases in \(data); kill -HUP \(up.processIdentifier)"), "\(said.prefix(2_000))")
         #expect(summary.invariantsPass, "\(summary.violations)\n\(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self).suffix(3000))")
     }
 }
