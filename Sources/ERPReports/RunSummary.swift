@@ -87,6 +87,9 @@ public struct RunSummary: Codable, Sendable {
     public var reproduce: String
     public var chaosMilliseconds: Int64
     public var healMilliseconds: Int64
+    /// The shortest heal phase that gives every breaker time to close again (twice the longest
+    /// reset, plus 10 s; or six device heartbeats): what swarm, shrink and `--duration` keep to.
+    public var healFloorMilliseconds: Int64?
     public var orders = Orders()
     /// The open-loop workload's rates over the chaos phase, orders per second: what the scenario
     /// asked for, what the client sent (Poisson arrivals, whatever the system's state), and what
@@ -202,6 +205,13 @@ public struct RunSummary: Codable, Sendable {
         // An order left pending behind a breaker that is still open: the heal phase was shorter
         // than the breaker's reset, which is the schedule's doing rather than the services'.
         if !livenessPass {
+            // The schedule's doing, again: a hand-written heal shorter than the floor the
+            // generated schedules keep to, and the services were blamed for the wait.
+            if mode == "simulation", let floor = healFloorMilliseconds, healMilliseconds < floor {
+                lines.append("  note: the heal phase (\(Duration.milliseconds(healMilliseconds).readable)) is shorter than this scenario's floor "
+                             + "(\(Duration.milliseconds(floor).readable): twice the longest breaker reset, plus 10 s): orders may still be pending "
+                             + "for want of time, not for what the services did; try heal: \(Duration.milliseconds(floor).readable)")
+            }
             let open = resilience.keys.sorted().filter { resilience[$0]!.breakerState != "closed" }
             if !open.isEmpty {
                 lines.append("  note: breaker(s) not closed at the end: \(open.map { "\($0) (\(resilience[$0]!.breakerState))" }.joined(separator: ", ")); "

@@ -96,6 +96,7 @@ public struct ScenarioRunner: Sendable {
         var summary = RunSummary(scenario: scenario.name, seed: seed, mode: backend.mode.rawValue, reproduce: reproduce,
                                  chaos: scenario.duration, heal: heal)
         summary.scenarioPath = scenario.path
+        summary.healFloorMilliseconds = scenario.healFloor.nanoseconds / 1_000_000
         summary.traceHash = outcome.traceHash
         summary.traceLines = outcome.traceLines
         summary.faults = scenario.faults.map(\.summaryText)
