@@ -226,6 +226,16 @@ extension ScheduledFault.Kind {
         }
     }
 
+    /// Whether the fault ends `node`'s process when it strikes (a crash, a lost disk, a power loss
+    /// there or everywhere). A power cut ends it at a write to come, not at its time.
+    func endsProcess(of node: NodeName) -> Bool {
+        switch self {
+        case .crash(let n, _), .diskLoss(let n, _): n == node
+        case .powerLoss(let n, _): n == nil || n == node
+        default: false
+        }
+    }
+
     /// Whether only the simulator can cause the fault (the page cache and the disk under a real
     /// process are the operating system's).
     public var simulationOnly: Bool {
@@ -287,6 +297,30 @@ extension ScheduledFault {
     /// One line for the run's report: when, for how long, what.
     public var summaryText: String {
         "at \(at.readable)\(duration.map { " for \($0.readable)" } ?? ""): \(kind.summaryText)"
+    }
+}
+
+extension Scenario {
+    /// For each pause that a fault ending its process cuts short (a crash 1 s into a 4 s pause:
+    /// the process restarts unpaused), when it ends, by the fault's index. The reports showed
+    /// the pause lasting its whole length.
+    public var pausesEndedEarly: [Int: (at: Duration, by: String)] {
+        var ended: [Int: (at: Duration, by: String)] = [:]
+        for (i, fault) in faults.enumerated() {
+            guard case .pause(let node) = fault.kind else { continue }
+            let end = fault.duration.map { fault.at + $0 } ?? duration
+            let cut = faults.filter { $0.at >= fault.at && $0.at < end && $0.kind.endsProcess(of: node) }.min { $0.at < $1.at }
+            if let cut { ended[i] = (cut.at, cut.kind.summaryText) }
+        }
+        return ended
+    }
+
+    /// The faults, one line each for the reports, a pause cut short saying so.
+    public var faultLines: [String] {
+        let ended = pausesEndedEarly
+        return faults.enumerated().map { i, fault in
+            fault.summaryText + (ended[i].map { " (ended at \($0.at.readable) by: \($0.by))" } ?? "")
+        }
     }
 }
 

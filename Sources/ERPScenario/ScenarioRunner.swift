@@ -99,7 +99,7 @@ public struct ScenarioRunner: Sendable {
         summary.healFloorMilliseconds = scenario.healFloor.nanoseconds / 1_000_000
         summary.traceHash = outcome.traceHash
         summary.traceLines = outcome.traceLines
-        summary.faults = scenario.faults.map(\.summaryText)
+        summary.faults = scenario.faultLines
         summary.defects = scenario.defects.enabledNames
         summary.recoveredSagas = outcome.recoveredSagas
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
@@ -218,11 +218,13 @@ public struct ScenarioRunner: Sendable {
                                      outcome: record.outcome.rawValue)
         }.sorted { $0.t < $1.t }
         let chaos = scenario.duration.seconds
-        let windows = scenario.faults.map { fault -> RunTimeline.Window in
+        let ended = scenario.pausesEndedEarly
+        let windows = scenario.faults.enumerated().map { i, fault -> RunTimeline.Window in
             let begin = fault.at.seconds
             var end = chaos
             if let length = fault.duration, fault.kind.ends { end = min(chaos, begin + length.seconds) }
             if let restart = fault.kind.restart { end = min(chaos, begin + restart.after.seconds) }
+            if let cut = ended[i] { end = min(end, cut.at.seconds) }
             return RunTimeline.Window(start: begin, end: max(end, begin), label: fault.kind.summaryText)
         }
         return RunTimeline(points: points, faults: windows, chaosSeconds: chaos, healSeconds: heal.seconds)

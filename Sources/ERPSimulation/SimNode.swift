@@ -105,6 +105,9 @@ public final class SimNode: @unchecked Sendable {
         paused = false
         epoch += 1
         pending.removeAll()
+        // Messages that reached it while it was paused die with it: dropped, as the network's
+        // totals count them (they were in no total: sent = delivered + dropped did not add up).
+        world.countDropped(backlog.reduce(0) { if case .deliver = $1 { $0 + 1 } else { $0 } })
         backlog.removeAll()
         handlers.removeAll()
         for db in databases {

@@ -362,6 +362,9 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Messages lost with a node's process (held while it was paused, then it crashed).
+    func countDropped(_ count: Int) { stats.messagesDropped += count }
+
     private func deliver(_ message: SimMessage) {
         let node = nodes[message.to]
         guard node.alive, node.epoch == message.toEpoch else {

@@ -47,6 +47,32 @@ import Testing
         #expect((counts["databases-intact"] ?? 0) >= 1, "\(counts)")
     }
 
+    /// A pause cut short by a crash: the messages held for the paused process died with it and
+    /// were in no total (3,843 sent, 3,780 delivered, 52 dropped), and the reports showed the
+    /// pause lasting its whole length though the restarted process served at once.
+    @Test func aPauseEndedByACrashAddsUp() async throws {
+        let run = try await runFile("pause-crash", """
+            name: pause-crash
+            seed: 17
+            duration: 15s
+            heal: 40s
+            fixtures: FIXTURES
+            workload:
+              orders: {rate: 10}
+            resilience:
+              circuitBreaker: {resetTimeout: 2s}
+            faults:
+              - {at: 5s, pause: payment, for: 4s}
+              - {at: 6s, crash: payment, restartAfter: 1s}
+            """)
+        defer { run.cleanup() }
+        let network = try #require(try summaryJSON(run.out)["network"] as? [String: Int])
+        let (sent, delivered, dropped) = (network["sent"] ?? -1, network["delivered"] ?? -1, network["dropped"] ?? -1)
+        #expect(network["duplicated"] == 0 && sent == delivered + dropped, "\(network)")
+        let faults = try #require(try summaryJSON(run.out)["faults"] as? [String])
+        #expect(faults.first == "at 5s for 4s: pause payment (ended at 6s by: crash payment, restart after 1s)", "\(faults)")
+    }
+
     /// A consumer down past the bus's retry bound: 28 dead letters, and violationCounts said 20
     /// (the checker's query read 20 examples and counted those).
     @Test func everyUndeliveredEventIsCounted() async throws {
