@@ -146,6 +146,7 @@ public struct ConfigurationReader: Sendable {
         for (k, v) in m {
             guard let key = k.string else { throw fail(k, "keys must be text") }
             guard keys.contains(key) else {
+                if key == "<<" { throw fail(k, "YAML merge keys ('<<') are not read here: write \(what)'s fields out") }
                 throw fail(k, "unknown field '\(key)' in \(what); expected one of: \(keys.joined(separator: ", "))")
             }
             guard !entries.contains(where: { $0.key == key }) else { throw fail(k, "field '\(key)' given twice") }

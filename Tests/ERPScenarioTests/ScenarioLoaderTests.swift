@@ -179,6 +179,7 @@ import Testing
         ("name: \"../../escaped/x\"\n", 1, "name must not begin with '.'"),
         ("name: a/b\n", 1, "must not hold '/'"),
         ("name: \"\"\n", 1, "name must not be empty"),
+        ("name: t\nfaults:\n  - &f {at: 1s, crash: order}\n  - {<<: *f, at: 2s}\n", 4, "YAML merge keys ('<<') are not read here"),
     ])
     func badInputNamesLineAndProblem(text: String, line: Int, message: String) {
         do {
