@@ -74,7 +74,12 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
         self.chaosEnd = chaosEnd
         self.until = until
         recordsByIndex = fixtures.devices.map { DeviceRecord(deviceId: $0.id, shopId: $0.shopId) }
+        plan = SeededRandomSource(seed: runtime.random.nextUInt64())
     }
+
+    /// Each device draws from a stream of its own (derived from this by its id), so what one
+    /// device does does not move with another's answers, nor with the faults that slow them.
+    private let plan: SeededRandomSource
 
     /// Empty when the scenario has no device workload: then there is no device history, and the
     /// device invariants are not judged (they would pass on devices that never said anything).
@@ -83,30 +88,32 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
     public func start() {
         guard workload.enabled else { return }
         let now = runtime.clock.now
+        let silences = plan.derived("silences")
         for index in recordsByIndex.indices {
             // Drawn in fixture order, before any device runs: the same silences for the same seed.
-            let silentAt: Timestamp? = runtime.random.chance(workload.silentShare)
-                ? now + .nanoseconds(Int64(runtime.random.uniform(0, Double((chaosEnd - now).nanoseconds)))) : nil
-            let flaps = workload.flapShare > 0 && runtime.random.chance(workload.flapShare)
-            runtime.spawn("device") { [self] in await run(index, silentAt: silentAt, flaps: flaps) }
+            let silentAt: Timestamp? = silences.chance(workload.silentShare)
+                ? now + .nanoseconds(Int64(silences.uniform(0, Double((chaosEnd - now).nanoseconds)))) : nil
+            let flaps = workload.flapShare > 0 && silences.chance(workload.flapShare)
+            let random = plan.derived("device " + recordsByIndex[index].deviceId)
+            runtime.spawn("device") { [self] in await run(index, silentAt: silentAt, flaps: flaps, random: random) }
         }
     }
 
-    private func run(_ index: Int, silentAt: Timestamp?, flaps: Bool = false) async {
+    private func run(_ index: Int, silentAt: Timestamp?, flaps: Bool = false, random: SeededRandomSource) async {
         let deviceId = recordsByIndex[index].deviceId
         var sequence: Int64 = 0
         while true {
-            await runtime.sleep(for: workload.heartbeat * runtime.random.uniform(0.8, 1.2))
+            await runtime.sleep(for: workload.heartbeat * random.uniform(0.8, 1.2))
             let now = runtime.clock.now
             if let silentAt, now >= silentAt {
                 recordsByIndex[index].silentFrom = now
                 return
             }
             guard now < until else { return }
-            if flaps && runtime.random.chance(0.1) {
+            if flaps && random.chance(0.1) {
                 // A flap: silent for 4 to 6 heartbeats (declared offline after 3), then back, all
                 // within the chaos phase (so every flapping device has reported again by the end).
-                let silence = workload.heartbeat * Double(runtime.random.int(in: 4...6))
+                let silence = workload.heartbeat * Double(random.int(in: 4...6))
                 if now + silence < chaosEnd {
                     recordsByIndex[index].flapCount += 1
                     await runtime.sleep(for: silence)
@@ -114,12 +121,12 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
                 }
             }
             sequence += 1
-            let kind = runtime.random.unit()
+            let kind = random.unit()
             if kind < workload.restockShare + workload.countShare {
-                await sendData(index, sequence: sequence, restock: kind < workload.restockShare, now: now)
+                await sendData(index, sequence: sequence, restock: kind < workload.restockShare, now: now, random: random)
                 continue
             }
-            let status: DeviceStatus = runtime.random.chance(workload.faultRate) ? .fault : .online
+            let status: DeviceStatus = random.chance(workload.faultRate) ? .fault : .online
             recordsByIndex[index].sentCount += 1
             recordsByIndex[index].lastSentSequence = sequence
             recordsByIndex[index].lastSentStatus = status
@@ -138,11 +145,11 @@ public final class DeviceWorkloadClient: @unchecked Sendable {
     }
 
     /// A restock delivery (1–10 units) or a shelf count (0–60) of a product the device's shop stocks.
-    private func sendData(_ index: Int, sequence: Int64, restock: Bool, now: Timestamp) async {
+    private func sendData(_ index: Int, sequence: Int64, restock: Bool, now: Timestamp, random: SeededRandomSource) async {
         let record = recordsByIndex[index]
         guard let shop = fixtures.shops.first(where: { $0.id == record.shopId }), !shop.stock.isEmpty else { return }
-        let product = runtime.random.pick(shop.stock).productId
-        let quantity = restock ? runtime.random.int(in: 1...10) : runtime.random.int(in: 0...60)
+        let product = random.pick(shop.stock).productId
+        let quantity = restock ? random.int(in: 1...10) : random.int(in: 0...60)
         recordsByIndex[index].dataSentCount += 1
         recordsByIndex[index].lastSentSequence = sequence
         do {

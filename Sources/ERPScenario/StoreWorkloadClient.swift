@@ -41,6 +41,13 @@ public final class StoreWorkloadClient: @unchecked Sendable {
     public var isDone: Bool { (arrivalsEnded || workload.vendRatePerSecond == 0) && inFlight == 0 }
     private let machines: [Fixtures.Device]
 
+    /// The traffic's plan, each part from a stream of its own (arrivals, what each vend, read and
+    /// campaign asks for); retries draw from the runtime's, so the plan does not move with the
+    /// faults (as `OrderWorkloadClient`).
+    private let vendArrivals: SeededRandomSource, vendContents: SeededRandomSource
+    private let readArrivals: SeededRandomSource, readKinds: SeededRandomSource
+    private let campaignContents: SeededRandomSource
+
     public init(runtime: any Runtime, api: any OrderAPI, workload: Scenario.StoreWorkload, fixtures: Fixtures, until: Timestamp) {
         self.runtime = runtime
         self.api = api
@@ -48,11 +55,19 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         self.fixtures = fixtures
         self.until = until
         machines = fixtures.devices.filter { $0.kind == .vendingMachine }
+        let plan = SeededRandomSource(seed: runtime.random.nextUInt64())
+        vendArrivals = plan.derived("vend-arrivals"); vendContents = plan.derived("vend-contents")
+        readArrivals = plan.derived("read-arrivals"); readKinds = plan.derived("read-kinds")
+        campaignContents = plan.derived("campaign-contents")
     }
 
     public func start() {
         if workload.vendRatePerSecond > 0 && !machines.isEmpty {
-            runtime.spawn("vend-arrivals") { [self] in await arrivals(rate: workload.vendRatePerSecond) { [self] n, due in await vend(n, due: due) } }
+            runtime.spawn("vend-arrivals") { [self] in
+                await arrivals(rate: workload.vendRatePerSecond, random: vendArrivals, draw: { [self] n in drawVend(n) }) { [self] request, due in
+                    await vend(request, due: due)
+                }
+            }
         }
         if let every = workload.campaignEvery {
             runtime.spawn("campaigns") { [self] in
@@ -66,18 +81,24 @@ public final class StoreWorkloadClient: @unchecked Sendable {
             }
         }
         if workload.readRatePerSecond > 0 {
-            runtime.spawn("read-arrivals") { [self] in await arrivals(rate: workload.readRatePerSecond) { [self] _, due in await read(due: due) } }
+            runtime.spawn("read-arrivals") { [self] in
+                await arrivals(rate: workload.readRatePerSecond, random: readArrivals, draw: { [self] _ in readKinds.int(in: 0...4) }) { [self] kind, due in
+                    await read(kind, due: due)
+                }
+            }
         }
     }
 
     /// A Poisson process until `until` (`Runtime.poissonArrivals`): `body` runs as its own task for
     /// each arrival, with its number and the time it was due.
-    private func arrivals(rate: Double, _ body: @escaping @Sendable (Int, Timestamp) async -> Void) async {
+    /// What each arrival is, drawn as it arrives (`draw`, given its number), so in arrival order.
+    private func arrivals<Item: Sendable>(rate: Double, random: SeededRandomSource, draw: (Int) -> Item,
+                                          _ body: @escaping @Sendable (Item, Timestamp) async -> Void) async {
         var n = 0
-        await runtime.poissonArrivals(rate: rate, until: until) { due in
+        await runtime.poissonArrivals(rate: rate, until: until, random: random) { due in
             n += 1
-            let number = n
-            runtime.spawn("arrival") { await body(number, due) }
+            let item = draw(n)
+            runtime.spawn("arrival") { await body(item, due) }
         }
         arrivalsEnded = true
     }
@@ -86,12 +107,17 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         CallMetadata(deadline: runtime.clock.now + workload.timeout, correlationId: correlation, idempotencyKey: key)
     }
 
-    private func vend(_ n: Int, due: Timestamp) async {
-        let machine = runtime.random.pick(machines)
-        guard let shop = fixtures.shops.first(where: { $0.id == machine.shopId }), !shop.stock.isEmpty else { return }
-        let product = runtime.random.pick(shop.stock).productId
-        let quantity = runtime.random.int(in: workload.vendQuantity)
-        let request = Vend(vendId: "vend-\(n)", machineId: machine.id, productId: product, quantity: quantity)
+    /// Vend `n`: a machine, a product its shop stocks, a quantity; nil for a shop with no stock.
+    private func drawVend(_ n: Int) -> Vend? {
+        let machine = vendContents.pick(machines)
+        guard let shop = fixtures.shops.first(where: { $0.id == machine.shopId }), !shop.stock.isEmpty else { return nil }
+        let product = vendContents.pick(shop.stock).productId
+        let quantity = vendContents.int(in: workload.vendQuantity)
+        return Vend(vendId: "vend-\(n)", machineId: machine.id, productId: product, quantity: quantity)
+    }
+
+    private func vend(_ request: Vend?, due: Timestamp) async {
+        guard let request else { return }
         let index = outcome.vends.count
         // Pending until answered: a vend still in the client's hands when the run ends was not
         // given up on.
@@ -131,13 +157,14 @@ public final class StoreWorkloadClient: @unchecked Sendable {
     }
 
     private func createCampaign(_ n: Int) async {
-        let count = min(runtime.random.int(in: workload.campaignProducts), fixtures.products.count)
+        let random = campaignContents
+        let count = min(random.int(in: workload.campaignProducts), fixtures.products.count)
         var products: [String] = []
         while products.count < count {
-            let id = runtime.random.pick(fixtures.products).id
+            let id = random.pick(fixtures.products).id
             if !products.contains(id) { products.append(id) }
         }
-        let request = CreateCampaign(name: "campaign \(n)", productIds: products, percentOff: runtime.random.int(in: workload.campaignPercentOff),
+        let request = CreateCampaign(name: "campaign \(n)", productIds: products, percentOff: random.int(in: workload.campaignPercentOff),
                                      endsAt: (runtime.clock.now + workload.campaignLength).millisecondsSinceEpoch)
         // One key for every attempt: a retried creation makes one campaign.
         for attempt in 1...workload.attemptCountMax {
@@ -154,10 +181,10 @@ public final class StoreWorkloadClient: @unchecked Sendable {
         outcome.campaignsFailed += 1
     }
 
-    private func read(due started: Timestamp) async {
+    private func read(_ kind: Int, due started: Timestamp) async {
         let correlation = runtime.ids.next("read")
         do {
-            switch runtime.random.int(in: 0...4) {
+            switch kind {
             case 0: _ = try await api.send(GetSalesReport(), metadata: metadata(correlation))
             case 1: _ = try await api.send(GetInventoryReport(), metadata: metadata(correlation))
             case 2: _ = try await api.send(GetDeviceReport(), metadata: metadata(correlation))

@@ -19,7 +19,7 @@ import Testing
         #expect((cell["restarts"] as? Int ?? 0) >= 1, "the supervisor restarted the killed service: \(cell)")
         #expect((cell["confirmed"] as? Int ?? 0) > 0 && cell["pending"] as? Int == 0)
         let table = try String(contentsOfFile: out + "/matrix.md", encoding: .utf8)
-        #expect(table.contains("| kill-payment | at 1333ms: crash payment, restart after 1s | ✓ | ✓ | ✓ | ✓ | ✓ |"), "\(table)")
+        #expect(table.contains("| kill-payment | at 1.333s: crash payment, restart after 1s | ✓ | ✓ | ✓ | ✓ | ✓ |"), "\(table)")
         #expect(FileManager.default.fileExists(atPath: out + "/kill-payment/summary.json"))
     }
 

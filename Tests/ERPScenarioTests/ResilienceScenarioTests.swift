@@ -55,7 +55,9 @@ import Testing
 /// (payment-declines seed 444): order→payment half-opened at 40.056 s, 28 ms before
 /// payment→swishpay's reset ran out; its trial met payment's own open breaker, failed, and kept
 /// order→payment open until 70 s, after the run was judged at 60 s (heal 40 s, the old floor of
-/// one reset plus 10 s): 30 orders still pending. The floor is now two resets plus 10 s.
+/// one reset plus 10 s): 30 orders still pending. The floor is now two resets plus 10 s. The
+/// same schedule opens the chain at seed 8 since the workload's plan has streams of its own (the
+/// orders of seed 444 changed with them).
 @Suite struct ChainedBreakerTests {
     static let schedule = """
         name: chained-breakers
@@ -77,11 +79,11 @@ import Testing
     @Test func aHealAtTheFloorOutlastsTwoBreakersInAChain() async throws {
         var scenario = try ScenarioLoader.parse(Self.schedule)
         #expect(scenario.healFloor == .seconds(70))
-        let short = try await runInSimulation(scenario, seed: 444)
+        let short = try await runInSimulation(scenario, seed: 8)
         #expect(!short.livenessPass, "the schedule no longer opens the chain: this test shows nothing")
         #expect(short.resilience["order->payment"]?.breakerState == "open")
         scenario.heal = scenario.healFloor
-        let floor = try await runInSimulation(scenario, seed: 444)
+        let floor = try await runInSimulation(scenario, seed: 8)
         #expect(floor.invariantsPass, "\(floor.failedInvariants): \(floor.violations.prefix(3))")
     }
 }

@@ -57,11 +57,15 @@ import Testing
     /// An idle connection the server has closed (its idle timeout) is not used again, and the
     /// request it would have carried does not fail.
     @Test func anIdleConnectionClosedByTheServerIsReplaced() async throws {
-        try await app(idleTimeout: .milliseconds(200)).test(.live) { client in
+        // An idle timeout of 1 s: at 200 ms a loaded machine (a full suite beside other work)
+        // could take longer than that between opening the second connection and writing on it,
+        // and the server closed that one too.
+        try await app(idleTimeout: .seconds(1)).test(.live) { client in
             let http = LoopbackHTTPClient(host: "127.0.0.1", port: try #require(client.port))
             #expect(try await http.send(.GET, "/hello", timeout: .seconds(2)).status == 200)
-            // Well past the idle timeout, so that a loaded machine (CI) has closed it by then.
-            try await Task.sleep(for: .milliseconds(1_500))
+            // Well past the idle timeout, so that a loaded machine (CI) has closed it by then,
+            // and within the client's reuse window (4 s), so that it tries the closed one.
+            try await Task.sleep(for: .milliseconds(3_000))
             #expect(try await http.send(.GET, "/hello", timeout: .seconds(2)).status == 200)
             #expect(http.connectionsOpened == 2)
             await http.shutdown()
