@@ -18,6 +18,9 @@ public struct ExploreSummary: Codable, Sendable {
         public var reproduce: String
         /// Where its full report is (kept for failing seeds, or all with --keep-passing).
         public var report: String?
+        /// For a run that could not be judged (its exit status not 0, 2, 3 or 4: it could not
+        /// start, or ended without a summary): the last lines it wrote, saying why.
+        public var error: String?
         public init(scenario: String, seed: UInt64, exitStatus: Int32, failedInvariants: [String], expectationFailures: [String],
                     wallSeconds: Double, traceHash: String?, reproduce: String, report: String?) {
             self.scenario = scenario; self.seed = seed; self.exitStatus = exitStatus; self.failedInvariants = failedInvariants
@@ -25,6 +28,8 @@ public struct ExploreSummary: Codable, Sendable {
             self.reproduce = reproduce; self.report = report
         }
         public var failed: Bool { exitStatus != 0 }
+        /// Whether the run could not be judged: an error of the run, not a finding about the ERP.
+        public var isRunError: Bool { ![0, 2, 3, 4].contains(exitStatus) }
     }
 
     /// Per scenario: seeds run, failing seeds, failures by invariant, the slowest seeds.
@@ -75,7 +80,7 @@ public struct ExploreSummary: Codable, Sendable {
 
     public func json() throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
 
@@ -88,13 +93,13 @@ public struct ExploreSummary: Codable, Sendable {
         for s in scenarios {
             let by = s.failuresByInvariant.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             let slow = s.slowest.map { "\($0.seed): \(String(format: "%.2f", $0.wallSeconds))" }.joined(separator: ", ")
-            md += "| \(s.scenario) | \(s.seedsRun) | \(s.failingSeeds.count) | \(by.isEmpty ? "—" : by) | \(slow) |\n"
+            md += "| \(markdownCell(s.scenario)) | \(s.seedsRun) | \(s.failingSeeds.count) | \(by.isEmpty ? "—" : markdownCell(by)) | \(slow) |\n"
         }
         if !failures.isEmpty {
             md += "\n## Failing seeds\n\n"
             for f in failures {
                 let what = f.failedInvariants + f.expectationFailures
-                md += "- `\(f.scenario)` seed \(f.seed): \(what.isEmpty ? "exit \(f.exitStatus)" : what.joined(separator: "; "))  \n"
+                md += "- `\(f.scenario)` seed \(f.seed): \(what.isEmpty ? "exit \(f.exitStatus)" + (f.error.map { " (" + markdownCell($0.split(separator: "\n").last.map(String.init) ?? $0) + ")" } ?? "") : markdownCell(what.joined(separator: "; ")))  \n"
                 md += "  reproduce: `\(f.reproduce)`\(f.report.map { "  \n  report: \($0)" } ?? "")\n"
             }
         }
@@ -104,15 +109,26 @@ public struct ExploreSummary: Codable, Sendable {
         return md
     }
 
-    /// junit.xml: one test case per seed.
+    /// junit.xml: one test case per seed (a run that could not be judged an `<error>`), and one
+    /// skipped case per scenario for the seeds asked for and not run.
     public var junit: String {
-        let cases = seeds.map { seed in
-            JUnitReport.Case(name: "seed \(seed.seed)", className: "\(seed.scenario).\(mode)", seconds: seed.wallSeconds,
-                             failure: seed.failed ? ("\((seed.failedInvariants + seed.expectationFailures).first ?? "exit \(seed.exitStatus)")",
-                                                     (seed.failedInvariants + seed.expectationFailures).map { "- \($0)" }.joined(separator: "\n")
-                                                        + "\n\nreproduce: \(seed.reproduce)") : nil)
+        var cases = seeds.map { seed in
+            var c = JUnitReport.Case(name: "seed \(seed.seed)", className: "\(seed.scenario).\(mode)", seconds: seed.wallSeconds)
+            if seed.isRunError {
+                c.error = ("the run could not be judged (exit \(seed.exitStatus))\(seed.error.map { ": " + ($0.split(separator: "\n").last.map(String.init) ?? $0) } ?? "")",
+                           (seed.error ?? "") + "\n\nreproduce: \(seed.reproduce)")
+            } else if seed.failed {
+                let what = seed.failedInvariants + seed.expectationFailures
+                c.failure = (what.first ?? "exit \(seed.exitStatus)", what.map { "- \($0)" }.joined(separator: "\n") + "\n\nreproduce: \(seed.reproduce)")
+                c.failureType = seed.failedInvariants.isEmpty ? "expectation" : "invariant"
+            }
+            return c
         }
-        return JUnitReport.xml(suite: "erp explore", cases: cases, seconds: wallSeconds)
+        for (scenario, ranges) in notRun.sorted(by: { $0.key < $1.key }) {
+            cases.append(JUnitReport.Case(name: "seeds \(ranges)", className: "\(scenario).\(mode)",
+                                          skipped: interrupted ? "not run: interrupted" : "not run: stopped before them"))
+        }
+        return JUnitReport.xml(suite: "erp explore (\(mode))", cases: cases, seconds: wallSeconds)
     }
 
     /// `1..5, 8, 10..12`: a sorted list of seeds as ranges.
@@ -128,4 +144,20 @@ public struct ExploreSummary: Codable, Sendable {
         }
         return parts.joined(separator: ", ")
     }
+}
+
+/// Text for a Markdown table cell: `|` escaped (it ended the cell), `<` and `>` as entities (a
+/// renderer took `<name>` for a tag), line breaks as spaces.
+func markdownCell(_ text: String) -> String {
+    var out = ""
+    for c in text {
+        switch c {
+        case "|": out += "\\|"
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "\n", "\r": out += " "
+        default: out.append(c)
+        }
+    }
+    return out
 }

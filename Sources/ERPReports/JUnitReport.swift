@@ -11,6 +11,11 @@ public enum JUnitReport {
         public var seconds: Double
         /// Nil when it passed.
         public var failure: (message: String, details: String)?
+        /// What kind of failure: `invariant`, `expectation` (the `type` attribute).
+        public var failureType = "invariant"
+        /// The run could not be judged at all (it could not start, or ended without a summary):
+        /// a JUnit `<error>`, which CI systems tell from a failed test.
+        public var error: (message: String, details: String)?
         public var skipped: String?
         public init(name: String, className: String, seconds: Double = 0, failure: (message: String, details: String)? = nil, skipped: String? = nil) {
             self.name = name; self.className = className; self.seconds = seconds; self.failure = failure; self.skipped = skipped
@@ -20,7 +25,9 @@ public enum JUnitReport {
     /// The cases of one run: every invariant the checker knows (`invariantNames`, in report
     /// order), then the expectations.
     public static func cases(of summary: RunSummary, invariantNames: [String]) -> [Case] {
-        let className = "\(summary.scenario).\(summary.mode).seed\(summary.seed)"
+        // The seed is the suite's, not the cases' identity: a nightly run of another seed is the
+        // same tests, so a CI system's history follows each invariant across nights.
+        let className = "\(summary.scenario).\(summary.mode)"
         var cases: [Case] = []
         for name in invariantNames {
             switch summary.invariants[name] {
@@ -36,24 +43,31 @@ public enum JUnitReport {
             }
         }
         let failures = summary.expectationFailures
-        cases.append(Case(name: "expectations", className: className,
-                          failure: failures.isEmpty ? nil : ("\(failures.count) expectation(s) not met: \(failures[0])",
-                                                             failures.map { "- \($0)" }.joined(separator: "\n") + "\n\nreproduce: \(summary.reproduce)")))
+        var expectations = Case(name: "expectations", className: className,
+                                failure: failures.isEmpty ? nil : ("\(failures.count) expectation(s) not met: \(failures[0])",
+                                                                   failures.map { "- \($0)" }.joined(separator: "\n") + "\n\nreproduce: \(summary.reproduce)"))
+        expectations.failureType = "expectation"
+        cases.append(expectations)
         return cases
     }
 
     /// The XML of one suite holding `cases`.
     public static func xml(suite: String, cases: [Case], seconds: Double) -> String {
-        let failures = cases.filter { $0.failure != nil }.count
-        let skipped = cases.filter { $0.skipped != nil }.count
+        let errors = cases.filter { $0.error != nil }.count
+        let failures = cases.filter { $0.failure != nil && $0.error == nil }.count
+        let skipped = cases.filter { $0.skipped != nil && $0.failure == nil && $0.error == nil }.count
         var out = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
-        out += #"<testsuites name="erp" tests="\#(cases.count)" failures="\#(failures)" skipped="\#(skipped)" time="\#(format(seconds))">"# + "\n"
-        out += #"  <testsuite name="\#(escape(suite))" tests="\#(cases.count)" failures="\#(failures)" errors="0" skipped="\#(skipped)" time="\#(format(seconds))">"# + "\n"
+        out += #"<testsuites name="erp" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" skipped="\#(skipped)" time="\#(format(seconds))">"# + "\n"
+        out += #"  <testsuite name="\#(escape(suite))" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" skipped="\#(skipped)" time="\#(format(seconds))">"# + "\n"
         for c in cases {
             let open = #"    <testcase name="\#(escape(c.name))" classname="\#(escape(c.className))" time="\#(format(c.seconds))""#
-            if let failure = c.failure {
+            if let error = c.error {
                 out += open + ">\n"
-                out += #"      <failure message="\#(escape(failure.message))" type="invariant">\#(escape(failure.details))</failure>"# + "\n"
+                out += #"      <error message="\#(escape(error.message))" type="run-error">\#(escape(error.details))</error>"# + "\n"
+                out += "    </testcase>\n"
+            } else if let failure = c.failure {
+                out += open + ">\n"
+                out += #"      <failure message="\#(escape(failure.message))" type="\#(escape(c.failureType))">\#(escape(failure.details))</failure>"# + "\n"
                 out += "    </testcase>\n"
             } else if let skipped = c.skipped {
                 out += open + ">\n" + #"      <skipped message="\#(escape(skipped))"/>"# + "\n    </testcase>\n"

@@ -109,7 +109,8 @@ public struct RunSummary: Codable, Sendable {
     /// How many counter-examples of one invariant `violations` keeps.
     public static let examplesPerInvariantMax = 20
     /// How many counter-examples each failing invariant had in all (`violations` keeps up to
-    /// `examplesPerInvariantMax` of each). Optional: summaries written before it lack it.
+    /// `examplesPerInvariantMax` of each); empty when none failed. Optional: summaries written
+    /// before it lack it.
     public var violationCounts: [String: Int]?
     public var latency: [String: LatencySummary] = [:]
     public var faults: [String] = []
@@ -127,6 +128,10 @@ public struct RunSummary: Codable, Sendable {
     public var expectationFailures: [String] = []
     public var traceLines = 0
     public var wallSeconds: Double = 0
+    /// The run's verdict as `erp run`'s exit status (`verdictExitStatus`), written with the
+    /// reports so that a pipeline reading only the files has it: 0, 2, 3 or 4. Optional:
+    /// summaries written before 2026-12-06 (evening) lack it.
+    public var exitStatus: Int32?
 
     /// Whose milliseconds the latencies are: the simulator's virtual time or the wall clock.
     var timeBase: String { mode == "simulation" ? "virtual" : "wall-clock" }
@@ -138,6 +143,15 @@ public struct RunSummary: Codable, Sendable {
         self.reproduce = reproduce
         self.chaosMilliseconds = chaos.nanoseconds / 1_000_000
         self.healMilliseconds = heal.nanoseconds / 1_000_000
+    }
+
+    /// What `erp run` exits with for this run: 2 a broken invariant (graver than liveness, which
+    /// it outranks), 3 liveness alone, 4 only expectations, 0 everything held.
+    public var verdictExitStatus: Int32 {
+        if consistencyFailed { return 2 }
+        if !livenessPass { return 3 }
+        if !invariantsPass { return 2 }
+        return expectationFailures.isEmpty ? 0 : 4
     }
 
     public var invariantsPass: Bool { invariants.values.allSatisfy { $0 == .pass } }

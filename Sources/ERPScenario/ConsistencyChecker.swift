@@ -319,7 +319,7 @@ public struct ConsistencyChecker {
             for example in examples.prefix(RunSummary.examplesPerInvariantMax) { summary.violations.append(.init(invariant: name, example: example)) }
             if !examples.isEmpty { counts[name] = examples.count + (beyondExamples[name] ?? 0) }
         }
-        if !counts.isEmpty { summary.violationCounts = counts }
+        summary.violationCounts = counts   // present, empty, when nothing failed: the same keys in every summary
     }
 
     /// Each order's lines are at their list price or at the price of the campaign they name (a

@@ -249,6 +249,8 @@ public struct ScenarioRunner: Sendable {
 
     /// Writes summary.json, summary.md and junit.xml into `directory`.
     public static func write(_ summary: RunSummary, to directory: String) throws {
+        var summary = summary
+        summary.exitStatus = summary.verdictExitStatus
         try summary.json().write(to: URL(fileURLWithPath: directory + "/summary.json"))
         try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: directory + "/summary.md"))
         let junit = JUnitReport.xml(suite: "\(summary.scenario) (\(summary.mode), seed \(summary.seed))",

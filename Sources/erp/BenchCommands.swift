@@ -114,11 +114,10 @@ struct ScenarioBench: AsyncParsableCommand {
             throw ExitCode(ExitStatus.invalidInput)
         }
         if let duration {
-            guard let chaos = Duration(parsing: duration), chaos > .zero else { throw ValidationError("--duration must be a positive duration such as 40s") }
-            guard chaos <= Scenario.Limits.phaseDurationMax else {
-                throw ValidationError("--duration must be at most \(Scenario.Limits.phaseDurationMax.shortDescription), as in a scenario file")
+            switch chaosDuration(duration) {
+            case .success(let chaos): loaded = loaded.scaled(toChaos: chaos)
+            case .failure(let refused): throw ValidationError(refused.message)
             }
-            loaded = loaded.scaled(toChaos: chaos)
         }
         if let rate {
             if let problem = Scenario.Limits.rateProblem(rate, over: loaded.duration) { throw ValidationError("--rate \(problem)") }

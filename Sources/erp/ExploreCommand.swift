@@ -18,10 +18,11 @@ struct Explore: AsyncParsableCommand {
             (--out, default a new reports/explore-… folder) gets summary.json (its schema is in \
             docs/report-format.md), summary.md, junit.xml and runs/<scenario>/seed-<N>/ for every \
             failing seed (every seed with --keep-passing). On a terminal a progress line shows seeds \
-            done, failures, seeds per minute and the time left. Ctrl-C stops the workers, writes the \
-            summary of the seeds that finished and prints the --seeds that resume the rest. Exit \
-            status: 0 all passed, 2 some seed broke an invariant or liveness, 4 only expectations \
-            failed, 1 bad arguments, 130 interrupted.
+            done, failures, seeds per minute and the time left; otherwise a line at each tenth of the \
+            seeds, and one per failing seed. Ctrl-C stops the workers, writes the summary of the seeds \
+            that finished and prints the --seeds that resume the rest. Exit status: 0 all passed, 2 \
+            some seed broke an invariant or liveness, 1 bad arguments or some seed's run could not \
+            be judged (and none broke anything), 4 only expectations failed, 130 interrupted.
             """)
 
     @Argument(help: "Scenario files (YAML).") var scenarios: [String]
@@ -50,7 +51,7 @@ struct Explore: AsyncParsableCommand {
         do { _ = try Self.parseSeeds(seeds) } catch let error as ValidationError { throw bad(error.message) }
         if let jobs, !(1...256).contains(jobs) { throw bad("--jobs must be from 1 to 256, not \(jobs)") }
         if let time { guard let d = Duration(parsing: time), d > .zero else { throw bad("--time must be a duration such as 10m, not '\(time)'") } }
-        if let duration { guard let d = Duration(parsing: duration), d > .zero else { throw bad("--duration must be a duration such as 5s, not '\(duration)'") } }
+        if let duration, case .failure(let refused) = chaosDuration(duration) { throw bad(refused.message) }
         if mix && !swarm { throw bad("--mix draws swarm schedules: give --swarm too") }
         if let mixFrom {
             guard mix else { throw bad("--mix-from names where --mix draws from: give --swarm --mix too") }
@@ -185,9 +186,13 @@ struct Explore: AsyncParsableCommand {
             }.joined(separator: "; "))
         }
         if state.wasInterrupted { throw ExitCode(130) }
-        if summary.failures.contains(where: { !$0.failedInvariants.isEmpty || ($0.exitStatus != 0 && $0.exitStatus != ExitStatus.expectations) }) {
+        // A finding about the ERP outranks a run that could not be judged, which outranks missed
+        // expectations; a run error is never counted as a broken invariant (a bad option passed to
+        // every seed once made every seed a "regression", exit 2).
+        if summary.failures.contains(where: { !$0.failedInvariants.isEmpty || [ExitStatus.consistency, ExitStatus.liveness].contains($0.exitStatus) }) {
             throw ExitCode(ExitStatus.consistency)
         }
+        if summary.failures.contains(where: \.isRunError) { throw ExitCode(ExitStatus.invalidInput) }
         if !summary.failures.isEmpty { throw ExitCode(ExitStatus.expectations) }
     }
 
@@ -270,6 +275,12 @@ struct Explore: AsyncParsableCommand {
             seed.traceHash = summary.traceHash
         } else if status == 0 {
             seed.exitStatus = -2   // it said it passed but wrote no summary
+        }
+        if seed.isRunError {
+            // Why, in the run's own words: its log's last lines (an option it refused, a crash).
+            let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let lines = said.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            seed.error = lines.isEmpty ? (status == -1 ? "the run could not be started" : "the run wrote nothing") : lines.suffix(5).joined(separator: "\n")
         }
         if !seed.failed && !keepPassing {
             try? FileManager.default.removeItem(atPath: directory)

@@ -123,6 +123,19 @@ func loadRecordedScenario(_ summary: RunSummary) -> Result<Scenario, Refused> {
     }
 }
 
+/// The chaos phase `--duration` asks for, or why it cannot be one: the same words from every
+/// command that takes it (explore once passed 25h on to each seed's run, which refused it, and
+/// counted every seed as failing).
+func chaosDuration(_ text: String) -> Result<Duration, Refused> {
+    guard let chaos = Duration(parsing: text), chaos > .zero else {
+        return .failure(Refused(message: "--duration must be a positive duration such as 5s or 1500ms, not '\(text)'"))
+    }
+    guard chaos <= Scenario.Limits.phaseDurationMax else {
+        return .failure(Refused(message: "--duration must be at most \(Scenario.Limits.phaseDurationMax.shortDescription), as in a scenario file, not '\(text)'"))
+    }
+    return .success(chaos)
+}
+
 /// The tool as it was invoked (`.build/debug/erp`, say): every reproduce command it prints starts
 /// with it, so that it runs as printed.
 let erpCommand = CommandLine.arguments.first ?? "erp"

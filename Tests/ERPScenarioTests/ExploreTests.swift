@@ -59,6 +59,8 @@ import Testing
         (["--swarm", "--mix-from", "scenarios/chaos-mix.yaml"], "--mix-from names where --mix draws from"),
         (["--swarm", "--mix", "--mix-from", "scenarios/chaos-mix.yaml,scenarios/nope.yaml"], "no scenario file scenarios/nope.yaml"),
         (["--swarm", "--mix", "--mix-from", "scenarios/power-loss.yaml", "--mode", "zmq"], "is one only the simulator can cause"),
+        // Passed to every seed's run, which refused it: each seed was counted a failing one.
+        (["--duration", "25h"], "--duration must be at most 86400s, as in a scenario file, not '25h'"),
         // Two files of one name shared runs/<name>/ and one line of the summary (2026-12-06).
         (["scenarios/happy-path.yaml"], "scenarios/happy-path.yaml is given twice"),
         (["./scenarios/happy-path.yaml"], "scenarios/happy-path.yaml and ./scenarios/happy-path.yaml are both named 'happy-path'"),
@@ -67,6 +69,24 @@ import Testing
         let result = try await runErp(["explore", "scenarios/happy-path.yaml"] + arguments)
         #expect(result.status == 1)
         #expect(result.output.contains(message), "\(result.output)")
+    }
+
+    /// A seed whose run could not be judged is a run error, not a broken invariant: a CI
+    /// integrator's pipeline read exit 2 and "failures" for a setup problem. Exit 1, a JUnit
+    /// `<error>` with the run's own words, and the seeds not run as a skipped case.
+    @Test func aRunThatCannotRunIsAnErrorNotAFailure() async throws {
+        let out = scratchDirectory("explore-run-error")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try "name: no-fixtures\nduration: 2s\nheal: 5s\nfixtures: /no/such/retail.json\n".write(toFile: out + "/s.yaml", atomically: true, encoding: .utf8)
+        let result = try await runErp(["explore", out + "/s.yaml", "--seeds", "1..2", "--jobs", "1", "--out", out + "/x"])
+        #expect(result.status == 1, "\(result.output)")
+        let junit = try String(contentsOfFile: out + "/x/junit.xml", encoding: .utf8)
+        #expect(junit.contains(#"failures="0" errors="2""#), "\(junit)")
+        #expect(junit.contains(#"<error message="the run could not be judged (exit 1): erp: "#) && junit.contains("fixtures /no/such/retail.json cannot be read"), "\(junit)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/x/summary.json"))) as? [String: Any])
+        let seeds = try #require(json["seeds"] as? [[String: Any]])
+        #expect(seeds.allSatisfy { ($0["error"] as? String)?.contains("cannot be read") == true }, "\(seeds)")
     }
 
     /// `erp replay` and `erp shrink` given an exploration's folder: a decoder's dump

@@ -67,6 +67,13 @@ import Testing
               - {at: 6s, crash: payment, restartAfter: 1s}
             """)
         defer { run.cleanup() }
+        // A passing run's summary has the same keys as a failing one's (violationCounts was
+        // absent), and its verdict.
+        #expect(try summaryJSON(run.out)["violationCounts"] as? [String: Int] == [:])
+        #expect(try summaryJSON(run.out)["exitStatus"] as? Int == 0 && run.status == 0)
+        // JUnit cases keep their identity across seeds: no seed in the classname.
+        let junit = try String(contentsOfFile: run.out + "/junit.xml", encoding: .utf8)
+        #expect(junit.contains(#"classname="pause-crash.simulation""#), "\(junit.prefix(600))")
         let network = try #require(try summaryJSON(run.out)["network"] as? [String: Int])
         let (sent, delivered, dropped) = (network["sent"] ?? -1, network["delivered"] ?? -1, network["dropped"] ?? -1)
         #expect(network["duplicated"] == 0 && sent == delivered + dropped, "\(network)")
@@ -135,6 +142,8 @@ import Testing
         #expect(dead > 20, "the scenario no longer dead-letters more than the checker's 20 examples")
         let counts = try #require(summary["violationCounts"] as? [String: Int])
         #expect(counts["every-event-delivered-after-heal"] == dead, "\(counts), \(dead) dead letters")
+        // The verdict is in the files too, as the exit status says it.
+        #expect(summary["exitStatus"] as? Int == 2 && run.status == 2, "\(run.status)")
         #expect(run.output.contains("every-event-delivered-after-heal: \(dead) counter-examples in all"), "\(run.output)")
 
         // Requeued by position: one that is a dead letter and one that is not. The second was
