@@ -89,14 +89,20 @@ public struct GatewayHTTP: Sendable {
     /// More Prometheus text for `/metrics` (the node's RPC metrics in production).
     let moreMetrics: @Sendable () -> String
 
+    /// Where the reasons kept from clients go (a 503's transport detail: endpoints, socket
+    /// counters): the gateway's log.
+    let note: @Sendable (String) -> Void
+
     public init(operations: any GatewayOperations, settings: GatewayHTTPSettings, clock: any ServiceClock,
-                ids: IDGenerator, hop: @escaping NodeHop, moreMetrics: @escaping @Sendable () -> String = { "" }) {
+                ids: IDGenerator, hop: @escaping NodeHop, moreMetrics: @escaping @Sendable () -> String = { "" },
+                note: @escaping @Sendable (String) -> Void = { _ in }) {
         self.operations = operations
         self.settings = settings
         self.clock = clock
         self.ids = ids
         self.hop = hop
         self.moreMetrics = moreMetrics
+        self.note = note
         limiter = settings.rateLimitPerKey.map { KeyRateLimiter(bucket: $0) }
     }
 
@@ -187,6 +193,7 @@ public struct GatewayHTTP: Sendable {
                 case .success(let b): body = b
                 case .failure(let refusal): return refusal.answer
                 }
+                let context = fromNow(context)
                 let order: PlaceOrder
                 switch Self.decodePlaceOrder(Data(buffer: body)) {
                 case .success(let o): order = o
@@ -245,6 +252,9 @@ public struct GatewayHTTP: Sendable {
             let query = request.uri.queryParameters
             let after = query.get("after"), limitText = query.get("limit")
             return await relay(request, route: route) { _ throws(DecodeFailure) in
+                // A NUL or another control character in `after` reached the campaign service, whose
+                // decoder's refusal came back to the client word for word.
+                if let after, after.containsControlCharacter { throw DecodeFailure("after must not hold control characters") }
                 var list = ListCampaigns(after: after)
                 if let limitText {
                     guard let limit = Int(limitText) else { throw DecodeFailure("limit must be a whole number from 1 to \(ListCampaigns.pageSizeMax)") }
@@ -286,6 +296,16 @@ public struct GatewayHTTP: Sendable {
     /// length says so), 400 when it cannot be read (a malformed chunk). A body that never
     /// finishes arriving is the server's to cut off (`HTTPServerLimits.requestReadTimeout`): the
     /// body can be read by one task only, so it is not raced against a timer here.
+    /// `context` with the request's deadline counted from now: from when its body has arrived.
+    /// Counted from its head, a body sent slowly over 7 s (within the 15 s a request may take)
+    /// left no time for the services, and the client got 504 "outcome unknown" for an order that
+    /// was never placed (an API integrator's trial).
+    private func fromNow(_ context: CallContext) -> CallContext {
+        var context = context
+        context.metadata.deadline = clock.now + settings.requestTimeout
+        return context
+    }
+
     private func collectBody(_ request: Request) async -> Result<ByteBuffer, BodyRefusal> {
         let limit = settings.bodyByteCountMax
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
@@ -321,12 +341,15 @@ public struct GatewayHTTP: Sendable {
                                           _ make: @escaping @Sendable (Data) throws(DecodeFailure) -> R) async -> Response {
         await handle(request, route: route) { request, context in
             var data = Data()
+            var started = context
             if R.httpMethod == "POST" {
                 switch await collectBody(request) {
                 case .success(let b): data = Data(buffer: b)
                 case .failure(let refusal): return refusal.answer
                 }
+                started = fromNow(context)
             }
+            let context = started
             let built: R
             do throws(DecodeFailure) { built = try make(data) } catch { return .error(.badRequest, "bad_request", error.description) }
             return await call { () async throws(RPCError) in try await operations.relay(built, context: context) } success: {
@@ -417,6 +440,7 @@ public struct GatewayHTTP: Sendable {
             let value = try await operation()
             do { return try success(value) } catch { return .error(.internalServerError, "internal", "cannot encode the answer: \(error)") }
         } catch {
+            if case .unavailable(let why) = error, !why.hasPrefix("circuit open") { note("answered 503: \(why)") }
             return Self.answer(for: error)
         }
     }
@@ -442,7 +466,12 @@ public struct GatewayHTTP: Sendable {
             // The hint came off the wire: clamp it (a day at most) before any arithmetic.
             let seconds = max(1, (min(max(ms ?? 1_000, 0), 86_400_000) + 999) / 1_000)
             return .error(.tooManyRequests, "overloaded", "too many requests; retry after \(seconds)s", headers: [("Retry-After", "\(seconds)")])
-        case .unavailable(let why): return .error(.serviceUnavailable, "unavailable", why)
+        case .unavailable(let why):
+            // A breaker's refusal says which path and what to expect; a transport's reason names
+            // endpoints and socket counters, which are the operator's (the log has them), not the
+            // client's.
+            return .error(.serviceUnavailable, "unavailable",
+                          why.hasPrefix("circuit open") ? why : "a service this request needs cannot be reached now; try again shortly")
         case .deadlineExceeded: return .error(.gatewayTimeout, "deadline_exceeded", "no answer within the request's deadline")
         case .unauthenticated: return .error(.unauthorized, "unauthenticated", "not authenticated")
         }

@@ -232,7 +232,8 @@ public struct ServiceHost: Service {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys, rateLimitPerKey: topology.httpRateLimit),
                                    clock: clock, ids: runtime.ids,
                                    hop: { body in await executor.run(body) },
-                                   moreMetrics: { transport.prometheusText() })
+                                   moreMetrics: { transport.prometheusText() },
+                                   note: { [logger] in logger.warning("\($0)") })
             let app = Application(router: http.router(), server: http.settings.limits.server(logger: logger),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
                                   logger: logger)

@@ -144,6 +144,11 @@ public final class CallPolicy: Sendable {
         var statistics = CallStatistics(correlationId: metadata.correlationId)
         let callDeadline = DeadlineBudget(metadata: metadata, clock: clock).forNextHop(margin: settings.nextHopMargin)
         var attemptNumber = 1
+        // An earlier attempt whose outcome is unknown (it may have reached the callee and done
+        // the work): a later refusal by the breaker does not make the call's outcome "not done".
+        // The gateway answered 503 "circuit open" for orders whose first attempt the order
+        // service took and charged (an API integrator's trial); it is the unknown outcome, 504.
+        var unknownOutcome: RPCError?
         while true {
             let startedAt = clock.now
             guard startedAt < callDeadline else {
@@ -153,7 +158,7 @@ public final class CallPolicy: Sendable {
             statistics.transitions += admission.transitions
             guard case .allowed(let ticket) = admission.decision else {
                 statistics.breakerRejectionCount += 1
-                throw finish(&statistics, error: .unavailable("circuit open"), reason: .circuitOpen)
+                throw finish(&statistics, error: unknownOutcome ?? .unavailable("circuit open"), reason: .circuitOpen)
             }
 
             let timeoutDeadline = startedAt + settings.circuitBreaker.timeout
@@ -186,6 +191,7 @@ public final class CallPolicy: Sendable {
                 return value
             case .failure(let error):
                 attemptError = error
+                if error.outcomeIsUnknown { unknownOutcome = error }
             }
             let decision = settings.retry.decide(
                 after: attemptError, attemptNumber: attemptNumber, isIdempotent: isIdempotent,

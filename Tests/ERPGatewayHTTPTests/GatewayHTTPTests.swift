@@ -15,6 +15,9 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
     var placed: [(PlaceOrder, CallContext)] = []
     var placeError: RPCError?
     var status: OrderStatus = .confirmed
+    /// When set, an order whose deadline has passed by this clock is not placed (as the
+    /// services refuse one).
+    var deadlineClock: (any ServiceClock)?
 
     func placeOrder(_ request: PlaceOrder, context: CallContext) async throws(RPCError) -> OrderView {
         let error: RPCError? = lock.withLock {
@@ -22,6 +25,7 @@ final class FakeGateway: GatewayOperations, @unchecked Sendable {
             return placeError
         }
         if let error { throw error }
+        if let deadlineClock, context.deadline <= deadlineClock.now { throw .deadlineExceeded }
         return OrderView(orderId: "order_1", userId: request.userId, shopId: request.shopId,
                          items: request.items.map { OrderItem(productId: $0.productId, quantity: $0.quantity, unitPrice: Money(minorUnits: 1_000)) },
                          totalAmount: Money(minorUnits: 1_000), status: status, reason: nil)
@@ -379,6 +383,13 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
             }
             try await client.execute(uri: "/products", method: .get, headers: headers) { response in
                 #expect(response.status == .serviceUnavailable)
+                // The transport's reason (endpoints, socket counters) stays in the gateway's log.
+                #expect(!String(buffer: response.body).contains("is down"), "\(String(buffer: response.body))")
+                #expect(String(buffer: response.body).contains("cannot be reached now"))
+            }
+            try await client.execute(uri: "/campaigns?after=%00", method: .get, headers: headers) { response in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("after must not hold control characters"), "\(String(buffer: response.body))")
             }
         }
         // Only the well-formed requests reached a service.

@@ -95,6 +95,31 @@ final class RawConnection {
         try await exchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port, within: .seconds(5)).text.hasPrefix("HTTP/1.1 200")
     }
 
+    /// The request's deadline counts from when its body has arrived: counted from its head, an
+    /// order whose body took longer to send than the deadline (within the 15 s a request may
+    /// take) was answered 504 "outcome unknown" without being placed (an API integrator's trial).
+    @Test func aSlowBodyDoesNotSpendTheRequestsDeadline() async throws {
+        struct WallClock: ServiceClock {
+            var now: Timestamp { Timestamp(nanosecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1e9)) }
+        }
+        let fake = FakeGateway()
+        fake.deadlineClock = WallClock()
+        var settings = GatewayHTTPSettings(apiKeys: ["secret"])
+        settings.requestTimeout = .seconds(1)
+        let http = GatewayHTTP(operations: fake, settings: settings, clock: WallClock(),
+                               ids: IDGenerator(random: SeededRandomSource(seed: 1)), hop: { body in await body() })
+        let app = Application(router: http.router(), server: settings.limits.server(logger: Logger(label: "test")),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let connection = try RawConnection(port: try #require(client.port))
+            connection.send(Self.orderHead + "Content-Length: \(orderJSON.utf8.count)\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(1_500))   // past the 1 s deadline, were it counted from the head
+            connection.send(orderJSON)
+            let seen = await connection.readUntilClosed(within: .seconds(3))
+            #expect(seen.text.hasPrefix("HTTP/1.1 201"), "\(seen.text)")
+        }
+    }
+
     @Test func aConnectionThatNeverFinishesItsHeaderIsClosed() async throws {
         var limits = HTTPServerLimits()
         limits.idleTimeout = .milliseconds(300)

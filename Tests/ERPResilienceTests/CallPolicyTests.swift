@@ -187,6 +187,21 @@ struct CallPolicyTests {
         #expect(fixture.policy.circuitBreaker.state == .closed)
     }
 
+    /// A first attempt that timed out may have done the work; the breaker then refusing the retry
+    /// does not make it "not done". The gateway answered 503 "circuit open" (which a client reads
+    /// as nothing happened) for orders the order service had taken and charged: the call's
+    /// outcome is the unknown one, `deadlineExceeded` (504).
+    @Test func aRefusalAfterAnUnknownOutcomeKeepsTheOutcomeUnknown() async {
+        var settings = CallPolicySettings.seed
+        settings.circuitBreaker.volumeThreshold = 1
+        let fixture = PolicyFixture(settings: settings)
+        let slow = ScriptedCallee(clock: fixture.clock, [step(5_000, .success("ok"))])
+        let result = await fixture.call(slow, metadata: fixture.metadata(deadlineIn: .seconds(10), key: "order-1"), isIdempotent: false)
+        #expect(slow.attempts.values.count == 1 && fixture.policy.circuitBreaker.state == .open)
+        #expect(result == .failure(.deadlineExceeded))
+        #expect(fixture.statistics.values.last?.ending == .failed(.deadlineExceeded, .circuitOpen))
+    }
+
     /// A timeout counts against the callee only when the attempt had (nearly) the breaker's whole
     /// timeout; a caller's short deadline says nothing about the callee. A caller whose timeout
     /// equals the breaker's (3 s) reaches the policy a few microseconds later on a wall clock:
