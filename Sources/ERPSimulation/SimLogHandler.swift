@@ -1,4 +1,5 @@
 import ERPTransport
+import ERPCore
 import Foundation
 import Logging
 
@@ -27,6 +28,6 @@ struct SimLogHandler: LogHandler {
 
 enum FileHandleOutput {
     static func standardError(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.put(Data((line + "\n").utf8))
     }
 }

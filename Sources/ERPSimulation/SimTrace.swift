@@ -1,4 +1,5 @@
 import Crypto
+import ERPCore
 import Foundation
 
 /// Everything that happened in a world, in order: sends, deliveries, drops, timers of note, faults
@@ -117,7 +118,7 @@ public final class SimTrace: @unchecked Sendable {
     public func flush() {
         guard !buffer.bytes.isEmpty else { return }
         hasher.update(data: buffer.bytes)
-        sink?.write(Data(buffer.bytes))
+        sink?.put(Data(buffer.bytes))
         buffer.bytes.removeAll(keepingCapacity: true)
     }
 

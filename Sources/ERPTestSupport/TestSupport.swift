@@ -163,14 +163,14 @@ private func overZeroMQ(_ scenario: Scenario, seed: UInt64?, chaos zmqChaos: Dur
                                 reproduce: "erp run \(scenario.path) --mode zmq --duration \(zmqChaos.shortDescription)")
     let summary: RunSummary
     do { summary = try await runner.run(on: backend) } catch {
-        FileHandle.standardError.write(Data("zmq run of \(scenario.name) failed (\(error)); what it wrote is kept in \(out)\n".utf8))
+        FileHandle.standardError.put(Data("zmq run of \(scenario.name) failed (\(error)); what it wrote is kept in \(out)\n".utf8))
         throw error
     }
     // A run that broke an invariant keeps its report, logs and databases for whoever reads the failure.
     if summary.invariantsPass && summary.orders.pending == 0 {
         try? FileManager.default.removeItem(atPath: out)
     } else {
-        FileHandle.standardError.write(Data("zmq run of \(scenario.name) failed its checks; report, logs and databases kept in \(out)\n".utf8))
+        FileHandle.standardError.put(Data("zmq run of \(scenario.name) failed its checks; report, logs and databases kept in \(out)\n".utf8))
     }
     return summary
 }

@@ -1,4 +1,5 @@
 import ERPStorage
+import ERPCore
 import Foundation
 import Logging
 import ZeroMQ
@@ -44,7 +45,7 @@ public final class SyncBeforeSend: @unchecked Sendable {
     /// returns 0 or an errno; `failed` ends the process after a sync failed.
     public init(name: String, logger: Logger, sync: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) == 0 ? 0 : errno },
                 failed: @escaping @Sendable (String) -> Never = { why in
-                    FileHandle.standardError.write(Data("erp: \(why); exiting so that a restart recovers from the disk\n".utf8))
+                    FileHandle.standardError.put(Data("erp: \(why); exiting so that a restart recovers from the disk\n".utf8))
                     exit(70)
                 }) {
         self.sync = sync

@@ -23,7 +23,7 @@ final class Journal: @unchecked Sendable {
     func note(_ line: String) {
         let offset = ContinuousClock.now - start
         let text = String(format: "%8.3fs ", offset.seconds) + line
-        lock.withLock { handle?.write(Data((text + "\n").utf8)) }
+        lock.withLock { handle?.put(Data((text + "\n").utf8)) }
         echo(text)
     }
 }

@@ -42,7 +42,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     public var settleMaximum: Duration = .seconds(15)
     /// How long the services get to come up and answer.
     public var startTimeout: Duration = .seconds(60)
-    public var log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    public var log: @Sendable (String) -> Void = { FileHandle.standardError.put(Data(($0 + "\n").utf8)) }
 
     static let runnerNode = NodeName("runner")
 
@@ -242,7 +242,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             supervisor.stop()
             try? FileManager.default.removeItem(atPath: out)
             try? FileManager.default.removeItem(atPath: scratch)
-            FileHandle.standardError.write(Data("erp: interrupted: every service stopped; the run's report is not written\n".utf8))
+            FileHandle.standardError.put(Data("erp: interrupted: every service stopped; the run's report is not written\n".utf8))
             exit(130)
         }
         let skews = scenario.faults.compactMap { fault -> Duration? in

@@ -110,7 +110,7 @@ struct ScenarioBench: AsyncParsableCommand {
     func run() async throws {
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch {
-            FileHandle.standardError.write(Data("erp bench scenario: \(error)\n".utf8))
+            FileHandle.standardError.put(Data("erp bench scenario: \(error)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         if let duration {

@@ -98,7 +98,7 @@ struct Calibrate: AsyncParsableCommand {
     }
 
     private func fail(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("erp calibrate: \(message)\n".utf8))
+        FileHandle.standardError.put(Data("erp calibrate: \(message)\n".utf8))
         return ExitCode(ExitStatus.invalidInput)
     }
 }

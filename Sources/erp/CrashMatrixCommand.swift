@@ -61,7 +61,7 @@ struct CrashMatrix: AsyncParsableCommand {
         }
         var template: Scenario
         do { template = try ScenarioLoader.load(path: base) } catch {
-            FileHandle.standardError.write(Data("erp crash-matrix: \(error)\n".utf8))
+            FileHandle.standardError.put(Data("erp crash-matrix: \(error)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         template = template.scaled(toChaos: chaos, keepingHealFloor: false) // real processes: see `erp run`

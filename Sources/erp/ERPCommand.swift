@@ -41,6 +41,10 @@ struct ERPCommand: AsyncParsableCommand {
         // Lines reach a file or a pipe as they are printed (`erp up > log`: the gateway's address
         // arrived minutes late, behind the services' log lines, when fully buffered).
         erp_line_buffer_stdout()
+        // A reader that went away (`erp run … | head -1`) ends a write with EPIPE instead of
+        // killing the process with SIGPIPE: the run finishes, writes its reports and exits with
+        // its own status (it exited 141, which a pipeline's gate read as neither pass nor fail).
+        signal(SIGPIPE, SIG_IGN)
         var parsed: (any ParsableCommand)?
         do {
             var command = try parseAsRoot()
@@ -52,11 +56,11 @@ struct ERPCommand: AsyncParsableCommand {
             }
         } catch let refusal as ValidationError where parsed != nil {
             let path = parsed.flatMap { Self.commandPath(to: type(of: $0)) } ?? "erp"
-            FileHandle.standardError.write(Data("Error: \(refusal.message)\nSee '\(path) --help'.\n".utf8))
+            FileHandle.standardError.put(Data("Error: \(refusal.message)\nSee '\(path) --help'.\n".utf8))
             Foundation.exit(ExitStatus.invalidInput)
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            FileHandle.standardError.put(Data((fullMessage(for: error) + "\n").utf8))
             Foundation.exit(ExitStatus.invalidInput)
         }
     }
@@ -233,7 +237,7 @@ struct Run: AsyncParsableCommand {
     }
 
     private func failure(_ message: String) -> Error {
-        FileHandle.standardError.write(Data(("erp: " + message + "\n").utf8))
+        FileHandle.standardError.put(Data(("erp: " + message + "\n").utf8))
         return ExitCode(ExitStatus.invalidInput)
     }
 }
@@ -282,7 +286,7 @@ struct Keys: ParsableCommand {
         func run() throws {
             let loaded = try loadTopology(topology)
             guard let folder = directory ?? loaded.keyDirectory else {
-                FileHandle.standardError.write(Data("erp: \(topology) runs plaintext; give --out for a key folder\n".utf8))
+                FileHandle.standardError.put(Data("erp: \(topology) runs plaintext; give --out for a key folder\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
             // The fixtures are read before any key is written: a run that cannot finish writes nothing.
@@ -307,14 +311,14 @@ func absolutePath(_ path: String) -> String {
 
 func loadTopology(_ path: String) throws -> Topology {
     do { return try Topology.load(path: path) } catch {
-        FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
+        FileHandle.standardError.put(Data(("erp: " + error.description + "\n").utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
 }
 
 func loadFixtures(_ path: String) throws -> Fixtures {
     do { return try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-        FileHandle.standardError.write(Data("erp: fixtures \(path) cannot be read: \(whyUnreadable(path, error))\n".utf8))
+        FileHandle.standardError.put(Data("erp: fixtures \(path) cannot be read: \(whyUnreadable(path, error))\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
 }
@@ -347,28 +351,28 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         guard let name = ServiceName(named: service), ServiceCatalog.startOrder.contains(name) else {
-            FileHandle.standardError.write(Data("erp: unknown service '\(service)'; known: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.put(Data("erp: unknown service '\(service)'; known: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         var loaded = try loadTopology(topology)
         if let dataDirectory { loaded.dataDirectory = absolutePath(dataDirectory) }
         guard loaded.endpoint(of: name) != nil else {
-            FileHandle.standardError.write(Data("erp: \(topology) gives no endpoint for \(name)\n".utf8))
+            FileHandle.standardError.put(Data("erp: \(topology) gives no endpoint for \(name)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         var settings = ServiceSettings(fixtures: try loadFixtures(fixtures))
         settings.resilience = loaded.resilience
         if let scenario {
             do { settings = try ScenarioLoader.load(path: scenario).serviceSettings(fixtures: settings.fixtures) } catch {
-                FileHandle.standardError.write(Data(("erp: " + error.description + "\n").utf8))
+                FileHandle.standardError.put(Data(("erp: " + error.description + "\n").utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }
         for defect in defects where !settings.defects.enable(defect) {
-            FileHandle.standardError.write(Data("erp: --defect \(defect): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.put(Data("erp: --defect \(defect): no such defect; known: \(PlantedDefects.names.joined(separator: ", "))\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
-        if !settings.defects.enabled.isEmpty { FileHandle.standardError.write(Data("erp: planted defects: \(settings.defects.enabledNames.joined(separator: ", "))\n".utf8)) }
+        if !settings.defects.enabled.isEmpty { FileHandle.standardError.put(Data("erp: planted defects: \(settings.defects.enabledNames.joined(separator: ", "))\n".utf8)) }
         // One process per service: its log escapes the control characters clients can put in ids.
         EscapingLogHandler.bootstrap()
         var host = ServiceHost(service: name, topology: loaded, settings: settings)
@@ -406,8 +410,8 @@ struct Up: ParsableCommand {
         _ = try loadFixtures(fixtures)
         let problems = loaded.preflightProblems()
         guard problems.isEmpty else {
-            for problem in problems { FileHandle.standardError.write(Data("erp up: \(problem)\n".utf8)) }
-            FileHandle.standardError.write(Data("erp up: nothing started\n".utf8))
+            for problem in problems { FileHandle.standardError.put(Data("erp up: \(problem)\n".utf8)) }
+            FileHandle.standardError.put(Data("erp up: nothing started\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         let supervisor = Supervisor(children: loaded.services.map { service in

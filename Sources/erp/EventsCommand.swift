@@ -40,7 +40,7 @@ struct Events: AsyncParsableCommand {
         /// the directory, whose queues live in its memory (`BusLock`).
         func openForChanges() throws -> DatabaseQueue {
             if let directory, BusLock.isHeld(in: directory) {
-                FileHandle.standardError.write(Data("erp: an event bus is running on \(directory): it would not see rows written into its folder until it restarts; ask it through its topology instead (--topology FILE)\n".utf8))
+                FileHandle.standardError.put(Data("erp: an event bus is running on \(directory): it would not see rows written into its folder until it restarts; ask it through its topology instead (--topology FILE)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
             return try open()
@@ -50,7 +50,7 @@ struct Events: AsyncParsableCommand {
             guard let directory, let file = ServiceCatalog.databaseFileName(of: .eventBus) else { preconditionFailure("validated: a directory") }
             let path = directory + "/" + file
             guard FileManager.default.fileExists(atPath: path) else {
-                FileHandle.standardError.write(Data("erp: no bus database at \(path)\n".utf8))
+                FileHandle.standardError.put(Data("erp: no bus database at \(path)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
             var configuration = Configuration()
@@ -63,11 +63,11 @@ struct Events: AsyncParsableCommand {
             guard let topology else { return nil }
             let loaded: Topology
             do { loaded = try Topology.load(path: topology) } catch {
-                FileHandle.standardError.write(Data("erp: \(error)\n".utf8))
+                FileHandle.standardError.put(Data("erp: \(error)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
             guard let client = client ?? loaded.clients.first else {
-                FileHandle.standardError.write(Data("erp: \(topology) admits no client key (security.clients); a tool needs one\n".utf8))
+                FileHandle.standardError.put(Data("erp: \(topology) admits no client key (security.clients); a tool needs one\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
             let connection = try await TopologyClient.connect(to: loaded, as: client)
@@ -77,7 +77,7 @@ struct Events: AsyncParsableCommand {
                 return answer
             } catch {
                 await connection.close()
-                FileHandle.standardError.write(Data("erp: the bus of \(topology) answered: \(error)\n".utf8))
+                FileHandle.standardError.put(Data("erp: the bus of \(topology) answered: \(error)\n".utf8))
                 throw ExitCode(ExitStatus.unreachable)
             }
         }
@@ -88,7 +88,7 @@ struct Events: AsyncParsableCommand {
     static func subscription(_ group: String) throws -> Subscription {
         guard let found = groups().first(where: { $0.group == group }) else {
             let known = groups().map(\.group).joined(separator: ", ")
-            FileHandle.standardError.write(Data("erp: no consumer group '\(group)'; groups: \(known)\n".utf8))
+            FileHandle.standardError.put(Data("erp: no consumer group '\(group)'; groups: \(known)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         return found
@@ -142,7 +142,7 @@ struct Events: AsyncParsableCommand {
             print("requeued \(queued) dead letters of \(group)")
             // Asked for by position and not there: said, and the exit status says it too.
             if !notDead.isEmpty {
-                FileHandle.standardError.write(Data("erp events requeue: no dead letter of \(group) at seq \(notDead.map(String.init).joined(separator: ", ")) (left alone)\n".utf8))
+                FileHandle.standardError.put(Data("erp events requeue: no dead letter of \(group) at seq \(notDead.map(String.init).joined(separator: ", ")) (left alone)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }

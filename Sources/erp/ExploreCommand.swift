@@ -64,7 +64,7 @@ struct Explore: AsyncParsableCommand {
     }
 
     private func bad(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("erp explore: \(message)\n".utf8))
+        FileHandle.standardError.put(Data("erp explore: \(message)\n".utf8))
         return ExitCode(ExitStatus.invalidInput)
     }
 
@@ -92,7 +92,7 @@ struct Explore: AsyncParsableCommand {
         var named: [(path: String, name: String, loaded: Scenario)] = []
         for path in scenarios {
             do { let loaded = try ScenarioLoader.load(path: path); named.append((path, loaded.name, loaded)) } catch {
-                FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
+                FileHandle.standardError.put(Data("erp: \(error.description)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }
@@ -110,13 +110,13 @@ struct Explore: AsyncParsableCommand {
         var sources = named.map(\.loaded)
         if mix && mixFrom != nil {
             do { sources = try vocabularyPaths.map { path throws(ScenarioError) in try ScenarioLoader.load(path: path) } } catch {
-                FileHandle.standardError.write(Data("erp: \(error.description)\n".utf8))
+                FileHandle.standardError.put(Data("erp: \(error.description)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
         }
         let vocabulary = mix ? Swarm.vocabulary(of: sources).filter { mode == .simulation || !$0.simulationOnly } : nil
         if vocabulary?.isEmpty == true {
-            FileHandle.standardError.write(Data("erp explore: --mix in zmq mode: every fault kind of \(vocabularyPaths.joined(separator: ", ")) is one only the simulator can cause\n".utf8))
+            FileHandle.standardError.put(Data("erp explore: --mix in zmq mode: every fault kind of \(vocabularyPaths.joined(separator: ", ")) is one only the simulator can cause\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         let out = outputDirectory ?? newExploreDirectory(named.map(\.name), seedList)
@@ -124,7 +124,7 @@ struct Explore: AsyncParsableCommand {
         // that says none failed, or a run's trace beside an exploration's summary, misled; a
         // folder erp did not write is refused.
         do { try freshDirectory(out) } catch {
-            FileHandle.standardError.write(Data("erp explore: --out \(error)\n".utf8))
+            FileHandle.standardError.put(Data("erp explore: --out \(error)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
@@ -135,10 +135,10 @@ struct Explore: AsyncParsableCommand {
         let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1, executable: executable)
         let interrupts = TerminationSignals { state.interrupt() }
         defer { interrupts.cancel() }
-        FileHandle.standardOutput.write(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(workerCount()) at a time; reports in \(out)\n".utf8))
+        FileHandle.standardOutput.put(Data("exploring \(named.count) scenario(s) × \(seedList.count) seeds = \(jobs.count) runs, \(workerCount()) at a time; reports in \(out)\n".utf8))
         if let vocabulary {
             let kinds = Swarm.orderedKinds(vocabulary)
-            FileHandle.standardOutput.write(Data("mixing \(kinds.count) fault kind(s) (\(vocabulary.count) templates) from \(vocabularyPaths.count) scenario file(s): \(kinds.joined(separator: ", "))\n".utf8))
+            FileHandle.standardOutput.put(Data("mixing \(kinds.count) fault kind(s) (\(vocabulary.count) templates) from \(vocabularyPaths.count) scenario file(s): \(kinds.joined(separator: ", "))\n".utf8))
         }
 
         await withTaskGroup(of: Void.self) { group in
@@ -376,17 +376,17 @@ final class ExploreState: @unchecked Sendable {
         let left = perMinute > 0 ? Double(total - count) / perMinute * 60 : 0
         let line = String(format: "%d/%d seeds, %d failing, %.1f seeds/min, ETA %@", count, total, failures, perMinute, Self.clock(left))
         if tty {
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line)".utf8))
+            FileHandle.standardOutput.put(Data("\r\u{1B}[K\(line)".utf8))
         } else if seed.failed || count == total || count % max(1, total / 10) == 0 {
             // Written at once (print is buffered when not on a terminal): a log shows progress live.
-            FileHandle.standardOutput.write(Data((line + (seed.failed ? " — \(seed.scenario) seed \(seed.seed) failed" : "") + "\n").utf8))
+            FileHandle.standardOutput.put(Data((line + (seed.failed ? " — \(seed.scenario) seed \(seed.seed) failed" : "") + "\n").utf8))
         }
         if tty && seed.failed {
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(seed.scenario) seed \(seed.seed) failed: \((seed.failedInvariants + seed.expectationFailures).joined(separator: "; "))\n".utf8))
+            FileHandle.standardOutput.put(Data("\r\u{1B}[K\(seed.scenario) seed \(seed.seed) failed: \((seed.failedInvariants + seed.expectationFailures).joined(separator: "; "))\n".utf8))
         }
     }
 
-    func endProgress() { if tty { FileHandle.standardOutput.write(Data("\n".utf8)) } }
+    func endProgress() { if tty { FileHandle.standardOutput.put(Data("\n".utf8)) } }
 
     static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())

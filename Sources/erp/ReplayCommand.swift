@@ -39,7 +39,7 @@ struct Replay: AsyncParsableCommand {
     }
 
     private func fail(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("erp replay: \(message)\n".utf8))
+        FileHandle.standardError.put(Data("erp replay: \(message)\n".utf8))
         return ExitCode(ExitStatus.invalidInput)
     }
 }
@@ -52,12 +52,12 @@ func rerun(_ summary: RunSummary, into directory: String) async throws -> String
     switch loadRecordedScenario(summary) {
     case .success(let s): loaded = s
     case .failure(let refused):
-        FileHandle.standardError.write(Data("erp: \(refused.message)\n".utf8))
+        FileHandle.standardError.put(Data("erp: \(refused.message)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
     let (scenario, unknown) = asRecorded(loaded, by: summary)
     if let name = unknown.first {
-        FileHandle.standardError.write(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
+        FileHandle.standardError.put(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
     let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))

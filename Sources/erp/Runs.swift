@@ -246,7 +246,7 @@ final class InterruptNotice: @unchecked Sendable {
     init(_ command: String, cleanUp: @escaping @Sendable () -> String) {
         let signals = TerminationSignals {
             let said = cleanUp()
-            FileHandle.standardError.write(Data("\nerp \(command): interrupted; \(said)\n".utf8))
+            FileHandle.standardError.put(Data("\nerp \(command): interrupted; \(said)\n".utf8))
             exit(130)  // 128 + SIGINT, as a shell reports it
         }
         lock.withLock { self.signals = signals }

@@ -191,7 +191,7 @@ struct Shrink: AsyncParsableCommand {
     }
 
     private func fail(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("erp shrink: \(message)\n".utf8))
+        FileHandle.standardError.put(Data("erp shrink: \(message)\n".utf8))
         return ExitCode(ExitStatus.invalidInput)
     }
 }

@@ -142,7 +142,7 @@ struct Soak: AsyncParsableCommand {
                                              heap: { backend.heap(of: $0, processId: $1) })
                     samples.append(sample)
                     print(Self.line(sample))
-                    samplesFile?.write(Data((Self.line(sample) + "\n").utf8))
+                    samplesFile?.put(Data((Self.line(sample) + "\n").utf8))
                     next += interval
                     try? await Task.sleep(until: next)
                 }

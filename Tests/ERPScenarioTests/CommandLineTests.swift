@@ -90,6 +90,27 @@ import Testing
         #expect(!lines.isEmpty, "\(run.output.prefix(2_000))")
     }
 
+    /// A reader that goes away (`erp run … | head -1`, a CI step that stops reading) ended the
+    /// run with SIGPIPE, exit 141, which a pipeline's gate reads as neither pass nor fail; with
+    /// SIGPIPE ignored, Foundation's write then trapped. The run finishes, writes its reports and
+    /// exits with its verdict.
+    @Test func aClosedStandardOutputKeepsTheRunsExitStatus() async throws {
+        let dir = try scratch("closed-stdout")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: erpBinary)
+        process.arguments = ["run", "scenarios/chaos-mix.yaml", "--defect", "skip-stock-release", "--duration", "3s", "--out", dir + "/run"]
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try pipe.fileHandleForReading.close()   // nobody reads what it prints
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 2, "\(process.terminationReason) \(process.terminationStatus)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/run/summary.json"))
+    }
+
     /// `keys generate --out DIR --replace` wrote the services' keys into DIR but replaced the
     /// device registry's keys (the checked-in `fixtures/device-keys`) in place.
     @Test func keysGenerateOutKeepsEveryKeyUnderItsFolder() async throws {
