@@ -89,13 +89,27 @@ enum ExitStatus {
     static let diverged: Int32 = 6
 }
 
+/// Where `erp run` is, for its interrupt handler: the first run's report moved into place, the
+/// second run (`--check-determinism`) started.
+final class RunPhase: @unchecked Sendable {
+    private let lock = NSLock()
+    private var isMoved = false
+    private var child: Process?
+    var state: (moved: Bool, child: Process?) { lock.withLock { (isMoved, child) } }
+    func moved() { lock.withLock { isMoved = true } }
+    func started(_ process: Process) { lock.withLock { child = process } }
+}
+
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a scenario (in simulation, or on real processes over ZeroMQ) and write its reports.",
         discussion: """
-            Writes DIR/summary.json, DIR/summary.md and the services' databases in DIR/db. In simulation \
-            also DIR/trace.log: the same scenario and seed give the same trace hash in any process, and \
-            a failing run prints the command that reproduces it.
+            Writes DIR/summary.json, DIR/summary.md, DIR/junit.xml, DIR/report.html and the services' \
+            databases in DIR/db. In simulation also DIR/trace.log: the same scenario and seed give the \
+            same trace hash in any process, and a failing run prints the command that reproduces it. \
+            Exit status: 0 every invariant and expectation held, 2 an invariant broke, 3 an order was \
+            left unfinished (liveness), 4 only expectations failed, 1 bad input or a run that could not \
+            be made, 6 --check-determinism found another trace, 130 interrupted.
 
             --mode zmq starts every service as its own process (CURVE over ipc:// sockets in a \
             temporary folder, the gateway on a free loopback HTTP port), sends the workload as HTTP \
@@ -122,7 +136,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: RunMode = .simulation
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor: twice its longest breaker reset, plus 10 s) and the expectations.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor, twice its longest breaker reset plus 10 s, unless the scenario's own heal is shorter) and the expectations.",
                                valueName: "duration"))
     var duration: String?
 
@@ -181,6 +195,9 @@ struct Run: AsyncParsableCommand {
         // at once.
         do { try OutputFolder.check(out); try freshDirectory(partial) } catch { throw failure("--out \(error)") }
         let summary: RunSummary
+        var interrupts: InterruptNotice?
+        let secondRun = RunPhase()
+        defer { interrupts?.cancel() }
         do {
             let backend: any ScenarioBackend
             switch mode {
@@ -195,12 +212,19 @@ struct Run: AsyncParsableCommand {
                                                 logToStandardError: log, filesOnDisk: filesOnDisk)
                 reproduce += ["--seed", "\(seed)"]
             }
-            // Real processes stop theirs on Ctrl-C themselves (ZeroMQBackend).
-            let interrupts = mode == .simulation ? InterruptNotice("run") {
-                try? FileManager.default.removeItem(atPath: partial)
-                return "no report kept (\(out) is as it was)"
+            // Real processes stop theirs on Ctrl-C themselves (ZeroMQBackend). With
+            // --check-determinism the notice stays for the second run (a second one in the same
+            // process never heard its signals, libdispatch's source for them being spent).
+            interrupts = mode == .simulation ? InterruptNotice("run") {
+                let (moved, child) = secondRun.state
+                if let child, child.isRunning { child.terminate(); child.waitUntilExit() }
+                guard moved else {
+                    try? FileManager.default.removeItem(atPath: partial)
+                    return "no report kept (\(out) is as it was)"
+                }
+                try? FileManager.default.removeItem(atPath: out + "/replay.partial")
+                return "the first run's report is kept in \(out); the second run was stopped, nothing compared"
             } : nil
-            defer { interrupts?.cancel() }
             let runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,
                                         reproduce: reproduce.joined(separator: " "))
             summary = try await runner.run(on: backend)
@@ -211,6 +235,8 @@ struct Run: AsyncParsableCommand {
         }
         if fm.fileExists(atPath: out) { try fm.removeItem(atPath: out) }
         try fm.moveItem(atPath: partial, toPath: out)
+        secondRun.moved()
+        if !checkDeterminism { interrupts?.cancel(); interrupts = nil }
         print(summary.humanSummary)
         print("wall time: \(summary.wallSeconds)s; reports in \(out)")
         if checkDeterminism {
@@ -222,6 +248,10 @@ struct Run: AsyncParsableCommand {
             child.arguments = ["run", scenario, "--seed", "\(seed)", "--out", again] + (duration.map { ["--duration", $0] } ?? [])
                 + (rate.map { ["--rate", "\($0)"] } ?? []) + defects.flatMap { ["--defect", $0] }
             child.standardOutput = FileHandle.nullDevice
+            // Ctrl-C or SIGTERM stops the second run too (it is in a process group of its own, so
+            // a terminal's signal never reached it: it ran on, orphaned, and left replay.partial
+            // behind), and says what is kept.
+            secondRun.started(child)
             try child.run()
             child.waitUntilExit()
             guard FileManager.default.fileExists(atPath: again + "/trace.log") else { throw failure("the second run wrote no trace (exit \(child.terminationStatus))") }

@@ -182,7 +182,8 @@ struct Explore: AsyncParsableCommand {
                 : state.wasReplaced ? "the erp binary changed under the run (rebuilt?), so no more seeds were started" : "time budget spent"
             print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
                 let path = named.first { $0.name == name }!.path
-                return "\(erpCommand) explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)"
+                let workers: String = self.jobs.map { " --jobs \($0)" } ?? ""
+                return "\(erpCommand) explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)\(workers)"
             }.joined(separator: "; "))
         }
         if state.wasInterrupted { throw ExitCode(130) }

@@ -16,7 +16,7 @@ struct Replay: AsyncParsableCommand {
             file named in its summary is loaded again (scaled to the report's chaos phase when that \
             differs), run with the report's seed into REPORT/replay, and its trace compared with the \
             report's. Exit status: 0 the same trace, 6 a divergence (its first line is printed with \
-            context from both), 1 a report that cannot be replayed.
+            context from both), 1 a report that cannot be replayed, 130 interrupted.
             """)
 
     @Argument(help: "The report folder.") var report: String
@@ -33,7 +33,13 @@ struct Replay: AsyncParsableCommand {
             throw fail("\(report) is a \(summary.mode) run: only a simulation run has a trace to replay")
         }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(summaryPath) does not name its scenario file") }
+        // Interrupted: no half-written replay left inside the report.
+        let interrupts = InterruptNotice("replay") {
+            try? FileManager.default.removeItem(atPath: report + "/replay")
+            return "nothing compared; \(report) is as it was"
+        }
         let outcome = try await rerun(summary, into: report + "/replay")
+        interrupts.cancel()
         try compare(expected: tracePath, actual: outcome + "/trace.log", labels: ("\(report)/trace.log", "\(outcome)/trace.log"),
                     context: context)
     }

@@ -20,7 +20,8 @@ struct Shrink: AsyncParsableCommand {
             invariant kept broken is --invariant, or the report's first failing one. Writes \
             DIR/minimal.yaml (DIR: --out, default REPORT/shrink) and DIR/run/, the proof run of it. \
             Exit status: 0 shrunk and proven, 1 a report that cannot be shrunk (not a failing \
-            simulation run, or one whose failure does not reproduce).
+            simulation run, or one whose failure does not reproduce), 130 interrupted (the \
+            smallest failing scenario found so far is written, not proven).
             """)
 
     @Argument(help: "The failing run's report folder.") var report: String

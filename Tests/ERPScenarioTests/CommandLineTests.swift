@@ -259,6 +259,37 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: out + ".partial") && !FileManager.default.fileExists(atPath: out))
     }
 
+    /// Ctrl-C during `--check-determinism`'s second run: the second run (a process in a group of
+    /// its own) ran on, orphaned, and the first ended with no word; a second interrupt handler in
+    /// one process never heard its signal. Both stop, the first run's report stays, exit 130.
+    @Test func ctrlCDuringTheSecondRunStopsBoth() async throws {
+        let dir = try scratch("interrupt-determinism")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/run"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: erpBinary)
+        process.arguments = ["run", "scenarios/happy-path.yaml", "--duration", "300s", "--check-determinism", "--out", out]
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        func secondRunBytes() -> Int { ((try? FileManager.default.attributesOfItem(atPath: out + "/replay.partial/trace.log"))?[.size] as? Int) ?? 0 }
+        var waited = 0
+        while secondRunBytes() < 100_000 && waited < 1_800 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
+        #expect(waited < 1_800, "the second run never started writing")
+        process.interrupt()
+        process.waitUntilExit()
+        let said = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 130, "\(said)")
+        #expect(said.contains("the first run's report is kept in \(out); the second run was stopped"), "\(said)")
+        #expect(FileManager.default.fileExists(atPath: out + "/summary.json"))
+        #expect(!FileManager.default.fileExists(atPath: out + "/replay.partial") && !FileManager.default.fileExists(atPath: out + "/replay"))
+    }
+
     /// `erp events requeue DIR` beside a running bus said "requeued 1 dead letters" and nothing
     /// was delivered until the bus restarted (its queues live in its memory). While a bus holds
     /// the folder's lock, the directory form of a change is refused and points at --topology.
