@@ -307,6 +307,12 @@ public struct GatewayHTTP: Sendable {
     }
 
     private func collectBody(_ request: Request) async -> Result<ByteBuffer, BodyRefusal> {
+        // A compressed body was read as JSON (400 "not valid JSON at byte 0"), and a plain one
+        // that claimed `br` was taken: bodies are not decoded, so any coding but identity is 415.
+        if let coding = request.headers[.contentEncoding], coding.trimmingCharacters(in: .whitespaces).lowercased() != "identity" {
+            return .failure(BodyRefusal(answer: .error(.unsupportedMediaType, "unsupported_encoding",
+                                                       "Content-Encoding \(Self.shown(coding)) is not read here: send the body uncompressed")))
+        }
         let limit = settings.bodyByteCountMax
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             return .failure(BodyRefusal(answer: .error(.contentTooLarge, "body_too_large", "the body exceeds \(limit) bytes")))

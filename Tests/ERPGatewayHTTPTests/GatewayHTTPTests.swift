@@ -387,6 +387,13 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                 #expect(!String(buffer: response.body).contains("is down"), "\(String(buffer: response.body))")
                 #expect(String(buffer: response.body).contains("cannot be reached now"))
             }
+            // A body in an encoding the gateway does not decode is refused as such, not as bad JSON.
+            var gzipped = headers
+            gzipped[.contentEncoding] = "gzip"
+            try await client.execute(uri: "/vends", method: .post, headers: gzipped, body: ByteBuffer(string: good)) { response in
+                #expect(response.status == .unsupportedMediaType)
+                #expect(String(buffer: response.body).contains("Content-Encoding gzip is not read here"), "\(String(buffer: response.body))")
+            }
             try await client.execute(uri: "/campaigns?after=%00", method: .get, headers: headers) { response in
                 #expect(response.status == .badRequest)
                 #expect(String(buffer: response.body).contains("after must not hold control characters"), "\(String(buffer: response.body))")
