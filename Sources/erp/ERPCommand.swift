@@ -157,7 +157,7 @@ struct Run: AsyncParsableCommand {
         if checkDeterminism, mode != .simulation { throw failure("--check-determinism compares traces: simulation only, not --mode \(mode.rawValue)") }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
-        var reproduce = [erpCommand, "run", loaded.path.isEmpty ? scenario : loaded.path]
+        var reproduce = [erpCommand, "run", shellQuoted(loaded.path.isEmpty ? scenario : loaded.path)]
         if let duration {
             let chaos: Duration
             switch chaosDuration(duration) {
@@ -166,7 +166,7 @@ struct Run: AsyncParsableCommand {
             }
             // Real processes' heal phase waits for the flows still going (ZeroMQBackend.runHealPhase).
             loaded = loaded.scaled(toChaos: chaos, keepingHealFloor: mode == .simulation)
-            reproduce += ["--duration", duration]
+            reproduce += ["--duration", shellQuoted(duration)]
         }
         if let rate {
             if let problem = Scenario.Limits.rateProblem(rate, over: loaded.duration) { throw failure("--rate \(problem)") }

@@ -183,7 +183,7 @@ struct Explore: AsyncParsableCommand {
             print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
                 let path = named.first { $0.name == name }!.path
                 let workers: String = self.jobs.map { " --jobs \($0)" } ?? ""
-                return "\(erpCommand) explore \(path) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)\(workers)"
+                return "\(erpCommand) explore \(shellQuoted(path)) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)\(workers)"
             }.joined(separator: "; "))
         }
         if state.wasInterrupted { throw ExitCode(130) }
@@ -266,7 +266,7 @@ struct Explore: AsyncParsableCommand {
         }
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
-                                       reproduce: "\(erpCommand) run \(scenarioPath) --seed \(job.seed)" + runFlags,
+                                       reproduce: "\(erpCommand) run \(shellQuoted(scenarioPath)) --seed \(job.seed)" + runFlags,
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
            let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {
@@ -289,7 +289,7 @@ struct Explore: AsyncParsableCommand {
             if swarm {
                 try? FileManager.default.removeItem(atPath: scenarioPath)
                 // Its drawn file is gone with its report: the command that draws it again.
-                seed.reproduce = "\(erpCommand) explore \(job.scenarioPath) --seeds \(job.seed) --keep-passing" + experimentFlags
+                seed.reproduce = "\(erpCommand) explore \(shellQuoted(job.scenarioPath)) --seeds \(job.seed) --keep-passing" + experimentFlags
             }
             seed.report = nil
         }

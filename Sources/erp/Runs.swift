@@ -136,9 +136,19 @@ func chaosDuration(_ text: String) -> Result<Duration, Refused> {
     return .success(chaos)
 }
 
+/// `word` as a POSIX shell reads it back: as it is when it holds nothing a shell treats
+/// specially, else in single quotes. A reproduce command with a scenario path holding a space
+/// broke when pasted.
+func shellQuoted(_ word: String) -> String {
+    let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
+        ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_./:=,@%+-".unicodeScalars.contains($0)
+    }
+    return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
 /// The tool as it was invoked (`.build/debug/erp`, say): every reproduce command it prints starts
 /// with it, so that it runs as printed.
-let erpCommand = CommandLine.arguments.first ?? "erp"
+let erpCommand = shellQuoted(CommandLine.arguments.first ?? "erp")
 
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,

@@ -90,6 +90,32 @@ import Testing
         #expect(!lines.isEmpty, "\(run.output.prefix(2_000))")
     }
 
+    /// A reproduce command is pasted into a shell: a scenario path holding a space broke it.
+    @Test func theReproduceCommandRunsAsPrinted() async throws {
+        let dir = try scratch("quoted")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/my scenarios", withIntermediateDirectories: true)
+        let text = try String(contentsOfFile: packageRoot + "/scenarios/payment-declines.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "fixtures: fixtures/retail.json", with: "fixtures: \(packageRoot)/fixtures/retail.json")
+        try text.write(toFile: dir + "/my scenarios/it's.yaml", atomically: true, encoding: .utf8)
+        let first = try await runErp(["run", dir + "/my scenarios/it's.yaml", "--duration", "2s", "--out", dir + "/a"])
+        #expect(first.status == 0, "\(first.output)")
+        let reproduce = try #require(first.output.split(separator: "\n").first { $0.hasPrefix("reproduce: ") }).dropFirst("reproduce: ".count)
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", String(reproduce) + " --out '\(dir)/b'"]
+        shell.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        let pipe = Pipe()
+        shell.standardOutput = pipe
+        shell.standardError = pipe
+        try shell.run()
+        let again = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        shell.waitUntilExit()
+        #expect(shell.terminationStatus == 0, "\(reproduce)\n\(again)")
+        func hash(_ output: String) -> Substring? { output.split(separator: "\n").first { $0.hasPrefix("trace hash: ") } }
+        #expect(hash(first.output) != nil && hash(first.output) == hash(again), "\(reproduce)")
+    }
+
     /// A reader that goes away (`erp run … | head -1`, a CI step that stops reading) ended the
     /// run with SIGPIPE, exit 141, which a pipeline's gate reads as neither pass nor fail; with
     /// SIGPIPE ignored, Foundation's write then trapped. The run finishes, writes its reports and
