@@ -200,7 +200,8 @@ public final class DeviceIngress: @unchecked Sendable {
         }
         let frames = Array(message.frames.dropFirst(route.count))
         let sender = message.userId.flatMap { key in state.withLock { $0.owners[key] } }
-        let lane = sender ?? "connection " + identity.map { String($0, radix: 16) }.joined()
+        let hex: String = identity.map { byte -> String in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        let lane = sender ?? "connection " + hex
         let first = state.withLock { s -> Bool in
             if s.lanes[lane] != nil { s.lanes[lane]!.append((route, frames)); return false }
             s.lanes[lane] = []

@@ -80,7 +80,8 @@ public struct CallStatistics: Sendable, Hashable {
 /// retries with backoff, the caller's absolute deadline and a per-attempt timeout.
 ///
 /// For each attempt: the deadline (less `nextHopMargin`) must not have passed; the breaker must
-/// admit it, or the call fails fast with `.unavailable("circuit open")`; the attempt gets the
+/// admit it, or the call fails fast with `.unavailable("circuit open")` (with the earlier
+/// attempt's error instead when one may have reached the callee: its outcome stays unknown); the attempt gets the
 /// sooner of that deadline and `now + circuitBreaker.timeout`; its outcome is reported to the
 /// breaker; on error the retry policy decides whether to wait and try again. The transport that
 /// runs the attempt enforces the deadline it is given; this type only decides and waits through
