@@ -650,7 +650,11 @@ public struct DeadLetters: Codable, Sendable, Hashable {
         }
     }
     public var letters: [Letter]
-    public init(letters: [Letter]) { self.letters = letters }
+    /// How many dead letters there are in all (of the group asked for), `letters` being at most
+    /// the limit asked for: a script could not tell a list cut short. Optional: a bus of an
+    /// earlier build does not send it.
+    public var total: Int?
+    public init(letters: [Letter], total: Int? = nil) { self.letters = letters; self.total = total }
 }
 
 /// Operator → bus: put a group's dead letters (all, or those at the given log positions) back in

@@ -121,6 +121,9 @@ struct Events: AsyncParsableCommand {
             for letter in letters.letters {
                 print("\(letter.group)\tseq \(letter.sequence)\t\(letter.eventType) \(letter.eventId)\t\(letter.attempts) attempts\t\(letter.lastError ?? "")")
             }
+            if let total = letters.total, total > letters.letters.count {
+                print("… \(total - letters.letters.count) more (\(total) in all; --limit shows more)")
+            }
         }
     }
 

@@ -148,6 +148,12 @@ import Testing
 
         // Requeued by position: one that is a dead letter and one that is not. The second was
         // passed over without a word ("requeued 1 dead letters").
+        // A list cut short by --limit says how many there are in all (a script could not tell).
+        let two = try await runErp(["events", "dead-letters", run.out + "/db", "--json", "--limit", "2"])
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(two.output.utf8)) as? [String: Any])
+        #expect((listed["letters"] as? [Any])?.count == 2 && listed["total"] as? Int == dead, "\(two.output)")
+        let short = try await runErp(["events", "dead-letters", run.out + "/db", "--limit", "2"])
+        #expect(short.output.contains("… \(dead - 2) more (\(dead) in all; --limit shows more)"), "\(short.output)")
         let letters = try await runErp(["events", "dead-letters", run.out + "/db", "--group", "notification"])
         let firstLine = try #require(letters.output.split(separator: "\n").first { $0.hasPrefix("notification\tseq ") })
         let seq = try #require(firstLine.split(separator: "\t")[1].split(separator: " ").last.map(String.init))

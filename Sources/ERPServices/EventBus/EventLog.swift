@@ -34,11 +34,13 @@ public enum EventLog {
             FROM delivery d JOIN event e ON e.seq = d.seq
             WHERE d.status = 'dead' AND (? IS NULL OR d.consumerGroup = ?) ORDER BY d.seq, d.consumerGroup LIMIT ?
             """, arguments: group, group, max(0, min(limit, 10_000)))
+        let total = try Int.fetchOne(db, cached: "SELECT COUNT(*) FROM delivery WHERE status = 'dead' AND (? IS NULL OR consumerGroup = ?)",
+                                     arguments: group, group) ?? 0
         return DeadLetters(letters: rows.map { row in
             let envelope = try? JSONCoding.decode(EventEnvelope.self, from: row["envelope"] as String)
             return DeadLetters.Letter(group: row["g"], sequence: row["seq"], eventId: row["id"], eventType: envelope?.eventType ?? "undecodable",
                                       attempts: row["a"], lastError: row["e"])
-        })
+        }, total: total)
     }
 
     /// Puts `group`'s dead letters (all, or those at `sequences`) back in its queue; says how many,
