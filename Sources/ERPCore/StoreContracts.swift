@@ -369,6 +369,8 @@ extension GetDeviceReport: GatewayExposed {
 /// Every method the ERP's services serve, by name: what a scenario's `network.serviceTime` may
 /// name (a misspelt method there was a latency nobody ever waited for).
 public enum ServiceMethods {
+    /// Each request's method, and for one a client sends through the gateway its relay there
+    /// too (`gateway.vm.vend`, `Relayed`).
     public static let all: [String] = ([
         PlaceOrder.self, FetchOrder.self, CreateOrder.self, GetOrder.self, CheckStock.self, ReserveStock.self, ReleaseStock.self,
         ProcessPayment.self, RefundPayment.self, ProviderCharge.self, ProviderRefund.self, GetProduct.self, ReportDevice.self,
@@ -376,5 +378,9 @@ public enum ServiceMethods {
         GetDeviceReport.self, AppendEvents.self, DeliverEvents.self, ReplayGroup.self, ListDeadLetters.self, RequeueDeadLetters.self,
         ListProducts.self, ListShops.self, CreateCampaign.self, ListCampaigns.self, QuotePrices.self, Vend.self, GetVend.self,
         VendingMachineOperation.self, SellStock.self,
-    ] as [any RPCRequest.Type]).map { $0.method }.sorted()
+    ] as [any RPCRequest.Type]).flatMap { type in
+        [type.method] + ((type as? any GatewayExposed.Type).map { [relayMethod($0)] } ?? [])
+    }.sorted()
+
+    private static func relayMethod<Inner: GatewayExposed>(_: Inner.Type) -> String { Relayed<Inner>.method }
 }

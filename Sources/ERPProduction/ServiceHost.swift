@@ -79,8 +79,12 @@ public struct ServiceHost: Service {
     static func reloadKeys(service: ServiceName, topology: Topology, keys: KeyStore, serviceKeys: [ServiceName: String],
                            authenticator: ZAPAuthenticator, transport: ZeroMQTransport, ingress: DeviceIngress?,
                            devices: [Fixtures.Device], logger: Logger) {
+        let current: Topology
+        do { current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path) } catch {
+            logger.error("keys not reloaded, the keys in force stay: \(error)")
+            return
+        }
         do {
-            let current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path)
             let changed = serviceKeys.keys.sorted { $0.rawValue < $1.rawValue }.filter { (try? keys.publicKey(of: $0)) != serviceKeys[$0] }
             if !changed.isEmpty {
                 logger.warning("the key pairs of \(changed.map(\.rawValue).joined(separator: ", ")) changed on disk: a service's own keys take effect when erp up restarts every service; the running ones stay")
@@ -97,10 +101,8 @@ public struct ServiceHost: Service {
         }
         // The device registry on its own: a client key file that stops the reload above does not
         // keep a device revoked on disk admitted, and a bad device file leaves out that device only.
-        guard let ingress else { return }
+        guard let ingress, let folder = current.deviceKeyDirectory else { return }
         do {
-            let current = topology.path.isEmpty ? topology : try Topology.load(path: topology.path)
-            guard let folder = current.deviceKeyDirectory else { return }
             let registry = DeviceIngress.registry(in: folder, devices: devices)
             for problem in registry.problems { logger.error("device key left out: \(problem)") }
             try ingress.replaceKeys(registry.keys)

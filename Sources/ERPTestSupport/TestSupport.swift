@@ -39,6 +39,16 @@ public func scratchDirectory(_ label: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("erp-\(label)-\(UInt64.random(in: 0...UInt64.max))").path
 }
 
+/// A scratch folder holding `yaml` as the scenario file `s.yaml`, `FIXTURES` in it replaced by
+/// the library's fixtures file: a test's own scenario, run with `runErp(["run", file, …])`.
+public func scenarioFile(_ label: String, _ yaml: String) throws -> (file: String, directory: String) {
+    let directory = scratchDirectory(label)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let file = directory + "/s.yaml"
+    try yaml.replacingOccurrences(of: "FIXTURES", with: packageRoot + "/fixtures/retail.json").write(toFile: file, atomically: true, encoding: .utf8)
+    return (file, directory)
+}
+
 /// Runs `scenario` in simulation (its own seed unless given) and returns the summary; the report
 /// folder is removed afterwards. The world computes on a thread of its own.
 public func runInSimulation(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {

@@ -136,7 +136,7 @@ struct ScenarioBench: AsyncParsableCommand {
         let cpuBefore = ProcessUsage.now()
         let started = ContinuousClock.now
         // What `erp run` takes to run the same (the report kept with --out names it).
-        let reproduce = "\(erpCommand) run \(scenario) --seed \(seed)" + (duration.map { " --duration \($0)" } ?? "") + (rate.map { " --rate \($0)" } ?? "")
+        let reproduce = erpCommandLine(["run", scenario, "--seed", "\(seed)"] + (duration.map { ["--duration", $0] } ?? []) + (rate.map { ["--rate", "\($0)"] } ?? []))
         let summary = try await simulate(loaded, seed: seed, fixtures: fixtures, into: out, reproduce: reproduce,
                                          filesOnDisk: filesOnDisk)
         let wall = (ContinuousClock.now - started).seconds
@@ -356,7 +356,7 @@ struct E2EBench: AsyncParsableCommand {
         let scenarioPath = directory + "/scenario.yaml"
         try ScenarioWriter.yaml(scenario, header: ["Written by erp bench e2e"]).write(toFile: scenarioPath, atomically: true, encoding: .utf8)
         let (summary, backend) = try await runOverZeroMQ(scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: fixtures,
-                                                         seed: 1, into: directory, reproduce: "\(erpCommand) run \(scenarioPath) --mode zmq",
+                                                         seed: 1, into: directory, reproduce: erpCommandLine(["run", scenarioPath, "--mode", "zmq"]),
                                                          synchronous: synchronous)
         let orders = summary.orders.submitted
         var perService: [String: Double] = [:]

@@ -55,7 +55,7 @@ struct Calibrate: AsyncParsableCommand {
         do {
             (real, zmq) = try await runOverZeroMQ(measured, scenarioPath: URL(fileURLWithPath: scenario).standardizedFileURL.path,
                                                   fixturesPath: fixturesPath, fixtures: fixtures, seed: seed, into: realDirectory,
-                                                  reproduce: "\(erpCommand) run \(scenario) --mode zmq --duration \(duration)", log: log)
+                                                  reproduce: erpCommandLine(["run", scenario, "--mode", "zmq", "--duration", duration]), log: log)
         } catch { throw fail("the ZeroMQ run failed: \(error)") }
 
         // 2. The fit, written as a scenario and read back (the file is what the simulation runs).
@@ -93,7 +93,7 @@ struct Calibrate: AsyncParsableCommand {
 
     private func simulation(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, path: String) async throws -> RunSummary {
         do {
-            return try await simulate(scenario, seed: seed, fixtures: fixtures, into: directory, reproduce: "\(erpCommand) run \(path) --seed \(seed)")
+            return try await simulate(scenario, seed: seed, fixtures: fixtures, into: directory, reproduce: erpCommandLine(["run", path, "--seed", "\(seed)"]))
         } catch { throw fail("the simulation of \(path) failed: \(error)") }
     }
 

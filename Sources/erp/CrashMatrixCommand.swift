@@ -120,7 +120,7 @@ struct CrashMatrix: AsyncParsableCommand {
             let summary: RunSummary
             do {
                 summary = try await runOverZeroMQ(scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: fixtures,
-                                                  seed: scenario.seed, into: directory, reproduce: "\(erpCommand) run \(scenarioPath) --mode zmq").summary
+                                                  seed: scenario.seed, into: directory, reproduce: erpCommandLine(["run", scenarioPath, "--mode", "zmq"])).summary
             } catch {
                 print("  could not run: \(error)")
                 cells.append(Cell(name: entry.name, fault: entry.fault.summaryText, invariantsPass: false, failed: ["run failed: \(error)"],

@@ -157,7 +157,7 @@ struct Run: AsyncParsableCommand {
         if checkDeterminism, mode != .simulation { throw failure("--check-determinism compares traces: simulation only, not --mode \(mode.rawValue)") }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
-        var reproduce = [erpCommand, "run", shellQuoted(loaded.path.isEmpty ? scenario : loaded.path)]
+        var reproduce = ["run", loaded.path.isEmpty ? scenario : loaded.path]
         if let duration {
             let chaos: Duration
             switch chaosDuration(duration) {
@@ -166,7 +166,7 @@ struct Run: AsyncParsableCommand {
             }
             // Real processes' heal phase waits for the flows still going (ZeroMQBackend.runHealPhase).
             loaded = loaded.scaled(toChaos: chaos, keepingHealFloor: mode == .simulation)
-            reproduce += ["--duration", shellQuoted(duration)]
+            reproduce += ["--duration", duration]
         }
         if let rate {
             if let problem = Scenario.Limits.rateProblem(rate, over: loaded.duration) { throw failure("--rate \(problem)") }
@@ -202,7 +202,7 @@ struct Run: AsyncParsableCommand {
             let backend: any ScenarioBackend
             switch mode {
             case .zmq:
-                let zmq = ZeroMQBackend(scenario: loaded, scenarioPath: absolute(scenario), fixturesPath: absolute(fixturesPath),
+                let zmq = ZeroMQBackend(scenario: loaded, scenarioPath: absolutePath(scenario), fixturesPath: absolutePath(fixturesPath),
                                         outputDirectory: partial, executable: erpExecutable)
                 if !log { zmq.log = { _ in } }
                 backend = zmq
@@ -226,7 +226,7 @@ struct Run: AsyncParsableCommand {
                 return "the first run's report is kept in \(out); the second run was stopped, nothing compared"
             } : nil
             let runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,
-                                        reproduce: reproduce.joined(separator: " "))
+                                        reproduce: erpCommandLine(reproduce))
             summary = try await runner.run(on: backend)
         } catch {
             // No half-written report: what the failed run wrote goes away with it.
@@ -260,10 +260,6 @@ struct Run: AsyncParsableCommand {
         // A broken invariant is the graver finding: it decides the status when liveness failed too.
         let status = summary.verdictExitStatus
         if status != 0 { throw ExitCode(status) }
-    }
-
-    private func absolute(_ path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.path
     }
 
     private func failure(_ message: String) -> Error {
@@ -470,7 +466,6 @@ struct Up: ParsableCommand {
         for service in loaded.services {
             if let m = loaded.metricsAddresses[service] { print("\(service) metrics: http://\(m.host):\(m.port)/metrics") }
         }
-        fflush(nil)   // a log file should have these lines now, not when erp up ends
         stop.wait()
         print("stopping every service")
         supervisor.stop()

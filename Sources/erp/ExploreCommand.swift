@@ -182,8 +182,8 @@ struct Explore: AsyncParsableCommand {
                 : state.wasReplaced ? "the erp binary changed under the run (rebuilt?), so no more seeds were started" : "time budget spent"
             print("\(why); to run the rest: " + notRun.sorted { $0.key < $1.key }.map { name, seeds in
                 let path = named.first { $0.name == name }!.path
-                let workers: String = self.jobs.map { " --jobs \($0)" } ?? ""
-                return "\(erpCommand) explore \(shellQuoted(path)) --seeds \(seeds.replacingOccurrences(of: " ", with: ""))\(experimentFlags)\(workers)"
+                let workers: [String] = self.jobs.map { ["--jobs", "\($0)"] } ?? []
+                return erpCommandLine(["explore", path, "--seeds", seeds.replacingOccurrences(of: " ", with: "")] + experimentFlags + workers)
             }.joined(separator: "; "))
         }
         if state.wasInterrupted { throw ExitCode(130) }
@@ -203,15 +203,15 @@ struct Explore: AsyncParsableCommand {
     }
 
     /// The options each `erp run` is given, as a seed's reproduce command repeats them.
-    private var runFlags: String {
-        (mode != .simulation ? " --mode \(mode.rawValue)" : "") + (duration.map { " --duration \($0)" } ?? "")
-            + defects.map { " --defect \($0)" }.joined()
+    private var runFlags: [String] {
+        (mode != .simulation ? ["--mode", mode.rawValue] : []) + (duration.map { ["--duration", $0] } ?? [])
+            + defects.flatMap { ["--defect", $0] }
     }
 
     /// The options that make the experiment what it is, as a resume command must repeat them (a
     /// resumed --mix run draws from the first run's files, not from the one scenario it resumes).
-    private var experimentFlags: String {
-        runFlags + (swarm ? " --swarm" : "") + (mix ? " --mix --mix-from " + vocabularyPaths.joined(separator: ",") : "")
+    private var experimentFlags: [String] {
+        runFlags + (swarm ? ["--swarm"] : []) + (mix ? ["--mix", "--mix-from", vocabularyPaths.joined(separator: ",")] : [])
     }
 
     private func workerCount() -> Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -232,9 +232,7 @@ struct Explore: AsyncParsableCommand {
                                            fixturesPath: fixtures)
             try? yaml.write(toFile: scenarioPath, atomically: true, encoding: .utf8)
         }
-        var arguments = ["run", scenarioPath, "--seed", "\(job.seed)", "--out", directory, "--mode", mode.rawValue]
-        if let duration { arguments += ["--duration", duration] }
-        arguments += defects.flatMap { ["--defect", $0] }
+        let arguments = ["run", scenarioPath, "--seed", "\(job.seed)", "--out", directory] + runFlags
         let log = directory + ".log"
         // A log that cannot be made (a full disk) costs the seed its log, not its run, and its
         // output does not spill into the progress line.
@@ -266,7 +264,7 @@ struct Explore: AsyncParsableCommand {
         }
         var seed = ExploreSummary.Seed(scenario: job.scenario, seed: job.seed, exitStatus: status, failedInvariants: [], expectationFailures: [],
                                        wallSeconds: 0, traceHash: nil,
-                                       reproduce: "\(erpCommand) run \(shellQuoted(scenarioPath)) --seed \(job.seed)" + runFlags,
+                                       reproduce: erpCommandLine(["run", scenarioPath, "--seed", "\(job.seed)"] + runFlags),
                                        report: directory)
         if let data = FileManager.default.contents(atPath: directory + "/summary.json"),
            let summary = try? JSONDecoder().decode(RunSummary.self, from: data) {
@@ -289,7 +287,7 @@ struct Explore: AsyncParsableCommand {
             if swarm {
                 try? FileManager.default.removeItem(atPath: scenarioPath)
                 // Its drawn file is gone with its report: the command that draws it again.
-                seed.reproduce = "\(erpCommand) explore \(shellQuoted(job.scenarioPath)) --seeds \(job.seed) --keep-passing" + experimentFlags
+                seed.reproduce = erpCommandLine(["explore", job.scenarioPath, "--seeds", "\(job.seed)", "--keep-passing"] + experimentFlags)
             }
             seed.report = nil
         }

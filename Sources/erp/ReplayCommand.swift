@@ -70,7 +70,7 @@ func rerun(_ summary: RunSummary, into directory: String) async throws -> String
     try freshDirectory(directory)
     let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
     let runner = ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,
-                                reproduce: "\(erpCommand) run \(scenarioPath) --seed \(seed)")
+                                reproduce: erpCommandLine(["run", scenarioPath, "--seed", "\(seed)"]))
     _ = try await runner.run(on: backend)
     return directory
 }

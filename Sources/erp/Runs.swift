@@ -150,6 +150,12 @@ func shellQuoted(_ word: String) -> String {
 /// with it, so that it runs as printed.
 let erpCommand = shellQuoted(CommandLine.arguments.first ?? "erp")
 
+/// A command line of this tool (`words` after the binary) as a shell reads it back: what every
+/// reproduce and resume command prints, each word quoted where it must be.
+func erpCommandLine(_ words: [String]) -> String {
+    ([erpCommand] + words.map(shellQuoted)).joined(separator: " ")
+}
+
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,
               filesOnDisk: Bool = false) async throws -> RunSummary {

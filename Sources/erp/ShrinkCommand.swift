@@ -164,13 +164,13 @@ struct Shrink: AsyncParsableCommand {
         // The proof: the written file, loaded and run afresh.
         let proof = try ScenarioLoader.load(path: minimal)
         let proven = try await simulate(proof, seed: summary.seed, fixtures: fixtures, into: out + "/run",
-                                        reproduce: "\(erpCommand) run \(minimal) --seed \(summary.seed)")
+                                        reproduce: erpCommandLine(["run", minimal, "--seed", "\(summary.seed)"]))
         guard proven.invariants[target] == .fail else { throw fail("the written \(minimal) no longer breaks \(target)") }
         let after = Self.size(best)
         print("before: \(before)")
         print("after:  \(after)")
         print("\(target) still fails: \(proven.violations.first { $0.invariant == target }?.example ?? "")")
-        print("minimal scenario: \(minimal)  (reproduce: \(erpCommand) run \(minimal) --seed \(summary.seed))")
+        print("minimal scenario: \(minimal)  (reproduce: \(erpCommandLine(["run", minimal, "--seed", "\(summary.seed)"])))")
     }
 
     static func size(_ s: Scenario) -> String {

@@ -127,7 +127,7 @@ struct Soak: AsyncParsableCommand {
         var sampler: Task<[Sample], Never>?
         let (summary, backend) = try await runOverZeroMQ(
             scenario, scenarioPath: scenarioPath, fixturesPath: fixturesPath, fixtures: loaded, seed: 1, into: runDirectory,
-            reproduce: "\(erpCommand) run \(scenarioPath) --mode zmq", synchronous: mode
+            reproduce: erpCommandLine(["run", scenarioPath, "--mode", "zmq"]), synchronous: mode
         ) { backend in
             sampler = Task {
                 var samples: [Sample] = []

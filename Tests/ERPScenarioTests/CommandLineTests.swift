@@ -261,26 +261,10 @@ import Testing
         let dir = try scratch("interrupt")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + "/long"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: erpBinary)
-        process.arguments = ["run", "scenarios/happy-path.yaml", "--duration", "600s", "--out", out]
-        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        var waited = 0
         // Well into the run (its trace growing), not at its start, before the handler is set.
-        func traceBytes() -> Int { ((try? FileManager.default.attributesOfItem(atPath: out + ".partial/trace.log"))?[.size] as? Int) ?? 0 }
-        while traceBytes() < 100_000 && waited < 600 {
-            try await Task.sleep(for: .milliseconds(100))
-            waited += 1
-        }
-        #expect(waited < 600, "the run never started writing")
-        process.interrupt()
-        process.waitUntilExit()
-        let said = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 130, "\(said)")
+        let (status, said) = try await interrupt(["run", "scenarios/happy-path.yaml", "--duration", "600s", "--out", out],
+                                                 once: out + ".partial/trace.log", holds: 100_000, within: .seconds(60))
+        #expect(status == 130, "\(said)")
         #expect(said.contains("interrupted; no report kept"), "\(said)")
         #expect(!FileManager.default.fileExists(atPath: out + ".partial") && !FileManager.default.fileExists(atPath: out))
     }
@@ -292,28 +276,32 @@ import Testing
         let dir = try scratch("interrupt-determinism")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + "/run"
+        let (status, said) = try await interrupt(["run", "scenarios/happy-path.yaml", "--duration", "300s", "--check-determinism", "--out", out],
+                                                 once: out + "/replay.partial/trace.log", holds: 100_000, within: .seconds(180))
+        #expect(status == 130, "\(said)")
+        #expect(said.contains("the first run's report is kept in \(out); the second run was stopped"), "\(said)")
+        #expect(FileManager.default.fileExists(atPath: out + "/summary.json"))
+        #expect(!FileManager.default.fileExists(atPath: out + "/replay.partial") && !FileManager.default.fileExists(atPath: out + "/replay"))
+    }
+
+    /// Starts erp with `arguments`, sends it SIGINT once `file` holds `bytes`, and returns its exit
+    /// status and what it wrote to standard error.
+    private func interrupt(_ arguments: [String], once file: String, holds bytes: Int, within: Duration) async throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: erpBinary)
-        process.arguments = ["run", "scenarios/happy-path.yaml", "--duration", "300s", "--check-determinism", "--out", out]
+        process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        func secondRunBytes() -> Int { ((try? FileManager.default.attributesOfItem(atPath: out + "/replay.partial/trace.log"))?[.size] as? Int) ?? 0 }
-        var waited = 0
-        while secondRunBytes() < 100_000 && waited < 1_800 {
-            try await Task.sleep(for: .milliseconds(100))
-            waited += 1
-        }
-        #expect(waited < 1_800, "the second run never started writing")
+        func size() -> Int { ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0 }
+        let deadline = ContinuousClock.now + within
+        while size() < bytes && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(size() >= bytes, "\(file) never held \(bytes) bytes")
         process.interrupt()
         process.waitUntilExit()
-        let said = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 130, "\(said)")
-        #expect(said.contains("the first run's report is kept in \(out); the second run was stopped"), "\(said)")
-        #expect(FileManager.default.fileExists(atPath: out + "/summary.json"))
-        #expect(!FileManager.default.fileExists(atPath: out + "/replay.partial") && !FileManager.default.fileExists(atPath: out + "/replay"))
+        return (process.terminationStatus, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
     }
 
     /// `erp events requeue DIR` beside a running bus said "requeued 1 dead letters" and nothing

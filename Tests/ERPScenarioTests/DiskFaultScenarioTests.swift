@@ -50,16 +50,12 @@ import Testing
     /// Here the order service's writes fail for 14 s while sagas wait on a slow provider: the
     /// old loop logged 2,369 failed writes, the backoff about 20.
     @Test func aSagaWhoseWritesFailBacksOff() async throws {
-        let dir = scratchDirectory("saga-disk")
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let scenario = dir + "/disk-during-slow-payment.yaml"
-        try """
+        let (scenario, dir) = try scenarioFile("saga-disk", """
             name: disk-during-slow-payment
             seed: 1
             duration: 20s
             heal: 60s
-            fixtures: \(packageRoot)/fixtures/retail.json
+            fixtures: FIXTURES
             workload:
               orders:
                 rate: 10
@@ -68,7 +64,8 @@ import Testing
             faults:
               - {at: 4s, providerDelay: 4s, for: 10s}
               - {at: 5s, diskErrors: order, for: 14s}
-            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try await runErp(["run", scenario, "--log", "--out", dir + "/out"])
         #expect(result.status == 0, "\(result.output.suffix(2_000))")
         let failedWrites = result.output.split(separator: "\n").filter { $0.contains("cannot persist") || $0.contains("cannot finish") }.count
@@ -81,22 +78,19 @@ import Testing
     /// scenario and seed had another trace hash under another `--out`, and `--check-determinism`
     /// and `erp replay` reported a divergence that was not one.
     @Test func theTraceDoesNotDependOnTheRunsFolder() async throws {
-        let dir = scratchDirectory("trace-place")
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let scenario = dir + "/restart-into-full-disk.yaml"
-        try """
+        let (scenario, dir) = try scenarioFile("trace-place", """
             name: restart-into-full-disk
             seed: 3
             duration: 8s
             heal: 30s
-            fixtures: \(packageRoot)/fixtures/retail.json
+            fixtures: FIXTURES
             workload:
               orders: {rate: 5}
             faults:
               - {at: 2s, diskFull: report, for: 3s}
               - {at: 3s, diskLoss: report, restartAfter: 500ms}
-            """.write(toFile: scenario, atomically: true, encoding: .utf8)
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = try await runErp(["run", scenario, "--out", dir + "/a"])
         let b = try await runErp(["run", scenario, "--out", dir + "/somewhere/else"])
         func hash(_ output: String) -> Substring? { output.split(separator: "\n").first { $0.hasPrefix("trace hash: ") } }

@@ -6,11 +6,8 @@ import Testing
 /// What the reports count when a run goes badly: found by a scenario author's trial (2026-12-06).
 @Suite struct ReportCountTests {
     private func runFile(_ label: String, _ yaml: String) async throws -> (output: String, status: Int32, out: String, cleanup: @Sendable () -> Void) {
-        let dir = scratchDirectory("report-\(label)")
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try yaml.replacingOccurrences(of: "FIXTURES", with: packageRoot + "/fixtures/retail.json")
-            .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
-        let result = try await runErp(["run", dir + "/s.yaml", "--out", dir + "/out"])
+        let (file, dir) = try scenarioFile("report-\(label)", yaml)
+        let result = try await runErp(["run", file, "--out", dir + "/out"])
         return (result.output, result.status, dir + "/out", { try? FileManager.default.removeItem(atPath: dir) })
     }
 

@@ -41,6 +41,10 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
         #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
         // Per call too: every reservation the sagas made, timed from the caller's side.
         #expect((summary.latency["rpc inventory.reserveStock"]?.count ?? 0) >= summary.orders.accepted - summary.orders.cancelled)
+        // Every method called is one a scenario's `network.serviceTime` may name (the loader
+        // checks names against `ServiceMethods.all`, a list kept by hand).
+        let called = summary.latency.keys.filter { $0.hasPrefix("rpc ") }.map { String($0.dropFirst(4)) }
+        #expect(!called.isEmpty && called.allSatisfy(ServiceMethods.all.contains), "not in ServiceMethods.all: \(called.filter { !ServiceMethods.all.contains($0) })")
     }
 
     /// Real processes, 4 s of chaos (the schedule scaled to it). The expectations' counts are

@@ -7,6 +7,36 @@ import Testing
 @Suite struct OrderSagaTests {
     static let none = PlantedDefects()
 
+    /// Every reason the table can write is one `CancelReasons` knows, which the scenario loader
+    /// checks `expect.cancelReasons` against: a reason added to the table and not to the list
+    /// would make scenarios expecting it refused.
+    @Test func everyReasonTheTableWritesIsAKnownCancelReason() {
+        let errors: [RPCError] = [.deadlineExceeded, .unavailable("x"), .overloaded(retryAfterMilliseconds: nil), .unauthenticated,
+                                  .rejected(code: "out_of_stock", message: ""), .rejected(code: "bad_request", message: "")]
+        let answers: [SagaAnswer] = [.reserved, .notReserved, .declined(reason: nil), .declined(reason: "insufficient_funds"),
+                                     .declined(reason: "voided"), .completed]
+        let results: [SagaStepResult] = [.notSent, .unknown(nil)] + errors.map { .refused($0) } + errors.map { .unknown($0) }
+            + answers.map { .answered($0) } + [.answered(.paid)]
+        var written: Set<String> = []
+        for step in SagaStep.allCases where step != .done {
+            for result in results {
+                // A payment answers paid or declined; any other answer to it traps by design.
+                if step == .pay, case .answered(let answer) = result {
+                    switch answer {
+                    case .paid, .declined: break
+                    default: continue
+                    }
+                }
+                switch OrderSaga.decide(step, result, reason: nil, defects: Self.none) {
+                case .advance(_, let reason?), .finish(.cancelled, let reason?): written.insert(reason)
+                default: break
+                }
+            }
+        }
+        #expect(written.count >= 8, "\(written.sorted())")
+        #expect(written.filter { !CancelReasons.isKnown($0) }.isEmpty, "unknown to CancelReasons: \(written.filter { !CancelReasons.isKnown($0) }.sorted())")
+    }
+
     @Test(arguments: [
         // reserve
         (SagaStep.reserve, SagaStepResult.notSent, nil as String?, SagaDecision.finish(.cancelled, reason: "inventory_unavailable")),
