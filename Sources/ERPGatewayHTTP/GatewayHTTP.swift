@@ -107,6 +107,15 @@ public struct GatewayHTTP: Sendable {
     }
 
     static let correlationHeader = HTTPField.Name("X-Correlation-Id")!
+
+    /// The request's `X-Correlation-Id` when it is one a route would accept, for answers given
+    /// before any route (nil otherwise: a route would have refused it, and no id is made for a
+    /// request that reaches no service).
+    static func echoedCorrelationId(of request: Request) -> String? {
+        guard let given = request.headers[correlationHeader], !given.isEmpty,
+              CallMetadata.correlationIdProblem(given) == nil else { return nil }
+        return given
+    }
     static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
     static let apiKeyHeader = HTTPField.Name("X-API-Key")!
 
@@ -613,8 +622,10 @@ struct UnroutedAnswer: RouterMiddleware {
         } catch let error as HTTPError where error.status == .notFound {
             let answer = answer(request.method, request.uri.path)
             answered(answer, ContinuousClock.now - started)
-            // To HEAD too: the HTTP/1 encoder sends no body after a HEAD answer.
-            return answer.response(correlationId: nil)
+            // To HEAD too: the HTTP/1 encoder sends no body after a HEAD answer. The client's
+            // correlation id comes back as it does from a route, so that a client logging by it
+            // finds its 404 too.
+            return answer.response(correlationId: GatewayHTTP.echoedCorrelationId(of: request))
         }
     }
 }

@@ -227,6 +227,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// Answers `Expect: 100-continue` with an interim 100 (below), and checks the Host field.
 /// RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without a Host header field, and
 /// to any request with more than one or with an invalid one (two hosts are how a request is
 /// routed one way by a proxy and another way behind it). Sits in front of the conversion to HTTP
@@ -255,6 +256,15 @@ final class HostFieldCheck: ChannelInboundHandler, RemovableChannelHandler {
             nil
         }
         if let problem { head.headers.add(name: Self.problemField, value: problem) }
+        // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` waits for an interim 100
+        // before its body (curl a second, then sends it anyway; others longer). Every request
+        // this server reads it reads whole, so the answer is always "go on"; a request refused
+        // before its body (a declared length past the limit) gets its final answer after it, and
+        // the connection closes. An HTTP/1.0 request's expectation is ignored, as the RFC says.
+        if problem == nil, head.version.major == 1, head.version.minor >= 1,
+           head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 

@@ -255,6 +255,21 @@ let orderJSON = #"{"userId":"user_001","shopId":"shop_malmo","items":[{"productI
                 #expect(response.status == .methodNotAllowed)
                 #expect(response.headers[.allow] == "POST")
             }
+            // The client's correlation id comes back on these as on a route's answer; one a route
+            // would refuse does not.
+            let correlation = HTTPField.Name("X-Correlation-Id")!
+            try await client.execute(uri: "/nothing/here", method: .get, headers: [correlation: "trace-404"]) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[correlation] == "trace-404")
+            }
+            try await client.execute(uri: "/orders", method: .get, headers: [correlation: "trace-405"]) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[correlation] == "trace-405")
+            }
+            try await client.execute(uri: "/nothing/here", method: .get, headers: [correlation: String(repeating: "x", count: 500)]) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[correlation] == nil)
+            }
             // A route's own 404 (an unknown order) is still the route's answer.
             try await client.execute(uri: "/orders/order_9", method: .get, headers: [HTTPField.Name("X-API-Key")!: "secret"]) { response in
                 #expect(response.status == .notFound)

@@ -309,6 +309,30 @@ final class RawConnection {
         }
     }
 
+    /// A client that sends `Expect: 100-continue` and waits for the interim answer before its
+    /// body gets it at once (without it curl waited a second per order), and then the order's
+    /// answer on the same connection; an HTTP/1.0 request's expectation is not answered.
+    @Test func anExpectationOfContinueIsAnsweredBeforeTheBody() async throws {
+        try await app(limits: HTTPServerLimits()).test(.live) { client in
+            let port = try #require(client.port)
+            let connection = try RawConnection(port: port)
+            connection.send(Self.orderHead + "Expect: 100-continue\r\nContent-Length: \(orderJSON.utf8.count)\r\n\r\n")
+            let interim = await connection.readUntilClosed(within: .milliseconds(500))
+            #expect(interim.text == "HTTP/1.1 100 Continue\r\n\r\n", "\(interim.text)")
+            connection.send(orderJSON)
+            let final = await connection.readUntilClosed(within: .milliseconds(1_000))
+            #expect(final.text.hasPrefix("HTTP/1.1 201"), "\(final.text)")
+            #expect(!final.closed, "the connection is kept for the next request")
+
+            let old = try RawConnection(port: port)
+            old.send("POST /orders HTTP/1.0\r\nX-API-Key: secret\r\nExpect: 100-continue\r\nContent-Length: \(orderJSON.utf8.count)\r\n\r\n")
+            #expect(await old.readUntilClosed(within: .milliseconds(300)).text == "", "no interim answer to HTTP/1.0")
+            old.send(orderJSON)
+            let oldAnswer = await old.readUntilClosed(within: .seconds(1))
+            #expect(oldAnswer.text.hasPrefix("HTTP/1.1 201"), "\(oldAnswer.text)")
+        }
+    }
+
     /// HEAD is served wherever GET is, on the wire: GET's status and Content-Length, no body,
     /// and the connection goes on to the next request. Where only POST is served, 405.
     @Test func headIsServedWhereGetIs() async throws {
