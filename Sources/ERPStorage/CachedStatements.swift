@@ -222,9 +222,11 @@ extension Optional: SQLColumn where Wrapped: SQLColumn {
 /// One row of a query's result, copied out of the statement: its values by position, and the
 /// statement's column names (shared by every row of the statement, not copied).
 ///
-/// Read as GRDB's `Row` is read: `let status: String = row["status"]`, or `row[0]`; a missing
-/// column, or a NULL or mismatched value read as a non-optional type, is a programming error
-/// and stops the process, as it does with GRDB. Read optionals where NULL is possible.
+/// Read much as GRDB's `Row` is read, `let status: String = try row["status"]` or `try row[0]`, but
+/// a missing column, or a NULL or mismatched value read as a non-optional type, is an error
+/// thrown, not a trap: a database torn by a power loss can hold a NULL in a NOT NULL column (the
+/// outbox relay's read of one stopped the whole simulation with SIGILL), and what a service reads
+/// from its disk is input like any other. Read optionals where NULL is a legitimate value.
 public struct SQLRow: Sendable {
     public let columnNames: [String]
     public let values: [SQLValue]
@@ -244,16 +246,14 @@ public struct SQLRow: Sendable {
     }
 
     public subscript<Value: SQLColumn>(_ column: String) -> Value {
-        guard let index = index(of: column) else {
-            preconditionFailure("no column \(column) among \(columnNames)")
-        }
-        return self[index]
+        get throws { try decode(forColumn: column) }
     }
 
-    public subscript<Value: SQLColumn>(_ index: Int) -> Value { Value.required(values[index], column: columnNames[index]) }
+    public subscript<Value: SQLColumn>(_ index: Int) -> Value {
+        get throws { try decode(atIndex: index) }
+    }
 
-    /// Column `column`, or an error (not a trap) when it is missing or its value does not convert:
-    /// for values a request's answer is built from.
+    /// Column `column`, or an error (not a trap) when it is missing or its value does not convert.
     public func decode<Value: SQLColumn>(forColumn column: String) throws -> Value {
         guard let index = index(of: column) else {
             throw SQLRowDecodingError(description: "no column \(column) among \(columnNames)")
@@ -308,11 +308,19 @@ public struct SQLRowView {
         self.columnCount = Int(sqlite3_column_count(handle))
     }
 
-    /// Column `index` (0-based); a NULL or mismatched value read as a non-optional type is a
-    /// programming error, as with `SQLRow`.
+    /// Column `index` (0-based); a missing column, or a NULL or mismatched value read as a
+    /// non-optional type, is an error thrown, as with `SQLRow`.
     public subscript<Value: SQLColumn>(_ index: Int) -> Value {
-        precondition(index >= 0 && index < columnCount, "no column \(index) among \(columnCount)")
-        return Value.required(SQLValue(handle, CInt(index)), column: "\(index)")
+        get throws {
+            guard index >= 0 && index < columnCount else {
+                throw SQLRowDecodingError(description: "no column \(index) among \(columnCount)")
+            }
+            let value = SQLValue(handle, CInt(index))
+            guard let converted = Value(sqlValue: value) else {
+                throw SQLRowDecodingError(description: "column \(index) holds \(value), not \(Value.self)")
+            }
+            return converted
+        }
     }
 }
 
@@ -355,15 +363,6 @@ extension SQLColumn {
             return true
         }
         return values
-    }
-
-    /// `value` as `Self`, for a reader that has no way to say it cannot (a subscript): a NULL or
-    /// mismatched value is a programming error, as with GRDB's `Row`.
-    static func required(_ value: SQLValue, column: @autoclosure () -> String) -> Self {
-        guard let converted = Self(sqlValue: value) else {
-            preconditionFailure("column \(column()) holds \(value), not \(Self.self)")
-        }
-        return converted
     }
 
     private static func converted(_ value: SQLValue, _ sql: String) throws -> Self? {

@@ -28,16 +28,16 @@ public enum Outbox {
         var bytes = 0, cut = false
         try db.forEachRow(cached: "SELECT seq, eventId, envelope, length(CAST(envelope AS BLOB)) FROM outbox ORDER BY seq LIMIT ?", arguments: limit) { row in
             guard !cut else { return }
-            let size: Int = row[3]
+            let size: Int = try row[3]
             if !entries.isEmpty && bytes + size > byteCountMax { cut = true; return }
             bytes += size
-            let seq: Int64 = row[0]
-            if let memo, let envelope = memo.envelope(eventId: row[1]) {
+            let seq: Int64 = try row[0]
+            if let memo, let envelope = memo.envelope(eventId: try row[1]) {
                 entries.append(Entry(seq: seq, envelope: envelope))
                 return
             }
             do {
-                entries.append(Entry(seq: seq, envelope: try EventEnvelope.decode(fromText: row[2])))
+                entries.append(Entry(seq: seq, envelope: try EventEnvelope.decode(fromText: try row[2])))
             } catch {
                 throw StorageError.corrupt("outbox row \(seq): \(error)")
             }

@@ -174,15 +174,17 @@ public final class CampaignService: RetailService, @unchecked Sendable {
             try database.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM campaign \(filter) ORDER BY createdAt, campaignId" + (limit.map { " LIMIT \($0)" } ?? ""),
                                  arguments: arguments).map { row in
-                    let percentOff: Int = row["percentOff"]
+                    // Throwing reads (GRDB's subscript traps on a NULL), as every row a service reads.
+                    let percentOff: Int = try row.decode(forColumn: "percentOff")
+                    let campaignId: String = try row.decode(forColumn: "campaignId")
                     let products = try SQLRow.fetchAll(db, cached: "SELECT * FROM campaign_product WHERE campaignId = ? ORDER BY productId",
-                                                       arguments: row["campaignId"] as String).map { p in
-                        let list = Money(minorUnits: p["listPriceMinor"], currency: p["currency"])
-                        return Campaign.Product(productId: p["productId"], name: p["name"], listPrice: list,
+                                                       arguments: campaignId).map { p in
+                        let list = Money(minorUnits: try p["listPriceMinor"], currency: try p["currency"])
+                        return Campaign.Product(productId: try p["productId"], name: try p["name"], listPrice: list,
                                                 campaignPrice: list.discounted(percentOff: percentOff))
                     }
-                    return Campaign(campaignId: row["campaignId"], name: row["name"], percentOff: percentOff,
-                                    startsAt: row["startsAt"], endsAt: row["endsAt"], products: products)
+                    return Campaign(campaignId: campaignId, name: try row.decode(forColumn: "name"), percentOff: percentOff,
+                                    startsAt: try row.decode(forColumn: "startsAt"), endsAt: try row.decode(forColumn: "endsAt"), products: products)
                 }
             }
         }
@@ -214,7 +216,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
                     SELECT c.campaignId, c.percentOff, c.startsAt, c.endsAt, c.createdAt
                     FROM campaign_product p JOIN campaign c ON c.campaignId = p.campaignId WHERE p.productId = ?
                     """, arguments: productId).map { row in
-                    Offer(campaignId: row[0], percentOff: row[1], startsAt: row[2], endsAt: row[3], createdAt: row[4])
+                    Offer(campaignId: try row[0], percentOff: try row[1], startsAt: try row[2], endsAt: try row[3], createdAt: try row[4])
                 }
             }
         }

@@ -16,7 +16,7 @@ public enum EventLog {
     public static func replay(_ subscription: Subscription, fromSequence: Int64, now: Int64, in db: Database) throws -> Int {
         var queued = 0
         for row in try SQLRow.fetchAll(db, cached: "SELECT seq, topic FROM event WHERE seq >= ? ORDER BY seq", arguments: fromSequence) {
-            guard subscription.matches(row["topic"]) else { continue }
+            guard subscription.matches(try row["topic"]) else { continue }
             try db.execute(cached: """
                 INSERT INTO delivery (consumerGroup, seq, status, attempts, nextAttemptAt) VALUES (?, ?, 'pending', 0, ?)
                 ON CONFLICT (consumerGroup, seq) DO UPDATE SET status = 'pending', attempts = 0, nextAttemptAt = excluded.nextAttemptAt,
@@ -36,10 +36,10 @@ public enum EventLog {
             """, arguments: group, group, max(0, min(limit, 10_000)))
         let total = try Int.fetchOne(db, cached: "SELECT COUNT(*) FROM delivery WHERE status = 'dead' AND (? IS NULL OR consumerGroup = ?)",
                                      arguments: group, group) ?? 0
-        return DeadLetters(letters: rows.map { row in
-            let envelope = try? JSONCoding.decode(EventEnvelope.self, from: row["envelope"] as String)
-            return DeadLetters.Letter(group: row["g"], sequence: row["seq"], eventId: row["id"], eventType: envelope?.eventType ?? "undecodable",
-                                      attempts: row["a"], lastError: row["e"])
+        return DeadLetters(letters: try rows.map { row in
+            let envelope = try? JSONCoding.decode(EventEnvelope.self, from: try row["envelope"] as String)
+            return DeadLetters.Letter(group: try row["g"], sequence: try row["seq"], eventId: try row["id"], eventType: envelope?.eventType ?? "undecodable",
+                                      attempts: try row["a"], lastError: try row["e"])
         }, total: total)
     }
 

@@ -54,8 +54,8 @@ final class QueueHead: @unchecked Sendable {
         reads += 1
         if !loaded { entries.removeAll(keepingCapacity: true) }
         for row in rows {
-            let seq: Int64 = row[0]
-            entries.append(Entry(seq: seq, nextAttemptAt: row[1], envelope: row[2], event: recent?.event(at: seq)))
+            let seq: Int64 = try row[0]
+            entries.append(Entry(seq: seq, nextAttemptAt: try row[1], envelope: try row[2], event: recent?.event(at: seq)))
         }
         loaded = true
         complete = rows.count < wanted

@@ -140,16 +140,16 @@ public final class InventoryService: RetailService, @unchecked Sendable {
         let result: SaleResult = try storage {
             try database.write { db in
                 if let row = try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM sale WHERE saleId = ?", arguments: request.saleId) {
-                    if settings.defects.sellTwice && row["status"] == "sold" {
+                    if try settings.defects.sellTwice && row["status"] == "sold" {
                         // The planted defect: a repeated sale takes the units again.
                         try db.execute(cached: "UPDATE stock SET available = MAX(available - ?, 0), sold = sold + ? WHERE shopId = ? AND productId = ?",
                                        arguments: request.quantity, request.quantity, request.shopId, request.productId)
                     }
-                    return SaleResult(saleId: request.saleId, sold: row["status"] == "sold", reason: row["reason"])
+                    return try SaleResult(saleId: request.saleId, sold: row["status"] == "sold", reason: row["reason"])
                 }
                 let stock = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
                                                 arguments: request.shopId, request.productId)
-                let available: Int = stock?["available"] ?? 0
+                let available: Int = try stock?["available"] ?? 0
                 let refusal: String? = stock == nil ? "unknown_product" : available < request.quantity ? "out_of_stock" : nil
                 try db.execute(cached: "INSERT INTO sale (saleId, shopId, productId, quantity, status, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                arguments: request.saleId, request.shopId, request.productId, request.quantity, refusal == nil ? "sold" : "refused", refusal, now)
@@ -174,7 +174,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                     throw RPCError.rejected(code: "not_found", message: "no stock of \(request.productId) in \(request.shopId)")
                 }
                 return StockLevel(shopId: request.shopId, productId: request.productId,
-                                  available: row["available"], reserved: row["reserved"], sold: row["sold"])
+                                  available: try row["available"], reserved: try row["reserved"], sold: try row["sold"])
             }
         }
     }
@@ -190,7 +190,10 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             try database.write { db in
                 if let status = try String.fetchOne(db, cached: "SELECT status FROM reservation WHERE orderId = ?", arguments: request.orderId) {
                     if status == "rejected" { return .failure(.rejected(code: "out_of_stock", message: "order \(request.orderId) was refused stock")) }
-                    return .success(StockReservation(orderId: request.orderId, status: StockReservation.Status(rawValue: status)!))
+                    guard let known = StockReservation.Status(rawValue: status) else {
+                        throw StorageError.corrupt("reservation of \(request.orderId) has status \(status)")
+                    }
+                    return .success(StockReservation(orderId: request.orderId, status: known))
                 }
                 // Merge repeated products so a line cannot be counted twice against the same stock.
                 var wanted: [(productId: String, quantity: Int)] = []
@@ -202,13 +205,13 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 for line in wanted {
                     let row = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?",
                                                   arguments: request.shopId, line.productId)
-                    let available: Int = row?["available"] ?? 0
+                    let available: Int = try row?["available"] ?? 0
                     guard available >= line.quantity else {
                         try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'rejected', ?)",
                                        arguments: request.orderId, request.shopId, now.millisecondsSinceEpoch)
                         return .failure(.rejected(code: "out_of_stock", message: "\(line.productId): \(available) available, \(line.quantity) wanted"))
                     }
-                    levels.append((line.productId, line.quantity, available, row?["minimumStock"] ?? 0))
+                    levels.append((line.productId, line.quantity, available, try row?["minimumStock"] ?? 0))
                 }
                 try db.execute(cached: "INSERT INTO reservation (orderId, shopId, status, updatedAt) VALUES (?, ?, 'reserved', ?)",
                                arguments: request.orderId, request.shopId, now.millisecondsSinceEpoch)
@@ -246,14 +249,16 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                                    arguments: request.orderId, now.millisecondsSinceEpoch)
                     return StockReservation(orderId: request.orderId, status: .released)
                 }
-                let status: String = row["status"]
-                let shopId: String = row["shopId"]
+                let status: String = try row["status"]
+                let shopId: String = try row["shopId"]
                 switch status {
                 case "reserved":
                     for line in try SQLRow.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: request.orderId) {
-                        let productId: String = line["productId"], quantity: Int = line["quantity"]
-                        let stock = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: shopId, productId)!
-                        let available: Int = stock["available"]
+                        let productId: String = try line["productId"], quantity: Int = try line["quantity"]
+                        guard let stock = try SQLRow.fetchOne(db, cached: "SELECT available, minimumStock FROM stock WHERE shopId = ? AND productId = ?", arguments: shopId, productId) else {
+                            throw StorageError.corrupt("reservation of \(request.orderId) holds \(productId) at \(shopId), which has no stock row")
+                        }
+                        let available: Int = try stock["available"]
                         try db.execute(cached: "UPDATE stock SET available = available + ?, reserved = reserved - ? WHERE shopId = ? AND productId = ?",
                                        arguments: quantity, quantity, shopId, productId)
                         try stockChanged(shopId: shopId, productId: productId, previous: available, new: available + quantity,
@@ -280,14 +285,14 @@ public final class InventoryService: RetailService, @unchecked Sendable {
             runtime.logger.error("OrderConfirmed for \(orderId) without a reservation")
             return
         }
-        let status: String = row["status"]
+        let status: String = try row["status"]
         guard status == "reserved" || settings.defects.skipInbox else {
             if status != "committed" { runtime.logger.error("OrderConfirmed for \(orderId) whose reservation is \(status)") }
             return
         }
-        let shopId: String = row["shopId"]
+        let shopId: String = try row["shopId"]
         for line in try SQLRow.fetchAll(db, cached: "SELECT productId, quantity FROM reservation_line WHERE orderId = ? ORDER BY productId", arguments: orderId) {
-            let productId: String = line["productId"], quantity: Int = line["quantity"]
+            let productId: String = try line["productId"], quantity: Int = try line["quantity"]
             try db.execute(cached: "UPDATE stock SET reserved = reserved - ?, sold = sold + ? WHERE shopId = ? AND productId = ?",
                            arguments: quantity, quantity, shopId, productId)
         }
@@ -311,7 +316,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                                             arguments: event.shopId, data.productId) else {
             throw RPCError.rejected(code: "bad_event", message: "\(event.shopId) stocks no \(data.productId)")
         }
-        let available: Int = row["available"]
+        let available: Int = try row["available"]
         switch type {
         case .restock:
             guard data.quantity > 0 else { return }

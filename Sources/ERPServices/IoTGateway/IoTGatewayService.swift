@@ -101,9 +101,9 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                 guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?", arguments: request.deviceId) else {
                     throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
                 }
-                let last: Int64 = row["lastSequence"]
+                let last: Int64 = try row["lastSequence"]
                 guard request.sequence > last else { return .failure(Stale(lastSequence: last)) }
-                let shopId: String = row["shopId"]
+                let shopId: String = try row["shopId"]
                 try db.execute(cached: """
                     UPDATE device SET lastSequence = ?, revision = ?, status = ?, lastReportAt = ?, silent = 0 WHERE deviceId = ?
                     """, arguments: request.sequence, revision.value, request.status.rawValue, lastSeen, request.deviceId)
@@ -152,11 +152,11 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                 guard let row = try SQLRow.fetchOne(db, cached: "SELECT shopId, lastSequence FROM device WHERE deviceId = ?", arguments: request.deviceId) else {
                     throw RPCError.rejected(code: "unknown_device", message: "no device \(request.deviceId)")
                 }
-                let shopId: String = row["shopId"]
+                let shopId: String = try row["shopId"]
                 guard stocked.contains(shopId + "/" + request.productId) else {
                     throw RPCError.rejected(code: "unknown_product", message: "\(shopId) stocks no \(request.productId)")
                 }
-                let last: Int64 = row["lastSequence"]
+                let last: Int64 = try row["lastSequence"]
                 guard request.sequence > last else { return last }
                 // A data report counts as a sign of life too.
                 try db.execute(cached: "UPDATE device SET lastSequence = ?, lastReportAt = ? WHERE deviceId = ?",
@@ -191,14 +191,14 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
                         WHERE silent = 0 AND lastSequence >= 0 AND lastReportAt < ? ORDER BY deviceId
                         """, arguments: cutoff)
                     for row in silent {
-                        let revision = DeviceRevision(value: row["revision"]).silenced
-                        let deviceId: String = row["deviceId"]
+                        let revision = DeviceRevision(value: try row["revision"]).silenced
+                        let deviceId: String = try row["deviceId"]
                         try db.execute(cached: "UPDATE device SET silent = 1, status = ?, revision = ? WHERE deviceId = ?",
                                        arguments: DeviceStatus.offline.rawValue, revision.value, deviceId)
                         try self.context.publish(DeviceStatusUpdated(deviceId: deviceId, shopId: row["shopId"], status: .offline,
                                                                     lastSeen: now, revision: revision), correlationId: runtime.ids.next("corr"), in: db)
                     }
-                    return silent.map { $0["deviceId"] }
+                    return try silent.map { try $0["deviceId"] }
                 }
                 if !declared.isEmpty {
                     relay.notify()

@@ -158,7 +158,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
             try SQLRow.fetchAll(db, cached: """
                 SELECT s.orderId AS orderId, o.correlationId AS correlationId
                 FROM saga s JOIN orders o ON o.orderId = s.orderId WHERE s.step != ? ORDER BY s.orderId
-                """, arguments: SagaStep.done.rawValue).map { (orderId: $0["orderId"] as String, correlationId: $0["correlationId"] as String) }
+                """, arguments: SagaStep.done.rawValue).map { (orderId: try $0["orderId"] as String, correlationId: try $0["correlationId"] as String) }
         }
         if !unfinished.isEmpty { runtime.record(Self.recoveryRecord(unfinished.count)) }
         for saga in unfinished {
@@ -223,7 +223,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
                     // (the IETF idempotency-key draft answers 422), never the first order again.
                     if let row = try SQLRow.fetchOne(db, cached: "SELECT userId, shopId, items FROM orders WHERE orderId = ?", arguments: existing) {
                         let stored = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
-                        let same = row["userId"] == request.userId && row["shopId"] == request.shopId
+                        let same = try row["userId"] == request.userId && row["shopId"] == request.shopId
                             && stored.map { OrderLine(productId: $0.productId, quantity: $0.quantity) } == request.items
                         if !same {
                             throw RPCError.rejected(code: "idempotency_key_reused",
@@ -262,8 +262,8 @@ public final class OrderService: RetailService, @unchecked Sendable {
             try database.read { db in try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM orders WHERE orderId = ?", arguments: orderId) }
         }
         guard let row else { throw RPCError.rejected(code: "not_found", message: "no order \(orderId)") }
-        answer.status = OrderStatus(rawValue: row[0]) ?? .pending
-        answer.reason = row[1]
+        answer.status = OrderStatus(rawValue: try row[0]) ?? .pending
+        answer.reason = try row[1]
         return answer
     }
 
@@ -305,11 +305,11 @@ public final class OrderService: RetailService, @unchecked Sendable {
         """
 
     static func view(_ row: SQLRow) throws -> OrderView {
-        let itemsText: String = row[3]
-        return OrderView(orderId: row[0], userId: row[1], shopId: row[2],
+        let itemsText: String = try row[3]
+        return OrderView(orderId: try row[0], userId: try row[1], shopId: try row[2],
                          items: try JSONCoding.decode([OrderItem].self, from: itemsText),
-                         totalAmount: Money(minorUnits: row[4], currency: row[5]),
-                         status: OrderStatus(rawValue: row[6]) ?? .pending, reason: row[7], pricing: row[8])
+                         totalAmount: Money(minorUnits: try row[4], currency: try row[5]),
+                         status: OrderStatus(rawValue: try row[6]) ?? .pending, reason: try row[7], pricing: try row[8])
     }
 
     // MARK: The saga
@@ -386,7 +386,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
         try database.read { db in
             guard let saga = try SQLRow.fetchOne(db, cached: "SELECT step, reason FROM saga WHERE orderId = ?", arguments: orderId),
                   let order = try SQLRow.fetchOne(db, cached: Self.selectView, arguments: orderId) else { return nil }
-            return SagaState(step: SagaStep(rawValue: saga[0]), reason: saga[1], order: try Self.view(order), correlationId: order[9])
+            return try SagaState(step: SagaStep(rawValue: saga[0]), reason: saga[1], order: Self.view(order), correlationId: order[9])
         }
     }
 

@@ -62,7 +62,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
             try database.write { db in
                 if !settings.defects.ignorePaymentIdempotency,
                    let row = try SQLRow.fetchOne(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY updatedAt LIMIT 1", arguments: request.orderId) {
-                    return PaymentRow(paymentId: row["paymentId"], status: row["status"], reason: row["reason"], chargeKey: row["chargeKey"])
+                    return PaymentRow(paymentId: try row["paymentId"], status: try row["status"], reason: try row["reason"], chargeKey: try row["chargeKey"])
                 }
                 let paymentId = runtime.ids.next("pay")
                 let chargeKey = settings.defects.ignorePaymentIdempotency ? "charge:" + paymentId : "charge:" + request.orderId
@@ -120,7 +120,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
         let payments: [PaymentRow] = try storage {
             try database.read { db in
                 try SQLRow.fetchAll(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY paymentId", arguments: request.orderId).map {
-                    PaymentRow(paymentId: $0["paymentId"], status: $0["status"], reason: $0["reason"], chargeKey: $0["chargeKey"])
+                    PaymentRow(paymentId: try $0["paymentId"], status: try $0["status"], reason: try $0["reason"], chargeKey: try $0["chargeKey"])
                 }
             }
         }

@@ -76,8 +76,8 @@ public final class ProductService: RetailService, @unchecked Sendable {
                       COALESCE((SELECT SUM(MAX(units, 0)) FROM availability a WHERE a.productId = p.productId), 0) AS units
                     FROM product p ORDER BY p.productId
                     """).map {
-                    ProductInfo(productId: $0["productId"], name: $0["name"], price: Money(minorUnits: $0["priceMinor"], currency: $0["currency"]),
-                                available: ($0["units"] as Int) > 0)
+                    ProductInfo(productId: try $0["productId"], name: try $0["name"], price: Money(minorUnits: try $0["priceMinor"], currency: try $0["currency"]),
+                                available: (try $0["units"] as Int) > 0)
                 })
             }
         }
@@ -92,8 +92,8 @@ public final class ProductService: RetailService, @unchecked Sendable {
                 }
                 let units = try Int.fetchOne(db, cached: "SELECT COALESCE(SUM(MAX(units, 0)), 0) FROM availability WHERE productId = ?",
                                              arguments: request.productId) ?? 0
-                return ProductInfo(productId: request.productId, name: row["name"],
-                                   price: Money(minorUnits: row["priceMinor"], currency: row["currency"]), available: units > 0)
+                return ProductInfo(productId: request.productId, name: try row["name"],
+                                   price: Money(minorUnits: try row["priceMinor"], currency: try row["currency"]), available: units > 0)
             }
         }
     }

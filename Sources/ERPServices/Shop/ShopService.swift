@@ -99,8 +99,8 @@ public final class ShopService: RetailService, @unchecked Sendable {
                       COALESCE(SUM(d.status = 'fault'), 0) AS fault
                     FROM shop s LEFT JOIN device d ON d.shopId = s.shopId GROUP BY s.shopId ORDER BY s.shopId
                     """).map {
-                    ShopList.Shop(shopId: $0["shopId"], name: $0["name"], devices: $0["devices"], online: $0["online"],
-                                  offline: $0["offline"], fault: $0["fault"])
+                    ShopList.Shop(shopId: try $0["shopId"], name: try $0["name"], devices: try $0["devices"], online: try $0["online"],
+                                  offline: try $0["offline"], fault: try $0["fault"])
                 })
             }
         }
@@ -115,10 +115,10 @@ public final class ShopService: RetailService, @unchecked Sendable {
                 try SQLRow.fetchOne(db, cached: "SELECT shopId, kind FROM device WHERE deviceId = ?", arguments: request.machineId)
             }
         }
-        guard let machine, machine["kind"] == Fixtures.Device.Kind.vendingMachine.rawValue else {
+        guard let machine, try machine["kind"] == Fixtures.Device.Kind.vendingMachine.rawValue else {
             throw RPCError.rejected(code: "not_a_vending_machine", message: "\(request.machineId) is not a vending machine of any shop")
         }
-        let shopId: String = machine["shopId"]
+        let shopId: String = try machine["shopId"]
         let sale = try await caller.call(SellStock(saleId: request.operationId, shopId: shopId, productId: request.productId, quantity: request.quantity),
                                          metadata: runtime.metadata(timeout: .seconds(1), context: context, idempotencyKey: request.operationId))
         return VendingResult(machineId: request.machineId, shopId: shopId, accepted: sale.sold, reason: sale.reason)
@@ -132,8 +132,8 @@ public final class ShopService: RetailService, @unchecked Sendable {
                 }
                 let devices = try SQLRow.fetchAll(db, cached: "SELECT deviceId, status, lastSeen, revision FROM device WHERE shopId = ? ORDER BY deviceId",
                                                   arguments: shopId).map {
-                    ShopDevices.Device(deviceId: $0["deviceId"], status: DeviceStatus(rawValue: $0["status"]) ?? .offline,
-                                       lastSeen: $0["lastSeen"], revision: DeviceRevision(value: $0["revision"]))
+                    ShopDevices.Device(deviceId: try $0["deviceId"], status: DeviceStatus(rawValue: try $0["status"]) ?? .offline,
+                                       lastSeen: try $0["lastSeen"], revision: DeviceRevision(value: try $0["revision"]))
                 }
                 return ShopDevices(shopId: shopId, devices: devices)
             }

@@ -45,9 +45,9 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
         let result: ProviderChargeResult = try storage {
             try database.write { db in
                 if let row = try SQLRow.fetchOne(db, cached: "SELECT status, declineReason FROM charge WHERE chargeKey = ?", arguments: request.chargeKey) {
-                    let status: String = row["status"]
+                    let status: String = try row["status"]
                     let approved = status == "captured" || status == "refunded"
-                    let reason: String? = status == "voided" ? "voided" : row["declineReason"]
+                    let reason: String? = status == "voided" ? "voided" : try row["declineReason"]
                     return ProviderChargeResult(chargeKey: request.chargeKey, approved: approved, declineReason: approved ? nil : reason)
                 }
                 let status = declines ? "declined" : "captured"
@@ -74,8 +74,8 @@ public final class SwishpayProvider: RetailService, @unchecked Sendable {
                         """, arguments: request.chargeKey, now)
                     return ProviderRefundResult(chargeKey: request.chargeKey, refunded: .zero())
                 }
-                let status: String = row["status"]
-                let amount = Money(minorUnits: row["amountMinor"], currency: row["currency"])
+                let status: String = try row["status"]
+                let amount = Money(minorUnits: try row["amountMinor"], currency: try row["currency"])
                 switch status {
                 case "captured":
                     try db.execute(cached: "UPDATE charge SET status = 'refunded', updatedAt = ? WHERE chargeKey = ?", arguments: now, request.chargeKey)

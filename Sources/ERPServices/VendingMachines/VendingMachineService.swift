@@ -73,7 +73,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
         let isNew: Bool = try storage {
             try database.write { db in
                 if let row = try SQLRow.fetchOne(db, cached: "SELECT machineId, productId, quantity FROM vend WHERE vendId = ?", arguments: request.vendId) {
-                    guard row["machineId"] == request.machineId, row["productId"] == request.productId, row["quantity"] == request.quantity else {
+                    guard try row["machineId"] == request.machineId, try row["productId"] == request.productId, try row["quantity"] == request.quantity else {
                         throw RPCError.rejected(code: "vend_id_reused", message: "vend \(request.vendId) was another machine, product or quantity; use a new vendId")
                     }
                     return false
@@ -95,8 +95,8 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
                 guard let row = try SQLRow.fetchOne(db, cached: "SELECT * FROM vend WHERE vendId = ?", arguments: vendId) else {
                     throw RPCError.rejected(code: "not_found", message: "no vend \(vendId)")
                 }
-                return VendResult(vendId: vendId, machineId: row["machineId"], shopId: row["shopId"], productId: row["productId"],
-                                  quantity: row["quantity"], status: VendResult.Status(rawValue: row["status"]) ?? .pending, reason: row["reason"])
+                return VendResult(vendId: vendId, machineId: try row["machineId"], shopId: try row["shopId"], productId: try row["productId"],
+                                  quantity: try row["quantity"], status: VendResult.Status(rawValue: try row["status"]) ?? .pending, reason: try row["reason"])
             }
         }
     }
