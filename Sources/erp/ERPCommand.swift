@@ -254,7 +254,7 @@ struct Run: AsyncParsableCommand {
             secondRun.started(child)
             try child.run()
             child.waitUntilExit()
-            guard FileManager.default.fileExists(atPath: again + "/trace.log") else { throw failure("the second run wrote no trace (exit \(child.terminationStatus))") }
+            guard FileManager.default.fileExists(atPath: again + "/trace.log") else { throw failure("the second run wrote no trace (\(exitDescription(child.shellStatus)))") }
             try compare(expected: out + "/trace.log", actual: again + "/trace.log", labels: ("first run", "second run (another process)"), context: 3)
         }
         // A broken invariant is the graver finding: it decides the status when liveness failed too.

@@ -244,7 +244,7 @@ struct Explore: AsyncParsableCommand {
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
         let status: Int32 = await withCheckedContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            process.terminationHandler = { continuation.resume(returning: $0.shellStatus) }
             do {
                 try process.run()
                 state.started(process)
@@ -280,6 +280,13 @@ struct Explore: AsyncParsableCommand {
             let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             let lines = said.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
             seed.error = lines.isEmpty ? (status == -1 ? "the run could not be started" : "the run wrote nothing") : lines.suffix(5).joined(separator: "\n")
+            // A run killed by a signal says so in its last line, which the summaries quote (the
+            // log's last lines before it are a backtrace).
+            if status > 128 { seed.error = (lines.suffix(5) + ["the run was \(exitDescription(status))"]).joined(separator: "\n") }
+            // Its report, when it got that far, is the folder it was writing.
+            if !FileManager.default.fileExists(atPath: directory) {
+                seed.report = FileManager.default.fileExists(atPath: directory + ".partial") ? directory + ".partial" : nil
+            }
         }
         if !seed.failed && !keepPassing {
             try? FileManager.default.removeItem(atPath: directory)

@@ -152,6 +152,23 @@ let erpCommand = shellQuoted(CommandLine.arguments.first ?? "erp")
 
 /// A command line of this tool (`words` after the binary) as a shell reads it back: what every
 /// reproduce and resume command prints, each word quoted where it must be.
+extension Process {
+    /// How the process ended, as a shell's `$?` says it: its exit status, or 128 + the signal that
+    /// killed it. Foundation's `terminationStatus` is the signal's number for a killed process, so
+    /// a run that trapped (SIGILL, 4) read as exit 4, "an expectation not met".
+    var shellStatus: Int32 {
+        terminationReason == .uncaughtSignal ? 128 + terminationStatus : terminationStatus
+    }
+}
+
+/// A child's shell status in words: "exit 2", or "killed by SIGILL (a trap: the run crashed)".
+func exitDescription(_ status: Int32) -> String {
+    guard status > 128 else { return "exit \(status)" }
+    let names: [Int32: String] = [4: "SIGILL (a trap: the run crashed)", 5: "SIGTRAP (a trap: the run crashed)",
+                                  6: "SIGABRT (the run aborted)", 9: "SIGKILL", 11: "SIGSEGV (the run crashed)", 15: "SIGTERM"]
+    return "killed by " + (names[status - 128] ?? "signal \(status - 128)")
+}
+
 func erpCommandLine(_ words: [String]) -> String {
     ([erpCommand] + words.map(shellQuoted)).joined(separator: " ")
 }

@@ -89,6 +89,40 @@ import Testing
         #expect(seeds.allSatisfy { ($0["error"] as? String)?.contains("cannot be read") == true }, "\(seeds)")
     }
 
+    /// A run killed by a signal (SIGILL is what every Swift trap raises) is a run error that says
+    /// so, not an exit status: Foundation reports the signal's number as the status, so a trap
+    /// read as exit 4 ("only expectations failed"), explore exited 4, and its `report` named a
+    /// folder never made (a reliability reviewer's trial).
+    /// (`Process.shellStatus`; the signal a trap raises reads 128 + 4.)
+    @Test func aRunKilledByASignalIsARunErrorThatSaysSo() async throws {
+        let out = scratchDirectory("explore-killed")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        async let explored = runErp(["explore", "scenarios/happy-path.yaml", "--seeds", "1", "--jobs", "1", "--duration", "600s", "--out", out + "/x"])
+        // The seed's run, once it has started, killed by a signal (SIGKILL: a SIGILL sent from
+        // outside is caught by Swift's backtracer, which prints and lets the run go on).
+        var killed = false
+        for _ in 0..<600 where !killed {
+            try await Task.sleep(for: .milliseconds(100))
+            let pgrep = Process()
+            pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+            pgrep.arguments = ["-KILL", "-f", "--", "run .*--out \(out)/x/runs"]
+            try pgrep.run()
+            pgrep.waitUntilExit()
+            killed = pgrep.terminationStatus == 0
+        }
+        let result = try await explored
+        #expect(killed, "the run was never seen to kill")
+        #expect(result.status == 1, "\(result.output)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/x/summary.json"))) as? [String: Any])
+        let seed = try #require((json["seeds"] as? [[String: Any]])?.first)
+        #expect(seed["exitStatus"] as? Int == 137, "\(seed)")
+        #expect((seed["error"] as? String)?.hasSuffix("the run was killed by SIGKILL") == true, "\(seed)")
+        if let report = seed["report"] as? String { #expect(FileManager.default.fileExists(atPath: report), "\(report)") }
+        let junit = try String(contentsOfFile: out + "/x/junit.xml", encoding: .utf8)
+        #expect(junit.contains(#"failures="0" errors="1""#) && junit.contains("killed by SIGKILL"), "\(junit)")
+    }
+
     /// `erp replay` and `erp shrink` given an exploration's folder: a decoder's dump
     /// ("DecodingError.keyNotFound…") from replay; now both say what to give instead.
     @Test func replayAndShrinkNameAnExplorationsFolder() async throws {
