@@ -135,6 +135,15 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         }
     }
 
+    /// What of `scenario` only the simulator can do (a disk fault, a weakened durability), or nil.
+    public static func simulationOnly(in scenario: Scenario) -> SimulationOnly? {
+        if let fault = scenario.firstSimulationOnlyFault { return SimulationOnly(what: fault) }
+        if let weakened = scenario.durability.first {
+            return SimulationOnly(what: "durability: \(weakened.service): \(weakened.synchronous.rawValue)")
+        }
+        return nil
+    }
+
     public init(scenario: Scenario, scenarioPath: String, fixturesPath: String, outputDirectory: String, executable: String) {
         self.scenario = scenario
         self.scenarioPath = scenarioPath
@@ -152,10 +161,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
 
     public func startServices(_ services: [ServiceName]) async throws {
         // Refused before anything starts: real processes run on the operating system's disks.
-        if let fault = scenario.firstSimulationOnlyFault { throw SimulationOnly(what: fault) }
-        if let weakened = scenario.durability.first {
-            throw SimulationOnly(what: "durability: \(weakened.service): \(weakened.synchronous.rawValue)")
-        }
+        if let problem = Self.simulationOnly(in: scenario) { throw problem }
         let wallStart = ContinuousClock.now
         let fm = FileManager.default
         let out = outputDirectory

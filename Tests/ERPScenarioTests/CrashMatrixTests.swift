@@ -1,3 +1,5 @@
+import ERPCore
+import ERPReports
 import ERPTestSupport
 import Foundation
 import Testing
@@ -28,5 +30,30 @@ import Testing
         #expect(unknown.status != 0 && unknown.output.contains("unknown service 'nowhere'"))
         let short = try await runErp(["crash-matrix", "--duration", "1s"])
         #expect(short.status != 0 && short.output.contains("--duration must be from 3s to 10m"))
+        // A base no cell could run (a weakened durability is simulation-only) is bad input, refused
+        // before any cell: each cell failed on it, and the matrix exited 2, "an invariant failed".
+        let dir = scratchDirectory("crash-matrix-base")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = try String(contentsOfFile: packageRoot + "/scenarios/happy-path.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "fixtures: fixtures/retail.json", with: "fixtures: \(packageRoot)/fixtures/retail.json")
+        try (base + "\ndurability: {order: normal}\n").write(toFile: dir + "/base.yaml", atomically: true, encoding: .utf8)
+        let weakened = try await runErp(["crash-matrix", "--services", "order", "--duration", "3s", "--base", dir + "/base.yaml", "--out", dir + "/out"])
+        #expect(weakened.status == 1, "\(weakened.output)")
+        #expect(weakened.output.contains("durability: order: normal is simulation-only"), "\(weakened.output)")
+        #expect(!weakened.output.contains("[1/1]"), "no cell ran: \(weakened.output)")
+    }
+
+    /// A cell whose invariants were not judged shows no tick in any column (a cell that could not
+    /// run showed four ✓, "no accepted order lost" among them), and says why.
+    @Test func aCellNotJudgedShowsNoTick() {
+        let ran = CrashMatrixTable.Cell(name: "kill-order", fault: "at 3s: crash order", invariantsPass: false, failed: ["stock-conservation", "report-converges"],
+                                        submitted: 60, confirmed: 50, cancelled: 10, pending: 0, restarts: 1, p99: 120, report: "/r/kill-order")
+        let notRun = CrashMatrixTable.Cell(name: "kill-payment", fault: "at 3s: crash payment", invariantsPass: false, failed: ["run failed: no | ports"],
+                                           submitted: 0, confirmed: 0, cancelled: 0, pending: 0, restarts: 0, p99: 0, report: "/r/kill-payment",
+                                           notJudged: "the cell could not run: no | ports")
+        let table = CrashMatrixTable.text([ran, notRun], rate: 20, chaos: .seconds(9))
+        #expect(table.contains("| kill-order | at 3s: crash order | ✓ | ✓ | ✗ | ✓ | ✗ report-converges | 60 (50 / 10 / 0) | 1 | 120 |"), "\(table)")
+        #expect(table.contains("| kill-payment | at 3s: crash payment | — | — | — | — | not judged: the cell could not run: no \\| ports | 0 (0 / 0 / 0) | 0 | 0 |"), "\(table)")
     }
 }
