@@ -206,7 +206,9 @@ struct Run: AsyncParsableCommand {
                                         outputDirectory: partial, executable: erpExecutable)
                 if !log { zmq.log = { _ in } }
                 backend = zmq
-                reproduce += ["--mode", "zmq"]
+                // The seed draws the workload (which orders, when): without it the command ran the
+                // scenario's own seed, another workload.
+                reproduce += ["--mode", "zmq", "--seed", "\(seed)"]
             case .simulation:
                 backend = try simulationBackend(loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
                                                 logToStandardError: log, filesOnDisk: filesOnDisk)

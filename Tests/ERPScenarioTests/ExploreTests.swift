@@ -309,6 +309,10 @@ import Testing
         #expect(result.output.contains("FAIL  \(invariant)"), "\(result.output)")
         let log = String(decoding: FileManager.default.contents(atPath: out + "/logs/order.log") ?? Data(), as: UTF8.self)
         #expect(log.contains("planted defects: \(defect)"), "the services were started with the defect")
+        // The command that reproduces it names the seed, which draws the workload (it was left out).
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any])
+        let seed = try #require(summary["seed"] as? Int)
+        #expect((summary["reproduce"] as? String)?.hasSuffix("--mode zmq --seed \(seed)") == true, "\(summary["reproduce"] ?? "")")
     }
 }
 
