@@ -95,7 +95,10 @@ struct Shrink: AsyncParsableCommand {
         guard await fails(scenario, "the report's scenario as is") else {
             throw fail("\(target) does not fail when the report's scenario runs again: nothing to shrink")
         }
+        // The file says the failing seed: with the scenario's own (the report's may be another,
+        // given with --seed) the written file, run alone, broke something else or nothing.
         var best = scenario
+        best.seed = summary.seed
 
         // 1. The fault schedule: ddmin over the list (drop complements of n chunks, then chunks).
         var granularity = 2
