@@ -125,8 +125,9 @@ public final class DeviceIngress: @unchecked Sendable {
     public func start() async throws -> String {
         let context = try ZMQContext()
         let owners = initialOwners
+        let throttle = LogThrottle()
         let authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(owners.keys)) { [logger] refusal in
-            logger.warning("refused a device connection: \(refusal)")
+            if let line = throttle.line("zap", "refused a device connection: \(refusal)") { logger.warning("\(line)") }
         }
         let io = try IOThread.start(context: context, name: "device-ingress")
         var options = SocketOptions(security: .curveServer(keyPair: serverKeys, zapDomain: "erp-devices"))

@@ -140,8 +140,9 @@ public struct ServiceHost: Service {
         // Who may call what; the ZAP handler admits exactly the keys whose holders it knows.
         let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0, serviceKeys: serviceKeys) }
         if let keys, let authorization {
+            let throttle = LogThrottle()
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(authorization.holders.keys)) { [logger] refusal in
-                logger.warning("refused a connection: \(refusal)")
+                if let line = throttle.line("zap", "refused a connection: \(refusal)") { logger.warning("\(line)") }
             }
             security = .curve(try keys.keyPair(of: service))
         } else {

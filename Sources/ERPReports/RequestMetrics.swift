@@ -28,7 +28,9 @@ public final class RequestMetrics: @unchecked Sendable {
     /// counts are the histograms' counts; a key's latency over every outcome is their merge, made
     /// when read). The `ok` ones alone are what a model of the working system is fitted to (a
     /// timed-out call measures the timeout, not the network). Built when read; lock held.
-    private var recorders: [String: [String: LatencyRecorder]] {
+    private var recorders: [String: [String: LatencyRecorder]] { Self.byKey(slots) }
+
+    private static func byKey(_ slots: [(slot: Slot, recorder: LatencyRecorder)]) -> [String: [String: LatencyRecorder]] {
         var byKey: [String: [String: LatencyRecorder]] = [:]
         for (slot, recorder) in slots { byKey[slot.key, default: [:]][slot.outcome] = recorder }
         return byKey
@@ -42,12 +44,22 @@ public final class RequestMetrics: @unchecked Sendable {
         self.outcomeLabel = outcomeLabel
     }
 
+    /// Series a family keeps apart; past them, new ones are counted together under the key
+    /// `other`. Keys are what a node's own code serves or calls, a few dozen: the bound is for a
+    /// key that comes from outside by mistake (a method name from the wire recorded before it
+    /// was checked grew a service to a gigabyte, and its `/metrics` to 600 MB).
+    public static let slotCountMax = 2_048
+
     public func record(_ key: String, outcome: String, latency duration: Duration) {
-        let slot = Slot(key: key, outcome: outcome)
+        var slot = Slot(key: key, outcome: outcome)
         lock.withLock {
             if let i = index[slot] {
                 slots[i].recorder.record(duration)
             } else {
+                if slots.count >= Self.slotCountMax {
+                    slot = Slot(key: "other", outcome: outcome)
+                    if let i = index[slot] { slots[i].recorder.record(duration); return }
+                }
                 index[slot] = slots.count
                 var recorder = LatencyRecorder()
                 recorder.record(duration)
@@ -80,26 +92,26 @@ public final class RequestMetrics: @unchecked Sendable {
     }
 
     /// Every family's samples, keys and outcomes in sorted order (so that two scrapes diff cleanly).
+    /// Rendered from a copy taken under the lock, not under it: every request the node serves
+    /// records under that lock, and a large scrape held them all.
     public func prometheusText() -> String {
-        lock.withLock {
-            let recorders = self.recorders
-            var out = "# HELP \(counterName) \(help)\n# TYPE \(counterName) counter\n"
-            for key in recorders.keys.sorted() {
-                for outcome in recorders[key]!.keys.sorted() {
-                    out += "\(counterName){\(keyLabel)=\"\(Self.escape(key))\",\(outcomeLabel)=\"\(Self.escape(outcome))\"} \(recorders[key]![outcome]!.count)\n"
-                }
+        let recorders = Self.byKey(lock.withLock { slots })
+        var out = "# HELP \(counterName) \(help)\n# TYPE \(counterName) counter\n"
+        for key in recorders.keys.sorted() {
+            for outcome in recorders[key]!.keys.sorted() {
+                out += "\(counterName){\(keyLabel)=\"\(Self.escape(key))\",\(outcomeLabel)=\"\(Self.escape(outcome))\"} \(recorders[key]![outcome]!.count)\n"
             }
-            out += "# HELP \(durationName) Latency in milliseconds by \(keyLabel).\n# TYPE \(durationName) summary\n"
-            for key in recorders.keys.sorted() {
-                let s = Self.merged(recorders[key]!).summary
-                let label = "\(keyLabel)=\"\(Self.escape(key))\""
-                for (q, v) in [("0.5", s.p50), ("0.9", s.p90), ("0.99", s.p99), ("0.999", s.p999)] {
-                    out += "\(durationName){\(label),quantile=\"\(q)\"} \(v)\n"
-                }
-                out += "\(durationName)_count{\(label)} \(s.count)\n"
-            }
-            return out
         }
+        out += "# HELP \(durationName) Latency in milliseconds by \(keyLabel).\n# TYPE \(durationName) summary\n"
+        for key in recorders.keys.sorted() {
+            let s = Self.merged(recorders[key]!).summary
+            let label = "\(keyLabel)=\"\(Self.escape(key))\""
+            for (q, v) in [("0.5", s.p50), ("0.9", s.p90), ("0.99", s.p99), ("0.999", s.p999)] {
+                out += "\(durationName){\(label),quantile=\"\(q)\"} \(v)\n"
+            }
+            out += "\(durationName)_count{\(label)} \(s.count)\n"
+        }
+        return out
     }
 
     /// Label values escape backslash, double quote and newline.

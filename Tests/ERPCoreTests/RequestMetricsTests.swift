@@ -17,4 +17,15 @@ import Testing
         let p99 = metrics.latencySummaries()["inventory.reserveStock"]!.p99
         #expect(p99 >= 98 && p99 <= 101, "p99 of 1...100 ms was \(p99)")
     }
+
+    /// Series past `slotCountMax` are counted together under `other`: a key from outside recorded
+    /// by mistake (a method name off the wire, 100,000 of them) cannot grow a family without bound.
+    @Test func seriesPastTheBoundAreCountedTogether() {
+        let metrics = RequestMetrics.rpcServed()
+        for i in 0..<(RequestMetrics.slotCountMax + 500) { metrics.record("m\(i)", outcome: "deadlineExceeded", latency: .zero) }
+        let text = metrics.prometheusText()
+        #expect(text.contains(#"erp_rpc_served_total{method="other",outcome="deadlineExceeded"} 500"#), "\(text.suffix(300))")
+        #expect(!text.contains(#"method="m\#(RequestMetrics.slotCountMax)""#))
+        #expect(metrics.latencySummaries().count == RequestMetrics.slotCountMax + 1)
+    }
 }

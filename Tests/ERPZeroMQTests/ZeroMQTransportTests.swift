@@ -280,7 +280,7 @@ final class Arrivals: Sendable {
         let trusted = try CurveKeyPair.generate(), other = try CurveKeyPair.generate()
         let authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: [trusted.publicKey, other.publicKey])
         let authorization = CallerAuthorization(holders: [trusted.publicKey: "trusted", other.publicKey: "other"]) { holder, method in
-            holder == "trusted" || method != Shout.method
+            holder == "trusted" || method == "test.other"
         }
         let pair = try await TransportPair(serverSecurity: .curve(serverKeys), clientSecurity: .curve(trusted), context: context,
                                            serverPublicKey: serverKeys.publicKey, authorization: authorization)
@@ -293,6 +293,17 @@ final class Arrivals: Sendable {
             try await impostor.call(Shout(text: "hi"), metadata: pair.metadata())
         }
         #expect(pair.server.counters.requestsForbidden == 1)
+        // A method the server does not serve is forbidden too, to a key with no right to it: it
+        // was `unavailable`, which told a key with no rights what the server serves. Recorded
+        // under "unknown", not the name off the wire.
+        struct Probe: RPCRequest { typealias Response = String; static let method = "test.probe-1234"; static let service = ServiceName.inventory }
+        await #expect(throws: RPCError.rejected(code: "forbidden", message: "other may not call test.probe-1234 on server")) {
+            try await impostor.call(Probe(), metadata: pair.metadata())
+        }
+        let text = pair.server.served.prometheusText()
+        #expect(text.contains(#"erp_rpc_served_total{method="unknown",outcome="forbidden"} 1"#), "\(text)")
+        #expect(text.contains(#"erp_rpc_served_total{method="test.shout",outcome="forbidden"} 1"#), "\(text)")
+        #expect(!text.contains("test.probe-1234"), "\(text)")
         #expect(try await pair.client.call(Shout(text: "again"), metadata: pair.metadata()) == "AGAIN to client")
         await impostor.stop()
         await authenticator.stop()
