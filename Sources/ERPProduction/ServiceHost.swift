@@ -51,7 +51,6 @@ public struct ServiceHost: Service {
         // One whose file is there but holds no key fails the load, naming the file (the keys in
         // force then stay): it is a mistake, not a revocation.
         for client in topology.clients where keys.hasPublicKey(named: client) { holders[try keys.publicKey(named: client)] = "client " + client }
-        let callers = ServiceCatalog.callers(of: service)
         let runner = topology.runner.map { "client " + $0 }
         return CallerAuthorization(holders: holders) { holder, method in
             if holder == runner { return true }
@@ -61,8 +60,7 @@ public struct ServiceHost: Service {
             // (a client could otherwise forge any service's events: a restock of a million units).
             if holder.hasPrefix("client ") { return service == .gateway || (service == .eventBus && Self.busOperatorMethods.contains(method)) }
             guard let caller = ServiceName(rawValue: holder) else { return false }
-            if method == DeliverEvents.method { return caller == .eventBus }
-            return callers.contains(caller)
+            return ServiceCatalog.mayCall(caller, method, on: service)
         }
     }
 

@@ -78,6 +78,18 @@ public enum ServiceCatalog {
         return callers.sorted()
     }
 
+    /// Whether `caller`'s key may call `method` on `service`: a request it declares sending there
+    /// (`RetailService.requests`), appending its events to the bus when it publishes, and for
+    /// the bus delivering events to their consumers. The seed's diagrams method by method: the
+    /// gateway's key could sell stock and pin a device's status at the shop while every method
+    /// of a service it calls was open to it (a security trial).
+    public static func mayCall(_ caller: ServiceName, _ method: String, on service: ServiceName) -> Bool {
+        guard let type = type(of: caller) else { return false }
+        if method == DeliverEvents.method { return caller == .eventBus }
+        if service == .eventBus && method == AppendEvents.method { return !type.publishes.isEmpty }
+        return type.requests.contains { $0.service == service && $0.method == method }
+    }
+
     /// What a service waits for: the services it calls, and the bus when it publishes or consumes.
     static func dependencies(of type: any RetailService.Type) -> [ServiceName] {
         let usesBus = !type.publishes.isEmpty || !type.subscriptions.isEmpty

@@ -15,6 +15,10 @@ public protocol RetailService: ERPService {
     static var publishes: [any EventPayload.Type] { get }
     /// Services it calls synchronously: they start before it.
     static var calls: [ServiceName] { get }
+    /// The requests it sends, by type: what its key may call on the services it calls (and on the
+    /// bus besides appending its events); anything else is refused `forbidden` in production.
+    /// Kept beside the code that sends them (a test checks each type's services are `calls`).
+    static var requests: [any RPCRequest.Type] { get }
     /// Builds the service, doing no work (`start` does that).
     init(context: ServiceContext)
 }
@@ -23,6 +27,7 @@ extension RetailService {
     public static var database: DatabaseDeclaration? { nil }
     public static var publishes: [any EventPayload.Type] { [] }
     public static var calls: [ServiceName] { [] }
+    public static var requests: [any RPCRequest.Type] { [] }
 }
 
 /// A service's database: its name (the file is `<node>-<name>.sqlite`) and its migrations.

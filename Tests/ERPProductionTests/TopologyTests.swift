@@ -132,6 +132,16 @@ let sample = """
         #expect(try !allows("tool", "bus.append", on: .eventBus), "a client key could forge any service's events")
         #expect(try allows("runner", "bus.append", on: .eventBus), "the harness's own key may")
         #expect(try !allows("tool", "order.createOrder", on: .order))
+        // Method by method: a service's key may call what it sends, not every method of a service
+        // it calls (the gateway's key sold stock and released reservations in a security trial).
+        #expect(try allows("gateway", "inventory.checkStock", on: .inventory))
+        #expect(try !allows("gateway", "inventory.sell", on: .inventory))
+        #expect(try !allows("gateway", "inventory.releaseStock", on: .inventory))
+        #expect(try !allows("gateway", "inventory.reserveStock", on: .inventory))
+        #expect(try allows("order", "payment.refund", on: .payment), "the saga's compensation")
+        #expect(try !allows("order", "bus.replay", on: .eventBus), "only an operator, or report for its own group")
+        #expect(try !allows("order", "bus.requeue", on: .eventBus))
+        #expect(try !allows("inventory", "inventory.nothing", on: .inventory))
         // A client whose key file is gone is revoked; one whose file holds no key is a mistake,
         // refused naming the file (the keys in force stay), not a silent revocation.
         try FileManager.default.removeItem(atPath: dir + "/keys/tool.pub")

@@ -1,5 +1,5 @@
 import ERPCore
-import ERPServices
+@testable import ERPServices
 import Testing
 
 /// The catalogue is derived from the service types' declarations: these pin what it derives.
@@ -61,6 +61,24 @@ import Testing
         for pattern in patterns {
             #expect(EventTypes.all.contains { pattern.matches($0.topic) && published.contains($0.eventType) }, "\(pattern) waits for nothing")
         }
+    }
+
+    /// What a service's key may call (`requests`, method by method) and the services it waits
+    /// for (`calls`) are declared apart: they must name the same services, and every request its
+    /// callee's own type (the bus's requests are the bus's: append and replay).
+    @Test func eachServicesRequestsGoToTheServicesItCalls() {
+        for type in ServiceCatalog.serviceTypes {
+            var sentTo = Set<ServiceName>()
+            for request in type.requests where request.service != .eventBus { sentTo.insert(request.service) }
+            let declared = Set(type.calls)
+            #expect(sentTo == declared, "\(type.name): requests go to \(sentTo.map { $0.rawValue }.sorted()), calls declares \(declared.map { $0.rawValue }.sorted())")
+        }
+        #expect(ServiceCatalog.mayCall(.shop, "inventory.sell", on: .inventory))
+        #expect(!ServiceCatalog.mayCall(.vmService, "shop.updateDeviceStatus", on: .shop), "vm-service only operates machines")
+        #expect(!ServiceCatalog.mayCall(.iotGateway, "shop.vendingOperation", on: .shop), "the IoT gateway only reports devices")
+        #expect(ServiceCatalog.mayCall(.report, "bus.replay", on: .eventBus))
+        #expect(ServiceCatalog.mayCall(.inventory, "bus.append", on: .eventBus), "inventory publishes")
+        #expect(!ServiceCatalog.mayCall(.swishpay, "bus.append", on: .eventBus), "the provider publishes nothing")
     }
 
     @Test func plantedDefectsAreOneTable() {

@@ -12,6 +12,7 @@ public final class CampaignService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.campaign
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("campaign", migrations: migrations)
     public static let calls: [ServiceName] = [.product]
+    public static let requests: [any RPCRequest.Type] = [GetProduct.self]
 
     let runtime: any Runtime
     let settings: ServiceSettings

@@ -25,6 +25,9 @@ public protocol GatewayOperations: Sendable {
 public final class GatewayService: RetailService, GatewayOperations, @unchecked Sendable {
     public static let name = ServiceName.gateway
     public static let calls: [ServiceName] = [.order, .inventory, .product, .report, .shop, .campaign, .vmService]
+    public static let requests: [any RPCRequest.Type] = [CreateOrder.self, GetOrder.self, CheckStock.self, GetProduct.self, ListProducts.self, ListShops.self, GetShopDevices.self,
+                                                                 CreateCampaign.self, ListCampaigns.self, Vend.self, GetVend.self,
+                                                                 GetSalesReport.self, GetInventoryReport.self, GetDeviceReport.self]
 
     let runtime: any Runtime
     let settings: ServiceSettings

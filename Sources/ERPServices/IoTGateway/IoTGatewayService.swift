@@ -24,6 +24,7 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("iot", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [DeviceStatusUpdated.self, DeviceDataReceived.self]
     public static let calls: [ServiceName] = [.shop]
+    public static let requests: [any RPCRequest.Type] = [UpdateDeviceStatus.self]
 
     let context: ServiceContext
     let runtime: any Runtime

@@ -20,6 +20,7 @@ public final class OrderService: RetailService, @unchecked Sendable {
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("order", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [OrderCreated.self, OrderConfirmed.self, OrderCancelled.self]
     public static let calls: [ServiceName] = [.inventory, .payment, .campaign]
+    public static let requests: [any RPCRequest.Type] = [QuotePrices.self, ReserveStock.self, ReleaseStock.self, ProcessPayment.self, RefundPayment.self]
     /// The payment events (the seed's "Payment processed → Order service"): each order's payment
     /// record, what the order service knows of its money without asking payment.
     public static let subscriptions = [Subscription(group: "order", patterns: [

@@ -10,6 +10,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("payment", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [PaymentProcessed.self, PaymentFailed.self, RefundProcessed.self]
     public static let calls: [ServiceName] = [.swishpay]
+    public static let requests: [any RPCRequest.Type] = [ProviderCharge.self, ProviderRefund.self]
 
     let context: ServiceContext
     let runtime: any Runtime

@@ -15,6 +15,8 @@ import GRDB
 /// events; its inbox makes a replay over a model that was not lost change nothing.
 public final class ReportService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.report
+    /// Its own read models rebuilt from the log (a replay of its group).
+    public static let requests: [any RPCRequest.Type] = [ReplayGroup.self]
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("report", migrations: migrations)
     public static let subscriptions = [Subscription(group: "report", patterns: [
         TopicPattern(OrderCreated.topic), TopicPattern(OrderCancelled.topic),

@@ -15,6 +15,7 @@ public final class ShopService: RetailService, @unchecked Sendable {
     public static let subscriptions = [Subscription(group: "shop", patterns: [TopicPattern(DeviceStatusUpdated.topic)])]
     /// Vending: vm-service's operations sell through inventory.
     public static let calls: [ServiceName] = [.inventory]
+    public static let requests: [any RPCRequest.Type] = [SellStock.self]
 
     let context: ServiceContext
     let runtime: any Runtime

@@ -12,6 +12,7 @@ public final class VendingMachineService: RetailService, @unchecked Sendable {
     public static let name = ServiceName.vmService
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("vm", migrations: migrations)
     public static let calls: [ServiceName] = [.shop]
+    public static let requests: [any RPCRequest.Type] = [VendingMachineOperation.self]
 
     let runtime: any Runtime
     let settings: ServiceSettings
