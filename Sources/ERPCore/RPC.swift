@@ -36,6 +36,27 @@ public enum RPCError: Error, Hashable, Sendable, Codable, CustomStringConvertibl
         }
     }
 
+    /// The longest message an error carries over the wire, in bytes.
+    public static let messageByteCountMax = 1_024
+
+    /// The error with its texts cut to `messageByteCountMax` bytes (at a character's end, saying
+    /// how long they were): a message may quote what a caller sent (`no order <id>`), and a
+    /// client that sent 3 MB ids and never read its answers had the gateway hold a gigabyte of
+    /// them.
+    public var bounded: RPCError {
+        func cut(_ text: String) -> String {
+            guard text.utf8.count > Self.messageByteCountMax else { return text }
+            var kept = Substring(text).utf8.prefix(Self.messageByteCountMax - 40)
+            while !kept.isEmpty, String(kept) == nil { kept = kept.dropLast() }
+            return (String(kept) ?? "") + "… (\(text.utf8.count) bytes in all)"
+        }
+        switch self {
+        case .unavailable(let why): return .unavailable(cut(why))
+        case .rejected(let code, let message): return .rejected(code: cut(code), message: cut(message))
+        default: return self
+        }
+    }
+
     /// A short label for counting errors in reports.
     public var kind: String {
         switch self {

@@ -151,7 +151,7 @@ public enum WireFormat {
             flags = 0
         case .failure(let error):
             do {
-                body = try WireJSON.encode(error)
+                body = try WireJSON.encode(error.bounded)
             } catch {
                 preconditionFailure("an RPCError always encodes: \(error)")
             }

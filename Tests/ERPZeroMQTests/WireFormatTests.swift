@@ -62,6 +62,14 @@ import ZeroMQTestSupport
         #expect(errorBody(.overloaded(retryAfterMilliseconds: 250)) == #"{"overloaded":{"retryAfterMilliseconds":250}}"#)
         #expect(errorBody(.overloaded(retryAfterMilliseconds: nil)) == #"{"overloaded":{}}"#)
         #expect(errorBody(.unauthenticated) == #"{"unauthenticated":{}}"#)
+        // A message that quotes a caller's 3 MB id goes back cut to 1 KiB (at a character's end),
+        // saying how long it was: a client that never read its answers had the gateway hold them.
+        let huge = "no order " + String(repeating: "é", count: 1_500_000)
+        guard case .failure(.rejected("not_found", let cut)) = try WireFormat.decodeReply(
+            [WireFormat.replyFrame(callId: 3, result: .failure(.rejected(code: "not_found", message: huge)))][...]).get().result else {
+            Issue.record("not the rejection sent"); return
+        }
+        #expect(cut.utf8.count <= RPCError.messageByteCountMax && cut.hasPrefix("no order éé") && cut.hasSuffix("… (3000009 bytes in all)"), "\(cut.suffix(60))")
         // An error that does not decode still ends the call it names.
         var garbled = WireFormat.replyFrame(callId: 9, result: .failure(.deadlineExceeded))
         garbled.removeLast()
