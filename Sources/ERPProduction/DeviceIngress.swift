@@ -23,6 +23,9 @@ public final class DeviceIngress: @unchecked Sendable {
     static let curveFrameOverhead: Int64 = 33
     /// Messages being handled at once; past it the device is told `overloaded`.
     public static let inFlightCountMax = 1_024
+    /// One device's messages waiting or being handled; past it that device's are refused
+    /// `overloaded` while the others are served.
+    public static let laneCountMax = 64
 
     let endpoint: String
     let serverKeys: CurveKeyPair
@@ -185,35 +188,42 @@ public final class DeviceIngress: @unchecked Sendable {
 
     private func accept(_ message: ZMQMessage, on socket: ZMQSocket) {
         guard let identity = message.frames.first else { return }
-        let admitted = state.withLock { s -> Bool in
-            guard s.inFlight < Self.inFlightCountMax else { return false }
-            s.inFlight += 1
-            return true
-        }
         // A REQ socket puts an empty frame before the message, and reads its answer only after one:
         // the route back is the identity and that frame.
         let delimited = message.frames.count > 1 && message.frames[1].isEmpty
         let route = delimited ? [identity, []] : [identity]
-        guard admitted else {
-            count(refusal: "overloaded", sender: nil)
-            Task { try? await socket.send(frames: route + [Array(Self.protocolVersion.utf8), Self.refusal("overloaded", "too many messages in flight; send later")]) }
-            return
-        }
         let frames = Array(message.frames.dropFirst(route.count))
-        let sender = message.userId.flatMap { key in state.withLock { $0.owners[key] } }
         let hex: String = identity.map { byte -> String in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
-        let lane = sender ?? "connection " + hex
-        let first = state.withLock { s -> Bool in
-            if s.lanes[lane] != nil { s.lanes[lane]!.append((route, frames)); return false }
+        enum Admission { case first, queued, refused(String) }
+        let (sender, lane, admission) = state.withLock { s -> (String?, String, Admission) in
+            let sender = message.userId.flatMap { s.owners[$0] }
+            let lane = sender ?? "connection " + hex
+            // One device's backlog first: the door's room is shared, and one device pipelining
+            // bursts had every other device's heartbeats answered overloaded (a security trial).
+            if let waiting = s.lanes[lane]?.count, waiting >= Self.laneCountMax {
+                return (sender, lane, .refused("more than \(Self.laneCountMax) of this device's messages are waiting; send later"))
+            }
+            guard s.inFlight < Self.inFlightCountMax else { return (sender, lane, .refused("too many messages in flight; send later")) }
+            s.inFlight += 1
+            if s.lanes[lane] != nil { s.lanes[lane]!.append((route, frames)); return (sender, lane, .queued) }
             s.lanes[lane] = []
-            return true
+            return (sender, lane, .first)
         }
-        guard first else { return }   // the lane's task takes it in its turn
+        switch admission {
+        case .refused(let why):
+            count(refusal: "overloaded", sender: sender, key: message.userId)
+            Task { try? await socket.send(frames: route + [Array(Self.protocolVersion.utf8), Self.refusal("overloaded", why)]) }
+            return
+        case .queued:
+            return   // the lane's task takes it in its turn
+        case .first:
+            break
+        }
         Task { [self] in
             var next: (route: [[UInt8]], frames: [[UInt8]])? = (route, frames)
             while let (to, frames) = next {
                 let (answer, refusedCode) = await handle(frames, from: sender)
-                if let refusedCode { count(refusal: refusedCode, sender: sender) }
+                if let refusedCode { count(refusal: refusedCode, sender: sender, key: message.userId) }
                 do { try await socket.send(frames: to + [Array(Self.protocolVersion.utf8), answer]) } catch {
                     logger.debug("answer to a device not sent: \(error)")
                 }
@@ -231,7 +241,7 @@ public final class DeviceIngress: @unchecked Sendable {
     /// Counts a refusal by its code, and logs it (at most one line a second per code, with how
     /// many went unlogged): a device speaking for another, or a revoked key still talking, left
     /// no trace before.
-    private func count(refusal code: String, sender: String?) {
+    private func count(refusal code: String, sender: String?, key: String?) {
         let now = ContinuousClock.now
         let log: Int? = state.withLock { s in
             s.refused[code, default: 0] += 1
@@ -242,7 +252,8 @@ public final class DeviceIngress: @unchecked Sendable {
             return skipped
         }
         guard let skipped = log else { return }
-        let who = sender.map { "device \($0)" } ?? "a connection whose key speaks for no device"
+        let who = sender.map { "device \($0)" }
+            ?? "a connection whose key (\(key.map(CallerAuthorization.keyId) ?? "none")) speaks for no device"
         logger.warning("device door refused a message from \(who): \(code)\(skipped > 0 ? " (and \(skipped) more \(code) in the last second)" : "")")
     }
 

@@ -92,6 +92,45 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
         await ingress.stop()
     }
 
+    /// One device pipelining a burst fills its own lane, not the door: its messages past
+    /// `laneCountMax` waiting are refused `overloaded`, and another device is served meanwhile (a
+    /// security trial's flooder had every other device's heartbeats answered overloaded, the
+    /// door's 1,024 in flight being shared).
+    @Test func oneDevicesBurstDoesNotCrowdOutAnother() async throws {
+        guard ZMQContext.hasCurve else { return }
+        let server = try CurveKeyPair.generate(), flooder = try CurveKeyPair.generate(), quiet = try CurveKeyPair.generate()
+        let devices = SlowStatusDevices()
+        let ingress = DeviceIngress(endpoint: "tcp://127.0.0.1:*", serverKeys: server,
+                                    deviceKeys: [("device_malmo_01", flooder.publicKey), ("device_malmo_02", quiet.publicKey)],
+                                    operations: devices, logger: Logger(label: "test"), hop: { body in await body() })
+        let endpoint = try await ingress.start()
+        let context = try ZMQContext()
+        let io = try IOThread.start(context: context, name: "crowding")
+        func connect(_ keys: CurveKeyPair) async throws -> ZMQSocket {
+            let socket = try await io.open(.dealer, options: SocketOptions(security: .curveClient(keyPair: keys, serverPublicKey: server.publicKey)))
+            try await socket.connect(endpoint)
+            #expect(await eventually(within: .seconds(10)) { socket.counters.handshakesSucceeded >= 1 })
+            return socket
+        }
+        let a = try await connect(flooder), b = try await connect(quiet)
+        let burst = 1_500
+        for sequence in 1...burst {
+            try await a.send(frames: [Array("erp-device/1".utf8), Array(#"{"type":"status","deviceId":"device_malmo_01","sequence":\#(sequence),"status":"online"}"#.utf8)])
+        }
+        try await b.send(frames: [Array("erp-device/1".utf8), Array(#"{"type":"status","deviceId":"device_malmo_02","sequence":10000000,"status":"online"}"#.utf8)])
+        let quietAnswer = try JSONDecoder().decode(Answer.self, from: Data(try await receive(b, within: .seconds(20)).frames.last ?? []))
+        #expect(quietAnswer.ok && quietAnswer.accepted == true, "\(quietAnswer)")
+        var refused = 0
+        for _ in 1...burst {
+            let answer = try JSONDecoder().decode(Answer.self, from: Data(try await receive(a, within: .seconds(20)).frames.last ?? []))
+            if answer.error == "overloaded" { refused += 1 }
+        }
+        #expect(refused > 0 && refused < burst, "\(refused) of the burst refused")
+        await io.stop()
+        context.terminate()
+        await ingress.stop()
+    }
+
     /// The registry as read from its folder: a malformed file, one key in two files and a file
     /// for a device the fixtures lack are each left out and named; the rest are admitted. One
     /// malformed file used to stop the IoT gateway at every start.
