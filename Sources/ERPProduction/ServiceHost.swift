@@ -44,13 +44,19 @@ public struct ServiceHost: Service {
     /// `serviceKeys`: the services' public keys in force (what they were started with); nil to
     /// read them from the key folder.
     public static func authorization(of service: ServiceName, topology: Topology, keys: KeyStore,
-                                     serviceKeys: [ServiceName: String]? = nil) throws -> CallerAuthorization {
+                                     serviceKeys: [ServiceName: String]? = nil,
+                                     leftOut: (String) -> Void = { _ in }) throws -> CallerAuthorization {
         var holders: [String: String] = [:]
         for other in topology.services { holders[try serviceKeys?[other] ?? keys.publicKey(of: other)] = other.rawValue }
         // A client whose key file is gone is revoked (`reloadKeys`); a service's key must be there.
-        // One whose file is there but holds no key fails the load, naming the file (the keys in
-        // force then stay): it is a mistake, not a revocation.
-        for client in topology.clients where keys.hasPublicKey(named: client) { holders[try keys.publicKey(named: client)] = "client " + client }
+        // One whose file is there but holds no key is left out, named (`leftOut`), and the rest
+        // apply: it failed the whole reload before, so that a key revoked beside it stayed
+        // admitted (a security trial), where the device registry left out only the bad file.
+        for client in topology.clients where keys.hasPublicKey(named: client) {
+            do { holders[try keys.publicKey(named: client)] = "client " + client } catch {
+                leftOut("client \(client) left out (not admitted): \(error)")
+            }
+        }
         let runner = topology.runner.map { "client " + $0 }
         return CallerAuthorization(holders: holders) { holder, method in
             if holder == runner { return true }
@@ -88,7 +94,9 @@ public struct ServiceHost: Service {
                 logger.warning("the key pairs of \(changed.map(\.rawValue).joined(separator: ", ")) changed on disk: a service's own keys take effect when erp up restarts every service; the running ones stay")
             }
             // The keys admitted are exactly those whose holders the rules know.
-            let rules = try authorization(of: service, topology: current, keys: keys, serviceKeys: serviceKeys)
+            let rules = try authorization(of: service, topology: current, keys: keys, serviceKeys: serviceKeys) { problem in
+                logger.error("\(problem)")
+            }
             let (added, revoked) = try authenticator.replaceAllowed(Set(rules.holders.keys))
             transport.updateAuthorization(rules)
             let ids: [String] = revoked.map { CallerAuthorization.keyId($0) }
@@ -97,8 +105,8 @@ public struct ServiceHost: Service {
         } catch {
             logger.error("keys not reloaded, the keys in force stay: \(error)")
         }
-        // The device registry on its own: a client key file that stops the reload above does not
-        // keep a device revoked on disk admitted, and a bad device file leaves out that device only.
+        // The device registry on its own: a topology that stops the reload above does not keep a
+        // device revoked on disk admitted, and a bad device file leaves out that device only.
         guard let ingress, let folder = current.deviceKeyDirectory else { return }
         do {
             let registry = DeviceIngress.registry(in: folder, devices: devices)
@@ -136,7 +144,9 @@ public struct ServiceHost: Service {
         var authenticator: ZAPAuthenticator?
         let security: ZeroMQTransport.Security
         // Who may call what; the ZAP handler admits exactly the keys whose holders it knows.
-        let authorization = try keys.map { try Self.authorization(of: service, topology: topology, keys: $0, serviceKeys: serviceKeys) }
+        let authorization = try keys.map {
+            try Self.authorization(of: service, topology: topology, keys: $0, serviceKeys: serviceKeys) { problem in logger.error("\(problem)") }
+        }
         if let keys, let authorization {
             let throttle = LogThrottle()
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(authorization.holders.keys)) { [logger] refusal in

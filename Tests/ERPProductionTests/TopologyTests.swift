@@ -142,18 +142,17 @@ let sample = """
         #expect(try !allows("order", "bus.replay", on: .eventBus), "only an operator, or report for its own group")
         #expect(try !allows("order", "bus.requeue", on: .eventBus))
         #expect(try !allows("inventory", "inventory.nothing", on: .inventory))
-        // A client whose key file is gone is revoked; one whose file holds no key is a mistake,
-        // refused naming the file (the keys in force stay), not a silent revocation.
+        // A client whose key file is gone is revoked.
         try FileManager.default.removeItem(atPath: dir + "/keys/tool.pub")
         #expect(try allows("runner", "bus.requeue", on: .eventBus), "the other clients stay")
         #expect(try ServiceHost.authorization(of: .eventBus, topology: topology, keys: store).holders.values.contains("client tool") == false)
+        // A file that holds no key leaves that client out, named, and the rest apply (it failed the
+        // whole reload, keeping admitted a key revoked beside it).
         try "garbage".write(toFile: dir + "/keys/tool.pub", atomically: true, encoding: .utf8)
-        do {
-            _ = try ServiceHost.authorization(of: .eventBus, topology: topology, keys: store)
-            Issue.record("a malformed client key was taken as a revocation")
-        } catch {
-            #expect("\(error)".contains(dir + "/keys/tool.pub"), "\(error)")
-        }
+        var problems: [String] = []
+        let rules = try ServiceHost.authorization(of: .eventBus, topology: topology, keys: store) { problems.append($0) }
+        #expect(!rules.holders.values.contains("client tool") && rules.holders.values.contains("client runner"))
+        #expect(problems.count == 1 && problems[0].contains("client tool left out") && problems[0].contains(dir + "/keys/tool.pub"), "\(problems)")
         // The runner must be one of the clients.
         #expect(throws: TopologyError.self) {
             try Topology.parse("security: {curveKeys: keys, clients: [tool], runner: runner}\nservices:\n  order: tcp://127.0.0.1:1\n", file: "t.yaml")
