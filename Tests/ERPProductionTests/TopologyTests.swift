@@ -82,6 +82,10 @@ let sample = """
         #expect(t.resilience.defaultPolicy.retry.attemptCountMax == 4)
         #expect(t.services.contains(.product) && t.metricsAddresses[.order]?.port == 9105)
         #expect(t.httpRateLimit?.capacity == 50 && t.httpRateLimit?.refillRatePerSecond == 25, "the shipped gateway limits each API key")
+        // And each client key at its ZeroMQ door alike (a client key went past the HTTP limit there).
+        let door = t.resilience.incomingLimit(of: .gateway)
+        #expect(door?.bucket.capacity == 50 && door?.bucket.refillRatePerSecond == 25, "\(String(describing: door))")
+        #expect(t.resilience.incomingLimit(of: .inventory) == nil, "services' calls to each other are not limited")
         #expect(try Topology.parse(sample, file: "t.yaml").httpRateLimit == nil, "no http.rateLimit: no limit per key")
     }
 
