@@ -261,6 +261,9 @@ public struct Vend: GatewayExposed {
     public var problem: String? {
         // Bytes, not characters: one character may carry any number of combining marks.
         if vendId.isEmpty || vendId.utf8.count > 128 { return "field 'vendId' must be 1 to 128 bytes" }
+        // As a userId: a vend stored under an id with a newline could never be read back (GET
+        // /vends/{id} refuses control characters in a path).
+        if vendId.containsControlCharacter { return "field 'vendId' holds a control character" }
         if machineId.isEmpty || machineId.utf8.count > 256 { return "field 'machineId' must be 1 to 256 bytes" }
         if productId.isEmpty || productId.utf8.count > 256 { return "field 'productId' must be 1 to 256 bytes" }
         if !(1...Self.quantityMax).contains(quantity) { return "field 'quantity' must be a whole number from 1 to \(Self.quantityMax)" }

@@ -53,7 +53,9 @@ import Testing
             let metadata = { runtime.metadata(timeout: .seconds(3)) }
             for bad in [Vend(vendId: "v-huge", machineId: machine.id, productId: product, quantity: .max),
                         Vend(vendId: "v-zero", machineId: machine.id, productId: product, quantity: 0),
-                        Vend(vendId: "", machineId: machine.id, productId: product, quantity: 1)] {
+                        Vend(vendId: "", machineId: machine.id, productId: product, quantity: 1),
+                        // Stored, it could never be read back (GET /vends/{id} refuses it in a path).
+                        Vend(vendId: "v\nFAKEVEND", machineId: machine.id, productId: product, quantity: 1)] {
                 #expect(await SimulatedServices.refusal { try await transport.call(bad, metadata: metadata()) } == "bad_request")
             }
             #expect(await SimulatedServices.refusal { try await transport.call(Vend(vendId: "v-1", machineId: "nope", productId: product, quantity: 1),
