@@ -77,3 +77,29 @@ extension Topology {
         return code == EADDRINUSE ? "another process listens there (another erp up?)" : String(cString: strerror(code))
     }
 }
+
+extension Topology {
+    /// The example API key of the shipped topology, which the README and the examples send.
+    public static let exampleAPIKey = "dev-key-change-me"
+
+    /// What in this topology is fit for a test bench only, each a sentence: `erp up` says them at
+    /// start (it started quietly with public test keys readable by anyone on the machine and the
+    /// example API key). Not refusals: the shipped topology is a test bench.
+    public func insecureSettings() -> [String] {
+        var found: [String] = []
+        if apiKeys.contains(Self.exampleAPIKey) {
+            found.append("http.apiKeys holds the example key \(Self.exampleAPIKey), which anyone who read the README knows: set keys of your own for anything but a test bench")
+        }
+        let fm = FileManager.default
+        for folder in [keyDirectory, deviceKeyDirectory].compactMap({ $0 }) {
+            let names = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".key") }.sorted()
+            let open = names.filter { name in
+                ((try? fm.attributesOfItem(atPath: folder + "/" + name))?[.posixPermissions] as? Int).map { $0 & 0o077 != 0 } ?? false
+            }
+            if !open.isEmpty {
+                found.append("\(open.count) of the secret keys in \(folder) are readable by other users (\(open.first!) among them): `erp keys generate --replace` makes pairs whose secret keys are for their owner only (0600)")
+            }
+        }
+        return found
+    }
+}

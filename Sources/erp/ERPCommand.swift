@@ -442,6 +442,7 @@ struct Up: ParsableCommand {
             FileHandle.standardError.put(Data("erp up: nothing started\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
+        for warning in loaded.insecureSettings() { FileHandle.standardError.put(Data("erp up: warning: \(warning)\n".utf8)) }
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: erpExecutable,
                   arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"]

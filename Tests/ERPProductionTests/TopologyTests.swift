@@ -89,6 +89,23 @@ let sample = """
         #expect(try Topology.parse(sample, file: "t.yaml").httpRateLimit == nil, "no http.rateLimit: no limit per key")
     }
 
+    /// `erp up` says what is fit for a test bench only: the example API key, secret keys others
+    /// may read. Keys made by `erp keys generate` (0600) and an API key of one's own say nothing.
+    @Test func insecureSettingsAreNamed() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-insecure-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try KeyStore(directory: dir + "/keys").generate(named: ["order"])
+        func topology(apiKey: String) throws -> Topology {
+            try Topology.parse("dataDirectory: data\nhttp: {host: 127.0.0.1, port: 8080, apiKeys: [\(apiKey)]}\nsecurity: {curveKeys: \(dir)/keys}\nservices:\n  order: tcp://127.0.0.1:7105\n  gateway: tcp://127.0.0.1:7100\n", file: "t.yaml")
+        }
+        #expect(try topology(apiKey: "a-key-of-ours").insecureSettings().isEmpty)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: dir + "/keys/order.key")
+        let warnings = try topology(apiKey: Topology.exampleAPIKey).insecureSettings()
+        #expect(warnings.count == 2, "\(warnings)")
+        #expect(warnings.contains { $0.contains("example key dev-key-change-me") })
+        #expect(warnings.contains { $0.contains("1 of the secret keys in \(dir)/keys are readable by other users (order.key among them)") }, "\(warnings)")
+    }
+
     @Test func keysAreGeneratedOncePerServiceAndReadBack() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-keys-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
