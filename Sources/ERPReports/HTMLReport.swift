@@ -48,7 +48,7 @@ public enum HTMLReport {
             .muted{color:#6b7385}
             </style></head><body>
             <h1>\(e(summary.scenario)) <span class="badge \(passed ? "pass" : "fail")">\(passed ? "PASS" : "FAIL")</span></h1>
-            <div class="muted">mode \(e(summary.mode)) · seed \(summary.seed) · chaos \(ms(Double(summary.chaosMilliseconds))) · heal \(ms(Double(summary.healMilliseconds))) · \(summary.wallSeconds) s of wall time\(summary.traceHash.map { " · trace <code>\(e(String($0.prefix(16))))…</code>" } ?? "")</div>
+            <div class="muted">mode \(e(summary.mode)) · seed \(summary.seed) · chaos \(ms(Double(summary.chaosMilliseconds))) · heal \(ms(Double(summary.healMilliseconds))) · \(summary.wallSeconds) s of wall time\(summary.traceHash.map { " · trace <code>\(e(String($0.prefix(16))))…</code>" } ?? "")\(summary.plantedText.map { " · <strong>planted: \(e($0))</strong>" } ?? "")</div>
             <p>Reproduce: <code>\(e(summary.reproduce))</code></p>
 
             """

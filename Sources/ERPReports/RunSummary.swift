@@ -125,6 +125,11 @@ public struct RunSummary: Codable, Sendable {
     /// Events the bus logged, by type and the version they were written at ("OrderCreated 2.0").
     public var eventVersions: [String: Int] = [:]
     public var defects: [String] = []
+    /// Services whose `synchronous` the scenario weakened (`durability:`, simulation only), as
+    /// "order: normal": a planted defect too, which the reports name (a reader saw "told
+    /// confirmed for unknown order" with no hint that the run had weakened syncing on purpose).
+    /// Nil when none.
+    public var weakenedDurability: [String]?
     public var expectationFailures: [String] = []
     public var traceLines = 0
     public var wallSeconds: Double = 0
@@ -245,6 +250,7 @@ public struct RunSummary: Codable, Sendable {
         }
         if rateLimited > 0 { lines.append("  gateway shed \(rateLimited) requests (429)") }
         if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
+        if let weakenedDurability { lines.append("planted: durability weakened (simulation only) for \(weakenedDurability.joined(separator: ", "))") }
         if mode == "zmq" {
             // Counted by each process's transport: the runner's own calls (fault controls, the
             // control reports) are received but not sent by a service.
@@ -262,12 +268,21 @@ public struct RunSummary: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// What the run planted on purpose (`--defect`, a weakened `durability:`), in one line; nil
+    /// when nothing.
+    public var plantedText: String? {
+        let parts = (defects.isEmpty ? [] : ["defects " + defects.joined(separator: ", ")])
+            + (weakenedDurability.map { ["durability weakened for " + $0.joined(separator: ", ")] } ?? [])
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+
     /// summary.md: the same facts for a pull request or a wiki.
     public var markdown: String {
         var md = "# Run of `\(scenario)` (\(mode), seed \(seed))\n\n"
         let passed = invariantsPass && expectationFailures.isEmpty
         md += "**\(passed ? "PASS" : "FAIL")**" + (failedInvariants.isEmpty ? "" : ": broken \(failedInvariants.joined(separator: ", "))") + "\n\n"
         md += "Reproduce: `\(reproduce)`\n\n"
+        if let planted = plantedText { md += "Planted: \(planted)\n\n" }
         if let traceHash { md += "Trace hash: `\(traceHash)`\n\n" }
         if !expectationFailures.isEmpty {
             md += "Expectations not met:\n\n" + expectationFailures.map { "- \($0)" }.joined(separator: "\n") + "\n\n"

@@ -101,6 +101,7 @@ public struct ScenarioRunner: Sendable {
         summary.traceLines = outcome.traceLines
         summary.faults = scenario.faultLines
         summary.defects = scenario.defects.enabledNames
+        summary.weakenedDurability = scenario.durability.isEmpty ? nil : scenario.durability.map { "\($0.service.rawValue): \($0.synchronous.rawValue)" }
         summary.recoveredSagas = outcome.recoveredSagas
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
         outcome.fill(&summary)

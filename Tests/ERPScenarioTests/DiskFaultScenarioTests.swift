@@ -36,6 +36,10 @@ import Testing
         let caughtBy = summary.invariants["databases-intact"] == .fail ? "databases-intact" : "client-outcome-matches-order"
         #expect(summary.invariants[caughtBy] == .fail, "\(summary.violations.prefix(5))")
         if mode == .normal { #expect(caughtBy == "client-outcome-matches-order", "NORMAL never tears a commit: the file stays readable") }
+        // The reports say what was planted (they did not: a reader had to open the scenario).
+        #expect(summary.weakenedDurability == ["order: \(mode.rawValue)"])
+        #expect(summary.humanSummary.contains("planted: durability weakened (simulation only) for order: \(mode.rawValue)"))
+        #expect(summary.markdown.contains("Planted: durability weakened for order: \(mode.rawValue)"))
     }
 
     @Test func aPowerLossRunIsReproducible() async throws {
