@@ -130,6 +130,10 @@ public struct RunSummary: Codable, Sendable {
     /// confirmed for unknown order" with no hint that the run had weakened syncing on purpose).
     /// Nil when none.
     public var weakenedDurability: [String]?
+    /// Why the counts read from the databases (orders accepted, confirmed, cancelled, pending;
+    /// vends dispensed, refused, pending) are zeros that measure nothing: a database is damaged.
+    /// Nil when they were read. The client's own counts (submitted, gave up, refused) stand.
+    public var countsNotJudged: String?
     public var expectationFailures: [String] = []
     public var traceLines = 0
     public var wallSeconds: Double = 0
@@ -187,7 +191,7 @@ public struct RunSummary: Codable, Sendable {
         var lines: [String] = []
         lines.append("scenario \(scenario) (\(mode)), seed \(seed)")
         if databasesDamaged {
-            lines.append("orders: \(orders.submitted) submitted; accepted, confirmed, cancelled and pending \(Self.notJudgedForDamage)")
+            lines.append("orders: \(orders.submitted) submitted, \(orders.clientGaveUp) given up by the client; accepted, confirmed, cancelled and pending \(Self.notJudgedForDamage)")
         } else {
             lines.append("orders: \(orders.submitted) submitted, \(orders.accepted) accepted, \(orders.confirmed) confirmed, \(orders.cancelled) cancelled, \(orders.pending) pending, \(orders.clientGaveUp) given up by the client")
         }
@@ -288,7 +292,7 @@ public struct RunSummary: Codable, Sendable {
             md += "Expectations not met:\n\n" + expectationFailures.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
         }
         if databasesDamaged {
-            md += "## Orders\n\n\(orders.submitted) submitted; the rest \(Self.notJudgedForDamage).\n\n"
+            md += "## Orders\n\n\(orders.submitted) submitted, \(orders.clientGaveUp) given up by the client; the rest \(Self.notJudgedForDamage).\n\n"
         } else {
             md += "## Orders\n\n| submitted | accepted | confirmed | cancelled | pending | client gave up |\n|---|---|---|---|---|---|\n"
             md += "| \(orders.submitted) | \(orders.accepted) | \(orders.confirmed) | \(orders.cancelled) | \(orders.pending) | \(orders.clientGaveUp) |\n\n"

@@ -98,7 +98,14 @@ public struct ConsistencyChecker {
             summary.invariants["databases-intact"] = .fail
             for example in damaged { summary.violations.append(.init(invariant: "databases-intact", example: example)) }
             summary.violationCounts = ["databases-intact": damaged.count]
+            // What the client saw is known whatever the disks hold; what the databases hold is
+            // not judged, and the summary says so (`countsNotJudged`) beside the zeros.
             summary.orders.submitted = history.count
+            summary.orders.clientGaveUp = history.filter { $0.outcome == .gaveUp }.count
+            summary.orders.refused = history.filter { $0.outcome == .refused }.count
+            summary.vends.submitted = vends.count
+            summary.vends.clientGaveUp = vends.filter { $0.outcome == .gaveUp }.count
+            summary.countsNotJudged = RunSummary.notJudgedForDamage
             return
         }
         summary.invariants["databases-intact"] = .pass

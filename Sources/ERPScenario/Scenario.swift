@@ -186,6 +186,12 @@ public struct Scenario: Sendable {
         /// At least this many orders priced each way ("fallback": 1).
         public var minPriced: [(pricing: String, count: Int)] = []
         public init() {}
+
+        /// Whether nothing is expected (every bound at its default).
+        public var asksNothing: Bool {
+            minConfirmed == 0 && minCancelled == 0 && onTheBus.isEmpty && maxCancelled == nil && cancelReasons.isEmpty
+                && minDispensed == 0 && minPriced.isEmpty
+        }
     }
 }
 

@@ -149,6 +149,14 @@ public struct ScenarioRunner: Sendable {
         checker.devicesMayFallQuietBeforeTheEnd = summary.mode == RunMode.zmq.rawValue
         checker.vends = store.vends
         try checker.check(into: &summary)
+        // Counts the databases did not give cannot meet or miss an expectation ("got 0" measured
+        // nothing); the run fails on databases-intact.
+        guard summary.countsNotJudged == nil else {
+            if !scenario.expect.asksNothing {
+                summary.expectationFailures.append("not judged: a database is damaged (databases-intact), and the expectations count what the databases hold")
+            }
+            return
+        }
         if summary.orders.confirmed < scenario.expect.minConfirmed {
             summary.expectationFailures.append("at least \(scenario.expect.minConfirmed) confirmed orders, got \(summary.orders.confirmed)")
         }

@@ -36,6 +36,16 @@ import Testing
         let caughtBy = summary.invariants["databases-intact"] == .fail ? "databases-intact" : "client-outcome-matches-order"
         #expect(summary.invariants[caughtBy] == .fail, "\(summary.violations.prefix(5))")
         if mode == .normal { #expect(caughtBy == "client-outcome-matches-order", "NORMAL never tears a commit: the file stays readable") }
+        if caughtBy == "databases-intact" {
+            // Counts from the databases are not judged, and say so; the client's own stand, and
+            // no expectation is "missed" by a count never read ("got 0").
+            #expect(summary.countsNotJudged != nil)
+            #expect(summary.orders.submitted > 0 && summary.orders.submitted == (summary.latency["orderPlacement"]?.count ?? 0) + summary.orders.clientGaveUp,
+                    "\(summary.orders) \(summary.latency["orderPlacement"]?.count ?? -1)")
+            #expect(!summary.expectationFailures.contains { $0.contains("got 0") }, "\(summary.expectationFailures)")
+        } else {
+            #expect(summary.countsNotJudged == nil)
+        }
         // The reports say what was planted (they did not: a reader had to open the scenario).
         #expect(summary.weakenedDurability == ["order: \(mode.rawValue)"])
         #expect(summary.humanSummary.contains("planted: durability weakened (simulation only) for order: \(mode.rawValue)"))
