@@ -79,7 +79,11 @@ public struct ScenarioLoader {
                 guard let mode = SynchronousMode(rawValue: text) else {
                     throw read.fail(value, "durability.\(key): '\(text)' is not one of \(SynchronousMode.choices)")
                 }
-                scenario.durability.append((ServiceName(named: key)!, mode))
+                let service = ServiceName(named: key)!
+                guard ServiceCatalog.databaseFileName(of: service) != nil else {
+                    throw read.fail(value, "durability.\(key): \(key) keeps no database, so it has nothing to sync")
+                }
+                scenario.durability.append((service, mode))
             }
         }
         if let v = top["resilience"] { scenario.resilience = try read.resilience(v, clientTimeout: scenario.workload.timeout) }
@@ -330,11 +334,11 @@ public struct ScenarioLoader {
                 }
                 return .powerCut(node, restartAfter: restart)
             }),
-            ("diskFull", { v, f throws(ScenarioError) in .diskFailure(try service(v), .full) }),
-            ("diskErrors", { v, f throws(ScenarioError) in .diskFailure(try service(v), .ioError) }),
+            ("diskFull", { v, f throws(ScenarioError) in .diskFailure(try storedService(v, "diskFull"), .full) }),
+            ("diskErrors", { v, f throws(ScenarioError) in .diskFailure(try storedService(v, "diskErrors"), .ioError) }),
             ("slowSync", { v, f throws(ScenarioError) in
                 let s = try read.mapping(v, "slowSync", keys: ["service", "by"])
-                return .slowSync(try service(s.required("service")), try read.positiveDuration(s.required("by"), "slowSync.by", max: .seconds(10)))
+                return .slowSync(try storedService(s.required("service"), "slowSync"), try read.positiveDuration(s.required("by"), "slowSync.by", max: .seconds(10)))
             }),
             ("pause", { v, f throws(ScenarioError) in .pause(try service(v)) }),
             ("clockSkew", { v, f throws(ScenarioError) in
@@ -402,6 +406,17 @@ public struct ScenarioLoader {
     }
 
     private func service(_ node: Node) throws(ScenarioError) -> NodeName { NodeName(try serviceName(node)) }
+
+    /// A service with a database, for what only a disk can have (a disk fault, a durability):
+    /// on one without (the gateway) such a fault was taken and did nothing.
+    private func storedService(_ node: Node, _ what: String) throws(ScenarioError) -> NodeName {
+        let name = try serviceName(node)
+        guard ServiceCatalog.databaseFileName(of: name) != nil else {
+            let stored = ServiceCatalog.startOrder.filter { ServiceCatalog.databaseFileName(of: $0) != nil }.map(\.rawValue)
+            throw read.fail(node, "\(what): \(name) keeps no database, so it has no disk to fault; services with one: \(stored.joined(separator: ", "))")
+        }
+        return NodeName(name)
+    }
 
     private func serviceName(_ node: Node) throws(ScenarioError) -> ServiceName {
         let name = try read.string(node)

@@ -11,6 +11,9 @@ import ERPServices
 public enum Swarm {
     /// The services a drawn fault may strike: every service of the catalogue.
     static let targets = ServiceCatalog.startOrder.map(NodeName.init)
+    /// The services with a disk to fail or sync slowly: a disk fault drawn on one without a
+    /// database (the gateway) did nothing.
+    static let storedTargets = ServiceCatalog.startOrder.filter { ServiceCatalog.databaseFileName(of: $0) != nil }.map(NodeName.init)
 
     /// Draws `seed`'s schedule from `scenario`'s vocabulary.
     ///
@@ -101,8 +104,8 @@ public enum Swarm {
             return .powerLoss(target == nil ? nil : node(), restartAfter: restart())
         case .powerCut(let target, _):
             return .powerCut(target == nil ? nil : node(), restartAfter: restart())
-        case .diskFailure(_, let failure): return .diskFailure(node(), failure)
-        case .slowSync: return .slowSync(node(), millisecondsCeiling(random.uniform(0.005, 0.2)))
+        case .diskFailure(_, let failure): return .diskFailure(random.pick(storedTargets), failure)
+        case .slowSync: return .slowSync(random.pick(storedTargets), millisecondsCeiling(random.uniform(0.005, 0.2)))
         case .pause: return .pause(node())
         case .clockSkew: return .clockSkew(node(), millisecondsCeiling(random.uniform(-2, 2)))
         case .link(_, _, var behaviour):

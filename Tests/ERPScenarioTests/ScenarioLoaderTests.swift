@@ -155,6 +155,10 @@ import Testing
         ("name: t\nfaults:\n  - {at: 1s, diskFull: order, restartAfter: 1s}\n", 3, "restartAfter belongs to a crash, diskLoss, powerLoss or powerCut fault"),
         ("name: t\nfaults:\n  - {at: 1s, powerLoss: everything}\n", 3, "unknown service 'everything'"),
         ("name: t\nfaults:\n  - {at: 1s, slowSync: {service: order, by: 1h}}\n", 3, "slowSync.by"),
+        // A disk fault or a durability on a service without a database did nothing.
+        ("name: t\nfaults:\n  - {at: 1s, diskFull: gateway, for: 2s}\n", 3, "diskFull: gateway keeps no database, so it has no disk to fault"),
+        ("name: t\nfaults:\n  - {at: 1s, slowSync: {service: gateway, by: 1s}, for: 2s}\n", 3, "slowSync: gateway keeps no database"),
+        ("name: t\ndurability: {gateway: normal}\n", 2, "durability.gateway: gateway keeps no database, so it has nothing to sync"),
         // A key given twice: the line of the second one (Yams names the mapping's first line).
         ("name: t\nseed: 3\nname: u\n", 3, "'name' is given twice in one mapping"),
         ("name: t\nworkload:\n  rate: 5\n  rate: 6\n", 4, "'rate' is given twice"),
