@@ -245,7 +245,7 @@ public struct RunSummary: Codable, Sendable {
         let restarted = serviceStarts.keys.sorted().filter { serviceStarts[$0]! > 1 }
         if !restarted.isEmpty {
             lines.append("restarts: " + restarted.map { "\($0) \(serviceStarts[$0]! - 1)×" }.joined(separator: ", ")
-                         + "; unfinished sagas recovered from the order database: \(recoveredSagas)")
+                         + "; saga recoveries by restarted order services: \(recoveredSagas) (a saga counts at each restart that found it unfinished)")
         }
         for path in resilience.keys.sorted() {
             let r = resilience[path]!
