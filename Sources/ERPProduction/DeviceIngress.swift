@@ -26,6 +26,8 @@ public final class DeviceIngress: @unchecked Sendable {
     /// One device's messages waiting or being handled; past it that device's are refused
     /// `overloaded` while the others are served.
     public static let laneCountMax = 64
+    /// The refusals' log lines, at most one a second per code.
+    private let refusalLog = LogThrottle()
 
     let endpoint: String
     let serverKeys: CurveKeyPair
@@ -52,9 +54,6 @@ public final class DeviceIngress: @unchecked Sendable {
         var lanes: [String: [(route: [[UInt8]], frames: [[UInt8]])]] = [:]
         /// Refusals answered, by error code (`/metrics`).
         var refused: [String: Int] = [:]
-        /// When each refusal code was last logged (at most one line a second per code).
-        var lastLogged: [String: ContinuousClock.Instant] = [:]
-        var unlogged: [String: Int] = [:]
     }
 
     /// `hop` runs the handling on the IoT gateway node's executor, where `operations` lives.
@@ -242,19 +241,10 @@ public final class DeviceIngress: @unchecked Sendable {
     /// many went unlogged): a device speaking for another, or a revoked key still talking, left
     /// no trace before.
     private func count(refusal code: String, sender: String?, key: String?) {
-        let now = ContinuousClock.now
-        let log: Int? = state.withLock { s in
-            s.refused[code, default: 0] += 1
-            if let last = s.lastLogged[code], now - last < .seconds(1) { s.unlogged[code, default: 0] += 1; return nil }
-            s.lastLogged[code] = now
-            let skipped = s.unlogged[code] ?? 0
-            s.unlogged[code] = 0
-            return skipped
-        }
-        guard let skipped = log else { return }
+        state.withLock { $0.refused[code, default: 0] += 1 }
         let who = sender.map { "device \($0)" }
             ?? "a connection whose key (\(key.map(CallerAuthorization.keyId) ?? "none")) speaks for no device"
-        logger.warning("device door refused a message from \(who): \(code)\(skipped > 0 ? " (and \(skipped) more \(code) in the last second)" : "")")
+        if let line = refusalLog.line(code, "device door refused a message from \(who): \(code)") { logger.warning("\(line)") }
     }
 
     /// The door's refusals by code, in Prometheus's text format (served on the IoT gateway's /metrics).
