@@ -131,11 +131,15 @@ public struct ServiceHost: Service {
         }
         let book = AddressBook()
         let keys = topology.keyDirectory.map(KeyStore.init(directory:))
+        // The services' pairs: those `erp up` started with when it says where they are, else the
+        // key folder's. Clients' and devices' keys are always read from their folders (a HUP
+        // reloads them).
+        let pairs = keys.map { topology.serviceKeyDirectory.map(KeyStore.init(directory:)) ?? $0 }
         // The services' public keys as this process starts with them: its sockets keep them, and a
         // HUP keeps them too (`reloadKeys`).
         var serviceKeys: [ServiceName: String] = [:]
         for (other, otherEndpoint) in topology.endpoints {
-            let key = try keys?.publicKey(of: other)
+            let key = try pairs?.publicKey(of: other)
             serviceKeys[other] = key
             book.set(NodeName(other), .init(endpoint: otherEndpoint, curvePublicKey: key))
             book.set(other, servedBy: NodeName(other))
@@ -152,7 +156,7 @@ public struct ServiceHost: Service {
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(authorization.holders.keys)) { [logger] refusal in
                 if let line = throttle.line("zap", "refused a connection: \(refusal)") { logger.warning("\(line)") }
             }
-            security = .curve(try keys.keyPair(of: service))
+            security = .curve(try (pairs ?? keys).keyPair(of: service))
         } else {
             guard topology.plaintext else { throw KeyStoreError("\(topology.path): no curveKeys and plaintext not allowed") }
             logger.warning("plaintext sockets: anyone who reaches \(endpoint) can call \(service)")

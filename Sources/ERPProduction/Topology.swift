@@ -25,6 +25,11 @@ public struct Topology: Sendable {
     /// Folder of `<service>.key` files (Z85 secret keys); nil means plaintext sockets, which must be
     /// asked for explicitly with `plaintext: true`.
     public var keyDirectory: String?
+    /// Where the services' own pairs are read instead of `keyDirectory` (not a topology key):
+    /// `erp up` copies them there at its start and hands the folder to every `erp serve`, so that a
+    /// service the supervisor restarts alone comes back with the pair its peers know, not one
+    /// replaced on disk since (`erp keys generate --replace` then one crash cut order off).
+    public var serviceKeyDirectory: String?
     public var plaintext = false
     /// Peers that are not services but may call them (their `<name>.pub` in the key folder): the
     /// scenario runner of `erp run --mode zmq`, an operator's tool.

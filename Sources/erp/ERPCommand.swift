@@ -331,6 +331,23 @@ struct Keys: ParsableCommand {
     }
 }
 
+/// Copies every service's key pair from `folder` into a new folder of this process's own (mode
+/// 0700, the secret keys 0600) and returns it.
+func snapshotServicePairs(of topology: Topology, from folder: String) throws -> String {
+    let fm = FileManager.default
+    let copy = fm.temporaryDirectory.appendingPathComponent("erp-up-\(getpid())-service-keys").path
+    try? fm.removeItem(atPath: copy)
+    try fm.createDirectory(atPath: copy, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    for service in topology.services {
+        for suffix in ["key", "pub"] {
+            let name = "\(service.rawValue).\(suffix)"
+            try fm.copyItem(atPath: folder + "/" + name, toPath: copy + "/" + name)
+            if suffix == "key" { try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: copy + "/" + name) }
+        }
+    }
+    return copy
+}
+
 /// `path` made absolute against the working folder (the services run with the same one, but a
 /// path handed on should not depend on it).
 func absolutePath(_ path: String) -> String {
@@ -376,6 +393,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Log at debug level.") var verbose = false
     @Option(name: .customLong("data"), help: ArgumentHelp("Keep the databases here instead of the topology's dataDirectory.", valueName: "folder"))
     var dataDirectory: String?
+    @Option(name: .customLong("service-keys"),
+            help: ArgumentHelp("Read the services' own key pairs from this folder instead of the topology's curveKeys (erp up passes the pairs in force at its start; clients' and devices' keys still come from their folders).", valueName: "folder"))
+    var serviceKeyDirectory: String?
 
     func run() async throws {
         guard let name = ServiceName(named: service), ServiceCatalog.startOrder.contains(name) else {
@@ -384,6 +404,7 @@ struct Serve: AsyncParsableCommand {
         }
         var loaded = try loadTopology(topology)
         if let dataDirectory { loaded.dataDirectory = absolutePath(dataDirectory) }
+        if let serviceKeyDirectory { loaded.serviceKeyDirectory = absolutePath(serviceKeyDirectory) }
         guard loaded.endpoint(of: name) != nil else {
             FileHandle.standardError.put(Data("erp: \(topology) gives no endpoint for \(name)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
@@ -443,10 +464,15 @@ struct Up: ParsableCommand {
             throw ExitCode(ExitStatus.invalidInput)
         }
         for warning in loaded.insecureSettings() { FileHandle.standardError.put(Data("erp up: warning: \(warning)\n".utf8)) }
+        // The services' pairs as they are now, for every start of every service until erp up
+        // stops: a service restarted alone after `erp keys generate --replace` came back with a
+        // pair its running peers did not know, and was cut off (an on-call trial).
+        let pairsInForce = try loaded.keyDirectory.map { try snapshotServicePairs(of: loaded, from: $0) }
+        defer { if let pairsInForce { try? FileManager.default.removeItem(atPath: pairsInForce) } }
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: erpExecutable,
                   arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"]
-                    + (data.map { ["--data", $0] } ?? []))
+                    + (data.map { ["--data", $0] } ?? []) + (pairsInForce.map { ["--service-keys", $0] } ?? []))
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
         let stop = DispatchSemaphore(value: 0)

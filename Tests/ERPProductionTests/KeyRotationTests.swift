@@ -89,6 +89,26 @@ import ZeroMQTestSupport
         try await Task.sleep(for: .seconds(3))
         let after = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(!after.contains("an unknown key"), "\(after.suffix(3_000))")
+
+        // Then one service dies and the supervisor starts it alone: it comes back with the pair
+        // erp up started with, which its peers know. It read the replaced pair from disk, and the
+        // IoT gateway's calls to it failed until erp up was restarted (an on-call trial, with order).
+        let shopPid = try #require(after.split(separator: "\n").last { $0.contains("started shop (pid ") }
+            .flatMap { line in line.split(separator: "(pid ").last.flatMap { Int32($0.prefix { $0.isNumber }) } })
+        kill(shopPid, SIGKILL)
+        let restarted = await eventually(within: .seconds(20)) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "started shop (pid ").count >= 3
+        }
+        #expect(restarted, "the supervisor did not start shop again")
+        var confirmed = false
+        for sequence in 2...8 where !confirmed {
+            try await Task.sleep(for: .seconds(2))
+            try await admitted.send(frames: [Array("erp-device/1".utf8),
+                                             Array(#"{"type":"status","deviceId":"device_stockholm_02","sequence":\#(sequence),"status":"online"}"#.utf8)])
+            let answer = String(decoding: try await receive(admitted, within: .seconds(10)).frames.last ?? [], as: UTF8.self)
+            confirmed = answer.contains(#""confirmedByShop":true"#)
+        }
+        #expect(confirmed, "the restarted shop never confirmed a status: \(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(3_000))")
         await io.stop()
         context.terminate()
     }
