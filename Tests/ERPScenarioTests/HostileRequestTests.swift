@@ -364,4 +364,20 @@ import Testing
             _ = try await transport.call(campaign, metadata: runtime.metadata(timeout: .seconds(2), idempotencyKey: longest))
         }
     }
+
+    /// With shop down, a vend asked through the gateway is answered `pending` within the
+    /// gateway's 2 s, not 504: vm-service's backoff between tries (up to 2 s) slept past the
+    /// caller's deadline (an on-call trial: 16 vends answered 504, 13 of them then dispensed).
+    @Test func aVendWhoseShopIsDownIsPendingNotATimeout() async throws {
+        let fixtures = try loadFixtures()
+        let machine = try #require(fixtures.devices.first { $0.kind == .vendingMachine })
+        let product = try #require(fixtures.shops.first { $0.id == machine.shopId }?.stock.first).productId
+        _ = try await SimulatedServices.run(before: { world in world.crash(world.node(serving: .shop)!.name) }) { transport, runtime in
+            for i in 1...4 {
+                let vend = Vend(vendId: "v-down-\(i)", machineId: machine.id, productId: product, quantity: 1)
+                let answer = try await transport.call(Relayed(vend), metadata: runtime.metadata(timeout: .seconds(3)))
+                #expect(answer.status == .pending, "vend \(i): \(answer.status)")
+            }
+        }
+    }
 }

@@ -12,11 +12,14 @@ import Testing
 enum SimulatedServices {
     /// Every service of the catalogue on one simulated world; `body` runs as a client.
     /// Returns each service node's start count. The world computes on a thread of its own.
-    static func run(_ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) async throws -> [(NodeName, Int)] {
-        try await HeavyWork.shared.run { try await onThreadOfItsOwn { try simulate(body) } }
+    /// `before` gets the world once its services have started, before `body` runs (to crash one).
+    static func run(before: @escaping @Sendable (SimWorld) -> Void = { _ in },
+                    _ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) async throws -> [(NodeName, Int)] {
+        try await HeavyWork.shared.run { try await onThreadOfItsOwn { try simulate(before: before, body) } }
     }
 
-    static func simulate(_ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) throws -> [(NodeName, Int)] {
+    static func simulate(before: (SimWorld) -> Void = { _ in },
+                         _ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) throws -> [(NodeName, Int)] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-services-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -27,6 +30,7 @@ enum SimulatedServices {
         let client = world.addNode("client")
         client.start()
         world.run(until: world.elapsed + .milliseconds(50))
+        before(world)
         let outcome = Outcome()
         client.runtime!.spawn("test") {
             do { try await body(client.runtime!.transport, client.runtime!); outcome.finished = true } catch { outcome.error = error }
