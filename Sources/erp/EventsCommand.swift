@@ -43,7 +43,13 @@ struct Events: AsyncParsableCommand {
                 FileHandle.standardError.put(Data("erp: an event bus is running on \(directory): it would not see rows written into its folder until it restarts; ask it through its topology instead (--topology FILE)\n".utf8))
                 throw ExitCode(ExitStatus.invalidInput)
             }
-            return try open()
+            let queue = try open()
+            // Which bus this is, when it last ran: a folder of an older run (an `erp up` started
+            // with --data elsewhere) took a requeue ("requeued 0") or a replay without a word.
+            let newest = try? queue.read { try Int64.fetchOne($0, sql: "SELECT MAX(appendedAt) FROM event") }
+            let when = newest.flatMap { $0 }.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "never: the log is empty"
+            FileHandle.standardError.put(Data("erp events: a stopped bus's database in \(absolutePath(directory ?? ".")), its newest event appended \(when) (an erp up started with --data FOLDER keeps its bus there: give that folder, or --topology for a running one)\n".utf8))
+            return queue
         }
 
         func open() throws -> DatabaseQueue {
