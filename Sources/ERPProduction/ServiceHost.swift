@@ -247,7 +247,7 @@ public struct ServiceHost: Service {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys, rateLimitPerKey: topology.httpRateLimit),
                                    clock: clock, ids: runtime.ids,
                                    hop: { body in await executor.run(body) },
-                                   moreMetrics: { transport.prometheusText() },
+                                   moreMetrics: { [resilience = settings.resilienceMetrics] in transport.prometheusText() + resilience.prometheusText() },
                                    note: { [logger] in logger.warning("\($0)") })
             let app = Application(router: http.router(), server: http.settings.limits.server(logger: logger),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
@@ -257,8 +257,11 @@ public struct ServiceHost: Service {
             try await app.runService(gracefulShutdownSignals: [])
         } else if let metrics = topology.metricsAddresses[service] {
             // Prometheus scrapes this service's RPC metrics (served and called, per method) here.
-            let door = ingress
-            let router = MetricsEndpoint.router { transport.prometheusText() + (door?.prometheusText() ?? "") }
+            let door = ingress, resilience = settings.resilienceMetrics
+            let bus = instance as? EventBusService
+            let router = MetricsEndpoint.router {
+                transport.prometheusText() + resilience.prometheusText() + (door?.prometheusText() ?? "") + (bus?.prometheusText() ?? "")
+            }
             let app = Application(router: router, server: HTTPServerLimits().server(logger: logger),
                                   configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)
             logger.info("\(service) metrics on http://\(metrics.host):\(metrics.port)/metrics")

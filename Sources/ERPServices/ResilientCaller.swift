@@ -1,3 +1,4 @@
+import Synchronization
 import ERPCore
 import ERPResilience
 import ERPTransport
@@ -30,13 +31,20 @@ public final class ResilienceMetrics: @unchecked Sendable {
             lastState = later.lastState
         }
     }
-    public private(set) var paths: [String: PathCounts] = [:]
-    public private(set) var rateLimited = 0
+    /// Under a lock: recorded on the service's executor, read by its `/metrics` on HTTP threads.
+    private struct State { var paths: [String: PathCounts] = [:]; var rateLimited = 0 }
+    private let state = Mutex(State())
+    public var paths: [String: PathCounts] { state.withLock { $0.paths } }
+    public var rateLimited: Int { state.withLock { $0.rateLimited } }
     public init() {}
 
     static func path(_ caller: ServiceName, _ callee: ServiceName) -> String { ResilienceSettings.pathName(caller, callee) }
 
     func record(_ path: String, _ stats: CallStatistics) {
+        state.withLock { record(path, stats, in: &$0.paths) }
+    }
+
+    private func record(_ path: String, _ stats: CallStatistics, in paths: inout [String: PathCounts]) {
         var counts = paths[path] ?? PathCounts()
         counts.calls += 1
         counts.attempts += stats.attemptCount
@@ -54,7 +62,29 @@ public final class ResilienceMetrics: @unchecked Sendable {
         paths[path] = counts
     }
 
-    func recordRateLimited() { rateLimited += 1 }
+    func recordRateLimited() { state.withLock { $0.rateLimited += 1 } }
+
+    /// The call paths' breakers and retries in Prometheus's text format, for a service's
+    /// `/metrics`: the breakers' state and what they refused were in the harness's reports only,
+    /// so an operator could not see an open breaker (an on-call trial).
+    public func prometheusText() -> String {
+        let (paths, shed) = state.withLock { ($0.paths, $0.rateLimited) }
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ value: (PathCounts) -> String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for path in paths.keys.sorted() { out += "\(name){path=\"\(path)\"} \(value(paths[path]!))\n" }
+        }
+        guard !paths.isEmpty || shed > 0 else { return "" }
+        family("erp_breaker_state", "gauge", "Each call path's circuit breaker as of its last call: 0 closed, 1 half-open, 2 open.") {
+            switch $0.lastState { case "open": "2"; case "halfOpen", "half-open": "1"; default: "0" }
+        }
+        family("erp_breaker_opened_total", "counter", "Times each call path's breaker opened.") { "\($0.opened)" }
+        family("erp_breaker_rejections_total", "counter", "Calls each path's open breaker refused without trying.") { "\($0.breakerRejections)" }
+        family("erp_call_retries_total", "counter", "Retries on each call path.") { "\($0.retries)" }
+        family("erp_call_failures_total", "counter", "Calls on each path that failed after every attempt.") { "\($0.failedCalls)" }
+        if shed > 0 { out += "# HELP erp_requests_shed_total Requests the gateway shed (overloaded).\n# TYPE erp_requests_shed_total counter\nerp_requests_shed_total \(shed)\n" }
+        return out
+    }
 }
 
 /// Makes a service's synchronous calls through one `CallPolicy` per callee, created on first use

@@ -67,6 +67,11 @@ public final class OutboxRelay: @unchecked Sendable {
                 failures += 1
                 let delay = runtime.random.fullJitterBackoff(attempt: failures, initial: settings.backoffInitial, max: settings.backoffMax)
                 runtime.record("\(runtime.node) relay append failed (\(error)); retry in \(delay.shortDescription)")
+                // Said as a warning once it lasts (a 30 s bus outage left only info lines, their
+                // delays in nanoseconds: an on-call trial), and every 50 failures after.
+                if failures == 5 || failures % 50 == 0 {
+                    runtime.logger.warning("appending to the bus has failed \(failures) times in a row (\(error)); events wait in this service's outbox and go when the bus answers")
+                }
                 await runtime.sleep(for: delay)
             }
         }

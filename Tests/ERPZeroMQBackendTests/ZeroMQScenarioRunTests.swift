@@ -38,6 +38,12 @@ import Testing
         #expect(orderLog.components(separatedBy: "order serving on").count - 1 == 3, "the order log should show three starts")
         let runnerLog = String(decoding: FileManager.default.contents(atPath: result.directory + "/runner.log") ?? Data(), as: UTF8.self)
         #expect(runnerLog.contains("pause payment") && runnerLog.contains("partition order <-> inventory"))
+        // Each service's /metrics, scraped at the end: the bus's outcomes per consumer group and
+        // the call paths' breakers (an operator could see neither: an on-call trial).
+        let bus = String(decoding: FileManager.default.contents(atPath: result.directory + "/metrics/event-bus.prom") ?? Data(), as: UTF8.self)
+        #expect(bus.contains(#"erp_bus_deliveries_acked_total{group="inventory"}"#) && bus.contains("# TYPE erp_bus_dead_letters_total counter"), "\(bus.prefix(2_000))")
+        let order = String(decoding: FileManager.default.contents(atPath: result.directory + "/metrics/order.prom") ?? Data(), as: UTF8.self)
+        #expect(order.contains(#"erp_breaker_state{path="order->payment"}"#) && order.contains(#"erp_call_retries_total{path="order->inventory"}"#), "\(order.prefix(3_000))")
         // Every service's Prometheus metrics, scraped at the end: per-method counts and latency.
         let inventory = String(decoding: FileManager.default.contents(atPath: result.directory + "/metrics/inventory.prom") ?? Data(), as: UTF8.self)
         #expect(inventory.contains(#"erp_rpc_served_total{method="inventory.reserveStock",outcome="ok"}"#), "\(inventory)")

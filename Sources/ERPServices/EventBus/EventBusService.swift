@@ -2,6 +2,7 @@ import ERPCore
 import ERPStorage
 import ERPTransport
 import GRDB
+import Synchronization
 
 /// Where a consumer group's events go: the group's patterns and the nodes that share its events.
 public struct EventRoute: Sendable, Hashable {
@@ -43,6 +44,11 @@ public final class EventBusService: RetailService, @unchecked Sendable {
     /// topics, each matched against every pattern once instead of once per event (2.7 % of a
     /// chaos-mix run's CPU was `Subscription.matches`).
     private var routesByTopic: [String: [Int]] = [:]
+    /// Each group's delivery outcomes since the bus started, for its `/metrics` (read on HTTP
+    /// threads, hence the lock): which consumer fails could not be told from the calls' counts,
+    /// which have no group (an on-call trial).
+    private let groupCounts = Mutex([String: GroupCounts]())
+    struct GroupCounts { var acked = 0, failed = 0, dead = 0 }
 
     public init(context: ServiceContext) {
         runtime = context.runtime
@@ -221,6 +227,21 @@ public final class EventBusService: RetailService, @unchecked Sendable {
         return ReplayAck(queued: queued, notDeadLetters: notDead.isEmpty ? nil : notDead)
     }
 
+    /// Each consumer group's deliveries acknowledged, failed (to be tried again) and
+    /// dead-lettered since the bus started, in Prometheus's text format.
+    public func prometheusText() -> String {
+        let counts = groupCounts.withLock { $0 }
+        guard !counts.isEmpty else { return "" }
+        var out = ""
+        for (name, help, value) in [("erp_bus_deliveries_acked_total", "Deliveries each consumer group acknowledged.", { (c: GroupCounts) in c.acked }),
+                                    ("erp_bus_delivery_failures_total", "Delivery attempts to each consumer group that failed (to be tried again).", { $0.failed }),
+                                    ("erp_bus_dead_letters_total", "Deliveries each consumer group lost to the dead letters (erp events requeue sends them again).", { $0.dead })] {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for group in counts.keys.sorted() { out += "\(name){group=\"\(group)\"} \(value(counts[group]!))\n" }
+        }
+        return out
+    }
+
     /// Refusals that mean an event can never be applied, whatever the retries.
     static let poisonCodes: Set<String> = ["undecodable_event", "bad_event"]
 
@@ -339,6 +360,38 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             await settle(outcomes)
         }
 
+        /// Failed attempts since the group's last acknowledgement, and when that was last said.
+        private var failuresSinceAck = 0
+        private var lastFailureWarning: Timestamp?
+
+        /// Counts committed outcomes for `/metrics`, and says in the log, at most every 10 s, that a
+        /// group's deliveries fail (a consumer's outage was silent for 100 s, until its events
+        /// began to be dead letters), and when they succeed again.
+        private func tally(_ outcomes: [Outcome], next: [Int64?], now: Timestamp) {
+            var acked = 0, failed = 0, dead = 0
+            var lastError: String?
+            for (outcome, next) in zip(outcomes, next) {
+                if outcome.error == nil { acked += 1 } else if next == nil { dead += 1 } else { failed += 1; lastError = outcome.error }
+            }
+            bus.groupCounts.withLock { counts in
+                counts[group, default: GroupCounts()].acked += acked
+                counts[group, default: GroupCounts()].failed += failed
+                counts[group, default: GroupCounts()].dead += dead
+            }
+            if acked > 0 && failed == 0 {
+                if lastFailureWarning != nil {
+                    bus.runtime.logger.warning("bus \(group): deliveries succeed again, after \(failuresSinceAck) failed attempts")
+                }
+                failuresSinceAck = 0
+                lastFailureWarning = nil
+            }
+            failuresSinceAck += failed
+            if failed > 0, lastFailureWarning.map({ now - $0 >= .seconds(10) }) ?? true {
+                lastFailureWarning = now
+                bus.runtime.logger.warning("bus \(group): deliveries to \(route.members.map(\.rawValue).joined(separator: ", ")) failing (\(lastError ?? "")): \(failuresSinceAck) failed attempts since the last success; an event is a dead letter after \(bus.settings.attemptCountMax) attempts (about 100 s of this)")
+            }
+        }
+
         /// Records the outcomes of one attempt, in one write: acked, retry later, or dead-lettered.
         /// Committed with the other outcomes of the moment (`GroupCommit`): an outcome lost in a
         /// crash before its commit leaves the delivery pending, and it goes out again.
@@ -374,6 +427,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
                     }
                 }
                 for (outcome, next) in zip(outcomes, next) { head.settled(seq: outcome.seq, nextAttemptAt: next) }
+                tally(outcomes, next: next, now: now)
             } catch {
                 runtime.logger.error("bus \(group): cannot settle \(outcomes.count) deliveries from seq \(outcomes.first?.seq ?? -1): \(error)")
                 // Not delivered again at once (the database still says they are due): on a full
