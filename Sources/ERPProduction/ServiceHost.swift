@@ -98,9 +98,14 @@ public struct ServiceHost: Service {
                 logger.error("\(problem)")
             }
             let (added, revoked) = try authenticator.replaceAllowed(Set(rules.holders.keys))
-            transport.updateAuthorization(rules)
-            let ids: [String] = revoked.map { CallerAuthorization.keyId($0) }
-            let detail = ids.isEmpty ? "" : " (" + ids.joined(separator: ", ") + ")"
+            let before = transport.updateAuthorization(rules)
+            // Each key by its holder's name and its id (an id alone had to be matched to a file by hand).
+            func named(_ keys: some Sequence<String>, in holders: [String: String]?) -> String {
+                keys.map { "\(holders?[$0] ?? "?") (key \(CallerAuthorization.keyId($0)))" }.sorted().joined(separator: ", ")
+            }
+            var detail = ""
+            if !added.isEmpty { detail += "; added " + named(added, in: rules.holders) }
+            if !revoked.isEmpty { detail += "; revoked " + named(revoked, in: before?.holders) }
             logger.info("keys reloaded: \(rules.holders.count) admitted, \(added.count) added, \(revoked.count) revoked\(detail)")
         } catch {
             logger.error("keys not reloaded, the keys in force stay: \(error)")

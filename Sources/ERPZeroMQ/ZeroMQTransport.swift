@@ -260,9 +260,14 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
 
     /// Replaces who may call what, for the requests that arrive from now on (keys added or revoked
     /// on a running node). Only for a transport made with an authorization.
-    public func updateAuthorization(_ authorization: CallerAuthorization) {
+    /// Returns the rules it replaced.
+    @discardableResult
+    public func updateAuthorization(_ authorization: CallerAuthorization) -> CallerAuthorization? {
         precondition(authorizes, "\(node): a transport made without authorization does not read callers' keys")
-        state.withLock { $0.authorization = authorization }
+        return state.withLock { s in
+            defer { s.authorization = authorization }
+            return s.authorization
+        }
     }
 
     /// Limits the requests this node serves: a token bucket per caller (the holder of its CURVE key

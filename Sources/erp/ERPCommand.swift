@@ -12,6 +12,7 @@ import ERPZeroMQBackend
 import ERPSimulation
 import ERPZeroMQ
 import Foundation
+import ZeroMQ
 import Logging
 
 @main
@@ -428,7 +429,11 @@ struct Serve: AsyncParsableCommand {
         host.logLevel = verbose ? .debug : .info
         host.faultControl = faultControl
         host.exitWithParent = exitWithParent
-        try await ServiceHost.serve(host)
+        do { try await ServiceHost.serve(host) } catch let error as ZeroMQError where error.errno == EADDRINUSE {
+            // As `erp up` says it before starting anything (libzmq's words alone named no cause).
+            FileHandle.standardError.put(Data("erp serve: \(name)'s endpoint is taken (\(error.message)): another process listens there (another erp up or erp serve of this topology?)\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
     }
 }
 

@@ -67,6 +67,15 @@ import ZeroMQTestSupport
         let answer = try await receive(open, within: .seconds(10))
         #expect(String(decoding: answer.frames.last ?? [], as: UTF8.self).contains("unauthenticated"))
 
+        // A client's key file removed, then SIGHUP: the reload names whom it revoked, not only
+        // the key's id (which had to be matched to a file by hand: an on-call trial).
+        try FileManager.default.removeItem(atPath: dir + "/keys/tool.pub")
+        kill(up.processIdentifier, SIGHUP)
+        let named = await eventually(within: .seconds(10)) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("1 revoked; revoked client tool (key ")
+        }
+        #expect(named, "\(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(2_000))")
+
         // The services' own pairs replaced on disk (`erp keys generate --replace`), then SIGHUP:
         // the running services keep the pairs they started with, and say so. Applying the new
         // public keys at once refused every service's calls to the others (an operator's trial:

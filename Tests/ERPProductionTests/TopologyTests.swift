@@ -106,6 +106,21 @@ let sample = """
         #expect(warnings.contains { $0.contains("1 of the secret keys in \(dir)/keys are readable by other users (order.key among them)") }, "\(warnings)")
     }
 
+    /// `erp serve` on an endpoint another process holds says so, as `erp up` does before it starts
+    /// anything (libzmq's "Address already in use" alone named no cause).
+    @Test func aTakenEndpointIsNamedByErpServe() async throws {
+        let dir = scratchDirectory("serve-taken")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let holder = try LoopbackListener()
+        defer { holder.close() }
+        try "dataDirectory: \(dir)/data\nsecurity: {plaintext: true}\nservices:\n  order: tcp://127.0.0.1:\(holder.port)\n"
+            .write(toFile: dir + "/topology.yaml", atomically: true, encoding: .utf8)
+        let result = try await runErp(["serve", "order", "--topology", dir + "/topology.yaml"])
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output.contains("erp serve: order's endpoint is taken") && result.output.contains("another erp up or erp serve of this topology?"), "\(result.output)")
+    }
+
     @Test func keysAreGeneratedOncePerServiceAndReadBack() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-keys-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
