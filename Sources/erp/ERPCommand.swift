@@ -444,7 +444,9 @@ struct Up: ParsableCommand {
             A service that dies is restarted (after 0.2 s; past 5 deaths a minute each restart waits twice as long, up to 30 s; never given up on). Prints where the gateway \
             listens. SIGHUP (kill -HUP) makes every service read its keys again: the topology's \
             clients and key folder and the device keys; a new key is admitted at its next connection, \
-            a removed one refused, with no restart.
+            a removed one refused, with no restart. The services' own key pairs are those of erp up's \
+            start until it stops (a service restarted alone keeps them): after `erp keys generate \
+            --replace`, stop and start erp up.
 
             ERP_WRAP='SERVICE=COMMAND' in the environment runs a service under a tool (several: \
             separated by ';'), e.g. ERP_WRAP='order=heaptrack -o /tmp/order' erp up, or \
