@@ -135,4 +135,11 @@ extension String {
     /// cut short by SQLite (NUL) or forge a log line (a newline). Each is one byte in UTF-8 and
     /// never part of another character's bytes, so the bytes tell.
     public var containsControlCharacter: Bool { utf8.contains { $0 < 0x20 || $0 == 0x7F } }
+
+    /// The text as an answer or a log line quotes what a caller sent: its first `characterCountMax`
+    /// characters, and "…" when there were more.
+    public func clipped(to characterCountMax: Int = 100) -> String {
+        let head = prefix(characterCountMax)
+        return head.endIndex == endIndex ? self : String(head) + "…"
+    }
 }

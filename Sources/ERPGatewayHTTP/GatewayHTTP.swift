@@ -152,7 +152,7 @@ public struct GatewayHTTP: Sendable {
     }
 
     /// A path as an answer quotes it: its first 100 characters.
-    static func shown(_ path: String) -> String { path.count > 100 ? String(path.prefix(100)) + "…" : path }
+    static func shown(_ path: String) -> String { path.clipped() }
 
     /// The answer for a request no route took: 405 with `Allow` when the path is served with
     /// other methods, 404 naming the API otherwise; JSON either way, like every other error.

@@ -26,14 +26,30 @@ public struct KeyStore: Sendable {
         for name in names {
             let secretPath = path(name, "key")
             if fm.fileExists(atPath: secretPath) && !replace { continue }
-            let pair = try CurveKeyPair.generate()
-            guard fm.createFile(atPath: secretPath, contents: Data(pair.secretKey.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw KeyStoreError("cannot write \(secretPath)")
-            }
-            try Data(pair.publicKey.utf8).write(to: URL(fileURLWithPath: path(name, "pub")))
+            try write(try CurveKeyPair.generate(), named: name)
             made.append(name)
         }
         return made
+    }
+
+    /// A store at `directory` (made afresh, mode 0700) holding copies of these services' pairs,
+    /// each read and checked here: `erp up` keeps the pairs in force at its start there.
+    public func copies(of services: [ServiceName], into directory: String) throws -> KeyStore {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: directory)
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let copy = KeyStore(directory: directory)
+        for service in services { try copy.write(try keyPair(of: service), named: service.rawValue) }
+        return copy
+    }
+
+    /// Writes `pair` as `name`'s files, the secret key for its owner only (0600).
+    private func write(_ pair: CurveKeyPair, named name: String) throws {
+        let secretPath = path(name, "key")
+        guard FileManager.default.createFile(atPath: secretPath, contents: Data(pair.secretKey.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw KeyStoreError("cannot write \(secretPath)")
+        }
+        try Data(pair.publicKey.utf8).write(to: URL(fileURLWithPath: path(name, "pub")))
     }
 
     public func keyPair(of service: ServiceName) throws -> CurveKeyPair { try keyPair(named: service.rawValue) }

@@ -156,12 +156,12 @@ public struct ServiceHost: Service {
         let authorization = try keys.map {
             try Self.authorization(of: service, topology: topology, keys: $0, serviceKeys: serviceKeys) { problem in logger.error("\(problem)") }
         }
-        if let keys, let authorization {
+        if let pairs, let authorization {
             let throttle = LogThrottle()
             authenticator = try await ZAPAuthenticator.start(context: context, allowedClientPublicKeys: Set(authorization.holders.keys)) { [logger] refusal in
                 if let line = throttle.line("zap", "refused a connection: \(refusal)") { logger.warning("\(line)") }
             }
-            security = .curve(try (pairs ?? keys).keyPair(of: service))
+            security = .curve(try pairs.keyPair(of: service))
         } else {
             guard topology.plaintext else { throw KeyStoreError("\(topology.path): no curveKeys and plaintext not allowed") }
             logger.warning("plaintext sockets: anyone who reaches \(endpoint) can call \(service)")

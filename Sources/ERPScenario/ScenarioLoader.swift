@@ -412,7 +412,7 @@ public struct ScenarioLoader {
     private func storedService(_ node: Node, _ what: String) throws(ScenarioError) -> NodeName {
         let name = try serviceName(node)
         guard ServiceCatalog.databaseFileName(of: name) != nil else {
-            let stored = ServiceCatalog.startOrder.filter { ServiceCatalog.databaseFileName(of: $0) != nil }.map(\.rawValue)
+            let stored = ServiceCatalog.databaseFiles.map(\.service.rawValue)
             throw read.fail(node, "\(what): \(name) keeps no database, so it has no disk to fault; services with one: \(stored.joined(separator: ", "))")
         }
         return NodeName(name)

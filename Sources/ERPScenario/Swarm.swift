@@ -13,7 +13,7 @@ public enum Swarm {
     static let targets = ServiceCatalog.startOrder.map(NodeName.init)
     /// The services with a disk to fail or sync slowly: a disk fault drawn on one without a
     /// database (the gateway) did nothing.
-    static let storedTargets = ServiceCatalog.startOrder.filter { ServiceCatalog.databaseFileName(of: $0) != nil }.map(NodeName.init)
+    static let storedTargets = ServiceCatalog.databaseFiles.map { NodeName($0.service) }
 
     /// Draws `seed`'s schedule from `scenario`'s vocabulary.
     ///

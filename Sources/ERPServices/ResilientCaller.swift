@@ -5,7 +5,7 @@ import ERPTransport
 
 /// Counts of what the policies did, per path, for reports and metrics. Shared by reference;
 /// written on the executor of the service that makes the calls.
-public final class ResilienceMetrics: @unchecked Sendable {
+public final class ResilienceMetrics: Sendable {
     public struct PathCounts: Sendable, Hashable, Codable {
         public var calls = 0
         public var attempts = 0
@@ -76,7 +76,7 @@ public final class ResilienceMetrics: @unchecked Sendable {
         }
         guard !paths.isEmpty || shed > 0 else { return "" }
         family("erp_breaker_state", "gauge", "Each call path's circuit breaker as of its last call: 0 closed, 1 half-open, 2 open.") {
-            switch $0.lastState { case "open": "2"; case "halfOpen", "half-open": "1"; default: "0" }
+            switch CircuitBreaker.State(rawValue: $0.lastState) { case .open: "2"; case .halfOpen: "1"; default: "0" }
         }
         family("erp_breaker_opened_total", "counter", "Times each call path's breaker opened.") { "\($0.opened)" }
         family("erp_breaker_rejections_total", "counter", "Calls each path's open breaker refused without trying.") { "\($0.breakerRejections)" }

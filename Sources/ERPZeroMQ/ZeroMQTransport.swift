@@ -735,8 +735,7 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                     served.record(handler == nil ? "unknown" : header.method, outcome: "forbidden", latency: .zero)
                     let who = holder ?? "an unknown key"
                     // The method as the caller named it, cut short: it comes off the wire.
-                    let asked = header.method.utf8.count <= 100 ? header.method : String(header.method.prefix(100)) + "…"
-                    if let line = refusalLog.line("forbidden", "refused \(asked) to \(who) (key \(CallerAuthorization.keyId(key)))") {
+                    if let line = refusalLog.line("forbidden", "refused \(header.method.clipped()) to \(who) (key \(CallerAuthorization.keyId(key)))") {
                         logger.warning("\(line)")
                     }
                     answerNow(header.callId, .rejected(code: "forbidden", message: "\(who) may not call \(header.method) on \(node)"))

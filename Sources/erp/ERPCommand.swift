@@ -332,23 +332,6 @@ struct Keys: ParsableCommand {
     }
 }
 
-/// Copies every service's key pair from `folder` into a new folder of this process's own (mode
-/// 0700, the secret keys 0600) and returns it.
-func snapshotServicePairs(of topology: Topology, from folder: String) throws -> String {
-    let fm = FileManager.default
-    let copy = fm.temporaryDirectory.appendingPathComponent("erp-up-\(getpid())-service-keys").path
-    try? fm.removeItem(atPath: copy)
-    try fm.createDirectory(atPath: copy, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    for service in topology.services {
-        for suffix in ["key", "pub"] {
-            let name = "\(service.rawValue).\(suffix)"
-            try fm.copyItem(atPath: folder + "/" + name, toPath: copy + "/" + name)
-            if suffix == "key" { try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: copy + "/" + name) }
-        }
-    }
-    return copy
-}
-
 /// `path` made absolute against the working folder (the services run with the same one, but a
 /// path handed on should not depend on it).
 func absolutePath(_ path: String) -> String {
@@ -474,7 +457,9 @@ struct Up: ParsableCommand {
         // The services' pairs as they are now, for every start of every service until erp up
         // stops: a service restarted alone after `erp keys generate --replace` came back with a
         // pair its running peers did not know, and was cut off (an on-call trial).
-        let pairsInForce = try loaded.keyDirectory.map { try snapshotServicePairs(of: loaded, from: $0) }
+        let pairsInForce = try loaded.keyDirectory.map {
+            try KeyStore(directory: $0).copies(of: loaded.services, into: FileManager.default.temporaryDirectory.appendingPathComponent("erp-up-\(getpid())-service-keys").path).directory
+        }
         defer { if let pairsInForce { try? FileManager.default.removeItem(atPath: pairsInForce) } }
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: erpExecutable,

@@ -152,6 +152,10 @@ let erpCommand = shellQuoted(CommandLine.arguments.first ?? "erp")
 
 /// A command line of this tool (`words` after the binary) as a shell reads it back: what every
 /// reproduce and resume command prints, each word quoted where it must be.
+func erpCommandLine(_ words: [String]) -> String {
+    ([erpCommand] + words.map(shellQuoted)).joined(separator: " ")
+}
+
 extension Process {
     /// How the process ended, as a shell's `$?` says it: its exit status, or 128 + the signal that
     /// killed it. Foundation's `terminationStatus` is the signal's number for a killed process, so
@@ -169,9 +173,6 @@ func exitDescription(_ status: Int32) -> String {
     return "killed by " + (names[status - 128] ?? "signal \(status - 128)")
 }
 
-func erpCommandLine(_ words: [String]) -> String {
-    ([erpCommand] + words.map(shellQuoted)).joined(separator: " ")
-}
 
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,

@@ -44,6 +44,40 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
     func data(_ request: ReportDeviceData, _ context: CallContext) throws -> DeviceReportAck { take(request.sequence) }
 }
 
+/// A device door on a free port with `deviceKeys` admitted, and devices to connect to it.
+struct DoorUnderTest {
+    let server: CurveKeyPair
+    let ingress: DeviceIngress
+    let endpoint: String
+    let context: ZMQContext
+    let io: IOThread
+
+    init(_ deviceKeys: [(String, String)], operations: any DeviceOperations, name: String) async throws {
+        server = try CurveKeyPair.generate()
+        ingress = DeviceIngress(endpoint: "tcp://127.0.0.1:*", serverKeys: server, deviceKeys: deviceKeys,
+                                operations: operations, logger: Logger(label: "test"), hop: { body in await body() })
+        endpoint = try await ingress.start()
+        context = try ZMQContext()
+        io = try IOThread.start(context: context, name: name)
+    }
+
+    /// A socket (a DEALER unless said) with `keys`, connected; sends wait for the CURVE handshake
+    /// (ZMQ_IMMEDIATE), which a refused key never gets.
+    func device(_ keys: CurveKeyPair, admitted: Bool = true, kind: SocketKind = .dealer) async throws -> ZMQSocket {
+        let socket = try await io.open(kind, options: SocketOptions(security: .curveClient(keyPair: keys, serverPublicKey: server.publicKey)))
+        try await socket.connect(endpoint)
+        let handshake = await eventually(within: admitted ? .seconds(10) : .seconds(2)) { socket.counters.handshakesSucceeded >= 1 }
+        #expect(handshake == admitted)
+        return socket
+    }
+
+    func stop() async {
+        await io.stop()
+        context.terminate()
+        await ingress.stop()
+    }
+}
+
 /// The device protocol over real CURVE sockets: each device speaks with a key of its own and only
 /// for itself; an unknown key never gets an answer; bad input gets a typed error, never a crash.
 @Suite struct DeviceIngressTests {
@@ -55,16 +89,10 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
     /// device's messages are handled in the order they came.
     @Test func aDevicesPipelinedMessagesAreHandledInOrder() async throws {
         guard ZMQContext.hasCurve else { return }
-        let server = try CurveKeyPair.generate(), malmo = try CurveKeyPair.generate()
+        let malmo = try CurveKeyPair.generate()
         let devices = SlowStatusDevices()
-        let ingress = DeviceIngress(endpoint: "tcp://127.0.0.1:*", serverKeys: server, deviceKeys: [("device_malmo_01", malmo.publicKey)],
-                                    operations: devices, logger: Logger(label: "test"), hop: { body in await body() })
-        let endpoint = try await ingress.start()
-        let context = try ZMQContext()
-        let io = try IOThread.start(context: context, name: "pipelining")
-        let socket = try await io.open(.dealer, options: SocketOptions(security: .curveClient(keyPair: malmo, serverPublicKey: server.publicKey)))
-        try await socket.connect(endpoint)
-        #expect(await eventually(within: .seconds(10)) { socket.counters.handshakesSucceeded >= 1 })
+        let door = try await DoorUnderTest([("device_malmo_01", malmo.publicKey)], operations: devices, name: "pipelining")
+        let socket = try await door.device(malmo)
         let sent: [Int64] = Array(100..<160)
         for sequence in sent {
             let body = sequence % 2 == 0
@@ -87,9 +115,7 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
         #expect(try JSONDecoder().decode(Answer.self, from: Data(largest.frames.last ?? [])).error == "bad_request")
         try await socket.send(frames: [Array("erp-device/1".utf8), [UInt8](repeating: UInt8(ascii: "x"), count: 65_537)])
         await #expect(throws: (any Error).self) { _ = try await receive(socket, within: .seconds(1)) }
-        await io.stop()
-        context.terminate()
-        await ingress.stop()
+        await door.stop()
     }
 
     /// One device pipelining a burst fills its own lane, not the door: its messages past
@@ -98,21 +124,10 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
     /// door's 1,024 in flight being shared).
     @Test func oneDevicesBurstDoesNotCrowdOutAnother() async throws {
         guard ZMQContext.hasCurve else { return }
-        let server = try CurveKeyPair.generate(), flooder = try CurveKeyPair.generate(), quiet = try CurveKeyPair.generate()
-        let devices = SlowStatusDevices()
-        let ingress = DeviceIngress(endpoint: "tcp://127.0.0.1:*", serverKeys: server,
-                                    deviceKeys: [("device_malmo_01", flooder.publicKey), ("device_malmo_02", quiet.publicKey)],
-                                    operations: devices, logger: Logger(label: "test"), hop: { body in await body() })
-        let endpoint = try await ingress.start()
-        let context = try ZMQContext()
-        let io = try IOThread.start(context: context, name: "crowding")
-        func connect(_ keys: CurveKeyPair) async throws -> ZMQSocket {
-            let socket = try await io.open(.dealer, options: SocketOptions(security: .curveClient(keyPair: keys, serverPublicKey: server.publicKey)))
-            try await socket.connect(endpoint)
-            #expect(await eventually(within: .seconds(10)) { socket.counters.handshakesSucceeded >= 1 })
-            return socket
-        }
-        let a = try await connect(flooder), b = try await connect(quiet)
+        let flooder = try CurveKeyPair.generate(), quiet = try CurveKeyPair.generate()
+        let door = try await DoorUnderTest([("device_malmo_01", flooder.publicKey), ("device_malmo_02", quiet.publicKey)],
+                                           operations: SlowStatusDevices(), name: "crowding")
+        let a = try await door.device(flooder), b = try await door.device(quiet)
         let burst = 1_500
         for sequence in 1...burst {
             try await a.send(frames: [Array("erp-device/1".utf8), Array(#"{"type":"status","deviceId":"device_malmo_01","sequence":\#(sequence),"status":"online"}"#.utf8)])
@@ -126,9 +141,7 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
             if answer.error == "overloaded" { refused += 1 }
         }
         #expect(refused > 0 && refused < burst, "\(refused) of the burst refused")
-        await io.stop()
-        context.terminate()
-        await ingress.stop()
+        await door.stop()
     }
 
     /// The registry as read from its folder: a malformed file, one key in two files and a file
@@ -155,24 +168,10 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
 
     @Test func devicesSpeakOnlyForThemselvesAndUnknownKeysAreRefused() async throws {
         guard ZMQContext.hasCurve else { return }
-        let server = try CurveKeyPair.generate()
         let malmo = try CurveKeyPair.generate(), stockholm = try CurveKeyPair.generate(), stranger = try CurveKeyPair.generate()
         let devices = RecordingDevices()
-        let ingress = DeviceIngress(endpoint: "tcp://127.0.0.1:*", serverKeys: server,
-                                    deviceKeys: [("device_malmo_01", malmo.publicKey), ("device_stockholm_01", stockholm.publicKey)],
-                                    operations: devices, logger: Logger(label: "test"), hop: { body in await body() })
-        let endpoint = try await ingress.start()
-        let context = try ZMQContext()
-        let io = try IOThread.start(context: context, name: "devices")
-
-        func device(_ keys: CurveKeyPair, admitted: Bool = true) async throws -> ZMQSocket {
-            let socket = try await io.open(.dealer, options: SocketOptions(security: .curveClient(keyPair: keys, serverPublicKey: server.publicKey)))
-            try await socket.connect(endpoint)
-            // Sends wait for the CURVE handshake (ZMQ_IMMEDIATE): a refused key never gets one.
-            let handshake = await eventually(within: admitted ? .seconds(10) : .seconds(2)) { socket.counters.handshakesSucceeded >= 1 }
-            #expect(handshake == admitted)
-            return socket
-        }
+        let door = try await DoorUnderTest([("device_malmo_01", malmo.publicKey), ("device_stockholm_01", stockholm.publicKey)],
+                                           operations: devices, name: "devices")
         func exchange(_ socket: ZMQSocket, _ frames: [String], within timeout: Duration = .seconds(10)) async throws -> Answer {
             try await socket.send(frames: frames.map { Array($0.utf8) })
             let reply = try await receive(socket, within: timeout)
@@ -180,7 +179,7 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
             return try JSONDecoder().decode(Answer.self, from: Data(reply.frames.last ?? []))
         }
 
-        let own = try await device(malmo)
+        let own = try await door.device(malmo)
         let status = try await exchange(own, ["erp-device/1", #"{"type":"status","deviceId":"device_malmo_01","sequence":3,"status":"fault"}"#])
         #expect(status.ok && status.accepted == true)
         let restock = try await exchange(own, ["erp-device/1", #"{"type":"data","deviceId":"device_malmo_01","sequence":4,"dataType":"restock","productId":"prod_01","quantity":5}"#])
@@ -196,31 +195,26 @@ final class SlowStatusDevices: DeviceOperations, @unchecked Sendable {
         #expect(try await exchange(own, ["erp-device/1", #"{"type":"status","deviceId":"device_malmo_01","sequence":5}"#]).error == "bad_request")
         #expect(try await exchange(own, ["erp-device/1", #"{"type":"data","deviceId":"device_malmo_01","sequence":6,"dataType":"restock","productId":"p","quantity":99}"#]).error == "bad_request")
         // The other device, with its own key.
-        let other = try await device(stockholm)
+        let other = try await door.device(stockholm)
         #expect(try await exchange(other, ["erp-device/1", #"{"type":"status","deviceId":"device_stockholm_01","sequence":1,"status":"online"}"#]).ok)
         #expect(devices.reports == ["device_malmo_01 #3 fault", "device_malmo_01 #4 restock 5", "device_stockholm_01 #1 online"])
 
         // A key not in the registry never completes a handshake: nothing it sends gets through.
-        let unknown = try await device(stranger, admitted: false)
+        let unknown = try await door.device(stranger, admitted: false)
         await #expect(throws: ZeroMQError.self) {
             try await unknown.send(frames: [Array("erp-device/1".utf8), Array(#"{"type":"status","deviceId":"device_malmo_01","sequence":7,"status":"online"}"#.utf8)])
         }
         #expect(devices.reports.count == 3)
         // A REQ socket (which puts an empty frame first and waits for one) is answered too; its
         // answers were sent without that frame, and REQ dropped them.
-        let req = try await io.open(.request, options: SocketOptions(security: .curveClient(keyPair: malmo, serverPublicKey: server.publicKey)))
-        try await req.connect(endpoint)
-        #expect(await eventually(within: .seconds(10)) { req.counters.handshakesSucceeded >= 1 })
+        let req = try await door.device(malmo, kind: .request)
         let byReq = try await exchange(req, ["erp-device/1", #"{"type":"status","deviceId":"device_malmo_01","sequence":20,"status":"online"}"#])
         #expect(byReq.ok && byReq.accepted == true)
         // Refusals are counted by code for /metrics (they left no trace before).
-        let metrics = ingress.prometheusText()
+        let metrics = door.ingress.prometheusText()
         #expect(metrics.contains(#"erp_device_refusals_total{code="key_mismatch"} 1"#), "\(metrics)")
         #expect(metrics.contains(#"erp_device_refusals_total{code="bad_request"} 3"#), "\(metrics)")
         #expect(metrics.contains(#"erp_device_refusals_total{code="unsupported_version"} 1"#), "\(metrics)")
-
-        await io.stop()
-        context.terminate()
-        await ingress.stop()
+        await door.stop()
     }
 }
