@@ -295,20 +295,8 @@ public struct ServiceHost: Service {
     /// Runs one service until SIGTERM or SIGINT (or, with `exitWithParent`, until the process
     /// that started it is gone).
     public static func serve(_ host: ServiceHost) async throws {
-        if host.exitWithParent { watchParent() }
+        if host.exitWithParent { ParentWatch.start() }
         let group = ServiceGroup(services: [host], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "erp.serve"))
         try await group.run()
-    }
-
-    /// Sends this process SIGTERM once it has been re-parented (its parent died). A plain thread:
-    /// it must keep watching however busy the service's executor is.
-    private static func watchParent() {
-        let parent = getppid()
-        let watcher = Thread {
-            while getppid() == parent { usleep(200_000) }
-            kill(getpid(), SIGTERM)
-        }
-        watcher.name = "watch-parent"
-        watcher.start()
     }
 }

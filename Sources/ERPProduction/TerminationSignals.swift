@@ -23,3 +23,20 @@ public struct TerminationSignals {
         signal(SIGTERM, SIG_DFL)
     }
 }
+
+/// A process that must not outlive the one that started it (a service of `erp up`, a seed of
+/// `erp explore`): once it is re-parented (its parent died, even by SIGKILL, which leaves no
+/// chance to stop children), it sends itself SIGTERM and stops as on Ctrl-C. A plain thread: it
+/// must keep watching however busy the process is. (`PR_SET_PDEATHSIG` was not used: it fires
+/// when the parent's spawning *thread* exits, and a concurrency pool's threads come and go.)
+public enum ParentWatch {
+    public static func start() {
+        let parent = getppid()
+        let watcher = Thread {
+            while getppid() == parent { usleep(200_000) }
+            kill(getpid(), SIGTERM)
+        }
+        watcher.name = "watch-parent"
+        watcher.start()
+    }
+}

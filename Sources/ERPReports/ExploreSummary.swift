@@ -21,6 +21,9 @@ public struct ExploreSummary: Codable, Sendable {
         /// For a run that could not be judged (its exit status not 0, 2, 3 or 4: it could not
         /// start, or ended without a summary): the last lines it wrote, saying why.
         public var error: String?
+        /// Each broken invariant's first counter-example, `invariant: example`, in report order:
+        /// what a CI's test view shows of the failure without opening the report.
+        public var counterExamples: [String] = []
         public init(scenario: String, seed: UInt64, exitStatus: Int32, failedInvariants: [String], expectationFailures: [String],
                     wallSeconds: Double, traceHash: String?, reproduce: String, report: String?) {
             self.scenario = scenario; self.seed = seed; self.exitStatus = exitStatus; self.failedInvariants = failedInvariants
@@ -41,8 +44,42 @@ public struct ExploreSummary: Codable, Sendable {
         public var slowest: [Seed]
     }
 
+    /// What every seed of the exploration ran with beyond its scenario and seed: the same seed is
+    /// another test under `--swarm` or a planted defect, and the JUnit class names say so.
+    public struct Experiment: Codable, Sendable, Hashable {
+        public var swarm = false
+        public var mix = false
+        public var defects: [String] = []
+        /// `--duration`: the chaos phase every run was given, when not the scenario's own.
+        public var duration: String?
+        public init(swarm: Bool = false, mix: Bool = false, defects: [String] = [], duration: String? = nil) {
+            self.swarm = swarm; self.mix = mix; self.defects = defects; self.duration = duration
+        }
+
+        /// The options as words (`swarm --mix, defect skip-stock-release, duration 10s`), or nil
+        /// for a plain exploration.
+        public var label: String? {
+            var parts: [String] = []
+            if swarm { parts.append(mix ? "swarm --mix" : "swarm") }
+            parts += defects.map { "defect \($0)" }
+            if let duration { parts.append("duration \(duration)") }
+            return parts.isEmpty ? nil : parts.joined(separator: ", ")
+        }
+
+        /// What the JUnit class names add after `SCENARIO.MODE`: nothing for a plain exploration,
+        /// else `.swarm` (or `.swarm-mix`), `.defect-NAME` per defect and `.duration-D`, in
+        /// that order.
+        public var classSuffix: String {
+            var suffix = swarm ? (mix ? ".swarm-mix" : ".swarm") : ""
+            for defect in defects { suffix += ".defect-\(defect)" }
+            if let duration { suffix += ".duration-\(duration)" }
+            return suffix
+        }
+    }
+
     public var version = ExploreSummary.currentVersion
     public var mode: String
+    public var experiment: Experiment
     public var scenarios: [ScenarioTotals]
     /// Every finished seed, in scenario then seed order.
     public var seeds: [Seed]
@@ -52,8 +89,10 @@ public struct ExploreSummary: Codable, Sendable {
     public var wallSeconds: Double
     public var seedsPerMinute: Double
 
-    public init(mode: String, seeds: [Seed], notRun: [String: String], interrupted: Bool, wallSeconds: Double) {
+    public init(mode: String, experiment: Experiment = Experiment(), seeds: [Seed], notRun: [String: String], interrupted: Bool,
+                wallSeconds: Double) {
         self.mode = mode
+        self.experiment = experiment
         let sorted = seeds.sorted { ($0.scenario, $0.seed) < ($1.scenario, $1.seed) }
         self.seeds = sorted
         self.notRun = notRun
@@ -86,7 +125,7 @@ public struct ExploreSummary: Codable, Sendable {
 
     /// summary.md: per scenario, then every failing seed with its reproduce command.
     public var markdown: String {
-        var md = "# erp explore (\(mode))\n\n"
+        var md = "# erp explore (\(suiteLabel))\n\n"
         md += "\(seeds.count) seeds in \(String(format: "%.1f", wallSeconds)) s (\(seedsPerMinute) seeds per minute), \(failures.count) failing"
         md += interrupted ? "; **interrupted**" : ""
         md += "\n\n| scenario | seeds | failing | failures by invariant | slowest seeds (s) |\n|---|---|---|---|---|\n"
@@ -109,26 +148,44 @@ public struct ExploreSummary: Codable, Sendable {
         return md
     }
 
+    /// The mode and what the exploration ran with: `simulation` or `simulation, swarm --mix`.
+    var suiteLabel: String { experiment.label.map { "\(mode), \($0)" } ?? mode }
+
     /// junit.xml: one test case per seed (a run that could not be judged an `<error>`), and one
-    /// skipped case per scenario for the seeds asked for and not run.
-    public var junit: String {
+    /// case per scenario for the seeds asked for and not run: skipped when `--time` was spent,
+    /// an `<error>` when the exploration was interrupted (a gate that reads only the JUnit file
+    /// must not take a hunt stopped half-way for a clean one). Class names carry the experiment
+    /// (`Experiment.classSuffix`): seed 1 under `--swarm` is another test than seed 1 plain.
+    public func junit(startedAt: Date? = nil) -> String {
+        let suffix = experiment.classSuffix
         var cases = seeds.map { seed in
-            var c = JUnitReport.Case(name: "seed \(seed.seed)", className: "\(seed.scenario).\(mode)", seconds: seed.wallSeconds)
+            var c = JUnitReport.Case(name: "seed \(seed.seed)", className: "\(seed.scenario).\(mode)\(suffix)", seconds: seed.wallSeconds)
+            let report = seed.report.map { "\nreport: \($0)" } ?? ""
             if seed.isRunError {
                 c.error = ("the run could not be judged (exit \(seed.exitStatus))\(seed.error.map { ": " + ($0.split(separator: "\n").last.map(String.init) ?? $0) } ?? "")",
-                           (seed.error ?? "") + "\n\nreproduce: \(seed.reproduce)")
+                           (seed.error ?? "") + "\n\nreproduce: \(seed.reproduce)" + report)
             } else if seed.failed {
                 let what = seed.failedInvariants + seed.expectationFailures
-                c.failure = (what.first ?? "exit \(seed.exitStatus)", what.map { "- \($0)" }.joined(separator: "\n") + "\n\nreproduce: \(seed.reproduce)")
+                // Every invariant it broke, and how (the first counter-example of each), not only
+                // the first one's name.
+                let examples = seed.counterExamples.isEmpty ? seed.failedInvariants : seed.counterExamples
+                let message = what.isEmpty ? "exit \(seed.exitStatus)" : what.joined(separator: "; ")
+                c.failure = (message, (examples + seed.expectationFailures).map { "- \($0)" }.joined(separator: "\n")
+                                 + "\n\nreproduce: \(seed.reproduce)" + report)
                 c.failureType = seed.failedInvariants.isEmpty ? "expectation" : "invariant"
             }
             return c
         }
         for (scenario, ranges) in notRun.sorted(by: { $0.key < $1.key }) {
-            cases.append(JUnitReport.Case(name: "seeds \(ranges)", className: "\(scenario).\(mode)",
-                                          skipped: interrupted ? "not run: interrupted" : "not run: stopped before them"))
+            var c = JUnitReport.Case(name: "seeds \(ranges)", className: "\(scenario).\(mode)\(suffix)")
+            if interrupted {
+                c.error = ("not run: the exploration was interrupted", "seeds \(ranges) of \(scenario) were not run: the exploration was interrupted (exit 130)")
+            } else {
+                c.skipped = "not run: the time budget (--time) was spent before them"
+            }
+            cases.append(c)
         }
-        return JUnitReport.xml(suite: "erp explore (\(mode))", cases: cases, seconds: wallSeconds)
+        return JUnitReport.xml(suite: "erp explore (\(suiteLabel))", cases: cases, seconds: wallSeconds, timestamp: startedAt)
     }
 
     /// `1..5, 8, 10..12`: a sorted list of seeds as ranges.

@@ -52,13 +52,17 @@ public enum JUnitReport {
     }
 
     /// The XML of one suite holding `cases`.
-    public static func xml(suite: String, cases: [Case], seconds: Double) -> String {
+    /// `timestamp`: when the run started (the suite's `timestamp`, ISO 8601 in UTC), when known.
+    /// `<testsuites>` carries no `skipped` count: the JUnit schema CI tools validate against (Ant's,
+    /// as pytest writes it) allows it only on `<testsuite>`.
+    public static func xml(suite: String, cases: [Case], seconds: Double, timestamp: Date? = nil) -> String {
         let errors = cases.filter { $0.error != nil }.count
         let failures = cases.filter { $0.failure != nil && $0.error == nil }.count
         let skipped = cases.filter { $0.skipped != nil && $0.failure == nil && $0.error == nil }.count
+        let stamp = timestamp.map { #" timestamp="\#(isoSeconds($0))""# } ?? ""
         var out = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
-        out += #"<testsuites name="erp" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" skipped="\#(skipped)" time="\#(format(seconds))">"# + "\n"
-        out += #"  <testsuite name="\#(escape(suite))" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" skipped="\#(skipped)" time="\#(format(seconds))">"# + "\n"
+        out += #"<testsuites name="erp" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" time="\#(format(seconds))">"# + "\n"
+        out += #"  <testsuite name="\#(escape(suite))" tests="\#(cases.count)" failures="\#(failures)" errors="\#(errors)" skipped="\#(skipped)" time="\#(format(seconds))"\#(stamp)>"# + "\n"
         for c in cases {
             let open = #"    <testcase name="\#(escape(c.name))" classname="\#(escape(c.className))" time="\#(format(c.seconds))""#
             if let error = c.error {
@@ -82,6 +86,13 @@ public enum JUnitReport {
     static func escape(_ text: String) -> String { markupEscaped(text) }
 
     static func format(_ seconds: Double) -> String { String(format: "%.3f", seconds) }
+
+    /// `2026-12-06T21:14:03Z`.
+    static func isoSeconds(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
 }
 
 /// Text safe in XML and HTML attributes and content (junit.xml, report.html); characters XML 1.0

@@ -31,6 +31,8 @@ public enum Swarm {
         let random = SeededRandomSource(seed: (seed ^ salt) &* 0x9E37_79B9_7F4A_7C15 ^ 0x5357_4152_4D00_0000)
         let chaos = scenario.duration
         var drawn = scenario
+        // The file run alone (without --seed) runs the seed it was drawn for.
+        drawn.seed = seed
         drawn.name = scenario.name + (mixing == nil ? "-swarm" : "-mix")
         drawn.description = "Drawn by erp explore --swarm\(mixing == nil ? "" : " --mix") from \(scenario.name), seed \(seed)"
         drawn.workload.ratePerSecond = (scenario.workload.ratePerSecond * random.uniform(0.5, 1.5) * 10).rounded() / 10

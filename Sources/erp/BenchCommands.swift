@@ -95,8 +95,11 @@ struct ScenarioBench: AsyncParsableCommand {
         discussion: """
             The whole run is timed: the world, the workload, the trace hash and the consistency check \
             of the databases, as `erp run` does them. Peak RSS is the process's high-water mark. Build \
-            with -c release for figures worth quoting. Exit status 0 also when invariants fail (the \
-            figures are still printed, with the verdict); 1 on bad input.
+            with -c release for figures worth quoting. Exit status 0 also when invariants or \
+            expectations fail (the figures are still printed, with the verdict: in the JSON \
+            `invariants_pass`, `expectations_pass` and `run_exit_status`, what `erp run` would exit \
+            with); 1 on bad input. `rate_target_per_s` is the rate asked for, `offered_per_s` what \
+            the client sent.
             """)
 
     @Argument(help: "The scenario file (YAML).") var scenario: String
@@ -146,12 +149,16 @@ struct ScenarioBench: AsyncParsableCommand {
         let storage = try SimulationBackend.storage(for: loaded, filesOnDisk: filesOnDisk).name
         let virtual = Double(summary.chaosMilliseconds + summary.healMilliseconds) / 1000
         let figures: [String: Any] = [
-            "bench": "scenario", "scenario": loaded.name, "seed": seed, "rate_offered_per_s": loaded.workload.ratePerSecond,
+            "bench": "scenario", "scenario": loaded.name, "seed": seed, "rate_target_per_s": loaded.workload.ratePerSecond,
+            "offered_per_s": summary.openLoop.offeredPerSecond,
             "orders": orders, "confirmed": summary.orders.confirmed, "wall_s": (wall * 1000).rounded() / 1000,
             "orders_per_wall_s": (Double(orders) / wall).rounded(), "virtual_s": virtual, "virtual_per_wall": (virtual / wall * 100).rounded() / 100,
             "cpu_s": (cpu * 1000).rounded() / 1000, "cpu_ms_per_order": orders > 0 ? (cpu / Double(orders) * 1e5).rounded() / 100 : 0,
             "peak_rss_mib": (Double(cpuAfter.peakResidentKiB) / 1024).rounded(), "trace_lines": summary.traceLines,
             "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass,
+            // The run's verdict as `erp run` would exit with it (expectations included): the bench
+            // itself exits 0 whatever the verdict.
+            "expectations_pass": summary.expectationFailures.isEmpty, "run_exit_status": Int(summary.exitStatus ?? 0),
             "storage": storage,
             // Whether SQLite counted its memory (a process-wide mutex per allocation): "off" unless
             // something used SQLite before the simulation started (SQLiteTuning).

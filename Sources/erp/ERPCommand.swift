@@ -30,7 +30,7 @@ struct ERPCommand: AsyncParsableCommand {
             Exit codes of `erp run`: 0 all invariants held, 1 the run could not start (bad scenario, \
             bad option), 2 a consistency invariant failed, 3 a liveness check failed (an order never \
             finished; 2 when an invariant failed too), 4 the scenario's expectations were not met, 6 `--check-determinism` found the \
-            second run's trace different.
+            second run's trace different, 130 interrupted (Ctrl-C or SIGTERM: no report kept).
             """,
         subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self])
 
@@ -154,7 +154,11 @@ struct Run: AsyncParsableCommand {
                                                              valueName: "name"))
     var defects: [String] = []
 
+    @Flag(help: "Stop as on Ctrl-C (no report kept) when the process that started this one exits: how `erp explore` starts its seeds, so that a killed exploration leaves no run behind.")
+    var exitWithParent = false
+
     func run() async throws {
+        if exitWithParent { ParentWatch.start() }
         if checkDeterminism, mode != .simulation { throw failure("--check-determinism compares traces: simulation only, not --mode \(mode.rawValue)") }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }

@@ -130,6 +130,7 @@ struct Explore: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: out + "/runs", withIntermediateDirectories: true)
         let jobs = named.flatMap { s in seedList.map { Job(scenarioPath: s.path, scenario: s.name, seed: $0, loaded: s.loaded) } }
         let started = ContinuousClock.now
+        let startedAt = Date()
         let budget = time.flatMap(Duration.init(parsing:))
         let executable = erpExecutable
         let state = ExploreState(total: jobs.count, tty: isatty(STDOUT_FILENO) == 1, executable: executable)
@@ -163,11 +164,12 @@ struct Explore: AsyncParsableCommand {
             let missing = seedList.filter { !done.contains($0) }
             if !missing.isEmpty { notRun[s.name] = ExploreSummary.ranges(missing) }
         }
-        let summary = ExploreSummary(mode: mode.rawValue, seeds: finished, notRun: notRun, interrupted: state.wasInterrupted,
+        let summary = ExploreSummary(mode: mode.rawValue, experiment: ExploreSummary.Experiment(swarm: swarm, mix: mix, defects: defects, duration: duration),
+                                     seeds: finished, notRun: notRun, interrupted: state.wasInterrupted,
                                      wallSeconds: (ContinuousClock.now - started).seconds)
         try summary.json().write(to: URL(fileURLWithPath: out + "/summary.json"))
         try Data(summary.markdown.utf8).write(to: URL(fileURLWithPath: out + "/summary.md"))
-        try Data(summary.junit.utf8).write(to: URL(fileURLWithPath: out + "/junit.xml"))
+        try Data(summary.junit(startedAt: startedAt).utf8).write(to: URL(fileURLWithPath: out + "/junit.xml"))
 
         print("\(summary.seeds.count) seeds, \(summary.failures.count) failing, \(summary.seedsPerMinute) seeds per minute")
         for totals in summary.scenarios {
@@ -232,7 +234,9 @@ struct Explore: AsyncParsableCommand {
                                            fixturesPath: fixtures)
             try? yaml.write(toFile: scenarioPath, atomically: true, encoding: .utf8)
         }
-        let arguments = ["run", scenarioPath, "--seed", "\(job.seed)", "--out", directory] + runFlags
+        // --exit-with-parent: a worker whose explore was killed (SIGKILL, a CI's timeout) stops as on
+        // Ctrl-C, keeping no report, instead of running on with no one to read it.
+        let arguments = ["run", scenarioPath, "--seed", "\(job.seed)", "--out", directory, "--exit-with-parent"] + runFlags
         let log = directory + ".log"
         // A log that cannot be made (a full disk) costs the seed its log, not its run, and its
         // output does not spill into the progress line.
@@ -272,6 +276,9 @@ struct Explore: AsyncParsableCommand {
             seed.expectationFailures = summary.expectationFailures
             seed.wallSeconds = summary.wallSeconds
             seed.traceHash = summary.traceHash
+            seed.counterExamples = summary.failedInvariants.compactMap { name in
+                summary.violations.first { $0.invariant == name }.map { "\(name): \($0.example)" }
+            }
         } else if status == 0 {
             seed.exitStatus = -2   // it said it passed but wrote no summary
         }

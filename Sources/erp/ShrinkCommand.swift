@@ -64,9 +64,11 @@ struct Shrink: AsyncParsableCommand {
         // The smallest scenario found failing so far: what Ctrl-C keeps.
         let smallest = SmallestSoFar()
         let header: @Sendable (Int) -> [String] = { runs in ["Shrunk by erp shrink from \(report) (\(runs) candidate runs):", "still breaks \(target) at seed \(summary.seed)."] }
+        let minimalName = scenario.name + "-minimal"
         let interrupts = InterruptNotice("shrink") { [out, fixturesPath] in
             try? FileManager.default.removeItem(atPath: out + "/candidate")
-            guard let (best, runs) = smallest.value else { return "nothing shrunk yet" }
+            guard var (best, runs) = smallest.value else { return "nothing shrunk yet" }
+            best.name = minimalName  // as a finished shrink names it
             let path = out + "/minimal.yaml"
             let yaml = ScenarioWriter.yaml(best, header: header(runs) + ["Interrupted: the smallest failing scenario so far, not run again to prove it."],
                                            fixturesPath: fixturesPath)
@@ -156,7 +158,7 @@ struct Shrink: AsyncParsableCommand {
             if await fails(candidate, "no devices") { best = candidate }
         }
 
-        best.name = scenario.name + "-minimal"
+        best.name = minimalName
         best.description = "Shrunk by erp shrink from \(report): still breaks \(target) at seed \(summary.seed)"
         interrupts.cancel()
         let yaml = ScenarioWriter.yaml(best, header: header(runs), fixturesPath: fixturesPath)

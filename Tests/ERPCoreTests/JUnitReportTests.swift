@@ -46,6 +46,40 @@ import Testing
         #expect(reader.counts["tests"] == "4" && reader.counts["failures"] == "2" && reader.counts["skipped"] == "1")
         #expect(reader.failureText.contains("order <x> &  'y'"))
         #expect(reader.failureText.contains("reproduce: erp run s.yaml --seed 7"))
+        #expect(!xml.contains("<testsuites name=\"erp\" tests=\"4\" failures=\"2\" errors=\"0\" skipped"),
+                "Ant's JUnit schema allows `skipped` on <testsuite> only")
+    }
+
+    /// An exploration's JUnit file (a CI integrator's trial): a swarm or defect seed is another test
+    /// than the plain seed of the same number (its class name says so), a failure names every
+    /// invariant it broke with a counter-example each and the report folder, and seeds left by
+    /// an interruption are an error, not a skip that a gate reading only the JUnit file passes.
+    @Test func anExplorationsCasesSayWhatRanAndWhatBroke() throws {
+        var failing = ExploreSummary.Seed(scenario: "order-crash", seed: 3, exitStatus: 2, failedInvariants: ["a", "b"], expectationFailures: [],
+                                          wallSeconds: 1, traceHash: "h", reproduce: "erp run x.yaml --seed 3", report: "/r/seed-3")
+        failing.counterExamples = ["a: order o1 holds stock", "b: order o2 charged twice"]
+        let passing = ExploreSummary.Seed(scenario: "order-crash", seed: 4, exitStatus: 0, failedInvariants: [], expectationFailures: [],
+                                          wallSeconds: 1, traceHash: "h", reproduce: "", report: nil)
+        let experiment = ExploreSummary.Experiment(swarm: true, mix: true, defects: ["skip-stock-release"], duration: "10s")
+        let interrupted = ExploreSummary(mode: "simulation", experiment: experiment, seeds: [failing, passing], notRun: ["order-crash": "5..9"],
+                                         interrupted: true, wallSeconds: 2)
+        let xml = interrupted.junit(startedAt: Date(timeIntervalSince1970: 1_796_000_000))
+        let reader = Reader()
+        let parser = XMLParser(data: Data(xml.utf8))
+        parser.delegate = reader
+        #expect(parser.parse(), "\(xml)")
+        #expect(xml.contains(#"classname="order-crash.simulation.swarm-mix.defect-skip-stock-release.duration-10s""#), "\(xml)")
+        #expect(xml.contains(#"<testsuite name="erp explore (simulation, swarm --mix, defect skip-stock-release, duration 10s)""#), "\(xml)")
+        #expect(xml.contains(#"timestamp="2026-11-30T"#), "\(xml)")
+        #expect(xml.contains(#"<failure message="a; b" type="invariant">"#), "\(xml)")
+        #expect(reader.failureText.contains("- a: order o1 holds stock\n- b: order o2 charged twice"), "\(reader.failureText)")
+        #expect(reader.failureText.contains("report: /r/seed-3"))
+        #expect(xml.contains(#"<error message="not run: the exploration was interrupted""#) && reader.counts["errors"] == "1", "\(xml)")
+        // The time budget spent: the seeds not run are skipped, as --time asks.
+        let timedOut = ExploreSummary(mode: "simulation", seeds: [passing], notRun: ["order-crash": "5..9"], interrupted: false, wallSeconds: 2)
+        let plain = timedOut.junit()
+        #expect(plain.contains(#"classname="order-crash.simulation" time"#) && plain.contains("<skipped message=\"not run: the time budget"), "\(plain)")
+        #expect(plain.contains(#"errors="0" skipped="1""#), "\(plain)")
     }
 }
 

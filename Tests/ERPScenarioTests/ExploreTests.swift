@@ -123,6 +123,46 @@ import Testing
         #expect(junit.contains(#"failures="0" errors="1""#) && junit.contains("killed by SIGKILL"), "\(junit)")
     }
 
+    /// An exploration killed outright (SIGKILL: a CI's timeout, no chance to stop its workers)
+    /// leaves no run behind: each seed's `erp run` sees its parent gone and stops as on Ctrl-C,
+    /// keeping no report (they ran on, adopted by init, and wrote reports no one would read: a
+    /// CI integrator's trial).
+    @Test func aKilledExplorationLeavesNoRunBehind() async throws {
+        let out = scratchDirectory("explore-orphans")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: erpBinary)
+        process.arguments = ["explore", "scenarios/happy-path.yaml", "--seeds", "1", "--jobs", "1", "--duration", "600s", "--out", out]
+        process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func workers() throws -> Int32 {
+            let pgrep = Process()
+            pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+            pgrep.arguments = ["-f", "--", "run .*--out \(out)/runs"]
+            pgrep.standardOutput = FileHandle.nullDevice
+            try pgrep.run()
+            pgrep.waitUntilExit()
+            return pgrep.terminationStatus   // 0: some process matched
+        }
+        var started = false
+        for _ in 0..<600 where !started {
+            try await Task.sleep(for: .milliseconds(100))
+            started = try workers() == 0
+        }
+        #expect(started, "the seed's run was never seen")
+        kill(process.processIdentifier, SIGKILL)
+        var gone = false
+        for _ in 0..<100 where !gone {
+            try await Task.sleep(for: .milliseconds(100))
+            gone = try workers() == 1
+        }
+        #expect(gone, "the seed's run outlived its exploration by 10 s")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: out + "/runs/happy-path")) ?? []
+        #expect(!left.contains("seed-1"), "the orphaned run wrote its report: \(left)")
+    }
+
     /// `erp replay` and `erp shrink` given an exploration's folder: a decoder's dump
     /// ("DecodingError.keyNotFound…") from replay; now both say what to give instead.
     @Test func replayAndShrinkNameAnExplorationsFolder() async throws {
@@ -182,6 +222,7 @@ import Testing
         #expect(a == b)
         #expect(a != ScenarioWriter.yaml(Swarm.draw(from: base, seed: 5)))
         let drawn = Swarm.draw(from: base, seed: 4)
+        #expect(drawn.seed == 4, "the drawn file run without --seed runs the seed it was drawn for")
         #expect((1...max(2, 2 * base.faults.count)).contains(drawn.faults.count))
         #expect(drawn.faults.allSatisfy { $0.at < base.duration })
         // Long enough a heal for a breaker opened at the chaos phase's end to half-open.
@@ -195,6 +236,11 @@ import Testing
         let summary = try JSONDecoder().decode(ExploreSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
         let failure = try #require(summary.failures.first)
         #expect(failure.reproduce.contains("runs/payment-declines/seed-\(failure.seed).yaml"))
+        #expect(summary.experiment == ExploreSummary.Experiment(swarm: true, defects: ["skip-stock-release"]))
+        #expect(failure.counterExamples.first?.hasPrefix("confirmed-order-stock-taken-cancelled-order-stock-released: cancelled order ") == true,
+                "\(failure.counterExamples)")
+        let junit = try String(contentsOfFile: out + "/junit.xml", encoding: .utf8)
+        #expect(junit.contains(#"classname="payment-declines.simulation.swarm.defect-skip-stock-release""#), "\(junit)")
         let file = out + "/runs/payment-declines/seed-\(failure.seed).yaml"
         let again = try await runErp(["run", file, "--seed", "\(failure.seed)", "--defect", "skip-stock-release", "--out", out + "/again"])
         #expect(again.status == 2 && again.output.contains("FAIL  confirmed-order-stock-taken-cancelled-order-stock-released"), "\(again.output)")
