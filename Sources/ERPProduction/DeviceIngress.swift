@@ -54,7 +54,17 @@ public final class DeviceIngress: @unchecked Sendable {
         var lanes: [String: [(route: [[UInt8]], frames: [[UInt8]])]] = [:]
         /// Refusals answered, by error code (`/metrics`).
         var refused: [String: Int] = [:]
+        /// Per device, the lowest sequence refused for a passing cause (`transientCodes`) and not
+        /// handled since: later sequences are refused `resend_from` until it comes again. A
+        /// device that pipelined had sequence 66 refused `overloaded` and 81 accepted; 66 sent
+        /// again was then stale, answered "applied the first time", and lost (a device developer's
+        /// trial: 15 restocked units). Kept in memory: after a restart of the gateway a device
+        /// sending again from the refused one, in order, loses nothing either.
+        var resendFrom: [String: Int64] = [:]
     }
+
+    /// Refusals that say "not now": the message was not applied and may be sent again.
+    static let transientCodes: Set<String> = ["overloaded", "unavailable", "deadline_exceeded"]
 
     /// `hop` runs the handling on the IoT gateway node's executor, where `operations` lives.
     public init(endpoint: String, serverKeys: CurveKeyPair, deviceKeys: [(deviceId: String, publicKey: String)],
@@ -211,7 +221,11 @@ public final class DeviceIngress: @unchecked Sendable {
         switch admission {
         case .refused(let why):
             count(refusal: "overloaded", sender: sender, key: message.userId)
-            Task { try? await socket.send(frames: route + [Array(Self.protocolVersion.utf8), Self.refusal("overloaded", why)]) }
+            // Its sequence, when the body says one: the answer names it (it may come back before
+            // the answers to earlier messages), and later ones wait for it to be sent again.
+            let sequence = frames.count == 2 ? Self.peekSequence(frames[1]) : nil
+            if let sender, let sequence { noteRefused(sequence, of: sender) }
+            Task { try? await socket.send(frames: route + [Array(Self.protocolVersion.utf8), Self.refusal("overloaded", why, sequence: sequence)]) }
             return
         case .queued:
             return   // the lane's task takes it in its turn
@@ -234,6 +248,29 @@ public final class DeviceIngress: @unchecked Sendable {
                     return head
                 }
             }
+        }
+    }
+
+    /// Sequence `sequence` of `device` was not applied and may come again: later ones wait for it.
+    private func noteRefused(_ sequence: Int64, of device: String) {
+        state.withLock { s in s.resendFrom[device] = min(s.resendFrom[device] ?? sequence, sequence) }
+    }
+
+    /// The refusal of a message past a refused one, or nil when it may be handled. A message at or
+    /// below the refused one is handled (the refused one's own outcome decides, in `settle`).
+    private func gap(before request: DeviceMessage) -> [UInt8]? {
+        guard let from = state.withLock({ $0.resendFrom[request.deviceId] }), request.sequence > from else { return nil }
+        return Self.refusal("resend_from", "sequence \(from) was refused and not applied: send again from \(from), in order",
+                            sequence: request.sequence, resendFrom: from)
+    }
+
+    /// After a message was handled: a passing refusal makes the device wait for it (or for the
+    /// lowest such); the refused one handled with any other outcome (applied, stale, refused for
+    /// good) ends the wait. Earlier messages still queued when it was refused do not.
+    private func settle(_ request: DeviceMessage, refused code: String?) {
+        if let code, Self.transientCodes.contains(code) { noteRefused(request.sequence, of: request.deviceId); return }
+        state.withLock { s in
+            if s.resendFrom[request.deviceId] == request.sequence { s.resendFrom[request.deviceId] = nil }
         }
     }
 
@@ -273,6 +310,7 @@ public final class DeviceIngress: @unchecked Sendable {
         guard request.deviceId == sender else {
             return (Self.refusal("key_mismatch", "this key belongs to \(sender), not \(request.deviceId)", sequence: request.sequence), "key_mismatch")
         }
+        if let refusal = gap(before: request) { return (refusal, "resend_from") }
         let operations = operations
         let sequence = request.sequence
         let answer = await hop {
@@ -304,7 +342,15 @@ public final class DeviceIngress: @unchecked Sendable {
             }
         }
         // Keys are written sorted: a refusal's bytes begin with its error, an answer's with `accepted`.
-        return (answer, answer.starts(with: Self.refusalPrefix) ? Self.code(of: answer) : nil)
+        let code = answer.starts(with: Self.refusalPrefix) ? Self.code(of: answer) : nil
+        settle(request, refused: code)
+        return (answer, code)
+    }
+
+    /// The `sequence` of a body that may not be a whole device message, for a refusal to name.
+    static func peekSequence(_ body: [UInt8]) -> Int64? {
+        struct Sequenced: Decodable { var sequence: Int64? }
+        return (try? JSONCoding.decode(Sequenced.self, from: Data(body)))?.sequence
     }
 
     static let refusalPrefix = Array(#"{"error":"#.utf8)
@@ -323,21 +369,26 @@ public final class DeviceIngress: @unchecked Sendable {
     public static func parse(_ body: [UInt8]) -> Result<DeviceMessage, Refusal> {
         let request: DeviceMessage
         do { request = try JSONCoding.decode(DeviceMessage.self, from: Data(body)) } catch {
-            return .failure(Refusal(answer: refusal("bad_request", "the body is not a device message: \(error)")))
+            // Named by its sequence when that much could be read (an unknown type, a quantity of
+            // 2.5): the doc promises it once the body could be read.
+            return .failure(Refusal(answer: refusal("bad_request", "the body is not a device message: \(error)", sequence: peekSequence(body))))
         }
         switch request.type {
         case .status:
-            if request.status == nil { return .failure(Refusal(answer: refusal("bad_request", "a status message needs 'status'"))) }
+            if request.status == nil {
+                return .failure(Refusal(answer: refusal("bad_request", "a status message needs 'status'", sequence: request.sequence)))
+            }
         case .data:
             if request.dataType == nil || request.productId == nil || request.quantity == nil {
-                return .failure(Refusal(answer: refusal("bad_request", "a data message needs 'dataType', 'productId' and 'quantity'")))
+                return .failure(Refusal(answer: refusal("bad_request", "a data message needs 'dataType', 'productId' and 'quantity'",
+                                                        sequence: request.sequence)))
             }
         }
         return .success(request)
     }
 
-    static func refusal(_ code: String, _ message: String, sequence: Int64? = nil) -> [UInt8] {
-        (try? JSONCoding.encode(DeviceAnswer(ok: false, sequence: sequence, error: code, message: message))).map { [UInt8]($0) }
+    static func refusal(_ code: String, _ message: String, sequence: Int64? = nil, resendFrom: Int64? = nil) -> [UInt8] {
+        (try? JSONCoding.encode(DeviceAnswer(ok: false, sequence: sequence, error: code, message: message, resendFrom: resendFrom))).map { [UInt8]($0) }
             ?? Array(#"{"ok":false,"error":"internal"}"#.utf8)
     }
 }
@@ -365,9 +416,11 @@ public struct DeviceAnswer: Codable, Sendable {
     public var lastSequence: Int64?
     public var error: String?
     public var message: String?
+    /// With error `resend_from`: the refused sequence the device must send again first.
+    public var resendFrom: Int64?
     public init(ok: Bool, sequence: Int64? = nil, accepted: Bool? = nil, confirmedByShop: Bool? = nil, lastSequence: Int64? = nil,
-                error: String? = nil, message: String? = nil) {
+                error: String? = nil, message: String? = nil, resendFrom: Int64? = nil) {
         self.ok = ok; self.sequence = sequence; self.accepted = accepted; self.confirmedByShop = confirmedByShop
-        self.lastSequence = lastSequence; self.error = error; self.message = message
+        self.lastSequence = lastSequence; self.error = error; self.message = message; self.resendFrom = resendFrom
     }
 }

@@ -25,6 +25,9 @@ public final class LogThrottle: Sendable {
     /// `line`, with how many like it were held back before it, when one may be written now.
     public func line(_ kind: String, _ line: @autoclosure () -> String) -> String? {
         guard let held = admit(kind) else { return nil }
-        return line() + (held > 0 ? " (and \(held) more in the last second)" : "")
+        // Held back since the last line of the kind, however long ago and whoever caused them:
+        // "in the last second" put another device's refusals, 18 s earlier, on this line's
+        // device (a device developer's trial).
+        return line() + (held > 0 ? " (and \(held) more of this kind, from any sender, since the last such line)" : "")
     }
 }

@@ -81,7 +81,7 @@ struct DoorUnderTest {
 /// The device protocol over real CURVE sockets: each device speaks with a key of its own and only
 /// for itself; an unknown key never gets an answer; bad input gets a typed error, never a crash.
 @Suite struct DeviceIngressTests {
-    struct Answer: Decodable { var ok: Bool; var accepted: Bool?; var error: String?; var sequence: Int64? }
+    struct Answer: Decodable { var ok: Bool; var accepted: Bool?; var error: String?; var sequence: Int64?; var resendFrom: Int64? }
 
     /// A device that sends without waiting for each answer: a task per message let a restock
     /// overtake the status report before it, which the gateway then dropped as stale (5 of 30
@@ -141,6 +141,44 @@ struct DoorUnderTest {
             if answer.error == "overloaded" { refused += 1 }
         }
         #expect(refused > 0 && refused < burst, "\(refused) of the burst refused")
+        await door.stop()
+    }
+
+    /// A message refused for a passing cause (`overloaded`) is not overtaken: the later sequences
+    /// are refused `resend_from` until it is sent again, so that sending again from it, in order,
+    /// applies every message once. A pipelining device had 66 refused and 81 accepted; 66 sent
+    /// again was then stale and lost ("applied the first time": a device developer's trial).
+    /// Every answer names its sequence, the door's own refusals too.
+    @Test func aRefusedMessageIsNotOvertakenByLaterOnes() async throws {
+        guard ZMQContext.hasCurve else { return }
+        let malmo = try CurveKeyPair.generate()
+        let devices = SlowStatusDevices()
+        let door = try await DoorUnderTest([("device_malmo_01", malmo.publicKey)], operations: devices, name: "resend")
+        let socket = try await door.device(malmo)
+        func status(_ sequence: Int64) -> [[UInt8]] {
+            [Array("erp-device/1".utf8), Array(#"{"type":"status","deviceId":"device_malmo_01","sequence":\#(sequence),"status":"online"}"#.utf8)]
+        }
+        let last: Int64 = 200
+        for sequence in 1...last { try await socket.send(frames: status(sequence)) }
+        var applied: [Int64] = []
+        var refused: [Answer] = []
+        for _ in 1...last {
+            let answer = try JSONDecoder().decode(Answer.self, from: Data(try await receive(socket, within: .seconds(20)).frames.last ?? []))
+            #expect(answer.sequence != nil, "an answer without its sequence: \(answer)")
+            if answer.accepted == true { applied.append(answer.sequence ?? -1) } else { refused.append(answer) }
+        }
+        let first = try #require(refused.filter { $0.error == "overloaded" }.compactMap(\.sequence).min(), "the burst filled no lane")
+        #expect(applied.allSatisfy { $0 < first }, "accepted past the refused \(first): \(applied.filter { $0 > first })")
+        #expect(refused.allSatisfy { $0.error == "overloaded" || ($0.error == "resend_from" && $0.resendFrom == first) },
+                "\(refused.filter { $0.error != "overloaded" && $0.resendFrom != first })")
+        // Sent again from the refused one, one at a time: each applied once, none lost.
+        for sequence in first...last {
+            try await socket.send(frames: status(sequence))
+            let answer = try JSONDecoder().decode(Answer.self, from: Data(try await receive(socket, within: .seconds(20)).frames.last ?? []))
+            #expect(answer.accepted == true, "\(sequence): \(answer)")
+            if answer.accepted == true { applied.append(sequence) }
+        }
+        #expect(applied == Array(1...last))
         await door.stop()
     }
 
