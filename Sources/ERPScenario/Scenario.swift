@@ -69,6 +69,10 @@ public struct Scenario: Sendable {
         public static let extraDevicesPerShopMax = 100_000
         /// Any other duration in a scenario (timeouts, latencies, fault lengths, skews).
         public static let durationMax: Duration = .seconds(24 * 3600)
+        /// Faults one scenario may schedule: a run's setup grows faster than their number (16,000
+        /// took 15 s to start, 100,000 printed nothing for minutes: a scenario author's trial),
+        /// and a schedule that long is a generated file gone wrong.
+        public static let faultCountMax = 2_000
 
         /// What is wrong with offering `rate` orders per second over a chaos phase `chaos` long
         /// (a command line's `--rate`), or nil.

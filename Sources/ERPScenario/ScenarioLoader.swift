@@ -90,7 +90,13 @@ public struct ScenarioLoader {
         if let v = top["expect"] {
             let m = try read.mapping(v, "expect", keys: ["minConfirmed", "minCancelled", "onTheBus", "maxCancelled", "minDispensed", "minPriced", "cancelReasons"])
             if let list = m["cancelReasons"] {
-                for item in try read.sequence(list, "expect.cancelReasons") {
+                let items = try read.sequence(list, "expect.cancelReasons")
+                // Taken as "no list" before: 19 orders cancelled payment_failed passed an empty list.
+                if items.isEmpty {
+                    throw read.fail(list, "expect.cancelReasons is empty: it lists the only reasons an order may be cancelled for; "
+                                    + "to allow no cancellation at all write maxCancelled: 0")
+                }
+                for item in items {
                     let reason = try read.string(item)
                     guard CancelReasons.isKnown(reason) else {
                         throw read.fail(item, "expect.cancelReasons: no order is cancelled for '\(reason)'; the reasons are "
@@ -371,7 +377,11 @@ public struct ScenarioLoader {
         let kinds = faultKinds
         let names = kinds.map(\.key)
         var out: [ScheduledFault] = []
-        for item in try read.sequence(node, "faults") {
+        let items = try read.sequence(node, "faults")
+        if items.count > Scenario.Limits.faultCountMax {
+            throw read.fail(node, "faults: \(items.count) faults; a scenario schedules at most \(Scenario.Limits.faultCountMax)")
+        }
+        for item in items {
             let m = try read.mapping(item, "fault", keys: ["at", "for", "restartAfter"] + names)
             let at = try read.duration(m.required("at"), "fault.at")
             let lasting = try m["for"].map { v throws(ScenarioError) in try read.positiveDuration(v, "fault.for") }

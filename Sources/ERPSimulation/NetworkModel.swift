@@ -39,8 +39,11 @@ public struct NetworkModel: Sendable {
     /// Per directed link settings of the scenario itself (a calibrated network): what a link
     /// returns to when its fault ends.
     var base: [Int: LinkSettings] = [:]
-    /// Directed links currently cut.
-    var cut: Set<Int> = []
+    /// Directed links currently cut, each with how many faults cut it: a partition that ends
+    /// inside a longer one, or inside an isolation of one of its ends, leaves the link cut (it
+    /// healed it, and the trace showed messages crossing a partition still in force: a scenario
+    /// author's trial). As `ZeroMQFaultInjector` counts its partitions.
+    var cut: [Int: Int] = [:]
     /// When true (the default) each link delivers in the order it was sent, unless a message is
     /// picked for reordering.
     public var preserveLinkOrder = true
@@ -65,9 +68,15 @@ public struct NetworkModel: Sendable {
         base[Self.key(from, to)] = settings
     }
 
-    func isCut(_ from: Int, _ to: Int) -> Bool { !cut.isEmpty && cut.contains(Self.key(from, to)) }
+    func isCut(_ from: Int, _ to: Int) -> Bool { !cut.isEmpty && cut[Self.key(from, to)] != nil }
+    /// One fault more (`isCut`) or one fewer cutting the link; it is open again when none is left.
     mutating func setCut(_ from: Int, _ to: Int, _ isCut: Bool) {
-        if isCut { cut.insert(Self.key(from, to)) } else { cut.remove(Self.key(from, to)) }
+        let key = Self.key(from, to)
+        if isCut {
+            cut[key, default: 0] += 1
+        } else if let count = cut[key] {
+            cut[key] = count > 1 ? count - 1 : nil
+        }
     }
 
     /// Removes every partition and every loss, duplication and reordering; latency stays.

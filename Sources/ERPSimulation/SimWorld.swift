@@ -586,13 +586,13 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         guard let f = index(of: a), let t = index(of: b) else { return }
         network.setCut(f, t, false)
         network.setCut(t, f, false)
-        record("fault heal partition \(a)<->\(b)")
+        record("fault heal partition \(a)<->\(b)" + (network.isCut(f, t) || network.isCut(t, f) ? " (still cut by another fault)" : ""))
     }
 
     public func healPartitionOneWay(from: NodeName, to: NodeName) {
         guard let f = index(of: from), let t = index(of: to) else { return }
         network.setCut(f, t, false)
-        record("fault heal partition \(from)->\(to)")
+        record("fault heal partition \(from)->\(to)" + (network.isCut(f, t) ? " (still cut by another fault)" : ""))
     }
 
     /// Ends an isolation: every link to and from the node is restored.

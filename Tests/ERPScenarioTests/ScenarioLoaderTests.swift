@@ -74,6 +74,38 @@ import Testing
         #expect(again.durability.map(\.synchronous) == s.durability.map(\.synchronous))
     }
 
+    /// Overlapping windows of one setting on one target: the shorter no longer ends the longer
+    /// (a scenario author's trial: 6 – 8 s of a 0.5 decline rate ran at the base rate, a pause
+    /// ended early, though the report listed both windows whole).
+    @Test func aWindowEndingInsideAnotherOfTheSameSettingLeavesItInForce() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            duration: 20s
+            faults:
+              - {at: 1s, declineRate: 0.5, for: 6s}
+              - {at: 2s, declineRate: 0.9, for: 1s}
+              - {at: 1s, pause: notification, for: 6s}
+              - {at: 2s, pause: notification, for: 1s}
+              - {at: 1s, clockSkew: {service: order, by: 5s}, for: 2s}
+              - {at: 2s, clockSkew: {service: order, by: 2s}, for: 6s}
+              - {at: 1s, partition: [order, inventory], for: 6s}
+              - {at: 2s, partition: [order, inventory], for: 1s}
+            """)
+        let steps = s.faultTimeline.map { "\($0.at.readable) \($0.summaryText)" }
+        func ends(_ what: String) -> [String] {
+            steps.filter { $0.contains("fault over:") && $0.contains(what) }.map { String($0.prefix { $0 != " " }) }
+        }
+        // The decline rate: 50 %, then 90 %, then 50 % again when the inner window ends; the base at 7 s.
+        #expect(steps.contains("3s fault at 1s for 6s: swishpay declines 50%"), "\(steps)")
+        #expect(ends("declines") == ["7s"], "\(steps)")
+        // The pause: one end, at 7 s.
+        #expect(ends("pause notification") == ["7s"], "\(steps)")
+        // The skew: the earlier window ends inside the later one and changes nothing; the later ends at 8 s.
+        #expect(ends("clock skew") == ["8s"] && !steps.contains { $0.hasPrefix("3s ") && $0.contains("clock skew") }, "\(steps)")
+        // Partitions keep both ends: the backends count the cuts.
+        #expect(ends("partition").count == 2, "\(steps)")
+    }
+
     @Test func readsEachServicesRateLimit() throws {
         let s = try ScenarioLoader.parse("""
             name: t
@@ -150,6 +182,8 @@ import Testing
         ("name: t\nworkload:\n  campaigns: {products: 2}\n", 3, "every"),
         ("name: t\nexpect: {onTheBus: [OrderCreated]}\n", 2, "EventType version"),
         ("name: t\ndurability: {order: sometimes}\n", 2, "durability.order: 'sometimes' is not one of off, normal, full"),
+        ("name: t\nexpect: {cancelReasons: []}\n", 2, "to allow no cancellation at all write maxCancelled: 0"),
+        ("name: t\nfaults:\n" + String(repeating: "  - {at: 1s, crash: order}\n", count: 2_001), 3, "2001 faults; a scenario schedules at most 2000"),
         ("name: t\ndurability: {warehouse: off}\n", 2, "unknown field 'warehouse'"),
         ("name: t\nfaults:\n  - {at: 1s, powerCut: order, restartAfter: 50ms}\n", 3, "restartAfter of a powerCut must be at least 100ms"),
         ("name: t\nfaults:\n  - {at: 1s, diskFull: order, restartAfter: 1s}\n", 3, "restartAfter belongs to a crash, diskLoss, powerLoss or powerCut fault"),

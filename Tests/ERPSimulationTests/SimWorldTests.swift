@@ -1,6 +1,6 @@
 import ERPCore
 import ERPReports
-import ERPSimulation
+@testable import ERPSimulation
 import ERPTransport
 import Foundation
 import Testing
@@ -208,6 +208,30 @@ final class PingService: ERPService, @unchecked Sendable {
         }
         world.run(until: .seconds(1))
         #expect(log.entries == ["deadline exceeded", "ok"])
+    }
+
+    /// A cut lasts while any fault holds it: a partition healed inside a longer one, or inside an
+    /// isolation of one of its ends, leaves the link cut (it opened it, and messages crossed a
+    /// partition still in force: a scenario author's trial).
+    @Test func aCutLastsWhileAnyFaultHoldsIt() throws {
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        for name in ["x", "y", "z"] as [NodeName] { world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start() }
+        let x = world.index(of: "x")!, y = world.index(of: "y")!, z = world.index(of: "z")!
+        world.partition("x", "y")
+        world.partition("x", "y")
+        world.healPartition("x", "y")
+        #expect(world.network.isCut(x, y) && world.network.isCut(y, x), "the longer partition still holds")
+        world.healPartition("x", "y")
+        #expect(!world.network.isCut(x, y) && !world.network.isCut(y, x))
+        world.isolate("z")
+        world.partition("x", "z")
+        world.healPartition("x", "z")
+        #expect(world.network.isCut(x, z) && world.network.isCut(z, y), "z is still isolated")
+        world.rejoin("z")
+        #expect(!world.network.isCut(x, z) && !world.network.isCut(z, y))
+        world.partitionOneWay(from: "y", to: "x")
+        world.heal()
+        #expect(!world.network.isCut(y, x), "the heal phase opens every link")
     }
 }
 
