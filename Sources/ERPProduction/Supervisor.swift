@@ -163,6 +163,9 @@ public final class Supervisor: @unchecked Sendable {
 
     private func launch(_ child: Child) throws {
         var environment = ProcessInfo.processInfo.environment
+        // Whose child this one is, it learns from getppid(): a parent id for this process's own
+        // parent (ParentWatch) is not passed on.
+        environment.removeValue(forKey: ParentWatch.parentVariable)
         if let extra = child.environment { environment.merge(extra) { $1 } }
         let wrapper = wrappers[child.name] ?? []
         let argv = (wrapper + [child.executable] + child.arguments).map { strdup($0) } + [nil]

@@ -30,8 +30,21 @@ public struct TerminationSignals {
 /// must keep watching however busy the process is. (`PR_SET_PDEATHSIG` was not used: it fires
 /// when the parent's spawning *thread* exits, and a concurrency pool's threads come and go.)
 public enum ParentWatch {
+    /// The parent's process id, when the process that started this one gives it (`erp explore`
+    /// does): a parent killed before this process got to `start()` was taken for the reaper that
+    /// adopted it, and watched forever (the test of a killed exploration, on a busy CI machine).
+    public static let parentVariable = "ERP_PARENT_PID"
+
+    /// The environment for a child that will watch this process: this one's plus its id.
+    public static func environmentForChild() -> [String: String] {
+        ProcessInfo.processInfo.environment.merging([parentVariable: String(getpid())]) { $1 }
+    }
+
     public static func start() {
-        let parent = getppid()
+        let given = ProcessInfo.processInfo.environment[parentVariable].flatMap { pid_t($0) }
+        // Not for this process's own children, whose parent it is.
+        unsetenv(parentVariable)
+        let parent = given ?? getppid()
         let watcher = Thread {
             while getppid() == parent { usleep(200_000) }
             kill(getpid(), SIGTERM)

@@ -247,6 +247,7 @@ struct Explore: AsyncParsableCommand {
         process.standardOutput = logHandle ?? FileHandle.nullDevice
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
+        process.environment = ParentWatch.environmentForChild()
         let status: Int32 = await withCheckedContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.shellStatus) }
             do {
