@@ -52,6 +52,28 @@ import Testing
         #expect(summary.markdown.contains("Planted: durability weakened for order: \(mode.rawValue)"))
     }
 
+    /// Payment's disk lost: the orders it had paid have no payment record, and the counter-examples
+    /// say that (and what swishpay's ledger holds) instead of "0 captured charges" for orders
+    /// swishpay had charged (a scenario author chased a charge that never failed).
+    @Test func anOrderWhosePaymentRecordWasLostSaysSo() async throws {
+        let scenario = try ScenarioLoader.parse("""
+            name: payment-disk-lost
+            seed: 2
+            duration: 10s
+            heal: 20s
+            fixtures: \(packageRoot)/fixtures/retail.json
+            workload:
+              orders: {rate: 10}
+            faults:
+              - {at: 5s, diskLoss: payment, restartAfter: 1s}
+            """)
+        let summary = try await run(scenario)
+        let lost = summary.violations.filter { $0.invariant == "confirmed-order-has-exactly-one-captured-payment" }.map(\.example)
+        #expect(!lost.isEmpty, "payment's lost records were not missed")
+        #expect(lost.allSatisfy { $0.contains("has no payment record (payment's database holds none for it)") }, "\(lost)")
+        #expect(lost.contains { $0.contains("swishpay's ledger has a captured charge of ") }, "\(lost)")
+    }
+
     @Test func aPowerLossRunIsReproducible() async throws {
         let scenario = try library("power-loss")
         let a = try await run(scenario, seed: 3)

@@ -25,6 +25,25 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
         #expect(Set(files.map { String($0.dropLast(5)) }) == Set(Self.scenarios + ["device-storm", "power-loss"]))
     }
 
+    /// A run that sent no order cannot show the order invariants: they are not judged (absent,
+    /// skipped in the JUnit file), not passed (a run with a rate of 0 came out green on all of
+    /// them: a scenario author's trial). What still can go wrong without orders is judged.
+    @Test func aRunWithoutOrdersDoesNotPassTheOrderInvariants() async throws {
+        let summary = try await run(try ScenarioLoader.parse("""
+            name: no-orders
+            duration: 3s
+            heal: 3s
+            fixtures: \(packageRoot)/fixtures/retail.json
+            workload:
+              orders: {rate: 0.000001}
+            """))
+        #expect(summary.orders.submitted == 0)
+        for name in ["client-outcome-matches-order", "confirmed-order-has-exactly-one-captured-payment", "every-accepted-order-terminal-after-heal"] {
+            #expect(summary.invariants[name] == nil, "\(name): \(String(describing: summary.invariants[name]))")
+        }
+        #expect(summary.invariants["stock-conservation"] == .pass && summary.invariants["no-payment-without-order"] == .pass)
+    }
+
     /// 1,260 devices over real processes would take this machine's two cores for minutes, so the
     /// storm runs in simulation only in the suite (`erp run scenarios/device-storm.yaml --mode
     /// zmq` runs it by hand).

@@ -106,6 +106,22 @@ import Testing
         #expect(ends("partition").count == 2, "\(steps)")
     }
 
+    /// A window or a restart past the chaos phase's end ends with it, and the report's line says
+    /// so instead of the length asked for.
+    @Test func aFaultCutByTheChaosPhasesEndSaysSo() throws {
+        let s = try ScenarioLoader.parse("""
+            name: t
+            duration: 5s
+            faults:
+              - {at: 4s, isolate: inventory, for: 60s}
+              - {at: 2s, crash: order, restartAfter: 60s}
+              - {at: 1s, pause: payment, for: 1s}
+            """)
+        #expect(s.faultLines == ["at 4s for 60s: isolate inventory (ended at 5s, with the chaos phase)",
+                                 "at 2s: crash order, restart after 60s (restarted at 5s, with the heal phase)",
+                                 "at 1s for 1s: pause payment"], "\(s.faultLines)")
+    }
+
     @Test func readsEachServicesRateLimit() throws {
         let s = try ScenarioLoader.parse("""
             name: t
@@ -183,6 +199,7 @@ import Testing
         ("name: t\nexpect: {onTheBus: [OrderCreated]}\n", 2, "EventType version"),
         ("name: t\ndurability: {order: sometimes}\n", 2, "durability.order: 'sometimes' is not one of off, normal, full"),
         ("name: t\nexpect: {cancelReasons: []}\n", 2, "to allow no cancellation at all write maxCancelled: 0"),
+        ("name: t\nexpect: {cancelReasons: [payment_failed:insufficient_funds]}\n", 2, "is recorded as plain payment_failed"),
         ("name: t\nfaults:\n" + String(repeating: "  - {at: 1s, crash: order}\n", count: 2_001), 3, "2001 faults; a scenario schedules at most 2000"),
         ("name: t\ndurability: {warehouse: off}\n", 2, "unknown field 'warehouse'"),
         ("name: t\nfaults:\n  - {at: 1s, powerCut: order, restartAfter: 50ms}\n", 3, "restartAfter of a powerCut must be at least 100ms"),
