@@ -121,6 +121,27 @@ import Testing
         #expect(a.allSatisfy(b.contains), "not in the calm run: \(a.filter { !b.contains($0) }.prefix(3))")
     }
 
+    /// A device declared offline for its silence was last seen when the gateway last heard it:
+    /// the shop's lastSeen jumped to the declaration, seconds later (a device developer's trial).
+    @Test func aSilencedDeviceWasLastSeenWhenLastHeard() async throws {
+        let dir = scratchDirectory("last-seen")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try await runErp(["run", "scenarios/iot-partition.yaml", "--out", dir + "/out"])
+        #expect(result.status == 0, "\(result.output)")
+        let heard: [String: Int64] = try await DatabaseQueue(path: dir + "/out/db/iot-gateway-iot.sqlite").read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT deviceId, lastReportAt FROM device WHERE silent = 1").map {
+                ($0["deviceId"] as String, $0["lastReportAt"] as Int64)
+            })
+        }
+        let seen: [String: Int64] = try await DatabaseQueue(path: dir + "/out/db/shop-shop.sqlite").read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT deviceId, lastSeen FROM device WHERE status = 'offline'").map {
+                ($0["deviceId"] as String, $0["lastSeen"] as Int64)
+            })
+        }
+        #expect(!heard.isEmpty, "no device fell silent")
+        for (device, at) in heard.sorted(by: { $0.key < $1.key }) { #expect(seen[device] == at, "\(device): heard at \(at), seen at \(String(describing: seen[device]))") }
+    }
+
     /// A consumer down past the bus's retry bound: 28 dead letters, and violationCounts said 20
     /// (the checker's query read 20 examples and counted those).
     @Test func everyUndeliveredEventIsCounted() async throws {
