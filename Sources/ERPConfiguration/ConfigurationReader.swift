@@ -163,7 +163,11 @@ public struct ConfigurationReader: Sendable {
     // MARK: Values
 
     public func string(_ node: Node) throws(ConfigurationError) -> String {
-        guard case .scalar(let s) = node else { throw fail(node, "expected text") }
+        // Saying what came instead: `crash: [order, payment]` was refused with "expected text" alone
+        // (a scenario author's trial).
+        guard case .scalar(let s) = node else {
+            throw fail(node, "expected one value here, not \(node.sequence != nil ? "a list" : "a mapping") (one service, name or word)")
+        }
         return s.string
     }
 

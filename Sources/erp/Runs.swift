@@ -128,7 +128,8 @@ func loadRecordedScenario(_ summary: RunSummary) -> Result<Scenario, Refused> {
 /// counted every seed as failing).
 func chaosDuration(_ text: String) -> Result<Duration, Refused> {
     guard let chaos = Duration(parsing: text), chaos > .zero else {
-        return .failure(Refused(message: "--duration must be a positive duration such as 5s or 1500ms, not '\(text)'"))
+        // Out of range reads as unreadable here (1e308s overflows): say the range too.
+        return .failure(Refused(message: "--duration must be a positive duration such as 5s or 1500ms, at most \(Scenario.Limits.phaseDurationMax.shortDescription), not '\(text)'"))
     }
     guard chaos <= Scenario.Limits.phaseDurationMax else {
         return .failure(Refused(message: "--duration must be at most \(Scenario.Limits.phaseDurationMax.shortDescription), as in a scenario file, not '\(text)'"))

@@ -55,6 +55,7 @@ import Testing
         let cases: [([String], String)] = [
             (["run", "scenarios/happy-path.yaml", "--mode", "zqm"], "'zqm' is invalid for '--mode"),
             (["run", "scenarios/happy-path.yaml", "--duration", "-5s"], "--duration must be a positive duration"),
+            (["run", "scenarios/happy-path.yaml", "--duration", "1e308s"], "at most 86400s, not '1e308s'"),
             (["run", "scenarios/happy-path.yaml", "--seed", "-1"], "'-1' is invalid for '--seed"),
             (["explore", "scenarios/happy-path.yaml", "--jobs", "-1"], "--jobs must be from 1"),
             (["bench", "e2e", "--rate", "0"], "--rate must be above 0"),

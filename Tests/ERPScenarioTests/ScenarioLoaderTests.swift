@@ -199,6 +199,7 @@ import Testing
         ("name: t\nexpect: {onTheBus: [OrderCreated]}\n", 2, "EventType version"),
         ("name: t\ndurability: {order: sometimes}\n", 2, "durability.order: 'sometimes' is not one of off, normal, full"),
         ("name: t\nexpect: {cancelReasons: []}\n", 2, "to allow no cancellation at all write maxCancelled: 0"),
+        ("name: t\nfaults:\n  - {at: 1s, crash: [order, payment]}\n", 3, "expected one value here, not a list"),
         ("name: t\nexpect: {cancelReasons: [payment_failed:insufficient_funds]}\n", 2, "is recorded as plain payment_failed"),
         ("name: t\nfaults:\n" + String(repeating: "  - {at: 1s, crash: order}\n", count: 2_001), 3, "2001 faults; a scenario schedules at most 2000"),
         ("name: t\ndurability: {warehouse: off}\n", 2, "unknown field 'warehouse'"),
