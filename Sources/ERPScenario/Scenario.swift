@@ -200,6 +200,29 @@ public struct Scenario: Sendable {
 }
 
 extension Scenario {
+    /// The planted defects this scenario's workload cannot bring out, each with why: a run planting
+    /// `sell-twice` without vends came out green, and a CI job that plants a defect to prove the
+    /// checker took that for proof (a scenario author's trial). Others depend on what happens in
+    /// the run (a decline, a refund) and are not listed.
+    public var defectsThatCannotShow: [String] {
+        var out: [String] = []
+        for defect in defects.enabled {
+            switch defect {
+            case .sellTwice where store.vendRatePerSecond <= 0:
+                out.append("\(defect.rawValue): the workload has no vending (workload.vending)")
+            case .skipSilenceWatch where !devices.enabled, .applyStaleDeviceStatus where !devices.enabled:
+                out.append("\(defect.rawValue): the workload has no devices (workload.devices)")
+            case .chargeListPrice where store.campaignEvery == nil:
+                out.append("\(defect.rawValue): the workload has no campaigns (workload.campaigns)")
+            default:
+                break
+            }
+        }
+        return out
+    }
+}
+
+extension Scenario {
     /// The settings every service of this scenario reads: planted defects, the provider's
     /// behaviour, resilience policies.
     public func serviceSettings(fixtures: Fixtures) -> ServiceSettings {

@@ -184,6 +184,9 @@ struct Run: AsyncParsableCommand {
             }
             reproduce += ["--defect", name]
         }
+        for why in loaded.defectsThatCannotShow {
+            FileHandle.standardError.put(Data("erp run: note: the planted defect \(why), so this run cannot show it\n".utf8))
+        }
         let fixturesPath = resolve(loaded.fixturesPath, relativeTo: scenario)
         let fixtures: Fixtures
         do {

@@ -122,6 +122,25 @@ import Testing
                                  "at 1s for 1s: pause payment"], "\(s.faultLines)")
     }
 
+    /// A planted defect the workload cannot bring out is named (`erp run` prints a note): a run
+    /// planting sell-twice without vends came out green.
+    @Test func aDefectTheWorkloadCannotShowIsNamed() throws {
+        let bare = try ScenarioLoader.parse("name: t\ndefects: [skip-inbox, charge-list-price, sell-twice, skip-silence-watch]\n")
+        #expect(bare.defectsThatCannotShow == ["charge-list-price: the workload has no campaigns (workload.campaigns)",
+                                               "sell-twice: the workload has no vending (workload.vending)",
+                                               "skip-silence-watch: the workload has no devices (workload.devices)"], "\(bare.defectsThatCannotShow)")
+        let full = try ScenarioLoader.parse("""
+            name: t
+            workload:
+              vending: {rate: 1}
+              devices: {heartbeat: 1s}
+              campaigns: {every: 3s}
+            heal: 30s
+            defects: [charge-list-price, sell-twice, skip-silence-watch]
+            """)
+        #expect(full.defectsThatCannotShow.isEmpty, "\(full.defectsThatCannotShow)")
+    }
+
     @Test func readsEachServicesRateLimit() throws {
         let s = try ScenarioLoader.parse("""
             name: t
