@@ -55,7 +55,7 @@ public enum HTMLReport {
         html += "<h2>Invariants</h2><table><tr><th>invariant</th><th>verdict</th></tr>"
         for name in summary.invariants.keys.sorted() {
             let pass = summary.invariants[name] == .pass
-            let examples = summary.violations.filter { $0.invariant == name }.map(\.example)
+            let examples = summary.counterExamples(of: name)
             html += "<tr><td>\(e(name))"
             if !examples.isEmpty { html += "<ul class=\"examples\">" + examples.map { "<li>\(e($0))</li>" }.joined() + "</ul>" }
             if let all = summary.violationCounts?[name], all > examples.count {

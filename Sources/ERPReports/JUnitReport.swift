@@ -33,7 +33,7 @@ public enum JUnitReport {
             switch summary.invariants[name] {
             case .pass?: cases.append(Case(name: name, className: className))
             case .fail?:
-                let examples = summary.violations.filter { $0.invariant == name }.map(\.example)
+                let examples = summary.counterExamples(of: name)
                 cases.append(Case(name: name, className: className,
                                   failure: ("\(name) does not hold: \(examples.first ?? "")",
                                             examples.map { "- \($0)" }.joined(separator: "\n") + "\n\nreproduce: \(summary.reproduce)")))

@@ -106,6 +106,8 @@ public struct RunSummary: Codable, Sendable {
     public var store = Store()
     public var invariants: [String: Verdict] = [:]
     public var violations: [Violation] = []
+    /// The counter-examples kept for invariant `name`, in the order found.
+    public func counterExamples(of name: String) -> [String] { violations.filter { $0.invariant == name }.map(\.example) }
     /// How many counter-examples of one invariant `violations` keeps.
     public static let examplesPerInvariantMax = 20
     /// How many counter-examples each failing invariant had in all (`violations` keeps up to

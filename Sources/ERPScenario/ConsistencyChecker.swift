@@ -246,7 +246,8 @@ public struct ConsistencyChecker {
         /// that never failed. Swishpay's charge under the order's usual key is named when there is one.
         func withoutPaymentRecord(_ orderId: String) -> String? {
             guard keysByOrder[orderId] == nil else { return nil }
-            let ledger = charges["charge:" + orderId].map { "; swishpay's ledger has a \($0.status) charge of \(Money(minorUnits: $0.amountMinor)) under charge:\(orderId)" } ?? ""
+            let key = PaymentService.chargeKey(orderId)
+            let ledger = charges[key].map { "; swishpay's ledger has a \($0.status) charge of \(Money(minorUnits: $0.amountMinor)) under \(key)" } ?? ""
             return "has no payment record (payment's database holds none for it)\(ledger)"
         }
         for order in orders {

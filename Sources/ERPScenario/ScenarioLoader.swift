@@ -98,7 +98,7 @@ public struct ScenarioLoader {
                 }
                 for item in items {
                     let reason = try read.string(item)
-                    if reason == "payment_failed:insufficient_funds" {
+                    if reason == "payment_failed:" + CancelReasons.plainDecline {
                         // The saga writes the provider's usual decline without its code: this never matched.
                         throw read.fail(item, "expect.cancelReasons: a decline for insufficient funds (swishpay's declineRate) is recorded as plain payment_failed")
                     }

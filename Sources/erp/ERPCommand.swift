@@ -12,8 +12,8 @@ import ERPZeroMQBackend
 import ERPSimulation
 import ERPZeroMQ
 import Foundation
-import ZeroMQ
 import Logging
+import ZeroMQ
 
 @main
 struct ERPCommand: AsyncParsableCommand {

@@ -277,9 +277,7 @@ struct Explore: AsyncParsableCommand {
             seed.expectationFailures = summary.expectationFailures
             seed.wallSeconds = summary.wallSeconds
             seed.traceHash = summary.traceHash
-            seed.counterExamples = summary.failedInvariants.compactMap { name in
-                summary.violations.first { $0.invariant == name }.map { "\(name): \($0.example)" }
-            }
+            seed.counterExamples = summary.failedInvariants.compactMap { name in summary.counterExamples(of: name).first.map { "\(name): \($0)" } }
         } else if status == 0 {
             seed.exitStatus = -2   // it said it passed but wrote no summary
         }

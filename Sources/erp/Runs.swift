@@ -174,7 +174,6 @@ func exitDescription(_ status: Int32) -> String {
     return "killed by " + (names[status - 128] ?? "signal \(status - 128)")
 }
 
-
 /// One simulated run of `scenario` at `seed`, its reports written into `directory` (made afresh).
 func simulate(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, into directory: String, reproduce: String,
               filesOnDisk: Bool = false) async throws -> RunSummary {

@@ -174,7 +174,7 @@ struct Shrink: AsyncParsableCommand {
         let after = Self.size(best)
         print("before: \(before)")
         print("after:  \(after)")
-        print("\(target) still fails: \(proven.violations.first { $0.invariant == target }?.example ?? "")")
+        print("\(target) still fails: \(proven.counterExamples(of: target).first ?? "")")
         print("minimal scenario: \(minimal)  (reproduce: \(erpCommandLine(["run", minimal, "--seed", "\(summary.seed)"])))")
     }
 

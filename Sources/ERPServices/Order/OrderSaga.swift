@@ -94,7 +94,7 @@ enum OrderSaga {
             return .finish(.confirmed, reason: nil)
         case (.pay, .answered(.declined(let why))):
             if defects.confirmDeclinedPayments { return .finish(.confirmed, reason: nil) }
-            return .advance(.release, reason: why == "insufficient_funds" || why == nil ? "payment_failed" : "payment_failed:" + why!)
+            return .advance(.release, reason: why == CancelReasons.plainDecline || why == nil ? "payment_failed" : "payment_failed:" + why!)
         case (.pay, .answered):
             preconditionFailure("a payment answers paid or declined")
         case (.pay, .refused):
@@ -131,6 +131,9 @@ public enum CancelReasons {
                                "reservation_released"]
     /// Reasons that carry a code after them: inventory's refusal's, the provider's decline's.
     public static let stems = ["inventory_rejected:", "payment_failed:"]
+    /// The provider's usual decline, written as plain `payment_failed` without its code: so
+    /// `payment_failed:insufficient_funds` is never a reason.
+    public static let plainDecline = "insufficient_funds"
 
     public static func isKnown(_ reason: String) -> Bool {
         plain.contains(reason) || stems.contains { reason.hasPrefix($0) && reason.count > $0.count }

@@ -6,6 +6,10 @@ import GRDB
 /// Payments per order, charged through swishpay. One charge per order however often it is asked:
 /// the order id is the payment's key here and the charge key at the provider.
 public final class PaymentService: RetailService, @unchecked Sendable {
+    /// The key swishpay deduplicates a charge on: the order's (the planted defect uses each
+    /// payment's), as the checker reads the ledger back.
+    public static func chargeKey(_ id: String) -> String { "charge:" + id }
+
     public static let name = ServiceName.payment
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("payment", migrations: migrations)
     public static let publishes: [any EventPayload.Type] = [PaymentProcessed.self, PaymentFailed.self, RefundProcessed.self]
@@ -66,7 +70,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
                     return PaymentRow(paymentId: try row["paymentId"], status: try row["status"], reason: try row["reason"], chargeKey: try row["chargeKey"])
                 }
                 let paymentId = runtime.ids.next("pay")
-                let chargeKey = settings.defects.ignorePaymentIdempotency ? "charge:" + paymentId : "charge:" + request.orderId
+                let chargeKey = Self.chargeKey(settings.defects.ignorePaymentIdempotency ? paymentId : request.orderId)
                 try db.execute(cached: """
                     INSERT INTO payment (paymentId, orderId, userId, amountMinor, currency, chargeKey, status, updatedAt)
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)
