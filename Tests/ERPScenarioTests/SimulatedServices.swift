@@ -13,19 +13,23 @@ enum SimulatedServices {
     /// Every service of the catalogue on one simulated world; `body` runs as a client.
     /// Returns each service node's start count. The world computes on a thread of its own.
     /// `before` gets the world once its services have started, before `body` runs (to crash one).
-    static func run(before: @escaping @Sendable (SimWorld) -> Void = { _ in },
+    /// `configure` adjusts the services' settings (a provider that declines, a planted defect).
+    static func run(configure: @escaping @Sendable (inout ServiceSettings) -> Void = { _ in },
+                    before: @escaping @Sendable (SimWorld) -> Void = { _ in },
                     _ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) async throws -> [(NodeName, Int)] {
-        try await HeavyWork.shared.run { try await onThreadOfItsOwn { try simulate(before: before, body) } }
+        try await HeavyWork.shared.run { try await onThreadOfItsOwn { try simulate(configure: configure, before: before, body) } }
     }
 
-    static func simulate(before: (SimWorld) -> Void = { _ in },
+    static func simulate(configure: (inout ServiceSettings) -> Void = { _ in }, before: (SimWorld) -> Void = { _ in },
                          _ body: @escaping @Sendable (any Transport, any Runtime) async throws -> Void) throws -> [(NodeName, Int)] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-services-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let world = SimWorld(seed: 7, storageDirectory: directory, trace: try SimTrace())
         let services = ServiceCatalog.startOrder
-        world.addServices(services, settings: ServiceSettings(fixtures: try loadFixtures()))
+        var settings = ServiceSettings(fixtures: try loadFixtures())
+        configure(&settings)
+        world.addServices(services, settings: settings)
         for service in services { world.node(serving: service)!.start() }
         let client = world.addNode("client")
         client.start()

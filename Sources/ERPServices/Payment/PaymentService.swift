@@ -97,8 +97,12 @@ public final class PaymentService: RetailService, @unchecked Sendable {
         }
         let result: PaymentResult = try storage {
             try database.write { db in
-                // Another attempt may have settled the payment while this one waited.
-                let status = try String.fetchOne(db, cached: "SELECT status FROM payment WHERE paymentId = ?", arguments: payment.paymentId) ?? "pending"
+                // Another attempt may have settled the payment while this one waited; then its
+                // outcome is the answer, reason and all (a concurrent attempt answered `failed`
+                // where the first said `insufficient_funds`, and the saga cancelled one decline
+                // under two reasons: a report reader's trial).
+                let settled = try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM payment WHERE paymentId = ?", arguments: payment.paymentId)
+                let status: String = try settled?["status"] ?? "pending"
                 if status == "pending" {
                     let newStatus = answer.approved ? "captured" : "failed"
                     try db.execute(cached: "UPDATE payment SET status = ?, reason = ?, updatedAt = ? WHERE paymentId = ?",
@@ -111,8 +115,9 @@ public final class PaymentService: RetailService, @unchecked Sendable {
                     return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId,
                                          status: answer.approved ? .success : .failed, reason: answer.declineReason)
                 }
+                let reason: String? = try settled.flatMap { row -> String? in try row["reason"] }
                 return PaymentResult(paymentId: payment.paymentId, orderId: request.orderId,
-                                     status: status == "captured" ? .success : .failed, reason: status == "captured" ? nil : status)
+                                     status: status == "captured" ? .success : .failed, reason: status == "captured" ? nil : reason ?? status)
             }
         }
         relay.notify()
