@@ -45,7 +45,10 @@ struct Explore: AsyncParsableCommand {
     var defects: [String] = []
 
     /// Bad arguments: the message names the argument, the exit status is 1 (as for `erp run`).
-    func validate() throws {
+    /// Checked in `run`, not in `validate`: the argument parser validates before it reports an
+    /// unknown option, so `--workers 1 s.yaml` was refused as "no scenario file 1" (the unknown
+    /// option's value taken for a scenario) instead of naming `--workers` (a report reader's trial).
+    func check() throws {
         guard !scenarios.isEmpty else { throw bad("name at least one scenario file") }
         for path in scenarios where !FileManager.default.fileExists(atPath: path) { throw bad("no scenario file \(path)") }
         do { _ = try Self.parseSeeds(seeds) } catch let error as ValidationError { throw bad(error.message) }
@@ -88,6 +91,7 @@ struct Explore: AsyncParsableCommand {
     struct Job: Sendable { var scenarioPath: String; var scenario: String; var seed: UInt64; var loaded: Scenario }
 
     func run() async throws {
+        try check()
         let seedList = try Self.parseSeeds(seeds)
         var named: [(path: String, name: String, loaded: Scenario)] = []
         for path in scenarios {

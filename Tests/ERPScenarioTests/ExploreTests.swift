@@ -64,6 +64,8 @@ import Testing
         // Two files of one name shared runs/<name>/ and one line of the summary (2026-12-06).
         (["scenarios/happy-path.yaml"], "scenarios/happy-path.yaml is given twice"),
         (["./scenarios/happy-path.yaml"], "scenarios/happy-path.yaml and ./scenarios/happy-path.yaml are both named 'happy-path'"),
+        // An unknown option's value was taken for a scenario file: "no scenario file 1".
+        (["--workers", "1"], "Unknown option '--workers'"),
     ])
     func badArgumentsNameThemselves(arguments: [String], message: String) async throws {
         let result = try await runErp(["explore", "scenarios/happy-path.yaml"] + arguments)
