@@ -105,10 +105,10 @@ public enum HTMLReport {
             html += "</table>"
         }
         if !summary.resilience.isEmpty {
-            html += "<h2>Call policies</h2><table><tr><th>path</th><th>calls</th><th>attempts</th><th>retries</th><th>failed</th><th>breaker opened</th><th>rejected</th><th>state</th></tr>"
+            html += "<h2>Call policies</h2><table><tr><th>path</th><th>calls</th><th>attempts</th><th>retries</th><th>failed</th><th>breaker opened</th><th>half-open</th><th>closed</th><th>rejected</th><th>state</th></tr>"
             for path in summary.resilience.keys.sorted() {
                 let r = summary.resilience[path]!
-                html += "<tr><td>\(e(path))</td><td class=n>\(r.calls)</td><td class=n>\(r.attempts)</td><td class=n>\(r.retries)</td><td class=n>\(r.failedCalls)</td><td class=n>\(r.breakerOpened)</td><td class=n>\(r.breakerRejections)</td><td>\(e(r.breakerState))</td></tr>"
+                html += "<tr><td>\(e(path))</td><td class=n>\(r.calls)</td><td class=n>\(r.attempts)</td><td class=n>\(r.retries)</td><td class=n>\(r.failedCalls)</td><td class=n>\(r.breakerOpened)</td><td class=n>\(r.breakerHalfOpened)</td><td class=n>\(r.breakerClosed)</td><td class=n>\(r.breakerRejections)</td><td>\(e(r.breakerState))</td></tr>"
             }
             html += "</table>"
         }

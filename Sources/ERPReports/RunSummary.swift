@@ -81,6 +81,10 @@ public struct RunSummary: Codable, Sendable {
     public var scenario: String
     /// The scenario file the run was loaded from (empty for a scenario built in code).
     public var scenarioPath = ""
+    /// The folder the run was started in, which a relative `scenarioPath` (and `reproduce`) is
+    /// relative to: replay and shrink read the scenario from there wherever they are run (a report
+    /// handed on named a folder it did not record: a report reader's trial).
+    public var startedIn: String?
     public var seed: UInt64
     public var mode: String
     public var traceHash: String?
@@ -188,6 +192,18 @@ public struct RunSummary: Codable, Sendable {
     /// What the reports say instead of the counts and verdicts a damaged database kept from them.
     public static let notJudgedForDamage = "not judged: a database is damaged (databases-intact), and the counts and invariants read the databases"
 
+    /// The counter-examples the console shows: the first of every failing invariant, then more in
+    /// report order up to ten in all. Ten of the first invariant alone hid the one nearest the
+    /// cause (`skip-inbox` failed six invariants and showed only `stock-conservation`: a report
+    /// reader's trial).
+    static func consoleExamples(_ violations: [Violation], atMost limit: Int = 10) -> [Violation] {
+        var picked = Set<Int>()
+        var seen = Set<String>()
+        for (index, v) in violations.enumerated() where seen.insert(v.invariant).inserted { picked.insert(index) }
+        for index in violations.indices where picked.count < limit { picked.insert(index) }
+        return violations.indices.filter { picked.contains($0) }.map { violations[$0] }
+    }
+
     /// The few lines printed at the end of a run.
     public var humanSummary: String {
         var lines: [String] = []
@@ -221,8 +237,9 @@ public struct RunSummary: Codable, Sendable {
         case nil: lines.append("stock conserved: " + (databasesDamaged ? Self.notJudgedForDamage : "not judged"))
         }
         for name in invariants.keys.sorted() { lines.append("  \(invariants[name]! == .pass ? "pass" : "FAIL")  \(name)") }
-        for v in violations.prefix(10) { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
-        if violations.count > 10 { lines.append("  … \(violations.count - 10) more in summary.json") }
+        let shown = Self.consoleExamples(violations)
+        for v in shown { lines.append("  counter-example [\(v.invariant)]: \(v.example)") }
+        if violations.count > shown.count { lines.append("  … \(violations.count - shown.count) more in summary.json") }
         let kept = Self.examplesPerInvariantMax
         for (name, count) in (violationCounts ?? [:]).sorted(by: { $0.key < $1.key }) where count > kept {
             lines.append("  \(name): \(count) counter-examples in all (summary.json keeps \(kept))")

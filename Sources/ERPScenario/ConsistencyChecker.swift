@@ -21,6 +21,9 @@ public struct ConsistencyChecker {
     /// gateway declared offline for a silence (its `silent` flag) is not a fault. In simulation the
     /// run ends within the allowance, and any such declaration is.
     public var devicesMayFallQuietBeforeTheEnd = false
+    /// The clock skews the run's faults set: timestamps two services wrote on their own clocks are
+    /// compared on true time (event hops, device-status propagation).
+    public var clockSkews = ClockSkews()
 
     public init(databaseDirectory: String, history: [ClientRecord]) {
         self.databaseDirectory = databaseDirectory
@@ -256,8 +259,12 @@ public struct ConsistencyChecker {
             switch order.status {
             case "confirmed":
                 if captured.count != 1 || net != order.totalMinor {
+                    // The order's charges by key and state, so that the example says a charge was
+                    // declined, or which two keys charged twice (a report reader's trial needed SQL
+                    // for both).
+                    let ledger = (keysByOrder[order.id] ?? []).map { "\($0) \(charges[$0]?.status ?? "not in swishpay's ledger")" }
                     violate("confirmed-order-has-exactly-one-captured-payment", "confirmed order \(order.id) (total \(Money(minorUnits: order.totalMinor))) "
-                            + (withoutPaymentRecord(order.id) ?? "has \(captured.count) captured charges netting \(Money(minorUnits: net))"))
+                            + (withoutPaymentRecord(order.id) ?? "has \(captured.count) captured charges netting \(Money(minorUnits: net)); swishpay: \(ledger.joined(separator: ", "))"))
                 }
             case "cancelled":
                 if net != 0 {
@@ -268,7 +275,8 @@ public struct ConsistencyChecker {
         }
 
         // Notifications: one confirmation per confirmed order, none for the others.
-        let confirmations: [String: Int] = try open(.notification).read { db in
+        let notifications = try open(.notification)
+        let confirmations: [String: Int] = try notifications.read { db in
             var out: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT subject, COUNT(*) AS n FROM notification WHERE kind = 'order_confirmation' GROUP BY subject ORDER BY subject") {
                 out[row["subject"]] = row["n"]
@@ -279,7 +287,12 @@ public struct ConsistencyChecker {
             let n = confirmations[order.id] ?? 0
             let expected = order.status == "confirmed" ? 1 : 0
             if n != expected {
-                violate("one-confirmation-per-confirmed-order", "\(order.status) order \(order.id) has \(n) confirmation notifications")
+                // More than one: from which events (one event applied twice, or two events).
+                let events: [String] = try n > 1 ? notifications.read { db in
+                    try String.fetchAll(db, sql: "SELECT eventId FROM notification WHERE kind = 'order_confirmation' AND subject = ? ORDER BY id", arguments: [order.id])
+                } : []
+                violate("one-confirmation-per-confirmed-order", "\(order.status) order \(order.id) has \(n) confirmation notifications"
+                        + (events.isEmpty ? "" : " (from events \(events.joined(separator: ", ")))"))
             }
         }
         for subject in confirmations.keys.sorted() where statusById[subject] == nil {
@@ -324,7 +337,8 @@ public struct ConsistencyChecker {
             // applied it, by RPC or by event (ms, each side's clock).
             var propagation = LatencyRecorder()
             for row in try open(.shop).read({ try Row.fetchAll($0, sql: "SELECT lastSeen, appliedAt FROM device_history WHERE appliedAt IS NOT NULL AND lastSeen > 0") }) {
-                propagation.record(.milliseconds(max(0, (row["appliedAt"] as Int64) - (row["lastSeen"] as Int64))))
+                let took = clockSkews.elapsed(from: row["lastSeen"], on: ServiceName.iotGateway.rawValue, to: row["appliedAt"], on: ServiceName.shop.rawValue)
+                propagation.record(.milliseconds(max(0, took)))
             }
             if propagation.count > 0 { summary.latency["deviceStatusPropagation"] = propagation.summary }
             try checkDevices(violate)
@@ -457,6 +471,18 @@ public struct ConsistencyChecker {
     /// Every event the bus logged for a consumer group is in that group's inbox, once, whatever
     /// version it was written at; nothing is in an inbox that the bus never logged for the group;
     /// a dead letter is the only excuse, and it is counted. Also counts the log by type and version.
+    /// The service that publishes events of `type` (the catalogue's declarations), nil for a type
+    /// none declares.
+    static func producer(of type: String) -> ServiceName? { producers[type] }
+
+    private static let producers: [String: ServiceName] = {
+        var out: [String: ServiceName] = [:]
+        for service in ServiceCatalog.startOrder {
+            for type in ServiceCatalog.publishedEventTypes[service] ?? [] where out[type] == nil { out[type] = service }
+        }
+        return out
+    }()
+
     func checkEventsApplied(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
         let name = "every-event-applied-once"
         // Compared in SQL, each consumer's database attached to the bus's, row by row: a run of a
@@ -474,14 +500,28 @@ public struct ConsistencyChecker {
                 for subscription in subscriptions {
                     let group = subscription.group
                     // Event hop: the producer's timestamp to the consumer's commit, per topic and
-                    // group (milliseconds; each side's own clock, so a skewed clock shows in it).
+                    // group (milliseconds), each read on its own service's clock and turned back
+                    // into true time where a fault skewed that clock.
                     var hops: [String: LatencyRecorder] = [:]
-                    try Row.fetchCursor(db, sql: """
-                        SELECT e.topic AS topic, i.appliedAt - e.producedAt AS hop
-                        FROM consumer.inbox i JOIN main.event e ON e.eventId = i.eventId
-                        WHERE i.consumerGroup = ?
-                        """, arguments: [group]).forEach { row in
-                        hops[row["topic"], default: LatencyRecorder()].record(.milliseconds(max(0, row["hop"] as Int64)))
+                    if clockSkews.isEmpty {
+                        try Row.fetchCursor(db, sql: """
+                            SELECT e.topic AS topic, i.appliedAt - e.producedAt AS hop
+                            FROM consumer.inbox i JOIN main.event e ON e.eventId = i.eventId
+                            WHERE i.consumerGroup = ?
+                            """, arguments: [group]).forEach { row in
+                            hops[row["topic"], default: LatencyRecorder()].record(.milliseconds(max(0, row["hop"] as Int64)))
+                        }
+                    } else {
+                        try Row.fetchCursor(db, sql: """
+                            SELECT e.topic AS topic, e.eventType AS type, e.producedAt AS produced, i.appliedAt AS applied
+                            FROM consumer.inbox i JOIN main.event e ON e.eventId = i.eventId
+                            WHERE i.consumerGroup = ?
+                            """, arguments: [group]).forEach { row in
+                            // An event of a type no service declares is taken as stamped on true time.
+                            let producer = Self.producer(of: row["type"])?.rawValue ?? ""
+                            let hop = clockSkews.elapsed(from: row["produced"], on: producer, to: row["applied"], on: service.rawValue)
+                            hops[row["topic"], default: LatencyRecorder()].record(.milliseconds(max(0, hop)))
+                        }
                     }
                     for (topic, recorder) in hops { summary.latency["hop \(topic) → \(group)"] = recorder.summary }
                     try Row.fetchCursor(db, sql: """
@@ -502,6 +542,19 @@ public struct ConsistencyChecker {
                         violate(name, "the bus holds \(row["id"] as String) as delivered to \(group), but \(service) never applied it")
                     }
                 }
+            }
+        }
+        // The inbox is bookkeeping, which a consumer that applies an event twice may still keep
+        // once (`skip-inbox` passed this invariant with 471 notifications for 449 events: a
+        // report reader's trial). The effects that name their event are counted too: at most
+        // one notification per event (the other consumers' event-named rows are keyed on it).
+        guard FileManager.default.fileExists(atPath: path(of: .notification)) else { return }
+        try open(.notification).read { db in
+            try Row.fetchCursor(db, sql: """
+                SELECT eventId, kind, subject, COUNT(*) AS n, GROUP_CONCAT(id) AS ids FROM notification
+                GROUP BY eventId HAVING n > 1 ORDER BY MIN(id)
+                """).forEach { row in
+                violate(name, "notification applied \(row["eventId"] as String) \(row["n"] as Int) times: \(row["kind"] as String) for \(row["subject"] as String) (notification rows \(row["ids"] as String))")
             }
         }
     }
@@ -589,7 +642,12 @@ public struct ConsistencyChecker {
     func checkReport(_ violate: (String, String) -> Void) throws {
         let name = "report-converges"
         let report = try open(.report)
-        struct Total: Equatable { var orders: Int; var amountMinor: Int64 }
+        /// Written as the other invariants write money ("82 orders, 9252.00 SEK"), not as a
+        /// Swift value in minor units beside lines in SEK (a report reader's trial).
+        struct Total: Equatable, CustomStringConvertible {
+            var orders: Int; var amountMinor: Int64
+            var description: String { "\(orders) order\(orders == 1 ? "" : "s"), \(Money(minorUnits: amountMinor))" }
+        }
         func table<Value: Equatable>(_ db: DatabaseQueue, _ sql: String, _ value: (Row) -> Value) throws -> [String: Value] {
             try db.read { db in
                 var out: [String: Value] = [:]

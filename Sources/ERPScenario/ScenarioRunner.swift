@@ -53,6 +53,8 @@ public struct BackendOutcome: Sendable {
     /// Simulation only: SHA-256 of the trace and its line count.
     public var traceHash: String?
     public var traceLines = 0
+    /// The clock skews the run's faults set, with when (true time): event hops are timed on it.
+    public var clockSkews = ClockSkews()
     /// Figures only this backend has (network counters, per-path resilience, per-method latency).
     public var fill: @Sendable (inout RunSummary) -> Void = { _ in }
 
@@ -96,6 +98,7 @@ public struct ScenarioRunner: Sendable {
         var summary = RunSummary(scenario: scenario.name, seed: seed, mode: backend.mode.rawValue, reproduce: reproduce,
                                  chaos: scenario.duration, heal: heal)
         summary.scenarioPath = scenario.path
+        summary.startedIn = FileManager.default.currentDirectoryPath
         summary.healFloorMilliseconds = scenario.healFloor.nanoseconds / 1_000_000
         summary.traceHash = outcome.traceHash
         summary.traceLines = outcome.traceLines
@@ -106,7 +109,7 @@ public struct ScenarioRunner: Sendable {
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
         outcome.fill(&summary)
         try Self.judge(into: &summary, scenario: scenario, history: history, devices: outcome.devices, store: outcome.store,
-                       databaseDirectory: outcome.databaseDirectory)
+                       clockSkews: outcome.clockSkews, databaseDirectory: outcome.databaseDirectory)
         let timeline = Self.timeline(scenario: scenario, history: history, chaosStart: outcome.chaosStart, heal: heal)
         Self.phaseLatency(into: &summary, timeline: timeline)
         let chaosSeconds = scenario.duration.seconds
@@ -126,7 +129,8 @@ public struct ScenarioRunner: Sendable {
     /// the invariants judged from the databases, the scenario's expectations.
     /// `history`: the client's records in request-key order (`inRequestKeyOrder`).
     public static func judge(into summary: inout RunSummary, scenario: Scenario, history: [ClientRecord],
-                             devices: [DeviceRecord] = [], store: StoreOutcome = StoreOutcome(), databaseDirectory: String) throws {
+                             devices: [DeviceRecord] = [], store: StoreOutcome = StoreOutcome(), clockSkews: ClockSkews = ClockSkews(),
+                             databaseDirectory: String) throws {
         var placement = LatencyRecorder()
         for record in history {
             if let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled {
@@ -148,6 +152,7 @@ public struct ScenarioRunner: Sendable {
         checker.devices = devices
         checker.devicesMayFallQuietBeforeTheEnd = summary.mode == RunMode.zmq.rawValue
         checker.vends = store.vends
+        checker.clockSkews = clockSkews
         try checker.check(into: &summary)
         // Counts the databases did not give cannot meet or miss an expectation ("got 0" measured
         // nothing); the run fails on databases-intact.

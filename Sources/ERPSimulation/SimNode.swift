@@ -100,10 +100,21 @@ public final class SimNode: @unchecked Sendable {
 
     /// The process dies: tasks vanish (their continuations are never resumed), pending calls and
     /// queued deliveries are forgotten, database connections close with nothing uncommitted.
-    func crash() {
+    /// `endOfRun`: the world is stopping, not a fault; the calls then in flight are not counted.
+    func crash(endOfRun: Bool = false) {
         alive = false
         paused = false
         epoch += 1
+        // The calls this process was waiting on are cut short with it: counted per method as
+        // `caller_crashed`, for as long as they had lasted, so that a method's count is every call
+        // the trace shows it make. They were in no count, and since the slowest calls are the ones
+        // most likely in flight at a crash, a crash scenario's percentiles read low (a report
+        // reader's trial: 607 createOrder calls in the trace, 568 in the summary). Order of
+        // recording does not matter: a histogram's counts are a sum.
+        if !endOfRun, let metrics = world.callMetrics {
+            let now = world.elapsedNanoseconds
+            for call in pending.values { metrics.record(call.method, outcome: "caller_crashed", latency: .nanoseconds(now - call.started)) }
+        }
         pending.removeAll()
         // Messages that reached it while it was paused die with it: dropped, as the network's
         // totals count them (they were in no total: sent = delivered + dropped did not add up).
@@ -123,6 +134,9 @@ public final class SimNode: @unchecked Sendable {
 struct PendingCall {
     var continuation: UnsafeContinuation<any Sendable, any Error>
     var timeoutSlot: Int32
+    /// What was called and when (world nanoseconds), for the count of calls cut by a crash.
+    var method: String
+    var started: Int64
 }
 
 /// Virtual time as one node sees it: the world's clock plus the node's skew.
@@ -258,7 +272,7 @@ final class SimTransport: Transport, @unchecked Sendable {
             // The deadline is in the caller's clock; the timer runs on the world's.
             let slot = world.push(max(world.elapsedNanoseconds, metadata.deadline.nanosecondsSinceEpoch - Timestamp.simulationEpoch.nanosecondsSinceEpoch - node.clockSkew.nanoseconds),
                                   .callTimeout(node: node.index, epoch: epoch, callId: callId))
-            node.pending[callId] = PendingCall(continuation: c, timeoutSlot: slot)
+            node.pending[callId] = PendingCall(continuation: c, timeoutSlot: slot, method: R.method, started: world.elapsedNanoseconds)
             let targetNode = world.nodes[target]
             world.send(.init(from: node.index, fromEpoch: epoch, to: target, toEpoch: targetNode.epoch, callId: callId,
                              body: .request(method: R.method, metadata: metadata, payload: request)))

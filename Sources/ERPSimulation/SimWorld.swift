@@ -562,9 +562,13 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         for action in backlog { fire(action) }
     }
 
+    /// Every clock skew set, with when: what the checker needs to time event hops on true time.
+    public private(set) var clockSkews = ClockSkews()
+
     public func setClockSkew(_ name: NodeName, _ skew: Duration) {
         guard let node = node(name) else { return }
         node.clockSkew = skew
+        clockSkews.record(.init(node: name.rawValue, atMilliseconds: now.millisecondsSinceEpoch, skewMilliseconds: skew.nanoseconds / 1_000_000))
         record("fault skew \(name) \(skew.shortDescription)")
     }
 
@@ -637,7 +641,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// Ends the world: every live node stops as in a crash (nothing is recorded), so its databases
     /// are closed, and the files are written out to the storage directory for a checker to read.
     public func stopAll() {
-        for node in nodes where node.alive { node.crash() }
+        for node in nodes where node.alive { node.crash(endOfRun: true) }
         do { try storage?.flush() } catch { record("storage could not be written out", failure: error) }
     }
 
@@ -653,7 +657,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
     /// run's results are read (after `stopAll()`, whose files it keeps); the world cannot run again.
     public func tearDown() {
         precondition(runningThread == nil, "SimWorld: tearDown() while the world runs")
-        for node in nodes where node.alive { node.crash() }
+        for node in nodes where node.alive { node.crash(endOfRun: true) }
         tornDown = true
         timers = TimerQueue()
         ready.removeAll()

@@ -153,6 +153,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         outcome.devices = devices?.records ?? []
         outcome.store = store?.outcome ?? StoreOutcome()
         outcome.chaosStart = chaosStart
+        outcome.clockSkews = world.clockSkews
         outcome.traceHash = trace.finish()
         outcome.traceLines = trace.lineCount
         outcome.recoveredSagas = recovered.sagas

@@ -112,11 +112,12 @@ public struct ProcessResult: Sendable {
 /// own (blocking one of the cooperative pool's threads for half a minute starves other tests), as
 /// heavy work. Standard output and error are collected together; `environment` adds to (or, with
 /// a nil value, removes from) this process's environment.
-public func runErp(_ arguments: [String], environment: [String: String?] = [:]) async throws -> ProcessResult {
-    try await HeavyWork.shared.run { try await runErpNow(arguments, environment: environment) }
+/// `directory`: where it runs (the package's root unless given).
+public func runErp(_ arguments: [String], environment: [String: String?] = [:], directory: String? = nil) async throws -> ProcessResult {
+    try await HeavyWork.shared.run { try await runErpNow(arguments, environment: environment, directory: directory ?? packageRoot) }
 }
 
-private func runErpNow(_ arguments: [String], environment: [String: String?]) async throws -> ProcessResult {
+private func runErpNow(_ arguments: [String], environment: [String: String?], directory: String) async throws -> ProcessResult {
     guard FileManager.default.isExecutableFile(atPath: erpBinary) else {
         throw TestSupportError("no erp binary at \(erpBinary): build it first (swift build) or set ERP_BINARY")
     }
@@ -126,7 +127,7 @@ private func runErpNow(_ arguments: [String], environment: [String: String?]) as
     let process = Process()
     process.executableURL = URL(fileURLWithPath: erpBinary)
     process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
     var merged = ProcessInfo.processInfo.environment
     for (name, value) in environment { merged[name] = value }
     process.environment = merged

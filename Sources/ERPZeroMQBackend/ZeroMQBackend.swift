@@ -408,6 +408,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         running.journal.note("services stopped")
         self.history = history
         var outcome = BackendOutcome(history: history, databaseDirectory: running.databaseDirectory)
+        outcome.clockSkews = running.injector.clockSkews
         outcome.devices = deviceRecords
         outcome.store = storeOutcome
         outcome.chaosStart = chaosStart

@@ -88,7 +88,16 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
         }
     }
 
-    func clockSkew(_ node: NodeName, by skew: Duration) { change { $0.skews[node] = skew == .zero ? nil : skew } }
+    /// The skews set, with when (the wall clock the services' own clocks are offset from): the
+    /// checker times event hops on it. Each reaches its process a moment later, when propagated.
+    private(set) var clockSkews = ClockSkews()
+
+    func clockSkew(_ node: NodeName, by skew: Duration) {
+        change { $0.skews[node] = skew == .zero ? nil : skew }
+        clockSkews.record(.init(node: node.rawValue, atMilliseconds: Self.wallMilliseconds(), skewMilliseconds: skew.nanoseconds / 1_000_000))
+    }
+
+    static func wallMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     func link(from: NodeName, to: NodeName, _ behaviour: LinkBehaviour?) {
         change { state in
@@ -108,11 +117,14 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
 
     func heal() {
         control.journal.note("heal phase begins")
-        let (paused, crashed) = plan.update { state -> ([NodeName], [NodeName]) in
-            let taken = (state.paused.sorted(), state.crashed.sorted())
+        let (paused, crashed, skewed) = plan.update { state -> ([NodeName], [NodeName], [NodeName]) in
+            let taken = (state.paused.sorted(), state.crashed.sorted(), state.skews.keys.sorted())
             state = FaultPlan.State(crashed: state.crashed, eventVersions: state.eventVersions, healed: true)
             return taken
         }
+        // The heal takes every skew away.
+        let now = Self.wallMilliseconds()
+        for node in skewed { clockSkews.record(.init(node: node.rawValue, atMilliseconds: now, skewMilliseconds: 0)) }
         for node in paused { _ = supervisor.send(SIGCONT, to: node.rawValue) }
         for node in crashed {
             control.journal.note("restart \(node)")

@@ -66,7 +66,7 @@ func rerun(_ summary: RunSummary, into directory: String) async throws -> String
         FileHandle.standardError.put(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
-    let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: scenarioPath))
+    let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: recordedScenarioPath(summary)))
     try freshDirectory(directory)
     let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
     let runner = ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,

@@ -113,14 +113,25 @@ func readRunSummary(_ report: String) -> Result<RunSummary, Refused> {
 /// A refusal's words.
 struct Refused: Error { var message: String }
 
-/// The scenario file a run recorded, loaded again; a relative path that is not there is said to
-/// be relative to where the run was started.
+/// The scenario file a run recorded, loaded again. A relative path is read from the folder the run
+/// was started in (`startedIn`), wherever this command runs; a summary without one (older
+/// builds) is read from here, and a path not there is said to be relative to that folder.
 func loadRecordedScenario(_ summary: RunSummary) -> Result<Scenario, Refused> {
-    do { return .success(try ScenarioLoader.load(path: summary.scenarioPath)) } catch {
-        let relative = !summary.scenarioPath.hasPrefix("/") && !FileManager.default.fileExists(atPath: summary.scenarioPath)
-        return .failure(Refused(message: error.description + (relative
-            ? " (the run named it relative to the folder it was started in: run this from there, \(FileManager.default.currentDirectoryPath) is not it)" : "")))
+    let path = recordedScenarioPath(summary)
+    do { return .success(try ScenarioLoader.load(path: path)) } catch {
+        guard !summary.scenarioPath.hasPrefix("/") && !FileManager.default.fileExists(atPath: path) else {
+            return .failure(Refused(message: error.description))
+        }
+        let folder = summary.startedIn.map { "it was started in \($0)" }
+            ?? "run this from there, \(FileManager.default.currentDirectoryPath) is not it"
+        return .failure(Refused(message: error.description + " (the run named it relative to the folder it was started in: \(folder))"))
     }
+}
+
+/// The scenario file a run recorded, as a path that reads from here.
+func recordedScenarioPath(_ summary: RunSummary) -> String {
+    guard !summary.scenarioPath.hasPrefix("/"), let folder = summary.startedIn, !summary.scenarioPath.isEmpty else { return summary.scenarioPath }
+    return URL(fileURLWithPath: summary.scenarioPath, relativeTo: URL(fileURLWithPath: folder, isDirectory: true)).standardizedFileURL.path
 }
 
 /// The chaos phase `--duration` asks for, or why it cannot be one: the same words from every

@@ -55,7 +55,7 @@ struct Shrink: AsyncParsableCommand {
         }
         scenario = asRecorded(scenario, by: summary).scenario
         scenario.expect = Scenario.Expectations()
-        let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: summary.scenarioPath)).standardizedFileURL.path
+        let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: recordedScenarioPath(summary))).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
         let out = outputDirectory ?? report + "/shrink"
         do { try OutputFolder.claim(out) } catch { throw fail("--out \(error)") }

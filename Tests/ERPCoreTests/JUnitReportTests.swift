@@ -102,3 +102,25 @@ import Testing
         #expect(summary.humanSummary.contains("report-converges: 33 counter-examples in all"))
     }
 }
+
+/// The console's counter-examples (a report reader's trial: six invariants failed and all ten
+/// printed examples were the first one's).
+@Suite struct ConsoleExampleTests {
+    @Test func everyFailingInvariantShowsItsFirstExample() {
+        var summary = RunSummary(scenario: "s", seed: 1, mode: "simulation", reproduce: "", chaos: .seconds(1), heal: .seconds(1))
+        summary.invariants = ["stock-conservation": .fail, "one-confirmation-per-confirmed-order": .fail, "report-converges": .fail]
+        summary.violations = (1...20).map { .init(invariant: "stock-conservation", example: "stock \($0)") }
+            + [.init(invariant: "one-confirmation-per-confirmed-order", example: "order A has 2 confirmation notifications"),
+               .init(invariant: "one-confirmation-per-confirmed-order", example: "order B has 2 confirmation notifications"),
+               .init(invariant: "report-converges", example: "sales differ")]
+        let text = summary.humanSummary
+        #expect(text.contains("counter-example [one-confirmation-per-confirmed-order]: order A has 2"), "\(text)")
+        #expect(text.contains("counter-example [report-converges]: sales differ"), "\(text)")
+        #expect(!text.contains("order B"))
+        let shown = text.split(separator: "\n").filter { $0.contains("counter-example [") }
+        #expect(shown.count == 10)
+        // In report order: the first invariant's examples, then the others'.
+        #expect(shown.first?.contains("stock 1") == true && shown.last?.contains("sales differ") == true, "\(shown)")
+        #expect(text.contains("… 13 more in summary.json"))
+    }
+}

@@ -50,7 +50,10 @@ import Testing
             #expect(summary == LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0), "\(label): empty summary")
         } else {
             let expected = LatencySummary(count: Int(hdr.totalCount), p50: ms(hdr.valueAtPercentile(50)), p90: ms(hdr.valueAtPercentile(90)),
-                                          p99: ms(hdr.valueAtPercentile(99)), p999: ms(hdr.valueAtPercentile(99.9)), max: ms(hdr.max))
+                                          p99: ms(hdr.valueAtPercentile(99)), p999: ms(hdr.valueAtPercentile(99.9)),
+                                          // The largest value recorded (HdrHistogram's 100th percentile), not
+                                          // its bucket's top (`hdr.max`): no percentile reads above it.
+                                          max: ms(hdr.valueAtPercentile(100)))
             #expect(summary == expected, "\(label): summary")
         }
     }
@@ -65,6 +68,14 @@ import Testing
             hdr.record(us)
         }
         expectSame(recorder, hdr, "\(samples) samples")
+    }
+
+    /// One sample is one number: its p50 and its max were 3.512 and 3.513 (a report reader's trial).
+    @Test func aSingleSampleReadsTheSameEverywhere() {
+        var recorder = LatencyRecorder()
+        recorder.record(.microseconds(3_512))
+        let summary = recorder.summary
+        #expect(summary.p50 == 3.512 && summary.p99 == 3.512 && summary.max == 3.512, "\(summary)")
     }
 
     @Test func emptyAndZeroOnly() {

@@ -29,6 +29,8 @@ import Testing
         ("skip-inbox", 0.0, 0.3, "product-availability-follows-stock"),
         // The report counts a redelivered OrderCreated or StockUpdated twice.
         ("skip-inbox", 0.0, 0.3, "report-converges"),
+        // A notification sent twice for one event, whatever the inbox holds.
+        ("skip-inbox", 0.0, 0.3, "every-event-applied-once"),
     ])
     func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) async throws {
         let control = try await run(scenario(nil, declineRate: declineRate, duplicate: duplicate))

@@ -17,6 +17,13 @@ import Testing
         #expect(run.status == 0 && run.output.contains("same trace, line for line"), "\(run.output)")
         let same = try await runErp(["replay", report])
         #expect(same.status == 0 && same.output.contains("same trace, line for line"), "\(same.output)")
+        // From another folder: the run's relative scenario path is read from where it was started
+        // (a report handed on could not be replayed, and the refusal named no folder).
+        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: report + "/summary.json")))
+        let real = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+        #expect(summary.scenarioPath == "scenarios/payment-declines.yaml" && summary.startedIn.map(real) == real(packageRoot))
+        let elsewhere = try await runErp(["replay", report], directory: dir)
+        #expect(elsewhere.status == 0 && elsewhere.output.contains("same trace, line for line"), "\(elsewhere.output)")
 
         var lines = try String(contentsOfFile: report + "/trace.log", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
         lines[199] = "a line the build changed"
