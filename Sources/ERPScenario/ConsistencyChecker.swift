@@ -24,6 +24,9 @@ public struct ConsistencyChecker {
     /// The clock skews the run's faults set: timestamps two services wrote on their own clocks are
     /// compared on true time (event hops, device-status propagation).
     public var clockSkews = ClockSkews()
+    /// The fixtures the run's services were seeded from (its `fixturesForRun`): each stock row's
+    /// `initial` must be what they stocked. Nil: not judged (a checker given only databases).
+    public var fixtures: Fixtures?
 
     public init(databaseDirectory: String, history: [ClientRecord]) {
         self.databaseDirectory = databaseDirectory
@@ -162,6 +165,26 @@ public struct ConsistencyChecker {
                     violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): initial \(initial) + restocked \(restocked) ≠ available \(available) + reserved \(reserved) + sold \(sold)")
                 }
             }
+            // What each row started from is what the run's fixtures stocked, and no row is from
+            // nowhere: `initial` was taken from the row it checks, so 5 units added to a row's
+            // initial and available went unseen (a trial).
+            if let fixtures {
+                var stocked: [String: Int] = [:]
+                for shop in fixtures.shops { for line in shop.stock { stocked[shop.id + "/" + line.productId, default: 0] += line.quantity } }
+                var seen = Set<String>()
+                for row in try Row.fetchAll(db, sql: "SELECT shopId || '/' || productId AS k, initial FROM stock ORDER BY shopId, productId") {
+                    let key: String = row["k"], initial: Int = row["initial"]
+                    seen.insert(key)
+                    if let quantity = stocked[key] {
+                        if initial != quantity { violate("stock-conservation", "\(key): initial \(initial), but the fixtures stocked \(quantity)") }
+                    } else {
+                        violate("stock-conservation", "\(key): a stock row (initial \(initial)) the fixtures never stocked")
+                    }
+                }
+                for key in stocked.keys.sorted() where !seen.contains(key) {
+                    violate("stock-conservation", "\(key): stocked by the fixtures (\(stocked[key]!)), but inventory has no row")
+                }
+            }
             // Sold units are the committed orders' and the vends' (sales), nothing else.
             for row in try Row.fetchAll(db, sql: """
                 SELECT s.shopId AS shopId, s.productId AS productId, s.sold AS sold,
@@ -189,6 +212,42 @@ public struct ConsistencyChecker {
                 if order.status == "cancelled", status == "reserved" || status == "committed" {
                     violate("confirmed-order-stock-taken-cancelled-order-stock-released", "cancelled order \(order.id) still holds stock (reservation \(status!))")
                 }
+            }
+        }
+
+        // Each confirmed order took what it ordered: its committed reservation is in the order's shop
+        // and holds its items, unit for unit. A trial took 2 units for an order of 1 (sold and the
+        // read models made to match) and every invariant held: `sold` was compared with the
+        // reservation lines only, never the lines with the orders.
+        try stock.inDatabase { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS ord", arguments: [path(of: .order)])
+            defer { try? db.execute(sql: "DETACH DATABASE ord") }
+            try Row.fetchCursor(db, sql: """
+                SELECT o.orderId AS id, o.shopId AS ordered, r.shopId AS taken FROM ord.orders o JOIN main.reservation r ON r.orderId = o.orderId
+                WHERE o.status = 'confirmed' AND r.status = 'committed' AND r.shopId != o.shopId ORDER BY o.orderId
+                """).forEach { row in
+                violate("confirmed-order-stock-taken-cancelled-order-stock-released",
+                        "confirmed order \(row["id"] as String) is for \(row["ordered"] as String), but its stock was taken in \(row["taken"] as String)")
+            }
+            try Row.fetchCursor(db, sql: """
+                WITH ordered AS (
+                  SELECT o.orderId AS orderId, json_extract(j.value, '$.productId') AS productId, SUM(json_extract(j.value, '$.quantity')) AS qty
+                  FROM ord.orders o JOIN main.reservation r ON r.orderId = o.orderId, json_each(o.items) j
+                  WHERE o.status = 'confirmed' AND r.status = 'committed' GROUP BY 1, 2),
+                taken AS (
+                  SELECT l.orderId AS orderId, l.productId AS productId, SUM(l.quantity) AS qty
+                  FROM main.reservation_line l JOIN main.reservation r ON r.orderId = l.orderId JOIN ord.orders o ON o.orderId = l.orderId
+                  WHERE r.status = 'committed' AND o.status = 'confirmed' GROUP BY 1, 2)
+                SELECT a.orderId AS id, a.productId AS product, a.qty AS ordered, t.qty AS taken
+                  FROM ordered a LEFT JOIN taken t ON t.orderId = a.orderId AND t.productId = a.productId WHERE t.qty IS NOT a.qty
+                UNION ALL
+                SELECT t.orderId, t.productId, NULL, t.qty FROM taken t
+                  WHERE NOT EXISTS (SELECT 1 FROM ordered a WHERE a.orderId = t.orderId AND a.productId = t.productId)
+                ORDER BY 1, 2
+                """).forEach { row in
+                let ordered: Int? = row["ordered"], taken: Int? = row["taken"]
+                violate("confirmed-order-stock-taken-cancelled-order-stock-released",
+                        "confirmed order \(row["id"] as String) ordered \(ordered ?? 0) × \(row["product"] as String), its reservation took \(taken ?? 0)")
             }
         }
 
@@ -666,6 +725,20 @@ public struct ConsistencyChecker {
             """) { Total(orders: $0["n"], amountMinor: $0["a"]) },
                 reported: try table(report, "SELECT shopId AS k, orders AS n, amountMinor AS a FROM order_total") {
                     Total(orders: $0["n"], amountMinor: $0["a"])
+                })
+        // Per shop and product, units and amount: only the totals were compared, and 1.00 SEK moved
+        // from one product's sales to another's went unseen (a trial).
+        struct Sold: Equatable, CustomStringConvertible {
+            var units: Int; var amountMinor: Int64
+            var description: String { "\(units) unit\(units == 1 ? "" : "s"), \(Money(minorUnits: amountMinor))" }
+        }
+        compare("sales of", truth: try table(orders, """
+            SELECT o.shopId || '/' || json_extract(j.value, '$.productId') AS k, SUM(json_extract(j.value, '$.quantity')) AS u,
+              SUM(json_extract(j.value, '$.quantity') * json_extract(j.value, '$.unitPrice.minorUnits')) AS a
+            FROM orders o, json_each(o.items) j WHERE o.status = 'confirmed' GROUP BY k
+            """) { Sold(units: $0["u"], amountMinor: $0["a"]) },
+                reported: try table(report, "SELECT shopId || '/' || productId AS k, SUM(units) AS u, SUM(amountMinor) AS a FROM sales GROUP BY k") {
+                    Sold(units: $0["u"], amountMinor: $0["a"])
                 })
         let salesAmount = try report.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(SUM(amountMinor), 0) FROM sales") ?? 0 }
         let confirmedAmount = try orders.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(SUM(totalMinor), 0) FROM orders WHERE status = 'confirmed'") ?? 0 }

@@ -109,7 +109,7 @@ public struct ScenarioRunner: Sendable {
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
         outcome.fill(&summary)
         try Self.judge(into: &summary, scenario: scenario, history: history, devices: outcome.devices, store: outcome.store,
-                       clockSkews: outcome.clockSkews, databaseDirectory: outcome.databaseDirectory)
+                       clockSkews: outcome.clockSkews, fixtures: scenario.fixturesForRun(fixtures), databaseDirectory: outcome.databaseDirectory)
         let timeline = Self.timeline(scenario: scenario, history: history, chaosStart: outcome.chaosStart, heal: heal)
         Self.phaseLatency(into: &summary, timeline: timeline)
         let chaosSeconds = scenario.duration.seconds
@@ -130,7 +130,7 @@ public struct ScenarioRunner: Sendable {
     /// `history`: the client's records in request-key order (`inRequestKeyOrder`).
     public static func judge(into summary: inout RunSummary, scenario: Scenario, history: [ClientRecord],
                              devices: [DeviceRecord] = [], store: StoreOutcome = StoreOutcome(), clockSkews: ClockSkews = ClockSkews(),
-                             databaseDirectory: String) throws {
+                             fixtures: Fixtures? = nil, databaseDirectory: String) throws {
         var placement = LatencyRecorder()
         for record in history {
             if let done = record.completedAt, record.outcome == .confirmed || record.outcome == .cancelled {
@@ -153,6 +153,7 @@ public struct ScenarioRunner: Sendable {
         checker.devicesMayFallQuietBeforeTheEnd = summary.mode == RunMode.zmq.rawValue
         checker.vends = store.vends
         checker.clockSkews = clockSkews
+        checker.fixtures = fixtures
         try checker.check(into: &summary)
         // Counts the databases did not give cannot meet or miss an expectation ("got 0" measured
         // nothing); the run fails on databases-intact.
