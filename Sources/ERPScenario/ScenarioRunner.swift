@@ -120,6 +120,9 @@ public struct ScenarioRunner: Sendable {
             ($0.outcome == "confirmed" || $0.outcome == "cancelled") && $0.t + $0.milliseconds / 1000 < chaosSeconds
         }.count)
         summary.wallSeconds = ((ContinuousClock.now - wallStart).seconds * 1000).rounded() / 1000
+        // In the summary handed back too, not only in the files: `bench scenario` read it from the
+        // returned summary and said 0 where `erp run` exited 4 (a performance checker's trial).
+        summary.exitStatus = summary.verdictExitStatus
         try Self.write(summary, to: outputDirectory)
         try Data(HTMLReport.render(summary, timeline: timeline).utf8).write(to: URL(fileURLWithPath: outputDirectory + "/report.html"))
         return summary

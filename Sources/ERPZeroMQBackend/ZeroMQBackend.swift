@@ -125,6 +125,10 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     /// CPU seconds each service process spent from the workload's start to the heal phase's end
     /// (a process that restarted in between is left out: its counters started again).
     public private(set) var serviceCPUSeconds: [String: Double] = [:]
+    /// The services whose CPU could not be measured (restarted during the run: the process that
+    /// started is gone), sorted. Their absence from `serviceCPUSeconds` is said, not silent (a
+    /// performance checker's trial read a total without order's share after order was killed).
+    public private(set) var serviceCPUNotMeasured: [String] = []
     private var cpuAtStart: [String: (pid: Int32, seconds: Double)] = [:]
 
     /// A scenario asks for what only the simulator can do.
@@ -358,8 +362,14 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         }
         await saveMetrics(running)
         for (service, end) in Self.cpu(of: running) {
-            if let start = cpuAtStart[service], start.pid == end.pid { serviceCPUSeconds[service] = end.seconds - start.seconds }
+            if let start = cpuAtStart[service], start.pid == end.pid {
+                serviceCPUSeconds[service] = end.seconds - start.seconds
+            } else {
+                // A process that died and came back: its first incarnation's CPU went with it.
+                serviceCPUNotMeasured.append(service)
+            }
         }
+        serviceCPUNotMeasured.sort()
         return healPhase
     }
 

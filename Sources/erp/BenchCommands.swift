@@ -151,28 +151,38 @@ struct ScenarioBench: AsyncParsableCommand {
         let figures: [String: Any] = [
             "bench": "scenario", "scenario": loaded.name, "seed": seed, "rate_target_per_s": loaded.workload.ratePerSecond,
             "offered_per_s": summary.openLoop.offeredPerSecond,
-            "orders": orders, "confirmed": summary.orders.confirmed, "wall_s": (wall * 1000).rounded() / 1000,
+            "orders": orders, "confirmed": summary.orders.confirmed, "cancelled": summary.orders.cancelled,
+            "cancelled_out_of_stock": summary.orders.cancelReasons["out_of_stock"] ?? 0, "wall_s": (wall * 1000).rounded() / 1000,
             "orders_per_wall_s": (Double(orders) / wall).rounded(), "virtual_s": virtual, "virtual_per_wall": (virtual / wall * 100).rounded() / 100,
             "cpu_s": (cpu * 1000).rounded() / 1000, "cpu_ms_per_order": orders > 0 ? (cpu / Double(orders) * 1e5).rounded() / 100 : 0,
             "peak_rss_mib": (Double(cpuAfter.peakResidentKiB) / 1024).rounded(), "trace_lines": summary.traceLines,
             "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass,
             // The run's verdict as `erp run` would exit with it (expectations included): the bench
             // itself exits 0 whatever the verdict.
-            "expectations_pass": summary.expectationFailures.isEmpty, "run_exit_status": Int(summary.exitStatus ?? 0),
+            "expectations_pass": summary.expectationFailures.isEmpty, "run_exit_status": Int(summary.verdictExitStatus),
             "storage": storage,
             // Whether SQLite counted its memory (a process-wide mutex per allocation): "off" unless
             // something used SQLite before the simulation started (SQLiteTuning).
             "sqlite_memstatus": SQLiteTuning.disableMemoryStatistics() ? "off" : "on",
         ]
         // Orders arrive in the chaos phase only; the heal phase counts in the virtual time too.
-        print(String(format: "%@ seed %llu: %d orders, %d confirmed (%@/s offered over %.0f virtual s, then %.0f s of heal) in %.2f wall s",
-                     loaded.name, seed, orders, summary.orders.confirmed, String(format: "%g", loaded.workload.ratePerSecond), Double(summary.chaosMilliseconds) / 1000,
-                     Double(summary.healMilliseconds) / 1000, wall))
+        // The rate asked for and what the client sent are two figures (the text called the first
+        // "offered", the JSON the second); and how many orders ran the whole saga is said beside
+        // the count, since orders cancelled for want of stock cost far less (a performance
+        // checker's trial: 1,000,237 orders, 1,105 confirmed, read as a million orders).
+        print(String(format: "%@ seed %llu: %d orders, %d confirmed, %d cancelled (%@/s asked, %@/s offered, over %.0f virtual s, then %.0f s of heal) in %.2f wall s",
+                     loaded.name, seed, orders, summary.orders.confirmed, summary.orders.cancelled,
+                     String(format: "%g", loaded.workload.ratePerSecond), String(format: "%g", summary.openLoop.offeredPerSecond),
+                     Double(summary.chaosMilliseconds) / 1000, Double(summary.healMilliseconds) / 1000, wall))
+        if let outOfStock = summary.orders.cancelReasons["out_of_stock"], orders > 0, outOfStock * 4 >= orders {
+            print("  note: \(outOfStock) of the \(orders) orders were cancelled out of stock (the fixtures' stock ran out): they skip payment and most events, so the figures below are mostly theirs")
+        }
         // `0.0`, not `0`: as a bare literal among CVarArgs it is an Int, which shifted every later
         // argument and crashed the run that made no order.
         print(String(format: "  %.0f orders per wall-second; %.1fx real time; %.2f ms CPU per order; peak RSS %.0f MiB; %d trace lines; invariants %@; storage %@",
                      Double(orders) / wall, virtual / wall, orders > 0 ? cpu / Double(orders) * 1000 : 0.0,
                      Double(cpuAfter.peakResidentKiB) / 1024, summary.traceLines, summary.invariantsPass ? "hold" : "FAIL", storage))
+        for failure in summary.expectationFailures { print("  expectation not met: \(failure)") }
         if json { printJSON(figures) }
     }
 }
@@ -237,20 +247,30 @@ struct TransportBench: ParsableCommand {
                                                   payloadSize: payload, rounds: rounds).run()
         print(result)
         if json {
+            // Every figure the text prints, the socket layer's and each round's included, rounded
+            // as the text rounds them (a performance checker's trial found them missing, and
+            // 15.291999999999998 µs).
+            func us(_ d: Duration) -> Double { (d.seconds * 1e7).rounded() / 10 }
+            func ratio(_ r: Double) -> Double { (r * 1000).rounded() / 1000 }
             printJSON(["bench": "transport", "payload_bytes": payload, "rounds": rounds,
-                       "round_trip_us": result.transportRoundTrip.seconds * 1e6, "raw_round_trip_us": result.rawRoundTrip.seconds * 1e6,
-                       "round_trip_ratio": result.roundTripRatio,
+                       "round_trip_calls": roundTrips, "pipelined_calls": pipelined, "window": Self.window,
+                       "round_trip_us": us(result.transportRoundTrip), "raw_round_trip_us": us(result.rawRoundTrip),
+                       "round_trip_ratio": ratio(result.roundTripRatio),
                        "pipelined_calls_per_s": result.transportPipelinedCallsPerSecond.rounded(),
                        "raw_pipelined_calls_per_s": result.rawPipelinedCallsPerSecond.rounded(),
-                       "pipelined_ratio": result.pipelinedThroughputRatio,
-                       "socket_round_trip_ratio": result.socketRoundTripRatio, "socket_pipelined_ratio": result.socketPipelinedRatio,
-                       "wire_path_us": result.wirePath.seconds * 1e6,
-                       "pipelined_cpu_user_us": result.transportPipelinedCPU.user.seconds * 1e6,
-                       "pipelined_cpu_system_us": result.transportPipelinedCPU.system.seconds * 1e6,
-                       "socket_pipelined_cpu_user_us": result.socketPipelinedCPU.user.seconds * 1e6,
-                       "socket_pipelined_cpu_system_us": result.socketPipelinedCPU.system.seconds * 1e6,
-                       "raw_pipelined_cpu_user_us": result.rawPipelinedCPU.user.seconds * 1e6,
-                       "raw_pipelined_cpu_system_us": result.rawPipelinedCPU.system.seconds * 1e6])
+                       "pipelined_ratio": ratio(result.pipelinedThroughputRatio),
+                       "socket_round_trip_us": us(result.socketRoundTrip),
+                       "socket_pipelined_echoes_per_s": result.socketPipelinedMessagesPerSecond.rounded(),
+                       "socket_round_trip_ratio": ratio(result.socketRoundTripRatio), "socket_pipelined_ratio": ratio(result.socketPipelinedRatio),
+                       "rounds_round_trip_ratio": result.rounds.map { ratio($0.roundTripRatio) },
+                       "rounds_pipelined_ratio": result.rounds.map { ratio($0.pipelinedThroughputRatio) },
+                       "wire_path_us": us(result.wirePath),
+                       "pipelined_cpu_user_us": us(result.transportPipelinedCPU.user),
+                       "pipelined_cpu_system_us": us(result.transportPipelinedCPU.system),
+                       "socket_pipelined_cpu_user_us": us(result.socketPipelinedCPU.user),
+                       "socket_pipelined_cpu_system_us": us(result.socketPipelinedCPU.system),
+                       "raw_pipelined_cpu_user_us": us(result.rawPipelinedCPU.user),
+                       "raw_pipelined_cpu_system_us": us(result.rawPipelinedCPU.system)])
         }
     }
 }
@@ -271,7 +291,8 @@ struct E2EBench: AsyncParsableCommand {
             attempts), waits for every order's outcome, stops the services and checks the invariants \
             from their databases. The shops' stock is multiplied (--stock) so that orders are not \
             cancelled for want of stock. With --find-max the rate grows by half each step until the \
-            p99 exceeds --p99 or the system completes less than 95% of what was offered. Build with \
+            p99 exceeds --p99 or the system answers less than 95% of the orders offered; the JSON's \
+            figures are then the highest passing step's, and `steps` lists every step. Build with \
             -c release for figures worth quoting. Exit status 0; 2 when an invariant failed.
             """)
 
@@ -298,12 +319,19 @@ struct E2EBench: AsyncParsableCommand {
         var statuses: [String: Int]
         var cpuMillisecondsPerOrder: [String: Double]
         var cpuMillisecondsPerOrderTotal: Double
+        /// Services restarted during the step: not in the CPU figures.
+        var cpuNotMeasured: [String]
         var invariantsPass: Bool
         var failedInvariants: [String]
         var report: String
 
-        /// Whether this step kept its p99 under `bound` and completed 95% of what it was asked.
-        func keeps(p99 bound: Duration) -> Bool { latency.p99 <= bound.milliseconds && completedPerSecond >= 0.95 * targetPerSecond }
+        /// Orders answered (confirmed or cancelled), at whatever time.
+        var answered: Int
+        /// Whether this step kept its p99 under `bound` and answered 95% of the orders it offered.
+        /// Not "completed within the send window" against the target rate: that failed a step for
+        /// its latency (orders answered after the window) where the p99 is the latency's judge,
+        /// and compared with the rate asked for rather than offered (a performance checker's trial).
+        func keeps(p99 bound: Duration) -> Bool { latency.p99 <= bound.milliseconds && Double(answered) >= 0.95 * Double(orders) }
     }
 
     func run() async throws {
@@ -338,16 +366,27 @@ struct E2EBench: AsyncParsableCommand {
                   ?? "no rate kept p99 <= \(p99)")
         }
         if json {
-            let last = steps[steps.count - 1]
-            var figures: [String: Any] = [
-                "bench": "e2e", "target_per_s": last.targetPerSecond, "offered_per_s": last.offeredPerSecond,
-                "achieved_per_s": last.completedPerSecond, "orders": last.orders, "confirmed": last.confirmed,
-                "p50_ms": last.latency.p50, "p99_ms": last.latency.p99, "p999_ms": last.latency.p999, "max_ms": last.latency.max,
-                "statuses": last.statuses, "cpu_ms_per_order": last.cpuMillisecondsPerOrder,
-                "cpu_ms_per_order_total": last.cpuMillisecondsPerOrderTotal, "invariants_pass": steps.allSatisfy(\.invariantsPass),
-                "synchronous": synchronous,
-            ]
-            if findMax { figures["max_rate_within_p99"] = passing.last?.targetPerSecond ?? 0; figures["p99_bound_ms"] = bound.milliseconds }
+            // With --find-max the top-level figures are the highest passing step's (they were the
+            // failing last step's, beside `max_rate_within_p99`: a script read a p99 of 1,548 ms
+            // for the rate that kept 2 s), and every step is listed.
+            func fields(_ step: Step) -> [String: Any] {
+                ["target_per_s": step.targetPerSecond, "offered_per_s": step.offeredPerSecond,
+                 "achieved_per_s": step.completedPerSecond, "orders": step.orders, "confirmed": step.confirmed, "answered": step.answered,
+                 "p50_ms": step.latency.p50, "p99_ms": step.latency.p99, "p999_ms": step.latency.p999, "max_ms": step.latency.max,
+                 "statuses": step.statuses, "cpu_ms_per_order": step.cpuMillisecondsPerOrder,
+                 "cpu_ms_per_order_total": step.cpuMillisecondsPerOrderTotal, "cpu_not_measured": step.cpuNotMeasured,
+                 "invariants_pass": step.invariantsPass, "failed_invariants": step.failedInvariants, "report": step.report]
+            }
+            var figures = fields(findMax ? passing.last ?? steps[steps.count - 1] : steps[steps.count - 1])
+            figures["bench"] = "e2e"
+            figures["synchronous"] = synchronous
+            figures["invariants_pass"] = steps.allSatisfy(\.invariantsPass)
+            figures["failed_invariants"] = Array(Set(steps.flatMap(\.failedInvariants))).sorted()
+            if findMax {
+                figures["max_rate_within_p99"] = passing.last?.targetPerSecond ?? 0
+                figures["p99_bound_ms"] = bound.milliseconds
+                figures["steps"] = steps.map(fields)
+            }
             printJSON(figures)
         }
         if !steps.allSatisfy(\.invariantsPass) { throw ExitCode(ExitStatus.consistency) }
@@ -375,8 +414,10 @@ struct E2EBench: AsyncParsableCommand {
                     latency: summary.latency["orderPlacement"] ?? LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0),
                     statuses: backend.httpStatuses.snapshot, cpuMillisecondsPerOrder: perService,
                     cpuMillisecondsPerOrderTotal: (perService.values.reduce(0, +) * 100).rounded() / 100,
+                    cpuNotMeasured: backend.serviceCPUNotMeasured,
                     invariantsPass: summary.invariantsPass,
-                    failedInvariants: summary.failedInvariants, report: directory)
+                    failedInvariants: summary.failedInvariants, report: directory,
+                    answered: summary.orders.confirmed + summary.orders.cancelled)
     }
 
     static func line(_ s: Step) -> String {
@@ -387,6 +428,9 @@ struct E2EBench: AsyncParsableCommand {
         text += String(format: "\n  CPU per order: %.2f ms in all: ", s.cpuMillisecondsPerOrderTotal)
             + s.cpuMillisecondsPerOrder.keys.sorted { s.cpuMillisecondsPerOrder[$0]! > s.cpuMillisecondsPerOrder[$1]! }
                 .map { String(format: "%@ %.2f", $0, s.cpuMillisecondsPerOrder[$0]!) }.joined(separator: ", ")
+        if !s.cpuNotMeasured.isEmpty {
+            text += "; not measured (restarted during the step, its first process's CPU gone with it): " + s.cpuNotMeasured.joined(separator: ", ")
+        }
         text += "\n  invariants: " + (s.invariantsPass ? "all hold" : "FAILED " + s.failedInvariants.joined(separator: ", ")) + " (report: \(s.report))"
         return text
     }

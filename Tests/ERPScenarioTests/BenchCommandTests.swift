@@ -33,6 +33,18 @@ import Testing
         #expect(figures["storage"] as? String == "memory-journal")
         // SQLite's memory statistics were switched off before its first connection (SQLiteTuning).
         #expect(figures["sqlite_memstatus"] as? String == "off")
+        #expect(figures["run_exit_status"] as? Int == 0 && figures["expectations_pass"] as? Bool == true, "\(figures)")
+        #expect(result.output.contains("/s asked, "), "\(result.output)")
+    }
+
+    /// A run whose expectations fail is `erp run`'s exit 4 in the figures too (a performance
+    /// checker's trial: `run_exit_status` 0 beside `expectations_pass` false, and the text silent).
+    @Test func scenarioBenchCarriesTheRunsVerdict() async throws {
+        let result = try await runErp(["bench", "scenario", packageRoot + "/scenarios/happy-path.yaml", "--duration", "2s", "--rate", "1", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let figures = try Self.lastJSON(result.output)
+        #expect(figures["expectations_pass"] as? Bool == false && figures["run_exit_status"] as? Int == 4, "\(figures)")
+        #expect(result.output.contains("expectation not met: at least"), "\(result.output)")
     }
 
     /// The mesh and, in the same run, the runtime's floor: what a wait and a task cost alone,
