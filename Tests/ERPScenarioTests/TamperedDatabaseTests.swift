@@ -57,6 +57,13 @@ import Testing
         #expect(taken.violations.contains { $0.example.contains("confirmed order \(id) ordered") && $0.example.contains("× \(product), its reservation took") },
                 "\(taken.violations)")
 
+        // The same judgement from the command line, on a stopped system's folder (`erp check`).
+        let clean = try await runErp(["check", dir + "/run/db"])
+        #expect(clean.status == 0 && clean.output.contains("pass  stock-conservation"), "\(clean.output)")
+        #expect(!clean.output.contains("client-outcome-matches-order\n"), "judged with no client: \(clean.output)")
+        let caught = try await runErp(["check", overTaken])
+        #expect(caught.status == 2 && caught.output.contains("FAIL  confirmed-order-stock-taken-cancelled-order-stock-released"), "\(caught.output)")
+
         let fromNowhere = try Self.tampered(dir + "/run", "from-nowhere", [("inventory-inventory.sqlite", """
             UPDATE stock SET initial = initial + 5, available = available + 5 WHERE shopId = '\(shop)' AND productId = '\(product)';
             """), ("product-product.sqlite", "UPDATE availability SET units = units + 5 WHERE shopId = '\(shop)' AND productId = '\(product)'"),
