@@ -345,6 +345,9 @@ struct E2EBench: AsyncParsableCommand {
         guard let provider = Duration(parsing: providerTime), provider >= .zero, provider <= .seconds(10) else {
             throw ValidationError("--provider-time must be a duration from 0ms to 10s")
         }
+        // The fixtures read before the folder is claimed: a missing file left an empty report
+        // folder behind its refusal (a performance checker's trial).
+        _ = try loadFixtures(fixtures)
         // Steps are added to what is there (each `rate-N` replaced), in a folder of erp's only.
         try OutputFolder.claim(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
