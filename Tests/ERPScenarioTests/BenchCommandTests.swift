@@ -81,6 +81,12 @@ import Testing
         #expect((figures["p99_ms"] as? Double ?? 0) >= (figures["p50_ms"] as? Double ?? 0))
         #expect(figures["invariants_pass"] as? Bool == true)
         #expect(result.output.contains("invariants: all hold"))
+        #expect(figures["cpu_not_measured"] as? [String] == [], "\(figures)")
+        // Nothing duplicated or dropped: no request was received that no one sent (the runner's
+        // control calls were received and not counted as sent).
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/rate-20/summary.json"))) as? [String: Any])
+        let network = try #require(summary["network"] as? [String: Int])
+        #expect(network["duplicated"] == 0 && (network["sent"] ?? 0) >= (network["delivered"] ?? .max), "\(network)")
     }
 
     /// A short soak: every process sampled each interval, the verdict and the samples in
