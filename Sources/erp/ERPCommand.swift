@@ -32,7 +32,7 @@ struct ERPCommand: AsyncParsableCommand {
             finished; 2 when an invariant failed too), 4 the scenario's expectations were not met, 6 `--check-determinism` found the \
             second run's trace different, 130 interrupted (Ctrl-C or SIGTERM: no report kept).
             """,
-        subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self, Check.self])
+        subcommands: [Run.self, Explore.self, Replay.self, Shrink.self, Calibrate.self, CrashMatrix.self, Soak.self, Bench.self, Keys.self, Serve.self, Up.self, Events.self, Check.self, Diff.self])
 
     /// ArgumentParser's `main`, with one exit status for every bad command line: 1, as this help
     /// and the README say (ArgumentParser answers 64 for what it checks itself and for a

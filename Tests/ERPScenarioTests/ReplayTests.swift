@@ -83,3 +83,29 @@ import Testing
         #expect(refused.status == 1 && refused.output.contains("no invariant failed"))
     }
 }
+
+/// `erp diff A B`: a report reader's trial compared a green and a failing run by copying one's
+/// summary into the other's folder for `erp replay` to diff; now a command.
+@Suite(.serialized) struct RunDiffTests {
+    @Test func twoRunsAreComparedSummaryAndTrace() async throws {
+        let dir = scratchDirectory("diff")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let green = try await runErp(["run", "scenarios/payment-declines.yaml", "--duration", "3s", "--out", dir + "/green"])
+        #expect(green.status == 0, "\(green.output)")
+        let broken = try await runErp(["run", "scenarios/payment-declines.yaml", "--duration", "3s", "--defect", "confirm-declined-payments", "--out", dir + "/broken"])
+        #expect(broken.status == 2, "\(broken.output)")
+        let diff = try await runErp(["diff", dir + "/green", dir + "/broken", "--context", "1"])
+        #expect(diff.status == 6, "\(diff.output)")
+        #expect(diff.output.contains("verdict: exit 0 → 2"), "\(diff.output)")
+        #expect(diff.output.contains("invariant confirmed-order-has-exactly-one-captured-payment: pass → FAIL; B's first counter-example: confirmed order"),
+                "\(diff.output)")
+        #expect(diff.output.contains("orders: ") && diff.output.contains("confirmed "), "\(diff.output)")
+        #expect(diff.output.contains("traces: first difference at line"), "\(diff.output)")
+        let same = try await runErp(["diff", dir + "/green", dir + "/green"])
+        #expect(same.status == 0 && same.output.contains("summaries: no difference") && same.output.contains("traces: the same, line for line"),
+                "\(same.output)")
+        let bad = try await runErp(["diff", dir + "/green", dir])
+        #expect(bad.status == 1 && bad.output.contains("no summary.json"), "\(bad.output)")
+    }
+}
