@@ -393,7 +393,8 @@ public struct ConsistencyChecker {
 
         if !devices.isEmpty {
             // The device-status flow: the IoT gateway took the report (`lastSeen`) → the shop
-            // applied it, by RPC or by event (ms, each side's clock).
+            // applied it, by RPC or by event (ms; each side's clock, taken back to true time where
+            // a fault skewed it).
             var propagation = LatencyRecorder()
             for row in try open(.shop).read({ try Row.fetchAll($0, sql: "SELECT lastSeen, appliedAt FROM device_history WHERE appliedAt IS NOT NULL AND lastSeen > 0") }) {
                 let took = clockSkews.elapsed(from: row["lastSeen"], on: ServiceName.iotGateway.rawValue, to: row["appliedAt"], on: ServiceName.shop.rawValue)
@@ -527,9 +528,6 @@ public struct ConsistencyChecker {
         }
     }
 
-    /// Every event the bus logged for a consumer group is in that group's inbox, once, whatever
-    /// version it was written at; nothing is in an inbox that the bus never logged for the group;
-    /// a dead letter is the only excuse, and it is counted. Also counts the log by type and version.
     /// The service that publishes events of `type` (the catalogue's declarations), nil for a type
     /// none declares.
     static func producer(of type: String) -> ServiceName? { producers[type] }
@@ -542,6 +540,10 @@ public struct ConsistencyChecker {
         return out
     }()
 
+    /// Every event the bus logged for a consumer group is in that group's inbox, once, whatever
+    /// version it was written at; nothing is in an inbox that the bus never logged for the group;
+    /// a dead letter is the only excuse, and it is counted; no notification is there twice for one
+    /// event. Also counts the log by type and version, and times each event's hop.
     func checkEventsApplied(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
         let name = "every-event-applied-once"
         // Compared in SQL, each consumer's database attached to the bus's, row by row: a run of a
