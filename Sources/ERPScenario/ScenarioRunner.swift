@@ -124,6 +124,7 @@ public struct ScenarioRunner: Sendable {
         // returned summary and said 0 where `erp run` exited 4 (a performance checker's trial).
         summary.exitStatus = summary.verdictExitStatus
         try Self.write(summary, to: outputDirectory)
+        try Self.writeHistory(history, to: outputDirectory + "/orders.csv")
         try Data(HTMLReport.render(summary, timeline: timeline).utf8).write(to: URL(fileURLWithPath: outputDirectory + "/report.html"))
         return summary
     }
@@ -265,6 +266,39 @@ public struct ScenarioRunner: Sendable {
         for (phase, recorder) in phases { summary.latency["orderPlacement (\(phase))"] = recorder.summary }
     }
 
+    /// The most client records `orders.csv` holds: past it (a million-order run's would be 70 MB)
+    /// the file is not written.
+    public static let historyRowsMax = 200_000
+
+    /// The client's records, one order a line in request-key order: what `orderPlacement` is
+    /// computed from, so that a reader can recompute its percentiles and find a slow order's id
+    /// (a report reader's trial could not: the trace's client calls carry neither the request key
+    /// nor the order, and retries could not be told from new orders). Times in milliseconds since
+    /// the epoch of the run's clock (virtual in simulation); `latency_ms` is empty for an order
+    /// with no outcome.
+    static func writeHistory(_ history: [ClientRecord], to path: String) throws {
+        guard history.count <= historyRowsMax else { return }
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard let file = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        defer { try? file.close() }
+        // Milliseconds to the microsecond, in integers (String(format:) cost a few µs a field).
+        func ms(_ nanoseconds: Int64) -> String {
+            let us = nanoseconds / 1_000, sign = us < 0 ? "-" : "", magnitude = us.magnitude
+            let fraction = String(magnitude % 1_000)
+            return sign + String(magnitude / 1_000) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        }
+        var chunk = "request_key,scheduled_ms,completed_ms,latency_ms,outcome,order_id,attempts\n"
+        for (i, record) in history.enumerated() {
+            let scheduled = record.scheduledAt.nanosecondsSinceEpoch
+            let completed = record.completedAt?.nanosecondsSinceEpoch
+            chunk += record.requestKey.csvField + "," + ms(scheduled) + "," + (completed.map(ms) ?? "") + ","
+                + (completed.map { ms($0 - scheduled) } ?? "") + "," + record.outcome.rawValue + "," + (record.orderId?.csvField ?? "")
+                + ",\(record.attempts)\n"
+            if i % 10_000 == 9_999 { try file.write(contentsOf: Data(chunk.utf8)); chunk = "" }
+        }
+        try file.write(contentsOf: Data(chunk.utf8))
+    }
+
     /// Writes summary.json, summary.md and junit.xml into `directory`.
     public static func write(_ summary: RunSummary, to directory: String) throws {
         var summary = summary
@@ -284,5 +318,13 @@ extension RunSummary.PathResilience {
         self.init(calls: counts.calls, attempts: counts.attempts, retries: counts.retries, failedCalls: counts.failedCalls,
                   breakerRejections: counts.breakerRejections, breakerOpened: counts.opened, breakerHalfOpened: counts.halfOpened,
                   breakerClosed: counts.closed, breakerState: counts.lastState)
+    }
+}
+
+extension String {
+    /// The string as one CSV field: quoted when it holds a comma, a quote or a line break.
+    var csvField: String {
+        guard contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return self }
+        return "\"" + replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

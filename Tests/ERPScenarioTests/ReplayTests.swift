@@ -109,3 +109,28 @@ import Testing
         #expect(bad.status == 1 && bad.output.contains("no summary.json"), "\(bad.output)")
     }
 }
+
+/// `orders.csv`: the client's records, from which `orderPlacement` is computed, so a reader can
+/// recompute it (a report reader's trial could not: the trace's client calls name no order).
+@Suite struct OrdersFileTests {
+    @Test func orderPlacementCanBeRecomputedFromTheOrdersFile() async throws {
+        let dir = scratchDirectory("orders-csv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try await runErp(["run", "scenarios/payment-declines.yaml", "--duration", "3s", "--out", dir])
+        #expect(run.status == 0, "\(run.output)")
+        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json")))
+        let lines = try String(contentsOfFile: dir + "/orders.csv", encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "request_key,scheduled_ms,completed_ms,latency_ms,outcome,order_id,attempts")
+        let rows = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.count == summary.orders.submitted)
+        let answered = rows.filter { $0[4] == "confirmed" || $0[4] == "cancelled" }
+        let placement = try #require(summary.latency["orderPlacement"])
+        #expect(answered.count == placement.count)
+        let latencies = answered.compactMap { Double($0[3]) }.sorted()
+        #expect(latencies.count == answered.count && latencies.last == placement.max, "\(latencies.last ?? -1) vs \(placement.max)")
+        // The median within the histogram's 0.1 %.
+        let median = latencies[(latencies.count + 1) / 2 - 1]
+        #expect(abs(median - placement.p50) <= 0.002 * median + 0.001, "\(median) vs \(placement.p50)")
+        #expect(rows.allSatisfy { $0[4] != "confirmed" || $0[5].hasPrefix("order_") })
+    }
+}
