@@ -131,6 +131,10 @@ public struct RunSummary: Codable, Sendable {
     /// Events the bus logged, by type and the version they were written at ("OrderCreated 2.0").
     public var eventVersions: [String: Int] = [:]
     public var defects: [String] = []
+    /// Simulation: how many times each planted defect acted (its code took the wrong path: a
+    /// stock release skipped, a declined payment confirmed…), 0 for one that never had occasion.
+    /// Nil in zmq mode (the services log each such line) and for runs that planted none.
+    public var defectsActed: [String: Int]?
     /// Services whose `synchronous` the scenario weakened (`durability:`, simulation only), as
     /// "order: normal": a planted defect too, which the reports name (a reader saw "told
     /// confirmed for unknown order" with no hint that the run had weakened syncing on purpose).
@@ -272,7 +276,17 @@ public struct RunSummary: Codable, Sendable {
             lines.append("  \(path): \(r.calls) calls, \(r.attempts) attempts, \(r.retries) retries, \(r.failedCalls) failed; breaker opened \(r.breakerOpened)×, half-open \(r.breakerHalfOpened)×, closed \(r.breakerClosed)×, rejected \(r.breakerRejections), now \(r.breakerState)")
         }
         if rateLimited > 0 { lines.append("  gateway shed \(rateLimited) requests (429)") }
-        if !defects.isEmpty { lines.append("planted defects: \(defects.joined(separator: ", "))") }
+        if !defects.isEmpty {
+            lines.append("planted defects: " + defects.map { name in defectsActed?[name].map { "\(name) (acted \($0)×)" } ?? name }.joined(separator: ", "))
+            for name in defects {
+                guard let acted = defectsActed?[name] else { continue }
+                if acted == 0 {
+                    lines.append("  note: \(name) never acted: nothing in this run gave it occasion, so the verdict says nothing about whether the checker catches it")
+                } else if invariantsPass {
+                    lines.append("  note: \(name) acted \(acted)× and every invariant held: its effect was undone before the end, or the checker misses it")
+                }
+            }
+        }
         if let weakenedDurability { lines.append("planted: durability weakened (simulation only) for \(weakenedDurability.joined(separator: ", "))") }
         if mode == "zmq" {
             // Counted by each process's transport: the runner's own calls (fault controls, the
@@ -294,7 +308,7 @@ public struct RunSummary: Codable, Sendable {
     /// What the run planted on purpose (`--defect`, a weakened `durability:`), in one line; nil
     /// when nothing.
     public var plantedText: String? {
-        let parts = (defects.isEmpty ? [] : ["defects " + defects.joined(separator: ", ")])
+        let parts = (defects.isEmpty ? [] : ["defects " + defects.map { name in defectsActed?[name].map { "\(name) (acted \($0)×)" } ?? name }.joined(separator: ", ")])
             + (weakenedDurability.map { ["durability weakened for " + $0.joined(separator: ", ")] } ?? [])
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }

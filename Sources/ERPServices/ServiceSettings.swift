@@ -9,6 +9,9 @@ import GRDB
 /// A defect planted on purpose, to prove the consistency checker catches it. The one list every
 /// reader uses: the loader's names, the report's, and the services' switches.
 public enum PlantedDefect: String, CaseIterable, Sendable, Codable {
+    /// The line that records this defect acting (`DefectNote`), for `Runtime.record`.
+    public func acted(_ what: String) -> String { DefectNote.line(rawValue, what) }
+
     /// The order saga skips the stock release when a payment fails.
     case skipStockRelease = "skip-stock-release"
     /// The payment service forgets its per-order idempotency and charges on every attempt.

@@ -214,10 +214,10 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
     /// transitions are logged over ZeroMQ (`ZeroMQRuntime.record`).
     public func record(_ transition: @autoclosure () -> String) {
         guard isCurrent else { return }
-        guard world.logToStandardError else { return world.record(transition()) }
         let line = transition()
+        if line.utf8.first == UInt8(ascii: "d"), let defect = DefectNote.defect(in: line) { world.countDefectActing(defect) }
         world.record(line)
-        logger.info("\(line)")
+        if world.logToStandardError { logger.info("\(line)") }
     }
 }
 

@@ -562,6 +562,11 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
         for action in backlog { fire(action) }
     }
 
+    /// How many times each planted defect acted (`DefectNote` lines the services recorded).
+    public private(set) var defectsActed: [String: Int] = [:]
+
+    func countDefectActing(_ defect: Substring) { defectsActed[String(defect), default: 0] += 1 }
+
     /// Every clock skew set, with when: what the checker needs to time event hops on true time.
     public private(set) var clockSkews = ClockSkews()
 

@@ -160,6 +160,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         for (name, count) in starts { outcome.serviceStarts[name] = count }
         let metrics = settings.resilienceMetrics
         let latency = world.callMetrics?.latencySummaries() ?? [:]
+        let acted = world.defectsActed
         // The tasks the world leaves suspended keep it alive: let go of what it holds.
         world.tearDown()
         // The history is the outcome's now: the client's own copy need not outlive the world.
@@ -168,6 +169,11 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
             for (path, counts) in metrics.paths { summary.resilience[path] = RunSummary.PathResilience(counts) }
             for (method, summaryOfMethod) in latency { summary.latency["rpc " + method] = summaryOfMethod }
             summary.rateLimited = metrics.rateLimited
+            if !summary.defects.isEmpty {
+                var counts: [String: Int] = [:]
+                for name in summary.defects { counts[name] = acted[name] ?? 0 }
+                summary.defectsActed = counts
+            }
             summary.network.sent = stats.messagesSent
             summary.network.delivered = stats.messagesDelivered
             summary.network.dropped = stats.messagesDropped

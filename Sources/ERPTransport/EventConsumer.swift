@@ -47,7 +47,7 @@ public final class EventConsumer: @unchecked Sendable {
             throw RPCError.rejected(code: "bad_request", message: "\(request.events.count) events in one delivery; at most \(DeliverEvents.countMax)")
         }
         let now = runtime.clock.now
-        let group = self.group, skipInbox = self.skipInbox
+        let group = self.group, skipInbox = self.skipInbox, runtime = self.runtime
         var outcomes: [DeliveryOutcome?] = Array(repeating: nil, count: request.events.count)
         var works: [(Database) throws -> Bool] = []
         var worked: [Int] = []
@@ -61,6 +61,7 @@ public final class EventConsumer: @unchecked Sendable {
             works.append { db in
                 let fresh = try Inbox.insertIfAbsent(group: group, eventId: event.eventId, eventType: event.eventType, at: now, in: db)
                 guard fresh || skipInbox else { return false }
+                if !fresh { runtime.record(DefectNote.line("skip-inbox", "\(group) applied \(event.eventId) again")) }
                 try effect(event, db)
                 return true
             }

@@ -49,3 +49,22 @@ extension Runtime {
                                         timestamp: clock.now, correlationId: correlationId), in: db)
     }
 }
+
+/// A planted defect's effect, recorded where it happens (`Runtime.record`: a trace line in
+/// simulation, a log line in production): "defect NAME acted: WHAT". The simulator counts them per
+/// defect for the run's summary, so that a run that planted a defect says whether it ever had
+/// occasion to act (a green run with a defect that never acted proves nothing about the checker;
+/// one where it acted and every invariant held is a gap in the checker).
+public enum DefectNote {
+    static let prefix = "defect "
+    static let separator = " acted: "
+
+    /// The line recording that the defect `name` acted, and how.
+    public static func line(_ name: String, _ what: String) -> String { prefix + name + separator + what }
+
+    /// The defect a recorded line says acted, or nil for any other line.
+    public static func defect(in line: String) -> Substring? {
+        guard line.hasPrefix(prefix), let end = line.range(of: separator) else { return nil }
+        return line[line.index(line.startIndex, offsetBy: prefix.count)..<end.lowerBound]
+    }
+}

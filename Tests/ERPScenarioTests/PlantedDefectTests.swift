@@ -35,8 +35,11 @@ import Testing
     func eachDefectIsCaught(defect: String, declineRate: Double, duplicate: Double, invariant: String) async throws {
         let control = try await run(scenario(nil, declineRate: declineRate, duplicate: duplicate))
         #expect(control.invariantsPass, "control run failed: \(control.violations)")
+        #expect(control.defectsActed == nil)
         let broken = try await run(scenario(defect, declineRate: declineRate, duplicate: duplicate))
         #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant)")
+        // Each planted defect says how often it acted (its code on the wrong path).
+        #expect((broken.defectsActed?[defect] ?? 0) > 0, "\(defect): \(String(describing: broken.defectsActed))")
         #expect(broken.violations.contains { $0.invariant == invariant })
     }
 
@@ -50,6 +53,7 @@ import Testing
         _ = s.defects.enable(defect)
         let broken = try await run(s)
         #expect(broken.invariants[invariant] == .fail, "\(defect) was not caught by \(invariant): \(broken.violations)")
+        #expect((broken.defectsActed?[defect] ?? 0) > 0, "\(defect): \(String(describing: broken.defectsActed))")
         return broken
     }
 
@@ -85,5 +89,14 @@ import Testing
         s.heal = .seconds(6)
         s.network.link.duplicateProbability = 0.3
         _ = try await expectCaught(s, defect: "skip-inbox", by: "every-restock-applied-once")
+    }
+
+    /// A defect the run gives no occasion acts 0 times, and the run says its verdict proves
+    /// nothing about it (a CI job that plants a defect took such a green run for proof).
+    @Test func aDefectWithNoOccasionSaysSo() async throws {
+        let quiet = try await run(scenario("sell-twice"))
+        #expect(quiet.invariantsPass && quiet.defectsActed == ["sell-twice": 0], "\(String(describing: quiet.defectsActed))")
+        #expect(quiet.humanSummary.contains("planted defects: sell-twice (acted 0×)"), "\(quiet.humanSummary)")
+        #expect(quiet.humanSummary.contains("note: sell-twice never acted"))
     }
 }

@@ -142,6 +142,7 @@ public final class InventoryService: RetailService, @unchecked Sendable {
                 if let row = try SQLRow.fetchOne(db, cached: "SELECT status, reason FROM sale WHERE saleId = ?", arguments: request.saleId) {
                     if try settings.defects.sellTwice && row["status"] == "sold" {
                         // The planted defect: a repeated sale takes the units again.
+                        runtime.record(PlantedDefect.sellTwice.acted("sale \(request.saleId) took its units again"))
                         try db.execute(cached: "UPDATE stock SET available = MAX(available - ?, 0), sold = sold + ? WHERE shopId = ? AND productId = ?",
                                        arguments: request.quantity, request.quantity, request.shopId, request.productId)
                     }

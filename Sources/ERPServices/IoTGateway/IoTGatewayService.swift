@@ -84,6 +84,9 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         runtime.transport.register(ReportDeviceData.self) { [self] request, context in try data(request, context) }
         if !context.settings.defects.skipSilenceWatch {
             runtime.spawn("silence-watch") { [self] in await watchForSilence() }
+        } else {
+            // The planted defect declares nothing, but notes each silence it lets pass.
+            runtime.spawn("silence-watch") { [self] in await noteUndeclaredSilences() }
         }
     }
 
@@ -180,6 +183,25 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
     /// Every heartbeat interval: each device that reported once and has been silent for longer
     /// than its allowance is declared offline (its revision's silenced successor), in the same
     /// transaction as the event.
+    /// With `skip-silence-watch` planted: each device that fell silent for longer than the
+    /// allowance, once per silence, recorded as the defect acting (it stays online).
+    private func noteUndeclaredSilences() async {
+        var noted: [String] = []
+        while true {
+            await runtime.sleep(for: settings.deviceHeartbeatInterval)
+            let cutoff = runtime.clock.now.millisecondsSinceEpoch - Int64(settings.deviceSilenceMax.milliseconds)
+            guard let silent = try? database.read({ db in
+                try SQLRow.fetchAll(db, cached: """
+                    SELECT deviceId FROM device WHERE silent = 0 AND lastSequence >= 0 AND lastReportAt < ? ORDER BY deviceId
+                    """, arguments: cutoff).map { row -> String in try row["deviceId"] }
+            }) else { continue }
+            for deviceId in silent where !noted.contains(deviceId) {
+                runtime.record(PlantedDefect.skipSilenceWatch.acted("device \(deviceId) silent past the allowance, not declared offline"))
+            }
+            noted = silent
+        }
+    }
+
     private func watchForSilence() async {
         while true {
             await runtime.sleep(for: settings.deviceHeartbeatInterval)

@@ -439,10 +439,16 @@ public final class OrderService: RetailService, @unchecked Sendable {
             let decision: SagaDecision
             if let early = OrderSaga.before(step, reason: state.reason, defects: settings.defects) {
                 decision = early
+                if OrderSaga.before(step, reason: state.reason, defects: PlantedDefects()) == nil {
+                    runtime.record(PlantedDefect.skipStockRelease.acted("order \(orderId) cancelled without releasing its stock"))
+                }
             } else {
                 let result = OrderSaga.taken(await call(step, state), untried: untried)
                 untried = false
                 decision = OrderSaga.decide(step, result, reason: state.reason, defects: settings.defects)
+                if settings.defects.confirmDeclinedPayments, step == .pay, case .answered(.declined) = result {
+                    runtime.record(PlantedDefect.confirmDeclinedPayments.acted("order \(orderId) confirmed though its payment was declined"))
+                }
             }
             switch decision {
             case .advance(let next, let reason):
@@ -480,6 +486,9 @@ public final class OrderService: RetailService, @unchecked Sendable {
         case .pay:
             // The planted defect charges list prices, whatever the order was priced at.
             let amount = settings.defects.chargeListPrice ? listTotal(order) : order.totalAmount
+            if amount != order.totalAmount {
+                runtime.record(PlantedDefect.chargeListPrice.acted("order \(order.orderId) charged \(amount), priced at \(order.totalAmount)"))
+            }
             return await attempt(ProcessPayment(orderId: order.orderId, userId: order.userId, amount: amount), state: state,
                                  attemptCountMax: settings.sagaStepAttemptCountMax, failFast: true) {
                 $0.status == .success ? .paid : .declined(reason: $0.reason)

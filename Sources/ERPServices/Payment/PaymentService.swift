@@ -65,9 +65,11 @@ public final class PaymentService: RetailService, @unchecked Sendable {
         // payment with a new charge key: the double charge the checker must catch.
         let payment: PaymentRow = try storage {
             try database.write { db in
-                if !settings.defects.ignorePaymentIdempotency,
-                   let row = try SQLRow.fetchOne(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY updatedAt LIMIT 1", arguments: request.orderId) {
-                    return PaymentRow(paymentId: try row["paymentId"], status: try row["status"], reason: try row["reason"], chargeKey: try row["chargeKey"])
+                if let row = try SQLRow.fetchOne(db, cached: "SELECT paymentId, status, reason, chargeKey FROM payment WHERE orderId = ? ORDER BY updatedAt LIMIT 1", arguments: request.orderId) {
+                    guard settings.defects.ignorePaymentIdempotency else {
+                        return PaymentRow(paymentId: try row["paymentId"], status: try row["status"], reason: try row["reason"], chargeKey: try row["chargeKey"])
+                    }
+                    runtime.record(PlantedDefect.ignorePaymentIdempotency.acted("order \(request.orderId) given a new payment though it has one"))
                 }
                 let paymentId = runtime.ids.next("pay")
                 let chargeKey = Self.chargeKey(settings.defects.ignorePaymentIdempotency ? paymentId : request.orderId)
@@ -139,6 +141,7 @@ public final class PaymentService: RetailService, @unchecked Sendable {
             let answer: ProviderRefundResult
             if settings.defects.refundSkipsProvider {
                 // The planted defect: the provider is never asked; the charge is called refunded.
+                runtime.record(PlantedDefect.refundSkipsProvider.acted("payment \(payment.paymentId) of order \(request.orderId) called refunded, swishpay not asked"))
                 let amount = try storage { try database.read { db in
                     try Int64.fetchOne(db, cached: "SELECT amountMinor FROM payment WHERE paymentId = ?", arguments: payment.paymentId) ?? 0
                 } }

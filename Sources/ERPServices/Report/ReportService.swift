@@ -160,6 +160,8 @@ public final class ReportService: RetailService, @unchecked Sendable {
         let built = try database.read { try String.fetchOne($0, sql: "SELECT value FROM report_meta WHERE key = 'replayed'") } != nil
         if !built && !context.settings.defects.skipReportRebuild {
             context.runtime.spawn("report-rebuild") { [self] in await rebuild() }
+        } else if !built {
+            context.runtime.record(PlantedDefect.skipReportRebuild.acted("the report started on an empty database without replaying the log"))
         }
     }
 

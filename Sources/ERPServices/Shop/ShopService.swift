@@ -158,9 +158,14 @@ public final class ShopService: RetailService, @unchecked Sendable {
                        in db: Database) throws -> Bool {
         // The planted defect compares with nothing: every report applies, stale or not.
         let newerThan = context.settings.defects.applyStaleDeviceStatus ? Int64.max : revision.value
+        let held: Int64? = context.settings.defects.applyStaleDeviceStatus
+            ? try Int64.fetchOne(db, cached: "SELECT revision FROM device WHERE deviceId = ? AND shopId = ?", arguments: deviceId, shopId) : nil
         try db.execute(cached: """
             UPDATE device SET status = ?, lastSeen = ?, revision = ? WHERE deviceId = ? AND shopId = ? AND revision < ?
             """, arguments: status.rawValue, lastSeen, revision.value, deviceId, shopId, newerThan)
+        if db.changesCount == 1, let held, held >= revision.value {
+            runtime.record(PlantedDefect.applyStaleDeviceStatus.acted("device \(deviceId) set to revision \(revision.value) over \(held)"))
+        }
         if db.changesCount == 1 {
             try db.execute(cached: "INSERT INTO device_history (deviceId, status, revision, lastSeen, appliedAt) VALUES (?, ?, ?, ?, ?)",
                            arguments: deviceId, status.rawValue, revision.value, lastSeen, runtime.clock.now.millisecondsSinceEpoch)
