@@ -277,7 +277,7 @@ public struct RunSummary: Codable, Sendable {
         }
         if rateLimited > 0 { lines.append("  gateway shed \(rateLimited) requests (429)") }
         if !defects.isEmpty {
-            lines.append("planted defects: " + defects.map { name in defectsActed?[name].map { "\(name) (acted \($0)×)" } ?? name }.joined(separator: ", "))
+            lines.append("planted defects: " + defectsWithActs)
             for name in defects {
                 guard let acted = defectsActed?[name] else { continue }
                 if acted == 0 {
@@ -305,10 +305,15 @@ public struct RunSummary: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// The planted defects, each with how often it acted when that was counted.
+    var defectsWithActs: String {
+        defects.map { name in defectsActed?[name].map { "\(name) (acted \($0)×)" } ?? name }.joined(separator: ", ")
+    }
+
     /// What the run planted on purpose (`--defect`, a weakened `durability:`), in one line; nil
     /// when nothing.
     public var plantedText: String? {
-        let parts = (defects.isEmpty ? [] : ["defects " + defects.map { name in defectsActed?[name].map { "\(name) (acted \($0)×)" } ?? name }.joined(separator: ", ")])
+        let parts = (defects.isEmpty ? [] : ["defects " + defectsWithActs])
             + (weakenedDurability.map { ["durability weakened for " + $0.joined(separator: ", ")] } ?? [])
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
