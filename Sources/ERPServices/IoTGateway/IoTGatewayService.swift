@@ -180,9 +180,6 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         return DeviceReportAck(deviceId: request.deviceId, sequence: request.sequence, accepted: stale == nil, confirmedByShop: false, lastSequence: stale)
     }
 
-    /// Every heartbeat interval: each device that reported once and has been silent for longer
-    /// than its allowance is declared offline (its revision's silenced successor), in the same
-    /// transaction as the event.
     /// With `skip-silence-watch` planted: each device that fell silent for longer than the
     /// allowance, once per silence, recorded as the defect acting (it stays online).
     private func noteUndeclaredSilences() async {
@@ -202,6 +199,9 @@ public final class IoTGatewayService: RetailService, DeviceOperations, @unchecke
         }
     }
 
+    /// Every heartbeat interval: each device that reported once and has been silent for longer
+    /// than its allowance is declared offline (its revision's silenced successor), in the same
+    /// transaction as the event.
     private func watchForSilence() async {
         while true {
             await runtime.sleep(for: settings.deviceHeartbeatInterval)
