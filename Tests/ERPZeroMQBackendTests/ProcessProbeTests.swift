@@ -10,21 +10,29 @@ import Testing
         let listener = try LoopbackListener(backlog: 4)
         defer { listener.close() }
 
-        let before = ProcessProbe.read(pid: getpid())
-        #expect(before.rssKiB > 0 && before.anonymousKiB > 0 && before.fileKiB > 0)
-        #expect(before.anonymousKiB + before.fileKiB <= before.rssKiB + 4, "\(before)")
+        let first = ProcessProbe.read(pid: getpid())
+        #expect(first.rssKiB > 0 && first.anonymousKiB > 0 && first.fileKiB > 0)
+        #expect(first.anonymousKiB + first.fileKiB <= first.rssKiB + 4, "\(first)")
 
-        let client = try listener.connectClient()
-        defer { close(client) }
-        let accepted = try listener.accept()
-        defer { close(accepted) }
-
-        let after = ProcessProbe.read(pid: getpid())
-        // The accepted end is a client's connection; the connecting end (an ephemeral port nobody
-        // listens on) is the process's own, like the listener.
-        #expect(after.clientConnections == before.clientConnections + 1, "\(before) then \(after)")
-        #expect(after.descriptors >= before.descriptors + 2)
-        #expect(after.ownDescriptors >= before.ownDescriptors + 1)
+        // The counts are the whole test process's, and suites running beside this one open and
+        // close descriptors and connections between the two reads (a fresh-clone CI saw 41 after
+        // 41 before two new descriptors). A probe that counts right sees the pair in at least one
+        // of five tries; one that does not count them never does.
+        var seen: [String] = []
+        for _ in 0..<5 {
+            let before = ProcessProbe.read(pid: getpid())
+            let client = try listener.connectClient()
+            let accepted = try listener.accept()
+            let after = ProcessProbe.read(pid: getpid())
+            close(client)
+            close(accepted)
+            // The accepted end is a client's connection; the connecting end (an ephemeral port
+            // nobody listens on) is the process's own, like the listener.
+            if after.clientConnections == before.clientConnections + 1 && after.descriptors >= before.descriptors + 2
+                && after.ownDescriptors >= before.ownDescriptors + 1 { return }
+            seen.append("\(before) then \(after)")
+        }
+        Issue.record("an accepted connection was not counted as a client's in five tries: \(seen)")
     }
 
     /// The soak's gateway holds dozens of its clients' connections at once, in a connection table
