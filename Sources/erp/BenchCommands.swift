@@ -347,11 +347,11 @@ struct E2EBench: AsyncParsableCommand {
         }
         // The fixtures read before the folder is claimed: a missing file left an empty report
         // folder behind its refusal (a performance checker's trial).
-        _ = try loadFixtures(fixtures)
+        let base = try loadFixtures(fixtures)
         // Steps are added to what is there (each `rate-N` replaced), in a folder of erp's only.
         try OutputFolder.claim(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
-        let (loaded, fixturesPath) = try fixturesWithStock(fixtures, times: stock, into: out)
+        let (loaded, fixturesPath) = try fixturesWithStock(base, times: stock, into: out)
 
         var steps: [Step] = []
         var target = rate

@@ -219,10 +219,11 @@ func simulationBackend(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, o
                                  logToStandardError: logToStandardError, filesOnDisk: filesOnDisk)
 }
 
-/// The fixtures at `path` with every shop's stock multiplied by `factor` (so that a load of orders
-/// is not cancelled for want of it), written as `directory/fixtures.json` for the services to read.
-func fixturesWithStock(_ path: String, times factor: Int, into directory: String) throws -> (fixtures: Fixtures, path: String) {
-    var loaded = try loadFixtures(path)
+/// `fixtures` with every shop's stock multiplied by `factor` (so that a load of orders is not
+/// cancelled for want of it), written as `directory/fixtures.json` for the services to read. The
+/// caller reads the fixtures before it claims `directory`: a missing file then leaves no folder.
+func fixturesWithStock(_ fixtures: Fixtures, times factor: Int, into directory: String) throws -> (fixtures: Fixtures, path: String) {
+    var loaded = fixtures
     for s in loaded.shops.indices {
         for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= factor }
     }

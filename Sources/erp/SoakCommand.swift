@@ -106,9 +106,10 @@ struct Soak: AsyncParsableCommand {
         guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
         guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
 
+        let base = try loadFixtures(fixtures)
         try freshDirectory(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
-        let (loaded, fixturesPath) = try fixturesWithStock(fixtures, times: stock, into: out)
+        let (loaded, fixturesPath) = try fixturesWithStock(base, times: stock, into: out)
         let scenario = orderLoad(name: "soak", description: "erp soak: open-loop POST /orders at \(target)/s for \(length.shortDescription)",
                                  rate: target, duration: length, heal: .seconds(10), fixturesPath: fixturesPath)
         let runDirectory = out + "/run"
