@@ -131,6 +131,9 @@ public struct RunSummary: Codable, Sendable {
     /// Events the bus logged, by type and the version they were written at ("OrderCreated 2.0").
     public var eventVersions: [String: Int] = [:]
     public var defects: [String] = []
+    /// The multiplier the run's fixtures' stock was taken at (`stockTimes`, `--stock`); nil for
+    /// the file's own stock.
+    public var stockTimes: Int?
     /// Simulation: how many times each planted defect acted (its code took the wrong path: a
     /// stock release skipped, a declined payment confirmed…), 0 for one that never had occasion.
     /// Nil in zmq mode (the services log each such line) and for runs that planted none.
@@ -211,7 +214,7 @@ public struct RunSummary: Codable, Sendable {
     /// The few lines printed at the end of a run.
     public var humanSummary: String {
         var lines: [String] = []
-        lines.append("scenario \(scenario) (\(mode)), seed \(seed)")
+        lines.append("scenario \(scenario) (\(mode)), seed \(seed)" + (stockTimes.map { ", the fixtures' stock × \($0)" } ?? ""))
         if databasesDamaged {
             lines.append("orders: \(orders.submitted) submitted, \(orders.clientGaveUp) given up by the client; accepted, confirmed, cancelled and pending \(Self.notJudgedForDamage)")
         } else {
@@ -324,6 +327,7 @@ public struct RunSummary: Codable, Sendable {
         let passed = invariantsPass && expectationFailures.isEmpty
         md += "**\(passed ? "PASS" : "FAIL")**" + (failedInvariants.isEmpty ? "" : ": broken \(failedInvariants.joined(separator: ", "))") + "\n\n"
         md += "Reproduce: `\(reproduce)`\n\n"
+        if let stockTimes { md += "Stock: every shop's stock in the fixtures × \(stockTimes)\n\n" }
         if let planted = plantedText { md += "Planted: \(planted)\n\n" }
         if let traceHash { md += "Trace hash: `\(traceHash)`\n\n" }
         if !expectationFailures.isEmpty {

@@ -33,6 +33,10 @@ public struct Scenario: Sendable {
         return devices.enabled ? max(floor, devices.heartbeat * 6) : floor
     }
     public var fixturesPath: String = "fixtures/retail.json"
+    /// Every shop's stock in the fixtures multiplied by this (`stockTimes:`; 1, as the file
+    /// says, unless asked): for loads whose orders should all run the whole saga instead of
+    /// being cancelled out of stock (`erp bench scenario --stock`).
+    public var stockTimes = 1
     public var network = NetworkSettings()
     public var workload = OrderWorkload()
     /// The shops' devices reporting to the IoT gateway (off unless the scenario says `devices:`).
@@ -73,6 +77,14 @@ public struct Scenario: Sendable {
         /// took 15 s to start, 100,000 printed nothing for minutes: a scenario author's trial),
         /// and a schedule that long is a generated file gone wrong.
         public static let faultCountMax = 2_000
+        /// The largest stock multiplier (`stockTimes`, `--stock`): with a fixtures row at most
+        /// `Fixtures.StockLine.quantityMax` units, a row stays below 10^14.
+        public static let stockTimesMax = 100_000
+
+        /// What is wrong with multiplying the fixtures' stock by `times` (`stockTimes`, `--stock`), or nil.
+        public static func stockTimesProblem(_ times: Int) -> String? {
+            (1...stockTimesMax).contains(times) ? nil : "must be from 1 to \(stockTimesMax)"
+        }
 
         /// What is wrong with offering `rate` orders per second over a chaos phase `chaos` long
         /// (a command line's `--rate`), or nil.
@@ -239,9 +251,12 @@ extension Scenario {
         return settings
     }
 
-    /// The fixtures this scenario runs on: the file's, plus the extra devices it asks for. The same
-    /// for the runner, the simulator and every `erp serve` given the scenario; idempotent.
+    /// The fixtures this scenario runs on: the file's, its stock multiplied by `stockTimes`, plus
+    /// the extra devices it asks for. The same for the runner, the simulator and every `erp serve`
+    /// given the scenario; a function of the file's fixtures alone (not idempotent: the stock is
+    /// multiplied at each call, so it is called on the file's fixtures only).
     public func fixturesForRun(_ fixtures: Fixtures) -> Fixtures {
+        let fixtures = fixtures.withStock(times: stockTimes)
         guard devices.enabled, devices.extraPerShop > 0 else { return fixtures }
         var out = fixtures
         let known = Set(fixtures.devices.map(\.id))

@@ -35,7 +35,7 @@ public struct ScenarioLoader {
         let root = try read.root(of: text)
         let top = try read.mapping(root, "scenario", keys: ["name", "description", "seed", "duration", "heal", "fixtures", "network",
                                                         "workload", "payment", "faults", "expect", "defects", "resilience", "events",
-                                                        "durability"])
+                                                        "durability", "stockTimes"])
         let nameNode = try top.required("name")
         let name = try read.string(nameNode)
         if let problem = Scenario.nameProblem(name) { throw read.fail(nameNode, "name \(problem)") }
@@ -45,6 +45,10 @@ public struct ScenarioLoader {
         if let v = top["duration"] { scenario.duration = try read.positiveDuration(v, "duration", max: Scenario.Limits.phaseDurationMax) }
         if let v = top["heal"] { scenario.heal = try read.positiveDuration(v, "heal", max: Scenario.Limits.phaseDurationMax) }
         if let v = top["fixtures"] { scenario.fixturesPath = try read.string(v) }
+        if let v = top["stockTimes"] {
+            scenario.stockTimes = try read.count(v, "stockTimes")
+            if let problem = Scenario.Limits.stockTimesProblem(scenario.stockTimes) { throw read.fail(v, "stockTimes \(problem)") }
+        }
         if let v = top["network"] { scenario.network = try network(v, base: scenario.network) }
         if let v = top["workload"] {
             scenario.workload = try workload(v)

@@ -104,12 +104,13 @@ public struct ScenarioRunner: Sendable {
         summary.traceLines = outcome.traceLines
         summary.faults = scenario.faultLines
         summary.defects = scenario.defects.enabledNames
+        summary.stockTimes = scenario.stockTimes == 1 ? nil : scenario.stockTimes
         summary.weakenedDurability = scenario.durability.isEmpty ? nil : scenario.durability.map { "\($0.service.rawValue): \($0.synchronous.rawValue)" }
         summary.recoveredSagas = outcome.recoveredSagas
         for (service, count) in outcome.serviceStarts { summary.serviceStarts[service] = count }
         outcome.fill(&summary)
         try Self.judge(into: &summary, scenario: scenario, history: history, devices: outcome.devices, store: outcome.store,
-                       clockSkews: outcome.clockSkews, fixtures: scenario.fixturesForRun(fixtures), databaseDirectory: outcome.databaseDirectory)
+                       clockSkews: outcome.clockSkews, fixtures: fixtures, databaseDirectory: outcome.databaseDirectory)
         let timeline = Self.timeline(scenario: scenario, history: history, chaosStart: outcome.chaosStart, heal: heal)
         Self.phaseLatency(into: &summary, timeline: timeline)
         let chaosSeconds = scenario.duration.seconds

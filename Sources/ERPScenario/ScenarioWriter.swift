@@ -23,6 +23,7 @@ public enum ScenarioWriter {
         out.append("duration: \(d(s.duration))")
         out.append("heal: \(d(s.heal))")
         out.append("fixtures: \(quoted(fixturesPath ?? s.fixturesPath))")
+        out.append("stockTimes: \(s.stockTimes)")
         if s.network.links.isEmpty && s.network.serviceTimes.isEmpty {
             out.append("network: {\(link(s.network.link))}")
         } else {

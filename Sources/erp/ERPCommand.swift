@@ -144,6 +144,9 @@ struct Run: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Orders per second offered over the chaos phase (default: the scenario's).")
     var rate: Double?
 
+    @Option(parsing: .unconditional, help: "Simulation: multiply every shop's stock in the fixtures by this (default: the scenario's stockTimes, 1 unless it says), so that a load's orders run the whole saga instead of being cancelled out of stock. In zmq mode write stockTimes in the scenario: its services read the file.")
+    var stock: Int?
+
     @Flag(help: "Print the services' log lines to standard error: their state transitions and errors (simulation: on virtual time).")
     var log = false
 
@@ -177,6 +180,13 @@ struct Run: AsyncParsableCommand {
             if let problem = Scenario.Limits.rateProblem(rate, over: loaded.duration) { throw failure("--rate \(problem)") }
             loaded.workload.ratePerSecond = rate
             reproduce += ["--rate", "\(rate)"]
+        }
+        if let stock {
+            if let problem = Scenario.Limits.stockTimesProblem(stock) { throw failure("--stock \(problem)") }
+            // The services of a zmq run read the scenario file, not this command line.
+            guard mode == .simulation else { throw failure("--stock is for simulation; in --mode zmq write stockTimes: \(stock) in the scenario file") }
+            loaded.stockTimes = stock
+            reproduce += ["--stock", "\(stock)"]
         }
         for name in defects {
             guard loaded.defects.enable(name) else {
@@ -255,8 +265,11 @@ struct Run: AsyncParsableCommand {
             let again = out + "/replay"
             let child = Process()
             child.executableURL = URL(fileURLWithPath: erpExecutable)
-            child.arguments = ["run", scenario, "--seed", "\(seed)", "--out", again] + (duration.map { ["--duration", $0] } ?? [])
-                + (rate.map { ["--rate", "\($0)"] } ?? []) + defects.flatMap { ["--defect", $0] }
+            var arguments = ["run", scenario, "--seed", "\(seed)", "--out", again]
+            if let duration { arguments += ["--duration", duration] }
+            if let rate { arguments += ["--rate", "\(rate)"] }
+            if let stock { arguments += ["--stock", "\(stock)"] }
+            child.arguments = arguments + defects.flatMap { ["--defect", $0] }
             child.standardOutput = FileHandle.nullDevice
             // Ctrl-C or SIGTERM stops the second run too (it is in a process group of its own, so
             // a terminal's signal never reached it: it ran on, orphaned, and left replay.partial

@@ -206,6 +206,7 @@ func asRecorded(_ scenario: Scenario, by summary: RunSummary) -> (scenario: Scen
     let unknown = summary.defects.filter { !scenario.defects.enable($0) }
     if summary.openLoop.targetPerSecond > 0 { scenario.workload.ratePerSecond = summary.openLoop.targetPerSecond }
     scenario.heal = .milliseconds(summary.healMilliseconds)
+    scenario.stockTimes = summary.stockTimes ?? 1
     return (scenario, unknown)
 }
 
@@ -223,10 +224,7 @@ func simulationBackend(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, o
 /// cancelled for want of it), written as `directory/fixtures.json` for the services to read. The
 /// caller reads the fixtures before it claims `directory`: a missing file then leaves no folder.
 func fixturesWithStock(_ fixtures: Fixtures, times factor: Int, into directory: String) throws -> (fixtures: Fixtures, path: String) {
-    var loaded = fixtures
-    for s in loaded.shops.indices {
-        for l in loaded.shops[s].stock.indices { loaded.shops[s].stock[l].quantity *= factor }
-    }
+    let loaded = fixtures.withStock(times: factor)
     let written = directory + "/fixtures.json"
     try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: written))
     return (loaded, written)

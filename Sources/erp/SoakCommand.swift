@@ -103,7 +103,7 @@ struct Soak: AsyncParsableCommand {
             throw ValidationError("give --rate, or --capacity (what erp bench e2e --find-max reports) and --share")
         }
         guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be above 0 and at most 20000 orders per second, not \(target)") }
-        guard (1...100_000).contains(stock) else { throw ValidationError("--stock must be from 1 to 100000") }
+        if let problem = Scenario.Limits.stockTimesProblem(stock) { throw ValidationError("--stock \(problem)") }
         guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
 
         let base = try loadFixtures(fixtures)

@@ -37,6 +37,25 @@ import Testing
         #expect(result.output.contains("/s asked, "), "\(result.output)")
     }
 
+    /// At 300 orders a second happy-path's own stock runs out and many orders are cancelled out of
+    /// stock (731 of 1,775 in 6 s; three in four over its 20 s), which skips payment and most events: figures of cheap orders (a performance
+    /// checker's trial read 1,105 confirmed of a million as a million orders). `--stock`
+    /// multiplies the stock, so that every order runs the whole saga, and says so.
+    @Test func scenarioBenchWithStockTimesWholeSagas() async throws {
+        let scenario = packageRoot + "/scenarios/happy-path.yaml"
+        let bare = try Self.lastJSON(try await runErp(["bench", "scenario", scenario, "--duration", "6s", "--rate", "300", "--json"]).output)
+        #expect((bare["cancelled_out_of_stock"] as? Int ?? 0) * 4 > (bare["orders"] as? Int ?? 0), "\(bare)")
+        #expect(bare["stock_times"] as? Int == 1)
+        let result = try await runErp(["bench", "scenario", scenario, "--duration", "6s", "--rate", "300", "--stock", "100", "--json"])
+        let stocked = try Self.lastJSON(result.output)
+        #expect(stocked["stock_times"] as? Int == 100 && stocked["cancelled_out_of_stock"] as? Int == 0, "\(stocked)")
+        #expect((stocked["orders"] as? Int ?? 0) > 1_500 && stocked["confirmed"] as? Int == stocked["orders"] as? Int, "\(stocked)")
+        #expect(stocked["invariants_pass"] as? Bool == true && stocked["run_exit_status"] as? Int == 0, "\(stocked)")
+        #expect(!result.output.contains("cancelled out of stock (the fixtures' stock ran out)"), "\(result.output)")
+        let refused = try await runErp(["bench", "scenario", scenario, "--stock", "0"])
+        #expect(refused.status == 1 && refused.output.contains("--stock must be from 1 to 100000"), "\(refused.output)")
+    }
+
     /// A run whose expectations fail is `erp run`'s exit 4 in the figures too (a performance
     /// checker's trial: `run_exit_status` 0 beside `expectations_pass` false, and the text silent).
     @Test func scenarioBenchCarriesTheRunsVerdict() async throws {

@@ -36,6 +36,25 @@ import Testing
         let notAReport = try await runErp(["replay", dir])
         #expect(notAReport.status == 1 && notAReport.output.contains("no summary.json"))
     }
+
+    /// A run's `--stock` is in its summary, its reproduce line and its replay: a replay on the
+    /// file's own stock would run other sagas (and judge the stock rows against other fixtures).
+    @Test func aRunsStockMultiplierIsReplayed() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-replay-stock-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let report = dir + "/run"
+        let run = try await runErp(["run", "scenarios/happy-path.yaml", "--duration", "4s", "--rate", "300", "--stock", "50", "--out", report])
+        #expect(run.status == 0 && run.output.contains("the fixtures' stock × 50"), "\(run.output)")
+        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: report + "/summary.json")))
+        #expect(summary.stockTimes == 50 && summary.reproduce.contains("--stock 50") && summary.orders.cancelReasons.isEmpty, "\(summary.reproduce)")
+        let replay = try await runErp(["replay", report])
+        #expect(replay.status == 0 && replay.output.contains("same trace, line for line"), "\(replay.output)")
+        let replayed = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: report + "/replay/summary.json")))
+        #expect(replayed.stockTimes == 50 && replayed.invariantsPass)
+        let zmq = try await runErp(["run", "scenarios/happy-path.yaml", "--mode", "zmq", "--stock", "50"])
+        #expect(zmq.status == 1 && zmq.output.contains("write stockTimes: 50 in the scenario file"), "\(zmq.output)")
+    }
 }
 
 @Suite struct TraceDiffTests {

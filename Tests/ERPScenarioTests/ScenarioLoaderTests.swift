@@ -3,6 +3,8 @@ import ERPResilience
 import ERPServices
 import ERPScenario
 import ERPStorage
+import ERPTestSupport
+import Foundation
 import Testing
 
 @Suite struct ScenarioLoaderTests {
@@ -158,6 +160,35 @@ import Testing
         }
     }
 
+    /// `stockTimes` multiplies every shop's stock in the run's fixtures (the runner, the
+    /// simulator and every `erp serve` take theirs from `fixturesForRun`), once: the devices it
+    /// adds are added to the multiplied fixtures, and a row past `Int` stops at `Int.max`.
+    @Test func stockTimesMultipliesTheFixturesStock() throws {
+        let file = try loadFixtures()
+        let s = try ScenarioLoader.parse("name: t\nstockTimes: 100\nheal: 20s\nworkload:\n  devices: {heartbeat: 3s, extraPerShop: 2}\n")
+        #expect(s.stockTimes == 100)
+        let run = s.fixturesForRun(file)
+        #expect(run.shops.map { $0.stock.map(\.quantity) } == file.shops.map { $0.stock.map { $0.quantity * 100 } })
+        #expect(run.shops.map { $0.stock.map(\.minimumStock) } == file.shops.map { $0.stock.map(\.minimumStock) })
+        #expect(run.devices.count == file.devices.count + 2 * file.shops.count)
+        #expect(try ScenarioLoader.parse("name: t\n").fixturesForRun(file) == file)
+        var huge = file
+        huge.shops[0].stock[0].quantity = .max / 2
+        #expect(huge.withStock(times: 3).shops[0].stock[0].quantity == .max)
+    }
+
+    /// A fixtures file's stock rows are bounded (a row of 10^18 units, multiplied or summed,
+    /// would trap the services or the checker).
+    @Test func aFixturesRowPastABillionUnitsIsRefused() throws {
+        let text = #"{"products":[],"customers":[],"devices":[],"shops":[{"id":"s","name":"S","stock":[{"productId":"p","quantity":QTY,"minimumStock":1}]}]}"#
+        #expect(try JSONCoding.decode(Fixtures.self, from: Data(text.replacingOccurrences(of: "QTY", with: "1000000000").utf8)).shops[0].stock[0].quantity == 1_000_000_000)
+        for bad in ["1000000001", "-1", "9223372036854775807"] {
+            #expect(throws: (any Error).self, "quantity \(bad)") {
+                try JSONCoding.decode(Fixtures.self, from: Data(text.replacingOccurrences(of: "QTY", with: bad).utf8))
+            }
+        }
+    }
+
     @Test func readsTheDeviceWorkload() throws {
         let s = try ScenarioLoader.parse("name: t\nheal: 10s\nworkload:\n  devices: {heartbeat: 500ms, faultRate: 0.1, silentShare: 0.2}\n")
         #expect(s.devices.enabled && s.devices.heartbeat == .milliseconds(500))
@@ -203,6 +234,9 @@ import Testing
         ("name: t\nworkload:\n  orders: {quantity: {min: 1, max: 9223372036854775807}}\n", 3, "quantity.max must be at most 1000000"),
         ("name: t\nworkload:\n  orders: {itemsPerOrder: {min: 1, max: 500}}\n", 3, "itemsPerOrder.max must be at most 100"),
         ("name: t\nworkload:\n  orders: {attempts: 100000}\n", 3, "attempts must be from 1 to 100"),
+        ("name: t\nstockTimes: 0\n", 2, "stockTimes must be from 1 to 100000"),
+        ("name: t\nstockTimes: 100001\n", 2, "stockTimes must be from 1 to 100000"),
+        ("name: t\nstockTimes: -3\n", 2, "must not be negative"),
         ("name: t\nheal: 2s\nworkload:\n  devices: {heartbeat: 1s}\n", 2, "heal must last at least 6 heartbeats"),
         ("name: t\nworkload:\n  devices: {heartbeat: 1ms}\n", 3, "heartbeat must be at least 10ms"),
         ("name: t\nworkload:\n  devices: {silentShare: 2}\n", 3, "probability"),
