@@ -56,6 +56,19 @@ public struct Topology: Sendable {
 
     public func endpoint(of service: ServiceName) -> String? { endpoints.first { $0.service == service }?.endpoint }
     public var services: [ServiceName] { endpoints.map(\.service) }
+
+    /// This topology with no request-rate limit anywhere: per API key (`http.rateLimit`), at the
+    /// gateway's admission and per service (`resilience.rateLimit`). For a load test of the
+    /// system itself (`erp up --no-rate-limits` under `wrk`): with the shipped limits a load past
+    /// 25 orders a second per key measures 429s.
+    public func withoutRateLimits() -> Topology {
+        var out = self
+        out.httpRateLimit = nil
+        out.resilience.perClientRateLimit = nil
+        out.resilience.gatewayRateLimit = nil
+        out.resilience.serviceRateLimits = [:]
+        return out
+    }
 }
 
 /// A topology file that cannot be used: `file:line: reason`, as for scenarios.

@@ -400,6 +400,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("service-keys"),
             help: ArgumentHelp("Read the services' own key pairs from this folder instead of the topology's curveKeys (erp up passes the pairs in force at its start; clients' and devices' keys still come from their folders).", valueName: "folder"))
     var serviceKeyDirectory: String?
+    @Flag(help: "Lift every request-rate limit of the topology (per API key, at the gateway, per service): how erp up --no-rate-limits starts services for a load test.")
+    var noRateLimits = false
 
     func run() async throws {
         guard let name = ServiceName(named: service), ServiceCatalog.startOrder.contains(name) else {
@@ -407,6 +409,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(ExitStatus.invalidInput)
         }
         var loaded = try loadTopology(topology)
+        if noRateLimits { loaded = loaded.withoutRateLimits() }
         if let dataDirectory { loaded.dataDirectory = absolutePath(dataDirectory) }
         if let serviceKeyDirectory { loaded.serviceKeyDirectory = absolutePath(serviceKeyDirectory) }
         guard loaded.endpoint(of: name) != nil else {
@@ -457,21 +460,41 @@ struct Up: ParsableCommand {
             """)
 
     @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
-    @Option(help: "The fixtures (catalogue, shops, stock).") var fixtures: String = "fixtures/retail.json"
+    @Option(help: "The fixtures (catalogue, shops, stock). Default: fixtures/retail.json; on a data folder erp up seeded before, the fixtures.json it recorded there.")
+    var fixtures: String?
     @Option(name: .customLong("data"), help: ArgumentHelp("Keep every service's database here instead of the topology's dataDirectory (made if missing).",
                                                           valueName: "folder"))
     var dataDirectory: String?
+    @Option(parsing: .unconditional, help: "Multiply every shop's stock in the fixtures by this, for a load test whose orders should not run out of stock. New databases only: the data folder must hold none yet.")
+    var stock: Int?
+    @Flag(help: "Lift every request-rate limit of the topology (per API key, at the gateway, per service), for a load test: with the shipped limits, load past 25 orders a second per key is answered 429.")
+    var noRateLimits = false
 
     func run() throws {
         var loaded = try loadTopology(topology)
+        if noRateLimits { loaded = loaded.withoutRateLimits() }
         let data = dataDirectory.map(absolutePath)
         if let data { loaded.dataDirectory = data }
-        _ = try loadFixtures(fixtures)
+        let file = try loadFixtures(fixtures ?? "fixtures/retail.json")
+        if let stock, let problem = Scenario.Limits.stockTimesProblem(stock) { throw ValidationError("--stock \(problem)") }
         let problems = loaded.preflightProblems()
         guard problems.isEmpty else {
             for problem in problems { FileHandle.standardError.put(Data("erp up: \(problem)\n".utf8)) }
             FileHandle.standardError.put(Data("erp up: nothing started\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
+        }
+        // The fixtures the services seed new databases from, recorded beside them for `erp check`
+        // (which judges each stock row's initial against them). A folder seeded before keeps its
+        // stock: --stock there would record fixtures its databases do not hold.
+        let seeded = ServiceCatalog.startOrder.compactMap(ServiceCatalog.databaseFileName(of:))
+            .filter { FileManager.default.fileExists(atPath: loaded.dataDirectory + "/" + $0) }
+        let recorded = loaded.dataDirectory + "/fixtures.json"
+        var fixturesPath = fixtures ?? (FileManager.default.fileExists(atPath: recorded) ? recorded : "fixtures/retail.json")
+        if seeded.isEmpty {
+            try FileManager.default.createDirectory(atPath: loaded.dataDirectory, withIntermediateDirectories: true)
+            fixturesPath = try fixturesWithStock(file, times: stock ?? 1, into: loaded.dataDirectory).path
+        } else if let stock {
+            throw ValidationError("--stock \(stock) seeds new databases, and \(loaded.dataDirectory) holds \(seeded.count) already (\(seeded[0]) among them): give a new --data folder")
         }
         for warning in loaded.insecureSettings() { FileHandle.standardError.put(Data("erp up: warning: \(warning)\n".utf8)) }
         // The services' pairs as they are now, for every start of every service until erp up
@@ -483,8 +506,9 @@ struct Up: ParsableCommand {
         defer { if let pairsInForce { try? FileManager.default.removeItem(atPath: pairsInForce) } }
         let supervisor = Supervisor(children: loaded.services.map { service in
             .init(name: service.rawValue, executable: erpExecutable,
-                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixtures, "--exit-with-parent"]
-                    + (data.map { ["--data", $0] } ?? []) + (pairsInForce.map { ["--service-keys", $0] } ?? []))
+                  arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixturesPath, "--exit-with-parent"]
+                    + (data.map { ["--data", $0] } ?? []) + (pairsInForce.map { ["--service-keys", $0] } ?? [])
+                    + (noRateLimits ? ["--no-rate-limits"] : []))
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
         let stop = DispatchSemaphore(value: 0)
@@ -501,6 +525,8 @@ struct Up: ParsableCommand {
         try supervisor.start()
         // The process to signal, so that nobody has to find it (and find another's `erp up`).
         print("erp up: pid \(getpid()); databases in \(loaded.dataDirectory); kill -HUP \(getpid()) reloads every service's keys")
+        if let stock { print("stock: every shop's × \(stock) (\(fixturesPath), which erp check \(loaded.dataDirectory) reads)") }
+        if noRateLimits { print("rate limits: none (--no-rate-limits)") }
         if loaded.endpoint(of: .gateway) != nil {
             print("gateway: http://\(loaded.httpHost):\(loaded.httpPort)  (send X-API-Key; keys are in \(topology)); metrics at /metrics")
         }
