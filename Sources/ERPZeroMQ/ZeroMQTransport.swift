@@ -747,9 +747,17 @@ public final class ZeroMQTransport: Transport, @unchecked Sendable {
                 answerNow(header.callId, .unavailable("\(node) does not serve \(header.method)"))
                 return
             }
-            if metadata.deadline <= clock.now {
+            let arrived = clock.now
+            if metadata.deadline <= arrived {
                 state.withLock { $0.counters.requestsExpiredOnArrival += 1 }
                 served.record(header.method, outcome: RPCError.deadlineExceeded.kind, latency: .zero)
+                // Deadlines are absolute: a caller whose clock is behind this node's (or a node whose
+                // clock is ahead) sees requests arrive already late, each refused so until the clocks agree (the
+                // skewed-clocks scenario: inventory 1.5 s behind stalled its events for 10 s, and
+                // nothing said why). Said once a second, with by how much.
+                if let line = refusalLog.line("expired", "\(header.method.clipped()) from \(caller.rawValue.clipped()) arrived \((arrived - metadata.deadline).readable) past its deadline, answered deadline_exceeded: the clocks may disagree (the caller's behind, or this node's ahead), or the caller stalled before sending") {
+                    logger.warning("\(line)")
+                }
                 answerNow(header.callId, .deadlineExceeded)
                 return
             }

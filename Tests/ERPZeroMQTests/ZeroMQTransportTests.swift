@@ -1,6 +1,7 @@
 import ERPCore
 import ERPTransport
 import Foundation
+import Logging
 import Synchronization
 import Testing
 import ZeroMQTestSupport
@@ -24,10 +25,11 @@ struct TransportPair {
     let endpoint: String
 
     init(serverSecurity: ZeroMQTransport.Security = .plaintext, clientSecurity: ZeroMQTransport.Security = .plaintext,
-         context: ZMQContext? = nil, serverPublicKey: String? = nil, authorization: CallerAuthorization? = nil) async throws {
+         context: ZMQContext? = nil, serverPublicKey: String? = nil, authorization: CallerAuthorization? = nil,
+         serverLogger: Logger? = nil) async throws {
         self.context = try context ?? ZMQContext()
         server = ZeroMQTransport(node: "server", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
-                                 security: serverSecurity, executor: serverExecutor, authorization: authorization)
+                                 security: serverSecurity, executor: serverExecutor, logger: serverLogger, authorization: authorization)
         client = ZeroMQTransport(node: "client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
                                  security: clientSecurity, executor: clientExecutor)
         server.register(Shout.self) { request, context in request.text.uppercased() + " to " + context.caller.rawValue }
@@ -207,15 +209,22 @@ final class Arrivals: Sendable {
         await pair.finish()
     }
 
+    /// An expired request is refused before its handler, counted, and said in the log with by
+    /// how much and from whom: with absolute deadlines, a caller whose clock is behind has every
+    /// request refused so, and nothing said why (the skewed-clocks scenario's 10 s stall).
     @Test func expiredRequestsAreNotServedAndUnknownMethodsAreUnavailable() async throws {
-        let pair = try await TransportPair()
+        let lines = CapturedLog()
+        let pair = try await TransportPair(serverLogger: Logger(label: "server") { _ in lines })
         let (io, raw) = try await pair.rawSocket(.dealer, name: "raw")
-        let past = CallMetadata(deadline: SystemClock().now - .seconds(1), correlationId: "old")
+        let past = CallMetadata(deadline: SystemClock().now - .milliseconds(1_500), correlationId: "old")
         try await raw.send(frames: [pair.shoutFrame(callId: 9, text: "x", caller: "raw", metadata: past)])
         let message = try await receive(raw, within: .seconds(5))
         let answer = try WireFormat.decodeReply(message.frames[...]).get()
         #expect(answer.callId == 9 && answer.result == .failure(.deadlineExceeded))
         #expect(pair.server.counters.requestsExpiredOnArrival == 1)
+        let warning = lines.messages.first { $0.contains("past its deadline") }
+        #expect(warning?.hasPrefix("test.shout from raw arrived 1.5") == true && warning?.contains("the clocks may disagree") == true,
+                "\(lines.messages)")
 
         struct Nobody: RPCRequest { typealias Response = String; static let method = "test.nobody"; static let service = ServiceName.inventory }
         do {
@@ -453,4 +462,17 @@ final class Arrivals: Sendable {
         #expect(worst < .seconds(4), "slowest call took \(worst)")
         #expect(slow <= 30, "\(slow) calls took 900 ms or more (slowest \(worst))")
     }
+}
+
+/// A log handler that keeps what it is given, for tests that read a component's log lines.
+final class CapturedLog: LogHandler, @unchecked Sendable {
+    private let kept = Mutex<[String]>([])
+    var messages: [String] { kept.withLock { $0 } }
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { kept.withLock { $0.append(event.message.description) } }
 }
