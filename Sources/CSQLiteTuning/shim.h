@@ -10,4 +10,9 @@ static inline int erp_sqlite3_config_memstatus(int on) {
     return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, on);
 }
 
+/// The SQLite library's version text, e.g. "3.40.1".
+static inline const char *erp_sqlite3_libversion(void) {
+    return sqlite3_libversion();
+}
+
 #endif

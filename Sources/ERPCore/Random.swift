@@ -129,7 +129,7 @@ public final class SeededRandomSource: RandomSource, @unchecked Sendable {
 public final class SystemRandomSource: RandomSource, @unchecked Sendable {
     public init() {}
     public func nextUInt64() -> UInt64 {
-        var g = SystemRandomNumberGenerator()
+        var g = SystemRandomNumberGenerator()  // determinism-exempt: production's source; a simulated runtime has a seeded one
         return g.next()
     }
 }

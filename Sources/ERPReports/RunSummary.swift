@@ -85,6 +85,11 @@ public struct RunSummary: Codable, Sendable {
     /// relative to: replay and shrink read the scenario from there wherever they are run (a report
     /// handed on named a folder it did not record: a report reader's trial).
     public var startedIn: String?
+    /// The SQLite library the run's services ran on (the system's): a simulated trace depends on
+    /// it where a power cut counts SQLite's writes or a disk fault quotes its error text, so
+    /// `erp replay` on a machine with another one says so beside a divergence. Nil in summaries
+    /// of older builds.
+    public var sqliteVersion: String?
     public var seed: UInt64
     public var mode: String
     public var traceHash: String?

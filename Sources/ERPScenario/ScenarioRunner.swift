@@ -1,6 +1,7 @@
 import ERPCore
 import ERPReports
 import ERPServices
+import ERPStorage
 import Foundation
 
 /// The backends a scenario runs on.
@@ -99,6 +100,7 @@ public struct ScenarioRunner: Sendable {
                                  chaos: scenario.duration, heal: heal)
         summary.scenarioPath = scenario.path
         summary.startedIn = FileManager.default.currentDirectoryPath
+        summary.sqliteVersion = SQLiteTuning.libraryVersion
         summary.healFloorMilliseconds = scenario.healFloor.nanoseconds / 1_000_000
         summary.traceHash = outcome.traceHash
         summary.traceLines = outcome.traceLines

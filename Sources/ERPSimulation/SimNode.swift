@@ -191,7 +191,7 @@ public final class SimRuntime: Runtime, @unchecked Sendable {
 
     public func spawn(_ label: String, _ body: @escaping @Sendable () async -> Void) {
         guard isCurrent else { return }
-        Task(executorPreference: world) { await body() }
+        Task(executorPreference: world) { await body() }  // determinism-exempt: the simulator spawns on its own executor
     }
 
     public func openDatabase(_ name: String, migrations: [Migration]) throws -> ServiceDatabase {

@@ -165,7 +165,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
 
     /// Starts a task on the world that belongs to no node (a test body, a workload driver).
     public func spawn(_ body: @escaping @Sendable () async -> Void) {
-        Task(executorPreference: self) { await body() }
+        Task(executorPreference: self) { await body() }  // determinism-exempt: the simulator spawns on its own executor
     }
 
     /// Runs `action` at `delay` from now, in virtual time.
@@ -413,7 +413,7 @@ public final class SimWorld: TaskExecutor, @unchecked Sendable {
                 return
             }
             let context = CallContext(metadata: metadata, caller: nodes[message.from].name)
-            Task(executorPreference: self) {
+            Task(executorPreference: self) {  // determinism-exempt: a handler on the world's executor
                 reply(await handler(payload, context))
             }
         case .reply(let result):

@@ -16,4 +16,9 @@ public enum SQLiteTuning {
     public static func disableMemoryStatistics() -> Bool { disabled }
 
     private static let disabled: Bool = erp_sqlite3_config_memstatus(0) == 0
+
+    /// The SQLite library this process runs on (`3.40.1`): the system's, loaded at run time. A
+    /// simulated trace depends on it where SQLite's own writes are counted (a power cut inside
+    /// its Nth write) or its error text is quoted (a disk fault), so a run records it.
+    public static var libraryVersion: String { String(cString: erp_sqlite3_libversion()) }
 }

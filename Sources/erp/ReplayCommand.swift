@@ -3,6 +3,7 @@ import ERPCore
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
+import ERPStorage
 import Foundation
 
 /// `erp replay REPORT`: runs a simulation report's scenario and seed again and compares the new
@@ -40,6 +41,10 @@ struct Replay: AsyncParsableCommand {
         }
         let outcome = try await rerun(summary, into: report + "/replay")
         interrupts.cancel()
+        if let recorded = summary.sqliteVersion, recorded != SQLiteTuning.libraryVersion {
+            print("note: the report ran on SQLite \(recorded), this replay on \(SQLiteTuning.libraryVersion): a scenario with power cuts or disk faults "
+                  + "can diverge on that alone (its trace counts SQLite's writes and quotes its errors)")
+        }
         try compare(expected: tracePath, actual: outcome + "/trace.log", labels: ("\(report)/trace.log", "\(outcome)/trace.log"),
                     context: context)
     }

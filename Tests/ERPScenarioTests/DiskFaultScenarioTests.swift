@@ -13,6 +13,7 @@ import Testing
     @Test func thePowerLossScenarioHoldsEveryInvariant() async throws {
         let scenario = try library("power-loss")
         let summary = try await run(scenario)
+        RecordedTraceHashes.check("power-loss", summary, countsSQLiteWrites: true)
         #expect(summary.invariantsPass, "\(summary.violations)")
         #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
         #expect(summary.orders.pending == 0)

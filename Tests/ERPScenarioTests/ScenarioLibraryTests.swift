@@ -11,6 +11,33 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
     try await runInSimulation(scenario, seed: seed)
 }
 
+/// `scenarios/trace-hashes.txt`: the trace hash each library scenario gave at its own seed, in
+/// other processes (`scripts/trace-hashes.sh`). This test process seeds Swift's hashing its own
+/// way, so a hash that matches here is a trace that depends on no process; one that moved is
+/// behaviour that changed, which a commit must mean and say (the performance issue's rule:
+/// faster must not mean different). Checked by hand against an old binary before it was this.
+enum RecordedTraceHashes {
+    static let file = packageRoot + "/scenarios/trace-hashes.txt"
+    static let entries: (sqlite: String, hashes: [String: String]) = {
+        var sqlite = "", hashes: [String: String] = [:]
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 2 else { continue }
+            if fields[0] == "sqlite" { sqlite = fields[1] } else { hashes[fields[0]] = fields[1] }
+        }
+        return (sqlite, hashes)
+    }()
+
+    /// Checks `summary`'s trace hash against the file's for `name`. A scenario whose trace counts
+    /// SQLite's own writes (power cuts) is compared on the SQLite the file was written on only.
+    static func check(_ name: String, _ summary: RunSummary, countsSQLiteWrites: Bool = false) {
+        if countsSQLiteWrites, entries.sqlite != summary.sqliteVersion { return }
+        #expect(summary.traceHash == entries.hashes[name],
+                "\(name): trace hash \(summary.traceHash ?? "none"), recorded \(entries.hashes[name] ?? "none"): the simulated behaviour changed (or depends on the process). If the change is meant, scripts/trace-hashes.sh writes the file again; say in the commit why the traces moved")
+    }
+}
+
 /// Every library scenario, on each backend: the same checks, the backend an argument.
 @Suite struct ScenarioLibraryTests {
     static let scenarios = ["happy-path", "payment-declines", "order-crash", "inventory-outage", "slow-payment", "chaos-mix", "iot-partition",
@@ -23,6 +50,9 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
         // device-storm runs in simulation only (below); power-loss is simulation-only
         // (DiskFaultScenarioTests).
         #expect(Set(files.map { String($0.dropLast(5)) }) == Set(Self.scenarios + ["device-storm", "power-loss"]))
+        // And every one has its recorded trace hash.
+        #expect(Set(RecordedTraceHashes.entries.hashes.keys) == Set(files.map { String($0.dropLast(5)) }))
+        #expect(!RecordedTraceHashes.entries.sqlite.isEmpty)
     }
 
     /// A run that sent no order cannot show the order invariants: they are not judged (absent,
@@ -49,6 +79,7 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
     /// zmq` runs it by hand).
     @Test func deviceStormInSimulation() async throws {
         let summary = try await check("device-storm", on: .simulation)
+        RecordedTraceHashes.check("device-storm", summary)
         #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
         #expect(summary.serviceStarts["iot-gateway"] == 2)
     }
@@ -56,6 +87,7 @@ func run(_ scenario: Scenario, seed: UInt64? = nil) async throws -> RunSummary {
     @Test(arguments: scenarios)
     func inSimulation(name: String) async throws {
         let summary = try await check(name, on: .simulation)
+        RecordedTraceHashes.check(name, summary)
         // Simulation runs the full scenario, so its expectations (minimum counts) hold too.
         #expect(summary.expectationFailures.isEmpty, "\(summary.expectationFailures)")
         // Per call too: every reservation the sagas made, timed from the caller's side.
