@@ -70,6 +70,12 @@ public enum ServiceCatalog {
         type(of: service)?.database.map { ServiceDatabase.fileName(node: NodeName(service), database: $0.name) }
     }
 
+    /// Why the services' databases cannot be kept in `directory` (its path too long for SQLite
+    /// with their names), or nil.
+    public static func databaseFolderProblem(_ directory: String) -> String? {
+        ServiceDatabase.folderProblem(directory, names: ServiceName.allCases.compactMap(databaseFileName(of:)))
+    }
+
     /// The services that may call `service`'s methods: those that declare they call it (the seed's
     /// diagrams), and for the bus every service that publishes or consumes. Sorted.
     public static func callers(of service: ServiceName) -> [ServiceName] {

@@ -65,6 +65,7 @@ public final class SimulationBackend: ScenarioBackend, @unchecked Sendable {
         self.scenario = scenario
         databaseDirectory = outputDirectory + "/db"
         try FileManager.default.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
+        if let problem = ServiceCatalog.databaseFolderProblem(databaseDirectory) { throw StorageChoice(what: "the databases' folder \(problem): choose a shorter --out") }
         trace = try SimTrace(writingTo: outputDirectory + "/trace.log")
         trace.observer = { [recovered] line in
             // "order recovering 37 sagas": what each restart found unfinished and drove on.

@@ -101,6 +101,23 @@ public final class ServiceDatabase: @unchecked Sendable {
     /// of a process's heap.
     public static var sqliteMemoryInUse: Int { Int(sqlite3_memory_used()) }
 
+    /// The longest path SQLite opens on Unix, in bytes (its `MAX_PATHNAME`): a database in a
+    /// folder too deep for its journal's name fails with "unable to open database file".
+    public static let pathLengthMax = 512
+
+    /// Why databases named `names` (`fileName(node:database:)`) cannot be kept in `directory`, or
+    /// nil: the folder's real path, a name and its journal's suffix must fit SQLite's path limit
+    /// (`--out` of 461 bytes failed a run with "SQLite error 14: unable to open database file",
+    /// naming neither the path nor the limit).
+    public static func folderProblem(_ directory: String, names: [String]) -> String? {
+        let real = MemoryVolume.absolute(directory)
+        guard let longest = names.max(by: { $0.utf8.count < $1.utf8.count }) else { return nil }
+        let length = real.utf8.count + 1 + longest.utf8.count + "-journal".utf8.count
+        guard length > pathLengthMax else { return nil }
+        return "\(real) is \(real.utf8.count) bytes long: with \(longest)'s journal the path would be \(length) bytes, past SQLite's \(pathLengthMax); "
+            + "a folder of at most \(pathLengthMax - 1 - longest.utf8.count - "-journal".utf8.count) bytes"
+    }
+
     /// The file a node keeps a database in: `<node>-<database>.sqlite`. Both runtimes and the
     /// checker that reads the files after a run use this one spelling.
     public static func fileName(node: NodeName, database: String) -> String {

@@ -171,6 +171,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let out = outputDirectory
         let databaseDirectory = out + "/db", logDirectory = out + "/logs"
         try fm.createDirectory(atPath: databaseDirectory, withIntermediateDirectories: true)
+        if let problem = ServiceCatalog.databaseFolderProblem(databaseDirectory) { throw RunnerError("the databases' folder \(problem): choose a shorter --out") }
         try fm.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let scratch = try Self.makeScratchDirectory()
 

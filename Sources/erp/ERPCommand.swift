@@ -477,7 +477,7 @@ struct Up: ParsableCommand {
         if let data { loaded.dataDirectory = data }
         let file = try loadFixtures(fixtures ?? "fixtures/retail.json")
         if let stock, let problem = Scenario.Limits.stockTimesProblem(stock) { throw ValidationError("--stock \(problem)") }
-        let problems = loaded.preflightProblems()
+        let problems = loaded.preflightProblems() + (ServiceCatalog.databaseFolderProblem(loaded.dataDirectory).map { ["the data folder \($0)"] } ?? [])
         guard problems.isEmpty else {
             for problem in problems { FileHandle.standardError.put(Data("erp up: \(problem)\n".utf8)) }
             FileHandle.standardError.put(Data("erp up: nothing started\n".utf8))

@@ -69,7 +69,16 @@ import Testing
             (["up", "--fixtures", "no-such.json"], "fixtures no-such.json cannot be read: no such file"),
             (["bench", "sim-mesh", "--c-mesh", "/no/such/c_mesh"], "--c-mesh /no/such/c_mesh: no executable there"),
         ]
-        for (arguments, expected) in cases {
+        // A folder too deep for SQLite's paths: said before the run (a determinism audit's 461-byte
+        // --out failed with "SQLite error 14: unable to open database file").
+        let folder = try scratch("deep")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let deep = folder + String(repeating: "/" + String(repeating: "d", count: 100), count: 5) + "/out"
+        let extra: [([String], String)] = [
+            (["run", "scenarios/happy-path.yaml", "--duration", "2s", "--out", deep], "past SQLite's 512; a folder of at most"),
+            (["run", "scenarios/happy-path.yaml", "--stock", "0"], "--stock must be from 1 to 100000"),
+        ]
+        for (arguments, expected) in cases + extra {
             let result = try await runErp(arguments)
             #expect(result.status == 1, "\(arguments): exit \(result.status): \(result.output)")
             #expect(result.output.contains(expected), "\(arguments): \(result.output)")
