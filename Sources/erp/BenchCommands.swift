@@ -162,7 +162,7 @@ struct ScenarioBench: AsyncParsableCommand {
             "orders_per_wall_s": (Double(orders) / wall).rounded(), "virtual_s": virtual, "virtual_per_wall": (virtual / wall * 100).rounded() / 100,
             "cpu_s": (cpu * 1000).rounded() / 1000, "cpu_ms_per_order": orders > 0 ? (cpu / Double(orders) * 1e5).rounded() / 100 : 0,
             "peak_rss_mib": (Double(cpuAfter.peakResidentKiB) / 1024).rounded(), "trace_lines": summary.traceLines,
-            "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass,
+            "trace_hash": summary.traceHash ?? "", "invariants_pass": summary.invariantsPass, "failed_invariants": summary.failedInvariants,
             // The run's verdict as `erp run` would exit with it (expectations included): the bench
             // itself exits 0 whatever the verdict.
             "expectations_pass": summary.expectationFailures.isEmpty, "run_exit_status": Int(summary.verdictExitStatus),
@@ -188,6 +188,11 @@ struct ScenarioBench: AsyncParsableCommand {
         print(String(format: "  %.0f orders per wall-second; %.1fx real time; %.2f ms CPU per order; peak RSS %.0f MiB; %d trace lines; invariants %@; storage %@",
                      Double(orders) / wall, virtual / wall, orders > 0 ? cpu / Double(orders) * 1000 : 0.0,
                      Double(cpuAfter.peakResidentKiB) / 1024, summary.traceLines, summary.invariantsPass ? "hold" : "FAIL", storage))
+        // Which invariants broke, with a counter-example each: the report is gone with its
+        // temporary folder unless --out kept it (a million-order run said only "FAIL").
+        for name in summary.failedInvariants {
+            print("  invariant broken: \(name)" + (summary.counterExamples(of: name).first.map { ": \($0)" } ?? ""))
+        }
         for failure in summary.expectationFailures { print("  expectation not met: \(failure)") }
         if json { printJSON(figures) }
     }
