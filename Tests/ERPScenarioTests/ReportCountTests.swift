@@ -162,6 +162,10 @@ import Testing
         #expect(dead > 20, "the scenario no longer dead-letters more than the checker's 20 examples")
         let counts = try #require(summary["violationCounts"] as? [String: Int])
         #expect(counts["every-event-delivered-after-heal"] == dead, "\(counts), \(dead) dead letters")
+        // The group's first example says how it stands: here every delivery it lacks was given up.
+        let violations = try #require(summary["violations"] as? [[String: String]])
+        let first = violations.first { $0["invariant"] == "every-event-delivered-after-heal" }?["example"] ?? ""
+        #expect(first.contains("; notification has \(dead) of its ") && first.contains(": 0 never attempted, 0 pending after failed attempts, \(dead) dead-lettered"), "\(first)")
         // The verdict is in the files too, as the exit status says it.
         #expect(summary["exitStatus"] as? Int == 2 && run.status == 2, "\(run.status)")
         #expect(run.output.contains("every-event-delivered-after-heal: \(dead) counter-examples in all"), "\(run.output)")
