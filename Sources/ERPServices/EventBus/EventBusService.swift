@@ -21,7 +21,16 @@ public final class EventBusService: RetailService, @unchecked Sendable {
     public static let database: DatabaseDeclaration? = DatabaseDeclaration("bus", migrations: migrations)
 
     public struct Settings: Sendable {
-        public var windowCountMax = 16
+        /// Deliveries a group has in flight at most. Over links of 1 – 4 ms, 16 let a group take
+        /// about 2,000 events a second (the window over the round trip), and the report's group,
+        /// about 5.9 events an order, fell behind at 1,000 whole sagas a second: 177,209 of its
+        /// deliveries were never attempted by the end of a 100,000-order run. 64 is the queue
+        /// head the dispatcher reads (`headCountMax`) whole.
+        public var windowCountMax = 64
+        /// Pending deliveries of a group the dispatcher reads at once, in log order. In an
+        /// outage these are the ones tried until they are dead letters (a few dozen), so this,
+        /// not the window, bounds what an outage dead-letters.
+        public var headCountMax = 64
         public var deliveryTimeout: Duration = .seconds(1)
         public var attemptCountMax = 50
         public var backoffInitial: Duration = .milliseconds(100)
@@ -258,7 +267,7 @@ public final class EventBusService: RetailService, @unchecked Sendable {
             self.bus = bus
             self.route = route
             self.signal = WakeSignal(runtime: bus.runtime)
-            self.head = QueueHead(countMax: bus.settings.windowCountMax * 4)
+            self.head = QueueHead(countMax: bus.settings.headCountMax)
         }
 
         var group: String { route.subscription.group }
