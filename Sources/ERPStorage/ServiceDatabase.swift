@@ -112,10 +112,11 @@ public final class ServiceDatabase: @unchecked Sendable {
     public static func folderProblem(_ directory: String, names: [String]) -> String? {
         let real = MemoryVolume.absolute(directory)
         guard let longest = names.max(by: { $0.utf8.count < $1.utf8.count }) else { return nil }
-        let length = real.utf8.count + 1 + longest.utf8.count + "-journal".utf8.count
-        guard length > pathLengthMax else { return nil }
-        return "\(real) is \(real.utf8.count) bytes long: with \(longest)'s journal the path would be \(length) bytes, past SQLite's \(pathLengthMax); "
-            + "a folder of at most \(pathLengthMax - 1 - longest.utf8.count - "-journal".utf8.count) bytes"
+        // The folder's separator, the name and its journal's "-journal".
+        let beyondFolder = 1 + longest.utf8.count + 8
+        guard real.utf8.count + beyondFolder > pathLengthMax else { return nil }
+        return "\(real) is \(real.utf8.count) bytes long: with \(longest)'s journal the path would be \(real.utf8.count + beyondFolder) bytes, "
+            + "past SQLite's \(pathLengthMax); a folder of at most \(pathLengthMax - beyondFolder) bytes"
     }
 
     /// The file a node keeps a database in: `<node>-<database>.sqlite`. Both runtimes and the

@@ -47,8 +47,7 @@ struct Check: ParsableCommand {
             throw refuse("an event bus runs on \(directory): stop the system first (its orders and events in flight are not yet settled)")
         }
         var checker = ConsistencyChecker(databaseDirectory: folder, history: [])
-        let recorded = folder + "/fixtures.json"
-        let fixtures = self.fixtures ?? (FileManager.default.fileExists(atPath: recorded) ? recorded : "fixtures/retail.json")
+        let fixtures = seededFixtures(in: folder, given: self.fixtures)
         if fixtures != "none" { checker.fixtures = try loadFixtures(fixtures) }
         var summary = RunSummary(scenario: "check " + directory, seed: 0, mode: "check", reproduce: "", chaos: .zero, heal: .zero)
         do { try checker.check(into: &summary) } catch { throw refuse("\(directory): \(error)") }

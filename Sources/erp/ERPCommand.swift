@@ -488,8 +488,7 @@ struct Up: ParsableCommand {
         // stock: --stock there would record fixtures its databases do not hold.
         let seeded = ServiceCatalog.startOrder.compactMap(ServiceCatalog.databaseFileName(of:))
             .filter { FileManager.default.fileExists(atPath: loaded.dataDirectory + "/" + $0) }
-        let recorded = loaded.dataDirectory + "/fixtures.json"
-        var fixturesPath = fixtures ?? (FileManager.default.fileExists(atPath: recorded) ? recorded : "fixtures/retail.json")
+        var fixturesPath = seededFixtures(in: loaded.dataDirectory, given: fixtures)
         if seeded.isEmpty {
             try FileManager.default.createDirectory(atPath: loaded.dataDirectory, withIntermediateDirectories: true)
             fixturesPath = try fixturesWithStock(file, times: stock ?? 1, into: loaded.dataDirectory).path

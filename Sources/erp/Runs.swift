@@ -225,9 +225,22 @@ func simulationBackend(_ scenario: Scenario, seed: UInt64, fixtures: Fixtures, o
 /// caller reads the fixtures before it claims `directory`: a missing file then leaves no folder.
 func fixturesWithStock(_ fixtures: Fixtures, times factor: Int, into directory: String) throws -> (fixtures: Fixtures, path: String) {
     let loaded = fixtures.withStock(times: factor)
-    let written = directory + "/fixtures.json"
+    let written = recordedFixturesPath(in: directory)
     try JSONCoding.encode(loaded).write(to: URL(fileURLWithPath: written))
     return (loaded, written)
+}
+
+/// Where `fixturesWithStock` writes the fixtures a folder's databases were seeded from
+/// (`erp up` on new databases, `bench e2e`, `soak`).
+func recordedFixturesPath(in directory: String) -> String { directory + "/fixtures.json" }
+
+/// The fixtures file of a data folder: `given` when there is one, else the one `erp up` recorded
+/// there when it seeded the databases, else the repository's. What `erp up` restarted on the
+/// folder seeds nothing from and `erp check` judges stock rows against.
+func seededFixtures(in directory: String, given: String?) -> String {
+    if let given { return given }
+    let recorded = recordedFixturesPath(in: directory)
+    return FileManager.default.fileExists(atPath: recorded) ? recorded : "fixtures/retail.json"
 }
 
 /// Open-loop POST /orders and nothing else: one line of quantity 1 per order, no faults, no

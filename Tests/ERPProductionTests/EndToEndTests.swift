@@ -28,6 +28,9 @@ func startErpUp(_ binary: String, topology: String, log: String, more: [String] 
 /// A topology of `services` on loopback ports, the gateway's HTTP on one more (API key `k1`), with
 /// fresh CURVE keys for the services and for `clients`, written into `directory`.
 struct LoopbackTopology {
+    /// The services an order over HTTP passes through (and the bus, the provider, notification).
+    static let orderServices = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
+
     let path: String
     let keys: String
     let httpPort: Int
@@ -93,7 +96,7 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-e2e-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let services = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
+        let services = LoopbackTopology.orderServices
         let loopback = try LoopbackTopology(name: "e2e", services: services, clients: ["tool"], in: dir)
         let topology = loopback.path
 

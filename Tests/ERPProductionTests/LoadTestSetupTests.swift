@@ -14,7 +14,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-loadsetup-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let services = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
+        let services = LoopbackTopology.orderServices
         let loopback = try LoopbackTopology(name: "load", services: services, clients: [], in: dir)
         // A tight per-key limit: a burst of 3, then one request a second.
         let limited = try String(contentsOfFile: loopback.path, encoding: .utf8)

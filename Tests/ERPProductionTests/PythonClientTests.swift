@@ -20,7 +20,7 @@ import Testing
         let dir = scratchDirectory("python")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let services = ["event-bus", "swishpay", "inventory", "product", "payment", "order", "notification", "gateway"]
+        let services = LoopbackTopology.orderServices
         let loopback = try LoopbackTopology(name: "python", services: services, clients: ["example-client"], in: dir)
 
         let up = try startErpUp(binary, topology: loopback.path, log: dir + "/up.log")
