@@ -64,8 +64,8 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     /// What the order client saw, request by request, once the run is over.
     public private(set) var history: [ClientRecord] = []
 
-    /// Each running service's process id, by service (empty before the services start and after
-    /// they stop). Safe from any task.
+    /// Each running service's process id, by service (empty until every service has answered
+    /// and after they stop). Safe from any task.
     public var processIdentifiers: [String: Int32] {
         guard let supervisor = supervisorSlot.withLock({ $0 }) else { return [:] }
         var out: [String: Int32] = [:]
@@ -277,10 +277,13 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         do {
             try await transport.start()
             try supervisor.start()
-            supervisorSlot.withLock { $0 = supervisor }
             journal.note("services starting; gateway http://127.0.0.1:\(httpPort)")
             try await waitUntilReady(services, control: control, http: http)
             journal.note("every service answers")
+            // Readable by other tasks only now: a process that has not answered yet may still be
+            // a wrapper that has not started the service under it (a soak sampled the shell of
+            // ERP_WRAP's script as order, 1 MiB of memory, on a loaded machine).
+            supervisorSlot.withLock { $0 = supervisor }
             await control.push(plan, to: services)
         } catch {
             journal.note("run failed: \(error)")

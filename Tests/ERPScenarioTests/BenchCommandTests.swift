@@ -115,10 +115,12 @@ import Testing
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-soak-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         // Order runs under a tool that runs it as its child (as heaptrack does, through
-        // `ERP_WRAP`): its figures must still be the service's, not the tool's.
+        // `ERP_WRAP`): its figures must still be the service's, not the tool's. The tool takes a
+        // second to start the service, as a loaded machine may: the samples start only when every
+        // service answers, never with the tool itself.
         let wrapper = out + "-wrap.sh"
         defer { try? FileManager.default.removeItem(atPath: wrapper) }
-        try "#!/bin/sh\n\"$@\"\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nsleep 1\n\"$@\"\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrapper)
         let result = try await runErp(["soak", "--duration", "16s", "--every", "4s", "--warm-up", "4s", "--rate", "20", "--out", out,
                                        "--fixtures", packageRoot + "/fixtures/retail.json", "--json"],
