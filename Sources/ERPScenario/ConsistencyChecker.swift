@@ -276,87 +276,10 @@ public struct ConsistencyChecker {
             }
         }
 
-        // Money: the provider's ledger is what customers were charged.
-        struct Charge { var key: String; var status: String; var amountMinor: Int64 }
-        let charges: [String: Charge] = try open(.swishpay).read { db in
-            var out: [String: Charge] = [:]
-            try Row.fetchCursor(db, sql: "SELECT chargeKey, status, amountMinor FROM charge ORDER BY chargeKey").forEach { row in
-                out[row["chargeKey"]] = Charge(key: row["chargeKey"], status: row["status"], amountMinor: row["amountMinor"])
-            }
-            return out
-        }
-        struct Payment { var orderId: String; var chargeKey: String; var status: String }
-        let payments: [Payment] = try open(.payment).read { db in
-            var out: [Payment] = []
-            try Row.fetchCursor(db, sql: "SELECT orderId, chargeKey, status FROM payment ORDER BY paymentId").forEach {
-                out.append(Payment(orderId: $0["orderId"], chargeKey: $0["chargeKey"], status: $0["status"]))
-            }
-            return out
-        }
-        var keysByOrder: [String: [String]] = [:]
-        for p in payments {
-            keysByOrder[p.orderId, default: []].append(p.chargeKey)
-            if statusById[p.orderId] == nil { violate("no-payment-without-order", "payment for unknown order \(p.orderId)") }
-        }
-        let knownKeys = Set(payments.map(\.chargeKey))
-        for key in charges.keys.sorted() where charges[key]!.status == "captured" || charges[key]!.status == "refunded" {
-            if !knownKeys.contains(key) { violate("no-payment-without-order", "swishpay charge \(key) has no payment record") }
-        }
-        /// Why an order's charges cannot be read, when it has no payment record: the ledger is read
-        /// through payment's records, and a counter-example that said "0 captured charges" for an
-        /// order swishpay had charged (payment's disk lost) sent a scenario author after a charge
-        /// that never failed. Swishpay's charge under the order's usual key is named when there is one.
-        func withoutPaymentRecord(_ orderId: String) -> String? {
-            guard keysByOrder[orderId] == nil else { return nil }
-            let key = PaymentService.chargeKey(orderId)
-            let ledger = charges[key].map { "; swishpay's ledger has a \($0.status) charge of \(Money(minorUnits: $0.amountMinor)) under \(key)" } ?? ""
-            return "has no payment record (payment's database holds none for it)\(ledger)"
-        }
-        for order in orders {
-            let captured = (keysByOrder[order.id] ?? []).compactMap { charges[$0] }.filter { $0.status == "captured" }
-            let net = captured.reduce(Int64(0)) { $0 + $1.amountMinor }
-            switch order.status {
-            case "confirmed":
-                if captured.count != 1 || net != order.totalMinor {
-                    // The order's charges by key and state, so that the example says a charge was
-                    // declined, or which two keys charged twice (a report reader's trial needed SQL
-                    // for both).
-                    let ledger = (keysByOrder[order.id] ?? []).map { "\($0) \(charges[$0]?.status ?? "not in swishpay's ledger")" }
-                    violate("confirmed-order-has-exactly-one-captured-payment", "confirmed order \(order.id) (total \(Money(minorUnits: order.totalMinor))) "
-                            + (withoutPaymentRecord(order.id) ?? "has \(captured.count) captured charges netting \(Money(minorUnits: net)); swishpay: \(ledger.joined(separator: ", "))"))
-                }
-            case "cancelled":
-                if net != 0 {
-                    violate("cancelled-order-has-no-net-charge", "cancelled order \(order.id) (\(order.reason ?? "")) has a net charge of \(Money(minorUnits: net))")
-                }
-            default: break
-            }
-        }
-
-        // Notifications: one confirmation per confirmed order, none for the others.
-        let notifications = try open(.notification)
-        let confirmations: [String: Int] = try notifications.read { db in
-            var out: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT subject, COUNT(*) AS n FROM notification WHERE kind = 'order_confirmation' GROUP BY subject ORDER BY subject") {
-                out[row["subject"]] = row["n"]
-            }
-            return out
-        }
-        for order in orders {
-            let n = confirmations[order.id] ?? 0
-            let expected = order.status == "confirmed" ? 1 : 0
-            if n != expected {
-                // More than one: from which events (one event applied twice, or two events).
-                let events: [String] = try n > 1 ? notifications.read { db in
-                    try String.fetchAll(db, sql: "SELECT eventId FROM notification WHERE kind = 'order_confirmation' AND subject = ? ORDER BY id", arguments: [order.id])
-                } : []
-                violate("one-confirmation-per-confirmed-order", "\(order.status) order \(order.id) has \(n) confirmation notifications"
-                        + (events.isEmpty ? "" : " (from events \(events.joined(separator: ", ")))"))
-            }
-        }
-        for subject in confirmations.keys.sorted() where statusById[subject] == nil {
-            violate("one-confirmation-per-confirmed-order", "confirmation sent for unknown order \(subject)")
-        }
+        // Money and notifications, compared in SQL with the databases attached, order by order:
+        // a million orders' charges, payments and confirmations must not all be held at once.
+        try checkMoney(violate)
+        try checkConfirmations(orders: statusById, violate)
 
         // What the client was told must be what happened.
         for record in history {
@@ -370,9 +293,7 @@ public struct ConsistencyChecker {
             }
         }
 
-        if hasProductService { try checkPricing(into: &summary, orders: statusById, unrecorded: withoutPaymentRecord, captured: { orderId in
-            (keysByOrder[orderId] ?? []).compactMap { charges[$0] }.filter { $0.status == "captured" }.map(\.amountMinor)
-        }, violate) }
+        if hasProductService { try checkPricing(into: &summary, violate) }
         if FileManager.default.fileExists(atPath: path(of: .vmService)) { try checkVends(into: &summary, violate) }
 
         // The bus: after heal every delivery is acknowledged.
@@ -448,11 +369,115 @@ public struct ConsistencyChecker {
         summary.violationCounts = counts   // present, empty, when nothing failed: the same keys in every summary
     }
 
+    /// Payment's database with order's (`ord`) and swishpay's (`sp`) attached: the checks that
+    /// follow an order to its payment records and their charges do it in SQL, row by row.
+    func withLedger<T>(_ body: (Database) throws -> T) throws -> T {
+        try open(.payment).inDatabase { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS ord", arguments: [path(of: .order)])
+            defer { try? db.execute(sql: "DETACH DATABASE ord") }
+            try db.execute(sql: "ATTACH DATABASE ? AS sp", arguments: [path(of: .swishpay)])
+            defer { try? db.execute(sql: "DETACH DATABASE sp") }
+            return try body(db)
+        }
+    }
+
+    /// Why an order's charges cannot be read, when it has no payment record: the ledger is read
+    /// through payment's records, and a counter-example that said "0 captured charges" for an
+    /// order swishpay had charged (payment's disk lost) sent a scenario author after a charge
+    /// that never failed. Swishpay's charge under the order's usual key is named when there is
+    /// one. Needs `withLedger`'s attachments.
+    static func withoutPaymentRecord(_ orderId: String, in db: Database) throws -> String {
+        let key = PaymentService.chargeKey(orderId)
+        let charge = try Row.fetchOne(db, sql: "SELECT status, amountMinor FROM sp.charge WHERE chargeKey = ?", arguments: [key])
+        let ledger = charge.map { "; swishpay's ledger has a \($0["status"] as String) charge of \(Money(minorUnits: $0["amountMinor"])) under \(key)" } ?? ""
+        return "has no payment record (payment's database holds none for it)\(ledger)"
+    }
+
+    /// Money: the provider's ledger is what customers were charged. Every payment is for an order
+    /// and every charge that took money has a payment record; a confirmed order has exactly one
+    /// captured charge of its total, a cancelled one nets nothing.
+    func checkMoney(_ violate: (String, String) -> Void) throws {
+        struct Wrong { var id: String; var status: String; var reason: String?; var total: Int64; var records: Int; var captured: Int; var net: Int64 }
+        try withLedger { db in
+            try Row.fetchCursor(db, sql: """
+                SELECT p.orderId AS id FROM main.payment p WHERE NOT EXISTS (SELECT 1 FROM ord.orders o WHERE o.orderId = p.orderId)
+                ORDER BY p.paymentId
+                """).forEach { violate("no-payment-without-order", "payment for unknown order \($0["id"] as String)") }
+            // A join, not NOT EXISTS: payment has no index on chargeKey, and SQLite builds one
+            // for the join's inner loop (a million charges would otherwise scan a million payments each).
+            try Row.fetchCursor(db, sql: """
+                SELECT c.chargeKey AS k FROM sp.charge c LEFT JOIN main.payment p ON p.chargeKey = c.chargeKey
+                WHERE c.status IN ('captured', 'refunded') AND p.chargeKey IS NULL ORDER BY c.chargeKey
+                """).forEach { violate("no-payment-without-order", "swishpay charge \($0["k"] as String) has no payment record") }
+            // Each order with what its payment records' charges captured; only the wrong ones leave SQLite.
+            let wrong = try Row.fetchAll(db, sql: """
+                SELECT o.orderId AS id, o.status AS status, o.reason AS reason, o.totalMinor AS total, COUNT(p.orderId) AS records,
+                  COUNT(CASE WHEN c.status = 'captured' THEN 1 END) AS captured,
+                  COALESCE(SUM(CASE WHEN c.status = 'captured' THEN c.amountMinor END), 0) AS net
+                FROM ord.orders o LEFT JOIN main.payment p ON p.orderId = o.orderId LEFT JOIN sp.charge c ON c.chargeKey = p.chargeKey
+                WHERE o.status IN ('confirmed', 'cancelled')
+                GROUP BY o.orderId
+                HAVING (o.status = 'confirmed' AND (captured != 1 OR net != o.totalMinor)) OR (o.status = 'cancelled' AND net != 0)
+                ORDER BY o.orderId
+                """).map { Wrong(id: $0["id"], status: $0["status"], reason: $0["reason"], total: $0["total"], records: $0["records"], captured: $0["captured"], net: $0["net"]) }
+            for order in wrong {
+                if order.status == "cancelled" {
+                    violate("cancelled-order-has-no-net-charge", "cancelled order \(order.id) (\(order.reason ?? "")) has a net charge of \(Money(minorUnits: order.net))")
+                    continue
+                }
+                // The order's charges by key and state, so that the example says a charge was
+                // declined, or which two keys charged twice (a report reader's trial needed SQL
+                // for both).
+                let why: String
+                if order.records == 0 {
+                    why = try Self.withoutPaymentRecord(order.id, in: db)
+                } else {
+                    let ledger = try Row.fetchAll(db, sql: """
+                        SELECT p.chargeKey AS k, c.status AS s FROM main.payment p LEFT JOIN sp.charge c ON c.chargeKey = p.chargeKey
+                        WHERE p.orderId = ? ORDER BY p.paymentId
+                        """, arguments: [order.id]).map { "\($0["k"] as String) \($0["s"] as String? ?? "not in swishpay's ledger")" }
+                    why = "has \(order.captured) captured charges netting \(Money(minorUnits: order.net)); swishpay: \(ledger.joined(separator: ", "))"
+                }
+                violate("confirmed-order-has-exactly-one-captured-payment", "confirmed order \(order.id) (total \(Money(minorUnits: order.total))) " + why)
+            }
+        }
+    }
+
+    /// Notifications: one confirmation per confirmed order, none for the others, none for an
+    /// order that does not exist. The confirmations counted by order in SQL and walked beside
+    /// the orders (both in byte order), as the reservations are.
+    func checkConfirmations(orders: OrdersById, _ violate: (String, String) -> Void) throws {
+        let name = "one-confirmation-per-confirmed-order"
+        try open(.notification).read { db in
+            let counts = try Row.fetchCursor(db, sql: """
+                SELECT subject, COUNT(*) AS n FROM notification WHERE kind = 'order_confirmation' GROUP BY subject ORDER BY subject
+                """)
+            func next() throws -> (subject: String, n: Int)? { try counts.next().map { ($0["subject"], $0["n"]) } }
+            var count = try next()
+            var wrong: [(order: Order, n: Int)] = [], unknown: [String] = []
+            for order in orders.sorted {
+                while let c = count, OrdersById.precedes(c.subject, order.id) { unknown.append(c.subject); count = try next() }
+                var n = 0
+                if let c = count, c.subject == order.id { n = c.n; count = try next() }
+                if n != (order.status == "confirmed" ? 1 : 0) { wrong.append((order, n)) }
+            }
+            while let c = count { unknown.append(c.subject); count = try next() }
+            for (order, n) in wrong {
+                // More than one: from which events (one event applied twice, or two events).
+                let events = n > 1 ? try String.fetchAll(db, sql: """
+                    SELECT eventId FROM notification WHERE kind = 'order_confirmation' AND subject = ? ORDER BY id
+                    """, arguments: [order.id]) : []
+                violate(name, "\(order.status) order \(order.id) has \(n) confirmation notifications"
+                        + (events.isEmpty ? "" : " (from events \(events.joined(separator: ", ")))"))
+            }
+            for subject in unknown { violate(name, "confirmation sent for unknown order \(subject)") }
+        }
+    }
+
     /// Each order's lines are at their list price or at the price of the campaign they name (a
     /// campaign that exists and covers the product), its total is their sum, and a confirmed
     /// order was charged exactly that total. Counts orders by how they were priced.
-    func checkPricing(into summary: inout RunSummary, orders byId: OrdersById, unrecorded: (String) -> String?, captured: (String) -> [Int64],
-                      _ violate: (String, String) -> Void) throws {
+    func checkPricing(into summary: inout RunSummary, _ violate: (String, String) -> Void) throws {
         let name = "order-charged-its-priced-total"
         var list: [String: Int64] = [:]
         for row in try open(.product).read({ try Row.fetchAll($0, sql: "SELECT productId, priceMinor FROM product") }) {
@@ -466,7 +491,14 @@ public struct ConsistencyChecker {
                 discounts[row["k"]] = row["off"]
             }
         }
-        try open(.order).read { db in try Row.fetchCursor(db, sql: "SELECT orderId, items, totalMinor, pricing FROM orders ORDER BY orderId").forEach { row in
+        // A confirmed order's captured charges, through its payment records.
+        try withLedger { db in try Row.fetchCursor(db, sql: """
+            SELECT o.orderId AS orderId, o.items AS items, o.totalMinor AS totalMinor, o.pricing AS pricing, o.status = 'confirmed' AS confirmed,
+              CASE WHEN o.status = 'confirmed' THEN (SELECT COUNT(*) FROM main.payment p WHERE p.orderId = o.orderId) END AS records,
+              CASE WHEN o.status = 'confirmed' THEN (SELECT COALESCE(SUM(c.amountMinor), 0) FROM main.payment p JOIN sp.charge c ON c.chargeKey = p.chargeKey
+                                                   WHERE p.orderId = o.orderId AND c.status = 'captured') END AS charged
+            FROM ord.orders o ORDER BY o.orderId
+            """).forEach { row in
             let orderId: String = row["orderId"], totalMinor: Int64 = row["totalMinor"]
             summary.store.pricing[row["pricing"] ?? "list", default: 0] += 1
             let items = try JSONCoding.decode([OrderItem].self, from: row["items"] as String)
@@ -492,11 +524,11 @@ public struct ConsistencyChecker {
                 }
             }
             if sum != totalMinor { violate(name, "order \(orderId): lines add up to \(Money(minorUnits: sum)), the total says \(Money(minorUnits: totalMinor))") }
-            if byId[orderId]?.status == "confirmed" {
-                let charged = captured(orderId)
-                if charged.reduce(0, +) != totalMinor {
+            if row["confirmed"] as Bool {
+                let charged: Int64 = row["charged"]
+                if charged != totalMinor {
                     violate(name, "confirmed order \(orderId) priced at \(Money(minorUnits: totalMinor)) "
-                            + (unrecorded(orderId) ?? "was charged \(Money(minorUnits: charged.reduce(0, +)))"))
+                            + ((row["records"] as Int) == 0 ? try Self.withoutPaymentRecord(orderId, in: db) : "was charged \(Money(minorUnits: charged))"))
                 }
             }
         } }

@@ -81,4 +81,67 @@ import Testing
         #expect(sales.invariants["report-converges"] == .fail)
         #expect(sales.violations.filter { $0.example.hasPrefix("sales of ") }.count == 2, "\(sales.violations)")
     }
+
+    /// The money and notification checks (compared in SQL, the databases attached, since a
+    /// million orders' maps outgrew memory): each kind of wrong row is caught with its example,
+    /// and the untouched run passes.
+    @Test func moneyAndConfirmationEditsAreCaught() async throws {
+        let dir = scratchDirectory("tampered-money")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try await runErp(["run", "scenarios/happy-path.yaml", "--duration", "3s", "--out", dir + "/run"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(try Self.judge(dir + "/run/db").invariantsPass)
+
+        // Five confirmed orders, each with its payment's charge key and its total.
+        let rows = try DatabaseQueue(path: dir + "/run/db/order-order.sqlite").read { db in
+            try Row.fetchAll(db, sql: "SELECT orderId, totalMinor FROM orders WHERE status = 'confirmed' ORDER BY orderId LIMIT 5")
+        }
+        try #require(rows.count == 5)
+        let ids: [String] = rows.map { $0["orderId"] }, totals: [Int64] = rows.map { $0["totalMinor"] }
+        let keys: [String] = try await DatabaseQueue(path: dir + "/run/db/payment-payment.sqlite").read { db in
+            try ids.map { try String.fetchOne(db, sql: "SELECT chargeKey FROM payment WHERE orderId = ?", arguments: [$0])! }
+        }
+        let (doubled, unrecorded, cancelled, notified, overcharged) = (ids[0], ids[1], ids[2], ids[3], ids[4])
+        let copy = try Self.tampered(dir + "/run", "money", [
+            ("swishpay-swishpay.sqlite", """
+                INSERT INTO charge SELECT chargeKey || '-again', customerId, amountMinor, currency, 'captured', NULL, updatedAt FROM charge WHERE chargeKey = '\(keys[0])';
+                UPDATE charge SET amountMinor = amountMinor + 1 WHERE chargeKey = '\(keys[4])';
+                """),
+            ("payment-payment.sqlite", """
+                INSERT INTO payment SELECT paymentId || '-again', orderId, userId, amountMinor, currency, chargeKey || '-again', status, reason, updatedAt
+                  FROM payment WHERE orderId = '\(doubled)';
+                DELETE FROM payment WHERE orderId = '\(unrecorded)';
+                INSERT INTO payment SELECT 'pay-nowhere', 'no-such-order', userId, amountMinor, currency, 'charge:no-such-order', 'failed', 'declined', updatedAt
+                  FROM payment LIMIT 1;
+                """),
+            ("order-order.sqlite", "UPDATE orders SET status = 'cancelled', reason = 'tampered' WHERE orderId = '\(cancelled)'"),
+            ("notification-notification.sqlite", """
+                INSERT INTO notification (kind, subject, recipient, eventId, sentAt)
+                  SELECT kind, subject, recipient, 'event-again', sentAt FROM notification WHERE kind = 'order_confirmation' AND subject = '\(notified)';
+                INSERT INTO notification (kind, subject, recipient, eventId, sentAt) VALUES ('order_confirmation', '0-before-every-order', 'x', 'e1', 0),
+                  ('order_confirmation', 'zz-after-every-order', 'x', 'e2', 0);
+                """),
+        ])
+        let judged = try Self.judge(copy)
+        func examples(_ invariant: String) -> [String] { judged.violations.filter { $0.invariant == invariant }.map(\.example) }
+        let one = examples("confirmed-order-has-exactly-one-captured-payment")
+        #expect(one.contains { $0.hasPrefix("confirmed order \(doubled) (total ") && $0.contains("has 2 captured charges")
+                               && $0.hasSuffix("swishpay: \(keys[0]) captured, \(keys[0])-again captured") }, "\(one)")
+        #expect(one.contains { $0.hasPrefix("confirmed order \(unrecorded) (total ") && $0.contains("has no payment record (payment's database holds none for it); swishpay's ledger has a captured charge of")
+                               && $0.hasSuffix("under \(keys[1])") }, "\(one)")
+        #expect(one.contains { $0 == "confirmed order \(overcharged) (total \(Money(minorUnits: totals[4]))) has 1 captured charges netting \(Money(minorUnits: totals[4] + 1)); swishpay: \(keys[4]) captured" }, "\(one)")
+        #expect(one.count == 3, "\(one)")
+        #expect(examples("cancelled-order-has-no-net-charge") == ["cancelled order \(cancelled) (tampered) has a net charge of \(Money(minorUnits: totals[2]))"])
+        #expect(examples("no-payment-without-order") == ["payment for unknown order no-such-order", "swishpay charge \(keys[1]) has no payment record"])
+        let confirmations = examples("one-confirmation-per-confirmed-order")
+        #expect(confirmations.count == 4, "\(confirmations)")
+        #expect(confirmations.contains { $0.hasPrefix("confirmed order \(notified) has 2 confirmation notifications (from events ") && $0.hasSuffix(", event-again)") }, "\(confirmations)")
+        #expect(confirmations.contains("cancelled order \(cancelled) has 1 confirmation notifications"), "\(confirmations)")
+        #expect(Array(confirmations.suffix(2)) == ["confirmation sent for unknown order 0-before-every-order", "confirmation sent for unknown order zz-after-every-order"])
+        let priced = examples("order-charged-its-priced-total")
+        #expect(priced.contains("confirmed order \(overcharged) priced at \(Money(minorUnits: totals[4])) was charged \(Money(minorUnits: totals[4] + 1))"), "\(priced)")
+        #expect(priced.contains { $0.hasPrefix("confirmed order \(doubled) priced at ") && $0.hasSuffix("was charged \(Money(minorUnits: 2 * totals[0]))") }, "\(priced)")
+        #expect(priced.contains { $0.hasPrefix("confirmed order \(unrecorded) priced at \(Money(minorUnits: totals[1])) has no payment record") }, "\(priced)")
+    }
 }
