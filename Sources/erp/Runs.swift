@@ -263,7 +263,7 @@ func orderLoad(name: String, description: String, rate: Double, duration: Durati
 let filesOnDiskHelp = """
     In simulation, keep the services' databases in files from the start instead of on the simulated \
     in-memory disks (which are written out when the run ends): for runs whose databases outgrow \
-    memory. A run offering more than 200,000 orders does so by itself, unless it has disk faults: \
+    memory. A run offering more than 50,000 orders does so by itself, unless it has disk faults: \
     power loss and the other disk faults need the simulated disks.
     """
 
