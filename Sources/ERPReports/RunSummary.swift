@@ -90,6 +90,15 @@ public struct RunSummary: Codable, Sendable {
     /// `erp replay` on a machine with another one says so beside a divergence. Nil in summaries
     /// of older builds.
     public var sqliteVersion: String?
+    /// What the scenario and fixtures files held when the run read them (SHA-256), whose copies
+    /// the report keeps in `inputs/`: `erp replay` and `erp shrink` run those copies, and say so
+    /// when the files have changed since. Nil in summaries of older builds and of runs that keep
+    /// no copies (a bench's, a shrink's candidates').
+    public var inputs: RecordedInputs?
+    /// The erp binary that ran it (its size and modification time: a cheap identity, not a
+    /// proof), so that a replay by another build says that a divergence may be the build's. Nil
+    /// in summaries of older builds.
+    public var build: RecordedBuild?
     public var seed: UInt64
     public var mode: String
     public var traceHash: String?
@@ -381,4 +390,39 @@ public struct RunSummary: Codable, Sendable {
         }
         return md
     }
+}
+
+/// The digests of the files a run read (`RunSummary.inputs`).
+public struct RecordedInputs: Codable, Sendable, Equatable {
+    public var scenarioSHA256: String
+    public var fixturesSHA256: String
+
+    public init(scenarioSHA256: String, fixturesSHA256: String) {
+        self.scenarioSHA256 = scenarioSHA256
+        self.fixturesSHA256 = fixturesSHA256
+    }
+}
+
+/// Which binary wrote a report (`RunSummary.build`): the running executable's size and the time
+/// it was last modified (built), to the second.
+public struct RecordedBuild: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var bytes: Int
+    public var modified: String
+
+    public init(bytes: Int, modified: String) {
+        self.bytes = bytes
+        self.modified = modified
+    }
+
+    /// The running executable's; nil when it cannot be read.
+    public static func current() -> RecordedBuild? {
+        guard let path = Bundle.main.executablePath,
+              let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let bytes = attributes[.size] as? Int, let date = attributes[.modificationDate] as? Date else { return nil }
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime]
+        return RecordedBuild(bytes: bytes, modified: format.string(from: date))
+    }
+
+    public var description: String { "\(bytes) bytes, built \(modified)" }
 }

@@ -75,6 +75,10 @@ public struct ScenarioRunner: Sendable {
     /// The command the report gives to run this again.
     public var reproduce: String
 
+    /// The digests of the scenario and fixtures files, whose copies the caller put in the
+    /// report's inputs/ folder (`RunSummary.inputs`); nil: none kept.
+    public var inputs: RecordedInputs?
+
     public init(scenario: Scenario, fixtures: Fixtures, seed: UInt64, outputDirectory: String, reproduce: String) {
         self.scenario = scenario
         self.fixtures = scenario.fixturesForRun(fixtures)
@@ -101,6 +105,8 @@ public struct ScenarioRunner: Sendable {
         summary.scenarioPath = scenario.path
         summary.startedIn = FileManager.default.currentDirectoryPath
         summary.sqliteVersion = SQLiteTuning.libraryVersion
+        summary.inputs = inputs
+        summary.build = RecordedBuild.current()
         summary.healFloorMilliseconds = scenario.healFloor.nanoseconds / 1_000_000
         summary.traceHash = outcome.traceHash
         summary.traceLines = outcome.traceLines

@@ -198,9 +198,10 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.put(Data("erp run: note: the planted defect \(why), so this run cannot show it\n".utf8))
         }
         let fixturesPath = resolve(loaded.fixturesPath, relativeTo: scenario)
-        let fixtures: Fixtures
+        let fixtures: Fixtures, fixturesBytes: Data
         do {
-            fixtures = try JSONCoding.decode(Fixtures.self, from: Data(contentsOf: URL(fileURLWithPath: fixturesPath)))
+            fixturesBytes = try Data(contentsOf: URL(fileURLWithPath: fixturesPath))
+            fixtures = try JSONCoding.decode(Fixtures.self, from: fixturesBytes)
         } catch {
             throw failure("\(scenario): fixtures \(fixturesPath) cannot be read: \(whyUnreadable(fixturesPath, error))")
         }
@@ -245,8 +246,10 @@ struct Run: AsyncParsableCommand {
                 try? FileManager.default.removeItem(atPath: out + "/replay.partial")
                 return "the first run's report is kept in \(out); the second run was stopped, nothing compared"
             } : nil
-            let runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,
+            var runner = ScenarioRunner(scenario: loaded, fixtures: fixtures, seed: seed, outputDirectory: partial,
                                         reproduce: erpCommandLine(reproduce))
+            // The report keeps what the run read: replay and shrink run these copies.
+            runner.inputs = try recordInputs(scenario: Data(contentsOf: URL(fileURLWithPath: scenario)), fixtures: fixturesBytes, into: partial)
             summary = try await runner.run(on: backend)
         } catch {
             // No half-written report: what the failed run wrote goes away with it.

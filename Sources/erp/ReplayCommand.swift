@@ -13,10 +13,11 @@ struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a simulation report's scenario and seed again and compare the traces line by line.",
         discussion: """
-            REPORT is a folder `erp run` wrote in simulation (summary.json and trace.log). The scenario \
-            file named in its summary is loaded again (scaled to the report's chaos phase when that \
-            differs), run with the report's seed into REPORT/replay, and its trace compared with the \
-            report's. Exit status: 0 the same trace, 6 a divergence (its first line is printed with \
+            REPORT is a folder `erp run` wrote in simulation (summary.json and trace.log). The run's \
+            scenario and fixtures, as the report's copies of them in REPORT/inputs/ (reports of older \
+            builds: the files its summary names; a note says when those have changed since the run), \
+            are run again with the report's seed (scaled to its chaos phase when that differs) into \
+            REPORT/replay, and the trace compared with the report's. Exit status: 0 the same trace, 6 a divergence (its first line is printed with \
             context from both), 1 a report that cannot be replayed, 130 interrupted.
             """)
 
@@ -39,8 +40,11 @@ struct Replay: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: report + "/replay")
             return "nothing compared; \(report) is as it was"
         }
-        let outcome = try await rerun(summary, into: report + "/replay")
+        let outcome = try await rerun(summary, report: report, into: report + "/replay")
         interrupts.cancel()
+        if let recorded = summary.build, let now = RecordedBuild.current(), recorded != now {
+            print("note: another build of erp wrote the report (\(recorded)) than runs this replay (\(now)): a divergence can be the build's")
+        }
         if let recorded = summary.sqliteVersion, recorded != SQLiteTuning.libraryVersion {
             print("note: the report ran on SQLite \(recorded), this replay on \(SQLiteTuning.libraryVersion): a scenario with power cuts or disk faults "
                   + "can diverge on that alone (its trace counts SQLite's writes and quotes its errors)")
@@ -55,13 +59,16 @@ struct Replay: AsyncParsableCommand {
     }
 }
 
-/// Runs the run `summary` records again in simulation, into `directory` (replaced): its scenario
-/// file and seed, as it ran them (`asRecorded`). Returns the directory.
-func rerun(_ summary: RunSummary, into directory: String) async throws -> String {
+/// Runs the run `summary` (of the folder `report`) records again in simulation, into `directory`
+/// (replaced): its scenario and fixtures (the report's copies of them when it kept them:
+/// `recordedRun`) and seed, as it ran them (`asRecorded`). Returns the directory.
+func rerun(_ summary: RunSummary, report: String, into directory: String) async throws -> String {
     let scenarioPath = summary.scenarioPath, seed = summary.seed
-    let loaded: Scenario
-    switch loadRecordedScenario(summary) {
-    case .success(let s): loaded = s
+    let loaded: Scenario, fixturesPath: String
+    switch recordedRun(summary, report: report) {
+    case .success(let run):
+        (loaded, fixturesPath) = (run.scenario, run.fixturesPath)
+        for note in run.notes { print("note: " + note) }
     case .failure(let refused):
         FileHandle.standardError.put(Data("erp: \(refused.message)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
@@ -71,7 +78,7 @@ func rerun(_ summary: RunSummary, into directory: String) async throws -> String
         FileHandle.standardError.put(Data("erp: the run planted a defect this build does not know: \(name)\n".utf8))
         throw ExitCode(ExitStatus.invalidInput)
     }
-    let fixtures = try loadFixtures(resolve(scenario.fixturesPath, relativeTo: recordedScenarioPath(summary)))
+    let fixtures = try loadFixtures(fixturesPath)
     try freshDirectory(directory)
     let backend = try simulationBackend(scenario, seed: seed, fixtures: fixtures, outputDirectory: directory)
     let runner = ScenarioRunner(scenario: scenario, fixtures: fixtures, seed: seed, outputDirectory: directory,

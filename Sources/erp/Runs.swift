@@ -2,6 +2,7 @@ import ERPCore
 import ERPProduction
 import ERPReports
 import ERPScenario
+import ERPSimulation
 import ERPSimulationBackend
 import ERPStorage
 import ERPZeroMQBackend
@@ -126,6 +127,59 @@ func loadRecordedScenario(_ summary: RunSummary) -> Result<Scenario, Refused> {
             ?? "run this from there, \(FileManager.default.currentDirectoryPath) is not it"
         return .failure(Refused(message: error.description + " (the run named it relative to the folder it was started in: \(folder))"))
     }
+}
+
+/// Where a report keeps copies of the files its run read (`recordInputs`).
+func inputsFolder(of report: String) -> String { report + "/inputs" }
+
+/// Copies a run's scenario and fixtures files (their bytes, as read) into its report's inputs/
+/// folder and returns their digests for the summary: a report handed on, or kept while the files
+/// change, still replays what ran.
+func recordInputs(scenario: Data, fixtures: Data, into report: String) throws -> RecordedInputs {
+    let folder = inputsFolder(of: report)
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try scenario.write(to: URL(fileURLWithPath: folder + "/scenario.yaml"))
+    try fixtures.write(to: URL(fileURLWithPath: folder + "/fixtures.json"))
+    return RecordedInputs(scenarioSHA256: ContentDigest.sha256Hex(scenario), fixturesSHA256: ContentDigest.sha256Hex(fixtures))
+}
+
+/// The scenario a report's run ran and the fixtures file to run it on: the report's own copies
+/// (inputs/) when it kept them, checked against the digests its summary recorded; else (reports
+/// of older builds) the files its summary names. `notes` are for the user: the named files have
+/// changed since the run, so what is replayed is the copy.
+func recordedRun(_ summary: RunSummary, report: String) -> Result<(scenario: Scenario, fixturesPath: String, notes: [String]), Refused> {
+    let named = recordedScenarioPath(summary)
+    guard let inputs = summary.inputs else {
+        switch loadRecordedScenario(summary) {
+        case .failure(let refused): return .failure(refused)
+        case .success(let scenario):
+            let fixtures = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: named)).standardizedFileURL.path
+            return .success((scenario, fixtures, []))
+        }
+    }
+    let folder = inputsFolder(of: report)
+    let scenarioCopy = folder + "/scenario.yaml", fixturesCopy = folder + "/fixtures.json"
+    for (copy, digest) in [(scenarioCopy, inputs.scenarioSHA256), (fixturesCopy, inputs.fixturesSHA256)] {
+        guard let bytes = FileManager.default.contents(atPath: copy) else {
+            return .failure(Refused(message: "\(copy) is missing: the report kept a copy of each file its run read, and without it the run cannot be replayed as it ran"))
+        }
+        guard ContentDigest.sha256Hex(bytes) == digest else {
+            return .failure(Refused(message: "\(copy) is not what the run read (its summary records SHA-256 \(digest)): the report's copy was changed since"))
+        }
+    }
+    var scenario: Scenario
+    do { scenario = try ScenarioLoader.load(path: scenarioCopy) } catch { return .failure(Refused(message: error.description)) }
+    // The run's own name for its file, for what the replay writes (its reproduce command).
+    scenario.path = summary.scenarioPath
+    var notes: [String] = []
+    if let now = FileManager.default.contents(atPath: named), ContentDigest.sha256Hex(now) != inputs.scenarioSHA256 {
+        notes.append("\(named) has changed since the run: its copy in \(scenarioCopy) is what runs")
+    }
+    let namedFixtures = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: named)).standardizedFileURL.path
+    if let now = FileManager.default.contents(atPath: namedFixtures), ContentDigest.sha256Hex(now) != inputs.fixturesSHA256 {
+        notes.append("\(namedFixtures) has changed since the run: its copy in \(fixturesCopy) is what runs")
+    }
+    return .success((scenario, fixturesCopy, notes))
 }
 
 /// The scenario file a run recorded, as a path that reads from here.

@@ -48,14 +48,15 @@ struct Shrink: AsyncParsableCommand {
         }
         guard failing.contains(target) else { throw fail("\(report): \(target) did not fail there (failing: \(failing.joined(separator: ", ")))") }
         guard !summary.scenarioPath.isEmpty else { throw fail("\(report)/summary.json does not name its scenario file") }
-        var scenario: Scenario
-        switch loadRecordedScenario(summary) {
-        case .success(let s): scenario = s
+        var scenario: Scenario, fixturesPath: String
+        switch recordedRun(summary, report: report) {
+        case .success(let run):
+            (scenario, fixturesPath) = (run.scenario, URL(fileURLWithPath: run.fixturesPath).standardizedFileURL.path)
+            for note in run.notes { print("note: " + note) }
         case .failure(let refused): throw fail(refused.message)
         }
         scenario = asRecorded(scenario, by: summary).scenario
         scenario.expect = Scenario.Expectations()
-        let fixturesPath = URL(fileURLWithPath: resolve(scenario.fixturesPath, relativeTo: recordedScenarioPath(summary))).standardizedFileURL.path
         let fixtures = try loadFixtures(fixturesPath)
         let out = outputDirectory ?? report + "/shrink"
         do { try OutputFolder.claim(out) } catch { throw fail("--out \(error)") }

@@ -39,6 +39,52 @@ import Testing
 
     /// A run's `--stock` is in its summary, its reproduce line and its replay: a replay on the
     /// file's own stock would run other sagas (and judge the stock rows against other fixtures).
+    /// A report keeps copies of the scenario and fixtures its run read (inputs/, their digests in
+    /// summary.json): changing the files afterwards changes nothing a replay runs, and says so; a
+    /// copy changed since is refused, not run as if it were the run's.
+    @Test func aReportReplaysItsOwnCopiesOfTheFilesItRead() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-inputs-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: dir + "/scenarios", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/fixtures", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scenario = dir + "/scenarios/declines.yaml", fixtures = dir + "/fixtures/retail.json"
+        try FileManager.default.copyItem(atPath: packageRoot + "/fixtures/retail.json", toPath: fixtures)
+        let original = try String(contentsOfFile: packageRoot + "/scenarios/payment-declines.yaml", encoding: .utf8)
+        try (original + "fixtures: \(fixtures)\n").write(toFile: scenario, atomically: true, encoding: .utf8)
+        let report = dir + "/run"
+        let run = try await runErp(["run", scenario, "--duration", "2s", "--out", report])
+        #expect(run.status == 0, "\(run.output)")
+        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: report + "/summary.json")))
+        let inputs = try #require(summary.inputs)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: report + "/inputs/scenario.yaml")) == Data(contentsOf: URL(fileURLWithPath: scenario)))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: report + "/inputs/fixtures.json")) == Data(contentsOf: URL(fileURLWithPath: fixtures)))
+        #expect(inputs.scenarioSHA256.count == 64 && inputs.fixturesSHA256.count == 64 && inputs.scenarioSHA256 != inputs.fixturesSHA256)
+
+        // Both files changed after the run (nine charges in ten declined; a byte more in the
+        // fixtures): the replay runs the copies, the same trace, and names what changed.
+        let text = try String(contentsOfFile: scenario, encoding: .utf8)
+        try #require(text.contains("  declineRate: 0.25\n"))
+        try text.replacingOccurrences(of: "  declineRate: 0.25\n", with: "  declineRate: 0.9\n").write(toFile: scenario, atomically: true, encoding: .utf8)
+        try (String(contentsOfFile: fixtures, encoding: .utf8) + "\n").write(toFile: fixtures, atomically: true, encoding: .utf8)
+        let replay = try await runErp(["replay", report])
+        #expect(replay.status == 0 && replay.output.contains("same trace, line for line"), "\(replay.output)")
+        #expect(replay.output.contains("note: \(scenario) has changed since the run: its copy in \(report)/inputs/scenario.yaml is what runs"), "\(replay.output)")
+        #expect(replay.output.contains("retail.json has changed since the run: its copy in \(report)/inputs/fixtures.json is what runs"), "\(replay.output)")
+
+        // Written by another build (as its summary says): the replay says a divergence can be the build's.
+        #expect(summary.build != nil && !replay.output.contains("another build of erp"), "\(replay.output)")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report + "/summary.json"))) as? [String: Any])
+        json["build"] = ["bytes": 1, "modified": "2026-01-01T00:00:00Z"]
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: report + "/summary.json"))
+        let otherBuild = try await runErp(["replay", report])
+        #expect(otherBuild.status == 0 && otherBuild.output.contains("note: another build of erp wrote the report (1 bytes, built 2026-01-01T00:00:00Z) than runs this replay ("), "\(otherBuild.output)")
+
+        // The report's own copy edited: refused, exit 1.
+        try "# edited\n".appending(text).write(toFile: report + "/inputs/scenario.yaml", atomically: true, encoding: .utf8)
+        let refused = try await runErp(["replay", report])
+        #expect(refused.status == 1 && refused.output.contains("inputs/scenario.yaml is not what the run read (its summary records SHA-256 \(inputs.scenarioSHA256))"), "\(refused.output)")
+    }
+
     @Test func aRunsStockMultiplierIsReplayed() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("erp-replay-stock-\(UInt64.random(in: 0...UInt64.max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
