@@ -63,8 +63,6 @@ public struct ConsistencyChecker {
         "client-outcome-matches-order", "order-charged-its-priced-total",
     ]
 
-    struct Order { var id: String; var status: String; var reason: String?; var totalMinor: Int64 }
-
     /// The path of `service`'s database in this run, where the catalogue says it keeps it.
     func path(of service: ServiceName) -> String {
         guard let file = ServiceCatalog.databaseFileName(of: service) else { preconditionFailure("\(service) keeps no database") }
@@ -129,31 +127,31 @@ public struct ConsistencyChecker {
         // Violations counted in SQL beyond the examples read (the bus's undelivered events).
         var beyondExamples: [String: Int] = [:]
 
-        // Orders: the source of truth of what was accepted.
-        let orders: [Order] = try open(.order).read { db in
-            var out: [Order] = []
-            try Row.fetchCursor(db, sql: "SELECT orderId, status, reason, totalMinor FROM orders ORDER BY orderId").forEach {
-                out.append(Order(id: $0["orderId"], status: $0["status"], reason: $0["reason"], totalMinor: $0["totalMinor"]))
+        // Orders: the source of truth of what was accepted. Their ids and statuses are kept packed,
+        // sorted by id, for the walks and lookups below; the rest is counted as it is read.
+        var statusById = OrdersById()
+        (summary.orders.confirmed, summary.orders.cancelled, summary.orders.pending, summary.orders.cancelReasons) = (0, 0, 0, [:])
+        try open(.order).read { db in
+            try Row.fetchCursor(db, sql: "SELECT orderId, status, reason FROM orders ORDER BY orderId").forEach { row in
+                let id: String = row["orderId"], status: String = row["status"]
+                statusById.append(id: id, status: status)
+                switch status {
+                case "confirmed": summary.orders.confirmed += 1
+                case "cancelled":
+                    summary.orders.cancelled += 1
+                    summary.orders.cancelReasons[row["reason"] ?? "unknown", default: 0] += 1
+                case "pending":
+                    summary.orders.pending += 1
+                    violate("every-accepted-order-terminal-after-heal", "order \(id) is still pending after the heal phase")
+                default: break
+                }
             }
-            return out
         }
-        // Looked up by binary search in the orderId-sorted list: a map of a million orders would
-        // double what the checker holds.
-        let statusById = OrdersById(orders)
+        statusById.sortIfNeeded()
         summary.orders.submitted = history.count
-        summary.orders.accepted = orders.count
-        summary.orders.confirmed = orders.filter { $0.status == "confirmed" }.count
-        summary.orders.cancelled = orders.filter { $0.status == "cancelled" }.count
-        summary.orders.pending = orders.filter { $0.status == "pending" }.count
+        summary.orders.accepted = statusById.count
         summary.orders.clientGaveUp = history.filter { $0.outcome == .gaveUp }.count
         summary.orders.refused = history.filter { $0.outcome == .refused }.count
-        for order in orders where order.status == "cancelled" {
-            summary.orders.cancelReasons[order.reason ?? "unknown", default: 0] += 1
-        }
-
-        for order in orders where order.status == "pending" {
-            violate("every-accepted-order-terminal-after-heal", "order \(order.id) is still pending after the heal phase")
-        }
 
         // Stock.
         let stock = try open(.inventory)
@@ -203,7 +201,8 @@ public struct ConsistencyChecker {
                 return (row["orderId"], row["status"])
             }
             reservation = try next()
-            for order in statusById.sorted {
+            for index in 0..<statusById.count {
+                let order = (id: statusById.id(at: index), status: statusById.status(at: index))
                 while let r = reservation, OrdersById.precedes(r.id, order.id) { reservation = try next() }
                 let status = reservation.flatMap { $0.id == order.id ? $0.status : nil }
                 if order.status == "confirmed", status != "committed" {
@@ -284,12 +283,12 @@ public struct ConsistencyChecker {
         // What the client was told must be what happened.
         for record in history {
             guard let orderId = record.orderId, record.outcome == .confirmed || record.outcome == .cancelled else { continue }
-            guard let order = statusById[orderId] else {
+            guard let status = statusById[orderId] else {
                 violate("client-outcome-matches-order", "client \(record.requestKey) was told \(record.outcome.rawValue) for unknown order \(orderId)")
                 continue
             }
-            if order.status != record.outcome.rawValue {
-                violate("client-outcome-matches-order", "client \(record.requestKey) was told \(record.outcome.rawValue); order \(orderId) is \(order.status)")
+            if status != record.outcome.rawValue {
+                violate("client-outcome-matches-order", "client \(record.requestKey) was told \(record.outcome.rawValue); order \(orderId) is \(status)")
             }
         }
 
@@ -358,7 +357,7 @@ public struct ConsistencyChecker {
         if vends.isEmpty { notJudged.append("every-vend-sold-once") }
         // No order sent and none taken: nothing the order invariants speak of happened, and a run
         // with a rate of 0 passed them all, green (a scenario author's trial).
-        if history.isEmpty && orders.isEmpty { notJudged += Self.orderInvariants }
+        if history.isEmpty && statusById.isEmpty { notJudged += Self.orderInvariants }
         var counts: [String: Int] = [:]
         for name in Self.invariantNames where !notJudged.contains(name) && name != "databases-intact" {
             let examples = violations[name] ?? []
@@ -454,8 +453,9 @@ public struct ConsistencyChecker {
                 """)
             func next() throws -> (subject: String, n: Int)? { try counts.next().map { ($0["subject"], $0["n"]) } }
             var count = try next()
-            var wrong: [(order: Order, n: Int)] = [], unknown: [String] = []
-            for order in orders.sorted {
+            var wrong: [(order: (id: String, status: String), n: Int)] = [], unknown: [String] = []
+            for index in 0..<orders.count {
+                let order = (id: orders.id(at: index), status: orders.status(at: index))
                 while let c = count, OrdersById.precedes(c.subject, order.id) { unknown.append(c.subject); count = try next() }
                 var n = 0
                 if let c = count, c.subject == order.id { n = c.n; count = try next() }
@@ -825,28 +825,66 @@ public struct ConsistencyChecker {
     }
 }
 
-/// Orders sorted by id (as SQLite's `ORDER BY orderId` returns them: byte order), looked up by
-/// binary search.
+/// The orders' ids and statuses, sorted by id (as SQLite's `ORDER BY orderId` returns them: byte
+/// order), looked up by binary search. Packed: the ids' bytes in one buffer and each status as a
+/// number, so that a million orders take some 35 MB, not a String (and its allocation) per id
+/// and per status beside a map.
 struct OrdersById {
-    let sorted: [ConsistencyChecker.Order]
+    private var bytes: [UInt8] = []
+    /// Where each id's bytes end in `bytes`.
+    private var ends: [Int] = []
+    private var codes: [UInt32] = []
+    private var statusNames: [String] = []
+    private var codeOfStatus: [String: UInt32] = [:]
 
     /// SQLite's BINARY collation: byte order.
     static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
-    init(_ orders: [ConsistencyChecker.Order]) {
-        // Already in order from the query; sorted again only if not (a cheap check).
-        let inOrder = zip(orders, orders.dropFirst()).allSatisfy { Self.precedes($0.id, $1.id) }
-        sorted = inOrder ? orders : orders.sorted { Self.precedes($0.id, $1.id) }
+    var count: Int { ends.count }
+    var isEmpty: Bool { ends.isEmpty }
+
+    private func range(_ index: Int) -> Range<Int> { (index == 0 ? 0 : ends[index - 1])..<ends[index] }
+    func id(at index: Int) -> String { String(decoding: bytes[range(index)], as: UTF8.self) }
+    func status(at index: Int) -> String { statusNames[Int(codes[index])] }
+
+    mutating func append(id: String, status: String) {
+        bytes.append(contentsOf: id.utf8)
+        ends.append(bytes.count)
+        let code: UInt32
+        if let known = codeOfStatus[status] {
+            code = known
+        } else {
+            code = UInt32(statusNames.count)
+            statusNames.append(status)
+            codeOfStatus[status] = code
+        }
+        codes.append(code)
     }
 
-    subscript(id: String) -> ConsistencyChecker.Order? {
-        var low = 0, high = sorted.count
-        while low < high {
-            let mid = (low + high) / 2
-            let candidate = sorted[mid].id
-            if candidate == id { return sorted[mid] }
-            if Self.precedes(candidate, id) { low = mid + 1 } else { high = mid }
+    /// Sorts by id if the rows did not come in byte order (they do from the query; checked cheaply).
+    mutating func sortIfNeeded() {
+        let inOrder = count < 2 || (1..<count).allSatisfy { bytes[range($0 - 1)].lexicographicallyPrecedes(bytes[range($0)]) }
+        guard !inOrder else { return }
+        let order = (0..<count).sorted { bytes[range($0)].lexicographicallyPrecedes(bytes[range($1)]) }
+        var sorted = OrdersById()
+        for index in order { sorted.append(id: id(at: index), status: status(at: index)) }
+        self = sorted
+    }
+
+    /// The status of order `id`; nil for an id not among the orders.
+    subscript(id: String) -> String? {
+        var key = id
+        return key.withUTF8 { key in
+            bytes.withUnsafeBufferPointer { all -> String? in
+                var low = 0, high = count
+                while low < high {
+                    let mid = (low + high) / 2
+                    let candidate = UnsafeBufferPointer(rebasing: all[range(mid)])
+                    if candidate.elementsEqual(key) { return status(at: mid) }
+                    if candidate.lexicographicallyPrecedes(key) { low = mid + 1 } else { high = mid }
+                }
+                return nil
+            }
         }
-        return nil
     }
 }
