@@ -17,8 +17,9 @@ struct Replay: AsyncParsableCommand {
             scenario and fixtures, as the report's copies of them in REPORT/inputs/ (reports of older \
             builds: the files its summary names; a note says when those have changed since the run), \
             are run again with the report's seed (scaled to its chaos phase when that differs) into \
-            REPORT/replay, and the trace compared with the report's. Exit status: 0 the same trace, 6 a divergence (its first line is printed with \
-            context from both), 1 a report that cannot be replayed, 130 interrupted.
+            REPORT/replay, and the trace compared with the report's. Exit status: 0 the same trace, \
+            6 a divergence (its first line is printed with context from both), 1 a report that \
+            cannot be replayed, 130 interrupted.
             """)
 
     @Argument(help: "The report folder.") var report: String
