@@ -127,7 +127,7 @@ public final class SimTrace: @unchecked Sendable {
         releaseBuffer()
         try? sink?.close()
         sink = nil
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return ContentDigest.hex(hasher.finalize())
     }
 
     /// Gives back the buffer's memory (64 KB and more); lines appended after this still count.

@@ -132,20 +132,25 @@ func loadRecordedScenario(_ summary: RunSummary) -> Result<Scenario, Refused> {
 /// Where a report keeps copies of the files its run read (`recordInputs`).
 func inputsFolder(of report: String) -> String { report + "/inputs" }
 
+/// The copies of a report's scenario and fixtures files, in its inputs/ folder.
+func inputCopies(of report: String) -> (scenario: String, fixtures: String) {
+    (inputsFolder(of: report) + "/scenario.yaml", inputsFolder(of: report) + "/fixtures.json")
+}
+
 /// Copies a run's scenario and fixtures files (their bytes, as read) into its report's inputs/
 /// folder and returns their digests for the summary: a report handed on, or kept while the files
 /// change, still replays what ran.
 func recordInputs(scenario: Data, fixtures: Data, into report: String) throws -> RecordedInputs {
-    let folder = inputsFolder(of: report)
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    try scenario.write(to: URL(fileURLWithPath: folder + "/scenario.yaml"))
-    try fixtures.write(to: URL(fileURLWithPath: folder + "/fixtures.json"))
+    let copies = inputCopies(of: report)
+    try FileManager.default.createDirectory(atPath: inputsFolder(of: report), withIntermediateDirectories: true)
+    try scenario.write(to: URL(fileURLWithPath: copies.scenario))
+    try fixtures.write(to: URL(fileURLWithPath: copies.fixtures))
     return RecordedInputs(scenarioSHA256: ContentDigest.sha256Hex(scenario), fixturesSHA256: ContentDigest.sha256Hex(fixtures))
 }
 
 /// The scenario a report's run ran and the fixtures file to run it on: the report's own copies
 /// (inputs/) when it kept them, checked against the digests its summary recorded; else (reports
-/// of older builds) the files its summary names. `notes` are for the user: the named files have
+/// of older builds) the files its summary names; the fixtures' path absolute. `notes` are for the user: the named files have
 /// changed since the run, so what is replayed is the copy.
 func recordedRun(_ summary: RunSummary, report: String) -> Result<(scenario: Scenario, fixturesPath: String, notes: [String]), Refused> {
     let named = recordedScenarioPath(summary)
@@ -157,8 +162,7 @@ func recordedRun(_ summary: RunSummary, report: String) -> Result<(scenario: Sce
             return .success((scenario, fixtures, []))
         }
     }
-    let folder = inputsFolder(of: report)
-    let scenarioCopy = folder + "/scenario.yaml", fixturesCopy = folder + "/fixtures.json"
+    let (scenarioCopy, fixturesCopy) = inputCopies(of: report)
     for (copy, digest) in [(scenarioCopy, inputs.scenarioSHA256), (fixturesCopy, inputs.fixturesSHA256)] {
         guard let bytes = FileManager.default.contents(atPath: copy) else {
             return .failure(Refused(message: "\(copy) is missing: the report kept a copy of each file its run read, and without it the run cannot be replayed as it ran"))
@@ -179,7 +183,7 @@ func recordedRun(_ summary: RunSummary, report: String) -> Result<(scenario: Sce
     if let now = FileManager.default.contents(atPath: namedFixtures), ContentDigest.sha256Hex(now) != inputs.fixturesSHA256 {
         notes.append("\(namedFixtures) has changed since the run: its copy in \(fixturesCopy) is what runs")
     }
-    return .success((scenario, fixturesCopy, notes))
+    return .success((scenario, URL(fileURLWithPath: fixturesCopy).standardizedFileURL.path, notes))
 }
 
 /// The scenario file a run recorded, as a path that reads from here.

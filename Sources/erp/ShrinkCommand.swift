@@ -51,7 +51,7 @@ struct Shrink: AsyncParsableCommand {
         var scenario: Scenario, fixturesPath: String
         switch recordedRun(summary, report: report) {
         case .success(let run):
-            (scenario, fixturesPath) = (run.scenario, URL(fileURLWithPath: run.fixturesPath).standardizedFileURL.path)
+            (scenario, fixturesPath) = (run.scenario, run.fixturesPath)
             for note in run.notes { print("note: " + note) }
         case .failure(let refused): throw fail(refused.message)
         }
