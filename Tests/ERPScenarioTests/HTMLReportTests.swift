@@ -36,10 +36,12 @@ import Testing
 
     /// Runs headless Chromium with `arguments`; its standard output.
     static func chromium(_ browser: String, _ arguments: [String]) async throws -> String {
+        let profile = "\(FileManager.default.temporaryDirectory.path)/erp-chromium-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: profile) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: browser)
         process.arguments = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                             "--user-data-dir=\(FileManager.default.temporaryDirectory.path)/erp-chromium-\(UInt64.random(in: 0...UInt64.max))"]
+                             "--user-data-dir=\(profile)"]
             + arguments
         let out = Pipe()
         process.standardOutput = out

@@ -7,12 +7,17 @@ import Testing
 
 /// The relay reads what a service appended in this process from the outbox's memo instead of
 /// decoding the rows' text again; the rows stay the truth.
-@Suite struct OutboxMemoTests {
+@Suite final class OutboxMemoTests {
     struct Failed: Error {}
 
+    /// Each test's database files, removed when the test ends (Swift Testing makes a suite's
+    /// instance per test).
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("erp-outbox-memo-\(UInt64.random(in: 0...UInt64.max))").path
+    deinit { try? FileManager.default.removeItem(atPath: folder) }
+
     func database() throws -> ServiceDatabase {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-outbox-memo-\(UInt64.random(in: 0...UInt64.max)).sqlite").path
-        return try ServiceDatabase(path: path, durability: .simulated(), migrations: [])
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return try ServiceDatabase(path: folder + "/outbox.sqlite", durability: .simulated(), migrations: [])
     }
 
     func event(_ n: Int) throws -> EventEnvelope {

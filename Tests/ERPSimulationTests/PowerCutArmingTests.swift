@@ -11,8 +11,10 @@ import Testing
         var lines: [String] = []
     }
 
-    func world() throws -> (SimWorld, FaultLines) {
-        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(),
+    /// The world's memory volume is named after a scratch folder, which the caller removes.
+    func world() throws -> (SimWorld, FaultLines, folder: String) {
+        let folder = scratchFolder()
+        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(),
                              storage: .memory(modelsPowerLoss: true))
         let log = FaultLines()
         world.trace.observer = { [unowned world] bytes in
@@ -20,11 +22,12 @@ import Testing
             if line.hasPrefix("fault power") { log.lines.append("\(world.elapsed.nanoseconds / 1_000_000) \(line)") }
         }
         world.addNode("n").start()
-        return (world, log)
+        return (world, log, folder)
     }
 
     @Test func aPowerLossTakesBackACutThatHasNotHappened() throws {
-        let (world, log) = try world()
+        let (world, log, folder) = try world()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         world.schedule(at: .milliseconds(10)) { world.powerCut("n") }
         world.schedule(at: .milliseconds(20)) { world.powerLoss("n") }
         world.schedule(at: .milliseconds(60)) { world.restart("n") }
@@ -37,7 +40,8 @@ import Testing
     }
 
     @Test func aCutArmedAgainKeepsItsOwnHundredMilliseconds() throws {
-        let (world, log) = try world()
+        let (world, log, folder) = try world()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         world.schedule(at: .milliseconds(10)) { world.powerCut("n") }
         world.schedule(at: .milliseconds(60)) { world.powerCut("n") }
         world.run(until: .seconds(1))

@@ -88,7 +88,9 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func timersFireInTimeThenInsertionOrder() throws {
-        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        let folder = scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false))
         let log = Log()
         world.schedule(at: .milliseconds(5)) { log.add("b") }
         world.schedule(at: .milliseconds(1)) { log.add("a") }
@@ -101,7 +103,9 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func aCrashedNodesTasksVanishAndPausedNodesWait() throws {
-        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        let folder = scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false))
         let log = Log()
         let node = world.addNode("n")
         node.start()
@@ -132,7 +136,9 @@ final class PingService: ERPService, @unchecked Sendable {
         weak var service: PingService?
         weak var leftBehind: SimWorld?
         do {
-            let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace())
+            let folder = scratchFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace())
             leftBehind = world
             let names: [NodeName] = ["a", "b", "c"]
             for name in names {
@@ -162,7 +168,9 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func clockSkewShiftsOneNodesClock() throws {
-        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        let folder = scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false))
         let a = world.addNode("a"), b = world.addNode("b")
         a.start(); b.start()
         world.setClockSkew("b", .seconds(2))
@@ -172,7 +180,9 @@ final class PingService: ERPService, @unchecked Sendable {
     /// A request's absolute deadline is judged on the receiver's clock (as over ZeroMQ): a node
     /// running 2 s ahead refuses a call with 1 s left as already expired, without serving it.
     @Test func aSkewedReceiverJudgesDeadlinesOnItsOwnClock() throws {
-        let world = SimWorld(seed: 5, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        let folder = scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let world = SimWorld(seed: 5, storageDirectory: folder, trace: try SimTrace(enabled: false))
         let log = Log(), served = Log()
         world.addNode("x") { runtime in EchoOnly(runtime: runtime) }.start()
         world.addNode("y") { runtime in CountingEcho(runtime: runtime, served: served) }.start()
@@ -191,7 +201,9 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func partitionsDropAndHealRestores() throws {
-        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        let folder = scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(enabled: false))
         let log = Log()
         for name in ["x", "y"] as [NodeName] {
             world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start()
@@ -214,7 +226,9 @@ final class PingService: ERPService, @unchecked Sendable {
     /// isolation of one of its ends, leaves the link cut (it opened it, and messages crossed a
     /// partition still in force: a scenario author's trial).
     @Test func aCutLastsWhileAnyFaultHoldsIt() throws {
-        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
+        let folder = scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(enabled: false))
         for name in ["x", "y", "z"] as [NodeName] { world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start() }
         let x = world.index(of: "x")!, y = world.index(of: "y")!, z = world.index(of: "z")!
         world.partition("x", "y")
