@@ -656,9 +656,12 @@ enum WireNode {
     case string(String)
     case array(WireArrayBox)
     case object(WireObjectBox)
+    /// One JSON value's text, written as it is (`WireTreeEncoder.encodeRawJSON`).
+    case raw(String)
 
     func write(into out: inout [UInt8]) {
         switch self {
+        case .raw(let text): out.append(contentsOf: text.utf8)
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .number(let text): out.append(contentsOf: text.utf8)
@@ -976,6 +979,11 @@ public protocol WireTreeDecoder: Decoder {
 /// An encoder that can take a JSON tree whole (the other half of `WireTreeDecoder`).
 public protocol WireTreeEncoder: Encoder {
     func encodeTree(_ value: WireValue)
+    /// Takes `text`, one JSON value as `WireJSON.encode` writes it, to be written as it is: a
+    /// value that carries the text it was read from or already wrote (an event envelope relayed
+    /// from an outbox or delivered from the bus's log) is not encoded again at every hop. The
+    /// caller vouches for the text: it is not checked.
+    func encodeRawJSON(_ text: String)
 }
 
 extension WireDecoder: WireTreeDecoder {
@@ -984,6 +992,7 @@ extension WireDecoder: WireTreeDecoder {
 
 extension WireEncoder: WireTreeEncoder {
     public func encodeTree(_ value: WireValue) { root = WireNode(value) }
+    public func encodeRawJSON(_ text: String) { root = .raw(text) }
 }
 
 extension WireNode {
@@ -1007,6 +1016,10 @@ extension WireNode {
     /// The tree as values, objects in written (sorted) order, a key written twice keeping its last value.
     var value: WireValue {
         switch self {
+        // Only `WireJSON.tree` of a value holding raw text gets here: its text parsed, as the
+        // tree of what `encode` writes (text that does not parse, which `encodeRawJSON` rules
+        // out, would be null).
+        case .raw(let text): return (try? WireJSON.parse(Array(text.utf8))) ?? .null
         case .null: return .null
         case .bool(let flag): return .bool(flag)
         case .number(let text): return .number(text)

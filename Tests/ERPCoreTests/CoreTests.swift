@@ -126,10 +126,24 @@ import Testing
         #expect(object["timestamp"] as? Int64 == 1_735_689_600_000)
     }
 
+    /// The envelope's fields through the synthesized `Codable` path, which `EventEnvelope` itself
+    /// no longer takes on the wire (it writes or splices its text).
+    struct Fields: Codable {
+        var eventId, eventType, eventVersion, source: String
+        var timestamp: Int64
+        var correlationId: String
+        var data: JSONValue
+        init(_ e: EventEnvelope) {
+            (eventId, eventType, eventVersion, source) = (e.eventId, e.eventType, e.eventVersion, e.source)
+            (timestamp, correlationId, data) = (e.timestamp, e.correlationId, e.data)
+        }
+    }
+
     /// `encodeText` writes field by field; it must be byte for byte what the `Codable` path
-    /// (`JSONCoding.encodeString`) writes, for any data: nested values, keys needing escapes and
+    /// writes for the same fields, for any data: nested values, keys needing escapes and
     /// sorting by bytes, control characters, non-ASCII text, integers at their limits, and
-    /// doubles on both sides of the form change at 1e15.
+    /// doubles on both sides of the form change at 1e15. The wire's encoding of the envelope
+    /// (`JSONCoding.encodeString`, which splices the text) gives the same bytes.
     @Test func theTextWrittenFieldByFieldIsTheCodableText() throws {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state >> 33 }
@@ -153,12 +167,36 @@ import Testing
             var e = EventEnvelope(eventId: "evt_\(round)", eventType: texts[round % texts.count], eventVersion: "1.0",
                                   source: "order-service", timestamp: round % 2 == 0 ? Int64(round) : -Int64(round) * 1_000_003,
                                   correlationId: texts[(round + 3) % texts.count], data: value(depth: 0))
-            let codable = try JSONCoding.encodeString(e)
+            let codable = try JSONCoding.encodeString(Fields(e))
+            #expect(try JSONCoding.encodeString(e) == codable, "round \(round)")
             #expect(try e.encodeText() == codable, "round \(round)")
         }
         var bad = try envelope()
         bad.data = .object(["x": .double(.nan)])
         #expect(throws: EncodingError.self) { try bad.encodeText() }
+    }
+
+    /// On the wire an envelope is its text, spliced whole into the message: the one it was read
+    /// from, the one it wrote, or one written then; never a text its fields no longer say. The
+    /// message's bytes are what encoding every field gives, its tree too (`JSONCoding.toJSONValue`).
+    @Test func aMessageCarriesEachEnvelopesTextAsItsFieldsWouldEncode() throws {
+        let fresh = try envelope()
+        var written = try envelope()
+        written.eventId = "evt_2"
+        _ = try written.encodeText()
+        let read = try EventEnvelope.decode(fromText: try JSONCoding.encodeString(Fields(try envelope())))
+        var changed = read
+        changed.correlationId = "corr_changed"
+        let events = [fresh, written, read, changed]
+        #expect(written.encodedText != nil && read.encodedText != nil && changed.encodedText == nil && fresh.encodedText == nil)
+
+        struct Batch: Codable { var events: [Fields] }
+        let expected = try JSONCoding.encodeString(Batch(events: events.map(Fields.init)))
+        #expect(try JSONCoding.encodeString(AppendEvents(events: events)) == expected)
+        #expect(expected.contains("corr_changed") && expected.contains("evt_2"))
+        #expect(try JSONCoding.toJSONValue(AppendEvents(events: events)) == JSONCoding.toJSONValue(Batch(events: events.map(Fields.init))))
+        // And back: the decoded envelopes are the ones sent.
+        #expect(try JSONCoding.decode(AppendEvents.self, from: expected).events == events)
     }
 
     @Test func roundTripsThroughJSON() throws {
