@@ -167,4 +167,28 @@ import Testing
         #expect(throws: EncodingError.self) { try WireJSON.encode([Double.nan]) }
         #expect(throws: EncodingError.self) { try WireJSON.encode(Double.infinity) }
     }
+
+    /// An envelope read off the wire is the event its fields' values make: the same event, hash
+    /// and payload, and the text the value would give, for data written in any order and form
+    /// (keys out of order, a fraction on a whole number; the parser refuses a key given twice).
+    @Test func anEnvelopeReadOffTheWireIsTheEventItsValueIs() throws {
+        let data = #"{"userId":"u","shopId":"s","orderId":"o2","items":[{"quantity":2.0,"productId":"p","unitPrice":{"currency":"SEK","minorUnits":125}}],"totalAmount":{"minorUnits":250,"currency":"SEK"}}"#
+        let message = #"{"events":[{"eventId":"evt_1","eventType":"OrderCreated","eventVersion":"2.0","source":"order-service","timestamp":5,"correlationId":"c","data":"# + data + "}]}"
+        let read = try WireJSON.decode(AppendEvents.self, from: Array(message.utf8)).events[0]
+        let value = EventEnvelope(eventId: "evt_1", eventType: "OrderCreated", eventVersion: "2.0", source: "order-service",
+                                  timestamp: 5, correlationId: "c", data: JSONValue(try WireJSON.parse(Array(data.utf8))))
+        #expect(read == value && read.hashValue == value.hashValue)
+        #expect(read.data == value.data && read.data["orderId"] == .string("o2"))
+        var (readCopy, valueCopy) = (read, value)
+        #expect(try readCopy.encodeText() == valueCopy.encodeText())
+        #expect(try read.payload(as: OrderCreated.self) == value.payload(as: OrderCreated.self))
+        #expect(try read.payload(as: OrderCreated.self).orderId == "o2")
+        #expect(try read.payload(as: OrderCreated.self).items[0].quantity == 2)
+        // Made again from its payload, the envelope writes the same text (2.0 as a value is a
+        // double, the payload's quantity an integer: both are written 2).
+        let made = try EventEnvelope(try read.payload(as: OrderCreated.self), eventId: "evt_1", source: .order,
+                                     timestamp: Timestamp(nanosecondsSinceEpoch: 5_000_000), correlationId: "c")
+        var madeCopy = made
+        #expect(try madeCopy.encodeText() == valueCopy.encodeText())
+    }
 }
