@@ -16,15 +16,22 @@ enum Transport: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .tcp:
             return "tcp://127.0.0.1:*"
         case .ipc:
-            let folder = FileManager.default.temporaryDirectory
-                .appendingPathComponent("erp-zmq-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            return "ipc://\(folder.path)/s"
+            let folder = ipcFolder + "/\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            return "ipc://\(folder)/s"
         case .inproc:
             return "inproc://test-\(UUID().uuidString)"
         }
     }
 }
+
+/// This test process's folder of IPC endpoints (one folder each inside), removed when the process
+/// exits: a folder per endpoint in /tmp was left behind by every run.
+let ipcFolder: String = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-zmq-tests-\(getpid())").path
+    atexit { try? FileManager.default.removeItem(atPath: ipcFolder) }
+    return path
+}()
 
 /// Waits for a connecting socket's ZMTP handshake (inproc has none: ready at once). With
 /// ZMQ_IMMEDIATE a send before it would fail with `highWaterMark`.
