@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// A folder of its own under the temporary directory for a world's files (a world's simulated
-/// disk serves its folder; worlds never share one).
+/// disk serves its folder; worlds never share one). The caller removes it when its world is done.
 func scratchFolder() -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-world-\(UInt64.random(in: 0...UInt64.max))").path
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
