@@ -150,8 +150,8 @@ func recordInputs(scenario: Data, fixtures: Data, into report: String) throws ->
 
 /// The scenario a report's run ran and the fixtures file to run it on: the report's own copies
 /// (inputs/) when it kept them, checked against the digests its summary recorded; else (reports
-/// of older builds) the files its summary names; the fixtures' path absolute. `notes` are for the user: the named files have
-/// changed since the run, so what is replayed is the copy.
+/// of older builds) the files its summary names; the fixtures' path absolute. `notes` are for
+/// the user: the named files have changed since the run, so what is replayed is the copy.
 func recordedRun(_ summary: RunSummary, report: String) -> Result<(scenario: Scenario, fixturesPath: String, notes: [String]), Refused> {
     let named = recordedScenarioPath(summary)
     guard let inputs = summary.inputs else {

@@ -46,9 +46,7 @@ import Testing
     /// service finds the ten rows and none of the failed transactions', with either storage.
     @Test(arguments: [SimStorage.memoryWithoutDiskFaults, .memory(modelsPowerLoss: false)])
     func commitsSurviveACrashAndFailedTransactionsLeaveNothing(storage: SimStorage) throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(), storage: storage)
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(), storage: storage)
         let starts = Starts()
         world.addNode("w", serving: .inventory) { Writer(runtime: $0, starts: starts) }.start()
         world.schedule(at: .milliseconds(1_050)) { world.crash("w") }

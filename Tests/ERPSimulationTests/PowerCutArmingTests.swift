@@ -11,10 +11,8 @@ import Testing
         var lines: [String] = []
     }
 
-    /// The world's memory volume is named after a scratch folder, which the caller removes.
-    func world() throws -> (SimWorld, FaultLines, folder: String) {
-        let folder = scratchFolder()
-        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(),
+    func world() throws -> (SimWorld, FaultLines) {
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(),
                              storage: .memory(modelsPowerLoss: true))
         let log = FaultLines()
         world.trace.observer = { [unowned world] bytes in
@@ -22,12 +20,11 @@ import Testing
             if line.hasPrefix("fault power") { log.lines.append("\(world.elapsed.nanoseconds / 1_000_000) \(line)") }
         }
         world.addNode("n").start()
-        return (world, log, folder)
+        return (world, log)
     }
 
     @Test func aPowerLossTakesBackACutThatHasNotHappened() throws {
-        let (world, log, folder) = try world()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (world, log) = try world()
         world.schedule(at: .milliseconds(10)) { world.powerCut("n") }
         world.schedule(at: .milliseconds(20)) { world.powerLoss("n") }
         world.schedule(at: .milliseconds(60)) { world.restart("n") }
@@ -40,8 +37,7 @@ import Testing
     }
 
     @Test func aCutArmedAgainKeepsItsOwnHundredMilliseconds() throws {
-        let (world, log, folder) = try world()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (world, log) = try world()
         world.schedule(at: .milliseconds(10)) { world.powerCut("n") }
         world.schedule(at: .milliseconds(60)) { world.powerCut("n") }
         world.run(until: .seconds(1))

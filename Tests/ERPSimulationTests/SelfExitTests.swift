@@ -38,9 +38,7 @@ import Testing
     /// for its first five exits, then 400, 800, 1,600, 3,200 ms. The restart after the disk
     /// has healed stays up.
     @Test func aNodeWhoseSyncFailsExitsAndIsRestartedWithBackoff() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(), storage: .memory(modelsPowerLoss: false))
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(), storage: .memory(modelsPowerLoss: false))
         let log = Lines()
         world.trace.observer = { [unowned world] bytes in
             let line = String(decoding: bytes, as: UTF8.self)
@@ -74,9 +72,7 @@ import Testing
             static let name = ServiceName.inventory
             func start() async throws { throw Broken() }
         }
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace())
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace())
         let node = world.addNode("w", serving: .inventory) { _ in Unstartable() }
         node.start()
         world.run(until: .milliseconds(1_100))

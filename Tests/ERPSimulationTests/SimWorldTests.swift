@@ -5,10 +5,18 @@ import ERPTransport
 import Foundation
 import Testing
 
-/// A folder of its own under the temporary directory for a world's files (a world's simulated
-/// disk serves its folder; worlds never share one). The caller removes it when its world is done.
+/// This test process's folder of worlds' folders, removed when the process exits: a folder per
+/// world was left in /tmp by every run.
+let worldsFolder: String = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-world-tests-\(getpid())").path
+    atexit { try? FileManager.default.removeItem(atPath: worldsFolder) }
+    return path
+}()
+
+/// A folder of its own for a world's files (a world's simulated disk serves its folder; worlds
+/// never share one), inside `worldsFolder`.
 func scratchFolder() -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-world-\(UInt64.random(in: 0...UInt64.max))").path
+    let path = worldsFolder + "/\(UInt64.random(in: 0...UInt64.max))"
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
@@ -88,9 +96,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func timersFireInTimeThenInsertionOrder() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log()
         world.schedule(at: .milliseconds(5)) { log.add("b") }
         world.schedule(at: .milliseconds(1)) { log.add("a") }
@@ -103,9 +109,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func aCrashedNodesTasksVanishAndPausedNodesWait() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log()
         let node = world.addNode("n")
         node.start()
@@ -136,9 +140,7 @@ final class PingService: ERPService, @unchecked Sendable {
         weak var service: PingService?
         weak var leftBehind: SimWorld?
         do {
-            let folder = scratchFolder()
-            defer { try? FileManager.default.removeItem(atPath: folder) }
-            let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace())
+            let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace())
             leftBehind = world
             let names: [NodeName] = ["a", "b", "c"]
             for name in names {
@@ -168,9 +170,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func clockSkewShiftsOneNodesClock() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 1, storageDirectory: folder, trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 1, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let a = world.addNode("a"), b = world.addNode("b")
         a.start(); b.start()
         world.setClockSkew("b", .seconds(2))
@@ -180,9 +180,7 @@ final class PingService: ERPService, @unchecked Sendable {
     /// A request's absolute deadline is judged on the receiver's clock (as over ZeroMQ): a node
     /// running 2 s ahead refuses a call with 1 s left as already expired, without serving it.
     @Test func aSkewedReceiverJudgesDeadlinesOnItsOwnClock() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 5, storageDirectory: folder, trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 5, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log(), served = Log()
         world.addNode("x") { runtime in EchoOnly(runtime: runtime) }.start()
         world.addNode("y") { runtime in CountingEcho(runtime: runtime, served: served) }.start()
@@ -201,9 +199,7 @@ final class PingService: ERPService, @unchecked Sendable {
     }
 
     @Test func partitionsDropAndHealRestores() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         let log = Log()
         for name in ["x", "y"] as [NodeName] {
             world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start()
@@ -226,9 +222,7 @@ final class PingService: ERPService, @unchecked Sendable {
     /// isolation of one of its ends, leaves the link cut (it opened it, and messages crossed a
     /// partition still in force: a scenario author's trial).
     @Test func aCutLastsWhileAnyFaultHoldsIt() throws {
-        let folder = scratchFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let world = SimWorld(seed: 3, storageDirectory: folder, trace: try SimTrace(enabled: false))
+        let world = SimWorld(seed: 3, storageDirectory: scratchFolder(), trace: try SimTrace(enabled: false))
         for name in ["x", "y", "z"] as [NodeName] { world.addNode(name) { runtime in EchoOnly(runtime: runtime) }.start() }
         let x = world.index(of: "x")!, y = world.index(of: "y")!, z = world.index(of: "z")!
         world.partition("x", "y")
