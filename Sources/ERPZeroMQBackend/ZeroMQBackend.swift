@@ -17,7 +17,8 @@ import Synchronization
 /// A scenario on real processes and real sockets (`erp run --mode zmq`).
 ///
 /// The topology is its own: an `ipc://` endpoint per service in a scratch folder, a free loopback
-/// port for HTTP, fresh CURVE keys for the services and for the runner. Every service runs as
+/// port for HTTP, fresh CURVE keys for the services and for the runner; or, with `network = .kernel`,
+/// a network namespace and a TCP address per service (`KernelNetwork`), partitions made by routes. Every service runs as
 /// `erp serve … --fault-control --exit-with-parent`. Crash → SIGKILL, kept down until its restart;
 /// pause → SIGSTOP/SIGCONT; partitions, isolation, link faults, clock skew and provider faults →
 /// the `ApplyFaults` control method. At the end the services are stopped with SIGTERM and the
@@ -61,6 +62,9 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     private let reports = ReportBook()
     /// The services' databases' `synchronous` setting (the topology's; production's `before-send` unless set).
     public var synchronous: SynchronousMode = .beforeSend
+    /// Who makes partitions and isolations: each process's fault filter (every service on this
+    /// host, `ipc://`), or the kernel (a network namespace per service, TCP between them; root).
+    public var network: NetworkFaults = .filter
     /// What the order client saw, request by request, once the run is over.
     public private(set) var history: [ClientRecord] = []
 
@@ -102,6 +106,10 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         var httpPort: Int
         var apiKey: String
         var metricsPorts: [ServiceName: Int]
+        /// Where each service's metrics are served, when not at the gateway's host (the kernel network).
+        var metricsHosts: [ServiceName: String]
+        /// The namespaces of `--network kernel`, removed when the run ends.
+        var kernel: KernelNetwork?
         var journal: Journal
         var supervisor: Supervisor
         var context: ZMQContext
@@ -174,17 +182,28 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         if let problem = ServiceCatalog.databaseFolderProblem(databaseDirectory) { throw RunnerError("the databases' folder \(problem): choose a shorter --out") }
         try fm.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let scratch = try Self.makeScratchDirectory()
+        let journal = Journal(start: wallStart, path: out + "/runner.log", echo: log)
 
-        // A topology of our own: ipc endpoints, a free HTTP port, fresh keys (the runner's too).
+        // With the kernel's network every service gets a namespace and an address of its own; what
+        // is made is removed again if the run fails before it starts.
+        let kernel = network == .kernel ? try KernelNetwork.create(services: services, log: { journal.note($0) }) : nil
+        var started = false
+        defer { if !started { kernel?.remove() } }
+        // A service's TCP address under the kernel's network (its own port space: one port for all).
+        func address(_ service: ServiceName) -> String? { kernel?.addresses[service] }
+
+        // A topology of our own: ipc endpoints (TCP under the kernel's network), a free HTTP port,
+        // fresh keys (the runner's too).
         let keys = KeyStore(directory: scratch + "/keys")
         try keys.generate(named: services.map(\.rawValue) + [Self.runnerNode.rawValue])
-        let httpPort = try freeLoopbackPort()
+        let httpHost = address(.gateway) ?? "127.0.0.1"
+        let httpPort = kernel == nil ? try freeLoopbackPort() : 8080
         let apiKey = "run-\(UInt64.random(in: 0...UInt64.max))"
         var yaml = """
             name: \(scenario.name)-zmq
             dataDirectory: \(databaseDirectory)
             synchronous: \(synchronous.rawValue)
-            http: {host: 127.0.0.1, port: \(httpPort), apiKeys: [\(apiKey)]}
+            http: {host: \(httpHost), port: \(httpPort), apiKeys: [\(apiKey)]}
             security: {curveKeys: \(scratch)/keys, clients: [\(Self.runnerNode)], runner: \(Self.runnerNode)}
 
             """
@@ -202,13 +221,17 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         }
         yaml += "services:\n"
         var metricsPorts: [ServiceName: Int] = [:]
+        var metricsHosts: [ServiceName: String] = [:]
         for service in services {
+            let endpoint = address(service).map { "tcp://\($0):7000" } ?? "ipc://\(scratch)/\(service).sock"
             if service == .gateway {
-                yaml += "  \(service): ipc://\(scratch)/\(service).sock\n"
+                yaml += "  \(service): \(endpoint)\n"
             } else {
-                let port = try freeLoopbackPort()
+                let port = kernel == nil ? try freeLoopbackPort() : 9100
+                let host = address(service) ?? "127.0.0.1"
                 metricsPorts[service] = port
-                yaml += "  \(service): {endpoint: ipc://\(scratch)/\(service).sock, metrics: 127.0.0.1:\(port)}\n"
+                if host != httpHost { metricsHosts[service] = host }
+                yaml += "  \(service): {endpoint: \(endpoint), metrics: \(host):\(port)}\n"
             }
         }
         let topologyPath = scratch + "/topology.yaml"
@@ -217,7 +240,6 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let topology: Topology
         do { topology = try Topology.load(path: topologyPath) } catch { throw RunnerError("the generated topology is invalid: \(error)") }
 
-        let journal = Journal(start: wallStart, path: out + "/runner.log", echo: log)
         let supervisor = Supervisor(children: services.map { service in
             Supervisor.Child(name: service.rawValue, executable: executable,
                              arguments: ["serve", service.rawValue, "--topology", topologyPath, "--fixtures", fixturesPath,
@@ -227,6 +249,11 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         })
         supervisor.log = { journal.note($0) }
         try supervisor.wrapAsEnvironmentSays()
+        if let kernel {
+            // Inside its namespace first (`ip netns exec` becomes the service, or the tool that
+            // ERP_WRAP asks for, so signals still reach them).
+            for service in services { supervisor.wrappers[service.rawValue] = kernel.wrapper(for: service) + (supervisor.wrappers[service.rawValue] ?? []) }
+        }
         // Scripted crashes are the only restarts that should happen; a child that dies on its own
         // is still restarted, as in production, and shows in serviceStarts.
         supervisor.restartPolicy.countMax = 20
@@ -246,11 +273,12 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let transport = ZeroMQTransport(node: Self.runnerNode, endpoint: "ipc://\(scratch)/runner.sock", addressBook: book,
                                         context: context, security: .curve(try keys.keyPair(named: Self.runnerNode.rawValue)),
                                         executor: executor, clock: clock, logger: transportLogger)
-        let http = LoopbackHTTPClient(host: "127.0.0.1", port: httpPort)
+        let http = LoopbackHTTPClient(host: httpHost, port: httpPort)
         // Ctrl-C or SIGTERM: stop the services, drop the unfinished report, exit 130.
         let interrupts = TerminationSignals {
             journal.note("interrupted: stopping every service")
             supervisor.stop()
+            kernel?.remove()
             try? FileManager.default.removeItem(atPath: out)
             try? FileManager.default.removeItem(atPath: scratch)
             FileHandle.standardError.put(Data("erp: interrupted: every service stopped; the run's report is not written\n".utf8))
@@ -263,9 +291,10 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         let control = Control(transport: transport, clock: clock, journal: journal, skewAllowance: skews.max() ?? .zero)
         let plan = FaultPlan(scenario: scenario, exempt: [Self.runnerNode.rawValue])
         let injector = ZeroMQFaultInjector(plan: plan, supervisor: supervisor, control: control, services: services,
-                                           startTimeout: startTimeout, databaseDirectory: databaseDirectory)
+                                           startTimeout: startTimeout, databaseDirectory: databaseDirectory, kernel: kernel)
         running = Running(services: services, scratch: scratch, databaseDirectory: databaseDirectory, logDirectory: logDirectory,
-                          httpPort: httpPort, apiKey: apiKey, metricsPorts: metricsPorts, journal: journal, supervisor: supervisor,
+                          httpPort: httpPort, apiKey: apiKey, metricsPorts: metricsPorts, metricsHosts: metricsHosts, kernel: kernel,
+                          journal: journal, supervisor: supervisor,
                           context: context, authenticator: authenticator, executor: executor, clock: clock, transport: transport,
                           http: http, interrupts: interrupts, control: control, injector: injector)
         if scenario.devices.enabled {
@@ -277,7 +306,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         do {
             try await transport.start()
             try supervisor.start()
-            journal.note("services starting; gateway http://127.0.0.1:\(httpPort)")
+            journal.note("services starting; gateway http://\(httpHost):\(httpPort)")
             try await waitUntilReady(services, control: control, http: http)
             journal.note("every service answers")
             // Readable by other tasks only now: a process that has not answered yet may still be
@@ -290,6 +319,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             await tearDown()
             throw error
         }
+        started = true
     }
 
     public func startWorkload(_ scenario: Scenario, fixtures: Fixtures, seed: UInt64) async throws {
@@ -449,6 +479,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         running.interrupts.cancel()
         await running.deviceLink?.close()
         running.supervisor.stop()
+        running.kernel?.remove()
         await running.http.shutdown()
         await running.transport.stop()
         running.executor.shutdown()
@@ -484,7 +515,17 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         for service in running.services {
             guard let port = service == .gateway ? running.http.port : running.metricsPorts[service] else { continue }
             do {
-                let response = try await running.http.send(.GET, "/metrics", port: port, timeout: .seconds(2))
+                let response: LoopbackHTTPClient.Response
+                if let host = running.metricsHosts[service] {
+                    let client = LoopbackHTTPClient(host: host, port: port)
+                    do { response = try await client.send(.GET, "/metrics", timeout: .seconds(2)) } catch {
+                        await client.shutdown()
+                        throw error
+                    }
+                    await client.shutdown()
+                } else {
+                    response = try await running.http.send(.GET, "/metrics", port: port, timeout: .seconds(2))
+                }
                 try response.body.write(to: URL(fileURLWithPath: directory + "/\(service).prom"))
             } catch {
                 running.journal.note("could not read the metrics of \(service): \(error)")

@@ -9,7 +9,10 @@ import Foundation
 /// to restart), a pause SIGSTOP/SIGCONT; every other fault changes the `FaultPlan`, and
 /// `propagate()` sends each reachable process its whole fault state through the `ApplyFaults`
 /// control method (its transport's fault filter, its clock skew, swishpay's behaviour). Twin of
-/// the simulator's `SimFaultInjector`, whose faults act inside the world at once.
+/// the simulator's `SimFaultInjector`, whose faults act inside the world at once. Under the kernel's
+/// network (`--network kernel`) partitions and isolations between services are routes instead
+/// (`KernelNetwork.cut`), and the filters never hear of them; a one-way partition stays with the
+/// filters (a route cannot cut TCP one way: the other side's acknowledgements need the way back).
 final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     // @unchecked Sendable: the plan locks its own state; `pending` and `dirty` are touched only by
     // the runner's task, which makes every call.
@@ -24,10 +27,13 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     private var pending: [Task<Void, Never>] = []
     /// Whether the plan changed since the last push to every process.
     private var dirty = false
+    /// The namespaces of `--network kernel`, or nil.
+    let kernel: KernelNetwork?
 
     init(plan: FaultPlan, supervisor: Supervisor, control: Control, services: [ServiceName], startTimeout: Duration,
-         databaseDirectory: String) {
+         databaseDirectory: String, kernel: KernelNetwork? = nil) {
         self.databaseDirectory = databaseDirectory
+        self.kernel = kernel
         self.plan = plan
         self.supervisor = supervisor
         self.control = control
@@ -35,9 +41,28 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
         self.startTimeout = startTimeout
     }
 
-    func partition(_ a: NodeName, _ b: NodeName, on: Bool) { change { $0.set(\.partitions, Pair(a, b), on) } }
+    func partition(_ a: NodeName, _ b: NodeName, on: Bool) {
+        if let kernel, kernel.places(a, b), let x = ServiceName(named: a.rawValue), let y = ServiceName(named: b.rawValue) {
+            kernel.cut(from: x, to: y, on: on)
+            kernel.cut(from: y, to: x, on: on)
+            return
+        }
+        change { $0.set(\.partitions, Pair(a, b), on) }
+    }
+
     func partitionOneWay(from: NodeName, to: NodeName, on: Bool) { change { $0.set(\.oneWay, Pair(from, to), on) } }
-    func isolate(_ node: NodeName, on: Bool) { change { $0.set(\.isolated, node, on) } }
+
+    func isolate(_ node: NodeName, on: Bool) {
+        if let kernel, let cut = ServiceName(named: node.rawValue), kernel.addresses[cut] != nil {
+            // From every other service, and back; the runner's path (exempt) stays.
+            for other in services where other != cut {
+                kernel.cut(from: cut, to: other, on: on)
+                kernel.cut(from: other, to: cut, on: on)
+            }
+            return
+        }
+        change { $0.set(\.isolated, node, on) }
+    }
 
     func crash(_ node: NodeName) {
         plan.update { $0.crashed.insert(node) }
@@ -123,6 +148,7 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
             return taken
         }
         // The heal takes every skew away.
+        kernel?.restoreAll()
         let now = Self.wallMilliseconds()
         for node in skewed { clockSkews.record(.init(node: node.rawValue, atMilliseconds: now, skewMilliseconds: 0)) }
         for node in paused { _ = supervisor.send(SIGCONT, to: node.rawValue) }

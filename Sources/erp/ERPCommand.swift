@@ -120,6 +120,14 @@ struct Run: AsyncParsableCommand {
             scales the fault schedule, the heal phase and the expected counts with it. It also writes \
             DIR/logs/<service>.log, DIR/metrics/<service>.prom, DIR/runner.log and DIR/topology.yaml; \
             there is no trace hash, and the seed only decides the workload's orders.
+
+            --mode zmq --network kernel puts every service on a host of its own: a Linux network \
+            namespace per service (erp<pid>-SERVICE), all on one bridge, TCP between them, the runner \
+            joined to the bridge. A partition or isolation is then made by the kernel (a route to the \
+            other's address made unreachable in the sender's namespace, deleted when the fault ends) \
+            instead of the fault filter; one-way partitions, link faults and the rest stay with the \
+            filter. Needs root and iproute2; the namespaces are removed when the run ends (and those \
+            of a run killed with SIGKILL by the next such run). docs/two-hosts.md says more.
             """)
 
     @Argument(help: "The scenario file (YAML), e.g. scenarios/happy-path.yaml.")
@@ -136,6 +144,9 @@ struct Run: AsyncParsableCommand {
 
     @Option(help: "Backend: 'simulation' (virtual time, deterministic) or 'zmq' (real processes and sockets).")
     var mode: RunMode = .simulation
+
+    @Option(help: "With --mode zmq: who makes partitions and isolations, 'filter' (each process's fault filter) or 'kernel' (a network namespace per service; root).")
+    var network: NetworkFaults = .filter
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Length of the chaos phase, e.g. 5s; scales the fault schedule, the heal phase (in simulation not below the scenario's heal floor, twice its longest breaker reset plus 10 s, unless the scenario's own heal is shorter) and the expectations.",
                                valueName: "duration"))
@@ -163,6 +174,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         if exitWithParent { ParentWatch.start() }
         if checkDeterminism, mode != .simulation { throw failure("--check-determinism compares traces: simulation only, not --mode \(mode.rawValue)") }
+        if network == .kernel, mode != .zmq { throw failure("--network kernel places real processes in network namespaces: it needs --mode zmq") }
         var loaded: Scenario
         do { loaded = try ScenarioLoader.load(path: scenario) } catch { throw failure(error.description) }
         var reproduce = ["run", loaded.path.isEmpty ? scenario : loaded.path]
@@ -224,10 +236,11 @@ struct Run: AsyncParsableCommand {
                 let zmq = ZeroMQBackend(scenario: loaded, scenarioPath: absolutePath(scenario), fixturesPath: absolutePath(fixturesPath),
                                         outputDirectory: partial, executable: erpExecutable)
                 if !log { zmq.log = { _ in } }
+                zmq.network = network
                 backend = zmq
                 // The seed draws the workload (which orders, when): without it the command ran the
                 // scenario's own seed, another workload.
-                reproduce += ["--mode", "zmq", "--seed", "\(seed)"]
+                reproduce += ["--mode", "zmq", "--seed", "\(seed)"] + (network == .kernel ? ["--network", "kernel"] : [])
             case .simulation:
                 backend = try simulationBackend(loaded, seed: seed, fixtures: fixtures, outputDirectory: partial,
                                                 logToStandardError: log, filesOnDisk: filesOnDisk)
@@ -543,3 +556,4 @@ struct Up: ParsableCommand {
 }
 
 extension RunMode: ExpressibleByArgument {}
+extension NetworkFaults: ExpressibleByArgument {}

@@ -1,0 +1,207 @@
+import ERPCore
+import Foundation
+
+/// How a run over real processes makes its partitions and isolations.
+public enum NetworkFaults: String, CaseIterable, Sendable {
+    /// Each process's fault filter drops the messages (every service on this host, `ipc://`).
+    case filter
+    /// The kernel: every service on a host of its own (a network namespace, joined to the others
+    /// by a bridge) and a partition is a route the kernel refuses (`KernelNetwork`).
+    case kernel
+}
+
+/// Every service on a "host" of its own: a network namespace per service, each with one address
+/// on a bridge that lives in a namespace of its own (the switch), and the runner's namespace on
+/// the same bridge through one veth pair. The services speak TCP to each other's addresses, so a
+/// partition can be made by the kernel: `cut(from:to:)` adds an `unreachable` route for the other's
+/// address in one namespace (the path between the two removed: a sender is told "no route to host"
+/// and its packets never leave), and `restore` deletes it. The runner's own path to every service
+/// is never cut (the runner is exempt from faults, as in the filter's mode).
+///
+/// Needs root and iproute2. The namespaces are named `erp<pid>-…` after the runner's process;
+/// `remove()` deletes them, and `create` first removes any left by a runner that is no longer
+/// alive (one killed with SIGKILL cannot remove its own).
+///
+/// Why the host's namespace is joined to the bridge and never routes by default: this machine's
+/// default route leads to a gateway that accepts a TCP connection to any address and port (a
+/// connect to 198.51.100.7:7101, a documentation address that exists nowhere, succeeded in 1 ms;
+/// 2026-12-07). A connect from the host to a namespace's address without a route of its own goes
+/// there and "succeeds" without ever reaching the namespace: the connect an earlier namespace test
+/// saw and could not explain.
+final class KernelNetwork: @unchecked Sendable {
+    // @unchecked Sendable: `cuts` is guarded by `lock`; the rest is set once in `create`.
+    static let ip = "/usr/sbin/ip"
+
+    /// The first three parts of the run's /24 (e.g. "10.202.57").
+    let subnet: String
+    /// The runner's address on the bridge.
+    var hostAddress: String { subnet + ".1" }
+    /// Each service's namespace and address.
+    private(set) var namespaces: [ServiceName: String] = [:]
+    private(set) var addresses: [ServiceName: String] = [:]
+    private let prefix: String
+    private let switchNamespace: String
+    private let hostLink: String
+    private let lock = NSLock()
+    /// Directed cuts in force, counted (overlapping faults on one pair each hold it).
+    private var cuts: [String: Int] = [:]
+    let log: @Sendable (String) -> Void
+
+    private init(subnet: String, prefix: String, log: @escaping @Sendable (String) -> Void) {
+        self.subnet = subnet
+        self.prefix = prefix
+        self.switchNamespace = prefix + "-switch"
+        self.hostLink = prefix.replacingOccurrences(of: "erp", with: "erpH")
+        self.log = log
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Whether this process may make network namespaces (root, iproute2 present).
+    static var permitted: Bool { geteuid() == 0 && FileManager.default.isExecutableFile(atPath: ip) }
+
+    /// Makes the switch, the runner's link and a namespace per service. On any failure what was
+    /// made is removed again and the error says which command failed and what it printed.
+    static func create(services: [ServiceName], log: @escaping @Sendable (String) -> Void) throws -> KernelNetwork {
+        guard permitted else {
+            throw Failure(description: "--network kernel makes a network namespace per service: it needs root and iproute2 (\(ip))")
+        }
+        removeLeftovers(log: log)
+        let pid = getpid()
+        let network = KernelNetwork(subnet: try freeSubnet(seed: Int(pid)), prefix: "erp\(pid)", log: log)
+        do {
+            try network.build(services)
+        } catch {
+            network.remove()
+            throw error
+        }
+        return network
+    }
+
+    private func build(_ services: [ServiceName]) throws {
+        let sw = switchNamespace
+        try run(["netns", "add", sw])
+        try run(["-n", sw, "link", "add", "br0", "type", "bridge"])
+        try run(["-n", sw, "link", "set", "br0", "up"])
+        // The runner's side: one veth whose peer is a port of the bridge.
+        try run(["link", "add", hostLink, "type", "veth", "peer", "name", "up0", "netns", sw])
+        try run(["addr", "add", hostAddress + "/24", "dev", hostLink])
+        try run(["link", "set", hostLink, "up"])
+        try run(["-n", sw, "link", "set", "up0", "master", "br0", "up"])
+        for (index, service) in services.enumerated() {
+            let namespace = "\(prefix)-\(service.rawValue)"
+            let address = "\(subnet).\(10 + index)"
+            try run(["netns", "add", namespace])
+            try run(["link", "add", "eth0", "netns", namespace, "type", "veth", "peer", "name", "p\(index)", "netns", sw])
+            try run(["-n", namespace, "addr", "add", address + "/24", "dev", "eth0"])
+            try run(["-n", namespace, "link", "set", "lo", "up"])
+            try run(["-n", namespace, "link", "set", "eth0", "up"])
+            try run(["-n", sw, "link", "set", "p\(index)", "master", "br0", "up"])
+            namespaces[service] = namespace
+            addresses[service] = address
+        }
+        log("kernel network: \(services.count) namespaces on \(subnet).0/24 (\(prefix)-SERVICE), the runner at \(hostAddress)")
+    }
+
+    /// The command that runs a service's process inside its namespace.
+    func wrapper(for service: ServiceName) -> [String] {
+        guard let namespace = namespaces[service] else { return [] }
+        return [Self.ip, "netns", "exec", namespace]
+    }
+
+    /// Whether both ends are services this network placed (devices and the runner are not).
+    func places(_ a: NodeName, _ b: NodeName) -> Bool {
+        guard let x = ServiceName(named: a.rawValue), let y = ServiceName(named: b.rawValue) else { return false }
+        return addresses[x] != nil && addresses[y] != nil && x != y
+    }
+
+    /// Cuts (`on`) or restores the path from `from`'s namespace to `to`'s address. Counted: a pair
+    /// cut by two overlapping faults is restored when both have ended.
+    func cut(from: ServiceName, to: ServiceName, on: Bool) {
+        guard let namespace = namespaces[from], let address = addresses[to] else { return }
+        let key = "\(from.rawValue)>\(to.rawValue)"
+        let action: String? = lock.withLock {
+            let before = cuts[key, default: 0]
+            let after = max(0, before + (on ? 1 : -1))
+            cuts[key] = after == 0 ? nil : after
+            if before == 0 && after == 1 { return "add" }
+            if before == 1 && after == 0 { return "del" }
+            return nil
+        }
+        guard let action else { return }
+        do {
+            try run(["-n", namespace, "route", action, "unreachable", address + "/32"])
+            log("kernel: \(from) -> \(to) (\(address)) \(action == "add" ? "cut: unreachable route added" : "restored: route deleted") in \(namespace)")
+        } catch {
+            log("kernel: cannot \(action == "add" ? "cut" : "restore") \(from) -> \(to): \(error)")
+        }
+    }
+
+    /// Restores every path still cut (the heal).
+    func restoreAll() {
+        let held = lock.withLock { cuts.keys.sorted() }
+        for key in held {
+            let parts = key.split(separator: ">").map(String.init)
+            guard parts.count == 2, let from = ServiceName(rawValue: parts[0]), let to = ServiceName(rawValue: parts[1]) else { continue }
+            lock.withLock { cuts[key] = 1 }
+            cut(from: from, to: to, on: false)
+        }
+    }
+
+    /// Deletes every namespace of this run (their veths go with them, the runner's too).
+    func remove() {
+        for namespace in namespaces.values.sorted() + [switchNamespace] {
+            _ = try? run(["netns", "del", namespace])
+        }
+        // The runner's veth goes with its peer; deleted here too in case the switch never existed.
+        _ = try? run(["link", "del", hostLink])
+        namespaces = [:]
+        addresses = [:]
+    }
+
+    /// Removes the namespaces of runs whose process is gone.
+    static func removeLeftovers(log: @Sendable (String) -> Void) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns") else { return }
+        for name in names.sorted() where name.hasPrefix("erp") {
+            let digits = name.dropFirst(3).prefix { $0.isNumber }
+            guard !digits.isEmpty, let pid = Int32(digits), name.dropFirst(3 + digits.count).hasPrefix("-") else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            _ = try? runIP(["netns", "del", name])
+            log("kernel network: removed \(name), left by a run that is gone")
+        }
+    }
+
+    /// A /24 under 10.202.0.0/16 that no interface of this namespace has an address in.
+    private static func freeSubnet(seed: Int) throws -> String {
+        let shown = (try? runIP(["-4", "-o", "addr", "show"])) ?? ""
+        for step in 0..<200 {
+            let candidate = "10.202.\((seed + step) % 200 + 20)"
+            if !shown.contains(" " + candidate + ".") { return candidate }
+        }
+        throw Failure(description: "no free /24 under 10.202.0.0/16 for the kernel network")
+    }
+
+    @discardableResult
+    private func run(_ arguments: [String]) throws -> String {
+        try Self.runIP(arguments)
+    }
+
+    @discardableResult
+    static func runIP(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ip)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "ip \(arguments.joined(separator: " ")): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(process.terminationStatus))")
+        }
+        return output
+    }
+}
