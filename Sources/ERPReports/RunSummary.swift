@@ -53,6 +53,10 @@ public struct RunSummary: Codable, Sendable {
 
     public struct Network: Codable, Sendable, Hashable {
         public var sent = 0, delivered = 0, dropped = 0, duplicated = 0
+        /// Routes the kernel was told to refuse for partitions and isolations (`erp run --mode zmq
+        /// --network kernel`); nil when the filters made them. What such a route stops is not in
+        /// `dropped`, which counts the filters' drops.
+        public var kernelCuts: Int?
         public init() {}
     }
 
@@ -309,6 +313,9 @@ public struct RunSummary: Codable, Sendable {
             // Counted by each process's transport: the runner's own calls (fault controls, the
             // control reports) are received but not sent by a service.
             lines.append("network: \(network.sent) calls made by the services, \(network.delivered) requests received (the runner's included), \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
+            if let cuts = network.kernelCuts {
+                lines.append("network: a host per service; partitions and isolations made by the kernel: \(cuts) routes cut (what they stopped is not counted as dropped; runner.log has each)")
+            }
         } else {
             lines.append("network: \(network.sent) sent, \(network.delivered) delivered, \(network.dropped) dropped, \(network.duplicated) duplicated; dead letters \(deadLetters)")
         }

@@ -45,6 +45,9 @@ final class KernelNetwork: @unchecked Sendable {
     private let lock = NSLock()
     /// Directed cuts in force, counted (overlapping faults on one pair each hold it).
     private var cuts: [String: Int] = [:]
+    /// Routes added so far (each directed cut that took effect).
+    var routesAdded: Int { lock.withLock { added } }
+    private var added = 0
     let log: @Sendable (String) -> Void
 
     private init(subnet: String, prefix: String, log: @escaping @Sendable (String) -> Void) {
@@ -133,6 +136,7 @@ final class KernelNetwork: @unchecked Sendable {
         guard let action else { return }
         do {
             try run(["-n", namespace, "route", action, "unreachable", address + "/32"])
+            if action == "add" { lock.withLock { added += 1 } }
             log("kernel: \(from) -> \(to) (\(address)) \(action == "add" ? "cut: unreachable route added" : "restored: route deleted") in \(namespace)")
         } catch {
             log("kernel: cannot \(action == "add" ? "cut" : "restore") \(from) -> \(to): \(error)")

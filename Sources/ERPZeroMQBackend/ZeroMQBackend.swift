@@ -452,6 +452,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         // received: counted as sent too, or `delivered` exceeded `sent` by about one a service a
         // second with nothing duplicated (a performance checker's trial).
         let runnerCalls = running.transport.counters.callsStarted
+        let kernelCuts = running.kernel?.routesAdded
         await tearDown()
         running.journal.note("services stopped")
         self.history = history
@@ -467,6 +468,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         outcome.fill = { summary in
             reports.fill(&summary)
             summary.network.sent += runnerCalls
+            summary.network.kernelCuts = kernelCuts
         }
         return outcome
     }

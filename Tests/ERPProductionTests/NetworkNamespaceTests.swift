@@ -192,6 +192,8 @@ enum NetworkNamespaces {
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any]
         let network = summary?["network"] as? [String: Any]
         #expect(network?["dropped"] as? Int == 0, "the filters dropped nothing: the kernel made the partition (\(String(describing: network)))")
+        #expect(network?["kernelCuts"] as? Int == 24, "the summary counts the kernel's routes: \(String(describing: network))")
+        #expect(run.output.contains("partitions and isolations made by the kernel: 24 routes cut"), "\(run.output)")
         let orders = summary?["orders"] as? [String: Any]
         #expect((orders?["cancelled"] as? Int ?? 0) > 0, "orders cancelled while inventory was away: \(String(describing: orders))")
 
