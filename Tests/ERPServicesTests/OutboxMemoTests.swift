@@ -66,6 +66,30 @@ import Testing
         #expect(try db.read { try Outbox.pending(limit: 2, in: $0, memo: memo).entries }.count == 2, "rows past the memo are decoded")
     }
 
+    /// A burst's storage is given back once the relay has caught up: the soak saw a service's
+    /// heap step up after one backlog and stay there for the rest of the run.
+    @Test func theStorageOfABacklogIsGivenBackOnceItDrains() throws {
+        let db = try database()
+        let memo = db.outboxMemo
+        let burst = 3_000
+        try db.write { d in for n in 0..<burst { try Outbox.append(try event(n), in: d, memo: memo) } }
+        #expect(memo.capacity >= burst)
+        // The relay sends and forgets in batches; a few events newer than each batch stay.
+        for start in stride(from: 0, to: burst - 10, by: 64) {
+            memo.forget((start..<min(start + 64, burst - 10)).map { "evt_\($0)" })
+        }
+        #expect(memo.count == 10)
+        #expect(memo.capacity <= OutboxMemo.keptCapacityMax, "storage for \(memo.capacity) entries kept for \(memo.count)")
+        // What is left is still served from the memo.
+        try tamper(burst - 1, in: db)
+        let last = try db.read { try Outbox.pending(limit: 10_000, in: $0, memo: memo).entries }.last
+        #expect(try last?.envelope.payload(as: OrderCancelled.self).reason == "r")
+        // Small memos keep their storage (no copying for every batch).
+        let kept = memo.capacity
+        memo.forget(["evt_\(burst - 10)"])
+        #expect(memo.capacity == kept)
+    }
+
     /// A relay batch is bounded in bytes as well as in count, so that large events cannot make an
     /// append too big for a message (it would be refused every time it was sent again); an event
     /// larger than the bound goes alone.
