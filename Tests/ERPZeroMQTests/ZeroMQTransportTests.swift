@@ -26,10 +26,11 @@ struct TransportPair {
 
     init(serverSecurity: ZeroMQTransport.Security = .plaintext, clientSecurity: ZeroMQTransport.Security = .plaintext,
          context: ZMQContext? = nil, serverPublicKey: String? = nil, authorization: CallerAuthorization? = nil,
-         serverLogger: Logger? = nil) async throws {
+         serverLogger: Logger? = nil, serverSettings: ZeroMQTransport.Settings = .init()) async throws {
         self.context = try context ?? ZMQContext()
         server = ZeroMQTransport(node: "server", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
-                                 security: serverSecurity, executor: serverExecutor, logger: serverLogger, authorization: authorization)
+                                 security: serverSecurity, executor: serverExecutor, settings: serverSettings, logger: serverLogger,
+                                 authorization: authorization)
         client = ZeroMQTransport(node: "client", endpoint: "tcp://127.0.0.1:*", addressBook: book, context: self.context,
                                  security: clientSecurity, executor: clientExecutor)
         server.register(Shout.self) { request, context in request.text.uppercased() + " to " + context.caller.rawValue }
@@ -129,6 +130,39 @@ final class Arrivals: Sendable {
         try await burst(2)
         #expect(pair.server.counters.handlerTasksStarted == afterFirst, "the second burst started tasks though ten were idle")
         #expect(pair.server.counters.requestsReceived == 40)
+        await pair.finish()
+    }
+
+    /// Idle handler tasks that a burst left over end once they have lingered, down to the kept
+    /// ones; the kept ones still take the next requests without new tasks.
+    @Test func handlerTasksABurstLeftOverEndOnceTheyLinger() async throws {
+        var settings = ZeroMQTransport.Settings()
+        settings.idleHandlersKept = 2
+        settings.idleHandlerLinger = .milliseconds(200)
+        let pair = try await TransportPair(serverSettings: settings)
+        let executor = pair.serverExecutor
+        let arrivals = Arrivals()
+        pair.server.register(Hold.self) { request, _ in
+            arrivals.arrive(request.burst)
+            for _ in 0..<2_000 where arrivals.count(request.burst) < request.count {
+                await executor.sleep(for: .milliseconds(5))
+            }
+            return arrivals.count(request.burst)
+        }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<10 { group.addTask { try await pair.client.call(Hold(burst: 1, count: 10), metadata: pair.metadata(.seconds(60))) } }
+            for try await seen in group { #expect(seen == 10, "a handler saw \(seen) of ten") }
+        }
+        let started = pair.server.counters.handlerTasksStarted
+        #expect(started >= 10, "\(started) tasks for ten handlers waiting together")
+        // Before they have lingered, none ends.
+        #expect(try await pair.client.call(Shout(text: "a"), metadata: pair.metadata()) == "A to client")
+        #expect(pair.server.counters.handlerTasksRetired == 0)
+        try await Task.sleep(for: .milliseconds(400))
+        // Each request parks its task again and ends one lingering task: eight, down to two kept.
+        for i in 0..<12 { _ = try await pair.client.call(Shout(text: "\(i)"), metadata: pair.metadata()) }
+        #expect(pair.server.counters.handlerTasksRetired == started - 2, "\(pair.server.counters.handlerTasksRetired) of \(started) ended")
+        #expect(pair.server.counters.handlerTasksStarted == started, "the kept tasks took the calls")
         await pair.finish()
     }
 
