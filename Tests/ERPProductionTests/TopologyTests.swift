@@ -237,10 +237,14 @@ let sample = """
         try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
         // Key files that are there but hold no key stop their services as surely as none.
         for name in ["order", "gateway"] { FileManager.default.createFile(atPath: dir + "/keys/\(name).key", contents: Data()) }
-        let unusable = topology.preflightProblems()
+        // The port was released: a test running beside this one may bind it meanwhile (fresh-clone
+        // CI of 54d42fc: "another process listens there" after the close), which says nothing
+        // about the keys checked here.
+        func keyProblems() -> [String] { topology.preflightProblems().filter { !$0.contains("cannot be bound") } }
+        let unusable = keyProblems()
         #expect(unusable.count == 2 && unusable.allSatisfy { $0.contains("cannot be used") }, "\(unusable)")
         try KeyStore(directory: dir + "/keys").generate(named: ["order", "gateway"], replace: true)
-        #expect(topology.preflightProblems() == [])
+        #expect(keyProblems() == [])
         // A malformed public key is named by its file.
         try "not a key".write(toFile: dir + "/keys/order.pub", atomically: true, encoding: .utf8)
         #expect(throws: KeyStoreError.self) { try KeyStore(directory: dir + "/keys").publicKey(named: "order") }

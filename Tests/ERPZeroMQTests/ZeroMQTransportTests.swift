@@ -88,6 +88,20 @@ final class Arrivals: Sendable {
     private let counts = Mutex<[Int: Int]>([:])
     func arrive(_ burst: Int) { counts.withLock { $0[burst, default: 0] += 1 } }
     func count(_ burst: Int) -> Int { counts.withLock { $0[burst, default: 0] } }
+
+    /// Serves `Hold` on `pair`'s server: each handler waits until its burst's count are in and
+    /// answers how many it saw. Counted in sleeps, not wall time: a starved pool (CI beside
+    /// simulations) delays the handlers' arrival, not what the tests check.
+    func serveHold(on pair: TransportPair) {
+        let executor = pair.serverExecutor
+        pair.server.register(Hold.self) { [self] request, _ in
+            arrive(request.burst)
+            for _ in 0..<2_000 where count(request.burst) < request.count {
+                await executor.sleep(for: .milliseconds(5))
+            }
+            return count(request.burst)
+        }
+    }
 }
 
 @Suite struct ZeroMQTransportTests {
@@ -96,17 +110,7 @@ final class Arrivals: Sendable {
     /// after another), which the next burst reuses rather than starting more.
     @Test func handlerTasksAreKeptForTheNextRequests() async throws {
         let pair = try await TransportPair()
-        let executor = pair.serverExecutor
-        let arrivals = Arrivals()
-        pair.server.register(Hold.self) { request, _ in
-            arrivals.arrive(request.burst)
-            // Counted in sleeps, not wall time: a starved pool (CI beside simulations) delays
-            // the handlers' arrival, not what this checks.
-            for _ in 0..<2_000 where arrivals.count(request.burst) < request.count {
-                await executor.sleep(for: .milliseconds(5))
-            }
-            return arrivals.count(request.burst)
-        }
+        Arrivals().serveHold(on: pair)
         // 60 s as the bursts have: in CI beside the simulations this test takes 12 – 14 s, and a
         // call of the default 10 s once ran out (fresh-clone CI of bd4b98d, deadline exceeded).
         for i in 0..<20 { #expect(try await pair.client.call(Shout(text: "\(i)"), metadata: pair.metadata(.seconds(60))) == "\(i) to client") }
@@ -140,15 +144,7 @@ final class Arrivals: Sendable {
         settings.idleHandlersKept = 2
         settings.idleHandlerLinger = .milliseconds(200)
         let pair = try await TransportPair(serverSettings: settings)
-        let executor = pair.serverExecutor
-        let arrivals = Arrivals()
-        pair.server.register(Hold.self) { request, _ in
-            arrivals.arrive(request.burst)
-            for _ in 0..<2_000 where arrivals.count(request.burst) < request.count {
-                await executor.sleep(for: .milliseconds(5))
-            }
-            return arrivals.count(request.burst)
-        }
+        Arrivals().serveHold(on: pair)
         try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<10 { group.addTask { try await pair.client.call(Hold(burst: 1, count: 10), metadata: pair.metadata(.seconds(60))) } }
             for try await seen in group { #expect(seen == 10, "a handler saw \(seen) of ten") }
