@@ -15,14 +15,15 @@ public enum NetworkFaults: String, CaseIterable, Sendable {
 /// the same bridge through one veth pair. The services speak TCP to each other's addresses, so a
 /// partition can be made by the kernel: `cut(from:to:)` adds an `unreachable` route for the other's
 /// address in one namespace (the path between the two removed: a sender is told "no route to host"
-/// and its packets never leave), and `restore` deletes it. The runner's own path to every service
-/// is never cut (the runner is exempt from faults, as in the filter's mode).
+/// and its packets never leave), and `cut(…, on: false)` or `restoreAll()` deletes it. The runner's
+/// own path to every service is never cut (the runner is exempt from faults, as in the filter's
+/// mode).
 ///
 /// Needs root and iproute2. The namespaces are named `erp<pid>-…` after the runner's process;
 /// `remove()` deletes them, and `create` first removes any left by a runner that is no longer
 /// alive (one killed with SIGKILL cannot remove its own).
 ///
-/// Why the host's namespace is joined to the bridge and never routes by default: this machine's
+/// Why the runner reaches the services through a veth of its own, not by routing: this machine's
 /// default route leads to a gateway that accepts a TCP connection to any address and port (a
 /// connect to 198.51.100.7:7101, a documentation address that exists nowhere, succeeded in 1 ms;
 /// 2026-12-07). A connect from the host to a namespace's address without a route of its own goes
@@ -172,8 +173,12 @@ final class KernelNetwork: @unchecked Sendable {
             let digits = name.dropFirst(3).prefix { $0.isNumber }
             guard !digits.isEmpty, let pid = Int32(digits), name.dropFirst(3 + digits.count).hasPrefix("-") else { continue }
             if kill(pid, 0) == 0 || errno == EPERM { continue }
-            _ = try? runIP(["netns", "del", name])
-            log("kernel network: removed \(name), left by a run that is gone")
+            do {
+                try runIP(["netns", "del", name])
+                log("kernel network: removed \(name), left by a run that is gone")
+            } catch {
+                log("kernel network: cannot remove \(name), left by a run that is gone: \(error)")
+            }
         }
     }
 
