@@ -1,4 +1,5 @@
 import ERPCore
+import ERPProduction
 import Foundation
 
 /// How a run over real processes makes its partitions and isolations.
@@ -31,7 +32,7 @@ public enum NetworkFaults: String, CaseIterable, Sendable {
 /// saw and could not explain.
 final class KernelNetwork: @unchecked Sendable {
     // @unchecked Sendable: `cuts` is guarded by `lock`; the rest is set once in `create`.
-    static let ip = "/usr/sbin/ip"
+    static let ipPath = "/usr/sbin/ip"
 
     /// The first three parts of the run's /24 (e.g. "10.202.57").
     let subnet: String
@@ -44,18 +45,23 @@ final class KernelNetwork: @unchecked Sendable {
     private let switchNamespace: String
     private let hostLink: String
     private let lock = NSLock()
-    /// Directed cuts in force, counted (overlapping faults on one pair each hold it).
-    private var cuts: [String: Int] = [:]
+    /// A path cut: `from`'s namespace cannot reach `to`'s address.
+    private struct Cut: Hashable {
+        var from: ServiceName
+        var to: ServiceName
+    }
+    /// Cuts in force, counted (overlapping faults on one pair each hold it).
+    private var cuts: [Cut: Int] = [:]
     /// Routes added so far (each directed cut that took effect).
     var routesAdded: Int { lock.withLock { added } }
     private var added = 0
     let log: @Sendable (String) -> Void
 
-    private init(subnet: String, prefix: String, log: @escaping @Sendable (String) -> Void) {
+    private init(subnet: String, pid: Int32, log: @escaping @Sendable (String) -> Void) {
         self.subnet = subnet
-        self.prefix = prefix
+        self.prefix = "erp\(pid)"
         self.switchNamespace = prefix + "-switch"
-        self.hostLink = prefix.replacingOccurrences(of: "erp", with: "erpH")
+        self.hostLink = "erpH\(pid)"
         self.log = log
     }
 
@@ -64,17 +70,17 @@ final class KernelNetwork: @unchecked Sendable {
     }
 
     /// Whether this process may make network namespaces (root, iproute2 present).
-    static var permitted: Bool { geteuid() == 0 && FileManager.default.isExecutableFile(atPath: ip) }
+    static var permitted: Bool { geteuid() == 0 && FileManager.default.isExecutableFile(atPath: ipPath) }
 
     /// Makes the switch, the runner's link and a namespace per service. On any failure what was
     /// made is removed again and the error says which command failed and what it printed.
     static func create(services: [ServiceName], log: @escaping @Sendable (String) -> Void) throws -> KernelNetwork {
         guard permitted else {
-            throw Failure(description: "--network kernel makes a network namespace per service: it needs root and iproute2 (\(ip))")
+            throw Failure(description: "--network kernel makes a network namespace per service: it needs root and iproute2 (\(ipPath))")
         }
         removeLeftovers(log: log)
         let pid = getpid()
-        let network = KernelNetwork(subnet: try freeSubnet(seed: Int(pid)), prefix: "erp\(pid)", log: log)
+        let network = KernelNetwork(subnet: try freeSubnet(seed: Int(pid)), pid: pid, log: log)
         do {
             try network.build(services)
         } catch {
@@ -86,23 +92,23 @@ final class KernelNetwork: @unchecked Sendable {
 
     private func build(_ services: [ServiceName]) throws {
         let sw = switchNamespace
-        try run(["netns", "add", sw])
-        try run(["-n", sw, "link", "add", "br0", "type", "bridge"])
-        try run(["-n", sw, "link", "set", "br0", "up"])
+        try Self.ip(["netns", "add", sw])
+        try Self.ip(["-n", sw, "link", "add", "br0", "type", "bridge"])
+        try Self.ip(["-n", sw, "link", "set", "br0", "up"])
         // The runner's side: one veth whose peer is a port of the bridge.
-        try run(["link", "add", hostLink, "type", "veth", "peer", "name", "up0", "netns", sw])
-        try run(["addr", "add", hostAddress + "/24", "dev", hostLink])
-        try run(["link", "set", hostLink, "up"])
-        try run(["-n", sw, "link", "set", "up0", "master", "br0", "up"])
+        try Self.ip(["link", "add", hostLink, "type", "veth", "peer", "name", "up0", "netns", sw])
+        try Self.ip(["addr", "add", hostAddress + "/24", "dev", hostLink])
+        try Self.ip(["link", "set", hostLink, "up"])
+        try Self.ip(["-n", sw, "link", "set", "up0", "master", "br0", "up"])
         for (index, service) in services.enumerated() {
             let namespace = "\(prefix)-\(service.rawValue)"
             let address = "\(subnet).\(10 + index)"
-            try run(["netns", "add", namespace])
-            try run(["link", "add", "eth0", "netns", namespace, "type", "veth", "peer", "name", "p\(index)", "netns", sw])
-            try run(["-n", namespace, "addr", "add", address + "/24", "dev", "eth0"])
-            try run(["-n", namespace, "link", "set", "lo", "up"])
-            try run(["-n", namespace, "link", "set", "eth0", "up"])
-            try run(["-n", sw, "link", "set", "p\(index)", "master", "br0", "up"])
+            try Self.ip(["netns", "add", namespace])
+            try Self.ip(["link", "add", "eth0", "netns", namespace, "type", "veth", "peer", "name", "p\(index)", "netns", sw])
+            try Self.ip(["-n", namespace, "addr", "add", address + "/24", "dev", "eth0"])
+            try Self.ip(["-n", namespace, "link", "set", "lo", "up"])
+            try Self.ip(["-n", namespace, "link", "set", "eth0", "up"])
+            try Self.ip(["-n", sw, "link", "set", "p\(index)", "master", "br0", "up"])
             namespaces[service] = namespace
             addresses[service] = address
         }
@@ -112,59 +118,66 @@ final class KernelNetwork: @unchecked Sendable {
     /// The command that runs a service's process inside its namespace.
     func wrapper(for service: ServiceName) -> [String] {
         guard let namespace = namespaces[service] else { return [] }
-        return [Self.ip, "netns", "exec", namespace]
+        return [Self.ipPath, "netns", "exec", namespace]
     }
 
-    /// Whether both ends are services this network placed (devices and the runner are not).
-    func places(_ a: NodeName, _ b: NodeName) -> Bool {
-        guard let x = ServiceName(named: a.rawValue), let y = ServiceName(named: b.rawValue) else { return false }
-        return addresses[x] != nil && addresses[y] != nil && x != y
+    /// The two services, when both ends are services this network placed (devices and the runner
+    /// are not) and they are not one.
+    func placed(_ a: NodeName, _ b: NodeName) -> (ServiceName, ServiceName)? {
+        guard let x = ServiceName(named: a.rawValue), let y = ServiceName(named: b.rawValue),
+              x != y, addresses[x] != nil, addresses[y] != nil else { return nil }
+        return (x, y)
     }
 
     /// Cuts (`on`) or restores the path from `from`'s namespace to `to`'s address. Counted: a pair
     /// cut by two overlapping faults is restored when both have ended.
     func cut(from: ServiceName, to: ServiceName, on: Bool) {
-        guard let namespace = namespaces[from], let address = addresses[to] else { return }
-        let key = "\(from.rawValue)>\(to.rawValue)"
-        let action: String? = lock.withLock {
-            let before = cuts[key, default: 0]
+        let cut = Cut(from: from, to: to)
+        let change: Bool = lock.withLock {
+            let before = cuts[cut, default: 0]
             let after = max(0, before + (on ? 1 : -1))
-            cuts[key] = after == 0 ? nil : after
-            if before == 0 && after == 1 { return "add" }
-            if before == 1 && after == 0 { return "del" }
-            return nil
+            cuts[cut] = after == 0 ? nil : after
+            return (before == 0) != (after == 0)
         }
-        guard let action else { return }
-        do {
-            try run(["-n", namespace, "route", action, "unreachable", address + "/32"])
-            if action == "add" { lock.withLock { added += 1 } }
-            log("kernel: \(from) -> \(to) (\(address)) \(action == "add" ? "cut: unreachable route added" : "restored: route deleted") in \(namespace)")
-        } catch {
-            log("kernel: cannot \(action == "add" ? "cut" : "restore") \(from) -> \(to): \(error)")
-        }
+        if change { route(cut, add: on) }
     }
 
     /// Restores every path still cut (the heal).
     func restoreAll() {
-        let held = lock.withLock { cuts.keys.sorted() }
-        for key in held {
-            let parts = key.split(separator: ">").map(String.init)
-            guard parts.count == 2, let from = ServiceName(rawValue: parts[0]), let to = ServiceName(rawValue: parts[1]) else { continue }
-            lock.withLock { cuts[key] = 1 }
-            cut(from: from, to: to, on: false)
+        let held = lock.withLock {
+            defer { cuts = [:] }
+            return cuts.keys.sorted { ($0.from.rawValue, $0.to.rawValue) < ($1.from.rawValue, $1.to.rawValue) }
+        }
+        for cut in held { route(cut, add: false) }
+    }
+
+    /// Adds or deletes the unreachable route that makes `cut`, and says so.
+    private func route(_ cut: Cut, add: Bool) {
+        guard let namespace = namespaces[cut.from], let address = addresses[cut.to] else { return }
+        do {
+            try Self.ip(["-n", namespace, "route", add ? "add" : "del", "unreachable", address + "/32"])
+            if add { lock.withLock { added += 1 } }
+            log("kernel: \(cut.from) -> \(cut.to) (\(address)) \(add ? "cut: unreachable route added" : "restored: route deleted") in \(namespace)")
+        } catch {
+            log("kernel: cannot \(add ? "cut" : "restore") \(cut.from) -> \(cut.to): \(error)")
         }
     }
 
-    /// Deletes every namespace of this run (their veths go with them, the runner's too).
+    /// Deletes every namespace of this run (their veths go with them, the runner's too). Once: a
+    /// run that fails as it starts is torn down and then unwound.
     func remove() {
-        for namespace in namespaces.values.sorted() + [switchNamespace] {
-            _ = try? run(["netns", "del", namespace])
+        let (made, first) = lock.withLock {
+            defer { removed = true }
+            return (namespaces.values.sorted(), !removed)
+        }
+        guard first else { return }
+        for namespace in made + [switchNamespace] {
+            _ = try? Self.ip(["netns", "del", namespace])
         }
         // The runner's veth goes with its peer; deleted here too in case the switch never existed.
-        _ = try? run(["link", "del", hostLink])
-        namespaces = [:]
-        addresses = [:]
+        _ = try? Self.ip(["link", "del", hostLink])
     }
+    private var removed = false
 
     /// Removes the namespaces of runs whose process is gone.
     static func removeLeftovers(log: @Sendable (String) -> Void) {
@@ -174,7 +187,7 @@ final class KernelNetwork: @unchecked Sendable {
             guard !digits.isEmpty, let pid = Int32(digits), name.dropFirst(3 + digits.count).hasPrefix("-") else { continue }
             if kill(pid, 0) == 0 || errno == EPERM { continue }
             do {
-                try runIP(["netns", "del", name])
+                try ip(["netns", "del", name])
                 log("kernel network: removed \(name), left by a run that is gone")
             } catch {
                 log("kernel network: cannot remove \(name), left by a run that is gone: \(error)")
@@ -184,7 +197,7 @@ final class KernelNetwork: @unchecked Sendable {
 
     /// A /24 under 10.202.0.0/16 that no interface of this namespace has an address in.
     private static func freeSubnet(seed: Int) throws -> String {
-        let shown = (try? runIP(["-4", "-o", "addr", "show"])) ?? ""
+        let shown = (try? ip(["-4", "-o", "addr", "show"])) ?? ""
         for step in 0..<200 {
             let candidate = "10.202.\((seed + step) % 200 + 20)"
             if !shown.contains(" " + candidate + ".") { return candidate }
@@ -192,25 +205,13 @@ final class KernelNetwork: @unchecked Sendable {
         throw Failure(description: "no free /24 under 10.202.0.0/16 for the kernel network")
     }
 
+    /// Runs `ip` with `arguments`; a failure says the command and what it printed.
     @discardableResult
-    private func run(_ arguments: [String]) throws -> String {
-        try Self.runIP(arguments)
-    }
-
-    @discardableResult
-    static func runIP(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ip)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "ip \(arguments.joined(separator: " ")): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(process.terminationStatus))")
+    static func ip(_ arguments: [String]) throws -> String {
+        let run = try runTool(ipPath, arguments, includingErrors: true)
+        guard run.status == 0 else {
+            throw Failure(description: "ip \(arguments.joined(separator: " ")): \(run.output.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(run.status))")
         }
-        return output
+        return run.output
     }
 }

@@ -42,7 +42,7 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     }
 
     func partition(_ a: NodeName, _ b: NodeName, on: Bool) {
-        if let kernel, kernel.places(a, b), let x = ServiceName(named: a.rawValue), let y = ServiceName(named: b.rawValue) {
+        if let kernel, let (x, y) = kernel.placed(a, b) {
             kernel.cut(from: x, to: y, on: on)
             kernel.cut(from: y, to: x, on: on)
             return

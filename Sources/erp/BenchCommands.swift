@@ -1,6 +1,7 @@
 import ArgumentParser
 import ERPBenchmarks
 import ERPCore
+import ERPProduction
 import ERPReports
 import ERPScenario
 import ERPSimulationBackend
@@ -76,7 +77,7 @@ struct SimMesh: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw ValidationError("--c-mesh \(binary): no executable there (build it: gcc -O2 -o /tmp/c_mesh ../shared/bench/c_mesh.c)")
         }
-        let output = try runTool(binary, ["\(virtualSeconds)"])
+        let output = try runTool(binary, ["\(virtualSeconds)"]).output
         guard let field = output.split(separator: " ").first(where: { $0.hasPrefix("msgs_per_wall_s=") }),
               let value = Double(field.dropFirst("msgs_per_wall_s=".count)) else {
             throw ValidationError("\(binary) did not print msgs_per_wall_s=N: \(output)")
@@ -202,19 +203,6 @@ struct ScenarioBench: AsyncParsableCommand {
 func printJSON(_ figures: [String: Any]) {
     guard let data = try? JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys]) else { return }
     print(String(decoding: data, as: UTF8.self))
-}
-
-/// Runs a tool to its end and returns what it printed.
-func runTool(_ path: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
 }
 
 struct TransportBench: ParsableCommand {

@@ -84,10 +84,15 @@ import Testing
         try tamper(burst - 1, in: db)
         let last = try db.read { try Outbox.pending(limit: 10_000, in: $0, memo: memo).entries }.last
         #expect(try last?.envelope.payload(as: OrderCancelled.self).reason == "r")
-        // Small memos keep their storage (no copying for every batch).
-        let kept = memo.capacity
-        memo.forget(["evt_\(burst - 10)"])
-        #expect(memo.capacity == kept)
+        // A memo whose storage is within the bound keeps it however few it holds (no copying
+        // for every batch).
+        let small = OutboxMemo()
+        try db.write { d in for n in burst..<(burst + 150) { try Outbox.append(try event(n), in: d, memo: small) } }
+        let kept = small.capacity
+        #expect(kept <= OutboxMemo.keptCapacityMax && kept >= 150)
+        small.forget((burst..<(burst + 145)).map { "evt_\($0)" })
+        #expect(small.count == 5)
+        #expect(small.capacity == kept, "storage within the bound was given back: \(small.capacity) of \(kept)")
     }
 
     /// A relay batch is bounded in bytes as well as in count, so that large events cannot make an
