@@ -121,11 +121,20 @@ private func runErpNow(_ arguments: [String], environment: [String: String?], di
     guard FileManager.default.isExecutableFile(atPath: erpBinary) else {
         throw TestSupportError("no erp binary at \(erpBinary): build it first (swift build) or set ERP_BINARY")
     }
+    return try await runNow(erpBinary, arguments, environment: environment, directory: directory)
+}
+
+/// Runs `executable` (a script of the package's, say) as `runErp` runs the erp binary.
+public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String?] = [:], directory: String? = nil) async throws -> ProcessResult {
+    try await HeavyWork.shared.run { try await runNow(executable, arguments, environment: environment, directory: directory ?? packageRoot) }
+}
+
+private func runNow(_ executable: String, _ arguments: [String], environment: [String: String?], directory: String) async throws -> ProcessResult {
     let log = scratchDirectory("process") + ".log"
     FileManager.default.createFile(atPath: log, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: log) }
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: erpBinary)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
     var merged = ProcessInfo.processInfo.environment

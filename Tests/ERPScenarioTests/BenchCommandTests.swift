@@ -155,6 +155,21 @@ import Testing
         #expect(markdown.contains("| order |") && markdown.contains("Verdict: ") && markdown.contains("heap in use: ours (of which latency histograms) + SQLite's"))
     }
 
+    /// `scripts/ab-scenario.sh`: two builds (here one, twice) on one scenario at once, a ratio per
+    /// pair and their median, and whether the traces agree.
+    @Test func abScenarioComparesTwoBuildsAtOnce() async throws {
+        let script = packageRoot + "/scripts/ab-scenario.sh"
+        let scenario = packageRoot + "/scenarios/happy-path.yaml"
+        let result = try await runProgram(script, [erpBinary, erpBinary, "1", "--", scenario, "--duration", "2s", "--rate", "30"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("pair 1: A ") && result.output.contains("B/A") && result.output.contains("invariants True / True; same trace"), "\(result.output)")
+        #expect(result.output.contains("B/A, CPU per order: median") && result.output.contains("1 pairs"), "\(result.output)")
+        let unmarked = try await runProgram(script, [erpBinary, erpBinary, "1", scenario])
+        #expect(unmarked.status == 1 && unmarked.output.contains("the bench's arguments follow --"), "\(unmarked.output)")
+        let missing = try await runProgram(script, [erpBinary, "/nonexistent/erp", "--", scenario])
+        #expect(missing.status == 1 && missing.output.contains("no executable /nonexistent/erp"), "\(missing.output)")
+    }
+
     @Test func badBenchArgumentsAreRefused() async throws {
         let result = try await runErp(["bench", "e2e", "--rate", "0"])
         #expect(result.status == 1 && result.output.contains("--rate must be above 0 and at most 20000"), "\(result.output)")
