@@ -57,5 +57,6 @@ import sys
 ratios = sorted(float(x) for x in open(f"{sys.argv[1]}/ratios"))
 m = len(ratios) // 2
 median = ratios[m] if len(ratios) % 2 else (ratios[m - 1] + ratios[m]) / 2
-print(f"B/A, CPU per order: median {median:.3f} (from {ratios[0]:.3f} to {ratios[-1]:.3f}, {len(ratios)} pairs)")
+pairs = f"{len(ratios)} pair" + ("" if len(ratios) == 1 else "s")
+print(f"B/A, CPU per order: median {median:.3f} (from {ratios[0]:.3f} to {ratios[-1]:.3f}, {pairs})")
 PY

@@ -163,7 +163,7 @@ import Testing
         let result = try await runProgram(script, [erpBinary, erpBinary, "1", "--", scenario, "--duration", "2s", "--rate", "30"])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("pair 1: A ") && result.output.contains("B/A") && result.output.contains("invariants True / True; same trace"), "\(result.output)")
-        #expect(result.output.contains("B/A, CPU per order: median") && result.output.contains("1 pairs"), "\(result.output)")
+        #expect(result.output.contains("B/A, CPU per order: median") && result.output.contains(", 1 pair)"), "\(result.output)")
         let unmarked = try await runProgram(script, [erpBinary, erpBinary, "1", scenario])
         #expect(unmarked.status == 1 && unmarked.output.contains("the bench's arguments follow --"), "\(unmarked.output)")
         let missing = try await runProgram(script, [erpBinary, "/nonexistent/erp", "--", scenario])
