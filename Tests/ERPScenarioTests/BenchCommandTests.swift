@@ -166,6 +166,8 @@ import Testing
         #expect(result.output.contains("B/A, CPU per order: median") && result.output.contains(", 1 pair)"), "\(result.output)")
         let unmarked = try await runProgram(script, [erpBinary, erpBinary, "1", scenario])
         #expect(unmarked.status == 1 && unmarked.output.contains("the bench's arguments follow --"), "\(unmarked.output)")
+        let pairs = try await runProgram(script, [erpBinary, erpBinary, "two", "--", scenario])
+        #expect(pairs.status == 1 && pairs.output.contains("PAIRS must be a whole number above 0, not two"), "\(pairs.output)")
         let missing = try await runProgram(script, [erpBinary, "/nonexistent/erp", "--", scenario])
         #expect(missing.status == 1 && missing.output.contains("no executable /nonexistent/erp"), "\(missing.output)")
     }
