@@ -28,7 +28,10 @@ import Testing
             blocks.removeAll()
             let after = HeapUsage.current()
             seen.append("\(before.inUseBytes) → \(held.inUseBytes) → \(after.inUseBytes) (held \(held.heldBytes))")
-            if held.inUseBytes - before.inUseBytes >= 16 << 20, held.inUseBytes - after.inUseBytes >= 16 << 20,
+            // 16 MiB in and out, less 1 MiB for what the rest of the process (tests running beside
+            // this one) allocates or frees meanwhile: mallinfo2 counts the whole process, and a
+            // fresh-clone CI saw it climb by about 190 KiB during every free (16.16 MiB in, 16.0 out).
+            if held.inUseBytes - before.inUseBytes >= 15 << 20, held.inUseBytes - after.inUseBytes >= 15 << 20,
                held.heldBytes >= held.inUseBytes { return }
         }
         Issue.record("16 MiB allocated and freed did not show in the heap in use: \(seen)")
