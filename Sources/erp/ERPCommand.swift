@@ -306,7 +306,8 @@ struct Run: AsyncParsableCommand {
             let stopped = child.terminationReason == .uncaughtSignal ? [SIGINT, SIGTERM].contains(child.terminationStatus)
                                                                      : [130, 143].contains(child.terminationStatus)
             if stopped {
-                for _ in 0..<200 where !secondRun.wasInterrupted { usleep(10_000) }
+                let waitEnd = ContinuousClock.now + .seconds(2)
+                while !secondRun.wasInterrupted && ContinuousClock.now < waitEnd { usleep(10_000) }
                 while secondRun.wasInterrupted { sleep(1) }  // the handler ends the process
             }
             guard FileManager.default.fileExists(atPath: again + "/trace.log") else { throw failure("the second run wrote no trace (\(exitDescription(child.shellStatus)))") }

@@ -294,8 +294,6 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: out + "/replay.partial") && !FileManager.default.fileExists(atPath: out + "/replay"))
     }
 
-    /// Starts erp with `arguments`, sends it SIGINT once `file` holds `bytes`, and returns its exit
-    /// status and what it wrote to standard error.
     /// The same Ctrl-C when the second run hears it, and ends, before the first run's handler has
     /// begun: the first run said "the second run wrote no trace" and exited 1 (a fresh-clone CI saw
     /// it once; with the child signalled 50 ms before the parent it happened every time).
@@ -322,6 +320,9 @@ import Testing
         }
     }
 
+    /// Starts erp with `arguments`, sends it SIGINT once `file` holds `bytes` (its one child first,
+    /// 50 ms before, with `childFirst`), and returns its exit status and what it wrote to standard
+    /// error.
     private func interrupt(_ arguments: [String], once file: String, holds bytes: Int, within: Duration,
                            childFirst: Bool = false) async throws -> (Int32, String) {
         let process = Process()
