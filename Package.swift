@@ -194,7 +194,7 @@ let package = Package(
         .testTarget(name: "ERPCoreTests", dependencies: ["ERPCore", "ERPReports", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "ERPWireTests", dependencies: ["ERPWire", "ERPCore"]),
         .testTarget(name: "ERPTransportTests", dependencies: [
-            "ERPCore", "ERPResilience", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ",
+            "ERPCore", "ERPResilience", "ERPStorage", "ERPTransport", "ERPSimulation", "ERPServices", "ERPZeroMQ", "ERPTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ERPResilienceTests", dependencies: ["ERPCore", "ERPResilience"]),

@@ -102,6 +102,24 @@ public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws 
     }
 }
 
+/// Waits for `process` to end on a thread of its own. `waitUntilExit()` in a test blocks one of
+/// the cooperative pool's threads (two on a two-core machine) for as long as the process runs;
+/// two such waits at once stop every other test's tasks, and a CI run saw calls with a 5 s
+/// deadline time out beside a Chromium that ran for minutes.
+public func waitForExit(_ process: Process) async {
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        Thread { process.waitUntilExit(); done.resume() }.start()  // pool-exempt: the thread of its own
+    }
+}
+
+/// Reads `handle` to its end on a thread of its own (a pipe's reader blocks until every writer
+/// has closed it: for a child process, until it ends), for the reason `waitForExit` gives.
+public func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { (done: CheckedContinuation<Data, Never>) in
+        Thread { done.resume(returning: handle.readDataToEndOfFile()) }.start()  // pool-exempt: the thread of its own
+    }
+}
+
 /// What a finished erp process left.
 public struct ProcessResult: Sendable {
     public var status: Int32
@@ -143,9 +161,7 @@ private func runNow(_ executable: String, _ arguments: [String], environment: [S
     process.standardOutput = FileHandle(forWritingAtPath: log)
     process.standardError = process.standardOutput
     try process.run()
-    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        Thread { process.waitUntilExit(); done.resume() }.start()
-    }
+    await waitForExit(process)
     return ProcessResult(status: process.terminationStatus,
                          output: String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
 }

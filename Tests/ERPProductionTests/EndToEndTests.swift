@@ -165,7 +165,7 @@ func http(_ method: String, _ url: String, body: String? = nil, headers: [String
         #expect(refused.status != 0, "a service's key is not a tool's: \(refused.output)")
         try await Task.sleep(for: .seconds(2)) // the replayed deliveries are acknowledged
         up.terminate()
-        up.waitUntilExit()
+        await waitForExit(up)
 
         var summary = RunSummary(scenario: "e2e", seed: 0, mode: "zmq", reproduce: "", chaos: .zero, heal: .zero)
         try ConsistencyChecker(databaseDirectory: data, history: records).check(into: &summary)

@@ -51,7 +51,7 @@ import Testing
         }
         #expect(level?.sold == 12 && level?.available == initial - 12, "\(String(describing: level)), initial \(initial)")
         up.terminate()
-        up.waitUntilExit()
+        await waitForExit(up)
 
         // Judged against the fixtures erp up recorded (7 × the file's stock), not the file's.
         let check = try await runErp(["check", data])

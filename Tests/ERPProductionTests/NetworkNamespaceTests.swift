@@ -15,8 +15,9 @@ func sh(_ executable: String, _ arguments: [String], environment: [String: Strin
     process.standardOutput = pipe
     process.standardError = pipe
     do { try process.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    // ip(8) commands, which end in milliseconds, run from static initializers, which cannot await.
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()  // pool-exempt: see above
+    process.waitUntilExit()  // pool-exempt: see above
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 

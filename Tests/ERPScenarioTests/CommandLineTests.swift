@@ -119,8 +119,8 @@ import Testing
         shell.standardOutput = pipe
         shell.standardError = pipe
         try shell.run()
-        let again = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        shell.waitUntilExit()
+        let again = String(decoding: await readToEnd(pipe.fileHandleForReading), as: UTF8.self)
+        await waitForExit(shell)
         #expect(shell.terminationStatus == 0, "\(reproduce)\n\(again)")
         func hash(_ output: String) -> Substring? { output.split(separator: "\n").first { $0.hasPrefix("trace hash: ") } }
         #expect(hash(first.output) != nil && hash(first.output) == hash(again), "\(reproduce)")
@@ -142,7 +142,7 @@ import Testing
         process.standardError = FileHandle.nullDevice
         try pipe.fileHandleForReading.close()   // nobody reads what it prints
         try process.run()
-        process.waitUntilExit()
+        await waitForExit(process)
         #expect(process.terminationReason == .exit && process.terminationStatus == 2, "\(process.terminationReason) \(process.terminationStatus)")
         #expect(FileManager.default.fileExists(atPath: dir + "/run/summary.json"))
     }
@@ -344,8 +344,9 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         process.interrupt()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        let said = await readToEnd(pipe.fileHandleForReading)
+        await waitForExit(process)
+        return (process.terminationStatus, String(decoding: said, as: UTF8.self))
     }
 
     /// `erp events requeue DIR` beside a running bus said "requeued 1 dead letters" and nothing

@@ -110,7 +110,7 @@ import Testing
             pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
             pgrep.arguments = ["-KILL", "-f", "--", "run .*--out \(out)/x/runs"]
             try pgrep.run()
-            pgrep.waitUntilExit()
+            await waitForExit(pgrep)
             killed = pgrep.terminationStatus == 0
         }
         let result = try await explored
@@ -139,26 +139,26 @@ import Testing
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        func workers() throws -> Int32 {
+        func workers() async throws -> Int32 {
             let pgrep = Process()
             pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
             pgrep.arguments = ["-f", "--", "run .*--out \(out)/runs"]
             pgrep.standardOutput = FileHandle.nullDevice
             try pgrep.run()
-            pgrep.waitUntilExit()
+            await waitForExit(pgrep)
             return pgrep.terminationStatus   // 0: some process matched
         }
         var started = false
         for _ in 0..<600 where !started {
             try await Task.sleep(for: .milliseconds(100))
-            started = try workers() == 0
+            started = try await workers() == 0
         }
         #expect(started, "the seed's run was never seen")
         kill(process.processIdentifier, SIGKILL)
         var gone = false
         for _ in 0..<100 where !gone {
             try await Task.sleep(for: .milliseconds(100))
-            gone = try workers() == 1
+            gone = try await workers() == 1
         }
         #expect(gone, "the seed's run outlived its exploration by 10 s")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: out + "/runs/happy-path")) ?? []
@@ -328,7 +328,7 @@ import Testing
                 waited += 1
             }
             process.interrupt()
-            try await Task.detached { process.waitUntilExit() }.value
+            await waitForExit(process)
             return (process.terminationStatus, String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
         }
         #expect(status == 130, "\(output)")
@@ -390,7 +390,7 @@ import Testing
             let deadline = ContinuousClock.now + .seconds(120)
             while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
             if process.isRunning { process.terminate() }
-            process.waitUntilExit()
+            await waitForExit(process)
             return (process.terminationStatus, String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))
         }
         #expect(output.contains("the erp binary changed under the run (rebuilt?), so no more seeds were started"), "\(output)")

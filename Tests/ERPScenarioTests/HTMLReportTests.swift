@@ -47,8 +47,8 @@ import Testing
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let data = try await Task.detached { try out.fileHandleForReading.readToEnd() ?? Data() }.value
-        process.waitUntilExit()
+        let data = await readToEnd(out.fileHandleForReading)
+        await waitForExit(process)
         return String(decoding: data, as: UTF8.self)
     }
 }

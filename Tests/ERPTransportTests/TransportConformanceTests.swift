@@ -54,11 +54,11 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
 /// The transport contract, proven on every backend with the same test bodies.
 @Suite struct TransportConformanceTests {
     @Test(arguments: Backend.allCases)
-    func callGetsTheAnswerAndCarriesTheCaller(backend: Backend) throws {
+    func callGetsTheAnswerAndCarriesTheCaller(backend: Backend) async throws {
         let h = try backend.makeHarness()
         let runs = Counter()
         h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: runs) }
-        try h.run(limit: .seconds(5)) { client in
+        try await h.run(limit: .seconds(5)) { client in
             let answer = try await client.transport.call(Echo(text: "hello"), metadata: client.metadata(timeout: .seconds(1)))
             #expect(answer == "hello from inventory for test-client")
         }
@@ -68,12 +68,12 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     /// The seed's rate limiting per service: past its bucket a node answers `overloaded` with the
     /// time after which the caller may try again, without running the handler.
     @Test(arguments: Backend.allCases)
-    func aServicesRateLimitRefusesTheExcessWithARetryAfter(backend: Backend) throws {
+    func aServicesRateLimitRefusesTheExcessWithARetryAfter(backend: Backend) async throws {
         let h = try backend.makeHarness()
         let runs = Counter()
         h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: runs) }
         h.limitIncoming("inventory", RateLimiterSettings(bucket: TokenBucketSettings(capacity: 2, refillRatePerSecond: 2)))
-        try h.run(limit: .seconds(10)) { client in
+        try await h.run(limit: .seconds(10)) { client in
             var answers: [String] = []
             for i in 0..<4 {
                 do {
@@ -95,9 +95,9 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     /// Writes asked for in the same moment share one transaction; one that throws is undone
     /// alone, and every waiter resumes only after the commit.
     @Test(arguments: Backend.allCases)
-    func groupCommitSharesOneTransactionAndIsolatesAFailure(backend: Backend) throws {
+    func groupCommitSharesOneTransactionAndIsolatesAFailure(backend: Backend) async throws {
         let h = try backend.makeHarness()
-        try h.run(limit: .seconds(10)) { client in
+        try await h.run(limit: .seconds(10)) { client in
             let db = try client.openDatabase("group", migrations: [("t", { try $0.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)") })])
             let commits = GroupCommit(runtime: client, database: db)
             struct Refused: Error {}
@@ -136,7 +136,7 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     /// correlation id, not the delivery's: one delivery carries the events of many orders, and a
     /// reader following one order through the logs must find its lines.
     @Test(arguments: Backend.allCases)
-    func aConsumerRecordsEachEventUnderItsOwnCorrelationId(backend: Backend) throws {
+    func aConsumerRecordsEachEventUnderItsOwnCorrelationId(backend: Backend) async throws {
         let h = try backend.makeHarness()
         let lines = Mutex<[String]>([])
         h.addNode("report", serving: .report) { (runtime: any Runtime) throws -> Void in
@@ -148,7 +148,7 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
             consumer.on(OrderCancelled.self) { _, _, _ in }
             consumer.start()
         }
-        try h.run(limit: .seconds(10)) { client in
+        try await h.run(limit: .seconds(10)) { client in
             let events = try ["a", "b"].map { id in
                 try EventEnvelope(OrderCancelled(orderId: id, reason: "x"), eventId: "evt_" + id, source: .order,
                                   timestamp: .simulationEpoch, correlationId: "corr-" + id)
@@ -167,7 +167,7 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     /// acknowledged, a version it cannot read refused for good, an effect's refusal passed on, and
     /// a failing effect undone alone while the others commit.
     @Test(arguments: Backend.allCases)
-    func aConsumerAnswersEachEventOfADeliveryInOrder(backend: Backend) throws {
+    func aConsumerAnswersEachEventOfADeliveryInOrder(backend: Backend) async throws {
         let h = try backend.makeHarness()
         struct Broken: Error {}
         h.addNode("report", serving: .report) { (runtime: any Runtime) throws -> Void in
@@ -183,7 +183,7 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
                 try db.read { try String.fetchAll($0, sql: "SELECT orderId FROM seen ORDER BY orderId") }.joined(separator: ",")
             }
         }
-        try h.run(limit: .seconds(10)) { client in
+        try await h.run(limit: .seconds(10)) { client in
             func cancelled(_ id: String, _ reason: String) throws -> EventEnvelope {
                 try EventEnvelope(OrderCancelled(orderId: id, reason: reason), eventId: "evt_" + id, source: .order,
                                   timestamp: .simulationEpoch, correlationId: "c")
@@ -221,10 +221,10 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     }
 
     @Test(arguments: Backend.allCases)
-    func deadlineExceededWhenTheAnswerIsLate(backend: Backend) throws {
+    func deadlineExceededWhenTheAnswerIsLate(backend: Backend) async throws {
         let h = try backend.makeHarness()
         h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: Counter()) }
-        try h.run(limit: .seconds(10)) { client in
+        try await h.run(limit: .seconds(10)) { client in
             let start = client.clock.now
             await #expect(throws: RPCError.deadlineExceeded) {
                 try await client.transport.call(Slow(delayMilliseconds: 2_000), metadata: client.metadata(timeout: .milliseconds(300)))
@@ -239,11 +239,11 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     }
 
     @Test(arguments: Backend.allCases)
-    func workWhoseDeadlineHasPassedIsNotDone(backend: Backend) throws {
+    func workWhoseDeadlineHasPassedIsNotDone(backend: Backend) async throws {
         let h = try backend.makeHarness()
         let runs = Counter()
         h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: runs) }
-        try h.run(limit: .seconds(5)) { client in
+        try await h.run(limit: .seconds(5)) { client in
             // The deadline passes while the request is on the wire (one hop takes at least 0.5 ms).
             let metadata = CallMetadata(deadline: client.clock.now + .microseconds(100), correlationId: "c")
             await #expect(throws: RPCError.deadlineExceeded) { try await client.transport.call(Echo(text: "x"), metadata: metadata) }
@@ -253,10 +253,10 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     }
 
     @Test(arguments: Backend.allCases)
-    func rejectionsAndMissingMethodsAreTyped(backend: Backend) throws {
+    func rejectionsAndMissingMethodsAreTyped(backend: Backend) async throws {
         let h = try backend.makeHarness()
         h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: Counter()) }
-        try h.run(limit: .seconds(5)) { client in
+        try await h.run(limit: .seconds(5)) { client in
             await #expect(throws: RPCError.rejected(code: "no_way", message: "refused on purpose")) {
                 try await client.transport.call(Refuse(), metadata: client.metadata(timeout: .seconds(1)))
             }
@@ -270,10 +270,10 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     }
 
     @Test(arguments: Backend.allCases)
-    func aCrashedPeerIsUnavailableNotSilent(backend: Backend) throws {
+    func aCrashedPeerIsUnavailableNotSilent(backend: Backend) async throws {
         let h = try backend.makeHarness()
         h.addNode("inventory", serving: .inventory) { registerTestHandlers($0, runs: Counter()) }
-        try h.run(limit: .seconds(5)) { client in
+        try await h.run(limit: .seconds(5)) { client in
             _ = try await client.transport.call(Echo(text: "up"), metadata: client.metadata(timeout: .seconds(1)))
             h.crash("inventory")
             let start = client.clock.now
@@ -295,7 +295,7 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
     /// duplicating a third of all messages, every event's effect still happens once per group, and
     /// patterns route only what matches.
     @Test(arguments: Backend.allCases)
-    func eventsReachEveryGroupOnceDespiteDuplicates(backend: Backend) throws {
+    func eventsReachEveryGroupOnceDespiteDuplicates(backend: Backend) async throws {
         let h = try backend.makeHarness(seed: 4)
         h.setDuplicateProbability(0.33)
         let routes = [
@@ -331,7 +331,7 @@ func registerTestHandlers(_ runtime: any Runtime, runs: Counter) {
                 consumer.start()
             }
         }
-        try h.run(limit: .seconds(30)) { client in
+        try await h.run(limit: .seconds(30)) { client in
             await client.sleep(for: .milliseconds(20))
             try publisher.publish!(25)
             await client.sleep(for: .seconds(10))

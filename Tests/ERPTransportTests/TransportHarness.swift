@@ -29,7 +29,7 @@ protocol TransportHarness: Sendable {
     func addNode(_ name: NodeName, serving service: ServiceName, make: @escaping @Sendable (any Runtime) throws -> any ERPService)
     /// Starts every node, then runs `body` as a client and returns when it finishes (or fails
     /// after `limit` of the backend's time).
-    func run(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) throws
+    func run(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) async throws
     func crash(_ name: NodeName)
     func restart(_ name: NodeName)
     func setDuplicateProbability(_ p: Double)
@@ -70,7 +70,7 @@ final class SimulationHarness: TransportHarness, @unchecked Sendable {
         world.addNode(name, serving: service) { runtime in try make(runtime) }
     }
 
-    func run(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) throws {
+    func run(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) async throws {
         for node in world.allNodes where !node.alive { node.start() }
         let client = world.addNode("test-client")
         client.start()

@@ -1,6 +1,7 @@
 import Dispatch
 import ERPCore
 import ERPResilience
+import ERPTestSupport
 import ERPTransport
 import ERPZeroMQ
 import Foundation
@@ -13,8 +14,11 @@ import Testing
 /// never run again, its handlers are gone, its databases close); `restart` builds it anew.
 ///
 /// The harness's own async steps (binding, closing) run on a harness executor and the calling
-/// thread waits on a semaphore: the protocol is synchronous, and the cooperative pool (two threads
-/// on a two-core machine) may be entirely taken by other blocked tests.
+/// thread waits on a semaphore: `crash` and `restart` are synchronous (a test body calls them on
+/// its node's executor), and the harness's executor must not wait for the cooperative pool. `run`
+/// does all its waiting on a thread of its own: a test that blocked one of the pool's threads (two
+/// on a two-core machine) for its whole body stalled every other test's tasks whenever two ran at
+/// once.
 final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
     // @unchecked Sendable: the mutable fields are reached only while `lock` is held.
     private struct Spec {
@@ -76,7 +80,11 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
         if let service, addressBook.node(serving: service) == nil { addressBook.set(service, servedBy: spec.name) }
     }
 
-    func run(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) throws {
+    func run(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) async throws {
+        try await onThreadOfItsOwn { try self.runWaiting(limit: limit, body) }
+    }
+
+    private func runWaiting(limit: Duration, _ body: @escaping @Sendable (any Runtime) async throws -> Void) throws {
         defer { stopAll() }
         for spec in lock.withLock({ specs }) where lock.withLock({ live[spec.name] == nil }) {
             try start(spec)
@@ -98,7 +106,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
         // checks its own deadlines): four times it, and at least 30 s, so that a loaded machine
         // (CI runs simulations beside this on two cores) does not fail a body that is merely slow.
         let guardTime = max(limit * 4, Self.hangGuard)
-        if done.wait(timeout: .now() + .nanoseconds(Int(guardTime.nanoseconds))) == .timedOut {
+        if done.wait(timeout: .now() + .nanoseconds(Int(guardTime.nanoseconds))) == .timedOut {  // pool-exempt: run's own thread, or a node's executor
             throw HarnessTimeout(description: "test body did not finish within \(guardTime) of wall time (the guard for a limit of \(limit))")
         }
         try outcome.get()
@@ -153,7 +161,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
             do { try await service.start() } catch { runtime.logger.critical("start failed: \(error)") }
             started.signal()
         }
-        if started.wait(timeout: .now() + .nanoseconds(Int(stepTimeout.nanoseconds))) == .timedOut {
+        if started.wait(timeout: .now() + .nanoseconds(Int(stepTimeout.nanoseconds))) == .timedOut {  // pool-exempt: run's own thread, or a node's executor
             throw HarnessTimeout(description: "\(spec.name) did not start within \(stepTimeout)")
         }
         return node
@@ -184,7 +192,7 @@ final class ZeroMQHarness: TransportHarness, @unchecked Sendable {
             do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
             done.signal()
         }
-        if done.wait(timeout: .now() + .nanoseconds(Int(stepTimeout.nanoseconds))) == .timedOut {
+        if done.wait(timeout: .now() + .nanoseconds(Int(stepTimeout.nanoseconds))) == .timedOut {  // pool-exempt: run's own thread, or a node's executor
             throw HarnessTimeout(description: "a harness step did not finish within \(stepTimeout)")
         }
         return try box.get()

@@ -99,7 +99,7 @@ struct SendErrorTests {
         let pull = try await io.open(.pull, options: .plaintext, delivery: .handler { message, _ in
             guard message.frames == [bytes("block")] else { return }
             entered.set()
-            _ = release.wait(timeout: .now() + 300)
+            _ = release.wait(timeout: .now() + 300)  // pool-exempt: on libzmq's I/O thread, on purpose
         })
         let endpoint = try await pull.bind(try Transport.inproc.bindEndpoint())
         let push = try await io.open(.push, options: .plaintext)
