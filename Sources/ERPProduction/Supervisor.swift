@@ -1,3 +1,4 @@
+import CMalloc
 import ERPCore
 import Foundation
 
@@ -178,6 +179,11 @@ public final class Supervisor: @unchecked Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // Nothing of this process's but standard input, output and error: every service of an
+        // `erp soak` held the soak's samples.txt and runner.log open (Foundation opens files
+        // without O_CLOEXEC), and would have held any such socket or lock as long as it ran.
+        let closing = erp_spawn_close_from(&actions, 3)
+        guard closing == 0 else { throw SupervisorError("cannot start \(child.name): \(String(cString: strerror(closing)))") }
         // A process group of its own, led by the child: what the supervisor signals.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -35,6 +35,37 @@ import ZeroMQTestSupport
         #expect(kill(b, 0) != 0, "b is still running after stop")
     }
 
+    /// A child holds nothing of the supervisor's but standard input, output and error: an `erp soak`'s
+    /// services held its samples.txt and runner.log, which Foundation opened without O_CLOEXEC.
+    @Test func aChildInheritsNoDescriptorOfTheSupervisor() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("erp-inherited-\(UInt64.random(in: 0...UInt64.max))").path
+        let held = open(path, O_WRONLY | O_CREAT, 0o644)   // no O_CLOEXEC, as Foundation's FileHandle
+        try #require(held >= 3)
+        defer { close(held); unlink(path) }
+        let supervisor = Supervisor(children: [.init(name: "a", executable: "/bin/sleep", arguments: ["3600"])])
+        supervisor.log = { _ in }
+        supervisor.stopGracePeriod = .milliseconds(500)
+        try supervisor.start()
+        defer { supervisor.stop() }
+        let pid = try #require(supervisor.processIdentifier(of: "a"))
+        // /bin/sleep opens nothing of its own once it sleeps; until exec, the child is the supervisor's copy.
+        var targets: [String] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            if command.hasPrefix("/bin/sleep") {
+                let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+                targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(!targets.isEmpty, "the child never ran /bin/sleep")
+        #expect(!targets.contains(path), "the child holds the supervisor's \(path): \(targets)")
+        let numbers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap(Int.init).sorted()
+        #expect(numbers.allSatisfy { $0 <= 2 }, "descriptors beyond standard input, output and error: \(numbers) \(targets)")
+    }
+
     /// A child that keeps dying is restarted ever more slowly, never given up on: a request that
     /// crashes a service every time must not take the service down for good.
     @Test func aChildThatKeepsDyingBacksOffButIsNeverGivenUpOn() async throws {
