@@ -94,17 +94,25 @@ public struct ProcessProbe: Sendable, Equatable {
                   target.hasPrefix("socket:[") else { continue }
             sockets.insert(Substring(target).dropFirst(8).dropLast())
         }
+        return clientConnections(sockets: sockets, tables: ["tcp", "tcp6"].map { ProcStat.readFile("/proc/\(pid)/net/\($0)") })
+    }
+
+    /// Of `sockets` (inodes), how many the connection tables (/proc/PID/net/tcp and tcp6's text)
+    /// list as connected from a port that one of them listens on. Each inode counts once: the
+    /// kernel writes a table in pieces while connections come and go, and a read of the gateway's
+    /// under load listed some socket twice in 4 of 300 reads; counted twice, a client's connection
+    /// made the process's own descriptors look one fewer, and a soak's earlier floor too low.
+    static func clientConnections(sockets: Set<Substring>, tables: [String]) -> Int {
         var listening = Set<Substring>()
-        var connected: [Substring] = []
-        for table in ["tcp", "tcp6"] {
-            let text = ProcStat.readFile("/proc/\(pid)/net/\(table)")
+        var connected: [Substring: Substring] = [:]   // inode: local port
+        for text in tables {
             for line in text.split(separator: "\n").dropFirst() {
                 // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard fields.count > 9, sockets.contains(fields[9]), let port = fields[1].split(separator: ":").last else { continue }
-                if fields[3] == "0A" { listening.insert(port) } else { connected.append(port) }
+                if fields[3] == "0A" { listening.insert(port) } else { connected[fields[9]] = port }
             }
         }
-        return connected.filter { listening.contains($0) }.count
+        return connected.values.filter { listening.contains($0) }.count
     }
 }

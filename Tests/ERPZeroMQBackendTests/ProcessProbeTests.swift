@@ -53,6 +53,25 @@ import Testing
         #expect(after.ownDescriptors >= count + 1)
     }
 
+    /// A connection table read while connections come and go can list a socket twice (seen in
+    /// 4 of 300 reads of a soaked gateway's): it is still one client's connection.
+    @Test func aSocketListedTwiceCountsOnce() {
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+        func row(_ sl: Int, local: String, remote: String, state: String, inode: String) -> String {
+            "   \(sl): \(local) \(remote) \(state) 00000000:00000000 00:00000000 00000000     0        0 \(inode) 1 0000000000000000 20 4 30 10 -1"
+        }
+        let listener = row(0, local: "0100007F:186A", remote: "00000000:0000", state: "0A", inode: "100")
+        let client = row(1, local: "0100007F:186A", remote: "0100007F:9C40", state: "01", inode: "200")
+        let outgoing = row(2, local: "0100007F:9C41", remote: "0100007F:1F90", state: "01", inode: "300")
+        let ours: Set<Substring> = ["100", "200", "300"]
+        #expect(ProcessProbe.clientConnections(sockets: ours, tables: [[header, listener, client, outgoing].joined(separator: "\n"), header]) == 1)
+        // The same table, read while it changed: the client's row twice.
+        #expect(ProcessProbe.clientConnections(sockets: ours, tables: [[header, listener, client, outgoing, client].joined(separator: "\n"), header]) == 1)
+        // Another process's connection to the same port is not this one's.
+        let theirs = row(3, local: "0100007F:186A", remote: "0100007F:9C42", state: "01", inode: "400")
+        #expect(ProcessProbe.clientConnections(sockets: ours, tables: [[header, listener, client, theirs].joined(separator: "\n"), header]) == 1)
+    }
+
     @Test func aProcessThatIsGoneReadsAsZeros() {
         let probe = ProcessProbe.read(pid: Int32.max)
         #expect(probe == ProcessProbe())
