@@ -248,11 +248,13 @@ public struct ServiceHost: Service {
         }
         defer { reloadSignal?.cancel() }
 
+        // The paths this service calls, shown in its /metrics before their first call.
+        let callPaths = (ServiceCatalog.type(of: service)?.calls ?? []).map { ResilienceSettings.pathName(service, $0) }
         if service == .gateway, let operations = instance as? GatewayOperations {
             let http = GatewayHTTP(operations: operations, settings: GatewayHTTPSettings(apiKeys: topology.apiKeys, rateLimitPerKey: topology.httpRateLimit),
                                    clock: clock, ids: runtime.ids,
                                    hop: { body in await executor.run(body) },
-                                   moreMetrics: { [resilience = settings.resilienceMetrics] in transport.prometheusText() + resilience.prometheusText() },
+                                   moreMetrics: { [resilience = settings.resilienceMetrics] in transport.prometheusText() + resilience.prometheusText(declared: callPaths) },
                                    note: { [logger] in logger.warning("\($0)") })
             let app = Application(router: http.router(), server: http.settings.limits.server(logger: logger),
                                   configuration: .init(address: .hostname(topology.httpHost, port: topology.httpPort)),
@@ -265,7 +267,7 @@ public struct ServiceHost: Service {
             let door = ingress, resilience = settings.resilienceMetrics
             let bus = instance as? EventBusService
             let router = MetricsEndpoint.router {
-                transport.prometheusText() + resilience.prometheusText() + (door?.prometheusText() ?? "") + (bus?.prometheusText() ?? "")
+                transport.prometheusText() + resilience.prometheusText(declared: callPaths) + (door?.prometheusText() ?? "") + (bus?.prometheusText() ?? "")
             }
             let app = Application(router: router, server: HTTPServerLimits().server(logger: logger),
                                   configuration: .init(address: .hostname(metrics.host, port: metrics.port)), logger: logger)

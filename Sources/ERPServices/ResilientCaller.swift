@@ -66,9 +66,15 @@ public final class ResilienceMetrics: Sendable {
 
     /// The call paths' breakers and retries in Prometheus's text format, for a service's
     /// `/metrics`: the breakers' state and what they refused were in the harness's reports only,
-    /// so an operator could not see an open breaker (an on-call trial).
-    public func prometheusText() -> String {
-        let (paths, shed) = state.withLock { ($0.paths, $0.rateLimited) }
+    /// so an operator could not see an open breaker (an on-call trial). `declared` paths (those
+    /// the service calls) are shown from the start, at zero and closed, before their first call:
+    /// a service just restarted showed none, and an alert on `erp_breaker_state` saw no series
+    /// where it should have seen a closed breaker (a CI run scraped an order service respawned
+    /// after a kill that had not called payment yet).
+    public func prometheusText(declared: [String] = []) -> String {
+        let (recorded, shed) = state.withLock { ($0.paths, $0.rateLimited) }
+        var paths = recorded
+        for path in declared where paths[path] == nil { paths[path] = PathCounts() }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ value: (PathCounts) -> String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"

@@ -29,4 +29,22 @@ import Testing
         #expect(text.contains(#"erp_call_failures_total{path="order->payment"} 2"#))
         #expect(text.contains("# TYPE erp_breaker_state gauge"))
     }
+
+    /// The paths a service calls are there before their first call, closed and at zero (a service
+    /// respawned after a kill showed no breaker at all until it had called); what was recorded
+    /// is not overwritten by them.
+    @Test func declaredPathsShowBeforeTheirFirstCall() {
+        let metrics = ResilienceMetrics()
+        let fresh = metrics.prometheusText(declared: ["order->inventory", "order->payment"])
+        #expect(fresh.contains(#"erp_breaker_state{path="order->payment"} 0"#), "\(fresh)")
+        #expect(fresh.contains(#"erp_breaker_state{path="order->inventory"} 0"#))
+        #expect(fresh.contains(#"erp_call_retries_total{path="order->inventory"} 0"#))
+        var opened = CallStatistics(correlationId: "c1")
+        opened.transitions = [CircuitBreaker.Transition(from: .closed, to: .open, at: Timestamp(nanosecondsSinceEpoch: 1))]
+        metrics.record("order->payment", opened)
+        let later = metrics.prometheusText(declared: ["order->inventory", "order->payment"])
+        #expect(later.contains(#"erp_breaker_state{path="order->payment"} 2"#), "\(later)")
+        #expect(later.components(separatedBy: #"erp_breaker_state{path="order->payment"}"#).count == 2, "one series a path")
+        #expect(metrics.paths.keys.sorted() == ["order->payment"], "the reports' counts hold only paths that were called")
+    }
 }
