@@ -95,11 +95,7 @@ public actor HeavyWork {
 /// Runs `body` on a thread of its own and waits for it: work that blocks for long (a simulated
 /// world computing, waiting for a process) must not hold one of the cooperative pool's threads.
 public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (done: CheckedContinuation<T, any Error>) in
-        let thread = Thread { done.resume(with: Result { try body() }) }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
+    try await onThread { Result { try body() } }.get()
 }
 
 /// Waits for `process` to end on a thread of its own. `waitUntilExit()` in a test blocks one of
@@ -107,16 +103,21 @@ public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws 
 /// two such waits at once stop every other test's tasks, and a CI run saw calls with a 5 s
 /// deadline time out beside a Chromium that ran for minutes.
 public func waitForExit(_ process: Process) async {
-    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        Thread { process.waitUntilExit(); done.resume() }.start()  // pool-exempt: the thread of its own
-    }
+    await onThread { process.waitUntilExit() }  // pool-exempt: the thread of its own
 }
 
 /// Reads `handle` to its end on a thread of its own (a pipe's reader blocks until every writer
 /// has closed it: for a child process, until it ends), for the reason `waitForExit` gives.
 public func readToEnd(_ handle: FileHandle) async -> Data {
-    await withCheckedContinuation { (done: CheckedContinuation<Data, Never>) in
-        Thread { done.resume(returning: handle.readDataToEndOfFile()) }.start()  // pool-exempt: the thread of its own
+    await onThread { handle.readDataToEndOfFile() }  // pool-exempt: the thread of its own
+}
+
+/// The three above: `body` on a new thread, awaited.
+private func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { (done: CheckedContinuation<T, Never>) in
+        let thread = Thread { done.resume(returning: body()) }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
 }
 

@@ -49,20 +49,19 @@ import ZeroMQTestSupport
         defer { supervisor.stop() }
         let pid = try #require(supervisor.processIdentifier(of: "a"))
         // /bin/sleep opens nothing of its own once it sleeps; until exec, the child is the supervisor's copy.
-        var targets: [String] = []
+        var fds: [String] = []
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-            if command.hasPrefix("/bin/sleep") {
-                let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-                targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            if ProcStat.readFile("/proc/\(pid)/cmdline").hasPrefix("/bin/sleep") {
+                fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
                 break
             }
             try await Task.sleep(for: .milliseconds(10))
         }
+        let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
         #expect(!targets.isEmpty, "the child never ran /bin/sleep")
         #expect(!targets.contains(path), "the child holds the supervisor's \(path): \(targets)")
-        let numbers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap(Int.init).sorted()
+        let numbers = fds.compactMap(Int.init).sorted()
         #expect(numbers.allSatisfy { $0 <= 2 }, "descriptors beyond standard input, output and error: \(numbers) \(targets)")
     }
 

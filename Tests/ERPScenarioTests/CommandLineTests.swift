@@ -309,17 +309,6 @@ import Testing
         #expect(!said.contains("wrote no trace"), "\(said)")
     }
 
-    /// The children of `pid` (from /proc).
-    private func children(of pid: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { candidate in
-            guard let stat = try? String(contentsOfFile: "/proc/\(candidate)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && Int32(fields[1]) == pid
-        }
-    }
-
     /// Starts erp with `arguments`, sends it SIGINT once `file` holds `bytes` (its one child first,
     /// 50 ms before, with `childFirst`), and returns its exit status and what it wrote to standard
     /// error.
@@ -338,7 +327,7 @@ import Testing
         while size() < bytes && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(size() >= bytes, "\(file) never held \(bytes) bytes")
         if childFirst {
-            let second = children(of: process.processIdentifier)
+            let second = ProcStat.liveChildren(of: process.processIdentifier)
             #expect(second.count == 1, "children of the first run: \(second)")
             for pid in second { kill(pid, SIGINT) }
             try await Task.sleep(for: .milliseconds(50))
