@@ -25,6 +25,44 @@ public struct SampleFloor: Sendable, Hashable {
     public var growthPercent: Double {
         earlier > 0 ? Double(later - earlier) / Double(earlier) * 100 : 0
     }
+
+    /// The index of the later half's first sample among `count` samples. Under a steady leak the
+    /// earlier floor is the first sample and the later floor this one: the floor grows by what the
+    /// leak kept between the two.
+    public static func laterHalfStart(count: Int) -> Int { count - (count + 1) / 2 }
+}
+
+/// When a memory floor's growth is judged a leak: by more than `percentMax` of the earlier floor
+/// **and** by more than `bytesPerOrderMax` for every order the system took between the two halves'
+/// first samples (`SampleFloor.laterHalfStart`).
+///
+/// A leak is memory kept per unit of work, so it is measured per order as well as in per cent. A
+/// percentage alone judged the small heaps of the services (2 – 6 MiB) by what work in flight,
+/// histograms widening and tables finding their size move them: sixteen-minute soaks at 250 orders/s
+/// each named a different set of services over 10 %, at 4 – 8 bytes per order, while heaptrack saw
+/// their live heaps flat (docs/soak.md). Keeping even a short string per order is 32 bytes or more,
+/// and keeps on growing with the orders: a soak twice as long shows the same bytes per order, where
+/// a level reached early shows half.
+public struct LeakRule: Sendable, Hashable {
+    public var percentMax: Double
+    public var bytesPerOrderMax: Double
+
+    public init(percentMax: Double = 10, bytesPerOrderMax: Double = 32) {
+        self.percentMax = percentMax
+        self.bytesPerOrderMax = bytesPerOrderMax
+    }
+
+    /// The floor's growth in bytes per order: `unitBytes` the size of a sample's unit (1024 for
+    /// KiB), `orders` how many the system took between the halves' first samples. Without orders,
+    /// the growth itself (any growth then counts in full).
+    public static func bytesPerOrder(_ floor: SampleFloor, unitBytes: Int, orders: Double) -> Double {
+        let bytes = Double(floor.later - floor.earlier) * Double(unitBytes)
+        return orders >= 1 ? bytes / orders : bytes
+    }
+
+    public func isLeak(_ floor: SampleFloor, unitBytes: Int, orders: Double) -> Bool {
+        floor.growthPercent > percentMax && Self.bytesPerOrder(floor, unitBytes: unitBytes, orders: orders) > bytesPerOrderMax
+    }
 }
 
 /// Which of a soak's latency intervals its steadiness verdict judges: interval `i` covers

@@ -24,8 +24,11 @@ struct Soak: AsyncParsableCommand {
             its heap in use as its allocator counts it (mallinfo2, from the process's control \
             report) and SQLite's part of that, open file descriptors (/proc/PID/fd), and the \
             size of its database files (WAL included). Afterwards it judges, over the samples after \
-            --warm-up: no process's heap in use besides SQLite's grew more than 10 %, and neither \
-            did the resident set of all the processes, judged by their floor (the lowest sample of \
+            --warm-up: no process's heap in use besides SQLite's grew by more than 10 % and by more \
+            than --leak-bytes-per-order for each order sent between the two halves of the samples \
+            (a leak is memory kept per order; a small heap moves by 10 % with the work in flight), \
+            and the resident set of all the processes grew by no more than 10 %. Growth is judged \
+            by the floor (the lowest sample of \
             the later half against the lowest of the earlier half: a leak raises the floor, the \
             allocator's swings do not). Private memory is shown beside them: it also holds what \
             glibc keeps after frees, which comes and goes; SQLite's page caches grow with the \
@@ -47,6 +50,9 @@ struct Soak: AsyncParsableCommand {
     @Option(name: .customLong("warm-up"), parsing: .unconditional, help: ArgumentHelp("Samples before this are the warm-up, not judged.", valueName: "duration"))
     var warmUp = "2m"
     @Option(parsing: .unconditional, help: "Multiply every shop's stock by this.") var stock = 1000
+    @Option(name: .customLong("leak-bytes-per-order"), parsing: .unconditional,
+            help: ArgumentHelp("A heap that grew by more than 10 % is a leak only if it grew by more than this many bytes per order.", valueName: "bytes"))
+    var leakBytesPerOrder = 32.0
     @Option(help: "The fixtures the services run with.") var fixtures = "fixtures/retail.json"
     @Option(help: ArgumentHelp("When the databases wait for the disk: before-send (production's), full, normal or off (docs/durability.md).", valueName: "mode")) var synchronous = "before-send"
     @Option(name: .customLong("out"), help: "Output folder.") var outputDirectory = "reports/soak"
@@ -102,6 +108,7 @@ struct Soak: AsyncParsableCommand {
         } else {
             throw ValidationError("give --rate, or --capacity (what erp bench e2e --find-max reports) and --share")
         }
+        guard leakBytesPerOrder >= 0, leakBytesPerOrder.isFinite else { throw ValidationError("--leak-bytes-per-order must be 0 or more") }
         guard target > 0, target <= 20_000 else { throw ValidationError("the rate must be above 0 and at most 20000 orders per second, not \(target)") }
         if let problem = Scenario.Limits.stockTimesProblem(stock) { throw ValidationError("--stock \(problem)") }
         guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
@@ -153,16 +160,20 @@ struct Soak: AsyncParsableCommand {
         sampler?.cancel()
         let samples = await sampler?.value ?? []
         let intervals = Self.intervals(backend.history, every: interval)
-        let verdict = Self.judge(samples: samples, intervals: intervals, warmUp: warm.seconds, every: interval.seconds, load: length.seconds)
+        let leaks = LeakRule(bytesPerOrderMax: leakBytesPerOrder)
+        let verdict = Self.judge(samples: samples, intervals: intervals, warmUp: warm.seconds, every: interval.seconds, load: length.seconds,
+                                 rate: target, leaks: leaks)
         let text = Self.report(samples: samples, intervals: intervals, verdict: verdict, summary: summary, target: target,
-                               length: length, interval: interval, warm: warm, synchronous: mode)
+                               length: length, interval: interval, warm: warm, synchronous: mode, leaks: leaks)
         print(text)
         try text.write(toFile: out + "/soak.md", atomically: true, encoding: .utf8)
         let figures: [String: Any] = [
             "bench": "soak", "rate_per_s": target, "duration_s": length.seconds, "orders": summary.orders.submitted,
             "confirmed": summary.orders.confirmed, "rss_growth_percent_max": verdict.rssGrowthPercentMax,
             "anon_growth_percent_max": verdict.anonymousGrowthPercentMax, "heap_growth_percent_max": verdict.heapGrowthPercentMax,
-            "heap_growth_worst": verdict.heapGrowthWorst, "total_rss_growth_percent": verdict.totalRSSGrowthPercent,
+            "heap_growth_worst": verdict.heapGrowthWorst, "heap_bytes_per_order_max": (verdict.heapBytesPerOrderMax * 10).rounded() / 10,
+            "heap_bytes_per_order_worst": verdict.heapBytesPerOrderWorst, "leak_bytes_per_order": leakBytesPerOrder,
+            "total_rss_growth_percent": verdict.totalRSSGrowthPercent,
             "fd_growth_max": verdict.fileDescriptorGrowthMax, "p99_ms_median": verdict.p99Median, "p99_ms_max": verdict.p99Max,
             "invariants_pass": summary.invariantsPass, "pass": verdict.pass && summary.invariantsPass, "synchronous": mode.rawValue,
         ]
@@ -227,6 +238,9 @@ struct Soak: AsyncParsableCommand {
         /// Heap in use besides SQLite's, per process (by floor).
         var heapGrowthPercentMax = 0.0
         var heapGrowthWorst = ""
+        /// The same floors' growth per order taken between the halves' first samples (`LeakRule`).
+        var heapBytesPerOrderMax = 0.0
+        var heapBytesPerOrderWorst = ""
         /// Processes that did not report their heap at every sample (judged by private memory).
         var unreportedHeaps: [String] = []
         var totalRSSGrowthPercent = 0.0
@@ -241,11 +255,16 @@ struct Soak: AsyncParsableCommand {
     /// Two samples in each half after the warm-up: a floor of one sample is that sample.
     static let judgedSampleCountMin = 4
 
-    /// `load`: how long orders were sent, in seconds.
-    static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double, load: Double) -> Verdict {
+    /// `load`: how long orders were sent, in seconds, at `rate` a second; `leaks`: when a heap's
+    /// growth is a leak.
+    static func judge(samples: [Sample], intervals: [Interval], warmUp: Double, every: Double, load: Double,
+                      rate: Double, leaks: LeakRule = LeakRule()) -> Verdict {
         var verdict = Verdict()
         let judged = samples.filter { $0.at >= warmUp }
         if let first = judged.first, judged.count >= judgedSampleCountMin {
+            // The orders sent between the halves' first samples: what a steady leak's floor grows
+            // by (the load is open-loop, so its rate is what was sent).
+            let ordersBetween = rate * (judged[SampleFloor.laterHalfStart(count: judged.count)].at - first.at)
             for service in first.processes.keys.sorted() {
                 let series = judged.compactMap { $0.processes[service] }
                 guard let a = series.first, let b = series.last, series.count == judged.count else { continue }
@@ -269,16 +288,20 @@ struct Soak: AsyncParsableCommand {
                     // Private memory also holds what glibc keeps after frees, which swings.
                     let ownFloor = SampleFloor(heaps.map(\.ownBytes))!
                     let own = ownFloor.growthPercent
+                    let perOrder = LeakRule.bytesPerOrder(ownFloor, unitBytes: 1, orders: ordersBetween)
                     if own > verdict.heapGrowthPercentMax { verdict.heapGrowthPercentMax = own; verdict.heapGrowthWorst = service }
-                    if own > 10 {
-                        verdict.failures.append(String(format: "%@: its heap in use besides SQLite's grew %.1f %% after the warm-up (floor of the earlier half of the samples %d KiB, of the later half %d KiB; first and last sample %d → %d KiB)",
-                                                       service, own, ownFloor.earlier / 1024, ownFloor.later / 1024, heaps.first!.ownBytes / 1024, heaps.last!.ownBytes / 1024))
+                    if perOrder > verdict.heapBytesPerOrderMax { verdict.heapBytesPerOrderMax = perOrder; verdict.heapBytesPerOrderWorst = service }
+                    if leaks.isLeak(ownFloor, unitBytes: 1, orders: ordersBetween) {
+                        verdict.failures.append(String(format: "%@: its heap in use besides SQLite's grew %.1f %% after the warm-up, %.1f bytes per order (floor of the earlier half of the samples %d KiB, of the later half %d KiB, %.0f orders apart; first and last sample %d → %d KiB)",
+                                                       service, own, perOrder, ownFloor.earlier / 1024, ownFloor.later / 1024, ordersBetween,
+                                                       heaps.first!.ownBytes / 1024, heaps.last!.ownBytes / 1024))
                     }
                 } else {
                     verdict.unreportedHeaps.append(service)
-                    if anonymous > 10 {
-                        verdict.failures.append(String(format: "%@: private memory's floor grew %.1f %% after the warm-up, and its heap was not reported (lowest of the earlier half of the samples %d KiB, of the later half %d KiB; first and last sample %d → %d KiB; resident set's floor %d → %d KiB)",
-                                                       service, anonymous, anonymousFloor.earlier, anonymousFloor.later, a.probe.anonymousKiB, b.probe.anonymousKiB,
+                    if leaks.isLeak(anonymousFloor, unitBytes: 1024, orders: ordersBetween) {
+                        verdict.failures.append(String(format: "%@: private memory's floor grew %.1f %% after the warm-up, %.1f bytes per order, and its heap was not reported (lowest of the earlier half of the samples %d KiB, of the later half %d KiB, %.0f orders apart; first and last sample %d → %d KiB; resident set's floor %d → %d KiB)",
+                                                       service, anonymous, LeakRule.bytesPerOrder(anonymousFloor, unitBytes: 1024, orders: ordersBetween),
+                                                       anonymousFloor.earlier, anonymousFloor.later, ordersBetween, a.probe.anonymousKiB, b.probe.anonymousKiB,
                                                        rssFloor.earlier, rssFloor.later))
                     }
                 }
@@ -328,7 +351,7 @@ struct Soak: AsyncParsableCommand {
     }
 
     static func report(samples: [Sample], intervals: [Interval], verdict: Verdict, summary: RunSummary, target: Double, length: Duration,
-                       interval: Duration, warm: Duration, synchronous: SynchronousMode) -> String {
+                       interval: Duration, warm: Duration, synchronous: SynchronousMode, leaks: LeakRule) -> String {
         var out = ["# Soak: \(Int(target)) orders/s for \(length.shortDescription)", ""]
         out.append("Sampled every \(interval.shortDescription); the first \(warm.shortDescription) are the warm-up. durability `\(synchronous.rawValue)`. "
                    + "\(summary.orders.submitted) orders, \(summary.orders.confirmed) confirmed, \(summary.orders.cancelled) cancelled, "
@@ -352,15 +375,16 @@ struct Soak: AsyncParsableCommand {
                 out.append("| \(service) | \(p.rssKiB) → \(q.rssKiB) | \(p.anonymousKiB) → \(q.anonymousKiB) | \(heapText([a.heap])) → \(heapText([b.heap])) | \(p.descriptors) (\(p.clientConnections)) → \(q.descriptors) (\(q.clientConnections)) | \(a.databaseBytes / 1024) → \(b.databaseBytes / 1024) |")
             }
         }
-        out += ["", String(format: "Largest growth after the warm-up (the lowest sample of the later half against the lowest of the earlier half): heap in use besides SQLite's %.1f %% (%@); resident set of all the processes %.1f %%; for comparison, private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
-                           verdict.heapGrowthPercentMax, verdict.heapGrowthWorst.isEmpty ? "none" : verdict.heapGrowthWorst, verdict.totalRSSGrowthPercent,
+        out += ["", String(format: "Largest growth after the warm-up (the lowest sample of the later half against the lowest of the earlier half): heap in use besides SQLite's %.1f %% (%@), per order %.1f bytes (%@); resident set of all the processes %.1f %%; for comparison, private memory %.1f %% (%@), resident set %.1f %% (%@); largest growth in open files (clients' connections left out): %d (%@); p99 per interval: median %.1f ms, highest %.1f ms.",
+                           verdict.heapGrowthPercentMax, verdict.heapGrowthWorst.isEmpty ? "none" : verdict.heapGrowthWorst,
+                           verdict.heapBytesPerOrderMax, verdict.heapBytesPerOrderWorst.isEmpty ? "none" : verdict.heapBytesPerOrderWorst, verdict.totalRSSGrowthPercent,
                            verdict.anonymousGrowthPercentMax, verdict.anonymousGrowthWorst.isEmpty ? "none" : verdict.anonymousGrowthWorst,
                            verdict.rssGrowthPercentMax, verdict.rssGrowthWorst.isEmpty ? "none" : verdict.rssGrowthWorst, verdict.fileDescriptorGrowthMax,
                            verdict.fileDescriptorGrowthWorst.isEmpty ? "none" : verdict.fileDescriptorGrowthWorst, verdict.p99Median, verdict.p99Max)]
         if !verdict.unreportedHeaps.isEmpty {
             out.append("Judged by private memory, having not reported their heap at every sample: " + verdict.unreportedHeaps.joined(separator: ", ") + ".")
         }
-        out.append(verdict.pass ? "Verdict: steady (every process's heap in use besides SQLite's and the resident set of all of them grew ≤ 10 % by their floors, the descriptors' floor did not rise, p99 within twice its median)."
+        out.append(verdict.pass ? String(format: "Verdict: steady (no process's heap in use besides SQLite's grew by both more than 10 %% and more than %g bytes per order, the resident set of all of them grew ≤ 10 %%, by their floors; the descriptors' floor did not rise; p99 within twice its median).", leaks.bytesPerOrderMax)
                                 : "Verdict: NOT steady:\n" + verdict.failures.map { "- " + $0 }.joined(separator: "\n"))
         return out.joined(separator: "\n") + "\n"
     }

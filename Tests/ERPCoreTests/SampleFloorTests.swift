@@ -52,3 +52,44 @@ extension SampleFloorTests {
         #expect((0..<12).filter { soakIntervalIsJudged($0, every: 10, warmUp: 30, load: 100) } == [3, 4, 5, 6, 7, 8, 9])
     }
 }
+
+/// When a heap's growth is a leak (`LeakRule`): by per cent and by bytes per order.
+@Suite struct LeakRuleTests {
+    /// The gateway's heap besides SQLite's (KiB) in a sixteen-minute soak at 250 orders/s,
+    /// sampled each minute after a two-minute warm-up (docs/soak.md, 2026-12-07 night): its floor
+    /// rose 22 %, which the per-cent rule alone called a leak, by 7.5 bytes per order.
+    static let gatewayHeapKiB = [4750, 4217, 3470, 3955, 3735, 3667, 4105, 5424, 4235, 4613, 4817, 5280, 4882, 5025, 4331]
+    /// 250 orders a second for the seven minutes between the halves' first samples.
+    static let ordersBetweenHalves = 250.0 * 60 * Double(SampleFloor.laterHalfStart(count: gatewayHeapKiB.count))
+
+    @Test func aSmallHeapMovedByTheWorkIsNotALeak() throws {
+        #expect(SampleFloor.laterHalfStart(count: 15) == 7)
+        let floor = try #require(SampleFloor(Self.gatewayHeapKiB))
+        #expect(floor.growthPercent > 20)
+        let perOrder = LeakRule.bytesPerOrder(floor, unitBytes: 1024, orders: Self.ordersBetweenHalves)
+        #expect(perOrder > 7 && perOrder < 8)
+        #expect(!LeakRule().isLeak(floor, unitBytes: 1024, orders: Self.ordersBetweenHalves))
+        // By per cent alone (no bytes per order allowed), as the soak judged before.
+        #expect(LeakRule(bytesPerOrderMax: 0).isLeak(floor, unitBytes: 1024, orders: Self.ordersBetweenHalves))
+    }
+
+    /// The same samples with 40 bytes kept for every order (250 a second, a minute apart): a leak.
+    @Test func aLeakOfAShortStringPerOrderIsALeak() throws {
+        let leaking = Self.gatewayHeapKiB.enumerated().map { $0.element + $0.offset * 250 * 60 * 40 / 1024 }
+        let floor = try #require(SampleFloor(leaking))
+        let perOrder = LeakRule.bytesPerOrder(floor, unitBytes: 1024, orders: Self.ordersBetweenHalves)
+        #expect(perOrder > 40)
+        #expect(LeakRule().isLeak(floor, unitBytes: 1024, orders: Self.ordersBetweenHalves))
+    }
+
+    /// Many bytes per order but under 10 % of a large heap is not judged a leak; without orders,
+    /// any growth over 10 % is.
+    @Test func bothBoundsMustBePassed() throws {
+        let large = try #require(SampleFloor([100_000, 100_500, 101_000, 101_500]))  // KiB: +1.5 %, 2 MiB
+        #expect(LeakRule.bytesPerOrder(large, unitBytes: 1024, orders: 10_000) > 100)
+        #expect(!LeakRule().isLeak(large, unitBytes: 1024, orders: 10_000))
+        let idle = try #require(SampleFloor([1_000, 1_050, 1_200, 1_250]))
+        #expect(LeakRule().isLeak(idle, unitBytes: 1024, orders: 0))
+        #expect(!LeakRule().isLeak(idle, unitBytes: 1024, orders: 1_000_000))
+    }
+}

@@ -123,7 +123,7 @@ import Testing
         try "#!/bin/sh\nsleep 1\n\"$@\"\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrapper)
         let result = try await runErp(["soak", "--duration", "16s", "--every", "4s", "--warm-up", "4s", "--rate", "20", "--out", out,
-                                       "--fixtures", packageRoot + "/fixtures/retail.json", "--json"],
+                                       "--fixtures", packageRoot + "/fixtures/retail.json", "--leak-bytes-per-order", "48", "--json"],
                                       environment: ["ERP_WRAP": "order=" + wrapper])
         let figures = try Self.lastJSON(result.output)
         #expect(figures["bench"] as? String == "soak")
@@ -151,8 +151,11 @@ import Testing
         let histograms = last["order"]?["heap_histogram_bytes"] as? Int ?? 0
         #expect(histograms > 0 && histograms % 8_192 == 0, "order's histograms: \(last["order"] ?? [:])")
         #expect(figures["heap_growth_percent_max"] is Double && figures["total_rss_growth_percent"] is Double)
+        // A heap's growth is also judged per order (`LeakRule`), against the bound given.
+        #expect(figures["heap_bytes_per_order_max"] is Double && figures["leak_bytes_per_order"] as? Double == 48)
         let markdown = try String(contentsOfFile: out + "/soak.md", encoding: .utf8)
         #expect(markdown.contains("| order |") && markdown.contains("Verdict: ") && markdown.contains("heap in use: ours (of which latency histograms) + SQLite's"))
+        #expect(markdown.contains("bytes per order") && (!pass || markdown.contains("more than 48 bytes per order")), "\(markdown)")
     }
 
     /// `scripts/ab-scenario.sh`: two builds (here one, twice) on one scenario at once, a ratio per
@@ -180,6 +183,8 @@ import Testing
         let soak = try await runErp(["soak", "--duration", "5m"])
         #expect(soak.status != 0 && soak.output.contains("give --rate, or --capacity"), "\(soak.output)")
         // Samples at 30, 60 and 90 s after the warm-up: one per half and a third, too few to judge.
+        let negative = try await runErp(["soak", "--rate", "10", "--leak-bytes-per-order", "-1"])
+        #expect(negative.status != 0 && negative.output.contains("--leak-bytes-per-order must be 0 or more"), "\(negative.output)")
         let short = try await runErp(["soak", "--rate", "10", "--duration", "90s", "--every", "30s", "--warm-up", "30s"])
         #expect(short.status != 0 && short.output.contains("leave 3 sample(s) after the warm-up"), "\(short.output)")
     }
