@@ -37,6 +37,8 @@ struct Soak: AsyncParsableCommand {
             HTTP connections to the gateway, are counted apart), and no interval's p99 is more than twice the median \
             interval's; and the invariants, from the databases.
 
+            Nothing is removed while it runs: the databases and logs take about 7 KB an order, \
+            and a soak that would not fit on the output folder's disk is refused before it starts. \
             Writes DIR/samples.txt (each sample as it is taken: kept when a soak is stopped \
             early), DIR/soak.md (the tables), DIR/soak.json and the run's own reports. Exit status \
             0 when everything holds, 2 when something did not.
@@ -113,6 +115,7 @@ struct Soak: AsyncParsableCommand {
         if let problem = Scenario.Limits.stockTimesProblem(stock) { throw ValidationError("--stock \(problem)") }
         guard let mode = SynchronousMode(rawValue: synchronous) else { throw ValidationError("--synchronous must be one of \(SynchronousMode.choices)") }
 
+        if let problem = Self.diskProblem(orders: target * length.seconds, directory: outputDirectory) { throw ValidationError(problem) }
         let base = try loadFixtures(fixtures)
         try freshDirectory(outputDirectory)
         let out = URL(fileURLWithPath: outputDirectory).standardizedFileURL.path
@@ -250,6 +253,25 @@ struct Soak: AsyncParsableCommand {
         var p99Max = 0.0
         var failures: [String] = []
         var pass: Bool { failures.isEmpty }
+    }
+
+    /// What a soak writes to its folder per order, the databases and the services' logs together:
+    /// 6.3 KB in a ten-minute soak at 250 orders/s (948 MB for 150,304 orders, 2026-12-07), rounded
+    /// up. Nothing is removed while the soak runs (docs/soak.md).
+    static let bytesWrittenPerOrder = 7_000.0
+
+    /// Why a soak of `orders` cannot be written under `directory` (or the nearest folder of it
+    /// that exists): its file system has less room than the soak would write. A full disk fails
+    /// every service's commits at once, and with them everything else the machine runs. Nil when
+    /// it fits, or when the free space cannot be read.
+    static func diskProblem(orders: Double, directory: String) -> String? {
+        var folder = URL(fileURLWithPath: directory).standardizedFileURL
+        while !FileManager.default.fileExists(atPath: folder.path), folder.path != "/" { folder.deleteLastPathComponent() }
+        guard let free = (try? FileManager.default.attributesOfFileSystem(forPath: folder.path))?[.systemFreeSize] as? NSNumber else { return nil }
+        let needed = orders * bytesWrittenPerOrder
+        guard needed > free.doubleValue * 0.9 else { return nil }
+        return String(format: "a soak of %.0f orders writes about %.1f GB (databases and logs, about %.0f KB an order), and %@ has %.1f GB free: shorten --duration, lower the rate, or give --out on a larger disk",
+                      orders, needed / 1e9, bytesWrittenPerOrder / 1000, folder.path, free.doubleValue / 1e9)
     }
 
     /// Two samples in each half after the warm-up: a floor of one sample is that sample.

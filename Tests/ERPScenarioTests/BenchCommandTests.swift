@@ -183,6 +183,11 @@ import Testing
         let soak = try await runErp(["soak", "--duration", "5m"])
         #expect(soak.status != 0 && soak.output.contains("give --rate, or --capacity"), "\(soak.output)")
         // Samples at 30, 60 and 90 s after the warm-up: one per half and a third, too few to judge.
+        // A soak that would fill the disk is refused before it starts: 20,000 orders/s for a day is
+        // about 12 TB of databases and logs.
+        let huge = try await runErp(["soak", "--rate", "20000", "--duration", "24h", "--out", FileManager.default.temporaryDirectory.path + "/erp-soak-never"])
+        #expect(huge.status != 0 && huge.output.contains("a soak of 1728000000 orders writes about 12096.0 GB") && huge.output.contains("GB free"), "\(huge.output)")
+        #expect(!FileManager.default.fileExists(atPath: FileManager.default.temporaryDirectory.path + "/erp-soak-never"))
         let negative = try await runErp(["soak", "--rate", "10", "--leak-bytes-per-order", "-1"])
         #expect(negative.status != 0 && negative.output.contains("--leak-bytes-per-order must be 0 or more"), "\(negative.output)")
         let short = try await runErp(["soak", "--rate", "10", "--duration", "90s", "--every", "30s", "--warm-up", "30s"])
