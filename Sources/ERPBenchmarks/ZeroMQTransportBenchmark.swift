@@ -118,6 +118,8 @@ public struct ZeroMQTransportBenchmark: Sendable {
             text += String(format: "\n  CPU per pipelined call, whole process, user + system: transport %.1f + %.1f us, socket layer %.1f + %.1f us, raw %.1f + %.1f us",
                            cpu[0].user.seconds * 1e6, cpu[0].system.seconds * 1e6, cpu[1].user.seconds * 1e6,
                            cpu[1].system.seconds * 1e6, cpu[2].user.seconds * 1e6, cpu[2].system.seconds * 1e6)
+            text += String(format: "\n  per pipelined call, context switches / minor page faults: transport %.2f / %.3f, socket layer %.2f / %.3f, raw %.2f / %.3f",
+                           cpu[0].contextSwitches, cpu[0].minorFaults, cpu[1].contextSwitches, cpu[1].minorFaults, cpu[2].contextSwitches, cpu[2].minorFaults)
             text += String(format: "\n  wire format alone (encode and decode request, header, response, reply header): %.2f us per call",
                            wirePath.seconds * 1e6)
             text += "\n  (medians; ratios are medians of the per-round ratios)\n  rounds:"
@@ -165,19 +167,26 @@ public struct ZeroMQTransportBenchmark: Sendable {
     }
 
     /// The process's user and system CPU per call over a run (`ProcessUsage`: every thread).
+    /// With the context switches (every thread's going to sleep and being preempted) and minor
+    /// page faults per call: where system time goes besides the sockets' own calls.
     public struct CPUPerCall: Sendable {
         public var user: Duration = .zero
         public var system: Duration = .zero
+        public var contextSwitches = 0.0
+        public var minorFaults = 0.0
 
         static func measure<T>(_ calls: Int, _ body: () throws -> T) rethrows -> (T, CPUPerCall) {
             let before = ProcessUsage.now()
             let value = try body()
             let after = ProcessUsage.now()
-            return (value, CPUPerCall(user: (after.user - before.user) / calls, system: (after.system - before.system) / calls))
+            return (value, CPUPerCall(user: (after.user - before.user) / calls, system: (after.system - before.system) / calls,
+                                      contextSwitches: Double(after.contextSwitches - before.contextSwitches) / Double(calls),
+                                      minorFaults: Double(after.minorFaults - before.minorFaults) / Double(calls)))
         }
 
         static func median(_ values: [CPUPerCall]) -> CPUPerCall {
-            CPUPerCall(user: .seconds(Result.median(values.map(\.user.seconds))), system: .seconds(Result.median(values.map(\.system.seconds))))
+            CPUPerCall(user: .seconds(Result.median(values.map(\.user.seconds))), system: .seconds(Result.median(values.map(\.system.seconds))),
+                       contextSwitches: Result.median(values.map(\.contextSwitches)), minorFaults: Result.median(values.map(\.minorFaults)))
         }
     }
 

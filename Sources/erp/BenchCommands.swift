@@ -269,7 +269,13 @@ struct TransportBench: ParsableCommand {
                        "socket_pipelined_cpu_user_us": us(result.socketPipelinedCPU.user),
                        "socket_pipelined_cpu_system_us": us(result.socketPipelinedCPU.system),
                        "raw_pipelined_cpu_user_us": us(result.rawPipelinedCPU.user),
-                       "raw_pipelined_cpu_system_us": us(result.rawPipelinedCPU.system)])
+                       "raw_pipelined_cpu_system_us": us(result.rawPipelinedCPU.system),
+                       "pipelined_context_switches_per_call": result.transportPipelinedCPU.contextSwitches,
+                       "socket_pipelined_context_switches_per_call": result.socketPipelinedCPU.contextSwitches,
+                       "raw_pipelined_context_switches_per_call": result.rawPipelinedCPU.contextSwitches,
+                       "pipelined_minor_faults_per_call": result.transportPipelinedCPU.minorFaults,
+                       "socket_pipelined_minor_faults_per_call": result.socketPipelinedCPU.minorFaults,
+                       "raw_pipelined_minor_faults_per_call": result.rawPipelinedCPU.minorFaults])
         }
     }
 }

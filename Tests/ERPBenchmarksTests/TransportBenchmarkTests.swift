@@ -23,10 +23,13 @@ struct TransportBenchmarkTests {
             // would mean the sum was not divided by the calls).
             let cpu = round.transportPipelinedCPU
             #expect(cpu.user + cpu.system > .zero && cpu.user + cpu.system < .milliseconds(10), "\(cpu)")
+            // Context switches per call: some thread waited at least once in 600 calls (the
+            // server between requests), and far fewer than a hundred per call.
+            #expect(cpu.contextSwitches > 0 && cpu.contextSwitches < 100 && cpu.minorFaults >= 0, "\(cpu)")
         }
         let text = result.description
         #expect(text.contains("socket layer alone"))
-        #expect(text.contains("CPU per pipelined call"))
+        #expect(text.contains("CPU per pipelined call") && text.contains("context switches / minor page faults"))
         #expect(text.contains("transport/raw"))
         #expect(result.wirePath > .zero)
     }
