@@ -31,6 +31,21 @@ public enum ProcStat {
         return stat[stat.index(after: close)...].split(separator: " ")
     }
 
+    /// Context switches of every thread of `pid` so far, voluntary (the thread went to sleep:
+    /// waiting on a lock, a socket, the disk) and not (preempted), summed over /proc/PID/task/*/status.
+    /// A thread that has exited is not in the sum. Nil when the process is gone.
+    public static func contextSwitches(of pid: Int32) -> Int? {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+        var total = 0
+        for thread in threads {
+            for line in readFile("/proc/\(pid)/task/\(thread)/status").split(separator: "\n")
+            where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
+                total += Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+            }
+        }
+        return total
+    }
+
     /// Whether `pid` is running: there, and not a zombie (which holds no file and no lock).
     public static func isRunning(_ pid: Int32) -> Bool {
         guard let state = fields(of: pid)?.first else { return false }

@@ -137,7 +137,10 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
     /// started is gone), sorted. Their absence from `serviceCPUSeconds` is said, not silent (a
     /// performance checker's trial read a total without order's share after order was killed).
     public private(set) var serviceCPUNotMeasured: [String] = []
-    private var cpuAtStart: [String: (pid: Int32, seconds: Double)] = [:]
+    /// Context switches of each service process's threads over the same span (`ProcStat.contextSwitches`),
+    /// for the same processes as `serviceCPUSeconds`.
+    public private(set) var serviceContextSwitches: [String: Int] = [:]
+    private var cpuAtStart: [String: ProcessCPU] = [:]
 
     /// A scenario asks for what only the simulator can do.
     public struct SimulationOnly: Error, CustomStringConvertible {
@@ -398,6 +401,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         for (service, end) in Self.cpu(of: running) {
             if let start = cpuAtStart[service], start.pid == end.pid {
                 serviceCPUSeconds[service] = end.seconds - start.seconds
+                serviceContextSwitches[service] = end.contextSwitches - start.contextSwitches
             } else {
                 // A process that died and came back: its first incarnation's CPU went with it.
                 serviceCPUNotMeasured.append(service)
@@ -427,15 +431,22 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         running.journal.note(left.isEmpty ? "settled after \(waited)" : "not settled after \(waited): " + left.joined(separator: "; "))
     }
 
-    /// Each service process's CPU time so far (user + system, from /proc), by service.
-    private static func cpu(of running: Running) -> [String: (pid: Int32, seconds: Double)] {
-        var out: [String: (pid: Int32, seconds: Double)] = [:]
+    /// A service process's CPU time so far (user + system) and its threads' context switches.
+    private struct ProcessCPU {
+        var pid: Int32
+        var seconds: Double
+        var contextSwitches: Int
+    }
+
+    /// Each service process's CPU time and context switches so far (from /proc), by service.
+    private static func cpu(of running: Running) -> [String: ProcessCPU] {
+        var out: [String: ProcessCPU] = [:]
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         for service in running.services {
             guard let supervised = running.supervisor.processIdentifier(of: service.rawValue) else { continue }
             let pid = ProcessProbe.serviceProcess(service.rawValue, under: supervised)
             guard let fields = ProcStat.fields(of: pid), fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
-            out[service.rawValue] = (pid, (user + system) / ticks)
+            out[service.rawValue] = ProcessCPU(pid: pid, seconds: (user + system) / ticks, contextSwitches: ProcStat.contextSwitches(of: pid) ?? 0)
         }
         return out
     }

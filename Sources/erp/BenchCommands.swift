@@ -324,6 +324,10 @@ struct E2EBench: AsyncParsableCommand {
         var statuses: [String: Int]
         var cpuMillisecondsPerOrder: [String: Double]
         var cpuMillisecondsPerOrderTotal: Double
+        /// Context switches per order of each service's threads (waking and sleeping is where
+        /// production's CPU goes: docs/benchmarks.md), and their sum.
+        var contextSwitchesPerOrder: [String: Double]
+        var contextSwitchesPerOrderTotal: Double
         /// Services restarted during the step: not in the CPU figures.
         var cpuNotMeasured: [String]
         var invariantsPass: Bool
@@ -383,6 +387,7 @@ struct E2EBench: AsyncParsableCommand {
                  "p50_ms": step.latency.p50, "p99_ms": step.latency.p99, "p999_ms": step.latency.p999, "max_ms": step.latency.max,
                  "statuses": step.statuses, "cpu_ms_per_order": step.cpuMillisecondsPerOrder,
                  "cpu_ms_per_order_total": step.cpuMillisecondsPerOrderTotal, "cpu_not_measured": step.cpuNotMeasured,
+                 "context_switches_per_order": step.contextSwitchesPerOrder, "context_switches_per_order_total": step.contextSwitchesPerOrderTotal,
                  "invariants_pass": step.invariantsPass, "failed_invariants": step.failedInvariants, "report": step.report]
             }
             var figures = fields(findMax ? passing.last ?? steps[steps.count - 1] : steps[steps.count - 1])
@@ -417,15 +422,25 @@ struct E2EBench: AsyncParsableCommand {
         for (service, seconds) in backend.serviceCPUSeconds where orders > 0 {
             perService[service] = (seconds / Double(orders) * 1e5).rounded() / 100
         }
+        var switches: [String: Double] = [:]
+        for (service, count) in backend.serviceContextSwitches where orders > 0 {
+            switches[service] = (Double(count) / Double(orders) * 10).rounded() / 10
+        }
         return Step(targetPerSecond: target, offeredPerSecond: summary.openLoop.offeredPerSecond,
                     completedPerSecond: summary.openLoop.completedPerSecond, orders: orders, confirmed: summary.orders.confirmed,
                     latency: summary.latency["orderPlacement"] ?? LatencySummary(count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0),
                     statuses: backend.httpStatuses.snapshot, cpuMillisecondsPerOrder: perService,
                     cpuMillisecondsPerOrderTotal: (perService.values.reduce(0, +) * 100).rounded() / 100,
+                    contextSwitchesPerOrder: switches, contextSwitchesPerOrderTotal: (switches.values.reduce(0, +) * 10).rounded() / 10,
                     cpuNotMeasured: backend.serviceCPUNotMeasured,
                     invariantsPass: summary.invariantsPass,
                     failedInvariants: summary.failedInvariants, report: directory,
                     answered: summary.orders.confirmed + summary.orders.cancelled)
+    }
+
+    /// The services by their figure, largest first; equal figures by name (the same order every run).
+    static func ranked(_ figures: [String: Double]) -> [String] {
+        figures.keys.sorted { (figures[$1]!, $0) < (figures[$0]!, $1) }
     }
 
     static func line(_ s: Step) -> String {
@@ -434,8 +449,9 @@ struct E2EBench: AsyncParsableCommand {
                           s.latency.p50, s.latency.p99, s.latency.p999, s.latency.max)
         text += "\n  HTTP answers: " + s.statuses.keys.sorted().map { "\($0) \(s.statuses[$0]!)" }.joined(separator: ", ")
         text += String(format: "\n  CPU per order: %.2f ms in all: ", s.cpuMillisecondsPerOrderTotal)
-            + s.cpuMillisecondsPerOrder.keys.sorted { s.cpuMillisecondsPerOrder[$0]! > s.cpuMillisecondsPerOrder[$1]! }
-                .map { String(format: "%@ %.2f", $0, s.cpuMillisecondsPerOrder[$0]!) }.joined(separator: ", ")
+            + ranked(s.cpuMillisecondsPerOrder).map { String(format: "%@ %.2f", $0, s.cpuMillisecondsPerOrder[$0]!) }.joined(separator: ", ")
+        text += String(format: "\n  context switches per order: %.1f in all: ", s.contextSwitchesPerOrderTotal)
+            + ranked(s.contextSwitchesPerOrder).map { String(format: "%@ %.1f", $0, s.contextSwitchesPerOrder[$0]!) }.joined(separator: ", ")
         if !s.cpuNotMeasured.isEmpty {
             text += "; not measured (restarted during the step, its first process's CPU gone with it): " + s.cpuNotMeasured.joined(separator: ", ")
         }

@@ -97,6 +97,12 @@ import Testing
         #expect((figures["statuses"] as? [String: Int])?["201"] == orders, "every order answered 201: \(figures)")
         let cpu = figures["cpu_ms_per_order"] as? [String: Double] ?? [:]
         for service in ["order", "inventory", "payment", "event-bus", "gateway"] { #expect((cpu[service] ?? 0) > 0, "\(cpu)") }
+        // Each service's threads wait for every message they handle: some context switches per
+        // order, summed in the total.
+        let switches = figures["context_switches_per_order"] as? [String: Double] ?? [:]
+        for service in ["order", "inventory", "payment", "event-bus", "gateway"] { #expect((switches[service] ?? 0) >= 1, "\(switches)") }
+        let total = figures["context_switches_per_order_total"] as? Double ?? 0
+        #expect(abs(total - switches.values.reduce(0, +)) < 0.5 && result.output.contains("context switches per order: "), "\(figures)")
         #expect((figures["p99_ms"] as? Double ?? 0) >= (figures["p50_ms"] as? Double ?? 0))
         #expect(figures["invariants_pass"] as? Bool == true)
         #expect(result.output.contains("invariants: all hold"))
