@@ -26,6 +26,15 @@ public struct SampleFloor: Sendable, Hashable {
         earlier > 0 ? Double(later - earlier) / Double(earlier) * 100 : 0
     }
 
+    /// The lowest sample of each third of `samples` (thirds as even as the count allows; nil
+    /// under three samples). Beside the halves' floors they tell a slope from a step: a leak
+    /// raises every third's floor, a backlog's storage kept or a table finding its size raises
+    /// one and then holds.
+    public static func thirds(_ samples: [Int]) -> [Int]? {
+        guard samples.count >= 3 else { return nil }
+        return (0..<3).map { third in samples[(third * samples.count / 3)..<((third + 1) * samples.count / 3)].min()! }
+    }
+
     /// The index of the later half's first sample among `count` samples. Under a steady leak the
     /// earlier floor is the first sample and the later floor this one: the floor grows by what the
     /// leak kept between the two.

@@ -314,8 +314,9 @@ struct Soak: AsyncParsableCommand {
                     if own > verdict.heapGrowthPercentMax { verdict.heapGrowthPercentMax = own; verdict.heapGrowthWorst = service }
                     if perOrder > verdict.heapBytesPerOrderMax { verdict.heapBytesPerOrderMax = perOrder; verdict.heapBytesPerOrderWorst = service }
                     if leaks.isLeak(ownFloor, unitBytes: 1, orders: ordersBetween) {
-                        verdict.failures.append(String(format: "%@: its heap in use besides SQLite's grew %.1f %% after the warm-up, %.1f bytes per order (floor of the earlier half of the samples %d KiB, of the later half %d KiB, %.0f orders apart; first and last sample %d → %d KiB)",
-                                                       service, own, perOrder, ownFloor.earlier / 1024, ownFloor.later / 1024, ordersBetween,
+                        let thirds = SampleFloor.thirds(heaps.map(\.ownBytes))!.map { String($0 / 1024) }.joined(separator: " → ")
+                        verdict.failures.append(String(format: "%@: its heap in use besides SQLite's grew %.1f %% after the warm-up, %.1f bytes per order (floor of the earlier half of the samples %d KiB, of the later half %d KiB, %.0f orders apart; by thirds %@ KiB; first and last sample %d → %d KiB)",
+                                                       service, own, perOrder, ownFloor.earlier / 1024, ownFloor.later / 1024, ordersBetween, thirds,
                                                        heaps.first!.ownBytes / 1024, heaps.last!.ownBytes / 1024))
                     }
                 } else {

@@ -82,6 +82,17 @@ extension SampleFloorTests {
         #expect(LeakRule().isLeak(floor, unitBytes: 1024, orders: Self.ordersBetweenHalves))
     }
 
+    /// The floors by thirds tell a step from a slope: the bus's heap (KiB) in a soak where a stall
+    /// at two minutes left it 2 MiB higher, and then flat; and a steady leak.
+    @Test func thirdsTellAStepFromASlope() throws {
+        let step = [10_902, 12_887, 12_947, 12_945, 13_162, 13_128, 13_315, 13_209, 12_891]
+        #expect(SampleFloor.thirds(step) == [10_902, 12_945, 12_891])
+        let slope = (0..<9).map { 10_000 + $0 * 500 }
+        #expect(SampleFloor.thirds(slope) == [10_000, 11_500, 13_000])
+        #expect(SampleFloor.thirds([1, 2]) == nil)
+        #expect(SampleFloor.thirds([5, 3, 4, 9]) == [5, 3, 4])
+    }
+
     /// Many bytes per order but under 10 % of a large heap is not judged a leak; without orders,
     /// any growth over 10 % is.
     @Test func bothBoundsMustBePassed() throws {
