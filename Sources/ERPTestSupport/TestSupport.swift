@@ -102,8 +102,14 @@ public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws 
 /// the cooperative pool's threads (two on a two-core machine) for as long as the process runs;
 /// two such waits at once stop every other test's tasks, and a CI run saw calls with a 5 s
 /// deadline time out beside a Chromium that ran for minutes.
+///
+/// And not `waitUntilExit()` on that thread either: off the main thread it spins an empty run
+/// loop, a whole core for as long as the child runs (a 2-second `sleep` waited for so cost 2.0 s
+/// of CPU; a test waiting on a service that did not stop held 99.8 % of a core for 15 minutes).
+/// Foundation notes the child's end by itself; this looks every 10 ms (0.01 s of CPU over those
+/// 2 seconds).
 public func waitForExit(_ process: Process) async {
-    await onThread { process.waitUntilExit() }  // pool-exempt: the thread of its own
+    await onThread { while process.isRunning { usleep(10_000) } }  // pool-exempt: the thread of its own
 }
 
 /// Reads `handle` to its end on a thread of its own (a pipe's reader blocks until every writer
