@@ -385,6 +385,19 @@ struct Keys: ParsableCommand {
     }
 }
 
+/// The level a service process logs at: `--log-level`, else `$ERP_LOG_LEVEL` (which reaches the
+/// services of `erp up`, `erp run --mode zmq`, `erp bench e2e` and `erp soak` through their
+/// environment), else info, or debug with `--verbose`.
+func serviceLogLevel(option: String?, verbose: Bool = false,
+                     environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
+    let fromEnvironment = environment["ERP_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 }
+    guard let name = option ?? (verbose ? "debug" : fromEnvironment) else { return .info }
+    guard let level = Logger.Level(rawValue: name.lowercased()) else {
+        throw ValidationError("\(option != nil ? "--log-level" : "ERP_LOG_LEVEL") \(name) is not a level: give one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return level
+}
+
 /// `path` made absolute against the working folder (the services run with the same one, but a
 /// path handed on should not depend on it).
 func absolutePath(_ path: String) -> String {
@@ -428,6 +441,10 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Stop when the process that started this one exits (how `erp up` and `erp run --mode zmq` start services).")
     var exitWithParent = false
     @Flag(help: "Log at debug level.") var verbose = false
+    @Option(name: .customLong("log-level"),
+            help: ArgumentHelp("Log at this level and above: trace, debug, info, notice, warning, error or critical. Default: $ERP_LOG_LEVEL, else info (every state transition, a few lines an order); warning keeps the anomalies only.",
+                               valueName: "level"))
+    var logLevel: String?
     @Option(name: .customLong("data"), help: ArgumentHelp("Keep the databases here instead of the topology's dataDirectory.", valueName: "folder"))
     var dataDirectory: String?
     @Option(name: .customLong("service-keys"),
@@ -439,6 +456,11 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         guard let name = ServiceName(named: service), ServiceCatalog.startOrder.contains(name) else {
             FileHandle.standardError.put(Data("erp: unknown service '\(service)'; known: \(ServiceCatalog.startOrder.map(\.rawValue).joined(separator: ", "))\n".utf8))
+            throw ExitCode(ExitStatus.invalidInput)
+        }
+        let level: Logger.Level
+        do { level = try serviceLogLevel(option: logLevel, verbose: verbose) } catch let error as ValidationError {
+            FileHandle.standardError.put(Data("erp serve: \(error.message)\n".utf8))
             throw ExitCode(ExitStatus.invalidInput)
         }
         var loaded = try loadTopology(topology)
@@ -465,7 +487,7 @@ struct Serve: AsyncParsableCommand {
         // One process per service: its log escapes the control characters clients can put in ids.
         EscapingLogHandler.bootstrap()
         var host = ServiceHost(service: name, topology: loaded, settings: settings)
-        host.logLevel = verbose ? .debug : .info
+        host.logLevel = level
         host.faultControl = faultControl
         host.exitWithParent = exitWithParent
         do { try await ServiceHost.serve(host) } catch let error as ZeroMQError where error.errno == EADDRINUSE {
@@ -490,6 +512,10 @@ struct Up: ParsableCommand {
             ERP_WRAP='SERVICE=COMMAND' in the environment runs a service under a tool (several: \
             separated by ';'), e.g. ERP_WRAP='order=heaptrack -o /tmp/order' erp up, or \
             'payment=perf record -g -o /tmp/payment.data'. It applies to erp soak and erp bench e2e too.
+
+            ERP_LOG_LEVEL (or --log-level here) sets the services' log level, for erp run --mode \
+            zmq, erp soak and erp bench e2e too: info (the default) logs every state transition, a \
+            few lines an order; warning keeps the anomalies only.
             """)
 
     @Option(help: "The topology file.") var topology: String = "fixtures/topology.yaml"
@@ -502,8 +528,13 @@ struct Up: ParsableCommand {
     var stock: Int?
     @Flag(help: "Lift every request-rate limit of the topology (per API key, at the gateway, per service), for a load test: with the shipped limits, load past 25 orders a second per key is answered 429.")
     var noRateLimits = false
+    @Option(name: .customLong("log-level"),
+            help: ArgumentHelp("The services log at this level and above: trace, debug, info, notice, warning, error or critical. Default: $ERP_LOG_LEVEL, else info (every state transition: a few lines and about 2 KB of logs an order across the services); warning keeps the anomalies only.",
+                               valueName: "level"))
+    var logLevel: String?
 
     func run() throws {
+        if logLevel != nil { _ = try serviceLogLevel(option: logLevel) }
         var loaded = try loadTopology(topology)
         if noRateLimits { loaded = loaded.withoutRateLimits() }
         let data = dataDirectory.map(absolutePath)
@@ -540,7 +571,7 @@ struct Up: ParsableCommand {
             .init(name: service.rawValue, executable: erpExecutable,
                   arguments: ["serve", service.rawValue, "--topology", topology, "--fixtures", fixturesPath, "--exit-with-parent"]
                     + (data.map { ["--data", $0] } ?? []) + (pairsInForce.map { ["--service-keys", $0] } ?? [])
-                    + (noRateLimits ? ["--no-rate-limits"] : []))
+                    + (noRateLimits ? ["--no-rate-limits"] : []) + (logLevel.map { ["--log-level", $0] } ?? []))
         })
         // Stop on SIGINT/SIGTERM: handled here, not by the default action, so children are stopped.
         let stop = DispatchSemaphore(value: 0)

@@ -107,6 +107,9 @@ import Testing
         #expect(figures["invariants_pass"] as? Bool == true)
         #expect(result.output.contains("invariants: all hold"))
         #expect(figures["cpu_not_measured"] as? [String] == [], "\(figures)")
+        // At the default level the services log their state transitions (info).
+        let orderLog = try String(contentsOfFile: out + "/rate-20/logs/order.log", encoding: .utf8)
+        #expect(orderLog.contains(" info order: "), "\(orderLog.prefix(2_000))")
         // Nothing duplicated or dropped: no request was received that no one sent (the runner's
         // control calls were received and not counted as sent).
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/rate-20/summary.json"))) as? [String: Any])
@@ -179,6 +182,26 @@ import Testing
         #expect(pairs.status == 1 && pairs.output.contains("PAIRS must be a whole number above 0, not two"), "\(pairs.output)")
         let missing = try await runProgram(script, [erpBinary, "/nonexistent/erp", "--", scenario])
         #expect(missing.status == 1 && missing.output.contains("no executable /nonexistent/erp"), "\(missing.output)")
+    }
+
+    /// ERP_LOG_LEVEL reaches every service a bench starts: at warning, no state transition is
+    /// logged, and the orders go through as before.
+    @Test func theServicesLogAtTheLevelTheEnvironmentSays() async throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("erp-bench-quiet-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try await runErp(["bench", "e2e", "--rate", "20", "--duration", "2s", "--out", out,
+                                       "--fixtures", packageRoot + "/fixtures/retail.json"], environment: ["ERP_LOG_LEVEL": "warning"])
+        #expect(result.status == 0 && result.output.contains("invariants: all hold"), "\(result.output)")
+        for service in ["order", "inventory", "event-bus", "report"] {
+            let log = try String(contentsOfFile: out + "/rate-20/logs/\(service).log", encoding: .utf8)
+            #expect(!log.contains(" info \(service): "), "\(service): \(log.prefix(2_000))")
+        }
+        let wrong = try await runErp(["up", "--log-level", "loud"])
+        #expect(wrong.status != 0 && wrong.output.contains("--log-level loud is not a level: give one of trace, debug, info"), "\(wrong.output)")
+        // A topology that is not there: were the level not checked first, the service would stop
+        // on that (and not serve for ever).
+        let wrongEnvironment = try await runErp(["serve", "order", "--topology", "/nonexistent/topology.yaml"], environment: ["ERP_LOG_LEVEL": "chatty"])
+        #expect(wrongEnvironment.status != 0 && wrongEnvironment.output.contains("ERP_LOG_LEVEL chatty is not a level"), "\(wrongEnvironment.output)")
     }
 
     @Test func badBenchArgumentsAreRefused() async throws {
