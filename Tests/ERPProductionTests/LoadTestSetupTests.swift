@@ -61,7 +61,8 @@ import Testing
         #expect(again.status == 1 && again.output.contains("seeds new databases"), "\(again.output)")
 
         // The same system without the flag: the topology's limit holds.
-        let limitedUp = try startErpUp(binary, topology: loopback.path, log: dir + "/up2.log", more: ["--data", data])
+        // (and its services logging at warning: `--log-level` reaches every one of them)
+        let limitedUp = try startErpUp(binary, topology: loopback.path, log: dir + "/up2.log", more: ["--data", data, "--log-level", "warning"])
         defer { if limitedUp.isRunning { limitedUp.terminate(); limitedUp.waitUntilExit() } }
         try #require(try await loopback.gatewayHealthy(), "the gateway never answered /health")
         var refused = 0
@@ -69,5 +70,8 @@ import Testing
             if await http("GET", base + "/products/prod_01", headers: headers)?.status == 429 { refused += 1 }
         }
         #expect(refused >= 3, "only \(refused) of 8 reads past a burst of 3 were refused")
+        let defaultLog = try String(contentsOfFile: dir + "/up.log", encoding: .utf8)
+        let quietLog = try String(contentsOfFile: dir + "/up2.log", encoding: .utf8)
+        #expect(defaultLog.contains(" info order: ") && !quietLog.contains(" info "), "\(quietLog.prefix(2_000))")
     }
 }
