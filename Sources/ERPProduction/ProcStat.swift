@@ -36,14 +36,22 @@ public enum ProcStat {
     /// A thread that has exited is not in the sum. Nil when the process is gone.
     public static func contextSwitches(of pid: Int32) -> Int? {
         guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
-        var total = 0
-        for thread in threads {
-            for line in readFile("/proc/\(pid)/task/\(thread)/status").split(separator: "\n")
-            where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
-                total += Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
-            }
+        return threads.reduce(0) { total, thread in
+            let numbers = statusNumbers("/proc/\(pid)/task/\(thread)/status")
+            return total + (numbers["voluntary_ctxt_switches"] ?? 0) + (numbers["nonvoluntary_ctxt_switches"] ?? 0)
         }
-        return total
+    }
+
+    /// The numeric fields of a /proc status file by name ("VmRSS:\t   76596 kB" is `VmRSS`:
+    /// 76596, in the unit the file gives); empty when the file cannot be read.
+    public static func statusNumbers(_ path: String) -> [Substring: Int] {
+        var numbers: [Substring: Int] = [:]
+        for line in readFile(path).split(separator: "\n") {
+            let fields = line.split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
+            guard fields.count >= 2, fields[0].last == ":", let value = Int(fields[1]) else { continue }
+            numbers[fields[0].dropLast()] = value
+        }
+        return numbers
     }
 
     /// Whether `pid` is running: there, and not a zombie (which holds no file and no lock).

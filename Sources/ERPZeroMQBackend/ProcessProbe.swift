@@ -24,18 +24,10 @@ public struct ProcessProbe: Sendable, Equatable {
     /// Reads /proc/PID; a process that is gone reads as zeros.
     public static func read(pid: Int32) -> ProcessProbe {
         var probe = ProcessProbe()
-        let status = ProcStat.readFile("/proc/\(pid)/status")
-        for line in status.split(separator: "\n") {
-            // "VmRSS:\t   76596 kB"
-            let fields = line.split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
-            guard fields.count >= 2, let kib = Int(fields[1]) else { continue }
-            switch fields[0] {
-            case "VmRSS:": probe.rssKiB = kib
-            case "RssAnon:": probe.anonymousKiB = kib
-            case "RssFile:", "RssShmem:": probe.fileKiB += kib
-            default: break
-            }
-        }
+        let status = ProcStat.statusNumbers("/proc/\(pid)/status")  // in KiB
+        probe.rssKiB = status["VmRSS"] ?? 0
+        probe.anonymousKiB = status["RssAnon"] ?? 0
+        probe.fileKiB = (status["RssFile"] ?? 0) + (status["RssShmem"] ?? 0)
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
         probe.descriptors = descriptors.count
         probe.clientConnections = clientConnections(pid: pid, descriptors: descriptors)

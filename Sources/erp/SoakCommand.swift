@@ -308,13 +308,14 @@ struct Soak: AsyncParsableCommand {
                     // The process said what its allocator holds: a leak of ours grows the heap in
                     // use besides SQLite's (whose page caches grow with the databases until full).
                     // Private memory also holds what glibc keeps after frees, which swings.
-                    let ownFloor = SampleFloor(heaps.map(\.ownBytes))!
+                    let ownBytes = heaps.map(\.ownBytes)
+                    let ownFloor = SampleFloor(ownBytes)!
                     let own = ownFloor.growthPercent
                     let perOrder = LeakRule.bytesPerOrder(ownFloor, unitBytes: 1, orders: ordersBetween)
                     if own > verdict.heapGrowthPercentMax { verdict.heapGrowthPercentMax = own; verdict.heapGrowthWorst = service }
                     if perOrder > verdict.heapBytesPerOrderMax { verdict.heapBytesPerOrderMax = perOrder; verdict.heapBytesPerOrderWorst = service }
                     if leaks.isLeak(ownFloor, unitBytes: 1, orders: ordersBetween) {
-                        let thirds = SampleFloor.thirds(heaps.map(\.ownBytes))!.map { String($0 / 1024) }.joined(separator: " → ")
+                        let thirds = SampleFloor.thirds(ownBytes)!.map { String($0 / 1024) }.joined(separator: " → ")
                         verdict.failures.append(String(format: "%@: its heap in use besides SQLite's grew %.1f %% after the warm-up, %.1f bytes per order (floor of the earlier half of the samples %d KiB, of the later half %d KiB, %.0f orders apart; by thirds %@ KiB; first and last sample %d → %d KiB)",
                                                        service, own, perOrder, ownFloor.earlier / 1024, ownFloor.later / 1024, ordersBetween, thirds,
                                                        heaps.first!.ownBytes / 1024, heaps.last!.ownBytes / 1024))
@@ -407,7 +408,7 @@ struct Soak: AsyncParsableCommand {
         if !verdict.unreportedHeaps.isEmpty {
             out.append("Judged by private memory, having not reported their heap at every sample: " + verdict.unreportedHeaps.joined(separator: ", ") + ".")
         }
-        out.append(verdict.pass ? String(format: "Verdict: steady (no process's heap in use besides SQLite's grew by both more than 10 %% and more than %g bytes per order, the resident set of all of them grew ≤ 10 %%, by their floors; the descriptors' floor did not rise; p99 within twice its median).", leaks.bytesPerOrderMax)
+        out.append(verdict.pass ? String(format: "Verdict: steady (no process's heap in use besides SQLite's grew by both more than %g %% and more than %g bytes per order, the resident set of all of them grew ≤ 10 %%, by their floors; the descriptors' floor did not rise; p99 within twice its median).", leaks.percentMax, leaks.bytesPerOrderMax)
                                 : "Verdict: NOT steady:\n" + verdict.failures.map { "- " + $0 }.joined(separator: "\n"))
         return out.joined(separator: "\n") + "\n"
     }
