@@ -48,13 +48,19 @@ import ZeroMQTestSupport
         try supervisor.start()
         defer { supervisor.stop() }
         let pid = try #require(supervisor.processIdentifier(of: "a"))
-        // /bin/sleep opens nothing of its own once it sleeps; until exec, the child is the supervisor's copy.
+        // Until exec, the child is the supervisor's copy. Just after exec, /bin/sleep's loader holds
+        // the libraries it is mapping (a CI run once saw libc.so.6 as descriptor 3); once it sleeps,
+        // it holds nothing of its own. So look until only 0, 1 and 2 are left, for a few seconds:
+        // what the loader opens goes away, and what the child inherited stays.
         var fds: [String] = []
+        var ranSleepAt: ContinuousClock.Instant?
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if ProcStat.readFile("/proc/\(pid)/cmdline").hasPrefix("/bin/sleep") {
+                let now = ContinuousClock.now
+                if ranSleepAt == nil { ranSleepAt = now }
                 fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-                break
+                if fds.compactMap(Int.init).allSatisfy({ $0 <= 2 }) || now - ranSleepAt! > .seconds(3) { break }
             }
             try await Task.sleep(for: .milliseconds(10))
         }
