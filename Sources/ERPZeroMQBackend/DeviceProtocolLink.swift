@@ -17,13 +17,19 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
     private let clock = SystemClock()
     private let lock = NSLock()
     private var sockets: [String: ZMQSocket] = [:]
+    /// Asked for each message and each answer: whether the network loses it now (an `isolate` of
+    /// the IoT gateway).
+    let loses: @Sendable () -> Bool
     static let version = "erp-device/1"
 
-    init(io: IOThread, endpoint: String, serverPublicKey: String, keys: KeyStore) {
+    /// `loses`: a device whose message or answer it says is lost hears nothing until its deadline,
+    /// as through a cut network and as in simulation.
+    init(io: IOThread, endpoint: String, serverPublicKey: String, keys: KeyStore, loses: @escaping @Sendable () -> Bool = { false }) {
         self.io = io
         self.endpoint = endpoint
         self.serverPublicKey = serverPublicKey
         self.keys = keys
+        self.loses = loses
     }
 
     func report(_ request: ReportDevice, metadata: CallMetadata) async throws -> DeviceReportAck {
@@ -53,12 +59,19 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
     /// Sends one message and waits for its answer (the one naming its sequence; a late answer to an
     /// earlier message that timed out is skipped) until `deadline`.
     private func exchange(_ deviceId: String, sequence: Int64, _ body: [String: JSONValue], deadline: Timestamp) async throws -> DeviceReportAck {
+        if loses() {
+            let remaining = deadline - clock.now
+            if remaining > .zero { try await Task.sleep(for: remaining) }
+            throw RPCError.deadlineExceeded
+        }
         let socket = try await socket(of: deviceId)
         try await socket.send(frames: [Array(Self.version.utf8), try JSONCoding.encode(JSONValue.object(body)).map { $0 }])
         while true {
             let remaining = deadline - clock.now
             guard remaining > .zero else { throw RPCError.deadlineExceeded }
             guard let message = await socket.receive(within: remaining) else { throw RPCError.deadlineExceeded }
+            // An answer that comes back once the cut has begun is lost on the way.
+            if loses() { continue }
             guard message.frames.count == 2, message.frames[0] == Array(Self.version.utf8) else {
                 throw RPCError.rejected(code: "bad_response", message: "the device door answered \(message.frames.count) frames")
             }

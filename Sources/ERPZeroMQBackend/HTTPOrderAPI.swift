@@ -14,13 +14,19 @@ public struct HTTPOrderAPI: OrderAPI {
     public let apiKey: String
     /// Where every answer's status is counted (nil: not counted).
     public let statuses: HTTPStatusCount?
+    /// Asked for each request and each answer: whether the network loses it now (an `isolate` of
+    /// the gateway). Nil: never.
+    public let loses: (@Sendable () -> Bool)?
     /// The clock the caller's deadlines are read on.
     private let clock = SystemClock()
 
-    public init(client: LoopbackHTTPClient, apiKey: String, statuses: HTTPStatusCount? = nil) {
+    /// `loses`: a request or answer it says is lost leaves the caller hearing nothing until its
+    /// deadline (`deadlineExceeded`), as a cut network would and as the simulated client does.
+    public init(client: LoopbackHTTPClient, apiKey: String, statuses: HTTPStatusCount? = nil, loses: (@Sendable () -> Bool)? = nil) {
         self.client = client
         self.apiKey = apiKey
         self.statuses = statuses
+        self.loses = loses
     }
 
     public func placeOrder(_ order: PlaceOrder, metadata: CallMetadata) async throws -> OrderView {
@@ -40,6 +46,7 @@ public struct HTTPOrderAPI: OrderAPI {
     private func exchange<Answer: Decodable>(_ method: HTTPMethod, _ path: String, body: Data?, metadata: CallMetadata) async throws -> Answer {
         let remaining = metadata.deadline - clock.now
         guard remaining > .zero else { throw RPCError.deadlineExceeded }
+        if loses?() == true { try await lost(until: metadata.deadline) }
         var headers = [("X-API-Key", apiKey), ("X-Correlation-Id", metadata.correlationId)]
         if let key = metadata.idempotencyKey { headers.append(("Idempotency-Key", key)) }
         if body != nil { headers.append(("Content-Type", "application/json")) }
@@ -53,6 +60,8 @@ public struct HTTPOrderAPI: OrderAPI {
             statuses?.add("no answer")
             throw RPCError.unavailable("\(method) \(path): \(error)")
         }
+        // An answer that comes back once the cut has begun is lost on the way.
+        if loses?() == true { try await lost(until: metadata.deadline) }
         statuses?.add(String(response.status))
         switch response.status {
         case 200, 201, 202:
@@ -71,6 +80,14 @@ public struct HTTPOrderAPI: OrderAPI {
         default:
             throw RPCError.unavailable("\(method) \(path) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
         }
+    }
+
+    /// A request or answer the cut lost: nothing is heard until the deadline.
+    private func lost(until deadline: Timestamp) async throws -> Never {
+        statuses?.add("lost (gateway isolated)")
+        let remaining = deadline - clock.now
+        if remaining > .zero { try await Task.sleep(for: remaining) }
+        throw RPCError.deadlineExceeded
     }
 }
 

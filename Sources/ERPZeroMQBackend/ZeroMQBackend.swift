@@ -304,7 +304,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             let io = try IOThread.start(context: context, name: "devices")
             running?.deviceIO = io
             running?.deviceLink = DeviceProtocolLink(io: io, endpoint: deviceEndpoint, serverPublicKey: try keys.publicKey(of: .iotGateway),
-                                                     keys: deviceKeys)
+                                                     keys: deviceKeys, loses: { plan.losesWorkload(NodeName(ServiceName.iotGateway)) })
         }
         do {
             try await transport.start()
@@ -331,7 +331,11 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         cpuAtStart = Self.cpu(of: running)
         let runtime = ZeroMQRuntime(node: Self.runnerNode, transport: running.transport, executor: running.executor,
                                     dataDirectory: running.scratch, clock: running.clock, random: SeededRandomSource(seed: seed))
-        let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey, statuses: httpStatuses),
+        // The workload's way in is cut where the simulated client's would be (an isolated gateway).
+        let plan = running.injector.plan
+        let gatewayCut: @Sendable () -> Bool = { plan.losesWorkload(NodeName(ServiceName.gateway)) }
+        let client = OrderWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey, statuses: httpStatuses,
+                                                                             loses: gatewayCut),
                                          workload: scenario.workload, fixtures: fixtures, until: running.clock.now + scenario.duration)
         // Devices speak the device protocol to the IoT gateway's device door, each with its own key.
         let healPhase = max(scenario.heal, healMinimum)
@@ -346,7 +350,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             let settings = scenario.serviceSettings(fixtures: fixtures)
             lastDeclaration = ContinuousClock.now + devicesQuietAfter + settings.deviceSilenceMax + settings.deviceHeartbeatInterval
         }
-        let store = StoreWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey),
+        let store = StoreWorkloadClient(runtime: runtime, api: HTTPOrderAPI(client: running.http, apiKey: running.apiKey, loses: gatewayCut),
                                         workload: scenario.store, fixtures: fixtures, until: running.clock.now + scenario.duration)
         await running.executor.run {
             client.start()
@@ -356,7 +360,7 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
         self.client = client
         self.devices = devices
         self.store = store
-        let reports = self.reports, services = running.services, control = running.control, plan = running.injector.plan
+        let reports = self.reports, services = running.services, control = running.control
         poller = Task { await reports.poll(services, control: control, faults: plan, every: .seconds(1)) }
     }
 
@@ -388,6 +392,11 @@ public final class ZeroMQBackend: ScenarioBackend, @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(200))
         }
         running.journal.note(String(format: "heal phase over after %.1fs", (ContinuousClock.now - healStart).seconds))
+        let losses = running.injector.plan.current.workloadLosses
+        if !losses.isEmpty {
+            running.journal.note("the workload's messages lost to isolations (requests, answers, device messages): "
+                                 + losses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         await settle(running)
         poller?.cancel()
         // The last word of every process: on a loaded machine the periodic polls may all have

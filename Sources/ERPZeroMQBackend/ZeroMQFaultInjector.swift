@@ -53,6 +53,10 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
     func partitionOneWay(from: NodeName, to: NodeName, on: Bool) { change { $0.set(\.oneWay, Pair(from, to), on) } }
 
     func isolate(_ node: NodeName, on: Bool) {
+        // The workload's own way in (HTTP to the gateway, the devices' door of the IoT gateway) is
+        // cut too, as in simulation, where the client is a node like any other. Only the runner's
+        // control calls keep their path.
+        plan.update { $0.set(\.cutFromWorkload, node, on) }
         if let kernel, let cut = ServiceName(named: node.rawValue), kernel.addresses[cut] != nil {
             // From every other service, and back; the runner's path (exempt) stays.
             for other in services where other != cut {
@@ -144,7 +148,7 @@ final class ZeroMQFaultInjector: FaultInjector, @unchecked Sendable {
         control.journal.note("heal phase begins")
         let (paused, crashed, skewed) = plan.update { state -> ([NodeName], [NodeName], [NodeName]) in
             let taken = (state.paused.sorted(), state.crashed.sorted(), state.skews.keys.sorted())
-            state = FaultPlan.State(crashed: state.crashed, eventVersions: state.eventVersions, healed: true)
+            state = FaultPlan.State(workloadLosses: state.workloadLosses, crashed: state.crashed, eventVersions: state.eventVersions, healed: true)
             return taken
         }
         // The heal takes every skew away.
@@ -194,6 +198,11 @@ final class FaultPlan: @unchecked Sendable {
         var partitions: [Pair] = []
         var oneWay: [Pair] = []
         var isolated: [NodeName] = []
+        /// Nodes the workload's requests and devices cannot reach: the isolated ones, under the
+        /// kernel's network too (whose routes spare the runner's whole path).
+        var cutFromWorkload: [NodeName] = []
+        /// The workload's requests, answers and device messages lost to those cuts, by node.
+        var workloadLosses: [NodeName: Int] = [:]
         /// Link overrides from one node to another; the latest for a pair wins.
         var links: [(link: Pair, behaviour: LinkBehaviour)] = []
         var skews: [NodeName: Duration] = [:]
@@ -230,6 +239,16 @@ final class FaultPlan: @unchecked Sendable {
     func update<T>(_ body: (inout State) -> T) -> T { lock.withLock { body(&state) } }
 
     var current: State { lock.withLock { state } }
+
+    /// Whether a message of the workload's to or from `node` is lost now (`State.cutFromWorkload`);
+    /// each loss is counted (`workloadLosses`).
+    func losesWorkload(_ node: NodeName) -> Bool {
+        lock.withLock {
+            guard state.cutFromWorkload.contains(node) else { return false }
+            state.workloadLosses[node, default: 0] += 1
+            return true
+        }
+    }
 
     /// A process that can take a control call now (not killed, not stopped).
     func isReachable(_ node: NodeName) -> Bool {

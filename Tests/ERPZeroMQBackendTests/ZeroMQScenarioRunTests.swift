@@ -82,4 +82,49 @@ import Testing
         #expect(toProvider.failedCalls > 0, "the slow provider should have timed calls out: \(toProvider)")
         #expect(summary.faults.contains { $0.contains("swishpay answers in 1.5s") }, "\(summary.faults)")
     }
+
+    /// An isolated gateway is cut from the workload too, as in simulation, where the client is a
+    /// node like any other: orders sent while the API gateway is isolated hear nothing until the
+    /// client's timeout (5 s), in both modes, and the devices' messages to an isolated IoT gateway
+    /// are lost (runner.log counts both). Only the runner's control calls keep their way.
+    @Test func anIsolatedGatewayIsCutFromTheWorkloadAsInSimulation() async throws {
+        let folder = scratchDirectory("zmq-isolated-gateway")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let scenario = folder + "/gateways-isolated.yaml"
+        try """
+        name: gateways-isolated
+        seed: 5
+        duration: 6s
+        heal: 6s
+        workload:
+          orders: {rate: 10}
+          devices: {heartbeat: 500ms}
+        faults:
+          - {at: 1500ms, isolate: gateway, for: 2500ms}
+          - {at: 1500ms, isolate: iot-gateway, for: 2500ms}
+        """.write(toFile: scenario, atomically: true, encoding: .utf8)
+        for mode in ["simulation", "zmq"] {
+            let out = folder + "/" + mode
+            let result = try await runErp(["run", scenario, "--mode", mode, "--out", out])
+            let summary = try #require(FileManager.default.contents(atPath: out + "/summary.json").flatMap { try? JSONDecoder().decode(RunSummary.self, from: $0) },
+                                       "\(mode): no summary.json:\n\(result.output)")
+            #expect(result.status == 0, "\(mode): \(result.output)")
+            #expect(summary.invariantsPass, "\(mode): \(summary.violations)")
+            let before = try #require(summary.latency["orderPlacement (before faults)"], "\(mode): \(summary.latency.keys.sorted())")
+            let under = try #require(summary.latency["orderPlacement (under faults)"], "\(mode): \(summary.latency.keys.sorted())")
+            // (One sent just before the cut may wait for it to end: its answer is on the way back.)
+            #expect(before.p50 < 2_000, "\(mode): orders before the cut should be quick: \(before)")
+            // Not cut, the HTTP requests still waited for the gateway's own calls to get through:
+            // 3.1 s in zmq mode, under the bound (seen).
+            #expect(under.p50 >= 4_500, "\(mode): orders sent while the gateway is isolated should wait for the client's timeout: \(under)")
+            if mode == "zmq" {
+                let runnerLog = String(decoding: FileManager.default.contents(atPath: out + "/runner.log") ?? Data(), as: UTF8.self)
+                let line = try #require(runnerLog.split(separator: "\n").first { $0.contains("lost to isolations") }, "\(runnerLog)")
+                let counts = line.split(separator: ":").last!.split(separator: ",").map { $0.split(separator: " ") }
+                #expect(counts.map { String($0[0]) } == ["gateway", "iot-gateway"], "\(line)")
+                #expect(counts.allSatisfy { (Int($0[1]) ?? 0) > 0 }, "\(line)")
+            }
+        }
+    }
 }
