@@ -160,7 +160,9 @@ public struct PairedHistograms: Codable, Sendable, Hashable {
 /// of frees (fragmented arenas, one per thread that allocated) and gives back only when trimmed.
 public struct HeapUsage: Codable, Sendable, Hashable {
     /// Allocated and not yet freed: chunks in the arenas (`uordblks`) plus those mapped on their
-    /// own (`hblkhd`).
+    /// own (`hblkhd`). Chunks a living thread freed into its tcache count here too (up to about
+    /// 230 KB a thread, filled as rarer sizes are first freed; `scripts/mallinfo-tcache.c`), which
+    /// a heap profiler counts as freed.
     public var inUseBytes: Int
     /// Taken from the system: the arenas (`arena`) plus the mapped chunks.
     public var heldBytes: Int
