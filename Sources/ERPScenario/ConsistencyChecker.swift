@@ -183,13 +183,19 @@ public struct ConsistencyChecker {
                     violate("stock-conservation", "\(key): stocked by the fixtures (\(stocked[key]!)), but inventory has no row")
                 }
             }
-            // Sold units are the committed orders' and the vends' (sales), nothing else.
+            // Sold units are the committed orders' and the vends' (sales), nothing else. Each side
+            // is summed in one pass and joined to the stock rows: a sum per stock row scanned every
+            // reservation line once per row (60 rows × 7,738 lines took 35 ms; a catalogue of
+            // thousands of products and a million orders would have taken hours).
             for row in try Row.fetchAll(db, sql: """
-                SELECT s.shopId AS shopId, s.productId AS productId, s.sold AS sold,
-                  COALESCE((SELECT SUM(l.quantity) FROM reservation_line l JOIN reservation r ON r.orderId = l.orderId
-                            WHERE r.status = 'committed' AND r.shopId = s.shopId AND l.productId = s.productId), 0) AS ordered,
-                  COALESCE((SELECT SUM(quantity) FROM sale WHERE status = 'sold' AND shopId = s.shopId AND productId = s.productId), 0) AS vended
-                FROM stock s ORDER BY s.shopId, s.productId
+                SELECT s.shopId AS shopId, s.productId AS productId, s.sold AS sold, COALESCE(o.quantity, 0) AS ordered, COALESCE(v.quantity, 0) AS vended
+                FROM stock s
+                LEFT JOIN (SELECT r.shopId AS shopId, l.productId AS productId, SUM(l.quantity) AS quantity
+                           FROM reservation_line l JOIN reservation r ON r.orderId = l.orderId
+                           WHERE r.status = 'committed' GROUP BY r.shopId, l.productId) o ON o.shopId = s.shopId AND o.productId = s.productId
+                LEFT JOIN (SELECT shopId, productId, SUM(quantity) AS quantity FROM sale WHERE status = 'sold' GROUP BY shopId, productId) v
+                  ON v.shopId = s.shopId AND v.productId = s.productId
+                ORDER BY s.shopId, s.productId
                 """) where (row["sold"] as Int) != (row["ordered"] as Int) + (row["vended"] as Int) {
                 violate("stock-conservation", "\(row["shopId"] as String)/\(row["productId"] as String): sold \(row["sold"] as Int) ≠ committed orders \(row["ordered"] as Int) + vends \(row["vended"] as Int)")
             }

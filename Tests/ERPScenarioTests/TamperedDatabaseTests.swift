@@ -64,6 +64,19 @@ import Testing
         let caught = try await runErp(["check", overTaken])
         #expect(caught.status == 2 && caught.output.contains("FAIL  confirmed-order-stock-taken-cancelled-order-stock-released"), "\(caught.output)")
 
+        // A unit sold that no committed order or vend took (available moved to sold, so stock's
+        // own sums still hold).
+        let soldUnordered = try Self.tampered(dir + "/run", "sold-unordered", [("inventory-inventory.sqlite", """
+            UPDATE stock SET sold = sold + 1, available = available - 1 WHERE shopId = '\(shop)' AND productId = '\(product)';
+            """)])
+        let unordered = try Self.judge(soldUnordered)
+        #expect(unordered.invariants["stock-conservation"] == .fail)
+        let soldNow = try await DatabaseQueue(path: soldUnordered + "/inventory-inventory.sqlite").read { db in
+            try Int.fetchOne(db, sql: "SELECT sold FROM stock WHERE shopId = ? AND productId = ?", arguments: [shop, product])!
+        }
+        #expect(unordered.violations.contains { $0.example == "\(shop)/\(product): sold \(soldNow) ≠ committed orders \(soldNow - 1) + vends 0" },
+                "\(unordered.violations)")
+
         let fromNowhere = try Self.tampered(dir + "/run", "from-nowhere", [("inventory-inventory.sqlite", """
             UPDATE stock SET initial = initial + 5, available = available + 5 WHERE shopId = '\(shop)' AND productId = '\(product)';
             """), ("product-product.sqlite", "UPDATE availability SET units = units + 5 WHERE shopId = '\(shop)' AND productId = '\(product)'"),
