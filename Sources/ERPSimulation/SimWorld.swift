@@ -28,7 +28,8 @@ public enum SimStorage: Sendable, Hashable {
     /// dies between jobs, and a transaction runs inside one. Disk faults are refused.
     case memoryWithoutDiskFaults
     /// Ordinary files in the storage directory: a run whose databases outgrow memory (a million
-    /// orders). No disk faults.
+    /// orders). No disk faults; each database keeps its rollback journal in the connection's
+    /// memory, as `memoryWithoutDiskFaults` does.
     case files
 
     /// A short name for reports and benches: `memory-wal`, `memory-wal-power-loss`,

@@ -50,7 +50,8 @@ public struct Durability: Sendable, Hashable {
         /// A rollback journal in the connection's memory: a commit writes its pages into the file
         /// in place. A transaction still rolls back, but a process that dies inside a commit can
         /// leave the file torn; only for a simulated node, whose process dies between the jobs of
-        /// its executor (a transaction runs inside one job) and whose disk never fails.
+        /// its executor (a transaction runs inside one job) and whose disk never fails. (The erp
+        /// process itself killed inside a commit can leave such a file torn: its run is lost anyway.)
         case memory
     }
 
