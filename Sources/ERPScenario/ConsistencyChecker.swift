@@ -185,8 +185,8 @@ public struct ConsistencyChecker {
             }
             // Sold units are the committed orders' and the vends' (sales), nothing else. Each side
             // is summed in one pass and joined to the stock rows: a sum per stock row scanned every
-            // reservation line once per row (60 rows × 7,738 lines took 35 ms; a catalogue of
-            // thousands of products and a million orders would have taken hours).
+            // reservation line once per row: 1.66 s for 60 rows and 194,016 lines, against 0.5 s
+            // (2026-12-08), and growing with the rows times the lines, where this grows with each.
             for row in try Row.fetchAll(db, sql: """
                 SELECT s.shopId AS shopId, s.productId AS productId, s.sold AS sold, COALESCE(o.quantity, 0) AS ordered, COALESCE(v.quantity, 0) AS vended
                 FROM stock s

@@ -59,11 +59,7 @@ final class DeviceProtocolLink: DeviceLink, @unchecked Sendable {
     /// Sends one message and waits for its answer (the one naming its sequence; a late answer to an
     /// earlier message that timed out is skipped) until `deadline`.
     private func exchange(_ deviceId: String, sequence: Int64, _ body: [String: JSONValue], deadline: Timestamp) async throws -> DeviceReportAck {
-        if loses() {
-            let remaining = deadline - clock.now
-            if remaining > .zero { try await Task.sleep(for: remaining) }
-            throw RPCError.deadlineExceeded
-        }
+        if loses() { try await hearNothing(until: deadline, on: clock) }
         let socket = try await socket(of: deviceId)
         try await socket.send(frames: [Array(Self.version.utf8), try JSONCoding.encode(JSONValue.object(body)).map { $0 }])
         while true {

@@ -85,10 +85,16 @@ public struct HTTPOrderAPI: OrderAPI {
     /// A request or answer the cut lost: nothing is heard until the deadline.
     private func lost(until deadline: Timestamp) async throws -> Never {
         statuses?.add("lost (gateway isolated)")
-        let remaining = deadline - clock.now
-        if remaining > .zero { try await Task.sleep(for: remaining) }
-        throw RPCError.deadlineExceeded
+        try await hearNothing(until: deadline, on: clock)
     }
+}
+
+/// What a caller whose message a cut lost hears: nothing until its deadline. The workload's
+/// requests to an isolated gateway (`FaultPlan.losesWorkload`), over HTTP or the device protocol.
+func hearNothing(until deadline: Timestamp, on clock: SystemClock) async throws -> Never {
+    let remaining = deadline - clock.now
+    if remaining > .zero { try await Task.sleep(for: remaining) }
+    throw RPCError.deadlineExceeded
 }
 
 /// HTTP answers by status ("201", "429", …, "timeout", "no answer"). Thread safe.

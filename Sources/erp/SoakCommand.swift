@@ -64,7 +64,6 @@ struct Soak: AsyncParsableCommand {
     typealias Sample = SoakJudge.Sample
     typealias Interval = SoakJudge.Interval
     typealias Verdict = SoakJudge.Verdict
-    static var judgedSampleCountMin: Int { SoakJudge.judgedSampleCountMin }
 
     func run() async throws {
         guard let length = Duration(parsing: duration), length >= .seconds(10), length <= .seconds(86_400) else {
@@ -77,8 +76,8 @@ struct Soak: AsyncParsableCommand {
         // Samples are taken at 0, --every, 2 × --every … up to --duration; growth is judged by the
         // floors of two halves of those after the warm-up, so each half needs two.
         let judgedSamples = Int((length.seconds / interval.seconds).rounded(.down)) - Int((warm.seconds / interval.seconds).rounded(.up)) + 1
-        guard judgedSamples >= Self.judgedSampleCountMin else {
-            throw ValidationError("--duration \(duration), --warm-up \(warmUp) and --every \(every) leave \(judgedSamples) sample(s) after the warm-up; growth is judged by the lowest sample of each half of them, which takes at least \(Self.judgedSampleCountMin) (a longer --duration or a shorter --every)")
+        guard judgedSamples >= SoakJudge.judgedSampleCountMin else {
+            throw ValidationError("--duration \(duration), --warm-up \(warmUp) and --every \(every) leave \(judgedSamples) sample(s) after the warm-up; growth is judged by the lowest sample of each half of them, which takes at least \(SoakJudge.judgedSampleCountMin) (a longer --duration or a shorter --every)")
         }
         let target: Double
         if let rate {
@@ -211,7 +210,6 @@ struct Soak: AsyncParsableCommand {
             return Interval(index: index, orders: summary.count, p50: summary.p50, p99: summary.p99)
         }
     }
-
 
     /// What a soak writes to its folder per order, the databases and the services' logs together:
     /// 6.3 KB in a ten-minute soak at 250 orders/s (948 MB for 150,304 orders, 2026-12-07), rounded

@@ -29,13 +29,16 @@ import Testing
                         warmUp: 0, every: 10, load: 70, rate: rate, leaks: leaks)
     }
 
-    /// Order keeps 40 bytes an order (15 % in 4,000 orders over 1 MiB): a leak, and the verdict
-    /// names it with its bytes per order. The bus's heap grew 20 % in a step of 20 KB, 5 bytes an
-    /// order: not a leak, though the old rule (per cent alone) failed it.
+    /// Order keeps 40 bytes an order (15 % in 4,000 orders over 1 MiB); the bus's heap grows 20 %
+    /// in a step of 20 KB, 5 bytes an order.
+    static let orderLeaksBusSteps: @Sendable (Double) -> [String: Int] = { t in
+        ["order": 1_048_576 + Int(40 * rate * t), "bus": t >= 30 ? 120_000 : 100_000]
+    }
+
+    /// Order's is a leak, and the verdict names it with its bytes per order. The bus's is not,
+    /// though the old rule (per cent alone) failed it.
     @Test func theJudgeAppliesTheLeakRuleToEachHeap() {
-        let verdict = Self.judge { t in
-            ["order": 1_048_576 + Int(40 * Self.rate * t), "bus": t >= 30 ? 120_000 : 100_000]
-        }
+        let verdict = Self.judge(Self.orderLeaksBusSteps)
         #expect(!verdict.pass)
         #expect(verdict.failures.count == 1, "\(verdict.failures)")
         #expect(verdict.failures.first?.hasPrefix("order: its heap in use besides SQLite's grew 15.3 %") == true, "\(verdict.failures)")
@@ -49,9 +52,8 @@ import Testing
     /// The same series pass when the rule allows 50 bytes an order, and both fail when it allows
     /// none (per cent alone): the bound given on the command line is the one applied.
     @Test func theBoundGivenIsTheOneApplied() {
-        let heaps: (Double) -> [String: Int] = { t in ["order": 1_048_576 + Int(40 * Self.rate * t), "bus": t >= 30 ? 120_000 : 100_000] }
-        #expect(Self.judge(heaps, leaks: LeakRule(bytesPerOrderMax: 50)).pass)
-        let strict = Self.judge(heaps, leaks: LeakRule(bytesPerOrderMax: 0))
+        #expect(Self.judge(Self.orderLeaksBusSteps, leaks: LeakRule(bytesPerOrderMax: 50)).pass)
+        let strict = Self.judge(Self.orderLeaksBusSteps, leaks: LeakRule(bytesPerOrderMax: 0))
         #expect(strict.failures.map { $0.prefix(while: { $0 != ":" }) }.sorted() == ["bus", "order"])
     }
 
